@@ -1,0 +1,2 @@
+//! `parlor-bot`: a headless Parlor client.
+fn main() {}

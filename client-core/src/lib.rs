@@ -1,0 +1,1 @@
+//! Parlor's client engine.

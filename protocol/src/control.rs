@@ -1,0 +1,394 @@
+//! Control messages: the JSON objects carried in length-prefixed frames over TCP.
+//!
+//! One enum, [`ControlMessage`], covers both directions. It is internally tagged by a
+//! `"type"` field whose value is the variant's name in SCREAMING_SNAKE_CASE, e.g.
+//! `{"type":"JOIN_REQUEST","code":"123456","display_name":"Ada"}`. Every message and the
+//! direction it travels in is listed, with an example, in `docs/protocol.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// A participant's id inside one meeting. The same number is the participant's
+/// `sender_id` in every UDP media packet it sends.
+pub type ParticipantId = u32;
+
+/// A meeting code: exactly six ASCII digits.
+pub type MeetingCode = String;
+
+/// Maximum length of a chat message, in characters (Unicode scalar values).
+pub const MAX_CHAT_CHARS: usize = 4000;
+
+/// Maximum length of a display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// Returns true if `code` is six ASCII digits.
+pub fn is_valid_meeting_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Someone in a meeting, as the roster shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub id: ParticipantId,
+    pub display_name: String,
+    pub is_host: bool,
+    pub mic_on: bool,
+    pub camera_on: bool,
+    pub speaking: bool,
+    /// Server time (ms since the Unix epoch) at which the participant was admitted.
+    pub joined_at_ms: u64,
+}
+
+/// One chat message as the relay stamped it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Strictly increasing within a meeting; the order everyone sees.
+    pub id: u64,
+    pub sender_id: ParticipantId,
+    pub sender_name: String,
+    pub text: String,
+    /// Server time (ms since the Unix epoch) at which the relay accepted the message.
+    pub timestamp_ms: u64,
+    /// The sender's own id for the message, echoed so it can match its pending copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<u64>,
+    /// Set when the message announces a file that can be downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
+}
+
+/// A file spooled on the relay, ready to download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub file_id: u64,
+    /// Display name, sanitized by the relay (no path separators, no `..`, no control chars).
+    pub name: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the whole file, verified by the relay.
+    pub sha256: String,
+    pub sender_id: ParticipantId,
+    pub sender_name: String,
+}
+
+/// Everything a participant needs the moment it is admitted (or creates a meeting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingWelcome {
+    pub code: MeetingCode,
+    /// This participant's id, also its UDP `sender_id`.
+    pub participant_id: ParticipantId,
+    /// Secret the client puts in its UDP keepalives so the relay learns its address.
+    pub media_token: u64,
+    /// Secret that authorizes this participant's file-transfer connections.
+    pub session_token: String,
+    pub host_id: ParticipantId,
+    /// Everyone in the meeting, this participant included.
+    pub roster: Vec<Participant>,
+    /// The most recent chat messages (up to 200), oldest first.
+    pub chat_history: Vec<ChatMessage>,
+}
+
+/// Why a participant left the roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LeaveReason {
+    /// Sent `LEAVE`.
+    Left,
+    /// Its TCP connection closed.
+    Disconnected,
+    /// Nothing heard from it for the liveness timeout.
+    TimedOut,
+    /// The host removed it.
+    Removed,
+}
+
+/// Why a join request did not lead into the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JoinRefusal {
+    /// The host denied it.
+    Denied,
+    /// Nobody answered before the knock expired.
+    Expired,
+    /// The meeting ended while the joiner waited.
+    MeetingEnded,
+    /// The meeting is at its participant limit.
+    MeetingFull,
+}
+
+/// Why a knock disappeared from the host's queue without the host answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KnockWithdrawal {
+    /// The joiner cancelled.
+    Cancelled,
+    /// The knock expired.
+    Expired,
+    /// The joiner's connection closed.
+    Disconnected,
+    /// Another host answered it (after a host change).
+    Answered,
+}
+
+/// Machine-readable error codes carried by [`ControlMessage::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The frame could not be parsed as a control message.
+    MalformedMessage,
+    /// The peer speaks another protocol version.
+    UnsupportedVersion,
+    /// A message arrived that is not allowed in the sender's current state.
+    InvalidState,
+    /// No live meeting has this code.
+    UnknownMeeting,
+    /// The code is not six digits.
+    InvalidCode,
+    /// Only the host may do this.
+    NotHost,
+    /// The referenced participant or knock does not exist.
+    UnknownParticipant,
+    /// The meeting is at its participant limit.
+    MeetingFull,
+    /// A chat message exceeds [`MAX_CHAT_CHARS`].
+    ChatTooLong,
+    /// A display name is empty or too long.
+    InvalidName,
+    /// A file exceeds the relay's size limit.
+    FileTooLarge,
+    /// The referenced file does not exist (or its meeting ended).
+    UnknownFile,
+    /// The uploaded bytes do not match the announced SHA-256.
+    HashMismatch,
+    /// The session token is not valid.
+    Unauthorized,
+    /// The relay is out of a resource (disk, connections, live meetings).
+    ServerBusy,
+    /// Anything else; see the message text.
+    Internal,
+}
+
+/// Every message on a control connection (and the handshake of a file connection).
+///
+/// Direction is noted on each variant: C→R is client to relay, R→C relay to client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ControlMessage {
+    /// C→R, first message on a control connection.
+    Hello { protocol_version: u16, client_name: String },
+    /// R→C, answer to `HELLO`: the UDP port the client sends media to.
+    Welcome { protocol_version: u16, udp_port: u16, server_name: String },
+
+    /// C→R: start a new meeting with the sender as host.
+    CreateMeeting { display_name: String },
+    /// C→R: ask to join the meeting with this code.
+    JoinRequest { code: MeetingCode, display_name: String },
+    /// R→C: the joiner is in the waiting room; the host has been asked.
+    Waiting { code: MeetingCode, request_id: u64 },
+    /// C→R: the joiner leaves the waiting room.
+    CancelJoin,
+    /// R→C (host): someone asks to join. Knocks queue; each is answered by id.
+    Knock { request_id: u64, display_name: String },
+    /// R→C (host): a knock went away unanswered.
+    KnockWithdrawn { request_id: u64, reason: KnockWithdrawal },
+    /// C→R (host): let the knocker in.
+    Admit { request_id: u64 },
+    /// C→R (host): refuse the knocker.
+    Deny { request_id: u64 },
+    /// R→C (joiner): the join did not happen, and why.
+    JoinRefused { reason: JoinRefusal },
+    /// R→C: the sender is in the meeting (after create or admission).
+    Joined(MeetingWelcome),
+
+    /// R→C: someone joined.
+    ParticipantJoined { participant: Participant },
+    /// R→C: someone left.
+    ParticipantLeft { participant_id: ParticipantId, reason: LeaveReason },
+    /// R→C: someone's mic, camera or speaking state changed.
+    ParticipantUpdated { participant: Participant },
+    /// C→R: the sender's own media state.
+    MediaState { mic_on: bool, camera_on: bool, speaking: bool },
+    /// R→C: the host role moved.
+    HostChanged { host_id: ParticipantId },
+    /// C→R (host): remove a participant.
+    RemoveParticipant { participant_id: ParticipantId },
+    /// R→C: the receiver was removed by the host; its connection closes after this.
+    Removed,
+
+    /// C→R: send a chat message.
+    ChatSend {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<u64>,
+    },
+    /// R→C: a chat message, stamped by the relay, in the one order everyone sees.
+    Chat { message: ChatMessage },
+
+    /// C→R, first message on a file connection: upload a file.
+    FileUpload { session_token: String, name: String, size: u64, sha256: String },
+    /// R→C: the upload may start; chunks go as binary frames (see [`crate::file`]).
+    FileUploadReady { file_id: u64, chunk_size: u32 },
+    /// R→C: all bytes arrived and the hash matched; the file is offered in chat.
+    FileUploadComplete { file_id: u64 },
+    /// C→R, first message on a file connection: download a file from `offset`.
+    FileDownload { session_token: String, file_id: u64, offset: u64 },
+    /// R→C: the download starts at `offset`; chunks follow as binary frames.
+    FileDownloadReady { file: FileInfo, offset: u64, chunk_size: u32 },
+    /// R→C (everyone in the meeting): progress of an upload in progress.
+    FileProgress { file_id: u64, name: String, sender_id: ParticipantId, bytes: u64, size: u64 },
+    /// R→C: a file is offered to the meeting (also carried in the matching `CHAT`).
+    FileOffer { file: FileInfo },
+
+    /// C→R: the client's periodic stats, for the relay's logs and for thinning decisions.
+    StatsReport { report: StatsReport },
+
+    /// Either direction: liveness probe. The peer answers with `PONG` carrying the same nonce.
+    Ping { nonce: u64 },
+    /// Either direction: answer to `PING`.
+    Pong { nonce: u64 },
+    /// C→R: leave the meeting.
+    Leave,
+    /// R→C: the request (or the frame) failed; the connection stays open unless noted.
+    Error { code: ErrorCode, message: String },
+}
+
+/// A client's summary of its last stats interval, sent once every few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    pub rtt_ms: f64,
+    /// Loss fraction 0..=1 of media received by this client, over the interval.
+    pub loss: f64,
+    pub jitter_ms: f64,
+    pub fps_sent: f64,
+    pub fps_received: f64,
+    pub bitrate_in_kbps: f64,
+    pub bitrate_out_kbps: f64,
+    /// Index on the quality ladder (0 = 144p … 3 = 480p).
+    pub quality_level: u8,
+}
+
+impl ControlMessage {
+    /// The wire name of this message (the value of its `"type"` field).
+    pub fn type_name(&self) -> &'static str {
+        use ControlMessage::*;
+        match self {
+            Hello { .. } => "HELLO",
+            Welcome { .. } => "WELCOME",
+            CreateMeeting { .. } => "CREATE_MEETING",
+            JoinRequest { .. } => "JOIN_REQUEST",
+            Waiting { .. } => "WAITING",
+            CancelJoin => "CANCEL_JOIN",
+            Knock { .. } => "KNOCK",
+            KnockWithdrawn { .. } => "KNOCK_WITHDRAWN",
+            Admit { .. } => "ADMIT",
+            Deny { .. } => "DENY",
+            JoinRefused { .. } => "JOIN_REFUSED",
+            Joined(_) => "JOINED",
+            ParticipantJoined { .. } => "PARTICIPANT_JOINED",
+            ParticipantLeft { .. } => "PARTICIPANT_LEFT",
+            ParticipantUpdated { .. } => "PARTICIPANT_UPDATED",
+            MediaState { .. } => "MEDIA_STATE",
+            HostChanged { .. } => "HOST_CHANGED",
+            RemoveParticipant { .. } => "REMOVE_PARTICIPANT",
+            Removed => "REMOVED",
+            ChatSend { .. } => "CHAT_SEND",
+            Chat { .. } => "CHAT",
+            FileUpload { .. } => "FILE_UPLOAD",
+            FileUploadReady { .. } => "FILE_UPLOAD_READY",
+            FileUploadComplete { .. } => "FILE_UPLOAD_COMPLETE",
+            FileDownload { .. } => "FILE_DOWNLOAD",
+            FileDownloadReady { .. } => "FILE_DOWNLOAD_READY",
+            FileProgress { .. } => "FILE_PROGRESS",
+            FileOffer { .. } => "FILE_OFFER",
+            StatsReport { .. } => "STATS_REPORT",
+            Ping { .. } => "PING",
+            Pong { .. } => "PONG",
+            Leave => "LEAVE",
+            Error { .. } => "ERROR",
+        }
+    }
+
+    /// Shorthand for an `ERROR` message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ControlMessage::Error { code, message: message.into() }
+    }
+
+    /// Serializes to the JSON payload of a frame.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialization of these plain types cannot fail: no maps with non-string keys,
+        // no custom serializers.
+        serde_json::to_vec(self).expect("control messages always serialize")
+    }
+
+    /// Parses the JSON payload of a frame.
+    pub fn from_json(payload: &[u8]) -> Result<Self, crate::FrameError> {
+        let text = std::str::from_utf8(payload).map_err(|_| crate::FrameError::NotUtf8)?;
+        serde_json::from_str(text).map_err(|e| crate::FrameError::InvalidJson(e.to_string()))
+    }
+}
+
+/// Makes a display name or file name safe to show: strips control characters and path
+/// separators, collapses `..`, trims whitespace and bounds the length.
+/// Returns `None` if nothing printable is left.
+pub fn sanitize_display_text(raw: &str, max_chars: usize) -> Option<String> {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    let mut cleaned = cleaned.trim().to_string();
+    while cleaned.contains("..") {
+        cleaned = cleaned.replace("..", ".");
+    }
+    let cleaned: String = cleaned.trim_matches('.').trim().chars().take(max_chars).collect();
+    if cleaned.is_empty() {
+        None
+    } else {
+        Some(cleaned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_tag_is_screaming_snake_case() {
+        let msg = ControlMessage::JoinRequest { code: "123456".into(), display_name: "Ada".into() };
+        let json: serde_json::Value = serde_json::from_slice(&msg.to_json()).unwrap();
+        assert_eq!(json["type"], "JOIN_REQUEST");
+        assert_eq!(json["code"], "123456");
+        assert_eq!(msg.type_name(), "JOIN_REQUEST");
+    }
+
+    #[test]
+    fn unit_variants_are_objects_with_only_a_type() {
+        let json = String::from_utf8(ControlMessage::Leave.to_json()).unwrap();
+        assert_eq!(json, r#"{"type":"LEAVE"}"#);
+        assert_eq!(ControlMessage::from_json(br#"{"type":"CANCEL_JOIN"}"#).unwrap(), ControlMessage::CancelJoin);
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        assert!(ControlMessage::from_json(br#"{"type":"NOPE"}"#).is_err());
+        assert!(ControlMessage::from_json(br#"{"code":"1"}"#).is_err());
+    }
+
+    #[test]
+    fn meeting_code_validation() {
+        assert!(is_valid_meeting_code("012345"));
+        assert!(!is_valid_meeting_code("12345"));
+        assert!(!is_valid_meeting_code("12345a"));
+        assert!(!is_valid_meeting_code("１２３４５６"));
+    }
+
+    #[test]
+    fn sanitize_strips_paths_and_control_chars() {
+        assert_eq!(sanitize_display_text("../../etc/passwd", 255).unwrap(), "_._etc_passwd");
+        assert_eq!(sanitize_display_text("a\u{0}b\nc.txt", 255).unwrap(), "abc.txt");
+        assert_eq!(sanitize_display_text("C:\\x\\y.png", 255).unwrap(), "C:_x_y.png");
+        assert_eq!(sanitize_display_text("....", 255), None);
+        assert_eq!(sanitize_display_text("  \t ", 255), None);
+        assert_eq!(sanitize_display_text("abcdef", 3).unwrap(), "abc");
+        let s = sanitize_display_text("x/../../y", 255).unwrap();
+        assert!(!s.contains("..") && !s.contains('/'));
+    }
+}

@@ -1,0 +1,26 @@
+//! Parlor's wire formats and its sans-IO algorithms.
+//!
+//! This crate never touches a socket, never spawns a thread and **never reads the clock**:
+//! every method that depends on time takes `now: Instant` from its caller. That makes every
+//! algorithm here (congestion window, jitter buffer, frame reassembly, estimators, quality
+//! adaptation) deterministic and testable with a simulated clock.
+//!
+//! - [`control`]: the JSON control messages exchanged over TCP.
+//! - [`framing`]: the 4-byte big-endian length prefix around each TCP frame.
+//! - [`media`]: the binary UDP media packets.
+//! - [`file`]: the binary chunk/ACK frames of a file-transfer connection.
+//!
+//! The wire format is documented for implementers in `docs/protocol.md`.
+
+pub mod control;
+pub mod file;
+pub mod framing;
+pub mod media;
+
+pub use control::ControlMessage;
+pub use framing::{FrameCodec, FrameError};
+pub use media::{MediaPacket, PacketError};
+
+/// Version of the control and media protocol. A relay refuses a client whose `HELLO`
+/// carries another major version.
+pub const PROTOCOL_VERSION: u16 = 1;

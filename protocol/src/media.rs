@@ -1,0 +1,513 @@
+//! UDP media packets: a fixed big-endian binary header and, for video and audio, a payload.
+//!
+//! Every packet starts with the same 8-byte common header:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 2 | magic `"PR"` (0x50 0x52) |
+//! | 2 | 1 | version (1) |
+//! | 3 | 1 | kind ([`PacketKind`]) |
+//! | 4 | 4 | sender id (0 = the relay) |
+//!
+//! followed by a kind-specific header (see `docs/protocol.md` for the byte tables).
+//! Decoding borrows the payload from the datagram and never allocates, so a relay can look
+//! at a packet and forward the very same bytes. Every length is checked against the buffer
+//! and decoding never panics.
+
+use thiserror::Error;
+
+/// First two bytes of every media packet.
+pub const MAGIC: [u8; 2] = *b"PR";
+/// Media packet format version.
+pub const MEDIA_VERSION: u8 = 1;
+/// Largest datagram Parlor sends; fits an IPv4/IPv6 path MTU of 1280 with room for headers.
+pub const MAX_DATAGRAM_LEN: usize = 1200;
+/// Length of the header shared by every kind.
+pub const COMMON_HEADER_LEN: usize = 8;
+/// Length of a video fragment's header, common header included.
+pub const VIDEO_HEADER_LEN: usize = COMMON_HEADER_LEN + 26;
+/// Length of an audio packet's header, common header included.
+pub const AUDIO_HEADER_LEN: usize = COMMON_HEADER_LEN + 19;
+/// Largest JPEG slice carried by one video fragment.
+pub const MAX_VIDEO_FRAGMENT_PAYLOAD: usize = MAX_DATAGRAM_LEN - VIDEO_HEADER_LEN;
+/// Sender id the relay uses for packets it originates (RTT replies, receiver reports).
+pub const RELAY_SENDER_ID: u32 = 0;
+
+/// The kind byte of a media packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PacketKind {
+    VideoFragment = 1,
+    Audio = 2,
+    RttRequest = 3,
+    RttReply = 4,
+    ReceiverReport = 5,
+    Keepalive = 6,
+}
+
+impl PacketKind {
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::VideoFragment,
+            2 => Self::Audio,
+            3 => Self::RttRequest,
+            4 => Self::RttReply,
+            5 => Self::ReceiverReport,
+            6 => Self::Keepalive,
+            _ => return None,
+        })
+    }
+}
+
+/// Which of a sender's streams a receiver report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MediaKind {
+    Video = 1,
+    Audio = 2,
+}
+
+impl MediaKind {
+    pub fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Video),
+            2 => Some(Self::Audio),
+            _ => None,
+        }
+    }
+}
+
+/// Why a datagram is not a valid media packet. Used as the reason label when counting drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+pub enum PacketError {
+    #[error("datagram shorter than its header")]
+    TooShort,
+    #[error("bad magic")]
+    BadMagic,
+    #[error("unsupported version {0}")]
+    UnsupportedVersion(u8),
+    #[error("unknown packet kind {0}")]
+    UnknownKind(u8),
+    #[error("payload length does not match the datagram")]
+    LengthMismatch,
+    #[error("invalid field value")]
+    InvalidField,
+    #[error("output buffer too small")]
+    BufferTooSmall,
+}
+
+/// Header of one video fragment: a slice of one JPEG frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoHeader {
+    /// Increases by one per frame the sender encodes.
+    pub frame_id: u32,
+    /// Sender's capture time, µs since the Unix epoch.
+    pub capture_ts_us: u64,
+    /// Increases by one per video packet the sender sends (for loss and jitter).
+    pub seq: u32,
+    pub width: u16,
+    pub height: u16,
+    /// Position of this fragment in the frame, `0..frag_count`.
+    pub frag_index: u16,
+    /// Number of fragments in the frame, at least 1.
+    pub frag_count: u16,
+}
+
+/// Header of one audio packet: 20 ms of signed 16-bit big-endian PCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioHeader {
+    /// Increases by one per audio frame.
+    pub seq: u32,
+    /// Sender's capture time, µs since the Unix epoch.
+    pub capture_ts_us: u64,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+/// Body of an RTT echo request or reply. The relay copies the request's fields into its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RttEcho {
+    pub echo_id: u32,
+    /// Requester's clock when it sent the request, µs. Opaque to the relay.
+    pub sent_ts_us: u64,
+}
+
+/// What a receiver (or the relay) observed on one of a sender's streams over the last interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverReport {
+    /// The sender whose stream this report is about.
+    pub source_id: u32,
+    pub media: MediaKind,
+    /// Fraction of packets lost in the interval, in thousandths (0..=1000).
+    pub loss_permille: u16,
+    /// Highest sequence number received so far.
+    pub highest_seq: u32,
+    /// Packets lost since the stream started.
+    pub cumulative_lost: u32,
+    /// RFC 3550 interarrival jitter, µs.
+    pub jitter_us: u32,
+}
+
+/// A decoded media packet. Payloads borrow from the datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaPacket<'a> {
+    VideoFragment { sender_id: u32, header: VideoHeader, payload: &'a [u8] },
+    Audio { sender_id: u32, header: AudioHeader, payload: &'a [u8] },
+    RttRequest { sender_id: u32, echo: RttEcho },
+    RttReply { sender_id: u32, echo: RttEcho },
+    ReceiverReport { sender_id: u32, report: ReceiverReport },
+    /// Tells the relay where this participant's media comes from; carries the
+    /// `media_token` handed out over TCP.
+    Keepalive { sender_id: u32, media_token: u64 },
+}
+
+/// Reads big-endian fields with bounds checks; every read returns `TooShort` past the end.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PacketError> {
+        let end = self.pos.checked_add(n).ok_or(PacketError::TooShort)?;
+        let s = self.buf.get(self.pos..end).ok_or(PacketError::TooShort)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, PacketError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, PacketError> {
+        let s = self.take(2)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, PacketError> {
+        let s = self.take(4)?;
+        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, PacketError> {
+        let s = self.take(8)?;
+        let mut b = [0u8; 8];
+        b.copy_from_slice(s);
+        Ok(u64::from_be_bytes(b))
+    }
+    fn rest(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+}
+
+/// Writes big-endian fields into a fixed slice whose size was checked up front.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+}
+
+/// Reads only the common header: the packet's kind and sender id. Cheap enough for the
+/// relay's hot path.
+pub fn peek_header(buf: &[u8]) -> Result<(PacketKind, u32), PacketError> {
+    if buf.len() < COMMON_HEADER_LEN {
+        return Err(PacketError::TooShort);
+    }
+    if buf[0..2] != MAGIC {
+        return Err(PacketError::BadMagic);
+    }
+    if buf[2] != MEDIA_VERSION {
+        return Err(PacketError::UnsupportedVersion(buf[2]));
+    }
+    let kind = PacketKind::from_u8(buf[3]).ok_or(PacketError::UnknownKind(buf[3]))?;
+    let sender_id = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    Ok((kind, sender_id))
+}
+
+impl<'a> MediaPacket<'a> {
+    /// Decodes a datagram. Never panics; never allocates.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, PacketError> {
+        let (kind, sender_id) = peek_header(buf)?;
+        let mut r = Reader { buf, pos: COMMON_HEADER_LEN };
+        let packet = match kind {
+            PacketKind::VideoFragment => {
+                let header = VideoHeader {
+                    frame_id: r.u32()?,
+                    capture_ts_us: r.u64()?,
+                    seq: r.u32()?,
+                    width: r.u16()?,
+                    height: r.u16()?,
+                    frag_index: r.u16()?,
+                    frag_count: r.u16()?,
+                };
+                let len = r.u16()? as usize;
+                if header.frag_count == 0 || header.frag_index >= header.frag_count {
+                    return Err(PacketError::InvalidField);
+                }
+                if len != r.rest() {
+                    return Err(PacketError::LengthMismatch);
+                }
+                MediaPacket::VideoFragment { sender_id, header, payload: r.take(len)? }
+            }
+            PacketKind::Audio => {
+                let header = AudioHeader {
+                    seq: r.u32()?,
+                    capture_ts_us: r.u64()?,
+                    sample_rate: r.u32()?,
+                    channels: r.u8()?,
+                };
+                let len = r.u16()? as usize;
+                if header.channels == 0 || header.sample_rate == 0 {
+                    return Err(PacketError::InvalidField);
+                }
+                if len != r.rest() || len % (2 * header.channels as usize) != 0 {
+                    return Err(PacketError::LengthMismatch);
+                }
+                MediaPacket::Audio { sender_id, header, payload: r.take(len)? }
+            }
+            PacketKind::RttRequest | PacketKind::RttReply => {
+                let echo = RttEcho { echo_id: r.u32()?, sent_ts_us: r.u64()? };
+                if kind == PacketKind::RttRequest {
+                    MediaPacket::RttRequest { sender_id, echo }
+                } else {
+                    MediaPacket::RttReply { sender_id, echo }
+                }
+            }
+            PacketKind::ReceiverReport => {
+                let source_id = r.u32()?;
+                let media = MediaKind::from_u8(r.u8()?).ok_or(PacketError::InvalidField)?;
+                let report = ReceiverReport {
+                    source_id,
+                    media,
+                    loss_permille: r.u16()?,
+                    highest_seq: r.u32()?,
+                    cumulative_lost: r.u32()?,
+                    jitter_us: r.u32()?,
+                };
+                if report.loss_permille > 1000 {
+                    return Err(PacketError::InvalidField);
+                }
+                MediaPacket::ReceiverReport { sender_id, report }
+            }
+            PacketKind::Keepalive => MediaPacket::Keepalive { sender_id, media_token: r.u64()? },
+        };
+        if r.rest() != 0 {
+            return Err(PacketError::LengthMismatch);
+        }
+        Ok(packet)
+    }
+
+    pub fn kind(&self) -> PacketKind {
+        match self {
+            MediaPacket::VideoFragment { .. } => PacketKind::VideoFragment,
+            MediaPacket::Audio { .. } => PacketKind::Audio,
+            MediaPacket::RttRequest { .. } => PacketKind::RttRequest,
+            MediaPacket::RttReply { .. } => PacketKind::RttReply,
+            MediaPacket::ReceiverReport { .. } => PacketKind::ReceiverReport,
+            MediaPacket::Keepalive { .. } => PacketKind::Keepalive,
+        }
+    }
+
+    pub fn sender_id(&self) -> u32 {
+        match *self {
+            MediaPacket::VideoFragment { sender_id, .. }
+            | MediaPacket::Audio { sender_id, .. }
+            | MediaPacket::RttRequest { sender_id, .. }
+            | MediaPacket::RttReply { sender_id, .. }
+            | MediaPacket::ReceiverReport { sender_id, .. }
+            | MediaPacket::Keepalive { sender_id, .. } => sender_id,
+        }
+    }
+
+    /// Number of bytes [`encode_into`](Self::encode_into) writes.
+    pub fn encoded_len(&self) -> usize {
+        COMMON_HEADER_LEN
+            + match self {
+                MediaPacket::VideoFragment { payload, .. } => VIDEO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
+                MediaPacket::Audio { payload, .. } => AUDIO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
+                MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } => 12,
+                MediaPacket::ReceiverReport { .. } => 19,
+                MediaPacket::Keepalive { .. } => 8,
+            }
+    }
+
+    /// Writes the packet at the start of `out` and returns its length. Fails (writing
+    /// nothing) if `out` is too small or a payload does not fit its 16-bit length field.
+    pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, PacketError> {
+        let len = self.encoded_len();
+        if out.len() < len {
+            return Err(PacketError::BufferTooSmall);
+        }
+        let mut w = Writer { buf: out, pos: 0 };
+        w.put(&MAGIC);
+        w.put(&[MEDIA_VERSION, self.kind() as u8]);
+        w.put(&self.sender_id().to_be_bytes());
+        match self {
+            MediaPacket::VideoFragment { header: h, payload, .. } => {
+                let plen = u16::try_from(payload.len()).map_err(|_| PacketError::InvalidField)?;
+                if h.frag_count == 0 || h.frag_index >= h.frag_count {
+                    return Err(PacketError::InvalidField);
+                }
+                w.put(&h.frame_id.to_be_bytes());
+                w.put(&h.capture_ts_us.to_be_bytes());
+                w.put(&h.seq.to_be_bytes());
+                w.put(&h.width.to_be_bytes());
+                w.put(&h.height.to_be_bytes());
+                w.put(&h.frag_index.to_be_bytes());
+                w.put(&h.frag_count.to_be_bytes());
+                w.put(&plen.to_be_bytes());
+                w.put(payload);
+            }
+            MediaPacket::Audio { header: h, payload, .. } => {
+                let plen = u16::try_from(payload.len()).map_err(|_| PacketError::InvalidField)?;
+                w.put(&h.seq.to_be_bytes());
+                w.put(&h.capture_ts_us.to_be_bytes());
+                w.put(&h.sample_rate.to_be_bytes());
+                w.put(&[h.channels]);
+                w.put(&plen.to_be_bytes());
+                w.put(payload);
+            }
+            MediaPacket::RttRequest { echo, .. } | MediaPacket::RttReply { echo, .. } => {
+                w.put(&echo.echo_id.to_be_bytes());
+                w.put(&echo.sent_ts_us.to_be_bytes());
+            }
+            MediaPacket::ReceiverReport { report: r, .. } => {
+                w.put(&r.source_id.to_be_bytes());
+                w.put(&[r.media as u8]);
+                w.put(&r.loss_permille.to_be_bytes());
+                w.put(&r.highest_seq.to_be_bytes());
+                w.put(&r.cumulative_lost.to_be_bytes());
+                w.put(&r.jitter_us.to_be_bytes());
+            }
+            MediaPacket::Keepalive { media_token, .. } => w.put(&media_token.to_be_bytes()),
+        }
+        debug_assert_eq!(w.pos, len);
+        Ok(len)
+    }
+
+    /// Encodes into a new `Vec` (convenient in tests and off the hot path).
+    pub fn to_vec(&self) -> Result<Vec<u8>, PacketError> {
+        let mut v = vec![0u8; self.encoded_len()];
+        self.encode_into(&mut v)?;
+        Ok(v)
+    }
+}
+
+/// Number of fragments a JPEG of `len` bytes is split into.
+pub fn fragment_count(len: usize) -> usize {
+    len.div_ceil(MAX_VIDEO_FRAGMENT_PAYLOAD).max(1)
+}
+
+/// What every fragment of one video frame shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFrameMeta {
+    pub sender_id: u32,
+    pub frame_id: u32,
+    pub capture_ts_us: u64,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// Splits one encoded frame into video fragments, each fitting [`MAX_DATAGRAM_LEN`], writing
+/// each datagram into `out` (reused between calls) and handing it to `emit`. Sequence numbers
+/// start at `*next_seq`, which is advanced. Returns the number of fragments, or an error if
+/// the frame is too large for 65535 fragments.
+pub fn fragment_frame(
+    meta: VideoFrameMeta,
+    jpeg: &[u8],
+    next_seq: &mut u32,
+    out: &mut [u8; MAX_DATAGRAM_LEN],
+    mut emit: impl FnMut(&[u8]),
+) -> Result<usize, PacketError> {
+    let VideoFrameMeta { sender_id, frame_id, capture_ts_us, width, height } = meta;
+    let count = fragment_count(jpeg.len());
+    let frag_count = u16::try_from(count).map_err(|_| PacketError::InvalidField)?;
+    let mut chunks = jpeg.chunks(MAX_VIDEO_FRAGMENT_PAYLOAD);
+    for frag_index in 0..frag_count {
+        let payload = chunks.next().unwrap_or(&[]);
+        let packet = MediaPacket::VideoFragment {
+            sender_id,
+            header: VideoHeader { frame_id, capture_ts_us, seq: *next_seq, width, height, frag_index, frag_count },
+            payload,
+        };
+        let len = packet.encode_into(out)?;
+        *next_seq = next_seq.wrapping_add(1);
+        emit(&out[..len]);
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_header_layout_is_big_endian() {
+        let payload = [9u8; 3];
+        let p = MediaPacket::VideoFragment {
+            sender_id: 0x01020304,
+            header: VideoHeader {
+                frame_id: 5,
+                capture_ts_us: 6,
+                seq: 7,
+                width: 854,
+                height: 480,
+                frag_index: 1,
+                frag_count: 2,
+            },
+            payload: &payload,
+        };
+        let bytes = p.to_vec().unwrap();
+        assert_eq!(&bytes[0..8], &[b'P', b'R', 1, 1, 1, 2, 3, 4]);
+        assert_eq!(&bytes[8..12], &5u32.to_be_bytes());
+        assert_eq!(&bytes[24..26], &854u16.to_be_bytes());
+        assert_eq!(bytes.len(), VIDEO_HEADER_LEN + 3);
+        assert_eq!(MediaPacket::decode(&bytes).unwrap(), p);
+    }
+
+    #[test]
+    fn fragments_fit_a_datagram_and_cover_the_frame() {
+        let jpeg: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let mut seq = u32::MAX - 1;
+        let mut out = [0u8; MAX_DATAGRAM_LEN];
+        let mut rebuilt = Vec::new();
+        let mut n = 0;
+        let meta = VideoFrameMeta { sender_id: 3, frame_id: 9, capture_ts_us: 1, width: 854, height: 480 };
+        let count = fragment_frame(meta, &jpeg, &mut seq, &mut out, |d| {
+            assert!(d.len() <= MAX_DATAGRAM_LEN);
+            match MediaPacket::decode(d).unwrap() {
+                MediaPacket::VideoFragment { header, payload, .. } => {
+                    assert_eq!(header.frag_index as usize, n);
+                    rebuilt.extend_from_slice(payload);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(count, fragment_count(jpeg.len()));
+        assert_eq!(n, count);
+        assert_eq!(rebuilt, jpeg);
+        assert_eq!(seq, (u32::MAX - 1).wrapping_add(count as u32), "seq wraps");
+    }
+
+    #[test]
+    fn rejects_bad_lengths_and_fields() {
+        let audio = MediaPacket::Audio {
+            sender_id: 1,
+            header: AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16000, channels: 1 },
+            payload: &[0u8; 640],
+        };
+        let mut bytes = audio.to_vec().unwrap();
+        assert!(MediaPacket::decode(&bytes).is_ok());
+        assert_eq!(MediaPacket::decode(&bytes[..bytes.len() - 1]), Err(PacketError::LengthMismatch));
+        bytes.push(0);
+        assert_eq!(MediaPacket::decode(&bytes), Err(PacketError::LengthMismatch));
+        assert_eq!(MediaPacket::decode(b"PR"), Err(PacketError::TooShort));
+        assert_eq!(MediaPacket::decode(b"XX\x01\x01\0\0\0\0"), Err(PacketError::BadMagic));
+        assert_eq!(MediaPacket::decode(b"PR\x02\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(2)));
+        assert_eq!(MediaPacket::decode(b"PR\x01\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
+    }
+}

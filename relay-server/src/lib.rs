@@ -1,0 +1,1 @@
+//! The Parlor relay: hosts meetings, forwards media between participants, spools files.

@@ -1,0 +1,2 @@
+//! `relay-server` binary.
+fn main() {}

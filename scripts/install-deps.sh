@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Parlor needs on Debian 12 / Ubuntu 24.04, skipping what is already there:
+# the Debian packages (Tauri's WebKitGTK stack, ALSA/PulseAudio, camera headers, Xvfb and the
+# WebDriver for the end-to-end test, Chromium for the UI tests, espeak-ng/sox for the audio
+# lab) and the npm packages of the UI. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential pkg-config file curl
+  libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
+  libasound2-dev libclang-dev libv4l-dev
+  pulseaudio pulseaudio-utils libasound2-plugins
+  xvfb webkit2gtk-driver chromium
+  espeak-ng sox iproute2 python3-venv
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "==> installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust from https://rustup.rs first" >&2
+  exit 1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> installing npm packages"
+  npm ci --no-audit --no-fund
+fi

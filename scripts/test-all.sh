@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every check and test Parlor has. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "UI type check and build (the Tauri app embeds ui/dist)"
+npm run build
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Rust tests"
+cargo test --workspace
+
+step "UI unit tests (vitest)"
+npm run test:unit
+
+echo
+echo "All tests passed."

@@ -1,0 +1,3 @@
+// Parlor UI entry point.
+const app = document.querySelector<HTMLDivElement>("#app");
+if (app) app.textContent = "Parlor";
