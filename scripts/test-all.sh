@@ -2,6 +2,7 @@
 # Installs what is missing, then runs every check and test Parlor has. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 scripts/install-deps.sh
 
 step() { printf '\n==> %s\n' "$*"; }
