@@ -6,5 +6,5 @@ export default defineConfig({
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   build: { outDir: "dist", emptyOutDir: true, target: "es2021" },
-  test: { root: ".", include: ["ui/src/**/*.test.ts"], passWithNoTests: true },
+  test: { root: ".", include: ["ui/src/**/*.test.ts"] },
 });

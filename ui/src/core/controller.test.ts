@@ -1,0 +1,284 @@
+/**
+ * The controller and the real IPC wrappers against Tauri's own IPC mock: checks the command
+ * names and camelCase arguments of the contract, and that events and failures reach the state.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { clearMocks, mockIPC, mockWindows } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { Controller } from "./controller";
+import { encodeFrame, parseFrame, PixelFormat, type Frame } from "./frame";
+import { tauriIpc, toArrayBuffer } from "./ipc";
+import { Store } from "./store";
+import { last } from "./test-fixtures";
+import type { Channel } from "@tauri-apps/api/core";
+
+type Call = { cmd: string; args: Record<string, unknown> | undefined };
+
+let calls: Call[];
+let handlers: Record<string, (args: Record<string, unknown> | undefined) => unknown>;
+
+beforeEach(() => {
+  vi.stubGlobal("window", globalThis);
+  calls = [];
+  handlers = {
+    get_settings: () => ({ displayName: "Ada", lastRelayAddr: "192.168.1.20:7878" }),
+    list_devices: () => ({
+      cameras: [{ id: "cam0", label: "Test pattern", selected: true }],
+      microphones: [{ id: "mic0", label: "Tone", selected: true }],
+      speakers: [{ id: "null", label: "Null sink", selected: true }],
+    }),
+    get_download_dir: () => "/home/ada/Downloads",
+  };
+  mockWindows("main");
+  mockIPC(
+    (cmd, args) => {
+      calls.push({ cmd, args: args as Record<string, unknown> | undefined });
+      const h = handlers[cmd];
+      return h ? h(args as Record<string, unknown> | undefined) : null;
+    },
+    { shouldMockEvents: true },
+  );
+});
+
+afterEach(() => {
+  clearMocks();
+  vi.unstubAllGlobals();
+});
+
+const commands = () => calls.map((c) => c.cmd).filter((c) => !c.startsWith("plugin:event|"));
+const argsOf = (cmd: string) => calls.filter((c) => c.cmd === cmd).map((c) => c.args);
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+async function started(): Promise<{ store: Store; ctl: Controller }> {
+  const store = new Store();
+  const ctl = new Controller(store, tauriIpc());
+  await ctl.start();
+  return { store, ctl };
+}
+
+describe("start-up", () => {
+  it("loads settings, devices and the download folder and starts the preview", async () => {
+    const { store } = await started();
+    expect(store.state.home).toMatchObject({ name: "Ada", relayAddr: "192.168.1.20:7878" });
+    expect(store.state.devices.cameras[0]!.label).toBe("Test pattern");
+    expect(store.state.downloadDir).toBe("/home/ada/Downloads");
+    expect(commands()).toContain("start_preview");
+  });
+
+  it("shows a failure to load settings instead of swallowing it", async () => {
+    handlers.get_settings = () => {
+      throw { code: "internal", message: "settings file is corrupt" };
+    };
+    const { store } = await started();
+    expect(store.state.toasts.map((t) => t.detail)).toContain("settings file is corrupt");
+  });
+});
+
+describe("joining", () => {
+  it("validates before calling the shell", async () => {
+    const { store, ctl } = await started();
+    store.dispatch({ type: "homeInput", field: "code", value: "12345" });
+    await ctl.joinMeeting();
+    expect(store.state.home.error!.title).toBe("That code doesn't look right");
+    store.dispatch({ type: "homeInput", field: "code", value: "123-456" });
+    store.dispatch({ type: "homeInput", field: "relayAddr", value: "nowhere" });
+    await ctl.joinMeeting();
+    expect(store.state.home.error!.title).toBe("That relay address doesn't look right");
+    store.dispatch({ type: "homeInput", field: "name", value: "  " });
+    await ctl.joinMeeting();
+    expect(store.state.home.error!.title).toBe("Enter your name");
+    expect(commands()).not.toContain("join_meeting");
+  });
+
+  it("knocks with camelCase arguments, waits, and enters on the joined event", async () => {
+    const { store, ctl } = await started();
+    store.dispatch({ type: "homeInput", field: "code", value: "482 913" });
+    await ctl.joinMeeting();
+    expect(argsOf("join_meeting")).toEqual([{ code: "482913", name: "Ada", relayAddr: "192.168.1.20:7878" }]);
+    expect(argsOf("save_settings")).toEqual([{ settings: { displayName: "Ada", lastRelayAddr: "192.168.1.20:7878" } }]);
+    await emit("waiting", { code: "482913", requestId: 4 });
+    expect(store.state.screen).toBe("waiting");
+    await emit("joined", {
+      code: "482913",
+      participantId: 3,
+      hostId: 1,
+      relayAddr: "192.168.1.20:7878",
+      roster: [
+        { id: 1, displayName: "Grace", isHost: true, micOn: true, cameraOn: true, speaking: false, joinedAtMs: 1 },
+        { id: 3, displayName: "Ada", isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: 2 },
+      ],
+      chatHistory: [],
+    });
+    expect(store.state.screen).toBe("meeting");
+    await flush();
+    expect(commands()).toContain("stop_preview");
+  });
+
+  it("shows a wrong code in words", async () => {
+    handlers.join_meeting = () => {
+      throw { code: "unknownMeeting", message: "UNKNOWN_MEETING" };
+    };
+    const { store, ctl } = await started();
+    store.dispatch({ type: "homeInput", field: "code", value: "000000" });
+    await ctl.joinMeeting();
+    expect(store.state.screen).toBe("home");
+    expect(store.state.home.error!.title).toBe("No meeting with code 000-000");
+  });
+
+  it("cancels the knock", async () => {
+    const { store, ctl } = await started();
+    store.dispatch({ type: "homeInput", field: "code", value: "482913" });
+    await ctl.joinMeeting();
+    await emit("waiting", { code: "482913", requestId: 4 });
+    await ctl.cancelJoin();
+    expect(store.state.screen).toBe("home");
+    expect(commands()).toContain("cancel_join");
+  });
+});
+
+describe("hosting", () => {
+  it("hosts on the embedded relay unless asked to use the address", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    expect(argsOf("create_meeting")).toEqual([{ name: "Ada", relayAddr: null }]);
+    expect(store.state.screen).toBe("meeting");
+    expect(store.state.meeting!.relayAddr).toBe("192.168.1.5:7878");
+    await ctl.leave();
+    expect(commands()).toContain("leave_meeting");
+    ctl.returnHome();
+    store.dispatch({ type: "homeHostOnRelay", on: true });
+    await ctl.createMeeting();
+    expect(argsOf("create_meeting")[1]).toEqual({ name: "Ada", relayAddr: "192.168.1.20:7878" });
+  });
+
+  it("admits, denies and removes by id", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    await emit("knock", { requestId: 10, name: "Linus" });
+    await emit("knock", { requestId: 11, name: "Margaret" });
+    expect(store.state.knocks).toHaveLength(2);
+    await ctl.admit(10);
+    await ctl.deny(11);
+    expect(argsOf("admit")).toEqual([{ requestId: 10 }]);
+    expect(argsOf("deny")).toEqual([{ requestId: 11 }]);
+    expect(store.state.knocks).toEqual([]);
+    ctl.askRemove(2);
+    expect(store.state.confirmRemove).toBe(2);
+    await ctl.confirmRemove();
+    expect(argsOf("remove_participant")).toEqual([{ participantId: 2 }]);
+    expect(store.state.confirmRemove).toBeNull();
+  });
+});
+
+describe("devices and media", () => {
+  it("toggles the mic and keeps the state when the device is busy", async () => {
+    const { store, ctl } = await started();
+    await ctl.toggleMic();
+    expect(argsOf("set_mic")).toEqual([{ on: false }]);
+    expect(store.state.micOn).toBe(false);
+    handlers.set_camera = () => {
+      throw { code: "deviceBusy", message: "EBUSY", device: "camera" };
+    };
+    await ctl.shortcut("toggleCamera");
+    expect(store.state.cameraOn).toBe(true);
+    expect(last(store.state.toasts)!.text).toBe("Your camera is in use");
+  });
+
+  it("chooses a device by kind", async () => {
+    const { store, ctl } = await started();
+    await ctl.chooseDevice("microphone", "mic0");
+    expect(argsOf("choose_devices")).toEqual([{ microphone: "mic0" }]);
+    expect(store.state.devices.microphones[0]!.selected).toBe(true);
+  });
+
+  it("delivers raw frames from the Channel and reports drawn frames", async () => {
+    const ipc = tauriIpc();
+    const got: Frame[] = [];
+    await ipc.videoSubscribe((buf) => {
+      const f = parseFrame(buf);
+      if (typeof f !== "string") got.push(f);
+    });
+    const channel = argsOf("video_subscribe")[0]!.onFrame as Channel<ArrayBuffer>;
+    const frame = encodeFrame(7, 2, 2, PixelFormat.Rgba, new Uint8Array(16).fill(200));
+    const internals = (globalThis as unknown as { __TAURI_INTERNALS__: { runCallback(id: number, data: unknown): void } }).__TAURI_INTERNALS__;
+    internals.runCallback(channel.id, { index: 0, message: frame });
+    internals.runCallback(channel.id, { index: 1, message: frame });
+    expect(got.map((f) => f.participantId)).toEqual([7, 7]);
+    await ipc.videoFrameDrawn(7, 640, 360);
+    expect(argsOf("video_frame_drawn")).toEqual([{ participantId: 7, width: 640, height: 360 }]);
+  });
+
+  it("accepts frames as ArrayBuffer, typed array or JSON array", () => {
+    expect(toArrayBuffer(new Uint8Array([1, 2]).buffer)!.byteLength).toBe(2);
+    expect(new Uint8Array(toArrayBuffer(new Uint8Array([0, 1, 2, 3]).subarray(1, 3))!)).toEqual(new Uint8Array([1, 2]));
+    expect(new Uint8Array(toArrayBuffer([5, 6])!)).toEqual(new Uint8Array([5, 6]));
+    expect(toArrayBuffer("nope")).toBeNull();
+  });
+});
+
+describe("chat and files", () => {
+  async function hosting() {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
+    const r = await started();
+    await r.ctl.createMeeting();
+    return r;
+  }
+
+  it("sends trimmed chat and refuses empty or over-long text", async () => {
+    handlers.send_chat = () => ({ clientMsgId: 42 });
+    const { store, ctl } = await hosting();
+    expect(await ctl.sendChat("   ")).toBe(false);
+    expect(await ctl.sendChat("x".repeat(4001))).toBe(false);
+    expect(last(store.state.toasts)!.text).toBe("Message too long");
+    expect(await ctl.sendChat("  hello ")).toBe(true);
+    expect(argsOf("send_chat")).toEqual([{ text: "hello" }]);
+    expect(store.state.meeting!.pendingChat.map((p) => p.clientMsgId)).toEqual([42]);
+    await emit("chat", { message: { id: 1, senderId: 1, senderName: "Ada", text: "hello", timestampMs: 5, clientMsgId: 42 } });
+    expect(store.state.meeting!.pendingChat).toEqual([]);
+  });
+
+  it("sends dropped and picked files by path", async () => {
+    let n = 0;
+    handlers.send_file = () => ({ transferId: `u${++n}` });
+    handlers["plugin:dialog|open"] = () => "/home/ada/Documents/plan.pdf";
+    const { store, ctl } = await hosting();
+    const ipc = tauriIpc();
+    const dropped: string[][] = [];
+    let entered = 0;
+    await ipc.onFileDrop({ enter: () => entered++, leave: () => undefined, drop: (p) => dropped.push(p) });
+    await emit("tauri://drag-enter", { paths: ["/tmp/a.txt"], position: { x: 1, y: 2 } });
+    await emit("tauri://drag-drop", { paths: ["/tmp/a.txt", "/tmp/b.txt"], position: { x: 1, y: 2 } });
+    expect(entered).toBe(1);
+    expect(dropped).toEqual([["/tmp/a.txt", "/tmp/b.txt"]]);
+    await ctl.sendFiles(dropped[0]!);
+    await ctl.pickAndSendFile();
+    expect(argsOf("send_file")).toEqual([{ path: "/tmp/a.txt" }, { path: "/tmp/b.txt" }, { path: "/home/ada/Documents/plan.pdf" }]);
+    expect(Object.values(store.state.meeting!.transfers).map((t) => t.name)).toEqual(["a.txt", "b.txt", "plan.pdf"]);
+  });
+
+  it("says when a file cannot be sent", async () => {
+    handlers.send_file = () => {
+      throw { code: "fileNotFound", message: "ENOENT" };
+    };
+    const { store, ctl } = await hosting();
+    await ctl.sendFiles(["/gone.txt"]);
+    expect(last(store.state.toasts)!.text).toBe("Couldn't send gone.txt: Can't read that file");
+  });
+
+  it("saves, opens and picks the download folder", async () => {
+    handlers.accept_file = () => ({ transferId: "d5" });
+    handlers["plugin:dialog|open"] = () => "/data/incoming";
+    const { store, ctl } = await hosting();
+    await emit("file-offer", { file: { fileId: 5, name: "r.pdf", size: 10, sha256: "00", senderId: 2, senderName: "Grace" } });
+    await ctl.acceptFile(5);
+    expect(argsOf("accept_file")).toEqual([{ fileId: 5 }]);
+    expect(store.state.meeting!.files[5]!.status).toBe("downloading");
+    await ctl.openFile("/home/ada/Downloads/r.pdf");
+    expect(argsOf("open_file")).toEqual([{ path: "/home/ada/Downloads/r.pdf" }]);
+    await ctl.chooseDownloadDir();
+    expect(argsOf("choose_download_dir")).toEqual([{ dir: "/data/incoming" }]);
+    expect(store.state.downloadDir).toBe("/data/incoming");
+  });
+});

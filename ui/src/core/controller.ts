@@ -1,0 +1,289 @@
+/**
+ * What the buttons do: validates input, calls the shell through {@link Ipc}, and records the
+ * outcome in the {@link Store}. DOM-free, so its tests drive it against Tauri's IPC mock.
+ * Every failure ends up in the state as words (home form error, toast, or ended screen);
+ * none is swallowed.
+ */
+import { describeError, toAppError } from "./errors";
+import { baseName, MAX_CHAT_CHARS, normalizeCode, normalizeName, normalizeRelayAddr } from "./format";
+import type { Ipc } from "./ipc";
+import type { Store } from "./store";
+import type { ShortcutAction } from "./shortcuts";
+import type { AppError, ParticipantId } from "./types";
+
+/** The operations the views call. */
+export class Controller {
+  private unlisten: (() => void) | null = null;
+  private previewing = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly ipc: Ipc,
+  ) {}
+
+  /** Subscribes to session events and loads settings, devices and the download folder. */
+  async start(): Promise<void> {
+    this.unlisten = await this.ipc.listenAll((event) => this.store.dispatch({ type: "event", event }));
+    // Move the camera preview with the screens: on at home and in the waiting room, off in a
+    // meeting (where the shell sends the self view on its own while the camera is on).
+    this.store.subscribe((s, prev) => {
+      if (s.screen !== prev.screen || s.cameraOn !== prev.cameraOn) void this.syncPreview();
+    });
+    const [settings, devices, dir] = await Promise.allSettled([this.ipc.getSettings(), this.ipc.listDevices(), this.ipc.getDownloadDir()]);
+    if (settings.status === "fulfilled") this.store.dispatch({ type: "settingsLoaded", settings: settings.value });
+    else this.fail(settings.reason);
+    if (devices.status === "fulfilled") this.store.dispatch({ type: "devicesListed", devices: devices.value });
+    else this.fail(devices.reason);
+    if (dir.status === "fulfilled") this.store.dispatch({ type: "downloadDirChanged", dir: dir.value });
+    else this.fail(dir.reason);
+    await this.syncPreview();
+  }
+
+  /** Stops listening to the shell. */
+  stop(): void {
+    this.unlisten?.();
+    this.unlisten = null;
+  }
+
+  private async syncPreview(): Promise<void> {
+    const s = this.store.state;
+    const want = s.cameraOn && s.screen !== "meeting";
+    if (want === this.previewing) return;
+    this.previewing = want;
+    try {
+      await (want ? this.ipc.startPreview() : this.ipc.stopPreview());
+    } catch (e) {
+      this.previewing = false;
+      this.fail(e);
+    }
+  }
+
+  /** "New meeting": validates the name, starts the meeting (embedded relay when no address). */
+  async createMeeting(): Promise<void> {
+    const home = this.store.state.home;
+    if (home.busy) return;
+    const name = normalizeName(home.name);
+    if (!name) return this.homeError({ code: "invalidName", message: "empty name" });
+    let relayAddr: string | null = null;
+    if (home.hostOnRelay) {
+      relayAddr = normalizeRelayAddr(home.relayAddr);
+      if (!relayAddr) return this.homeError({ code: "invalidRelayAddr", message: home.relayAddr });
+    }
+    this.store.dispatch({ type: "createStarted", name, relayAddr: relayAddr ?? "" });
+    await this.saveSettings();
+    try {
+      // null asks the shell to host the meeting on a relay embedded in the app.
+      const created = await this.ipc.createMeeting(name, relayAddr);
+      this.store.dispatch({ type: "createSucceeded", created });
+    } catch (e) {
+      this.store.dispatch({ type: "startFailed", error: toAppError(e) });
+    }
+  }
+
+  /** "Join": validates name, code and relay address, then knocks. */
+  async joinMeeting(): Promise<void> {
+    const home = this.store.state.home;
+    if (home.busy) return;
+    const name = normalizeName(home.name);
+    if (!name) return this.homeError({ code: "invalidName", message: "empty name" });
+    const code = normalizeCode(home.code);
+    if (!code) return this.homeError({ code: "invalidCode", message: home.code });
+    const relayAddr = normalizeRelayAddr(home.relayAddr);
+    if (!relayAddr) return this.homeError({ code: "invalidRelayAddr", message: home.relayAddr });
+    await this.knock(name, code, relayAddr);
+  }
+
+  private async knock(name: string, code: string, relayAddr: string): Promise<void> {
+    this.store.dispatch({ type: "joinStarted", name, code, relayAddr });
+    await this.saveSettings();
+    try {
+      await this.ipc.joinMeeting(code, name, relayAddr);
+    } catch (e) {
+      this.store.dispatch({ type: "startFailed", error: toAppError(e) });
+    }
+  }
+
+  /** From the ended screen: do again what led into the last meeting. */
+  async rejoin(): Promise<void> {
+    const last = this.store.state.lastJoin;
+    this.store.dispatch({ type: "returnedHome" });
+    if (!last) return;
+    if (last.kind === "join") await this.knock(last.name, last.code, last.relayAddr);
+    else {
+      this.store.dispatch({ type: "homeInput", field: "name", value: last.name });
+      if (last.relayAddr) this.store.dispatch({ type: "homeInput", field: "relayAddr", value: last.relayAddr });
+      this.store.dispatch({ type: "homeHostOnRelay", on: last.relayAddr !== "" });
+      await this.createMeeting();
+    }
+  }
+
+  /** Leaves the waiting room. */
+  async cancelJoin(): Promise<void> {
+    this.store.dispatch({ type: "joinCancelled" });
+    await this.call(() => this.ipc.cancelJoin());
+  }
+
+  async admit(requestId: number): Promise<void> {
+    this.store.dispatch({ type: "knockAnswered", requestId });
+    await this.call(() => this.ipc.admit(requestId));
+  }
+
+  async deny(requestId: number): Promise<void> {
+    this.store.dispatch({ type: "knockAnswered", requestId });
+    await this.call(() => this.ipc.deny(requestId));
+  }
+
+  /** Asks for confirmation before removing (the dialog calls {@link confirmRemove}). */
+  askRemove(participantId: ParticipantId | null): void {
+    this.store.dispatch({ type: "removeAsked", participantId });
+  }
+
+  async confirmRemove(): Promise<void> {
+    const id = this.store.state.confirmRemove;
+    this.store.dispatch({ type: "removeAsked", participantId: null });
+    if (id !== null) await this.call(() => this.ipc.removeParticipant(id));
+  }
+
+  async leave(): Promise<void> {
+    this.store.dispatch({ type: "left" });
+    await this.call(() => this.ipc.leaveMeeting());
+  }
+
+  returnHome(): void {
+    this.store.dispatch({ type: "returnedHome" });
+  }
+
+  async toggleMic(): Promise<void> {
+    const on = !this.store.state.micOn;
+    try {
+      await this.ipc.setMic(on);
+      this.store.dispatch({ type: "micChanged", on });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async toggleCamera(): Promise<void> {
+    const on = !this.store.state.cameraOn;
+    try {
+      await this.ipc.setCamera(on);
+      this.store.dispatch({ type: "cameraChanged", on });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async chooseDevice(kind: "camera" | "microphone" | "speaker", id: string): Promise<void> {
+    try {
+      await this.ipc.chooseDevices({ [kind]: id });
+      this.store.dispatch({ type: "deviceChosen", kind, id });
+    } catch (e) {
+      this.fail(e);
+      // Show what is really selected after a refusal.
+      await this.call(async () => this.store.dispatch({ type: "devicesListed", devices: await this.ipc.listDevices() }));
+    }
+  }
+
+  /** Sends a chat message; returns false when there was nothing to send or it is too long. */
+  async sendChat(raw: string): Promise<boolean> {
+    const text = raw.trim();
+    if (text.length === 0) return false;
+    if ([...text].length > MAX_CHAT_CHARS) {
+      this.fail({ code: "chatTooLong", message: `${[...text].length} characters` });
+      return false;
+    }
+    try {
+      const { clientMsgId } = await this.ipc.sendChat(text);
+      // The echo may already have arrived; the reducer drops the pending copy then.
+      const echoed = this.store.state.meeting?.chat.some((m) => m.clientMsgId === clientMsgId && m.senderId === this.store.state.meeting?.selfId);
+      if (!echoed) this.store.dispatch({ type: "chatPending", clientMsgId, text });
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+  }
+
+  /** Sends files by path (drop, clip button). */
+  async sendFiles(paths: readonly string[]): Promise<void> {
+    if (!this.store.state.meeting) return;
+    for (const path of paths) {
+      try {
+        const { transferId } = await this.ipc.sendFile(path);
+        this.store.dispatch({ type: "uploadStarted", transferId, name: baseName(path) });
+      } catch (e) {
+        this.store.dispatch({ type: "uploadFailed", name: baseName(path), error: toAppError(e) });
+      }
+    }
+  }
+
+  /** The clip button: asks for a file, then sends it. */
+  async pickAndSendFile(): Promise<void> {
+    try {
+      const path = await this.ipc.pickFile();
+      if (path) await this.sendFiles([path]);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** "Save" on a received file: downloads it into the download folder. */
+  async acceptFile(fileId: number): Promise<void> {
+    try {
+      const { transferId } = await this.ipc.acceptFile(fileId);
+      this.store.dispatch({ type: "downloadStarted", fileId, transferId });
+    } catch (e) {
+      this.store.dispatch({ type: "downloadFailed", fileId, error: toAppError(e) });
+    }
+  }
+
+  async openFile(path: string): Promise<void> {
+    await this.call(() => this.ipc.openFile(path));
+  }
+
+  /** Lets the user pick the download folder. */
+  async chooseDownloadDir(): Promise<void> {
+    try {
+      const dir = await this.ipc.pickDirectory(this.store.state.downloadDir);
+      if (!dir) return;
+      await this.ipc.chooseDownloadDir(dir);
+      this.store.dispatch({ type: "downloadDirChanged", dir });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Runs a keyboard shortcut. */
+  async shortcut(action: ShortcutAction): Promise<void> {
+    switch (action) {
+      case "toggleMic":
+        return this.toggleMic();
+      case "toggleCamera":
+        return this.toggleCamera();
+      case "closePanel":
+        if (this.store.state.confirmRemove !== null) this.askRemove(null);
+        else this.store.dispatch({ type: "panelClosed" });
+        return;
+    }
+  }
+
+  private async saveSettings(): Promise<void> {
+    await this.call(() => this.ipc.saveSettings(this.store.state.settings));
+  }
+
+  private homeError(err: AppError): void {
+    this.store.dispatch({ type: "homeError", error: describeError(err) });
+  }
+
+  private fail(e: unknown): void {
+    this.store.dispatch({ type: "commandFailed", error: toAppError(e) });
+  }
+
+  private async call(f: () => Promise<unknown>): Promise<void> {
+    try {
+      await f();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+}

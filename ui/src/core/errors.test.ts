@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { describeError, describeLeave, describeRefusal, describeWithdrawal, toAppError } from "./errors";
+import type { ErrorCode } from "./types";
+
+describe("toAppError", () => {
+  it("keeps a well-formed AppError", () => {
+    expect(toAppError({ code: "deviceBusy", message: "EBUSY", device: "microphone" })).toEqual({
+      code: "deviceBusy",
+      message: "EBUSY",
+      device: "microphone",
+    });
+  });
+  it("maps unknown codes, strings and junk to internal with the text kept", () => {
+    expect(toAppError({ code: "weird", message: "boom" })).toEqual({ code: "internal", message: "boom", device: null });
+    expect(toAppError("command create_meeting not found")).toEqual({ code: "internal", message: "command create_meeting not found" });
+    expect(toAppError(42)).toEqual({ code: "internal", message: "42" });
+    expect(toAppError({ nope: 1 }).message).toBe('{"nope":1}');
+  });
+});
+
+describe("describeError", () => {
+  it("names the relay address when it cannot be reached", () => {
+    const w = describeError({ code: "relayUnreachable", message: "ECONNREFUSED" }, { relayAddr: "10.0.0.2:7878" });
+    expect(w.title).toBe("Can't reach the relay at 10.0.0.2:7878");
+    expect(w.detail).toMatch(/Check the address/);
+  });
+  it("names the wrong code", () => {
+    expect(describeError({ code: "unknownMeeting", message: "" }, { code: "123-456" }).title).toBe("No meeting with code 123-456");
+  });
+  it("names the busy device", () => {
+    expect(describeError({ code: "deviceBusy", message: "", device: "microphone" }).title).toBe("Your microphone is in use");
+    expect(describeError({ code: "deviceBusy", message: "" }).title).toBe("Your camera is in use");
+  });
+  it("has words for every code and shows the shell's text for internal errors", () => {
+    const codes: ErrorCode[] = [
+      "relayUnreachable", "unknownMeeting", "invalidCode", "invalidName", "invalidRelayAddr", "meetingFull",
+      "deviceBusy", "deviceNotFound", "notHost", "invalidState", "chatTooLong", "fileNotFound", "fileTooLarge",
+      "unknownFile", "hashMismatch", "downloadDirUnwritable", "serverBusy", "unsupportedVersion", "unauthorized", "internal",
+    ];
+    for (const code of codes) {
+      const w = describeError({ code, message: "detail from the shell" });
+      expect(w.title.length).toBeGreaterThan(5);
+      expect(w.detail.length).toBeGreaterThan(5);
+    }
+    expect(describeError({ code: "internal", message: "disk full" }).detail).toBe("disk full");
+  });
+});
+
+describe("refusals, departures and withdrawals", () => {
+  it("says why a join did not happen", () => {
+    expect(describeRefusal("denied").detail).toMatch(/denied your request/);
+    expect(describeRefusal("expired").detail).toMatch(/No one responded/);
+    expect(describeRefusal("meetingEnded").title).toMatch(/ended/);
+    expect(describeRefusal("meetingFull").title).toMatch(/full/);
+  });
+  it("says why someone left", () => {
+    expect(describeLeave("Ada", "left")).toBe("Ada left the meeting");
+    expect(describeLeave("Ada", "removed")).toBe("Ada was removed from the meeting");
+    expect(describeLeave("Ada", "timedOut")).toMatch(/stopped responding/);
+    expect(describeWithdrawal("Bob", "cancelled")).toBe("Bob stopped asking to join");
+    expect(describeWithdrawal("Bob", "expired")).toMatch(/expired/);
+  });
+});

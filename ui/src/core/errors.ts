@@ -1,0 +1,167 @@
+/**
+ * Turns failures into words a person can act on.
+ *
+ * Commands reject with an {@link AppError}; Tauri itself may reject with a bare string (an
+ * unknown command, a panic in the shell). {@link toAppError} normalizes both, and
+ * {@link describeError} says what went wrong and what to do about it. Nothing is swallowed:
+ * an unknown code still shows the shell's own message.
+ */
+import type { AppError, ErrorCode, JoinRefusal, KnockWithdrawal, LeaveReason } from "./types";
+
+/** An error as a screen shows it: a headline and a sentence on what to do. */
+export interface UserMessage {
+  title: string;
+  detail: string;
+}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "relayUnreachable",
+  "unknownMeeting",
+  "invalidCode",
+  "invalidName",
+  "invalidRelayAddr",
+  "meetingFull",
+  "deviceBusy",
+  "deviceNotFound",
+  "notHost",
+  "invalidState",
+  "chatTooLong",
+  "fileNotFound",
+  "fileTooLarge",
+  "unknownFile",
+  "hashMismatch",
+  "downloadDirUnwritable",
+  "serverBusy",
+  "unsupportedVersion",
+  "unauthorized",
+  "internal",
+]);
+
+/** Normalizes whatever a rejected `invoke` produced into an {@link AppError}. */
+export function toAppError(raw: unknown): AppError {
+  if (raw !== null && typeof raw === "object") {
+    const obj = raw as Record<string, unknown>;
+    const message = typeof obj.message === "string" ? obj.message : JSON.stringify(raw);
+    const code = typeof obj.code === "string" && KNOWN_CODES.has(obj.code) ? (obj.code as ErrorCode) : "internal";
+    const device = obj.device === "camera" || obj.device === "microphone" || obj.device === "speaker" ? obj.device : null;
+    return { code, message, device };
+  }
+  if (typeof raw === "string") return { code: "internal", message: raw };
+  return { code: "internal", message: String(raw) };
+}
+
+/** Optional facts that make the words more precise. */
+export interface ErrorContext {
+  relayAddr?: string;
+  code?: string;
+}
+
+/** The words for an error. */
+export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessage {
+  const device = err.device ?? "camera";
+  switch (err.code) {
+    case "relayUnreachable":
+      return {
+        title: ctx.relayAddr ? `Can't reach the relay at ${ctx.relayAddr}` : "Can't reach the relay",
+        detail: "Check the address and that the relay is running on that computer, then try again.",
+      };
+    case "unknownMeeting":
+      return {
+        title: ctx.code ? `No meeting with code ${ctx.code}` : "No meeting with that code",
+        detail: "Check the code with the person who invited you; the meeting may also have ended.",
+      };
+    case "invalidCode":
+      return { title: "That code doesn't look right", detail: "A meeting code is 6 digits, like 123-456." };
+    case "invalidName":
+      return { title: "Enter your name", detail: "Others see it in the meeting; use 1 to 64 characters." };
+    case "invalidRelayAddr":
+      return {
+        title: "That relay address doesn't look right",
+        detail: "Enter it as host:port, for example 192.168.1.20:7878.",
+      };
+    case "meetingFull":
+      return { title: "This meeting is full", detail: "Ask the host to make room, then try again." };
+    case "deviceBusy":
+      return {
+        title: `Your ${device} is in use`,
+        detail: `Another app is using your ${device}. Close it, then turn the ${device} on again.`,
+      };
+    case "deviceNotFound":
+      return {
+        title: `No ${device} found`,
+        detail: `Connect a ${device} or pick another one in the device settings.`,
+      };
+    case "notHost":
+      return { title: "Only the host can do that", detail: "Ask the meeting host." };
+    case "invalidState":
+      return { title: "That isn't possible right now", detail: err.message };
+    case "chatTooLong":
+      return { title: "Message too long", detail: "Messages can be up to 4000 characters. Send it in parts." };
+    case "fileNotFound":
+      return { title: "Can't read that file", detail: "It may have been moved or you may lack permission to read it." };
+    case "fileTooLarge":
+      return { title: "File too large", detail: "The relay does not accept files that big." };
+    case "unknownFile":
+      return { title: "File no longer available", detail: "It was removed from the relay, or the meeting ended." };
+    case "hashMismatch":
+      return {
+        title: "File arrived damaged",
+        detail: "Its SHA-256 did not match, so it was discarded. Try again.",
+      };
+    case "downloadDirUnwritable":
+      return { title: "Can't save to the download folder", detail: "Choose another folder for downloads." };
+    case "serverBusy":
+      return { title: "The relay is busy", detail: "It is out of room right now. Try again in a moment." };
+    case "unsupportedVersion":
+      return {
+        title: "The relay runs another version of Parlor",
+        detail: "Update Parlor on both computers to the same version.",
+      };
+    case "unauthorized":
+      return { title: "Not allowed", detail: "Your session is no longer valid. Rejoin the meeting." };
+    case "internal":
+      return { title: "Something went wrong", detail: err.message || "Unknown error." };
+  }
+}
+
+/** Words for a join request that did not lead into the meeting. */
+export function describeRefusal(reason: JoinRefusal): UserMessage {
+  switch (reason) {
+    case "denied":
+      return { title: "You can't join this meeting", detail: "Someone in the meeting denied your request to join." };
+    case "expired":
+      return { title: "No one let you in", detail: "No one responded to your request to join. Try again." };
+    case "meetingEnded":
+      return { title: "The meeting has ended", detail: "It ended while you were waiting to be let in." };
+    case "meetingFull":
+      return { title: "This meeting is full", detail: "Ask the host to make room, then try again." };
+  }
+}
+
+/** The toast when someone leaves, in words. */
+export function describeLeave(name: string, reason: LeaveReason): string {
+  switch (reason) {
+    case "left":
+      return `${name} left the meeting`;
+    case "disconnected":
+      return `${name} lost connection`;
+    case "timedOut":
+      return `${name} stopped responding and was dropped`;
+    case "removed":
+      return `${name} was removed from the meeting`;
+  }
+}
+
+/** The toast when a knock disappears without the host answering it. */
+export function describeWithdrawal(name: string, reason: KnockWithdrawal): string {
+  switch (reason) {
+    case "cancelled":
+      return `${name} stopped asking to join`;
+    case "expired":
+      return `${name}'s request to join expired`;
+    case "disconnected":
+      return `${name} lost connection while waiting`;
+    case "answered":
+      return `${name}'s request was answered by another host`;
+  }
+}

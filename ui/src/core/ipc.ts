@@ -1,0 +1,153 @@
+/**
+ * Typed wrappers over Tauri's IPC: one function per command of the contract in
+ * `docs/app-ipc.md`, the session events, the binary video Channel, native file drops and the
+ * dialog plugin. Nothing else in the page calls `invoke` or `listen` directly, so this file and
+ * the contract are the whole surface the Rust shell must implement.
+ *
+ * Commands reject with an {@link AppError} (see core/errors.ts `toAppError` for the
+ * normalization of anything else Tauri may throw).
+ */
+import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { getCurrentWebview } from "@tauri-apps/api/webview";
+import { open as openDialog } from "@tauri-apps/plugin-dialog";
+import {
+  SESSION_EVENT_NAMES,
+  type ChatSent,
+  type DeviceChoice,
+  type DeviceList,
+  type MeetingCreated,
+  type ParticipantId,
+  type SessionEvent,
+  type SessionEventName,
+  type SessionEvents,
+  type Settings,
+  type StatsSnapshot,
+  type TransferStarted,
+} from "./types";
+
+/** What happens while the user drags files over the window. */
+export interface DropHandlers {
+  /** Files entered the window (show the drop target). */
+  enter(): void;
+  /** They left without dropping. */
+  leave(): void;
+  /** They were dropped: absolute paths of the files. */
+  drop(paths: string[]): void;
+}
+
+/** The page's whole view of the shell. */
+export interface Ipc {
+  createMeeting(name: string, relayAddr: string | null): Promise<MeetingCreated>;
+  joinMeeting(code: string, name: string, relayAddr: string): Promise<void>;
+  cancelJoin(): Promise<void>;
+  admit(requestId: number): Promise<void>;
+  deny(requestId: number): Promise<void>;
+  removeParticipant(participantId: ParticipantId): Promise<void>;
+  leaveMeeting(): Promise<void>;
+  setMic(on: boolean): Promise<void>;
+  setCamera(on: boolean): Promise<void>;
+  listDevices(): Promise<DeviceList>;
+  chooseDevices(choice: DeviceChoice): Promise<void>;
+  sendChat(text: string): Promise<ChatSent>;
+  sendFile(path: string): Promise<TransferStarted>;
+  acceptFile(fileId: number): Promise<TransferStarted>;
+  chooseDownloadDir(dir: string): Promise<void>;
+  getDownloadDir(): Promise<string>;
+  openFile(path: string): Promise<void>;
+  getStats(): Promise<StatsSnapshot | null>;
+  getSettings(): Promise<Settings>;
+  saveSettings(settings: Settings): Promise<void>;
+  startPreview(): Promise<void>;
+  stopPreview(): Promise<void>;
+  /** Subscribes to video frames; each message is one frame (see core/frame.ts). */
+  videoSubscribe(onFrame: (frame: ArrayBuffer) => void): Promise<void>;
+  /** Tells the shell a frame of `participantId` was drawn and the tile's size in device pixels. */
+  videoFrameDrawn(participantId: ParticipantId, width: number, height: number): Promise<void>;
+  /** Listens to every session event; resolves to the function that stops listening. */
+  listenAll(handler: (event: SessionEvent) => void): Promise<() => void>;
+  /** Listens to native file drags over the window. */
+  onFileDrop(handlers: DropHandlers): Promise<() => void>;
+  /** Asks the user for a file to send; null when cancelled. */
+  pickFile(): Promise<string | null>;
+  /** Asks the user for a folder; null when cancelled. */
+  pickDirectory(current: string): Promise<string | null>;
+}
+
+/** Normalizes a Channel message to an ArrayBuffer: raw responses arrive as one, JSON as number[]. */
+export function toArrayBuffer(message: unknown): ArrayBuffer | null {
+  if (message instanceof ArrayBuffer) return message;
+  if (ArrayBuffer.isView(message)) {
+    const v = message as ArrayBufferView;
+    return v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength) as ArrayBuffer;
+  }
+  if (Array.isArray(message)) return Uint8Array.from(message as number[]).buffer;
+  return null;
+}
+
+/** The real implementation over `@tauri-apps/api`. */
+export function tauriIpc(): Ipc {
+  // Kept alive here: a Channel whose object is collected stops delivering.
+  let frameChannel: Channel<ArrayBuffer> | null = null;
+  return {
+    createMeeting: (name, relayAddr) => invoke<MeetingCreated>("create_meeting", { name, relayAddr }),
+    joinMeeting: (code, name, relayAddr) => invoke<void>("join_meeting", { code, name, relayAddr }),
+    cancelJoin: () => invoke<void>("cancel_join"),
+    admit: (requestId) => invoke<void>("admit", { requestId }),
+    deny: (requestId) => invoke<void>("deny", { requestId }),
+    removeParticipant: (participantId) => invoke<void>("remove_participant", { participantId }),
+    leaveMeeting: () => invoke<void>("leave_meeting"),
+    setMic: (on) => invoke<void>("set_mic", { on }),
+    setCamera: (on) => invoke<void>("set_camera", { on }),
+    listDevices: () => invoke<DeviceList>("list_devices"),
+    chooseDevices: (choice) => invoke<void>("choose_devices", { ...choice }),
+    sendChat: (text) => invoke<ChatSent>("send_chat", { text }),
+    sendFile: (path) => invoke<TransferStarted>("send_file", { path }),
+    acceptFile: (fileId) => invoke<TransferStarted>("accept_file", { fileId }),
+    chooseDownloadDir: (dir) => invoke<void>("choose_download_dir", { dir }),
+    getDownloadDir: () => invoke<string>("get_download_dir"),
+    openFile: (path) => invoke<void>("open_file", { path }),
+    getStats: () => invoke<StatsSnapshot | null>("get_stats"),
+    getSettings: () => invoke<Settings>("get_settings"),
+    saveSettings: (settings) => invoke<void>("save_settings", { settings }),
+    startPreview: () => invoke<void>("start_preview"),
+    stopPreview: () => invoke<void>("stop_preview"),
+    videoSubscribe: async (onFrame) => {
+      const channel = new Channel<ArrayBuffer>();
+      channel.onmessage = (message: unknown) => {
+        const buf = toArrayBuffer(message);
+        if (buf) onFrame(buf);
+      };
+      frameChannel = channel;
+      await invoke<void>("video_subscribe", { onFrame: frameChannel });
+    },
+    videoFrameDrawn: (participantId, width, height) => invoke<void>("video_frame_drawn", { participantId, width, height }),
+    listenAll: async (handler) => {
+      const unlisteners = await Promise.all(
+        SESSION_EVENT_NAMES.map((name) => listenOne(name, (payload) => handler({ name, payload } as SessionEvent))),
+      );
+      return () => unlisteners.forEach((u) => u());
+    },
+    onFileDrop: async (h) => {
+      const unlisten = await getCurrentWebview().onDragDropEvent((event) => {
+        const p = event.payload;
+        if (p.type === "enter") h.enter();
+        else if (p.type === "leave") h.leave();
+        else if (p.type === "drop") h.drop(p.paths);
+      });
+      return () => unlisten();
+    },
+    pickFile: async () => {
+      const picked = await openDialog({ multiple: false, directory: false, title: "Send a file to everyone" });
+      return typeof picked === "string" ? picked : null;
+    },
+    pickDirectory: async (current) => {
+      const picked = await openDialog({ multiple: false, directory: true, defaultPath: current || undefined, title: "Save downloads to" });
+      return typeof picked === "string" ? picked : null;
+    },
+  };
+}
+
+function listenOne<K extends SessionEventName>(name: K, handler: (payload: SessionEvents[K]) => void): Promise<UnlistenFn> {
+  return listen<SessionEvents[K]>(name, (e) => handler(e.payload));
+}

@@ -1,0 +1,44 @@
+/**
+ * Keyboard shortcuts, Meet's: Ctrl+D (⌘+D on macOS) toggles the microphone, Ctrl+E (⌘+E)
+ * the camera. The mapping is a pure function of the key event's fields so it is unit-tested.
+ */
+
+/** What a shortcut does. */
+export type ShortcutAction = "toggleMic" | "toggleCamera" | "closePanel";
+
+/** The fields of a KeyboardEvent the mapping reads. */
+export interface KeyLike {
+  key: string;
+  ctrlKey: boolean;
+  metaKey: boolean;
+  altKey: boolean;
+  shiftKey: boolean;
+}
+
+/** True on Apple platforms, where the command key plays Ctrl's part. */
+export function isApplePlatform(platform: string): boolean {
+  return /mac|iphone|ipad|ipod/i.test(platform);
+}
+
+/**
+ * The action for a key press, or null. On macOS only ⌘ counts as the modifier and on other
+ * systems only Ctrl, so Ctrl+D on a Mac (delete forward in text fields) keeps its meaning.
+ */
+export function shortcutFor(e: KeyLike, apple: boolean): ShortcutAction | null {
+  if (e.key === "Escape" && !e.ctrlKey && !e.metaKey && !e.altKey) return "closePanel";
+  const primary = apple ? e.metaKey && !e.ctrlKey : e.ctrlKey && !e.metaKey;
+  if (!primary || e.altKey || e.shiftKey) return null;
+  switch (e.key.toLowerCase()) {
+    case "d":
+      return "toggleMic";
+    case "e":
+      return "toggleCamera";
+    default:
+      return null;
+  }
+}
+
+/** The label of a shortcut for tooltips: "Ctrl+D" or "⌘D". */
+export function shortcutLabel(letter: string, apple: boolean): string {
+  return apple ? `⌘${letter.toUpperCase()}` : `Ctrl+${letter.toUpperCase()}`;
+}

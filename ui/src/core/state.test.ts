@@ -1,0 +1,325 @@
+import { describe, expect, it } from "vitest";
+import { activeTransfers, initialState, isHost, latestStats, LIMITS, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
+import { last, sample } from "./test-fixtures";
+import type { ChatMessage, FileInfo, Participant, SessionEvent } from "./types";
+
+const T0 = 1_700_000_000_000;
+
+function run(actions: Array<Action | SessionEvent>, start: AppState = initialState(), now = T0): AppState {
+  return actions.reduce<AppState>((s, a) => reduce(s, "type" in a ? a : { type: "event", event: a }, now), start);
+}
+
+function person(id: number, name: string, over: Partial<Participant> = {}): Participant {
+  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, ...over };
+}
+
+function chat(id: number, senderId: number, text: string, over: Partial<ChatMessage> = {}): ChatMessage {
+  return { id, senderId, senderName: senderId === 1 ? "Ada" : "Grace", text, timestampMs: T0 + id, ...over };
+}
+
+const file: FileInfo = { fileId: 5, name: "report.pdf", size: 2_000_000, sha256: "ab".repeat(32), senderId: 2, senderName: "Grace" };
+
+/** Ada (1) has joined a meeting hosted by Grace (2). */
+function inMeeting(): AppState {
+  return run([
+    { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878" },
+    { name: "waiting", payload: { code: "482913", requestId: 77 } },
+    {
+      name: "joined",
+      payload: {
+        code: "482913",
+        participantId: 1,
+        hostId: 2,
+        relayAddr: "192.168.1.20:7878",
+        roster: [person(2, "Grace"), person(1, "Ada")],
+        chatHistory: [chat(3, 2, "earlier"), chat(1, 2, "first")],
+      },
+    },
+  ]);
+}
+
+describe("home → waiting → meeting", () => {
+  it("fills the form from saved settings without overwriting typing", () => {
+    const typed = run([{ type: "homeInput", field: "name", value: "Typed" }]);
+    const s = reduce(typed, { type: "settingsLoaded", settings: { displayName: "Saved", lastRelayAddr: "10.0.0.2:7878" } }, T0);
+    expect(s.home.name).toBe("Typed");
+    expect(s.home.relayAddr).toBe("10.0.0.2:7878");
+  });
+
+  it("walks a joiner through the waiting room into the meeting", () => {
+    const waiting = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878" },
+      { name: "waiting", payload: { code: "482913", requestId: 77 } },
+    ]);
+    expect(waiting.screen).toBe("waiting");
+    expect(waiting.waiting).toEqual({ code: "482913", relayAddr: "192.168.1.20:7878", requestId: 77 });
+    expect(waiting.settings.lastRelayAddr).toBe("192.168.1.20:7878");
+    const s = inMeeting();
+    expect(s.screen).toBe("meeting");
+    expect(s.waiting).toBeNull();
+    const m = s.meeting!;
+    expect(m.roster.map((p) => p.id)).toEqual([1, 2]);
+    expect(m.roster.find((p) => p.id === 2)!.isHost).toBe(true);
+    expect(m.chat.map((c) => c.id)).toEqual([1, 3]);
+    expect(isHost(s)).toBe(false);
+    expect(stageOrder(m)).toEqual([1, 2]);
+  });
+
+  it("says why a join was refused", () => {
+    const s = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1" },
+      { name: "waiting", payload: { code: "482913", requestId: 77 } },
+      { name: "join-refused", payload: { reason: "denied" } },
+    ]);
+    expect(s.screen).toBe("ended");
+    expect(s.ended).toMatchObject({ title: "You can't join this meeting", canRejoin: true });
+    expect(s.ended!.detail).toMatch(/denied/);
+    const ended = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1" },
+      { name: "join-refused", payload: { reason: "meetingEnded" } },
+    ]);
+    expect(ended.ended!.canRejoin).toBe(false);
+  });
+
+  it("ignores a stray refusal when not joining", () => {
+    const s = inMeeting();
+    expect(reduce(s, { type: "event", event: { name: "join-refused", payload: { reason: "denied" } } }, T0)).toBe(s);
+  });
+
+  it("puts a failed start's words on the home form, naming address and code", () => {
+    const s = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878" },
+      { type: "startFailed", error: { code: "relayUnreachable", message: "refused" } },
+    ]);
+    expect(s.screen).toBe("home");
+    expect(s.home.busy).toBeNull();
+    expect(s.home.error!.title).toBe("Can't reach the relay at 192.168.1.20:7878");
+    const wrong = run([
+      { type: "joinStarted", name: "Ada", code: "000000", relayAddr: "r:1" },
+      { name: "error", payload: { code: "unknownMeeting", message: "no such meeting" } },
+    ]);
+    expect(wrong.home.error!.title).toBe("No meeting with code 000-000");
+  });
+
+  it("cancels the waiting room", () => {
+    const s = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1" },
+      { name: "waiting", payload: { code: "482913", requestId: 77 } },
+      { type: "joinCancelled" },
+    ]);
+    expect(s.screen).toBe("home");
+    expect(s.waiting).toBeNull();
+  });
+});
+
+describe("hosting", () => {
+  const created = { code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 };
+  const joined: SessionEvent = {
+    name: "joined",
+    payload: { code: "111222", participantId: 1, hostId: 1, relayAddr: "192.168.1.5:7878", roster: [person(1, "Ada", { isHost: true })], chatHistory: [] },
+  };
+
+  it("enters the meeting whichever of the reply and the joined event comes first", () => {
+    const start: Action = { type: "createStarted", name: "Ada", relayAddr: "" };
+    const a = run([start, { type: "createSucceeded", created }, joined]);
+    const b = run([start, joined, { type: "createSucceeded", created }]);
+    for (const s of [a, b]) {
+      expect(s.screen).toBe("meeting");
+      expect(s.meeting).toMatchObject({ code: "111222", relayAddr: "192.168.1.5:7878", selfId: 1, hostId: 1 });
+      expect(s.meeting!.roster.map((p) => p.displayName)).toEqual(["Ada"]);
+      expect(isHost(s)).toBe(true);
+    }
+  });
+
+  it("keeps a chat sent between the reply and the joined event", () => {
+    const s = run([
+      { type: "createStarted", name: "Ada", relayAddr: "" },
+      { type: "createSucceeded", created },
+      { name: "chat", payload: { message: chat(1, 1, "hi", { clientMsgId: 1 }) } },
+      joined,
+    ]);
+    expect(s.meeting!.chat.map((c) => c.text)).toEqual(["hi"]);
+  });
+
+  it("queues knocks, answers them by id and says why one vanished", () => {
+    let s = run([{ type: "createStarted", name: "Ada", relayAddr: "" }, joined]);
+    s = run(
+      [
+        { name: "knock", payload: { requestId: 10, name: "Linus" } },
+        { name: "knock", payload: { requestId: 11, name: "Margaret" } },
+        { name: "knock", payload: { requestId: 12, name: "Ken" } },
+        { name: "knock", payload: { requestId: 10, name: "Linus" } },
+      ],
+      s,
+    );
+    expect(s.knocks.map((k) => k.name)).toEqual(["Linus", "Margaret", "Ken"]);
+    s = reduce(s, { type: "knockAnswered", requestId: 11 }, T0);
+    expect(s.knocks.map((k) => k.requestId)).toEqual([10, 12]);
+    s = reduce(s, { type: "event", event: { name: "knock-withdrawn", payload: { requestId: 12, reason: "cancelled" } } }, T0);
+    expect(s.knocks.map((k) => k.requestId)).toEqual([10]);
+    expect(last(s.toasts)!.text).toBe("Ken stopped asking to join");
+  });
+
+  it("bounds the knock queue", () => {
+    let s = run([{ type: "createStarted", name: "Ada", relayAddr: "" }, joined]);
+    for (let i = 0; i < LIMITS.knocks + 20; i++) s = reduce(s, { type: "event", event: { name: "knock", payload: { requestId: i, name: `K${i}` } } }, T0);
+    expect(s.knocks).toHaveLength(LIMITS.knocks);
+    expect(s.knocks[0]!.requestId).toBe(20);
+  });
+
+  it("drops the old host's knocks when the host role moves away", () => {
+    let s = run([{ type: "createStarted", name: "Ada", relayAddr: "" }, joined, { name: "participant-joined", payload: { participant: person(2, "Grace") } }]);
+    s = run([{ name: "knock", payload: { requestId: 10, name: "Linus" } }, { name: "host-changed", payload: { hostId: 2 } }], s);
+    expect(s.knocks).toEqual([]);
+    expect(isHost(s)).toBe(false);
+    expect(s.meeting!.roster.find((p) => p.id === 2)!.isHost).toBe(true);
+    expect(last(s.toasts)!.text).toBe("Grace is now the host");
+  });
+});
+
+describe("roster", () => {
+  it("toasts joins and departures of others, with the reason", () => {
+    let s = inMeeting();
+    s = run([{ name: "participant-joined", payload: { participant: person(3, "Linus") } }], s);
+    expect(last(s.toasts)!.text).toBe("Linus joined");
+    expect(s.meeting!.roster.map((p) => p.id)).toEqual([1, 2, 3]);
+    s = run([{ name: "participant-left", payload: { participantId: 3, reason: "timedOut" } }], s);
+    expect(last(s.toasts)!.text).toMatch(/Linus stopped responding/);
+    expect(s.meeting!.roster.map((p) => p.id)).toEqual([1, 2]);
+  });
+
+  it("updates mic and camera state and tracks the active speaker", () => {
+    let s = inMeeting();
+    s = run([{ name: "participant-updated", payload: { participant: person(2, "Grace", { micOn: false }) } }, { name: "active-speaker", payload: { participantId: 2 } }], s);
+    expect(s.meeting!.roster.find((p) => p.id === 2)!.micOn).toBe(false);
+    expect(s.meeting!.roster.find((p) => p.id === 2)!.isHost).toBe(true);
+    expect(s.meeting!.activeSpeaker).toBe(2);
+    s = run([{ name: "participant-left", payload: { participantId: 2, reason: "left" } }], s);
+    expect(s.meeting!.activeSpeaker).toBeNull();
+  });
+
+  it("ends the session when removed or disconnected, and on leaving", () => {
+    const removed = run([{ name: "removed", payload: null }], inMeeting());
+    expect(removed).toMatchObject({ screen: "ended", meeting: null });
+    expect(removed.ended).toMatchObject({ title: "You've been removed from the meeting", canRejoin: false });
+    const lost = run([{ name: "disconnected", payload: { message: "connection reset" } }], inMeeting());
+    expect(lost.ended).toMatchObject({ title: "You lost connection to the meeting", detail: "connection reset", canRejoin: true });
+    const left = run([{ type: "left" }], inMeeting());
+    expect(left.ended!.title).toBe("You left the meeting");
+    expect(run([{ type: "returnedHome" }], left).screen).toBe("home");
+  });
+});
+
+describe("chat", () => {
+  it("orders by relay id, ignores duplicates and replaces the pending copy", () => {
+    let s = inMeeting();
+    s = run([{ type: "chatPending", clientMsgId: 9, text: "hello" }], s);
+    expect(s.meeting!.pendingChat.map((p) => p.text)).toEqual(["hello"]);
+    s = run([{ name: "chat", payload: { message: chat(5, 1, "hello", { clientMsgId: 9 }) } }, { name: "chat", payload: { message: chat(4, 2, "before") } }, { name: "chat", payload: { message: chat(5, 1, "hello", { clientMsgId: 9 }) } }], s);
+    expect(s.meeting!.pendingChat).toEqual([]);
+    expect(s.meeting!.chat.map((c) => c.id)).toEqual([1, 3, 4, 5]);
+  });
+
+  it("counts unread messages and toasts them while the panel is closed", () => {
+    let s = inMeeting();
+    s = run([{ name: "chat", payload: { message: chat(4, 2, "Hi Ada!") } }], s);
+    expect(s.meeting!.unread).toBe(1);
+    expect(last(s.toasts)!.text).toBe("Grace: Hi Ada!");
+    s = run([{ type: "panelToggled", panel: "chat" }], s);
+    expect(s.panel).toBe("chat");
+    expect(s.meeting!.unread).toBe(0);
+    const toasts = s.toasts.length;
+    s = run([{ name: "chat", payload: { message: chat(6, 2, "again") } }], s);
+    expect(s.meeting!.unread).toBe(0);
+    expect(s.toasts).toHaveLength(toasts);
+    s = run([{ type: "panelToggled", panel: "chat" }], s);
+    expect(s.panel).toBeNull();
+  });
+
+  it("marks a failed send with words", () => {
+    const s = run([{ type: "chatPending", clientMsgId: 1, text: "x" }, { type: "chatFailed", clientMsgId: 1, error: { code: "chatTooLong", message: "" } }], inMeeting());
+    expect(s.meeting!.pendingChat[0]!.error!.title).toBe("Message too long");
+  });
+
+  it("keeps at most the last 500 messages", () => {
+    let s = inMeeting();
+    for (let i = 10; i < 10 + LIMITS.chat + 5; i++) s = reduce(s, { type: "event", event: { name: "chat", payload: { message: chat(i, 2, `m${i}`) } } }, T0);
+    expect(s.meeting!.chat).toHaveLength(LIMITS.chat);
+    expect(last(s.meeting!.chat)!.id).toBe(10 + LIMITS.chat + 4);
+  });
+});
+
+describe("files", () => {
+  it("shows an upload's progress with rate and cwnd, then the sent, verified file", () => {
+    let s = run([{ type: "uploadStarted", transferId: "u1", name: "notes.txt" }], inMeeting());
+    expect(activeTransfers(s.meeting!).map((t) => t.name)).toEqual(["notes.txt"]);
+    s = run(
+      [{ name: "file-progress", payload: { transferId: "u1", direction: "upload", fileId: null, name: "notes.txt", size: 1000, bytes: 400, rateBytesPerSec: 2000, cwndBytes: 65536 } }],
+      s,
+    );
+    expect(s.meeting!.transfers.u1).toMatchObject({ bytes: 400, size: 1000, rateBytesPerSec: 2000, cwndBytes: 65536, status: "sending" });
+    s = run([{ name: "file-done", payload: { transferId: "u1", direction: "upload", fileId: 8, name: "notes.txt", size: 1000, sha256: "cd".repeat(32), verified: true, path: null } }], s);
+    expect(activeTransfers(s.meeting!)).toEqual([]);
+    expect(s.meeting!.files[8]).toMatchObject({ status: "sent", verified: true });
+    expect(s.meeting!.files[8]!.info.senderId).toBe(1);
+  });
+
+  it("creates the upload entry when progress beats send_file's reply", () => {
+    const s = run(
+      [{ name: "file-progress", payload: { transferId: "u2", direction: "upload", fileId: null, name: "a.bin", size: 10, bytes: 5, rateBytesPerSec: 1, cwndBytes: null } }, { type: "uploadStarted", transferId: "u2", name: "a.bin" }],
+      inMeeting(),
+    );
+    expect(s.meeting!.transfers.u2).toMatchObject({ bytes: 5, size: 10 });
+  });
+
+  it("takes a received file from offer to saved and verified", () => {
+    let s = run([{ name: "chat", payload: { message: chat(9, 2, "", { file }) } }, { name: "file-offer", payload: { file } }], inMeeting());
+    expect(s.meeting!.files[5]).toMatchObject({ status: "offered", verified: false });
+    s = run([{ type: "downloadStarted", fileId: 5, transferId: "d5" }], s);
+    expect(s.meeting!.files[5]!.status).toBe("downloading");
+    s = run([{ name: "file-progress", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", size: 2_000_000, bytes: 1_000_000, rateBytesPerSec: 5e6, cwndBytes: null } }], s);
+    expect(s.meeting!.files[5]).toMatchObject({ bytes: 1_000_000, rateBytesPerSec: 5e6 });
+    s = run([{ name: "file-done", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", size: 2_000_000, sha256: file.sha256, verified: true, path: "/home/ada/Downloads/report.pdf" } }], s);
+    expect(s.meeting!.files[5]).toMatchObject({ status: "saved", verified: true, path: "/home/ada/Downloads/report.pdf" });
+  });
+
+  it("says why a download failed", () => {
+    let s = run([{ name: "file-offer", payload: { file } }], inMeeting());
+    s = run([{ name: "file-failed", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", error: { code: "hashMismatch", message: "" } } }], s);
+    expect(s.meeting!.files[5]!.status).toBe("failed");
+    expect(s.meeting!.files[5]!.error!.title).toBe("File arrived damaged");
+    expect(last(s.toasts)!.text).toBe("report.pdf: File arrived damaged");
+  });
+
+  it("shows someone else's upload until it is done", () => {
+    let s = run([{ name: "file-progress", payload: { transferId: "r7", direction: "remote", fileId: 7, name: "big.iso", size: 100, bytes: 10, rateBytesPerSec: 0, cwndBytes: null } }], inMeeting());
+    expect(activeTransfers(s.meeting!)).toHaveLength(1);
+    s = run([{ name: "file-done", payload: { transferId: "r7", direction: "remote", fileId: 7, name: "big.iso", size: 100, sha256: "", verified: true, path: null } }], s);
+    expect(activeTransfers(s.meeting!)).toHaveLength(0);
+  });
+});
+
+describe("stats and toasts", () => {
+  it("keeps a 60 s stats history", () => {
+    let s = inMeeting();
+    for (let i = 0; i < 90; i++) s = reduce(s, { type: "event", event: { name: "stats", payload: sample(T0 + i * 1000) } }, T0);
+    expect(s.meeting!.stats).toHaveLength(61);
+    expect(latestStats(s.meeting!)!.timestampMs).toBe(T0 + 89_000);
+  });
+
+  it("expires toasts on the simulated clock and bounds them", () => {
+    let s = run([{ type: "toast", kind: "info", text: "one" }], initialState(), T0);
+    s = reduce(s, { type: "commandFailed", error: { code: "deviceBusy", message: "", device: "camera" } }, T0 + 1000);
+    expect(s.toasts.map((t) => t.text)).toEqual(["one", "Your camera is in use"]);
+    expect(reduce(s, { type: "tick" }, T0 + TOAST_MS.info - 1)).toBe(s);
+    s = reduce(s, { type: "tick" }, T0 + TOAST_MS.info);
+    expect(s.toasts.map((t) => t.text)).toEqual(["Your camera is in use"]);
+    s = reduce(s, { type: "tick" }, T0 + 1000 + TOAST_MS.error);
+    expect(s.toasts).toEqual([]);
+    for (let i = 0; i < 10; i++) s = reduce(s, { type: "toast", kind: "info", text: `t${i}` }, T0);
+    expect(s.toasts).toHaveLength(LIMITS.toasts);
+    expect(last(s.toasts)!.text).toBe("t9");
+    s = reduce(s, { type: "toastDismissed", id: s.toasts[0]!.id }, T0);
+    expect(s.toasts).toHaveLength(LIMITS.toasts - 1);
+  });
+});

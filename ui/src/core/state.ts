@@ -1,0 +1,725 @@
+/**
+ * The app's state and the one reducer that changes it.
+ *
+ * Everything the screens show lives in {@link AppState}; every change is an {@link Action}
+ * (a session event from the shell, or something the user did) applied by {@link reduce}, which
+ * is pure: it takes the current time as an argument, so toasts' expiry and the stats window are
+ * tested with a simulated clock. Every list is bounded.
+ */
+import { describeError, describeLeave, describeRefusal, describeWithdrawal, type UserMessage } from "./errors";
+import { displayCode } from "./format";
+import { pushSample } from "./stats";
+import type {
+  AppError,
+  ChatMessage,
+  DeviceList,
+  FileInfo,
+  MeetingCreated,
+  Participant,
+  ParticipantId,
+  SessionEvent,
+  SessionEvents,
+  Settings,
+  StatsSnapshot,
+  TransferDirection,
+} from "./types";
+
+/** Which screen is up. */
+export type Screen = "home" | "waiting" | "meeting" | "ended";
+
+/** Which side panel of the meeting is open. */
+export type Panel = "chat" | "participants" | "stats";
+
+/** A transient notice at the bottom-left. */
+export interface Toast {
+  id: number;
+  kind: "info" | "error";
+  text: string;
+  /** Optional second line (errors say what to do). */
+  detail: string | null;
+  expiresAtMs: number;
+}
+
+/** Someone asking the host to be let in. */
+export interface Knock {
+  requestId: number;
+  name: string;
+  sinceMs: number;
+}
+
+/** A chat message sent but not yet echoed by the relay. */
+export interface PendingChat {
+  clientMsgId: number;
+  text: string;
+  sentAtMs: number;
+  error: UserMessage | null;
+}
+
+/** A file this app is uploading, or someone else is uploading (direction "remote"). */
+export interface Transfer {
+  transferId: string;
+  direction: Exclude<TransferDirection, "download">;
+  fileId: number | null;
+  name: string;
+  size: number;
+  bytes: number;
+  rateBytesPerSec: number;
+  cwndBytes: number | null;
+  status: "sending" | "done" | "failed";
+  error: UserMessage | null;
+}
+
+/** A file offered in the meeting, and what this app did with it. */
+export interface SharedFile {
+  info: FileInfo;
+  /** "sent" for this app's own files; the others go offered → downloading → saved (or failed). */
+  status: "sent" | "offered" | "downloading" | "saved" | "failed";
+  transferId: string | null;
+  bytes: number;
+  rateBytesPerSec: number;
+  /** Where the download was saved. */
+  path: string | null;
+  /** The SHA-256 was checked (by this app for downloads, by the relay for own uploads). */
+  verified: boolean;
+  error: UserMessage | null;
+}
+
+/** Everything about the meeting this app is in. */
+export interface MeetingState {
+  code: string;
+  /** The address to share with people who should join. */
+  relayAddr: string;
+  selfId: ParticipantId;
+  hostId: ParticipantId;
+  /** Everyone, self included, in join order. */
+  roster: Participant[];
+  activeSpeaker: ParticipantId | null;
+  chat: ChatMessage[];
+  pendingChat: PendingChat[];
+  files: Record<number, SharedFile>;
+  transfers: Record<string, Transfer>;
+  /** Chat messages from others since the chat panel was last open. */
+  unread: number;
+  /** The last {@link HISTORY_WINDOW_MS} of stats, oldest first. */
+  stats: StatsSnapshot[];
+}
+
+/** The home screen's form. */
+export interface HomeState {
+  name: string;
+  code: string;
+  relayAddr: string;
+  /** "New meeting" uses the relay at `relayAddr` instead of hosting one on this computer. */
+  hostOnRelay: boolean;
+  busy: "create" | "join" | null;
+  error: UserMessage | null;
+}
+
+/** The screen after a session ends (left, removed, refused, disconnected). */
+export interface EndedState {
+  title: string;
+  detail: string;
+  /** Offer "Rejoin" / "Ask to join again". */
+  canRejoin: boolean;
+}
+
+/** What a rejoin repeats. */
+export interface LastJoin {
+  kind: "create" | "join";
+  name: string;
+  code: string;
+  relayAddr: string;
+}
+
+/** The whole state of the page. */
+export interface AppState {
+  screen: Screen;
+  settings: Settings;
+  home: HomeState;
+  devices: DeviceList;
+  micOn: boolean;
+  cameraOn: boolean;
+  waiting: { code: string; relayAddr: string; requestId: number | null } | null;
+  meeting: MeetingState | null;
+  knocks: Knock[];
+  panel: Panel | null;
+  toasts: Toast[];
+  ended: EndedState | null;
+  downloadDir: string;
+  lastJoin: LastJoin | null;
+  /** The participant whose removal awaits confirmation in a dialog. */
+  confirmRemove: ParticipantId | null;
+  nextToastId: number;
+}
+
+/** Bounds of every list in the state. */
+export const LIMITS = { chat: 500, pendingChat: 50, toasts: 4, knocks: 100, files: 500, transfers: 100 } as const;
+/** How long toasts stay up. */
+export const TOAST_MS = { info: 5000, error: 9000 } as const;
+
+/** The state at start-up, before settings and devices are loaded. */
+export function initialState(): AppState {
+  return {
+    screen: "home",
+    settings: { displayName: "", lastRelayAddr: "" },
+    home: { name: "", code: "", relayAddr: "", hostOnRelay: false, busy: null, error: null },
+    devices: { cameras: [], microphones: [], speakers: [] },
+    micOn: true,
+    cameraOn: true,
+    waiting: null,
+    meeting: null,
+    knocks: [],
+    panel: null,
+    toasts: [],
+    ended: null,
+    downloadDir: "",
+    lastJoin: null,
+    confirmRemove: null,
+    nextToastId: 1,
+  };
+}
+
+/** Everything that changes the state. */
+export type Action =
+  | { type: "settingsLoaded"; settings: Settings }
+  | { type: "devicesListed"; devices: DeviceList }
+  | { type: "deviceChosen"; kind: "camera" | "microphone" | "speaker"; id: string }
+  | { type: "downloadDirChanged"; dir: string }
+  | { type: "homeInput"; field: "name" | "code" | "relayAddr"; value: string }
+  | { type: "homeHostOnRelay"; on: boolean }
+  | { type: "homeError"; error: UserMessage }
+  | { type: "createStarted"; name: string; relayAddr: string }
+  | { type: "createSucceeded"; created: MeetingCreated }
+  | { type: "joinStarted"; name: string; code: string; relayAddr: string }
+  | { type: "startFailed"; error: AppError }
+  | { type: "joinCancelled" }
+  | { type: "event"; event: SessionEvent }
+  | { type: "micChanged"; on: boolean }
+  | { type: "cameraChanged"; on: boolean }
+  | { type: "panelToggled"; panel: Panel }
+  | { type: "panelClosed" }
+  | { type: "toast"; kind: Toast["kind"]; text: string; detail?: string | null }
+  | { type: "toastDismissed"; id: number }
+  | { type: "commandFailed"; error: AppError }
+  | { type: "tick" }
+  | { type: "knockAnswered"; requestId: number }
+  | { type: "chatPending"; clientMsgId: number; text: string }
+  | { type: "chatFailed"; clientMsgId: number; error: AppError }
+  | { type: "uploadStarted"; transferId: string; name: string }
+  | { type: "uploadFailed"; name: string; error: AppError }
+  | { type: "downloadStarted"; fileId: number; transferId: string }
+  | { type: "downloadFailed"; fileId: number; error: AppError }
+  | { type: "removeAsked"; participantId: ParticipantId | null }
+  | { type: "left" }
+  | { type: "returnedHome" };
+
+/** Applies one action at wall-clock time `nowMs` and returns the next state. */
+export function reduce(state: AppState, action: Action, nowMs: number): AppState {
+  switch (action.type) {
+    case "settingsLoaded": {
+      const s = action.settings;
+      return {
+        ...state,
+        settings: s,
+        home: {
+          ...state.home,
+          name: state.home.name || s.displayName,
+          relayAddr: state.home.relayAddr || s.lastRelayAddr,
+        },
+      };
+    }
+    case "devicesListed":
+      return { ...state, devices: action.devices };
+    case "deviceChosen": {
+      const key = action.kind === "camera" ? "cameras" : action.kind === "microphone" ? "microphones" : "speakers";
+      const list = state.devices[key].map((d) => ({ ...d, selected: d.id === action.id }));
+      return { ...state, devices: { ...state.devices, [key]: list } };
+    }
+    case "downloadDirChanged":
+      return { ...state, downloadDir: action.dir };
+    case "homeInput":
+      return { ...state, home: { ...state.home, [action.field]: action.value, error: null } };
+    case "homeHostOnRelay":
+      return { ...state, home: { ...state.home, hostOnRelay: action.on, error: null } };
+    case "homeError":
+      return { ...state, home: { ...state.home, error: action.error, busy: null } };
+    case "createStarted":
+      return {
+        ...state,
+        home: { ...state.home, busy: "create", error: null },
+        lastJoin: { kind: "create", name: action.name, code: "", relayAddr: action.relayAddr },
+        settings: { displayName: action.name, lastRelayAddr: action.relayAddr || state.settings.lastRelayAddr },
+      };
+    case "createSucceeded":
+      return onCreated(state, action.created, nowMs);
+    case "joinStarted":
+      return {
+        ...state,
+        home: { ...state.home, busy: "join", error: null },
+        lastJoin: { kind: "join", name: action.name, code: action.code, relayAddr: action.relayAddr },
+        settings: { displayName: action.name, lastRelayAddr: action.relayAddr },
+      };
+    case "startFailed": {
+      const ctx = { relayAddr: state.lastJoin?.relayAddr, code: state.lastJoin?.code ? displayCode(state.lastJoin.code) : undefined };
+      const error = describeError(action.error, ctx);
+      // A failure after the home screen was left (e.g. the rejoin from the ended screen) goes
+      // back home so the message sits next to the form that can fix it.
+      return { ...state, screen: state.screen === "meeting" ? state.screen : "home", waiting: null, home: { ...state.home, busy: null, error } };
+    }
+    case "joinCancelled":
+      return { ...state, screen: "home", waiting: null, home: { ...state.home, busy: null } };
+    case "event":
+      return onEvent(state, action.event, nowMs);
+    case "micChanged":
+      return { ...state, micOn: action.on };
+    case "cameraChanged":
+      return { ...state, cameraOn: action.on };
+    case "panelToggled": {
+      const panel = state.panel === action.panel ? null : action.panel;
+      const meeting = state.meeting && panel === "chat" ? { ...state.meeting, unread: 0 } : state.meeting;
+      return { ...state, panel, meeting };
+    }
+    case "panelClosed":
+      return { ...state, panel: null };
+    case "toast":
+      return addToast(state, action.kind, action.text, action.detail ?? null, nowMs);
+    case "toastDismissed":
+      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
+    case "commandFailed": {
+      const words = describeError(action.error, { relayAddr: state.meeting?.relayAddr });
+      return addToast(state, "error", words.title, words.detail, nowMs);
+    }
+    case "tick": {
+      const toasts = state.toasts.filter((t) => t.expiresAtMs > nowMs);
+      return toasts.length === state.toasts.length ? state : { ...state, toasts };
+    }
+    case "knockAnswered":
+      return { ...state, knocks: state.knocks.filter((k) => k.requestId !== action.requestId) };
+    case "chatPending":
+      return withMeeting(state, (m) => ({
+        ...m,
+        pendingChat: bounded([...m.pendingChat, { clientMsgId: action.clientMsgId, text: action.text, sentAtMs: nowMs, error: null }], LIMITS.pendingChat),
+      }));
+    case "chatFailed": {
+      const error = describeError(action.error);
+      return withMeeting(state, (m) => ({
+        ...m,
+        pendingChat: m.pendingChat.map((p) => (p.clientMsgId === action.clientMsgId ? { ...p, error } : p)),
+      }));
+    }
+    case "uploadStarted":
+      return withMeeting(state, (m) => {
+        if (m.transfers[action.transferId]) return m;
+        const t: Transfer = {
+          transferId: action.transferId,
+          direction: "upload",
+          fileId: null,
+          name: action.name,
+          size: 0,
+          bytes: 0,
+          rateBytesPerSec: 0,
+          cwndBytes: null,
+          status: "sending",
+          error: null,
+        };
+        return { ...m, transfers: boundedRecord({ ...m.transfers, [t.transferId]: t }, LIMITS.transfers) };
+      });
+    case "uploadFailed": {
+      const words = describeError(action.error);
+      return addToast(state, "error", `Couldn't send ${action.name}: ${words.title}`, words.detail, nowMs);
+    }
+    case "downloadStarted":
+      return updateFile(state, action.fileId, (f) => ({ ...f, status: "downloading", transferId: action.transferId, bytes: 0, error: null }));
+    case "downloadFailed": {
+      const words = describeError(action.error);
+      const next = updateFile(state, action.fileId, (f) => ({ ...f, status: "failed", error: words }));
+      return addToast(next, "error", words.title, words.detail, nowMs);
+    }
+    case "removeAsked":
+      return { ...state, confirmRemove: action.participantId };
+    case "left":
+      return endSession(state, { title: "You left the meeting", detail: "", canRejoin: true });
+    case "returnedHome":
+      return { ...state, screen: "home", ended: null, waiting: null, home: { ...state.home, busy: null } };
+  }
+}
+
+function onCreated(state: AppState, created: MeetingCreated, nowMs: number): AppState {
+  if (state.meeting && state.meeting.code === created.code) {
+    return { ...state, meeting: { ...state.meeting, relayAddr: created.relayAddr } };
+  }
+  // The `joined` event has not arrived yet: show the meeting with ourselves in it; the event
+  // replaces the roster when it comes.
+  const self: Participant = {
+    id: created.participantId,
+    displayName: state.lastJoin?.name ?? state.home.name,
+    isHost: true,
+    micOn: state.micOn,
+    cameraOn: state.cameraOn,
+    speaking: false,
+    joinedAtMs: nowMs,
+  };
+  return {
+    ...state,
+    screen: "meeting",
+    home: { ...state.home, busy: null, error: null },
+    waiting: null,
+    ended: null,
+    panel: null,
+    knocks: [],
+    meeting: newMeeting(created.code, created.relayAddr, created.participantId, created.participantId, [self], []),
+  };
+}
+
+function newMeeting(
+  code: string,
+  relayAddr: string,
+  selfId: ParticipantId,
+  hostId: ParticipantId,
+  roster: Participant[],
+  chat: ChatMessage[],
+): MeetingState {
+  const files: Record<number, SharedFile> = {};
+  for (const msg of chat) if (msg.file) files[msg.file.fileId] = offeredFile(msg.file, selfId);
+  return {
+    code,
+    relayAddr,
+    selfId,
+    hostId,
+    roster: sortRoster(roster.map((p) => ({ ...p, isHost: p.id === hostId }))),
+    activeSpeaker: null,
+    chat: bounded([...chat].sort((a, b) => a.id - b.id), LIMITS.chat),
+    pendingChat: [],
+    files: boundedRecord(files, LIMITS.files),
+    transfers: {},
+    unread: 0,
+    stats: [],
+  };
+}
+
+function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState {
+  switch (event.name) {
+    case "waiting": {
+      const p = event.payload;
+      return {
+        ...state,
+        screen: "waiting",
+        waiting: { code: p.code, relayAddr: state.lastJoin?.relayAddr ?? "", requestId: p.requestId },
+        home: { ...state.home, busy: null, error: null },
+      };
+    }
+    case "joined":
+      return onJoined(state, event.payload);
+    case "join-refused": {
+      if (state.screen !== "waiting" && state.home.busy !== "join") return state;
+      const words = describeRefusal(event.payload.reason);
+      return {
+        ...state,
+        screen: "ended",
+        waiting: null,
+        home: { ...state.home, busy: null },
+        ended: { ...words, canRejoin: event.payload.reason !== "meetingEnded" },
+      };
+    }
+    case "knock": {
+      const { requestId, name } = event.payload;
+      if (state.knocks.some((k) => k.requestId === requestId)) return state;
+      return { ...state, knocks: bounded([...state.knocks, { requestId, name, sinceMs: nowMs }], LIMITS.knocks) };
+    }
+    case "knock-withdrawn": {
+      const knock = state.knocks.find((k) => k.requestId === event.payload.requestId);
+      if (!knock) return state;
+      const next = { ...state, knocks: state.knocks.filter((k) => k !== knock) };
+      return addToast(next, "info", describeWithdrawal(knock.name, event.payload.reason), null, nowMs);
+    }
+    case "participant-joined": {
+      const p = event.payload.participant;
+      if (!state.meeting) return state;
+      const existed = state.meeting.roster.some((r) => r.id === p.id);
+      const next = withMeeting(state, (m) => ({ ...m, roster: upsertParticipant(m.roster, p, m.hostId) }));
+      return existed || p.id === state.meeting.selfId ? next : addToast(next, "info", `${p.displayName} joined`, null, nowMs);
+    }
+    case "participant-left": {
+      const m = state.meeting;
+      if (!m) return state;
+      const gone = m.roster.find((r) => r.id === event.payload.participantId);
+      if (!gone) return state;
+      const next = withMeeting(state, (mm) => ({
+        ...mm,
+        roster: mm.roster.filter((r) => r.id !== gone.id),
+        activeSpeaker: mm.activeSpeaker === gone.id ? null : mm.activeSpeaker,
+      }));
+      const closed = next.confirmRemove === gone.id ? { ...next, confirmRemove: null } : next;
+      return addToast(closed, "info", describeLeave(gone.displayName, event.payload.reason), null, nowMs);
+    }
+    case "participant-updated": {
+      const p = event.payload.participant;
+      return withMeeting(state, (m) => (m.roster.some((r) => r.id === p.id) ? { ...m, roster: upsertParticipant(m.roster, p, m.hostId) } : m));
+    }
+    case "host-changed": {
+      const m = state.meeting;
+      if (!m) return state;
+      const hostId = event.payload.hostId;
+      const next = withMeeting(state, (mm) => ({ ...mm, hostId, roster: mm.roster.map((r) => ({ ...r, isHost: r.id === hostId })) }));
+      const name = m.roster.find((r) => r.id === hostId)?.displayName;
+      const text = hostId === m.selfId ? "You are now the host" : name ? `${name} is now the host` : "The host changed";
+      // Knocks were addressed to the old host; a new host gets fresh ones from the relay.
+      return addToast(hostId === m.selfId ? next : { ...next, knocks: [] }, "info", text, null, nowMs);
+    }
+    case "removed":
+      return endSession(state, { title: "You've been removed from the meeting", detail: "The host removed you.", canRejoin: false });
+    case "disconnected":
+      return state.screen === "meeting" || state.screen === "waiting"
+        ? endSession(state, { title: "You lost connection to the meeting", detail: event.payload.message, canRejoin: true })
+        : state;
+    case "chat":
+      return onChat(state, event.payload.message, nowMs);
+    case "file-offer": {
+      const f = event.payload.file;
+      return withMeeting(state, (m) => (m.files[f.fileId] ? m : { ...m, files: boundedRecord({ ...m.files, [f.fileId]: offeredFile(f, m.selfId) }, LIMITS.files) }));
+    }
+    case "file-progress":
+      return onFileProgress(state, event.payload);
+    case "file-done":
+      return onFileDone(state, event.payload);
+    case "file-failed": {
+      const p = event.payload;
+      const words = describeError(p.error);
+      let next = state;
+      if (p.direction === "download" && p.fileId !== null) {
+        next = updateFile(next, p.fileId, (f) => ({ ...f, status: "failed", error: words }));
+      } else if (p.direction === "upload") {
+        next = withMeeting(next, (m) => {
+          const t = m.transfers[p.transferId];
+          const base: Transfer = t ?? newTransfer(p.transferId, "upload", p.name, 0, p.fileId);
+          return { ...m, transfers: { ...m.transfers, [p.transferId]: { ...base, status: "failed", error: words } } };
+        });
+      } else {
+        next = withMeeting(next, (m) => ({ ...m, transfers: omit(m.transfers, p.transferId) }));
+        return next;
+      }
+      return addToast(next, "error", `${p.name}: ${words.title}`, words.detail, nowMs);
+    }
+    case "active-speaker":
+      return withMeeting(state, (m) => ({ ...m, activeSpeaker: event.payload.participantId }));
+    case "stats":
+      return withMeeting(state, (m) => ({ ...m, stats: pushSample(m.stats, event.payload) }));
+    case "error": {
+      const err = event.payload;
+      if (state.home.busy !== null && state.screen === "home") return reduce(state, { type: "startFailed", error: err }, nowMs);
+      return reduce(state, { type: "commandFailed", error: err }, nowMs);
+    }
+  }
+}
+
+function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
+  const prev = state.meeting;
+  const meeting = newMeeting(p.code, p.relayAddr, p.participantId, p.hostId, p.roster, p.chatHistory);
+  // create_meeting may have answered first: keep what the page already added since.
+  if (prev && prev.code === p.code && prev.selfId === p.participantId) {
+    meeting.chat = mergeChat(prev.chat, meeting.chat);
+    meeting.pendingChat = prev.pendingChat;
+    meeting.transfers = prev.transfers;
+    meeting.files = { ...prev.files, ...meeting.files };
+    meeting.stats = prev.stats;
+  }
+  return {
+    ...state,
+    screen: "meeting",
+    meeting,
+    waiting: null,
+    ended: null,
+    panel: prev ? state.panel : null,
+    knocks: prev ? state.knocks : [],
+    home: { ...state.home, busy: null, error: null },
+  };
+}
+
+function onChat(state: AppState, msg: ChatMessage, nowMs: number): AppState {
+  const m = state.meeting;
+  if (!m || m.chat.some((c) => c.id === msg.id)) return state;
+  const fromOther = msg.senderId !== m.selfId;
+  const files =
+    msg.file && !m.files[msg.file.fileId]
+      ? boundedRecord({ ...m.files, [msg.file.fileId]: offeredFile(msg.file, m.selfId) }, LIMITS.files)
+      : m.files;
+  const panelOpen = state.panel === "chat";
+  const next: AppState = {
+    ...state,
+    meeting: {
+      ...m,
+      chat: mergeChat(m.chat, [msg]),
+      pendingChat: m.pendingChat.filter((p) => msg.clientMsgId === undefined || msg.clientMsgId === null || fromOther || p.clientMsgId !== msg.clientMsgId),
+      files,
+      unread: fromOther && !panelOpen ? m.unread + 1 : m.unread,
+    },
+  };
+  if (!fromOther || panelOpen) return next;
+  const text = msg.file ? `${msg.senderName} shared ${msg.file.name}` : `${msg.senderName}: ${msg.text}`;
+  return addToast(next, "info", text.length > 120 ? `${text.slice(0, 119)}…` : text, null, nowMs);
+}
+
+function onFileProgress(state: AppState, p: SessionEvents["file-progress"]): AppState {
+  if (p.direction === "download") {
+    if (p.fileId === null) return state;
+    return updateFile(state, p.fileId, (f) => ({
+      ...f,
+      status: "downloading",
+      transferId: p.transferId,
+      bytes: p.bytes,
+      rateBytesPerSec: p.rateBytesPerSec,
+    }));
+  }
+  const direction = p.direction;
+  return withMeeting(state, (m) => {
+    const prev = m.transfers[p.transferId] ?? newTransfer(p.transferId, direction, p.name, p.size, p.fileId);
+    if (prev.status !== "sending") return m;
+    const t: Transfer = {
+      ...prev,
+      name: p.name,
+      size: p.size,
+      bytes: p.bytes,
+      fileId: p.fileId ?? prev.fileId,
+      rateBytesPerSec: p.rateBytesPerSec,
+      cwndBytes: p.cwndBytes,
+    };
+    return { ...m, transfers: boundedRecord({ ...m.transfers, [p.transferId]: t }, LIMITS.transfers) };
+  });
+}
+
+function onFileDone(state: AppState, p: SessionEvents["file-done"]): AppState {
+  if (p.direction === "download") {
+    return updateFile(state, p.fileId, (f) => ({
+      ...f,
+      status: "saved",
+      bytes: p.size,
+      path: p.path,
+      verified: p.verified,
+      error: null,
+    }));
+  }
+  if (p.direction === "remote") return withMeeting(state, (m) => ({ ...m, transfers: omit(m.transfers, p.transferId) }));
+  return withMeeting(state, (m) => {
+    const prev = m.transfers[p.transferId] ?? newTransfer(p.transferId, "upload", p.name, p.size, p.fileId);
+    const t: Transfer = { ...prev, status: "done", fileId: p.fileId, bytes: p.size, size: p.size };
+    const existing = m.files[p.fileId];
+    const info: FileInfo = existing?.info ?? {
+      fileId: p.fileId,
+      name: p.name,
+      size: p.size,
+      sha256: p.sha256,
+      senderId: m.selfId,
+      senderName: m.roster.find((r) => r.id === m.selfId)?.displayName ?? "",
+    };
+    const file: SharedFile = { ...(existing ?? offeredFile(info, m.selfId)), status: "sent", verified: p.verified };
+    return {
+      ...m,
+      transfers: { ...m.transfers, [p.transferId]: t },
+      files: boundedRecord({ ...m.files, [p.fileId]: file }, LIMITS.files),
+    };
+  });
+}
+
+function newTransfer(transferId: string, direction: Transfer["direction"], name: string, size: number, fileId: number | null): Transfer {
+  return { transferId, direction, fileId, name, size, bytes: 0, rateBytesPerSec: 0, cwndBytes: null, status: "sending", error: null };
+}
+
+function offeredFile(info: FileInfo, selfId: ParticipantId): SharedFile {
+  const own = info.senderId === selfId;
+  return {
+    info,
+    status: own ? "sent" : "offered",
+    transferId: null,
+    bytes: 0,
+    rateBytesPerSec: 0,
+    path: null,
+    // The relay only offers files whose SHA-256 it verified on upload.
+    verified: own,
+    error: null,
+  };
+}
+
+function endSession(state: AppState, ended: EndedState): AppState {
+  return { ...state, screen: "ended", ended, meeting: null, waiting: null, knocks: [], panel: null, confirmRemove: null, home: { ...state.home, busy: null } };
+}
+
+function addToast(state: AppState, kind: Toast["kind"], text: string, detail: string | null, nowMs: number): AppState {
+  const toast: Toast = { id: state.nextToastId, kind, text, detail, expiresAtMs: nowMs + TOAST_MS[kind] };
+  return { ...state, toasts: bounded([...state.toasts, toast], LIMITS.toasts), nextToastId: state.nextToastId + 1 };
+}
+
+function withMeeting(state: AppState, f: (m: MeetingState) => MeetingState): AppState {
+  if (!state.meeting) return state;
+  const meeting = f(state.meeting);
+  return meeting === state.meeting ? state : { ...state, meeting };
+}
+
+function updateFile(state: AppState, fileId: number, f: (file: SharedFile) => SharedFile): AppState {
+  return withMeeting(state, (m) => {
+    const file = m.files[fileId];
+    return file ? { ...m, files: { ...m.files, [fileId]: f(file) } } : m;
+  });
+}
+
+function upsertParticipant(roster: Participant[], p: Participant, hostId: ParticipantId): Participant[] {
+  const fixed = { ...p, isHost: p.id === hostId };
+  const i = roster.findIndex((r) => r.id === p.id);
+  if (i < 0) return sortRoster([...roster, fixed]);
+  const next = roster.slice();
+  next[i] = fixed;
+  return next;
+}
+
+function sortRoster(roster: Participant[]): Participant[] {
+  return roster.slice().sort((a, b) => a.joinedAtMs - b.joinedAtMs || a.id - b.id);
+}
+
+function mergeChat(a: readonly ChatMessage[], b: readonly ChatMessage[]): ChatMessage[] {
+  const byId = new Map<number, ChatMessage>();
+  for (const m of a) byId.set(m.id, m);
+  for (const m of b) byId.set(m.id, m);
+  return bounded([...byId.values()].sort((x, y) => x.id - y.id), LIMITS.chat);
+}
+
+function bounded<T>(list: T[], max: number): T[] {
+  return list.length > max ? list.slice(list.length - max) : list;
+}
+
+/** Keeps the `max` entries with the highest insertion order (JS preserves it for string keys). */
+function boundedRecord<K extends string | number, V>(rec: Record<K, V>, max: number): Record<K, V> {
+  const keys = Object.keys(rec);
+  if (keys.length <= max) return rec;
+  const out = {} as Record<string, V>;
+  for (const k of keys.slice(keys.length - max)) out[k] = (rec as Record<string, V>)[k] as V;
+  return out as Record<K, V>;
+}
+
+function omit<V>(rec: Record<string, V>, key: string): Record<string, V> {
+  if (!(key in rec)) return rec;
+  const out = { ...rec };
+  delete out[key];
+  return out;
+}
+
+// ---- Selectors: derived facts the views read. ----
+
+/** True when this app hosts the meeting. */
+export function isHost(state: AppState): boolean {
+  return state.meeting !== null && state.meeting.hostId === state.meeting.selfId;
+}
+
+/** Tile order on the stage: self first, then others in join order. */
+export function stageOrder(m: MeetingState): ParticipantId[] {
+  const others = m.roster.filter((p) => p.id !== m.selfId).map((p) => p.id);
+  return [m.selfId, ...others];
+}
+
+/** The newest stats sample, if any. */
+export function latestStats(m: MeetingState): StatsSnapshot | null {
+  return m.stats[m.stats.length - 1] ?? null;
+}
+
+/** Uploads (own and remote) still running or failed, oldest first. */
+export function activeTransfers(m: MeetingState): Transfer[] {
+  return Object.values(m.transfers).filter((t) => t.status !== "done");
+}

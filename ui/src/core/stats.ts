@@ -1,0 +1,81 @@
+/**
+ * Stats history for the charts (the last 60 seconds) and the connection-quality verdict shown
+ * as signal bars on each tile.
+ */
+import type { StatsSnapshot } from "./types";
+
+/** How much history the charts show. */
+export const HISTORY_WINDOW_MS = 60_000;
+/** Hard cap on stored samples, whatever the sample rate (the shell sends one a second). */
+export const HISTORY_MAX_SAMPLES = 240;
+
+/**
+ * Appends a sample and drops what is older than {@link HISTORY_WINDOW_MS} before the newest
+ * sample or beyond {@link HISTORY_MAX_SAMPLES}. Samples that go back in time (a clock step, a
+ * duplicate) replace the history from that point, so x values stay strictly increasing as uPlot
+ * requires. Returns a new array; the input is not modified.
+ */
+export function pushSample(history: readonly StatsSnapshot[], sample: StatsSnapshot): StatsSnapshot[] {
+  const kept = history.filter((s) => s.timestampMs < sample.timestampMs);
+  kept.push(sample);
+  const cutoff = sample.timestampMs - HISTORY_WINDOW_MS;
+  const fresh = kept.filter((s) => s.timestampMs >= cutoff);
+  return fresh.length > HISTORY_MAX_SAMPLES ? fresh.slice(fresh.length - HISTORY_MAX_SAMPLES) : fresh;
+}
+
+/** The series each chart plots, as uPlot's column arrays (x in seconds since the epoch). */
+export interface ChartSeries {
+  t: number[];
+  rttMs: number[];
+  lossPct: number[];
+  jitterMs: number[];
+  fpsSent: number[];
+  fpsReceived: number[];
+  bitrateInKbps: number[];
+  bitrateOutKbps: number[];
+  /** Null where no transfer ran, which uPlot draws as a gap. */
+  cwndKB: Array<number | null>;
+}
+
+/** Splits the history into one array per plotted quantity. */
+export function chartSeries(history: readonly StatsSnapshot[]): ChartSeries {
+  return {
+    t: history.map((s) => s.timestampMs / 1000),
+    rttMs: history.map((s) => s.rttMs),
+    lossPct: history.map((s) => s.loss * 100),
+    jitterMs: history.map((s) => s.jitterMs),
+    fpsSent: history.map((s) => s.fpsSent),
+    fpsReceived: history.map((s) => s.fpsReceived),
+    bitrateInKbps: history.map((s) => s.bitrateInKbps),
+    bitrateOutKbps: history.map((s) => s.bitrateOutKbps),
+    cwndKB: history.map((s) => (s.cwndBytes === null ? null : s.cwndBytes / 1024)),
+  };
+}
+
+/** Connection quality, as the signal-bars icon shows it. */
+export type Quality = "good" | "fair" | "poor" | "unknown";
+
+/**
+ * The verdict from loss and delay: good below 2 % loss and 150 ms, poor from 10 % loss or
+ * 400 ms, fair in between. Jitter counts as delay, since the jitter buffer adds about that much.
+ */
+export function connectionQuality(loss: number | null, delayMs: number | null): Quality {
+  if (loss === null || delayMs === null || !Number.isFinite(loss) || !Number.isFinite(delayMs)) return "unknown";
+  if (loss >= 0.1 || delayMs >= 400) return "poor";
+  if (loss >= 0.02 || delayMs >= 150) return "fair";
+  return "good";
+}
+
+/** Words for the tooltip of the signal-bars icon. */
+export function qualityWords(q: Quality): string {
+  switch (q) {
+    case "good":
+      return "Connection is good";
+    case "fair":
+      return "Connection is unstable";
+    case "poor":
+      return "Connection is poor";
+    case "unknown":
+      return "Connection quality not measured yet";
+  }
+}
