@@ -151,14 +151,34 @@ pub struct ReceiverReport {
 /// A decoded media packet. Payloads borrow from the datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaPacket<'a> {
-    VideoFragment { sender_id: u32, header: VideoHeader, payload: &'a [u8] },
-    Audio { sender_id: u32, header: AudioHeader, payload: &'a [u8] },
-    RttRequest { sender_id: u32, echo: RttEcho },
-    RttReply { sender_id: u32, echo: RttEcho },
-    ReceiverReport { sender_id: u32, report: ReceiverReport },
+    VideoFragment {
+        sender_id: u32,
+        header: VideoHeader,
+        payload: &'a [u8],
+    },
+    Audio {
+        sender_id: u32,
+        header: AudioHeader,
+        payload: &'a [u8],
+    },
+    RttRequest {
+        sender_id: u32,
+        echo: RttEcho,
+    },
+    RttReply {
+        sender_id: u32,
+        echo: RttEcho,
+    },
+    ReceiverReport {
+        sender_id: u32,
+        report: ReceiverReport,
+    },
     /// Tells the relay where this participant's media comes from; carries the
     /// `media_token` handed out over TCP.
-    Keepalive { sender_id: u32, media_token: u64 },
+    Keepalive {
+        sender_id: u32,
+        media_token: u64,
+    },
 }
 
 /// Reads big-endian fields with bounds checks; every read returns `TooShort` past the end.
@@ -252,17 +272,13 @@ impl<'a> MediaPacket<'a> {
                 MediaPacket::VideoFragment { sender_id, header, payload: r.take(len)? }
             }
             PacketKind::Audio => {
-                let header = AudioHeader {
-                    seq: r.u32()?,
-                    capture_ts_us: r.u64()?,
-                    sample_rate: r.u32()?,
-                    channels: r.u8()?,
-                };
+                let header =
+                    AudioHeader { seq: r.u32()?, capture_ts_us: r.u64()?, sample_rate: r.u32()?, channels: r.u8()? };
                 let len = r.u16()? as usize;
                 if header.channels == 0 || header.sample_rate == 0 {
                     return Err(PacketError::InvalidField);
                 }
-                if len != r.rest() || len % (2 * header.channels as usize) != 0 {
+                if len != r.rest() || !len.is_multiple_of(2 * header.channels as usize) {
                     return Err(PacketError::LengthMismatch);
                 }
                 MediaPacket::Audio { sender_id, header, payload: r.take(len)? }
