@@ -349,23 +349,47 @@ impl<'a> MediaPacket<'a> {
             }
     }
 
+    /// Checks the fields [`decode`](Self::decode) would refuse, so that nothing is ever
+    /// sent that the peer is bound to drop.
+    fn validate(&self) -> Result<(), PacketError> {
+        let valid = match self {
+            MediaPacket::VideoFragment { header: h, payload, .. } => {
+                payload.len() <= usize::from(u16::MAX) && h.frag_count != 0 && h.frag_index < h.frag_count
+            }
+            MediaPacket::Audio { header: h, payload, .. } => {
+                payload.len() <= usize::from(u16::MAX)
+                    && h.channels != 0
+                    && h.sample_rate != 0
+                    && payload.len().is_multiple_of(2 * usize::from(h.channels))
+            }
+            MediaPacket::ReceiverReport { report, .. } => report.loss_permille <= 1000,
+            MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } | MediaPacket::Keepalive { .. } => true,
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(PacketError::InvalidField)
+        }
+    }
+
     /// Writes the packet at the start of `out` and returns its length. Fails (writing
-    /// nothing) if `out` is too small or a payload does not fit its 16-bit length field.
+    /// nothing) if `out` is too small, a payload does not fit its 16-bit length field, or a
+    /// field is one [`decode`](Self::decode) refuses (`frag_index >= frag_count`, zero audio
+    /// channels or sample rate, audio not whole samples, loss over 1000‰).
     pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, PacketError> {
         let len = self.encoded_len();
         if out.len() < len {
             return Err(PacketError::BufferTooSmall);
         }
+        self.validate()?;
         let mut w = Writer { buf: out, pos: 0 };
         w.put(&MAGIC);
         w.put(&[MEDIA_VERSION, self.kind() as u8]);
         w.put(&self.sender_id().to_be_bytes());
         match self {
             MediaPacket::VideoFragment { header: h, payload, .. } => {
-                let plen = u16::try_from(payload.len()).map_err(|_| PacketError::InvalidField)?;
-                if h.frag_count == 0 || h.frag_index >= h.frag_count {
-                    return Err(PacketError::InvalidField);
-                }
+                // Checked by `validate`.
+                let plen = payload.len() as u16;
                 w.put(&h.frame_id.to_be_bytes());
                 w.put(&h.capture_ts_us.to_be_bytes());
                 w.put(&h.seq.to_be_bytes());
@@ -377,7 +401,7 @@ impl<'a> MediaPacket<'a> {
                 w.put(payload);
             }
             MediaPacket::Audio { header: h, payload, .. } => {
-                let plen = u16::try_from(payload.len()).map_err(|_| PacketError::InvalidField)?;
+                let plen = payload.len() as u16;
                 w.put(&h.seq.to_be_bytes());
                 w.put(&h.capture_ts_us.to_be_bytes());
                 w.put(&h.sample_rate.to_be_bytes());
