@@ -1,0 +1,531 @@
+//! Strategies and fixtures shared by the protocol's integration tests.
+//!
+//! Every test crate under `tests/` includes this module, and each uses only part of it, hence
+//! the `dead_code` allowance. [`variant_index`] matches every [`ControlMessage`] variant without
+//! a wildcard, so adding a variant fails to compile here until the strategies, [`one_of_each`]
+//! and the docs examples are brought up to date.
+#![allow(dead_code)]
+
+use proptest::prelude::*;
+use proptest::sample::SizeRange;
+use protocol::control::{
+    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
+    StatsReport,
+};
+use protocol::media::{AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader};
+use protocol::{ControlMessage, MediaPacket};
+
+/// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
+pub const VARIANT_COUNT: usize = 33;
+
+/// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
+pub fn variant_index(msg: &ControlMessage) -> usize {
+    use ControlMessage::*;
+    match msg {
+        Hello { .. } => 0,
+        Welcome { .. } => 1,
+        CreateMeeting { .. } => 2,
+        JoinRequest { .. } => 3,
+        Waiting { .. } => 4,
+        CancelJoin => 5,
+        Knock { .. } => 6,
+        KnockWithdrawn { .. } => 7,
+        Admit { .. } => 8,
+        Deny { .. } => 9,
+        JoinRefused { .. } => 10,
+        Joined(_) => 11,
+        ParticipantJoined { .. } => 12,
+        ParticipantLeft { .. } => 13,
+        ParticipantUpdated { .. } => 14,
+        MediaState { .. } => 15,
+        HostChanged { .. } => 16,
+        RemoveParticipant { .. } => 17,
+        Removed => 18,
+        ChatSend { .. } => 19,
+        Chat { .. } => 20,
+        FileUpload { .. } => 21,
+        FileUploadReady { .. } => 22,
+        FileUploadComplete { .. } => 23,
+        FileDownload { .. } => 24,
+        FileDownloadReady { .. } => 25,
+        FileProgress { .. } => 26,
+        FileOffer { .. } => 27,
+        StatsReport { .. } => 28,
+        Ping { .. } => 29,
+        Pong { .. } => 30,
+        Leave => 31,
+        Error { .. } => 32,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field strategies
+// ---------------------------------------------------------------------------------------------
+
+/// Any string: arbitrary Unicode scalars (control characters, quotes, backslashes, astral
+/// planes, U+0000), printable text, or strings made of the characters JSON must escape.
+pub fn text(size: impl Into<SizeRange>) -> impl Strategy<Value = String> {
+    let size = size.into();
+    prop_oneof![
+        proptest::collection::vec(any::<char>(), size.clone()).prop_map(|v| v.into_iter().collect::<String>()),
+        proptest::collection::vec(
+            prop_oneof![
+                Just('"'),
+                Just('\\'),
+                Just('\u{0}'),
+                Just('\n'),
+                Just('\u{1f}'),
+                Just('\u{7f}'),
+                Just('\u{2028}'),
+                Just('\u{fffd}'),
+                Just('é'),
+                Just('😀'),
+                Just('{'),
+                Just('/'),
+            ],
+            size.clone(),
+        )
+        .prop_map(|v| v.into_iter().collect::<String>()),
+        "[a-zA-Z0-9 ]{0,24}",
+    ]
+}
+
+/// Any finite `f64`, including zeros, subnormals and extremes; NaN and infinities have no
+/// JSON representation and are never sent.
+pub fn finite_f64() -> impl Strategy<Value = f64> {
+    use proptest::num::f64 as f;
+    prop_oneof![
+        f::POSITIVE | f::NEGATIVE | f::NORMAL | f::SUBNORMAL | f::ZERO,
+        0.0..1.0f64,
+        Just(f64::MAX),
+        Just(f64::MIN_POSITIVE),
+        Just(-0.0),
+    ]
+}
+
+/// u64 with the edges (above 2^53, where JavaScript numbers lose precision) well represented.
+pub fn wide_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![any::<u64>(), 0..1000u64, Just(u64::MAX), Just((1u64 << 53) + 1)]
+}
+
+pub fn leave_reason() -> impl Strategy<Value = LeaveReason> {
+    prop_oneof![
+        Just(LeaveReason::Left),
+        Just(LeaveReason::Disconnected),
+        Just(LeaveReason::TimedOut),
+        Just(LeaveReason::Removed),
+    ]
+}
+
+pub fn join_refusal() -> impl Strategy<Value = JoinRefusal> {
+    prop_oneof![
+        Just(JoinRefusal::Denied),
+        Just(JoinRefusal::Expired),
+        Just(JoinRefusal::MeetingEnded),
+        Just(JoinRefusal::MeetingFull),
+    ]
+}
+
+pub fn knock_withdrawal() -> impl Strategy<Value = KnockWithdrawal> {
+    prop_oneof![
+        Just(KnockWithdrawal::Cancelled),
+        Just(KnockWithdrawal::Expired),
+        Just(KnockWithdrawal::Disconnected),
+        Just(KnockWithdrawal::Answered),
+    ]
+}
+
+/// Every [`ErrorCode`], in declaration order.
+pub const ALL_ERROR_CODES: [ErrorCode; 16] = [
+    ErrorCode::MalformedMessage,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::InvalidState,
+    ErrorCode::UnknownMeeting,
+    ErrorCode::InvalidCode,
+    ErrorCode::NotHost,
+    ErrorCode::UnknownParticipant,
+    ErrorCode::MeetingFull,
+    ErrorCode::ChatTooLong,
+    ErrorCode::InvalidName,
+    ErrorCode::FileTooLarge,
+    ErrorCode::UnknownFile,
+    ErrorCode::HashMismatch,
+    ErrorCode::Unauthorized,
+    ErrorCode::ServerBusy,
+    ErrorCode::Internal,
+];
+
+pub fn error_code() -> impl Strategy<Value = ErrorCode> {
+    proptest::sample::select(ALL_ERROR_CODES.to_vec())
+}
+
+pub fn participant() -> impl Strategy<Value = Participant> {
+    (any::<u32>(), text(0..24), any::<[bool; 4]>(), wide_u64()).prop_map(
+        |(id, display_name, [is_host, mic_on, camera_on, speaking], joined_at_ms)| Participant {
+            id,
+            display_name,
+            is_host,
+            mic_on,
+            camera_on,
+            speaking,
+            joined_at_ms,
+        },
+    )
+}
+
+pub fn file_info() -> impl Strategy<Value = FileInfo> {
+    (wide_u64(), text(0..24), wide_u64(), prop_oneof!["[0-9a-f]{64}", text(0..8)], any::<u32>(), text(0..16)).prop_map(
+        |(file_id, name, size, sha256, sender_id, sender_name)| FileInfo {
+            file_id,
+            name,
+            size,
+            sha256,
+            sender_id,
+            sender_name,
+        },
+    )
+}
+
+pub fn chat_message() -> impl Strategy<Value = ChatMessage> {
+    (
+        wide_u64(),
+        any::<u32>(),
+        text(0..16),
+        text(0..48),
+        wide_u64(),
+        proptest::option::of(wide_u64()),
+        proptest::option::of(file_info()),
+    )
+        .prop_map(|(id, sender_id, sender_name, text, timestamp_ms, client_msg_id, file)| ChatMessage {
+            id,
+            sender_id,
+            sender_name,
+            text,
+            timestamp_ms,
+            client_msg_id,
+            file,
+        })
+}
+
+pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
+    (
+        prop_oneof!["[0-9]{6}", text(0..8)],
+        any::<u32>(),
+        wide_u64(),
+        text(0..40),
+        any::<u32>(),
+        proptest::collection::vec(participant(), 0..6),
+        proptest::collection::vec(chat_message(), 0..6),
+    )
+        .prop_map(|(code, participant_id, media_token, session_token, host_id, roster, chat_history)| {
+            MeetingWelcome { code, participant_id, media_token, session_token, host_id, roster, chat_history }
+        })
+}
+
+pub fn stats_report() -> impl Strategy<Value = StatsReport> {
+    (finite_f64(), finite_f64(), finite_f64(), finite_f64(), finite_f64(), finite_f64(), finite_f64(), any::<u8>())
+        .prop_map(
+            |(rtt_ms, loss, jitter_ms, fps_sent, fps_received, bitrate_in_kbps, bitrate_out_kbps, quality_level)| {
+                StatsReport {
+                    rtt_ms,
+                    loss,
+                    jitter_ms,
+                    fps_sent,
+                    fps_received,
+                    bitrate_in_kbps,
+                    bitrate_out_kbps,
+                    quality_level,
+                }
+            },
+        )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control messages
+// ---------------------------------------------------------------------------------------------
+
+/// Any control message: every variant, every field arbitrary.
+pub fn control_message() -> BoxedStrategy<ControlMessage> {
+    use ControlMessage as M;
+    let code = || prop_oneof!["[0-9]{6}", text(0..10)];
+    prop_oneof![
+        (any::<u16>(), text(0..32))
+            .prop_map(|(protocol_version, client_name)| M::Hello { protocol_version, client_name }),
+        (any::<u16>(), any::<u16>(), text(0..32)).prop_map(|(protocol_version, udp_port, server_name)| M::Welcome {
+            protocol_version,
+            udp_port,
+            server_name
+        }),
+        text(0..32).prop_map(|display_name| M::CreateMeeting { display_name }),
+        (code(), text(0..32)).prop_map(|(code, display_name)| M::JoinRequest { code, display_name }),
+        (code(), wide_u64()).prop_map(|(code, request_id)| M::Waiting { code, request_id }),
+        Just(M::CancelJoin),
+        (wide_u64(), text(0..32)).prop_map(|(request_id, display_name)| M::Knock { request_id, display_name }),
+        (wide_u64(), knock_withdrawal()).prop_map(|(request_id, reason)| M::KnockWithdrawn { request_id, reason }),
+        wide_u64().prop_map(|request_id| M::Admit { request_id }),
+        wide_u64().prop_map(|request_id| M::Deny { request_id }),
+        join_refusal().prop_map(|reason| M::JoinRefused { reason }),
+        meeting_welcome().prop_map(M::Joined),
+        participant().prop_map(|participant| M::ParticipantJoined { participant }),
+        (any::<u32>(), leave_reason())
+            .prop_map(|(participant_id, reason)| M::ParticipantLeft { participant_id, reason }),
+        participant().prop_map(|participant| M::ParticipantUpdated { participant }),
+        any::<[bool; 3]>().prop_map(|[mic_on, camera_on, speaking]| M::MediaState { mic_on, camera_on, speaking }),
+        any::<u32>().prop_map(|host_id| M::HostChanged { host_id }),
+        any::<u32>().prop_map(|participant_id| M::RemoveParticipant { participant_id }),
+        Just(M::Removed),
+        (text(0..64), proptest::option::of(wide_u64()))
+            .prop_map(|(text, client_msg_id)| M::ChatSend { text, client_msg_id }),
+        chat_message().prop_map(|message| M::Chat { message }),
+        (text(0..40), text(0..32), wide_u64(), prop_oneof!["[0-9a-f]{64}", text(0..8)])
+            .prop_map(|(session_token, name, size, sha256)| M::FileUpload { session_token, name, size, sha256 }),
+        (wide_u64(), any::<u32>()).prop_map(|(file_id, chunk_size)| M::FileUploadReady { file_id, chunk_size }),
+        wide_u64().prop_map(|file_id| M::FileUploadComplete { file_id }),
+        (text(0..40), wide_u64(), wide_u64()).prop_map(|(session_token, file_id, offset)| M::FileDownload {
+            session_token,
+            file_id,
+            offset
+        }),
+        (file_info(), wide_u64(), any::<u32>()).prop_map(|(file, offset, chunk_size)| M::FileDownloadReady {
+            file,
+            offset,
+            chunk_size
+        }),
+        (wide_u64(), text(0..24), any::<u32>(), wide_u64(), wide_u64()).prop_map(
+            |(file_id, name, sender_id, bytes, size)| M::FileProgress { file_id, name, sender_id, bytes, size }
+        ),
+        file_info().prop_map(|file| M::FileOffer { file }),
+        stats_report().prop_map(|report| M::StatsReport { report }),
+        wide_u64().prop_map(|nonce| M::Ping { nonce }),
+        wide_u64().prop_map(|nonce| M::Pong { nonce }),
+        Just(M::Leave),
+        (error_code(), text(0..48)).prop_map(|(code, message)| M::Error { code, message }),
+    ]
+    .boxed()
+}
+
+/// One fixed instance of every variant, in declaration order.
+pub fn one_of_each() -> Vec<ControlMessage> {
+    use ControlMessage as M;
+    let participant = Participant {
+        id: 2,
+        display_name: "Grace".into(),
+        is_host: false,
+        mic_on: true,
+        camera_on: true,
+        speaking: false,
+        joined_at_ms: 1_700_000_000_000,
+    };
+    let file = FileInfo {
+        file_id: 9,
+        name: "notes.pdf".into(),
+        size: 1_048_576,
+        sha256: "ab".repeat(32),
+        sender_id: 1,
+        sender_name: "Ada".into(),
+    };
+    let chat = ChatMessage {
+        id: 1,
+        sender_id: 1,
+        sender_name: "Ada".into(),
+        text: "hi".into(),
+        timestamp_ms: 1_700_000_000_500,
+        client_msg_id: Some(7),
+        file: None,
+    };
+    vec![
+        M::Hello { protocol_version: 1, client_name: "test".into() },
+        M::Welcome { protocol_version: 1, udp_port: 7001, server_name: "relay".into() },
+        M::CreateMeeting { display_name: "Ada".into() },
+        M::JoinRequest { code: "123456".into(), display_name: "Grace".into() },
+        M::Waiting { code: "123456".into(), request_id: 3 },
+        M::CancelJoin,
+        M::Knock { request_id: 3, display_name: "Grace".into() },
+        M::KnockWithdrawn { request_id: 3, reason: KnockWithdrawal::Cancelled },
+        M::Admit { request_id: 3 },
+        M::Deny { request_id: 3 },
+        M::JoinRefused { reason: JoinRefusal::Denied },
+        M::Joined(MeetingWelcome {
+            code: "123456".into(),
+            participant_id: 2,
+            media_token: 42,
+            session_token: "token".into(),
+            host_id: 1,
+            roster: vec![participant.clone()],
+            chat_history: vec![chat.clone()],
+        }),
+        M::ParticipantJoined { participant: participant.clone() },
+        M::ParticipantLeft { participant_id: 2, reason: LeaveReason::Left },
+        M::ParticipantUpdated { participant },
+        M::MediaState { mic_on: true, camera_on: false, speaking: false },
+        M::HostChanged { host_id: 2 },
+        M::RemoveParticipant { participant_id: 2 },
+        M::Removed,
+        M::ChatSend { text: "hi".into(), client_msg_id: None },
+        M::Chat { message: chat },
+        M::FileUpload { session_token: "token".into(), name: "notes.pdf".into(), size: 10, sha256: "ab".repeat(32) },
+        M::FileUploadReady { file_id: 9, chunk_size: 16384 },
+        M::FileUploadComplete { file_id: 9 },
+        M::FileDownload { session_token: "token".into(), file_id: 9, offset: 0 },
+        M::FileDownloadReady { file: file.clone(), offset: 0, chunk_size: 16384 },
+        M::FileProgress { file_id: 9, name: "notes.pdf".into(), sender_id: 1, bytes: 5, size: 10 },
+        M::FileOffer { file },
+        M::StatsReport {
+            report: StatsReport {
+                rtt_ms: 12.5,
+                loss: 0.01,
+                jitter_ms: 3.0,
+                fps_sent: 20.0,
+                fps_received: 19.5,
+                bitrate_in_kbps: 900.0,
+                bitrate_out_kbps: 850.0,
+                quality_level: 3,
+            },
+        },
+        M::Ping { nonce: 1 },
+        M::Pong { nonce: 1 },
+        M::Leave,
+        M::error(ErrorCode::Internal, "boom"),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media packets
+// ---------------------------------------------------------------------------------------------
+
+/// An owned media packet, so strategies can produce one; [`OwnedPacket::as_packet`] borrows it
+/// as the [`MediaPacket`] the codec works on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedPacket {
+    Video { sender_id: u32, header: VideoHeader, payload: Vec<u8> },
+    Audio { sender_id: u32, header: AudioHeader, payload: Vec<u8> },
+    RttRequest { sender_id: u32, echo: RttEcho },
+    RttReply { sender_id: u32, echo: RttEcho },
+    Report { sender_id: u32, report: ReceiverReport },
+    Keepalive { sender_id: u32, media_token: u64 },
+}
+
+impl OwnedPacket {
+    pub fn as_packet(&self) -> MediaPacket<'_> {
+        match self {
+            OwnedPacket::Video { sender_id, header, payload } => {
+                MediaPacket::VideoFragment { sender_id: *sender_id, header: *header, payload }
+            }
+            OwnedPacket::Audio { sender_id, header, payload } => {
+                MediaPacket::Audio { sender_id: *sender_id, header: *header, payload }
+            }
+            OwnedPacket::RttRequest { sender_id, echo } => {
+                MediaPacket::RttRequest { sender_id: *sender_id, echo: *echo }
+            }
+            OwnedPacket::RttReply { sender_id, echo } => MediaPacket::RttReply { sender_id: *sender_id, echo: *echo },
+            OwnedPacket::Report { sender_id, report } => {
+                MediaPacket::ReceiverReport { sender_id: *sender_id, report: *report }
+            }
+            OwnedPacket::Keepalive { sender_id, media_token } => {
+                MediaPacket::Keepalive { sender_id: *sender_id, media_token: *media_token }
+            }
+        }
+    }
+}
+
+pub fn media_kind() -> impl Strategy<Value = MediaKind> {
+    prop_oneof![Just(MediaKind::Video), Just(MediaKind::Audio)]
+}
+
+fn rtt_echo() -> impl Strategy<Value = RttEcho> {
+    (any::<u32>(), any::<u64>()).prop_map(|(echo_id, sent_ts_us)| RttEcho { echo_id, sent_ts_us })
+}
+
+/// A valid video fragment header: `frag_index < frag_count`.
+pub fn video_header() -> impl Strategy<Value = VideoHeader> {
+    (any::<u32>(), any::<u64>(), any::<u32>(), any::<u16>(), any::<u16>(), 1..=u16::MAX).prop_flat_map(
+        |(frame_id, capture_ts_us, seq, width, height, frag_count)| {
+            (0..frag_count).prop_map(move |frag_index| VideoHeader {
+                frame_id,
+                capture_ts_us,
+                seq,
+                width,
+                height,
+                frag_index,
+                frag_count,
+            })
+        },
+    )
+}
+
+/// A valid media packet of any kind, with every field arbitrary within its valid range.
+pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
+    prop_oneof![
+        (any::<u32>(), video_header(), proptest::collection::vec(any::<u8>(), 0..1400))
+            .prop_map(|(sender_id, header, payload)| OwnedPacket::Video { sender_id, header, payload }),
+        (any::<u32>(), any::<u32>(), any::<u64>(), 1..=u32::MAX, prop_oneof![Just(1u8), 1..=u8::MAX], 0..200usize)
+            .prop_flat_map(|(sender_id, seq, capture_ts_us, sample_rate, channels, frames)| {
+                // Whole sample frames only (`channels` s16 samples each), within the 16-bit
+                // length field.
+                let frame_bytes = 2 * channels as usize;
+                let len = frames.min(usize::from(u16::MAX) / frame_bytes) * frame_bytes;
+                proptest::collection::vec(any::<u8>(), len..=len).prop_map(move |payload| OwnedPacket::Audio {
+                    sender_id,
+                    header: AudioHeader { seq, capture_ts_us, sample_rate, channels },
+                    payload,
+                })
+            }),
+        (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttRequest { sender_id, echo }),
+        (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttReply { sender_id, echo }),
+        (any::<u32>(), any::<u32>(), media_kind(), 0..=1000u16, any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(sender_id, source_id, media, loss_permille, highest_seq, cumulative_lost, jitter_us)| {
+                OwnedPacket::Report {
+                    sender_id,
+                    report: ReceiverReport { source_id, media, loss_permille, highest_seq, cumulative_lost, jitter_us },
+                }
+            }
+        ),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(sender_id, media_token)| OwnedPacket::Keepalive { sender_id, media_token }),
+    ]
+}
+
+/// A media packet whose fields may be out of range (zero channels, `frag_index >= frag_count`,
+/// loss over 1000‰, odd audio lengths, payloads over 64 KiB): for checking that the encoder
+/// refuses exactly what the decoder would refuse.
+pub fn any_packet() -> impl Strategy<Value = OwnedPacket> {
+    prop_oneof![
+        3 => valid_packet(),
+        1 => (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u32>(),
+            prop_oneof![0..4u16, any::<u16>()],
+            prop_oneof![0..4u16, any::<u16>()],
+            prop_oneof![0..64usize, Just(65_535), Just(65_536)],
+        )
+            .prop_map(|(sender_id, frame_id, capture_ts_us, seq, frag_index, frag_count, len)| OwnedPacket::Video {
+                sender_id,
+                header: VideoHeader { frame_id, capture_ts_us, seq, width: 4, height: 4, frag_index, frag_count },
+                payload: vec![0xAB; len],
+            }),
+        1 => (
+            any::<u32>(),
+            prop_oneof![Just(0u32), Just(16_000), any::<u32>()],
+            prop_oneof![0..4u8, any::<u8>()],
+            prop_oneof![0..64usize, Just(65_534), Just(65_536)],
+        )
+            .prop_map(|(sender_id, sample_rate, channels, len)| OwnedPacket::Audio {
+                sender_id,
+                header: AudioHeader { seq: 1, capture_ts_us: 2, sample_rate, channels },
+                payload: vec![0x5A; len],
+            }),
+        1 => (any::<u32>(), any::<u16>()).prop_map(|(sender_id, loss_permille)| OwnedPacket::Report {
+            sender_id,
+            report: ReceiverReport {
+                source_id: 1,
+                media: MediaKind::Audio,
+                loss_permille,
+                highest_seq: 2,
+                cumulative_lost: 3,
+                jitter_us: 4,
+            },
+        }),
+    ]
+}
