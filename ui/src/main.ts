@@ -1,3 +1,42 @@
-// Parlor UI entry point.
-const app = document.querySelector<HTMLDivElement>("#app");
-if (app) app.textContent = "Parlor";
+/**
+ * Parlor's page: wires the store, the controller, the IPC to the Tauri shell, the video hub and
+ * the views. `window.__parlorFps()` reports frames drawn per second per participant, for the
+ * benchmark that drives the built app.
+ */
+import "./styles.css";
+import { Controller } from "./core/controller";
+import { toAppError } from "./core/errors";
+import { tauriIpc } from "./core/ipc";
+import { Store } from "./core/store";
+import { AppView } from "./views/app";
+import { VideoHub } from "./views/video";
+
+declare global {
+  interface Window {
+    /** Frames drawn per second over the last second, keyed by participant id (0 = own camera). */
+    __parlorFps?: () => Record<number, number>;
+  }
+}
+
+const root = document.querySelector<HTMLDivElement>("#app");
+if (!root) throw new Error("index.html has no #app");
+
+const ipc = tauriIpc();
+const store = new Store();
+const ctl = new Controller(store, ipc);
+const hub = new VideoHub(ipc);
+const view = new AppView(root, store, ctl, hub);
+window.__parlorFps = () => hub.fps();
+setInterval(() => view.tick(), 1000);
+
+async function boot(): Promise<void> {
+  const steps = await Promise.allSettled([hub.start(), view.listenForDrops(ipc), ctl.start()]);
+  for (const step of steps) {
+    if (step.status === "rejected") {
+      console.error("start-up step failed", step.reason);
+      store.dispatch({ type: "commandFailed", error: toAppError(step.reason instanceof Error ? step.reason.message : step.reason) });
+    }
+  }
+}
+
+void boot();

@@ -34,7 +34,7 @@ describe("describeError", () => {
   it("has words for every code and shows the shell's text for internal errors", () => {
     const codes: ErrorCode[] = [
       "relayUnreachable", "unknownMeeting", "invalidCode", "invalidName", "invalidRelayAddr", "meetingFull",
-      "deviceBusy", "deviceNotFound", "notHost", "invalidState", "chatTooLong", "fileNotFound", "fileTooLarge",
+      "deviceBusy", "deviceNotFound", "notHost", "unknownParticipant", "invalidState", "chatTooLong", "fileNotFound", "fileTooLarge",
       "unknownFile", "hashMismatch", "downloadDirUnwritable", "serverBusy", "unsupportedVersion", "unauthorized", "internal",
     ];
     for (const code of codes) {

@@ -24,6 +24,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "deviceBusy",
   "deviceNotFound",
   "notHost",
+  "unknownParticipant",
   "invalidState",
   "chatTooLong",
   "fileNotFound",
@@ -93,6 +94,8 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       };
     case "notHost":
       return { title: "Only the host can do that", detail: "Ask the meeting host." };
+    case "unknownParticipant":
+      return { title: "That person is no longer here", detail: "They may have left or stopped asking to join." };
     case "invalidState":
       return { title: "That isn't possible right now", detail: err.message };
     case "chatTooLong":

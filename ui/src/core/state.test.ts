@@ -204,7 +204,10 @@ describe("roster", () => {
     expect(removed.ended).toMatchObject({ title: "You've been removed from the meeting", canRejoin: false });
     const lost = run([{ name: "disconnected", payload: { message: "connection reset" } }], inMeeting());
     expect(lost.ended).toMatchObject({ title: "You lost connection to the meeting", detail: "connection reset", canRejoin: true });
-    const left = run([{ type: "left" }], inMeeting());
+    const chatty = run([{ name: "participant-joined", payload: { participant: person(3, "Linus") } }, { type: "commandFailed", error: { code: "deviceBusy", message: "" } }], inMeeting());
+    expect(chatty.toasts).toHaveLength(2);
+    const left = run([{ type: "left" }], chatty);
+    expect(left.toasts.map((t) => t.kind)).toEqual(["error"]);
     expect(left.ended!.title).toBe("You left the meeting");
     expect(run([{ type: "returnedHome" }], left).screen).toBe("home");
   });

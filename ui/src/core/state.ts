@@ -640,7 +640,19 @@ function offeredFile(info: FileInfo, selfId: ParticipantId): SharedFile {
 }
 
 function endSession(state: AppState, ended: EndedState): AppState {
-  return { ...state, screen: "ended", ended, meeting: null, waiting: null, knocks: [], panel: null, confirmRemove: null, home: { ...state.home, busy: null } };
+  return {
+    ...state,
+    screen: "ended",
+    ended,
+    meeting: null,
+    waiting: null,
+    knocks: [],
+    panel: null,
+    confirmRemove: null,
+    home: { ...state.home, busy: null },
+    // News about the meeting (joins, chat) is stale once it is over; errors may still matter.
+    toasts: state.toasts.filter((t) => t.kind === "error"),
+  };
 }
 
 function addToast(state: AppState, kind: Toast["kind"], text: string, detail: string | null, nowMs: number): AppState {

@@ -118,6 +118,7 @@ export type ErrorCode =
   | "deviceBusy"
   | "deviceNotFound"
   | "notHost"
+  | "unknownParticipant"
   | "invalidState"
   | "chatTooLong"
   | "fileNotFound"

@@ -1,0 +1,615 @@
+/**
+ * A stand-in for the Tauri shell, for running the UI in a plain browser (Playwright tests,
+ * `npm run dev:mock`). It answers every command of docs/app-ipc.md through Tauri's own
+ * `mockIPC`, emits session events through the mocked event plugin, pushes synthetic video
+ * frames through the Channel with the same flow control as the real shell, and turns HTML5
+ * file drops into `tauri://drag-*` events the way the native webview does.
+ *
+ * Only the test entry (ui/mock.html → src/mock/entry.ts, built into ui/dist-mock) imports this;
+ * the app build (ui/dist) never contains it.
+ *
+ * Tests steer it through `window.__parlorMock` (see {@link MockControl}).
+ */
+import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import type { Channel } from "@tauri-apps/api/core";
+import { encodeFrame, PixelFormat } from "../core/frame";
+import type { AppError, ChatMessage, Device, FileInfo, Participant, SessionEvents, Settings, StatsSnapshot } from "../core/types";
+import { LOCAL_VIDEO_ID } from "../core/types";
+
+/** What tests can do to the mock. */
+export interface MockControl {
+  /** Every command the page invoked, in order (event-plugin plumbing excluded). */
+  calls: Array<{ cmd: string; args: Record<string, unknown> }>;
+  /** Lets the waiting joiner in (the host admitted). */
+  admit(): void;
+  /** Refuses the waiting joiner. */
+  refuse(reason: SessionEvents["join-refused"]["reason"]): void;
+  /** (Host) someone knocks; returns the request id. */
+  knock(name: string): number;
+  /** (Host) a knock goes away unanswered. */
+  withdraw(requestId: number, reason: SessionEvents["knock-withdrawn"]["reason"]): void;
+  /** Someone joins directly; returns their id. */
+  addParticipant(name: string, format?: "i420" | "rgba"): number;
+  /** Someone leaves. */
+  leave(id: number, reason?: SessionEvents["participant-left"]["reason"]): void;
+  /** Someone writes in the chat. */
+  chatFrom(id: number, text: string): void;
+  /** Someone shares a file; returns its file id. */
+  offerFile(id: number, name: string, size: number): number;
+  /** Someone's mic or camera changes. */
+  setMedia(id: number, micOn: boolean, cameraOn: boolean): void;
+  /** The host removes this app. */
+  removeMe(): void;
+  /** The relay connection drops. */
+  disconnect(message: string): void;
+  /** The next call of `cmd` rejects with `error`. */
+  failNext(cmd: string, error: AppError): void;
+  /** Frames pushed per participant since start. */
+  framesSent: Record<number, number>;
+}
+
+declare global {
+  interface Window {
+    __parlorMock?: MockControl;
+  }
+}
+
+interface Remote {
+  p: Participant;
+  format: "i420" | "rgba";
+  colors: [string, string];
+}
+
+/** Per-participant flow control, as the shell keeps it: one frame in flight at most. */
+interface Flow {
+  ready: boolean;
+  width: number;
+  height: number;
+  sentThisSecond: number;
+  fps: number;
+}
+
+const SRC_W = 640;
+const SRC_H = 360;
+const FPS = 20;
+const PALETTE: Array<[string, string]> = [
+  ["#1e3a5f", "#3f7cac"],
+  ["#4a2c4f", "#9b5d8f"],
+  ["#2f4f3a", "#6aa37a"],
+  ["#5f3b1e", "#c08a4d"],
+  ["#263238", "#607d8b"],
+];
+
+/** Installs the mock. Call before the app's modules run. */
+export function installMockBackend(): MockControl {
+  mockWindows("main");
+  const settings: Settings = { displayName: "", lastRelayAddr: "192.168.1.20:7878" };
+  const devices = {
+    cameras: [dev("cam-hd", "HD Webcam", true), dev("cam-test", "Test pattern")],
+    microphones: [dev("mic-built-in", "Built-in Microphone", true), dev("mic-usb", "USB Headset Microphone")],
+    speakers: [dev("spk-built-in", "Built-in Speakers", true), dev("spk-usb", "USB Headset")],
+  };
+  let downloadDir = "/home/ada/Downloads";
+  let channel: Channel<ArrayBuffer> | null = null;
+  let channelIndex = 0;
+  let previewing = false;
+  let micOn = true;
+  let cameraOn = true;
+  const flows = new Map<number, Flow>();
+  const remotes = new Map<number, Remote>();
+  const failures = new Map<string, AppError>();
+  let self: Participant | null = null;
+  let code = "";
+  let relayAddr = "";
+  let hostId = 0;
+  let waiting: { code: string; name: string; relayAddr: string } | null = null;
+  let nextId = 1;
+  let nextChat = 1;
+  let nextFile = 1;
+  let nextRequest = 100;
+  let nextClientMsg = 1;
+  let nextTransfer = 1;
+  const knocks = new Map<number, string>();
+  const chat: ChatMessage[] = [];
+  const files = new Map<number, FileInfo>();
+  let latest: StatsSnapshot | null = null;
+  let uploadCwnd: number | null = null;
+  let speakerTurn = 0;
+
+  const control: MockControl = {
+    calls: [],
+    framesSent: {},
+    admit: () => {
+      if (!waiting) return;
+      const w = waiting;
+      waiting = null;
+      startSession(w.code, w.relayAddr, w.name, false);
+    },
+    refuse: (reason) => {
+      waiting = null;
+      void send("join-refused", { reason });
+    },
+    knock: (name) => {
+      const requestId = nextRequest++;
+      knocks.set(requestId, name);
+      void send("knock", { requestId, name });
+      return requestId;
+    },
+    withdraw: (requestId, reason) => {
+      knocks.delete(requestId);
+      void send("knock-withdrawn", { requestId, reason });
+    },
+    addParticipant: (name, format = "i420") => {
+      const p = addRemote(name, format);
+      void send("participant-joined", { participant: p });
+      return p.id;
+    },
+    leave: (id, reason = "left") => {
+      if (!remotes.delete(id)) return;
+      flows.delete(id);
+      void send("participant-left", { participantId: id, reason });
+    },
+    chatFrom: (id, text) => {
+      const r = remotes.get(id);
+      if (r) pushChat(r.p, text, null, null);
+    },
+    offerFile: (id, name, size) => {
+      const r = remotes.get(id);
+      const fileId = nextFile++;
+      if (!r) return fileId;
+      const file: FileInfo = { fileId, name, size, sha256: fakeSha(name, size), senderId: id, senderName: r.p.displayName };
+      files.set(fileId, file);
+      void send("file-offer", { file });
+      pushChat(r.p, "", file, null);
+      return fileId;
+    },
+    setMedia: (id, mic, cam) => {
+      const r = remotes.get(id);
+      if (!r) return;
+      r.p = { ...r.p, micOn: mic, cameraOn: cam };
+      void send("participant-updated", { participant: r.p });
+    },
+    removeMe: () => {
+      endSession();
+      void send("removed", null);
+    },
+    disconnect: (message) => {
+      endSession();
+      void send("disconnected", { message });
+    },
+    failNext: (cmd, error) => failures.set(cmd, error),
+  };
+  window.__parlorMock = control;
+
+  function dev(id: string, label: string, selected = false): Device {
+    return { id, label, selected };
+  }
+
+  async function send<K extends keyof SessionEvents>(name: K, payload: SessionEvents[K]): Promise<void> {
+    await emit(name, payload);
+  }
+
+  function addRemote(name: string, format: "i420" | "rgba"): Participant {
+    const id = nextId++;
+    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now() };
+    remotes.set(id, { p, format, colors: PALETTE[id % PALETTE.length] ?? PALETTE[0]! });
+    return p;
+  }
+
+  function startSession(meetingCode: string, addr: string, name: string, asHost: boolean): void {
+    code = meetingCode;
+    relayAddr = addr;
+    remotes.clear();
+    nextId = 1;
+    if (asHost) {
+      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now() };
+      hostId = self.id;
+    } else {
+      // A meeting in progress: Grace hosts, Linus sends RGBA frames, Grace I420.
+      hostId = 1;
+      addRemote("Grace Hopper", "i420");
+      addRemote("Linus Torvalds", "rgba");
+      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now() };
+      const grace = remotes.get(1)!.p;
+      chat.length = 0;
+      chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000 });
+    }
+    const roster = [...[...remotes.values()].map((r) => r.p), self];
+    void send("joined", { code, participantId: self.id, hostId, relayAddr, roster, chatHistory: asHost ? [] : chat.slice() });
+  }
+
+  function endSession(): void {
+    self = null;
+    remotes.clear();
+    knocks.clear();
+    for (const id of [...flows.keys()]) if (id !== LOCAL_VIDEO_ID) flows.delete(id);
+    latest = null;
+  }
+
+  function pushChat(from: Participant, text: string, file: FileInfo | null, clientMsgId: number | null): void {
+    const message: ChatMessage = { id: nextChat++, senderId: from.id, senderName: from.displayName, text, timestampMs: Date.now(), clientMsgId, file };
+    chat.push(message);
+    void send("chat", { message });
+  }
+
+  /** Runs a transfer's progress like the engine reports it: Reno-shaped cwnd, rate per step. */
+  function simulateTransfer(
+    transferId: string,
+    direction: "upload" | "download",
+    name: string,
+    size: number,
+    fileId: number | null,
+    durationMs: number,
+    done: () => void,
+  ): void {
+    const stepMs = 200;
+    const steps = Math.max(2, Math.round(durationMs / stepMs));
+    let bytes = 0;
+    let step = 0;
+    let cwnd = 16 * 1024;
+    let ssthresh = 512 * 1024;
+    const timer = setInterval(() => {
+      step++;
+      const before = bytes;
+      bytes = step >= steps ? size : Math.min(size, Math.round((size * step) / steps + ((step % 3) - 1) * size * 0.01));
+      if (direction === "upload") {
+        // Slow start, one loss at 60 %, then congestion avoidance.
+        if (step === Math.round(steps * 0.6)) {
+          ssthresh = Math.max(32 * 1024, cwnd / 2);
+          cwnd = ssthresh;
+        } else cwnd = cwnd < ssthresh ? cwnd * 2 : cwnd + 16 * 1024;
+        uploadCwnd = cwnd;
+      }
+      const rate = ((bytes - before) * 1000) / stepMs;
+      void send("file-progress", {
+        transferId,
+        direction,
+        fileId,
+        name,
+        size,
+        bytes,
+        rateBytesPerSec: Math.max(0, rate),
+        cwndBytes: direction === "upload" ? cwnd : null,
+      });
+      if (step >= steps) {
+        clearInterval(timer);
+        if (direction === "upload") uploadCwnd = null;
+        done();
+      }
+    }, stepMs);
+  }
+
+  // ---- Video: synthetic frames with the shell's flow control. ----
+
+  const scratch = document.createElement("canvas");
+  const ctx2d = scratch.getContext("2d", { willReadFrequently: true });
+
+  function flow(id: number): Flow {
+    let f = flows.get(id);
+    if (!f) {
+      f = { ready: false, width: 0, height: 0, sentThisSecond: 0, fps: 0 };
+      flows.set(id, f);
+    }
+    return f;
+  }
+
+  function pushFrame(id: number, colors: [string, string], format: "i420" | "rgba", t: number): void {
+    const f = flows.get(id);
+    if (!f || !f.ready || !channel || !ctx2d) return;
+    // Scale to cover the tile, never above the source size; I420 wants even sizes.
+    const scale = Math.min(1, Math.max(f.width / SRC_W, f.height / SRC_H));
+    const w = Math.max(2, Math.round((SRC_W * scale) / 2) * 2);
+    const hgt = Math.max(2, Math.round((SRC_H * scale) / 2) * 2);
+    const rgba = drawScene(ctx2d, scratch, w, hgt, colors, t);
+    const msg =
+      format === "rgba"
+        ? encodeFrame(id, w, hgt, PixelFormat.Rgba, rgba)
+        : encodeFrame(id, w, hgt, PixelFormat.I420, rgbaToI420(rgba, w, hgt));
+    f.ready = false;
+    f.sentThisSecond++;
+    control.framesSent[id] = (control.framesSent[id] ?? 0) + 1;
+    const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback(id: number, data: unknown): void } }).__TAURI_INTERNALS__;
+    internals.runCallback(channel.id, { index: channelIndex++, message: msg });
+  }
+
+  setInterval(() => {
+    const t = performance.now() / 1000;
+    if (cameraOn && (previewing || self)) pushFrame(LOCAL_VIDEO_ID, ["#37474f", "#78909c"], "i420", t);
+    for (const r of remotes.values()) if (r.p.cameraOn) pushFrame(r.p.id, r.colors, r.format, t);
+  }, 1000 / FPS);
+
+  // ---- Stats and active speaker, once a second. ----
+
+  setInterval(() => {
+    for (const f of flows.values()) {
+      f.fps = f.sentThisSecond;
+      f.sentThisSecond = 0;
+    }
+    if (!self) return;
+    const now = Date.now();
+    const s = now / 1000;
+    const rows = [...remotes.values()].map((r) => {
+      const f = flows.get(r.p.id);
+      return {
+        participantId: r.p.id,
+        fps: r.p.cameraOn ? (f?.fps ?? 0) : 0,
+        bitrateKbps: r.p.cameraOn ? Math.round(420 + 60 * Math.sin(s / 3 + r.p.id)) : 24,
+        loss: Math.max(0, 0.004 + 0.004 * Math.sin(s / 5 + r.p.id)),
+        jitterMs: 4 + 2 * Math.sin(s / 4 + r.p.id),
+        width: f && f.width ? Math.min(SRC_W, 640) : 0,
+        height: f && f.height ? 360 : 0,
+      };
+    });
+    const spike = Math.sin(s / 9) > 0.93;
+    latest = {
+      timestampMs: now,
+      rttMs: 18 + 5 * Math.sin(s / 4) + (spike ? 40 : 0),
+      loss: spike ? 0.035 : Math.max(0, 0.003 + 0.003 * Math.sin(s / 6)),
+      jitterMs: 5 + 2 * Math.sin(s / 3) + (spike ? 12 : 0),
+      fpsSent: cameraOn ? (flows.get(LOCAL_VIDEO_ID)?.fps ?? 0) : 0,
+      fpsReceived: rows.reduce((a, r) => a + r.fps, 0) / Math.max(1, rows.length),
+      bitrateInKbps: rows.reduce((a, r) => a + r.bitrateKbps, 0) + 256 * rows.length,
+      bitrateOutKbps: cameraOn ? 480 + 40 * Math.sin(s / 5) : 256,
+      cwndBytes: uploadCwnd,
+      qualityLevel: spike ? 1 : 2,
+      participants: rows,
+    };
+    void send("stats", latest);
+    if (Math.floor(s) % 4 === 0) {
+      const talkers = [...remotes.values()].filter((r) => r.p.micOn);
+      const next = talkers.length ? (talkers[speakerTurn++ % talkers.length]?.p.id ?? null) : null;
+      void send("active-speaker", { participantId: next });
+    }
+  }, 1000);
+
+  // ---- HTML5 drops become native drag-drop events, as in the webview. ----
+
+  const paths = (e: DragEvent) => Array.from(e.dataTransfer?.files ?? []).map((f) => f.name);
+  const position = (e: DragEvent) => ({ x: Math.round(e.clientX * devicePixelRatio), y: Math.round(e.clientY * devicePixelRatio) });
+  window.addEventListener("dragenter", (e) => {
+    e.preventDefault();
+    void emit("tauri://drag-enter", { paths: paths(e), position: position(e) });
+  });
+  window.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    void emit("tauri://drag-over", { position: position(e) });
+  });
+  window.addEventListener("dragleave", (e) => {
+    if (e.relatedTarget === null) void emit("tauri://drag-leave", null);
+  });
+  window.addEventListener("drop", (e) => {
+    e.preventDefault();
+    void emit("tauri://drag-drop", { paths: paths(e), position: position(e) });
+  });
+
+  // ---- Commands. ----
+
+  mockIPC(
+    async (cmd, rawArgs) => {
+      const args = (rawArgs ?? {}) as Record<string, unknown>;
+      if (!cmd.startsWith("plugin:event|")) control.calls.push({ cmd, args: cmd === "video_subscribe" ? {} : args });
+      const failure = failures.get(cmd);
+      if (failure) {
+        failures.delete(cmd);
+        throw failure;
+      }
+      switch (cmd) {
+        case "get_settings":
+          return settings;
+        case "save_settings":
+          Object.assign(settings, args.settings as Settings);
+          return null;
+        case "list_devices":
+          return devices;
+        case "choose_devices":
+          for (const [kind, key] of [
+            ["camera", "cameras"],
+            ["microphone", "microphones"],
+            ["speaker", "speakers"],
+          ] as const) {
+            const id = args[kind];
+            if (typeof id === "string") devices[key] = devices[key].map((d) => ({ ...d, selected: d.id === id }));
+          }
+          return null;
+        case "get_download_dir":
+          return downloadDir;
+        case "choose_download_dir":
+          downloadDir = String(args.dir);
+          return null;
+        case "start_preview":
+          previewing = true;
+          return null;
+        case "stop_preview":
+          previewing = false;
+          return null;
+        case "set_mic":
+        case "set_camera": {
+          if (cmd === "set_mic") micOn = Boolean(args.on);
+          else cameraOn = Boolean(args.on);
+          if (self) {
+            self = { ...self, micOn, cameraOn };
+            void send("participant-updated", { participant: self });
+          }
+          return null;
+        }
+        case "video_subscribe":
+          channel = args.onFrame as Channel<ArrayBuffer>;
+          channelIndex = 0;
+          return null;
+        case "video_frame_drawn": {
+          const f = flow(Number(args.participantId));
+          f.ready = true;
+          f.width = Number(args.width);
+          f.height = Number(args.height);
+          return null;
+        }
+        case "create_meeting": {
+          const addr = typeof args.relayAddr === "string" ? args.relayAddr : "192.168.1.20:7878";
+          startSession("482913", addr, String(args.name), true);
+          return { code: "482913", relayAddr: addr, participantId: self!.id };
+        }
+        case "join_meeting": {
+          const c = String(args.code);
+          if (c === "000000") throw { code: "unknownMeeting", message: "UNKNOWN_MEETING: no live meeting has this code" } satisfies AppError;
+          waiting = { code: c, name: String(args.name), relayAddr: String(args.relayAddr) };
+          void send("waiting", { code: c, requestId: nextRequest++ });
+          return null;
+        }
+        case "cancel_join":
+          waiting = null;
+          return null;
+        case "admit": {
+          const requestId = Number(args.requestId);
+          const name = knocks.get(requestId);
+          if (name === undefined) throw { code: "unknownParticipant", message: "no such knock" } satisfies AppError;
+          knocks.delete(requestId);
+          control.addParticipant(name, "rgba");
+          return null;
+        }
+        case "deny":
+          knocks.delete(Number(args.requestId));
+          return null;
+        case "remove_participant":
+          control.leave(Number(args.participantId), "removed");
+          return null;
+        case "leave_meeting":
+          endSession();
+          return null;
+        case "send_chat": {
+          if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
+          const clientMsgId = nextClientMsg++;
+          const me = self;
+          setTimeout(() => pushChat(me, String(args.text), null, clientMsgId), 80);
+          return { clientMsgId };
+        }
+        case "send_file": {
+          if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
+          const path = String(args.path);
+          const name = path.split(/[\\/]/).pop() ?? path;
+          const size = 2_400_000 + (name.length % 7) * 310_000;
+          const transferId = `u${nextTransfer++}`;
+          const me = self;
+          simulateTransfer(transferId, "upload", name, size, null, 4000, () => {
+            const fileId = nextFile++;
+            const file: FileInfo = { fileId, name, size, sha256: fakeSha(name, size), senderId: me.id, senderName: me.displayName };
+            files.set(fileId, file);
+            void send("file-done", { transferId, direction: "upload", fileId, name, size, sha256: file.sha256, verified: true, path: null });
+            pushChat(me, "", file, null);
+          });
+          return { transferId };
+        }
+        case "accept_file": {
+          const fileId = Number(args.fileId);
+          const file = files.get(fileId);
+          if (!file) throw { code: "unknownFile", message: "no such file" } satisfies AppError;
+          const transferId = `d${fileId}`;
+          simulateTransfer(transferId, "download", file.name, file.size, fileId, 2000, () => {
+            void send("file-done", {
+              transferId,
+              direction: "download",
+              fileId,
+              name: file.name,
+              size: file.size,
+              sha256: file.sha256,
+              verified: true,
+              path: `${downloadDir}/${file.name}`,
+            });
+          });
+          return { transferId };
+        }
+        case "open_file":
+          return null;
+        case "get_stats":
+          return latest;
+        case "plugin:dialog|open": {
+          const opts = (args.options ?? {}) as { directory?: boolean };
+          return opts.directory ? "/home/ada/Shared" : "/home/ada/Documents/meeting-notes.pdf";
+        }
+        default:
+          throw { code: "internal", message: `mock: unknown command ${cmd}` } satisfies AppError;
+      }
+    },
+    { shouldMockEvents: true },
+  );
+
+  const auto = new URLSearchParams(location.search).get("autoAdmit");
+  if (auto !== null) {
+    setInterval(() => waiting && control.admit(), Math.max(100, Number(auto) || 1500));
+  }
+  return control;
+}
+
+function fakeSha(name: string, size: number): string {
+  let h = 2166136261 >>> 0;
+  for (const ch of `${name}:${size}`) h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 16777619) >>> 0;
+  let out = "";
+  for (let i = 0; i < 8; i++) {
+    h = Math.imul(h ^ (h >>> 15), 2246822507) >>> 0;
+    out += h.toString(16).padStart(8, "0");
+  }
+  return out;
+}
+
+/** Draws a stand-in "camera picture": a gradient room and a swaying silhouette. */
+function drawScene(
+  ctx: CanvasRenderingContext2D,
+  canvas: HTMLCanvasElement,
+  w: number,
+  h: number,
+  colors: [string, string],
+  t: number,
+): Uint8Array {
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
+  const g = ctx.createLinearGradient(0, 0, w, h);
+  g.addColorStop(0, colors[0]);
+  g.addColorStop(1, colors[1]);
+  ctx.fillStyle = g;
+  ctx.fillRect(0, 0, w, h);
+  // A window of light moving across the back wall.
+  const lx = ((t * 0.08) % 1) * w * 1.4 - w * 0.2;
+  ctx.fillStyle = "rgba(255,255,255,0.08)";
+  ctx.fillRect(lx, h * 0.12, w * 0.18, h * 0.45);
+  // Head and shoulders.
+  const cx = w / 2 + Math.sin(t * 1.3) * w * 0.03;
+  const cy = h * 0.42 + Math.sin(t * 2.1) * h * 0.01;
+  ctx.fillStyle = "rgba(20,20,24,0.55)";
+  ctx.beginPath();
+  ctx.ellipse(cx, h * 1.02, w * 0.24, h * 0.36, 0, Math.PI, 2 * Math.PI);
+  ctx.fill();
+  ctx.fillStyle = "#d9b99b";
+  ctx.beginPath();
+  ctx.arc(cx, cy, h * 0.15, 0, 2 * Math.PI);
+  ctx.fill();
+  ctx.fillStyle = "rgba(60,40,30,0.9)";
+  ctx.beginPath();
+  ctx.arc(cx, cy - h * 0.04, h * 0.155, Math.PI * 1.05, Math.PI * 1.95);
+  ctx.fill();
+  return new Uint8Array(ctx.getImageData(0, 0, w, h).data.buffer);
+}
+
+/** RGBA → I420 (BT.601 limited range), the inverse of core/frame.ts i420ToRgba. */
+function rgbaToI420(rgba: Uint8Array, w: number, h: number): Uint8Array {
+  const cw = w >> 1;
+  const ch = h >> 1;
+  const out = new Uint8Array(w * h + 2 * cw * ch);
+  for (let i = 0, p = 0; i < w * h; i++, p += 4) {
+    out[i] = (0.257 * rgba[p]! + 0.504 * rgba[p + 1]! + 0.098 * rgba[p + 2]! + 16) | 0;
+  }
+  const uOff = w * h;
+  const vOff = uOff + cw * ch;
+  for (let y = 0; y < ch; y++) {
+    for (let x = 0; x < cw; x++) {
+      const p = (y * 2 * w + x * 2) * 4;
+      const r = rgba[p]!;
+      const g = rgba[p + 1]!;
+      const b = rgba[p + 2]!;
+      out[uOff + y * cw + x] = (-0.148 * r - 0.291 * g + 0.439 * b + 128) | 0;
+      out[vOff + y * cw + x] = (0.439 * r - 0.368 * g - 0.071 * b + 128) | 0;
+    }
+  }
+  return out;
+}

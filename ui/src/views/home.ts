@@ -1,0 +1,174 @@
+/**
+ * The home screen: name, "New meeting", join with a code and a relay address, the camera
+ * preview and the device pickers.
+ */
+import type { Controller } from "../core/controller";
+import { normalizeCode } from "../core/format";
+import type { AppState } from "../core/state";
+import type { Store } from "../core/store";
+import type { Device } from "../core/types";
+import { h, setText, show } from "./dom";
+import { icon, type IconName } from "./icons";
+import type { PreviewView } from "./preview";
+
+type DeviceKind = "camera" | "microphone" | "speaker";
+
+export class HomeView {
+  readonly el: HTMLDivElement;
+  readonly previewSlot: HTMLDivElement;
+  private readonly name: HTMLInputElement;
+  private readonly code: HTMLInputElement;
+  private readonly relay: HTMLInputElement;
+  private readonly hostOnRelay: HTMLInputElement;
+  private readonly create: HTMLButtonElement;
+  private readonly join: HTMLButtonElement;
+  private readonly error: HTMLDivElement;
+  private readonly errorTitle: HTMLElement;
+  private readonly errorDetail: HTMLElement;
+  private readonly selects: Record<DeviceKind, HTMLSelectElement>;
+  private prev: AppState | null = null;
+
+  constructor(
+    private readonly ctl: Controller,
+    store: Store,
+  ) {
+    const input = (field: "name" | "code" | "relayAddr") => (e: Event) =>
+      store.dispatch({ type: "homeInput", field, value: (e.target as HTMLInputElement).value });
+    this.name = h("input", {
+      class: "field",
+      testid: "input-name",
+      attrs: { placeholder: "Your name", maxlength: "64", autocomplete: "name", "aria-label": "Your name" },
+      on: { input: input("name") },
+    });
+    this.code = h("input", {
+      class: "field",
+      testid: "input-code",
+      attrs: { placeholder: "Meeting code", inputmode: "numeric", maxlength: "9", "aria-label": "Meeting code" },
+      on: { input: input("code"), keydown: (e) => e.key === "Enter" && void this.ctl.joinMeeting() },
+    });
+    this.relay = h("input", {
+      class: "field",
+      testid: "input-relay",
+      attrs: { placeholder: "Relay address, e.g. 192.168.1.20:7878", "aria-label": "Relay address", spellcheck: "false" },
+      on: { input: input("relayAddr"), keydown: (e) => e.key === "Enter" && void this.ctl.joinMeeting() },
+    });
+    this.hostOnRelay = h("input", {
+      testid: "check-host-on-relay",
+      attrs: { type: "checkbox" },
+      on: { change: (e) => store.dispatch({ type: "homeHostOnRelay", on: (e.target as HTMLInputElement).checked }) },
+    });
+    this.create = h(
+      "button",
+      { class: "btn btn-primary btn-large", testid: "btn-new-meeting", on: { click: () => void this.ctl.createMeeting() } },
+      icon("newMeeting", 20),
+      h("span", { text: "New meeting" }),
+    );
+    this.join = h("button", { class: "btn btn-text btn-large", testid: "btn-join", text: "Join", on: { click: () => void this.ctl.joinMeeting() } });
+    this.errorTitle = h("strong");
+    this.errorDetail = h("span");
+    this.error = h("div", { class: "form-error", testid: "home-error", attrs: { role: "alert" } }, icon("error", 20), h("div", {}, this.errorTitle, this.errorDetail));
+    this.selects = {
+      camera: this.deviceSelect("camera"),
+      microphone: this.deviceSelect("microphone"),
+      speaker: this.deviceSelect("speaker"),
+    };
+    this.previewSlot = h("div", { class: "preview-slot" });
+    this.el = h(
+      "div",
+      { class: "screen home", testid: "screen-home" },
+      h("header", { class: "topbar" }, h("div", { class: "logo" }, h("span", { class: "logo-mark" }, icon("cam", 22)), h("span", { class: "logo-text", text: "Parlor" }))),
+      h(
+        "main",
+        { class: "home-main" },
+        h(
+          "section",
+          { class: "home-left" },
+          this.previewSlot,
+          h(
+            "div",
+            { class: "device-row" },
+            this.labelled("cam", "Camera", this.selects.camera),
+            this.labelled("mic", "Microphone", this.selects.microphone),
+            this.labelled("speaker", "Speaker", this.selects.speaker),
+          ),
+        ),
+        h(
+          "section",
+          { class: "home-right" },
+          h("h1", { text: "Video meetings on your own network" }),
+          h("p", { class: "lede", text: "Host a meeting from this computer, or join one with its code and relay address." }),
+          h("label", { class: "field-label", text: "Your name" }),
+          this.name,
+          h("div", { class: "home-actions" }, this.create),
+          h("label", { class: "check" }, this.hostOnRelay, h("span", { text: "Host on the relay address below instead of this computer" })),
+          h("div", { class: "divider" }, h("span", { text: "or join a meeting" })),
+          h("div", { class: "join-row" }, h("span", { class: "field-icon" }, icon("keyboard", 20)), this.code),
+          h("div", { class: "join-row" }, h("span", { class: "field-icon" }, icon("lan", 20)), this.relay),
+          h("div", { class: "home-actions" }, this.join),
+          this.error,
+        ),
+      ),
+    );
+  }
+
+  /** Mounts the preview in this screen. */
+  adopt(preview: PreviewView): void {
+    if (preview.el.parentElement !== this.previewSlot) this.previewSlot.append(preview.el);
+  }
+
+  focus(): void {
+    (this.name.value ? this.code : this.name).focus();
+  }
+
+  update(s: AppState): void {
+    const p = this.prev;
+    this.prev = s;
+    if (p && p.home === s.home && p.devices === s.devices) return;
+    syncInput(this.name, s.home.name);
+    syncInput(this.code, s.home.code);
+    syncInput(this.relay, s.home.relayAddr);
+    this.hostOnRelay.checked = s.home.hostOnRelay;
+    const busy = s.home.busy !== null;
+    this.create.disabled = busy;
+    this.join.disabled = busy || s.home.code.trim().length === 0;
+    this.create.classList.toggle("busy", s.home.busy === "create");
+    this.join.classList.toggle("busy", s.home.busy === "join");
+    setText(this.join, s.home.busy === "join" ? "Joining…" : normalizeCode(s.home.code) ? "Ask to join" : "Join");
+    const err = s.home.error;
+    show(this.error, err !== null);
+    setText(this.errorTitle, err?.title ?? "");
+    setText(this.errorDetail, err?.detail ?? "");
+    fillSelect(this.selects.camera, s.devices.cameras, "No camera found");
+    fillSelect(this.selects.microphone, s.devices.microphones, "No microphone found");
+    fillSelect(this.selects.speaker, s.devices.speakers, "No speaker found");
+  }
+
+  private deviceSelect(kind: DeviceKind): HTMLSelectElement {
+    return h("select", {
+      class: "device-select",
+      testid: `select-${kind}`,
+      attrs: { "aria-label": kind },
+      on: { change: (e) => void this.ctl.chooseDevice(kind, (e.target as HTMLSelectElement).value) },
+    });
+  }
+
+  private labelled(iconName: IconName, label: string, select: HTMLSelectElement): HTMLElement {
+    return h("label", { class: "device", title: label }, icon(iconName, 18), select);
+  }
+}
+
+function syncInput(el: HTMLInputElement, value: string): void {
+  // Leave the field alone while it matches, so the caret does not jump while typing.
+  if (el.value !== value) el.value = value;
+}
+
+function fillSelect(select: HTMLSelectElement, devices: readonly Device[], empty: string): void {
+  const wanted = devices.length ? devices.map((d) => `${d.id}\u0000${d.label}`).join("\u0001") : "";
+  if (select.dataset.options !== wanted) {
+    select.dataset.options = wanted;
+    select.replaceChildren(...(devices.length ? devices.map((d) => h("option", { text: d.label, attrs: { value: d.id } })) : [h("option", { text: empty, attrs: { value: "" } })]));
+  }
+  select.disabled = devices.length === 0;
+  const sel = devices.find((d) => d.selected);
+  if (sel && select.value !== sel.id) select.value = sel.id;
+}

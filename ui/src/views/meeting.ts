@@ -1,0 +1,301 @@
+/**
+ * The meeting screen: the tile stage, the side panel (chat, people or stats) and the bottom bar
+ * with the meeting code, the relay address to share, and the round controls.
+ */
+import type { Controller } from "../core/controller";
+import { avatarColor, displayCode, formatClock, initialOf } from "../core/format";
+import { stageLayout, type Rect } from "../core/layout";
+import { isApplePlatform, shortcutLabel } from "../core/shortcuts";
+import { latestStats, stageOrder, type AppState, type MeetingState, type Panel } from "../core/state";
+import type { Store } from "../core/store";
+import { connectionQuality, qualityWords, type Quality } from "../core/stats";
+import { LOCAL_VIDEO_ID, type Participant } from "../core/types";
+import { h, setAttr, setText, show } from "./dom";
+import { icon, setIcon, signalBars, type IconName } from "./icons";
+import type { VideoHub } from "./video";
+import { ChatPanel } from "./chat";
+import { PeoplePanel } from "./people";
+import { StatsPanel } from "./stats";
+
+/** What a tile shows. */
+interface TileModel {
+  id: number;
+  self: boolean;
+  name: string;
+  micOn: boolean;
+  cameraOn: boolean;
+  speaking: boolean;
+  quality: Quality;
+}
+
+/** One participant's tile with its canvas. */
+class TileView {
+  readonly el: HTMLDivElement;
+  readonly canvas: HTMLCanvasElement;
+  private readonly avatar: HTMLDivElement;
+  private readonly name: HTMLDivElement;
+  private readonly micOff: HTMLDivElement;
+  private readonly quality: HTMLDivElement;
+  private attachedAs: number | null = null;
+
+  constructor(
+    readonly id: number,
+    private readonly hub: VideoHub,
+  ) {
+    this.canvas = h("canvas", { class: "video", testid: `video-${id}` });
+    this.avatar = h("div", { class: "avatar" });
+    this.name = h("div", { class: "name-label", testid: `name-${id}` });
+    this.micOff = h("div", { class: "mic-off-badge", testid: `micoff-${id}`, title: "Microphone off" }, icon("micOff", 18));
+    this.quality = h("div", { class: "quality", testid: `quality-${id}` }, signalBars());
+    this.el = h(
+      "div",
+      { class: "tile", testid: `tile-${id}` },
+      this.canvas,
+      h("div", { class: "camera-off" }, this.avatar),
+      this.quality,
+      this.micOff,
+      this.name,
+    );
+    this.el.dataset.participantId = String(id);
+  }
+
+  update(m: TileModel): void {
+    // The self view draws the local camera (id 0), mirrored like a mirror, as Meet does.
+    const videoId = m.self ? LOCAL_VIDEO_ID : m.id;
+    if (this.attachedAs !== videoId) {
+      this.hub.attach(videoId, this.canvas, this.el);
+      this.attachedAs = videoId;
+    }
+    this.canvas.classList.toggle("mirrored", m.self);
+    this.el.classList.toggle("self", m.self);
+    this.el.classList.toggle("speaking", m.speaking);
+    this.el.classList.toggle("video-off", !m.cameraOn);
+    setText(this.name, m.self ? "You" : m.name);
+    setText(this.avatar, initialOf(m.name));
+    this.avatar.style.backgroundColor = avatarColor(m.name);
+    show(this.micOff, !m.micOn);
+    this.quality.dataset.quality = m.quality;
+    setAttr(this.quality, "title", qualityWords(m.quality));
+  }
+
+  place(r: Rect, pip: boolean): void {
+    const st = this.el.style;
+    const px = (n: number) => `${Math.round(n)}px`;
+    if (st.left !== px(r.x)) st.left = px(r.x);
+    if (st.top !== px(r.y)) st.top = px(r.y);
+    if (st.width !== px(r.width)) st.width = px(r.width);
+    if (st.height !== px(r.height)) st.height = px(r.height);
+    this.el.classList.toggle("pip", pip);
+  }
+
+  dispose(): void {
+    if (this.attachedAs !== null) this.hub.detach(this.attachedAs, this.canvas);
+    this.attachedAs = null;
+  }
+}
+
+/** The grid of tiles, laid out by core/layout.ts whenever the roster or the stage size changes. */
+class Stage {
+  readonly el: HTMLDivElement;
+  private readonly tiles = new Map<number, TileView>();
+  private models: TileModel[] = [];
+  private selfId = -1;
+  private width = 0;
+  private height = 0;
+
+  constructor(private readonly hub: VideoHub) {
+    this.el = h("div", { class: "stage", testid: "stage" });
+    new ResizeObserver(() => {
+      this.width = this.el.clientWidth;
+      this.height = this.el.clientHeight;
+      this.layout();
+    }).observe(this.el);
+  }
+
+  update(s: AppState, m: MeetingState): void {
+    const stats = latestStats(m);
+    const byId = new Map<number, Participant>(m.roster.map((p) => [p.id, p]));
+    const rows = new Map((stats?.participants ?? []).map((r) => [r.participantId, r]));
+    this.selfId = m.selfId;
+    this.models = stageOrder(m).flatMap((id) => {
+      const p = byId.get(id);
+      if (!p) return [];
+      const self = id === m.selfId;
+      const row = rows.get(id);
+      const quality = self
+        ? connectionQuality(stats?.loss ?? null, stats ? stats.rttMs + stats.jitterMs : null)
+        : connectionQuality(row?.loss ?? null, row && stats ? stats.rttMs + row.jitterMs : null);
+      return [
+        {
+          id,
+          self,
+          name: p.displayName,
+          micOn: self ? s.micOn : p.micOn,
+          cameraOn: self ? s.cameraOn : p.cameraOn,
+          speaking: m.activeSpeaker === id,
+          quality,
+        },
+      ];
+    });
+    const live = new Set(this.models.map((t) => t.id));
+    for (const [id, tile] of this.tiles) {
+      if (!live.has(id)) {
+        tile.dispose();
+        tile.el.remove();
+        this.tiles.delete(id);
+      }
+    }
+    for (const model of this.models) {
+      let tile = this.tiles.get(model.id);
+      if (!tile) {
+        tile = new TileView(model.id, this.hub);
+        this.tiles.set(model.id, tile);
+        this.el.append(tile.el);
+      }
+      tile.update(model);
+    }
+    this.layout();
+  }
+
+  /** Forgets every tile (the meeting ended). */
+  clear(): void {
+    for (const tile of this.tiles.values()) {
+      tile.dispose();
+      tile.el.remove();
+    }
+    this.tiles.clear();
+    this.models = [];
+  }
+
+  private layout(): void {
+    if (this.width === 0 || this.height === 0) return;
+    const ids = this.models.map((t) => t.id);
+    const lay = stageLayout(ids, this.selfId, this.width, this.height);
+    for (const t of lay.tiles) this.tiles.get(t.id)?.place(t, false);
+    if (lay.pip) {
+      const tile = this.tiles.get(lay.pip.id);
+      if (tile) {
+        tile.place(lay.pip, true);
+        // The floating self view stays on top of the big tile.
+        if (this.el.lastElementChild !== tile.el) this.el.append(tile.el);
+      }
+    }
+  }
+}
+
+/** The meeting screen. */
+export class MeetingView {
+  readonly el: HTMLDivElement;
+  private readonly stage: Stage;
+  private readonly side: HTMLElement;
+  private readonly chat: ChatPanel;
+  private readonly people: PeoplePanel;
+  private readonly stats: StatsPanel;
+  private readonly clock: HTMLSpanElement;
+  private readonly code: HTMLSpanElement;
+  private readonly relay: HTMLSpanElement;
+  private readonly mic: HTMLButtonElement;
+  private readonly cam: HTMLButtonElement;
+  private readonly panelButtons: Record<Panel, HTMLButtonElement>;
+  private readonly peopleCount: HTMLSpanElement;
+  private readonly chatBadge: HTMLSpanElement;
+  private prev: AppState | null = null;
+
+  constructor(ctl: Controller, store: Store, hub: VideoHub) {
+    const apple = isApplePlatform(navigator.platform);
+    this.stage = new Stage(hub);
+    this.chat = new ChatPanel(ctl, store);
+    this.people = new PeoplePanel(ctl, store);
+    this.stats = new StatsPanel(store, hub);
+    this.side = h("aside", { class: "side-panel", testid: "side-panel" }, this.chat.el, this.people.el, this.stats.el);
+    this.clock = h("span", { class: "clock" });
+    this.code = h("span", { class: "meeting-code", testid: "meeting-code" });
+    this.relay = h("span", { class: "relay-addr", testid: "relay-addr" });
+    const copy = h("button", { class: "icon-btn", testid: "btn-copy-invite", title: "Copy joining info", on: { click: () => void this.copyInvite(store) } }, icon("copy", 18));
+    this.mic = h("button", { class: "round-btn", testid: "btn-mic", on: { click: () => void ctl.toggleMic() } });
+    this.cam = h("button", { class: "round-btn", testid: "btn-camera", on: { click: () => void ctl.toggleCamera() } });
+    this.mic.dataset.shortcut = shortcutLabel("d", apple);
+    this.cam.dataset.shortcut = shortcutLabel("e", apple);
+    const leave = h("button", { class: "round-btn leave", testid: "btn-leave", title: "Leave call", attrs: { "aria-label": "Leave call" }, on: { click: () => void ctl.leave() } }, icon("callEnd"));
+    const panelBtn = (panel: Panel, iconName: IconName, label: string) =>
+      h("button", { class: "icon-round", testid: `btn-${panel}`, title: label, attrs: { "aria-label": label }, on: { click: () => store.dispatch({ type: "panelToggled", panel }) } }, icon(iconName));
+    this.panelButtons = {
+      chat: panelBtn("chat", "chat", "Chat with everyone"),
+      participants: panelBtn("participants", "people", "Show everyone"),
+      stats: panelBtn("stats", "stats", "Connection stats"),
+    };
+    this.chatBadge = h("span", { class: "badge dot", testid: "chat-unread" });
+    this.panelButtons.chat.append(this.chatBadge);
+    this.peopleCount = h("span", { class: "badge count", testid: "people-count" });
+    this.panelButtons.participants.append(this.peopleCount);
+    this.el = h(
+      "div",
+      { class: "screen meeting", testid: "screen-meeting" },
+      h("div", { class: "meeting-body" }, this.stage.el, this.side),
+      h(
+        "footer",
+        { class: "bottom-bar" },
+        h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy),
+        h("div", { class: "bar-center" }, this.mic, this.cam, leave),
+        h("div", { class: "bar-right" }, this.panelButtons.chat, this.panelButtons.participants, this.panelButtons.stats),
+      ),
+    );
+    this.tick();
+  }
+
+  /** Updates the clock in the bar (called once a second). */
+  tick(): void {
+    setText(this.clock, formatClock(Date.now()));
+  }
+
+  update(s: AppState): void {
+    const p = this.prev;
+    this.prev = s;
+    const m = s.meeting;
+    if (!m) {
+      this.stage.clear();
+      this.stats.close();
+      return;
+    }
+    if (!p || p.meeting !== m || p.micOn !== s.micOn || p.cameraOn !== s.cameraOn) this.stage.update(s, m);
+    setText(this.code, displayCode(m.code));
+    setText(this.relay, m.relayAddr);
+    this.toggle(this.mic, s.micOn, "mic", "micOff", "microphone");
+    this.toggle(this.cam, s.cameraOn, "cam", "camOff", "camera");
+    for (const [panel, btn] of Object.entries(this.panelButtons) as Array<[Panel, HTMLButtonElement]>) {
+      btn.classList.toggle("active", s.panel === panel);
+      setAttr(btn, "aria-pressed", s.panel === panel ? "true" : "false");
+    }
+    show(this.chatBadge, m.unread > 0);
+    setText(this.peopleCount, String(m.roster.length + s.knocks.length));
+    this.peopleCount.classList.toggle("attention", s.knocks.length > 0);
+    this.el.classList.toggle("panel-open", s.panel !== null);
+    show(this.side, s.panel !== null);
+    // The charts want room: the stats panel is wider and lays them out in two columns.
+    this.side.classList.toggle("wide", s.panel === "stats");
+    this.chat.update(s, s.panel === "chat");
+    this.people.update(s, s.panel === "participants");
+    this.stats.update(s, s.panel === "stats");
+  }
+
+  private toggle(btn: HTMLButtonElement, on: boolean, onIcon: IconName, offIcon: IconName, what: string): void {
+    setIcon(btn, on ? onIcon : offIcon);
+    btn.classList.toggle("off", !on);
+    setAttr(btn, "aria-pressed", on ? "false" : "true");
+    const label = `Turn ${on ? "off" : "on"} ${what} (${btn.dataset.shortcut ?? ""})`;
+    setAttr(btn, "aria-label", label);
+    setAttr(btn, "title", label);
+  }
+
+  private async copyInvite(store: Store): Promise<void> {
+    const m = store.state.meeting;
+    if (!m) return;
+    const text = `Join my Parlor meeting: code ${displayCode(m.code)}, relay address ${m.relayAddr}`;
+    try {
+      await navigator.clipboard.writeText(text);
+      store.dispatch({ type: "toast", kind: "info", text: "Joining info copied" });
+    } catch {
+      store.dispatch({ type: "toast", kind: "error", text: "Couldn't copy", detail: text });
+    }
+  }
+}
