@@ -9,13 +9,17 @@
 //! - [`framing`]: the 4-byte big-endian length prefix around each TCP frame.
 //! - [`media`]: the binary UDP media packets.
 //! - [`file`]: the binary chunk/ACK frames of a file-transfer connection.
+//! - [`reno`]: the file-transfer congestion window (RFC 5681 Reno, RFC 6298 RTO).
+//! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
 pub mod control;
+pub mod estimators;
 pub mod file;
 pub mod framing;
 pub mod media;
+pub mod reno;
 
 pub use control::ControlMessage;
 pub use framing::{FrameCodec, FrameError};
