@@ -1,0 +1,531 @@
+// Playwright walk-through of the built UI over the browser mock of the Tauri shell.
+//
+// Serves ui/dist-mock (built by `vite build --mode mock`) from 127.0.0.1, opens it in Debian's
+// Chromium through playwright-core, and walks: home → wrong code → waiting room → denial →
+// admitted → meeting with video → shortcuts → chat → file drop with progress → received file
+// (Save, verified, Open) → clip button → people → stats charts → leave → hosting with queued
+// knocks (Admit, Deny, withdrawn) → remove → removed → device busy → relay unreachable.
+// Each step asserts visible text; screenshots go to ui-tests/screenshots/ and the home,
+// meeting and stats ones are copied to docs/screenshots/.
+//
+// Usage: npm run test:e2e-ui   (builds both bundles, then runs this file)
+
+import { chromium } from "playwright-core";
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "..");
+const distMock = path.join(repo, "ui/dist-mock");
+const distApp = path.join(repo, "ui/dist");
+const shots = path.join(here, "screenshots");
+const docsShots = path.join(repo, "docs/screenshots");
+const TIMEOUT = 15_000;
+
+let passed = 0;
+let failed = 0;
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// ---- The mock must never ship: the app bundle has no trace of it. ----
+
+function assertAppBundleHasNoMock() {
+  check(fs.existsSync(path.join(distApp, "index.html")), "ui/dist is missing: run `npm run build` first");
+  const files = fs.readdirSync(path.join(distApp, "assets")).map((f) => path.join(distApp, "assets", f));
+  for (const f of [path.join(distApp, "index.html"), ...files]) {
+    const text = fs.readFileSync(f, "utf8");
+    for (const marker of ["__parlorMock", "mockIPC", "mock.html", "installMockBackend"]) {
+      check(!text.includes(marker), `${path.relative(repo, f)} contains ${marker}: the mock leaked into the app build`);
+    }
+  }
+  check(!fs.existsSync(path.join(distApp, "mock.html")), "ui/dist/mock.html exists");
+}
+
+// ---- A tiny static server for ui/dist-mock on 127.0.0.1. ----
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png" };
+
+function serve(root) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const file = path.normalize(path.join(root, decodeURIComponent(url.pathname)));
+    if (!file.startsWith(root)) {
+      res.writeHead(403).end();
+      return;
+    }
+    fs.readFile(file, (err, data) => {
+      if (err) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+      res.end(data);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+// ---- Helpers over the page. ----
+
+const sel = (id) => `[data-testid="${id}"]`;
+
+async function visible(page, id, timeout = TIMEOUT) {
+  await page.locator(sel(id)).first().waitFor({ state: "visible", timeout });
+}
+
+async function hidden(page, id, timeout = TIMEOUT) {
+  await page.locator(sel(id)).first().waitFor({ state: "hidden", timeout });
+}
+
+/** Waits until the element's visible text matches `re`. */
+async function text(page, id, re, timeout = TIMEOUT) {
+  const source = re.source;
+  const flags = re.flags;
+  try {
+    await page.waitForFunction(
+      ([s, src, fl]) => {
+        const el = document.querySelector(s);
+        return el instanceof HTMLElement && el.getClientRects().length > 0 && new RegExp(src, fl).test(el.innerText);
+      },
+      [sel(id), source, flags],
+      { timeout },
+    );
+  } catch {
+    const got = await page.locator(sel(id)).first().innerText().catch(() => "<missing>");
+    throw new Error(`${id}: expected ${re}, got ${JSON.stringify(got)}`);
+  }
+}
+
+async function click(page, id) {
+  await page.locator(sel(id)).first().click({ timeout: TIMEOUT });
+}
+
+async function mock(page, fn, ...args) {
+  return page.evaluate(([f, a]) => window.__parlorMock[f](...a), [fn, args]);
+}
+
+async function calls(page, cmd) {
+  return page.evaluate((c) => window.__parlorMock.calls.filter((x) => x.cmd === c).map((x) => x.args), cmd);
+}
+
+async function waitFps(page, id, min) {
+  await page.waitForFunction(([i, m]) => (window.__parlorFps?.()[i] ?? 0) >= m, [id, min], { timeout: TIMEOUT });
+}
+
+/**
+ * What is really on screen inside an element: its screenshot, decoded in the page. Returns the
+ * number of distinct colours (quantized) and the share of the most common one.
+ */
+async function pixels(page, id, near = [0, 0, 0]) {
+  const png = await page.locator(sel(id)).first().screenshot();
+  return page.evaluate(async ([b64, target]) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.width;
+    c.height = img.height;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    const data = ctx.getImageData(0, 0, c.width, c.height).data;
+    const counts = new Map();
+    let nearTarget = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i] - target[0]) + Math.abs(data[i + 1] - target[1]) + Math.abs(data[i + 2] - target[2]) < 60) nearTarget++;
+      const key = ((data[i] >> 3) << 10) | ((data[i + 1] >> 3) << 5) | (data[i + 2] >> 3);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const top = Math.max(...counts.values());
+    return { colours: counts.size, dominant: top / (data.length / 4), nearTarget, width: c.width, height: c.height };
+  }, [png.toString("base64"), near]);
+}
+
+async function notBlank(page, id) {
+  const p = await pixels(page, id);
+  check(p.colours > 30 && p.dominant < 0.8, `${id} looks blank: ${JSON.stringify(p)}`);
+  return p;
+}
+
+async function shot(page, name, docsName) {
+  const file = path.join(shots, `${name}.png`);
+  await page.screenshot({ path: file });
+  if (docsName) fs.copyFileSync(file, path.join(docsShots, `${docsName}.png`));
+}
+
+async function step(page, name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok ${passed + failed} - ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok ${passed + failed} - ${name}\n  ${String(e?.message ?? e).split("\n").join("\n  ")}`);
+    await page.screenshot({ path: path.join(shots, `FAILED-${name.replace(/[^a-z0-9]+/gi, "-")}.png`) }).catch(() => {});
+    throw e;
+  }
+}
+
+// ---- The walk. ----
+
+async function walk(page, base) {
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+
+  await step(page, "the app bundle contains no mock", async () => assertAppBundleHasNoMock());
+
+  await step(page, "home shows the form, devices and a live camera preview", async () => {
+    await page.goto(`${base}/mock.html`);
+    await visible(page, "screen-home");
+    await text(page, "btn-new-meeting", /New meeting/);
+    await text(page, "select-camera", /HD Webcam/);
+    await text(page, "select-microphone", /Built-in Microphone/);
+    await text(page, "select-speaker", /Built-in Speakers/);
+    check((await page.inputValue(sel("input-relay"))) === "192.168.1.20:7878", "last relay address not remembered");
+    await waitFps(page, 0, 5);
+    await notBlank(page, "preview");
+    await page.fill(sel("input-name"), "Ada Lovelace");
+    await text(page, "preview", /Ada Lovelace/);
+    await page.waitForTimeout(300);
+    await shot(page, "01-home", "home");
+  });
+
+  await step(page, "choosing a device tells the shell", async () => {
+    await page.selectOption(sel("select-microphone"), "mic-usb");
+    const c = await calls(page, "choose_devices");
+    check(JSON.stringify(c.at(-1)) === JSON.stringify({ microphone: "mic-usb" }), `choose_devices args ${JSON.stringify(c)}`);
+  });
+
+  await step(page, "a wrong code and a bad address are explained in words", async () => {
+    await page.fill(sel("input-code"), "12345");
+    await click(page, "btn-join");
+    await text(page, "home-error", /That code doesn't look right.*6 digits/s);
+    await page.fill(sel("input-code"), "000000");
+    await click(page, "btn-join");
+    await text(page, "home-error", /No meeting with code 000-000/);
+    await page.fill(sel("input-code"), "482913");
+    await page.fill(sel("input-relay"), "my-laptop");
+    await click(page, "btn-join");
+    await text(page, "home-error", /relay address doesn't look right/);
+    await page.fill(sel("input-relay"), "192.168.1.20:7878");
+    await hidden(page, "home-error");
+  });
+
+  await step(page, "joining waits in the waiting room; Cancel goes home", async () => {
+    await page.fill(sel("input-code"), "482 913");
+    await click(page, "btn-join");
+    await visible(page, "screen-waiting");
+    await text(page, "waiting-title", /Asking to be let in…/);
+    await text(page, "waiting-where", /482-913 on 192\.168\.1\.20:7878/);
+    const join = await calls(page, "join_meeting");
+    check(JSON.stringify(join.at(-1)) === JSON.stringify({ code: "482913", name: "Ada Lovelace", relayAddr: "192.168.1.20:7878" }), `join args ${JSON.stringify(join)}`);
+    await notBlank(page, "preview");
+    await shot(page, "02-waiting");
+    await click(page, "btn-cancel-join");
+    await visible(page, "screen-home");
+    check((await calls(page, "cancel_join")).length === 1, "cancel_join not called");
+  });
+
+  await step(page, "a denial says why, and one can ask again", async () => {
+    await click(page, "btn-join");
+    await visible(page, "screen-waiting");
+    await mock(page, "refuse", "denied");
+    await text(page, "ended-title", /You can't join this meeting/);
+    await text(page, "ended-detail", /denied your request to join/);
+    await shot(page, "03-denied");
+    await text(page, "btn-rejoin", /Ask to join again/);
+    await click(page, "btn-rejoin");
+    await visible(page, "screen-waiting");
+  });
+
+  await step(page, "admitted: the meeting shows code, address and live video tiles", async () => {
+    await mock(page, "admit");
+    await visible(page, "screen-meeting");
+    await text(page, "meeting-code", /^482-913$/);
+    await text(page, "relay-addr", /^192\.168\.1\.20:7878$/);
+    await text(page, "name-1", /Grace Hopper/);
+    await text(page, "name-2", /Linus Torvalds/);
+    await text(page, "name-3", /^You$/);
+    await waitFps(page, 1, 5);
+    await waitFps(page, 2, 5);
+    await waitFps(page, 0, 5);
+    const grace = await notBlank(page, "tile-1");
+    const linus = await notBlank(page, "tile-2");
+    const renderers = await page.evaluate(() => [...document.querySelectorAll("canvas[data-renderer]")].map((c) => c.dataset.renderer));
+    console.log(`  tiles: I420 ${JSON.stringify(grace)}, RGBA ${JSON.stringify(linus)}, renderers ${renderers.join(",")}`);
+    const drawn = await calls(page, "video_frame_drawn");
+    const last = drawn.filter((d) => d.participantId === 1).at(-1);
+    const box = await page.locator(sel("tile-1")).boundingBox();
+    check(last && Math.abs(last.width - Math.round(box.width)) <= 2 && Math.abs(last.height - Math.round(box.height)) <= 2, `video_frame_drawn size ${JSON.stringify(last)} vs tile ${JSON.stringify(box)}`);
+  });
+
+  await step(page, "mic-off badge and camera-off avatar follow the roster", async () => {
+    await mock(page, "setMedia", 2, false, true);
+    await visible(page, "micoff-2");
+    await mock(page, "setMedia", 2, false, false);
+    await page.waitForFunction(() => document.querySelector('[data-testid="tile-2"]')?.classList.contains("video-off"));
+    await text(page, "tile-2", /L/);
+    await mock(page, "setMedia", 2, false, true);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="tile-2"]')?.classList.contains("video-off"));
+  });
+
+  await step(page, "Ctrl+D and Ctrl+E toggle microphone and camera", async () => {
+    await page.locator(sel("stage")).click();
+    await page.keyboard.press("Control+d");
+    await page.waitForFunction(() => document.querySelector('[data-testid="btn-mic"]')?.getAttribute("aria-pressed") === "true");
+    await visible(page, "micoff-3");
+    await page.keyboard.press("Control+e");
+    await page.waitForFunction(() => document.querySelector('[data-testid="btn-camera"]')?.classList.contains("off"));
+    await page.keyboard.press("Control+d");
+    await page.keyboard.press("Control+e");
+    await page.waitForFunction(() => !document.querySelector('[data-testid="btn-camera"]')?.classList.contains("off") && !document.querySelector('[data-testid="btn-mic"]')?.classList.contains("off"));
+    const mic = await calls(page, "set_mic");
+    const cam = await calls(page, "set_camera");
+    check(JSON.stringify(mic) === JSON.stringify([{ on: false }, { on: true }]), `set_mic ${JSON.stringify(mic)}`);
+    check(JSON.stringify(cam) === JSON.stringify([{ on: false }, { on: true }]), `set_camera ${JSON.stringify(cam)}`);
+  });
+
+  await step(page, "chat: history, send with Enter, receive with name and time", async () => {
+    await click(page, "btn-chat");
+    await visible(page, "panel-chat");
+    await text(page, "chat-list", /Grace Hopper[\s\S]*Welcome! The agenda/);
+    await page.fill(sel("chat-input"), "Hello from Ada");
+    await page.press(sel("chat-input"), "Enter");
+    await text(page, "chat-list", /You\s+\d\d:\d\d\s+Hello from Ada/);
+    check((await page.inputValue(sel("chat-input"))) === "", "input not cleared");
+    await mock(page, "chatFrom", 1, "Hi Ada! Glad you could make it.");
+    await text(page, "chat-list", /Grace Hopper\s+\d\d:\d\d\s+Hi Ada! Glad you could make it\./);
+  });
+
+  await step(page, "dropping a file sends it, with progress, rate and cwnd", async () => {
+    await page.evaluate(() => {
+      const target = document.querySelector('[data-testid="panel-chat"]');
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(4096)], "quarterly-report.pdf", { type: "application/pdf" }));
+      const fire = (type) => target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt, clientX: 1000, clientY: 300 }));
+      fire("dragenter");
+      fire("dragover");
+      window.__dropTest = { fire };
+    });
+    await visible(page, "drop-overlay");
+    await text(page, "drop-overlay", /Drop to send to everyone/);
+    await shot(page, "04-drop");
+    await page.evaluate(() => window.__dropTest.fire("drop"));
+    await hidden(page, "drop-overlay");
+    const sent = await calls(page, "send_file");
+    check(JSON.stringify(sent) === JSON.stringify([{ path: "quarterly-report.pdf" }]), `send_file ${JSON.stringify(sent)}`);
+    await text(page, "transfers", /Sending quarterly-report\.pdf/);
+    await text(page, "upload-figures-u1", /\d+% · .+ of .+ · .+\/s · cwnd \d/);
+    await shot(page, "05-upload-progress");
+    await text(page, "chat-list", /quarterly-report\.pdf[\s\S]*Sent to everyone[\s\S]*SHA-256 verified/, 20_000);
+    await hidden(page, "upload-u1");
+  });
+
+  let offered;
+  await step(page, "a received file: Save, progress, verified mark, Open", async () => {
+    offered = await mock(page, "offerFile", 1, "agenda.pdf", 850_000);
+    await text(page, `file-${offered}`, /agenda\.pdf[\s\S]*850 KB/);
+    await visible(page, `file-save-${offered}`);
+    await click(page, `file-save-${offered}`);
+    const accepted = await calls(page, "accept_file");
+    check(JSON.stringify(accepted) === JSON.stringify([{ fileId: offered }]), `accept_file ${JSON.stringify(accepted)}`);
+    await text(page, `file-${offered}`, /Saved/, 20_000);
+    await visible(page, `file-verified-${offered}`);
+    await text(page, `file-verified-${offered}`, /SHA-256 verified/);
+    await click(page, `file-open-${offered}`);
+    const opened = await calls(page, "open_file");
+    check(JSON.stringify(opened) === JSON.stringify([{ path: "/home/ada/Downloads/agenda.pdf" }]), `open_file ${JSON.stringify(opened)}`);
+    await shot(page, "06-chat-files");
+  });
+
+  await step(page, "the clip button picks a file and sends it; the download folder can change", async () => {
+    await click(page, "btn-attach");
+    await text(page, "transfers", /Sending meeting-notes\.pdf/);
+    const sent = await calls(page, "send_file");
+    check(sent.at(-1)?.path === "/home/ada/Documents/meeting-notes.pdf", `send_file ${JSON.stringify(sent)}`);
+    await click(page, "btn-change-download-dir");
+    await text(page, "download-dir", /\/home\/ada\/Shared/);
+    check((await calls(page, "choose_download_dir")).at(-1)?.dir === "/home/ada/Shared", "choose_download_dir not called");
+  });
+
+  await step(page, "stats: live charts, quality level and per-participant rows", async () => {
+    await click(page, "btn-stats");
+    await visible(page, "panel-stats");
+    for (const key of ["rtt", "loss", "jitter", "fps", "bitrate", "cwnd"]) await visible(page, `chart-${key}`);
+    const canvases = await page.locator(`${sel("panel-stats")} .chart canvas`).count();
+    check(canvases === 6, `expected 6 chart canvases, got ${canvases}`);
+    await text(page, "stats-quality", /^(144|240|360|480)p$/);
+    await text(page, "stat-rtt", /^\d+ ms$/);
+    await text(page, "stat-loss", /%$/);
+    await text(page, "stat-cwnd", /KB|idle/);
+    await text(page, "stats-row-1", /Grace Hopper/);
+    await text(page, "stats-row-2", /Linus Torvalds/);
+    // Let a few seconds of history build up so the charts have lines to show.
+    await page.waitForTimeout(6000);
+    // The RTT line is drawn in #1a73e8: enough pixels of it means the chart plots data.
+    const rtt = await pixels(page, "chart-rtt", [0x1a, 0x73, 0xe8]);
+    check(rtt.nearTarget > 30, `RTT chart has no line: ${JSON.stringify(rtt)}`);
+    await shot(page, "07-stats", "stats");
+    await page.keyboard.press("Escape");
+    await hidden(page, "panel-stats");
+  });
+
+  await step(page, "people: everyone with mic and camera state, no remove for guests", async () => {
+    await click(page, "btn-participants");
+    await text(page, "in-meeting-count", /In the meeting \(3\)/i);
+    await text(page, "people-list", /Grace Hopper[\s\S]*Meeting host/);
+    await text(page, "people-list", /Ada Lovelace \(You\)/);
+    check((await page.getAttribute(sel("person-mic-2"), "data-on")) === "false", "Linus's mic should show off");
+    check((await page.getAttribute(sel("person-camera-2"), "data-on")) === "true", "Linus's camera should show on");
+    check(!(await page.locator(sel("btn-remove-1")).isVisible()), "a guest must not see Remove");
+    await page.locator(`${sel("panel-participants")} ${sel("btn-close-panel")}`).click();
+    await hidden(page, "panel-participants");
+  });
+
+  await step(page, "the meeting with four people, one speaking, one camera off", async () => {
+    const id = await mock(page, "addParticipant", "Margaret Hamilton");
+    await text(page, "toasts", /Margaret Hamilton joined/);
+    await mock(page, "setMedia", id, false, false);
+    await text(page, `name-${id}`, /Margaret Hamilton/);
+    await waitFps(page, 1, 5);
+    // Dismissing works, and the picture for the docs shows the tiles unobstructed.
+    for (const b of await page.locator(`${sel("toasts")} button`).all()) await b.click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="toasts"]')?.childElementCount === 0);
+    await page.waitForTimeout(1000);
+    await shot(page, "08-meeting", "meeting");
+    await mock(page, "leave", id, "left");
+    await text(page, "toasts", /Margaret Hamilton left the meeting/);
+  });
+
+  await step(page, "leaving ends the meeting with Rejoin and Return home", async () => {
+    await click(page, "btn-leave");
+    await text(page, "ended-title", /You left the meeting/);
+    check((await calls(page, "leave_meeting")).length === 1, "leave_meeting not called");
+    await click(page, "btn-return-home");
+    await visible(page, "screen-home");
+  });
+
+  let knocks;
+  await step(page, "hosting: New meeting on the embedded relay; knocks queue", async () => {
+    await click(page, "btn-new-meeting");
+    await visible(page, "screen-meeting");
+    const created = await calls(page, "create_meeting");
+    check(JSON.stringify(created) === JSON.stringify([{ name: "Ada Lovelace", relayAddr: null }]), `create_meeting ${JSON.stringify(created)}`);
+    await text(page, "meeting-code", /482-913/);
+    await text(page, "relay-addr", /192\.168\.1\.20:7878/);
+    knocks = [await mock(page, "knock", "Katherine Johnson"), await mock(page, "knock", "Dorothy Vaughan"), await mock(page, "knock", "Mary Jackson"), await mock(page, "knock", "Annie Easley")];
+    for (const k of knocks.slice(0, 3)) await visible(page, `knock-${k}`);
+    await text(page, `knock-${knocks[0]}`, /Someone wants to join this meeting[\s\S]*Katherine Johnson/);
+    await text(page, "knock-more", /1 more waiting to join/);
+    await shot(page, "09-knocks");
+  });
+
+  let katherine;
+  await step(page, "Admit lets one in, Deny refuses another, a withdrawal is told", async () => {
+    await click(page, `knock-admit-${knocks[0]}`);
+    await text(page, "toasts", /Katherine Johnson joined/);
+    check(JSON.stringify(await calls(page, "admit")) === JSON.stringify([{ requestId: knocks[0] }]), "admit args");
+    await click(page, `knock-deny-${knocks[1]}`);
+    check(JSON.stringify(await calls(page, "deny")) === JSON.stringify([{ requestId: knocks[1] }]), "deny args");
+    await hidden(page, `knock-${knocks[1]}`);
+    await mock(page, "withdraw", knocks[2], "cancelled");
+    await text(page, "toasts", /Mary Jackson stopped asking to join/);
+    await click(page, "btn-participants");
+    await text(page, "waiting-count", /Waiting to join \(1\)/i);
+    await click(page, `panel-admit-${knocks[3]}`);
+    await text(page, "toasts", /Annie Easley joined/);
+    katherine = await page.evaluate(() => [...document.querySelectorAll('[data-testid^="person-"]')].find((e) => e.textContent?.includes("Katherine"))?.dataset.testid?.replace("person-", ""));
+    check(katherine, "Katherine not in the people list");
+  });
+
+  await step(page, "the host removes someone after confirming", async () => {
+    await click(page, `btn-remove-${katherine}`);
+    await text(page, "dialog-title", /Remove Katherine Johnson from the meeting\?/);
+    await click(page, "btn-confirm-remove");
+    await hidden(page, "dialog-remove");
+    await text(page, "toasts", /Katherine Johnson was removed from the meeting/);
+    check(JSON.stringify(await calls(page, "remove_participant")) === JSON.stringify([{ participantId: Number(katherine) }]), "remove_participant args");
+    await hidden(page, `tile-${katherine}`);
+  });
+
+  await step(page, "being removed is said in words", async () => {
+    await mock(page, "removeMe");
+    await text(page, "ended-title", /You've been removed from the meeting/);
+    check(!(await page.locator(sel("btn-rejoin")).isVisible()), "no rejoin after removal");
+    await click(page, "btn-return-home");
+  });
+
+  await step(page, "a busy camera and an unreachable relay are explained", async () => {
+    await mock(page, "failNext", "set_camera", { code: "deviceBusy", message: "EBUSY", device: "camera" });
+    await click(page, "preview-camera");
+    await text(page, "toasts", /Your camera is in use[\s\S]*Another app is using your camera/);
+    await mock(page, "failNext", "create_meeting", { code: "relayUnreachable", message: "connection refused" });
+    await page.check(sel("check-host-on-relay"));
+    await click(page, "btn-new-meeting");
+    await text(page, "home-error", /Can't reach the relay at 192\.168\.1\.20:7878[\s\S]*Check the address/);
+    await shot(page, "10-errors");
+  });
+
+  await step(page, "no uncaught errors in the page", async () => {
+    check(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
+  });
+}
+
+/** Without WebGL the tiles fall back to putImageData (I420 converted on the CPU). */
+async function fallbackWalk(page, base) {
+  await step(page, "without WebGL, I420 and RGBA tiles draw through the 2D fallback", async () => {
+    await page.goto(`${base}/mock.html`);
+    await page.fill(sel("input-name"), "Ada Lovelace");
+    await page.fill(sel("input-code"), "482913");
+    await click(page, "btn-join");
+    await visible(page, "screen-waiting");
+    await mock(page, "admit");
+    await visible(page, "screen-meeting");
+    await waitFps(page, 1, 5);
+    await waitFps(page, 2, 5);
+    await notBlank(page, "tile-1");
+    await notBlank(page, "tile-2");
+    const renderers = await page.evaluate(() => [...document.querySelectorAll("canvas[data-renderer]")].map((c) => c.dataset.renderer));
+    check(renderers.length >= 3 && renderers.every((r) => r === "2d"), `renderers ${renderers.join(",")}`);
+    await shot(page, "11-no-webgl");
+  });
+}
+
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+async function withBrowser(extraArgs, fn) {
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: [...CHROMIUM_ARGS, ...extraArgs] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    page.setDefaultTimeout(TIMEOUT);
+    await fn(page);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function main() {
+  fs.mkdirSync(shots, { recursive: true });
+  fs.mkdirSync(docsShots, { recursive: true });
+  check(fs.existsSync(path.join(distMock, "mock.html")), "ui/dist-mock is missing: run `vite build --mode mock` first");
+  const server = await serve(distMock);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    // A failed step has already been reported; the walk stops there.
+    await withBrowser([], (page) => walk(page, base)).catch(() => {});
+    if (failed === 0) await withBrowser(["--disable-webgl"], (page) => fallbackWalk(page, base)).catch(() => {});
+  } finally {
+    server.close();
+  }
+  console.log(`\n${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
