@@ -10,10 +10,12 @@
 //! - [`media`]: the binary UDP media packets.
 //! - [`file`]: the binary chunk/ACK frames of a file-transfer connection.
 //! - [`reno`]: the file-transfer congestion window (RFC 5681 Reno, RFC 6298 RTO).
+//! - [`assembler`]: video frame reassembly from UDP fragments.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
+pub mod assembler;
 pub mod control;
 pub mod estimators;
 pub mod file;
