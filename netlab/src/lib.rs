@@ -6,6 +6,7 @@
 //! - [`proxy`]: the `parlor-impair` proxy that applies them to real UDP and TCP traffic.
 
 pub mod impair;
+pub mod lab;
 pub mod proxy;
 pub mod schedule;
 
