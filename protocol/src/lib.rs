@@ -11,6 +11,7 @@
 //! - [`file`]: the binary chunk/ACK frames of a file-transfer connection.
 //! - [`reno`]: the file-transfer congestion window (RFC 5681 Reno, RFC 6298 RTO).
 //! - [`assembler`]: video frame reassembly from UDP fragments.
+//! - [`jitter`]: the adaptive audio jitter buffer.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
@@ -20,6 +21,7 @@ pub mod control;
 pub mod estimators;
 pub mod file;
 pub mod framing;
+pub mod jitter;
 pub mod media;
 pub mod reno;
 
