@@ -347,6 +347,9 @@ async function walk(page, base) {
     await text(page, "transfers", /Sending meeting-notes\.pdf/);
     const sent = await calls(page, "send_file");
     check(sent.at(-1)?.path === "/home/ada/Documents/meeting-notes.pdf", `send_file ${JSON.stringify(sent)}`);
+    await mock(page, "failNext", "send_file", { code: "fileNotFound", message: "ENOENT" });
+    await click(page, "btn-attach");
+    await text(page, "toasts", /Couldn't send meeting-notes\.pdf: Can't read that file/);
     await click(page, "btn-change-download-dir");
     await text(page, "download-dir", /\/home\/ada\/Shared/);
     check((await calls(page, "choose_download_dir")).at(-1)?.dir === "/home/ada/Shared", "choose_download_dir not called");
@@ -393,7 +396,10 @@ async function walk(page, base) {
     await text(page, `name-${id}`, /Margaret Hamilton/);
     await waitFps(page, 1, 5);
     // Dismissing works, and the picture for the docs shows the tiles unobstructed.
-    for (const b of await page.locator(`${sel("toasts")} button`).all()) await b.click();
+    // Toasts also expire by themselves meanwhile, so click whichever is first until none is left.
+    for (let i = 0; i < 10 && (await page.locator(`${sel("toasts")} button`).count()) > 0; i++) {
+      await page.locator(`${sel("toasts")} button`).first().click({ timeout: 2000 }).catch(() => {});
+    }
     await page.waitForFunction(() => document.querySelector('[data-testid="toasts"]')?.childElementCount === 0);
     await page.waitForTimeout(1000);
     await shot(page, "08-meeting", "meeting");

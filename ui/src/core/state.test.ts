@@ -267,6 +267,20 @@ describe("files", () => {
     expect(s.meeting!.files[8]!.info.senderId).toBe(1);
   });
 
+  it("keeps a failed upload, with words, until dismissed", () => {
+    let s = run(
+      [
+        { type: "uploadStarted", transferId: "u1", name: "notes.txt" },
+        { name: "file-failed", payload: { transferId: "u1", direction: "upload", fileId: null, name: "notes.txt", error: { code: "fileTooLarge", message: "" } } },
+      ],
+      inMeeting(),
+    );
+    expect(activeTransfers(s.meeting!)[0]).toMatchObject({ status: "failed", error: { title: "File too large" } });
+    expect(last(s.toasts)!.text).toBe("notes.txt: File too large");
+    s = run([{ type: "transferDismissed", transferId: "u1" }], s);
+    expect(activeTransfers(s.meeting!)).toEqual([]);
+  });
+
   it("creates the upload entry when progress beats send_file's reply", () => {
     const s = run(
       [{ name: "file-progress", payload: { transferId: "u2", direction: "upload", fileId: null, name: "a.bin", size: 10, bytes: 5, rateBytesPerSec: 1, cwndBytes: null } }, { type: "uploadStarted", transferId: "u2", name: "a.bin" }],

@@ -207,6 +207,7 @@ export type Action =
   | { type: "chatFailed"; clientMsgId: number; error: AppError }
   | { type: "uploadStarted"; transferId: string; name: string }
   | { type: "uploadFailed"; name: string; error: AppError }
+  | { type: "transferDismissed"; transferId: string }
   | { type: "downloadStarted"; fileId: number; transferId: string }
   | { type: "downloadFailed"; fileId: number; error: AppError }
   | { type: "removeAsked"; participantId: ParticipantId | null }
@@ -328,6 +329,8 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
       const words = describeError(action.error);
       return addToast(state, "error", `Couldn't send ${action.name}: ${words.title}`, words.detail, nowMs);
     }
+    case "transferDismissed":
+      return withMeeting(state, (m) => ({ ...m, transfers: omit(m.transfers, action.transferId) }));
     case "downloadStarted":
       return updateFile(state, action.fileId, (f) => ({ ...f, status: "downloading", transferId: action.transferId, bytes: 0, error: null }));
     case "downloadFailed": {

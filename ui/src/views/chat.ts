@@ -29,7 +29,7 @@ export class ChatPanel {
 
   constructor(
     private readonly ctl: Controller,
-    store: Store,
+    private readonly store: Store,
   ) {
     this.list = h("div", { class: "chat-list", testid: "chat-list", attrs: { "aria-live": "polite" } });
     this.empty = h("div", { class: "chat-empty", text: "No messages yet. Drag a file here to send it to everyone." });
@@ -109,7 +109,7 @@ export class ChatPanel {
       this.transfers,
       activeTransfers(m),
       (t) => t.transferId,
-      (t) => transferEl(t),
+      (t) => transferEl(t, this.store),
       (el, t) => updateTransfer(el, t, m),
     );
     if (atBottom || opened) scroller.scrollTop = scroller.scrollHeight;
@@ -234,7 +234,7 @@ function updateFileCard(card: HTMLElement, f: SharedFile): void {
   }
 }
 
-function transferEl(t: Transfer): HTMLElement {
+function transferEl(t: Transfer, store: Store): HTMLElement {
   return h(
     "div",
     { class: "transfer", testid: `upload-${t.transferId}` },
@@ -246,6 +246,11 @@ function transferEl(t: Transfer): HTMLElement {
       h("div", { class: "progress" }, h("div", { class: "progress-fill" })),
       h("div", { class: "transfer-figures", testid: `upload-figures-${t.transferId}` }),
     ),
+    h(
+      "button",
+      { class: "icon-btn dismiss", testid: `upload-dismiss-${t.transferId}`, title: "Dismiss", attrs: { "aria-label": "Dismiss" }, on: { click: () => store.dispatch({ type: "transferDismissed", transferId: t.transferId }) } },
+      icon("close", 18),
+    ),
   );
 }
 
@@ -256,6 +261,7 @@ function updateTransfer(el: HTMLElement, t: Transfer, m: MeetingState): void {
   setText(el.querySelector(".file-name")!, `${sender ? `${sender} is sending` : who} ${t.name}`);
   (el.querySelector(".progress-fill") as HTMLElement).style.width = `${pct}%`;
   el.classList.toggle("failed", t.status === "failed");
+  show(el.querySelector(".dismiss") as HTMLElement, t.status === "failed");
   const parts =
     t.status === "failed"
       ? [`Failed: ${t.error?.title ?? "unknown error"}`]
