@@ -5,8 +5,9 @@
 // admitted → meeting with video → shortcuts → chat → file drop with progress → received file
 // (Save, verified, Open) → clip button → people → stats charts → leave → hosting with queued
 // knocks (Admit, Deny, withdrawn) → remove → removed → device busy → relay unreachable.
-// Each step asserts visible text; screenshots go to ui-tests/screenshots/ and the home,
-// meeting and stats ones are copied to docs/screenshots/.
+// Each step asserts visible text; screenshots go to ui-tests/screenshots/. With
+// UPDATE_DOCS_SCREENSHOTS=1 the home, meeting and stats ones are also copied to
+// docs/screenshots/ (committed, shown in the README), so ordinary runs leave the tree clean.
 //
 // Usage: npm run test:e2e-ui   (builds both bundles, then runs this file)
 
@@ -153,7 +154,7 @@ async function notBlank(page, id) {
 async function shot(page, name, docsName) {
   const file = path.join(shots, `${name}.png`);
   await page.screenshot({ path: file });
-  if (docsName) fs.copyFileSync(file, path.join(docsShots, `${docsName}.png`));
+  if (docsName && process.env.UPDATE_DOCS_SCREENSHOTS === "1") fs.copyFileSync(file, path.join(docsShots, `${docsName}.png`));
 }
 
 async function step(page, name, fn) {
