@@ -8,13 +8,14 @@
 
 mod common;
 
+use common::checks;
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use protocol::file::{FileFrame, MAX_FILE_FRAME_LEN};
 use protocol::framing::{DEFAULT_MAX_FRAME_LEN, LENGTH_PREFIX_LEN};
-use protocol::media::peek_header;
-use protocol::{ControlMessage, FrameCodec, FrameError, MediaPacket};
+use protocol::{ControlMessage, FrameCodec, FrameError};
 use serde_json::Value;
 
 /// One way of damaging a valid encoding. Positions are taken modulo the buffer's length.
@@ -153,92 +154,6 @@ fn mutate_member(v: &mut Value, n: usize, replacement: Value, remove: bool) {
     }
 }
 
-/// Runs every decoder of the framing layer over `bytes`, fed in `chunk`-sized reads, and checks
-/// what each returns is within its contract.
-fn exercise_frame_codec(codec: &FrameCodec, bytes: &[u8], chunk: usize) {
-    let mut raw = BytesMut::new();
-    let mut msgs = BytesMut::new();
-    let mut raw_dead = false;
-    let mut msgs_dead = false;
-    for piece in bytes.chunks(chunk.max(1)) {
-        raw.extend_from_slice(piece);
-        msgs.extend_from_slice(piece);
-        while !raw_dead {
-            match codec.decode(&mut raw) {
-                Ok(Some(payload)) => assert!(payload.len() <= codec.max_frame_len()),
-                Ok(None) => break,
-                Err(e) => {
-                    assert!(matches!(e, FrameError::TooLong { .. }), "decode only fails on length: {e:?}");
-                    assert!(!e.is_recoverable());
-                    raw_dead = true;
-                }
-            }
-        }
-        while !msgs_dead {
-            match codec.decode_message(&mut msgs) {
-                Ok(Some(msg)) => assert_eq!(ControlMessage::from_json(&msg.to_json()).as_ref(), Ok(&msg)),
-                Ok(None) => break,
-                Err(e) if e.is_recoverable() => {}
-                Err(e) => {
-                    assert!(matches!(e, FrameError::TooLong { .. }), "{e:?}");
-                    msgs_dead = true;
-                }
-            }
-        }
-    }
-    if !raw_dead {
-        match codec.decode_eof(&mut raw) {
-            Ok(None) => assert!(raw.is_empty()),
-            Ok(Some(_)) => unreachable!("decode already took every whole frame"),
-            Err(FrameError::Truncated { have, need }) => {
-                assert_eq!(have, raw.len());
-                assert!(have < need);
-            }
-            Err(e) => panic!("unexpected error at end of stream: {e:?}"),
-        }
-    }
-}
-
-/// `MediaPacket::decode` and `peek_header` over `bytes`: never a panic, and an accepted packet
-/// re-encodes to exactly the datagram (every byte of the format is a checked field).
-fn exercise_media(bytes: &[u8]) {
-    let peeked = peek_header(bytes);
-    match MediaPacket::decode(bytes) {
-        Ok(p) => {
-            assert_eq!(peeked, Ok((p.kind(), p.sender_id())));
-            assert_eq!(p.encoded_len(), bytes.len());
-            assert_eq!(p.to_vec().expect("a decoded packet re-encodes"), bytes);
-        }
-        Err(e) => {
-            if let Err(pe) = peeked {
-                assert_eq!(e, pe, "a header error is reported the same by both");
-            }
-        }
-    }
-}
-
-/// `FileFrame::decode` over `bytes`: binary frames it accepts re-encode to the same bytes,
-/// control frames re-decode to the same message.
-fn exercise_file_frame(bytes: &[u8]) {
-    let payload = Bytes::copy_from_slice(bytes);
-    match FileFrame::decode(payload) {
-        Ok(FileFrame::Control(msg)) => {
-            assert_eq!(bytes.first(), Some(&b'{'));
-            assert_eq!(ControlMessage::from_json(&msg.to_json()), Ok(msg));
-        }
-        Ok(frame) => assert_eq!(&frame.encode()[..], bytes),
-        Err(e) => assert!(e.is_recoverable(), "a bad payload never kills the stream: {e:?}"),
-    }
-}
-
-/// `ControlMessage::from_json` over `bytes`: an accepted message survives a round trip.
-fn exercise_json(bytes: &[u8]) {
-    match ControlMessage::from_json(bytes) {
-        Ok(msg) => assert_eq!(ControlMessage::from_json(&msg.to_json()), Ok(msg)),
-        Err(e) => assert!(matches!(e, FrameError::NotUtf8 | FrameError::InvalidJson(_)), "{e:?}"),
-    }
-}
-
 proptest! {
     #![proptest_config(Config { cases: 1024, ..Config::default() })]
 
@@ -248,7 +163,7 @@ proptest! {
         max in prop_oneof![Just(DEFAULT_MAX_FRAME_LEN), 0..64usize],
         chunk in 1..300usize,
     ) {
-        exercise_frame_codec(&FrameCodec::new(max), &bytes, chunk);
+        checks::frame_codec(&FrameCodec::new(max), &bytes, chunk);
     }
 
     #[test]
@@ -262,22 +177,22 @@ proptest! {
         for m in &msgs {
             codec.encode_message(m, &mut wire).unwrap();
         }
-        exercise_frame_codec(&codec, &apply(wire.to_vec(), &muts), chunk);
+        checks::frame_codec(&codec, &apply(wire.to_vec(), &muts), chunk);
     }
 
     #[test]
     fn control_json_survives_arbitrary_bytes(bytes in arbitrary_bytes()) {
-        exercise_json(&bytes);
+        checks::control_json(&bytes);
     }
 
     #[test]
     fn control_json_survives_arbitrary_text(text in common::text(0..200)) {
-        exercise_json(text.as_bytes());
+        checks::control_json(text.as_bytes());
     }
 
     #[test]
     fn control_json_survives_mutated_messages(msg in common::control_message(), muts in mutations()) {
-        exercise_json(&apply(msg.to_json(), &muts));
+        checks::control_json(&apply(msg.to_json(), &muts));
     }
 
     /// Structurally valid JSON with a field of the wrong type, an unexpected shape or a field
@@ -291,23 +206,23 @@ proptest! {
     ) {
         let mut value: Value = serde_json::from_slice(&msg.to_json()).unwrap();
         mutate_member(&mut value, member, replacement, remove);
-        exercise_json(&serde_json::to_vec(&value).unwrap());
+        checks::control_json(&serde_json::to_vec(&value).unwrap());
     }
 
     #[test]
     fn media_decode_survives_arbitrary_bytes(bytes in arbitrary_bytes()) {
-        exercise_media(&bytes);
+        checks::media(&bytes);
     }
 
     #[test]
     fn media_decode_survives_mutated_packets(packet in common::valid_packet(), muts in mutations()) {
         let bytes = packet.as_packet().to_vec().unwrap();
-        exercise_media(&apply(bytes, &muts));
+        checks::media(&apply(bytes, &muts));
     }
 
     #[test]
     fn file_frame_decode_survives_arbitrary_bytes(bytes in arbitrary_bytes()) {
-        exercise_file_frame(&bytes);
+        checks::file_frame(&bytes);
     }
 
     #[test]
@@ -320,7 +235,7 @@ proptest! {
         ],
         muts in mutations(),
     ) {
-        exercise_file_frame(&apply(frame.encode().to_vec(), &muts));
+        checks::file_frame(&apply(frame.encode().to_vec(), &muts));
     }
 
     /// A length prefix over the limit is refused at once: nothing is consumed, nothing is

@@ -6,6 +6,8 @@
 //! and the docs examples are brought up to date.
 #![allow(dead_code)]
 
+pub mod checks;
+
 use proptest::prelude::*;
 use proptest::sample::SizeRange;
 use protocol::control::{

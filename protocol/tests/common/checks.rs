@@ -1,0 +1,99 @@
+//! Invariant checks for every decoder of untrusted input, shared by the `never_panics`
+//! property tests and the libFuzzer targets in `fuzz/` (which include this file by path).
+//!
+//! Each function feeds bytes to one decoder and asserts that it either refuses them with its
+//! typed error or returns something consistent: binary formats re-encode to exactly the bytes
+//! they were decoded from, control messages survive a round trip. A panic here is a bug.
+//! It uses only `protocol` and `bytes`, so it builds in both places.
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use protocol::file::FileFrame;
+use protocol::media::peek_header;
+use protocol::{ControlMessage, FrameCodec, FrameError, MediaPacket};
+
+/// Runs every decoder of the framing layer over `bytes`, fed in `chunk`-sized reads, and checks
+/// what each returns is within its contract.
+pub fn frame_codec(codec: &FrameCodec, bytes: &[u8], chunk: usize) {
+    let mut raw = BytesMut::new();
+    let mut msgs = BytesMut::new();
+    let mut raw_dead = false;
+    let mut msgs_dead = false;
+    for piece in bytes.chunks(chunk.max(1)) {
+        raw.extend_from_slice(piece);
+        msgs.extend_from_slice(piece);
+        while !raw_dead {
+            match codec.decode(&mut raw) {
+                Ok(Some(payload)) => assert!(payload.len() <= codec.max_frame_len()),
+                Ok(None) => break,
+                Err(e) => {
+                    assert!(matches!(e, FrameError::TooLong { .. }), "decode only fails on length: {e:?}");
+                    assert!(!e.is_recoverable());
+                    raw_dead = true;
+                }
+            }
+        }
+        while !msgs_dead {
+            match codec.decode_message(&mut msgs) {
+                Ok(Some(msg)) => assert_eq!(ControlMessage::from_json(&msg.to_json()).as_ref(), Ok(&msg)),
+                Ok(None) => break,
+                Err(e) if e.is_recoverable() => {}
+                Err(e) => {
+                    assert!(matches!(e, FrameError::TooLong { .. }), "{e:?}");
+                    msgs_dead = true;
+                }
+            }
+        }
+    }
+    if !raw_dead {
+        match codec.decode_eof(&mut raw) {
+            Ok(None) => assert!(raw.is_empty()),
+            Ok(Some(_)) => unreachable!("decode already took every whole frame"),
+            Err(FrameError::Truncated { have, need }) => {
+                assert_eq!(have, raw.len());
+                assert!(have < need);
+            }
+            Err(e) => panic!("unexpected error at end of stream: {e:?}"),
+        }
+    }
+}
+
+/// `MediaPacket::decode` and `peek_header` over `bytes`: never a panic, and an accepted packet
+/// re-encodes to exactly the datagram (every byte of the format is a checked field).
+pub fn media(bytes: &[u8]) {
+    let peeked = peek_header(bytes);
+    match MediaPacket::decode(bytes) {
+        Ok(p) => {
+            assert_eq!(peeked, Ok((p.kind(), p.sender_id())));
+            assert_eq!(p.encoded_len(), bytes.len());
+            assert_eq!(p.to_vec().expect("a decoded packet re-encodes"), bytes);
+        }
+        Err(e) => {
+            if let Err(pe) = peeked {
+                assert_eq!(e, pe, "a header error is reported the same by both");
+            }
+        }
+    }
+}
+
+/// `FileFrame::decode` over `bytes`: binary frames it accepts re-encode to the same bytes,
+/// control frames re-decode to the same message.
+pub fn file_frame(bytes: &[u8]) {
+    let payload = Bytes::copy_from_slice(bytes);
+    match FileFrame::decode(payload) {
+        Ok(FileFrame::Control(msg)) => {
+            assert_eq!(bytes.first(), Some(&b'{'));
+            assert_eq!(ControlMessage::from_json(&msg.to_json()), Ok(msg));
+        }
+        Ok(frame) => assert_eq!(&frame.encode()[..], bytes),
+        Err(e) => assert!(e.is_recoverable(), "a bad payload never kills the stream: {e:?}"),
+    }
+}
+
+/// `ControlMessage::from_json` over `bytes`: an accepted message survives a round trip.
+pub fn control_json(bytes: &[u8]) {
+    match ControlMessage::from_json(bytes) {
+        Ok(msg) => assert_eq!(ControlMessage::from_json(&msg.to_json()), Ok(msg)),
+        Err(e) => assert!(matches!(e, FrameError::NotUtf8 | FrameError::InvalidJson(_)), "{e:?}"),
+    }
+}
