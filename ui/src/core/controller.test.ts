@@ -152,6 +152,18 @@ describe("hosting", () => {
     expect(argsOf("create_meeting")[1]).toEqual({ name: "Ada", relayAddr: "192.168.1.20:7878" });
   });
 
+  it("fills the stats at once on entering the meeting", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
+    handlers.get_stats = () => ({
+      timestampMs: 5000, rttMs: 12, loss: 0, jitterMs: 2, fpsSent: 20, fpsReceived: 0,
+      bitrateInKbps: 0, bitrateOutKbps: 400, cwndBytes: null, qualityLevel: 3, participants: [],
+    });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    await flush();
+    expect(store.state.meeting!.stats.map((s) => s.rttMs)).toEqual([12]);
+  });
+
   it("admits, denies and removes by id", async () => {
     handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
     const { store, ctl } = await started();

@@ -28,6 +28,8 @@ export class Controller {
     // meeting (where the shell sends the self view on its own while the camera is on).
     this.store.subscribe((s, prev) => {
       if (s.screen !== prev.screen || s.cameraOn !== prev.cameraOn) void this.syncPreview();
+      // Fill the stats panel at once instead of waiting for the first `stats` event.
+      if (s.screen === "meeting" && prev.screen !== "meeting") void this.loadStats();
     });
     const [settings, devices, dir] = await Promise.allSettled([this.ipc.getSettings(), this.ipc.listDevices(), this.ipc.getDownloadDir()]);
     if (settings.status === "fulfilled") this.store.dispatch({ type: "settingsLoaded", settings: settings.value });
@@ -43,6 +45,18 @@ export class Controller {
   stop(): void {
     this.unlisten?.();
     this.unlisten = null;
+  }
+
+  private async loadStats(): Promise<void> {
+    await this.call(async () => {
+      const snapshot = await this.ipc.getStats();
+      if (snapshot && this.store.state.meeting) this.store.dispatch({ type: "event", event: { name: "stats", payload: snapshot } });
+    });
+  }
+
+  /** Lists the devices again (one may have been plugged in since). */
+  async refreshDevices(): Promise<void> {
+    await this.call(async () => this.store.dispatch({ type: "devicesListed", devices: await this.ipc.listDevices() }));
   }
 
   private async syncPreview(): Promise<void> {
@@ -180,7 +194,7 @@ export class Controller {
     } catch (e) {
       this.fail(e);
       // Show what is really selected after a refusal.
-      await this.call(async () => this.store.dispatch({ type: "devicesListed", devices: await this.ipc.listDevices() }));
+      await this.refreshDevices();
     }
   }
 

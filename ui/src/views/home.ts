@@ -148,7 +148,11 @@ export class HomeView {
       class: "device-select",
       testid: `select-${kind}`,
       attrs: { "aria-label": kind },
-      on: { change: (e) => void this.ctl.chooseDevice(kind, (e.target as HTMLSelectElement).value) },
+      on: {
+        change: (e) => void this.ctl.chooseDevice(kind, (e.target as HTMLSelectElement).value),
+        // Opening a picker lists devices again, so a camera plugged in just now shows up.
+        focus: () => void this.ctl.refreshDevices(),
+      },
     });
   }
 
