@@ -1,1 +1,3 @@
 //! Parlor's client engine.
+
+pub mod media;
