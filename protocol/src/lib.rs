@@ -13,6 +13,7 @@
 //! - [`assembler`]: video frame reassembly from UDP fragments.
 //! - [`jitter`]: the adaptive audio jitter buffer.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
+//! - [`quality`]: the video quality ladder and its adaptation policy.
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
@@ -23,6 +24,7 @@ pub mod file;
 pub mod framing;
 pub mod jitter;
 pub mod media;
+pub mod quality;
 pub mod reno;
 
 pub use control::ControlMessage;
