@@ -31,7 +31,7 @@ function fakeCanvas() {
     createImageData: (w: number, h: number) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4) }),
     putImageData,
   };
-  const canvas = { width: 0, height: 0, dataset: {} as Record<string, string>, getContext: (kind: string) => (kind === "2d" ? ctx : null) };
+  const canvas = { width: 0, height: 0, dataset: {} as Record<string, string>, getContext: (kind: string) => (kind === "2d" ? ctx : null), addEventListener: () => undefined };
   return { canvas: canvas as unknown as HTMLCanvasElement, putImageData };
 }
 

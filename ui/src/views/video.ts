@@ -222,6 +222,7 @@ interface Slot {
 export class VideoHub {
   private readonly slots = new Map<number, Slot>();
   private readonly fpsByParticipant = new Map<number, FpsCounter>();
+  private readonly watched = new WeakSet<HTMLCanvasElement>();
   /** Frames that arrived malformed or for no tile; for diagnostics. */
   readonly dropped = { malformed: 0, noTile: 0, drawFailed: 0 };
 
@@ -257,6 +258,15 @@ export class VideoHub {
     this.fpsByParticipant.set(participantId, slot.fps);
     this.slots.set(participantId, slot);
     slot.observer.observe(sizeEl);
+    if (!this.watched.has(canvas)) {
+      this.watched.add(canvas);
+      // A lost GPU context (driver reset, too many contexts) is rebuilt on the next frame after
+      // the browser restores it; preventDefault is what allows the restore.
+      canvas.addEventListener("webglcontextlost", (e) => {
+        e.preventDefault();
+        for (const s of this.slots.values()) if (s.canvas === canvas) s.renderer = null;
+      });
+    }
   }
 
   /** Unregisters a canvas (when its tile goes away). */
