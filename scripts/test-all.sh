@@ -22,5 +22,8 @@ cargo test --workspace
 step "UI unit tests (vitest)"
 npm run test:unit
 
+step "UI walk-through in Chromium against the mocked shell (Playwright)"
+npm run test:e2e-ui
+
 echo
 echo "All tests passed."
