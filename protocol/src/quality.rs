@@ -157,7 +157,7 @@ impl QualityController {
 
         if let Some(n) = self.since_step_up.as_mut() {
             *n += 1;
-            if *n >= base * 4 {
+            if *n >= base.saturating_mul(4) {
                 // The last step up held: probing may go back to its normal pace.
                 self.since_step_up = None;
                 self.required_good = base;
@@ -167,8 +167,8 @@ impl QualityController {
         if loss > self.config.loss_down {
             self.good_streak = 0;
             if self.level > 0 {
-                if self.since_step_up.is_some_and(|n| n <= base * 2) {
-                    self.required_good = (self.required_good * 2).min(base * 8);
+                if self.since_step_up.is_some_and(|n| n <= base.saturating_mul(2)) {
+                    self.required_good = self.required_good.saturating_mul(2).min(base.saturating_mul(8));
                 }
                 self.since_step_up = None;
                 self.level -= 1;
