@@ -1,0 +1,113 @@
+//! The control connection: TCP to the relay, length-prefixed JSON frames, and the
+//! `HELLO` / `WELCOME` handshake that tells the client the relay's UDP port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use protocol::control::ErrorCode;
+use protocol::framing::ControlFrames;
+use protocol::{ControlMessage, FrameCodec, FrameError, PROTOCOL_VERSION};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// A framed control connection.
+pub type ControlConn = Framed<TcpStream, ControlFrames>;
+
+/// Why connecting to a relay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot resolve relay address {addr}: {source}")]
+    Resolve { addr: String, source: std::io::Error },
+    #[error("relay address {0} resolves to nothing")]
+    NoAddress(String),
+    #[error("cannot connect to relay {addr}: {source}")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("relay {0} did not answer in time")]
+    Timeout(String),
+    #[error("control connection: {0}")]
+    Frame(#[from] FrameError),
+    #[error("relay closed the connection during the handshake")]
+    Closed,
+    #[error("relay refused the handshake ({code:?}): {message}")]
+    Refused { code: ErrorCode, message: String },
+    #[error("relay speaks protocol version {0}, this client {PROTOCOL_VERSION}")]
+    Version(u16),
+    #[error("unexpected {0} during the handshake")]
+    Unexpected(&'static str),
+}
+
+/// What the relay said in `WELCOME`.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// The address the control connection reached (its IP is where media goes too).
+    pub relay_addr: SocketAddr,
+    pub udp_port: u16,
+    pub server_name: String,
+}
+
+impl Handshake {
+    /// The relay's UDP media address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.relay_addr.ip(), self.udp_port)
+    }
+}
+
+/// Resolves `relay` ("HOST:PORT"), connects and completes the handshake within `timeout`.
+pub async fn connect(
+    relay: &str,
+    client_name: &str,
+    timeout: Duration,
+) -> Result<(ControlConn, Handshake), ConnectError> {
+    tokio::time::timeout(timeout, connect_inner(relay, client_name))
+        .await
+        .map_err(|_| ConnectError::Timeout(relay.to_string()))?
+}
+
+async fn connect_inner(relay: &str, client_name: &str) -> Result<(ControlConn, Handshake), ConnectError> {
+    let stream = connect_tcp(relay).await?;
+    let relay_addr = stream.peer_addr().map_err(|source| ConnectError::Connect { addr: relay.to_string(), source })?;
+    let mut conn = Framed::new(stream, ControlFrames(FrameCodec::default()));
+    conn.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: client_name.to_string() })
+        .await?;
+    loop {
+        let msg = match conn.next().await {
+            None => return Err(ConnectError::Closed),
+            Some(frame) => frame??,
+        };
+        match msg {
+            ControlMessage::Welcome { protocol_version, udp_port, server_name } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    return Err(ConnectError::Version(protocol_version));
+                }
+                return Ok((conn, Handshake { relay_addr, udp_port, server_name }));
+            }
+            ControlMessage::Error { code, message } => return Err(ConnectError::Refused { code, message }),
+            ControlMessage::Ping { nonce } => conn.send(ControlMessage::Pong { nonce }).await?,
+            other => return Err(ConnectError::Unexpected(other.type_name())),
+        }
+    }
+}
+
+/// Opens a TCP connection to the relay, trying each resolved address in turn.
+pub async fn connect_tcp(relay: &str) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(relay)
+        .await
+        .map_err(|source| ConnectError::Resolve { addr: relay.to_string(), source })?
+        .collect();
+    let mut last_err = None;
+    for addr in &addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                // Control messages are small and latency-sensitive.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match last_err {
+        Some(source) => Err(ConnectError::Connect { addr: relay.to_string(), source }),
+        None => Err(ConnectError::NoAddress(relay.to_string())),
+    }
+}
