@@ -18,6 +18,7 @@ skip() {
 }
 
 command -v cargo >/dev/null || skip "cargo is not installed"
+cargo --version >/dev/null 2>&1 || skip "cargo does not run: $(cargo --version 2>&1 | head -n 1)"
 cargo fuzz --version >/dev/null 2>&1 || skip "cargo-fuzz is not installed (cargo install cargo-fuzz)"
 command -v rustup >/dev/null || skip "rustup is not installed, so no nightly toolchain can be selected"
 cargo +nightly --version >/dev/null 2>&1 || skip "no nightly toolchain (rustup toolchain install nightly)"
