@@ -19,6 +19,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "Rust tests"
 cargo test --workspace
 
+step "fuzz targets: run over seeds and mutations on stable, libFuzzer build where cargo-fuzz exists"
+cargo test --manifest-path fuzz/Cargo.toml
+scripts/build-fuzz.sh
+
 step "UI unit tests (vitest)"
 npm run test:unit
 
