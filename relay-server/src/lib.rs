@@ -1,1 +1,238 @@
 //! The Parlor relay: hosts meetings, forwards media between participants, spools files.
+//!
+//! Start one in-process with [`Relay::start`]; the returned [`RelayHandle`] reports the bound
+//! addresses and live counters and shuts the relay down gracefully:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), relay_server::RelayError> {
+//! use relay_server::{Relay, RelayConfig};
+//! let relay = Relay::start(RelayConfig::for_tests()).await?;
+//! println!("control on {}, media on {}", relay.tcp_addr(), relay.udp_addr());
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Clients open one TCP control connection (length-prefixed JSON, [`protocol::control`]),
+//! send media over UDP ([`protocol::media`]) and move files over extra TCP connections
+//! ([`protocol::file`]). The modules:
+//!
+//! - `meeting`: codes, waiting room, roster, host hand-over, chat (one lock per meeting);
+//! - `control`: one task per control connection;
+//! - `udp`: the media task, its lock-free routing table, receiver reports;
+//! - [`thinning`], per-receiver video frame thinning (sans-IO);
+//! - `files`: upload spooling with SHA-256 verification, Reno-paced downloads;
+//! - [`stats`], the counters behind [`RelayHandle::stats`].
+//!
+//! Shutdown follows mini-redis: one cancellation token is broadcast to every task, each
+//! task cleans up (participants leave, meetings end, spools are deleted) and the handle waits
+//! on a task tracker until all of them have finished.
+
+mod config;
+mod control;
+mod files;
+mod meeting;
+pub mod stats;
+pub mod thinning;
+mod udp;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+pub use config::RelayConfig;
+pub use stats::{DropReason, StatsSnapshot};
+pub use thinning::ThinningConfig;
+
+use meeting::Shared;
+use stats::Stats;
+
+/// Route updates queued for the UDP task before control tasks wait for it.
+const ROUTE_QUEUE_LEN: usize = 4096;
+
+/// Why the relay could not start.
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error("cannot bind {protocol} {addr}: {source}")]
+    Bind { protocol: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+}
+
+/// Entry point: `Relay::start(config)`.
+#[derive(Debug)]
+pub struct Relay;
+
+impl Relay {
+    /// Binds both sockets, prepares the spool directory and spawns the relay's tasks on the
+    /// current tokio runtime.
+    pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
+        let (spool_root, temp_dir) = prepare_data_dir(config.data_dir.as_deref())?;
+
+        let tcp_bind = SocketAddr::new(config.host, config.tcp_port);
+        let listener = TcpListener::bind(tcp_bind).await.map_err(|source| RelayError::Bind {
+            protocol: "TCP",
+            addr: tcp_bind,
+            source,
+        })?;
+        let tcp_addr =
+            listener.local_addr().map_err(|source| RelayError::Bind { protocol: "TCP", addr: tcp_bind, source })?;
+
+        let udp_bind = SocketAddr::new(config.host, config.udp_port);
+        let (udp_socket, udp_sender) = udp::bind(udp_bind, config.udp_socket_buffer)
+            .map_err(|source| RelayError::Bind { protocol: "UDP", addr: udp_bind, source })?;
+        let udp_addr =
+            udp_socket.local_addr().map_err(|source| RelayError::Bind { protocol: "UDP", addr: udp_bind, source })?;
+
+        let stats = Arc::new(Stats::default());
+        let (routes_tx, routes_rx) = mpsc::channel(ROUTE_QUEUE_LEN);
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+
+        tracker.spawn(udp::run(
+            udp_socket,
+            udp_sender,
+            routes_rx,
+            stats.clone(),
+            config.thinning,
+            config.report_interval,
+            shutdown.clone(),
+        ));
+
+        let max_connections = config.max_connections.max(1);
+        let shared = Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes_tx));
+        tracker.spawn(accept_loop(listener, shared.clone(), max_connections, tracker.clone(), shutdown.clone()));
+        info!(%tcp_addr, %udp_addr, "relay listening");
+
+        Ok(RelayHandle { tcp_addr, udp_addr, stats, shared, shutdown, tracker, _temp_dir: temp_dir })
+    }
+}
+
+/// Creates the spool root (or a private temporary one) and deletes meeting spools left by a
+/// previous run, whose ids would collide with this run's.
+fn prepare_data_dir(data_dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), RelayError> {
+    let Some(dir) = data_dir else {
+        let temp = tempfile::Builder::new()
+            .prefix("parlor-relay-")
+            .tempdir()
+            .map_err(|source| RelayError::DataDir { path: std::env::temp_dir(), source })?;
+        return Ok((temp.path().to_path_buf(), Some(temp)));
+    };
+    let err = |source| RelayError::DataDir { path: dir.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    for entry in std::fs::read_dir(dir).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let is_spool = entry.file_name().to_str().is_some_and(|n| n.starts_with("meeting-"));
+        if is_spool && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                warn!(dir = %entry.path().display(), "cannot delete a stale spool: {e}");
+            }
+        }
+    }
+    Ok((dir.to_path_buf(), None))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    loop {
+        // Wait for a free slot before accepting, so the backlog (not the relay) holds the
+        // excess connections.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                debug!(%peer, "connection accepted");
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    control::serve(shared, stream, peer, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                error!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// A running relay.
+///
+/// Dropping the handle stops the relay's tasks without waiting for them; call
+/// [`RelayHandle::shutdown`] to wait until every connection has been closed and every spool
+/// deleted.
+#[derive(Debug)]
+pub struct RelayHandle {
+    tcp_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    stats: Arc<Stats>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl RelayHandle {
+    /// Where clients open control and file connections.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// Where clients send media.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// The directory holding the meetings' spooled files.
+    pub fn spool_dir(&self) -> &Path {
+        &self.shared.spool_root
+    }
+
+    /// A copy of the relay's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Codes of the meetings currently live.
+    pub fn live_meeting_codes(&self) -> Vec<String> {
+        self.shared.live_codes()
+    }
+
+    /// Stops accepting, closes every connection (participants leave, meetings end, spools
+    /// are deleted) and waits until all of the relay's tasks have finished.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        info!("relay stopped");
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,286 @@
+//! Forwarding-rate figure: the relay's UDP fan-out against a plain-socket fan-out, in the
+//! same run, on loopback.
+//!
+//! Setup for both: one sender thread blasts 1200-byte video fragments as fast as it can;
+//! three receiver threads count what reaches them. In the relay run the relay is started
+//! in-process (a tokio runtime with one worker thread, like the baseline's one thread) and
+//! the four participants join one meeting over its real control protocol; in the baseline
+//! run one plain thread does `recv_from` then `send_to` ×3. The figure that matters is the
+//! packets/s the forwarder sends out; the ratio relay/baseline is printed last.
+//!
+//! Run with `cargo bench -p relay-server --bench forwarding` (release build).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use protocol::control::MeetingWelcome;
+use protocol::framing::{ControlFrames, FrameCodec};
+use protocol::media::{RttEcho, VideoHeader, MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD};
+use protocol::{ControlMessage, MediaPacket, PROTOCOL_VERSION};
+use relay_server::{Relay, RelayConfig};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+const RECEIVERS: usize = 3;
+const WARMUP: Duration = Duration::from_millis(500);
+const MEASURE: Duration = Duration::from_secs(3);
+const FRAGS_PER_FRAME: u32 = 8;
+
+type Control = Framed<TcpStream, ControlFrames>;
+
+/// Counts of one run, over the measurement window.
+struct Figures {
+    forwarder_in: u64,
+    forwarder_out: u64,
+    receivers_got: u64,
+    sender_sent: u64,
+}
+
+impl Figures {
+    fn print(&self, name: &str) {
+        let secs = MEASURE.as_secs_f64();
+        println!(
+            "{name:>9}: sender {:>9.0} pkt/s | forwarder in {:>9.0} pkt/s, out {:>9.0} pkt/s | receivers got {:>9.0} pkt/s",
+            self.sender_sent as f64 / secs,
+            self.forwarder_in as f64 / secs,
+            self.forwarder_out as f64 / secs,
+            self.receivers_got as f64 / secs,
+        );
+    }
+}
+
+/// Rounds of each run, alternated, so a burst of load from elsewhere on the machine hits
+/// both sides alike; the median round is reported.
+const ROUNDS: usize = 3;
+
+fn main() {
+    println!("1 sender -> forwarder -> {RECEIVERS} receivers, {MAX_DATAGRAM_LEN}-byte datagrams, loopback, {MEASURE:?} per round");
+    let mut ratios = Vec::new();
+    for round in 1..=ROUNDS {
+        let relay = relay_run();
+        let baseline = baseline_run();
+        println!("round {round}");
+        relay.print("relay");
+        baseline.print("baseline");
+        let ratio = relay.forwarder_out as f64 / baseline.forwarder_out.max(1) as f64;
+        println!("    relay/baseline packets out: {ratio:.2}x");
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("median relay/baseline packets out over {ROUNDS} rounds: {:.2}x", ratios[ROUNDS / 2]);
+}
+
+/// The datagram for packet number `i` of the sender's stream.
+fn fragment(sender_id: u32, i: u32, out: &mut [u8; MAX_DATAGRAM_LEN]) -> usize {
+    static PAYLOAD: [u8; MAX_VIDEO_FRAGMENT_PAYLOAD] = [0x5A; MAX_VIDEO_FRAGMENT_PAYLOAD];
+    let header = VideoHeader {
+        frame_id: i / FRAGS_PER_FRAME,
+        capture_ts_us: u64::from(i) * 100,
+        seq: i,
+        width: 854,
+        height: 480,
+        frag_index: (i % FRAGS_PER_FRAME) as u16,
+        frag_count: FRAGS_PER_FRAME as u16,
+    };
+    MediaPacket::VideoFragment { sender_id, header, payload: &PAYLOAD }.encode_into(out).expect("fits")
+}
+
+/// Blasts fragments at `to` until `stop`; counts what it sent after `measuring` was set.
+fn spawn_sender(
+    socket: UdpSocket,
+    to: SocketAddr,
+    sender_id: u32,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let mut out = [0u8; MAX_DATAGRAM_LEN];
+        let mut i = 0u32;
+        let mut counted = 0u64;
+        while !stop.load(Relaxed) {
+            let len = fragment(sender_id, i, &mut out);
+            if socket.send_to(&out[..len], to).is_ok() && measuring.load(Relaxed) {
+                counted += 1;
+            }
+            i = i.wrapping_add(1);
+        }
+        counted
+    })
+}
+
+/// Counts datagrams arriving on `socket` while `measuring`, until `stop`.
+fn spawn_receiver(socket: UdpSocket, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut counted = 0u64;
+        while !stop.load(Relaxed) {
+            if socket.recv(&mut buf).is_ok() && measuring.load(Relaxed) {
+                counted += 1;
+            }
+        }
+        counted
+    })
+}
+
+async fn send(c: &mut Control, msg: ControlMessage) {
+    c.send(msg).await.expect("send");
+}
+
+async fn recv_until(c: &mut Control, mut pred: impl FnMut(&ControlMessage) -> bool) -> ControlMessage {
+    loop {
+        let msg = c.next().await.expect("open").expect("framing").expect("valid");
+        if let ControlMessage::Ping { nonce } = msg {
+            send(c, ControlMessage::Pong { nonce }).await;
+        } else if pred(&msg) {
+            return msg;
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Control {
+    let mut c = Framed::new(TcpStream::connect(addr).await.expect("connect"), ControlFrames(FrameCodec::default()));
+    send(&mut c, ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "bench".into() }).await;
+    recv_until(&mut c, |m| matches!(m, ControlMessage::Welcome { .. })).await;
+    c
+}
+
+/// Creates a meeting of `n` participants over the control protocol.
+async fn meeting(addr: SocketAddr, n: usize) -> Vec<(Control, MeetingWelcome)> {
+    let mut host = connect(addr).await;
+    send(&mut host, ControlMessage::CreateMeeting { display_name: "host".into() }).await;
+    let ControlMessage::Joined(welcome) = recv_until(&mut host, |m| matches!(m, ControlMessage::Joined(_))).await
+    else {
+        unreachable!()
+    };
+    let code = welcome.code.clone();
+    let mut members = vec![(host, welcome)];
+    for i in 1..n {
+        let mut c = connect(addr).await;
+        send(&mut c, ControlMessage::JoinRequest { code: code.clone(), display_name: format!("p{i}") }).await;
+        let ControlMessage::Knock { request_id, .. } =
+            recv_until(&mut members[0].0, |m| matches!(m, ControlMessage::Knock { .. })).await
+        else {
+            unreachable!()
+        };
+        send(&mut members[0].0, ControlMessage::Admit { request_id }).await;
+        let ControlMessage::Joined(w) = recv_until(&mut c, |m| matches!(m, ControlMessage::Joined(_))).await else {
+            unreachable!()
+        };
+        members.push((c, w));
+    }
+    members
+}
+
+/// A media socket whose address the relay has learned.
+fn register(relay: SocketAddr, welcome: &MeetingWelcome) -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let keepalive = MediaPacket::Keepalive { sender_id: welcome.participant_id, media_token: welcome.media_token };
+    let request =
+        MediaPacket::RttRequest { sender_id: welcome.participant_id, echo: RttEcho { echo_id: 1, sent_ts_us: 0 } };
+    let mut buf = [0u8; 2048];
+    for _ in 0..50 {
+        socket.send_to(&keepalive.to_vec().unwrap(), relay).unwrap();
+        socket.send_to(&request.to_vec().unwrap(), relay).unwrap();
+        if let Ok(n) = socket.recv(&mut buf) {
+            if matches!(MediaPacket::decode(&buf[..n]), Ok(MediaPacket::RttReply { .. })) {
+                return socket;
+            }
+        }
+    }
+    panic!("could not register media address");
+}
+
+fn relay_run() -> Figures {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let config = RelayConfig { liveness_timeout: Duration::from_secs(120), ..RelayConfig::for_tests() };
+    let relay = runtime.block_on(Relay::start(config)).expect("relay starts");
+    let members = runtime.block_on(meeting(relay.tcp_addr(), 1 + RECEIVERS));
+    let udp = relay.udp_addr();
+    let sockets: Vec<UdpSocket> = members.iter().map(|(_, w)| register(udp, w)).collect();
+    let sender_id = members[0].1.participant_id;
+
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sockets = sockets.into_iter();
+    let sender_socket = sockets.next().unwrap();
+    let receivers: Vec<_> = sockets.map(|s| spawn_receiver(s, measuring.clone(), stop.clone())).collect();
+    let sender = spawn_sender(sender_socket, udp, sender_id, measuring.clone(), stop.clone());
+
+    thread::sleep(WARMUP);
+    let before = relay.stats();
+    measuring.store(true, Relaxed);
+    thread::sleep(MEASURE);
+    measuring.store(false, Relaxed);
+    let after = relay.stats();
+    stop.store(true, Relaxed);
+    let sender_sent = sender.join().unwrap();
+    let receivers_got = receivers.into_iter().map(|r| r.join().unwrap()).sum();
+    if after.total_drops() > 0 || after.send_errors > 0 {
+        println!("   (relay drops by reason: {:?}, send errors: {})", after.drops, after.send_errors);
+    }
+    runtime.block_on(async {
+        drop(members);
+        relay.shutdown().await;
+    });
+    Figures {
+        forwarder_in: after.udp_packets_in - before.udp_packets_in,
+        forwarder_out: after.udp_packets_out - before.udp_packets_out,
+        receivers_got,
+        sender_sent,
+    }
+}
+
+fn baseline_run() -> Figures {
+    let forwarder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    forwarder.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let forwarder_addr = forwarder.local_addr().unwrap();
+    let receiver_sockets: Vec<UdpSocket> = (0..RECEIVERS).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let targets: Vec<SocketAddr> = receiver_sockets.iter().map(|s| s.local_addr().unwrap()).collect();
+
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (fwd_in, fwd_out) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let fwd = {
+        let (stop, fwd_in, fwd_out) = (stop.clone(), fwd_in.clone(), fwd_out.clone());
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let (mut n_in, mut n_out) = (0u64, 0u64);
+            while !stop.load(Relaxed) {
+                if let Ok((n, _)) = forwarder.recv_from(&mut buf) {
+                    n_in += 1;
+                    for t in &targets {
+                        if forwarder.send_to(&buf[..n], t).is_ok() {
+                            n_out += 1;
+                        }
+                    }
+                    if n_in % 64 == 0 {
+                        fwd_in.store(n_in, Relaxed);
+                        fwd_out.store(n_out, Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    let receivers: Vec<_> =
+        receiver_sockets.into_iter().map(|s| spawn_receiver(s, measuring.clone(), stop.clone())).collect();
+    let sender =
+        spawn_sender(UdpSocket::bind("127.0.0.1:0").unwrap(), forwarder_addr, 1, measuring.clone(), stop.clone());
+
+    thread::sleep(WARMUP);
+    let (in0, out0) = (fwd_in.load(Relaxed), fwd_out.load(Relaxed));
+    measuring.store(true, Relaxed);
+    thread::sleep(MEASURE);
+    measuring.store(false, Relaxed);
+    let (in1, out1) = (fwd_in.load(Relaxed), fwd_out.load(Relaxed));
+    stop.store(true, Relaxed);
+    let sender_sent = sender.join().unwrap();
+    let receivers_got = receivers.into_iter().map(|r| r.join().unwrap()).sum();
+    fwd.join().unwrap();
+    Figures { forwarder_in: in1 - in0, forwarder_out: out1 - out0, receivers_got, sender_sent }
+}

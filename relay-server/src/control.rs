@@ -1,0 +1,471 @@
+//! Control connections: one task per TCP connection.
+//!
+//! The first message decides what the connection is: `HELLO` makes it a control connection
+//! (this module), `FILE_UPLOAD` / `FILE_DOWNLOAD` a file connection ([`crate::files`]). A
+//! frame that is not a valid message gets an `ERROR` (`MALFORMED_MESSAGE`) and the connection
+//! goes on; a length prefix over the limit cannot be resynchronized, so it closes that
+//! connection only.
+//!
+//! A control connection is in one of three states: idle (said hello), waiting (knocked on a
+//! meeting) or in a meeting. Its task `select!`s over the socket, its outbound queue (messages
+//! and state changes pushed by meetings), a ping timer for liveness and, while waiting, the
+//! knock's expiry. Writes are bounded by the liveness timeout, so a peer that stops reading
+//! cannot pin the task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use protocol::control::{is_valid_meeting_code, ErrorCode, JoinRefusal, KnockWithdrawal, LeaveReason, ParticipantId};
+use protocol::framing::{ControlFrames, FrameCodec, FrameError};
+use protocol::{ControlMessage, PROTOCOL_VERSION};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::meeting::{ConnHandle, KnockOutcome, Meeting, OpError, Outbound, Shared};
+use crate::stats::Stats;
+
+type ControlStream = Framed<TcpStream, ControlFrames>;
+
+/// Serves one accepted TCP connection until it closes or the relay shuts down.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, ControlFrames(FrameCodec::default()));
+    let liveness = shared.config.liveness_timeout;
+    let deadline = Instant::now() + liveness;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = tokio::time::timeout_at(deadline, framed.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => {
+                debug!(%peer, "no first message in time: closing");
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(e))) => return frame_error(&shared, peer, e),
+            Ok(Some(Ok(Err(e)))) => {
+                Stats::inc(&shared.stats.malformed_messages);
+                if !send_bounded(
+                    &mut framed,
+                    &ControlMessage::error(ErrorCode::MalformedMessage, e.to_string()),
+                    liveness,
+                )
+                .await
+                {
+                    return;
+                }
+                continue;
+            }
+            Ok(Some(Ok(Ok(msg)))) => msg,
+        };
+        match msg {
+            ControlMessage::Hello { protocol_version, client_name } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    let error = ControlMessage::error(
+                        ErrorCode::UnsupportedVersion,
+                        format!("this relay speaks protocol version {PROTOCOL_VERSION}"),
+                    );
+                    send_bounded(&mut framed, &error, liveness).await;
+                    return;
+                }
+                let welcome = ControlMessage::Welcome {
+                    protocol_version: PROTOCOL_VERSION,
+                    udp_port: shared.udp_port,
+                    server_name: shared.config.server_name.clone(),
+                };
+                if !send_bounded(&mut framed, &welcome, liveness).await {
+                    return;
+                }
+                Stats::inc(&shared.stats.control_connections);
+                debug!(%peer, client = %client_name, "control connection");
+                return Session::new(shared, framed, peer, shutdown).run().await;
+            }
+            msg @ (ControlMessage::FileUpload { .. } | ControlMessage::FileDownload { .. }) => {
+                return crate::files::serve(shared, framed, msg, peer, shutdown).await;
+            }
+            ControlMessage::Ping { nonce } => {
+                if !send_bounded(&mut framed, &ControlMessage::Pong { nonce }, liveness).await {
+                    return;
+                }
+            }
+            other => {
+                let error = ControlMessage::error(
+                    ErrorCode::InvalidState,
+                    format!("{} before HELLO; start with HELLO, FILE_UPLOAD or FILE_DOWNLOAD", other.type_name()),
+                );
+                if !send_bounded(&mut framed, &error, liveness).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Logs an unrecoverable framing error (the connection then closes).
+pub(crate) fn frame_error(shared: &Shared, peer: SocketAddr, e: FrameError) {
+    if let FrameError::TooLong { len, max } = e {
+        Stats::inc(&shared.stats.oversized_frames);
+        warn!(%peer, len, max, "frame over the limit: closing the connection");
+    } else {
+        debug!(%peer, "connection closed: {e}");
+    }
+}
+
+/// Writes one message, giving up after `limit` (a peer that does not read).
+pub(crate) async fn send_bounded<T>(framed: &mut Framed<TcpStream, T>, msg: &ControlMessage, limit: Duration) -> bool
+where
+    T: for<'a> tokio_util::codec::Encoder<&'a ControlMessage, Error = FrameError>,
+{
+    matches!(tokio::time::timeout(limit, framed.send(msg)).await, Ok(Ok(())))
+}
+
+/// Why a control connection's task ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// The peer closed the connection or broke the framing.
+    Closed,
+    /// Nothing heard for the liveness timeout, or a write did not complete in it.
+    TimedOut,
+    /// Its outbound queue overflowed.
+    Killed,
+    /// The host removed it.
+    Removed,
+    /// The relay is shutting down.
+    Shutdown,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Waiting {
+        meeting: Arc<Meeting>,
+        request_id: u64,
+        /// When the knock expires; `None` once the answer is known to be on its way.
+        deadline: Option<Instant>,
+        /// The joiner cancelled after the host had already answered: an admission that
+        /// arrives is undone instead of announced.
+        cancelled: bool,
+    },
+    InMeeting {
+        meeting: Arc<Meeting>,
+        id: ParticipantId,
+    },
+}
+
+enum Step {
+    Exit(Exit),
+    Event(Option<Outbound>),
+    Frame(Option<Result<Result<ControlMessage, FrameError>, FrameError>>),
+    Ping,
+    KnockExpired,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    framed: ControlStream,
+    conn: ConnHandle,
+    rx: mpsc::Receiver<Outbound>,
+    state: State,
+    last_heard: Instant,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+    next_nonce: u64,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, framed: ControlStream, peer: SocketAddr, shutdown: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(shared.config.outbound_queue_len.max(1));
+        let conn = ConnHandle { id: shared.next_conn_id(), tx, kill: CancellationToken::new() };
+        Self { shared, framed, conn, rx, state: State::Idle, last_heard: Instant::now(), peer, shutdown, next_nonce: 1 }
+    }
+
+    async fn run(mut self) {
+        let liveness = self.shared.config.liveness_timeout;
+        let ping_every = (liveness / 3).max(Duration::from_millis(10));
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let exit = loop {
+            let knock_deadline = match &self.state {
+                State::Waiting { deadline: Some(d), .. } => Some(*d),
+                _ => None,
+            };
+            let step = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => Step::Exit(Exit::Shutdown),
+                _ = self.conn.kill.cancelled() => Step::Exit(Exit::Killed),
+                event = self.rx.recv() => Step::Event(event),
+                frame = self.framed.next() => Step::Frame(frame),
+                _ = ping.tick() => Step::Ping,
+                _ = tokio::time::sleep_until(knock_deadline.unwrap_or_else(Instant::now)), if knock_deadline.is_some() => Step::KnockExpired,
+            };
+            let result = match step {
+                Step::Exit(exit) => Err(exit),
+                // The session holds a sender itself, so the queue never closes while it runs.
+                Step::Event(None) => Ok(()),
+                Step::Event(Some(event)) => self.on_event(event).await,
+                Step::Frame(frame) => self.on_frame(frame).await,
+                Step::Ping => self.on_ping(liveness).await,
+                Step::KnockExpired => self.on_knock_expired().await,
+            };
+            if let Err(exit) = result {
+                break exit;
+            }
+        };
+        self.cleanup(exit).await;
+    }
+
+    async fn send(&mut self, msg: &ControlMessage) -> Result<(), Exit> {
+        let limit = self.shared.config.liveness_timeout;
+        tokio::select! {
+            result = tokio::time::timeout(limit, self.framed.send(msg)) => match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Exit::Closed),
+                Err(_) => Err(Exit::TimedOut),
+            },
+            _ = self.conn.kill.cancelled() => Err(Exit::Killed),
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Result<ControlMessage, FrameError>, FrameError>>,
+    ) -> Result<(), Exit> {
+        match frame {
+            None => Err(Exit::Closed),
+            Some(Err(e)) => {
+                frame_error(&self.shared, self.peer, e);
+                Err(Exit::Closed)
+            }
+            Some(Ok(Err(e))) => {
+                self.last_heard = Instant::now();
+                Stats::inc(&self.shared.stats.malformed_messages);
+                self.send(&ControlMessage::error(ErrorCode::MalformedMessage, e.to_string())).await
+            }
+            Some(Ok(Ok(msg))) => {
+                self.last_heard = Instant::now();
+                let reply = match self.on_message(msg).await {
+                    Ok(reply) => reply,
+                    Err(e) => Some(e.to_message()),
+                };
+                match reply {
+                    Some(reply) => self.send(&reply).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Handles one request; returns the direct reply, if any.
+    async fn on_message(&mut self, msg: ControlMessage) -> Result<Option<ControlMessage>, OpError> {
+        use ControlMessage as M;
+        let shared = self.shared.clone();
+        let shared = &*shared;
+        match msg {
+            M::Ping { nonce } => Ok(Some(M::Pong { nonce })),
+            M::Pong { .. } => Ok(None),
+            M::CreateMeeting { display_name } => {
+                self.require_idle()?;
+                let (meeting, welcome) = shared.create_meeting(&display_name, self.conn.clone()).await?;
+                self.state = State::InMeeting { meeting, id: welcome.participant_id };
+                Ok(Some(M::Joined(welcome)))
+            }
+            M::JoinRequest { code, display_name } => {
+                self.require_idle()?;
+                if !is_valid_meeting_code(&code) {
+                    return Err(OpError::new(ErrorCode::InvalidCode, "meeting codes are six digits"));
+                }
+                let meeting = shared
+                    .find_meeting(&code)
+                    .ok_or_else(|| OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"))?;
+                match meeting.knock(shared, &display_name, self.conn.clone()).await? {
+                    KnockOutcome::Full => Ok(Some(M::JoinRefused { reason: JoinRefusal::MeetingFull })),
+                    KnockOutcome::Waiting(request_id) => {
+                        let deadline = Some(Instant::now() + shared.config.knock_timeout);
+                        self.state = State::Waiting { meeting, request_id, deadline, cancelled: false };
+                        Ok(Some(M::Waiting { code, request_id }))
+                    }
+                }
+            }
+            M::CancelJoin => {
+                self.cancel_knock().await?;
+                Ok(None)
+            }
+            M::Admit { request_id } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.admit(shared, id, request_id).await?;
+                Ok(None)
+            }
+            M::Deny { request_id } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.deny(shared, id, request_id).await?;
+                Ok(None)
+            }
+            M::RemoveParticipant { participant_id } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.remove_participant(shared, id, participant_id).await?;
+                Ok(None)
+            }
+            M::MediaState { mic_on, camera_on, speaking } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.media_state(shared, id, mic_on, camera_on, speaking).await?;
+                Ok(None)
+            }
+            M::ChatSend { text, client_msg_id } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.chat(shared, id, text, client_msg_id).await?;
+                Ok(None)
+            }
+            M::StatsReport { report } => {
+                if let State::InMeeting { meeting, id } = &self.state {
+                    debug!(meeting = %meeting.code, participant = id, ?report, "client stats");
+                }
+                Ok(None)
+            }
+            M::Leave => match std::mem::replace(&mut self.state, State::Idle) {
+                State::InMeeting { meeting, id } => {
+                    meeting.leave(shared, id, LeaveReason::Left).await;
+                    Ok(None)
+                }
+                waiting @ State::Waiting { .. } => {
+                    self.state = waiting;
+                    self.cancel_knock().await?;
+                    Ok(None)
+                }
+                State::Idle => Err(OpError::new(ErrorCode::InvalidState, "not in a meeting")),
+            },
+            M::Error { code, message } => {
+                debug!(peer = %self.peer, ?code, %message, "client reported an error");
+                Ok(None)
+            }
+            M::Hello { .. } => Err(OpError::new(ErrorCode::InvalidState, "HELLO was already received")),
+            M::FileUpload { .. } | M::FileDownload { .. } => Err(OpError::new(
+                ErrorCode::InvalidState,
+                "file transfers use their own connection (FILE_UPLOAD or FILE_DOWNLOAD as its first message)",
+            )),
+            other => Err(OpError::new(
+                ErrorCode::InvalidState,
+                format!("{} is sent by the relay, not to it", other.type_name()),
+            )),
+        }
+    }
+
+    fn require_idle(&self) -> Result<(), OpError> {
+        match self.state {
+            State::Idle => Ok(()),
+            State::Waiting { .. } => Err(OpError::new(ErrorCode::InvalidState, "already waiting to join a meeting")),
+            State::InMeeting { .. } => Err(OpError::new(ErrorCode::InvalidState, "already in a meeting")),
+        }
+    }
+
+    fn require_meeting(&self) -> Result<(Arc<Meeting>, ParticipantId), OpError> {
+        match &self.state {
+            State::InMeeting { meeting, id } => Ok((meeting.clone(), *id)),
+            _ => Err(OpError::new(ErrorCode::InvalidState, "not in a meeting")),
+        }
+    }
+
+    async fn cancel_knock(&mut self) -> Result<(), OpError> {
+        let State::Waiting { meeting, request_id, cancelled: false, .. } = &self.state else {
+            return Err(OpError::new(ErrorCode::InvalidState, "not waiting to join a meeting"));
+        };
+        let (meeting, request_id) = (meeting.clone(), *request_id);
+        if meeting.withdraw_knock(&self.shared, request_id, KnockWithdrawal::Cancelled).await {
+            self.state = State::Idle;
+        } else {
+            // The host answered first; its answer is in our queue and will be undone.
+            self.state = State::Waiting { meeting, request_id, deadline: None, cancelled: true };
+        }
+        Ok(())
+    }
+
+    async fn on_knock_expired(&mut self) -> Result<(), Exit> {
+        let State::Waiting { meeting, request_id, .. } = &mut self.state else { return Ok(()) };
+        let (meeting, request_id) = (meeting.clone(), *request_id);
+        if meeting.withdraw_knock(&self.shared, request_id, KnockWithdrawal::Expired).await {
+            self.state = State::Idle;
+            self.send(&ControlMessage::JoinRefused { reason: JoinRefusal::Expired }).await
+        } else {
+            if let State::Waiting { deadline, .. } = &mut self.state {
+                *deadline = None;
+            }
+            Ok(())
+        }
+    }
+
+    async fn on_ping(&mut self, liveness: Duration) -> Result<(), Exit> {
+        if self.last_heard.elapsed() >= liveness {
+            info!(peer = %self.peer, "nothing heard for {liveness:?}: dropping the connection");
+            return Err(Exit::TimedOut);
+        }
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        self.send(&ControlMessage::Ping { nonce }).await
+    }
+
+    async fn on_event(&mut self, event: Outbound) -> Result<(), Exit> {
+        match event {
+            Outbound::Message(msg) => self.send(&msg).await,
+            Outbound::Admitted { meeting, request_id, participant_id, welcome } => match &self.state {
+                State::Waiting { request_id: waiting_for, cancelled: false, .. } if *waiting_for == request_id => {
+                    self.state = State::InMeeting { meeting, id: participant_id };
+                    self.send(&ControlMessage::Joined(*welcome)).await
+                }
+                _ => {
+                    // Cancelled (or stale): undo the admission.
+                    if matches!(&self.state, State::Waiting { request_id: r, .. } if *r == request_id) {
+                        self.state = State::Idle;
+                    }
+                    meeting.leave(&self.shared, participant_id, LeaveReason::Left).await;
+                    Ok(())
+                }
+            },
+            Outbound::Refused { request_id, reason } => match &self.state {
+                State::Waiting { request_id: waiting_for, cancelled, .. } if *waiting_for == request_id => {
+                    let cancelled = *cancelled;
+                    self.state = State::Idle;
+                    if cancelled {
+                        Ok(())
+                    } else {
+                        self.send(&ControlMessage::JoinRefused { reason }).await
+                    }
+                }
+                _ => Ok(()),
+            },
+            Outbound::Removed => {
+                // The meeting already took this participant off its roster.
+                self.state = State::Idle;
+                self.send(&ControlMessage::Removed).await?;
+                Err(Exit::Removed)
+            }
+        }
+    }
+
+    async fn cleanup(mut self, exit: Exit) {
+        let reason = match exit {
+            Exit::TimedOut => LeaveReason::TimedOut,
+            _ => LeaveReason::Disconnected,
+        };
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::InMeeting { meeting, id } => {
+                meeting.leave(&self.shared, id, reason).await;
+            }
+            State::Waiting { meeting, .. } => meeting.remove_conn(&self.shared, self.conn.id, reason).await,
+            State::Idle => {}
+        }
+        // An admission may have been queued while the connection was ending.
+        self.rx.close();
+        while let Ok(event) = self.rx.try_recv() {
+            if let Outbound::Admitted { meeting, participant_id, .. } = event {
+                meeting.leave(&self.shared, participant_id, reason).await;
+            }
+        }
+        debug!(peer = %self.peer, ?exit, "control connection closed");
+    }
+}

@@ -1,0 +1,431 @@
+//! File connections: uploads into the meeting's spool and downloads out of it.
+//!
+//! A file connection is a separate TCP connection whose first message is `FILE_UPLOAD` or
+//! `FILE_DOWNLOAD`, authorized by the participant's session token; chat and roster traffic
+//! never queue behind file bytes. After the JSON handshake the connection switches to the
+//! larger frame limit of [`protocol::file::MAX_FILE_FRAME_LEN`] and carries
+//! [`FileFrame`]s: `DATA` one way, one `ACK` per chunk the other way.
+//!
+//! - Upload: the client paces its `DATA` with its own Reno window; the relay writes each chunk
+//!   to `<spool>/meeting-<id>/<file_id>.part` (never a path derived from the user's file
+//!   name), hashes it on the fly, ACKs it with the bytes held so far, and sends `FILE_PROGRESS`
+//!   to the meeting at most four times a second. When the announced size has arrived it checks
+//!   the SHA-256: a mismatch deletes the file and answers `HASH_MISMATCH`; a match renames it
+//!   to `<file_id>`, offers it in chat (and chat history) and with `FILE_OFFER`, then answers
+//!   `FILE_UPLOAD_COMPLETE`.
+//! - Download: from any offset up to the file's size; the relay sends `DATA` while its
+//!   [`Reno`] window allows, feeds each `ACK` to it, drives its retransmission timer (which
+//!   only shrinks the window: TCP loses nothing), and ends the connection once the receiver
+//!   has acknowledged the whole file.
+//!
+//! Uploads reserve their size in the relay-wide spool budget up front; the meeting's files go
+//! when the meeting ends.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use protocol::control::{sanitize_display_text, ErrorCode, FileInfo, ParticipantId};
+use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
+use protocol::framing::{ControlFrames, FrameCodec, FrameError, RawFrames};
+use protocol::reno::{Reno, RenoConfig};
+use protocol::ControlMessage;
+use sha2::{Digest, Sha256};
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::control::frame_error;
+use crate::meeting::{Meeting, OpError, Shared, SpooledFile};
+use crate::stats::Stats;
+
+type FileStream = Framed<TcpStream, RawFrames>;
+
+/// Longest file name kept for display.
+const MAX_FILE_NAME_CHARS: usize = 255;
+/// Minimum time between two `FILE_PROGRESS` broadcasts of one upload.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Buffer between the socket and the spool file, so disk I/O happens in large blocks.
+const DISK_BUFFER: usize = 256 * 1024;
+
+/// Serves a file connection whose first message, `first`, was read by the control codec.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    framed: Framed<TcpStream, ControlFrames>,
+    first: ControlMessage,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    Stats::inc(&shared.stats.file_connections);
+    // Same stream, larger frame limit; keep whatever the control codec already buffered.
+    let old = framed.into_parts();
+    let mut parts = FramedParts::new::<Bytes>(old.io, RawFrames(FrameCodec::new(MAX_FILE_FRAME_LEN)));
+    parts.read_buf = old.read_buf;
+    parts.write_buf = old.write_buf;
+    let mut conn = FileConn { framed: Framed::from_parts(parts), shared, peer, shutdown };
+    let result = match first {
+        ControlMessage::FileUpload { session_token, name, size, sha256 } => {
+            conn.upload(&session_token, &name, size, &sha256).await
+        }
+        ControlMessage::FileDownload { session_token, file_id, offset } => {
+            conn.download(&session_token, file_id, offset).await
+        }
+        _ => Err(Ended::Refused(OpError::new(ErrorCode::InvalidState, "not a file transfer"))),
+    };
+    match result {
+        Ok(()) => {}
+        Err(Ended::Refused(e)) => {
+            debug!(%peer, code = ?e.code, message = %e.message, "file transfer refused");
+            let _ = conn.send(&e.to_message()).await;
+        }
+        Err(Ended::Gone(why)) => debug!(%peer, "file transfer ended: {why}"),
+    }
+}
+
+/// How a transfer ended early.
+#[derive(Debug)]
+enum Ended {
+    /// Answer the client with this error, then close.
+    Refused(OpError),
+    /// The connection, the meeting or the relay went away: just close.
+    Gone(String),
+}
+
+impl From<OpError> for Ended {
+    fn from(e: OpError) -> Self {
+        Ended::Refused(e)
+    }
+}
+
+fn io_gone(what: &str, e: impl std::fmt::Display) -> Ended {
+    Ended::Gone(format!("{what}: {e}"))
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Ended {
+    warn!("file spool: {what}: {e}");
+    Ended::Refused(OpError::new(ErrorCode::Internal, format!("{what} failed on the relay")))
+}
+
+/// What arrived on a file connection.
+enum Incoming {
+    Frame(FileFrame),
+    Timer,
+}
+
+struct FileConn {
+    framed: FileStream,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl FileConn {
+    fn limit(&self) -> Duration {
+        self.shared.config.liveness_timeout
+    }
+
+    async fn send(&mut self, msg: &ControlMessage) -> Result<(), Ended> {
+        self.send_frame(FileFrame::Control(msg.clone())).await
+    }
+
+    async fn send_frame(&mut self, frame: FileFrame) -> Result<(), Ended> {
+        match tokio::time::timeout(self.limit(), self.framed.send(frame.encode())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_gone("write", e)),
+            Err(_) => Err(Ended::Gone("the peer stopped reading".into())),
+        }
+    }
+
+    /// The participant a session token belongs to, if it is still in its meeting.
+    fn authorize(&self, session_token: &str) -> Result<(Arc<Meeting>, ParticipantId), Ended> {
+        self.shared
+            .session(session_token)
+            .ok_or_else(|| Ended::Refused(OpError::new(ErrorCode::Unauthorized, "unknown session token")))
+    }
+
+    /// Waits for the next frame, answering pings and malformed frames on the way. Returns
+    /// `Incoming::Timer` at `timer`. Ends if the meeting ends, the relay shuts down, the
+    /// connection closes, or nothing arrives by `idle_deadline`.
+    async fn next(
+        &mut self,
+        meeting: &Meeting,
+        timer: Option<Instant>,
+        idle_deadline: Instant,
+    ) -> Result<Incoming, Ended> {
+        loop {
+            let frame = tokio::select! {
+                _ = self.shutdown.cancelled() => return Err(Ended::Gone("relay shutting down".into())),
+                _ = meeting.ended.cancelled() => {
+                    return Err(Ended::Refused(OpError::new(ErrorCode::UnknownFile, "the meeting ended")));
+                }
+                _ = tokio::time::sleep_until(timer.unwrap_or(idle_deadline)), if timer.is_some_and(|t| t < idle_deadline) => {
+                    return Ok(Incoming::Timer);
+                }
+                _ = tokio::time::sleep_until(idle_deadline) => {
+                    return Err(Ended::Gone("the peer went silent".into()));
+                }
+                frame = self.framed.next() => frame,
+            };
+            let payload = match frame {
+                None => return Err(Ended::Gone("connection closed".into())),
+                Some(Err(e)) => {
+                    frame_error(&self.shared, self.peer, e.clone());
+                    return Err(Ended::Gone(e.to_string()));
+                }
+                Some(Ok(payload)) => payload,
+            };
+            match FileFrame::decode(payload) {
+                Ok(FileFrame::Control(ControlMessage::Ping { nonce })) => {
+                    self.send(&ControlMessage::Pong { nonce }).await?;
+                }
+                Ok(frame) => return Ok(Incoming::Frame(frame)),
+                Err(e @ (FrameError::NotUtf8 | FrameError::InvalidJson(_) | FrameError::InvalidBinary(_))) => {
+                    Stats::inc(&self.shared.stats.malformed_messages);
+                    self.send(&ControlMessage::error(ErrorCode::MalformedMessage, e.to_string())).await?;
+                }
+                Err(e) => return Err(Ended::Gone(e.to_string())),
+            }
+        }
+    }
+
+    async fn upload(&mut self, session_token: &str, name: &str, size: u64, sha256: &str) -> Result<(), Ended> {
+        let (meeting, participant) = self.authorize(session_token)?;
+        let sha256 = sha256.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(OpError::new(ErrorCode::MalformedMessage, "sha256 must be 64 hex digits").into());
+        }
+        let max = self.shared.config.max_file_size;
+        if size > max {
+            return Err(OpError::new(ErrorCode::FileTooLarge, format!("files are at most {max} bytes")).into());
+        }
+        let name = sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string());
+        let sender_name = meeting.begin_upload(&self.shared, participant).await?;
+        if !self.shared.reserve_spool(size) {
+            meeting.end_upload(participant).await;
+            return Err(OpError::new(ErrorCode::ServerBusy, "the relay's file spool is full").into());
+        }
+        let file_id = self.shared.next_file_id();
+        let part = meeting.spool_dir.join(format!("{file_id}.part"));
+        info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
+        let upload = Upload { meeting: &meeting, participant, file_id, name, size, sha256, sender_name };
+        let result = self.receive(&upload, &part).await;
+        meeting.end_upload(participant).await;
+        if result.is_err() {
+            remove_file(&part).await;
+            self.shared.release_spool(size);
+            info!(meeting = %meeting.code, file_id, "upload abandoned");
+        }
+        result
+    }
+
+    async fn receive(&mut self, up: &Upload<'_>, part: &Path) -> Result<(), Ended> {
+        tokio::fs::create_dir_all(&up.meeting.spool_dir).await.map_err(|e| internal("creating the spool", e))?;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(part)
+            .await
+            .map_err(|e| internal("creating the spool file", e))?;
+        let mut out = BufWriter::with_capacity(DISK_BUFFER, file);
+        self.send(&ControlMessage::FileUploadReady { file_id: up.file_id, chunk_size: DEFAULT_CHUNK_SIZE }).await?;
+
+        let mut hasher = Sha256::new();
+        let mut received = 0u64;
+        let mut last_progress = Instant::now();
+        while received < up.size {
+            let idle_deadline = Instant::now() + self.limit();
+            let frame = match self.next(up.meeting, None, idle_deadline).await? {
+                Incoming::Frame(frame) => frame,
+                Incoming::Timer => continue,
+            };
+            match frame {
+                FileFrame::Data { seq, offset, data } => {
+                    let end = received + data.len() as u64;
+                    if offset != received || data.is_empty() || end > up.size {
+                        return Err(OpError::new(
+                            ErrorCode::MalformedMessage,
+                            format!("expected a chunk at offset {received} within {} bytes", up.size),
+                        )
+                        .into());
+                    }
+                    out.write_all(&data).await.map_err(|e| internal("writing the spool file", e))?;
+                    hasher.update(&data);
+                    received = end;
+                    Stats::add(&self.shared.stats.upload_bytes, data.len() as u64);
+                    self.send_frame(FileFrame::Ack { seq, received }).await?;
+                    if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                        last_progress = Instant::now();
+                        up.meeting.file_progress(&self.shared, up.progress(received)).await;
+                    }
+                }
+                FileFrame::Ack { .. } => {
+                    self.send(&ControlMessage::error(
+                        ErrorCode::InvalidState,
+                        "ACK frames go to the relay only on downloads",
+                    ))
+                    .await?;
+                }
+                FileFrame::Control(other) => {
+                    let message = format!("{} is not expected during an upload", other.type_name());
+                    self.send(&ControlMessage::error(ErrorCode::InvalidState, message)).await?;
+                }
+            }
+        }
+        out.flush().await.map_err(|e| internal("writing the spool file", e))?;
+        drop(out);
+
+        let digest = hex::encode(hasher.finalize());
+        if digest != up.sha256 {
+            Stats::inc(&self.shared.stats.hash_mismatches);
+            warn!(meeting = %up.meeting.code, file_id = up.file_id, "upload does not match its SHA-256");
+            return Err(OpError::new(ErrorCode::HashMismatch, format!("received bytes hash to {digest}")).into());
+        }
+        let path = up.meeting.spool_dir.join(up.file_id.to_string());
+        tokio::fs::rename(part, &path).await.map_err(|e| internal("storing the file", e))?;
+        up.meeting.file_progress(&self.shared, up.progress(up.size)).await;
+        let info = FileInfo {
+            file_id: up.file_id,
+            name: up.name.clone(),
+            size: up.size,
+            sha256: up.sha256.clone(),
+            sender_id: up.participant,
+            sender_name: up.sender_name.clone(),
+        };
+        if let Err(e) = up.meeting.publish_file(&self.shared, SpooledFile { info, path: path.clone() }).await {
+            remove_file(&path).await;
+            return Err(e.into());
+        }
+        Stats::inc(&self.shared.stats.files_uploaded);
+        info!(meeting = %up.meeting.code, file_id = up.file_id, size = up.size, "upload complete");
+        // Best effort: the file is already offered, whether or not the uploader hears this.
+        let _ = self.send(&ControlMessage::FileUploadComplete { file_id: up.file_id }).await;
+        Ok(())
+    }
+
+    async fn download(&mut self, session_token: &str, file_id: u64, offset: u64) -> Result<(), Ended> {
+        let (meeting, participant) = self.authorize(session_token)?;
+        let file = meeting.begin_download(&self.shared, participant, file_id).await?;
+        let result = self.transmit(&meeting, &file, offset).await;
+        meeting.end_download(participant).await;
+        result
+    }
+
+    async fn transmit(&mut self, meeting: &Meeting, file: &SpooledFile, offset: u64) -> Result<(), Ended> {
+        let size = file.info.size;
+        if offset > size {
+            return Err(
+                OpError::new(ErrorCode::MalformedMessage, format!("offset {offset} is past the end ({size})")).into()
+            );
+        }
+        let mut handle = File::open(&file.path)
+            .await
+            .map_err(|_| OpError::new(ErrorCode::UnknownFile, "the file is no longer available"))?;
+        handle.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| internal("reading the file", e))?;
+        let mut input = BufReader::with_capacity(DISK_BUFFER, handle);
+        let chunk_size = u64::from(DEFAULT_CHUNK_SIZE);
+        self.send(&ControlMessage::FileDownloadReady {
+            file: file.info.clone(),
+            offset,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        })
+        .await?;
+        debug!(meeting = %meeting.code, file_id = file.info.file_id, offset, "download started");
+
+        let mut reno = Reno::new(RenoConfig::default());
+        let mut next_offset = offset;
+        let mut acked = offset;
+        let mut seq = 0u32;
+        let mut idle_deadline = Instant::now() + self.limit();
+        while acked < size {
+            let mut sent_any = false;
+            while reno.can_send() && next_offset < size {
+                let len = chunk_size.min(size - next_offset) as usize;
+                let mut chunk = BytesMut::zeroed(len);
+                input.read_exact(&mut chunk).await.map_err(|e| internal("reading the file", e))?;
+                let frame = FileFrame::Data { seq, offset: next_offset, data: chunk.freeze() };
+                match tokio::time::timeout(self.limit(), self.framed.feed(frame.encode())).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(io_gone("write", e)),
+                    Err(_) => return Err(Ended::Gone("the peer stopped reading".into())),
+                }
+                reno.on_sent(Instant::now().into_std(), seq, len);
+                seq = seq.wrapping_add(1);
+                next_offset += len as u64;
+                sent_any = true;
+            }
+            if sent_any {
+                match tokio::time::timeout(self.limit(), self.framed.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(io_gone("write", e)),
+                    Err(_) => return Err(Ended::Gone("the peer stopped reading".into())),
+                }
+            }
+            let timer = reno.poll_timeout().map(Instant::from_std);
+            match self.next(meeting, timer, idle_deadline).await? {
+                Incoming::Timer => {
+                    reno.handle_timeout(Instant::now().into_std());
+                }
+                Incoming::Frame(FileFrame::Ack { seq, received }) => {
+                    reno.on_ack(Instant::now().into_std(), seq);
+                    let received = received.min(size);
+                    if received > acked {
+                        Stats::add(&self.shared.stats.download_bytes, received - acked);
+                        acked = received;
+                    }
+                    idle_deadline = Instant::now() + self.limit();
+                }
+                Incoming::Frame(FileFrame::Data { .. }) => {
+                    self.send(&ControlMessage::error(
+                        ErrorCode::InvalidState,
+                        "DATA frames go to the relay only on uploads",
+                    ))
+                    .await?;
+                }
+                Incoming::Frame(FileFrame::Control(other)) => {
+                    let message = format!("{} is not expected during a download", other.type_name());
+                    self.send(&ControlMessage::error(ErrorCode::InvalidState, message)).await?;
+                }
+            }
+        }
+        debug!(meeting = %meeting.code, file_id = file.info.file_id, "download complete");
+        Ok(())
+    }
+}
+
+/// An upload in progress.
+struct Upload<'a> {
+    meeting: &'a Meeting,
+    participant: ParticipantId,
+    file_id: u64,
+    name: String,
+    size: u64,
+    sha256: String,
+    sender_name: String,
+}
+
+impl Upload<'_> {
+    fn progress(&self, bytes: u64) -> ControlMessage {
+        ControlMessage::FileProgress {
+            file_id: self.file_id,
+            name: self.name.clone(),
+            sender_id: self.participant,
+            bytes,
+            size: self.size,
+        }
+    }
+}
+
+async fn remove_file(path: &Path) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!(path = %path.display(), "cannot delete a spool file: {e}"),
+    }
+}

@@ -1,0 +1,296 @@
+//! Relay counters and the snapshot [`crate::RelayHandle::stats`] returns.
+//!
+//! The UDP task keeps its counters in plain integers (no atomic per packet) and publishes
+//! them into [`Stats`] once per receive batch; the control side updates its atomics directly,
+//! which is cheap at control-message rates.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use protocol::PacketError;
+
+/// Why the relay dropped a UDP datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// Shorter than its header.
+    TooShort,
+    /// Does not start with the media magic.
+    BadMagic,
+    /// Another media format version.
+    UnsupportedVersion,
+    /// Unknown packet kind.
+    UnknownKind,
+    /// Payload length disagrees with the datagram.
+    LengthMismatch,
+    /// A header field is out of range.
+    InvalidField,
+    /// No admitted participant has this sender id.
+    UnknownSender,
+    /// A keepalive carried the wrong media token.
+    BadToken,
+    /// The datagram came from another address than the sender's keepalives.
+    WrongAddress,
+    /// A kind clients never send (an RTT reply).
+    UnexpectedKind,
+    /// A receiver report about a source that is not in the reporter's meeting.
+    ForeignReport,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`StatsSnapshot::drops`].
+    pub const ALL: [DropReason; 11] = [
+        DropReason::TooShort,
+        DropReason::BadMagic,
+        DropReason::UnsupportedVersion,
+        DropReason::UnknownKind,
+        DropReason::LengthMismatch,
+        DropReason::InvalidField,
+        DropReason::UnknownSender,
+        DropReason::BadToken,
+        DropReason::WrongAddress,
+        DropReason::UnexpectedKind,
+        DropReason::ForeignReport,
+    ];
+
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Short label for logs and stats displays.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::TooShort => "too_short",
+            DropReason::BadMagic => "bad_magic",
+            DropReason::UnsupportedVersion => "unsupported_version",
+            DropReason::UnknownKind => "unknown_kind",
+            DropReason::LengthMismatch => "length_mismatch",
+            DropReason::InvalidField => "invalid_field",
+            DropReason::UnknownSender => "unknown_sender",
+            DropReason::BadToken => "bad_token",
+            DropReason::WrongAddress => "wrong_address",
+            DropReason::UnexpectedKind => "unexpected_kind",
+            DropReason::ForeignReport => "foreign_report",
+        }
+    }
+
+    /// True for the reasons that mean "not a valid media packet".
+    pub fn is_malformed(self) -> bool {
+        matches!(
+            self,
+            DropReason::TooShort
+                | DropReason::BadMagic
+                | DropReason::UnsupportedVersion
+                | DropReason::UnknownKind
+                | DropReason::LengthMismatch
+                | DropReason::InvalidField
+        )
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<PacketError> for DropReason {
+    fn from(e: PacketError) -> Self {
+        match e {
+            PacketError::TooShort => DropReason::TooShort,
+            PacketError::BadMagic => DropReason::BadMagic,
+            PacketError::UnsupportedVersion(_) => DropReason::UnsupportedVersion,
+            PacketError::UnknownKind(_) => DropReason::UnknownKind,
+            PacketError::LengthMismatch => DropReason::LengthMismatch,
+            // Decoding never reports a small output buffer; count it with bad fields if it did.
+            PacketError::InvalidField | PacketError::BufferTooSmall => DropReason::InvalidField,
+        }
+    }
+}
+
+/// Counters owned by the UDP task, published as a whole.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UdpCounters {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub drops: [u64; DropReason::COUNT],
+    pub thinned: u64,
+    pub send_errors: u64,
+    pub keepalives: u64,
+    pub rtt_replies: u64,
+    pub reports_sent: u64,
+    pub reports_forwarded: u64,
+}
+
+impl UdpCounters {
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct UdpAtomics {
+    packets_in: AtomicU64,
+    bytes_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_out: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+    thinned: AtomicU64,
+    send_errors: AtomicU64,
+    keepalives: AtomicU64,
+    rtt_replies: AtomicU64,
+    reports_sent: AtomicU64,
+    reports_forwarded: AtomicU64,
+}
+
+/// Live counters shared by the relay's tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    udp: UdpAtomics,
+    pub meetings_created: AtomicU64,
+    pub meetings_live: AtomicU64,
+    pub participants_joined: AtomicU64,
+    pub participants_live: AtomicU64,
+    pub knocks: AtomicU64,
+    pub control_connections: AtomicU64,
+    pub file_connections: AtomicU64,
+    pub malformed_messages: AtomicU64,
+    pub oversized_frames: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub chat_messages: AtomicU64,
+    pub files_uploaded: AtomicU64,
+    pub upload_bytes: AtomicU64,
+    pub download_bytes: AtomicU64,
+    pub hash_mismatches: AtomicU64,
+    pub spool_bytes: AtomicU64,
+}
+
+impl Stats {
+    /// Stores the UDP task's running totals (it is their only writer).
+    pub fn publish_udp(&self, c: &UdpCounters) {
+        let u = &self.udp;
+        u.packets_in.store(c.packets_in, Relaxed);
+        u.bytes_in.store(c.bytes_in, Relaxed);
+        u.packets_out.store(c.packets_out, Relaxed);
+        u.bytes_out.store(c.bytes_out, Relaxed);
+        for (a, v) in u.drops.iter().zip(c.drops.iter()) {
+            a.store(*v, Relaxed);
+        }
+        u.thinned.store(c.thinned, Relaxed);
+        u.send_errors.store(c.send_errors, Relaxed);
+        u.keepalives.store(c.keepalives, Relaxed);
+        u.rtt_replies.store(c.rtt_replies, Relaxed);
+        u.reports_sent.store(c.reports_sent, Relaxed);
+        u.reports_forwarded.store(c.reports_forwarded, Relaxed);
+    }
+
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn dec(counter: &AtomicU64) {
+        counter.fetch_sub(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let u = &self.udp;
+        let mut drops = [0u64; DropReason::COUNT];
+        for (d, a) in drops.iter_mut().zip(u.drops.iter()) {
+            *d = a.load(Relaxed);
+        }
+        StatsSnapshot {
+            udp_packets_in: u.packets_in.load(Relaxed),
+            udp_bytes_in: u.bytes_in.load(Relaxed),
+            udp_packets_out: u.packets_out.load(Relaxed),
+            udp_bytes_out: u.bytes_out.load(Relaxed),
+            drops,
+            thinned: u.thinned.load(Relaxed),
+            send_errors: u.send_errors.load(Relaxed),
+            keepalives: u.keepalives.load(Relaxed),
+            rtt_replies: u.rtt_replies.load(Relaxed),
+            reports_sent: u.reports_sent.load(Relaxed),
+            reports_forwarded: u.reports_forwarded.load(Relaxed),
+            meetings_created: self.meetings_created.load(Relaxed),
+            meetings_live: self.meetings_live.load(Relaxed),
+            participants_joined: self.participants_joined.load(Relaxed),
+            participants_live: self.participants_live.load(Relaxed),
+            knocks: self.knocks.load(Relaxed),
+            control_connections: self.control_connections.load(Relaxed),
+            file_connections: self.file_connections.load(Relaxed),
+            malformed_messages: self.malformed_messages.load(Relaxed),
+            oversized_frames: self.oversized_frames.load(Relaxed),
+            slow_consumers: self.slow_consumers.load(Relaxed),
+            chat_messages: self.chat_messages.load(Relaxed),
+            files_uploaded: self.files_uploaded.load(Relaxed),
+            upload_bytes: self.upload_bytes.load(Relaxed),
+            download_bytes: self.download_bytes.load(Relaxed),
+            hash_mismatches: self.hash_mismatches.load(Relaxed),
+            spool_bytes: self.spool_bytes.load(Relaxed),
+        }
+    }
+}
+
+/// A copy of the relay's counters at one moment. UDP counters lag by at most one receive
+/// batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Datagrams received on the media socket (dropped ones included).
+    pub udp_packets_in: u64,
+    pub udp_bytes_in: u64,
+    /// Datagrams sent: forwarded media and reports, RTT replies, the relay's own reports.
+    pub udp_packets_out: u64,
+    pub udp_bytes_out: u64,
+    /// Dropped datagrams by reason, indexed like [`DropReason::ALL`]; see [`Self::drops`].
+    pub drops: [u64; DropReason::COUNT],
+    /// Video fragments withheld from a receiver by frame thinning (per receiver).
+    pub thinned: u64,
+    /// Sends the kernel refused (full socket buffer, unreachable address).
+    pub send_errors: u64,
+    /// Valid keepalives received.
+    pub keepalives: u64,
+    pub rtt_replies: u64,
+    /// Receiver reports the relay wrote about senders' streams.
+    pub reports_sent: u64,
+    /// Receivers' own reports forwarded to the source they are about.
+    pub reports_forwarded: u64,
+    pub meetings_created: u64,
+    pub meetings_live: u64,
+    pub participants_joined: u64,
+    pub participants_live: u64,
+    pub knocks: u64,
+    /// Connections that sent `HELLO` (cumulative).
+    pub control_connections: u64,
+    /// File-transfer connections (cumulative).
+    pub file_connections: u64,
+    /// Frames that were not valid messages (answered with an `ERROR`).
+    pub malformed_messages: u64,
+    /// Connections closed because a length prefix exceeded the limit.
+    pub oversized_frames: u64,
+    /// Connections dropped because their outbound queue overflowed.
+    pub slow_consumers: u64,
+    pub chat_messages: u64,
+    pub files_uploaded: u64,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub hash_mismatches: u64,
+    /// Bytes currently spooled or reserved by uploads in progress.
+    pub spool_bytes: u64,
+}
+
+impl StatsSnapshot {
+    /// Datagrams dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// Datagrams dropped because they were not valid media packets.
+    pub fn malformed_drops(&self) -> u64 {
+        DropReason::ALL.iter().filter(|r| r.is_malformed()).map(|r| self.drops(*r)).sum()
+    }
+
+    /// All dropped datagrams.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}

@@ -1,0 +1,686 @@
+//! The UDP media path: one task owns the socket and the routing table.
+//!
+//! Control tasks never touch the table; they send [`RouteUpdate`]s over a channel and the
+//! UDP task applies them between receive batches, so the hot path takes no lock. Per datagram
+//! the relay reads the 8-byte common header, validates the rest with the borrowing decoder
+//! (no allocation), finds the sender's route by id in a hash map keyed by the relay-assigned
+//! participant id, checks the datagram comes from the address the sender's keepalives
+//! established, and sends the very same receive buffer to every other participant of that
+//! meeting. Nothing is allocated per packet: the receive buffer is reused, the fan-out is
+//! `send_to` of the same slice.
+//!
+//! Per receiver, video may be thinned (see [`crate::thinning`]); a thinned receiver's video
+//! sequence numbers are rewritten in the buffer right before its `send_to`. Audio is never
+//! thinned nor rewritten.
+//!
+//! The relay measures loss and jitter on each sender's video and audio streams and sends the
+//! sender a [`ReceiverReport`] (sender id 0) about each active stream every report interval.
+//! Receivers' own reports are forwarded to the source they are about and drive thinning.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::estimators::{InterarrivalJitter, LossEstimator};
+use protocol::media::{peek_header, MediaKind, PacketKind, ReceiverReport, RELAY_SENDER_ID};
+use protocol::MediaPacket;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::stats::{DropReason, Stats, UdpCounters};
+use crate::thinning::{Thinner, ThinningConfig};
+
+/// Byte range of a video fragment's sequence number (after the common header, `frame_id`
+/// and `capture_ts_us`).
+const VIDEO_SEQ_RANGE: std::ops::Range<usize> = 20..24;
+
+/// Datagrams handled before the task looks at route updates and timers again.
+const RECV_BATCH: usize = 64;
+
+/// Receive buffer size. Larger than any datagram Parlor sends, so a datagram that does not
+/// fit is truncated and then rejected by the decoder's length check.
+const RECV_BUFFER_LEN: usize = 2048;
+
+/// A change to the routing table, sent by control tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RouteUpdate {
+    /// A participant was admitted to meeting `meeting_id`.
+    Add { meeting_id: u64, participant_id: u32, media_token: u64 },
+    /// A participant left.
+    Remove { participant_id: u32 },
+}
+
+/// Hasher for relay-assigned `u32` ids: a multiplicative hash. Ids are sequential, so their
+/// low bits (the bucket index) are already distinct and the multiply spreads the high bits
+/// (hashbrown's tag). Keys are never chosen by clients, only looked up.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// What the relay measures on one of a sender's streams.
+#[derive(Debug)]
+struct StreamStats {
+    loss: LossEstimator,
+    jitter: InterarrivalJitter,
+    /// Packets since the last report; a stream with none is not reported.
+    packets: u64,
+}
+
+impl StreamStats {
+    fn new() -> Self {
+        Self { loss: LossEstimator::new(), jitter: InterarrivalJitter::new(), packets: 0 }
+    }
+
+    fn on_packet(&mut self, now: Instant, seq: u32, capture_ts_us: u64) {
+        self.loss.on_packet(seq);
+        self.jitter.on_packet(now, capture_ts_us);
+        self.packets += 1;
+    }
+
+    /// The report for the interval that just ended, or `None` if the stream was silent.
+    fn take_report(&mut self, source_id: u32, media: MediaKind) -> Option<ReceiverReport> {
+        if self.packets == 0 {
+            return None;
+        }
+        self.packets = 0;
+        let interval = self.loss.take_interval();
+        Some(ReceiverReport {
+            source_id,
+            media,
+            loss_permille: interval.permille().min(1000),
+            highest_seq: self.loss.highest_seq().unwrap_or(0),
+            cumulative_lost: u32::try_from(self.loss.cumulative_lost()).unwrap_or(u32::MAX),
+            jitter_us: u32::try_from(self.jitter.jitter().as_micros()).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// One participant as a sender.
+#[derive(Debug)]
+struct Route {
+    /// Index of its meeting's [`Group`].
+    group: usize,
+    media_token: u64,
+    /// Learned from its keepalives; media from any other address is dropped.
+    addr: Option<SocketAddr>,
+    video: StreamStats,
+    audio: StreamStats,
+}
+
+/// One participant as a receiver.
+#[derive(Debug)]
+struct Receiver {
+    id: u32,
+    addr: Option<SocketAddr>,
+    /// Thinning state per video source, created on the first congested report about it.
+    /// Bounded by the meeting's participant limit.
+    thinners: Vec<(u32, Thinner)>,
+}
+
+/// The participants of one meeting.
+#[derive(Debug)]
+struct Group {
+    meeting_id: u64,
+    members: Vec<Receiver>,
+}
+
+/// The routing table and forwarding logic, without the socket: `send` is called with each
+/// datagram to transmit, so the logic is testable without I/O.
+#[derive(Debug)]
+pub(crate) struct Router {
+    routes: IdMap<u32, Route>,
+    groups: Vec<Option<Group>>,
+    free_groups: Vec<usize>,
+    group_of_meeting: IdMap<u64, usize>,
+    thinning: ThinningConfig,
+    pub counters: UdpCounters,
+}
+
+impl Router {
+    pub fn new(thinning: ThinningConfig) -> Self {
+        Self {
+            routes: IdMap::default(),
+            groups: Vec::new(),
+            free_groups: Vec::new(),
+            group_of_meeting: IdMap::default(),
+            thinning,
+            counters: UdpCounters::default(),
+        }
+    }
+
+    pub fn apply(&mut self, update: RouteUpdate) {
+        match update {
+            RouteUpdate::Add { meeting_id, participant_id, media_token } => {
+                self.remove(participant_id);
+                let group = match self.group_of_meeting.get(&meeting_id) {
+                    Some(g) => *g,
+                    None => {
+                        let fresh = Group { meeting_id, members: Vec::new() };
+                        let g = match self.free_groups.pop() {
+                            Some(g) => {
+                                self.groups[g] = Some(fresh);
+                                g
+                            }
+                            None => {
+                                self.groups.push(Some(fresh));
+                                self.groups.len() - 1
+                            }
+                        };
+                        self.group_of_meeting.insert(meeting_id, g);
+                        g
+                    }
+                };
+                if let Some(Some(g)) = self.groups.get_mut(group) {
+                    g.members.push(Receiver { id: participant_id, addr: None, thinners: Vec::new() });
+                }
+                self.routes.insert(
+                    participant_id,
+                    Route { group, media_token, addr: None, video: StreamStats::new(), audio: StreamStats::new() },
+                );
+            }
+            RouteUpdate::Remove { participant_id } => self.remove(participant_id),
+        }
+    }
+
+    fn remove(&mut self, participant_id: u32) {
+        let Some(route) = self.routes.remove(&participant_id) else { return };
+        let Some(slot) = self.groups.get_mut(route.group) else { return };
+        let Some(group) = slot else { return };
+        group.members.retain(|r| r.id != participant_id);
+        for r in &mut group.members {
+            r.thinners.retain(|(source, _)| *source != participant_id);
+        }
+        if group.members.is_empty() {
+            self.group_of_meeting.remove(&group.meeting_id);
+            *slot = None;
+            self.free_groups.push(route.group);
+        }
+    }
+
+    /// Number of participants with a route.
+    #[cfg(test)]
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Handles one datagram received from `from`. `buf` is the receive buffer, which may be
+    /// modified (sequence-number rewrite) while fanning out.
+    pub fn handle(
+        &mut self,
+        buf: &mut [u8],
+        from: SocketAddr,
+        now: Instant,
+        send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
+    ) {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += buf.len() as u64;
+        let (kind, sender) = match peek_header(buf) {
+            Ok(header) => header,
+            Err(e) => return self.counters.drop(e.into()),
+        };
+        if kind == PacketKind::RttReply {
+            return self.counters.drop(DropReason::UnexpectedKind);
+        }
+        let packet = match MediaPacket::decode(buf) {
+            Ok(p) => p,
+            Err(e) => return self.counters.drop(e.into()),
+        };
+        let Some(route) = self.routes.get_mut(&sender) else {
+            return self.counters.drop(DropReason::UnknownSender);
+        };
+        if let MediaPacket::Keepalive { media_token, .. } = packet {
+            if media_token != route.media_token {
+                return self.counters.drop(DropReason::BadToken);
+            }
+            self.counters.keepalives += 1;
+            if route.addr != Some(from) {
+                debug!(participant = sender, %from, "media address learned");
+                route.addr = Some(from);
+                if let Some(Some(group)) = self.groups.get_mut(route.group) {
+                    if let Some(r) = group.members.iter_mut().find(|r| r.id == sender) {
+                        r.addr = Some(from);
+                    }
+                }
+            }
+            return;
+        }
+        if route.addr != Some(from) {
+            return self.counters.drop(DropReason::WrongAddress);
+        }
+        let group = route.group;
+        match packet {
+            MediaPacket::VideoFragment { header, .. } => {
+                route.video.on_packet(now, header.seq, header.capture_ts_us);
+                self.forward_video(buf, group, sender, header.frame_id, header.seq, send);
+            }
+            MediaPacket::Audio { header, .. } => {
+                route.audio.on_packet(now, header.seq, header.capture_ts_us);
+                self.forward_all(buf, group, sender, send);
+            }
+            MediaPacket::RttRequest { echo, .. } => {
+                let reply = MediaPacket::RttReply { sender_id: RELAY_SENDER_ID, echo };
+                let mut out = [0u8; 32];
+                if let Ok(len) = reply.encode_into(&mut out) {
+                    self.counters.rtt_replies += 1;
+                    self.transmit(&out[..len], from, send);
+                }
+            }
+            MediaPacket::ReceiverReport { report, .. } => self.on_receiver_report(buf, group, sender, report, send),
+            MediaPacket::Keepalive { .. } | MediaPacket::RttReply { .. } => {}
+        }
+    }
+
+    fn transmit(&mut self, datagram: &[u8], to: SocketAddr, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
+        if send(datagram, to) {
+            self.counters.packets_out += 1;
+            self.counters.bytes_out += datagram.len() as u64;
+        } else {
+            self.counters.send_errors += 1;
+        }
+    }
+
+    fn forward_all(&mut self, buf: &[u8], group: usize, sender: u32, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
+        let Some(Some(g)) = self.groups.get(group) else { return };
+        let c = &mut self.counters;
+        for r in &g.members {
+            if r.id == sender {
+                continue;
+            }
+            if let Some(addr) = r.addr {
+                if send(buf, addr) {
+                    c.packets_out += 1;
+                    c.bytes_out += buf.len() as u64;
+                } else {
+                    c.send_errors += 1;
+                }
+            }
+        }
+    }
+
+    fn forward_video(
+        &mut self,
+        buf: &mut [u8],
+        group: usize,
+        sender: u32,
+        frame_id: u32,
+        seq: u32,
+        send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
+    ) {
+        let Some(Some(g)) = self.groups.get_mut(group) else { return };
+        let c = &mut self.counters;
+        // The sequence number currently in the buffer.
+        let mut in_buffer = seq;
+        for r in &mut g.members {
+            if r.id == sender {
+                continue;
+            }
+            let Some(addr) = r.addr else { continue };
+            let out_seq = match r.thinners.iter_mut().find(|(source, _)| *source == sender) {
+                Some((_, thinner)) => {
+                    if !thinner.admit(frame_id) {
+                        c.thinned += 1;
+                        continue;
+                    }
+                    thinner.rewrite_seq(seq)
+                }
+                None => seq,
+            };
+            if out_seq != in_buffer {
+                if let Some(field) = buf.get_mut(VIDEO_SEQ_RANGE) {
+                    field.copy_from_slice(&out_seq.to_be_bytes());
+                    in_buffer = out_seq;
+                }
+            }
+            if send(buf, addr) {
+                c.packets_out += 1;
+                c.bytes_out += buf.len() as u64;
+            } else {
+                c.send_errors += 1;
+            }
+        }
+    }
+
+    fn on_receiver_report(
+        &mut self,
+        buf: &[u8],
+        group: usize,
+        reporter: u32,
+        report: ReceiverReport,
+        send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
+    ) {
+        let source_addr = match self.routes.get(&report.source_id) {
+            Some(source) if source.group == group && report.source_id != reporter => source.addr,
+            _ => return self.counters.drop(DropReason::ForeignReport),
+        };
+        if report.media == MediaKind::Video {
+            if let Some(Some(g)) = self.groups.get_mut(group) {
+                if let Some(r) = g.members.iter_mut().find(|r| r.id == reporter) {
+                    let thinning = self.thinning;
+                    if let Some((_, thinner)) = r.thinners.iter_mut().find(|(source, _)| *source == report.source_id) {
+                        let changed = thinner.on_report(report.loss_permille);
+                        if changed {
+                            debug!(receiver = reporter, source = report.source_id, k = thinner.k(), "thinning changed");
+                        }
+                    } else if report.loss_permille > thinning.congested_permille {
+                        // Receivers that never reported congestion carry no thinning state.
+                        let mut thinner = Thinner::new(thinning);
+                        thinner.on_report(report.loss_permille);
+                        debug!(receiver = reporter, source = report.source_id, k = thinner.k(), "thinning started");
+                        r.thinners.push((report.source_id, thinner));
+                    }
+                }
+            }
+        }
+        if let Some(addr) = source_addr {
+            self.counters.reports_forwarded += 1;
+            self.transmit(buf, addr, send);
+        }
+    }
+
+    /// Sends every sender a report about each of its streams that was active in the interval.
+    pub fn send_reports(&mut self, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
+        let mut out = [0u8; 32];
+        let c = &mut self.counters;
+        for (id, route) in self.routes.iter_mut() {
+            let Some(addr) = route.addr else { continue };
+            let reports =
+                [route.video.take_report(*id, MediaKind::Video), route.audio.take_report(*id, MediaKind::Audio)];
+            for report in reports.into_iter().flatten() {
+                let packet = MediaPacket::ReceiverReport { sender_id: RELAY_SENDER_ID, report };
+                let Ok(len) = packet.encode_into(&mut out) else { continue };
+                if send(&out[..len], addr) {
+                    c.packets_out += 1;
+                    c.bytes_out += len as u64;
+                    c.reports_sent += 1;
+                } else {
+                    c.send_errors += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Binds the media socket with enlarged kernel buffers. Returns the async socket the task
+/// receives on and a clone of it for sending: `send_to` on the clone is a plain non-blocking
+/// syscall, with no readiness bookkeeping per datagram.
+pub(crate) fn bind(addr: SocketAddr, buffer: usize) -> io::Result<(UdpSocket, std::net::UdpSocket)> {
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Best effort: the kernel caps these at its configured maximum.
+    if let Err(e) = socket.set_recv_buffer_size(buffer) {
+        warn!("cannot enlarge the UDP receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(buffer) {
+        warn!("cannot enlarge the UDP send buffer: {e}");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let std_socket: std::net::UdpSocket = socket.into();
+    let sender = std_socket.try_clone()?;
+    Ok((UdpSocket::from_std(std_socket)?, sender))
+}
+
+/// The UDP task: receives, forwards, applies route updates, sends periodic reports.
+pub(crate) async fn run(
+    socket: UdpSocket,
+    sender: std::net::UdpSocket,
+    mut routes: mpsc::Receiver<RouteUpdate>,
+    stats: Arc<Stats>,
+    thinning: ThinningConfig,
+    report_interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut router = Router::new(thinning);
+    let mut buf = vec![0u8; RECV_BUFFER_LEN];
+    let mut send = |datagram: &[u8], to: SocketAddr| sender.send_to(datagram, to).is_ok();
+    let mut reports = tokio::time::interval(report_interval.max(Duration::from_millis(10)));
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            update = routes.recv() => match update {
+                Some(update) => router.apply(update),
+                None => break,
+            },
+            _ = reports.tick() => router.send_reports(&mut send),
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    warn!("media socket failed: {e}");
+                    break;
+                }
+            }
+        }
+        // Route changes first, so a keepalive that follows a join finds its route.
+        while let Ok(update) = routes.try_recv() {
+            router.apply(update);
+        }
+        for _ in 0..RECV_BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    let Some(datagram) = buf.get_mut(..len) else { continue };
+                    router.handle(datagram, from, Instant::now(), &mut send);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Some platforms report an earlier send's ICMP error on the next receive
+                // (Windows: connection reset); it concerns one peer, never the socket.
+                Err(e) => {
+                    debug!("media receive error: {e}");
+                    break;
+                }
+            }
+        }
+        stats.publish_udp(&router.counters);
+    }
+    stats.publish_udp(&router.counters);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::media::{AudioHeader, RttEcho, VideoHeader};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    struct Sent(Vec<(Vec<u8>, SocketAddr)>);
+
+    impl Sent {
+        fn sender(&mut self) -> impl FnMut(&[u8], SocketAddr) -> bool + '_ {
+            |d, a| {
+                self.0.push((d.to_vec(), a));
+                true
+            }
+        }
+    }
+
+    fn keepalive(id: u32, token: u64) -> Vec<u8> {
+        MediaPacket::Keepalive { sender_id: id, media_token: token }.to_vec().unwrap()
+    }
+
+    fn video(id: u32, frame_id: u32, seq: u32, frag_index: u16, frag_count: u16) -> Vec<u8> {
+        let header = VideoHeader { frame_id, capture_ts_us: 1, seq, width: 4, height: 4, frag_index, frag_count };
+        MediaPacket::VideoFragment { sender_id: id, header, payload: &[7u8; 10] }.to_vec().unwrap()
+    }
+
+    /// Router with participants 1, 2, 3 in meeting 10 and 4 in meeting 20, all registered.
+    fn router() -> Router {
+        let mut r = Router::new(ThinningConfig::default());
+        for (id, meeting) in [(1, 10), (2, 10), (3, 10), (4, 20)] {
+            r.apply(RouteUpdate::Add { meeting_id: meeting, participant_id: id, media_token: 100 + u64::from(id) });
+            let mut ka = keepalive(id, 100 + u64::from(id));
+            r.handle(&mut ka, addr(id as u16), Instant::now(), &mut |_, _| true);
+        }
+        r
+    }
+
+    #[test]
+    fn forwards_within_the_meeting_and_never_back() {
+        let mut r = router();
+        let mut sent = Sent(Vec::new());
+        let mut pkt = video(1, 0, 0, 0, 1);
+        r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+        let to: Vec<_> = sent.0.iter().map(|(_, a)| *a).collect();
+        assert_eq!(to, vec![addr(2), addr(3)]);
+        assert!(sent.0.iter().all(|(d, _)| *d == pkt));
+    }
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let mut r = router();
+        let mut sent = Sent(Vec::new());
+        r.handle(&mut b"PR".to_vec(), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut video(99, 0, 0, 0, 1), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut video(1, 0, 0, 0, 1), addr(9), Instant::now(), &mut sent.sender());
+        r.handle(&mut keepalive(1, 5), addr(9), Instant::now(), &mut sent.sender());
+        assert!(sent.0.is_empty());
+        assert_eq!(r.counters.drops[DropReason::TooShort.index()], 1);
+        assert_eq!(r.counters.drops[DropReason::UnknownSender.index()], 1);
+        assert_eq!(r.counters.drops[DropReason::WrongAddress.index()], 1);
+        assert_eq!(r.counters.drops[DropReason::BadToken.index()], 1);
+    }
+
+    #[test]
+    fn answers_rtt_requests_and_reports_streams() {
+        let mut r = router();
+        let mut sent = Sent(Vec::new());
+        let echo = RttEcho { echo_id: 5, sent_ts_us: 77 };
+        let mut req = MediaPacket::RttRequest { sender_id: 2, echo }.to_vec().unwrap();
+        r.handle(&mut req, addr(2), Instant::now(), &mut sent.sender());
+        assert_eq!(sent.0.len(), 1);
+        assert_eq!(MediaPacket::decode(&sent.0[0].0).unwrap(), MediaPacket::RttReply { sender_id: 0, echo });
+        sent.0.clear();
+        let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 16000, channels: 1 };
+        for seq in [0u32, 1, 3] {
+            let h = AudioHeader { seq, ..header };
+            let mut a = MediaPacket::Audio { sender_id: 4, header: h, payload: &[0u8; 4] }.to_vec().unwrap();
+            r.handle(&mut a, addr(4), Instant::now(), &mut |_, _| true);
+        }
+        r.send_reports(&mut sent.sender());
+        assert_eq!(sent.0.len(), 1, "one report: participant 4's audio");
+        match MediaPacket::decode(&sent.0[0].0).unwrap() {
+            MediaPacket::ReceiverReport { sender_id: 0, report } => {
+                assert_eq!(report.source_id, 4);
+                assert_eq!(report.media, MediaKind::Audio);
+                assert_eq!(report.highest_seq, 3);
+                assert_eq!(report.cumulative_lost, 1);
+                assert_eq!(report.loss_permille, 250);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        sent.0.clear();
+        r.send_reports(&mut sent.sender());
+        assert!(sent.0.is_empty(), "silent streams are not reported");
+    }
+
+    #[test]
+    fn congested_receiver_is_thinned_with_contiguous_seq() {
+        let mut r = router();
+        let report = ReceiverReport {
+            source_id: 1,
+            media: MediaKind::Video,
+            loss_permille: 400,
+            highest_seq: 0,
+            cumulative_lost: 0,
+            jitter_us: 0,
+        };
+        let mut rr = MediaPacket::ReceiverReport { sender_id: 3, report }.to_vec().unwrap();
+        let mut forwarded = Sent(Vec::new());
+        r.handle(&mut rr, addr(3), Instant::now(), &mut forwarded.sender());
+        assert_eq!(forwarded.0.len(), 1, "report forwarded to the source");
+        assert_eq!(forwarded.0[0].1, addr(1));
+
+        let mut sent = Sent(Vec::new());
+        let mut seq = 0;
+        for frame in 0..10u32 {
+            for frag in 0..3u16 {
+                let mut pkt = video(1, frame, seq, frag, 3);
+                r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+                seq += 1;
+            }
+        }
+        let to_2 = sent.0.iter().filter(|(_, a)| *a == addr(2)).count();
+        let to_3: Vec<_> = sent
+            .0
+            .iter()
+            .filter(|(_, a)| *a == addr(3))
+            .map(|(d, _)| match MediaPacket::decode(d).unwrap() {
+                MediaPacket::VideoFragment { header, .. } => header,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(to_2, 30);
+        assert_eq!(to_3.len(), 15, "k = 2: every other frame, whole");
+        assert!(to_3.iter().all(|h| h.frame_id % 2 == 0));
+        assert!(to_3.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        // Receiver 2's copies carry the original numbers.
+        let seqs_2: Vec<u32> = sent
+            .0
+            .iter()
+            .filter(|(_, a)| *a == addr(2))
+            .map(|(d, _)| match MediaPacket::decode(d).unwrap() {
+                MediaPacket::VideoFragment { header, .. } => header.seq,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(seqs_2, (0..30).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn reports_about_other_meetings_are_dropped() {
+        let mut r = router();
+        let report = ReceiverReport {
+            source_id: 4,
+            media: MediaKind::Video,
+            loss_permille: 0,
+            highest_seq: 0,
+            cumulative_lost: 0,
+            jitter_us: 0,
+        };
+        let mut rr = MediaPacket::ReceiverReport { sender_id: 1, report }.to_vec().unwrap();
+        let mut sent = Sent(Vec::new());
+        r.handle(&mut rr, addr(1), Instant::now(), &mut sent.sender());
+        assert!(sent.0.is_empty());
+        assert_eq!(r.counters.drops[DropReason::ForeignReport.index()], 1);
+    }
+
+    #[test]
+    fn removal_frees_routes_and_groups() {
+        let mut r = router();
+        for id in 1..=4 {
+            r.apply(RouteUpdate::Remove { participant_id: id });
+        }
+        assert_eq!(r.route_count(), 0);
+        assert!(r.group_of_meeting.is_empty());
+        assert_eq!(r.free_groups.len(), 2);
+        r.apply(RouteUpdate::Add { meeting_id: 30, participant_id: 5, media_token: 1 });
+        assert_eq!(r.free_groups.len(), 1, "a freed group slot is reused");
+    }
+}
