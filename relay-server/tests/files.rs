@@ -1,0 +1,201 @@
+//! The file relay over real TCP: a 20 MB upload verified by SHA-256 and offered in chat, a
+//! byte-identical download, a resumed download, refusals, and spool cleanup.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use protocol::control::ErrorCode;
+use protocol::file::FileFrame;
+use protocol::ControlMessage;
+use relay_server::RelayConfig;
+
+const MB: usize = 1024 * 1024;
+
+#[tokio::test]
+async fn a_20_mb_file_round_trips_byte_identical_and_resumes_halfway() {
+    let relay = start_default().await;
+    let mut m = meeting(&relay, &["Sender", "Receiver"]).await;
+    let data = test_bytes(20 * MB, 7);
+    let sha = sha256_hex(&data);
+
+    let (done, file_id) = upload(&relay, &m[0].welcome.session_token, "../../etc/holiday\n.mp4", &data, &sha).await;
+    assert_eq!(done, ControlMessage::FileUploadComplete { file_id });
+
+    // The spool file is named by id, inside the meeting's directory, never by the user's name.
+    let spool: Vec<_> = walk(relay.spool_dir());
+    assert_eq!(spool.len(), 1, "{spool:?}");
+    assert!(spool[0].ends_with(file_id.to_string()), "{spool:?}");
+    assert_eq!(std::fs::metadata(&spool[0]).unwrap().len(), data.len() as u64);
+
+    // Everyone sees progress, then the chat message and the offer.
+    let mut progress = 0;
+    let offered = loop {
+        match m[1].client.recv_with_progress(true).await {
+            ControlMessage::FileProgress { file_id: id, bytes, size, .. } => {
+                assert_eq!((id, size), (file_id, data.len() as u64));
+                assert!(bytes <= size);
+                progress += 1;
+            }
+            ControlMessage::Chat { message } => break message,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(progress >= 1, "at least the final progress message");
+    let info = offered.file.clone().expect("the chat message carries the file");
+    assert_eq!(info.file_id, file_id);
+    assert_eq!(info.size, data.len() as u64);
+    assert_eq!(info.sha256, sha);
+    assert_eq!(info.sender_id, m[0].id());
+    assert_eq!(info.sender_name, "Sender");
+    assert!(!info.name.contains('/') && !info.name.contains("..") && !info.name.contains('\n'), "{}", info.name);
+    assert!(info.name.ends_with(".mp4"));
+    assert_eq!(m[1].client.recv().await, ControlMessage::FileOffer { file: info.clone() });
+
+    let (got, ready) = download(&relay, &m[1].welcome.session_token, file_id, 0).await;
+    assert!(matches!(ready, ControlMessage::FileDownloadReady { ref file, offset: 0, .. } if *file == info));
+    assert!(got == data, "downloaded bytes differ");
+    assert_eq!(sha256_hex(&got), sha);
+
+    // Resume from the middle.
+    let half = (data.len() / 2 + 12_345) as u64;
+    let (rest, _) = download(&relay, &m[1].welcome.session_token, file_id, half).await;
+    assert!(rest[..] == data[half as usize..], "resumed bytes differ");
+
+    // The file is in the chat history of a late joiner.
+    let mut late = Client::connect(&relay).await;
+    let request_id = late.knock(&m[0].welcome.code, "Late").await;
+    m[0].client.expect_knock("Late").await;
+    m[0].client.send(ControlMessage::Admit { request_id }).await;
+    let w = late.expect_joined().await;
+    assert_eq!(w.chat_history.last().and_then(|c| c.file.clone()), Some(info));
+
+    let stats = relay.stats();
+    assert_eq!(stats.files_uploaded, 1);
+    assert_eq!(stats.upload_bytes, data.len() as u64);
+    assert_eq!(stats.download_bytes, data.len() as u64 + (data.len() as u64 - half));
+    assert_eq!(stats.spool_bytes, data.len() as u64);
+    relay.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_hash_mismatch_is_refused_and_deleted() {
+    let relay = start_default().await;
+    let mut m = meeting(&relay, &["A", "B"]).await;
+    let data = test_bytes(100_000, 1);
+    let wrong = sha256_hex(b"something else");
+    let (answer, _) = upload(&relay, &m[0].welcome.session_token, "x.bin", &data, &wrong).await;
+    assert!(matches!(answer, ControlMessage::Error { code: ErrorCode::HashMismatch, .. }), "{answer:?}");
+    assert!(walk(relay.spool_dir()).is_empty());
+    let stats = relay.stats();
+    assert_eq!((stats.hash_mismatches, stats.files_uploaded, stats.spool_bytes), (1, 0, 0));
+    // Nothing was offered.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), m[1].client.recv_with_progress(true)).await {
+            Err(_) => break,
+            Ok(ControlMessage::FileProgress { .. }) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn uploads_and_downloads_are_authorized_and_bounded() {
+    let relay = start(RelayConfig { max_file_size: 1000, ..RelayConfig::for_tests() }).await;
+    let m = meeting(&relay, &["A"]).await;
+    let token = m[0].welcome.session_token.clone();
+    let sha = sha256_hex(b"abc");
+
+    let (answer, _) = upload(&relay, "not-a-token", "a", b"abc", &sha).await;
+    assert!(matches!(answer, ControlMessage::Error { code: ErrorCode::Unauthorized, .. }), "{answer:?}");
+    let big = vec![0u8; 1001];
+    let (answer, _) = upload(&relay, &token, "a", &big, &sha256_hex(&big)).await;
+    assert!(matches!(answer, ControlMessage::Error { code: ErrorCode::FileTooLarge, .. }), "{answer:?}");
+    let (answer, _) = upload(&relay, &token, "a", b"abc", "xyz").await;
+    assert!(matches!(answer, ControlMessage::Error { code: ErrorCode::MalformedMessage, .. }), "{answer:?}");
+
+    let (_, ready) = download(&relay, &token, 424242, 0).await;
+    assert!(matches!(ready, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }), "{ready:?}");
+
+    let (done, file_id) = upload(&relay, &token, "ok.txt", b"abc", &sha).await;
+    assert_eq!(done, ControlMessage::FileUploadComplete { file_id });
+    let (_, ready) = download(&relay, &token, file_id, 4).await;
+    assert!(matches!(ready, ControlMessage::Error { code: ErrorCode::MalformedMessage, .. }), "{ready:?}");
+    let (tail, _) = download(&relay, &token, file_id, 3).await;
+    assert!(tail.is_empty(), "a download from the end is complete at once");
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn chunks_out_of_order_abort_the_upload() {
+    let relay = start_default().await;
+    let m = meeting(&relay, &["A"]).await;
+    let data = test_bytes(40_000, 3);
+    let mut conn = FileConn::connect(
+        &relay,
+        ControlMessage::FileUpload {
+            session_token: m[0].welcome.session_token.clone(),
+            name: "f".into(),
+            size: data.len() as u64,
+            sha256: sha256_hex(&data),
+        },
+    )
+    .await;
+    assert!(matches!(conn.recv_control().await, ControlMessage::FileUploadReady { .. }));
+    // A malformed frame gets an error and the upload goes on…
+    conn.send_raw(&[0x07, 1, 2]).await;
+    assert!(matches!(conn.recv_control().await, ControlMessage::Error { code: ErrorCode::MalformedMessage, .. }));
+    conn.send(FileFrame::Data { seq: 0, offset: 0, data: bytes::Bytes::copy_from_slice(&data[..1000]) }).await;
+    assert_eq!(conn.recv().await, Some(FileFrame::Ack { seq: 0, received: 1000 }));
+    // …a chunk at the wrong offset ends it.
+    conn.send(FileFrame::Data { seq: 1, offset: 5000, data: bytes::Bytes::copy_from_slice(&data[5000..6000]) }).await;
+    assert!(matches!(conn.recv_control().await, ControlMessage::Error { code: ErrorCode::MalformedMessage, .. }));
+    assert_eq!(conn.recv().await, None, "connection closed");
+    assert!(walk(relay.spool_dir()).is_empty(), "partial file deleted");
+    assert_eq!(relay.stats().spool_bytes, 0);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_spool_goes_when_the_meeting_ends() {
+    let relay = start_default().await;
+    let mut m = meeting(&relay, &["A", "B"]).await;
+    let data = test_bytes(300_000, 9);
+    let (done, file_id) = upload(&relay, &m[0].welcome.session_token, "f.bin", &data, &sha256_hex(&data)).await;
+    assert_eq!(done, ControlMessage::FileUploadComplete { file_id });
+    assert_eq!(walk(relay.spool_dir()).len(), 1);
+    let b_token = m[1].welcome.session_token.clone();
+    for member in &mut m {
+        member.client.send(ControlMessage::Leave).await;
+    }
+    // The last LEAVE ends the meeting; the relay answers nothing, so poll the directory.
+    for _ in 0..100 {
+        if relay.live_meeting_codes().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(relay.live_meeting_codes().is_empty());
+    assert!(std::fs::read_dir(relay.spool_dir()).unwrap().next().is_none(), "meeting directory deleted");
+    assert_eq!(relay.stats().spool_bytes, 0);
+    // The session token died with the participant.
+    let (_, ready) = download(&relay, &b_token, file_id, 0).await;
+    assert!(matches!(ready, ControlMessage::Error { code: ErrorCode::Unauthorized, .. }), "{ready:?}");
+    relay.shutdown().await;
+}
