@@ -237,7 +237,13 @@ fn relay_run() -> Figures {
 }
 
 fn baseline_run() -> Figures {
-    let forwarder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // The same kernel buffers the relay asks for, so both forwarders absorb bursts alike.
+    let forwarder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    let buffer = RelayConfig::default().udp_socket_buffer;
+    forwarder.set_recv_buffer_size(buffer).unwrap();
+    forwarder.set_send_buffer_size(buffer).unwrap();
+    forwarder.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    let forwarder: UdpSocket = forwarder.into();
     forwarder.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let forwarder_addr = forwarder.local_addr().unwrap();
     let receiver_sockets: Vec<UdpSocket> = (0..RECEIVERS).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();

@@ -18,8 +18,9 @@ pub struct RelayConfig {
     pub tcp_port: u16,
     /// UDP port for media (0 = any free port).
     pub udp_port: u16,
-    /// Where uploaded files are spooled (one sub-directory per live meeting). `None` makes the
-    /// relay use a private temporary directory that it deletes when it stops.
+    /// Where uploaded files are spooled: the relay keeps them in a `parlor-spool` directory
+    /// inside it, one sub-directory per live meeting. `None` makes the relay use a private
+    /// temporary directory that it deletes when it stops.
     pub data_dir: Option<PathBuf>,
     /// Name announced in `WELCOME`.
     pub server_name: String,

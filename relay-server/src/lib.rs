@@ -114,8 +114,13 @@ impl Relay {
     }
 }
 
-/// Creates the spool root (or a private temporary one) and deletes meeting spools left by a
-/// previous run, whose ids would collide with this run's.
+/// Name of the relay's own directory inside a configured data directory.
+const SPOOL_DIR_NAME: &str = "parlor-spool";
+
+/// Creates the spool root (a `parlor-spool` directory inside `data_dir`, or a private
+/// temporary directory) and deletes meeting spools a previous run left behind after a crash:
+/// their ids would collide with this run's. Only `meeting-<digits>` directories inside the
+/// relay's own `parlor-spool` directory are ever deleted.
 fn prepare_data_dir(data_dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), RelayError> {
     let Some(dir) = data_dir else {
         let temp = tempfile::Builder::new()
@@ -124,18 +129,23 @@ fn prepare_data_dir(data_dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile
             .map_err(|source| RelayError::DataDir { path: std::env::temp_dir(), source })?;
         return Ok((temp.path().to_path_buf(), Some(temp)));
     };
-    let err = |source| RelayError::DataDir { path: dir.to_path_buf(), source };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    for entry in std::fs::read_dir(dir).map_err(err)? {
+    let root = dir.join(SPOOL_DIR_NAME);
+    let err = |source| RelayError::DataDir { path: root.clone(), source };
+    std::fs::create_dir_all(&root).map_err(err)?;
+    for entry in std::fs::read_dir(&root).map_err(err)? {
         let entry = entry.map_err(err)?;
-        let is_spool = entry.file_name().to_str().is_some_and(|n| n.starts_with("meeting-"));
+        let is_spool = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("meeting-"))
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
         if is_spool && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 warn!(dir = %entry.path().display(), "cannot delete a stale spool: {e}");
             }
         }
     }
-    Ok((dir.to_path_buf(), None))
+    Ok((root, None))
 }
 
 async fn accept_loop(

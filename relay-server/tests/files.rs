@@ -199,3 +199,29 @@ async fn the_spool_goes_when_the_meeting_ends() {
     assert!(matches!(ready, ControlMessage::Error { code: ErrorCode::Unauthorized, .. }), "{ready:?}");
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_configured_data_dir_keeps_its_other_contents() {
+    let data = tempfile::tempdir().unwrap();
+    let spool = data.path().join("parlor-spool");
+    std::fs::create_dir_all(spool.join("meeting-3")).unwrap();
+    std::fs::write(spool.join("meeting-3").join("1"), b"left by a crash").unwrap();
+    std::fs::create_dir_all(spool.join("meeting-notes")).unwrap();
+    std::fs::create_dir_all(data.path().join("meeting-9")).unwrap();
+    let relay = start(RelayConfig { data_dir: Some(data.path().to_path_buf()), ..RelayConfig::for_tests() }).await;
+    assert_eq!(relay.spool_dir(), spool);
+    assert!(!spool.join("meeting-3").exists(), "a stale spool of the relay's own is deleted");
+    assert!(spool.join("meeting-notes").exists(), "other names are left alone");
+    assert!(data.path().join("meeting-9").exists(), "nothing outside parlor-spool is touched");
+
+    let m = meeting(&relay, &["A"]).await;
+    let bytes = test_bytes(10_000, 2);
+    let (done, file_id) = upload(&relay, &m[0].welcome.session_token, "a", &bytes, &sha256_hex(&bytes)).await;
+    assert_eq!(done, ControlMessage::FileUploadComplete { file_id });
+    let files = walk(&spool);
+    assert_eq!(files.len(), 1);
+    assert!(files[0].parent().unwrap().file_name().unwrap().to_str().unwrap().starts_with("meeting-"));
+    relay.shutdown().await;
+    assert_eq!(walk(&spool), Vec::<std::path::PathBuf>::new(), "the meeting's spool went with it");
+    assert!(data.path().exists());
+}
