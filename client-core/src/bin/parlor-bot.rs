@@ -1,2 +1,441 @@
-//! `parlor-bot`: a headless Parlor client.
-fn main() {}
+//! `parlor-bot`: a headless Parlor client for tests, demos and load.
+//!
+//! ```text
+//! parlor-bot create --relay 127.0.0.1:5000 --name Host --auto-admit --duration 30s
+//! parlor-bot join 123456 --relay 127.0.0.1:5000 --name Guest --save-dir /tmp/in
+//! ```
+//!
+//! Standard output is line-oriented and machine-readable; every line starts with a tag:
+//!
+//! - `MEETING_CODE 123456` — `create` prints this as soon as the meeting exists (flushed at
+//!   once, so a script can start joiners);
+//! - `JOINED code=… participant=…`, `CHAT …`, `FILE_SAVED …`, `FILE_SENT …`, `FILE_FAILED …`;
+//! - at the end, the summary: one `SUMMARY …` line about this bot, then one
+//!   `SUMMARY_STREAM …` line per remote participant (frames received, loss, jitter-buffer
+//!   delay, one-way latency percentiles from the capture timestamps — meaningful when the
+//!   bots share a clock, e.g. on one machine), all as `key=value` pairs.
+//!
+//! Logs go to standard error (`--log-level`). The exit code is 0 after a normal run, 2 if
+//! the bot never got into the meeting or was thrown out of it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use client_core::stats::FileDirection;
+use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
+
+#[derive(Parser, Debug)]
+#[command(name = "parlor-bot", version, about = "A headless Parlor client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Mode,
+    /// The relay's TCP address, HOST:PORT (the UDP port is learned from the relay).
+    #[arg(long, global = true, env = "PARLOR_RELAY", default_value = "127.0.0.1:5000")]
+    relay: String,
+    /// Display name in the meeting.
+    #[arg(long, global = true, default_value = "parlor-bot")]
+    name: String,
+    /// Video source: synthetic | none | camera:INDEX.
+    #[arg(long, global = true, default_value = "synthetic", value_parser = parse_video)]
+    video: VideoChoice,
+    /// Audio source: tone | wav:FILE | none | mic | mic:DEVICE.
+    #[arg(long, global = true, default_value = "tone", value_parser = parse_audio)]
+    audio: AudioChoice,
+    /// Audio output: null | speaker | speaker:DEVICE.
+    #[arg(long, global = true, default_value = "null", value_parser = parse_sink)]
+    sink: SinkChoice,
+    /// How long to stay in the meeting once in it (e.g. 30s, 2m, 500ms).
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// How long `join` waits in the waiting room before giving up.
+    #[arg(long, global = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    join_timeout: Duration,
+    /// Write one JSON stats snapshot per second to this file.
+    #[arg(long, global = true)]
+    stats_json: Option<PathBuf>,
+    /// Upload this file once in the meeting.
+    #[arg(long, global = true)]
+    send_file: Option<PathBuf>,
+    /// Accept every file offer and save it in this directory.
+    #[arg(long, global = true)]
+    save_dir: Option<PathBuf>,
+    /// (host) Admit everyone who knocks.
+    #[arg(long, global = true)]
+    auto_admit: bool,
+    /// Record the mixed incoming audio to this WAV file.
+    #[arg(long, global = true)]
+    record_audio: Option<PathBuf>,
+    /// Send this chat message once in the meeting.
+    #[arg(long, global = true)]
+    chat: Option<String>,
+    /// Start at this quality level (0 = 144p … 3 = 480p).
+    #[arg(long, global = true)]
+    start_level: Option<usize>,
+    /// Feed the quality controller this loss fraction instead of the measured one.
+    #[arg(long, global = true)]
+    loss_override: Option<f64>,
+    /// Log filter for standard error (e.g. warn, info, client_core=debug).
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Create a meeting and print its code.
+    Create,
+    /// Join the meeting with this code.
+    Join { code: String },
+}
+
+fn parse_video(s: &str) -> Result<VideoChoice, String> {
+    match s {
+        "synthetic" => Ok(VideoChoice::Synthetic),
+        "none" => Ok(VideoChoice::None),
+        _ => match s.strip_prefix("camera:") {
+            Some(i) => i.parse().map(VideoChoice::Camera).map_err(|e| format!("bad camera index: {e}")),
+            None if s == "camera" => Ok(VideoChoice::Camera(0)),
+            None => Err("expected synthetic, none or camera:INDEX".into()),
+        },
+    }
+}
+
+fn parse_audio(s: &str) -> Result<AudioChoice, String> {
+    match s {
+        "tone" => Ok(AudioChoice::Tone),
+        "none" => Ok(AudioChoice::None),
+        "mic" => Ok(AudioChoice::Mic(None)),
+        _ => {
+            if let Some(path) = s.strip_prefix("wav:") {
+                Ok(AudioChoice::Wav(path.into()))
+            } else if let Some(dev) = s.strip_prefix("mic:") {
+                Ok(AudioChoice::Mic(Some(dev.to_string())))
+            } else {
+                Err("expected tone, wav:FILE, mic, mic:DEVICE or none".into())
+            }
+        }
+    }
+}
+
+fn parse_sink(s: &str) -> Result<SinkChoice, String> {
+    match s {
+        "null" => Ok(SinkChoice::Null),
+        "speaker" => Ok(SinkChoice::Speaker(None)),
+        _ => match s.strip_prefix("speaker:") {
+            Some(dev) => Ok(SinkChoice::Speaker(Some(dev.to_string()))),
+            None => Err("expected null, speaker or speaker:DEVICE".into()),
+        },
+    }
+}
+
+/// Prints one line to stdout and flushes it, so a script sees it at once.
+fn out(line: impl AsRef<str>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", line.as_ref());
+    let _ = stdout.flush();
+}
+
+/// Everything the summary needs, gathered from the events.
+#[derive(Default)]
+struct Tally {
+    my_id: Option<u32>,
+    names: HashMap<u32, String>,
+    last_stats: Option<StatsSnapshot>,
+    chats_received: u64,
+    files_saved: u64,
+    files_sent: u64,
+    files_failed: u64,
+}
+
+const MAX_DOWNLOAD_ATTEMPTS: u32 = 3;
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli).await {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("parlor-bot: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32> {
+    if let Mode::Join { code } = &cli.command {
+        if !protocol::control::is_valid_meeting_code(code) {
+            bail!("a meeting code is six digits, not {code:?}");
+        }
+    }
+    let options = SessionOptions {
+        client_name: format!("parlor-bot/{}", env!("CARGO_PKG_VERSION")),
+        video: cli.video.clone(),
+        audio: cli.audio.clone(),
+        sink: cli.sink.clone(),
+        record_audio: cli.record_audio.clone(),
+        stats_path: cli.stats_json.clone(),
+        loss_override: cli.loss_override,
+        start_level: cli.start_level,
+        ..Default::default()
+    };
+    let (session, mut events) =
+        Session::connect(&cli.relay, options).await.with_context(|| format!("connecting to {}", cli.relay))?;
+    match &cli.command {
+        Mode::Create => session.create_meeting(&cli.name).await?,
+        Mode::Join { code } => session.join(code, &cli.name).await?,
+    }
+
+    let mut tally = Tally::default();
+    let mut joined_at: Option<Instant> = None;
+    let mut cpu = CpuMeter { start: None };
+    let started = Instant::now();
+    let mut attempts: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut exit_code = 0;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+
+    loop {
+        let deadline = match joined_at {
+            Some(t) => t + cli.duration,
+            None => started + cli.join_timeout,
+        };
+        let event = tokio::select! {
+            ev = events.recv() => ev,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if joined_at.is_none() {
+                    eprintln!("parlor-bot: not admitted within {}", humantime::format_duration(cli.join_timeout));
+                    exit_code = 2;
+                }
+                break;
+            }
+            _ = &mut ctrl_c => break,
+        };
+        let Some(event) = event else { break };
+        match event {
+            SessionEvent::Joined { welcome } => {
+                joined_at = Some(Instant::now());
+                cpu = CpuMeter::start();
+                tally.my_id = Some(welcome.participant_id);
+                for p in &welcome.roster {
+                    tally.names.insert(p.id, p.display_name.clone());
+                }
+                if matches!(cli.command, Mode::Create) {
+                    out(format!("MEETING_CODE {}", welcome.code));
+                }
+                out(format!("JOINED code={} participant={}", welcome.code, welcome.participant_id));
+                if let Some(text) = &cli.chat {
+                    session.send_chat(text).await?;
+                }
+                if let Some(path) = &cli.send_file {
+                    session.send_file(path.clone()).await?;
+                }
+            }
+            SessionEvent::Waiting { code, request_id } => out(format!("WAITING code={code} request={request_id}")),
+            SessionEvent::JoinRefused { reason } => {
+                out(format!("JOIN_REFUSED {reason:?}"));
+                exit_code = 2;
+                break;
+            }
+            SessionEvent::Knock { request_id, display_name } => {
+                out(format!("KNOCK request={request_id} name={display_name:?}"));
+                if cli.auto_admit {
+                    session.admit(request_id).await?;
+                }
+            }
+            SessionEvent::ParticipantJoined { participant } => {
+                out(format!("PARTICIPANT_JOINED id={} name={:?}", participant.id, participant.display_name));
+                tally.names.insert(participant.id, participant.display_name);
+            }
+            SessionEvent::ParticipantLeft { participant_id, reason } => {
+                out(format!("PARTICIPANT_LEFT id={participant_id} reason={reason:?}"))
+            }
+            SessionEvent::Chat { message } => {
+                // File announcements also travel as chat messages; count what people wrote.
+                if Some(message.sender_id) != tally.my_id && message.file.is_none() {
+                    tally.chats_received += 1;
+                }
+                out(format!("CHAT from={} text={:?}", message.sender_id, message.text));
+            }
+            SessionEvent::FileOffer { file } => {
+                if let Some(dir) = &cli.save_dir {
+                    if Some(file.sender_id) != tally.my_id && !attempts.contains_key(&file.file_id) {
+                        attempts.insert(file.file_id, 1);
+                        session.accept_file(file.file_id, dir.clone()).await?;
+                    }
+                }
+            }
+            SessionEvent::FileDone { file_id, direction, path, sha256, .. } => match direction {
+                FileDirection::Upload => {
+                    tally.files_sent += 1;
+                    out(format!("FILE_SENT id={file_id} sha256={sha256} path={}", path.display()));
+                }
+                FileDirection::Download => {
+                    tally.files_saved += 1;
+                    out(format!("FILE_SAVED id={file_id} sha256={sha256} path={}", path.display()));
+                }
+            },
+            SessionEvent::FileFailed { file_id, direction, name, reason, resumable } => {
+                let retry = match (file_id, &cli.save_dir) {
+                    (Some(id), Some(dir)) if resumable && direction == FileDirection::Download => {
+                        let n = attempts.entry(id).or_insert(1);
+                        *n += 1;
+                        (*n <= MAX_DOWNLOAD_ATTEMPTS).then(|| (id, dir.clone()))
+                    }
+                    _ => None,
+                };
+                out(format!("FILE_FAILED name={name:?} reason={reason:?} retrying={}", retry.is_some()));
+                match retry {
+                    Some((id, dir)) => session.accept_file(id, dir).await?,
+                    None => tally.files_failed += 1,
+                }
+            }
+            SessionEvent::Stats(snapshot) => tally.last_stats = Some(*snapshot),
+            SessionEvent::Removed => {
+                out("REMOVED");
+                exit_code = 2;
+                break;
+            }
+            SessionEvent::Error { code, message } => {
+                eprintln!("parlor-bot: error {code:?}: {message}")
+            }
+            SessionEvent::Disconnected { reason } => {
+                out(format!("DISCONNECTED reason={reason:?}"));
+                if joined_at.is_none() {
+                    exit_code = 2;
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+
+    let in_meeting_for = joined_at.map(|t| t.elapsed()).unwrap_or_default();
+    let cpu_percent = cpu.percent();
+    let final_stats = session.stats().or(tally.last_stats.take());
+    session.close().await;
+    print_summary(&tally, final_stats.as_ref(), in_meeting_for, cpu_percent);
+    Ok(exit_code)
+}
+
+/// CPU time this process used so far (user + system), from `/proc/self/stat` (Linux; the
+/// kernel reports it in USER_HZ = 100 ticks per second).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Current and peak resident set size in MiB, from `/proc/self/status`.
+fn rss_mib() -> (Option<f64>, Option<f64>) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let read = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+    };
+    (read("VmRSS:"), read("VmHWM:"))
+}
+
+/// CPU use over the time in the meeting, in percent of one core.
+struct CpuMeter {
+    start: Option<(Instant, Duration)>,
+}
+
+impl CpuMeter {
+    fn start() -> Self {
+        Self { start: cpu_time().map(|c| (Instant::now(), c)) }
+    }
+
+    fn percent(&self) -> Option<f64> {
+        let (wall, cpu) = self.start?;
+        let used = cpu_time()?.checked_sub(cpu)?;
+        let elapsed = wall.elapsed().as_secs_f64();
+        (elapsed > 0.0).then(|| used.as_secs_f64() / elapsed * 100.0)
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "na".to_string(), |v| format!("{v:.0}"))
+}
+
+fn print_summary(tally: &Tally, stats: Option<&StatsSnapshot>, in_meeting: Duration, cpu_percent: Option<f64>) {
+    let (rss, peak) = rss_mib();
+    let cost = format!(
+        "cpu_percent={} rss_mib={} peak_rss_mib={}",
+        cpu_percent.map_or_else(|| "na".into(), |c| format!("{c:.1}")),
+        rss.map_or_else(|| "na".into(), |r| format!("{r:.1}")),
+        peak.map_or_else(|| "na".into(), |r| format!("{r:.1}")),
+    );
+    let Some(s) = stats else {
+        out(format!(
+            "SUMMARY participant={} duration_s={:.1} video_frames_sent=0 audio_frames_sent=0 streams=0 {cost}",
+            tally.my_id.map_or_else(|| "na".into(), |i| i.to_string()),
+            in_meeting.as_secs_f64()
+        ));
+        return;
+    };
+    out(format!(
+        "SUMMARY participant={} duration_s={:.1} video_frames_sent={} video_bytes_last_frame={} audio_frames_sent={} \
+         quality={} level_changes={} rtt_ms={} streams={} chats_received={} files_sent={} files_saved={} files_failed={} \
+         {cost}",
+        s.participant_id,
+        in_meeting.as_secs_f64(),
+        s.video_out.frames_sent,
+        s.video_out.last_frame_bytes,
+        s.audio_out.frames_sent,
+        s.quality.name,
+        s.quality.level_changes,
+        s.rtt_ms.map_or_else(|| "na".into(), |r| format!("{r:.2}")),
+        s.streams.len(),
+        tally.chats_received,
+        tally.files_sent,
+        tally.files_saved,
+        tally.files_failed,
+    ));
+    for r in &s.streams {
+        let v = &r.video;
+        let a = &r.audio;
+        let video_loss = ratio(v.cumulative_lost, v.packets_received + v.cumulative_lost);
+        let audio_loss = ratio(a.cumulative_lost, a.packets_received + a.cumulative_lost);
+        out(format!(
+            "SUMMARY_STREAM participant={} name={:?} video_frames_received={} video_size={}x{} video_loss={video_loss:.4} \
+             video_latency_p50_ms={} video_latency_p95_ms={} audio_packets_received={} audio_loss={audio_loss:.4} \
+             jitter_buffer_ms={:.0} jitter_target_ms={:.0} concealed_frames={} underruns={} \
+             audio_latency_p50_ms={} audio_latency_p95_ms={}",
+            r.participant_id,
+            tally.names.get(&r.participant_id).map_or("", |n| n.as_str()),
+            v.frames_received,
+            v.last_width,
+            v.last_height,
+            fmt_opt(v.latency_p50_ms),
+            fmt_opt(v.latency_p95_ms),
+            a.packets_received,
+            a.jitter_buffer_ms,
+            a.jitter_target_ms,
+            a.concealed_frames,
+            a.underruns,
+            fmt_opt(a.latency_p50_ms),
+            fmt_opt(a.latency_p95_ms),
+        ));
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}

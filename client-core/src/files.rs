@@ -1,0 +1,589 @@
+//! File transfer over dedicated TCP connections to the relay.
+//!
+//! **Upload** ([`upload`]): hash the file (SHA-256), open a file connection, `FILE_UPLOAD`,
+//! wait for `FILE_UPLOAD_READY`, then send `DATA` chunks while the [`Reno`] window allows,
+//! feeding it every `ACK` and its retransmission timer. Over TCP nothing is really lost: an
+//! RTO only shrinks the window and the chunks stay in flight. The relay answers
+//! `FILE_UPLOAD_COMPLETE` once it has every byte and the hash matched.
+//!
+//! **Download** ([`download`]): bytes go to a partial file next to the destination,
+//! `NAME.<first 16 hex digits of the SHA-256>.part`. The hash in the name means a partial
+//! file is only ever resumed by the very same file, never by another one that happens to
+//! share its name. A download asks for `offset` = the partial file's length, so an
+//! interrupted one continues where it stopped. When the last byte arrived, the SHA-256 of
+//! the whole file is checked: on a match the partial file is renamed to a free name (never
+//! overwriting: `name (1).ext`, `name (2).ext`, …), on a mismatch it is removed and the
+//! failure reported.
+
+use std::collections::BTreeMap;
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use protocol::control::{sanitize_display_text, FileInfo};
+use protocol::estimators::RateMeter;
+use protocol::file::{FileFrame, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
+use protocol::framing::RawFrames;
+use protocol::reno::{Reno, RenoConfig, RenoPhase};
+use protocol::{ControlMessage, FrameCodec};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::net::control::connect_tcp;
+use crate::session::events::{EventSender, FileProgress, SessionEvent};
+use crate::stats::{FileDirection, FileTransferStats};
+
+/// How often progress events go out during a transfer.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How long to wait for the relay's handshake answers and, after the last chunk, for its
+/// verdict on the upload (it hashes the whole file first).
+const RELAY_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a download waits for the next chunk before giving up (resumable).
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many transfers are remembered for the stats panel.
+const MAX_REMEMBERED_TRANSFERS: usize = 64;
+/// Longest file name kept when saving.
+const MAX_FILE_NAME_CHARS: usize = 200;
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot reach the relay: {0}")]
+    Connect(#[from] crate::net::control::ConnectError),
+    #[error("file connection: {0}")]
+    Frame(#[from] protocol::FrameError),
+    #[error("relay refused ({code:?}): {message}")]
+    Refused { code: protocol::control::ErrorCode, message: String },
+    #[error("relay closed the file connection")]
+    Closed,
+    #[error("relay did not answer in time")]
+    Timeout,
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("SHA-256 mismatch: expected {expected}, got {actual}; the file was removed")]
+    HashMismatch { expected: String, actual: String },
+    #[error("no free file name for {0}")]
+    NoFreeName(String),
+}
+
+impl FileError {
+    /// Whether trying the same download again may succeed and continue from the partial file.
+    pub fn is_resumable(&self) -> bool {
+        matches!(
+            self,
+            FileError::Io(_) | FileError::Connect(_) | FileError::Frame(_) | FileError::Closed | FileError::Timeout
+        )
+    }
+}
+
+/// Progress and window of every transfer, for the stats snapshots. Keyed by a local id.
+#[derive(Debug, Default)]
+pub(crate) struct TransferTable {
+    entries: Mutex<BTreeMap<u64, FileTransferStats>>,
+}
+
+impl TransferTable {
+    pub(crate) fn update(&self, key: u64, stats: FileTransferStats) {
+        let Ok(mut map) = self.entries.lock() else { return };
+        map.insert(key, stats);
+        while map.len() > MAX_REMEMBERED_TRANSFERS {
+            // Forget the oldest finished transfer; active ones are bounded by the caller.
+            let Some(old) = map.iter().find(|(_, s)| s.state != "active").map(|(k, _)| *k) else { break };
+            map.remove(&old);
+        }
+    }
+
+    pub(crate) fn set_state(&self, key: u64, state: &str) {
+        if let Ok(mut map) = self.entries.lock() {
+            if let Some(s) = map.get_mut(&key) {
+                s.state = state.to_string();
+                s.rate_bps = 0.0;
+            }
+        }
+    }
+
+    pub(crate) fn keyed_snapshot(&self) -> Vec<(u64, FileTransferStats)> {
+        self.entries.lock().map(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default()
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<FileTransferStats> {
+        self.entries.lock().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// What a transfer needs from its session.
+#[derive(Debug, Clone)]
+pub(crate) struct FileContext {
+    /// "HOST:PORT" of the relay's TCP port.
+    pub relay: String,
+    pub session_token: String,
+    pub events: EventSender,
+    pub table: Arc<TransferTable>,
+}
+
+type FileConn = Framed<TcpStream, RawFrames>;
+
+async fn open_file_conn(relay: &str, first: ControlMessage) -> Result<FileConn, FileError> {
+    let stream = connect_tcp(relay).await?;
+    let mut conn = Framed::new(stream, RawFrames(FrameCodec::new(MAX_FILE_FRAME_LEN)));
+    conn.send(FileFrame::Control(first).encode()).await?;
+    Ok(conn)
+}
+
+async fn next_frame(conn: &mut FileConn) -> Result<FileFrame, FileError> {
+    match conn.next().await {
+        None => Err(FileError::Closed),
+        Some(payload) => Ok(FileFrame::decode(payload?)?),
+    }
+}
+
+/// Waits for the relay's next control answer on a file connection.
+async fn next_control(conn: &mut FileConn) -> Result<ControlMessage, FileError> {
+    let frame =
+        tokio::time::timeout(RELAY_ANSWER_TIMEOUT, next_frame(conn)).await.map_err(|_| FileError::Timeout)??;
+    match frame {
+        FileFrame::Control(ControlMessage::Error { code, message }) => Err(FileError::Refused { code, message }),
+        FileFrame::Control(msg) => Ok(msg),
+        other => Err(FileError::Protocol(format!("expected a control message, got {}", frame_name(&other)))),
+    }
+}
+
+fn frame_name(frame: &FileFrame) -> &'static str {
+    match frame {
+        FileFrame::Control(m) => m.type_name(),
+        FileFrame::Data { .. } => "DATA",
+        FileFrame::Ack { .. } => "ACK",
+    }
+}
+
+fn phase_name(phase: RenoPhase) -> String {
+    match phase {
+        RenoPhase::SlowStart => "slow_start".into(),
+        RenoPhase::CongestionAvoidance => "congestion_avoidance".into(),
+    }
+}
+
+/// SHA-256 of the first `len` bytes of a file, as lower-case hex digits and as a running
+/// hasher that can take more bytes.
+async fn hash_prefix(path: PathBuf, len: Option<u64>) -> Result<Sha256, FileError> {
+    tokio::task::spawn_blocking(move || -> Result<Sha256, FileError> {
+        use std::io::Read;
+        let file = std::fs::File::open(&path)?;
+        let mut reader: Box<dyn Read> = match len {
+            Some(len) => Box::new(file.take(len)),
+            None => Box::new(file),
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher)
+    })
+    .await
+    .map_err(|e| FileError::Io(std::io::Error::other(e)))?
+}
+
+/// Uploads `path` to the meeting. Emits progress, then `FileDone` or `FileFailed`.
+pub(crate) async fn upload(ctx: FileContext, key: u64, path: PathBuf) {
+    let name = path
+        .file_name()
+        .and_then(|n| sanitize_display_text(&n.to_string_lossy(), MAX_FILE_NAME_CHARS))
+        .unwrap_or_else(|| "file".to_string());
+    let mut file_id = None;
+    match upload_inner(&ctx, key, &path, &name, &mut file_id).await {
+        Ok((file_id, sha256)) => {
+            ctx.table.set_state(key, "done");
+            ctx.events.emit(SessionEvent::FileDone {
+                file_id,
+                direction: FileDirection::Upload,
+                name,
+                path,
+                sha256,
+                verified: true,
+            });
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "upload failed: {e}");
+            ctx.table.set_state(key, "failed");
+            ctx.events.emit(SessionEvent::FileFailed {
+                file_id,
+                direction: FileDirection::Upload,
+                name,
+                reason: e.to_string(),
+                resumable: false,
+            });
+        }
+    }
+}
+
+async fn upload_inner(
+    ctx: &FileContext,
+    key: u64,
+    path: &Path,
+    name: &str,
+    file_id_out: &mut Option<u64>,
+) -> Result<(u64, String), FileError> {
+    let size = tokio::fs::metadata(path).await?.len();
+    let sha256 = hex::encode(hash_prefix(path.to_path_buf(), None).await?.finalize());
+    let mut file = tokio::fs::File::open(path).await?;
+    let first = ControlMessage::FileUpload {
+        session_token: ctx.session_token.clone(),
+        name: name.to_string(),
+        size,
+        sha256: sha256.clone(),
+    };
+    let mut conn = open_file_conn(&ctx.relay, first).await?;
+    let (file_id, chunk_size) = match next_control(&mut conn).await? {
+        ControlMessage::FileUploadReady { file_id, chunk_size } => (file_id, chunk_size),
+        other => return Err(FileError::Protocol(format!("expected FILE_UPLOAD_READY, got {}", other.type_name()))),
+    };
+    *file_id_out = Some(file_id);
+    if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+        return Err(FileError::Protocol(format!("chunk size {chunk_size} out of range")));
+    }
+
+    let mut reno = Reno::new(RenoConfig::default());
+    let mut rate = RateMeter::new(Duration::from_secs(1));
+    let mut sent: u64 = 0;
+    let mut acked: u64 = 0;
+    let mut seq: u32 = 0;
+    let mut complete = false;
+    let mut last_progress = Instant::now() - PROGRESS_INTERVAL;
+    let mut report = |reno: &Reno, rate: &RateMeter, acked: u64, force: bool| {
+        let now = Instant::now();
+        if !force && now.duration_since(last_progress) < PROGRESS_INTERVAL {
+            return;
+        }
+        last_progress = now;
+        let progress = FileProgress {
+            file_id,
+            direction: FileDirection::Upload,
+            name: name.to_string(),
+            bytes: acked,
+            total: size,
+            rate_bps: rate.bits_per_second(now) / 8.0,
+            cwnd: Some(reno.cwnd()),
+            ssthresh: Some(reno.ssthresh()),
+            phase: Some(phase_name(reno.phase())),
+            resumed_from: 0,
+        };
+        ctx.table.update(key, transfer_stats(&progress, "active"));
+        ctx.events.emit(SessionEvent::FileProgress(progress));
+    };
+    report(&reno, &rate, 0, true);
+
+    loop {
+        let mut fed = false;
+        while reno.can_send() && sent < size {
+            let len = (size - sent).min(u64::from(chunk_size)) as usize;
+            let mut buf = BytesMut::zeroed(len);
+            file.read_exact(&mut buf).await?;
+            let data = Bytes::from(buf);
+            conn.feed(FileFrame::Data { seq, offset: sent, data }.encode()).await?;
+            reno.on_sent(Instant::now(), seq, len);
+            seq = seq.wrapping_add(1);
+            sent += len as u64;
+            fed = true;
+        }
+        if fed {
+            conn.flush().await?;
+        }
+        if complete {
+            if acked < size {
+                return Err(FileError::Protocol("FILE_UPLOAD_COMPLETE before every byte was acknowledged".into()));
+            }
+            report(&reno, &rate, acked, true);
+            return Ok((file_id, sha256));
+        }
+        let deadline = reno.poll_timeout().unwrap_or_else(|| Instant::now() + RELAY_ANSWER_TIMEOUT);
+        tokio::select! {
+            frame = next_frame(&mut conn) => match frame? {
+                FileFrame::Ack { seq, received } => {
+                    let now = Instant::now();
+                    reno.on_ack(now, seq);
+                    if received > size {
+                        return Err(FileError::Protocol(format!("relay acknowledged {received} of {size} bytes")));
+                    }
+                    if received > acked {
+                        rate.record(now, (received - acked) as usize);
+                        acked = received;
+                    }
+                    report(&reno, &rate, acked, false);
+                }
+                FileFrame::Control(ControlMessage::FileUploadComplete { file_id: done }) if done == file_id => complete = true,
+                FileFrame::Control(ControlMessage::Error { code, message }) => return Err(FileError::Refused { code, message }),
+                other => return Err(FileError::Protocol(format!("unexpected {} during upload", frame_name(&other)))),
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if reno.chunks_in_flight() == 0 && sent >= size {
+                    // Everything is acknowledged and the relay is still silent.
+                    return Err(FileError::Timeout);
+                }
+                reno.handle_timeout(Instant::now());
+                report(&reno, &rate, acked, true);
+            }
+        }
+    }
+}
+
+fn transfer_stats(p: &FileProgress, state: &str) -> FileTransferStats {
+    FileTransferStats {
+        file_id: Some(p.file_id),
+        direction: p.direction,
+        name: p.name.clone(),
+        bytes: p.bytes,
+        total: p.total,
+        rate_bps: p.rate_bps,
+        cwnd: p.cwnd,
+        ssthresh: p.ssthresh,
+        phase: p.phase.clone(),
+        state: state.to_string(),
+    }
+}
+
+/// Where a download of `info` keeps its bytes until it is complete and verified.
+pub fn partial_path(dir: &Path, info: &FileInfo) -> PathBuf {
+    let hash: String = info.sha256.chars().filter(|c| c.is_ascii_hexdigit()).take(16).collect();
+    dir.join(format!("{}.{hash}.part", safe_name(&info.name)))
+}
+
+fn safe_name(name: &str) -> String {
+    sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string())
+}
+
+/// The `n`-th candidate name for `name`: `name`, `stem (1).ext`, `stem (2).ext`, …
+pub fn numbered_name(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    let path = Path::new(name);
+    match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) => format!("{} ({n}).{}", stem.to_string_lossy(), ext.to_string_lossy()),
+        _ => format!("{name} ({n})"),
+    }
+}
+
+/// Moves the verified partial file to the first free name in `dir`. The name is claimed
+/// with `create_new` first, so a file that exists (or appears meanwhile) is never replaced.
+fn claim_and_rename(part: &Path, dir: &Path, name: &str) -> Result<PathBuf, FileError> {
+    for n in 0..10_000 {
+        let candidate = dir.join(numbered_name(name, n));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&candidate) {
+            Ok(_) => {
+                std::fs::rename(part, &candidate)?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(FileError::NoFreeName(name.to_string()))
+}
+
+/// Downloads an offered file into `dir`. Emits progress, then `FileDone` or `FileFailed`.
+pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: PathBuf) {
+    match download_inner(&ctx, key, &info, &dir).await {
+        Ok((path, sha256)) => {
+            ctx.table.set_state(key, "done");
+            ctx.events.emit(SessionEvent::FileDone {
+                file_id: info.file_id,
+                direction: FileDirection::Download,
+                name: info.name.clone(),
+                path,
+                sha256,
+                verified: true,
+            });
+        }
+        Err(e) => {
+            tracing::warn!(file_id = info.file_id, "download failed: {e}");
+            ctx.table.set_state(key, "failed");
+            ctx.events.emit(SessionEvent::FileFailed {
+                file_id: Some(info.file_id),
+                direction: FileDirection::Download,
+                name: info.name.clone(),
+                reason: e.to_string(),
+                resumable: e.is_resumable(),
+            });
+        }
+    }
+}
+
+async fn download_inner(
+    ctx: &FileContext,
+    key: u64,
+    info: &FileInfo,
+    dir: &Path,
+) -> Result<(PathBuf, String), FileError> {
+    tokio::fs::create_dir_all(dir).await?;
+    let part = partial_path(dir, info);
+    let mut file =
+        tokio::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&part).await?;
+    let mut have = file.metadata().await?.len();
+    if have > info.size {
+        // Not a prefix of this file: start over.
+        file.set_len(0).await?;
+        have = 0;
+    }
+    let first =
+        ControlMessage::FileDownload { session_token: ctx.session_token.clone(), file_id: info.file_id, offset: have };
+    let mut conn = open_file_conn(&ctx.relay, first).await?;
+    let (remote, offset) = match next_control(&mut conn).await? {
+        ControlMessage::FileDownloadReady { file, offset, chunk_size: _ } => (file, offset),
+        other => return Err(FileError::Protocol(format!("expected FILE_DOWNLOAD_READY, got {}", other.type_name()))),
+    };
+    if offset > have || remote.size != info.size || remote.sha256 != info.sha256 {
+        return Err(FileError::Protocol(format!(
+            "relay offers offset {offset} of {} bytes, we asked for {have} of {}",
+            remote.size, info.size
+        )));
+    }
+    if offset < have {
+        file.set_len(offset).await?;
+    }
+    let mut hasher = hash_prefix(part.clone(), Some(offset)).await?;
+    file.seek(SeekFrom::Start(offset)).await?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+
+    let mut received = offset;
+    let mut rate = RateMeter::new(Duration::from_secs(1));
+    let mut last_progress = Instant::now() - PROGRESS_INTERVAL;
+    let progress = |received: u64, rate: &RateMeter| FileProgress {
+        file_id: info.file_id,
+        direction: FileDirection::Download,
+        name: info.name.clone(),
+        bytes: received,
+        total: info.size,
+        rate_bps: rate.bits_per_second(Instant::now()) / 8.0,
+        cwnd: None,
+        ssthresh: None,
+        phase: None,
+        resumed_from: offset,
+    };
+    let first = progress(received, &rate);
+    ctx.table.update(key, transfer_stats(&first, "active"));
+    ctx.events.emit(SessionEvent::FileProgress(first));
+
+    // On any failure, whatever arrived is flushed to the partial file so a retry resumes
+    // after it.
+    let result: Result<(), FileError> = async {
+        while received < info.size {
+            let frame =
+                tokio::time::timeout(STALL_TIMEOUT, next_frame(&mut conn)).await.map_err(|_| FileError::Timeout)??;
+            match frame {
+                FileFrame::Data { seq, offset: at, data } => {
+                    if at != received {
+                        return Err(FileError::Protocol(format!("chunk at offset {at}, expected {received}")));
+                    }
+                    let end = received + data.len() as u64;
+                    if end > info.size {
+                        return Err(FileError::Protocol(format!("chunk runs past the end ({end} > {})", info.size)));
+                    }
+                    out.write_all(&data).await?;
+                    hasher.update(&data);
+                    received = end;
+                    conn.send(FileFrame::Ack { seq, received }.encode()).await?;
+                    let now = Instant::now();
+                    rate.record(now, data.len());
+                    if now.duration_since(last_progress) >= PROGRESS_INTERVAL || received == info.size {
+                        last_progress = now;
+                        let p = progress(received, &rate);
+                        ctx.table.update(key, transfer_stats(&p, "active"));
+                        ctx.events.emit(SessionEvent::FileProgress(p));
+                    }
+                }
+                FileFrame::Control(ControlMessage::Error { code, message }) => {
+                    return Err(FileError::Refused { code, message })
+                }
+                other => return Err(FileError::Protocol(format!("unexpected {} during download", frame_name(&other)))),
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = out.flush().await;
+        return Err(e);
+    }
+    out.flush().await?;
+    let file = out.into_inner();
+    file.sync_all().await?;
+    drop(file);
+
+    let actual = hex::encode(hasher.finalize());
+    if !actual.eq_ignore_ascii_case(&info.sha256) {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(FileError::HashMismatch { expected: info.sha256.clone(), actual });
+    }
+    let name = safe_name(&info.name);
+    let dir = dir.to_path_buf();
+    let final_path = tokio::task::spawn_blocking(move || claim_and_rename(&part, &dir, &name))
+        .await
+        .map_err(|e| FileError::Io(std::io::Error::other(e)))??;
+    Ok((final_path, actual))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(numbered_name("report.pdf", 0), "report.pdf");
+        assert_eq!(numbered_name("report.pdf", 1), "report (1).pdf");
+        assert_eq!(numbered_name("archive.tar.gz", 2), "archive.tar (2).gz");
+        assert_eq!(numbered_name("README", 3), "README (3)");
+        assert_eq!(numbered_name(".bashrc", 1), ".bashrc (1)");
+    }
+
+    #[test]
+    fn claiming_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"old").unwrap();
+        std::fs::write(dir.path().join("a (1).txt"), b"older").unwrap();
+        let part = dir.path().join("a.txt.0123.part");
+        std::fs::write(&part, b"new").unwrap();
+        let got = claim_and_rename(&part, dir.path(), "a.txt").unwrap();
+        assert_eq!(got, dir.path().join("a (2).txt"));
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"old");
+        assert_eq!(std::fs::read(dir.path().join("a (1).txt")).unwrap(), b"older");
+        assert_eq!(std::fs::read(&got).unwrap(), b"new");
+        assert!(!part.exists());
+    }
+
+    #[test]
+    fn partial_path_is_tied_to_the_content_and_safe() {
+        let info = FileInfo {
+            file_id: 1,
+            name: "../x.bin".into(),
+            size: 3,
+            sha256: "ABCDEF0123456789abcdef".into(),
+            sender_id: 1,
+            sender_name: "a".into(),
+        };
+        let p = partial_path(Path::new("/d"), &info);
+        assert_eq!(p, Path::new("/d/_x.bin.ABCDEF0123456789.part"));
+    }
+
+    #[tokio::test]
+    async fn hash_prefix_hashes_only_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello world").unwrap();
+        let mut h = hash_prefix(path.clone(), Some(5)).await.unwrap();
+        h.update(b" world");
+        let whole = hash_prefix(path, None).await.unwrap();
+        assert_eq!(h.finalize(), whole.finalize());
+    }
+}

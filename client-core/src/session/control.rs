@@ -1,0 +1,502 @@
+//! The session's control task: owns the control connection, turns [`Command`]s into
+//! control messages and control messages into [`SessionEvent`]s, keeps the connection alive
+//! (answers `PING`, sends its own every few seconds, gives up after 15 s of silence), and
+//! starts and stops the media engine as the session enters and leaves a meeting.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use protocol::control::{FileInfo, MeetingWelcome};
+use protocol::ControlMessage;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::engine::{Engine, EngineParams, Internal};
+use super::events::{EventSender, SessionEvent};
+use super::options::SessionOptions;
+use super::{Command, SessionShared};
+use crate::files::{self, FileContext};
+use crate::net::control::{ControlConn, Handshake};
+use crate::stats::{FileDirection, FileTransferStats};
+
+/// How often we ping the relay.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Silence after which the relay counts as gone.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(15);
+/// File offers remembered for `accept_file`.
+const MAX_OFFERS: usize = 1000;
+/// Transfers running at once.
+const MAX_ACTIVE_TRANSFERS: usize = 16;
+
+/// Where the session is with respect to a meeting.
+enum Phase {
+    Idle,
+    Waiting,
+    InMeeting(Box<Meeting>),
+}
+
+struct Meeting {
+    welcome: MeetingWelcome,
+    engine: Option<Engine>,
+    speaking: bool,
+}
+
+struct Transfer {
+    file_id: Option<u64>,
+    direction: FileDirection,
+    name: String,
+    handle: JoinHandle<()>,
+}
+
+pub(crate) struct ControlTask {
+    conn: ControlConn,
+    relay: String,
+    handshake: Handshake,
+    options: SessionOptions,
+    events: EventSender,
+    shared: Arc<SessionShared>,
+    commands: mpsc::Receiver<Command>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    phase: Phase,
+    /// Token of the last meeting we were in; file transfers keep using it after a leave
+    /// until the relay refuses it.
+    session_token: Option<String>,
+    offers: BTreeMap<u64, FileInfo>,
+    transfers: HashMap<u64, Transfer>,
+    next_transfer_key: u64,
+    next_nonce: u64,
+    last_heard: Instant,
+    chat_ids: u64,
+}
+
+/// Why the control loop ended.
+enum Exit {
+    Closed(Option<oneshot::Sender<()>>),
+    Disconnected(String),
+}
+
+impl ControlTask {
+    pub(crate) fn new(
+        conn: ControlConn,
+        relay: String,
+        handshake: Handshake,
+        options: SessionOptions,
+        events: EventSender,
+        shared: Arc<SessionShared>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::channel(64);
+        Self {
+            conn,
+            relay,
+            handshake,
+            options,
+            events,
+            shared,
+            commands,
+            internal_tx,
+            internal_rx,
+            phase: Phase::Idle,
+            session_token: None,
+            offers: BTreeMap::new(),
+            transfers: HashMap::new(),
+            next_transfer_key: 1,
+            next_nonce: 1,
+            last_heard: Instant::now(),
+            chat_ids: 0,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let exit = self.run_loop().await;
+        if let Phase::InMeeting(meeting) = std::mem::replace(&mut self.phase, Phase::Idle) {
+            if let Some(engine) = meeting.engine {
+                engine.stop().await;
+            }
+        }
+        for (_, t) in self.transfers.drain() {
+            t.handle.abort();
+        }
+        match exit {
+            Exit::Closed(done) => {
+                let _ = SinkExt::<ControlMessage>::close(&mut self.conn).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Exit::Disconnected(reason) => {
+                tracing::info!("disconnected: {reason}");
+                self.events.emit(SessionEvent::Disconnected { reason });
+            }
+        }
+    }
+
+    async fn run_loop(&mut self) -> Exit {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                frame = self.conn.next() => match frame {
+                    None => return Exit::Disconnected("the relay closed the connection".into()),
+                    Some(Err(e)) => return Exit::Disconnected(format!("control connection failed: {e}")),
+                    Some(Ok(Err(e))) => {
+                        // A complete but malformed frame: report it and carry on.
+                        self.last_heard = Instant::now();
+                        self.events.error(format!("malformed message from the relay: {e}"));
+                    }
+                    Some(Ok(Ok(msg))) => {
+                        self.last_heard = Instant::now();
+                        if let Err(exit) = self.on_message(msg).await {
+                            return exit;
+                        }
+                    }
+                },
+                cmd = self.commands.recv() => match cmd {
+                    None => {
+                        self.leave_meeting().await;
+                        return Exit::Closed(None);
+                    }
+                    Some(Command::Close(done)) => {
+                        self.leave_meeting().await;
+                        return Exit::Closed(Some(done));
+                    }
+                    Some(cmd) => {
+                        if let Err(exit) = self.on_command(cmd).await {
+                            return exit;
+                        }
+                    }
+                },
+                Some(internal) = self.internal_rx.recv() => {
+                    if let Err(exit) = self.on_internal(internal).await {
+                        return exit;
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > LIVENESS_TIMEOUT {
+                        return Exit::Disconnected(format!("nothing heard from the relay for {} s", LIVENESS_TIMEOUT.as_secs()));
+                    }
+                    let nonce = self.next_nonce;
+                    self.next_nonce += 1;
+                    if let Err(exit) = self.send(ControlMessage::Ping { nonce }).await {
+                        return exit;
+                    }
+                    self.transfers.retain(|_, t| !t.handle.is_finished());
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: ControlMessage) -> Result<(), Exit> {
+        self.conn.send(msg).await.map_err(|e| Exit::Disconnected(format!("cannot send to the relay: {e}")))
+    }
+
+    fn in_meeting(&self) -> Option<&Meeting> {
+        match &self.phase {
+            Phase::InMeeting(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    async fn on_message(&mut self, msg: ControlMessage) -> Result<(), Exit> {
+        use ControlMessage as M;
+        match msg {
+            M::Ping { nonce } => self.send(M::Pong { nonce }).await?,
+            M::Pong { .. } => {}
+            M::Waiting { code, request_id } => {
+                self.phase = Phase::Waiting;
+                self.events.emit(SessionEvent::Waiting { code, request_id });
+            }
+            M::Knock { request_id, display_name } => self.events.emit(SessionEvent::Knock { request_id, display_name }),
+            M::KnockWithdrawn { request_id, reason } => {
+                self.events.emit(SessionEvent::KnockWithdrawn { request_id, reason })
+            }
+            M::JoinRefused { reason } => {
+                self.phase = Phase::Idle;
+                self.events.emit(SessionEvent::JoinRefused { reason });
+            }
+            M::Joined(welcome) => self.on_joined(welcome).await?,
+            M::ParticipantJoined { participant } => self.events.emit(SessionEvent::ParticipantJoined { participant }),
+            M::ParticipantLeft { participant_id, reason } => {
+                if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
+                    engine.participant_left(participant_id);
+                }
+                self.events.emit(SessionEvent::ParticipantLeft { participant_id, reason });
+            }
+            M::ParticipantUpdated { participant } => self.events.emit(SessionEvent::ParticipantUpdated { participant }),
+            M::HostChanged { host_id } => {
+                if let Phase::InMeeting(m) = &mut self.phase {
+                    m.welcome.host_id = host_id;
+                }
+                self.events.emit(SessionEvent::HostChanged { host_id });
+            }
+            M::Removed => {
+                self.stop_engine().await;
+                self.phase = Phase::Idle;
+                self.events.emit(SessionEvent::Removed);
+            }
+            M::Chat { message } => {
+                if let Some(file) = &message.file {
+                    self.remember_offer(file.clone());
+                }
+                self.events.emit(SessionEvent::Chat { message });
+            }
+            M::FileOffer { file } => {
+                self.remember_offer(file.clone());
+                self.events.emit(SessionEvent::FileOffer { file });
+            }
+            M::FileProgress { file_id, name, sender_id, bytes, size } => {
+                self.events.emit(SessionEvent::RemoteFileProgress { file_id, name, sender_id, bytes, size })
+            }
+            M::Error { code, message } => {
+                tracing::warn!(?code, "relay error: {message}");
+                self.events.emit(SessionEvent::Error { code: Some(code), message });
+            }
+            other => {
+                tracing::debug!(kind = other.type_name(), "ignoring unexpected message");
+            }
+        }
+        Ok(())
+    }
+
+    fn remember_offer(&mut self, file: FileInfo) {
+        self.offers.insert(file.file_id, file);
+        while self.offers.len() > MAX_OFFERS {
+            self.offers.pop_first();
+        }
+    }
+
+    async fn on_joined(&mut self, welcome: MeetingWelcome) -> Result<(), Exit> {
+        self.stop_engine().await;
+        for message in &welcome.chat_history {
+            if let Some(file) = &message.file {
+                self.remember_offer(file.clone());
+            }
+        }
+        self.session_token = Some(welcome.session_token.clone());
+        let params = EngineParams {
+            my_id: welcome.participant_id,
+            media_token: welcome.media_token,
+            udp_addr: self.handshake.udp_addr(),
+            options: self.options.clone(),
+            events: self.events.clone(),
+            shared: self.shared.clone(),
+            internal: self.internal_tx.clone(),
+        };
+        let engine = match Engine::start(params) {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                self.events.error(format!("cannot start media: {e}"));
+                None
+            }
+        };
+        self.phase = Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false }));
+        self.events.emit(SessionEvent::Joined { welcome });
+        self.send_media_state().await
+    }
+
+    async fn send_media_state(&mut self) -> Result<(), Exit> {
+        let Some(meeting) = self.in_meeting() else { return Ok(()) };
+        let msg = ControlMessage::MediaState {
+            mic_on: self.shared.mic_on.load(Ordering::Relaxed),
+            camera_on: self.shared.camera_on.load(Ordering::Relaxed),
+            speaking: meeting.speaking && self.shared.mic_on.load(Ordering::Relaxed),
+        };
+        self.send(msg).await
+    }
+
+    async fn stop_engine(&mut self) {
+        if let Phase::InMeeting(m) = &mut self.phase {
+            if let Some(engine) = m.engine.take() {
+                engine.stop().await;
+            }
+        }
+    }
+
+    async fn leave_meeting(&mut self) {
+        match &self.phase {
+            Phase::InMeeting(_) => {
+                let _ = self.send(ControlMessage::Leave).await;
+                self.stop_engine().await;
+            }
+            Phase::Waiting => {
+                let _ = self.send(ControlMessage::CancelJoin).await;
+            }
+            Phase::Idle => {}
+        }
+        self.phase = Phase::Idle;
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), Exit> {
+        use ControlMessage as M;
+        match cmd {
+            Command::CreateMeeting { display_name } => {
+                if self.in_meeting().is_some() {
+                    self.events.error("already in a meeting; leave it first");
+                } else {
+                    self.send(M::CreateMeeting { display_name }).await?;
+                }
+            }
+            Command::Join { code, display_name } => {
+                if self.in_meeting().is_some() {
+                    self.events.error("already in a meeting; leave it first");
+                } else {
+                    self.send(M::JoinRequest { code, display_name }).await?;
+                }
+            }
+            Command::CancelJoin => {
+                self.send(M::CancelJoin).await?;
+                if matches!(self.phase, Phase::Waiting) {
+                    self.phase = Phase::Idle;
+                }
+            }
+            Command::Admit(request_id) => self.send(M::Admit { request_id }).await?,
+            Command::Deny(request_id) => self.send(M::Deny { request_id }).await?,
+            Command::Remove(participant_id) => self.send(M::RemoveParticipant { participant_id }).await?,
+            Command::Leave => {
+                if self.in_meeting().is_some() {
+                    self.leave_meeting().await;
+                    self.events.emit(SessionEvent::Left);
+                } else {
+                    self.events.error("not in a meeting");
+                }
+            }
+            Command::MediaStateChanged => self.send_media_state().await?,
+            Command::Chat(text) => {
+                self.chat_ids += 1;
+                self.send(M::ChatSend { text, client_msg_id: Some(self.chat_ids) }).await?;
+            }
+            Command::SendFile(path) => self.start_upload(path),
+            Command::AcceptFile { file_id, dir } => self.start_download(file_id, dir),
+            Command::CancelFile(file_id) => self.cancel_transfer(file_id),
+            Command::Close(_) => unreachable!("handled by the loop"),
+        }
+        Ok(())
+    }
+
+    async fn on_internal(&mut self, internal: Internal) -> Result<(), Exit> {
+        match internal {
+            Internal::Speaking(speaking) => {
+                let changed = match &mut self.phase {
+                    Phase::InMeeting(m) if m.speaking != speaking => {
+                        m.speaking = speaking;
+                        true
+                    }
+                    _ => false,
+                };
+                if changed {
+                    self.send_media_state().await?;
+                }
+            }
+            Internal::Report(report) => {
+                if self.in_meeting().is_some() {
+                    self.send(ControlMessage::StatsReport { report }).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn file_context(&self) -> Option<FileContext> {
+        Some(FileContext {
+            relay: self.relay.clone(),
+            session_token: self.session_token.clone()?,
+            events: self.events.clone(),
+            table: self.shared.files.clone(),
+        })
+    }
+
+    fn admit_transfer(&mut self) -> Option<(FileContext, u64)> {
+        self.transfers.retain(|_, t| !t.handle.is_finished());
+        if self.transfers.len() >= MAX_ACTIVE_TRANSFERS {
+            self.events.error(format!("too many transfers at once (at most {MAX_ACTIVE_TRANSFERS})"));
+            return None;
+        }
+        let Some(ctx) = self.file_context() else {
+            self.events.error("file transfers need a meeting");
+            return None;
+        };
+        let key = self.next_transfer_key;
+        self.next_transfer_key += 1;
+        Some((ctx, key))
+    }
+
+    fn start_upload(&mut self, path: PathBuf) {
+        let Some((ctx, key)) = self.admit_transfer() else { return };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let handle = tokio::spawn(files::upload(ctx, key, path));
+        self.transfers.insert(key, Transfer { file_id: None, direction: FileDirection::Upload, name, handle });
+    }
+
+    fn start_download(&mut self, file_id: u64, dir: PathBuf) {
+        let Some(info) = self.offers.get(&file_id).cloned() else {
+            self.events.error(format!("no file {file_id} has been offered"));
+            return;
+        };
+        if self
+            .transfers
+            .values()
+            .any(|t| t.file_id == Some(file_id) && t.direction == FileDirection::Download && !t.handle.is_finished())
+        {
+            self.events.error(format!("file {file_id} is already downloading"));
+            return;
+        }
+        let Some((ctx, key)) = self.admit_transfer() else { return };
+        ctx.table.update(
+            key,
+            FileTransferStats {
+                file_id: Some(file_id),
+                direction: FileDirection::Download,
+                name: info.name.clone(),
+                total: info.size,
+                state: "active".into(),
+                ..Default::default()
+            },
+        );
+        let name = info.name.clone();
+        let handle = tokio::spawn(files::download(ctx, key, info, dir));
+        self.transfers
+            .insert(key, Transfer { file_id: Some(file_id), direction: FileDirection::Download, name, handle });
+    }
+
+    fn cancel_transfer(&mut self, file_id: u64) {
+        let table = self.shared.files.clone();
+        // An upload learns its file id only from the relay; look it up in the table too.
+        let upload_keys: Vec<u64> = table
+            .keyed_snapshot()
+            .into_iter()
+            .filter(|(_, s)| s.file_id == Some(file_id) && s.direction == FileDirection::Upload)
+            .map(|(k, _)| k)
+            .collect();
+        let keys: Vec<u64> = self
+            .transfers
+            .iter()
+            .filter(|(k, t)| t.file_id == Some(file_id) || upload_keys.contains(k))
+            .map(|(k, _)| *k)
+            .collect();
+        if keys.is_empty() {
+            self.events.error(format!("no transfer of file {file_id} is running"));
+        }
+        for key in keys {
+            if let Some(t) = self.transfers.remove(&key) {
+                if t.handle.is_finished() {
+                    continue;
+                }
+                t.handle.abort();
+                table.set_state(key, "cancelled");
+                self.events.emit(SessionEvent::FileFailed {
+                    file_id: Some(file_id),
+                    direction: t.direction,
+                    name: t.name,
+                    reason: "cancelled".into(),
+                    resumable: t.direction == FileDirection::Download,
+                });
+            }
+        }
+    }
+}

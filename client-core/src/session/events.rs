@@ -1,0 +1,275 @@
+//! What a [`crate::Session`] reports: the [`SessionEvent`] enum and the channel it travels on.
+//!
+//! Every event except the pixels of a [`SessionEvent::VideoFrame`] serializes with serde
+//! (internally tagged by `"type"`, snake_case), so the desktop shell can forward events to
+//! its UI unchanged.
+//!
+//! The channel is bounded. Control events (roster, chat, files…) never wait for a slow
+//! consumer: the engine's tasks must keep answering the relay. Video frames only go out while
+//! the channel has plenty of room left, so a consumer that falls behind loses stale frames
+//! (it would only ever want the newest) and never a chat message.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use protocol::control::{
+    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
+    ParticipantId,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::stats::{FileDirection, QualityInfo, StatsSnapshot};
+
+/// Capacity of the event channel.
+pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
+/// Video frames are only queued while at least this much room is left for other events.
+pub const VIDEO_EVENT_HEADROOM: usize = 1024;
+
+/// Something that happened in a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionEvent {
+    /// The relay accepted our `HELLO`; media goes to `udp_port` on the relay's host.
+    Connected {
+        server_name: String,
+        udp_port: u16,
+    },
+    /// We are in the waiting room; the host has been asked.
+    Waiting {
+        code: String,
+        request_id: u64,
+    },
+    /// (host) Someone asks to join; answer with `admit` or `deny`.
+    Knock {
+        request_id: u64,
+        display_name: String,
+    },
+    /// (host) A knock went away unanswered.
+    KnockWithdrawn {
+        request_id: u64,
+        reason: KnockWithdrawal,
+    },
+    /// Our join request did not lead into the meeting.
+    JoinRefused {
+        reason: JoinRefusal,
+    },
+    /// We are in the meeting (created it, or were admitted).
+    Joined {
+        welcome: MeetingWelcome,
+    },
+    ParticipantJoined {
+        participant: Participant,
+    },
+    ParticipantLeft {
+        participant_id: ParticipantId,
+        reason: LeaveReason,
+    },
+    ParticipantUpdated {
+        participant: Participant,
+    },
+    HostChanged {
+        host_id: ParticipantId,
+    },
+    /// The host removed us; we are out of the meeting (the relay closes the connection).
+    Removed,
+    /// We left the meeting after `leave()`.
+    Left,
+    Chat {
+        message: ChatMessage,
+    },
+    /// A file can be downloaded with `accept_file`.
+    FileOffer {
+        file: FileInfo,
+    },
+    /// Progress of one of our uploads or downloads.
+    FileProgress(FileProgress),
+    /// An upload was accepted by the relay (`path` = the local file) or a download was saved
+    /// and its SHA-256 matched (`path` = where it was saved).
+    FileDone {
+        file_id: u64,
+        direction: FileDirection,
+        name: String,
+        path: PathBuf,
+        sha256: String,
+        verified: bool,
+    },
+    /// A transfer failed. `resumable` downloads keep their `.part` file; accepting the same
+    /// offer again continues where it stopped.
+    FileFailed {
+        file_id: Option<u64>,
+        direction: FileDirection,
+        name: String,
+        reason: String,
+        resumable: bool,
+    },
+    /// Someone else's upload, as the relay reports it.
+    RemoteFileProgress {
+        file_id: u64,
+        name: String,
+        sender_id: ParticipantId,
+        bytes: u64,
+        size: u64,
+    },
+    /// A decoded frame from a participant. `rgba` is 4 bytes per pixel, row-major, no padding;
+    /// it is not serialized.
+    VideoFrame {
+        participant_id: ParticipantId,
+        frame_id: u32,
+        width: u32,
+        height: u32,
+        capture_ts_us: u64,
+        #[serde(skip)]
+        rgba: Bytes,
+    },
+    /// Audio levels of the remote participants, a few times a second.
+    AudioLevel {
+        levels: Vec<ParticipantLevel>,
+    },
+    /// The loudest remote participant who is speaking changed (`None`: nobody speaks).
+    ActiveSpeaker {
+        participant_id: Option<ParticipantId>,
+    },
+    /// The encoder moved on the quality ladder.
+    QualityChanged {
+        quality: QualityInfo,
+    },
+    Stats(Box<StatsSnapshot>),
+    /// Something went wrong; the session goes on unless a `Disconnected` follows. `code` is
+    /// set when the relay sent the error.
+    Error {
+        code: Option<ErrorCode>,
+        message: String,
+    },
+    /// The control connection is gone; the session is over.
+    Disconnected {
+        reason: String,
+    },
+}
+
+/// One participant's audio level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantLevel {
+    pub participant_id: ParticipantId,
+    pub rms_dbfs: f32,
+    pub speaking: bool,
+}
+
+/// Progress of one file transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileProgress {
+    pub file_id: u64,
+    pub direction: FileDirection,
+    pub name: String,
+    /// Bytes acknowledged by the relay (upload) or written to disk (download).
+    pub bytes: u64,
+    pub total: u64,
+    /// Throughput over the last second, bytes/s.
+    pub rate_bps: f64,
+    /// Congestion window, chunks (uploads only: downloads are paced by the relay).
+    pub cwnd: Option<u32>,
+    pub ssthresh: Option<u32>,
+    /// "slow_start" or "congestion_avoidance" (uploads only).
+    pub phase: Option<String>,
+    /// Where this download resumed (0 for a fresh one).
+    pub resumed_from: u64,
+}
+
+/// Receiving end of a session's events.
+pub type EventReceiver = mpsc::Receiver<SessionEvent>;
+
+/// Sending end of the event channel, shared by every task and thread of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSender {
+    tx: mpsc::Sender<SessionEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSender {
+    pub(crate) fn new(tx: mpsc::Sender<SessionEvent>) -> Self {
+        Self { tx, dropped: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Queues an event without waiting. Only a consumer that stopped reading loses events;
+    /// those are counted and logged.
+    pub(crate) fn emit(&self, event: SessionEvent) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped = n, kind = ?std::mem::discriminant(&ev), "event consumer is not keeping up");
+                }
+            }
+        }
+    }
+
+    /// Whether a video frame would be queued now.
+    pub(crate) fn has_video_headroom(&self) -> bool {
+        self.tx.capacity() > VIDEO_EVENT_HEADROOM
+    }
+
+    /// Queues a video frame only if the channel has headroom; returns whether it was queued.
+    pub(crate) fn emit_video(&self, event: SessionEvent) -> bool {
+        if !self.has_video_headroom() {
+            return false;
+        }
+        self.tx.try_send(event).is_ok()
+    }
+
+    /// Shorthand for an [`SessionEvent::Error`] raised by the engine itself.
+    pub(crate) fn error(&self, message: impl Into<String>) {
+        let message = message.into();
+        tracing::warn!("{message}");
+        self.emit(SessionEvent::Error { code: None, message });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_type_tag_and_without_pixels() {
+        let ev = SessionEvent::VideoFrame {
+            participant_id: 2,
+            frame_id: 7,
+            width: 2,
+            height: 1,
+            capture_ts_us: 5,
+            rgba: Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        };
+        let json = serde_json::to_value(&ev).unwrap();
+        assert_eq!(json["type"], "video_frame");
+        assert_eq!(json["width"], 2);
+        assert!(json.get("rgba").is_none());
+        let ev = SessionEvent::Error { code: Some(ErrorCode::NotHost), message: "x".into() };
+        let json = serde_json::to_string(&ev).unwrap();
+        assert_eq!(serde_json::from_str::<SessionEvent>(&json).unwrap(), ev);
+    }
+
+    #[test]
+    fn video_frames_keep_headroom_for_control_events() {
+        let (tx, mut rx) = mpsc::channel(VIDEO_EVENT_HEADROOM + 3);
+        let events = EventSender::new(tx);
+        let frame = SessionEvent::VideoFrame {
+            participant_id: 1,
+            frame_id: 0,
+            width: 0,
+            height: 0,
+            capture_ts_us: 0,
+            rgba: Bytes::new(),
+        };
+        let queued = (0..10).filter(|_| events.emit_video(frame.clone())).count();
+        assert_eq!(queued, 3);
+        events.emit(SessionEvent::Left);
+        let mut n = 0;
+        while rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+}

@@ -1,0 +1,237 @@
+//! The session API: one connection to a relay, the meeting it is in, its media and files.
+//!
+//! [`Session::connect`] opens the control connection, does `HELLO`/`WELCOME` (learning the
+//! relay's UDP port) and starts the session's control task. Every method only queues a
+//! command for that task and returns; what happens is reported on the event channel
+//! returned by `connect` ([`SessionEvent`]). Once in a meeting, the control task starts the
+//! media engine ([`engine`]): a network task that owns the UDP socket, capture threads for
+//! video and audio, a decode worker and an audio playout thread.
+//!
+//! Dropping the [`Session`] (or [`Session::close`], which also waits) leaves the meeting,
+//! stops every thread and closes the connection.
+
+pub mod events;
+pub mod options;
+
+mod audio;
+mod control;
+mod engine;
+mod video;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use protocol::control::ParticipantId;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::files::TransferTable;
+use crate::net::control::{ConnectError, Handshake};
+use crate::stats::StatsSnapshot;
+pub use events::{EventReceiver, FileProgress, ParticipantLevel, SessionEvent};
+pub use options::{AudioChoice, SessionOptions, SinkChoice, VideoChoice};
+
+/// Why a session call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the session is closed")]
+    Closed,
+}
+
+/// Commands from the [`Session`] handle to its control task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    CreateMeeting {
+        display_name: String,
+    },
+    Join {
+        code: String,
+        display_name: String,
+    },
+    CancelJoin,
+    Admit(u64),
+    Deny(u64),
+    Remove(ParticipantId),
+    Leave,
+    /// The mic or camera flag changed (already stored in the shared state).
+    MediaStateChanged,
+    Chat(String),
+    SendFile(PathBuf),
+    AcceptFile {
+        file_id: u64,
+        dir: PathBuf,
+    },
+    CancelFile(u64),
+    Close(oneshot::Sender<()>),
+}
+
+/// State shared between the handle, the control task and the media engine.
+#[derive(Debug)]
+pub(crate) struct SessionShared {
+    pub mic_on: AtomicBool,
+    pub camera_on: AtomicBool,
+    pub loss_override: Mutex<Option<f64>>,
+    pub latest_stats: Mutex<Option<StatsSnapshot>>,
+    pub files: Arc<TransferTable>,
+}
+
+impl SessionShared {
+    pub(crate) fn loss_override(&self) -> Option<f64> {
+        self.loss_override.lock().ok().and_then(|g| *g)
+    }
+}
+
+/// A connection to a relay. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session {
+    cmd: mpsc::Sender<Command>,
+    shared: Arc<SessionShared>,
+    handshake: Handshake,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How many commands may wait for the control task.
+const COMMAND_QUEUE: usize = 256;
+
+impl Session {
+    /// Connects to the relay at `relay` ("HOST:PORT" of its TCP port). Returns the session and
+    /// its event channel, whose first event is [`SessionEvent::Connected`].
+    pub async fn connect(relay: &str, options: SessionOptions) -> Result<(Session, EventReceiver), SessionError> {
+        let (conn, handshake) =
+            crate::net::control::connect(relay, &options.client_name, options.connect_timeout).await?;
+        let (event_tx, event_rx) = mpsc::channel(events::EVENT_CHANNEL_CAPACITY);
+        let events = events::EventSender::new(event_tx);
+        events
+            .emit(SessionEvent::Connected { server_name: handshake.server_name.clone(), udp_port: handshake.udp_port });
+        let shared = Arc::new(SessionShared {
+            mic_on: AtomicBool::new(options.mic_on),
+            camera_on: AtomicBool::new(options.camera_on),
+            loss_override: Mutex::new(options.loss_override),
+            latest_stats: Mutex::new(None),
+            files: Arc::new(TransferTable::default()),
+        });
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let task = control::ControlTask::new(
+            conn,
+            relay.to_string(),
+            handshake.clone(),
+            options,
+            events,
+            shared.clone(),
+            cmd_rx,
+        );
+        let task = tokio::spawn(task.run());
+        Ok((Session { cmd: cmd_tx, shared, handshake, task: Mutex::new(Some(task)) }, event_rx))
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), SessionError> {
+        self.cmd.send(cmd).await.map_err(|_| SessionError::Closed)
+    }
+
+    /// The relay's UDP media address, learned in the handshake.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.handshake.udp_addr()
+    }
+
+    /// The relay's name from `WELCOME`.
+    pub fn server_name(&self) -> &str {
+        &self.handshake.server_name
+    }
+
+    /// Starts a new meeting with us as host; `Joined` follows (its welcome has the code).
+    pub async fn create_meeting(&self, display_name: &str) -> Result<(), SessionError> {
+        self.send(Command::CreateMeeting { display_name: display_name.to_string() }).await
+    }
+
+    /// Asks to join the meeting with `code`; `Waiting`, then `Joined` or `JoinRefused` follow.
+    pub async fn join(&self, code: &str, display_name: &str) -> Result<(), SessionError> {
+        self.send(Command::Join { code: code.to_string(), display_name: display_name.to_string() }).await
+    }
+
+    /// Leaves the waiting room.
+    pub async fn cancel_join(&self) -> Result<(), SessionError> {
+        self.send(Command::CancelJoin).await
+    }
+
+    /// (host) Lets a knocker in.
+    pub async fn admit(&self, request_id: u64) -> Result<(), SessionError> {
+        self.send(Command::Admit(request_id)).await
+    }
+
+    /// (host) Refuses a knocker.
+    pub async fn deny(&self, request_id: u64) -> Result<(), SessionError> {
+        self.send(Command::Deny(request_id)).await
+    }
+
+    /// (host) Removes a participant from the meeting.
+    pub async fn remove(&self, participant_id: ParticipantId) -> Result<(), SessionError> {
+        self.send(Command::Remove(participant_id)).await
+    }
+
+    /// Leaves the meeting (the connection stays open for another one); `Left` follows.
+    pub async fn leave(&self) -> Result<(), SessionError> {
+        self.send(Command::Leave).await
+    }
+
+    /// Mutes (false) or unmutes the microphone.
+    pub async fn set_mic(&self, on: bool) -> Result<(), SessionError> {
+        self.shared.mic_on.store(on, Ordering::Relaxed);
+        self.send(Command::MediaStateChanged).await
+    }
+
+    /// Turns the camera on or off; off stops sending video.
+    pub async fn set_camera(&self, on: bool) -> Result<(), SessionError> {
+        self.shared.camera_on.store(on, Ordering::Relaxed);
+        self.send(Command::MediaStateChanged).await
+    }
+
+    /// Sends a chat message; it comes back as a `Chat` event in the meeting's order.
+    pub async fn send_chat(&self, text: &str) -> Result<(), SessionError> {
+        self.send(Command::Chat(text.to_string())).await
+    }
+
+    /// Uploads a file to the meeting; `FileProgress`, then `FileDone` or `FileFailed` follow.
+    pub async fn send_file(&self, path: impl Into<PathBuf>) -> Result<(), SessionError> {
+        self.send(Command::SendFile(path.into())).await
+    }
+
+    /// Downloads an offered file into `dir` (resuming a partial download of it there).
+    pub async fn accept_file(&self, file_id: u64, dir: impl Into<PathBuf>) -> Result<(), SessionError> {
+        self.send(Command::AcceptFile { file_id, dir: dir.into() }).await
+    }
+
+    /// Stops a transfer of this file; a download keeps its partial file for a later resume.
+    pub async fn cancel_file(&self, file_id: u64) -> Result<(), SessionError> {
+        self.send(Command::CancelFile(file_id)).await
+    }
+
+    /// The latest stats snapshot (one per second while in a meeting).
+    pub fn stats(&self) -> Option<StatsSnapshot> {
+        self.shared.latest_stats.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Test hook: feed the quality controller this loss fraction (0..=1) instead of the
+    /// measured one, from its next interval on; `None` goes back to measurements.
+    pub fn set_loss_override(&self, loss: Option<f64>) {
+        if let Ok(mut g) = self.shared.loss_override.lock() {
+            *g = loss.map(|l| l.clamp(0.0, 1.0));
+        }
+    }
+
+    /// Leaves the meeting, closes the connection and waits until every thread has stopped
+    /// (so a recorded WAV file is complete when this returns).
+    pub async fn close(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! What a session captures, plays and records: [`SessionOptions`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where outgoing video comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum VideoChoice {
+    /// The moving test pattern with a burnt-in frame counter and capture time.
+    #[default]
+    Synthetic,
+    /// A camera by index (see `media::list_cameras`); falls back to the test pattern with an
+    /// `Error` event if it cannot be opened.
+    Camera(u32),
+    /// Send no video.
+    None,
+}
+
+/// Where outgoing audio comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum AudioChoice {
+    /// A 440 Hz tone.
+    #[default]
+    Tone,
+    /// A WAV file on loop (any rate, channels and sample format).
+    Wav(PathBuf),
+    /// A microphone by name (`None`: the default device). If it cannot be opened an `Error`
+    /// event is raised and no audio is sent: sending a synthetic tone instead of a person's
+    /// voice would only confuse the others.
+    Mic(Option<String>),
+    /// Send no audio.
+    None,
+}
+
+/// Where the mixed incoming audio goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum SinkChoice {
+    /// Discard (still mixed, measured and recorded, paced by a timer).
+    #[default]
+    Null,
+    /// A speaker by name (`None`: the default device); falls back to `Null` with an `Error`
+    /// event if it cannot be opened.
+    Speaker(Option<String>),
+}
+
+/// Everything a session needs besides the relay's address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionOptions {
+    /// Sent in `HELLO`.
+    pub client_name: String,
+    pub video: VideoChoice,
+    pub audio: AudioChoice,
+    pub sink: SinkChoice,
+    /// Also write the mixed incoming audio to this WAV file (16 kHz mono s16).
+    pub record_audio: Option<PathBuf>,
+    /// Append one JSON line per stats snapshot to this file.
+    pub stats_path: Option<PathBuf>,
+    /// Whether the microphone starts unmuted.
+    pub mic_on: bool,
+    /// Whether the camera starts on.
+    pub camera_on: bool,
+    /// Test hook: the loss fraction (0..=1) fed to the quality controller instead of the
+    /// measured one. Also settable at run time with `Session::set_loss_override`.
+    pub loss_override: Option<f64>,
+    /// Starting level on the quality ladder (default: the controller's, 480p).
+    pub start_level: Option<usize>,
+    /// How long `connect` waits for the TCP connection and the relay's `WELCOME`.
+    #[serde(with = "duration_ms")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            client_name: format!("parlor-client-core/{}", env!("CARGO_PKG_VERSION")),
+            video: VideoChoice::Synthetic,
+            audio: AudioChoice::Tone,
+            sink: SinkChoice::Null,
+            record_audio: None,
+            stats_path: None,
+            mic_on: true,
+            camera_on: true,
+            loss_override: None,
+            start_level: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u128::from(u64::MAX)) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_round_trip_through_json_and_default_missing_fields() {
+        let opts = SessionOptions {
+            video: VideoChoice::Camera(1),
+            audio: AudioChoice::Wav("a.wav".into()),
+            sink: SinkChoice::Speaker(None),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&opts).unwrap();
+        assert_eq!(serde_json::from_str::<SessionOptions>(&json).unwrap(), opts);
+        let partial: SessionOptions = serde_json::from_str(r#"{"video":{"kind":"none"}}"#).unwrap();
+        assert_eq!(partial.video, VideoChoice::None);
+        assert_eq!(partial.audio, AudioChoice::Tone);
+    }
+}

@@ -1,0 +1,179 @@
+//! Shared helpers for the session tests: an in-process relay and bots whose events are
+//! collected in the background so a test can wait for any of them.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use client_core::{Session, SessionEvent, SessionOptions};
+use relay_server::{Relay, RelayConfig, RelayHandle};
+use tokio::task::JoinHandle;
+
+pub async fn start_relay() -> RelayHandle {
+    Relay::start(RelayConfig::for_tests()).await.expect("relay starts")
+}
+
+/// One decoded frame as a bot saw it (pixels only for the newest).
+#[derive(Debug, Clone, Copy)]
+pub struct SeenFrame {
+    pub frame_id: u32,
+    pub width: u32,
+    pub height: u32,
+    pub capture_ts_us: u64,
+    pub at: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct Log {
+    /// Every event but video frames, in order.
+    pub events: Vec<SessionEvent>,
+    /// Frames per sender.
+    pub frames: HashMap<u32, Vec<SeenFrame>>,
+    /// The newest frame's pixels per sender.
+    pub last_rgba: HashMap<u32, (u32, u32, Bytes)>,
+}
+
+pub struct Bot {
+    pub session: Session,
+    pub log: Arc<Mutex<Log>>,
+    collector: JoinHandle<()>,
+}
+
+impl Bot {
+    pub async fn connect(relay: &str, options: SessionOptions) -> Bot {
+        let (session, mut rx) = Session::connect(relay, options).await.expect("connects to the relay");
+        let log = Arc::new(Mutex::new(Log::default()));
+        let sink = log.clone();
+        let collector = tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let mut log = sink.lock().unwrap();
+                match ev {
+                    SessionEvent::VideoFrame { participant_id, frame_id, width, height, capture_ts_us, rgba } => {
+                        log.frames.entry(participant_id).or_default().push(SeenFrame {
+                            frame_id,
+                            width,
+                            height,
+                            capture_ts_us,
+                            at: Instant::now(),
+                        });
+                        log.last_rgba.insert(participant_id, (width, height, rgba));
+                    }
+                    other => log.events.push(other),
+                }
+            }
+        });
+        Bot { session, log, collector }
+    }
+
+    /// Index of the next event to be logged, for waiting on events after this point.
+    pub fn mark(&self) -> usize {
+        self.log.lock().unwrap().events.len()
+    }
+
+    /// Waits until an event at index ≥ `from` matches `f`.
+    pub async fn wait_from<T>(
+        &self,
+        from: usize,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&SessionEvent) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if let Some(t) = log.events.iter().skip(from).find_map(&mut f) {
+                    return t;
+                }
+                if Instant::now() > deadline {
+                    let kinds: Vec<String> = log.events.iter().skip(from).map(short).collect();
+                    panic!("timed out after {timeout:?} waiting for {what}; events seen: {kinds:?}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for a matching event anywhere in the log.
+    pub async fn wait<T>(&self, what: &str, timeout: Duration, f: impl FnMut(&SessionEvent) -> Option<T>) -> T {
+        self.wait_from(0, what, timeout, f).await
+    }
+
+    /// Waits until `f` holds for the log.
+    pub async fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Log) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if f(&self.log.lock().unwrap()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn events(&self) -> Vec<SessionEvent> {
+        self.log.lock().unwrap().events.clone()
+    }
+
+    pub async fn close(self) {
+        self.session.close().await;
+        self.collector.abort();
+    }
+}
+
+/// A one-line description of an event for failure messages.
+pub fn short(ev: &SessionEvent) -> String {
+    match ev {
+        SessionEvent::Stats(_) => "Stats".into(),
+        SessionEvent::AudioLevel { .. } => "AudioLevel".into(),
+        other => {
+            let s = format!("{other:?}");
+            s.chars().take(160).collect()
+        }
+    }
+}
+
+/// Options for a bot that sends no media (waiting-room and file tests).
+pub fn quiet() -> SessionOptions {
+    SessionOptions {
+        video: client_core::VideoChoice::None,
+        audio: client_core::AudioChoice::None,
+        ..Default::default()
+    }
+}
+
+pub const LONG: Duration = Duration::from_secs(20);
+
+/// Creates a meeting with `host` and returns (code, host participant id).
+pub async fn create(host: &Bot, name: &str) -> (String, u32) {
+    host.session.create_meeting(name).await.unwrap();
+    host.wait("Joined", LONG, |e| match e {
+        SessionEvent::Joined { welcome } => Some((welcome.code.clone(), welcome.participant_id)),
+        _ => None,
+    })
+    .await
+}
+
+/// Has `guest` knock and `host` admit it; returns the guest's participant id.
+pub async fn admit(host: &Bot, guest: &Bot, code: &str, name: &str) -> u32 {
+    let mark = host.mark();
+    guest.session.join(code, name).await.unwrap();
+    let name = name.to_string();
+    let request = host
+        .wait_from(mark, "Knock", LONG, |e| match e {
+            SessionEvent::Knock { request_id, display_name } if *display_name == name => Some(*request_id),
+            _ => None,
+        })
+        .await;
+    host.session.admit(request).await.unwrap();
+    guest
+        .wait("Joined", LONG, |e| match e {
+            SessionEvent::Joined { welcome } => Some(welcome.participant_id),
+            _ => None,
+        })
+        .await
+}

@@ -1,0 +1,251 @@
+//! File transfer through a real relay: a 5 MB file reaches two receivers byte-identical, an
+//! interrupted download resumes from its partial file, an existing name is never
+//! overwritten, and a partial file with wrong bytes ends in a reported hash failure.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use client_core::files::partial_path;
+use client_core::stats::FileDirection;
+use client_core::SessionEvent;
+use common::*;
+use protocol::control::FileInfo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Deterministic pseudo-random bytes (xorshift), so a wrong byte anywhere changes the hash.
+fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn write_source(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let data = test_bytes(len, seed);
+    let path = dir.join(name);
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+async fn wait_offer(bot: &Bot, name: &str) -> FileInfo {
+    let name = name.to_string();
+    bot.wait("FileOffer", LONG, |e| match e {
+        SessionEvent::FileOffer { file } if file.name == name => Some(file.clone()),
+        _ => None,
+    })
+    .await
+}
+
+async fn wait_saved(bot: &Bot, from: usize, file_id: u64) -> PathBuf {
+    bot.wait_from(from, "FileDone", LONG, |e| match e {
+        SessionEvent::FileDone { file_id: id, direction: FileDirection::Download, path, verified: true, .. }
+            if *id == file_id =>
+        {
+            Some(path.clone())
+        }
+        SessionEvent::FileFailed { file_id: Some(id), reason, .. } if *id == file_id => {
+            panic!("download failed: {reason}")
+        }
+        _ => None,
+    })
+    .await
+}
+
+async fn meeting_of_three(addr: &str, guest_addr: &str) -> (Bot, Bot, Bot) {
+    let a = Bot::connect(addr, quiet()).await;
+    let b = Bot::connect(guest_addr, quiet()).await;
+    let c = Bot::connect(addr, quiet()).await;
+    let (code, _) = create(&a, "Sender").await;
+    admit(&a, &b, &code, "B").await;
+    admit(&a, &c, &code, "C").await;
+    (a, b, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_megabytes_reach_two_receivers_intact() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let (a, b, c) = meeting_of_three(&addr, &addr).await;
+    let src = tempfile::tempdir().unwrap();
+    let (path, data) = write_source(src.path(), "five.bin", 5 * 1024 * 1024, 7);
+
+    a.session.send_file(&path).await.unwrap();
+    let sent = a
+        .wait("upload done", LONG, |e| match e {
+            SessionEvent::FileDone { direction: FileDirection::Upload, file_id, sha256, .. } => {
+                Some((*file_id, sha256.clone()))
+            }
+            SessionEvent::FileFailed { reason, .. } => panic!("upload failed: {reason}"),
+            _ => None,
+        })
+        .await;
+    // The upload was paced by a Reno window that grew beyond its start.
+    let max_cwnd = a
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::FileProgress(p) if p.direction == FileDirection::Upload => p.cwnd,
+            _ => None,
+        })
+        .max()
+        .expect("upload progress with cwnd");
+    assert!(max_cwnd > 2, "cwnd grew to {max_cwnd}");
+
+    let (db, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (bot, dir) in [(&b, &db), (&c, &dc)] {
+        let offer = wait_offer(bot, "five.bin").await;
+        assert_eq!((offer.file_id, offer.sha256.clone()), sent);
+        let mark = bot.mark();
+        bot.session.accept_file(offer.file_id, dir.path()).await.unwrap();
+        let saved = wait_saved(bot, mark, offer.file_id).await;
+        assert_eq!(saved, dir.path().join("five.bin"));
+        assert!(std::fs::read(&saved).unwrap() == data, "byte-identical");
+        assert!(!partial_path(dir.path(), &offer).exists(), "no partial file left");
+    }
+    for bot in [a, b, c] {
+        bot.close().await;
+    }
+    relay.shutdown().await;
+}
+
+/// A TCP proxy that cuts the first connection that carries more than `cut_after` bytes
+/// towards the client (a download), and passes everything else through.
+async fn cutting_proxy(upstream: SocketAddr, cut_after: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                });
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut total = 0u64;
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    total += n as u64;
+                    if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_download_resumes_where_it_stopped() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let proxy = cutting_proxy(relay.tcp_addr(), 1024 * 1024).await.to_string();
+    let (a, b, c) = meeting_of_three(&addr, &proxy).await;
+    let src = tempfile::tempdir().unwrap();
+    let (path, data) = write_source(src.path(), "resume.bin", 4 * 1024 * 1024, 11);
+    a.session.send_file(&path).await.unwrap();
+    let offer = wait_offer(&b, "resume.bin").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    b.session.accept_file(offer.file_id, dir.path()).await.unwrap();
+    let reason = b
+        .wait("FileFailed", LONG, |e| match e {
+            SessionEvent::FileFailed { resumable: true, reason, .. } => Some(reason.clone()),
+            SessionEvent::FileDone { .. } => panic!("the proxy should have cut the download"),
+            _ => None,
+        })
+        .await;
+    let part = partial_path(dir.path(), &offer);
+    let partial_len = std::fs::metadata(&part).expect("partial file kept").len();
+    assert!(partial_len > 0 && partial_len < offer.size, "partial {partial_len} bytes after: {reason}");
+    assert!(!dir.path().join("resume.bin").exists());
+
+    let mark = b.mark();
+    b.session.accept_file(offer.file_id, dir.path()).await.unwrap();
+    let resumed_from = b
+        .wait_from(mark, "progress", LONG, |e| match e {
+            SessionEvent::FileProgress(p) if p.file_id == offer.file_id => Some(p.resumed_from),
+            _ => None,
+        })
+        .await;
+    assert_eq!(resumed_from, partial_len, "asked the relay for the rest only");
+    let saved = wait_saved(&b, mark, offer.file_id).await;
+    assert!(std::fs::read(&saved).unwrap() == data, "byte-identical after resume");
+    assert!(!part.exists());
+    for bot in [a, b, c] {
+        bot.close().await;
+    }
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_names_are_never_overwritten_and_bad_bytes_are_caught() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let (a, b, c) = meeting_of_three(&addr, &addr).await;
+    let src = tempfile::tempdir().unwrap();
+    let (path, data) = write_source(src.path(), "report.bin", 300_000, 3);
+    a.session.send_file(&path).await.unwrap();
+    let offer = wait_offer(&b, "report.bin").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.bin"), b"mine, keep me").unwrap();
+    for expected in ["report (1).bin", "report (2).bin"] {
+        let mark = b.mark();
+        b.session.accept_file(offer.file_id, dir.path()).await.unwrap();
+        let saved = wait_saved(&b, mark, offer.file_id).await;
+        assert_eq!(saved, dir.path().join(expected));
+        assert!(std::fs::read(&saved).unwrap() == data);
+    }
+    assert_eq!(std::fs::read(dir.path().join("report.bin")).unwrap(), b"mine, keep me");
+
+    // A partial file whose bytes are not the file's: the download resumes after it, the
+    // hash check fails, the failure is reported and nothing is kept.
+    let dir = tempfile::tempdir().unwrap();
+    let part = partial_path(dir.path(), &offer);
+    std::fs::write(&part, vec![0xAA; 1000]).unwrap();
+    let offer_c = wait_offer(&c, "report.bin").await;
+    let mark = c.mark();
+    c.session.accept_file(offer_c.file_id, dir.path()).await.unwrap();
+    let reason = c
+        .wait_from(mark, "hash failure", LONG, |e| match e {
+            SessionEvent::FileFailed { reason, resumable: false, .. } => Some(reason.clone()),
+            SessionEvent::FileDone { .. } => panic!("a corrupt partial file must not verify"),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("SHA-256"), "{reason}");
+    assert!(!part.exists(), "the bad bytes were removed");
+    assert!(!dir.path().join("report.bin").exists());
+    // And a fresh attempt succeeds.
+    let mark = c.mark();
+    c.session.accept_file(offer_c.file_id, dir.path()).await.unwrap();
+    let saved = wait_saved(&c, mark, offer_c.file_id).await;
+    assert!(std::fs::read(&saved).unwrap() == data);
+
+    for bot in [a, b, c] {
+        bot.close().await;
+    }
+    relay.shutdown().await;
+}
