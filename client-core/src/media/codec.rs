@@ -70,8 +70,19 @@ impl VideoEncoder {
         quality: u8,
         out: &mut Vec<u8>,
     ) -> Result<(), MediaError> {
+        let pixels = self.scale(src, width, height)?;
+        out.clear();
+        Encoder::new(&mut *out, quality.clamp(1, 100))
+            .encode(pixels, width, height, ColorType::Rgb)
+            .map_err(|e| MediaError::Codec(format!("JPEG encode {width}x{height}: {e}")))
+    }
+
+    /// Scales `src` to `width` x `height` RGB (cropping the centre to that aspect if it
+    /// differs) into the encoder's own buffer and returns it; `src`'s pixels as they are when
+    /// the size already matches. What [`VideoEncoder::encode`] compresses; also a local preview.
+    pub fn scale<'a>(&'a mut self, src: &'a RgbFrame, width: u16, height: u16) -> Result<&'a [u8], MediaError> {
         if width == 0 || height == 0 {
-            return Err(MediaError::InvalidArgument(format!("cannot encode to {width}x{height}")));
+            return Err(MediaError::InvalidArgument(format!("cannot scale to {width}x{height}")));
         }
         let src_len =
             rgb_len(src.width, src.height).filter(|&len| len > 0 && src.data.len() >= len).ok_or_else(|| {
@@ -82,25 +93,20 @@ impl VideoEncoder {
                     src.data.len()
                 ))
             })?;
-        let pixels: &[u8] = if (src.width, src.height) == (u32::from(width), u32::from(height)) {
-            &src.data[..src_len]
-        } else {
-            let dst_len = usize::from(width) * usize::from(height) * 3;
-            self.scaled.resize(dst_len, 0);
-            let src_image = ImageRef::new(src.width, src.height, &src.data[..src_len], PixelType::U8x3)
-                .map_err(|e| MediaError::InvalidArgument(format!("source frame: {e}")))?;
-            let mut dst_image =
-                Image::from_slice_u8(u32::from(width), u32::from(height), &mut self.scaled, PixelType::U8x3)
-                    .map_err(|e| MediaError::InvalidArgument(format!("scaled frame: {e}")))?;
-            self.resizer.resize(&src_image, &mut dst_image, &self.options).map_err(|e| {
-                MediaError::Codec(format!("scaling {}x{} to {width}x{height}: {e}", src.width, src.height))
-            })?;
-            &self.scaled
-        };
-        out.clear();
-        Encoder::new(&mut *out, quality.clamp(1, 100))
-            .encode(pixels, width, height, ColorType::Rgb)
-            .map_err(|e| MediaError::Codec(format!("JPEG encode {width}x{height}: {e}")))
+        if (src.width, src.height) == (u32::from(width), u32::from(height)) {
+            return Ok(&src.data[..src_len]);
+        }
+        let dst_len = usize::from(width) * usize::from(height) * 3;
+        self.scaled.resize(dst_len, 0);
+        let src_image = ImageRef::new(src.width, src.height, &src.data[..src_len], PixelType::U8x3)
+            .map_err(|e| MediaError::InvalidArgument(format!("source frame: {e}")))?;
+        let mut dst_image =
+            Image::from_slice_u8(u32::from(width), u32::from(height), &mut self.scaled, PixelType::U8x3)
+                .map_err(|e| MediaError::InvalidArgument(format!("scaled frame: {e}")))?;
+        self.resizer
+            .resize(&src_image, &mut dst_image, &self.options)
+            .map_err(|e| MediaError::Codec(format!("scaling {}x{} to {width}x{height}: {e}", src.width, src.height)))?;
+        Ok(&self.scaled)
     }
 }
 

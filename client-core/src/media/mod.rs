@@ -18,17 +18,27 @@
 
 mod camera;
 mod codec;
+mod devices;
+mod mix;
 mod pattern;
+mod resample;
+mod sinks;
+mod sources;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use protocol::jitter::{FRAME_SAMPLES, SAMPLE_RATE};
+
 pub use camera::{list_cameras, open_camera, CameraInfo};
 pub use codec::{VideoDecoder, VideoEncoder, MAX_DECODE_HEIGHT, MAX_DECODE_WIDTH};
+pub use devices::{
+    list_input_devices, list_output_devices, set_audio_callback_probe, DeviceStats, MicSource, SpeakerSink,
+    AUDIO_HOST_ENV, STALL_TIMEOUT,
+};
+pub use mix::{rms_dbfs, AudioLevel, LevelMeter, Mixer, SILENCE_DBFS};
 pub use pattern::{PatternStamp, TestPattern};
-
-/// Samples in one 20 ms frame of 16 kHz mono audio. A stand-in for
-/// `protocol::jitter::FRAME_SAMPLES` (same value) until that module lands.
-pub(crate) const FRAME_SAMPLES: usize = 320;
+pub use sinks::{NullSink, WavRecorder};
+pub use sources::{ToneSource, WavSource, MAX_WAV_SECONDS};
 
 /// Everything that can go wrong in capture, coding and playback.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +136,19 @@ pub trait AudioSink: Send {
     fn is_paced(&self) -> bool;
 }
 
+/// Converts a float sample in -1.0..=1.0 to `i16`, saturating (a resampler can overshoot a
+/// full-scale input slightly).
+#[inline]
+pub(crate) fn f32_to_i16(sample: f32) -> i16 {
+    (sample * 32768.0).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
+}
+
+/// Converts an `i16` sample to a float in -1.0..1.0.
+#[inline]
+pub(crate) fn i16_to_f32(sample: i16) -> f32 {
+    sample as f32 / 32768.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +159,15 @@ mod tests {
         let b = now_us();
         assert!(a > 1_577_836_800_000_000, "now_us looks wrong: {a}");
         assert!(b >= a);
+    }
+
+    #[test]
+    fn sample_conversions_saturate_and_round_trip() {
+        assert_eq!(f32_to_i16(2.0), i16::MAX);
+        assert_eq!(f32_to_i16(-2.0), i16::MIN);
+        assert_eq!(f32_to_i16(0.0), 0);
+        for s in [i16::MIN, -1234, -1, 0, 1, 999, i16::MAX] {
+            assert_eq!(f32_to_i16(i16_to_f32(s)), s);
+        }
     }
 }

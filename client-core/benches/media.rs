@@ -1,0 +1,123 @@
+//! What video costs the engine: scaling, JPEG encode and decode at each quality level, and the
+//! budget of a 4-party 480p meeting (each client encodes its own picture once and decodes the
+//! three others, 20 times a second).
+//!
+//! Run with `cargo bench -p client-core --bench media`. Besides criterion's per-operation
+//! figures it prints the meeting budget as milliseconds of work per 50 ms frame interval and
+//! as a share of one core.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use client_core::media::{DecodedFrame, RgbFrame, TestPattern, VideoDecoder, VideoEncoder, VideoSource};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+/// The quality ladder (`protocol::quality::LADDER`): name, size, JPEG quality.
+const LADDER: [(&str, u16, u16, u8); 4] =
+    [("144p", 256, 144, 40), ("240p", 426, 240, 50), ("360p", 640, 360, 60), ("480p", 854, 480, 70)];
+
+fn pattern(width: u32, height: u32) -> RgbFrame {
+    let mut frame = RgbFrame::default();
+    TestPattern::new(width, height).next_frame(&mut frame).expect("pattern");
+    frame
+}
+
+fn encoded(frame: &RgbFrame, width: u16, height: u16, quality: u8) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    VideoEncoder::new().encode(frame, width, height, quality, &mut jpeg).expect("encode");
+    jpeg
+}
+
+/// Encode from a 480p picture (the test pattern's size in a meeting): the 480p level encodes
+/// without scaling, the lower ones scale first.
+fn encode(c: &mut Criterion) {
+    let source = pattern(854, 480);
+    let mut group = c.benchmark_group("encode_from_480p");
+    for (name, w, h, q) in LADDER {
+        let mut encoder = VideoEncoder::new();
+        let mut jpeg = Vec::new();
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| encoder.encode(black_box(&source), w, h, q, &mut jpeg).expect("encode"))
+        });
+    }
+    group.finish();
+}
+
+/// Decode each level's JPEG to RGBA.
+fn decode(c: &mut Criterion) {
+    let source = pattern(854, 480);
+    let mut group = c.benchmark_group("decode");
+    for (name, w, h, q) in LADDER {
+        let jpeg = encoded(&source, w, h, q);
+        let mut decoder = VideoDecoder::new();
+        let mut out = DecodedFrame::default();
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| decoder.decode(black_box(&jpeg), &mut out).expect("decode"))
+        });
+    }
+    group.finish();
+}
+
+/// Scaling alone (fast_image_resize, bilinear), from a 720p camera picture to each level.
+fn scale(c: &mut Criterion) {
+    let source = pattern(1280, 720);
+    let mut group = c.benchmark_group("scale_from_720p");
+    for (name, w, h, _) in LADDER {
+        let mut encoder = VideoEncoder::new();
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| black_box(encoder.scale(black_box(&source), w, h).expect("scale").len()))
+        });
+    }
+    group.finish();
+}
+
+/// One meeting frame interval for one client: encode its own 480p picture, decode three.
+fn meeting(c: &mut Criterion) {
+    let mut pattern_source = TestPattern::new(854, 480);
+    let mut frame = RgbFrame::default();
+    let mut encoder = VideoEncoder::new();
+    let mut decoder = VideoDecoder::new();
+    let mut own = Vec::new();
+    let others: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            pattern_source.next_frame(&mut frame).expect("pattern");
+            encoded(&frame, 854, 480, 70)
+        })
+        .collect();
+    let mut outs = vec![DecodedFrame::default(); 3];
+    let mut interval = |frame: &mut RgbFrame| {
+        pattern_source.next_frame(frame).expect("pattern");
+        encoder.encode(frame, 854, 480, 70, &mut own).expect("encode");
+        for (jpeg, out) in others.iter().zip(outs.iter_mut()) {
+            decoder.decode(jpeg, out).expect("decode");
+        }
+    };
+
+    // The budget, measured directly over a couple of seconds so the figure printed is one a
+    // reader can compare with the 50 ms interval.
+    for _ in 0..10 {
+        interval(&mut frame);
+    }
+    let runs = 100;
+    let start = Instant::now();
+    for _ in 0..runs {
+        interval(&mut frame);
+    }
+    let per_interval = start.elapsed() / runs;
+    let share = per_interval.as_secs_f64() / Duration::from_millis(50).as_secs_f64() * 100.0;
+    println!(
+        "\n4-party 480p meeting (draw + 1 encode + 3 decodes per frame): {:.2} ms per 50 ms frame interval \
+         = {share:.1}% of one core at 20 fps\n",
+        per_interval.as_secs_f64() * 1000.0
+    );
+
+    c.bench_function("meeting_480p_interval", |b| b.iter(|| interval(&mut frame)));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = encode, decode, scale, meeting
+}
+criterion_main!(benches);
