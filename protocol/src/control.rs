@@ -329,11 +329,8 @@ impl ControlMessage {
 /// separators, collapses `..`, trims whitespace and bounds the length.
 /// Returns `None` if nothing printable is left.
 pub fn sanitize_display_text(raw: &str, max_chars: usize) -> Option<String> {
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| !c.is_control())
-        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
-        .collect();
+    let cleaned: String =
+        raw.chars().filter(|c| !c.is_control()).map(|c| if c == '/' || c == '\\' { '_' } else { c }).collect();
     let mut cleaned = cleaned.trim().to_string();
     while cleaned.contains("..") {
         cleaned = cleaned.replace("..", ".");
