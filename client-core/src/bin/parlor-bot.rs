@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use client_core::stats::FileDirection;
+use client_core::stats::{FileDirection, RemoteStreamStats};
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
 
 #[derive(Parser, Debug)]
@@ -144,10 +144,28 @@ struct Tally {
     my_id: Option<u32>,
     names: HashMap<u32, String>,
     last_stats: Option<StatsSnapshot>,
+    streams: BTreeMap<u32, RemoteStreamStats>,
     chats_received: u64,
     files_saved: u64,
     files_sent: u64,
     files_failed: u64,
+}
+
+impl Tally {
+    /// Keeps the last figures of everyone ever seen: a participant who left is gone from
+    /// later snapshots but belongs in the summary.
+    fn merge(&mut self, snapshot: &StatsSnapshot) {
+        let seen = |r: &RemoteStreamStats| r.video.frames_received + r.audio.packets_received;
+        for stream in &snapshot.streams {
+            let keep = match self.streams.get(&stream.participant_id) {
+                Some(old) => seen(stream) >= seen(old),
+                None => true,
+            };
+            if keep {
+                self.streams.insert(stream.participant_id, stream.clone());
+            }
+        }
+    }
 }
 
 const MAX_DOWNLOAD_ATTEMPTS: u32 = 3;
@@ -295,7 +313,10 @@ async fn run(cli: Cli) -> Result<i32> {
                     None => tally.files_failed += 1,
                 }
             }
-            SessionEvent::Stats(snapshot) => tally.last_stats = Some(*snapshot),
+            SessionEvent::Stats(snapshot) => {
+                tally.merge(&snapshot);
+                tally.last_stats = Some(*snapshot);
+            }
             SessionEvent::Removed => {
                 out("REMOVED");
                 exit_code = 2;
@@ -318,6 +339,9 @@ async fn run(cli: Cli) -> Result<i32> {
     let in_meeting_for = joined_at.map(|t| t.elapsed()).unwrap_or_default();
     let cpu_percent = cpu.percent();
     let final_stats = session.stats().or(tally.last_stats.take());
+    if let Some(s) = &final_stats {
+        tally.merge(s);
+    }
     session.close().await;
     print_summary(&tally, final_stats.as_ref(), in_meeting_for, cpu_percent);
     Ok(exit_code)
@@ -398,13 +422,13 @@ fn print_summary(tally: &Tally, stats: Option<&StatsSnapshot>, in_meeting: Durat
         s.quality.name,
         s.quality.level_changes,
         s.rtt_ms.map_or_else(|| "na".into(), |r| format!("{r:.2}")),
-        s.streams.len(),
+        tally.streams.len(),
         tally.chats_received,
         tally.files_sent,
         tally.files_saved,
         tally.files_failed,
     ));
-    for r in &s.streams {
+    for r in tally.streams.values() {
         let v = &r.video;
         let a = &r.audio;
         let video_loss = ratio(v.cumulative_lost, v.packets_received + v.cumulative_lost);

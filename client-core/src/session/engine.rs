@@ -53,6 +53,8 @@ const RELAY_REPORT_EVERY: u64 = 5;
 const REPORT_FRESHNESS: Duration = Duration::from_secs(3);
 /// A remote sender nothing was heard from for this long is forgotten.
 const REMOTE_IDLE: Duration = Duration::from_secs(30);
+/// How long media from a participant who left is ignored.
+const DEPARTED_QUARANTINE: Duration = Duration::from_secs(5);
 /// RTT echo requests remembered for matching replies.
 const ECHOS_REMEMBERED: usize = 8;
 
@@ -254,6 +256,7 @@ impl Engine {
             next_echo: 1,
             uplink_video: None,
             receiver_reports: HashMap::new(),
+            departed: HashMap::new(),
             controller,
             stats_writer,
             ticks: 0,
@@ -360,6 +363,8 @@ struct NetTask {
     uplink_video: Option<(f64, Instant)>,
     /// Loss each receiver last reported on our video, and when.
     receiver_reports: HashMap<u32, (f64, Instant)>,
+    /// Participants who left recently, and when.
+    departed: HashMap<u32, Instant>,
     controller: QualityController,
     stats_writer: Option<JsonLinesWriter>,
     ticks: u64,
@@ -418,6 +423,11 @@ impl NetTask {
     }
 
     fn forget(&mut self, id: u32) {
+        let now = Instant::now();
+        self.departed.retain(|_, at| now.saturating_duration_since(*at) < DEPARTED_QUARANTINE);
+        if self.departed.len() < MAX_REMOTES {
+            self.departed.insert(id, now);
+        }
         self.remotes.remove(&id);
         self.receiver_reports.remove(&id);
         if let Ok(mut j) = self.shared.jitter.lock() {
@@ -454,8 +464,14 @@ impl NetTask {
         if id == RELAY_SENDER_ID || id == self.shared.my_id {
             return None;
         }
-        if !self.remotes.contains_key(&id) && self.remotes.len() >= MAX_REMOTES {
-            return None;
+        if !self.remotes.contains_key(&id) {
+            if self.remotes.len() >= MAX_REMOTES {
+                return None;
+            }
+            // Packets still in flight from someone who just left must not bring them back.
+            if self.departed.get(&id).is_some_and(|at| now.saturating_duration_since(*at) < DEPARTED_QUARANTINE) {
+                return None;
+            }
         }
         let r = self.remotes.entry(id).or_insert_with(|| Remote::new(now));
         r.last_seen = now;

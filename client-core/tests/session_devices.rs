@@ -1,0 +1,54 @@
+//! Devices that do not exist degrade to a clear error and a fallback, never a panic: a
+//! missing camera sends the test pattern, a missing microphone sends no audio, a missing
+//! speaker plays into the null sink — and the meeting goes on.
+
+mod common;
+
+use std::time::Duration;
+
+use client_core::{AudioChoice, SessionEvent, SessionOptions, SinkChoice, VideoChoice};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_devices_fall_back_with_an_error() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let options = SessionOptions {
+        video: VideoChoice::Camera(99),
+        audio: AudioChoice::Mic(Some("parlor-no-such-microphone".into())),
+        sink: SinkChoice::Speaker(Some("parlor-no-such-speaker".into())),
+        ..Default::default()
+    };
+    let a = Bot::connect(&addr, options).await;
+    let b = Bot::connect(&addr, SessionOptions { video: VideoChoice::None, ..Default::default() }).await;
+    let (code, a_id) = create(&a, "NoDevices").await;
+    let b_id = admit(&a, &b, &code, "Watcher").await;
+
+    for what in ["camera", "microphone", "speaker"] {
+        a.wait(what, LONG, |e| match e {
+            SessionEvent::Error { code: None, message } if message.contains(what) => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+    // The test pattern replaces the camera.
+    b.wait_until("video from the fallback", LONG, |log| log.frames.get(&a_id).is_some_and(|f| f.len() >= 10)).await;
+    // A still receives and plays B's audio (into the null sink).
+    a.wait_until("B's audio played", LONG, |_| {
+        a.session
+            .stats()
+            .and_then(|s| s.streams.into_iter().find(|r| r.participant_id == b_id))
+            .is_some_and(|r| r.audio.played_frames > 25)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let a_stats = a.session.stats().unwrap();
+    assert_eq!(a_stats.audio_out.frames_sent, 0, "no microphone, no audio");
+    assert!(a_stats.video_out.source.starts_with("test pattern"), "{}", a_stats.video_out.source);
+    let b_stats = b.session.stats().unwrap();
+    let from_a = b_stats.streams.iter().find(|r| r.participant_id == a_id).expect("stream from A");
+    assert_eq!(from_a.audio.packets_received, 0);
+    a.close().await;
+    b.close().await;
+    relay.shutdown().await;
+}
