@@ -4,10 +4,10 @@
 //! [`PulseNullSink::start`] starts `pulseaudio` with its runtime directory and home in a
 //! temporary directory, points this process at it (`PULSE_SERVER`; the engine then picks cpal's
 //! PulseAudio host, the null sink is the default sink and its monitor the default source), and
-//! kills the daemon when dropped. ALSA's default devices are routed to the daemon as well
-//! (`~/.asoundrc` → the pulse plugin) so a run forced onto ALSA (`PARLOR_AUDIO_HOST=alsa`)
-//! finds it too. It changes this process's environment, so a test binary should use it from a
-//! single test, before anything touches audio.
+//! kills the daemon when dropped. (ALSA's pulse plugin is deliberately not used: it stalls
+//! cpal's ALSA backend, see `client_core::media`'s device notes.) It changes this process's
+//! environment, so a test binary should use it from a single test, before anything touches
+//! audio.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,8 +35,6 @@ impl PulseNullSink {
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime = dir.path().join("runtime");
         std::fs::create_dir(&runtime).expect("runtime dir");
-        std::fs::write(dir.path().join(".asoundrc"), "pcm.!default { type pulse }\nctl.!default { type pulse }\n")
-            .expect("asoundrc");
         // Never let a client autospawn a daemon of its own if it cannot reach ours.
         let client_conf = dir.path().join("client.conf");
         std::fs::write(&client_conf, "autospawn = no\n").expect("client.conf");
