@@ -58,6 +58,8 @@ def main():
     n = len(ref)
     start = int(args.skip * RATE)
     first = best_lag(deg, ref, start, start + n)
+    if first is None:
+        sys.exit(f"{args.deg}: shorter than --skip plus two copies of the reference")
     scores, offsets = [], []
     lag = first
     while lag is not None and len(scores) < args.max_loops and lag + n <= len(deg):

@@ -14,10 +14,9 @@ use super::LabError;
 /// The scoring script, written next to the results of each run.
 const SCORE_SCRIPT: &str = include_str!("../../scripts/pesq_score.py");
 
-/// What the lab says; about ten seconds of speech.
+/// What the lab says: about ten seconds of speech.
 const SPEECH: &str = "The quick brown fox jumps over the lazy dog. \
-    Parlor measures its audio with real speech, sent through a lossy network, \
-    recorded at the far end, and scored against the original.";
+    Parlor measures its audio with real speech, sent through a lossy network and scored against the original.";
 
 fn run(cmd: &mut Command) -> Result<String, LabError> {
     let shown = format!("{cmd:?}");

@@ -128,6 +128,14 @@ pub enum BotAudio {
     Wav(PathBuf),
 }
 
+/// The meeting code in a line of `parlor-bot create`'s output: `MEETING_CODE 123456`, or
+/// the six digits alone on their line.
+fn meeting_code(line: &str) -> Option<String> {
+    let t = line.trim();
+    let code = t.strip_prefix("MEETING_CODE").map(str::trim).unwrap_or(t);
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then(|| code.to_string())
+}
+
 /// How to run one bot.
 #[derive(Debug, Clone)]
 pub struct BotSpec {
@@ -212,10 +220,9 @@ impl BotProc {
         let (tx, rx) = oneshot::channel();
         let mut tx = Some(tx);
         tee_stdout(&mut child, &log_path, move |line| {
-            let t = line.trim();
-            if t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()) {
+            if let Some(code) = meeting_code(line) {
                 if let Some(tx) = tx.take() {
-                    let _ = tx.send(t.to_string());
+                    let _ = tx.send(code);
                 }
             }
         });
@@ -267,5 +274,13 @@ mod tests {
         assert_eq!(addr_after(line, "tcp://"), Some("127.0.0.1:40001".parse().unwrap()));
         assert_eq!(addr_after(line, "udp://"), Some("127.0.0.1:40002".parse().unwrap()));
         assert_eq!(addr_after("nothing here", "tcp://"), None);
+    }
+
+    #[test]
+    fn finds_the_meeting_code() {
+        assert_eq!(meeting_code("MEETING_CODE 042137").as_deref(), Some("042137"));
+        assert_eq!(meeting_code("042137\n").as_deref(), Some("042137"));
+        assert_eq!(meeting_code("JOINED code=042137 participant=1"), None);
+        assert_eq!(meeting_code("MEETING_CODE 12345"), None);
     }
 }

@@ -517,13 +517,19 @@ async fn upload_run(
             tokio::time::sleep(Duration::from_millis(1200)).await;
         }
         UploadKind::PlainTcp => {
-            // Let the call settle, then upload with the kernel's TCP from inside the namespace.
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            // Start about when the Parlor upload starts (right after joining, once the file is
+            // hashed), so both runs have the same short call-only lead-in.
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(ns.host_ip), 0)).await?;
             let to = listener.local_addr()?;
             let exe = std::env::current_exe()?;
             let mut sender = ns.command(&exe);
-            sender.args(["tcp-send", "--to", &to.to_string(), "--bytes", &size.to_string()]).kill_on_drop(true);
+            let log = std::fs::File::create(o.out_dir.join("tcp-send.log"))?;
+            sender
+                .args(["tcp-send", "--to", &to.to_string(), "--bytes", &size.to_string()])
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true);
             let mut child = sender.spawn()?;
             let sink = tokio::time::timeout(limit, sink(listener, t0)).await;
             let _ = child.wait().await;
@@ -676,7 +682,7 @@ fn upload_chart(runs: &[&UploadRun], x_max: f64) -> Chart {
     Chart {
         title: "Scenario 3: a file over a 5 Mbit/s uplink during a call".into(),
         panels: vec![
-            panel("audio one-way delay p50 ms (cumulative)", audio_owd),
+            panel("audio one-way delay ms (receiver, p50 since the call began)", audio_owd),
             panel("uploader RTT ms", rtt),
             panel("cwnd (chunks)", cwnd),
             panel("uploaded MB", progress),
@@ -782,7 +788,7 @@ pub async fn thinning(o: &RunOptions) -> Result<Report, LabError> {
         good_min_ratio,
         impaired_ratio,
     };
-    let phases = phases_out(&[(0.0, warmup, "joining"), (warmup, total, "lossy receiver behind 20% loss")]);
+    let phases = phases_out(&[(0.0, warmup, "warm-up (not counted)"), (warmup, total, "measured")]);
     let chart = standard_chart("Scenario 4: one receiver behind 20% loss, three good ones", &bots, s, &phases, total);
     let plot = write_plot(o, &chart)?;
     Ok(report(
@@ -817,8 +823,10 @@ pub async fn audio_pesq(o: &RunOptions) -> Result<Report, LabError> {
     pesq::make_speech(&speech)?;
     let speech_s = wav_seconds(&speech)?;
     let loops = if o.short { 1 } else { 4 };
-    let skip = 3.0;
-    let total = skip + speech_s * (loops as f64 + 0.5) + 1.0;
+    // Receivers join at an arbitrary point of the sender's loop, so `loops` whole copies
+    // need one more loop of recording, plus the join and warm-up.
+    let skip = 1.5;
+    let total = skip + speech_s * (loops as f64 + 1.0) + 1.5;
 
     let relay = RelayProc::start(&o.bins, LOCALHOST, &o.out_dir.join("relay.log")).await?;
     let mut proxies = Vec::new();
@@ -877,7 +885,7 @@ pub async fn audio_pesq(o: &RunOptions) -> Result<Report, LabError> {
             recording: format!("{name}.wav"),
         });
     }
-    let phases = phases_out(&[(0.0, skip, "joining"), (skip, total, "speech")]);
+    let phases = phases_out(&[(0.0, skip, "warm-up (not scored)"), (skip, total, "speech scored")]);
     let chart = standard_chart("Scenario 5: speech through 0/2/5/10% loss", &bots, s, &phases, total);
     let plot = write_plot(o, &chart)?;
     let figures = serde_json::json!({ "speech_s": speech_s, "loops_scored": loops, "conditions": conditions });

@@ -46,13 +46,14 @@ pub struct Chart {
 const WIDTH: f64 = 960.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 170.0;
-const TOP: f64 = 44.0;
+const TOP: f64 = 56.0;
 const PANEL_H: f64 = 120.0;
 const GAP: f64 = 34.0;
 const BOTTOM: f64 = 44.0;
 const PALETTE: [&str; 10] =
     ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-const PHASE_FILLS: [&str; 3] = ["#fde2e2", "#e2ecfd", "#e8f6e2"];
+/// Phases alternate: the first (a clean baseline in every scenario) green, the next red, …
+const PHASE_FILLS: [&str; 2] = ["#edf6e9", "#fde4e4"];
 
 /// A "nice" tick step (1, 2 or 5 × 10^k) giving about `target` ticks over `span`.
 pub fn nice_step(span: f64, target: usize) -> f64 {
@@ -99,7 +100,9 @@ pub fn render(chart: &Chart) -> String {
     // One colour per series name, the same in every panel.
     let mut colours: BTreeMap<&str, &str> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
-    for s in chart.panels.iter().flat_map(|p| &p.series) {
+    // Series without a single finite point draw nothing and get no legend entry.
+    let visible = |s: &&Series| s.points.iter().any(|(t, v)| t.is_finite() && v.is_finite());
+    for s in chart.panels.iter().flat_map(|p| &p.series).filter(visible) {
         if !colours.contains_key(s.name.as_str()) {
             colours.insert(&s.name, PALETTE[order.len() % PALETTE.len()]);
             order.push(&s.name);
@@ -143,7 +146,7 @@ pub fn render(chart: &Chart) -> String {
                     out,
                     r##"<text x="{:.1}" y="{:.1}" fill="#555">{}</text>"##,
                     a + 3.0,
-                    top - 4.0,
+                    top + 12.0,
                     escape(&ph.label)
                 );
             }
@@ -154,9 +157,8 @@ pub fn render(chart: &Chart) -> String {
         );
         let _ = writeln!(
             out,
-            r#"<text x="{:.1}" y="{:.1}" font-weight="bold">{}</text>"#,
-            LEFT + plot_w + 8.0,
-            top + 12.0,
+            r#"<text x="{LEFT}" y="{:.1}" font-weight="bold">{}</text>"#,
+            top - 6.0,
             escape(&panel.title)
         );
 
@@ -239,9 +241,9 @@ pub fn render(chart: &Chart) -> String {
         }
     }
 
-    // Legend, right of the first panel's title.
+    // Legend, right of the panels.
     for (k, name) in order.iter().enumerate() {
-        let y = TOP + 30.0 + k as f64 * 15.0;
+        let y = TOP + 10.0 + k as f64 * 15.0;
         let x = LEFT + plot_w + 8.0;
         let colour = colours.get(name).copied().unwrap_or(PALETTE[0]);
         let _ = writeln!(
