@@ -154,11 +154,12 @@ fn capture_thread(
     if opened.send(Ok(format.to_string())).is_err() {
         return;
     }
-    let mut jpeg_options = DecoderOptions::default()
+    // Not strict: camera MJPEG is often slightly off-spec (missing Huffman tables, padding).
+    let jpeg_options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(MAX_DECODE_WIDTH as usize)
-        .set_max_height(MAX_DECODE_HEIGHT as usize);
-    jpeg_options = jpeg_options.set_strict_mode(false);
+        .set_max_height(MAX_DECODE_HEIGHT as usize)
+        .set_strict_mode(false);
     let mut spare: Option<Vec<u8>> = None;
     loop {
         let raw = match camera.frame_raw() {

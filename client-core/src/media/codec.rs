@@ -4,8 +4,12 @@
 //! `fast_image_resize` (cropping to the target aspect rather than stretching) and compresses it
 //! with `jpeg-encoder`; the decoder turns a received JPEG into RGBA with `zune-jpeg`, converting
 //! colour once, straight into the buffer the UI gets. Both keep their buffers between frames:
-//! after the first frame of a given size, the scaled picture and the output buffers are reused
-//! (only the codecs' own small per-image tables are allocated per frame).
+//! after the first frame of a given size, the scaled picture, the JPEG bytes and the RGBA
+//! pixels reuse their allocations. The libraries still allocate their own per-image state:
+//! `fast_image_resize` recomputes its filter coefficients on every call (about 1 300 small
+//! allocations, ~115 KB, when scaling to 480p; it has no coefficient cache), `jpeg-encoder` ~10
+//! and `zune-jpeg` ~17 (~150 KB at 480p). That is tens of µs against milliseconds of coding,
+//! on the video threads, never on the audio ones.
 //!
 //! Received JPEGs are untrusted: their declared size is checked against
 //! [`MAX_DECODE_WIDTH`] x [`MAX_DECODE_HEIGHT`] before any pixel buffer is sized for them,

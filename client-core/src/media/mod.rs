@@ -6,7 +6,8 @@
 //!
 //! - capture frames ([`RgbFrame`]) are RGB24, row-major, no padding;
 //! - decoded frames for the UI ([`DecodedFrame`]) are RGBA, 4 bytes a pixel;
-//! - audio inside the engine is 16 kHz mono `i16`, in 20 ms frames of [`FRAME_SAMPLES`] samples.
+//! - audio inside the engine is 16 kHz mono `i16`, in 20 ms frames of
+//!   `protocol::jitter::FRAME_SAMPLES` (320) samples.
 //!
 //! Every device-backed constructor ([`open_camera`], [`MicSource::open`], [`SpeakerSink::open`])
 //! returns [`MediaError::NoDevice`] when there is nothing to open, so the caller can fall back to
