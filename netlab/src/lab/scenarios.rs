@@ -168,16 +168,22 @@ fn standard_chart(title: &str, bots: &[BotStats], sender: &BotStats, phases: &[P
         series: bots.iter().map(|b| Series { name: b.name.clone(), points: b.series(|s| s.rtt_ms) }).collect(),
         ..Default::default()
     };
+    let cwnd_series: Vec<Series> = bots
+        .iter()
+        .map(|b| Series {
+            name: b.name.clone(),
+            points: b.series(|s| s.files.first().and_then(|f| f.cwnd).map(f64::from)),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
     let cwnd = Panel {
-        title: "cwnd (chunks)".into(),
-        series: bots
-            .iter()
-            .map(|b| Series {
-                name: b.name.clone(),
-                points: b.series(|s| s.files.first().and_then(|f| f.cwnd).map(f64::from)),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect(),
+        title: if cwnd_series.is_empty() {
+            "cwnd (chunks): no file transfer in this scenario"
+        } else {
+            "cwnd (chunks)"
+        }
+        .into(),
+        series: cwnd_series,
         ..Default::default()
     };
     let jitter = Panel {
