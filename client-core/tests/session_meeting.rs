@@ -14,7 +14,9 @@ fn media_options(stats: Option<std::path::PathBuf>) -> SessionOptions {
     SessionOptions { stats_path: stats, ..Default::default() }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Four workers: the relay and three bots share this one runtime, and a busy relay task must
+// not delay the bots' network tasks the way it never could in separate processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_bots_exchange_video_audio_and_chat() {
     let relay = start_relay().await;
     let addr = relay.tcp_addr().to_string();
@@ -37,7 +39,8 @@ async fn three_bots_exchange_video_audio_and_chat() {
         })
         .await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Warm-up: the jitter buffers replace their 60 ms prior by measurements (≈ 3.5 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let warm: Vec<StatsSnapshot> = bots.iter().map(|(bot, _)| bot.session.stats().expect("stats")).collect();
 
     a.session.send_chat("hello from Ada").await.unwrap();
@@ -119,9 +122,9 @@ async fn three_bots_exchange_video_audio_and_chat() {
 
     // Camera off stops sending.
     a.session.set_camera(false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.wait_until("a snapshot with the camera off", LONG, |_| !a.session.stats().unwrap().video_out.enabled).await;
     let sent = a.session.stats().unwrap().video_out.frames_sent;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(a.session.stats().unwrap().video_out.frames_sent, sent, "camera off sends nothing");
     assert!(!a.session.stats().unwrap().video_out.enabled);
 
