@@ -54,6 +54,9 @@ enum Cmd {
         to: SocketAddr,
         #[arg(long)]
         bytes: u64,
+        /// TCP congestion control for this connection (e.g. cubic, bbr, reno).
+        #[arg(long)]
+        cc: Option<String>,
     },
 }
 
@@ -79,8 +82,11 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::TcpSend { to, bytes } => {
-            let took = lab::scenarios::tcp_send(to, bytes).with_context(|| format!("sending to {to}"))?;
+        Cmd::TcpSend { to, bytes, cc } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let took = rt
+                .block_on(lab::scenarios::tcp_send(to, bytes, cc.as_deref()))
+                .with_context(|| format!("sending to {to}"))?;
             println!("sent {bytes} bytes in {:.2} s", took.as_secs_f64());
             Ok(())
         }

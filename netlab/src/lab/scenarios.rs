@@ -384,7 +384,7 @@ pub async fn bandwidth_cut(o: &RunOptions) -> Result<Report, LabError> {
 /// Figures of one upload in the file-upload scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct UploadFigures {
-    /// "parlor (Reno, delay signal)" or "plain TCP (kernel congestion control)".
+    /// "parlor (Reno, delay signal)" or "plain TCP (cubic)" / "plain TCP (bbr)".
     pub kind: String,
     pub bytes: u64,
     /// When the upload started and ended, seconds from its run's time zero.
@@ -409,10 +409,12 @@ pub struct UploadFigures {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum UploadKind {
     Parlor,
-    PlainTcp,
+    /// The kernel's TCP with this congestion control.
+    PlainTcp(&'static str),
 }
 
-/// Scenario 3: a file over a 5 Mbit/s tbf uplink during a call, by Parlor and by plain TCP.
+/// Scenario 3: a file over a 5 Mbit/s tbf uplink during a call, by Parlor and by plain TCP
+/// with CUBIC (the default of Linux, Windows and macOS) and with BBR (this kernel's default).
 pub async fn file_upload(o: &RunOptions) -> Result<Report, LabError> {
     const RATE: u64 = 5_000_000;
     const QUEUE: Duration = Duration::from_millis(300);
@@ -424,36 +426,46 @@ pub async fn file_upload(o: &RunOptions) -> Result<Report, LabError> {
     let relay = RelayProc::start(&o.bins, IpAddr::V4(ns.host_ip), &o.out_dir.join("relay.log")).await?;
 
     let parlor = upload_run(o, &ns, &relay, &file, size, UploadKind::Parlor).await?;
-    let tcp = upload_run(o, &ns, &relay, &file, size, UploadKind::PlainTcp).await?;
+    let cubic = upload_run(o, &ns, &relay, &file, size, UploadKind::PlainTcp("cubic")).await?;
+    let bbr = upload_run(o, &ns, &relay, &file, size, UploadKind::PlainTcp("bbr")).await?;
     relay.stop().await;
 
-    let x_max = parlor.len.max(tcp.len);
-    let chart = upload_chart(&[&parlor, &tcp], x_max);
+    let runs = [&parlor, &cubic, &bbr];
+    let x_max = runs.iter().map(|r| r.len).fold(0.0, f64::max);
+    let chart = upload_chart(&runs, x_max);
     let plot = write_plot(o, &chart)?;
-    let span = |r: &UploadRun| (r.figures.start_s.unwrap_or(0.0), r.figures.end_s.unwrap_or(r.len));
-    let phases = vec![
-        PhaseOut { start_s: span(&parlor).0, end_s: span(&parlor).1, label: "run 1: Parlor upload".into() },
-        PhaseOut { start_s: span(&tcp).0, end_s: span(&tcp).1, label: "run 2: plain TCP upload".into() },
-    ];
+    let phases = runs
+        .iter()
+        .map(|r| PhaseOut {
+            start_s: r.figures.start_s.unwrap_or(0.0),
+            end_s: r.figures.end_s.unwrap_or(r.len),
+            label: format!("upload: {}", r.figures.kind),
+        })
+        .collect();
     let notes = vec![
         format!(
             "uplink: tbf {} Mbit/s, queue {} ms; the call is audio only (tone)",
             RATE / 1_000_000,
             QUEUE.as_millis()
         ),
-        "each run has its own time zero; the two runs are plotted on one axis".into(),
+        "the three uploads run one after another, each in its own call with its own time zero; \
+         the plot puts them on one axis"
+            .into(),
+        "the plain-TCP sink's receive buffer is fixed at 4 MB so the sender's congestion control, \
+         not the receiver's window, sets the pace"
+            .into(),
     ];
+    let duration = runs.iter().map(|r| r.len).sum();
+    let figures = serde_json::json!({
+        "file_bytes": size,
+        "parlor": parlor.figures,
+        "tcp_cubic": cubic.figures,
+        "tcp_bbr": bbr.figures,
+    });
     let mut bots_out = parlor.bots_out;
-    bots_out.extend(tcp.bots_out);
-    let figures = serde_json::json!({ "parlor": parlor.figures, "plain_tcp": tcp.figures, "file_bytes": size });
-    Ok(report(
-        o,
-        parlor.t0,
-        parlor.len + tcp.len,
-        phases,
-        figures,
-        Outcome { bots: bots_out, proxies: Vec::new(), plot, notes },
-    ))
+    bots_out.extend(cubic.bots_out);
+    bots_out.extend(bbr.bots_out);
+    Ok(report(o, parlor.t0, duration, phases, figures, Outcome { bots: bots_out, proxies: Vec::new(), plot, notes }))
 }
 
 /// Writes `size` bytes of incompressible data (a xorshift stream).
@@ -486,8 +498,8 @@ async fn upload_run(
     kind: UploadKind,
 ) -> Result<UploadRun, LabError> {
     let tag = match kind {
-        UploadKind::Parlor => "parlor",
-        UploadKind::PlainTcp => "tcp",
+        UploadKind::Parlor => "parlor".to_string(),
+        UploadKind::PlainTcp(cc) => format!("tcp-{cc}"),
     };
     // Long enough for the slowest plausible upload; the lab stops the bots when it is done.
     let limit = Duration::from_secs(60) + Duration::from_secs(size * 8 / 1_000_000);
@@ -522,17 +534,26 @@ async fn upload_run(
             // One more stats line after completion.
             tokio::time::sleep(Duration::from_millis(1200)).await;
         }
-        UploadKind::PlainTcp => {
+        UploadKind::PlainTcp(cc) => {
             // Start about when the Parlor upload starts (right after joining, once the file is
             // hashed), so both runs have the same short call-only lead-in.
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(ns.host_ip), 0)).await?;
+            // A receive buffer larger than the link's queue, so the kernel's congestion
+            // control and not the sink's window sets the pace, as on a real path where tens of
+            // ms of RTT let autotuning open the window (on this sub-millisecond veth it would
+            // stay small and hide what the congestion control does to the queue). The kernel
+            // caps it at twice net.core.rmem_max (416 kB by default), which still exceeds the
+            // 190 kB tbf queue.
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_recv_buffer_size(4 << 20)?;
+            socket.bind(SocketAddr::new(IpAddr::V4(ns.host_ip), 0))?;
+            let listener = socket.listen(1)?;
             let to = listener.local_addr()?;
             let exe = std::env::current_exe()?;
             let mut sender = ns.command(&exe);
-            let log = std::fs::File::create(o.out_dir.join("tcp-send.log"))?;
+            let log = std::fs::File::create(o.out_dir.join(format!("{tag}-send.log")))?;
             sender
-                .args(["tcp-send", "--to", &to.to_string(), "--bytes", &size.to_string()])
+                .args(["tcp-send", "--to", &to.to_string(), "--bytes", &size.to_string(), "--cc", cc])
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .kill_on_drop(true);
@@ -586,7 +607,7 @@ async fn upload_run(
     let figures = UploadFigures {
         kind: match kind {
             UploadKind::Parlor => "parlor (Reno, delay signal)".into(),
-            UploadKind::PlainTcp => "plain TCP (kernel congestion control)".into(),
+            UploadKind::PlainTcp(cc) => format!("plain TCP ({cc})"),
         },
         bytes,
         start_s,
@@ -699,19 +720,39 @@ fn upload_chart(runs: &[&UploadRun], x_max: f64) -> Chart {
     }
 }
 
-/// `parlor-lab tcp-send`: the plain upload, with the kernel's congestion control.
-pub fn tcp_send(to: SocketAddr, bytes: u64) -> std::io::Result<Duration> {
-    use std::io::Write;
+/// `parlor-lab tcp-send`: the plain upload, with the kernel's TCP and, if given, the
+/// congestion control `cc` (e.g. "cubic"; root may pick any the kernel has loaded).
+pub async fn tcp_send(to: SocketAddr, bytes: u64, cc: Option<&str>) -> std::io::Result<Duration> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::AsyncWriteExt;
     let start = Instant::now();
-    let mut conn = std::net::TcpStream::connect(to)?;
+    let socket = if to.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    if let Some(cc) = cc {
+        // SAFETY: the pointer and length describe `cc`'s bytes, which outlive the call, and
+        // the descriptor is the open socket owned by `socket`.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                cc.as_ptr().cast(),
+                cc.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(err.kind(), format!("congestion control {cc}: {err}")));
+        }
+    }
+    let mut conn = socket.connect(to).await?;
     let chunk: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let mut left = bytes;
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;
-        conn.write_all(&chunk[..n])?;
+        conn.write_all(&chunk[..n]).await?;
         left -= n as u64;
     }
-    conn.shutdown(std::net::Shutdown::Write)?;
+    conn.shutdown().await?;
     Ok(start.elapsed())
 }
 
@@ -891,12 +932,50 @@ pub async fn audio_pesq(o: &RunOptions) -> Result<Report, LabError> {
             recording: format!("{name}.wav"),
         });
     }
-    let phases = phases_out(&[(0.0, skip, "warm-up (not scored)"), (skip, total, "speech scored")]);
-    let chart = standard_chart("Scenario 5: speech through 0/2/5/10% loss", &bots, s, &phases, total);
+    let phases = phases_out(&[(skip, total, "speech on a loop (scored from here)")]);
+    let chart = audio_chart(&bots, s, &phases, total);
     let plot = write_plot(o, &chart)?;
     let figures = serde_json::json!({ "speech_s": speech_s, "loops_scored": loops, "conditions": conditions });
     let notes = vec!["loss applies relay → listener only; each listener has its own proxy and seed".into()];
     Ok(report(o, t0, total, phases, figures, Outcome { bots: bots_out, proxies: proxy_stats, plot, notes }))
+}
+
+/// The audio scenario's plot: what each listener got of the speaker's audio.
+fn audio_chart(bots: &[BotStats], speaker: &BotStats, phases: &[PhaseOut], x_max: f64) -> Chart {
+    let spid = speaker.participant_id().unwrap_or(u32::MAX);
+    let listeners: Vec<&BotStats> = bots.iter().filter(|b| b.name != speaker.name).collect();
+    let series = |f: &dyn Fn(&super::stats::AudioIn) -> f64| -> Vec<Series> {
+        listeners
+            .iter()
+            .map(|b| Series {
+                name: b.name.clone(),
+                points: b.series(|x| BotStats::stream_from(x, spid).map(|st| f(&st.audio))),
+            })
+            .collect()
+    };
+    // Concealed frames per second, from the cumulative counter.
+    let concealed: Vec<Series> = series(&|a| a.concealed_frames as f64)
+        .into_iter()
+        .map(|s| Series {
+            name: s.name,
+            points: s.points.windows(2).map(|w| (w[1].0, (w[1].1 - w[0].1) / (w[1].0 - w[0].0).max(1e-3))).collect(),
+        })
+        .collect();
+    let panel = |title: &str, series| Panel { title: title.into(), series, ..Default::default() };
+    Chart {
+        title: "Scenario 5: speech through 0/2/5/10% loss".into(),
+        panels: vec![
+            panel("audio loss %", series(&|a| a.loss * 100.0)),
+            panel("concealed frames per second (of 50)", concealed),
+            panel("jitter buffer ms", series(&|a| a.jitter_buffer_ms)),
+            panel(
+                "RTT ms",
+                bots.iter().map(|b| Series { name: b.name.clone(), points: b.series(|x| x.rtt_ms) }).collect(),
+            ),
+        ],
+        phases: phases.iter().map(|p| Phase { start_s: p.start_s, end_s: p.end_s, label: p.label.clone() }).collect(),
+        x_max,
+    }
 }
 
 /// Length of a 16-bit PCM WAV file in seconds (from its header and size).
