@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libasound2-dev libclang-dev libv4l-dev
   pulseaudio pulseaudio-utils libasound2-plugins
   xvfb webkit2gtk-driver chromium
-  espeak-ng sox iproute2 python3-venv
+  espeak-ng sox iproute2 python3-venv python3-dev
 )
 
 missing=()
