@@ -1,6 +1,96 @@
 //! Parlor desktop app: a thin Tauri shell that translates between the UI and client-core.
+//!
+//! - [`commands`]: the `#[tauri::command]`s of `docs/app-ipc.md`;
+//! - [`app`]: the state behind them — one `client_core::Session`, the task forwarding its
+//!   events to the page, the embedded relay ([`relay`]), the local preview ([`local_video`]),
+//!   devices ([`devices`]) and settings ([`settings`]);
+//! - [`frames`]: decoded frames to the page over a binary Channel with per-tile flow control;
+//! - [`events`], [`payloads`]: the page's event names and camelCase payloads;
+//! - [`error`]: the one error type, serialized as `{ code, message, device? }`.
+
+pub mod app;
+pub mod commands;
+pub mod devices;
+pub mod error;
+pub mod events;
+pub mod frames;
+pub mod local_video;
+pub mod payloads;
+pub mod relay;
+pub mod settings;
+
+use std::sync::Arc;
+
+use tauri::Manager;
+
+use crate::app::App;
+use crate::relay::BindPlan;
 
 /// Builds and runs the app.
 pub fn run() {
-    tauri::Builder::default().run(tauri::generate_context!()).expect("error while running Parlor");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
+        .setup(|tauri_app| {
+            let paths = tauri_app.path();
+            let config_dir = paths.app_config_dir()?;
+            let downloads = paths
+                .download_dir()
+                .or_else(|_| paths.home_dir().map(|h| h.join("Downloads")))
+                .unwrap_or_else(|_| std::env::temp_dir());
+            let handle = tauri_app.handle().clone();
+            let app = App::new(Arc::new(handle), config_dir.join("settings.json"), downloads, BindPlan::from_env());
+            tauri_app.manage(Arc::new(app));
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::create_meeting,
+            commands::join_meeting,
+            commands::cancel_join,
+            commands::admit,
+            commands::deny,
+            commands::remove_participant,
+            commands::leave_meeting,
+            commands::set_mic,
+            commands::set_camera,
+            commands::list_devices,
+            commands::choose_devices,
+            commands::start_preview,
+            commands::stop_preview,
+            commands::video_subscribe,
+            commands::video_frame_drawn,
+            commands::send_chat,
+            commands::send_file,
+            commands::accept_file,
+            commands::get_download_dir,
+            commands::choose_download_dir,
+            commands::open_file,
+            commands::get_stats,
+            commands::get_settings,
+            commands::save_settings,
+        ])
+        .build(tauri::generate_context!());
+    let tauri_app = match result {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("Parlor could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    tauri_app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Leave the meeting and stop the embedded relay before the process goes.
+            if let Some(app) = handle.try_state::<Arc<App>>() {
+                let app = app.inner().clone();
+                tauri::async_runtime::block_on(app.shutdown());
+            }
+        }
+    });
 }

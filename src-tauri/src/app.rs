@@ -1,0 +1,712 @@
+//! The shell's state: at most one [`Session`] with the task that forwards its events to the
+//! page, the embedded relay, the frame pump, the local preview and the settings.
+//!
+//! Every operation of the contract is a method here; `commands` only unwraps Tauri's
+//! arguments. Session calls only queue a command for the engine, so most methods return at
+//! once; `create_meeting` and `join_meeting` wait for the relay's first answer (joined, waiting,
+//! or an error), which the forwarding task hands back through a one-shot [`Waiter`] instead of
+//! emitting it, so the page sees each failure once, as the command's rejection.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use client_core::stats::FileDirection;
+use client_core::{EventReceiver, Session, SessionEvent, SessionOptions};
+use protocol::control::{
+    is_valid_meeting_code, sanitize_display_text, JoinRefusal, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS,
+};
+use tokio::sync::oneshot;
+
+use crate::devices::{Choice, Inventory, Selection};
+use crate::error::{AppError, DeviceKind};
+use crate::events::Translator;
+use crate::frames::{FramePump, Layout, SourceFrame};
+use crate::local_video::LocalVideo;
+use crate::payloads::{ChatSent, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent};
+use crate::relay::{BindPlan, EmbeddedRelay};
+use crate::settings::SettingsStore;
+
+/// How long `create_meeting`/`join_meeting` wait for the relay's answer after connecting.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest file name the engine keeps when uploading (client-core's files module).
+const MAX_FILE_NAME_CHARS: usize = 200;
+/// Downloaded files `open_file` may open, at most (the newest are kept).
+const MAX_OPENABLE: usize = 512;
+
+/// Where the shell's events go: the page in the app, a recorder in tests.
+pub trait EventSink: Send + Sync + 'static {
+    fn emit(&self, event: &UiEvent);
+}
+
+impl EventSink for tauri::AppHandle {
+    fn emit(&self, event: &UiEvent) {
+        if let Err(e) = tauri::Emitter::emit(self, event.name(), event) {
+            tracing::warn!(event = event.name(), "cannot emit: {e}");
+        }
+    }
+}
+
+/// What `create_meeting`/`join_meeting` wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Await {
+    Joined,
+    WaitingOrJoined,
+}
+
+/// The relay's first answer to a create or join.
+#[derive(Debug)]
+enum Answer {
+    Joined { code: String, participant_id: u32 },
+    Waiting,
+}
+
+struct Waiter {
+    generation: u64,
+    relay: String,
+    kind: Await,
+    tx: oneshot::Sender<Result<Answer, AppError>>,
+}
+
+/// The session of the current meeting (or waiting room).
+struct Live {
+    session: Arc<Session>,
+    generation: u64,
+    /// Where the session connected, for error messages.
+    relay: String,
+    translator: Arc<Mutex<Translator>>,
+    /// Mirrors the engine's chat id counter (it numbers messages 1, 2, 3… per session).
+    chat_ids: u64,
+    in_meeting: bool,
+}
+
+/// Everything guarded by one lock.
+struct Core {
+    live: Option<Live>,
+    next_generation: u64,
+    embedded: Option<EmbeddedRelay>,
+    mic_on: bool,
+    camera_on: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The shell.
+pub struct App {
+    events: Arc<dyn EventSink>,
+    pump: Arc<FramePump>,
+    core: tokio::sync::Mutex<Core>,
+    waiter: Mutex<Option<Waiter>>,
+    /// Generation of the live session (0: none); the forwarding tasks of older ones go quiet.
+    current: AtomicU64,
+    settings: Mutex<SettingsStore>,
+    selection: Mutex<Selection>,
+    local: Mutex<LocalVideo>,
+    openable: Mutex<VecDeque<PathBuf>>,
+    default_download_dir: PathBuf,
+    relay_plan: BindPlan,
+}
+
+/// Validates a display name the way the relay will.
+fn check_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(AppError::InvalidName);
+    }
+    Ok(name.to_string())
+}
+
+/// Validates "host:port".
+fn check_relay_addr(addr: &str) -> Result<String, AppError> {
+    let addr = addr.trim();
+    let bad = || AppError::InvalidRelayAddr(addr.to_string());
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(addr.to_string());
+    }
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if port_ok && host_ok {
+        Ok(addr.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Checks that `dir` exists (creating it) and can be written to.
+fn check_writable(dir: &Path) -> Result<(), AppError> {
+    let err =
+        |e: std::io::Error| AppError::DownloadDirUnwritable { path: dir.display().to_string(), reason: e.to_string() };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    Ok(())
+}
+
+impl App {
+    /// The shell with its settings in `settings_path` and downloads going to
+    /// `default_download_dir` unless the user chose another folder.
+    pub fn new(
+        events: Arc<dyn EventSink>,
+        settings_path: PathBuf,
+        default_download_dir: PathBuf,
+        relay_plan: BindPlan,
+    ) -> Self {
+        let settings = SettingsStore::load(settings_path);
+        let inventory = Inventory::query();
+        let s = &settings.stored;
+        let selection =
+            Selection::resolve(&inventory, s.camera.as_deref(), s.microphone.as_deref(), s.speaker.as_deref());
+        let pump = Arc::new(FramePump::start());
+        let local = LocalVideo::new(pump.clone(), selection.camera.clone());
+        Self {
+            events,
+            pump,
+            core: tokio::sync::Mutex::new(Core {
+                live: None,
+                next_generation: 1,
+                embedded: None,
+                mic_on: true,
+                camera_on: true,
+            }),
+            waiter: Mutex::new(None),
+            current: AtomicU64::new(0),
+            settings: Mutex::new(settings),
+            selection: Mutex::new(selection),
+            local: Mutex::new(local),
+            openable: Mutex::new(VecDeque::new()),
+            default_download_dir,
+            relay_plan,
+        }
+    }
+
+    /// The frame pump (for `video_subscribe` and `video_frame_drawn`).
+    pub fn pump(&self) -> &FramePump {
+        &self.pump
+    }
+
+    /// Applies a change to the local capture off the async threads (opening a camera blocks).
+    async fn update_local(self: &Arc<Self>, f: impl FnOnce(&mut LocalVideo) + Send + 'static) -> Result<(), AppError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut local = lock(&app.local);
+            f(&mut local);
+            local.apply()
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("camera task failed: {e}")))?
+    }
+
+    fn session_options(&self, core: &Core) -> SessionOptions {
+        let sel = lock(&self.selection).clone();
+        SessionOptions {
+            client_name: format!("parlor-app/{}", env!("CARGO_PKG_VERSION")),
+            video: sel.video(),
+            audio: sel.audio(),
+            sink: sel.sink(),
+            mic_on: core.mic_on,
+            camera_on: core.camera_on,
+            ..SessionOptions::default()
+        }
+    }
+
+    /// Ends the current session, if any, without telling the page (it asked for this).
+    async fn close_live(self: &Arc<Self>, core: &mut Core) {
+        if let Some(live) = core.live.take() {
+            self.current.store(0, Ordering::Release);
+            lock(&self.waiter).take();
+            self.pump.forget_remote();
+            close_session(live.session).await;
+        }
+    }
+
+    /// Connects a new session to `relay` and starts forwarding its events.
+    async fn open_live(
+        self: &Arc<Self>,
+        core: &mut Core,
+        relay: &str,
+        share_addr: String,
+    ) -> Result<Arc<Session>, AppError> {
+        let options = self.session_options(core);
+        let (session, rx) = Session::connect(relay, options).await.map_err(|e| AppError::from_session(relay, e))?;
+        let session = Arc::new(session);
+        let generation = core.next_generation;
+        core.next_generation += 1;
+        self.current.store(generation, Ordering::Release);
+        let translator = Arc::new(Mutex::new(Translator::new(share_addr)));
+        core.live = Some(Live {
+            session: session.clone(),
+            generation,
+            relay: relay.to_string(),
+            translator: translator.clone(),
+            chat_ids: 0,
+            in_meeting: false,
+        });
+        tokio::spawn(forward(self.clone(), generation, rx, translator));
+        Ok(session)
+    }
+
+    /// Sends the create or join and waits for the relay's first answer.
+    async fn request(
+        self: &Arc<Self>,
+        core: &mut Core,
+        kind: Await,
+        send: impl std::future::Future<Output = Result<(), client_core::SessionError>>,
+    ) -> Result<Answer, AppError> {
+        let (generation, relay) = match &core.live {
+            Some(l) => (l.generation, l.relay.clone()),
+            None => return Err(AppError::no_session()),
+        };
+        let (tx, rx) = oneshot::channel();
+        *lock(&self.waiter) = Some(Waiter { generation, relay: relay.clone(), kind, tx });
+        if let Err(e) = send.await {
+            lock(&self.waiter).take();
+            return Err(AppError::from_session(&relay, e));
+        }
+        match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(AppError::RelayUnreachable { addr: relay, reason: "the connection closed".into() }),
+            Err(_) => {
+                lock(&self.waiter).take();
+                Err(AppError::RelayUnreachable { addr: relay, reason: "the relay did not answer in time".into() })
+            }
+        }
+    }
+
+    /// `create_meeting`.
+    pub async fn create_meeting(
+        self: &Arc<Self>,
+        name: String,
+        relay_addr: Option<String>,
+    ) -> Result<MeetingCreated, AppError> {
+        let name = check_name(&name)?;
+        let relay_addr = relay_addr.filter(|a| !a.trim().is_empty()).map(|a| check_relay_addr(&a)).transpose()?;
+        let mut core = self.core.lock().await;
+        self.close_live(&mut core).await;
+        let (connect, share) = match relay_addr {
+            Some(addr) => (addr.clone(), addr),
+            None => {
+                if core.embedded.is_none() {
+                    core.embedded = Some(EmbeddedRelay::start(self.relay_plan).await?);
+                }
+                let relay = core.embedded.as_ref().ok_or_else(|| AppError::EmbeddedRelay("not running".into()))?;
+                (relay.connect_addr(), relay.share_addr().to_string())
+            }
+        };
+        // The engine needs the camera from here on.
+        self.update_local(|l| l.state.in_meeting = true).await.ok();
+        let result = async {
+            let session = self.open_live(&mut core, &connect, share.clone()).await?;
+            let answer = self.request(&mut core, Await::Joined, session.create_meeting(&name)).await?;
+            match answer {
+                Answer::Joined { code, participant_id } => {
+                    Ok(MeetingCreated { code, relay_addr: share, participant_id })
+                }
+                Answer::Waiting => Err(AppError::Internal("the relay put the host in a waiting room".into())),
+            }
+        }
+        .await;
+        if result.is_err() {
+            self.close_live(&mut core).await;
+            drop(core);
+            self.update_local(|l| l.state.in_meeting = false).await.ok();
+        }
+        result
+    }
+
+    /// `join_meeting`.
+    pub async fn join_meeting(
+        self: &Arc<Self>,
+        code: String,
+        name: String,
+        relay_addr: String,
+    ) -> Result<(), AppError> {
+        let code: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+        if !is_valid_meeting_code(&code) {
+            return Err(AppError::InvalidCode(code));
+        }
+        let name = check_name(&name)?;
+        let relay = check_relay_addr(&relay_addr)?;
+        let mut core = self.core.lock().await;
+        self.close_live(&mut core).await;
+        let result = async {
+            let session = self.open_live(&mut core, &relay, relay.clone()).await?;
+            self.request(&mut core, Await::WaitingOrJoined, session.join(&code, &name)).await.map(|_| ())
+        }
+        .await;
+        if result.is_err() {
+            self.close_live(&mut core).await;
+        }
+        result
+    }
+
+    async fn with_session<T>(
+        self: &Arc<Self>,
+        f: impl AsyncFnOnce(&mut Live) -> Result<T, client_core::SessionError>,
+    ) -> Result<T, AppError> {
+        let mut core = self.core.lock().await;
+        let live = core.live.as_mut().ok_or_else(AppError::no_session)?;
+        let relay = live.relay.clone();
+        f(live).await.map_err(|e| AppError::from_session(&relay, e))
+    }
+
+    /// `cancel_join`: leaves the waiting room and closes the connection.
+    pub async fn cancel_join(self: &Arc<Self>) -> Result<(), AppError> {
+        let mut core = self.core.lock().await;
+        if let Some(live) = &core.live {
+            let _ = live.session.cancel_join().await;
+        }
+        self.close_live(&mut core).await;
+        Ok(())
+    }
+
+    pub async fn admit(self: &Arc<Self>, request_id: u64) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.admit(request_id).await).await
+    }
+
+    pub async fn deny(self: &Arc<Self>, request_id: u64) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.deny(request_id).await).await
+    }
+
+    pub async fn remove_participant(self: &Arc<Self>, participant_id: u32) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.remove(participant_id).await).await
+    }
+
+    /// `leave_meeting`: the embedded relay, if any, keeps running for the others.
+    pub async fn leave_meeting(self: &Arc<Self>) -> Result<(), AppError> {
+        let mut core = self.core.lock().await;
+        self.close_live(&mut core).await;
+        drop(core);
+        self.update_local(|l| l.state.in_meeting = false).await
+    }
+
+    /// `set_mic`.
+    pub async fn set_mic(self: &Arc<Self>, on: bool) -> Result<(), AppError> {
+        let mut core = self.core.lock().await;
+        core.mic_on = on;
+        if let Some(live) = &core.live {
+            live.session.set_mic(on).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        }
+        Ok(())
+    }
+
+    /// `set_camera`: also starts or stops the preview / self view.
+    pub async fn set_camera(self: &Arc<Self>, on: bool) -> Result<(), AppError> {
+        let mut core = self.core.lock().await;
+        if let Err(e) = self.update_local(move |l| l.state.camera_on = on).await {
+            // Turning on failed: the camera stays off.
+            self.update_local(|l| l.state.camera_on = false).await.ok();
+            core.camera_on = false;
+            return Err(e);
+        }
+        core.camera_on = on;
+        if let Some(live) = &core.live {
+            live.session.set_camera(on).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        }
+        Ok(())
+    }
+
+    /// `list_devices`.
+    pub async fn list_devices(self: &Arc<Self>) -> Result<DeviceList, AppError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let inv = Inventory::query();
+            let sel = lock(&app.selection).clone();
+            sel.list(&inv)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("device query failed: {e}")))
+    }
+
+    /// `choose_devices`: remembered, used by the preview at once and by the next meeting.
+    pub async fn choose_devices(
+        self: &Arc<Self>,
+        camera: Option<String>,
+        microphone: Option<String>,
+        speaker: Option<String>,
+    ) -> Result<(), AppError> {
+        let camera = camera.map(|id| Choice::parse(DeviceKind::Camera, &id)).transpose()?;
+        let microphone = microphone.map(|id| Choice::parse(DeviceKind::Microphone, &id)).transpose()?;
+        let speaker = speaker.map(|id| Choice::parse(DeviceKind::Speaker, &id)).transpose()?;
+        {
+            let mut sel = lock(&self.selection);
+            let mut settings = lock(&self.settings);
+            if let Some(c) = &camera {
+                sel.camera = c.clone();
+                settings.stored.camera = Some(c.id());
+            }
+            if let Some(m) = microphone {
+                settings.stored.microphone = Some(m.id());
+                sel.microphone = m;
+            }
+            if let Some(s) = speaker {
+                settings.stored.speaker = Some(s.id());
+                sel.speaker = s;
+            }
+            if let Err(e) = settings.save() {
+                tracing::warn!("cannot save the device choice: {e}");
+            }
+        }
+        match camera {
+            Some(c) => self.update_local(move |l| l.state.camera = c).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `start_preview` / `stop_preview`.
+    pub async fn set_preview(self: &Arc<Self>, on: bool) -> Result<(), AppError> {
+        self.update_local(move |l| l.state.want_preview = on).await
+    }
+
+    /// `send_chat`.
+    pub async fn send_chat(self: &Arc<Self>, text: String) -> Result<ChatSent, AppError> {
+        let chars = text.chars().count();
+        if chars > MAX_CHAT_CHARS {
+            return Err(AppError::ChatTooLong(chars));
+        }
+        if text.trim().is_empty() {
+            return Err(AppError::InvalidState("empty message".into()));
+        }
+        let mut core = self.core.lock().await;
+        let live = core.live.as_mut().filter(|l| l.in_meeting).ok_or_else(AppError::no_session)?;
+        live.session.send_chat(&text).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        live.chat_ids += 1;
+        Ok(ChatSent { client_msg_id: live.chat_ids })
+    }
+
+    /// `send_file`.
+    pub async fn send_file(self: &Arc<Self>, path: String) -> Result<TransferStarted, AppError> {
+        let path = PathBuf::from(path);
+        let not_found = |reason: String| AppError::FileNotFound { path: path.display().to_string(), reason };
+        let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(not_found("not a file".into()));
+        }
+        tokio::fs::File::open(&path).await.map_err(|e| not_found(e.to_string()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| sanitize_display_text(&n.to_string_lossy(), MAX_FILE_NAME_CHARS))
+            .unwrap_or_else(|| "file".to_string());
+        let core = self.core.lock().await;
+        let live = core.live.as_ref().filter(|l| l.in_meeting).ok_or_else(AppError::no_session)?;
+        let transfer_id = lock(&live.translator).start_upload(name);
+        live.session.send_file(path).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        Ok(TransferStarted { transfer_id })
+    }
+
+    /// `accept_file`.
+    pub async fn accept_file(self: &Arc<Self>, file_id: u64) -> Result<TransferStarted, AppError> {
+        let dir = self.download_dir();
+        check_writable(&dir)?;
+        let core = self.core.lock().await;
+        let live = core.live.as_ref().filter(|l| l.in_meeting).ok_or_else(AppError::no_session)?;
+        let transfer_id = lock(&live.translator).start_download(file_id, 0);
+        live.session.accept_file(file_id, dir).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        Ok(TransferStarted { transfer_id })
+    }
+
+    /// `get_download_dir`.
+    pub fn download_dir(&self) -> PathBuf {
+        lock(&self.settings).stored.download_dir.clone().unwrap_or_else(|| self.default_download_dir.clone())
+    }
+
+    /// `choose_download_dir`.
+    pub fn choose_download_dir(&self, dir: String) -> Result<(), AppError> {
+        let dir = PathBuf::from(dir);
+        check_writable(&dir)?;
+        let mut settings = lock(&self.settings);
+        settings.stored.download_dir = Some(dir);
+        settings.save().map_err(|e| AppError::Internal(format!("cannot save the settings: {e}")))
+    }
+
+    /// Whether `open_file` may open `path`: only files this app downloaded.
+    pub fn may_open(&self, path: &Path) -> bool {
+        lock(&self.openable).iter().any(|p| p == path)
+    }
+
+    /// `get_stats`.
+    pub async fn stats(self: &Arc<Self>) -> Option<StatsSnapshot> {
+        let core = self.core.lock().await;
+        let live = core.live.as_ref()?;
+        live.session.stats().map(|s| StatsSnapshot::from_engine(&s))
+    }
+
+    /// `get_settings`.
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).stored.settings.clone()
+    }
+
+    /// `save_settings`.
+    pub fn save_settings(&self, settings: Settings) -> Result<(), AppError> {
+        lock(&self.settings)
+            .set_settings(&settings)
+            .map_err(|e| AppError::Internal(format!("cannot save the settings: {e}")))
+    }
+
+    /// Stops everything: the session, the embedded relay, the preview. Called on exit.
+    pub async fn shutdown(self: &Arc<Self>) {
+        let mut core = self.core.lock().await;
+        self.close_live(&mut core).await;
+        if let Some(relay) = core.embedded.take() {
+            relay.shutdown().await;
+        }
+        drop(core);
+        self.update_local(|l| {
+            l.state.want_preview = false;
+            l.state.in_meeting = false;
+        })
+        .await
+        .ok();
+    }
+
+    /// Emits a page event for `event` through `emit`, unless it is the answer a waiting
+    /// create/join reports as its rejection; then hands that answer over. Emitting first means
+    /// the page has `waiting`/`joined` by the time the command resolves.
+    fn answer(&self, generation: u64, event: &SessionEvent, emit: impl FnOnce()) {
+        let mut slot = lock(&self.waiter);
+        let Some(waiter) = slot.take_if(|w| w.generation == generation) else {
+            drop(slot);
+            return emit();
+        };
+        let relay_gone =
+            |reason: &str| AppError::RelayUnreachable { addr: waiter.relay.clone(), reason: reason.to_string() };
+        let result = match event {
+            SessionEvent::Joined { welcome } => {
+                Ok(Answer::Joined { code: welcome.code.clone(), participant_id: welcome.participant_id })
+            }
+            SessionEvent::Waiting { .. } if waiter.kind == Await::WaitingOrJoined => Ok(Answer::Waiting),
+            // A refusal without a waiting room (the page shows the ended screen for it).
+            SessionEvent::JoinRefused { reason } if *reason != JoinRefusal::MeetingFull => Ok(Answer::Waiting),
+            SessionEvent::JoinRefused { .. } => Err(AppError::Relay {
+                code: protocol::control::ErrorCode::MeetingFull,
+                message: "the meeting is full".into(),
+            }),
+            SessionEvent::Error { code: Some(code), message } => {
+                Err(AppError::Relay { code: *code, message: message.clone() })
+            }
+            SessionEvent::Disconnected { reason } => Err(relay_gone(reason)),
+            _ => {
+                *slot = Some(waiter);
+                drop(slot);
+                return emit();
+            }
+        };
+        drop(slot);
+        if result.is_ok() {
+            emit();
+        }
+        let _ = waiter.tx.send(result);
+    }
+
+    /// The session of `generation` is over (removed, refused, disconnected): drop it.
+    async fn session_over(self: &Arc<Self>, generation: u64) {
+        let mut core = self.core.lock().await;
+        if core.live.as_ref().is_some_and(|l| l.generation == generation) {
+            self.close_live(&mut core).await;
+            drop(core);
+            self.update_local(|l| l.state.in_meeting = false).await.ok();
+        }
+    }
+
+    async fn set_in_meeting(self: &Arc<Self>, generation: u64) {
+        let mut core = self.core.lock().await;
+        if let Some(live) = core.live.as_mut().filter(|l| l.generation == generation) {
+            live.in_meeting = true;
+        }
+        drop(core);
+        self.update_local(|l| l.state.in_meeting = true).await.ok();
+    }
+
+    fn remember_download(&self, path: PathBuf) {
+        let mut list = lock(&self.openable);
+        if list.len() >= MAX_OPENABLE {
+            list.pop_front();
+        }
+        list.push_back(path);
+    }
+}
+
+/// Closes a session, waiting for its threads, unless the forwarding task still holds it (then
+/// dropping our handle is enough: the session closes when the last handle goes).
+async fn close_session(session: Arc<Session>) {
+    match Arc::try_unwrap(session) {
+        Ok(session) => session.close().await,
+        Err(shared) => drop(shared),
+    }
+}
+
+/// Forwards one session's events: frames to the pump, everything else to the page. Events of
+/// a session the page already left are dropped.
+async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translator: Arc<Mutex<Translator>>) {
+    while let Some(event) = rx.recv().await {
+        if app.current.load(Ordering::Acquire) != generation {
+            continue;
+        }
+        match event {
+            SessionEvent::VideoFrame { participant_id, width, height, rgba, .. } => {
+                app.pump.push(participant_id, SourceFrame { width, height, layout: Layout::Rgba, pixels: rgba });
+                continue;
+            }
+            SessionEvent::ParticipantLeft { participant_id, .. } => app.pump.forget(participant_id),
+            SessionEvent::FileDone { direction: FileDirection::Download, ref path, verified: true, .. } => {
+                app.remember_download(path.clone())
+            }
+            _ => {}
+        }
+        let over = matches!(
+            event,
+            SessionEvent::Removed | SessionEvent::Disconnected { .. } | SessionEvent::JoinRefused { .. }
+        );
+        let joined = matches!(event, SessionEvent::Joined { .. });
+        let ui = lock(&translator).translate(event.clone(), Instant::now());
+        app.answer(generation, &event, || {
+            if let Some(ui) = &ui {
+                app.events.emit(ui);
+            }
+        });
+        if joined {
+            app.set_in_meeting(generation).await;
+        }
+        if over {
+            app.session_over(generation).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_addresses_are_checked() {
+        assert_eq!(check_relay_addr(" 192.168.1.20:5000 ").unwrap(), "192.168.1.20:5000");
+        assert!(check_relay_addr("relay.lan:5000").is_ok());
+        assert!(check_relay_addr("[::1]:5000").is_ok());
+        for bad in ["", "relay.lan", "relay.lan:0", "relay.lan:99999", ":5000", "a b:1", "x:y"] {
+            assert!(check_relay_addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(check_name("  Ada ").unwrap(), "Ada");
+        assert!(check_name("  ").is_err());
+        assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn unwritable_download_folders_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_writable(&dir.path().join("new").join("deeper")).is_ok());
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_writable(&file.join("sub")).unwrap_err();
+        assert_eq!(e.code(), crate::error::ErrorCode::DownloadDirUnwritable);
+    }
+}

@@ -1,0 +1,151 @@
+//! The `#[tauri::command]`s of docs/app-ipc.md: each unwraps its arguments and calls [`App`].
+//! Argument names are the contract's, in snake_case (Tauri maps `relayAddr` to `relay_addr`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tauri::ipc::{Channel, InvokeResponseBody};
+use tauri::State;
+use tauri_plugin_opener::OpenerExt;
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::payloads::{ChatSent, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted};
+
+type AppState<'a> = State<'a, Arc<App>>;
+
+#[tauri::command]
+pub async fn create_meeting(
+    app: AppState<'_>,
+    name: String,
+    relay_addr: Option<String>,
+) -> Result<MeetingCreated, AppError> {
+    app.create_meeting(name, relay_addr).await
+}
+
+#[tauri::command]
+pub async fn join_meeting(app: AppState<'_>, code: String, name: String, relay_addr: String) -> Result<(), AppError> {
+    app.join_meeting(code, name, relay_addr).await
+}
+
+#[tauri::command]
+pub async fn cancel_join(app: AppState<'_>) -> Result<(), AppError> {
+    app.cancel_join().await
+}
+
+#[tauri::command]
+pub async fn admit(app: AppState<'_>, request_id: u64) -> Result<(), AppError> {
+    app.admit(request_id).await
+}
+
+#[tauri::command]
+pub async fn deny(app: AppState<'_>, request_id: u64) -> Result<(), AppError> {
+    app.deny(request_id).await
+}
+
+#[tauri::command]
+pub async fn remove_participant(app: AppState<'_>, participant_id: u32) -> Result<(), AppError> {
+    app.remove_participant(participant_id).await
+}
+
+#[tauri::command]
+pub async fn leave_meeting(app: AppState<'_>) -> Result<(), AppError> {
+    app.leave_meeting().await
+}
+
+#[tauri::command]
+pub async fn set_mic(app: AppState<'_>, on: bool) -> Result<(), AppError> {
+    app.set_mic(on).await
+}
+
+#[tauri::command]
+pub async fn set_camera(app: AppState<'_>, on: bool) -> Result<(), AppError> {
+    app.set_camera(on).await
+}
+
+#[tauri::command]
+pub async fn list_devices(app: AppState<'_>) -> Result<DeviceList, AppError> {
+    app.list_devices().await
+}
+
+#[tauri::command]
+pub async fn choose_devices(
+    app: AppState<'_>,
+    camera: Option<String>,
+    microphone: Option<String>,
+    speaker: Option<String>,
+) -> Result<(), AppError> {
+    app.choose_devices(camera, microphone, speaker).await
+}
+
+#[tauri::command]
+pub async fn start_preview(app: AppState<'_>) -> Result<(), AppError> {
+    app.set_preview(true).await
+}
+
+#[tauri::command]
+pub async fn stop_preview(app: AppState<'_>) -> Result<(), AppError> {
+    app.set_preview(false).await
+}
+
+#[tauri::command]
+pub fn video_subscribe(app: AppState<'_>, on_frame: Channel<InvokeResponseBody>) {
+    app.pump().set_sink(Arc::new(on_frame));
+}
+
+#[tauri::command]
+pub fn video_frame_drawn(app: AppState<'_>, participant_id: u32, width: u32, height: u32) {
+    app.pump().drawn(participant_id, width, height);
+}
+
+#[tauri::command]
+pub async fn send_chat(app: AppState<'_>, text: String) -> Result<ChatSent, AppError> {
+    app.send_chat(text).await
+}
+
+#[tauri::command]
+pub async fn send_file(app: AppState<'_>, path: String) -> Result<TransferStarted, AppError> {
+    app.send_file(path).await
+}
+
+#[tauri::command]
+pub async fn accept_file(app: AppState<'_>, file_id: u64) -> Result<TransferStarted, AppError> {
+    app.accept_file(file_id).await
+}
+
+#[tauri::command]
+pub fn get_download_dir(app: AppState<'_>) -> String {
+    app.download_dir().to_string_lossy().into_owned()
+}
+
+#[tauri::command]
+pub async fn choose_download_dir(app: AppState<'_>, dir: String) -> Result<(), AppError> {
+    app.choose_download_dir(dir)
+}
+
+#[tauri::command]
+pub async fn open_file(handle: tauri::AppHandle, app: AppState<'_>, path: String) -> Result<(), AppError> {
+    let path = PathBuf::from(path);
+    if !app.may_open(&path) {
+        return Err(AppError::InvalidState(format!("{} was not downloaded in this session", path.display())));
+    }
+    handle
+        .opener()
+        .open_path(path.to_string_lossy(), None::<&str>)
+        .map_err(|e| AppError::Internal(format!("cannot open {}: {e}", path.display())))
+}
+
+#[tauri::command]
+pub async fn get_stats(app: AppState<'_>) -> Result<Option<StatsSnapshot>, AppError> {
+    Ok(app.stats().await)
+}
+
+#[tauri::command]
+pub fn get_settings(app: AppState<'_>) -> Settings {
+    app.settings()
+}
+
+#[tauri::command]
+pub async fn save_settings(app: AppState<'_>, settings: Settings) -> Result<(), AppError> {
+    app.save_settings(settings)
+}

@@ -1,0 +1,246 @@
+//! The one error type of the shell's commands and of the page's `error` event.
+//!
+//! Each variant maps to a machine-readable [`ErrorCode`] the page turns into words
+//! (`ui/src/core/errors.ts`); on the wire an error is `{ code, message, device? }` in camelCase,
+//! as `docs/app-ipc.md` specifies. `message` is the English `Display` text, kept for logs and as
+//! the page's fallback.
+
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use client_core::net::control::ConnectError;
+use client_core::SessionError;
+use protocol::control::ErrorCode as RelayCode;
+
+/// Machine-readable reason of a failure, one per row of the contract's error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    RelayUnreachable,
+    UnknownMeeting,
+    InvalidCode,
+    InvalidName,
+    InvalidRelayAddr,
+    MeetingFull,
+    DeviceBusy,
+    DeviceNotFound,
+    NotHost,
+    UnknownParticipant,
+    InvalidState,
+    ChatTooLong,
+    FileNotFound,
+    FileTooLarge,
+    UnknownFile,
+    HashMismatch,
+    DownloadDirUnwritable,
+    ServerBusy,
+    UnsupportedVersion,
+    Unauthorized,
+    Internal,
+}
+
+impl From<RelayCode> for ErrorCode {
+    fn from(code: RelayCode) -> Self {
+        match code {
+            RelayCode::UnsupportedVersion => ErrorCode::UnsupportedVersion,
+            RelayCode::InvalidState => ErrorCode::InvalidState,
+            RelayCode::UnknownMeeting => ErrorCode::UnknownMeeting,
+            RelayCode::InvalidCode => ErrorCode::InvalidCode,
+            RelayCode::NotHost => ErrorCode::NotHost,
+            RelayCode::UnknownParticipant => ErrorCode::UnknownParticipant,
+            RelayCode::MeetingFull => ErrorCode::MeetingFull,
+            RelayCode::ChatTooLong => ErrorCode::ChatTooLong,
+            RelayCode::InvalidName => ErrorCode::InvalidName,
+            RelayCode::FileTooLarge => ErrorCode::FileTooLarge,
+            RelayCode::UnknownFile => ErrorCode::UnknownFile,
+            RelayCode::HashMismatch => ErrorCode::HashMismatch,
+            RelayCode::Unauthorized => ErrorCode::Unauthorized,
+            RelayCode::ServerBusy => ErrorCode::ServerBusy,
+            RelayCode::MalformedMessage | RelayCode::Internal => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Which device a device error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeviceKind {
+    Camera,
+    Microphone,
+    Speaker,
+}
+
+/// Why a command (or something the session did on its own) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The relay could not be reached, or hung up during the handshake.
+    #[error("cannot reach the relay at {addr}: {reason}")]
+    RelayUnreachable { addr: String, reason: String },
+    /// The relay answered with an `ERROR`.
+    #[error("{message}")]
+    Relay { code: RelayCode, message: String },
+    /// The relay speaks another protocol version.
+    #[error("{0}")]
+    UnsupportedVersion(String),
+    #[error("a meeting code is six digits, not {0:?}")]
+    InvalidCode(String),
+    #[error("a display name has 1 to {max} characters", max = protocol::control::MAX_DISPLAY_NAME_CHARS)]
+    InvalidName,
+    #[error("{0:?} is not a relay address (host:port)")]
+    InvalidRelayAddr(String),
+    #[error("{kind:?} not found: {message}")]
+    DeviceNotFound { kind: DeviceKind, message: String },
+    #[error("{kind:?} is busy: {message}")]
+    DeviceBusy { kind: DeviceKind, message: String },
+    /// The command makes no sense in the current state (e.g. chat outside a meeting).
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("a chat message has at most {max} characters, this one has {0}", max = protocol::control::MAX_CHAT_CHARS)]
+    ChatTooLong(usize),
+    #[error("cannot read {path}: {reason}")]
+    FileNotFound { path: String, reason: String },
+    #[error("cannot write to the download folder {path}: {reason}")]
+    DownloadDirUnwritable { path: String, reason: String },
+    /// A transfer failed; `code` says why as far as the engine told.
+    #[error("{message}")]
+    Transfer { code: ErrorCode, message: String },
+    /// The embedded relay could not start.
+    #[error("cannot start the meeting host on this computer: {0}")]
+    EmbeddedRelay(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The code the page shows words for.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::RelayUnreachable { .. } => ErrorCode::RelayUnreachable,
+            AppError::Relay { code, .. } => (*code).into(),
+            AppError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            AppError::InvalidCode(_) => ErrorCode::InvalidCode,
+            AppError::InvalidName => ErrorCode::InvalidName,
+            AppError::InvalidRelayAddr(_) => ErrorCode::InvalidRelayAddr,
+            AppError::DeviceNotFound { .. } => ErrorCode::DeviceNotFound,
+            AppError::DeviceBusy { .. } => ErrorCode::DeviceBusy,
+            AppError::InvalidState(_) => ErrorCode::InvalidState,
+            AppError::ChatTooLong(_) => ErrorCode::ChatTooLong,
+            AppError::FileNotFound { .. } => ErrorCode::FileNotFound,
+            AppError::DownloadDirUnwritable { .. } => ErrorCode::DownloadDirUnwritable,
+            AppError::Transfer { code, .. } => *code,
+            AppError::EmbeddedRelay(_) | AppError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The device a device error is about.
+    pub fn device(&self) -> Option<DeviceKind> {
+        match self {
+            AppError::DeviceNotFound { kind, .. } | AppError::DeviceBusy { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The error for a command that needs a session when there is none.
+    pub fn no_session() -> Self {
+        AppError::InvalidState("not connected to a meeting".into())
+    }
+
+    /// Classifies the engine's words for a failed transfer. client-core reports transfer
+    /// failures as text (`FileFailed::reason`), so the relay's codes are recognized in it.
+    pub fn from_transfer_reason(reason: &str) -> Self {
+        let code = if reason.contains("SHA-256 mismatch") || reason.contains("HashMismatch") {
+            ErrorCode::HashMismatch
+        } else if reason.contains("FileTooLarge") {
+            ErrorCode::FileTooLarge
+        } else if reason.contains("UnknownFile") {
+            ErrorCode::UnknownFile
+        } else if reason.contains("ServerBusy") {
+            ErrorCode::ServerBusy
+        } else if reason.contains("Unauthorized") {
+            ErrorCode::Unauthorized
+        } else if reason.contains("No such file") || reason.contains("Permission denied") {
+            ErrorCode::FileNotFound
+        } else {
+            ErrorCode::Internal
+        };
+        AppError::Transfer { code, message: reason.to_string() }
+    }
+
+    /// A session connect failure, for the relay at `addr`.
+    pub fn from_connect(addr: &str, e: ConnectError) -> Self {
+        match e {
+            ConnectError::Refused { code, message } => AppError::Relay { code, message },
+            ConnectError::Version(_) => AppError::UnsupportedVersion(e.to_string()),
+            other => AppError::RelayUnreachable { addr: addr.to_string(), reason: other.to_string() },
+        }
+    }
+
+    /// A session call failure, for the relay at `addr`.
+    pub fn from_session(addr: &str, e: SessionError) -> Self {
+        match e {
+            SessionError::Connect(c) => Self::from_connect(addr, c),
+            SessionError::Closed => AppError::InvalidState("the connection to the relay is closed".into()),
+        }
+    }
+}
+
+impl Serialize for AppError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let device = self.device();
+        let mut s = serializer.serialize_struct("AppError", if device.is_some() { 3 } else { 2 })?;
+        s.serialize_field("code", &self.code())?;
+        s.serialize_field("message", &self.to_string())?;
+        if let Some(device) = device {
+            s.serialize_field("device", &device)?;
+        }
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn serializes_as_code_message_and_device() {
+        let e = AppError::Relay { code: RelayCode::UnknownMeeting, message: "no meeting 123456".into() };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({"code": "unknownMeeting", "message": "no meeting 123456"})
+        );
+        let e = AppError::DeviceBusy { kind: DeviceKind::Camera, message: "in use".into() };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "deviceBusy");
+        assert_eq!(v["device"], "camera");
+        let e = AppError::RelayUnreachable { addr: "10.0.0.9:5000".into(), reason: "refused".into() };
+        assert_eq!(serde_json::to_value(&e).unwrap()["code"], "relayUnreachable");
+    }
+
+    #[test]
+    fn relay_codes_map_to_the_contract() {
+        assert_eq!(ErrorCode::from(RelayCode::MalformedMessage), ErrorCode::Internal);
+        assert_eq!(ErrorCode::from(RelayCode::MeetingFull), ErrorCode::MeetingFull);
+        assert_eq!(serde_json::to_value(ErrorCode::DownloadDirUnwritable).unwrap(), "downloadDirUnwritable");
+    }
+
+    #[test]
+    fn transfer_reasons_are_classified() {
+        let e = AppError::from_transfer_reason("SHA-256 mismatch: expected a, got b; the file was removed");
+        assert_eq!(e.code(), ErrorCode::HashMismatch);
+        let e = AppError::from_transfer_reason("relay refused (FileTooLarge): too big");
+        assert_eq!(e.code(), ErrorCode::FileTooLarge);
+        assert_eq!(AppError::from_transfer_reason("relay closed the file connection").code(), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn connect_failures_are_relay_unreachable_unless_the_relay_refused() {
+        let e = AppError::from_connect("127.0.0.1:1", ConnectError::Timeout("127.0.0.1:1".into()));
+        assert_eq!(e.code(), ErrorCode::RelayUnreachable);
+        let e = AppError::from_connect(
+            "x:1",
+            ConnectError::Refused { code: RelayCode::ServerBusy, message: "full".into() },
+        );
+        assert_eq!(e.code(), ErrorCode::ServerBusy);
+    }
+}

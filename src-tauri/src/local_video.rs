@@ -1,0 +1,184 @@
+//! This app's own camera on screen (participant id 0 in frame messages): the preview on the
+//! home screen and in the waiting room, and the self view in a meeting.
+//!
+//! Outside a meeting a capture thread of the shell's own reads the chosen camera (or the test
+//! pattern) while the page wants a preview and the camera is on. In a meeting the session's
+//! capture thread owns the camera — a camera cannot stream to two readers — so the shell only
+//! captures there when the source is the test pattern, which any number of readers can draw;
+//! with a real camera the self view shows the avatar until the engine shares its frames.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use client_core::media::{self, MediaError, RgbFrame, TestPattern, VideoSource};
+
+use crate::devices::Choice;
+use crate::error::{AppError, DeviceKind};
+use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
+
+/// Frames per second of the preview and the self view.
+const PREVIEW_FPS: u32 = 20;
+/// Size of the test pattern shown locally (the page scales it to the tile).
+const PATTERN_SIZE: (u32, u32) = (640, 360);
+
+/// What decides whether the local capture runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalVideoState {
+    /// The page asked for a preview (home screen, waiting room).
+    pub want_preview: bool,
+    /// This app is in a meeting.
+    pub in_meeting: bool,
+    pub camera_on: bool,
+    pub camera: Choice,
+}
+
+impl LocalVideoState {
+    /// Whether frames of id 0 should flow, and from which source.
+    pub fn wanted(&self) -> Option<Choice> {
+        if !self.camera_on {
+            return None;
+        }
+        let run = if self.in_meeting { self.camera == Choice::SyntheticCamera } else { self.want_preview };
+        run.then(|| self.camera.clone())
+    }
+}
+
+/// A running capture thread; dropping it stops the thread and waits for it.
+struct Capture {
+    source: Choice,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The local capture, started and stopped to match a [`LocalVideoState`].
+pub struct LocalVideo {
+    pub state: LocalVideoState,
+    running: Option<Capture>,
+    pump: Arc<FramePump>,
+}
+
+impl LocalVideo {
+    pub fn new(pump: Arc<FramePump>, camera: Choice) -> Self {
+        Self {
+            state: LocalVideoState { want_preview: false, in_meeting: false, camera_on: true, camera },
+            running: None,
+            pump,
+        }
+    }
+
+    /// Starts, stops or switches the capture to match the state. Blocking: opening a camera
+    /// can take seconds. On failure the capture is stopped and the error says why.
+    pub fn apply(&mut self) -> Result<(), AppError> {
+        let wanted = self.state.wanted();
+        if self.running.as_ref().map(|c| &c.source) == wanted.as_ref() {
+            return Ok(());
+        }
+        // Release the old source first: it may be the very camera about to be opened.
+        self.running = None;
+        let Some(choice) = wanted else { return Ok(()) };
+        let source = open(&choice)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (pump, thread_stop) = (self.pump.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("parlor-preview".into())
+            .spawn(move || capture(source, pump, thread_stop))
+            .map_err(|e| AppError::Internal(format!("cannot start the camera thread: {e}")))?;
+        self.running = Some(Capture { source: choice, stop, thread: Some(thread) });
+        Ok(())
+    }
+
+    /// Whether the capture thread runs.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+}
+
+fn open(choice: &Choice) -> Result<Box<dyn VideoSource>, AppError> {
+    match choice {
+        Choice::Camera(index) => media::open_camera(*index).map_err(|e| match e {
+            MediaError::NoDevice(m) => AppError::DeviceNotFound { kind: DeviceKind::Camera, message: m },
+            other => AppError::DeviceBusy { kind: DeviceKind::Camera, message: other.to_string() },
+        }),
+        _ => Ok(Box::new(TestPattern::new(PATTERN_SIZE.0, PATTERN_SIZE.1))),
+    }
+}
+
+fn capture(mut source: Box<dyn VideoSource>, pump: Arc<FramePump>, stop: Arc<AtomicBool>) {
+    let interval = Duration::from_secs(1) / PREVIEW_FPS;
+    let mut frame = RgbFrame::default();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        // A camera blocks until its next picture; the test pattern is paced here.
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        next = next.max(now) + interval;
+        if let Err(e) = source.next_frame(&mut frame) {
+            tracing::warn!("local camera stopped: {e}");
+            return;
+        }
+        let pixels = Bytes::from(std::mem::take(&mut frame.data));
+        pump.push(LOCAL_ID, SourceFrame { width: frame.width, height: frame.height, layout: Layout::Rgb, pixels });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_the_preview_at_home_and_the_pattern_self_view_in_a_meeting() {
+        let mut s =
+            LocalVideoState { want_preview: true, in_meeting: false, camera_on: true, camera: Choice::Camera(0) };
+        assert_eq!(s.wanted(), Some(Choice::Camera(0)));
+        s.camera_on = false;
+        assert_eq!(s.wanted(), None);
+        s.camera_on = true;
+        s.in_meeting = true;
+        // The session owns the real camera in a meeting.
+        assert_eq!(s.wanted(), None);
+        s.camera = Choice::SyntheticCamera;
+        s.want_preview = false;
+        assert_eq!(s.wanted(), Some(Choice::SyntheticCamera));
+    }
+
+    #[test]
+    fn the_pattern_preview_reaches_the_pump_and_stops() {
+        struct Count(std::sync::Mutex<usize>);
+        impl crate::frames::FrameSink for Count {
+            fn send(&self, _: Vec<u8>) -> bool {
+                *self.0.lock().unwrap() += 1;
+                true
+            }
+        }
+        let pump = Arc::new(FramePump::start());
+        let sink = Arc::new(Count(std::sync::Mutex::new(0)));
+        pump.set_sink(sink.clone());
+        let mut local = LocalVideo::new(pump.clone(), Choice::SyntheticCamera);
+        local.state.want_preview = true;
+        local.apply().unwrap();
+        assert!(local.is_running());
+        pump.drawn(LOCAL_ID, 320, 180);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while *sink.0.lock().unwrap() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(*sink.0.lock().unwrap(), 1);
+        local.state.want_preview = false;
+        local.apply().unwrap();
+        assert!(!local.is_running());
+    }
+}
