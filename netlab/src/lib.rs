@@ -4,6 +4,8 @@
 //!   bursts, delay, jitter, reordering, duplication, a rate limit with a drop-tail queue).
 //! - [`schedule`]: impairments that change during a run, and their text syntax.
 //! - [`proxy`]: the `parlor-impair` proxy that applies them to real UDP and TCP traffic.
+//! - [`lab`]: the `parlor-lab` scenario runner (relay and bots as processes, impaired paths,
+//!   reports and plots).
 
 pub mod impair;
 pub mod lab;
