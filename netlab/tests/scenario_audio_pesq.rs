@@ -1,6 +1,6 @@
 //! Short scenario 5: speech quality (PESQ wideband) falls with loss.
 //!
-//! The target is PESQ above 3.0 at 5% loss. The engine does not meet it yet (2.2–3.2
+//! The target is PESQ above 3.0 at 5% loss. The engine does not meet it yet (2.2–3.5
 //! per 10-second sample, see BENCHMARKS.md: the jitter buffer conceals a lost frame by
 //! repeating the previous 20 ms without pitch alignment), so this test asserts the direction
 //! and a near-transparent lossless path, not that target.
