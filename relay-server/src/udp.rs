@@ -131,6 +131,10 @@ struct Route {
     addr: Option<SocketAddr>,
     video: StreamStats,
     audio: StreamStats,
+    /// Video loss the relay itself saw arriving from this sender in the last report interval,
+    /// in thousandths. A receiver's report includes this upstream loss; only the rest is the
+    /// receiver's own downlink, and only that may thin its copy.
+    video_uplink_loss_permille: u16,
 }
 
 /// One participant as a receiver.
@@ -201,7 +205,14 @@ impl Router {
                 }
                 self.routes.insert(
                     participant_id,
-                    Route { group, media_token, addr: None, video: StreamStats::new(), audio: StreamStats::new() },
+                    Route {
+                        group,
+                        media_token,
+                        addr: None,
+                        video: StreamStats::new(),
+                        audio: StreamStats::new(),
+                        video_uplink_loss_permille: 0,
+                    },
                 );
             }
             RouteUpdate::Remove { participant_id } => self.remove(participant_id),
@@ -374,23 +385,26 @@ impl Router {
         report: ReceiverReport,
         send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
     ) {
-        let source_addr = match self.routes.get(&report.source_id) {
-            Some(source) if source.group == group && report.source_id != reporter => source.addr,
+        let (source_addr, uplink_permille) = match self.routes.get(&report.source_id) {
+            Some(source) if source.group == group && report.source_id != reporter => {
+                (source.addr, source.video_uplink_loss_permille)
+            }
             _ => return self.counters.drop(DropReason::ForeignReport),
         };
         if report.media == MediaKind::Video {
+            let downlink_permille = downlink_loss_permille(report.loss_permille, uplink_permille);
             if let Some(Some(g)) = self.groups.get_mut(group) {
                 if let Some(r) = g.members.iter_mut().find(|r| r.id == reporter) {
                     let thinning = self.thinning;
                     if let Some((_, thinner)) = r.thinners.iter_mut().find(|(source, _)| *source == report.source_id) {
-                        let changed = thinner.on_report(report.loss_permille);
+                        let changed = thinner.on_report(downlink_permille);
                         if changed {
                             debug!(receiver = reporter, source = report.source_id, k = thinner.k(), "thinning changed");
                         }
-                    } else if report.loss_permille > thinning.congested_permille {
+                    } else if downlink_permille > thinning.congested_permille {
                         // Receivers that never reported congestion carry no thinning state.
                         let mut thinner = Thinner::new(thinning);
-                        thinner.on_report(report.loss_permille);
+                        thinner.on_report(downlink_permille);
                         debug!(receiver = reporter, source = report.source_id, k = thinner.k(), "thinning started");
                         r.thinners.push((report.source_id, thinner));
                     }
@@ -411,6 +425,9 @@ impl Router {
             let Some(addr) = route.addr else { continue };
             let reports =
                 [route.video.take_report(*id, MediaKind::Video), route.audio.take_report(*id, MediaKind::Audio)];
+            if let Some(video) = &reports[0] {
+                route.video_uplink_loss_permille = video.loss_permille;
+            }
             for report in reports.into_iter().flatten() {
                 let packet = MediaPacket::ReceiverReport { sender_id: RELAY_SENDER_ID, report };
                 let Ok(len) = packet.encode_into(&mut out) else { continue };
@@ -424,6 +441,16 @@ impl Router {
             }
         }
     }
+}
+
+/// The part of a receiver's reported loss that happened between the relay and the receiver.
+/// Packets reach the receiver only if they survive both legs, so
+/// `(1 - reported) = (1 - uplink) * (1 - downlink)`.
+fn downlink_loss_permille(reported: u16, uplink: u16) -> u16 {
+    let reported = f64::from(reported.min(1000)) / 1000.0;
+    let uplink = f64::from(uplink.min(999)) / 1000.0;
+    let downlink = 1.0 - (1.0 - reported) / (1.0 - uplink);
+    (downlink.clamp(0.0, 1.0) * 1000.0).round() as u16
 }
 
 /// Binds the media socket with enlarged kernel buffers. Returns the async socket the task
@@ -651,6 +678,46 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs_2, (0..30).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn downlink_loss_excludes_what_the_relay_already_missed() {
+        assert_eq!(downlink_loss_permille(150, 0), 150);
+        assert_eq!(downlink_loss_permille(150, 150), 0);
+        assert_eq!(downlink_loss_permille(100, 150), 0, "reports from another interval may undershoot");
+        // 20 % upstream and 20 % downstream lose 36 % end to end.
+        assert_eq!(downlink_loss_permille(360, 200), 200);
+        assert_eq!(downlink_loss_permille(1000, 1000), 1000);
+    }
+
+    #[test]
+    fn upstream_loss_does_not_thin_a_receiver_with_a_clean_downlink() {
+        let mut r = router();
+        // The relay sees 20 % of sender 1's video go missing (seq 0..50, every fifth absent).
+        let mut sent = Sent(Vec::new());
+        for seq in (0..50u32).filter(|s| s % 5 != 4) {
+            let mut pkt = video(1, seq, seq, 0, 1);
+            r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+        }
+        r.send_reports(&mut sent.sender());
+        // Receiver 3 reports the same 20 %: all of it upstream, so it keeps every frame.
+        let report = ReceiverReport {
+            source_id: 1,
+            media: MediaKind::Video,
+            loss_permille: 200,
+            highest_seq: 49,
+            cumulative_lost: 10,
+            jitter_us: 0,
+        };
+        let mut rr = MediaPacket::ReceiverReport { sender_id: 3, report }.to_vec().unwrap();
+        r.handle(&mut rr, addr(3), Instant::now(), &mut sent.sender());
+        let mut after = Sent(Vec::new());
+        for frame in 100..110u32 {
+            let mut pkt = video(1, frame, frame, 0, 1);
+            r.handle(&mut pkt, addr(1), Instant::now(), &mut after.sender());
+        }
+        assert_eq!(after.0.iter().filter(|(_, a)| *a == addr(3)).count(), 10, "not thinned");
+        assert_eq!(r.counters.thinned, 0);
     }
 
     #[test]
