@@ -300,6 +300,14 @@ describe("files", () => {
     expect(s.meeting!.files[5]).toMatchObject({ status: "saved", verified: true, path: "/home/ada/Downloads/report.pdf" });
   });
 
+  it("keeps a download saved when its events beat accept_file's reply", () => {
+    let s = run([{ name: "file-offer", payload: { file } }], inMeeting());
+    s = run([{ name: "file-progress", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", size: 2_000_000, bytes: 2_000_000, rateBytesPerSec: 5e6, cwndBytes: null } }], s);
+    s = run([{ name: "file-done", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", size: 2_000_000, sha256: file.sha256, verified: true, path: "/home/ada/Downloads/report.pdf" } }], s);
+    s = run([{ type: "downloadStarted", fileId: 5, transferId: "d5" }], s);
+    expect(s.meeting!.files[5]).toMatchObject({ status: "saved", verified: true, bytes: 2_000_000, transferId: "d5" });
+  });
+
   it("says why a download failed", () => {
     let s = run([{ name: "file-offer", payload: { file } }], inMeeting());
     s = run([{ name: "file-failed", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", error: { code: "hashMismatch", message: "" } } }], s);

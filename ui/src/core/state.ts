@@ -332,7 +332,13 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     case "transferDismissed":
       return withMeeting(state, (m) => ({ ...m, transfers: omit(m.transfers, action.transferId) }));
     case "downloadStarted":
-      return updateFile(state, action.fileId, (f) => ({ ...f, status: "downloading", transferId: action.transferId, bytes: 0, error: null }));
+      // The shell's events for this download can beat accept_file's reply (a small file on a
+      // fast network is saved first): never move a saved file back, nor lose progress.
+      return updateFile(state, action.fileId, (f) =>
+        f.status === "saved"
+          ? { ...f, transferId: action.transferId }
+          : { ...f, status: "downloading", transferId: action.transferId, bytes: f.status === "downloading" ? f.bytes : 0, error: null },
+      );
     case "downloadFailed": {
       const words = describeError(action.error);
       const next = updateFile(state, action.fileId, (f) => ({ ...f, status: "failed", error: words }));
