@@ -44,6 +44,7 @@ pub trait EventSink: Send + Sync + 'static {
 
 impl EventSink for tauri::AppHandle {
     fn emit(&self, event: &UiEvent) {
+        tracing::debug!(event = event.name(), payload = ?event, "to the page");
         if let Err(e) = tauri::Emitter::emit(self, event.name(), event) {
             tracing::warn!(event = event.name(), "cannot emit: {e}");
         }
@@ -664,7 +665,13 @@ async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translat
             SessionEvent::Removed | SessionEvent::Disconnected { .. } | SessionEvent::JoinRefused { .. }
         );
         let joined = matches!(event, SessionEvent::Joined { .. });
-        let ui = lock(&translator).translate(event.clone(), Instant::now());
+        let (done, ui) = {
+            let mut t = lock(&translator);
+            (t.remote_upload_done(&event), t.translate(event.clone(), Instant::now()))
+        };
+        if let Some(done) = &done {
+            app.events.emit(done);
+        }
         app.answer(generation, &event, || {
             if let Some(ui) = &ui {
                 app.events.emit(ui);

@@ -247,6 +247,24 @@ impl Translator {
         })
     }
 
+    /// The `file-done` of someone else's upload, due when the relay offers the file it
+    /// produced (the relay reports progress of others' uploads, but their end only as the
+    /// offer). The page drops the upload's progress card on it. Emit it before the offer.
+    pub fn remote_upload_done(&mut self, event: &SessionEvent) -> Option<UiEvent> {
+        let SessionEvent::FileOffer { file } = event else { return None };
+        self.remote.remove(&file.file_id)?;
+        Some(UiEvent::FileDone(p::FileDonePayload {
+            transfer_id: format!("r{}", file.file_id),
+            direction: Direction::Remote,
+            file_id: file.file_id,
+            name: file.name.clone(),
+            size: file.size,
+            sha256: file.sha256.clone(),
+            verified: true,
+            path: None,
+        }))
+    }
+
     /// Bytes per second of someone else's upload since its previous report, smoothed.
     fn remote_rate(&mut self, file_id: u64, bytes: u64, now: Instant) -> f64 {
         if self.remote.len() >= MAX_KNOWN_TRANSFERS && !self.remote.contains_key(&file_id) {
@@ -370,6 +388,19 @@ mod tests {
         assert_eq!(pr.transfer_id, "r7");
         assert_eq!(pr.direction, Direction::Remote);
         assert!((pr.rate_bytes_per_sec - 1000.0).abs() < 1e-6);
+        // The offer of the finished file ends the upload on the page, once.
+        let file = protocol::control::FileInfo {
+            file_id: 7,
+            name: "v.mp4".into(),
+            size: 1000,
+            sha256: "ab".into(),
+            sender_id: 2,
+            sender_name: "Bob".into(),
+        };
+        let offer = SessionEvent::FileOffer { file };
+        let Some(UiEvent::FileDone(d)) = t.remote_upload_done(&offer) else { panic!("expected done") };
+        assert_eq!((d.transfer_id.as_str(), d.direction, d.size), ("r7", Direction::Remote, 1000));
+        assert!(t.remote_upload_done(&offer).is_none());
     }
 
     #[test]

@@ -26,18 +26,40 @@ use tauri::Manager;
 use crate::app::App;
 use crate::relay::BindPlan;
 
+/// Runs in the page before any of its scripts. WebKitGTK derives `navigator.language` from the
+/// C library's locale and turns `C.UTF-8` (the default of many minimal systems, and of this
+/// project's CI) into the tag "C", which is not valid BCP 47: `Intl.NumberFormat(navigator.language)`
+/// then throws, and uPlot calls exactly that when it loads, so the page would never start. When
+/// the tag is invalid the page sees "en-US" instead; a valid one is left alone.
+const LANGUAGE_FIX: &str = r#"(() => {
+  try { new Intl.NumberFormat(navigator.language); return; } catch (_) {}
+  const fixed = { language: "en-US", languages: ["en-US"] };
+  for (const [key, value] of Object.entries(fixed)) {
+    Object.defineProperty(Navigator.prototype, key, { get: () => value, configurable: true });
+  }
+})();"#;
+
+/// Logs go to standard error, filtered by `PARLOR_LOG` (default `info`), or to the file named
+/// by `PARLOR_LOG_FILE` (the end-to-end test reads it: WebKitWebDriver swallows the app's output).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let file = std::env::var_os("PARLOR_LOG_FILE").and_then(|p| std::fs::File::create(p).ok());
+    let _ = match file {
+        Some(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init(),
+        None => builder.try_init(),
+    };
+}
+
 /// Builds and runs the app.
 pub fn run() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    init_logging();
 
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri::plugin::Builder::<tauri::Wry>::new("parlor-page").js_init_script(LANGUAGE_FIX).build())
         .setup(|tauri_app| {
             let paths = tauri_app.path();
             let config_dir = paths.app_config_dir()?;

@@ -220,10 +220,11 @@ impl StatsSnapshot {
         Self {
             timestamp_ms: s.timestamp_ms,
             rtt_ms: s.rtt_ms.unwrap_or(0.0),
-            loss: participants.iter().map(|p| p.loss).sum::<f64>() / n,
-            jitter_ms: participants.iter().map(|p| p.jitter_ms).sum::<f64>() / n,
+            // fold from +0.0: an empty f64 sum is -0.0, which the page would print as "-0.0%".
+            loss: participants.iter().fold(0.0, |a, p| a + p.loss) / n,
+            jitter_ms: participants.iter().fold(0.0, |a, p| a + p.jitter_ms) / n,
             fps_sent: s.video_out.fps,
-            fps_received: participants.iter().map(|p| p.fps).sum::<f64>() / n,
+            fps_received: participants.iter().fold(0.0, |a, p| a + p.fps) / n,
             bitrate_in_kbps: s.bitrate_in_kbps,
             bitrate_out_kbps: s.bitrate_out_kbps,
             cwnd_bytes,
@@ -507,6 +508,8 @@ mod tests {
         let v = serde_json::to_value(&ui).unwrap();
         assert_eq!(v["participants"][1]["participantId"], 3);
         assert_eq!(v["bitrateInKbps"], 900.0);
-        assert!(StatsSnapshot::from_engine(&EngineStats::default()).cwnd_bytes.is_none());
+        let empty = StatsSnapshot::from_engine(&EngineStats::default());
+        assert!(empty.cwnd_bytes.is_none());
+        assert!(empty.loss.is_sign_positive() && empty.fps_received.is_sign_positive());
     }
 }

@@ -1,0 +1,297 @@
+// End-to-end test of the built desktop app, driven over WebDriver like a person would use it.
+//
+// Under Xvfb (run through e2e/run.sh), tauri-driver launches the debug build of parlor-app with
+// the real UI embedded, through Debian's WebKitWebDriver. The test then:
+//   1. picks the test pattern, test tone and no sound output on the home screen, sees the
+//      camera preview draw, and types a name;
+//   2. clicks "New meeting": the app starts its embedded relay (bound to 127.0.0.1 here) and
+//      shows the meeting code and the address to share;
+//   3. runs `parlor-bot join CODE --relay ADDR --video synthetic --audio tone --send-file F`,
+//      which knocks; the test clicks Admit in the knock dialog;
+//   4. sees the bot's tile render video: the canvas's pixels, read back right after a draw, are
+//      not all one colour, and the page reports frames drawn for the bot;
+//   5. sends a chat message the bot must print, and sees the bot's message;
+//   6. clicks Save on the file the bot sent, waits for the verified mark, and compares the
+//      SHA-256 of the downloaded file with the original;
+//   7. opens the stats panel and sees figures, then leaves.
+// Screenshots of home, meeting and stats go to e2e/screenshots/ (and to docs/screenshots/ with
+// UPDATE_DOCS_SCREENSHOTS=1). Every process it starts is killed, whatever happens.
+
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  WebDriver,
+  cargoBin,
+  decodePng,
+  distinctColours,
+  ensureDir,
+  freePort,
+  repo,
+  startProcess,
+  stopProcess,
+  tauriDriverPath,
+  waitFor,
+  waitForPort,
+} from "./lib.mjs";
+
+const profile = process.env.PARLOR_PROFILE || "debug";
+const appBin = process.env.PARLOR_APP_BIN || cargoBin("parlor-app", profile);
+const botBin = process.env.PARLOR_BOT_BIN || cargoBin("parlor-bot", profile);
+const shots = ensureDir(path.join(repo, "e2e", "screenshots"));
+const docsShots = path.join(repo, "docs", "screenshots");
+
+let step = "start";
+const started = Date.now();
+function log(msg) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
+}
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+function saveShot(name, png) {
+  fs.writeFileSync(path.join(shots, name), png);
+  if (process.env.UPDATE_DOCS_SCREENSHOTS === "1") {
+    ensureDir(docsShots);
+    fs.writeFileSync(path.join(docsShots, name), png);
+  }
+  log(`screenshot ${name} (${png.length} bytes)`);
+}
+
+const sha256 = (file) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+/**
+ * Reads the pixels of the canvas of a tile right after its next draw (WebGL clears the drawing
+ * buffer once it is shown, so it is read inside the draw), or from its 2D context.
+ */
+function readTilePixels(selector, done) {
+  const canvas = document.querySelector(selector);
+  if (!canvas) return done({ error: `no ${selector}` });
+  const summarize = (px, w, h) => {
+    const colours = new Set();
+    let min = 255;
+    let max = 0;
+    for (let i = 0; i < px.length; i += 4 * 7) {
+      colours.add(((px[i] >> 4) << 8) | ((px[i + 1] >> 4) << 4) | (px[i + 2] >> 4));
+      const l = (px[i] + px[i + 1] + px[i + 2]) / 3;
+      min = Math.min(min, l);
+      max = Math.max(max, l);
+    }
+    return { width: w, height: h, colours: colours.size, min, max, renderer: canvas.dataset.renderer ?? null };
+  };
+  if (canvas.dataset.renderer === "2d") {
+    const ctx = canvas.getContext("2d");
+    return done(summarize(ctx.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height));
+  }
+  const gl = canvas.getContext("webgl");
+  if (!gl) return done({ error: "no WebGL context on the canvas" });
+  const original = gl.drawArrays;
+  const timer = setTimeout(() => {
+    gl.drawArrays = original;
+    done({ error: "no frame drawn within 5 s" });
+  }, 5000);
+  gl.drawArrays = function (...args) {
+    original.apply(gl, args);
+    gl.drawArrays = original;
+    clearTimeout(timer);
+    const px = new Uint8Array(canvas.width * canvas.height * 4);
+    gl.readPixels(0, 0, canvas.width, canvas.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    done(summarize(px, canvas.width, canvas.height));
+  };
+}
+
+async function main() {
+  for (const [what, file] of [
+    ["the app (cargo build -p parlor-app)", appBin],
+    ["parlor-bot (cargo build -p client-core)", botBin],
+    ["tauri-driver (cargo install tauri-driver --locked)", tauriDriverPath()],
+    ["the built UI (npm run build)", path.join(repo, "ui", "dist", "index.html")],
+  ]) {
+    check(fs.existsSync(file), `missing ${what}: ${file}`);
+  }
+
+  // The app runs with a private home: fresh settings, downloads in a known folder.
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-e2e-"));
+  const downloads = path.join(home, "Downloads");
+  const env = {
+    ...process.env,
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, ".config"),
+    XDG_DATA_HOME: path.join(home, ".local", "share"),
+    XDG_CACHE_HOME: path.join(home, ".cache"),
+    // Tests bind to loopback only; free ports.
+    PARLOR_EMBEDDED_RELAY_HOST: "127.0.0.1",
+    PARLOR_EMBEDDED_RELAY_PORT: "0",
+    PARLOR_LOG: process.env.PARLOR_LOG || "info,parlor_app_lib=debug",
+    PARLOR_LOG_FILE: path.join(home, "app.log"),
+    // Software GL under Xvfb; no GPU sandbox quirks.
+    LIBGL_ALWAYS_SOFTWARE: "1",
+    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
+  };
+
+  // The file the bot sends: random bytes, so a corrupted download cannot match by chance.
+  const sent = path.join(home, "report-e2e.bin");
+  fs.writeFileSync(sent, crypto.randomBytes(300_000 + Math.floor(Math.random() * 1000)));
+
+  const port = await freePort();
+  const nativePort = await freePort();
+  const driver = startProcess(tauriDriverPath(), ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], { env, name: "tauri-driver" });
+  let bot = null;
+  const wd = new WebDriver(`http://127.0.0.1:${port}`);
+  try {
+    step = "driver";
+    // tauri-driver listens at once; WebKitWebDriver behind it may take a moment.
+    await waitForPort(port);
+    await waitForPort(nativePort);
+    step = "launch";
+    await wd.start(appBin);
+    await wd.setTimeouts(15_000);
+    log("app started");
+
+    step = "home";
+    await wd.waitVisible('[data-testid="screen-home"]');
+    for (const [kind, id] of [["camera", "synthetic"], ["microphone", "tone"], ["speaker", "null"]]) {
+      await waitFor(`device list ${kind}`, () =>
+        wd.exec((k, v) => {
+          const sel = document.querySelector(`[data-testid="select-${k}"]`);
+          if (!sel || ![...sel.options].some((o) => o.value === v)) return false;
+          sel.value = v;
+          sel.dispatchEvent(new Event("change", { bubbles: true }));
+          return true;
+        }, kind, id),
+      );
+    }
+    await wd.type('[data-testid="input-name"]', "Ada Host");
+    const previewFps = await waitFor("the camera preview to draw", async () => {
+      const fps = await wd.exec(() => (window.__parlorFps ? window.__parlorFps() : {}));
+      return (fps[0] ?? 0) > 0 ? fps[0] : null;
+    });
+    log(`preview drawing at ${previewFps} fps`);
+    const preview = await wd.execAsync(readTilePixels, '[data-testid="preview-canvas"]');
+    check(!preview.error, `preview: ${preview.error}`);
+    check(preview.colours > 8, `the preview is flat: ${JSON.stringify(preview)}`);
+    saveShot("home.png", await wd.screenshot());
+
+    step = "create";
+    await wd.click('[data-testid="btn-new-meeting"]');
+    await wd.waitVisible('[data-testid="screen-meeting"]', 30_000);
+    const code = (await wd.text('[data-testid="meeting-code"]')).replace(/\D/g, "");
+    const relayAddr = (await wd.text('[data-testid="relay-addr"]')).trim().split(/\s+/).pop();
+    check(/^\d{6}$/.test(code), `meeting code ${code}`);
+    check(/^127\.0\.0\.1:\d+$/.test(relayAddr), `relay address shown: ${relayAddr}`);
+    log(`meeting ${code} on the embedded relay at ${relayAddr}`);
+
+    step = "bot joins";
+    const botChat = `hello from the bot ${crypto.randomBytes(3).toString("hex")}`;
+    bot = startProcess(botBin, [
+      "join", code,
+      "--relay", relayAddr,
+      "--name", "Bot Bob",
+      "--video", "synthetic",
+      "--audio", "tone",
+      "--send-file", sent,
+      "--chat", botChat,
+      "--duration", "120s",
+    ], { env: { ...process.env, RUST_LOG: "info" }, name: "parlor-bot" });
+    await wd.click('[data-testid^="knock-admit-"]', 20_000);
+    log("admitted the bot");
+    const botTile = await waitFor("the bot's tile", () =>
+      wd.exec(() => {
+        const t = [...document.querySelectorAll('[data-testid^="tile-"]')].find((el) => !el.classList.contains("self"));
+        return t ? t.dataset.participantId : null;
+      }),
+    );
+    const botId = Number(botTile);
+    log(`bot is participant ${botId}`);
+
+    step = "bot video";
+    const botFps = await waitFor("the bot's video to draw", async () => {
+      const fps = await wd.exec(() => window.__parlorFps());
+      return (fps[botId] ?? 0) >= 5 ? fps[botId] : null;
+    }, 30_000);
+    const pixels = await wd.execAsync(readTilePixels, `[data-testid="video-${botId}"]`);
+    check(!pixels.error, `bot video: ${pixels.error}`);
+    check(pixels.colours > 8 && pixels.max - pixels.min > 40, `the bot's video is flat: ${JSON.stringify(pixels)}`);
+    log(`bot video drawn at ${botFps} fps, ${pixels.width}x${pixels.height} via ${pixels.renderer}, ${pixels.colours} colours`);
+
+    step = "chat";
+    await wd.click('[data-testid="btn-chat"]');
+    const myChat = `hello from the app ${crypto.randomBytes(3).toString("hex")}`;
+    await wd.type('[data-testid="chat-input"]', myChat);
+    await wd.click('[data-testid="btn-send-chat"]');
+    await waitFor("the app's own chat message", () =>
+      wd.exec((t) => document.querySelector('[data-testid="chat-list"]')?.textContent.includes(t), myChat),
+    );
+    await waitFor("the bot to print the app's chat message", () => bot.lines.some((l) => l.includes(myChat)), 20_000);
+    await waitFor("the bot's chat message in the app", () =>
+      wd.exec((t) => document.querySelector('[data-testid="chat-list"]')?.textContent.includes(t), botChat),
+    );
+    log("chat went both ways");
+
+    step = "file";
+    const fileId = await waitFor("the bot's file offer", () =>
+      wd.exec(() => {
+        const b = document.querySelector('[data-testid^="file-save-"]');
+        return b ? b.dataset.testid.slice("file-save-".length) : null;
+      }),
+    30_000);
+    await wd.click(`[data-testid="file-save-${fileId}"]`);
+    await wd.waitVisible(`[data-testid="file-verified-${fileId}"]`, 30_000);
+    const saved = path.join(downloads, path.basename(sent));
+    await waitFor(`${saved} to exist`, () => fs.existsSync(saved), 10_000);
+    check(sha256(saved) === sha256(sent), "the downloaded file differs from the original");
+    log(`file received byte-identical (${fs.statSync(saved).size} bytes, SHA-256 ${sha256(saved).slice(0, 16)}…)`);
+    // The join and chat notices fade after a few seconds; the picture is clearer without them.
+    await waitFor("the toasts to fade", () => wd.exec(() => !document.querySelector('[data-testid^="toast-"]')), 15_000).catch(() => {});
+    await waitFor("the remote upload card to go", () => wd.exec(() => !document.querySelector('[data-testid="transfers"] [data-testid^="upload-r"]')), 5000);
+    saveShot("meeting.png", await wd.screenshot());
+    const shot = decodePng(await wd.screenshot());
+    check(distinctColours(shot, 0, 0, shot.width, shot.height) > 64, "the window screenshot is nearly flat");
+
+    step = "stats";
+    await wd.click('[data-testid="btn-stats"]');
+    await wd.waitVisible('[data-testid="panel-stats"]');
+    await waitFor("a stats row for the bot", () =>
+      wd.exec((id) => !!document.querySelector(`[data-testid="stats-row-${id}"]`), botId),
+    20_000);
+    await waitFor("a few seconds of charts", async () => {
+      const fps = await wd.exec(() => window.__parlorFps());
+      return (fps[botId] ?? 0) > 0;
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    saveShot("stats.png", await wd.screenshot());
+
+    step = "leave";
+    await wd.click('[data-testid="btn-leave"]');
+    await wd.waitVisible('[data-testid="screen-ended"]');
+    log("left the meeting");
+    await wd.quit();
+    console.log("\napp e2e: 1 passed, 0 failed");
+  } catch (e) {
+    console.error(`\napp e2e FAILED at step "${step}": ${e.stack || e}`);
+    try {
+      if (wd.id) saveShot(`failure-${step.replace(/\W+/g, "-")}.png`, await wd.screenshot());
+    } catch {
+      // the app may be gone
+    }
+    try {
+      const appLog = fs.readFileSync(env.PARLOR_LOG_FILE, "utf8").trimEnd().split("\n");
+      console.error(`--- last lines of the app's log:\n${appLog.slice(-60).join("\n")}`);
+    } catch {
+      // no log written
+    }
+    for (const p of [driver, bot]) {
+      if (p) console.error(`--- last output of ${p.name}:\n${p.lines.slice(-40).join("\n")}`);
+    }
+    process.exitCode = 1;
+  } finally {
+    await wd.quit().catch(() => {});
+    await stopProcess(bot);
+    await stopProcess(driver);
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,316 @@
+// Shared by the end-to-end test and the frame benchmark of the built desktop app: a minimal W3C
+// WebDriver client over fetch (tauri-driver on 127.0.0.1 in front of Debian's WebKitWebDriver),
+// process helpers that never leave anything running, PNG decoding for pixel checks, and the
+// paths of the binaries under test.
+
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import zlib from "node:zlib";
+import { fileURLToPath } from "node:url";
+
+export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, "target");
+
+/** Path of a binary built by cargo in `profile` ("debug" or "release"). */
+export function cargoBin(name, profile) {
+  return path.join(targetDir, profile, name);
+}
+
+export function tauriDriverPath() {
+  if (process.env.TAURI_DRIVER) return process.env.TAURI_DRIVER;
+  return path.join(os.homedir(), ".cargo", "bin", "tauri-driver");
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value; throws `what` after `timeoutMs`. */
+export async function waitFor(what, fn, timeoutMs = 20_000, everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = null;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError.message})` : ""}`);
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Children started by this process; all are killed (with their process groups) on exit. */
+const children = new Set();
+
+/**
+ * Starts a child in its own process group, collecting its output. `onLine` sees every line of
+ * stdout and stderr.
+ */
+export function startProcess(cmd, args, { env = process.env, onLine = null, name = path.basename(cmd) } = {}) {
+  const child = spawn(cmd, args, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = { child, name, lines: [], exited: null };
+  children.add(proc);
+  const feed = (stream, tag) => {
+    let rest = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk) => {
+      rest += chunk;
+      let i;
+      while ((i = rest.indexOf("\n")) >= 0) {
+        const line = rest.slice(0, i);
+        rest = rest.slice(i + 1);
+        if (proc.lines.length < 20_000) proc.lines.push(`${tag}${line}`);
+        if (onLine) onLine(line, tag);
+      }
+    });
+  };
+  feed(child.stdout, "");
+  feed(child.stderr, "! ");
+  child.on("exit", (code, signal) => {
+    proc.exited = { code, signal };
+    children.delete(proc);
+  });
+  return proc;
+}
+
+/** Kills a child and everything in its process group (the app is WebKitWebDriver's child). */
+export async function stopProcess(proc, signal = "SIGTERM") {
+  if (!proc || proc.exited) return;
+  try {
+    process.kill(-proc.child.pid, signal);
+  } catch {
+    // already gone
+  }
+  const deadline = Date.now() + 5000;
+  while (!proc.exited && Date.now() < deadline) await sleep(50);
+  if (!proc.exited) {
+    try {
+      process.kill(-proc.child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function killAllSync() {
+  for (const proc of children) {
+    try {
+      process.kill(-proc.child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on("exit", killAllSync);
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    killAllSync();
+    process.exit(130);
+  });
+}
+
+/** Waits until something accepts TCP connections on 127.0.0.1:`port`. */
+export async function waitForPort(port, timeoutMs = 20_000) {
+  await waitFor(`port ${port}`, () =>
+    new Promise((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    }),
+    timeoutMs,
+  );
+}
+
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+
+/** A W3C WebDriver session. */
+export class WebDriver {
+  constructor(base) {
+    this.base = base;
+    this.id = null;
+  }
+
+  async cmd(method, route, body) {
+    const url = `${this.base}${route.replace(":session", this.id ?? "")}`;
+    const res = await fetch(url, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new Error(`${method} ${route}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+    }
+    if (!res.ok || (json.value && json.value.error)) {
+      const v = json.value ?? {};
+      throw new Error(`${method} ${route}: ${v.error ?? res.status}: ${v.message ?? text.slice(0, 300)}`);
+    }
+    return json.value;
+  }
+
+  /** Starts the app at `application` (tauri-driver launches it through WebKitWebDriver). */
+  async start(application) {
+    const value = await this.cmd("POST", "/session", {
+      capabilities: { alwaysMatch: { "tauri:options": { application } } },
+    });
+    this.id = value.sessionId;
+    return value;
+  }
+
+  async quit() {
+    if (!this.id) return;
+    try {
+      await this.cmd("DELETE", "/session/:session");
+    } finally {
+      this.id = null;
+    }
+  }
+
+  async find(css) {
+    const v = await this.cmd("POST", "/session/:session/element", { using: "css selector", value: css });
+    return v[ELEMENT];
+  }
+
+  async findAll(css) {
+    const v = await this.cmd("POST", "/session/:session/elements", { using: "css selector", value: css });
+    return v.map((e) => e[ELEMENT]);
+  }
+
+  /** The element for `css` once it exists and is displayed. */
+  async waitVisible(css, timeoutMs = 20_000) {
+    return waitFor(`${css} to be visible`, async () => {
+      const els = await this.findAll(css);
+      for (const el of els) {
+        if (await this.cmd("GET", `/session/:session/element/${el}/displayed`)) return el;
+      }
+      return null;
+    }, timeoutMs);
+  }
+
+  async click(css, timeoutMs) {
+    const el = await this.waitVisible(css, timeoutMs);
+    await this.cmd("POST", `/session/:session/element/${el}/click`, {});
+  }
+
+  async type(css, text) {
+    const el = await this.waitVisible(css);
+    await this.cmd("POST", `/session/:session/element/${el}/clear`, {});
+    await this.cmd("POST", `/session/:session/element/${el}/value`, { text });
+  }
+
+  async text(css) {
+    const el = await this.waitVisible(css);
+    return this.cmd("GET", `/session/:session/element/${el}/text`);
+  }
+
+  async exec(fn, ...args) {
+    return this.cmd("POST", "/session/:session/execute/sync", { script: `return (${fn}).apply(null, arguments);`, args });
+  }
+
+  /** Runs `fn(...args, done)` in the page and returns what it passes to `done`. */
+  async execAsync(fn, ...args) {
+    const script = `const done = arguments[arguments.length - 1]; (${fn}).apply(null, [...Array.prototype.slice.call(arguments, 0, -1), done]);`;
+    return this.cmd("POST", "/session/:session/execute/async", { script, args });
+  }
+
+  async setTimeouts(scriptMs) {
+    await this.cmd("POST", "/session/:session/timeouts", { script: scriptMs });
+  }
+
+  /** A PNG of the window. */
+  async screenshot() {
+    return Buffer.from(await this.cmd("GET", "/session/:session/screenshot"), "base64");
+  }
+}
+
+/** Decodes an 8-bit, non-interlaced RGB or RGBA PNG into { width, height, channels, data }. */
+export function decodePng(buf) {
+  const sig = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (!sig.every((b, i) => buf[i] === b)) throw new Error("not a PNG");
+  let off = 8;
+  let width = 0;
+  let height = 0;
+  let colorType = 0;
+  const idat = [];
+  while (off < buf.length) {
+    const len = buf.readUInt32BE(off);
+    const type = buf.toString("ascii", off + 4, off + 8);
+    const body = buf.subarray(off + 8, off + 8 + len);
+    if (type === "IHDR") {
+      width = body.readUInt32BE(0);
+      height = body.readUInt32BE(4);
+      const depth = body[8];
+      colorType = body[9];
+      if (depth !== 8 || body[12] !== 0 || (colorType !== 2 && colorType !== 6)) {
+        throw new Error(`unsupported PNG (depth ${depth}, colour type ${colorType}, interlace ${body[12]})`);
+      }
+    } else if (type === "IDAT") idat.push(body);
+    else if (type === "IEND") break;
+    off += 12 + len;
+  }
+  const channels = colorType === 6 ? 4 : 3;
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  const data = Buffer.alloc(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? data[y * stride + x - channels] : 0;
+      const b = y > 0 ? data[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? data[(y - 1) * stride + x - channels] : 0;
+      let v = line[x];
+      if (filter === 1) v += a;
+      else if (filter === 2) v += b;
+      else if (filter === 3) v += (a + b) >> 1;
+      else if (filter === 4) {
+        const p = a + b - c;
+        const pa = Math.abs(p - a);
+        const pb = Math.abs(p - b);
+        const pc = Math.abs(p - c);
+        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      data[y * stride + x] = v & 0xff;
+    }
+  }
+  return { width, height, channels, data };
+}
+
+/** Distinct colours (quantized to 4 bits a channel) in a rectangle of a decoded PNG. */
+export function distinctColours(img, x0, y0, w, h) {
+  const seen = new Set();
+  for (let y = Math.max(0, y0); y < Math.min(img.height, y0 + h); y++) {
+    for (let x = Math.max(0, x0); x < Math.min(img.width, x0 + w); x++) {
+      const o = (y * img.width + x) * img.channels;
+      seen.add(((img.data[o] >> 4) << 8) | ((img.data[o + 1] >> 4) << 4) | (img.data[o + 2] >> 4));
+    }
+  }
+  return seen.size;
+}
+
+/** Makes sure the directory exists and returns it. */
+export function ensureDir(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
