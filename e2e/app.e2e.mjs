@@ -126,9 +126,6 @@ async function main() {
     PARLOR_EMBEDDED_RELAY_PORT: "0",
     PARLOR_LOG: process.env.PARLOR_LOG || "info,parlor_app_lib=debug",
     PARLOR_LOG_FILE: path.join(home, "app.log"),
-    // Software GL under Xvfb; no GPU sandbox quirks.
-    LIBGL_ALWAYS_SOFTWARE: "1",
-    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
   };
 
   // The file the bot sends: random bytes, so a corrupted download cannot match by chance.

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fast_image_resize::images::{Image, ImageRef};
@@ -326,6 +327,39 @@ struct PumpState {
     sink: Option<Arc<dyn FrameSink>>,
     stopped: bool,
     sent: u64,
+    /// When each participant's last frame went out, until the page acknowledges it.
+    in_flight: HashMap<u32, Instant>,
+    timing: LoopTiming,
+}
+
+/// Where a frame's time goes, logged every few seconds at debug level: rendering in the shell,
+/// and the round trip through the page (delivery, drawing, the acknowledgement).
+#[derive(Default)]
+struct LoopTiming {
+    frames: u64,
+    render: Duration,
+    acks: u64,
+    round_trip: Duration,
+    since: Option<Instant>,
+}
+
+impl LoopTiming {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn maybe_log(&mut self, now: Instant) {
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) < Self::EVERY || self.frames == 0 {
+            return;
+        }
+        let secs = now.duration_since(since).as_secs_f64();
+        tracing::debug!(
+            fps = format!("{:.1}", self.frames as f64 / secs),
+            render_ms = format!("{:.2}", self.render.as_secs_f64() * 1e3 / self.frames as f64),
+            round_trip_ms = format!("{:.1}", self.round_trip.as_secs_f64() * 1e3 / self.acks.max(1) as f64),
+            "frames to the page"
+        );
+        *self = LoopTiming { since: Some(now), ..LoopTiming::default() };
+    }
 }
 
 struct Shared {
@@ -371,6 +405,7 @@ impl FramePump {
     pub fn set_sink(&self, sink: Arc<dyn FrameSink>) {
         self.update(|s| {
             s.slots.reset();
+            s.in_flight.clear();
             s.sink = Some(sink);
             false
         });
@@ -383,7 +418,13 @@ impl FramePump {
 
     /// The page's `video_frame_drawn`.
     pub fn drawn(&self, id: u32, width: u32, height: u32) {
-        self.update(|s| s.slots.drawn(id, width, height));
+        self.update(|s| {
+            if let Some(at) = s.in_flight.remove(&id) {
+                s.timing.acks += 1;
+                s.timing.round_trip += at.elapsed();
+            }
+            s.slots.drawn(id, width, height)
+        });
     }
 
     /// `id` left the meeting.
@@ -436,6 +477,7 @@ fn worker(shared: Arc<Shared>) {
                 state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         };
+        let started = Instant::now();
         let sent = match renderer.render(job.participant_id, &job.frame, job.tile) {
             Ok(message) => sink.send(message),
             Err(e) => {
@@ -443,9 +485,16 @@ fn worker(shared: Arc<Shared>) {
                 false
             }
         };
+        let now = Instant::now();
         let mut state = shared.lock();
         if sent {
             state.sent += 1;
+            state.timing.frames += 1;
+            state.timing.render += now - started;
+            if state.in_flight.len() < MAX_SLOTS {
+                state.in_flight.insert(job.participant_id, now);
+            }
+            state.timing.maybe_log(now);
         } else {
             state.slots.restore(job.participant_id);
         }
@@ -455,7 +504,6 @@ fn worker(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
     fn solid(width: u32, height: u32, layout: Layout, rgb: [u8; 3]) -> SourceFrame {
         let px: Vec<u8> = match layout {

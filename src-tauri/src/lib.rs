@@ -52,8 +52,30 @@ fn init_logging() {
     };
 }
 
+/// Whether the machine has a GPU render node (`/dev/dri/renderD*`).
+#[cfg(target_os = "linux")]
+fn has_render_node() -> bool {
+    std::fs::read_dir("/dev/dri")
+        .map(|dir| dir.flatten().any(|e| e.file_name().to_string_lossy().starts_with("renderD")))
+        .unwrap_or(false)
+}
+
+/// WebKitGTK's DMA-BUF renderer wants a GPU render node. Without one (a virtual machine, a
+/// remote desktop, Xvfb) it composites the window about 12 times a second, and a WebGL canvas
+/// can only be drawn once per composited frame, so video would crawl at 12 fps; its older
+/// shared-memory path composites at the display's rate. An explicit setting is left alone.
+#[cfg(target_os = "linux")]
+fn choose_webkit_renderer() {
+    if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() && !has_render_node() {
+        // Still single-threaded: nothing else reads the environment yet.
+        std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
+    }
+}
+
 /// Builds and runs the app.
 pub fn run() {
+    #[cfg(target_os = "linux")]
+    choose_webkit_renderer();
     init_logging();
 
     let result = tauri::Builder::default()
