@@ -397,14 +397,13 @@ impl MicSource {
 
     /// Device name and format, for logs.
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({} Hz, {} ch, {})",
-            self.name,
-            self.config.sample_rate(),
-            self.channels,
-            self.config.sample_format()
-        )
+        describe_stream(&self.name, &self.config, self.channels)
     }
+}
+
+/// "name (rate Hz, n ch, format)", the log description of an open input or output stream.
+fn describe_stream(name: &str, config: &cpal::SupportedStreamConfig, channels: usize) -> String {
+    format!("{name} ({} Hz, {channels} ch, {})", config.sample_rate(), config.sample_format())
 }
 
 fn build_input_stream<T>(
@@ -575,13 +574,7 @@ impl SpeakerSink {
 
     /// Device name and format, for logs.
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({} Hz, {} ch, {})",
-            self.name,
-            self.config.sample_rate(),
-            self.channels,
-            self.config.sample_format()
-        )
+        describe_stream(&self.name, &self.config, self.channels)
     }
 }
 

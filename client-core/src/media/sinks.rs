@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
+use super::sources::wav_error;
 use super::{AudioSink, MediaError, FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Discards everything: the speaker of a machine without one.
@@ -97,13 +98,6 @@ impl AudioSink for WavRecorder {
 
     fn is_paced(&self) -> bool {
         false
-    }
-}
-
-fn wav_error(path: &Path, e: hound::Error) -> MediaError {
-    match e {
-        hound::Error::IoError(io) => MediaError::Io(io),
-        other => MediaError::Format(format!("{}: {other}", path.display())),
     }
 }
 

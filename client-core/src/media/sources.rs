@@ -145,7 +145,8 @@ impl AudioSource for WavSource {
     }
 }
 
-fn wav_error(path: &Path, e: hound::Error) -> MediaError {
+/// Maps a WAV library error for `path`, shared by the WAV source and the WAV recorder.
+pub(super) fn wav_error(path: &Path, e: hound::Error) -> MediaError {
     match e {
         hound::Error::IoError(io) => MediaError::Io(io),
         other => MediaError::Format(format!("{}: {other}", path.display())),
