@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# A one-shot run gains nothing from incremental caches, which would take gigabytes of disk.
+export CARGO_INCREMENTAL=0
 scripts/install-deps.sh
 
 step() { printf '\n==> %s\n' "$*"; }
