@@ -31,5 +31,8 @@ npm run test:unit
 step "UI walk-through in Chromium against the mocked shell (Playwright)"
 npm run test:e2e-ui
 
+step "Desktop app end to end: the built app under Xvfb over WebDriver, with a parlor-bot"
+bash e2e/run.sh
+
 echo
 echo "All tests passed."
