@@ -23,9 +23,10 @@
 //!   bound when the sender's clock runs fast or a burst arrives at once. The 40 ms band between
 //!   the two thresholds keeps small target changes from causing any skip or expansion.
 //!
-//! **Loss and concealment.** A frame missing at its playout time is concealed: the previous
-//! frame repeated with a fade (three frames, gain 1 → 0), then silence. Playout then moves on;
-//! if the frame turns up later it is counted late. The frame after a concealment fades in.
+//! **Loss and concealment.** A frame missing at its playout time is concealed by
+//! [`Concealer`]: the last pitch period repeated in phase, fading out over 60 ms, then silence
+//! (see [`crate::conceal`]). Playout then moves on; if the frame turns up later it is counted
+//! late. The frame after a concealment is cross-faded in from the synthetic signal.
 //!
 //! **Underruns.** An underrun is playout running ahead of arrivals: a frame that was missing at
 //! its playout time (and concealed) *but did arrive*, too late. It is counted per frame, when the
@@ -40,6 +41,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use crate::conceal::Concealer;
 
 /// Samples per second of the audio the buffer holds.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -56,8 +59,6 @@ const TRANSIT_WINDOW: Duration = Duration::from_secs(2);
 const TRANSIT_WINDOW_MAX: usize = 256;
 /// Most histogram buckets (10 s of delay); bounds memory whatever `max_target` says.
 const MAX_BUCKETS: usize = 512;
-/// Concealment frames that fade out before silence.
-const FADE_FRAMES: u32 = 3;
 /// Consecutive pops with an empty buffer after which playout stops (500 ms).
 const IDLE_AFTER_EMPTY_POPS: u32 = 25;
 /// Catch up when the delay reaches target + this.
@@ -104,7 +105,8 @@ impl Default for JitterConfig {
 pub enum Playout {
     /// A received frame.
     Normal,
-    /// A faded repeat of the previous frame, in place of a missing one or to add delay.
+    /// Synthesized from the audio before it (pitch-period repetition), in place of a missing
+    /// frame or to add delay.
     Concealed,
     /// Zeros: nothing to play yet, or concealment faded out.
     Silence,
@@ -120,7 +122,7 @@ pub struct JitterStats {
     pub current_delay: Duration,
     /// Frames concealed because they were missing at their playout time and arrived later.
     pub underruns: u64,
-    /// Frames synthesized (faded repeat or silence) in place of a frame missing at its playout
+    /// Frames synthesized (pitch-period repetition or silence) in place of a frame missing at its playout
     /// time.
     pub concealed_frames: u64,
     /// Frames that arrived after their playout time.
@@ -167,10 +169,8 @@ pub struct JitterBuffer {
     histogram: Vec<f64>,
     /// Current target delay.
     target: Duration,
-    /// Last frame output, the source of concealment.
-    last_output: Box<[i16; FRAME_SAMPLES]>,
-    /// Consecutive concealment frames output.
-    conceal_run: u32,
+    /// Synthesizes missing audio from what was played (boxed: it holds ~6 KiB of history).
+    concealer: Box<Concealer>,
     /// Consecutive pops that found the buffer empty.
     empty_pops: u32,
     /// Bit i: frame `next - 1 - i` was played.
@@ -212,8 +212,7 @@ impl JitterBuffer {
             min_transit: None,
             histogram,
             target: config.initial_target,
-            last_output: Box::new([0; FRAME_SAMPLES]),
-            conceal_run: 0,
+            concealer: Box::new(Concealer::new()),
             empty_pops: 0,
             played_mask: 0,
             concealed_mask: 0,
@@ -317,13 +316,7 @@ impl JitterBuffer {
 
         if let Some(frame) = self.frames.remove(&due) {
             out.copy_from_slice(&frame[..]);
-            if self.conceal_run > 0 {
-                // Fade in from where the concealment left off, so resuming does not click.
-                let start = 1.0 - self.conceal_run.min(FADE_FRAMES) as f32 / FADE_FRAMES as f32;
-                apply_ramp(out, start, 1.0);
-            }
-            self.last_output = frame;
-            self.conceal_run = 0;
+            self.concealer.played(out);
             self.empty_pops = 0;
             self.stats.played_frames += 1;
             self.advance(1, true, false);
@@ -331,6 +324,11 @@ impl JitterBuffer {
         }
 
         self.stats.concealed_frames += 1;
+        if let Some(next) = self.frames.get(&(due + 1)) {
+            self.concealer.conceal_before(out, &next[..]);
+            self.advance(1, false, true);
+            return Playout::Concealed;
+        }
         self.advance(1, false, true);
         if self.frames.is_empty() {
             self.empty_pops += 1;
@@ -433,18 +431,14 @@ impl JitterBuffer {
         }
     }
 
-    /// Writes the next concealment frame: a faded repeat of the last output, then silence.
+    /// Writes the next concealment frame: audio synthesized from what was played, fading to
+    /// silence.
     fn conceal(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Playout {
-        self.conceal_run = self.conceal_run.saturating_add(1);
-        if self.conceal_run > FADE_FRAMES {
-            out.fill(0);
-            return Playout::Silence;
+        if self.concealer.conceal(out) {
+            Playout::Concealed
+        } else {
+            Playout::Silence
         }
-        let start = 1.0 - (self.conceal_run - 1) as f32 / FADE_FRAMES as f32;
-        let end = 1.0 - self.conceal_run as f32 / FADE_FRAMES as f32;
-        out.copy_from_slice(&self.last_output[..]);
-        apply_ramp(out, start, end);
-        Playout::Concealed
     }
 
     /// Forgets the stream position and the frames held (counted dropped); keeps the delay
@@ -469,15 +463,6 @@ impl JitterBuffer {
 fn silence(out: &mut [i16; FRAME_SAMPLES]) -> Playout {
     out.fill(0);
     Playout::Silence
-}
-
-/// Multiplies `frame` by a gain going linearly from `start` (first sample) to `end` (last).
-fn apply_ramp(frame: &mut [i16; FRAME_SAMPLES], start: f32, end: f32) {
-    let step = (end - start) / (FRAME_SAMPLES - 1) as f32;
-    for (i, s) in frame.iter_mut().enumerate() {
-        let gain = start + step * i as f32;
-        *s = (f32::from(*s) * gain).round() as i16;
-    }
 }
 
 #[cfg(test)]
@@ -673,14 +658,14 @@ mod tests {
         assert_eq!(jb.stats().current_delay, ms(40));
         assert_eq!(jb.pop_into(t0 + ms(60), &mut out), Playout::Normal);
         assert_eq!(jb.pop_into(t0 + ms(80), &mut out), Playout::Normal);
-        // Frames 3.. are missing: faded repeats, then silence.
+        // Frames 3.. are missing: the signal continued, fading over 60 ms, then silence.
         assert_eq!(jb.pop_into(t0 + ms(100), &mut out), Playout::Concealed);
         assert_eq!(out[0], 10_000);
-        assert_eq!(out[FRAME_SAMPLES - 1], 6_667);
+        assert!((7_900..=8_100).contains(&out[FRAME_SAMPLES - 1]), "{}", out[FRAME_SAMPLES - 1]);
         assert_eq!(jb.pop_into(t0 + ms(120), &mut out), Playout::Concealed);
-        assert_eq!((out[0], out[FRAME_SAMPLES - 1]), (6_667, 3_333));
+        assert!(out[0] < 8_100 && out[FRAME_SAMPLES - 1] < 4_100 && out[FRAME_SAMPLES - 1] > 3_900);
         assert_eq!(jb.pop_into(t0 + ms(140), &mut out), Playout::Concealed);
-        assert_eq!((out[0], out[FRAME_SAMPLES - 1]), (3_333, 0));
+        assert!(out[0] < 4_100 && out[FRAME_SAMPLES - 1] < 100);
         assert_eq!(jb.pop_into(t0 + ms(160), &mut out), Playout::Silence);
         assert_eq!(out, [0; FRAME_SAMPLES]);
         let s = jb.stats();
@@ -691,11 +676,11 @@ mod tests {
         jb.push(t0 + ms(166), 3, &loud);
         let s = jb.stats();
         assert_eq!((s.underruns, s.late_frames), (1, 2), "counted once per frame: {s:?}");
-        // Frame 7 (due at 180) arrives in time and fades in.
+        // Frame 7 (due at 180) arrives in time and fades in over 10 ms.
         jb.push(t0 + ms(170), 7, &loud);
         assert_eq!(jb.pop_into(t0 + ms(180), &mut out), Playout::Normal);
-        assert_eq!(out[0], 0);
-        assert_eq!(out[FRAME_SAMPLES - 1], 10_000);
+        assert!(out[0] < 100, "{}", out[0]);
+        assert_eq!(out[160..], [10_000; FRAME_SAMPLES - 160]);
         // A duplicate of a played frame is not late.
         jb.push(t0 + ms(181), 7, &loud);
         let s = jb.stats();

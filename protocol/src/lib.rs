@@ -18,6 +18,7 @@
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
 pub mod assembler;
+pub mod conceal;
 pub mod control;
 pub mod estimators;
 pub mod file;
