@@ -6,9 +6,7 @@
 //! (`scenario_audio_pesq.rs`) scores a single 10 s loop of a real call, whose loss pattern
 //! depends on when the listener joined: at fixed code its one sample varies by about ±0.4.
 
-mod common;
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netlab::lab::pesq;
@@ -60,12 +58,17 @@ fn play_through_loss(speech: &[i16], loss: f64, seed: u64, out: &Path) {
     wav.finalize().expect("finish the recording");
 }
 
+/// The target directory cargo built this test into; the lab keeps its venv and work there.
+fn target_dir() -> PathBuf {
+    let lab = Path::new(env!("CARGO_BIN_EXE_parlor-lab"));
+    lab.parent().and_then(Path::parent).expect("parlor-lab sits in <target>/<profile>").to_path_buf()
+}
+
 #[test]
 fn speech_through_5_percent_loss_scores_above_3() {
-    let dir = common::bin_dir().parent().expect("target directory").join("lab-tests").join("concealment-pesq");
+    let dir = target_dir().join("lab-tests").join("concealment-pesq");
     std::fs::create_dir_all(&dir).expect("create the work directory");
-    let python = pesq::ensure_venv(&common::bin_dir().parent().expect("target directory").join("lab-venv"))
-        .expect("PESQ virtual environment");
+    let python = pesq::ensure_venv(&target_dir().join("lab-venv")).expect("PESQ virtual environment");
     let speech_path = dir.join("speech.wav");
     pesq::make_speech(&speech_path).expect("speech from espeak-ng");
     let speech: Vec<i16> = hound::WavReader::open(&speech_path)
