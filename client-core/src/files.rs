@@ -35,7 +35,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use crate::net::control::connect_tcp;
-use crate::session::events::{EventSender, FileProgress, SessionEvent};
+use crate::session::events::{EventSender, FileFailure, FileProgress, SessionEvent};
 use crate::stats::{FileDirection, FileTransferStats};
 
 /// How often progress events go out during a transfer.
@@ -74,6 +74,21 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// The failure's kind, as events report it.
+    pub fn failure(&self) -> FileFailure {
+        match self {
+            FileError::Io(_) => FileFailure::LocalFile,
+            FileError::Connect(crate::net::control::ConnectError::Refused { code, .. }) => FileFailure::Refused(*code),
+            FileError::Connect(_) | FileError::Frame(_) | FileError::Closed | FileError::Timeout => {
+                FileFailure::Connection
+            }
+            FileError::Refused { code, .. } => FileFailure::Refused(*code),
+            FileError::Protocol(_) => FileFailure::Protocol,
+            FileError::HashMismatch { .. } => FileFailure::HashMismatch,
+            FileError::NoFreeName(_) => FileFailure::NoFreeName,
+        }
+    }
+
     /// Whether trying the same download again may succeed and continue from the partial file.
     pub fn is_resumable(&self) -> bool {
         matches!(
@@ -196,16 +211,17 @@ async fn hash_prefix(path: PathBuf, len: Option<u64>) -> Result<Sha256, FileErro
 }
 
 /// Uploads `path` to the meeting. Emits progress, then `FileDone` or `FileFailed`.
-pub(crate) async fn upload(ctx: FileContext, key: u64, path: PathBuf) {
+pub(crate) async fn upload(ctx: FileContext, key: u64, upload_id: u64, path: PathBuf) {
     let name = path
         .file_name()
         .and_then(|n| sanitize_display_text(&n.to_string_lossy(), MAX_FILE_NAME_CHARS))
         .unwrap_or_else(|| "file".to_string());
     let mut file_id = None;
-    match upload_inner(&ctx, key, &path, &name, &mut file_id).await {
+    match upload_inner(&ctx, key, upload_id, &path, &name, &mut file_id).await {
         Ok((file_id, sha256)) => {
             ctx.table.set_state(key, "done");
             ctx.events.emit(SessionEvent::FileDone {
+                upload_id: Some(upload_id),
                 file_id,
                 direction: FileDirection::Upload,
                 name,
@@ -218,9 +234,11 @@ pub(crate) async fn upload(ctx: FileContext, key: u64, path: PathBuf) {
             tracing::warn!(file = %path.display(), "upload failed: {e}");
             ctx.table.set_state(key, "failed");
             ctx.events.emit(SessionEvent::FileFailed {
+                upload_id: Some(upload_id),
                 file_id,
                 direction: FileDirection::Upload,
                 name,
+                failure: e.failure(),
                 reason: e.to_string(),
                 resumable: false,
             });
@@ -231,6 +249,7 @@ pub(crate) async fn upload(ctx: FileContext, key: u64, path: PathBuf) {
 async fn upload_inner(
     ctx: &FileContext,
     key: u64,
+    upload_id: u64,
     path: &Path,
     name: &str,
     file_id_out: &mut Option<u64>,
@@ -268,6 +287,7 @@ async fn upload_inner(
         }
         last_progress = now;
         let progress = FileProgress {
+            upload_id: Some(upload_id),
             file_id,
             direction: FileDirection::Upload,
             name: name.to_string(),
@@ -275,6 +295,7 @@ async fn upload_inner(
             total: size,
             rate_bps: rate.bits_per_second(now) / 8.0,
             cwnd: Some(reno.cwnd()),
+            chunk_size: Some(chunk_size),
             ssthresh: Some(reno.ssthresh()),
             phase: Some(phase_name(reno.phase())),
             resumed_from: 0,
@@ -347,6 +368,7 @@ fn transfer_stats(p: &FileProgress, state: &str) -> FileTransferStats {
         total: p.total,
         rate_bps: p.rate_bps,
         cwnd: p.cwnd,
+        chunk_size: p.chunk_size,
         ssthresh: p.ssthresh,
         phase: p.phase.clone(),
         state: state.to_string(),
@@ -398,6 +420,7 @@ pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: Pa
         Ok((path, sha256)) => {
             ctx.table.set_state(key, "done");
             ctx.events.emit(SessionEvent::FileDone {
+                upload_id: None,
                 file_id: info.file_id,
                 direction: FileDirection::Download,
                 name: info.name.clone(),
@@ -410,9 +433,11 @@ pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: Pa
             tracing::warn!(file_id = info.file_id, "download failed: {e}");
             ctx.table.set_state(key, "failed");
             ctx.events.emit(SessionEvent::FileFailed {
+                upload_id: None,
                 file_id: Some(info.file_id),
                 direction: FileDirection::Download,
                 name: info.name.clone(),
+                failure: e.failure(),
                 reason: e.to_string(),
                 resumable: e.is_resumable(),
             });
@@ -460,6 +485,7 @@ async fn download_inner(
     let mut rate = RateMeter::new(Duration::from_secs(1));
     let mut last_progress = Instant::now() - PROGRESS_INTERVAL;
     let progress = |received: u64, rate: &RateMeter| FileProgress {
+        upload_id: None,
         file_id: info.file_id,
         direction: FileDirection::Download,
         name: info.name.clone(),
@@ -467,6 +493,7 @@ async fn download_inner(
         total: info.size,
         rate_bps: rate.bits_per_second(Instant::now()) / 8.0,
         cwnd: None,
+        chunk_size: None,
         ssthresh: None,
         phase: None,
         resumed_from: offset,

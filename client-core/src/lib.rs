@@ -18,7 +18,7 @@ pub mod session;
 pub mod stats;
 
 pub use session::{
-    AudioChoice, EventReceiver, FileProgress, ParticipantLevel, Session, SessionError, SessionEvent, SessionOptions,
-    SinkChoice, VideoChoice,
+    AudioChoice, EventReceiver, FileFailure, FileProgress, ParticipantLevel, Session, SessionError, SessionEvent,
+    SessionOptions, SinkChoice, VideoChoice,
 };
 pub use stats::StatsSnapshot;

@@ -179,6 +179,8 @@ pub struct FileTransferStats {
     pub rate_bps: f64,
     /// Congestion window in chunks (uploads; downloads are paced by the relay).
     pub cwnd: Option<u32>,
+    /// Bytes per chunk, the unit of `cwnd` and `ssthresh` (uploads).
+    pub chunk_size: Option<u32>,
     pub ssthresh: Option<u32>,
     /// "slow_start" or "congestion_avoidance".
     pub phase: Option<String>,

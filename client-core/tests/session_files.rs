@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use client_core::files::partial_path;
 use client_core::stats::FileDirection;
-use client_core::SessionEvent;
+use client_core::{FileFailure, SessionEvent};
 use common::*;
 use protocol::control::FileInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,12 +79,17 @@ async fn five_megabytes_reach_two_receivers_intact() {
     let src = tempfile::tempdir().unwrap();
     let (path, data) = write_source(src.path(), "five.bin", 5 * 1024 * 1024, 7);
 
-    a.session.send_file(&path).await.unwrap();
+    // A second upload of a file with the same name, told apart by its upload id.
+    let twin_dir = tempfile::tempdir().unwrap();
+    let (twin, _) = write_source(twin_dir.path(), "five.bin", 1000, 8);
+    let upload_id = a.session.send_file(&path).await.unwrap();
+    let twin_id = a.session.send_file(&twin).await.unwrap();
+    assert_ne!(upload_id, twin_id);
     let sent = a
         .wait("upload done", LONG, |e| match e {
-            SessionEvent::FileDone { direction: FileDirection::Upload, file_id, sha256, .. } => {
-                Some((*file_id, sha256.clone()))
-            }
+            SessionEvent::FileDone {
+                upload_id: Some(id), direction: FileDirection::Upload, file_id, sha256, ..
+            } if *id == upload_id => Some((*file_id, sha256.clone())),
             SessionEvent::FileFailed { reason, .. } => panic!("upload failed: {reason}"),
             _ => None,
         })
@@ -94,17 +99,33 @@ async fn five_megabytes_reach_two_receivers_intact() {
         .events()
         .iter()
         .filter_map(|e| match e {
-            SessionEvent::FileProgress(p) if p.direction == FileDirection::Upload => p.cwnd,
+            SessionEvent::FileProgress(p) if p.upload_id == Some(upload_id) => {
+                assert_eq!(p.chunk_size, Some(protocol::file::DEFAULT_CHUNK_SIZE), "cwnd's unit is reported");
+                p.cwnd
+            }
             _ => None,
         })
         .max()
         .expect("upload progress with cwnd");
     assert!(max_cwnd > 2, "cwnd grew to {max_cwnd}");
 
+    let twin_file_id = a
+        .wait("twin upload done", LONG, |e| match e {
+            SessionEvent::FileDone { upload_id: Some(id), file_id, .. } if *id == twin_id => Some(*file_id),
+            _ => None,
+        })
+        .await;
+    assert_ne!(twin_file_id, sent.0, "two uploads, two files");
+
     let (db, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for (bot, dir) in [(&b, &db), (&c, &dc)] {
-        let offer = wait_offer(bot, "five.bin").await;
-        assert_eq!((offer.file_id, offer.sha256.clone()), sent);
+        let offer = bot
+            .wait("offer", LONG, |e| match e {
+                SessionEvent::FileOffer { file } if file.file_id == sent.0 => Some(file.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!((offer.name.as_str(), offer.sha256.clone()), ("five.bin", sent.1.clone()));
         let mark = bot.mark();
         bot.session.accept_file(offer.file_id, dir.path()).await.unwrap();
         let saved = wait_saved(bot, mark, offer.file_id).await;
@@ -171,7 +192,10 @@ async fn interrupted_download_resumes_where_it_stopped() {
     b.session.accept_file(offer.file_id, dir.path()).await.unwrap();
     let reason = b
         .wait("FileFailed", LONG, |e| match e {
-            SessionEvent::FileFailed { resumable: true, reason, .. } => Some(reason.clone()),
+            SessionEvent::FileFailed { resumable: true, reason, failure, upload_id: None, .. } => {
+                assert_eq!(*failure, FileFailure::Connection, "{reason}");
+                Some(reason.clone())
+            }
             SessionEvent::FileDone { .. } => panic!("the proxy should have cut the download"),
             _ => None,
         })
@@ -230,7 +254,10 @@ async fn existing_names_are_never_overwritten_and_bad_bytes_are_caught() {
     c.session.accept_file(offer_c.file_id, dir.path()).await.unwrap();
     let reason = c
         .wait_from(mark, "hash failure", LONG, |e| match e {
-            SessionEvent::FileFailed { reason, resumable: false, .. } => Some(reason.clone()),
+            SessionEvent::FileFailed { reason, resumable: false, failure, .. } => {
+                assert_eq!(*failure, FileFailure::HashMismatch);
+                Some(reason.clone())
+            }
             SessionEvent::FileDone { .. } => panic!("a corrupt partial file must not verify"),
             _ => None,
         })

@@ -43,8 +43,8 @@ async fn three_bots_exchange_video_audio_and_chat() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let warm: Vec<StatsSnapshot> = bots.iter().map(|(bot, _)| bot.session.stats().expect("stats")).collect();
 
-    a.session.send_chat("hello from Ada").await.unwrap();
-    c.session.send_chat("and Cy").await.unwrap();
+    let ada_msg_ids = [a.session.send_chat("hello from Ada").await.unwrap()];
+    let cy_msg_ids = [c.session.send_chat("and Cy").await.unwrap(), c.session.send_chat("twice").await.unwrap()];
     // The meeting runs for at least five seconds in all.
     tokio::time::sleep(Duration::from_secs(4)).await;
 
@@ -96,17 +96,21 @@ async fn three_bots_exchange_video_audio_and_chat() {
         assert!(stats.rtt_ms.is_some(), "rtt measured");
         assert!(stats.video_out.frames_sent >= 60 && stats.audio_out.frames_sent >= 200);
 
-        // Chat arrives at everyone, in the relay's order.
-        let texts: Vec<String> = bot
+        // Chat arrives at everyone, in the relay's order, carrying the ids `send_chat` returned
+        // so a sender can match the echo of its own message.
+        let chat: Vec<(String, Option<u64>)> = bot
             .events()
             .into_iter()
             .filter_map(|e| match e {
-                SessionEvent::Chat { message } => Some(message.text),
+                SessionEvent::Chat { message } => Some((message.text, message.client_msg_id)),
                 _ => None,
             })
             .collect();
-        assert_eq!(texts.len(), 2, "bot {me} chat: {texts:?}");
-        assert!(texts.contains(&"hello from Ada".to_string()) && texts.contains(&"and Cy".to_string()));
+        assert_eq!(chat.len(), 3, "bot {me} chat: {chat:?}");
+        let id_of = |text: &str| chat.iter().find(|(t, _)| t == text).and_then(|(_, id)| *id);
+        assert_eq!(id_of("hello from Ada"), Some(ada_msg_ids[0]));
+        assert_eq!([id_of("and Cy"), id_of("twice")], [Some(cy_msg_ids[0]), Some(cy_msg_ids[1])]);
+        assert_eq!(cy_msg_ids, [1, 2], "ids count from 1 per session");
     }
     // Others see our speaking flag through MEDIA_STATE.
     a.wait("Bob speaking", LONG, |e| match e {

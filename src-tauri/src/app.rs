@@ -16,14 +16,12 @@ use std::time::{Duration, Instant};
 
 use client_core::stats::FileDirection;
 use client_core::{EventReceiver, Session, SessionEvent, SessionOptions};
-use protocol::control::{
-    is_valid_meeting_code, sanitize_display_text, JoinRefusal, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS,
-};
+use protocol::control::{is_valid_meeting_code, JoinRefusal, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS};
 use tokio::sync::oneshot;
 
 use crate::devices::{Choice, Inventory, Selection};
 use crate::error::{AppError, DeviceKind};
-use crate::events::Translator;
+use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame};
 use crate::local_video::LocalVideo;
 use crate::payloads::{ChatSent, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent};
@@ -32,8 +30,6 @@ use crate::settings::SettingsStore;
 
 /// How long `create_meeting`/`join_meeting` wait for the relay's answer after connecting.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest file name the engine keeps when uploading (client-core's files module).
-const MAX_FILE_NAME_CHARS: usize = 200;
 /// Downloaded files `open_file` may open, at most (the newest are kept).
 const MAX_OPENABLE: usize = 512;
 
@@ -79,8 +75,6 @@ struct Live {
     /// Where the session connected, for error messages.
     relay: String,
     translator: Arc<Mutex<Translator>>,
-    /// Mirrors the engine's chat id counter (it numbers messages 1, 2, 3… per session).
-    chat_ids: u64,
     in_meeting: bool,
 }
 
@@ -246,7 +240,6 @@ impl App {
             generation,
             relay: relay.to_string(),
             translator: translator.clone(),
-            chat_ids: 0,
             in_meeting: false,
         });
         tokio::spawn(forward(self.clone(), generation, rx, translator));
@@ -476,9 +469,8 @@ impl App {
         }
         let mut core = self.core.lock().await;
         let live = core.live.as_mut().filter(|l| l.in_meeting).ok_or_else(AppError::no_session)?;
-        live.session.send_chat(&text).await.map_err(|e| AppError::from_session(&live.relay, e))?;
-        live.chat_ids += 1;
-        Ok(ChatSent { client_msg_id: live.chat_ids })
+        let client_msg_id = live.session.send_chat(&text).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        Ok(ChatSent { client_msg_id })
     }
 
     /// `send_file`.
@@ -490,15 +482,10 @@ impl App {
             return Err(not_found("not a file".into()));
         }
         tokio::fs::File::open(&path).await.map_err(|e| not_found(e.to_string()))?;
-        let name = path
-            .file_name()
-            .and_then(|n| sanitize_display_text(&n.to_string_lossy(), MAX_FILE_NAME_CHARS))
-            .unwrap_or_else(|| "file".to_string());
         let core = self.core.lock().await;
         let live = core.live.as_ref().filter(|l| l.in_meeting).ok_or_else(AppError::no_session)?;
-        let transfer_id = lock(&live.translator).start_upload(name);
-        live.session.send_file(path).await.map_err(|e| AppError::from_session(&live.relay, e))?;
-        Ok(TransferStarted { transfer_id })
+        let upload_id = live.session.send_file(path).await.map_err(|e| AppError::from_session(&live.relay, e))?;
+        Ok(TransferStarted { transfer_id: upload_transfer_id(upload_id) })
     }
 
     /// `accept_file`.

@@ -9,7 +9,8 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 use client_core::net::control::ConnectError;
-use client_core::SessionError;
+use client_core::stats::FileDirection;
+use client_core::{FileFailure, SessionError};
 use protocol::control::ErrorCode as RelayCode;
 
 /// Machine-readable reason of a failure, one per row of the contract's error table.
@@ -145,25 +146,18 @@ impl AppError {
         AppError::InvalidState("not connected to a meeting".into())
     }
 
-    /// Classifies the engine's words for a failed transfer. client-core reports transfer
-    /// failures as text (`FileFailed::reason`), so the relay's codes are recognized in it.
-    pub fn from_transfer_reason(reason: &str) -> Self {
-        let code = if reason.contains("SHA-256 mismatch") || reason.contains("HashMismatch") {
-            ErrorCode::HashMismatch
-        } else if reason.contains("FileTooLarge") {
-            ErrorCode::FileTooLarge
-        } else if reason.contains("UnknownFile") {
-            ErrorCode::UnknownFile
-        } else if reason.contains("ServerBusy") {
-            ErrorCode::ServerBusy
-        } else if reason.contains("Unauthorized") {
-            ErrorCode::Unauthorized
-        } else if reason.contains("No such file") || reason.contains("Permission denied") {
-            ErrorCode::FileNotFound
-        } else {
-            ErrorCode::Internal
+    /// A failed transfer, from the engine's `FileFailed` (`reason` is its words).
+    pub fn from_transfer_failure(failure: FileFailure, direction: FileDirection, reason: String) -> Self {
+        let code = match failure {
+            FileFailure::Refused(code) => code.into(),
+            FileFailure::HashMismatch => ErrorCode::HashMismatch,
+            FileFailure::LocalFile if direction == FileDirection::Upload => ErrorCode::FileNotFound,
+            FileFailure::LocalFile | FileFailure::NoFreeName => ErrorCode::DownloadDirUnwritable,
+            FileFailure::Connection => ErrorCode::RelayUnreachable,
+            FileFailure::NotStarted | FileFailure::Cancelled => ErrorCode::InvalidState,
+            FileFailure::Protocol => ErrorCode::Internal,
         };
-        AppError::Transfer { code, message: reason.to_string() }
+        AppError::Transfer { code, message: reason }
     }
 
     /// A session connect failure, for the relay at `addr`.
@@ -222,15 +216,6 @@ mod tests {
         assert_eq!(ErrorCode::from(RelayCode::MalformedMessage), ErrorCode::Internal);
         assert_eq!(ErrorCode::from(RelayCode::MeetingFull), ErrorCode::MeetingFull);
         assert_eq!(serde_json::to_value(ErrorCode::DownloadDirUnwritable).unwrap(), "downloadDirUnwritable");
-    }
-
-    #[test]
-    fn transfer_reasons_are_classified() {
-        let e = AppError::from_transfer_reason("SHA-256 mismatch: expected a, got b; the file was removed");
-        assert_eq!(e.code(), ErrorCode::HashMismatch);
-        let e = AppError::from_transfer_reason("relay refused (FileTooLarge): too big");
-        assert_eq!(e.code(), ErrorCode::FileTooLarge);
-        assert_eq!(AppError::from_transfer_reason("relay closed the file connection").code(), ErrorCode::Internal);
     }
 
     #[test]

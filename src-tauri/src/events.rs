@@ -1,12 +1,12 @@
 //! Translates the engine's [`SessionEvent`]s into the page's events ([`UiEvent`]).
 //!
-//! Nearly every event maps one to one. The exception is file transfers: the page follows each
-//! transfer by a `transferId` string the shell hands out when `send_file`/`accept_file` return,
-//! while the engine names an upload by its file name until the relay gives it an id. The
-//! [`Translator`] keeps that bookkeeping (bounded) and also remembers the address to share,
-//! which the engine does not know.
+//! Nearly every event maps one to one. File transfers get the page's `transferId`: `u<n>` for
+//! our upload number `n` (the id `Session::send_file` returned, carried by its events), `d<id>`
+//! for a download of file `id`, `r<id>` for someone else's upload. The [`Translator`] also
+//! remembers transfer sizes (the engine's `FileDone` has none), the rate of others' uploads and
+//! the address to share, which the engine does not know.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use client_core::stats::FileDirection;
@@ -15,17 +15,8 @@ use client_core::SessionEvent;
 use crate::error::AppError;
 use crate::payloads::{self as p, Direction, UiEvent};
 
-/// Uploads started but not yet given a file id by the relay, at most.
-const MAX_PENDING_UPLOADS: usize = 64;
-/// Transfers whose id mapping and size are remembered, at most.
+/// Transfers whose size (or remote rate) is remembered, at most.
 const MAX_KNOWN_TRANSFERS: usize = 256;
-
-/// What is remembered about a transfer the page follows.
-#[derive(Debug, Clone)]
-struct Known {
-    transfer_id: String,
-    size: u64,
-}
 
 /// Someone else's upload, to turn the relay's byte counts into a rate.
 #[derive(Debug, Clone, Copy)]
@@ -35,95 +26,60 @@ struct RemoteProgress {
     rate: f64,
 }
 
+/// The page's transfer id of our upload number `upload_id`.
+pub fn upload_transfer_id(upload_id: u64) -> String {
+    format!("u{upload_id}")
+}
+
 /// The page's transfer id of a download of `file_id`.
 pub fn download_transfer_id(file_id: u64) -> String {
     format!("d{file_id}")
+}
+
+/// The page's transfer id of one of our transfers, from what its event carries.
+fn transfer_id(upload_id: Option<u64>, direction: FileDirection, file_id: Option<u64>, name: &str) -> String {
+    match (direction, upload_id, file_id) {
+        (FileDirection::Upload, Some(upload_id), _) => upload_transfer_id(upload_id),
+        (FileDirection::Download, _, Some(file_id)) => download_transfer_id(file_id),
+        // Not produced by client-core (uploads always carry their id, downloads their file);
+        // still a stable id.
+        _ => format!("x-{name}"),
+    }
 }
 
 /// The stateful half of the mapping from engine events to page events.
 #[derive(Debug, Default)]
 pub struct Translator {
     share_addr: String,
-    next_upload: u64,
-    /// Uploads waiting for their file id: (transfer id, file name as the engine reports it).
-    pending_uploads: VecDeque<(String, String)>,
-    /// Transfers with a file id, by (direction, file id).
-    known: HashMap<(bool, u64), Known>,
+    /// Sizes of our transfers by transfer id, learned from `accept_file` and progress.
+    sizes: HashMap<String, u64>,
     remote: HashMap<u64, RemoteProgress>,
 }
 
 impl Translator {
     /// A translator for a session whose meeting others join at `share_addr`.
     pub fn new(share_addr: String) -> Self {
-        Self { share_addr, next_upload: 1, ..Default::default() }
+        Self { share_addr, ..Default::default() }
     }
 
-    /// Registers an upload of a file the engine will call `name`; returns its transfer id.
-    pub fn start_upload(&mut self, name: String) -> String {
-        let id = format!("u{}", self.next_upload);
-        self.next_upload += 1;
-        if self.pending_uploads.len() >= MAX_PENDING_UPLOADS {
-            self.pending_uploads.pop_front();
-        }
-        self.pending_uploads.push_back((id.clone(), name));
-        id
-    }
-
-    /// Registers a download of `file_id`; returns its transfer id.
+    /// Registers a download of `file_id` of `size` bytes; returns its transfer id.
     pub fn start_download(&mut self, file_id: u64, size: u64) -> String {
         let id = download_transfer_id(file_id);
-        self.remember(false, file_id, Known { transfer_id: id.clone(), size });
+        self.remember_size(&id, size);
         id
     }
 
-    fn remember(&mut self, upload: bool, file_id: u64, known: Known) {
-        if self.known.len() >= MAX_KNOWN_TRANSFERS && !self.known.contains_key(&(upload, file_id)) {
-            // Forget an arbitrary finished transfer; ids of live ones are re-learned on progress.
-            if let Some(key) = self.known.keys().next().copied() {
-                self.known.remove(&key);
+    fn remember_size(&mut self, transfer_id: &str, size: u64) {
+        if size == 0 {
+            return;
+        }
+        if self.sizes.len() >= MAX_KNOWN_TRANSFERS && !self.sizes.contains_key(transfer_id) {
+            // Forget an arbitrary one; sizes of live transfers come back with their progress.
+            if let Some(key) = self.sizes.keys().next().cloned() {
+                self.sizes.remove(&key);
             }
         }
-        self.known.insert((upload, file_id), known);
-    }
-
-    /// The transfer id of an upload event, claiming a pending upload of that name when the
-    /// file id is new.
-    fn upload_id(&mut self, file_id: Option<u64>, name: &str, size: u64) -> String {
-        if let Some(fid) = file_id {
-            if let Some(k) = self.known.get_mut(&(true, fid)) {
-                if size > 0 {
-                    k.size = size;
-                }
-                return k.transfer_id.clone();
-            }
-        }
-        let pos = self.pending_uploads.iter().position(|(_, n)| n == name);
-        let id = match pos.and_then(|i| self.pending_uploads.remove(i)) {
-            Some((id, _)) => id,
-            // An upload the page did not start through this translator (cannot happen in the
-            // app); still give it a stable id.
-            None => format!("u-{}", file_id.map_or_else(|| name.to_string(), |f| f.to_string())),
-        };
-        if let Some(fid) = file_id {
-            self.remember(true, fid, Known { transfer_id: id.clone(), size });
-        }
-        id
-    }
-
-    fn download_id(&mut self, file_id: u64, size: u64) -> String {
-        match self.known.get_mut(&(false, file_id)) {
-            Some(k) => {
-                if size > 0 {
-                    k.size = size;
-                }
-                k.transfer_id.clone()
-            }
-            None => self.start_download(file_id, size),
-        }
-    }
-
-    fn size_of(&self, upload: bool, file_id: u64) -> u64 {
-        self.known.get(&(upload, file_id)).map_or(0, |k| k.size)
+        self.sizes.insert(transfer_id.to_string(), size);
     }
 
     /// Maps one engine event to the page's event, if the page has one for it. Video frames are
@@ -162,12 +118,8 @@ impl Translator {
             SessionEvent::Chat { message } => UiEvent::Chat(p::ChatWrap { message: message.into() }),
             SessionEvent::FileOffer { file } => UiEvent::FileOffer(p::FileOffer { file: file.into() }),
             SessionEvent::FileProgress(fp) => {
-                let upload = fp.direction == FileDirection::Upload;
-                let transfer_id = if upload {
-                    self.upload_id(Some(fp.file_id), &fp.name, fp.total)
-                } else {
-                    self.download_id(fp.file_id, fp.total)
-                };
+                let transfer_id = transfer_id(fp.upload_id, fp.direction, Some(fp.file_id), &fp.name);
+                self.remember_size(&transfer_id, fp.total);
                 UiEvent::FileProgress(p::FileProgressPayload {
                     transfer_id,
                     direction: fp.direction.into(),
@@ -176,18 +128,16 @@ impl Translator {
                     size: fp.total,
                     bytes: fp.bytes,
                     rate_bytes_per_sec: fp.rate_bps,
-                    cwnd_bytes: fp.cwnd.map(|c| u64::from(c) * p::CHUNK_BYTES),
+                    cwnd_bytes: fp.cwnd.zip(fp.chunk_size).map(|(c, size)| u64::from(c) * u64::from(size)),
                 })
             }
-            SessionEvent::FileDone { file_id, direction, name, path, sha256, verified } => {
+            SessionEvent::FileDone { upload_id, file_id, direction, name, path, sha256, verified } => {
                 let upload = direction == FileDirection::Upload;
-                let transfer_id =
-                    if upload { self.upload_id(Some(file_id), &name, 0) } else { self.download_id(file_id, 0) };
-                let mut size = self.size_of(upload, file_id);
-                if size == 0 {
-                    size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                }
-                self.known.remove(&(upload, file_id));
+                let transfer_id = transfer_id(upload_id, direction, Some(file_id), &name);
+                let size = match self.sizes.remove(&transfer_id) {
+                    Some(size) => size,
+                    None => std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                };
                 UiEvent::FileDone(p::FileDonePayload {
                     transfer_id,
                     direction: direction.into(),
@@ -199,22 +149,15 @@ impl Translator {
                     path: (!upload).then(|| path.to_string_lossy().into_owned()),
                 })
             }
-            SessionEvent::FileFailed { file_id, direction, name, reason, .. } => {
-                let upload = direction == FileDirection::Upload;
-                let transfer_id = match (upload, file_id) {
-                    (true, fid) => self.upload_id(fid, &name, 0),
-                    (false, Some(fid)) => self.download_id(fid, 0),
-                    (false, None) => format!("d-{name}"),
-                };
-                if let Some(fid) = file_id {
-                    self.known.remove(&(upload, fid));
-                }
+            SessionEvent::FileFailed { upload_id, file_id, direction, name, failure, reason, .. } => {
+                let transfer_id = transfer_id(upload_id, direction, file_id, &name);
+                self.sizes.remove(&transfer_id);
                 UiEvent::FileFailed(p::FileFailedPayload {
                     transfer_id,
                     direction: direction.into(),
                     file_id,
                     name,
-                    error: (&AppError::from_transfer_reason(&reason)).into(),
+                    error: (&AppError::from_transfer_failure(failure, direction, reason)).into(),
                 })
             }
             SessionEvent::RemoteFileProgress { file_id, name, bytes, size, .. } => {
@@ -288,18 +231,28 @@ impl Translator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use client_core::FileProgress;
+    use crate::error::ErrorCode;
+    use client_core::{FileFailure, FileProgress};
+    use protocol::control::ErrorCode as RelayCode;
     use std::time::Duration;
 
-    fn progress(file_id: u64, direction: FileDirection, name: &str, bytes: u64, total: u64) -> SessionEvent {
+    fn progress(
+        upload_id: Option<u64>,
+        file_id: u64,
+        direction: FileDirection,
+        bytes: u64,
+        total: u64,
+    ) -> SessionEvent {
         SessionEvent::FileProgress(FileProgress {
+            upload_id,
             file_id,
             direction,
-            name: name.into(),
+            name: "same.bin".into(),
             bytes,
             total,
             rate_bps: 1000.0,
             cwnd: Some(4),
+            chunk_size: Some(1000),
             ssthresh: None,
             phase: None,
             resumed_from: 0,
@@ -307,49 +260,63 @@ mod tests {
     }
 
     #[test]
-    fn uploads_keep_the_transfer_id_handed_out_at_send_file() {
+    fn uploads_of_files_with_the_same_name_keep_their_own_transfer_ids() {
         let mut t = Translator::new("10.1.2.3:5000".into());
         let now = Instant::now();
-        let a = t.start_upload("a.bin".into());
-        let b = t.start_upload("b.bin".into());
-        // b's relay answer comes first.
-        let Some(UiEvent::FileProgress(pb)) = t.translate(progress(9, FileDirection::Upload, "b.bin", 0, 100), now)
+        // Upload 2's relay answer comes first.
+        let Some(UiEvent::FileProgress(p2)) = t.translate(progress(Some(2), 9, FileDirection::Upload, 0, 100), now)
         else {
             panic!("expected progress")
         };
-        assert_eq!(pb.transfer_id, b);
-        assert_eq!(pb.cwnd_bytes, Some(4 * p::CHUNK_BYTES));
-        let Some(UiEvent::FileProgress(pa)) = t.translate(progress(8, FileDirection::Upload, "a.bin", 10, 50), now)
+        assert_eq!(p2.transfer_id, upload_transfer_id(2));
+        assert_eq!(p2.cwnd_bytes, Some(4 * 1000), "cwnd in the relay's chunks");
+        let Some(UiEvent::FileProgress(p1)) = t.translate(progress(Some(1), 8, FileDirection::Upload, 10, 50), now)
         else {
             panic!("expected progress")
         };
-        assert_eq!(pa.transfer_id, a);
+        assert_eq!(p1.transfer_id, upload_transfer_id(1));
         let done = SessionEvent::FileDone {
+            upload_id: Some(1),
             file_id: 8,
             direction: FileDirection::Upload,
-            name: "a.bin".into(),
-            path: "/nonexistent/a.bin".into(),
+            name: "same.bin".into(),
+            path: "/nonexistent/same.bin".into(),
             sha256: "00".into(),
             verified: true,
         };
         let Some(UiEvent::FileDone(d)) = t.translate(done, now) else { panic!("expected done") };
-        assert_eq!((d.transfer_id.as_str(), d.size, d.path.as_deref()), (a.as_str(), 50, None));
+        assert_eq!((d.transfer_id.as_str(), d.size, d.path.as_deref()), ("u1", 50, None));
     }
 
     #[test]
-    fn an_upload_failing_before_the_relay_answered_is_matched_by_name() {
+    fn failures_carry_the_engine_s_reason_as_a_code() {
         let mut t = Translator::new(String::new());
-        let a = t.start_upload("a.bin".into());
-        let failed = SessionEvent::FileFailed {
+        let failed = |upload_id, direction, failure| SessionEvent::FileFailed {
+            upload_id,
             file_id: None,
-            direction: FileDirection::Upload,
+            direction,
             name: "a.bin".into(),
-            reason: "relay refused (FileTooLarge): 2 GB".into(),
+            failure,
+            reason: "words".into(),
             resumable: false,
         };
-        let Some(UiEvent::FileFailed(f)) = t.translate(failed, Instant::now()) else { panic!("expected failure") };
-        assert_eq!(f.transfer_id, a);
-        assert_eq!(f.error.code, crate::error::ErrorCode::FileTooLarge);
+        let cases = [
+            (Some(3), FileDirection::Upload, FileFailure::Refused(RelayCode::FileTooLarge), ErrorCode::FileTooLarge),
+            (Some(4), FileDirection::Upload, FileFailure::LocalFile, ErrorCode::FileNotFound),
+            (None, FileDirection::Download, FileFailure::LocalFile, ErrorCode::DownloadDirUnwritable),
+            (None, FileDirection::Download, FileFailure::HashMismatch, ErrorCode::HashMismatch),
+            (None, FileDirection::Download, FileFailure::Connection, ErrorCode::RelayUnreachable),
+        ];
+        for (upload_id, direction, failure, code) in cases {
+            let Some(UiEvent::FileFailed(f)) = t.translate(failed(upload_id, direction, failure), Instant::now())
+            else {
+                panic!("expected failure")
+            };
+            assert_eq!(f.error.code, code, "{failure:?}");
+            if let Some(id) = upload_id {
+                assert_eq!(f.transfer_id, upload_transfer_id(id));
+            }
+        }
     }
 
     #[test]
@@ -357,6 +324,7 @@ mod tests {
         let mut t = Translator::new(String::new());
         let id = t.start_download(4, 1234);
         let done = SessionEvent::FileDone {
+            upload_id: None,
             file_id: 4,
             direction: FileDirection::Download,
             name: "x.pdf".into(),

@@ -186,10 +186,6 @@ pub struct StatsSnapshot {
     pub participants: Vec<ParticipantStats>,
 }
 
-/// The size of one chunk of a file transfer. client-core reports the Reno window in chunks; the
-/// relay picks the chunk size and Parlor's relay uses the protocol's default.
-pub const CHUNK_BYTES: u64 = protocol::file::DEFAULT_CHUNK_SIZE as u64;
-
 impl StatsSnapshot {
     /// Condenses the engine's detailed snapshot into the page's figures. Loss and jitter are the
     /// means over the remote streams (of their video and audio, whichever is worse), FPS
@@ -214,8 +210,7 @@ impl StatsSnapshot {
             .files
             .iter()
             .filter(|f| f.direction == FileDirection::Upload && f.state == "active")
-            .filter_map(|f| f.cwnd)
-            .map(|c| u64::from(c) * CHUNK_BYTES)
+            .filter_map(|f| Some(u64::from(f.cwnd?) * u64::from(f.chunk_size?)))
             .max();
         Self {
             timestamp_ms: s.timestamp_ms,
@@ -494,6 +489,7 @@ mod tests {
         s.files.push(FileTransferStats {
             direction: FileDirection::Upload,
             cwnd: Some(10),
+            chunk_size: Some(16_384),
             state: "active".into(),
             ..Default::default()
         });
@@ -502,7 +498,7 @@ mod tests {
         assert_eq!(ui.rtt_ms, 12.5);
         assert_eq!(ui.fps_received, 15.0);
         assert!((ui.loss - 0.1).abs() < 1e-9);
-        assert_eq!(ui.cwnd_bytes, Some(10 * CHUNK_BYTES));
+        assert_eq!(ui.cwnd_bytes, Some(10 * 16_384));
         assert_eq!(ui.quality_level, 2);
         assert_eq!(ui.participants.len(), 2);
         let v = serde_json::to_value(&ui).unwrap();

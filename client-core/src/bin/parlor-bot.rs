@@ -298,7 +298,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     out(format!("FILE_SAVED id={file_id} sha256={sha256} path={}", path.display()));
                 }
             },
-            SessionEvent::FileFailed { file_id, direction, name, reason, resumable } => {
+            SessionEvent::FileFailed { file_id, direction, name, reason, resumable, .. } => {
                 let retry = match (file_id, &cli.save_dir) {
                     (Some(id), Some(dir)) if resumable && direction == FileDirection::Download => {
                         let n = attempts.entry(id).or_insert(1);

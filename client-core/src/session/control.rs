@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::engine::{Engine, EngineParams, Internal};
-use super::events::{EventSender, SessionEvent};
+use super::events::{EventSender, FileFailure, SessionEvent};
 use super::options::SessionOptions;
 use super::{Command, SessionShared};
 use crate::files::{self, FileContext};
@@ -47,6 +47,8 @@ struct Meeting {
 }
 
 struct Transfer {
+    /// The id `send_file` returned, for uploads.
+    upload_id: Option<u64>,
     file_id: Option<u64>,
     direction: FileDirection,
     name: String,
@@ -72,7 +74,6 @@ pub(crate) struct ControlTask {
     next_transfer_key: u64,
     next_nonce: u64,
     last_heard: Instant,
-    chat_ids: u64,
 }
 
 /// Why the control loop ended.
@@ -109,7 +110,6 @@ impl ControlTask {
             next_transfer_key: 1,
             next_nonce: 1,
             last_heard: Instant::now(),
-            chat_ids: 0,
         }
     }
 
@@ -367,11 +367,10 @@ impl ControlTask {
                 }
             }
             Command::MediaStateChanged => self.send_media_state().await?,
-            Command::Chat(text) => {
-                self.chat_ids += 1;
-                self.send(M::ChatSend { text, client_msg_id: Some(self.chat_ids) }).await?;
+            Command::Chat { text, client_msg_id } => {
+                self.send(M::ChatSend { text, client_msg_id: Some(client_msg_id) }).await?;
             }
-            Command::SendFile(path) => self.start_upload(path),
+            Command::SendFile { path, upload_id } => self.start_upload(path, upload_id),
             Command::AcceptFile { file_id, dir } => self.start_download(file_id, dir),
             Command::CancelFile(file_id) => self.cancel_transfer(file_id),
             Command::Close(_) => unreachable!("handled by the loop"),
@@ -411,26 +410,41 @@ impl ControlTask {
         })
     }
 
-    fn admit_transfer(&mut self) -> Option<(FileContext, u64)> {
+    /// A context and table key for a new transfer, or why there can be none now.
+    fn admit_transfer(&mut self) -> Result<(FileContext, u64), String> {
         self.transfers.retain(|_, t| !t.handle.is_finished());
         if self.transfers.len() >= MAX_ACTIVE_TRANSFERS {
-            self.events.error(format!("too many transfers at once (at most {MAX_ACTIVE_TRANSFERS})"));
-            return None;
+            return Err(format!("too many transfers at once (at most {MAX_ACTIVE_TRANSFERS})"));
         }
-        let Some(ctx) = self.file_context() else {
-            self.events.error("file transfers need a meeting");
-            return None;
-        };
+        let ctx = self.file_context().ok_or_else(|| "file transfers need a meeting".to_string())?;
         let key = self.next_transfer_key;
         self.next_transfer_key += 1;
-        Some((ctx, key))
+        Ok((ctx, key))
     }
 
-    fn start_upload(&mut self, path: PathBuf) {
-        let Some((ctx, key)) = self.admit_transfer() else { return };
+    fn start_upload(&mut self, path: PathBuf, upload_id: u64) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let handle = tokio::spawn(files::upload(ctx, key, path));
-        self.transfers.insert(key, Transfer { file_id: None, direction: FileDirection::Upload, name, handle });
+        let (ctx, key) = match self.admit_transfer() {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                tracing::warn!("{reason}");
+                self.events.emit(SessionEvent::FileFailed {
+                    upload_id: Some(upload_id),
+                    file_id: None,
+                    direction: FileDirection::Upload,
+                    name,
+                    failure: FileFailure::NotStarted,
+                    reason,
+                    resumable: false,
+                });
+                return;
+            }
+        };
+        let handle = tokio::spawn(files::upload(ctx, key, upload_id, path));
+        self.transfers.insert(
+            key,
+            Transfer { upload_id: Some(upload_id), file_id: None, direction: FileDirection::Upload, name, handle },
+        );
     }
 
     fn start_download(&mut self, file_id: u64, dir: PathBuf) {
@@ -446,7 +460,10 @@ impl ControlTask {
             self.events.error(format!("file {file_id} is already downloading"));
             return;
         }
-        let Some((ctx, key)) = self.admit_transfer() else { return };
+        let (ctx, key) = match self.admit_transfer() {
+            Ok(admitted) => admitted,
+            Err(reason) => return self.events.error(reason),
+        };
         ctx.table.update(
             key,
             FileTransferStats {
@@ -460,8 +477,10 @@ impl ControlTask {
         );
         let name = info.name.clone();
         let handle = tokio::spawn(files::download(ctx, key, info, dir));
-        self.transfers
-            .insert(key, Transfer { file_id: Some(file_id), direction: FileDirection::Download, name, handle });
+        self.transfers.insert(
+            key,
+            Transfer { upload_id: None, file_id: Some(file_id), direction: FileDirection::Download, name, handle },
+        );
     }
 
     fn cancel_transfer(&mut self, file_id: u64) {
@@ -490,9 +509,11 @@ impl ControlTask {
                 t.handle.abort();
                 table.set_state(key, "cancelled");
                 self.events.emit(SessionEvent::FileFailed {
+                    upload_id: t.upload_id,
                     file_id: Some(file_id),
                     direction: t.direction,
                     name: t.name,
+                    failure: FileFailure::Cancelled,
                     reason: "cancelled".into(),
                     resumable: t.direction == FileDirection::Download,
                 });

@@ -89,6 +89,8 @@ pub enum SessionEvent {
     /// An upload was accepted by the relay (`path` = the local file) or a download was saved
     /// and its SHA-256 matched (`path` = where it was saved).
     FileDone {
+        /// The id `send_file` returned, for uploads.
+        upload_id: Option<u64>,
         file_id: u64,
         direction: FileDirection,
         name: String,
@@ -99,9 +101,15 @@ pub enum SessionEvent {
     /// A transfer failed. `resumable` downloads keep their `.part` file; accepting the same
     /// offer again continues where it stopped.
     FileFailed {
+        /// The id `send_file` returned, for uploads.
+        upload_id: Option<u64>,
+        /// None for an upload the relay never gave an id.
         file_id: Option<u64>,
         direction: FileDirection,
         name: String,
+        /// What went wrong, for a program to act on.
+        failure: FileFailure,
+        /// What went wrong, in words.
         reason: String,
         resumable: bool,
     },
@@ -157,9 +165,33 @@ pub struct ParticipantLevel {
     pub speaking: bool,
 }
 
+/// Why a file transfer failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "code", rename_all = "snake_case")]
+pub enum FileFailure {
+    /// The relay refused the transfer with this code (file too large, unknown file, busy…).
+    Refused(ErrorCode),
+    /// The downloaded bytes did not hash to the offer's SHA-256; the file was removed.
+    HashMismatch,
+    /// Reading the file to upload or writing the download failed.
+    LocalFile,
+    /// The relay could not be reached, closed the connection or stopped answering.
+    Connection,
+    /// The relay broke the file protocol.
+    Protocol,
+    /// Every numbered variant of the download's name is taken in the folder.
+    NoFreeName,
+    /// Not started: not in a meeting, or too many transfers at once.
+    NotStarted,
+    /// Cancelled by `cancel_file`.
+    Cancelled,
+}
+
 /// Progress of one file transfer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileProgress {
+    /// The id `send_file` returned, for uploads.
+    pub upload_id: Option<u64>,
     pub file_id: u64,
     pub direction: FileDirection,
     pub name: String,
@@ -170,6 +202,8 @@ pub struct FileProgress {
     pub rate_bps: f64,
     /// Congestion window, chunks (uploads only: downloads are paced by the relay).
     pub cwnd: Option<u32>,
+    /// Bytes per chunk, the unit of `cwnd` and `ssthresh` (uploads only; the relay sets it).
+    pub chunk_size: Option<u32>,
     pub ssthresh: Option<u32>,
     /// "slow_start" or "congestion_avoidance" (uploads only).
     pub phase: Option<String>,

@@ -20,7 +20,7 @@ mod video;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use protocol::control::ParticipantId;
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::files::TransferTable;
 use crate::net::control::{ConnectError, Handshake};
 use crate::stats::StatsSnapshot;
-pub use events::{EventReceiver, FileProgress, ParticipantLevel, SessionEvent};
+pub use events::{EventReceiver, FileFailure, FileProgress, ParticipantLevel, SessionEvent};
 pub use options::{AudioChoice, SessionOptions, SinkChoice, VideoChoice};
 
 /// Why a session call failed.
@@ -59,8 +59,14 @@ pub(crate) enum Command {
     Leave,
     /// The mic or camera flag changed (already stored in the shared state).
     MediaStateChanged,
-    Chat(String),
-    SendFile(PathBuf),
+    Chat {
+        text: String,
+        client_msg_id: u64,
+    },
+    SendFile {
+        path: PathBuf,
+        upload_id: u64,
+    },
     AcceptFile {
         file_id: u64,
         dir: PathBuf,
@@ -92,6 +98,10 @@ pub struct Session {
     shared: Arc<SessionShared>,
     handshake: Handshake,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Last `client_msg_id` given to a chat message (they count from 1 per session).
+    last_chat_id: AtomicU64,
+    /// Last id given to an upload (they count from 1 per session).
+    last_upload_id: AtomicU64,
 }
 
 /// How many commands may wait for the control task.
@@ -125,7 +135,15 @@ impl Session {
             cmd_rx,
         );
         let task = tokio::spawn(task.run());
-        Ok((Session { cmd: cmd_tx, shared, handshake, task: Mutex::new(Some(task)) }, event_rx))
+        let session = Session {
+            cmd: cmd_tx,
+            shared,
+            handshake,
+            task: Mutex::new(Some(task)),
+            last_chat_id: AtomicU64::new(0),
+            last_upload_id: AtomicU64::new(0),
+        };
+        Ok((session, event_rx))
     }
 
     async fn send(&self, cmd: Command) -> Result<(), SessionError> {
@@ -189,14 +207,20 @@ impl Session {
         self.send(Command::MediaStateChanged).await
     }
 
-    /// Sends a chat message; it comes back as a `Chat` event in the meeting's order.
-    pub async fn send_chat(&self, text: &str) -> Result<(), SessionError> {
-        self.send(Command::Chat(text.to_string())).await
+    /// Sends a chat message; it comes back as a `Chat` event in the meeting's order, carrying
+    /// the `client_msg_id` returned here.
+    pub async fn send_chat(&self, text: &str) -> Result<u64, SessionError> {
+        let client_msg_id = self.last_chat_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.send(Command::Chat { text: text.to_string(), client_msg_id }).await?;
+        Ok(client_msg_id)
     }
 
-    /// Uploads a file to the meeting; `FileProgress`, then `FileDone` or `FileFailed` follow.
-    pub async fn send_file(&self, path: impl Into<PathBuf>) -> Result<(), SessionError> {
-        self.send(Command::SendFile(path.into())).await
+    /// Uploads a file to the meeting; `FileProgress`, then `FileDone` or `FileFailed` follow,
+    /// each carrying the `upload_id` returned here.
+    pub async fn send_file(&self, path: impl Into<PathBuf>) -> Result<u64, SessionError> {
+        let upload_id = self.last_upload_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.send(Command::SendFile { path: path.into(), upload_id }).await?;
+        Ok(upload_id)
     }
 
     /// Downloads an offered file into `dir` (resuming a partial download of it there).
