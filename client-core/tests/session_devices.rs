@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use client_core::media::TestPattern;
 use client_core::{AudioChoice, SessionEvent, SessionOptions, SinkChoice, VideoChoice};
 use common::*;
 
@@ -17,6 +18,7 @@ async fn missing_devices_fall_back_with_an_error() {
         video: VideoChoice::Camera(99),
         audio: AudioChoice::Mic(Some("parlor-no-such-microphone".into())),
         sink: SinkChoice::Speaker(Some("parlor-no-such-speaker".into())),
+        local_video: true,
         ..Default::default()
     };
     let a = Bot::connect(&addr, options).await;
@@ -41,6 +43,19 @@ async fn missing_devices_fall_back_with_an_error() {
             .is_some_and(|r| r.audio.played_frames > 25)
     })
     .await;
+    // A's self view shows what it sends: the test pattern, as captured.
+    let (w, h, rgb) = a
+        .wait("self view", LONG, |e| match e {
+            SessionEvent::LocalVideoFrame { width, height, rgb, .. } => Some((*width, *height, rgb.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rgb.len(), (w * h * 3) as usize);
+    assert!(TestPattern::read_counter(&rgb, w, h, 3).is_some(), "the pattern's counter is in the self view");
+    assert!(
+        !b.events().iter().any(|e| matches!(e, SessionEvent::LocalVideoFrame { .. })),
+        "no self view unless asked for"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let a_stats = a.session.stats().unwrap();
     assert_eq!(a_stats.audio_out.frames_sent, 0, "no microphone, no audio");

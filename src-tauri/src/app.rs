@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use crate::devices::{Choice, Inventory, Selection};
 use crate::error::{AppError, DeviceKind};
 use crate::events::{upload_transfer_id, Translator};
-use crate::frames::{FramePump, Layout, SourceFrame};
+use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::LocalVideo;
 use crate::payloads::{ChatSent, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent};
 use crate::relay::{BindPlan, EmbeddedRelay};
@@ -207,6 +207,7 @@ impl App {
             sink: sel.sink(),
             mic_on: core.mic_on,
             camera_on: core.camera_on,
+            local_video: true,
             ..SessionOptions::default()
         }
     }
@@ -639,6 +640,10 @@ async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translat
         match event {
             SessionEvent::VideoFrame { participant_id, width, height, rgba, .. } => {
                 app.pump.push(participant_id, SourceFrame { width, height, layout: Layout::Rgba, pixels: rgba });
+                continue;
+            }
+            SessionEvent::LocalVideoFrame { width, height, rgb, .. } => {
+                app.pump.push(LOCAL_ID, SourceFrame { width, height, layout: Layout::Rgb, pixels: rgb });
                 continue;
             }
             SessionEvent::ParticipantLeft { participant_id, .. } => app.pump.forget(participant_id),

@@ -185,6 +185,7 @@ impl Translator {
             SessionEvent::Connected { .. }
             | SessionEvent::Left
             | SessionEvent::VideoFrame { .. }
+            | SessionEvent::LocalVideoFrame { .. }
             | SessionEvent::AudioLevel { .. }
             | SessionEvent::QualityChanged { .. } => return None,
         })

@@ -3,9 +3,9 @@
 //!
 //! Outside a meeting a capture thread of the shell's own reads the chosen camera (or the test
 //! pattern) while the page wants a preview and the camera is on. In a meeting the session's
-//! capture thread owns the camera — a camera cannot stream to two readers — so the shell only
-//! captures there when the source is the test pattern, which any number of readers can draw;
-//! with a real camera the self view shows the avatar until the engine shares its frames.
+//! capture thread owns the camera — a camera cannot stream to two readers — and shares each
+//! frame it captures (`SessionEvent::LocalVideoFrame`), which the shell draws as the self view:
+//! the picture the others get, whatever the source.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,8 +41,7 @@ impl LocalVideoState {
         if !self.camera_on {
             return None;
         }
-        let run = if self.in_meeting { self.camera == Choice::SyntheticCamera } else { self.want_preview };
-        run.then(|| self.camera.clone())
+        (self.want_preview && !self.in_meeting).then(|| self.camera.clone())
     }
 }
 
@@ -140,7 +139,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_the_preview_at_home_and_the_pattern_self_view_in_a_meeting() {
+    fn runs_the_preview_outside_meetings_only() {
         let mut s =
             LocalVideoState { want_preview: true, in_meeting: false, camera_on: true, camera: Choice::Camera(0) };
         assert_eq!(s.wanted(), Some(Choice::Camera(0)));
@@ -148,10 +147,11 @@ mod tests {
         assert_eq!(s.wanted(), None);
         s.camera_on = true;
         s.in_meeting = true;
-        // The session owns the real camera in a meeting.
+        // The session owns the camera in a meeting and supplies the self view.
         assert_eq!(s.wanted(), None);
         s.camera = Choice::SyntheticCamera;
-        s.want_preview = false;
+        assert_eq!(s.wanted(), None);
+        s.in_meeting = false;
         assert_eq!(s.wanted(), Some(Choice::SyntheticCamera));
     }
 

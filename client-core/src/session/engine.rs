@@ -211,9 +211,11 @@ impl Engine {
         // Any failure below drops `shared`'s running flag through this guard.
         let stop_on_error = StopGuard(shared.clone());
         if options.video != super::options::VideoChoice::None {
-            let (s, e, v, sock) = (shared.clone(), events.clone(), options.video.clone(), sender.try_clone()?);
+            let (s, e, sock) = (shared.clone(), events.clone(), sender.try_clone()?);
+            let capture =
+                super::video::CaptureOptions { choice: options.video.clone(), local_video: options.local_video };
             engine_threads
-                .push(spawn("parlor-video-tx", Box::new(move || super::video::capture_thread(s, e, v, sock)))?);
+                .push(spawn("parlor-video-tx", Box::new(move || super::video::capture_thread(s, e, capture, sock)))?);
         }
         if options.audio != super::options::AudioChoice::None {
             let (s, e, a, sock, i) =

@@ -132,6 +132,16 @@ pub enum SessionEvent {
         #[serde(skip)]
         rgba: Bytes,
     },
+    /// A frame of our own video as captured, before scaling and encoding (only with
+    /// `SessionOptions::local_video`). `rgb` is 3 bytes per pixel, row-major, no padding; it is
+    /// not serialized.
+    LocalVideoFrame {
+        width: u32,
+        height: u32,
+        capture_ts_us: u64,
+        #[serde(skip)]
+        rgb: Bytes,
+    },
     /// Audio levels of the remote participants, a few times a second.
     AudioLevel {
         levels: Vec<ParticipantLevel>,

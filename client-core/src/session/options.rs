@@ -65,6 +65,9 @@ pub struct SessionOptions {
     pub mic_on: bool,
     /// Whether the camera starts on.
     pub camera_on: bool,
+    /// Also report each captured frame as a [`super::SessionEvent::LocalVideoFrame`], for a
+    /// self view (the capture thread owns the camera; nobody else can read it meanwhile).
+    pub local_video: bool,
     /// Test hook: the loss fraction (0..=1) fed to the quality controller instead of the
     /// measured one. Also settable at run time with `Session::set_loss_override`.
     pub loss_override: Option<f64>,
@@ -86,6 +89,7 @@ impl Default for SessionOptions {
             stats_path: None,
             mic_on: true,
             camera_on: true,
+            local_video: false,
             loss_override: None,
             start_level: None,
             connect_timeout: Duration::from_secs(10),

@@ -30,11 +30,36 @@ const PACING_FRACTION: u32 = 4;
 /// How often a thread with nothing to do checks whether it should stop.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 
-fn open_source(choice: &VideoChoice, events: &EventSender) -> Box<dyn VideoSource> {
+/// Attempts at opening the camera before falling back to the test pattern.
+const CAMERA_OPEN_ATTEMPTS: u32 = 5;
+/// Wait between attempts.
+const CAMERA_RETRY: Duration = Duration::from_millis(200);
+
+/// What the capture thread captures and whom it shows.
+#[derive(Debug, Clone)]
+pub(crate) struct CaptureOptions {
+    pub choice: VideoChoice,
+    /// Emit each captured frame as a `LocalVideoFrame` event.
+    pub local_video: bool,
+}
+
+/// Opens the chosen source. A camera gets a few tries: the app may still be releasing it
+/// from its waiting-room preview when the meeting starts.
+fn open_source(choice: &VideoChoice, shared: &EngineShared, events: &EventSender) -> Box<dyn VideoSource> {
     if let VideoChoice::Camera(index) = choice {
-        match media::open_camera(*index) {
-            Ok(camera) => return camera,
-            Err(e) => events.error(format!("camera {index} unavailable ({e}); sending the test pattern instead")),
+        let mut attempt = 1;
+        loop {
+            match media::open_camera(*index) {
+                Ok(camera) => return camera,
+                Err(e) if attempt < CAMERA_OPEN_ATTEMPTS && sleep_until(shared, Instant::now() + CAMERA_RETRY) => {
+                    tracing::debug!(attempt, "camera {index} not ready: {e}");
+                    attempt += 1;
+                }
+                Err(e) => {
+                    events.error(format!("camera {index} unavailable ({e}); sending the test pattern instead"));
+                    break;
+                }
+            }
         }
     }
     Box::new(TestPattern::new(PATTERN_WIDTH, PATTERN_HEIGHT))
@@ -54,8 +79,13 @@ fn sleep_until(shared: &EngineShared, deadline: Instant) -> bool {
     }
 }
 
-pub(crate) fn capture_thread(shared: Arc<EngineShared>, events: EventSender, choice: VideoChoice, socket: UdpSocket) {
-    let mut source = open_source(&choice, &events);
+pub(crate) fn capture_thread(
+    shared: Arc<EngineShared>,
+    events: EventSender,
+    options: CaptureOptions,
+    socket: UdpSocket,
+) {
+    let mut source = open_source(&options.choice, &shared, &events);
     let counters = &shared.video_out;
     if let Ok(mut s) = counters.source.lock() {
         *s = source.describe();
@@ -95,6 +125,14 @@ pub(crate) fn capture_thread(shared: Arc<EngineShared>, events: EventSender, cho
                 *s = source.describe();
             }
             continue;
+        }
+        if options.local_video && events.has_video_headroom() {
+            events.emit_video(SessionEvent::LocalVideoFrame {
+                width: frame.width,
+                height: frame.height,
+                capture_ts_us: frame.capture_ts_us,
+                rgb: Bytes::copy_from_slice(&frame.data),
+            });
         }
         let started = Instant::now();
         if let Err(e) = encoder.encode(&frame, setting.width, setting.height, setting.jpeg_quality, &mut jpeg) {
