@@ -67,3 +67,66 @@ async fn missing_devices_fall_back_with_an_error() {
     b.close().await;
     relay.shutdown().await;
 }
+
+/// Devices switched in the middle of a meeting take effect at once: video off and back on,
+/// the tone replaced by a WAV file, the null sink by a speaker that does not exist (an error,
+/// and playout goes on into the null sink).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_switch_mid_meeting() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let a = Bot::connect(&addr, SessionOptions::default()).await;
+    let b = Bot::connect(&addr, SessionOptions { video: VideoChoice::None, ..Default::default() }).await;
+    let (code, a_id) = create(&a, "Switcher").await;
+    let b_id = admit(&a, &b, &code, "Watcher").await;
+    b.wait_until("video from A", LONG, |log| log.frames.get(&a_id).is_some_and(|f| f.len() >= 5)).await;
+    let sent = |bot: &Bot| bot.session.stats().map_or(0, |s| s.video_out.frames_sent);
+
+    a.session.set_video_source(VideoChoice::None).await.unwrap();
+    // Stats come once a second: wait for one that shows the source gone, then for no growth.
+    a.wait_until("video source gone", LONG, |_| a.session.stats().is_some_and(|s| s.video_out.source.is_empty())).await;
+    let stopped_at = sent(&a);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(sent(&a), stopped_at, "no video with no source");
+
+    a.session.set_video_source(VideoChoice::Synthetic).await.unwrap();
+    a.wait_until("video again", LONG, |_| sent(&a) > stopped_at + 5).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("voice.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for i in 0..16_000 {
+        w.write_sample(((i as f32 * 0.05).sin() * 8000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    a.session.set_audio_source(AudioChoice::Wav(wav)).await.unwrap();
+    a.wait_until("audio from the WAV file", LONG, |_| {
+        a.session.stats().is_some_and(|s| s.audio_out.source.starts_with("wav"))
+    })
+    .await;
+
+    let mark = a.mark();
+    a.session.set_audio_sink(SinkChoice::Speaker(Some("parlor-no-such-speaker".into()))).await.unwrap();
+    a.wait_from(mark, "speaker error", LONG, |e| match e {
+        SessionEvent::Error { message, .. } if message.contains("speaker") => Some(()),
+        _ => None,
+    })
+    .await;
+    let played = |bot: &Bot| {
+        bot.session
+            .stats()
+            .and_then(|s| s.streams.into_iter().find(|r| r.participant_id == b_id))
+            .map_or(0, |r| r.audio.played_frames)
+    };
+    let before = played(&a);
+    a.wait_until("playout goes on", LONG, |_| played(&a) > before + 50).await;
+    a.close().await;
+    b.close().await;
+    relay.shutdown().await;
+}

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use client_core::stats::FileDirection;
-use client_core::{EventReceiver, Session, SessionEvent, SessionOptions};
+use client_core::{AudioChoice, EventReceiver, Session, SessionEvent, SessionOptions, SinkChoice, VideoChoice};
 use protocol::control::{is_valid_meeting_code, JoinRefusal, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS};
 use tokio::sync::oneshot;
 
@@ -419,7 +419,8 @@ impl App {
         .map_err(|e| AppError::Internal(format!("device query failed: {e}")))
     }
 
-    /// `choose_devices`: remembered, used by the preview at once and by the next meeting.
+    /// `choose_devices`: remembered, used at once by the preview and by a running meeting, and
+    /// by the next meeting.
     pub async fn choose_devices(
         self: &Arc<Self>,
         camera: Option<String>,
@@ -429,6 +430,7 @@ impl App {
         let camera = camera.map(|id| Choice::parse(DeviceKind::Camera, &id)).transpose()?;
         let microphone = microphone.map(|id| Choice::parse(DeviceKind::Microphone, &id)).transpose()?;
         let speaker = speaker.map(|id| Choice::parse(DeviceKind::Speaker, &id)).transpose()?;
+        let switched;
         {
             let mut sel = lock(&self.selection);
             let mut settings = lock(&self.settings);
@@ -436,22 +438,49 @@ impl App {
                 sel.camera = c.clone();
                 settings.stored.camera = Some(c.id());
             }
+            let microphone_changed = microphone.is_some();
             if let Some(m) = microphone {
                 settings.stored.microphone = Some(m.id());
                 sel.microphone = m;
             }
+            let video = camera.is_some().then(|| sel.video());
+            let audio = microphone_changed.then(|| sel.audio());
+            let speaker_changed = speaker.is_some();
             if let Some(s) = speaker {
                 settings.stored.speaker = Some(s.id());
                 sel.speaker = s;
             }
+            switched = (video, audio, speaker_changed.then(|| sel.sink()));
             if let Err(e) = settings.save() {
                 tracing::warn!("cannot save the device choice: {e}");
             }
         }
+        self.switch_session_devices(switched).await?;
         match camera {
             Some(c) => self.update_local(move |l| l.state.camera = c).await,
             None => Ok(()),
         }
+    }
+
+    /// Hands devices chosen while a session runs to it: the meeting switches at once, and a
+    /// later meeting of the session starts with them.
+    async fn switch_session_devices(
+        &self,
+        (video, audio, sink): (Option<VideoChoice>, Option<AudioChoice>, Option<SinkChoice>),
+    ) -> Result<(), AppError> {
+        let core = self.core.lock().await;
+        let Some(live) = core.live.as_ref() else { return Ok(()) };
+        let failed = |e| AppError::from_session(&live.relay, e);
+        if let Some(v) = video {
+            live.session.set_video_source(v).await.map_err(failed)?;
+        }
+        if let Some(a) = audio {
+            live.session.set_audio_source(a).await.map_err(failed)?;
+        }
+        if let Some(s) = sink {
+            live.session.set_audio_sink(s).await.map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// `start_preview` / `stop_preview`.

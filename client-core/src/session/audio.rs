@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::engine::{EngineShared, Internal, MAX_REMOTES};
 use super::events::{EventSender, ParticipantLevel, SessionEvent};
 use super::options::{AudioChoice, SinkChoice};
+use super::take_switch;
 use crate::media::{
     now_us, AudioSink, AudioSource, LevelMeter, MicSource, Mixer, NullSink, SpeakerSink, ToneSource, WavRecorder,
     WavSource,
@@ -89,12 +90,14 @@ pub(crate) fn capture_thread(
     socket: UdpSocket,
     internal: mpsc::Sender<Internal>,
 ) {
-    let Some((mut source, description)) = open_source(&choice, &events) else { return };
     let counters = &shared.audio_out;
-    if let Ok(mut s) = counters.source.lock() {
-        *s = description;
-    }
-    let paced = source.is_paced();
+    let describe = |source: &Option<(Box<dyn AudioSource>, String)>| {
+        if let Ok(mut s) = counters.source.lock() {
+            *s = source.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
+        }
+    };
+    let mut source = open_source(&choice, &events);
+    describe(&source);
     let mut next = Instant::now();
     let mut frame = [0i16; FRAME_SAMPLES];
     let mut payload = [0u8; FRAME_SAMPLES * 2];
@@ -104,12 +107,29 @@ pub(crate) fn capture_thread(
     let mut seq: u32 = 0;
 
     while shared.running() {
-        if !paced && !wait_slot(&shared, &mut next) {
+        if let Some(choice) = take_switch(&shared.session.switches.audio) {
+            // Close the old device first: the new choice may be the same microphone.
+            drop(source.take());
+            source = open_source(&choice, &events);
+            describe(&source);
+            next = Instant::now();
+        }
+        let Some((source_now, _)) = source.as_mut() else {
+            // No source: wait for a switch, on the 20 ms schedule.
+            counters.active.store(false, Ordering::Relaxed);
+            if !wait_slot(&shared, &mut next) {
+                break;
+            }
+            continue;
+        };
+        if !source_now.is_paced() && !wait_slot(&shared, &mut next) {
             break;
         }
-        if let Err(e) = source.read_frame(&mut frame) {
-            events.error(format!("audio source failed ({e}); audio stopped"));
-            break;
+        if let Err(e) = source_now.read_frame(&mut frame) {
+            events.error(format!("audio source failed ({e}); no audio is sent"));
+            source = None;
+            describe(&source);
+            continue;
         }
         let capture_ts_us = now_us();
         let mic_on = shared.session.mic_on.load(Ordering::Relaxed);
@@ -188,6 +208,13 @@ pub(crate) fn playout_thread(
     let mut frame_no: u64 = 0;
 
     while shared.running() {
+        if let Some(choice) = take_switch(&shared.session.switches.sink) {
+            // Close the old device first: the new choice may be the same speaker.
+            drop(std::mem::replace(&mut sink, Box::new(NullSink::new())));
+            sink = open_sink(&choice, &events);
+            paced = sink.is_paced();
+            next = Instant::now();
+        }
         if !paced && !wait_slot(&shared, &mut next) {
             break;
         }

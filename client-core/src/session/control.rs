@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::engine::{Engine, EngineParams, Internal};
 use super::events::{EventSender, FileFailure, SessionEvent};
 use super::options::SessionOptions;
-use super::{Command, SessionShared};
+use super::{Command, DeviceSwitch, SessionShared};
 use crate::files::{self, FileContext};
 use crate::net::control::{ControlConn, Handshake};
 use crate::stats::{FileDirection, FileTransferStats};
@@ -279,6 +279,10 @@ impl ControlTask {
             }
         }
         self.session_token = Some(welcome.session_token.clone());
+        // The options already hold any device switched to before this meeting.
+        let switches = &self.shared.switches;
+        let _ = (super::take_switch(&switches.video), super::take_switch(&switches.audio));
+        let _ = super::take_switch(&switches.sink);
         let params = EngineParams {
             my_id: welcome.participant_id,
             media_token: welcome.media_token,
@@ -367,6 +371,24 @@ impl ControlTask {
                 }
             }
             Command::MediaStateChanged => self.send_media_state().await?,
+            Command::SwitchDevice(switch) => {
+                // Later meetings start with it; a running engine takes it at its next frame.
+                let switches = &self.shared.switches;
+                match switch {
+                    DeviceSwitch::Video(c) => {
+                        self.options.video = c.clone();
+                        super::put_switch(&switches.video, c);
+                    }
+                    DeviceSwitch::Audio(c) => {
+                        self.options.audio = c.clone();
+                        super::put_switch(&switches.audio, c);
+                    }
+                    DeviceSwitch::Sink(c) => {
+                        self.options.sink = c.clone();
+                        super::put_switch(&switches.sink, c);
+                    }
+                }
+            }
             Command::Chat { text, client_msg_id } => {
                 self.send(M::ChatSend { text, client_msg_id: Some(client_msg_id) }).await?;
             }

@@ -210,14 +210,15 @@ impl Engine {
             |name: &str, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name.to_string()).spawn(f);
         // Any failure below drops `shared`'s running flag through this guard.
         let stop_on_error = StopGuard(shared.clone());
-        if options.video != super::options::VideoChoice::None {
+        // Capture threads run even for a `None` choice (idle), so a device can be switched on.
+        {
             let (s, e, sock) = (shared.clone(), events.clone(), sender.try_clone()?);
             let capture =
                 super::video::CaptureOptions { choice: options.video.clone(), local_video: options.local_video };
             engine_threads
                 .push(spawn("parlor-video-tx", Box::new(move || super::video::capture_thread(s, e, capture, sock)))?);
         }
-        if options.audio != super::options::AudioChoice::None {
+        {
             let (s, e, a, sock, i) =
                 (shared.clone(), events.clone(), options.audio.clone(), sender.try_clone()?, internal.clone());
             engine_threads

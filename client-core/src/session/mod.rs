@@ -59,6 +59,8 @@ pub(crate) enum Command {
     Leave,
     /// The mic or camera flag changed (already stored in the shared state).
     MediaStateChanged,
+    /// Capture from / play to other devices, now and in later meetings of this session.
+    SwitchDevice(DeviceSwitch),
     Chat {
         text: String,
         client_msg_id: u64,
@@ -75,9 +77,38 @@ pub(crate) enum Command {
     Close(oneshot::Sender<()>),
 }
 
+/// A device change asked for with `Session::set_video_source` and friends.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DeviceSwitch {
+    Video(VideoChoice),
+    Audio(AudioChoice),
+    Sink(SinkChoice),
+}
+
+/// Device changes waiting for the media threads, which take them at their next frame.
+#[derive(Debug, Default)]
+pub(crate) struct PendingSwitches {
+    pub video: Mutex<Option<VideoChoice>>,
+    pub audio: Mutex<Option<AudioChoice>>,
+    pub sink: Mutex<Option<SinkChoice>>,
+}
+
+/// Puts a switch in its slot, replacing one not taken yet.
+pub(crate) fn put_switch<T>(slot: &Mutex<Option<T>>, choice: T) {
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(choice);
+    }
+}
+
+/// Takes a pending switch out of its slot.
+pub(crate) fn take_switch<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().ok().and_then(|mut s| s.take())
+}
+
 /// State shared between the handle, the control task and the media engine.
 #[derive(Debug)]
 pub(crate) struct SessionShared {
+    pub switches: PendingSwitches,
     pub mic_on: AtomicBool,
     pub camera_on: AtomicBool,
     pub loss_override: Mutex<Option<f64>>,
@@ -123,6 +154,7 @@ impl Session {
             loss_override: Mutex::new(options.loss_override),
             latest_stats: Mutex::new(None),
             files: Arc::new(TransferTable::default()),
+            switches: PendingSwitches::default(),
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let task = control::ControlTask::new(
@@ -205,6 +237,25 @@ impl Session {
     pub async fn set_camera(&self, on: bool) -> Result<(), SessionError> {
         self.shared.camera_on.store(on, Ordering::Relaxed);
         self.send(Command::MediaStateChanged).await
+    }
+
+    /// Captures video from `choice` from now on (in a meeting, within a frame; also in later
+    /// meetings of this session). A camera that cannot be opened falls back to the test pattern
+    /// with an `Error` event, as at the start.
+    pub async fn set_video_source(&self, choice: VideoChoice) -> Result<(), SessionError> {
+        self.send(Command::SwitchDevice(DeviceSwitch::Video(choice))).await
+    }
+
+    /// Captures audio from `choice` from now on (a microphone that cannot be opened sends no
+    /// audio, with an `Error` event).
+    pub async fn set_audio_source(&self, choice: AudioChoice) -> Result<(), SessionError> {
+        self.send(Command::SwitchDevice(DeviceSwitch::Audio(choice))).await
+    }
+
+    /// Plays the meeting's audio to `choice` from now on (a speaker that cannot be opened
+    /// falls back to the null sink, with an `Error` event).
+    pub async fn set_audio_sink(&self, choice: SinkChoice) -> Result<(), SessionError> {
+        self.send(Command::SwitchDevice(DeviceSwitch::Sink(choice))).await
     }
 
     /// Sends a chat message; it comes back as a `Chat` event in the meeting's order, carrying

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, MAX_DATAGRAM_LEN};
 
-use super::engine::EngineShared;
+use super::engine::{EngineShared, VideoOutCounters};
 use super::events::{EventSender, SessionEvent};
 use super::options::VideoChoice;
+use super::take_switch;
 use crate::media::{self, now_us, DecodedFrame, RgbFrame, TestPattern, VideoDecoder, VideoEncoder, VideoSource};
 use crate::net::udp::send_datagram;
 
@@ -43,14 +44,17 @@ pub(crate) struct CaptureOptions {
     pub local_video: bool,
 }
 
-/// Opens the chosen source. A camera gets a few tries: the app may still be releasing it
-/// from its waiting-room preview when the meeting starts.
-fn open_source(choice: &VideoChoice, shared: &EngineShared, events: &EventSender) -> Box<dyn VideoSource> {
+/// Opens the chosen source (`None` for [`VideoChoice::None`]). A camera gets a few tries: the
+/// app may still be releasing it from its waiting-room preview when the meeting starts.
+fn open_source(choice: &VideoChoice, shared: &EngineShared, events: &EventSender) -> Option<Box<dyn VideoSource>> {
+    if *choice == VideoChoice::None {
+        return None;
+    }
     if let VideoChoice::Camera(index) = choice {
         let mut attempt = 1;
         loop {
             match media::open_camera(*index) {
-                Ok(camera) => return camera,
+                Ok(camera) => return Some(camera),
                 Err(e) if attempt < CAMERA_OPEN_ATTEMPTS && sleep_until(shared, Instant::now() + CAMERA_RETRY) => {
                     tracing::debug!(attempt, "camera {index} not ready: {e}");
                     attempt += 1;
@@ -62,7 +66,14 @@ fn open_source(choice: &VideoChoice, shared: &EngineShared, events: &EventSender
             }
         }
     }
-    Box::new(TestPattern::new(PATTERN_WIDTH, PATTERN_HEIGHT))
+    Some(Box::new(TestPattern::new(PATTERN_WIDTH, PATTERN_HEIGHT)))
+}
+
+/// Records what the outgoing video comes from, for the stats.
+fn describe(counters: &VideoOutCounters, source: &Option<Box<dyn VideoSource>>) {
+    if let Ok(mut s) = counters.source.lock() {
+        *s = source.as_ref().map(|s| s.describe()).unwrap_or_default();
+    }
 }
 
 /// Sleeps until `deadline` in slices, returning early (false) if the engine stops.
@@ -87,9 +98,7 @@ pub(crate) fn capture_thread(
 ) {
     let mut source = open_source(&options.choice, &shared, &events);
     let counters = &shared.video_out;
-    if let Ok(mut s) = counters.source.lock() {
-        *s = source.describe();
-    }
+    describe(counters, &source);
     let mut encoder = VideoEncoder::new();
     let mut frame = RgbFrame { width: 0, height: 0, data: Vec::new(), capture_ts_us: 0 };
     let mut jpeg = Vec::with_capacity(256 * 1024);
@@ -99,6 +108,17 @@ pub(crate) fn capture_thread(
     let mut next = Instant::now();
 
     while shared.running() {
+        if let Some(choice) = take_switch(&shared.session.switches.video) {
+            // Let go of the old camera first: the new choice may be the same device.
+            drop(source.take());
+            source = open_source(&choice, &shared, &events);
+            describe(counters, &source);
+        }
+        let Some(source_now) = source.as_mut() else {
+            counters.active.store(false, Ordering::Relaxed);
+            std::thread::sleep(IDLE_POLL);
+            continue;
+        };
         if !shared.session.camera_on.load(Ordering::Relaxed) {
             counters.active.store(false, Ordering::Relaxed);
             std::thread::sleep(IDLE_POLL);
@@ -118,12 +138,10 @@ pub(crate) fn capture_thread(
             next = now + interval;
         }
 
-        if let Err(e) = source.next_frame(&mut frame) {
+        if let Err(e) = source_now.next_frame(&mut frame) {
             events.error(format!("video source failed ({e}); sending the test pattern instead"));
-            source = Box::new(TestPattern::new(PATTERN_WIDTH, PATTERN_HEIGHT));
-            if let Ok(mut s) = counters.source.lock() {
-                *s = source.describe();
-            }
+            source = Some(Box::new(TestPattern::new(PATTERN_WIDTH, PATTERN_HEIGHT)));
+            describe(counters, &source);
             continue;
         }
         if options.local_video && events.has_video_headroom() {
