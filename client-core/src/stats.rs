@@ -96,6 +96,9 @@ pub struct AudioOutStats {
     /// Our own level, dBFS.
     pub level_dbfs: f32,
     pub speaking: bool,
+    /// Whether packets carry a copy of the previous frame (while receivers report loss).
+    #[serde(default)]
+    pub redundancy: bool,
 }
 
 /// What we receive from one remote participant.
@@ -150,6 +153,9 @@ pub struct AudioInStats {
     pub underruns: u64,
     pub late_frames: u64,
     pub played_frames: u64,
+    /// Lost frames filled in from the next packet's redundant copy in time.
+    #[serde(default)]
+    pub recovered_frames: u64,
     /// Capture-to-arrival latency, ms (needs a shared clock).
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,

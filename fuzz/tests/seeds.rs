@@ -40,6 +40,13 @@ fn media_seeds() -> Vec<Vec<u8>> {
             sender_id: 1,
             header: AudioHeader { seq: 5, capture_ts_us: 6, sample_rate: 16_000, channels: 1 },
             payload: &payload,
+            redundant: None,
+        },
+        MediaPacket::Audio {
+            sender_id: 1,
+            header: AudioHeader { seq: 6, capture_ts_us: 7, sample_rate: 16_000, channels: 1 },
+            payload: &payload[..64],
+            redundant: Some(&payload[..32]),
         },
         MediaPacket::RttRequest { sender_id: 1, echo: RttEcho { echo_id: 7, sent_ts_us: 8 } },
         MediaPacket::RttReply { sender_id: 0, echo: RttEcho { echo_id: 7, sent_ts_us: 8 } },

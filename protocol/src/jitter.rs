@@ -140,6 +140,8 @@ pub struct JitterStats {
     pub duplicate_frames: u64,
     /// Pushes with a sample count other than [`FRAME_SAMPLES`], ignored.
     pub invalid_frames: u64,
+    /// Missing frames filled in from a later packet's redundant copy before their playout.
+    pub recovered_frames: u64,
 }
 
 /// An audio jitter buffer. Sans-IO: [`push`](Self::push) frames as they arrive,
@@ -221,6 +223,27 @@ impl JitterBuffer {
         };
         jb.target = jb.quantile_target();
         jb
+    }
+
+    /// Adds frame `seq` recovered from a redundant copy carried by a later packet, if it is
+    /// still wanted: not played or concealed yet, not buffered already, and within the span the
+    /// buffer holds. It is not an arrival, so it leaves the delay statistics and the loss,
+    /// late and duplicate counters alone; a frame it replaces counts as recovered.
+    pub fn push_recovered(&mut self, seq: u32, samples: &[i16]) {
+        let Ok(samples) = <&[i16; FRAME_SAMPLES]>::try_from(samples) else {
+            self.stats.invalid_frames += 1;
+            return;
+        };
+        let (Some(next), Some(highest)) = (self.next, self.highest) else { return };
+        let ext = self.extend(seq);
+        if ext < next || ext > highest || self.frames.contains_key(&ext) {
+            return;
+        }
+        if self.frames.len() >= self.config.max_buffered_frames.max(1) {
+            return;
+        }
+        self.frames.insert(ext, Box::new(*samples));
+        self.stats.recovered_frames += 1;
     }
 
     /// Adds a received frame of [`FRAME_SAMPLES`] samples with sequence number `seq` (u32,
@@ -685,6 +708,38 @@ mod tests {
         jb.push(t0 + ms(181), 7, &loud);
         let s = jb.stats();
         assert_eq!((s.duplicate_frames, s.late_frames), (1, 2));
+    }
+
+    #[test]
+    fn a_redundant_copy_fills_a_lost_frame_in_time_and_is_ignored_when_late() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig { initial_target: ms(40), ..JitterConfig::default() });
+        let mut out = [0i16; FRAME_SAMPLES];
+        // Frame 2 is lost; frame 3 arrives with 2's copy, which is recovered.
+        for k in [0u32, 1, 3] {
+            jb.push(t0 + FRAME_DURATION * k, k, &frame(k));
+        }
+        jb.push_recovered(2, &frame(2));
+        jb.push_recovered(2, &frame(2));
+        let mut played = Vec::new();
+        for i in 0..4u32 {
+            assert_eq!(jb.pop_into(t0 + ms(40) + FRAME_DURATION * i, &mut out), Playout::Normal);
+            played.push(out[0]);
+        }
+        assert_eq!(played, [1, 2, 3, 4], "frame 2 played from its copy");
+        let s = jb.stats();
+        assert_eq!((s.recovered_frames, s.concealed_frames, s.duplicate_frames, s.late_frames), (1, 0, 0, 0));
+        // Frame 4 is lost and its copy comes after its playout time: concealed, the copy ignored.
+        jb.push(t0 + ms(80), 5, &frame(5));
+        assert_eq!(jb.pop_into(t0 + ms(120), &mut out), Playout::Concealed);
+        jb.push_recovered(4, &frame(4));
+        assert_eq!(jb.pop_into(t0 + ms(140), &mut out), Playout::Normal);
+        assert_eq!(out[FRAME_SAMPLES - 1], 6);
+        let s = jb.stats();
+        assert_eq!((s.recovered_frames, s.concealed_frames, s.late_frames, s.underruns), (1, 1, 0, 0));
+        // A copy of a frame beyond anything received is no evidence of anything: ignored.
+        jb.push_recovered(40, &frame(40));
+        assert_eq!(jb.stats().buffered_frames, 0);
     }
 
     #[test]

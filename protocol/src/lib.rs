@@ -12,6 +12,9 @@
 //! - [`reno`]: the file-transfer congestion window (RFC 5681 Reno, RFC 6298 RTO).
 //! - [`assembler`]: video frame reassembly from UDP fragments.
 //! - [`jitter`]: the adaptive audio jitter buffer.
+//! - [`conceal`]: packet-loss concealment for the audio the jitter buffer is missing.
+//! - [`mulaw`]: G.711 µ-law, for the redundant copy of the previous audio frame.
+//! - [`redundancy`]: when audio packets carry that copy.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //! - [`quality`]: the video quality ladder and its adaptation policy.
 //!
@@ -25,7 +28,9 @@ pub mod file;
 pub mod framing;
 pub mod jitter;
 pub mod media;
+pub mod mulaw;
 pub mod quality;
+pub mod redundancy;
 pub mod reno;
 
 pub use control::ControlMessage;

@@ -28,6 +28,10 @@ pub const COMMON_HEADER_LEN: usize = 8;
 pub const VIDEO_HEADER_LEN: usize = COMMON_HEADER_LEN + 26;
 /// Length of an audio packet's header, common header included.
 pub const AUDIO_HEADER_LEN: usize = COMMON_HEADER_LEN + 19;
+/// Length of the header of an audio packet's redundant block (encoding + length).
+pub const AUDIO_REDUNDANCY_HEADER_LEN: usize = 3;
+/// Encoding byte of a redundant block: G.711 µ-law, one byte per sample ([`crate::mulaw`]).
+pub const AUDIO_REDUNDANCY_MULAW: u8 = 1;
 /// Largest JPEG slice carried by one video fragment.
 pub const MAX_VIDEO_FRAGMENT_PAYLOAD: usize = MAX_DATAGRAM_LEN - VIDEO_HEADER_LEN;
 /// Sender id the relay uses for packets it originates (RTT replies, receiver reports).
@@ -160,6 +164,9 @@ pub enum MediaPacket<'a> {
         sender_id: u32,
         header: AudioHeader,
         payload: &'a [u8],
+        /// The previous frame (`seq - 1`), G.711 µ-law: one byte per sample of `payload`. Sent
+        /// while receivers report audio loss, so a single lost packet costs nothing audible.
+        redundant: Option<&'a [u8]>,
     },
     RttRequest {
         sender_id: u32,
@@ -278,10 +285,25 @@ impl<'a> MediaPacket<'a> {
                 if header.channels == 0 || header.sample_rate == 0 {
                     return Err(PacketError::InvalidField);
                 }
-                if len != r.rest() || !len.is_multiple_of(2 * header.channels as usize) {
+                if len > r.rest() || !len.is_multiple_of(2 * header.channels as usize) {
                     return Err(PacketError::LengthMismatch);
                 }
-                MediaPacket::Audio { sender_id, header, payload: r.take(len)? }
+                let payload = r.take(len)?;
+                let redundant = match r.rest() {
+                    0 => None,
+                    n if n < AUDIO_REDUNDANCY_HEADER_LEN => return Err(PacketError::LengthMismatch),
+                    _ => {
+                        if r.u8()? != AUDIO_REDUNDANCY_MULAW {
+                            return Err(PacketError::InvalidField);
+                        }
+                        let red_len = r.u16()? as usize;
+                        if red_len != len / 2 || red_len != r.rest() {
+                            return Err(PacketError::LengthMismatch);
+                        }
+                        Some(r.take(red_len)?)
+                    }
+                };
+                MediaPacket::Audio { sender_id, header, payload, redundant }
             }
             PacketKind::RttRequest | PacketKind::RttReply => {
                 let echo = RttEcho { echo_id: r.u32()?, sent_ts_us: r.u64()? };
@@ -342,7 +364,11 @@ impl<'a> MediaPacket<'a> {
         COMMON_HEADER_LEN
             + match self {
                 MediaPacket::VideoFragment { payload, .. } => VIDEO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
-                MediaPacket::Audio { payload, .. } => AUDIO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
+                MediaPacket::Audio { payload, redundant, .. } => {
+                    AUDIO_HEADER_LEN - COMMON_HEADER_LEN
+                        + payload.len()
+                        + redundant.map_or(0, |r| AUDIO_REDUNDANCY_HEADER_LEN + r.len())
+                }
                 MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } => 12,
                 MediaPacket::ReceiverReport { .. } => 19,
                 MediaPacket::Keepalive { .. } => 8,
@@ -356,11 +382,12 @@ impl<'a> MediaPacket<'a> {
             MediaPacket::VideoFragment { header: h, payload, .. } => {
                 payload.len() <= usize::from(u16::MAX) && h.frag_count != 0 && h.frag_index < h.frag_count
             }
-            MediaPacket::Audio { header: h, payload, .. } => {
+            MediaPacket::Audio { header: h, payload, redundant, .. } => {
                 payload.len() <= usize::from(u16::MAX)
                     && h.channels != 0
                     && h.sample_rate != 0
                     && payload.len().is_multiple_of(2 * usize::from(h.channels))
+                    && redundant.is_none_or(|r| r.len() == payload.len() / 2)
             }
             MediaPacket::ReceiverReport { report, .. } => report.loss_permille <= 1000,
             MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } | MediaPacket::Keepalive { .. } => true,
@@ -400,7 +427,7 @@ impl<'a> MediaPacket<'a> {
                 w.put(&plen.to_be_bytes());
                 w.put(payload);
             }
-            MediaPacket::Audio { header: h, payload, .. } => {
+            MediaPacket::Audio { header: h, payload, redundant, .. } => {
                 let plen = payload.len() as u16;
                 w.put(&h.seq.to_be_bytes());
                 w.put(&h.capture_ts_us.to_be_bytes());
@@ -408,6 +435,11 @@ impl<'a> MediaPacket<'a> {
                 w.put(&[h.channels]);
                 w.put(&plen.to_be_bytes());
                 w.put(payload);
+                if let Some(red) = redundant {
+                    w.put(&[AUDIO_REDUNDANCY_MULAW]);
+                    w.put(&(red.len() as u16).to_be_bytes());
+                    w.put(red);
+                }
             }
             MediaPacket::RttRequest { echo, .. } | MediaPacket::RttReply { echo, .. } => {
                 w.put(&echo.echo_id.to_be_bytes());
@@ -535,16 +567,27 @@ mod tests {
 
     #[test]
     fn rejects_bad_lengths_and_fields() {
-        let audio = MediaPacket::Audio {
-            sender_id: 1,
-            header: AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16000, channels: 1 },
-            payload: &[0u8; 640],
-        };
+        let header = AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16000, channels: 1 };
+        let audio = MediaPacket::Audio { sender_id: 1, header, payload: &[0u8; 640], redundant: None };
         let mut bytes = audio.to_vec().unwrap();
         assert!(MediaPacket::decode(&bytes).is_ok());
         assert_eq!(MediaPacket::decode(&bytes[..bytes.len() - 1]), Err(PacketError::LengthMismatch));
         bytes.push(0);
         assert_eq!(MediaPacket::decode(&bytes), Err(PacketError::LengthMismatch));
+        // A redundant block: one µ-law byte per sample of the payload, nothing else.
+        bytes.pop();
+        let plain_len = bytes.len();
+        let with_red = MediaPacket::Audio { sender_id: 1, header, payload: &[0u8; 640], redundant: Some(&[0x55; 320]) };
+        let mut red = with_red.to_vec().unwrap();
+        assert_eq!(red.len(), plain_len + AUDIO_REDUNDANCY_HEADER_LEN + 320);
+        assert_eq!(MediaPacket::decode(&red), Ok(with_red));
+        red[plain_len] = 9;
+        assert_eq!(MediaPacket::decode(&red), Err(PacketError::InvalidField), "unknown encoding");
+        red[plain_len] = AUDIO_REDUNDANCY_MULAW;
+        red.pop();
+        assert_eq!(MediaPacket::decode(&red), Err(PacketError::LengthMismatch), "truncated block");
+        let short = MediaPacket::Audio { sender_id: 1, header, payload: &[0u8; 640], redundant: Some(&[0x55; 319]) };
+        assert_eq!(short.to_vec(), Err(PacketError::InvalidField), "a block must cover the whole frame");
         assert_eq!(MediaPacket::decode(b"PR"), Err(PacketError::TooShort));
         assert_eq!(MediaPacket::decode(b"XX\x01\x01\0\0\0\0"), Err(PacketError::BadMagic));
         assert_eq!(MediaPacket::decode(b"PR\x02\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(2)));

@@ -607,7 +607,8 @@ mod tests {
         let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 16000, channels: 1 };
         for seq in [0u32, 1, 3] {
             let h = AudioHeader { seq, ..header };
-            let mut a = MediaPacket::Audio { sender_id: 4, header: h, payload: &[0u8; 4] }.to_vec().unwrap();
+            let mut a =
+                MediaPacket::Audio { sender_id: 4, header: h, payload: &[0u8; 4], redundant: None }.to_vec().unwrap();
             r.handle(&mut a, addr(4), Instant::now(), &mut |_, _| true);
         }
         r.send_reports(&mut sent.sender());

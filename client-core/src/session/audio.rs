@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use protocol::jitter::{FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{AudioHeader, MediaPacket, MAX_DATAGRAM_LEN};
+use protocol::mulaw;
 use tokio::sync::mpsc;
 
 use super::engine::{EngineShared, Internal, MAX_REMOTES};
@@ -105,11 +106,15 @@ pub(crate) fn capture_thread(
     let mut meter = LevelMeter::new();
     let mut speaking = false;
     let mut seq: u32 = 0;
+    // The frame sent last, µ-law, for the next packet's redundant copy.
+    let mut previous = [0u8; FRAME_SAMPLES];
+    let mut has_previous = false;
 
     while shared.running() {
         if let Some(choice) = take_switch(&shared.session.switches.audio) {
             // Close the old device first: the new choice may be the same microphone.
             drop(source.take());
+            has_previous = false;
             source = open_source(&choice, &events);
             describe(&source);
             next = Instant::now();
@@ -147,15 +152,19 @@ pub(crate) fn capture_thread(
             let _ = internal.try_send(Internal::Speaking(speaking));
         }
         if !mic_on {
+            // The next packet's previous frame was never sent: no copy of it either.
+            has_previous = false;
             continue;
         }
         for (b, s) in payload.chunks_exact_mut(2).zip(frame.iter()) {
             b.copy_from_slice(&s.to_be_bytes());
         }
+        let redundant = has_previous && counters.redundancy.load(Ordering::Relaxed);
         let packet = MediaPacket::Audio {
             sender_id: shared.my_id,
             header: AudioHeader { seq, capture_ts_us, sample_rate: SAMPLE_RATE, channels: 1 },
             payload: &payload,
+            redundant: redundant.then_some(&previous[..]),
         };
         seq = seq.wrapping_add(1);
         match packet.encode_into(&mut datagram) {
@@ -167,6 +176,8 @@ pub(crate) fn capture_thread(
             }
             Err(e) => tracing::warn!("cannot encode an audio packet: {e}"),
         }
+        mulaw::encode(&frame, &mut previous);
+        has_previous = true;
     }
     counters.active.store(false, Ordering::Relaxed);
     if speaking {

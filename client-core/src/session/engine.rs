@@ -27,7 +27,9 @@ use protocol::jitter::{JitterBuffer, JitterConfig, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{
     AudioHeader, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoHeader, MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
 };
+use protocol::mulaw;
 use protocol::quality::{QualityConfig, QualityController, QualityInput, QualitySetting, LADDER};
+use protocol::redundancy::{AudioRedundancy, RedundancyConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -102,6 +104,9 @@ pub(crate) struct AudioOutCounters {
     pub level_dbfs_bits: AtomicU32,
     pub speaking: AtomicBool,
     pub source: Mutex<String>,
+    /// Whether packets carry a µ-law copy of the previous frame (set by the network task from
+    /// receivers' reports, read by the capture thread).
+    pub redundancy: AtomicBool,
 }
 
 /// What the decode worker knows about one sender.
@@ -261,6 +266,7 @@ impl Engine {
             receiver_reports: HashMap::new(),
             departed: HashMap::new(),
             controller,
+            redundancy: AudioRedundancy::new(RedundancyConfig::default()),
             stats_writer,
             ticks: 0,
             last_tick: Instant::now(),
@@ -369,6 +375,8 @@ struct NetTask {
     /// Participants who left recently, and when.
     departed: HashMap<u32, Instant>,
     controller: QualityController,
+    /// Whether our audio goes out with redundancy, from the audio loss reported to us.
+    redundancy: AudioRedundancy,
     stats_writer: Option<JsonLinesWriter>,
     ticks: u64,
     last_tick: Instant,
@@ -495,7 +503,15 @@ impl NetTask {
             MediaPacket::VideoFragment { sender_id, header, payload } => {
                 self.on_video(now, sender_id, &header, payload, len)
             }
-            MediaPacket::Audio { sender_id, header, payload } => self.on_audio(now, sender_id, &header, payload, len),
+            MediaPacket::Audio { sender_id, header, payload, redundant } => {
+                self.on_audio(now, sender_id, &header, payload, redundant, len)
+            }
+            MediaPacket::ReceiverReport { report, .. }
+                if report.source_id == self.shared.my_id && report.media == MediaKind::Audio =>
+            {
+                self.redundancy.on_report(now, f64::from(report.loss_permille) / 1000.0);
+                self.shared.audio_out.redundancy.store(self.redundancy.is_on(now), Ordering::Relaxed);
+            }
             MediaPacket::RttReply { sender_id: RELAY_SENDER_ID, echo } => {
                 if let Some(pos) = self.echoes.iter().position(|(id, _)| *id == echo.echo_id) {
                     if let Some((_, sent)) = self.echoes.remove(pos) {
@@ -531,7 +547,15 @@ impl NetTask {
         }
     }
 
-    fn on_audio(&mut self, now: Instant, sender: u32, header: &AudioHeader, payload: &[u8], len: u64) {
+    fn on_audio(
+        &mut self,
+        now: Instant,
+        sender: u32,
+        header: &AudioHeader,
+        payload: &[u8],
+        redundant: Option<&[u8]>,
+        len: u64,
+    ) {
         if header.sample_rate != SAMPLE_RATE || header.channels != 1 || payload.len() != FRAME_SAMPLES * 2 {
             self.malformed += 1;
             return;
@@ -550,7 +574,13 @@ impl NetTask {
             if !buffers.contains_key(&sender) && buffers.len() >= MAX_REMOTES {
                 return;
             }
-            buffers.entry(sender).or_insert_with(|| JitterBuffer::new(jitter_config())).push(now, header.seq, &samples);
+            let buffer = buffers.entry(sender).or_insert_with(|| JitterBuffer::new(jitter_config()));
+            buffer.push(now, header.seq, &samples);
+            if let Some(previous) = redundant {
+                // The decoder checked it has one byte per sample of the payload.
+                mulaw::decode(previous, &mut samples);
+                buffer.push_recovered(header.seq.wrapping_sub(1), &samples);
+            }
         }
     }
 
@@ -572,6 +602,7 @@ impl NetTask {
         .await;
 
         self.remotes.retain(|_, r| now.saturating_duration_since(r.last_seen) < REMOTE_IDLE);
+        self.shared.audio_out.redundancy.store(self.redundancy.is_on(now), Ordering::Relaxed);
         self.send_receiver_reports().await;
         self.adapt(tick);
         let snapshot = self.snapshot(now);
@@ -686,6 +717,7 @@ impl NetTask {
             bitrate_kbps: kbps(audio_bytes.saturating_sub(self.prev_audio_bytes)),
             level_dbfs: f32::from_bits(ao.level_dbfs_bits.load(Ordering::Relaxed)),
             speaking: ao.speaking.load(Ordering::Relaxed),
+            redundancy: ao.redundancy.load(Ordering::Relaxed),
         };
         let bitrate_out_kbps = video_out.bitrate_kbps + audio_out.bitrate_kbps;
         self.prev_video_frames = frames;
@@ -735,6 +767,7 @@ impl NetTask {
                     underruns: js.map_or(0, |s| s.underruns),
                     late_frames: js.map_or(0, |s| s.late_frames),
                     played_frames: js.map_or(0, |s| s.played_frames),
+                    recovered_frames: js.map_or(0, |s| s.recovered_frames),
                     latency_p50_ms: r.audio_latency.percentile_ms(0.5),
                     latency_p95_ms: r.audio_latency.percentile_ms(0.95),
                     level_dbfs,

@@ -400,7 +400,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnedPacket {
     Video { sender_id: u32, header: VideoHeader, payload: Vec<u8> },
-    Audio { sender_id: u32, header: AudioHeader, payload: Vec<u8> },
+    Audio { sender_id: u32, header: AudioHeader, payload: Vec<u8>, redundant: Option<Vec<u8>> },
     RttRequest { sender_id: u32, echo: RttEcho },
     RttReply { sender_id: u32, echo: RttEcho },
     Report { sender_id: u32, report: ReceiverReport },
@@ -413,8 +413,8 @@ impl OwnedPacket {
             OwnedPacket::Video { sender_id, header, payload } => {
                 MediaPacket::VideoFragment { sender_id: *sender_id, header: *header, payload }
             }
-            OwnedPacket::Audio { sender_id, header, payload } => {
-                MediaPacket::Audio { sender_id: *sender_id, header: *header, payload }
+            OwnedPacket::Audio { sender_id, header, payload, redundant } => {
+                MediaPacket::Audio { sender_id: *sender_id, header: *header, payload, redundant: redundant.as_deref() }
             }
             OwnedPacket::RttRequest { sender_id, echo } => {
                 MediaPacket::RttRequest { sender_id: *sender_id, echo: *echo }
@@ -460,17 +460,31 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
     prop_oneof![
         (any::<u32>(), video_header(), proptest::collection::vec(any::<u8>(), 0..1400))
             .prop_map(|(sender_id, header, payload)| OwnedPacket::Video { sender_id, header, payload }),
-        (any::<u32>(), any::<u32>(), any::<u64>(), 1..=u32::MAX, prop_oneof![Just(1u8), 1..=u8::MAX], 0..200usize)
-            .prop_flat_map(|(sender_id, seq, capture_ts_us, sample_rate, channels, frames)| {
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u64>(),
+            1..=u32::MAX,
+            prop_oneof![Just(1u8), 1..=u8::MAX],
+            0..200usize,
+            any::<bool>()
+        )
+            .prop_flat_map(|(sender_id, seq, capture_ts_us, sample_rate, channels, frames, with_copy)| {
                 // Whole sample frames only (`channels` s16 samples each), within the 16-bit
-                // length field.
+                // length field; a redundant copy has one byte per sample.
                 let frame_bytes = 2 * channels as usize;
                 let len = frames.min(usize::from(u16::MAX) / frame_bytes) * frame_bytes;
-                proptest::collection::vec(any::<u8>(), len..=len).prop_map(move |payload| OwnedPacket::Audio {
-                    sender_id,
-                    header: AudioHeader { seq, capture_ts_us, sample_rate, channels },
-                    payload,
-                })
+                let copy_len = if with_copy { len / 2 } else { 0 };
+                (
+                    proptest::collection::vec(any::<u8>(), len..=len),
+                    proptest::collection::vec(any::<u8>(), copy_len..=copy_len),
+                )
+                    .prop_map(move |(payload, copy)| OwnedPacket::Audio {
+                        sender_id,
+                        header: AudioHeader { seq, capture_ts_us, sample_rate, channels },
+                        payload,
+                        redundant: with_copy.then_some(copy),
+                    })
             }),
         (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttRequest { sender_id, echo }),
         (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttReply { sender_id, echo }),
@@ -512,11 +526,13 @@ pub fn any_packet() -> impl Strategy<Value = OwnedPacket> {
             prop_oneof![Just(0u32), Just(16_000), any::<u32>()],
             prop_oneof![0..4u8, any::<u8>()],
             prop_oneof![0..64usize, Just(65_534), Just(65_536)],
+            prop_oneof![Just(None), (0..40usize).prop_map(Some)],
         )
-            .prop_map(|(sender_id, sample_rate, channels, len)| OwnedPacket::Audio {
+            .prop_map(|(sender_id, sample_rate, channels, len, copy_len)| OwnedPacket::Audio {
                 sender_id,
                 header: AudioHeader { seq: 1, capture_ts_us: 2, sample_rate, channels },
                 payload: vec![0x5A; len],
+                redundant: copy_len.map(|n| vec![0xA5; n]),
             }),
         1 => (any::<u32>(), any::<u16>()).prop_map(|(sender_id, loss_permille)| OwnedPacket::Report {
             sender_id,

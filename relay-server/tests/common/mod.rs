@@ -312,7 +312,8 @@ impl Media {
     pub async fn send_audio(&mut self) -> Vec<u8> {
         let header = AudioHeader { seq: self.next_audio_seq, capture_ts_us: 1, sample_rate: 16_000, channels: 1 };
         self.next_audio_seq += 1;
-        let d = MediaPacket::Audio { sender_id: self.id, header, payload: &[1u8; 640] }.to_vec().unwrap();
+        let d =
+            MediaPacket::Audio { sender_id: self.id, header, payload: &[1u8; 640], redundant: None }.to_vec().unwrap();
         self.send(&d).await;
         d
     }
