@@ -120,8 +120,13 @@ pub(crate) fn capture_thread(
             next = Instant::now();
         }
         let Some((source_now, _)) = source.as_mut() else {
-            // No source: wait for a switch, on the 20 ms schedule.
+            // No source: nobody speaks here; wait for a switch, on the 20 ms schedule.
             counters.active.store(false, Ordering::Relaxed);
+            if speaking {
+                speaking = false;
+                counters.speaking.store(false, Ordering::Relaxed);
+                let _ = internal.try_send(Internal::Speaking(false));
+            }
             if !wait_slot(&shared, &mut next) {
                 break;
             }
