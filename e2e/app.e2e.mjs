@@ -29,6 +29,7 @@ import {
   ensureDir,
   freePort,
   repo,
+  selectHeadlessDevices,
   startProcess,
   stopProcess,
   tauriDriverPath,
@@ -149,17 +150,7 @@ async function main() {
 
     step = "home";
     await wd.waitVisible('[data-testid="screen-home"]');
-    for (const [kind, id] of [["camera", "synthetic"], ["microphone", "tone"], ["speaker", "null"]]) {
-      await waitFor(`device list ${kind}`, () =>
-        wd.exec((k, v) => {
-          const sel = document.querySelector(`[data-testid="select-${k}"]`);
-          if (!sel || ![...sel.options].some((o) => o.value === v)) return false;
-          sel.value = v;
-          sel.dispatchEvent(new Event("change", { bubbles: true }));
-          return true;
-        }, kind, id),
-      );
-    }
+    await selectHeadlessDevices(wd);
     await wd.type('[data-testid="input-name"]', "Ada Host");
     const previewFps = await waitFor("the camera preview to draw", async () => {
       const fps = await wd.exec(() => (window.__parlorFps ? window.__parlorFps() : {}));

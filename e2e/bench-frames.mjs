@@ -15,7 +15,19 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { WebDriver, cargoBin, freePort, repo, sleep, startProcess, stopProcess, tauriDriverPath, waitFor, waitForPort } from "./lib.mjs";
+import {
+  WebDriver,
+  cargoBin,
+  freePort,
+  repo,
+  selectHeadlessDevices,
+  sleep,
+  startProcess,
+  stopProcess,
+  tauriDriverPath,
+  waitFor,
+  waitForPort,
+} from "./lib.mjs";
 
 const profile = process.env.PARLOR_PROFILE || "release";
 const appBin = process.env.PARLOR_APP_BIN || cargoBin("parlor-app", profile);
@@ -79,20 +91,6 @@ function ticksOf(table, pids) {
   return sum;
 }
 
-async function selectDevices(wd) {
-  for (const [kind, id] of [["camera", "synthetic"], ["microphone", "tone"], ["speaker", "null"]]) {
-    await waitFor(`device list ${kind}`, () =>
-      wd.exec((k, v) => {
-        const sel = document.querySelector(`[data-testid="select-${k}"]`);
-        if (!sel || ![...sel.options].some((o) => o.value === v)) return false;
-        sel.value = v;
-        sel.dispatchEvent(new Event("change", { bubbles: true }));
-        return true;
-      }, kind, id),
-    );
-  }
-}
-
 async function main() {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-bench-"));
   const env = {
@@ -115,7 +113,7 @@ async function main() {
     await waitForPort(nativePort);
     await wd.start(appBin);
     await wd.waitVisible('[data-testid="screen-home"]');
-    await selectDevices(wd);
+    await selectHeadlessDevices(wd);
     await wd.type('[data-testid="input-name"]', "Bench Host");
     // Own camera and microphone off: only the receive path is measured.
     await wd.click('[data-testid="preview-camera"]');

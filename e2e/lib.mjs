@@ -42,6 +42,21 @@ export async function waitFor(what, fn, timeoutMs = 20_000, everyMs = 100) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError.message})` : ""}`);
 }
 
+/** Picks the headless devices on the home screen: the test pattern, the tone, the null sink. */
+export async function selectHeadlessDevices(wd) {
+  for (const [kind, id] of [["camera", "synthetic"], ["microphone", "tone"], ["speaker", "null"]]) {
+    await waitFor(`device list ${kind}`, () =>
+      wd.exec((k, v) => {
+        const sel = document.querySelector(`[data-testid="select-${k}"]`);
+        if (!sel || ![...sel.options].some((o) => o.value === v)) return false;
+        sel.value = v;
+        sel.dispatchEvent(new Event("change", { bubbles: true }));
+        return true;
+      }, kind, id),
+    );
+  }
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {
