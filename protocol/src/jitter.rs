@@ -234,16 +234,22 @@ impl JitterBuffer {
             self.stats.invalid_frames += 1;
             return;
         };
-        let (Some(next), Some(highest)) = (self.next, self.highest) else { return };
-        let ext = self.extend(seq);
-        if ext < next || ext > highest || self.frames.contains_key(&ext) {
+        if !self.would_recover(seq) {
             return;
         }
-        if self.frames.len() >= self.config.max_buffered_frames.max(1) {
-            return;
-        }
-        self.frames.insert(ext, Box::new(*samples));
+        self.frames.insert(self.extend(seq), Box::new(*samples));
         self.stats.recovered_frames += 1;
+    }
+
+    /// Whether [`push_recovered`](Self::push_recovered) would take frame `seq` now, so a
+    /// caller can skip decoding a redundant copy nobody needs (the usual case).
+    pub fn would_recover(&self, seq: u32) -> bool {
+        let (Some(next), Some(highest)) = (self.next, self.highest) else { return false };
+        let ext = self.extend(seq);
+        ext >= next
+            && ext <= highest
+            && !self.frames.contains_key(&ext)
+            && self.frames.len() < self.config.max_buffered_frames.max(1)
     }
 
     /// Adds a received frame of [`FRAME_SAMPLES`] samples with sequence number `seq` (u32,

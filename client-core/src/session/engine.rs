@@ -576,10 +576,11 @@ impl NetTask {
             }
             let buffer = buffers.entry(sender).or_insert_with(|| JitterBuffer::new(jitter_config()));
             buffer.push(now, header.seq, &samples);
-            if let Some(previous) = redundant {
+            let previous_seq = header.seq.wrapping_sub(1);
+            if let Some(previous) = redundant.filter(|_| buffer.would_recover(previous_seq)) {
                 // The decoder checked it has one byte per sample of the payload.
                 mulaw::decode(previous, &mut samples);
-                buffer.push_recovered(header.seq.wrapping_sub(1), &samples);
+                buffer.push_recovered(previous_seq, &samples);
             }
         }
     }
