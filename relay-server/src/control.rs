@@ -272,7 +272,7 @@ impl Session {
             M::Pong { .. } => Ok(None),
             M::CreateMeeting { display_name } => {
                 self.require_idle()?;
-                let (meeting, welcome) = shared.create_meeting(&display_name, self.conn.clone()).await?;
+                let (meeting, welcome) = shared.create_meeting(&display_name, self.conn.clone())?;
                 self.state = State::InMeeting { meeting, id: welcome.participant_id };
                 Ok(Some(M::Joined(welcome)))
             }
@@ -284,7 +284,7 @@ impl Session {
                 let meeting = shared
                     .find_meeting(&code)
                     .ok_or_else(|| OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"))?;
-                match meeting.knock(shared, &display_name, self.conn.clone()).await? {
+                match meeting.knock(shared, &display_name, self.conn.clone())? {
                     KnockOutcome::Full => Ok(Some(M::JoinRefused { reason: JoinRefusal::MeetingFull })),
                     KnockOutcome::Waiting(request_id) => {
                         let deadline = Some(Instant::now() + shared.config.knock_timeout);
@@ -299,27 +299,27 @@ impl Session {
             }
             M::Admit { request_id } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.admit(shared, id, request_id).await?;
+                meeting.admit(shared, id, request_id)?;
                 Ok(None)
             }
             M::Deny { request_id } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.deny(shared, id, request_id).await?;
+                meeting.deny(shared, id, request_id)?;
                 Ok(None)
             }
             M::RemoveParticipant { participant_id } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.remove_participant(shared, id, participant_id).await?;
+                meeting.remove_participant(shared, id, participant_id)?;
                 Ok(None)
             }
             M::MediaState { mic_on, camera_on, speaking } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.media_state(shared, id, mic_on, camera_on, speaking).await?;
+                meeting.media_state(shared, id, mic_on, camera_on, speaking)?;
                 Ok(None)
             }
             M::ChatSend { text, client_msg_id } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.chat(shared, id, text, client_msg_id).await?;
+                meeting.chat(shared, id, text, client_msg_id)?;
                 Ok(None)
             }
             M::StatsReport { report } => {
@@ -376,7 +376,7 @@ impl Session {
             return Err(OpError::new(ErrorCode::InvalidState, "not waiting to join a meeting"));
         };
         let (meeting, request_id) = (meeting.clone(), *request_id);
-        if meeting.withdraw_knock(&self.shared, request_id, KnockWithdrawal::Cancelled).await {
+        if meeting.withdraw_knock(&self.shared, request_id, KnockWithdrawal::Cancelled) {
             self.state = State::Idle;
         } else {
             // The host answered first; its answer is in our queue and will be undone.
@@ -388,7 +388,7 @@ impl Session {
     async fn on_knock_expired(&mut self) -> Result<(), Exit> {
         let State::Waiting { meeting, request_id, .. } = &mut self.state else { return Ok(()) };
         let (meeting, request_id) = (meeting.clone(), *request_id);
-        if meeting.withdraw_knock(&self.shared, request_id, KnockWithdrawal::Expired).await {
+        if meeting.withdraw_knock(&self.shared, request_id, KnockWithdrawal::Expired) {
             self.state = State::Idle;
             self.send(&ControlMessage::JoinRefused { reason: JoinRefusal::Expired }).await
         } else {

@@ -206,9 +206,9 @@ impl FileConn {
             return Err(OpError::new(ErrorCode::FileTooLarge, format!("files are at most {max} bytes")).into());
         }
         let name = sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string());
-        let sender_name = meeting.begin_upload(&self.shared, participant).await?;
+        let sender_name = meeting.begin_upload(&self.shared, participant)?;
         if !self.shared.reserve_spool(size) {
-            meeting.end_upload(participant).await;
+            meeting.end_upload(&self.shared, participant);
             return Err(OpError::new(ErrorCode::ServerBusy, "the relay's file spool is full").into());
         }
         let file_id = self.shared.next_file_id();
@@ -216,7 +216,7 @@ impl FileConn {
         info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
         let upload = Upload { meeting: &meeting, participant, file_id, name, size, sha256, sender_name };
         let result = self.receive(&upload, &part).await;
-        meeting.end_upload(participant).await;
+        meeting.end_upload(&self.shared, participant);
         if result.is_err() {
             remove_file(&part).await;
             self.shared.release_spool(size);
@@ -262,7 +262,7 @@ impl FileConn {
                     self.send_frame(FileFrame::Ack { seq, received }).await?;
                     if last_progress.elapsed() >= PROGRESS_INTERVAL {
                         last_progress = Instant::now();
-                        up.meeting.file_progress(&self.shared, up.progress(received)).await;
+                        up.meeting.file_progress(&self.shared, up.progress(received));
                     }
                 }
                 FileFrame::Ack { .. } => {
@@ -289,7 +289,7 @@ impl FileConn {
         }
         let path = up.meeting.spool_dir.join(up.file_id.to_string());
         tokio::fs::rename(part, &path).await.map_err(|e| internal("storing the file", e))?;
-        up.meeting.file_progress(&self.shared, up.progress(up.size)).await;
+        up.meeting.file_progress(&self.shared, up.progress(up.size));
         let info = FileInfo {
             file_id: up.file_id,
             name: up.name.clone(),
@@ -298,7 +298,7 @@ impl FileConn {
             sender_id: up.participant,
             sender_name: up.sender_name.clone(),
         };
-        if let Err(e) = up.meeting.publish_file(&self.shared, SpooledFile { info, path: path.clone() }).await {
+        if let Err(e) = up.meeting.publish_file(&self.shared, SpooledFile { info, path: path.clone() }) {
             remove_file(&path).await;
             return Err(e.into());
         }
@@ -311,9 +311,9 @@ impl FileConn {
 
     async fn download(&mut self, session_token: &str, file_id: u64, offset: u64) -> Result<(), Ended> {
         let (meeting, participant) = self.authorize(session_token)?;
-        let file = meeting.begin_download(&self.shared, participant, file_id).await?;
+        let file = meeting.begin_download(&self.shared, participant, file_id)?;
         let result = self.transmit(&meeting, &file, offset).await;
-        meeting.end_download(participant).await;
+        meeting.end_download(&self.shared, participant);
         result
     }
 
@@ -401,7 +401,7 @@ impl FileConn {
 
 /// An upload in progress.
 struct Upload<'a> {
-    meeting: &'a Meeting,
+    meeting: &'a Arc<Meeting>,
     participant: ParticipantId,
     file_id: u64,
     name: String,

@@ -16,7 +16,10 @@
 //! send media over UDP ([`protocol::media`]) and move files over extra TCP connections
 //! ([`protocol::file`]). The modules:
 //!
-//! - `meeting`: codes, waiting room, roster, host hand-over, chat (one lock per meeting);
+//! - `meeting`: codes, waiting room, roster, host hand-over, chat: a sans-IO core per
+//!   meeting (`meeting::core`), the registry, and the wrapper that carries out its effects;
+//! - `routes`: route updates from meetings to the UDP task, never waiting;
+//! - `limits`: rate limits given the time;
 //! - `control`: one task per control connection;
 //! - `udp`: the media task, its lock-free routing table, receiver reports;
 //! - [`thinning`], per-receiver video frame thinning (sans-IO);
@@ -30,7 +33,9 @@
 mod config;
 mod control;
 mod files;
+mod limits;
 mod meeting;
+mod routes;
 pub mod stats;
 pub mod thinning;
 mod udp;
@@ -41,7 +46,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -52,9 +57,6 @@ pub use thinning::ThinningConfig;
 
 use meeting::Shared;
 use stats::Stats;
-
-/// Route updates queued for the UDP task before control tasks wait for it.
-const ROUTE_QUEUE_LEN: usize = 4096;
 
 /// Why the relay could not start.
 #[derive(Debug, Error)]
@@ -91,14 +93,14 @@ impl Relay {
             udp_socket.local_addr().map_err(|source| RelayError::Bind { protocol: "UDP", addr: udp_bind, source })?;
 
         let stats = Arc::new(Stats::default());
-        let (routes_tx, routes_rx) = mpsc::channel(ROUTE_QUEUE_LEN);
+        let routes = Arc::new(routes::RouteQueue::default());
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
 
         tracker.spawn(udp::run(
             udp_socket,
             udp_sender,
-            routes_rx,
+            routes.clone(),
             stats.clone(),
             config.thinning,
             config.report_interval,
@@ -106,7 +108,7 @@ impl Relay {
         ));
 
         let max_connections = config.max_connections.max(1);
-        let shared = Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes_tx));
+        let shared = Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes));
         tracker.spawn(accept_loop(listener, shared.clone(), max_connections, tracker.clone(), shutdown.clone()));
         info!(%tcp_addr, %udp_addr, "relay listening");
 

@@ -1,7 +1,7 @@
 //! The UDP media path: one task owns the socket and the routing table.
 //!
-//! Control tasks never touch the table; they send [`RouteUpdate`]s over a channel and the
-//! UDP task applies them between receive batches, so the hot path takes no lock. Per datagram
+//! Control tasks never touch the table; meetings push [`RouteUpdate`]s into a
+//! [`RouteQueue`] and the UDP task applies them between receive batches, so the hot path takes no lock. Per datagram
 //! the relay reads the 8-byte common header, validates the rest with the borrowing decoder
 //! (no allocation), finds the sender's route by id in a hash map keyed by the relay-assigned
 //! participant id, checks the datagram comes from the address the sender's keepalives
@@ -28,10 +28,10 @@ use protocol::estimators::{InterarrivalJitter, LossEstimator};
 use protocol::media::{peek_header, MediaKind, PacketKind, ReceiverReport, RELAY_SENDER_ID};
 use protocol::MediaPacket;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::routes::{RouteQueue, RouteUpdate};
 use crate::stats::{DropReason, Stats, UdpCounters};
 use crate::thinning::{Thinner, ThinningConfig};
 
@@ -45,15 +45,6 @@ const RECV_BATCH: usize = 64;
 /// Receive buffer size. Larger than any datagram Parlor sends, so a datagram that does not
 /// fit is truncated and then rejected by the decoder's length check.
 const RECV_BUFFER_LEN: usize = 2048;
-
-/// A change to the routing table, sent by control tasks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RouteUpdate {
-    /// A participant was admitted to meeting `meeting_id`.
-    Add { meeting_id: u64, participant_id: u32, media_token: u64 },
-    /// A participant left.
-    Remove { participant_id: u32 },
-}
 
 /// Hasher for relay-assigned `u32` ids: a multiplicative hash. Ids are sequential, so their
 /// low bits (the bucket index) are already distinct and the multiply spreads the high bits
@@ -477,7 +468,7 @@ pub(crate) fn bind(addr: SocketAddr, buffer: usize) -> io::Result<(UdpSocket, st
 pub(crate) async fn run(
     socket: UdpSocket,
     sender: std::net::UdpSocket,
-    mut routes: mpsc::Receiver<RouteUpdate>,
+    routes: Arc<RouteQueue>,
     stats: Arc<Stats>,
     thinning: ThinningConfig,
     report_interval: Duration,
@@ -492,10 +483,7 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            update = routes.recv() => match update {
-                Some(update) => router.apply(update),
-                None => break,
-            },
+            _ = routes.changed() => {}
             _ = reports.tick() => router.send_reports(&mut send),
             ready = socket.readable() => {
                 if let Err(e) = ready {
@@ -505,7 +493,7 @@ pub(crate) async fn run(
             }
         }
         // Route changes first, so a keepalive that follows a join finds its route.
-        while let Ok(update) = routes.try_recv() {
+        for update in routes.take() {
             router.apply(update);
         }
         for _ in 0..RECV_BATCH {

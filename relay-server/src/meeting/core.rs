@@ -1,0 +1,1012 @@
+//! One meeting as a state machine: the waiting room, admission, the roster, host hand-over,
+//! chat with its rate limit, and the files offered in it.
+//!
+//! Sans-IO in the style of str0m and quinn-proto: no sockets, tasks, locks or clock. Every
+//! operation is a method call given the time ([`Now`]) and the new participant's credentials
+//! (drawn by the registry); what the meeting wants done in the world comes out as
+//! [`Effect`]s, in order, from [`MeetingCore::poll_effect`]: deliver a message to a
+//! connection, add or remove a participant's route and session, end the meeting. The async
+//! wrapper ([`super::Meeting`]) carries them out; the unit tests below read them directly,
+//! with a simulated clock.
+//!
+//! Connections are whatever the caller uses to reach a peer (`C`, a queue handle in the
+//! relay, a number in the tests).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::control::{
+    sanitize_display_text, ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome,
+    Participant, ParticipantId, MAX_DISPLAY_NAME_CHARS,
+};
+use protocol::ControlMessage;
+use tracing::info;
+
+use super::{OpError, SpooledFile};
+use crate::config::RelayConfig;
+use crate::limits::TokenBucket;
+
+/// A way to reach one connection, as the core stores it.
+pub(crate) trait Connection: Clone {
+    /// Relay-wide unique id of the connection.
+    fn conn_id(&self) -> u64;
+}
+
+/// The time of an operation: the monotonic clock for limits, the wall clock for what
+/// participants are shown (join times, chat timestamps).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    pub at: Instant,
+    pub unix_ms: u64,
+}
+
+/// Identity and secrets the registry drew for a new participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    pub participant_id: ParticipantId,
+    pub media_token: u64,
+    pub session_token: String,
+}
+
+/// The limits of one meeting (a part of [`RelayConfig`]).
+#[derive(Debug, Clone)]
+pub(crate) struct MeetingLimits {
+    pub max_participants: usize,
+    pub max_pending_knocks: usize,
+    pub chat_history_len: usize,
+    pub max_chat_chars: usize,
+    pub chat_burst: u32,
+    pub chat_per_second: u32,
+    pub max_files: usize,
+    pub max_uploads_per_participant: usize,
+    pub max_downloads_per_participant: usize,
+}
+
+impl From<&RelayConfig> for MeetingLimits {
+    fn from(c: &RelayConfig) -> Self {
+        Self {
+            max_participants: c.max_participants,
+            max_pending_knocks: c.max_pending_knocks,
+            chat_history_len: c.chat_history_len,
+            max_chat_chars: c.max_chat_chars,
+            chat_burst: c.chat_burst,
+            chat_per_second: c.chat_per_second,
+            max_files: c.max_files_per_meeting,
+            max_uploads_per_participant: c.max_uploads_per_participant,
+            max_downloads_per_participant: c.max_downloads_per_participant,
+        }
+    }
+}
+
+/// What the meeting asks its driver to do, in the order it must happen.
+#[derive(Debug)]
+pub(crate) enum Effect<C> {
+    /// Write `message` to `to`.
+    Deliver { to: C, message: Arc<ControlMessage> },
+    /// The knock `request_id` on `to` was admitted as `participant_id`.
+    Admitted { to: C, request_id: u64, participant_id: ParticipantId, welcome: Box<MeetingWelcome> },
+    /// The knock `request_id` on `to` will not lead into the meeting.
+    Refused { to: C, request_id: u64, reason: JoinRefusal },
+    /// The host removed the participant on `to` (already off the roster).
+    Removed { to: C },
+    /// A participant entered: make its session token and media route valid. Comes before
+    /// any message that tells the participant its id.
+    MemberAdded { credentials: Credentials },
+    /// A participant left: its session token and media route are no longer valid.
+    MemberRemoved { participant_id: ParticipantId, session_token: String },
+    /// The last participant left: free the code, give back `spool_bytes` of the spool
+    /// budget, delete the spool. Comes before the waiting room's refusals.
+    Ended { spool_bytes: u64 },
+}
+
+/// Result of a knock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KnockOutcome {
+    /// The host was asked; the joiner waits for this request id.
+    Waiting(u64),
+    /// The meeting is at its participant limit.
+    Full,
+}
+
+#[derive(Debug)]
+struct Member<C> {
+    info: Participant,
+    conn: C,
+    credentials: Credentials,
+    chat: TokenBucket,
+}
+
+#[derive(Debug)]
+struct Knock<C> {
+    request_id: u64,
+    display_name: String,
+    conn: C,
+}
+
+/// Checks and cleans a display name.
+pub(crate) fn validate_display_name(raw: &str) -> Result<String, OpError> {
+    if raw.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(OpError::new(
+            ErrorCode::InvalidName,
+            format!("display names are at most {MAX_DISPLAY_NAME_CHARS} characters"),
+        ));
+    }
+    sanitize_display_text(raw, MAX_DISPLAY_NAME_CHARS)
+        .ok_or_else(|| OpError::new(ErrorCode::InvalidName, "the display name is empty"))
+}
+
+/// One meeting's state. See the module doc.
+#[derive(Debug)]
+pub(crate) struct MeetingCore<C> {
+    code: String,
+    limits: MeetingLimits,
+    ended: bool,
+    host_id: ParticipantId,
+    /// In join order: the earliest-joined remaining participant inherits the host role.
+    members: Vec<Member<C>>,
+    knocks: VecDeque<Knock<C>>,
+    chat: VecDeque<ChatMessage>,
+    next_chat_id: u64,
+    files: HashMap<u64, SpooledFile>,
+    /// Bytes of `files`, given back to the relay's spool budget when the meeting ends.
+    files_bytes: u64,
+    uploads: HashMap<ParticipantId, usize>,
+    downloads: HashMap<ParticipantId, usize>,
+    effects: VecDeque<Effect<C>>,
+}
+
+impl<C: Connection> MeetingCore<C> {
+    /// A meeting with its host in it; returns the host's `JOINED` payload. The first effect
+    /// adds the host's session and route.
+    pub fn new(
+        code: String,
+        limits: MeetingLimits,
+        now: Now,
+        host: Credentials,
+        display_name: String,
+        conn: C,
+    ) -> (Self, MeetingWelcome) {
+        let host_id = host.participant_id;
+        let mut core = Self {
+            code,
+            limits,
+            ended: false,
+            host_id,
+            members: Vec::new(),
+            knocks: VecDeque::new(),
+            chat: VecDeque::new(),
+            next_chat_id: 1,
+            files: HashMap::new(),
+            files_bytes: 0,
+            uploads: HashMap::new(),
+            downloads: HashMap::new(),
+            effects: VecDeque::new(),
+        };
+        core.add_member(now, host, display_name, true, conn);
+        let welcome = core.welcome(host_id);
+        (core, welcome)
+    }
+
+    /// The next thing the driver must do.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<Effect<C>> {
+        self.effects.pop_front()
+    }
+
+    #[cfg(test)]
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    #[cfg(test)]
+    pub fn host_id(&self) -> ParticipantId {
+        self.host_id
+    }
+
+    /// Everyone in the meeting, in join order.
+    pub fn roster(&self) -> Vec<Participant> {
+        self.members.iter().map(|m| m.info.clone()).collect()
+    }
+
+    /// Request ids waiting for the host, oldest first.
+    #[cfg(test)]
+    pub fn waiting(&self) -> Vec<u64> {
+        self.knocks.iter().map(|k| k.request_id).collect()
+    }
+
+    fn member(&self, id: ParticipantId) -> Option<&Member<C>> {
+        self.members.iter().find(|m| m.info.id == id)
+    }
+
+    fn member_mut(&mut self, id: ParticipantId) -> Result<&mut Member<C>, OpError> {
+        self.members
+            .iter_mut()
+            .find(|m| m.info.id == id)
+            .ok_or_else(|| OpError::new(ErrorCode::InvalidState, "not in this meeting"))
+    }
+
+    fn require_member(&self, id: ParticipantId) -> Result<&Member<C>, OpError> {
+        self.member(id).ok_or_else(|| OpError::new(ErrorCode::InvalidState, "not in this meeting"))
+    }
+
+    fn require_host(&self, id: ParticipantId) -> Result<(), OpError> {
+        self.require_member(id)?;
+        if self.host_id != id {
+            return Err(OpError::new(ErrorCode::NotHost, "only the host may do this"));
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, to: C, message: Arc<ControlMessage>) {
+        self.effects.push_back(Effect::Deliver { to, message });
+    }
+
+    fn tell_host(&mut self, message: ControlMessage) {
+        if let Some(host) = self.member(self.host_id) {
+            let to = host.conn.clone();
+            self.deliver(to, Arc::new(message));
+        }
+    }
+
+    /// Sends `message` to every member but `except`.
+    fn broadcast(&mut self, message: ControlMessage, except: Option<ParticipantId>) {
+        let message = Arc::new(message);
+        for m in self.members.iter().filter(|m| Some(m.info.id) != except) {
+            self.effects.push_back(Effect::Deliver { to: m.conn.clone(), message: message.clone() });
+        }
+    }
+
+    /// The `JOINED` payload for participant `id`.
+    pub fn welcome(&self, id: ParticipantId) -> MeetingWelcome {
+        let me = self.member(id);
+        MeetingWelcome {
+            code: self.code.clone(),
+            participant_id: id,
+            media_token: me.map(|m| m.credentials.media_token).unwrap_or_default(),
+            session_token: me.map(|m| m.credentials.session_token.clone()).unwrap_or_default(),
+            host_id: self.host_id,
+            roster: self.roster(),
+            chat_history: self.chat.iter().cloned().collect(),
+        }
+    }
+
+    fn add_member(&mut self, now: Now, credentials: Credentials, display_name: String, is_host: bool, conn: C) {
+        let id = credentials.participant_id;
+        info!(meeting = %self.code, participant = id, name = %display_name, "participant joined");
+        self.effects.push_back(Effect::MemberAdded { credentials: credentials.clone() });
+        self.members.push(Member {
+            info: Participant {
+                id,
+                display_name,
+                is_host,
+                mic_on: false,
+                camera_on: false,
+                speaking: false,
+                joined_at_ms: now.unix_ms,
+            },
+            conn,
+            credentials,
+            chat: TokenBucket::new(now.at, self.limits.chat_burst, self.limits.chat_per_second),
+        });
+    }
+
+    /// Asks the host to admit `display_name` (knock `request_id`, drawn by the registry).
+    pub fn knock(&mut self, request_id: u64, display_name: &str, conn: C) -> Result<KnockOutcome, OpError> {
+        let display_name = validate_display_name(display_name)?;
+        if self.ended {
+            return Err(OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"));
+        }
+        if self.members.len() >= self.limits.max_participants {
+            return Ok(KnockOutcome::Full);
+        }
+        if self.knocks.len() >= self.limits.max_pending_knocks {
+            return Err(OpError::new(ErrorCode::ServerBusy, "too many people are waiting to join this meeting"));
+        }
+        info!(meeting = %self.code, request_id, name = %display_name, "knock");
+        self.tell_host(ControlMessage::Knock { request_id, display_name: display_name.clone() });
+        self.knocks.push_back(Knock { request_id, display_name, conn });
+        Ok(KnockOutcome::Waiting(request_id))
+    }
+
+    /// The host lets knock `request_id` in; `credentials` is called only if it does.
+    pub fn admit(
+        &mut self,
+        now: Now,
+        host: ParticipantId,
+        request_id: u64,
+        credentials: impl FnOnce() -> Credentials,
+    ) -> Result<ParticipantId, OpError> {
+        self.require_host(host)?;
+        let index = self
+            .knocks
+            .iter()
+            .position(|k| k.request_id == request_id)
+            .ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such knock"))?;
+        if self.members.len() >= self.limits.max_participants {
+            return Err(OpError::new(ErrorCode::MeetingFull, "the meeting is at its participant limit"));
+        }
+        let Some(knock) = self.knocks.remove(index) else {
+            return Err(OpError::new(ErrorCode::UnknownParticipant, "no such knock"));
+        };
+        let credentials = credentials();
+        let participant_id = credentials.participant_id;
+        self.add_member(now, credentials, knock.display_name, false, knock.conn.clone());
+        if let Some(participant) = self.member(participant_id).map(|m| m.info.clone()) {
+            self.broadcast(ControlMessage::ParticipantJoined { participant }, Some(participant_id));
+        }
+        info!(meeting = %self.code, request_id, participant = participant_id, "knock admitted");
+        let welcome = Box::new(self.welcome(participant_id));
+        self.effects.push_back(Effect::Admitted { to: knock.conn, request_id, participant_id, welcome });
+        Ok(participant_id)
+    }
+
+    /// The host refuses knock `request_id`.
+    pub fn deny(&mut self, host: ParticipantId, request_id: u64) -> Result<(), OpError> {
+        self.require_host(host)?;
+        let knock =
+            self.take_knock(request_id).ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such knock"))?;
+        info!(meeting = %self.code, request_id, "knock denied");
+        self.effects.push_back(Effect::Refused { to: knock.conn, request_id, reason: JoinRefusal::Denied });
+        Ok(())
+    }
+
+    fn take_knock(&mut self, request_id: u64) -> Option<Knock<C>> {
+        let index = self.knocks.iter().position(|k| k.request_id == request_id)?;
+        self.knocks.remove(index)
+    }
+
+    /// Takes knock `request_id` off the queue because the joiner cancelled it or it expired,
+    /// telling the host. False if the knock was already answered (the answer is on its way).
+    pub fn withdraw_knock(&mut self, request_id: u64, reason: KnockWithdrawal) -> bool {
+        if self.take_knock(request_id).is_none() {
+            return false;
+        }
+        info!(meeting = %self.code, request_id, ?reason, "knock withdrawn");
+        self.tell_host(ControlMessage::KnockWithdrawn { request_id, reason });
+        true
+    }
+
+    /// Removes whatever connection `conn_id` has in this meeting (a knock or a participant),
+    /// when that connection goes away.
+    pub fn remove_conn(&mut self, conn_id: u64, reason: LeaveReason) {
+        if let Some(request_id) = self.knocks.iter().find(|k| k.conn.conn_id() == conn_id).map(|k| k.request_id) {
+            self.withdraw_knock(request_id, KnockWithdrawal::Disconnected);
+        }
+        if let Some(id) = self.members.iter().find(|m| m.conn.conn_id() == conn_id).map(|m| m.info.id) {
+            self.leave(id, reason);
+        }
+    }
+
+    /// The host removes participant `target`.
+    pub fn remove_participant(&mut self, host: ParticipantId, target: ParticipantId) -> Result<(), OpError> {
+        self.require_host(host)?;
+        if target == host {
+            return Err(OpError::new(ErrorCode::InvalidState, "the host leaves with LEAVE"));
+        }
+        let conn = self
+            .member(target)
+            .map(|m| m.conn.clone())
+            .ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such participant"))?;
+        self.leave(target, LeaveReason::Removed);
+        self.effects.push_back(Effect::Removed { to: conn });
+        Ok(())
+    }
+
+    /// Participant `id` leaves (or is dropped) for `reason`. False if it was not a member.
+    pub fn leave(&mut self, id: ParticipantId, reason: LeaveReason) -> bool {
+        let Some(index) = self.members.iter().position(|m| m.info.id == id) else { return false };
+        let member = self.members.remove(index);
+        self.effects
+            .push_back(Effect::MemberRemoved { participant_id: id, session_token: member.credentials.session_token });
+        self.uploads.remove(&id);
+        self.downloads.remove(&id);
+        info!(meeting = %self.code, participant = id, ?reason, "participant left");
+        if self.members.is_empty() {
+            self.end();
+            return true;
+        }
+        self.broadcast(ControlMessage::ParticipantLeft { participant_id: id, reason }, None);
+        if self.host_id == id {
+            let new_host = &mut self.members[0];
+            new_host.info.is_host = true;
+            let host_id = new_host.info.id;
+            self.host_id = host_id;
+            info!(meeting = %self.code, host = host_id, "host role handed over");
+            self.broadcast(ControlMessage::HostChanged { host_id }, None);
+            // The new host must see who is still waiting.
+            let waiting: Vec<_> = self
+                .knocks
+                .iter()
+                .map(|k| ControlMessage::Knock { request_id: k.request_id, display_name: k.display_name.clone() })
+                .collect();
+            for knock in waiting {
+                self.tell_host(knock);
+            }
+        }
+        true
+    }
+
+    /// The last participant left: the code is freed, the waiting room refused, the files
+    /// forgotten.
+    fn end(&mut self) {
+        self.ended = true;
+        self.files.clear();
+        self.uploads.clear();
+        self.downloads.clear();
+        self.chat.clear();
+        let spool_bytes = std::mem::take(&mut self.files_bytes);
+        info!(meeting = %self.code, "meeting ended");
+        self.effects.push_back(Effect::Ended { spool_bytes });
+        // Last, so a refused joiner that hears this finds the meeting gone everywhere.
+        for knock in std::mem::take(&mut self.knocks) {
+            self.effects.push_back(Effect::Refused {
+                to: knock.conn,
+                request_id: knock.request_id,
+                reason: JoinRefusal::MeetingEnded,
+            });
+        }
+    }
+
+    /// Stamps and broadcasts a chat message from `sender`.
+    pub fn chat(
+        &mut self,
+        now: Now,
+        sender: ParticipantId,
+        text: String,
+        client_msg_id: Option<u64>,
+    ) -> Result<(), OpError> {
+        let max = self.limits.max_chat_chars;
+        if text.chars().count() > max {
+            return Err(OpError::new(ErrorCode::ChatTooLong, format!("chat messages are at most {max} characters")));
+        }
+        if text.trim().is_empty() {
+            return Err(OpError::new(ErrorCode::MalformedMessage, "the chat message is empty"));
+        }
+        let member = self.member_mut(sender)?;
+        if member.chat.take(now.at).is_err() {
+            return Err(OpError::new(ErrorCode::ServerBusy, "sending chat messages too fast"));
+        }
+        let sender_name = member.info.display_name.clone();
+        self.post_chat(now, sender, sender_name, text, client_msg_id, None);
+        Ok(())
+    }
+
+    fn post_chat(
+        &mut self,
+        now: Now,
+        sender_id: ParticipantId,
+        sender_name: String,
+        text: String,
+        client_msg_id: Option<u64>,
+        file: Option<FileInfo>,
+    ) {
+        let message = ChatMessage {
+            id: self.next_chat_id,
+            sender_id,
+            sender_name,
+            text,
+            timestamp_ms: now.unix_ms,
+            client_msg_id,
+            file,
+        };
+        self.next_chat_id += 1;
+        if self.limits.chat_history_len > 0 {
+            while self.chat.len() >= self.limits.chat_history_len {
+                self.chat.pop_front();
+            }
+            self.chat.push_back(message.clone());
+        }
+        self.broadcast(ControlMessage::Chat { message }, None);
+    }
+
+    /// Participant `id` reports its mic, camera and speaking state; a change is broadcast.
+    pub fn media_state(
+        &mut self,
+        id: ParticipantId,
+        mic_on: bool,
+        camera_on: bool,
+        speaking: bool,
+    ) -> Result<(), OpError> {
+        let member = self.member_mut(id)?;
+        if (member.info.mic_on, member.info.camera_on, member.info.speaking) == (mic_on, camera_on, speaking) {
+            return Ok(());
+        }
+        member.info.mic_on = mic_on;
+        member.info.camera_on = camera_on;
+        member.info.speaking = speaking;
+        let participant = member.info.clone();
+        self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
+        Ok(())
+    }
+
+    /// Registers an upload by `id`: checks membership, the per-participant limit and the
+    /// number of files. Returns the uploader's display name.
+    pub fn begin_upload(&mut self, id: ParticipantId) -> Result<String, OpError> {
+        let name = self.require_member(id)?.info.display_name.clone();
+        if self.files.len() >= self.limits.max_files {
+            return Err(OpError::new(ErrorCode::ServerBusy, "this meeting holds its maximum number of files"));
+        }
+        let active = self.uploads.entry(id).or_insert(0);
+        if *active >= self.limits.max_uploads_per_participant {
+            return Err(OpError::new(ErrorCode::ServerBusy, "too many uploads in progress"));
+        }
+        *active += 1;
+        Ok(name)
+    }
+
+    /// Ends an upload registered with [`Self::begin_upload`].
+    pub fn end_upload(&mut self, id: ParticipantId) {
+        release_slot(&mut self.uploads, id);
+    }
+
+    /// Offers a verified upload to the meeting: in chat (and its history) and as `FILE_OFFER`.
+    /// On error the caller still owns the file and its spool reservation.
+    pub fn publish_file(&mut self, now: Now, file: SpooledFile) -> Result<(), OpError> {
+        if self.ended {
+            return Err(OpError::new(ErrorCode::UnknownFile, "the meeting ended"));
+        }
+        let info = file.info.clone();
+        self.files_bytes += info.size;
+        self.files.insert(info.file_id, file);
+        info!(meeting = %self.code, file_id = info.file_id, size = info.size, sender = info.sender_id, "file offered");
+        self.post_chat(
+            now,
+            info.sender_id,
+            info.sender_name.clone(),
+            format!("shared a file: {}", info.name),
+            None,
+            Some(info.clone()),
+        );
+        self.broadcast(ControlMessage::FileOffer { file: info }, None);
+        Ok(())
+    }
+
+    /// Sends `message` (upload progress) to everyone in the meeting.
+    pub fn broadcast_progress(&mut self, message: ControlMessage) {
+        self.broadcast(message, None);
+    }
+
+    /// Registers a download of `file_id` by `id`.
+    pub fn begin_download(&mut self, id: ParticipantId, file_id: u64) -> Result<SpooledFile, OpError> {
+        self.require_member(id)?;
+        let file = self
+            .files
+            .get(&file_id)
+            .cloned()
+            .ok_or_else(|| OpError::new(ErrorCode::UnknownFile, "no such file in this meeting"))?;
+        let active = self.downloads.entry(id).or_insert(0);
+        if *active >= self.limits.max_downloads_per_participant {
+            return Err(OpError::new(ErrorCode::ServerBusy, "too many downloads in progress"));
+        }
+        *active += 1;
+        Ok(file)
+    }
+
+    /// Ends a download registered with [`Self::begin_download`].
+    pub fn end_download(&mut self, id: ParticipantId) {
+        release_slot(&mut self.downloads, id);
+    }
+}
+
+fn release_slot(slots: &mut HashMap<ParticipantId, usize>, id: ParticipantId) {
+    if let Some(n) = slots.get_mut(&id) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            slots.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A connection in the tests is just its number.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Conn(u64);
+
+    impl Connection for Conn {
+        fn conn_id(&self) -> u64 {
+            self.0
+        }
+    }
+
+    const HOST: Conn = Conn(1);
+
+    fn limits() -> MeetingLimits {
+        MeetingLimits {
+            max_participants: 3,
+            max_pending_knocks: 2,
+            chat_history_len: 4,
+            max_chat_chars: 100,
+            chat_burst: 3,
+            chat_per_second: 2,
+            max_files: 2,
+            max_uploads_per_participant: 1,
+            max_downloads_per_participant: 1,
+        }
+    }
+
+    /// A simulated clock: starts at an arbitrary instant and only moves when told.
+    struct Clock {
+        start: Instant,
+        elapsed: Duration,
+    }
+
+    impl Clock {
+        fn new() -> Self {
+            Self { start: Instant::now(), elapsed: Duration::ZERO }
+        }
+        fn now(&self) -> Now {
+            Now { at: self.start + self.elapsed, unix_ms: 1_700_000_000_000 + self.elapsed.as_millis() as u64 }
+        }
+        fn advance(&mut self, by: Duration) {
+            self.elapsed += by;
+        }
+    }
+
+    fn creds(id: ParticipantId) -> Credentials {
+        Credentials { participant_id: id, media_token: 1000 + u64::from(id), session_token: format!("session-{id}") }
+    }
+
+    fn meeting(clock: &Clock, limits: MeetingLimits) -> MeetingCore<Conn> {
+        let (mut core, welcome) = MeetingCore::new("123456".into(), limits, clock.now(), creds(1), "Host".into(), HOST);
+        assert_eq!(welcome.participant_id, 1);
+        assert_eq!(welcome.host_id, 1);
+        assert_eq!(welcome.session_token, "session-1");
+        assert_eq!(welcome.roster.len(), 1);
+        assert!(welcome.roster[0].is_host);
+        assert!(
+            matches!(drain(&mut core)[..], [Effect::MemberAdded { ref credentials }] if credentials.participant_id == 1)
+        );
+        core
+    }
+
+    fn drain(core: &mut MeetingCore<Conn>) -> Vec<Effect<Conn>> {
+        std::iter::from_fn(|| core.poll_effect()).collect()
+    }
+
+    /// The messages delivered to `conn` among `effects`, in order.
+    fn sent_to(effects: &[Effect<Conn>], conn: Conn) -> Vec<ControlMessage> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Deliver { to, message } if *to == conn => Some((**message).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Knocks from `conn` and lets the host admit it as `id`.
+    fn join(core: &mut MeetingCore<Conn>, clock: &Clock, request_id: u64, id: ParticipantId, conn: Conn) {
+        assert_eq!(core.knock(request_id, &format!("Guest {id}"), conn).unwrap(), KnockOutcome::Waiting(request_id));
+        let host = core.host_id();
+        assert_eq!(core.admit(clock.now(), host, request_id, || creds(id)).unwrap(), id);
+        drain(core);
+    }
+
+    fn file(file_id: u64, size: u64, sender_id: ParticipantId) -> SpooledFile {
+        SpooledFile {
+            info: FileInfo {
+                file_id,
+                name: format!("f{file_id}.bin"),
+                size,
+                sha256: "00".repeat(32),
+                sender_id,
+                sender_name: "Host".into(),
+            },
+            path: PathBuf::from(format!("/nonexistent/{file_id}")),
+        }
+    }
+
+    #[test]
+    fn a_knock_reaches_the_host_and_admission_adds_the_member_before_telling_anyone() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        assert_eq!(core.knock(7, "  Ada\u{7}  ", Conn(2)).unwrap(), KnockOutcome::Waiting(7));
+        let effects = drain(&mut core);
+        assert_eq!(sent_to(&effects, HOST), vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into() }]);
+        assert_eq!(core.waiting(), vec![7]);
+
+        assert_eq!(core.admit(clock.now(), 1, 7, || creds(2)).unwrap(), 2);
+        let effects = drain(&mut core);
+        assert!(matches!(&effects[0], Effect::MemberAdded { credentials } if *credentials == creds(2)));
+        let to_host = sent_to(&effects, HOST);
+        assert!(
+            matches!(&to_host[..], [ControlMessage::ParticipantJoined { participant }] if participant.id == 2 && !participant.is_host)
+        );
+        assert!(sent_to(&effects, Conn(2)).is_empty(), "the joiner learns the roster from its welcome");
+        let Some(Effect::Admitted { to, request_id, participant_id, welcome }) = effects.last() else {
+            panic!("admission ends with the joiner's welcome: {effects:?}");
+        };
+        assert_eq!((*to, *request_id, *participant_id), (Conn(2), 7, 2));
+        assert_eq!(welcome.media_token, 1002);
+        assert_eq!(welcome.roster.iter().map(|p| p.id).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(core.waiting().is_empty());
+    }
+
+    #[test]
+    fn only_the_host_answers_knocks_and_answers_need_a_live_knock() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.knock(5, "Eve", Conn(3)).unwrap();
+        drain(&mut core);
+
+        let never = || -> Credentials { panic!("credentials are drawn only for an admission") };
+        assert_eq!(core.admit(clock.now(), 2, 5, never).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.deny(2, 5).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.admit(clock.now(), 1, 99, never).unwrap_err().code, ErrorCode::UnknownParticipant);
+        assert_eq!(core.admit(clock.now(), 42, 5, never).unwrap_err().code, ErrorCode::InvalidState);
+
+        core.deny(1, 5).unwrap();
+        let effects = drain(&mut core);
+        assert!(matches!(effects[..], [Effect::Refused { to: Conn(3), request_id: 5, reason: JoinRefusal::Denied }]));
+        assert_eq!(core.deny(1, 5).unwrap_err().code, ErrorCode::UnknownParticipant);
+    }
+
+    #[test]
+    fn a_full_meeting_says_so_at_the_knock_and_at_the_admission() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        // Two knocks while one seat is left: the first admitted fills the meeting.
+        core.knock(2, "A", Conn(3)).unwrap();
+        core.knock(3, "B", Conn(4)).unwrap();
+        core.admit(clock.now(), 1, 2, || creds(3)).unwrap();
+        drain(&mut core);
+        assert_eq!(core.admit(clock.now(), 1, 3, || creds(4)).unwrap_err().code, ErrorCode::MeetingFull);
+        assert_eq!(core.waiting(), vec![3], "a refused admission leaves the knock for the host to deny");
+        assert_eq!(core.knock(4, "C", Conn(5)).unwrap(), KnockOutcome::Full);
+        assert!(drain(&mut core).is_empty(), "a knock on a full meeting bothers nobody");
+    }
+
+    #[test]
+    fn the_waiting_room_is_bounded() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        core.knock(1, "A", Conn(2)).unwrap();
+        core.knock(2, "B", Conn(3)).unwrap();
+        assert_eq!(core.knock(3, "C", Conn(4)).unwrap_err().code, ErrorCode::ServerBusy);
+        assert_eq!(core.waiting(), vec![1, 2]);
+        assert!(core.withdraw_knock(1, KnockWithdrawal::Cancelled));
+        assert_eq!(core.knock(3, "C", Conn(4)).unwrap(), KnockOutcome::Waiting(3));
+    }
+
+    #[test]
+    fn bad_display_names_are_refused_before_anything_happens() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        assert_eq!(core.knock(1, " \u{0}\t ", Conn(2)).unwrap_err().code, ErrorCode::InvalidName);
+        let long = "x".repeat(MAX_DISPLAY_NAME_CHARS + 1);
+        assert_eq!(core.knock(2, &long, Conn(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert!(core.waiting().is_empty());
+        assert!(drain(&mut core).is_empty());
+    }
+
+    #[test]
+    fn a_withdrawn_or_disconnected_knock_is_taken_back_from_the_host() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        core.knock(1, "A", Conn(2)).unwrap();
+        core.knock(2, "B", Conn(3)).unwrap();
+        drain(&mut core);
+
+        assert!(core.withdraw_knock(1, KnockWithdrawal::Expired));
+        assert!(!core.withdraw_knock(1, KnockWithdrawal::Expired), "a knock is withdrawn once");
+        core.remove_conn(3, LeaveReason::Disconnected);
+        let effects = drain(&mut core);
+        assert_eq!(
+            sent_to(&effects, HOST),
+            vec![
+                ControlMessage::KnockWithdrawn { request_id: 1, reason: KnockWithdrawal::Expired },
+                ControlMessage::KnockWithdrawn { request_id: 2, reason: KnockWithdrawal::Disconnected },
+            ]
+        );
+        assert!(core.waiting().is_empty());
+    }
+
+    #[test]
+    fn when_the_host_leaves_the_earliest_joiner_inherits_the_role_and_the_waiting_room() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        assert_eq!(core.knock(9, "Late", Conn(4)).unwrap(), KnockOutcome::Waiting(9));
+        drain(&mut core);
+
+        core.remove_conn(HOST.0, LeaveReason::Disconnected);
+        let effects = drain(&mut core);
+        assert!(
+            matches!(&effects[0], Effect::MemberRemoved { participant_id: 1, session_token } if session_token == "session-1")
+        );
+        assert_eq!(
+            sent_to(&effects, Conn(2)),
+            vec![
+                ControlMessage::ParticipantLeft { participant_id: 1, reason: LeaveReason::Disconnected },
+                ControlMessage::HostChanged { host_id: 2 },
+                ControlMessage::Knock { request_id: 9, display_name: "Late".into() },
+            ]
+        );
+        assert_eq!(
+            sent_to(&effects, Conn(3)),
+            vec![
+                ControlMessage::ParticipantLeft { participant_id: 1, reason: LeaveReason::Disconnected },
+                ControlMessage::HostChanged { host_id: 2 },
+            ]
+        );
+        assert_eq!(core.host_id(), 2);
+        assert!(core.roster()[0].is_host);
+        assert_eq!(core.admit(clock.now(), 3, 9, || creds(4)).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.admit(clock.now(), 2, 9, || creds(4)).unwrap(), 4);
+    }
+
+    #[test]
+    fn the_last_leave_ends_the_meeting_gives_back_the_spool_and_refuses_the_waiting_room() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        core.publish_file(clock.now(), file(1, 300, 1)).unwrap();
+        core.publish_file(clock.now(), file(2, 45, 1)).unwrap();
+        core.knock(4, "A", Conn(2)).unwrap();
+        drain(&mut core);
+
+        assert!(core.leave(1, LeaveReason::Left));
+        let effects = drain(&mut core);
+        assert!(matches!(&effects[0], Effect::MemberRemoved { participant_id: 1, .. }));
+        assert!(matches!(effects[1], Effect::Ended { spool_bytes: 345 }));
+        assert!(matches!(
+            effects[2..],
+            [Effect::Refused { to: Conn(2), request_id: 4, reason: JoinRefusal::MeetingEnded }]
+        ));
+        assert!(core.is_ended());
+        assert!(!core.leave(1, LeaveReason::Left), "nobody is left to leave");
+        assert_eq!(core.knock(5, "B", Conn(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
+        assert_eq!(core.publish_file(clock.now(), file(3, 1, 1)).unwrap_err().code, ErrorCode::UnknownFile);
+    }
+
+    #[test]
+    fn the_host_removes_a_participant_but_not_itself() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+
+        assert_eq!(core.remove_participant(2, 3).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.remove_participant(1, 1).unwrap_err().code, ErrorCode::InvalidState);
+        assert_eq!(core.remove_participant(1, 77).unwrap_err().code, ErrorCode::UnknownParticipant);
+        assert!(drain(&mut core).is_empty());
+
+        core.remove_participant(1, 3).unwrap();
+        let effects = drain(&mut core);
+        assert!(matches!(&effects[0], Effect::MemberRemoved { participant_id: 3, .. }));
+        assert!(matches!(effects.last(), Some(Effect::Removed { to: Conn(3) })));
+        assert_eq!(
+            sent_to(&effects, Conn(2)),
+            vec![ControlMessage::ParticipantLeft { participant_id: 3, reason: LeaveReason::Removed }]
+        );
+        assert_eq!(core.roster().iter().map(|p| p.id).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn chat_is_rate_limited_per_sender_and_refills_with_time() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        for n in 0..3 {
+            core.chat(clock.now(), 1, format!("m{n}"), Some(n)).unwrap();
+        }
+        assert_eq!(core.chat(clock.now(), 1, "over".into(), None).unwrap_err().code, ErrorCode::ServerBusy);
+        // Another sender has its own bucket.
+        core.chat(clock.now(), 2, "mine".into(), None).unwrap();
+        // Two per second: half a second buys one more message, not two.
+        clock.advance(Duration::from_millis(500));
+        core.chat(clock.now(), 1, "again".into(), None).unwrap();
+        assert_eq!(core.chat(clock.now(), 1, "over".into(), None).unwrap_err().code, ErrorCode::ServerBusy);
+
+        let effects = drain(&mut core);
+        let to_guest = sent_to(&effects, Conn(2));
+        let texts: Vec<_> = to_guest
+            .iter()
+            .map(|m| match m {
+                ControlMessage::Chat { message } => (message.id, message.text.as_str(), message.timestamp_ms),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        let t0 = 1_700_000_000_000;
+        assert_eq!(texts, vec![(1, "m0", t0), (2, "m1", t0), (3, "m2", t0), (4, "mine", t0), (5, "again", t0 + 500)]);
+    }
+
+    #[test]
+    fn chat_refuses_empty_and_over_long_text_and_strangers() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        assert_eq!(core.chat(clock.now(), 1, " \n ".into(), None).unwrap_err().code, ErrorCode::MalformedMessage);
+        assert_eq!(core.chat(clock.now(), 1, "é".repeat(101), None).unwrap_err().code, ErrorCode::ChatTooLong);
+        core.chat(clock.now(), 1, "é".repeat(100), None).unwrap();
+        assert_eq!(core.chat(clock.now(), 9, "hi".into(), None).unwrap_err().code, ErrorCode::InvalidState);
+    }
+
+    #[test]
+    fn a_late_joiner_sees_the_newest_history_only() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        for n in 0..6 {
+            clock.advance(Duration::from_secs(1));
+            core.chat(clock.now(), 1, format!("m{n}"), None).unwrap();
+        }
+        core.knock(1, "Late", Conn(2)).unwrap();
+        core.admit(clock.now(), 1, 1, || creds(2)).unwrap();
+        let effects = drain(&mut core);
+        let Some(Effect::Admitted { welcome, .. }) = effects.last() else { panic!("no welcome in {effects:?}") };
+        let history: Vec<_> = welcome.chat_history.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(history, vec!["m2", "m3", "m4", "m5"]);
+    }
+
+    #[test]
+    fn media_state_is_broadcast_only_when_it_changes() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.media_state(2, true, false, false).unwrap();
+        core.media_state(2, true, false, false).unwrap();
+        core.media_state(2, true, false, true).unwrap();
+        let effects = drain(&mut core);
+        let updates: Vec<_> = sent_to(&effects, HOST)
+            .into_iter()
+            .map(|m| match m {
+                ControlMessage::ParticipantUpdated { participant } => (participant.mic_on, participant.speaking),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(updates, vec![(true, false), (true, true)]);
+        assert_eq!(sent_to(&effects, Conn(2)).len(), 2, "the sender hears its own change too");
+        assert_eq!(core.media_state(9, true, true, true).unwrap_err().code, ErrorCode::InvalidState);
+    }
+
+    #[test]
+    fn uploads_and_downloads_hold_bounded_slots_that_are_given_back() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+
+        assert_eq!(core.begin_upload(1).unwrap(), "Host");
+        assert_eq!(core.begin_upload(1).unwrap_err().code, ErrorCode::ServerBusy);
+        core.begin_upload(2).unwrap();
+        core.end_upload(1);
+        core.end_upload(1);
+        core.begin_upload(1).unwrap();
+        assert_eq!(core.begin_upload(9).unwrap_err().code, ErrorCode::InvalidState);
+
+        core.publish_file(clock.now(), file(10, 5, 1)).unwrap();
+        let effects = drain(&mut core);
+        let to_guest = sent_to(&effects, Conn(2));
+        assert!(matches!(&to_guest[..], [
+            ControlMessage::Chat { message },
+            ControlMessage::FileOffer { file },
+        ] if message.file.as_ref().map(|f| f.file_id) == Some(10) && file.file_id == 10));
+
+        assert_eq!(core.begin_download(2, 10).unwrap().info.size, 5);
+        assert_eq!(core.begin_download(2, 10).unwrap_err().code, ErrorCode::ServerBusy);
+        assert_eq!(core.begin_download(1, 11).unwrap_err().code, ErrorCode::UnknownFile);
+        core.end_download(2);
+        core.begin_download(2, 10).unwrap();
+
+        core.publish_file(clock.now(), file(11, 5, 1)).unwrap();
+        assert_eq!(core.begin_upload(2).unwrap_err().code, ErrorCode::ServerBusy, "the meeting holds max_files");
+    }
+
+    #[test]
+    fn a_departing_participant_gives_back_its_transfer_slots() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.begin_upload(2).unwrap();
+        core.leave(2, LeaveReason::Left);
+        join(&mut core, &clock, 2, 2, Conn(3));
+        core.begin_upload(2).unwrap();
+    }
+}

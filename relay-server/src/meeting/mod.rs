@@ -1,0 +1,319 @@
+//! Meetings: the sans-IO state machine of one meeting ([`core`]), the relay-wide registry of
+//! codes, ids and secrets ([`registry`]), and the wrapper here that runs the one with the
+//! other and carries out what a meeting asks for.
+//!
+//! Each live meeting sits behind its own `std` mutex, so meetings never contend with each
+//! other, and nothing that waits is ever done under it: an operation locks the core, calls it
+//! with the time, and carries out its [`Effect`]s in order before unlocking — queueing
+//! messages with `try_send`, pushing route updates into the non-blocking
+//! [`RouteQueue`](crate::routes::RouteQueue), updating the session table. Doing them under the
+//! lock keeps one order for everyone (of chat messages, joins, leaves) and puts a joiner's
+//! route in place before it learns its id. The one slow thing, deleting an ended meeting's
+//! spool, happens after the lock is released. Lock order is meeting → registry/sessions,
+//! never the reverse, and no code path holds two meetings' locks.
+//!
+//! A connection whose outbound queue is full is too slow to keep up and is disconnected (its
+//! own task then removes it from the meeting), so one stuck client never stalls a meeting
+//! nor grows a queue without bound.
+
+pub(crate) mod core;
+mod registry;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use protocol::control::{
+    ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, ParticipantId,
+};
+use protocol::ControlMessage;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub(crate) use self::core::KnockOutcome;
+use self::core::{Connection, Effect, MeetingCore, Now};
+pub(crate) use self::registry::Shared;
+use crate::routes::RouteUpdate;
+use crate::stats::Stats;
+
+/// Locks a `std` mutex, ignoring poisoning: no code path panics while holding one, and the
+/// maps they guard stay consistent between statements.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The current time for a meeting operation (the only place meetings read the clocks).
+fn now() -> Now {
+    let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    Now { at: Instant::now(), unix_ms }
+}
+
+/// A request that failed; the connection answers it with an `ERROR` and carries on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl OpError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn to_message(&self) -> ControlMessage {
+        ControlMessage::error(self.code, self.message.clone())
+    }
+}
+
+/// What a meeting (or another connection) asks a control connection's task to do.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Write this message.
+    Message(Arc<ControlMessage>),
+    /// The knock `request_id` was admitted: the connection is now participant `participant_id`.
+    Admitted { meeting: Arc<Meeting>, request_id: u64, participant_id: ParticipantId, welcome: Box<MeetingWelcome> },
+    /// The knock `request_id` will not lead into the meeting.
+    Refused { request_id: u64, reason: JoinRefusal },
+    /// The host removed this participant; write `REMOVED` and close.
+    Removed,
+}
+
+/// How a meeting reaches one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnHandle {
+    pub id: u64,
+    pub tx: mpsc::Sender<Outbound>,
+    /// Cancelled to disconnect the connection (its queue overflowed).
+    pub kill: CancellationToken,
+}
+
+impl Connection for ConnHandle {
+    fn conn_id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl ConnHandle {
+    /// Queues `out` without waiting. A full queue disconnects the connection.
+    fn deliver(&self, stats: &Stats, out: Outbound) {
+        match self.tx.try_send(out) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.kill.is_cancelled() {
+                    warn!(conn = self.id, "outbound queue full: disconnecting slow connection");
+                    Stats::inc(&stats.slow_consumers);
+                    self.kill.cancel();
+                }
+            }
+            // The connection is gone; its task's cleanup takes it out of the meeting.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// A file spooled for a meeting.
+#[derive(Debug, Clone)]
+pub(crate) struct SpooledFile {
+    pub info: FileInfo,
+    pub path: PathBuf,
+}
+
+/// One live meeting: its core behind a lock, and what the relay's tasks need without it.
+#[derive(Debug)]
+pub(crate) struct Meeting {
+    /// Relay-wide unique id (codes are reused after a meeting ends; ids never are).
+    pub id: u64,
+    pub code: String,
+    pub spool_dir: PathBuf,
+    /// Cancelled when the meeting ends, so its file transfers stop.
+    pub ended: CancellationToken,
+    core: Mutex<MeetingCore<ConnHandle>>,
+}
+
+impl Meeting {
+    /// Runs `op` on the core and carries out what it asked for. Returns `op`'s result and
+    /// whether this call ended the meeting (then its spool is the caller's to delete, with
+    /// [`Self::delete_spool`], once it no longer holds anything).
+    fn run<R>(self: &Arc<Self>, shared: &Shared, op: impl FnOnce(&mut MeetingCore<ConnHandle>, Now) -> R) -> (R, bool) {
+        let mut core = lock(&self.core);
+        let result = op(&mut core, now());
+        let mut ended = false;
+        while let Some(effect) = core.poll_effect() {
+            ended |= matches!(effect, Effect::Ended { .. });
+            self.carry_out(shared, effect);
+        }
+        (result, ended)
+    }
+
+    fn carry_out(self: &Arc<Self>, shared: &Shared, effect: Effect<ConnHandle>) {
+        let stats = &shared.stats;
+        match effect {
+            Effect::Deliver { to, message } => to.deliver(stats, Outbound::Message(message)),
+            Effect::Admitted { to, request_id, participant_id, welcome } => {
+                // If this fails the joiner's connection is gone; its task's cleanup removes the member.
+                to.deliver(stats, Outbound::Admitted { meeting: self.clone(), request_id, participant_id, welcome })
+            }
+            Effect::Refused { to, request_id, reason } => to.deliver(stats, Outbound::Refused { request_id, reason }),
+            Effect::Removed { to } => to.deliver(stats, Outbound::Removed),
+            Effect::MemberAdded { credentials } => {
+                let participant_id = credentials.participant_id;
+                shared.routes.push(RouteUpdate::Add {
+                    meeting_id: self.id,
+                    participant_id,
+                    media_token: credentials.media_token,
+                });
+                shared.add_session(credentials.session_token, self.clone(), participant_id);
+                Stats::inc(&stats.participants_joined);
+                Stats::inc(&stats.participants_live);
+            }
+            Effect::MemberRemoved { participant_id, session_token } => {
+                shared.remove_session(&session_token);
+                shared.routes.push(RouteUpdate::Remove { participant_id });
+                Stats::dec(&stats.participants_live);
+            }
+            Effect::Ended { spool_bytes } => {
+                self.ended.cancel();
+                shared.unregister(self);
+                shared.release_spool(spool_bytes);
+                Stats::dec(&stats.meetings_live);
+                info!(meeting = %self.code, meeting_id = self.id, "meeting ended");
+            }
+        }
+    }
+
+    /// Deletes the spool of an ended meeting.
+    async fn delete_spool(&self) {
+        match tokio::fs::remove_dir_all(&self.spool_dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(meeting = %self.code, dir = %self.spool_dir.display(), "cannot delete spool: {e}"),
+        }
+    }
+
+    /// Asks the host to admit `display_name`.
+    pub fn knock(
+        self: &Arc<Self>,
+        shared: &Shared,
+        display_name: &str,
+        conn: ConnHandle,
+    ) -> Result<KnockOutcome, OpError> {
+        let request_id = shared.next_request_id();
+        let (outcome, _) = self.run(shared, |core, _| core.knock(request_id, display_name, conn));
+        if matches!(outcome, Ok(KnockOutcome::Waiting(_))) {
+            Stats::inc(&shared.stats.knocks);
+        }
+        outcome
+    }
+
+    /// The host lets knock `request_id` in.
+    pub fn admit(self: &Arc<Self>, shared: &Shared, host: ParticipantId, request_id: u64) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.admit(now, host, request_id, || shared.credentials())).0.map(|_| ())
+    }
+
+    /// The host refuses knock `request_id`.
+    pub fn deny(self: &Arc<Self>, shared: &Shared, host: ParticipantId, request_id: u64) -> Result<(), OpError> {
+        self.run(shared, |core, _| core.deny(host, request_id)).0
+    }
+
+    /// Takes knock `request_id` off the queue because the joiner cancelled it or it expired.
+    /// False if the knock was already answered (the answer is on its way).
+    pub fn withdraw_knock(self: &Arc<Self>, shared: &Shared, request_id: u64, reason: KnockWithdrawal) -> bool {
+        self.run(shared, |core, _| core.withdraw_knock(request_id, reason)).0
+    }
+
+    /// Removes whatever connection `conn_id` has in this meeting (a knock or a participant),
+    /// when that connection goes away.
+    pub async fn remove_conn(self: &Arc<Self>, shared: &Shared, conn_id: u64, reason: LeaveReason) {
+        let ((), ended) = self.run(shared, |core, _| core.remove_conn(conn_id, reason));
+        if ended {
+            self.delete_spool().await;
+        }
+    }
+
+    /// Participant `id` leaves (or is dropped) for `reason`. False if it was not a member.
+    pub async fn leave(self: &Arc<Self>, shared: &Shared, id: ParticipantId, reason: LeaveReason) -> bool {
+        let (left, ended) = self.run(shared, |core, _| core.leave(id, reason));
+        if ended {
+            self.delete_spool().await;
+        }
+        left
+    }
+
+    /// The host removes participant `target`.
+    pub fn remove_participant(
+        self: &Arc<Self>,
+        shared: &Shared,
+        host: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, _| core.remove_participant(host, target)).0
+    }
+
+    /// Stamps and broadcasts a chat message from `sender`.
+    pub fn chat(
+        self: &Arc<Self>,
+        shared: &Shared,
+        sender: ParticipantId,
+        text: String,
+        client_msg_id: Option<u64>,
+    ) -> Result<(), OpError> {
+        let (result, _) = self.run(shared, |core, now| core.chat(now, sender, text, client_msg_id));
+        if result.is_ok() {
+            Stats::inc(&shared.stats.chat_messages);
+        }
+        result
+    }
+
+    /// Participant `id` reports its mic, camera and speaking state.
+    pub fn media_state(
+        self: &Arc<Self>,
+        shared: &Shared,
+        id: ParticipantId,
+        mic_on: bool,
+        camera_on: bool,
+        speaking: bool,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, _| core.media_state(id, mic_on, camera_on, speaking)).0
+    }
+
+    /// Registers an upload by `id`; returns the uploader's display name.
+    pub fn begin_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId) -> Result<String, OpError> {
+        self.run(shared, |core, _| core.begin_upload(id)).0
+    }
+
+    /// Ends an upload registered with [`Self::begin_upload`].
+    pub fn end_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId) {
+        self.run(shared, |core, _| core.end_upload(id));
+    }
+
+    /// Offers a verified upload to the meeting. On error the caller still owns the file and
+    /// its spool reservation.
+    pub fn publish_file(self: &Arc<Self>, shared: &Shared, file: SpooledFile) -> Result<(), OpError> {
+        let (result, _) = self.run(shared, |core, now| core.publish_file(now, file));
+        if result.is_ok() {
+            Stats::inc(&shared.stats.chat_messages);
+        }
+        result
+    }
+
+    /// Sends upload progress to everyone in the meeting.
+    pub fn file_progress(self: &Arc<Self>, shared: &Shared, msg: ControlMessage) {
+        self.run(shared, |core, _| core.broadcast_progress(msg));
+    }
+
+    /// Registers a download of `file_id` by `id`.
+    pub fn begin_download(
+        self: &Arc<Self>,
+        shared: &Shared,
+        id: ParticipantId,
+        file_id: u64,
+    ) -> Result<SpooledFile, OpError> {
+        self.run(shared, |core, _| core.begin_download(id, file_id)).0
+    }
+
+    /// Ends a download registered with [`Self::begin_download`].
+    pub fn end_download(self: &Arc<Self>, shared: &Shared, id: ParticipantId) {
+        self.run(shared, |core, _| core.end_download(id));
+    }
+}

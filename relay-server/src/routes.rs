@@ -1,0 +1,134 @@
+//! Route updates from the meetings to the UDP task, without an await on either side.
+//!
+//! A meeting changes its roster under its own (synchronous) lock and must put the UDP route
+//! in place before the joiner learns its id, so its first keepalive finds the route. A
+//! bounded channel would make the meeting wait for room while holding the lock; an unbounded
+//! one would let churn grow it. Instead the updates go into [`PendingRoutes`], which cancels
+//! an `Add` that was never applied against its `Remove`: what it holds is bounded by the
+//! participants alive (or just gone) since the UDP task last drained it, however fast people
+//! come and go. The UDP task drains it before each receive batch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::meeting::lock;
+
+/// A change to the routing table, made by a meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RouteUpdate {
+    /// A participant was admitted to meeting `meeting_id`.
+    Add { meeting_id: u64, participant_id: u32, media_token: u64 },
+    /// A participant left.
+    Remove { participant_id: u32 },
+}
+
+/// Updates not yet applied, in order, with never-applied adds cancelled by their removes.
+#[derive(Debug, Default)]
+pub(crate) struct PendingRoutes {
+    updates: Vec<RouteUpdate>,
+}
+
+impl PendingRoutes {
+    pub fn push(&mut self, update: RouteUpdate) {
+        if let RouteUpdate::Remove { participant_id } = update {
+            let pending_add = self
+                .updates
+                .iter()
+                .position(|u| matches!(u, RouteUpdate::Add { participant_id: p, .. } if *p == participant_id));
+            if let Some(index) = pending_add {
+                // The router never saw this participant: forgetting the add is the removal.
+                self.updates.remove(index);
+                return;
+            }
+        }
+        self.updates.push(update);
+    }
+
+    pub fn take(&mut self) -> Vec<RouteUpdate> {
+        std::mem::take(&mut self.updates)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.updates.len()
+    }
+}
+
+/// The queue shared by the meetings (producers) and the UDP task (the consumer).
+#[derive(Debug, Default)]
+pub(crate) struct RouteQueue {
+    pending: Mutex<PendingRoutes>,
+    /// Set with each push, so the UDP task's hot loop checks a flag instead of a lock.
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+impl RouteQueue {
+    /// Queues `update`; never waits.
+    pub fn push(&self, update: RouteUpdate) {
+        lock(&self.pending).push(update);
+        self.dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Everything pushed since the last call, in order (empty without a lock when nothing was).
+    pub fn take(&self) -> Vec<RouteUpdate> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        lock(&self.pending).take()
+    }
+
+    /// Waits until something may have been pushed since the last wait.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    #[cfg(test)]
+    pub fn pending_len(&self) -> usize {
+        lock(&self.pending).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(participant_id: u32) -> RouteUpdate {
+        RouteUpdate::Add { meeting_id: 1, participant_id, media_token: 7 }
+    }
+
+    #[test]
+    fn keeps_order_of_applied_changes() {
+        let mut p = PendingRoutes::default();
+        p.push(add(1));
+        p.push(add(2));
+        p.push(RouteUpdate::Remove { participant_id: 9 });
+        assert_eq!(p.take(), vec![add(1), add(2), RouteUpdate::Remove { participant_id: 9 }]);
+        assert_eq!(p.len(), 0);
+    }
+
+    #[test]
+    fn a_remove_cancels_an_add_the_router_never_saw() {
+        let mut p = PendingRoutes::default();
+        p.push(add(1));
+        p.push(add(2));
+        p.push(RouteUpdate::Remove { participant_id: 1 });
+        assert_eq!(p.take(), vec![add(2)]);
+    }
+
+    #[test]
+    fn churn_between_drains_stays_bounded() {
+        let q = RouteQueue::default();
+        for id in 1..=100_000u32 {
+            q.push(add(id));
+            q.push(RouteUpdate::Remove { participant_id: id });
+        }
+        assert_eq!(q.pending_len(), 0);
+        q.push(add(5));
+        assert_eq!(q.take(), vec![add(5)]);
+        assert!(q.take().is_empty(), "a second take without pushes finds nothing");
+    }
+}
