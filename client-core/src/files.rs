@@ -164,7 +164,7 @@ async fn next_control(conn: &mut FileConn) -> Result<ControlMessage, FileError> 
     let frame =
         tokio::time::timeout(RELAY_ANSWER_TIMEOUT, next_frame(conn)).await.map_err(|_| FileError::Timeout)??;
     match frame {
-        FileFrame::Control(ControlMessage::Error { code, message }) => Err(FileError::Refused { code, message }),
+        FileFrame::Control(ControlMessage::Error { code, message, .. }) => Err(FileError::Refused { code, message }),
         FileFrame::Control(msg) => Ok(msg),
         other => Err(FileError::Protocol(format!("expected a control message, got {}", frame_name(&other)))),
     }
@@ -344,7 +344,7 @@ async fn upload_inner(
                     report(&reno, &rate, acked, false);
                 }
                 FileFrame::Control(ControlMessage::FileUploadComplete { file_id: done }) if done == file_id => complete = true,
-                FileFrame::Control(ControlMessage::Error { code, message }) => return Err(FileError::Refused { code, message }),
+                FileFrame::Control(ControlMessage::Error { code, message, .. }) => return Err(FileError::Refused { code, message }),
                 other => return Err(FileError::Protocol(format!("unexpected {} during upload", frame_name(&other)))),
             },
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -530,7 +530,7 @@ async fn download_inner(
                         ctx.events.emit(SessionEvent::FileProgress(p));
                     }
                 }
-                FileFrame::Control(ControlMessage::Error { code, message }) => {
+                FileFrame::Control(ControlMessage::Error { code, message, .. }) => {
                     return Err(FileError::Refused { code, message })
                 }
                 other => return Err(FileError::Protocol(format!("unexpected {} during download", frame_name(&other)))),

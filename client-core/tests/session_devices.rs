@@ -28,7 +28,7 @@ async fn missing_devices_fall_back_with_an_error() {
 
     for what in ["camera", "microphone", "speaker"] {
         a.wait(what, LONG, |e| match e {
-            SessionEvent::Error { code: None, message } if message.contains(what) => Some(()),
+            SessionEvent::Error { code: None, message, .. } if message.contains(what) => Some(()),
             _ => None,
         })
         .await;

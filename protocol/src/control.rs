@@ -162,6 +162,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// The relay is out of a resource (disk, connections, live meetings).
     ServerBusy,
+    /// The sender (its participant or its address) is over a rate limit; `ERROR` carries
+    /// `retry_after_ms`, after which the same request would be accepted.
+    RateLimited,
     /// Anything else; see the message text.
     Internal,
 }
@@ -247,7 +250,14 @@ pub enum ControlMessage {
     /// C→R: leave the meeting.
     Leave,
     /// R→C: the request (or the frame) failed; the connection stays open unless noted.
-    Error { code: ErrorCode, message: String },
+    /// `retry_after_ms` comes with `RATE_LIMITED` (and only with it): how long until the
+    /// same request would be accepted.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
 }
 
 /// A client's summary of its last stats interval, sent once every few seconds.
@@ -308,7 +318,17 @@ impl ControlMessage {
 
     /// Shorthand for an `ERROR` message.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ControlMessage::Error { code, message: message.into() }
+        ControlMessage::Error { code, message: message.into(), retry_after_ms: None }
+    }
+
+    /// A `RATE_LIMITED` error: the request may be repeated after `retry_after`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX).max(1);
+        ControlMessage::Error {
+            code: ErrorCode::RateLimited,
+            message: message.into(),
+            retry_after_ms: Some(retry_after_ms),
+        }
     }
 
     /// Serializes to the JSON payload of a frame.
@@ -316,6 +336,11 @@ impl ControlMessage {
         // Serialization of these plain types cannot fail: no maps with non-string keys,
         // no custom serializers.
         serde_json::to_vec(self).expect("control messages always serialize")
+    }
+
+    /// Length in bytes of [`Self::to_json`], without building it.
+    pub fn encoded_len(&self) -> usize {
+        json_len(self)
     }
 
     /// Parses the JSON payload of a frame.
@@ -341,6 +366,32 @@ pub fn sanitize_display_text(raw: &str, max_chars: usize) -> Option<String> {
     } else {
         Some(cleaned)
     }
+}
+
+impl ChatMessage {
+    /// Length in bytes of this message's JSON (as it appears in `CHAT` and in `JOINED`'s
+    /// history).
+    pub fn encoded_len(&self) -> usize {
+        json_len(self)
+    }
+}
+
+/// Bytes `value` takes as JSON, counted without allocating.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // As in `to_json`: these types always serialize.
+    serde_json::to_writer(&mut count, value).expect("control messages always serialize");
+    count.0
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limits::{AddressRates, Rate};
 use crate::thinning::ThinningConfig;
 
 /// Everything a [`crate::Relay`] needs to start.
@@ -40,21 +41,36 @@ pub struct RelayConfig {
     pub max_meetings: usize,
     /// Open TCP connections (control and file) on this relay.
     pub max_connections: usize,
+    /// Open TCP connections from one address (an IPv4 address or an IPv6 /64).
+    pub max_connections_per_address: usize,
     /// Knocks waiting for the host's answer in one meeting.
     pub max_pending_knocks: usize,
+    /// Knocks from one address waiting in one meeting's waiting room.
+    pub max_pending_knocks_per_address: usize,
+    /// Per-address rates: failed joins (unknown codes), knocks, new meetings.
+    pub address_rates: AddressRates,
+    /// Addresses the per-address rate table remembers (the oldest are forgotten beyond it).
+    pub address_table_len: usize,
     /// How long a knock waits for the host before it expires.
     pub knock_timeout: Duration,
     /// A connection that sends nothing (not even a `PONG`) for this long is dropped. The relay
     /// pings every third of it, so a live client always has something to answer.
     pub liveness_timeout: Duration,
-    /// Chat messages a late joiner receives.
+    /// Chat messages a late joiner receives…
     pub chat_history_len: usize,
+    /// …and at most this many bytes of them (as encoded in `JOINED`), so `JOINED` always fits
+    /// a control frame.
+    pub chat_history_bytes: usize,
     /// Longest chat message in characters (at most [`protocol::control::MAX_CHAT_CHARS`]).
     pub max_chat_chars: usize,
     /// Chat messages a participant may send in a burst…
     pub chat_burst: u32,
     /// …and per second after the burst.
     pub chat_per_second: u32,
+    /// `MEDIA_STATE` changes a participant may send in a burst…
+    pub media_state_burst: u32,
+    /// …and per second after the burst.
+    pub media_state_per_second: u32,
     /// Messages queued for one connection before it counts as too slow and is disconnected.
     pub outbound_queue_len: usize,
     /// How often the relay sends each sender a receiver report about each of its streams.
@@ -81,13 +97,27 @@ impl Default for RelayConfig {
             max_participants: 50,
             max_meetings: 1000,
             max_connections: 1024,
+            max_connections_per_address: 32,
             max_pending_knocks: 32,
+            max_pending_knocks_per_address: 3,
+            address_rates: AddressRates {
+                // 10 wrong codes at once, then one an hour: finding one of 100 live meetings
+                // among the 10^6 codes takes an expected 10^4 guesses, over a year from one
+                // address and over three days from a hundred.
+                failed_joins: Rate::new(10, Duration::from_secs(3600)),
+                knocks: Rate::new(10, Duration::from_secs(6)),
+                new_meetings: Rate::new(20, Duration::from_secs(30)),
+            },
+            address_table_len: 65_536,
             knock_timeout: Duration::from_secs(120),
             liveness_timeout: Duration::from_secs(15),
             chat_history_len: 200,
+            chat_history_bytes: 32 * 1024,
             max_chat_chars: protocol::control::MAX_CHAT_CHARS,
             chat_burst: 40,
             chat_per_second: 20,
+            media_state_burst: 20,
+            media_state_per_second: 10,
             outbound_queue_len: 1024,
             report_interval: Duration::from_secs(1),
             thinning: ThinningConfig::default(),

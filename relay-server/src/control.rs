@@ -27,8 +27,9 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::limits::{AddressKey, AddressRate};
 use crate::meeting::{ConnHandle, KnockOutcome, Meeting, OpError, Outbound, Shared};
-use crate::stats::Stats;
+use crate::stats::{LimitHit, Stats};
 
 type ControlStream = Framed<TcpStream, ControlFrames>;
 
@@ -108,6 +109,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     }
 }
 
+/// Answers a connection over its address's connection limit with `SERVER_BUSY` and closes it.
+pub(crate) async fn refuse(shared: Arc<Shared>, stream: TcpStream, permit: tokio::sync::OwnedSemaphorePermit) {
+    let mut framed = Framed::new(stream, ControlFrames(FrameCodec::default()));
+    let max = shared.config.max_connections_per_address;
+    let error =
+        ControlMessage::error(ErrorCode::ServerBusy, format!("{max} connections from this address are already open"));
+    // Bounded: a peer that does not read cannot hold the slot.
+    send_bounded(&mut framed, &error, Duration::from_secs(1)).await;
+    drop(permit);
+}
+
 /// Logs an unrecoverable framing error (the connection then closes).
 pub(crate) fn frame_error(shared: &Shared, peer: SocketAddr, e: FrameError) {
     if let FrameError::TooLong { len, max } = e {
@@ -175,6 +187,8 @@ struct Session {
     state: State,
     last_heard: Instant,
     peer: SocketAddr,
+    /// What the per-address limits count this connection as.
+    from: AddressKey,
     shutdown: CancellationToken,
     next_nonce: u64,
 }
@@ -183,7 +197,18 @@ impl Session {
     fn new(shared: Arc<Shared>, framed: ControlStream, peer: SocketAddr, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::channel(shared.config.outbound_queue_len.max(1));
         let conn = ConnHandle { id: shared.next_conn_id(), tx, kill: CancellationToken::new() };
-        Self { shared, framed, conn, rx, state: State::Idle, last_heard: Instant::now(), peer, shutdown, next_nonce: 1 }
+        Self {
+            shared,
+            framed,
+            conn,
+            rx,
+            state: State::Idle,
+            last_heard: Instant::now(),
+            peer,
+            from: AddressKey::from(peer.ip()),
+            shutdown,
+            next_nonce: 1,
+        }
     }
 
     async fn run(mut self) {
@@ -252,7 +277,7 @@ impl Session {
                 self.last_heard = Instant::now();
                 let reply = match self.on_message(msg).await {
                     Ok(reply) => reply,
-                    Err(e) => Some(e.to_message()),
+                    Err(e) => Some(e.reply(&self.shared.stats)),
                 };
                 match reply {
                     Some(reply) => self.send(&reply).await,
@@ -272,6 +297,9 @@ impl Session {
             M::Pong { .. } => Ok(None),
             M::CreateMeeting { display_name } => {
                 self.require_idle()?;
+                shared.address_take(self.from, AddressRate::NewMeeting).map_err(|retry_after| {
+                    OpError::rate_limited(LimitHit::NewMeetings, "too many new meetings from this address", retry_after)
+                })?;
                 let (meeting, welcome) = shared.create_meeting(&display_name, self.conn.clone())?;
                 self.state = State::InMeeting { meeting, id: welcome.participant_id };
                 Ok(Some(M::Joined(welcome)))
@@ -281,10 +309,11 @@ impl Session {
                 if !is_valid_meeting_code(&code) {
                     return Err(OpError::new(ErrorCode::InvalidCode, "meeting codes are six digits"));
                 }
-                let meeting = shared
-                    .find_meeting(&code)
-                    .ok_or_else(|| OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"))?;
-                match meeting.knock(shared, &display_name, self.conn.clone())? {
+                let meeting = self.find_meeting(&code)?;
+                shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
+                    OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
+                })?;
+                match meeting.knock(shared, &display_name, self.conn.clone(), self.from)? {
                     KnockOutcome::Full => Ok(Some(M::JoinRefused { reason: JoinRefusal::MeetingFull })),
                     KnockOutcome::Waiting(request_id) => {
                         let deadline = Some(Instant::now() + shared.config.knock_timeout);
@@ -340,7 +369,7 @@ impl Session {
                 }
                 State::Idle => Err(OpError::new(ErrorCode::InvalidState, "not in a meeting")),
             },
-            M::Error { code, message } => {
+            M::Error { code, message, .. } => {
                 debug!(peer = %self.peer, ?code, %message, "client reported an error");
                 Ok(None)
             }
@@ -354,6 +383,29 @@ impl Session {
                 format!("{} is sent by the relay, not to it", other.type_name()),
             )),
         }
+    }
+
+    /// The meeting with `code`, charging a miss to this address's failed joins: an address
+    /// out of them is refused before the lookup, so a scan learns nothing while locked out.
+    fn find_meeting(&self, code: &str) -> Result<Arc<Meeting>, OpError> {
+        let shared = &self.shared;
+        let locked_out = |retry_after| {
+            OpError::rate_limited(
+                LimitHit::FailedJoins,
+                "too many joins with wrong codes from this address",
+                retry_after,
+            )
+        };
+        shared.address_check(self.from, AddressRate::FailedJoin).map_err(locked_out)?;
+        if let Some(meeting) = shared.find_meeting(code) {
+            return Ok(meeting);
+        }
+        // The miss is charged; if it was the last one allowed, say so once.
+        let charged = shared.address_take(self.from, AddressRate::FailedJoin);
+        if let (Ok(()), Err(retry_after)) = (charged, shared.address_check(self.from, AddressRate::FailedJoin)) {
+            warn!(peer = %self.peer, ?retry_after, "too many joins with wrong codes: address locked out of joining");
+        }
+        Err(OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"))
     }
 
     fn require_idle(&self) -> Result<(), OpError> {

@@ -83,7 +83,8 @@ pub(crate) async fn serve(
         Ok(()) => {}
         Err(Ended::Refused(e)) => {
             debug!(%peer, code = ?e.code, message = %e.message, "file transfer refused");
-            let _ = conn.send(&e.to_message()).await;
+            let reply = e.reply(&conn.shared.stats);
+            let _ = conn.send(&reply).await;
         }
         Err(Ended::Gone(why)) => debug!(%peer, "file transfer ended: {why}"),
     }

@@ -52,7 +52,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 pub use config::RelayConfig;
-pub use stats::{DropReason, StatsSnapshot};
+pub use limits::{AddressRates, Rate};
+pub use stats::{DropReason, LimitHit, StatsSnapshot};
 pub use thinning::ThinningConfig;
 
 use meeting::Shared;
@@ -174,11 +175,19 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                debug!(%peer, "connection accepted");
+                let from = limits::AddressKey::from(peer.ip());
                 let shared = shared.clone();
+                if !shared.open_connection(from) {
+                    shared.stats.limit_hit(LimitHit::ConnectionsPerAddress);
+                    debug!(%peer, "too many connections from this address: refused");
+                    tracker.spawn(control::refuse(shared, stream, permit));
+                    continue;
+                }
+                debug!(%peer, "connection accepted");
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    control::serve(shared, stream, peer, shutdown).await;
+                    control::serve(shared.clone(), stream, peer, shutdown).await;
+                    shared.close_connection(from);
                     drop(permit);
                 });
             }

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use relay_server::{Relay, RelayConfig};
+use relay_server::{AddressRates, Rate, Relay, RelayConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Parlor relay: hosts meetings, relays their media and files.
+/// The defaults the flags show.
+static D: std::sync::LazyLock<RelayConfig> = std::sync::LazyLock::new(RelayConfig::default);
+
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -38,6 +41,45 @@ struct Args {
     /// Seconds of silence after which a participant is dropped.
     #[arg(long, env = "PARLOR_LIVENESS_TIMEOUT_SECS", default_value_t = 15)]
     liveness_timeout_secs: u64,
+    /// Open connections allowed from one address (IPv4, or an IPv6 /64).
+    #[arg(long, env = "PARLOR_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = D.max_connections_per_address)]
+    max_connections_per_address: usize,
+    /// Knocks from one address waiting in one meeting.
+    #[arg(long, env = "PARLOR_MAX_PENDING_KNOCKS_PER_ADDRESS", default_value_t = D.max_pending_knocks_per_address)]
+    max_pending_knocks_per_address: usize,
+    /// Joins naming an unknown code one address may make at once…
+    #[arg(long, env = "PARLOR_FAILED_JOINS_BURST", default_value_t = D.address_rates.failed_joins.burst)]
+    failed_joins_burst: u32,
+    /// …then one more per this many seconds.
+    #[arg(long, env = "PARLOR_FAILED_JOIN_REFILL_SECS", default_value_t = D.address_rates.failed_joins.every.as_secs())]
+    failed_join_refill_secs: u64,
+    /// Knocks one address may make at once…
+    #[arg(long, env = "PARLOR_KNOCKS_BURST", default_value_t = D.address_rates.knocks.burst)]
+    knocks_burst: u32,
+    /// …then one more per this many seconds.
+    #[arg(long, env = "PARLOR_KNOCK_REFILL_SECS", default_value_t = D.address_rates.knocks.every.as_secs())]
+    knock_refill_secs: u64,
+    /// Meetings one address may create at once…
+    #[arg(long, env = "PARLOR_NEW_MEETINGS_BURST", default_value_t = D.address_rates.new_meetings.burst)]
+    new_meetings_burst: u32,
+    /// …then one more per this many seconds.
+    #[arg(long, env = "PARLOR_NEW_MEETING_REFILL_SECS", default_value_t = D.address_rates.new_meetings.every.as_secs())]
+    new_meeting_refill_secs: u64,
+    /// Chat messages a participant may send at once…
+    #[arg(long, env = "PARLOR_CHAT_BURST", default_value_t = D.chat_burst)]
+    chat_burst: u32,
+    /// …and per second after that.
+    #[arg(long, env = "PARLOR_CHAT_PER_SECOND", default_value_t = D.chat_per_second)]
+    chat_per_second: u32,
+    /// Bytes of chat history a joiner receives in JOINED.
+    #[arg(long, env = "PARLOR_CHAT_HISTORY_BYTES", default_value_t = D.chat_history_bytes)]
+    chat_history_bytes: usize,
+    /// Mic/camera/speaking changes a participant may send at once…
+    #[arg(long, env = "PARLOR_MEDIA_STATE_BURST", default_value_t = D.media_state_burst)]
+    media_state_burst: u32,
+    /// …and per second after that.
+    #[arg(long, env = "PARLOR_MEDIA_STATE_PER_SECOND", default_value_t = D.media_state_per_second)]
+    media_state_per_second: u32,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `relay_server=debug`.
     #[arg(long, env = "PARLOR_LOG", default_value = "info")]
     log: String,
@@ -57,6 +99,18 @@ async fn main() -> anyhow::Result<()> {
         max_participants: args.max_participants.max(1),
         knock_timeout: Duration::from_secs(args.knock_timeout_secs),
         liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),
+        max_connections_per_address: args.max_connections_per_address,
+        max_pending_knocks_per_address: args.max_pending_knocks_per_address,
+        address_rates: AddressRates {
+            failed_joins: Rate::new(args.failed_joins_burst, Duration::from_secs(args.failed_join_refill_secs)),
+            knocks: Rate::new(args.knocks_burst, Duration::from_secs(args.knock_refill_secs)),
+            new_meetings: Rate::new(args.new_meetings_burst, Duration::from_secs(args.new_meeting_refill_secs)),
+        },
+        chat_burst: args.chat_burst,
+        chat_per_second: args.chat_per_second,
+        chat_history_bytes: args.chat_history_bytes,
+        media_state_burst: args.media_state_burst,
+        media_state_per_second: args.media_state_per_second,
         ..RelayConfig::default()
     };
     let relay = Relay::start(config).await.context("starting the relay")?;

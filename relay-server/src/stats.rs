@@ -140,6 +140,58 @@ struct UdpAtomics {
     reports_forwarded: AtomicU64,
 }
 
+/// A limit the relay enforced: each refusal is counted by which limit it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LimitHit {
+    /// A participant's chat (or file offers) over its rate.
+    Chat,
+    /// A participant's `MEDIA_STATE` changes over their rate.
+    MediaState,
+    /// An address over its failed joins (unknown codes).
+    FailedJoins,
+    /// An address over its knock rate.
+    Knocks,
+    /// An address with its maximum of knocks waiting in one meeting.
+    PendingKnocksPerAddress,
+    /// An address with its maximum of open connections.
+    ConnectionsPerAddress,
+    /// An address over its rate of new meetings.
+    NewMeetings,
+}
+
+impl LimitHit {
+    /// Every limit, in the order of [`StatsSnapshot::limits_hit`].
+    pub const ALL: [LimitHit; 7] = [
+        LimitHit::Chat,
+        LimitHit::MediaState,
+        LimitHit::FailedJoins,
+        LimitHit::Knocks,
+        LimitHit::PendingKnocksPerAddress,
+        LimitHit::ConnectionsPerAddress,
+        LimitHit::NewMeetings,
+    ];
+
+    /// Number of limits.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Short label for logs and stats displays.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitHit::Chat => "chat",
+            LimitHit::MediaState => "media_state",
+            LimitHit::FailedJoins => "failed_joins",
+            LimitHit::Knocks => "knocks",
+            LimitHit::PendingKnocksPerAddress => "pending_knocks_per_address",
+            LimitHit::ConnectionsPerAddress => "connections_per_address",
+            LimitHit::NewMeetings => "new_meetings",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Live counters shared by the relay's tasks.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -160,9 +212,15 @@ pub(crate) struct Stats {
     pub download_bytes: AtomicU64,
     pub hash_mismatches: AtomicU64,
     pub spool_bytes: AtomicU64,
+    limits_hit: [AtomicU64; LimitHit::COUNT],
 }
 
 impl Stats {
+    /// Counts one refusal by `limit`.
+    pub fn limit_hit(&self, limit: LimitHit) {
+        self.limits_hit[limit.index()].fetch_add(1, Relaxed);
+    }
+
     /// Stores the UDP task's running totals (it is their only writer).
     pub fn publish_udp(&self, c: &UdpCounters) {
         let u = &self.udp;
@@ -227,6 +285,7 @@ impl Stats {
             download_bytes: self.download_bytes.load(Relaxed),
             hash_mismatches: self.hash_mismatches.load(Relaxed),
             spool_bytes: self.spool_bytes.load(Relaxed),
+            limits_hit: std::array::from_fn(|i| self.limits_hit[i].load(Relaxed)),
         }
     }
 }
@@ -276,6 +335,8 @@ pub struct StatsSnapshot {
     pub hash_mismatches: u64,
     /// Bytes currently spooled or reserved by uploads in progress.
     pub spool_bytes: u64,
+    /// Requests refused by each limit, indexed like [`LimitHit::ALL`]; see [`Self::limit_hits`].
+    pub limits_hit: [u64; LimitHit::COUNT],
 }
 
 impl StatsSnapshot {
@@ -287,6 +348,11 @@ impl StatsSnapshot {
     /// Datagrams dropped because they were not valid media packets.
     pub fn malformed_drops(&self) -> u64 {
         DropReason::ALL.iter().filter(|r| r.is_malformed()).map(|r| self.drops(*r)).sum()
+    }
+
+    /// Requests refused by `limit`.
+    pub fn limit_hits(&self, limit: LimitHit) -> u64 {
+        self.limits_hit[limit.index()]
     }
 
     /// All dropped datagrams.

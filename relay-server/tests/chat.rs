@@ -128,6 +128,6 @@ async fn chat_needs_a_meeting_and_a_sane_rate() {
     for _ in 0..5 {
         next_chat(&mut m[0].client).await;
     }
-    m[0].client.expect_error(ErrorCode::ServerBusy).await;
+    m[0].client.expect_error(ErrorCode::RateLimited).await;
     relay.shutdown().await;
 }

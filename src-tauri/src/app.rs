@@ -604,9 +604,10 @@ impl App {
             SessionEvent::JoinRefused { .. } => Err(AppError::Relay {
                 code: protocol::control::ErrorCode::MeetingFull,
                 message: "the meeting is full".into(),
+                retry_after_ms: None,
             }),
-            SessionEvent::Error { code: Some(code), message } => {
-                Err(AppError::Relay { code: *code, message: message.clone() })
+            SessionEvent::Error { code: Some(code), message, retry_after_ms } => {
+                Err(AppError::Relay { code: *code, message: message.clone(), retry_after_ms: *retry_after_ms })
             }
             SessionEvent::Disconnected { reason } => Err(relay_gone(reason)),
             _ => {

@@ -1,7 +1,7 @@
 //! The one error type of the shell's commands and of the page's `error` event.
 //!
 //! Each variant maps to a machine-readable [`ErrorCode`] the page turns into words
-//! (`ui/src/core/errors.ts`); on the wire an error is `{ code, message, device? }` in camelCase,
+//! (`ui/src/core/errors.ts`); on the wire an error is `{ code, message, device?, retryAfterMs? }` in camelCase,
 //! as `docs/app-ipc.md` specifies. `message` is the English `Display` text, kept for logs and as
 //! the page's fallback.
 
@@ -35,6 +35,7 @@ pub enum ErrorCode {
     HashMismatch,
     DownloadDirUnwritable,
     ServerBusy,
+    RateLimited,
     UnsupportedVersion,
     Unauthorized,
     Internal,
@@ -57,6 +58,7 @@ impl From<RelayCode> for ErrorCode {
             RelayCode::HashMismatch => ErrorCode::HashMismatch,
             RelayCode::Unauthorized => ErrorCode::Unauthorized,
             RelayCode::ServerBusy => ErrorCode::ServerBusy,
+            RelayCode::RateLimited => ErrorCode::RateLimited,
             RelayCode::MalformedMessage | RelayCode::Internal => ErrorCode::Internal,
         }
     }
@@ -77,9 +79,9 @@ pub enum AppError {
     /// The relay could not be reached, or hung up during the handshake.
     #[error("cannot reach the relay at {addr}: {reason}")]
     RelayUnreachable { addr: String, reason: String },
-    /// The relay answered with an `ERROR`.
+    /// The relay answered with an `ERROR` (`retry_after_ms` with `RATE_LIMITED`).
     #[error("{message}")]
-    Relay { code: RelayCode, message: String },
+    Relay { code: RelayCode, message: String, retry_after_ms: Option<u64> },
     /// The relay speaks another protocol version.
     #[error("{0}")]
     UnsupportedVersion(String),
@@ -141,6 +143,14 @@ impl AppError {
         }
     }
 
+    /// For a rate-limited request: how long until the relay accepts it again.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            AppError::Relay { retry_after_ms, .. } => *retry_after_ms,
+            _ => None,
+        }
+    }
+
     /// The error for a command that needs a session when there is none.
     pub fn no_session() -> Self {
         AppError::InvalidState("not connected to a meeting".into())
@@ -163,7 +173,7 @@ impl AppError {
     /// A session connect failure, for the relay at `addr`.
     pub fn from_connect(addr: &str, e: ConnectError) -> Self {
         match e {
-            ConnectError::Refused { code, message } => AppError::Relay { code, message },
+            ConnectError::Refused { code, message } => AppError::Relay { code, message, retry_after_ms: None },
             ConnectError::Version(_) => AppError::UnsupportedVersion(e.to_string()),
             other => AppError::RelayUnreachable { addr: addr.to_string(), reason: other.to_string() },
         }
@@ -181,11 +191,16 @@ impl AppError {
 impl Serialize for AppError {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let device = self.device();
-        let mut s = serializer.serialize_struct("AppError", if device.is_some() { 3 } else { 2 })?;
+        let retry_after_ms = self.retry_after_ms();
+        let fields = 2 + usize::from(device.is_some()) + usize::from(retry_after_ms.is_some());
+        let mut s = serializer.serialize_struct("AppError", fields)?;
         s.serialize_field("code", &self.code())?;
         s.serialize_field("message", &self.to_string())?;
         if let Some(device) = device {
             s.serialize_field("device", &device)?;
+        }
+        if let Some(ms) = retry_after_ms {
+            s.serialize_field("retryAfterMs", &ms)?;
         }
         s.end()
     }
@@ -198,10 +213,23 @@ mod tests {
 
     #[test]
     fn serializes_as_code_message_and_device() {
-        let e = AppError::Relay { code: RelayCode::UnknownMeeting, message: "no meeting 123456".into() };
+        let e = AppError::Relay {
+            code: RelayCode::UnknownMeeting,
+            message: "no meeting 123456".into(),
+            retry_after_ms: None,
+        };
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             json!({"code": "unknownMeeting", "message": "no meeting 123456"})
+        );
+        let e = AppError::Relay {
+            code: RelayCode::RateLimited,
+            message: "too many joins".into(),
+            retry_after_ms: Some(60_000),
+        };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({"code": "rateLimited", "message": "too many joins", "retryAfterMs": 60000})
         );
         let e = AppError::DeviceBusy { kind: DeviceKind::Camera, message: "in use".into() };
         let v = serde_json::to_value(&e).unwrap();

@@ -177,8 +177,8 @@ impl Translator {
                 UiEvent::ActiveSpeaker(p::ActiveSpeaker { participant_id })
             }
             SessionEvent::Stats(s) => UiEvent::Stats(p::StatsSnapshot::from_engine(&s)),
-            SessionEvent::Error { code, message } => UiEvent::Error(match code {
-                Some(code) => (&AppError::Relay { code, message }).into(),
+            SessionEvent::Error { code, message, retry_after_ms } => UiEvent::Error(match code {
+                Some(code) => (&AppError::Relay { code, message, retry_after_ms }).into(),
                 None => (&AppError::Internal(message)).into(),
             }),
             SessionEvent::Disconnected { reason } => UiEvent::Disconnected(p::Disconnected { message: reason }),

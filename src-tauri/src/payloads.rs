@@ -400,11 +400,14 @@ pub struct ErrorPayload {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<crate::error::DeviceKind>,
+    /// With `rateLimited`: milliseconds until the relay accepts the request again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl From<&AppError> for ErrorPayload {
     fn from(e: &AppError) -> Self {
-        Self { code: e.code(), message: e.to_string(), device: e.device() }
+        Self { code: e.code(), message: e.to_string(), device: e.device(), retry_after_ms: e.retry_after_ms() }
     }
 }
 

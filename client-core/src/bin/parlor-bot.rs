@@ -322,9 +322,10 @@ async fn run(cli: Cli) -> Result<i32> {
                 exit_code = 2;
                 break;
             }
-            SessionEvent::Error { code, message } => {
-                eprintln!("parlor-bot: error {code:?}: {message}")
-            }
+            SessionEvent::Error { code, message, retry_after_ms } => match retry_after_ms {
+                Some(ms) => eprintln!("parlor-bot: error {code:?}: {message} (retry after {ms} ms)"),
+                None => eprintln!("parlor-bot: error {code:?}: {message}"),
+            },
             SessionEvent::Disconnected { reason } => {
                 out(format!("DISCONNECTED reason={reason:?}"));
                 if joined_at.is_none() {

@@ -82,7 +82,7 @@ async fn connect_inner(relay: &str, client_name: &str) -> Result<(ControlConn, H
                 }
                 return Ok((conn, Handshake { relay_addr, udp_port, server_name }));
             }
-            ControlMessage::Error { code, message } => return Err(ConnectError::Refused { code, message }),
+            ControlMessage::Error { code, message, .. } => return Err(ConnectError::Refused { code, message }),
             ControlMessage::Ping { nonce } => conn.send(ControlMessage::Pong { nonce }).await?,
             other => return Err(ConnectError::Unexpected(other.type_name())),
         }

@@ -253,9 +253,9 @@ impl ControlTask {
             M::FileProgress { file_id, name, sender_id, bytes, size } => {
                 self.events.emit(SessionEvent::RemoteFileProgress { file_id, name, sender_id, bytes, size })
             }
-            M::Error { code, message } => {
-                tracing::warn!(?code, "relay error: {message}");
-                self.events.emit(SessionEvent::Error { code: Some(code), message });
+            M::Error { code, message, retry_after_ms } => {
+                tracing::warn!(?code, ?retry_after_ms, "relay error: {message}");
+                self.events.emit(SessionEvent::Error { code: Some(code), message, retry_after_ms });
             }
             other => {
                 tracing::debug!(kind = other.type_name(), "ignoring unexpected message");

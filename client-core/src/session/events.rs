@@ -156,10 +156,12 @@ pub enum SessionEvent {
     },
     Stats(Box<StatsSnapshot>),
     /// Something went wrong; the session goes on unless a `Disconnected` follows. `code` is
-    /// set when the relay sent the error.
+    /// set when the relay sent the error; `retry_after_ms` when the relay rate-limited the
+    /// request (`RATE_LIMITED`) and said when it may be repeated.
     Error {
         code: Option<ErrorCode>,
         message: String,
+        retry_after_ms: Option<u64>,
     },
     /// The control connection is gone; the session is over.
     Disconnected {
@@ -268,7 +270,7 @@ impl EventSender {
     pub(crate) fn error(&self, message: impl Into<String>) {
         let message = message.into();
         tracing::warn!("{message}");
-        self.emit(SessionEvent::Error { code: None, message });
+        self.emit(SessionEvent::Error { code: None, message, retry_after_ms: None });
     }
 }
 
@@ -290,7 +292,7 @@ mod tests {
         assert_eq!(json["type"], "video_frame");
         assert_eq!(json["width"], 2);
         assert!(json.get("rgba").is_none());
-        let ev = SessionEvent::Error { code: Some(ErrorCode::NotHost), message: "x".into() };
+        let ev = SessionEvent::Error { code: Some(ErrorCode::NotHost), message: "x".into(), retry_after_ms: None };
         let json = serde_json::to_string(&ev).unwrap();
         assert_eq!(serde_json::from_str::<SessionEvent>(&json).unwrap(), ev);
     }

@@ -138,7 +138,7 @@ pub fn knock_withdrawal() -> impl Strategy<Value = KnockWithdrawal> {
 }
 
 /// Every [`ErrorCode`], in declaration order.
-pub const ALL_ERROR_CODES: [ErrorCode; 16] = [
+pub const ALL_ERROR_CODES: [ErrorCode; 17] = [
     ErrorCode::MalformedMessage,
     ErrorCode::UnsupportedVersion,
     ErrorCode::InvalidState,
@@ -154,6 +154,7 @@ pub const ALL_ERROR_CODES: [ErrorCode; 16] = [
     ErrorCode::HashMismatch,
     ErrorCode::Unauthorized,
     ErrorCode::ServerBusy,
+    ErrorCode::RateLimited,
     ErrorCode::Internal,
 ];
 
@@ -301,7 +302,8 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         wide_u64().prop_map(|nonce| M::Ping { nonce }),
         wide_u64().prop_map(|nonce| M::Pong { nonce }),
         Just(M::Leave),
-        (error_code(), text(0..48)).prop_map(|(code, message)| M::Error { code, message }),
+        (error_code(), text(0..48), proptest::option::of(wide_u64()))
+            .prop_map(|(code, message, retry_after_ms)| M::Error { code, message, retry_after_ms }),
     ]
     .boxed()
 }

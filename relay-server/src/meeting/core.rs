@@ -25,7 +25,11 @@ use tracing::info;
 
 use super::{OpError, SpooledFile};
 use crate::config::RelayConfig;
-use crate::limits::TokenBucket;
+use crate::limits::{AddressKey, TokenBucket};
+use crate::stats::LimitHit;
+
+/// Room kept free in a `JOINED` frame beyond what [`MeetingCore::welcome`] counts.
+const WELCOME_MARGIN: usize = 64;
 
 /// A way to reach one connection, as the core stores it.
 pub(crate) trait Connection: Clone {
@@ -54,10 +58,16 @@ pub(crate) struct Credentials {
 pub(crate) struct MeetingLimits {
     pub max_participants: usize,
     pub max_pending_knocks: usize,
+    pub max_pending_knocks_per_address: usize,
     pub chat_history_len: usize,
+    pub chat_history_bytes: usize,
+    /// Largest `JOINED` the meeting may send (the control frame limit).
+    pub max_welcome_bytes: usize,
     pub max_chat_chars: usize,
     pub chat_burst: u32,
     pub chat_per_second: u32,
+    pub media_state_burst: u32,
+    pub media_state_per_second: u32,
     pub max_files: usize,
     pub max_uploads_per_participant: usize,
     pub max_downloads_per_participant: usize,
@@ -68,10 +78,15 @@ impl From<&RelayConfig> for MeetingLimits {
         Self {
             max_participants: c.max_participants,
             max_pending_knocks: c.max_pending_knocks,
+            max_pending_knocks_per_address: c.max_pending_knocks_per_address,
             chat_history_len: c.chat_history_len,
+            chat_history_bytes: c.chat_history_bytes,
+            max_welcome_bytes: protocol::framing::DEFAULT_MAX_FRAME_LEN,
             max_chat_chars: c.max_chat_chars,
             chat_burst: c.chat_burst,
             chat_per_second: c.chat_per_second,
+            media_state_burst: c.media_state_burst,
+            media_state_per_second: c.media_state_per_second,
             max_files: c.max_files_per_meeting,
             max_uploads_per_participant: c.max_uploads_per_participant,
             max_downloads_per_participant: c.max_downloads_per_participant,
@@ -114,7 +129,9 @@ struct Member<C> {
     info: Participant,
     conn: C,
     credentials: Credentials,
+    /// Chat messages and file offers.
     chat: TokenBucket,
+    media_state: TokenBucket,
 }
 
 #[derive(Debug)]
@@ -122,6 +139,14 @@ struct Knock<C> {
     request_id: u64,
     display_name: String,
     conn: C,
+    from: AddressKey,
+}
+
+/// A chat message kept for late joiners, with its encoded size.
+#[derive(Debug)]
+struct Kept {
+    message: ChatMessage,
+    bytes: usize,
 }
 
 /// Checks and cleans a display name.
@@ -146,7 +171,9 @@ pub(crate) struct MeetingCore<C> {
     /// In join order: the earliest-joined remaining participant inherits the host role.
     members: Vec<Member<C>>,
     knocks: VecDeque<Knock<C>>,
-    chat: VecDeque<ChatMessage>,
+    /// Oldest first, at most `chat_history_len` messages and `chat_history_bytes`.
+    chat: VecDeque<Kept>,
+    chat_bytes: usize,
     next_chat_id: u64,
     files: HashMap<u64, SpooledFile>,
     /// Bytes of `files`, given back to the relay's spool budget when the meeting ends.
@@ -176,6 +203,7 @@ impl<C: Connection> MeetingCore<C> {
             members: Vec::new(),
             knocks: VecDeque::new(),
             chat: VecDeque::new(),
+            chat_bytes: 0,
             next_chat_id: 1,
             files: HashMap::new(),
             files_bytes: 0,
@@ -257,18 +285,32 @@ impl<C: Connection> MeetingCore<C> {
         }
     }
 
-    /// The `JOINED` payload for participant `id`.
+    /// The `JOINED` payload for participant `id`: the roster and as much of the newest chat
+    /// history as fits the control frame, so joining works whatever was said before.
     pub fn welcome(&self, id: ParticipantId) -> MeetingWelcome {
         let me = self.member(id);
-        MeetingWelcome {
+        let mut welcome = MeetingWelcome {
             code: self.code.clone(),
             participant_id: id,
             media_token: me.map(|m| m.credentials.media_token).unwrap_or_default(),
             session_token: me.map(|m| m.credentials.session_token.clone()).unwrap_or_default(),
             host_id: self.host_id,
             roster: self.roster(),
-            chat_history: self.chat.iter().cloned().collect(),
-        }
+            chat_history: Vec::new(),
+        };
+        let base = ControlMessage::Joined(welcome.clone()).encoded_len();
+        let mut room = self.limits.max_welcome_bytes.saturating_sub(base + WELCOME_MARGIN);
+        // Newest first while they fit (each also costs a comma), then back in order.
+        let newest = self.chat.iter().rev().take_while(|kept| match room.checked_sub(kept.bytes + 1) {
+            Some(left) => {
+                room = left;
+                true
+            }
+            None => false,
+        });
+        welcome.chat_history = newest.map(|kept| kept.message.clone()).collect();
+        welcome.chat_history.reverse();
+        welcome
     }
 
     fn add_member(&mut self, now: Now, credentials: Credentials, display_name: String, is_host: bool, conn: C) {
@@ -287,12 +329,24 @@ impl<C: Connection> MeetingCore<C> {
             },
             conn,
             credentials,
-            chat: TokenBucket::new(now.at, self.limits.chat_burst, self.limits.chat_per_second),
+            chat: TokenBucket::new(now.at, self.limits.chat_burst, f64::from(self.limits.chat_per_second)),
+            media_state: TokenBucket::new(
+                now.at,
+                self.limits.media_state_burst,
+                f64::from(self.limits.media_state_per_second),
+            ),
         });
     }
 
-    /// Asks the host to admit `display_name` (knock `request_id`, drawn by the registry).
-    pub fn knock(&mut self, request_id: u64, display_name: &str, conn: C) -> Result<KnockOutcome, OpError> {
+    /// Asks the host to admit `display_name` (knock `request_id`, drawn by the registry) for
+    /// a connection from address `from`.
+    pub fn knock(
+        &mut self,
+        request_id: u64,
+        display_name: &str,
+        conn: C,
+        from: AddressKey,
+    ) -> Result<KnockOutcome, OpError> {
         let display_name = validate_display_name(display_name)?;
         if self.ended {
             return Err(OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"));
@@ -303,9 +357,17 @@ impl<C: Connection> MeetingCore<C> {
         if self.knocks.len() >= self.limits.max_pending_knocks {
             return Err(OpError::new(ErrorCode::ServerBusy, "too many people are waiting to join this meeting"));
         }
+        let max_from_one = self.limits.max_pending_knocks_per_address;
+        if self.knocks.iter().filter(|k| k.from == from).count() >= max_from_one {
+            return Err(OpError::quota(
+                LimitHit::PendingKnocksPerAddress,
+                ErrorCode::ServerBusy,
+                format!("{max_from_one} people from your address are already waiting to join this meeting"),
+            ));
+        }
         info!(meeting = %self.code, request_id, name = %display_name, "knock");
         self.tell_host(ControlMessage::Knock { request_id, display_name: display_name.clone() });
-        self.knocks.push_back(Knock { request_id, display_name, conn });
+        self.knocks.push_back(Knock { request_id, display_name, conn, from });
         Ok(KnockOutcome::Waiting(request_id))
     }
 
@@ -434,7 +496,8 @@ impl<C: Connection> MeetingCore<C> {
         self.files.clear();
         self.uploads.clear();
         self.downloads.clear();
-        self.chat.clear();
+        self.chat = VecDeque::new();
+        self.chat_bytes = 0;
         let spool_bytes = std::mem::take(&mut self.files_bytes);
         info!(meeting = %self.code, "meeting ended");
         self.effects.push_back(Effect::Ended { spool_bytes });
@@ -464,8 +527,8 @@ impl<C: Connection> MeetingCore<C> {
             return Err(OpError::new(ErrorCode::MalformedMessage, "the chat message is empty"));
         }
         let member = self.member_mut(sender)?;
-        if member.chat.take(now.at).is_err() {
-            return Err(OpError::new(ErrorCode::ServerBusy, "sending chat messages too fast"));
+        if let Err(retry_after) = member.chat.take(now.at) {
+            return Err(OpError::rate_limited(LimitHit::Chat, "sending chat messages too fast", retry_after));
         }
         let sender_name = member.info.display_name.clone();
         self.post_chat(now, sender, sender_name, text, client_msg_id, None);
@@ -491,18 +554,25 @@ impl<C: Connection> MeetingCore<C> {
             file,
         };
         self.next_chat_id += 1;
-        if self.limits.chat_history_len > 0 {
-            while self.chat.len() >= self.limits.chat_history_len {
-                self.chat.pop_front();
+        let bytes = message.encoded_len();
+        if self.limits.chat_history_len > 0 && bytes <= self.limits.chat_history_bytes {
+            while self.chat.len() >= self.limits.chat_history_len
+                || self.chat_bytes + bytes > self.limits.chat_history_bytes
+            {
+                let Some(oldest) = self.chat.pop_front() else { break };
+                self.chat_bytes -= oldest.bytes;
             }
-            self.chat.push_back(message.clone());
+            self.chat_bytes += bytes;
+            self.chat.push_back(Kept { message: message.clone(), bytes });
         }
         self.broadcast(ControlMessage::Chat { message }, None);
     }
 
-    /// Participant `id` reports its mic, camera and speaking state; a change is broadcast.
+    /// Participant `id` reports its mic, camera and speaking state; a change is broadcast,
+    /// within the participant's rate.
     pub fn media_state(
         &mut self,
+        now: Now,
         id: ParticipantId,
         mic_on: bool,
         camera_on: bool,
@@ -511,6 +581,13 @@ impl<C: Connection> MeetingCore<C> {
         let member = self.member_mut(id)?;
         if (member.info.mic_on, member.info.camera_on, member.info.speaking) == (mic_on, camera_on, speaking) {
             return Ok(());
+        }
+        if let Err(retry_after) = member.media_state.take(now.at) {
+            return Err(OpError::rate_limited(
+                LimitHit::MediaState,
+                "changing mic, camera or speaking state too fast",
+                retry_after,
+            ));
         }
         member.info.mic_on = mic_on;
         member.info.camera_on = camera_on;
@@ -521,17 +598,22 @@ impl<C: Connection> MeetingCore<C> {
     }
 
     /// Registers an upload by `id`: checks membership, the per-participant limit and the
-    /// number of files. Returns the uploader's display name.
-    pub fn begin_upload(&mut self, id: ParticipantId) -> Result<String, OpError> {
-        let name = self.require_member(id)?.info.display_name.clone();
+    /// number of files, and spends one of the sender's chat messages (the offer goes to
+    /// everyone). Returns the uploader's display name.
+    pub fn begin_upload(&mut self, now: Now, id: ParticipantId) -> Result<String, OpError> {
+        self.require_member(id)?;
         if self.files.len() >= self.limits.max_files {
             return Err(OpError::new(ErrorCode::ServerBusy, "this meeting holds its maximum number of files"));
         }
-        let active = self.uploads.entry(id).or_insert(0);
-        if *active >= self.limits.max_uploads_per_participant {
+        if self.uploads.get(&id).copied().unwrap_or(0) >= self.limits.max_uploads_per_participant {
             return Err(OpError::new(ErrorCode::ServerBusy, "too many uploads in progress"));
         }
-        *active += 1;
+        let member = self.member_mut(id)?;
+        if let Err(retry_after) = member.chat.take(now.at) {
+            return Err(OpError::rate_limited(LimitHit::Chat, "sharing files too fast", retry_after));
+        }
+        let name = member.info.display_name.clone();
+        *self.uploads.entry(id).or_insert(0) += 1;
         Ok(name)
     }
 
@@ -617,14 +699,24 @@ mod tests {
 
     const HOST: Conn = Conn(1);
 
+    /// Connection `n` comes from 10.0.0.n.
+    fn addr(n: u64) -> AddressKey {
+        AddressKey::from(std::net::IpAddr::from([10, 0, 0, n as u8]))
+    }
+
     fn limits() -> MeetingLimits {
         MeetingLimits {
             max_participants: 3,
             max_pending_knocks: 2,
+            max_pending_knocks_per_address: 2,
             chat_history_len: 4,
+            chat_history_bytes: 32 * 1024,
+            max_welcome_bytes: protocol::framing::DEFAULT_MAX_FRAME_LEN,
             max_chat_chars: 100,
             chat_burst: 3,
             chat_per_second: 2,
+            media_state_burst: 2,
+            media_state_per_second: 1,
             max_files: 2,
             max_uploads_per_participant: 1,
             max_downloads_per_participant: 1,
@@ -683,7 +775,10 @@ mod tests {
 
     /// Knocks from `conn` and lets the host admit it as `id`.
     fn join(core: &mut MeetingCore<Conn>, clock: &Clock, request_id: u64, id: ParticipantId, conn: Conn) {
-        assert_eq!(core.knock(request_id, &format!("Guest {id}"), conn).unwrap(), KnockOutcome::Waiting(request_id));
+        assert_eq!(
+            core.knock(request_id, &format!("Guest {id}"), conn, addr(conn.0)).unwrap(),
+            KnockOutcome::Waiting(request_id)
+        );
         let host = core.host_id();
         assert_eq!(core.admit(clock.now(), host, request_id, || creds(id)).unwrap(), id);
         drain(core);
@@ -707,7 +802,7 @@ mod tests {
     fn a_knock_reaches_the_host_and_admission_adds_the_member_before_telling_anyone() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(7, "  Ada\u{7}  ", Conn(2)).unwrap(), KnockOutcome::Waiting(7));
+        assert_eq!(core.knock(7, "  Ada\u{7}  ", Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
         let effects = drain(&mut core);
         assert_eq!(sent_to(&effects, HOST), vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into() }]);
         assert_eq!(core.waiting(), vec![7]);
@@ -734,7 +829,7 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.knock(5, "Eve", Conn(3)).unwrap();
+        core.knock(5, "Eve", Conn(3), addr(3)).unwrap();
         drain(&mut core);
 
         let never = || -> Credentials { panic!("credentials are drawn only for an admission") };
@@ -755,13 +850,13 @@ mod tests {
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
         // Two knocks while one seat is left: the first admitted fills the meeting.
-        core.knock(2, "A", Conn(3)).unwrap();
-        core.knock(3, "B", Conn(4)).unwrap();
+        core.knock(2, "A", Conn(3), addr(3)).unwrap();
+        core.knock(3, "B", Conn(4), addr(4)).unwrap();
         core.admit(clock.now(), 1, 2, || creds(3)).unwrap();
         drain(&mut core);
         assert_eq!(core.admit(clock.now(), 1, 3, || creds(4)).unwrap_err().code, ErrorCode::MeetingFull);
         assert_eq!(core.waiting(), vec![3], "a refused admission leaves the knock for the host to deny");
-        assert_eq!(core.knock(4, "C", Conn(5)).unwrap(), KnockOutcome::Full);
+        assert_eq!(core.knock(4, "C", Conn(5), addr(5)).unwrap(), KnockOutcome::Full);
         assert!(drain(&mut core).is_empty(), "a knock on a full meeting bothers nobody");
     }
 
@@ -769,21 +864,21 @@ mod tests {
     fn the_waiting_room_is_bounded() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "A", Conn(2)).unwrap();
-        core.knock(2, "B", Conn(3)).unwrap();
-        assert_eq!(core.knock(3, "C", Conn(4)).unwrap_err().code, ErrorCode::ServerBusy);
+        core.knock(1, "A", Conn(2), addr(2)).unwrap();
+        core.knock(2, "B", Conn(3), addr(3)).unwrap();
+        assert_eq!(core.knock(3, "C", Conn(4), addr(4)).unwrap_err().code, ErrorCode::ServerBusy);
         assert_eq!(core.waiting(), vec![1, 2]);
         assert!(core.withdraw_knock(1, KnockWithdrawal::Cancelled));
-        assert_eq!(core.knock(3, "C", Conn(4)).unwrap(), KnockOutcome::Waiting(3));
+        assert_eq!(core.knock(3, "C", Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(3));
     }
 
     #[test]
     fn bad_display_names_are_refused_before_anything_happens() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(1, " \u{0}\t ", Conn(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(core.knock(1, " \u{0}\t ", Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
         let long = "x".repeat(MAX_DISPLAY_NAME_CHARS + 1);
-        assert_eq!(core.knock(2, &long, Conn(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(core.knock(2, &long, Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
         assert!(core.waiting().is_empty());
         assert!(drain(&mut core).is_empty());
     }
@@ -792,8 +887,8 @@ mod tests {
     fn a_withdrawn_or_disconnected_knock_is_taken_back_from_the_host() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "A", Conn(2)).unwrap();
-        core.knock(2, "B", Conn(3)).unwrap();
+        core.knock(1, "A", Conn(2), addr(2)).unwrap();
+        core.knock(2, "B", Conn(3), addr(3)).unwrap();
         drain(&mut core);
 
         assert!(core.withdraw_knock(1, KnockWithdrawal::Expired));
@@ -816,7 +911,7 @@ mod tests {
         let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
         join(&mut core, &clock, 1, 2, Conn(2));
         join(&mut core, &clock, 2, 3, Conn(3));
-        assert_eq!(core.knock(9, "Late", Conn(4)).unwrap(), KnockOutcome::Waiting(9));
+        assert_eq!(core.knock(9, "Late", Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(9));
         drain(&mut core);
 
         core.remove_conn(HOST.0, LeaveReason::Disconnected);
@@ -851,7 +946,7 @@ mod tests {
         let mut core = meeting(&clock, limits());
         core.publish_file(clock.now(), file(1, 300, 1)).unwrap();
         core.publish_file(clock.now(), file(2, 45, 1)).unwrap();
-        core.knock(4, "A", Conn(2)).unwrap();
+        core.knock(4, "A", Conn(2), addr(2)).unwrap();
         drain(&mut core);
 
         assert!(core.leave(1, LeaveReason::Left));
@@ -864,7 +959,7 @@ mod tests {
         ));
         assert!(core.is_ended());
         assert!(!core.leave(1, LeaveReason::Left), "nobody is left to leave");
-        assert_eq!(core.knock(5, "B", Conn(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
+        assert_eq!(core.knock(5, "B", Conn(3), addr(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
         assert_eq!(core.publish_file(clock.now(), file(3, 1, 1)).unwrap_err().code, ErrorCode::UnknownFile);
     }
 
@@ -899,13 +994,16 @@ mod tests {
         for n in 0..3 {
             core.chat(clock.now(), 1, format!("m{n}"), Some(n)).unwrap();
         }
-        assert_eq!(core.chat(clock.now(), 1, "over".into(), None).unwrap_err().code, ErrorCode::ServerBusy);
+        assert_eq!(core.chat(clock.now(), 1, "over".into(), None).unwrap_err().code, ErrorCode::RateLimited);
         // Another sender has its own bucket.
         core.chat(clock.now(), 2, "mine".into(), None).unwrap();
         // Two per second: half a second buys one more message, not two.
         clock.advance(Duration::from_millis(500));
         core.chat(clock.now(), 1, "again".into(), None).unwrap();
-        assert_eq!(core.chat(clock.now(), 1, "over".into(), None).unwrap_err().code, ErrorCode::ServerBusy);
+        let refused = core.chat(clock.now(), 1, "over".into(), None).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(refused.hit, Some(LimitHit::Chat));
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(500)));
 
         let effects = drain(&mut core);
         let to_guest = sent_to(&effects, Conn(2));
@@ -938,7 +1036,7 @@ mod tests {
             clock.advance(Duration::from_secs(1));
             core.chat(clock.now(), 1, format!("m{n}"), None).unwrap();
         }
-        core.knock(1, "Late", Conn(2)).unwrap();
+        core.knock(1, "Late", Conn(2), addr(2)).unwrap();
         core.admit(clock.now(), 1, 1, || creds(2)).unwrap();
         let effects = drain(&mut core);
         let Some(Effect::Admitted { welcome, .. }) = effects.last() else { panic!("no welcome in {effects:?}") };
@@ -951,9 +1049,9 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.media_state(2, true, false, false).unwrap();
-        core.media_state(2, true, false, false).unwrap();
-        core.media_state(2, true, false, true).unwrap();
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, true, false, true).unwrap();
         let effects = drain(&mut core);
         let updates: Vec<_> = sent_to(&effects, HOST)
             .into_iter()
@@ -964,7 +1062,7 @@ mod tests {
             .collect();
         assert_eq!(updates, vec![(true, false), (true, true)]);
         assert_eq!(sent_to(&effects, Conn(2)).len(), 2, "the sender hears its own change too");
-        assert_eq!(core.media_state(9, true, true, true).unwrap_err().code, ErrorCode::InvalidState);
+        assert_eq!(core.media_state(clock.now(), 9, true, true, true).unwrap_err().code, ErrorCode::InvalidState);
     }
 
     #[test]
@@ -973,13 +1071,13 @@ mod tests {
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
 
-        assert_eq!(core.begin_upload(1).unwrap(), "Host");
-        assert_eq!(core.begin_upload(1).unwrap_err().code, ErrorCode::ServerBusy);
-        core.begin_upload(2).unwrap();
+        assert_eq!(core.begin_upload(clock.now(), 1).unwrap(), "Host");
+        assert_eq!(core.begin_upload(clock.now(), 1).unwrap_err().code, ErrorCode::ServerBusy);
+        core.begin_upload(clock.now(), 2).unwrap();
         core.end_upload(1);
         core.end_upload(1);
-        core.begin_upload(1).unwrap();
-        assert_eq!(core.begin_upload(9).unwrap_err().code, ErrorCode::InvalidState);
+        core.begin_upload(clock.now(), 1).unwrap();
+        assert_eq!(core.begin_upload(clock.now(), 9).unwrap_err().code, ErrorCode::InvalidState);
 
         core.publish_file(clock.now(), file(10, 5, 1)).unwrap();
         let effects = drain(&mut core);
@@ -996,7 +1094,11 @@ mod tests {
         core.begin_download(2, 10).unwrap();
 
         core.publish_file(clock.now(), file(11, 5, 1)).unwrap();
-        assert_eq!(core.begin_upload(2).unwrap_err().code, ErrorCode::ServerBusy, "the meeting holds max_files");
+        assert_eq!(
+            core.begin_upload(clock.now(), 2).unwrap_err().code,
+            ErrorCode::ServerBusy,
+            "the meeting holds max_files"
+        );
     }
 
     #[test]
@@ -1004,9 +1106,115 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.begin_upload(2).unwrap();
+        core.begin_upload(clock.now(), 2).unwrap();
         core.leave(2, LeaveReason::Left);
         join(&mut core, &clock, 2, 2, Conn(3));
-        core.begin_upload(2).unwrap();
+        core.begin_upload(clock.now(), 2).unwrap();
+    }
+
+    #[test]
+    fn media_state_changes_are_rate_limited_and_others_are_not_flooded() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, false, false, false).unwrap();
+        let refused = core.media_state(clock.now(), 2, true, false, false).unwrap_err();
+        assert_eq!((refused.code, refused.hit), (ErrorCode::RateLimited, Some(LimitHit::MediaState)));
+        assert_eq!(refused.retry_after, Some(Duration::from_secs(1)));
+        // Repeating the current state costs nothing and says nothing.
+        core.media_state(clock.now(), 2, false, false, false).unwrap();
+        // The host's own changes have their own allowance.
+        core.media_state(clock.now(), 1, true, true, false).unwrap();
+        assert_eq!(sent_to(&drain(&mut core), HOST).len(), 3);
+        clock.advance(Duration::from_secs(1));
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        assert!(core.roster()[1].mic_on);
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_waiting_room() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_pending_knocks: 10, ..limits() });
+        let from = addr(66);
+        core.knock(1, "A", Conn(2), from).unwrap();
+        core.knock(2, "B", Conn(3), from).unwrap();
+        let refused = core.knock(3, "C", Conn(4), from).unwrap_err();
+        assert_eq!((refused.code, refused.hit), (ErrorCode::ServerBusy, Some(LimitHit::PendingKnocksPerAddress)));
+        assert_eq!(refused.retry_after, None, "a quota, not a rate");
+        // Someone else still gets in line, and an answered knock frees its address's place.
+        assert_eq!(core.knock(4, "Guest", Conn(5), addr(5)).unwrap(), KnockOutcome::Waiting(4));
+        core.deny(1, 1).unwrap();
+        assert_eq!(core.knock(3, "C", Conn(4), from).unwrap(), KnockOutcome::Waiting(3));
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_and_joined_always_fits_a_frame() {
+        let mut clock = Clock::new();
+        let limits = MeetingLimits {
+            max_participants: 50,
+            chat_history_len: 200,
+            max_chat_chars: protocol::control::MAX_CHAT_CHARS,
+            chat_burst: 1000,
+            ..limits()
+        };
+        let mut core = meeting(&clock, limits.clone());
+        // A full roster of the longest names, each character a 4-byte emoji.
+        let long_name = "\u{1F600}".repeat(MAX_DISPLAY_NAME_CHARS);
+        for n in 2..=50u32 {
+            core.knock(u64::from(n), &long_name, Conn(u64::from(n)), addr(u64::from(n))).unwrap();
+            core.admit(clock.now(), 1, u64::from(n), || creds(n)).unwrap();
+        }
+        drain(&mut core);
+        // 17 messages of 4,000 characters, some with quotes that JSON escapes.
+        for n in 0..17 {
+            clock.advance(Duration::from_millis(10));
+            let text = format!("{n}:{}", "\"x".repeat(1998));
+            core.chat(clock.now(), 1, text, None).unwrap();
+        }
+        drain(&mut core);
+        let kept: usize = core.chat.iter().map(|k| k.bytes).sum();
+        assert!(kept <= limits.chat_history_bytes, "history holds {kept} bytes");
+        assert_eq!(core.chat_bytes, kept);
+        let welcome = core.welcome(2);
+        let joined = ControlMessage::Joined(welcome.clone()).encoded_len();
+        assert!(joined <= protocol::framing::DEFAULT_MAX_FRAME_LEN, "JOINED is {joined} bytes");
+        assert_eq!(joined, ControlMessage::Joined(welcome.clone()).to_json().len());
+        // What is sent is the newest messages, in order.
+        let texts: Vec<_> = welcome.chat_history.iter().map(|m| m.text.split(':').next().unwrap().to_owned()).collect();
+        assert!(!texts.is_empty());
+        assert_eq!(texts.last().map(String::as_str), Some("16"));
+        assert!(welcome.chat_history.windows(2).all(|w| w[0].id + 1 == w[1].id));
+    }
+
+    #[test]
+    fn a_message_larger_than_the_history_budget_is_broadcast_but_not_kept() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { chat_history_bytes: 300, ..limits() });
+        core.chat(clock.now(), 1, "short".into(), None).unwrap();
+        core.chat(clock.now(), 1, "y".repeat(100), None).unwrap();
+        assert_eq!(core.welcome(1).chat_history.len(), 2);
+        // Both no longer fit beside a third: the oldest go first to make room.
+        core.chat(clock.now(), 1, "w".repeat(100), None).unwrap();
+        let history: Vec<_> = core.welcome(1).chat_history.into_iter().map(|m| m.text).collect();
+        assert_eq!(history, vec!["w".repeat(100)]);
+        assert!(core.chat_bytes <= 300);
+        let big = MeetingLimits { chat_history_bytes: 100, ..limits() };
+        let mut core = meeting(&clock, big);
+        core.chat(clock.now(), 1, "v".repeat(100), None).unwrap();
+        assert_eq!(sent_to(&drain(&mut core), HOST).len(), 1);
+        assert!(core.welcome(1).chat_history.is_empty());
+    }
+
+    #[test]
+    fn file_offers_spend_the_senders_chat_allowance() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_uploads_per_participant: 10, ..limits() });
+        for _ in 0..3 {
+            core.begin_upload(clock.now(), 1).unwrap();
+        }
+        let refused = core.begin_upload(clock.now(), 1).unwrap_err();
+        assert_eq!((refused.code, refused.hit), (ErrorCode::RateLimited, Some(LimitHit::Chat)));
+        assert_eq!(core.chat(clock.now(), 1, "hi".into(), None).unwrap_err().code, ErrorCode::RateLimited);
     }
 }

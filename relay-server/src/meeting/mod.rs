@@ -21,7 +21,7 @@ mod registry;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::control::{
     ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, ParticipantId,
@@ -34,8 +34,9 @@ use tracing::{info, warn};
 pub(crate) use self::core::KnockOutcome;
 use self::core::{Connection, Effect, MeetingCore, Now};
 pub(crate) use self::registry::Shared;
+use crate::limits::AddressKey;
 use crate::routes::RouteUpdate;
-use crate::stats::Stats;
+use crate::stats::{LimitHit, Stats};
 
 /// Locks a `std` mutex, ignoring poisoning: no code path panics while holding one, and the
 /// maps they guard stay consistent between statements.
@@ -54,15 +55,36 @@ fn now() -> Now {
 pub(crate) struct OpError {
     pub code: ErrorCode,
     pub message: String,
+    /// The limit that refused the request, counted when the reply is made.
+    pub hit: Option<LimitHit>,
+    /// For `RATE_LIMITED`: when the same request would be accepted.
+    pub retry_after: Option<Duration>,
 }
 
 impl OpError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), hit: None, retry_after: None }
     }
 
-    pub fn to_message(&self) -> ControlMessage {
-        ControlMessage::error(self.code, self.message.clone())
+    /// A `RATE_LIMITED` refusal by `limit`, to be retried after `retry_after`.
+    pub fn rate_limited(limit: LimitHit, message: impl Into<String>, retry_after: Duration) -> Self {
+        Self { code: ErrorCode::RateLimited, message: message.into(), hit: Some(limit), retry_after: Some(retry_after) }
+    }
+
+    /// A refusal with `code` by a quota (not a rate: no time makes it pass), counted as `limit`.
+    pub fn quota(limit: LimitHit, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { hit: Some(limit), ..Self::new(code, message) }
+    }
+
+    /// The `ERROR` that answers the request; counts a limit hit in `stats`.
+    pub fn reply(&self, stats: &Stats) -> ControlMessage {
+        if let Some(limit) = self.hit {
+            stats.limit_hit(limit);
+        }
+        match self.retry_after {
+            Some(retry_after) => ControlMessage::rate_limited(self.message.clone(), retry_after),
+            None => ControlMessage::error(self.code, self.message.clone()),
+        }
     }
 }
 
@@ -170,6 +192,8 @@ impl Meeting {
             Effect::MemberRemoved { participant_id, session_token } => {
                 shared.remove_session(&session_token);
                 shared.routes.push(RouteUpdate::Remove { participant_id });
+                // After the route removal is queued, so a reused id never meets the old route.
+                shared.release_participant_id(participant_id);
                 Stats::dec(&stats.participants_live);
             }
             Effect::Ended { spool_bytes } => {
@@ -197,9 +221,10 @@ impl Meeting {
         shared: &Shared,
         display_name: &str,
         conn: ConnHandle,
+        from: AddressKey,
     ) -> Result<KnockOutcome, OpError> {
         let request_id = shared.next_request_id();
-        let (outcome, _) = self.run(shared, |core, _| core.knock(request_id, display_name, conn));
+        let (outcome, _) = self.run(shared, |core, _| core.knock(request_id, display_name, conn, from));
         if matches!(outcome, Ok(KnockOutcome::Waiting(_))) {
             Stats::inc(&shared.stats.knocks);
         }
@@ -274,12 +299,12 @@ impl Meeting {
         camera_on: bool,
         speaking: bool,
     ) -> Result<(), OpError> {
-        self.run(shared, |core, _| core.media_state(id, mic_on, camera_on, speaking)).0
+        self.run(shared, |core, now| core.media_state(now, id, mic_on, camera_on, speaking)).0
     }
 
     /// Registers an upload by `id`; returns the uploader's display name.
     pub fn begin_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId) -> Result<String, OpError> {
-        self.run(shared, |core, _| core.begin_upload(id)).0
+        self.run(shared, |core, now| core.begin_upload(now, id)).0
     }
 
     /// Ends an upload registered with [`Self::begin_upload`].

@@ -1,11 +1,12 @@
 //! The relay-wide registry: meeting codes, participant and request ids, secrets, the session
-//! table of file connections and the spool budget. Meetings themselves live in
-//! [`super::core`]; this is what is shared between them.
+//! table of file connections, the spool budget and the per-address limits. Meetings themselves
+//! live in [`super::core`]; this is what is shared between them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use protocol::control::{ErrorCode, MeetingWelcome, ParticipantId};
 use rand::rngs::OsRng;
@@ -16,6 +17,7 @@ use tracing::info;
 use super::core::{validate_display_name, Credentials, MeetingCore, MeetingLimits};
 use super::{lock, now, ConnHandle, Meeting, OpError};
 use crate::config::RelayConfig;
+use crate::limits::{AddressKey, AddressLimiter, AddressRate, ConnectionCounts};
 use crate::routes::RouteQueue;
 use crate::stats::Stats;
 
@@ -23,6 +25,37 @@ use crate::stats::Stats;
 /// `max_meetings` of the 1,000,000 codes in use, running out of attempts means the registry is
 /// nearly full.
 const CODE_ATTEMPTS: usize = 64;
+
+/// Hands out participant ids: never 0 (the relay's own sender id on the media path) and never
+/// one still in use, however long the relay runs (the counter wraps around live ids).
+#[derive(Debug)]
+struct ParticipantIds {
+    next: ParticipantId,
+    live: HashSet<ParticipantId>,
+}
+
+impl ParticipantIds {
+    fn starting_at(next: ParticipantId) -> Self {
+        Self { next, live: HashSet::new() }
+    }
+
+    /// A free id, now marked live. `None` only if every id is live, which the relay's
+    /// participant limits make impossible.
+    fn draw(&mut self) -> Option<ParticipantId> {
+        for _ in 0..=self.live.len() + 1 {
+            let id = self.next;
+            self.next = self.next.wrapping_add(1);
+            if id != 0 && self.live.insert(id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, id: ParticipantId) {
+        self.live.remove(&id);
+    }
+}
 
 /// State shared by every task of one relay.
 #[derive(Debug)]
@@ -35,7 +68,9 @@ pub(crate) struct Shared {
     pub routes: Arc<RouteQueue>,
     registry: Mutex<HashMap<String, Arc<Meeting>>>,
     sessions: Mutex<HashMap<String, (Arc<Meeting>, ParticipantId)>>,
-    next_participant_id: AtomicU32,
+    participant_ids: Mutex<ParticipantIds>,
+    addresses: Mutex<AddressLimiter>,
+    connections: Mutex<ConnectionCounts>,
     next_request_id: AtomicU64,
     next_meeting_id: AtomicU64,
     next_file_id: AtomicU64,
@@ -50,7 +85,10 @@ impl Shared {
         stats: Arc<Stats>,
         routes: Arc<RouteQueue>,
     ) -> Self {
+        let addresses = AddressLimiter::new(config.address_rates, config.address_table_len);
         Self {
+            addresses: Mutex::new(addresses),
+            connections: Mutex::new(ConnectionCounts::default()),
             config,
             spool_root,
             udp_port,
@@ -58,8 +96,7 @@ impl Shared {
             routes,
             registry: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
-            // 0 is the relay's own sender id on the media path.
-            next_participant_id: AtomicU32::new(1),
+            participant_ids: Mutex::new(ParticipantIds::starting_at(1)),
             next_request_id: AtomicU64::new(1),
             next_meeting_id: AtomicU64::new(1),
             next_file_id: AtomicU64::new(1),
@@ -79,15 +116,38 @@ impl Shared {
         self.next_request_id.fetch_add(1, Relaxed)
     }
 
-    /// A fresh participant id with fresh secrets.
+    /// A fresh participant id with fresh secrets. The id stays taken until
+    /// [`Self::release_participant_id`].
     pub fn credentials(&self) -> Credentials {
         let mut secret = [0u8; 16];
         OsRng.fill_bytes(&mut secret);
-        Credentials {
-            participant_id: self.next_participant_id.fetch_add(1, Relaxed),
-            media_token: OsRng.next_u64(),
-            session_token: hex::encode(secret),
-        }
+        // Participants are bounded by max_meetings × max_participants, far below 2^32.
+        let participant_id = lock(&self.participant_ids).draw().expect("fewer live participants than ids");
+        Credentials { participant_id, media_token: OsRng.next_u64(), session_token: hex::encode(secret) }
+    }
+
+    pub(super) fn release_participant_id(&self, id: ParticipantId) {
+        lock(&self.participant_ids).release(id);
+    }
+
+    /// Whether `from` may make a `rate` request now (without spending it); `Err` is the wait.
+    pub fn address_check(&self, from: AddressKey, rate: AddressRate) -> Result<(), Duration> {
+        lock(&self.addresses).check(now().at, from, rate)
+    }
+
+    /// Spends one `rate` request of `from`; `Err` is the wait if it has none left.
+    pub fn address_take(&self, from: AddressKey, rate: AddressRate) -> Result<(), Duration> {
+        lock(&self.addresses).take(now().at, from, rate)
+    }
+
+    /// Counts a new connection from `from`, if it is under its limit of open connections.
+    pub fn open_connection(&self, from: AddressKey) -> bool {
+        lock(&self.connections).try_open(from, self.config.max_connections_per_address)
+    }
+
+    /// A connection counted by [`Self::open_connection`] closed.
+    pub fn close_connection(&self, from: AddressKey) {
+        lock(&self.connections).close(from);
     }
 
     /// The live meeting with this code.
@@ -178,5 +238,33 @@ impl Shared {
         // The host's session and route, queued by the core, go in before it hears its id.
         meeting.run(self, |_, _| ());
         Ok((meeting, welcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn participant_ids_skip_zero_and_live_ids_when_they_wrap() {
+        let mut ids = ParticipantIds::starting_at(u32::MAX - 1);
+        assert_eq!(ids.draw(), Some(u32::MAX - 1));
+        assert_eq!(ids.draw(), Some(u32::MAX));
+        assert_eq!(ids.draw(), Some(1), "0 is the relay's own id");
+        assert_eq!(ids.draw(), Some(2));
+        ids.release(u32::MAX);
+        ids.release(1);
+        // Around again: u32::MAX - 1 and 2 are still live, u32::MAX and 1 are free.
+        ids.next = u32::MAX - 1;
+        assert_eq!(ids.draw(), Some(u32::MAX));
+        assert_eq!(ids.draw(), Some(1));
+        assert_eq!(ids.draw(), Some(3));
+    }
+
+    #[test]
+    fn participant_ids_are_not_handed_out_twice() {
+        let mut ids = ParticipantIds::starting_at(1);
+        let drawn: HashSet<_> = (0..1000).map(|_| ids.draw().unwrap()).collect();
+        assert_eq!(drawn.len(), 1000);
     }
 }

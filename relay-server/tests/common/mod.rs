@@ -41,14 +41,34 @@ impl Client {
         Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())) }
     }
 
-    /// Connects and completes HELLO / WELCOME.
-    pub async fn connect(relay: &RelayHandle) -> Client {
-        let mut c = Self::connect_raw(relay).await;
-        c.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "test".into() }).await;
-        match c.recv().await {
+    /// Connects without saying hello, from the loopback address `source` (any 127.x.y.z
+    /// works on Linux): how the tests play clients on different machines.
+    pub async fn connect_raw_from(relay: &RelayHandle, source: [u8; 4]) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("tcp socket");
+        socket.bind(SocketAddr::from((source, 0))).expect("bind the source address");
+        let stream = socket.connect(relay.tcp_addr()).await.expect("connect");
+        Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())) }
+    }
+
+    /// Connects from `source` and completes HELLO / WELCOME.
+    pub async fn connect_from(relay: &RelayHandle, source: [u8; 4]) -> Client {
+        let mut c = Self::connect_raw_from(relay, source).await;
+        c.hello(relay).await;
+        c
+    }
+
+    async fn hello(&mut self, relay: &RelayHandle) {
+        self.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "test".into() }).await;
+        match self.recv().await {
             ControlMessage::Welcome { udp_port, .. } => assert_eq!(udp_port, relay.udp_addr().port()),
             other => panic!("expected WELCOME, got {other:?}"),
         }
+    }
+
+    /// Connects and completes HELLO / WELCOME.
+    pub async fn connect(relay: &RelayHandle) -> Client {
+        let mut c = Self::connect_raw(relay).await;
+        c.hello(relay).await;
         c
     }
 
@@ -106,9 +126,17 @@ impl Client {
         }
     }
 
+    /// Expects `ERROR RATE_LIMITED` and returns its `retry_after_ms`.
+    pub async fn expect_rate_limited(&mut self) -> u64 {
+        match self.recv().await {
+            ControlMessage::Error { code: ErrorCode::RateLimited, retry_after_ms: Some(ms), .. } => ms,
+            other => panic!("expected ERROR RATE_LIMITED with retry_after_ms, got {other:?}"),
+        }
+    }
+
     pub async fn expect_error(&mut self, code: ErrorCode) -> String {
         match self.recv().await {
-            ControlMessage::Error { code: got, message } => {
+            ControlMessage::Error { code: got, message, .. } => {
                 assert_eq!(got, code, "error message: {message}");
                 message
             }

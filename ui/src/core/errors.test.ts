@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeError, describeLeave, describeRefusal, describeWithdrawal, toAppError } from "./errors";
+import { describeError, describeLeave, describeRefusal, describeWait, describeWithdrawal, toAppError } from "./errors";
 import type { ErrorCode } from "./types";
 
 describe("toAppError", () => {
@@ -35,7 +35,7 @@ describe("describeError", () => {
     const codes: ErrorCode[] = [
       "relayUnreachable", "unknownMeeting", "invalidCode", "invalidName", "invalidRelayAddr", "meetingFull",
       "deviceBusy", "deviceNotFound", "notHost", "unknownParticipant", "invalidState", "chatTooLong", "fileNotFound", "fileTooLarge",
-      "unknownFile", "hashMismatch", "downloadDirUnwritable", "serverBusy", "unsupportedVersion", "unauthorized", "internal",
+      "unknownFile", "hashMismatch", "downloadDirUnwritable", "serverBusy", "rateLimited", "unsupportedVersion", "unauthorized", "internal",
     ];
     for (const code of codes) {
       const w = describeError({ code, message: "detail from the shell" });
@@ -43,6 +43,31 @@ describe("describeError", () => {
       expect(w.detail.length).toBeGreaterThan(5);
     }
     expect(describeError({ code: "internal", message: "disk full" }).detail).toBe("disk full");
+  });
+});
+
+describe("rate limits", () => {
+  it("says how long to wait, in words", () => {
+    const err = toAppError({ code: "rateLimited", message: "too many joins", retryAfterMs: 60_000 });
+    expect(err.retryAfterMs).toBe(60_000);
+    const w = describeError(err);
+    expect(w.title).toBe("Too many attempts");
+    expect(w.detail).toBe("The relay is slowing this down. Try again in 1 min.");
+    expect(describeError({ code: "rateLimited", message: "" }).detail).toContain("in a moment");
+  });
+  it("ignores a retry time that is not a number", () => {
+    expect(toAppError({ code: "rateLimited", message: "x", retryAfterMs: "soon" }).retryAfterMs).toBeUndefined();
+    expect(toAppError({ code: "rateLimited", message: "x", retryAfterMs: -5 }).retryAfterMs).toBeUndefined();
+  });
+  it("rounds waits up to what a person reads", () => {
+    expect(describeWait(1)).toBe("1 s");
+    expect(describeWait(500)).toBe("1 s");
+    expect(describeWait(59_000)).toBe("59 s");
+    expect(describeWait(59_001)).toBe("1 min");
+    expect(describeWait(60_000)).toBe("1 min");
+    expect(describeWait(61_000)).toBe("2 min");
+    expect(describeWait(3_600_000)).toBe("1 h");
+    expect(describeWait(3_900_000)).toBe("1 h 5 min");
   });
 });
 

@@ -33,6 +33,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "hashMismatch",
   "downloadDirUnwritable",
   "serverBusy",
+  "rateLimited",
   "unsupportedVersion",
   "unauthorized",
   "internal",
@@ -45,7 +46,11 @@ export function toAppError(raw: unknown): AppError {
     const message = typeof obj.message === "string" ? obj.message : JSON.stringify(raw);
     const code = typeof obj.code === "string" && KNOWN_CODES.has(obj.code) ? (obj.code as ErrorCode) : "internal";
     const device = obj.device === "camera" || obj.device === "microphone" || obj.device === "speaker" ? obj.device : null;
-    return { code, message, device };
+    const retryAfterMs =
+      typeof obj.retryAfterMs === "number" && Number.isFinite(obj.retryAfterMs) && obj.retryAfterMs >= 0
+        ? obj.retryAfterMs
+        : null;
+    return retryAfterMs === null ? { code, message, device } : { code, message, device, retryAfterMs };
   }
   if (typeof raw === "string") return { code: "internal", message: raw };
   return { code: "internal", message: String(raw) };
@@ -115,6 +120,14 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       return { title: "Can't save to the download folder", detail: "Choose another folder for downloads." };
     case "serverBusy":
       return { title: "The relay is busy", detail: "It is out of room right now. Try again in a moment." };
+    case "rateLimited":
+      return {
+        title: "Too many attempts",
+        detail:
+          err.retryAfterMs != null
+            ? `The relay is slowing this down. Try again in ${describeWait(err.retryAfterMs)}.`
+            : "The relay is slowing this down. Try again in a moment.",
+      };
     case "unsupportedVersion":
       return {
         title: "The relay runs another version of Parlor",
@@ -167,4 +180,15 @@ export function describeWithdrawal(name: string, reason: KnockWithdrawal): strin
     case "answered":
       return `${name}'s request was answered by another host`;
   }
+}
+
+/** A wait as a person says it: "5 s", "2 min", "1 h 5 min" (rounded up, never "0 s"). */
+export function describeWait(ms: number): string {
+  const seconds = Math.max(1, Math.ceil(ms / 1000));
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  return rest === 0 ? `${hours} h` : `${hours} h ${rest} min`;
 }

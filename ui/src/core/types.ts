@@ -127,6 +127,7 @@ export type ErrorCode =
   | "hashMismatch"
   | "downloadDirUnwritable"
   | "serverBusy"
+  | "rateLimited"
   | "unsupportedVersion"
   | "unauthorized"
   | "internal";
@@ -138,6 +139,8 @@ export interface AppError {
   message: string;
   /** For device errors: which device. */
   device?: "camera" | "microphone" | "speaker" | null;
+  /** For `rateLimited`: milliseconds until the relay accepts the request again. */
+  retryAfterMs?: number | null;
 }
 
 /** Why a knock vanished from the host's queue without the host answering it. */

@@ -1,0 +1,305 @@
+//! The bad-input suite: attacks a stranger (or a rude participant) can make, each bounded in
+//! count, each checking both halves — the attacker is limited, and a real meeting beside it
+//! keeps exchanging chat and media without a disconnect. Attackers connect from their own
+//! loopback addresses (127.0.0.x), the real meeting from 127.0.0.1.
+
+mod common;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use protocol::control::ErrorCode;
+use protocol::{ControlMessage, MediaPacket};
+use relay_server::{LimitHit, RelayConfig, RelayHandle};
+
+/// A two-person meeting from 127.0.0.1 with media registered.
+struct Bystanders {
+    members: Vec<Member>,
+    host_media: Media,
+    guest_media: Media,
+    next_frame: u32,
+}
+
+impl Bystanders {
+    async fn start(relay: &RelayHandle) -> Bystanders {
+        let members = meeting(relay, &["Host", "Guest"]).await;
+        let host_media = Media::register(relay, &members[0].welcome).await;
+        let guest_media = Media::register(relay, &members[1].welcome).await;
+        Bystanders { members, host_media, guest_media, next_frame: 1 }
+    }
+
+    fn code(&self) -> String {
+        self.members[0].welcome.code.clone()
+    }
+
+    /// The guest's chat reaches the host and the guest's video frame reaches the host's
+    /// socket: the meeting still works.
+    async fn still_talk(&mut self) {
+        let text = format!("still here {}", self.next_frame);
+        self.members[1].client.chat(&text).await;
+        let got = self.members[0]
+            .client
+            .recv_until(|m| matches!(m, ControlMessage::Chat { message } if message.text == text))
+            .await;
+        assert!(matches!(got, ControlMessage::Chat { .. }));
+        let frame_id = self.next_frame;
+        self.next_frame += 1;
+        self.guest_media.send_frame(frame_id, 2).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let d = self.host_media.recv_until(deadline).await.expect("the guest's frame reaches the host");
+            if let Ok(MediaPacket::VideoFragment { header, .. }) = MediaPacket::decode(&d) {
+                if header.frame_id == frame_id {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_code_scan_is_locked_out_and_learns_nothing_while_real_joins_work() {
+    let relay = start_default().await;
+    let mut real = Bystanders::start(&relay).await;
+    let code = real.code();
+    let scanner_addr = [127, 0, 0, 4];
+    let mut scanner = Client::connect_from(&relay, scanner_addr).await;
+    let wrong = |n: u32| {
+        let c = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + n) % 1_000_000);
+        assert_ne!(c, code);
+        c
+    };
+    for n in 0..10 {
+        scanner.send(ControlMessage::JoinRequest { code: wrong(n), display_name: "scan".into() }).await;
+        scanner.expect_error(ErrorCode::UnknownMeeting).await;
+    }
+    for n in 10..200 {
+        scanner.send(ControlMessage::JoinRequest { code: wrong(n), display_name: "scan".into() }).await;
+        let retry = scanner.expect_rate_limited().await;
+        assert!(retry > 3_500_000, "locked out for about an hour, not {retry} ms");
+    }
+    // Even the right code is refused while locked out: a hit is indistinguishable.
+    scanner.send(ControlMessage::JoinRequest { code: code.clone(), display_name: "scan".into() }).await;
+    scanner.expect_rate_limited().await;
+    // Another connection from the same address is locked out too.
+    let mut again = Client::connect_from(&relay, scanner_addr).await;
+    again.send(ControlMessage::JoinRequest { code: wrong(500), display_name: "scan".into() }).await;
+    again.expect_rate_limited().await;
+    assert_eq!(relay.stats().limit_hits(LimitHit::FailedJoins), 192);
+
+    // A real joiner from elsewhere gets in at once.
+    let mut joiner = Client::connect_from(&relay, [127, 0, 0, 5]).await;
+    let request_id = joiner.knock(&code, "Real").await;
+    assert_eq!(real.members[0].client.expect_knock("Real").await, request_id);
+    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
+    joiner.expect_joined().await;
+    real.still_talk().await;
+    assert_eq!(relay.stats().slow_consumers, 0);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_knock_and_cancel_flood_reaches_the_host_only_a_few_times() {
+    let relay = start_default().await;
+    let mut real = Bystanders::start(&relay).await;
+    let code = real.code();
+    let attacker = Client::connect_from(&relay, [127, 0, 0, 3]).await;
+    let (mut tx, mut rx) = attacker.framed.split();
+    const PAIRS: usize = 5_000;
+    let sender = tokio::spawn(async move {
+        for _ in 0..PAIRS {
+            tx.feed(ControlMessage::JoinRequest { code: code.clone(), display_name: "flood".into() }).await.unwrap();
+            tx.feed(ControlMessage::CancelJoin).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        tx
+    });
+    // Every JOIN_REQUEST is answered: WAITING while the address has knocks left, then
+    // RATE_LIMITED. (CANCEL_JOIN without a knock gets INVALID_STATE.)
+    let (mut waiting, mut limited) = (0usize, 0usize);
+    while waiting + limited < PAIRS {
+        match rx.next().await.expect("open").expect("framing").expect("valid") {
+            ControlMessage::Waiting { .. } => waiting += 1,
+            ControlMessage::Error { code: ErrorCode::RateLimited, retry_after_ms: Some(_), .. } => limited += 1,
+            ControlMessage::Error { code: ErrorCode::InvalidState, .. } | ControlMessage::Ping { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let _tx = sender.await.unwrap();
+    assert!(waiting <= 12, "{waiting} knocks got through");
+    assert!(limited >= PAIRS - 12);
+    assert!(relay.stats().limit_hits(LimitHit::Knocks) >= (PAIRS - 12) as u64);
+    // The host saw only the knocks that got through, and is still in its meeting.
+    real.still_talk().await;
+    assert!(relay.stats().knocks <= 12);
+    assert_eq!(relay.stats().slow_consumers, 0);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_fill_the_waiting_room() {
+    let relay = start_default().await;
+    let mut real = Bystanders::start(&relay).await;
+    let code = real.code();
+    let mut knockers = Vec::new();
+    for n in 0..3 {
+        let mut c = Client::connect_from(&relay, [127, 0, 0, 6]).await;
+        c.knock(&code, &format!("Squatter {n}")).await;
+        knockers.push(c);
+    }
+    let mut fourth = Client::connect_from(&relay, [127, 0, 0, 6]).await;
+    fourth.send(ControlMessage::JoinRequest { code: code.clone(), display_name: "Squatter 3".into() }).await;
+    fourth.expect_error(ErrorCode::ServerBusy).await;
+    assert_eq!(relay.stats().limit_hits(LimitHit::PendingKnocksPerAddress), 1);
+    let mut guest = Client::connect_from(&relay, [127, 0, 0, 7]).await;
+    let request_id = guest.knock(&code, "Guest 2").await;
+    real.members[0].client.expect_knock("Squatter 0").await;
+    real.members[0].client.expect_knock("Squatter 1").await;
+    real.members[0].client.expect_knock("Squatter 2").await;
+    assert_eq!(real.members[0].client.expect_knock("Guest 2").await, request_id);
+    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
+    guest.expect_joined().await;
+    real.still_talk().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_media_state_flood_is_refused_and_the_others_keep_their_connections() {
+    let relay = start_default().await;
+    let mut real = Bystanders::start(&relay).await;
+    let code = real.code();
+    // The rude participant is admitted into the same meeting.
+    let mut rude = Client::connect_from(&relay, [127, 0, 0, 8]).await;
+    let request_id = rude.knock(&code, "Rude").await;
+    real.members[0].client.expect_knock("Rude").await;
+    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
+    rude.expect_joined().await;
+    let (mut tx, mut rx) = rude.framed.split();
+    const TOGGLES: usize = 20_000;
+    let sender = tokio::spawn(async move {
+        for n in 0..TOGGLES {
+            let msg = ControlMessage::MediaState { mic_on: n % 2 == 0, camera_on: false, speaking: false };
+            tx.feed(msg).await.unwrap();
+        }
+        // The relay answers in order: its PONG says every toggle was handled.
+        tx.feed(ControlMessage::Ping { nonce: u64::MAX }).await.unwrap();
+        tx.flush().await.unwrap();
+        tx
+    });
+    let mut limited = 0usize;
+    let started = std::time::Instant::now();
+    loop {
+        match rx.next().await.expect("open").expect("framing").expect("valid") {
+            ControlMessage::Error { code: ErrorCode::RateLimited, retry_after_ms: Some(_), .. } => limited += 1,
+            ControlMessage::Pong { nonce: u64::MAX } => break,
+            _ => {}
+        }
+    }
+    let _tx = sender.await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    // Half the toggles repeat the state a refused one left in place and cost nothing; the
+    // others are refused beyond the allowance.
+    let hits = relay.stats().limit_hits(LimitHit::MediaState) as usize;
+    assert_eq!(hits, limited);
+    assert!(hits >= TOGGLES / 2 - 40, "{hits} refused");
+    // What the others were sent is bounded by the allowance: a burst of 20, then 10 a second.
+    real.members[1].client.chat("marker").await;
+    let mut updates = 0usize;
+    loop {
+        match real.members[0].client.recv().await {
+            ControlMessage::ParticipantUpdated { .. } => updates += 1,
+            ControlMessage::Chat { message } if message.text == "marker" => break,
+            _ => {}
+        }
+    }
+    assert!(updates as f64 <= 20.0 + 10.0 * (elapsed + 1.0), "{updates} changes broadcast in {elapsed:.1} s");
+    assert!(updates >= 20, "the burst went through: {updates}");
+    real.still_talk().await;
+    assert_eq!(relay.stats().slow_consumers, 0, "nobody was disconnected for being flooded");
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped_and_others_still_connect() {
+    let relay = start(RelayConfig { max_connections_per_address: 8, ..RelayConfig::for_tests() }).await;
+    let mut real = Bystanders::start(&relay).await;
+    let mut hoard = Vec::new();
+    for _ in 0..8 {
+        hoard.push(Client::connect_from(&relay, [127, 0, 0, 9]).await);
+    }
+    let mut one_more = Client::connect_raw_from(&relay, [127, 0, 0, 9]).await;
+    let seen = one_more.expect_closed().await;
+    assert!(
+        matches!(seen.as_slice(), [ControlMessage::Error { code: ErrorCode::ServerBusy, .. }]),
+        "refused with SERVER_BUSY then closed: {seen:?}"
+    );
+    assert_eq!(relay.stats().limit_hits(LimitHit::ConnectionsPerAddress), 1);
+    // Others connect, and the real meeting's file transfer works.
+    let mut other = Client::connect_from(&relay, [127, 0, 0, 10]).await;
+    other.create("Elsewhere").await;
+    let data = test_bytes(40_000, 7);
+    let (done, _) = upload(&relay, &real.members[1].welcome.session_token, "a.bin", &data, &sha256_hex(&data)).await;
+    assert!(matches!(done, ControlMessage::FileUploadComplete { .. }), "{done:?}");
+    real.still_talk().await;
+    // A closed connection gives its place back.
+    drop(hoard.pop());
+    let mut retry = None;
+    for _ in 0..100 {
+        let mut c = Client::connect_raw_from(&relay, [127, 0, 0, 9]).await;
+        c.send(ControlMessage::Ping { nonce: 1 }).await;
+        match c.framed.next().await {
+            Some(Ok(Ok(ControlMessage::Pong { .. }))) => {
+                retry = Some(c);
+                break;
+            }
+            _ => tokio::task::yield_now().await,
+        }
+    }
+    assert!(retry.is_some(), "the place of a closed connection is given back");
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn meetings_created_per_address_are_limited() {
+    let relay = start_default().await;
+    let mut real = Bystanders::start(&relay).await;
+    let mut hosts = Vec::new();
+    // The bystanders' host already created one meeting from 127.0.0.1; the attacker has its own.
+    for n in 0..20 {
+        let mut c = Client::connect_from(&relay, [127, 0, 0, 11]).await;
+        c.create(&format!("Host {n}")).await;
+        hosts.push(c);
+    }
+    let mut c = Client::connect_from(&relay, [127, 0, 0, 11]).await;
+    c.send(ControlMessage::CreateMeeting { display_name: "One too many".into() }).await;
+    let retry = c.expect_rate_limited().await;
+    assert!(retry > 0 && retry <= 30_000, "{retry}");
+    assert_eq!(relay.stats().limit_hits(LimitHit::NewMeetings), 1);
+    let mut elsewhere = Client::connect_from(&relay, [127, 0, 0, 12]).await;
+    elsewhere.create("Elsewhere").await;
+    real.still_talk().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_chat_history_never_makes_the_meeting_unjoinable() {
+    let relay = start(RelayConfig { chat_burst: 1000, ..RelayConfig::for_tests() }).await;
+    let mut real = Bystanders::start(&relay).await;
+    let code = real.code();
+    // 200 ordinary messages of ~220 characters, then 17 of 4,000.
+    for n in 0..200 {
+        real.members[0].client.chat(&format!("{n:03} {}", "lorem ipsum ".repeat(18))).await;
+    }
+    for n in 0..17 {
+        real.members[0].client.chat(&format!("{n:02} {}", "x".repeat(3990))).await;
+    }
+    let last = format!("16 {}", "x".repeat(3990));
+    real.members[1].client.recv_until(|m| matches!(m, ControlMessage::Chat { message } if message.text == last)).await;
+    let mut late = Client::connect_from(&relay, [127, 0, 0, 13]).await;
+    let request_id = late.knock(&code, "Late").await;
+    real.members[0].client.expect_knock("Late").await;
+    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
+    let welcome = late.expect_joined().await;
+    assert_eq!(welcome.chat_history.last().map(|m| m.text.as_str()), Some(last.as_str()));
+    real.still_talk().await;
+    relay.shutdown().await;
+}
