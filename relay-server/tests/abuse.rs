@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use protocol::control::ErrorCode;
+use protocol::control::{ErrorCode, MeetingWelcome};
 use protocol::{ControlMessage, MediaPacket};
 use relay_server::{LimitHit, RelayConfig, RelayHandle};
 
@@ -29,6 +29,16 @@ impl Bystanders {
 
     fn code(&self) -> String {
         self.members[0].welcome.code.clone()
+    }
+
+    /// `name`, connecting from `source`, knocks and the host admits it.
+    async fn admit(&mut self, relay: &RelayHandle, source: [u8; 4], name: &str) -> (Client, MeetingWelcome) {
+        let mut joiner = Client::connect_from(relay, source).await;
+        let request_id = joiner.knock(&self.code(), name).await;
+        assert_eq!(self.members[0].client.expect_knock(name).await, request_id);
+        self.members[0].client.send(ControlMessage::Admit { request_id }).await;
+        let welcome = joiner.expect_joined().await;
+        (joiner, welcome)
     }
 
     /// The guest's chat reaches the host and the guest's video frame reaches the host's
@@ -87,11 +97,7 @@ async fn a_code_scan_is_locked_out_and_learns_nothing_while_real_joins_work() {
     assert_eq!(relay.stats().limit_hits(LimitHit::FailedJoins), 192);
 
     // A real joiner from elsewhere gets in at once.
-    let mut joiner = Client::connect_from(&relay, [127, 0, 0, 5]).await;
-    let request_id = joiner.knock(&code, "Real").await;
-    assert_eq!(real.members[0].client.expect_knock("Real").await, request_id);
-    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
-    joiner.expect_joined().await;
+    real.admit(&relay, [127, 0, 0, 5], "Real").await;
     real.still_talk().await;
     assert_eq!(relay.stats().slow_consumers, 0);
     relay.shutdown().await;
@@ -166,13 +172,8 @@ async fn one_address_cannot_fill_the_waiting_room() {
 async fn a_media_state_flood_is_refused_and_the_others_keep_their_connections() {
     let relay = start_default().await;
     let mut real = Bystanders::start(&relay).await;
-    let code = real.code();
     // The rude participant is admitted into the same meeting.
-    let mut rude = Client::connect_from(&relay, [127, 0, 0, 8]).await;
-    let request_id = rude.knock(&code, "Rude").await;
-    real.members[0].client.expect_knock("Rude").await;
-    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
-    rude.expect_joined().await;
+    let (rude, _) = real.admit(&relay, [127, 0, 0, 8], "Rude").await;
     let (mut tx, mut rx) = rude.framed.split();
     const TOGGLES: usize = 20_000;
     let sender = tokio::spawn(async move {
@@ -284,7 +285,6 @@ async fn meetings_created_per_address_are_limited() {
 async fn a_long_chat_history_never_makes_the_meeting_unjoinable() {
     let relay = start(RelayConfig { chat_burst: 1000, ..RelayConfig::for_tests() }).await;
     let mut real = Bystanders::start(&relay).await;
-    let code = real.code();
     // 200 ordinary messages of ~220 characters, then 17 of 4,000.
     for n in 0..200 {
         real.members[0].client.chat(&format!("{n:03} {}", "lorem ipsum ".repeat(18))).await;
@@ -294,11 +294,7 @@ async fn a_long_chat_history_never_makes_the_meeting_unjoinable() {
     }
     let last = format!("16 {}", "x".repeat(3990));
     real.members[1].client.recv_until(|m| matches!(m, ControlMessage::Chat { message } if message.text == last)).await;
-    let mut late = Client::connect_from(&relay, [127, 0, 0, 13]).await;
-    let request_id = late.knock(&code, "Late").await;
-    real.members[0].client.expect_knock("Late").await;
-    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
-    let welcome = late.expect_joined().await;
+    let (_late, welcome) = real.admit(&relay, [127, 0, 0, 13], "Late").await;
     assert_eq!(welcome.chat_history.last().map(|m| m.text.as_str()), Some(last.as_str()));
     real.still_talk().await;
     relay.shutdown().await;
