@@ -398,6 +398,19 @@ fn json_len<T: Serialize>(value: &T) -> usize {
 mod tests {
     use super::*;
 
+    /// docs/protocol.md §4.1 lists exactly which numbers an integer field accepts.
+    #[test]
+    fn integer_fields_accept_plain_json_integers_only() {
+        let admit = |n: &str| ControlMessage::from_json(format!(r#"{{"type":"ADMIT","request_id":{n}}}"#).as_bytes());
+        assert_eq!(admit("7").unwrap(), ControlMessage::Admit { request_id: 7 });
+        assert_eq!(admit("18446744073709551615").unwrap(), ControlMessage::Admit { request_id: u64::MAX });
+        for refused in ["7.0", "7e0", "1e2", "-0", "-1", "07", "18446744073709551616", "\"7\"", "true", "null"] {
+            assert!(admit(refused).is_err(), "{refused} must be refused");
+        }
+        let twice = br#"{"type":"ADMIT","request_id":1,"request_id":2}"#;
+        assert!(ControlMessage::from_json(twice).is_err(), "a duplicate member is refused");
+    }
+
     #[test]
     fn type_tag_is_screaming_snake_case() {
         let msg = ControlMessage::JoinRequest { code: "123456".into(), display_name: "Ada".into() };

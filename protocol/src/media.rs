@@ -86,6 +86,8 @@ impl MediaKind {
 pub enum PacketError {
     #[error("datagram shorter than its header")]
     TooShort,
+    #[error("datagram longer than {MAX_DATAGRAM_LEN} bytes")]
+    TooLong,
     #[error("bad magic")]
     BadMagic,
     #[error("unsupported version {0}")]
@@ -242,6 +244,9 @@ pub fn peek_header(buf: &[u8]) -> Result<(PacketKind, u32), PacketError> {
     if buf.len() < COMMON_HEADER_LEN {
         return Err(PacketError::TooShort);
     }
+    if buf.len() > MAX_DATAGRAM_LEN {
+        return Err(PacketError::TooLong);
+    }
     if buf[0..2] != MAGIC {
         return Err(PacketError::BadMagic);
     }
@@ -378,6 +383,9 @@ impl<'a> MediaPacket<'a> {
     /// Checks the fields [`decode`](Self::decode) would refuse, so that nothing is ever
     /// sent that the peer is bound to drop.
     fn validate(&self) -> Result<(), PacketError> {
+        if self.encoded_len() > MAX_DATAGRAM_LEN {
+            return Err(PacketError::TooLong);
+        }
         let valid = match self {
             MediaPacket::VideoFragment { header: h, payload, .. } => {
                 payload.len() <= usize::from(u16::MAX) && h.frag_count != 0 && h.frag_index < h.frag_count
@@ -400,7 +408,7 @@ impl<'a> MediaPacket<'a> {
     }
 
     /// Writes the packet at the start of `out` and returns its length. Fails (writing
-    /// nothing) if `out` is too small, a payload does not fit its 16-bit length field, or a
+    /// nothing) if `out` is too small, the packet would exceed [`MAX_DATAGRAM_LEN`], or a
     /// field is one [`decode`](Self::decode) refuses (`frag_index >= frag_count`, zero audio
     /// channels or sample rate, audio not whole samples, loss over 1000‰).
     pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, PacketError> {
@@ -537,6 +545,26 @@ mod tests {
         assert_eq!(&bytes[24..26], &854u16.to_be_bytes());
         assert_eq!(bytes.len(), VIDEO_HEADER_LEN + 3);
         assert_eq!(MediaPacket::decode(&bytes).unwrap(), p);
+    }
+
+    #[test]
+    fn one_datagram_limit_for_encoder_and_decoder() {
+        let header =
+            VideoHeader { frame_id: 1, capture_ts_us: 2, seq: 3, width: 4, height: 4, frag_index: 0, frag_count: 1 };
+        let full = [7u8; MAX_VIDEO_FRAGMENT_PAYLOAD];
+        let largest = MediaPacket::VideoFragment { sender_id: 1, header, payload: &full }.to_vec().unwrap();
+        assert_eq!(largest.len(), MAX_DATAGRAM_LEN);
+        assert!(MediaPacket::decode(&largest).is_ok());
+        let over = [7u8; MAX_VIDEO_FRAGMENT_PAYLOAD + 1];
+        let too_big = MediaPacket::VideoFragment { sender_id: 1, header, payload: &over };
+        let mut out = vec![0xEE; too_big.encoded_len()];
+        assert_eq!(too_big.encode_into(&mut out), Err(PacketError::TooLong));
+        assert!(out.iter().all(|&b| b == 0xEE), "a refused packet writes nothing");
+        // The same bytes written by hand are refused by the receiver before anything else.
+        let mut datagram = largest.clone();
+        datagram.push(0);
+        assert_eq!(MediaPacket::decode(&datagram), Err(PacketError::TooLong));
+        assert_eq!(peek_header(&datagram), Err(PacketError::TooLong));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use protocol::PacketError;
 pub enum DropReason {
     /// Shorter than its header.
     TooShort,
+    /// Longer than the protocol's datagram limit ([`protocol::media::MAX_DATAGRAM_LEN`]).
+    TooLong,
     /// Does not start with the media magic.
     BadMagic,
     /// Another media format version.
@@ -37,8 +39,9 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order of [`StatsSnapshot::drops`].
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TooShort,
+        DropReason::TooLong,
         DropReason::BadMagic,
         DropReason::UnsupportedVersion,
         DropReason::UnknownKind,
@@ -58,6 +61,7 @@ impl DropReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::TooShort => "too_short",
+            DropReason::TooLong => "too_long",
             DropReason::BadMagic => "bad_magic",
             DropReason::UnsupportedVersion => "unsupported_version",
             DropReason::UnknownKind => "unknown_kind",
@@ -76,6 +80,7 @@ impl DropReason {
         matches!(
             self,
             DropReason::TooShort
+                | DropReason::TooLong
                 | DropReason::BadMagic
                 | DropReason::UnsupportedVersion
                 | DropReason::UnknownKind
@@ -93,6 +98,7 @@ impl From<PacketError> for DropReason {
     fn from(e: PacketError) -> Self {
         match e {
             PacketError::TooShort => DropReason::TooShort,
+            PacketError::TooLong => DropReason::TooLong,
             PacketError::BadMagic => DropReason::BadMagic,
             PacketError::UnsupportedVersion(_) => DropReason::UnsupportedVersion,
             PacketError::UnknownKind(_) => DropReason::UnknownKind,

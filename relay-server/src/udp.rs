@@ -42,9 +42,10 @@ const VIDEO_SEQ_RANGE: std::ops::Range<usize> = 20..24;
 /// Datagrams handled before the task looks at route updates and timers again.
 const RECV_BATCH: usize = 64;
 
-/// Receive buffer size. Larger than any datagram Parlor sends, so a datagram that does not
-/// fit is truncated and then rejected by the decoder's length check.
-const RECV_BUFFER_LEN: usize = 2048;
+/// Receive buffer size: one byte more than the protocol's datagram limit, so a longer datagram
+/// arrives truncated to this length and the decoder drops it as too long (counted under
+/// [`DropReason::TooLong`]) instead of misreading its first bytes.
+const RECV_BUFFER_LEN: usize = protocol::media::MAX_DATAGRAM_LEN + 1;
 
 /// Hasher for relay-assigned `u32` ids: a multiplicative hash. Ids are sequential, so their
 /// low bits (the bucket index) are already distinct and the multiply spreads the high bits
@@ -575,7 +576,11 @@ mod tests {
         r.handle(&mut video(99, 0, 0, 0, 1), addr(1), Instant::now(), &mut sent.sender());
         r.handle(&mut video(1, 0, 0, 0, 1), addr(9), Instant::now(), &mut sent.sender());
         r.handle(&mut keepalive(1, 5), addr(9), Instant::now(), &mut sent.sender());
+        let mut oversized = video(1, 0, 0, 0, 1);
+        oversized.resize(protocol::media::MAX_DATAGRAM_LEN + 1, 0);
+        r.handle(&mut oversized, addr(1), Instant::now(), &mut sent.sender());
         assert!(sent.0.is_empty());
+        assert_eq!(r.counters.drops[DropReason::TooLong.index()], 1);
         assert_eq!(r.counters.drops[DropReason::TooShort.index()], 1);
         assert_eq!(r.counters.drops[DropReason::UnknownSender.index()], 1);
         assert_eq!(r.counters.drops[DropReason::WrongAddress.index()], 1);

@@ -68,6 +68,10 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     let mut frame = MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1, 2, 3] }.to_vec().unwrap();
     frame.pop();
     a.send(&frame).await;
+    // A datagram over the protocol's 1,200-byte limit (the relay reads one byte past it).
+    let mut oversized = MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1; 100] }.to_vec().unwrap();
+    oversized.resize(1500, 0);
+    a.send(&oversized).await;
     // A keepalive with the wrong token, from another socket: must not hijack A's address.
     let intruder = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let bad_keepalive = MediaPacket::Keepalive { sender_id: a.id, media_token: a.token ^ 1 }.to_vec().unwrap();
@@ -85,7 +89,7 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     // Counters are published per receive batch; give the relay a moment.
     let mut stats = relay.stats();
     for _ in 0..50 {
-        if stats.total_drops() - before.total_drops() >= 7 {
+        if stats.total_drops() - before.total_drops() >= 8 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -93,13 +97,14 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     }
     let delta = |r: DropReason| stats.drops(r) - before.drops(r);
     assert_eq!(delta(DropReason::TooShort), 1);
+    assert_eq!(delta(DropReason::TooLong), 1);
     assert_eq!(delta(DropReason::BadMagic), 1);
     assert_eq!(delta(DropReason::UnknownKind), 1);
     assert_eq!(delta(DropReason::LengthMismatch), 1);
     assert_eq!(delta(DropReason::BadToken), 1);
     assert_eq!(delta(DropReason::WrongAddress), 1);
     assert_eq!(delta(DropReason::UnknownSender), 1);
-    assert_eq!(stats.malformed_drops() - before.malformed_drops(), 4);
+    assert_eq!(stats.malformed_drops() - before.malformed_drops(), 5);
 
     // A's real address still works.
     let sent = a.send_frame(3, 1).await;

@@ -14,7 +14,10 @@ use protocol::control::{
     ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
     StatsReport,
 };
-use protocol::media::{AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader};
+use protocol::media::{
+    AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, AUDIO_REDUNDANCY_HEADER_LEN,
+    MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD,
+};
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
@@ -460,7 +463,7 @@ pub fn video_header() -> impl Strategy<Value = VideoHeader> {
 /// A valid media packet of any kind, with every field arbitrary within its valid range.
 pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
     prop_oneof![
-        (any::<u32>(), video_header(), proptest::collection::vec(any::<u8>(), 0..1400))
+        (any::<u32>(), video_header(), proptest::collection::vec(any::<u8>(), 0..=MAX_VIDEO_FRAGMENT_PAYLOAD))
             .prop_map(|(sender_id, header, payload)| OwnedPacket::Video { sender_id, header, payload }),
         (
             any::<u32>(),
@@ -472,10 +475,11 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
             any::<bool>()
         )
             .prop_flat_map(|(sender_id, seq, capture_ts_us, sample_rate, channels, frames, with_copy)| {
-                // Whole sample frames only (`channels` s16 samples each), within the 16-bit
-                // length field; a redundant copy has one byte per sample.
+                // Whole sample frames only (`channels` s16 samples each), the datagram within
+                // MAX_DATAGRAM_LEN even with a redundant copy (one byte per sample).
                 let frame_bytes = 2 * channels as usize;
-                let len = frames.min(usize::from(u16::MAX) / frame_bytes) * frame_bytes;
+                let budget = (MAX_DATAGRAM_LEN - AUDIO_HEADER_LEN - AUDIO_REDUNDANCY_HEADER_LEN) * 2 / 3;
+                let len = frames.min(budget / frame_bytes) * frame_bytes;
                 let copy_len = if with_copy { len / 2 } else { 0 };
                 (
                     proptest::collection::vec(any::<u8>(), len..=len),
