@@ -16,6 +16,7 @@ pub mod options;
 mod audio;
 mod control;
 mod engine;
+mod receive;
 mod video;
 
 use std::net::SocketAddr;
