@@ -3,7 +3,7 @@
 //! - [`session`]: the [`Session`] API — connect to a relay, create or join a meeting, admit
 //!   and deny, chat, send and receive files, and the media engine that captures, encodes,
 //!   sends, receives, decodes, buffers, mixes and plays — reporting everything as
-//!   [`SessionEvent`]s.
+//!   [`SessionEvent`]s, with video frames in latest-frame slots read through a [`VideoFeed`].
 //! - [`media`]: capture devices and synthetic sources, JPEG, resampling, mixing, levels.
 //! - [`net`]: the control connection and the UDP media socket.
 //! - [`files`]: Reno-paced uploads and resumable, verified downloads.
@@ -18,7 +18,7 @@ pub mod session;
 pub mod stats;
 
 pub use session::{
-    AudioChoice, EventReceiver, FileFailure, FileProgress, ParticipantLevel, Session, SessionError, SessionEvent,
-    SessionOptions, SinkChoice, VideoChoice,
+    AudioChoice, EventReceiver, FileFailure, FileProgress, FrameSource, ParticipantLevel, PixelFormat, Session,
+    SessionError, SessionEvent, SessionOptions, SinkChoice, VideoChoice, VideoFeed, VideoFrame,
 };
 pub use stats::StatsSnapshot;

@@ -44,18 +44,11 @@ async fn missing_devices_fall_back_with_an_error() {
     })
     .await;
     // A's self view shows what it sends: the test pattern, as captured.
-    let (w, h, rgb) = a
-        .wait("self view", LONG, |e| match e {
-            SessionEvent::LocalVideoFrame { width, height, rgb, .. } => Some((*width, *height, rgb.clone())),
-            _ => None,
-        })
-        .await;
+    a.wait_until("self view", LONG, |log| log.last_local.is_some()).await;
+    let (w, h, rgb) = a.log.lock().unwrap().last_local.clone().expect("a self-view frame");
     assert_eq!(rgb.len(), (w * h * 3) as usize);
     assert!(TestPattern::read_counter(&rgb, w, h, 3).is_some(), "the pattern's counter is in the self view");
-    assert!(
-        !b.events().iter().any(|e| matches!(e, SessionEvent::LocalVideoFrame { .. })),
-        "no self view unless asked for"
-    );
+    assert!(b.log.lock().unwrap().local_frames == 0, "no self view unless asked for");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let a_stats = a.session.stats().unwrap();
     assert_eq!(a_stats.audio_out.frames_sent, 0, "no microphone, no audio");

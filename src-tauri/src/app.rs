@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use client_core::stats::FileDirection;
-use client_core::{AudioChoice, EventReceiver, Session, SessionEvent, SessionOptions, SinkChoice, VideoChoice};
+use client_core::{
+    AudioChoice, EventReceiver, FrameSource, PixelFormat, Session, SessionEvent, SessionOptions, SinkChoice,
+    VideoChoice, VideoFeed,
+};
 use protocol::control::{is_valid_meeting_code, JoinRefusal, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS};
 use tokio::sync::oneshot;
 
@@ -243,6 +246,7 @@ impl App {
             translator: translator.clone(),
             in_meeting: false,
         });
+        tokio::spawn(pump_video(self.clone(), generation, session.video_feed()));
         tokio::spawn(forward(self.clone(), generation, rx, translator));
         Ok(session)
     }
@@ -660,22 +664,40 @@ async fn close_session(session: Arc<Session>) {
     }
 }
 
-/// Forwards one session's events: frames to the pump, everything else to the page. Events of
-/// a session the page already left are dropped.
+/// Hands one session's newest frames to the pump as they come (the pump keeps one per tile
+/// until the page has drawn the last). Ends with the session, or once the page left it.
+async fn pump_video(app: Arc<App>, generation: u64, mut feed: VideoFeed) {
+    while feed.changed().await {
+        if app.current.load(Ordering::Acquire) != generation {
+            return;
+        }
+        for frame in feed.take_new() {
+            let id = match frame.source {
+                FrameSource::Remote(id) => id,
+                FrameSource::Local => LOCAL_ID,
+            };
+            let layout = layout_of(frame.format);
+            let source = SourceFrame { width: frame.width, height: frame.height, layout, pixels: frame.pixels };
+            app.pump.push(id, source);
+        }
+    }
+}
+
+fn layout_of(format: PixelFormat) -> Layout {
+    match format {
+        PixelFormat::Rgba => Layout::Rgba,
+        PixelFormat::Rgb => Layout::Rgb,
+    }
+}
+
+/// Forwards one session's events to the page (and a participant who left to the pump).
+/// Events of a session the page already left are dropped.
 async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translator: Arc<Mutex<Translator>>) {
     while let Some(event) = rx.recv().await {
         if app.current.load(Ordering::Acquire) != generation {
             continue;
         }
         match event {
-            SessionEvent::VideoFrame { participant_id, width, height, rgba, .. } => {
-                app.pump.push(participant_id, SourceFrame { width, height, layout: Layout::Rgba, pixels: rgba });
-                continue;
-            }
-            SessionEvent::LocalVideoFrame { width, height, rgb, .. } => {
-                app.pump.push(LOCAL_ID, SourceFrame { width, height, layout: Layout::Rgb, pixels: rgb });
-                continue;
-            }
             SessionEvent::ParticipantLeft { participant_id, .. } => app.pump.forget(participant_id),
             SessionEvent::FileDone { direction: FileDirection::Download, ref path, verified: true, .. } => {
                 app.remember_download(path.clone())

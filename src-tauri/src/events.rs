@@ -184,8 +184,6 @@ impl Translator {
             SessionEvent::Disconnected { reason } => UiEvent::Disconnected(p::Disconnected { message: reason }),
             SessionEvent::Connected { .. }
             | SessionEvent::Left
-            | SessionEvent::VideoFrame { .. }
-            | SessionEvent::LocalVideoFrame { .. }
             | SessionEvent::AudioLevel { .. }
             | SessionEvent::QualityChanged { .. } => return None,
         })
@@ -373,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn joined_carries_the_share_address_and_frames_are_not_events() {
+    fn joined_carries_the_share_address() {
         let mut t = Translator::new("192.168.1.20:5000".into());
         let welcome = protocol::control::MeetingWelcome {
             code: "123456".into(),
@@ -388,14 +386,5 @@ mod tests {
             panic!("expected joined")
         };
         assert_eq!(j.relay_addr, "192.168.1.20:5000");
-        let frame = SessionEvent::VideoFrame {
-            participant_id: 2,
-            frame_id: 0,
-            width: 2,
-            height: 2,
-            capture_ts_us: 0,
-            rgba: bytes::Bytes::from_static(&[0; 16]),
-        };
-        assert!(t.translate(frame, Instant::now()).is_none());
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! Outside a meeting a capture thread of the shell's own reads the chosen camera (or the test
 //! pattern) while the page wants a preview and the camera is on. In a meeting the session's
-//! capture thread owns the camera — a camera cannot stream to two readers — and shares each
-//! frame it captures (`SessionEvent::LocalVideoFrame`), which the shell draws as the self view:
-//! the picture the others get, whatever the source.
+//! capture thread owns the camera — a camera cannot stream to two readers — and puts each
+//! frame it captures into the session's `FrameSource::Local` video slot, which the shell
+//! draws as the self view: the picture the others get, whatever the source.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

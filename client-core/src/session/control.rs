@@ -120,6 +120,7 @@ impl ControlTask {
                 engine.stop().await;
             }
         }
+        self.shared.video.close();
         for (_, t) in self.transfers.drain() {
             t.handle.abort();
         }

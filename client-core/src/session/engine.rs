@@ -3,7 +3,7 @@
 //! ```text
 //!  video capture thread ──JPEG fragments──▶ UDP ──▶ relay
 //!  audio capture thread ──20 ms PCM───────▶ UDP ──▶ relay
-//!  relay ──▶ UDP ──▶ network task ──complete JPEG──▶ decode worker ──▶ VideoFrame events
+//!  relay ──▶ UDP ──▶ network task ──complete JPEG──▶ decode worker ──▶ latest-frame slots
 //!                         └──PCM──▶ jitter buffers ◀── playout thread (mix → sink, WAV)
 //! ```
 //!
@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::{EventSender, SessionEvent};
+use super::frames::FrameSource;
 use super::options::SessionOptions;
 use super::receive::{
     AudioOutTotals, DecodedTotals, LocalReadings, ReceiveConfig, ReceiveCore, ReceiveEvent, VideoOutTotals,
@@ -216,8 +217,8 @@ impl Engine {
                 .push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, sink, rec)))?);
         }
         {
-            let (s, e) = (shared.clone(), events.clone());
-            engine_threads.push(spawn("parlor-video-rx", Box::new(move || super::video::decode_thread(s, e)))?);
+            let s = shared.clone();
+            engine_threads.push(spawn("parlor-video-rx", Box::new(move || super::video::decode_thread(s)))?);
         }
         std::mem::forget(stop_on_error);
 
@@ -247,6 +248,7 @@ impl Engine {
     pub(crate) async fn stop(mut self) {
         self.shared.running.store(false, Ordering::Relaxed);
         self.shared.close_decoder();
+        self.shared.session.video.clear();
         self.net.abort();
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || {
@@ -262,6 +264,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shared.running.store(false, Ordering::Relaxed);
         self.shared.close_decoder();
+        self.shared.session.video.clear();
         self.net.abort();
     }
 }
@@ -379,6 +382,7 @@ impl NetTask {
         if let Ok(mut l) = self.shared.remote_levels.lock() {
             l.remove(&id);
         }
+        self.shared.session.video.forget(FrameSource::Remote(id));
     }
 }
 

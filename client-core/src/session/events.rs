@@ -1,19 +1,18 @@
 //! What a [`crate::Session`] reports: the [`SessionEvent`] enum and the channel it travels on.
 //!
-//! Every event except the pixels of a [`SessionEvent::VideoFrame`] serializes with serde
-//! (internally tagged by `"type"`, snake_case), so the desktop shell can forward events to
-//! its UI unchanged.
+//! Every event serializes with serde (internally tagged by `"type"`, snake_case), so the
+//! desktop shell can forward events to its UI unchanged.
 //!
-//! The channel is bounded. Control events (roster, chat, files…) never wait for a slow
-//! consumer: the engine's tasks must keep answering the relay. Video frames only go out while
-//! the channel has plenty of room left, so a consumer that falls behind loses stale frames
-//! (it would only ever want the newest) and never a chat message.
+//! The channel is bounded and carries control events only (roster, chat, files, stats…):
+//! video frames wait in latest-frame slots instead ([`super::frames`]), so a consumer that
+//! falls behind on pixels holds up nothing here. Events never wait for a slow consumer (the
+//! engine's tasks must keep answering the relay); one that stops reading loses events,
+//! counted and logged.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use protocol::control::{
     ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
     ParticipantId,
@@ -25,9 +24,6 @@ use crate::stats::{FileDirection, QualityInfo, StatsSnapshot};
 
 /// Capacity of the event channel.
 pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
-/// Video frames are only queued while at least this much room is left for other events.
-pub const VIDEO_EVENT_HEADROOM: usize = 1024;
-
 /// Something that happened in a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -120,27 +116,6 @@ pub enum SessionEvent {
         sender_id: ParticipantId,
         bytes: u64,
         size: u64,
-    },
-    /// A decoded frame from a participant. `rgba` is 4 bytes per pixel, row-major, no padding;
-    /// it is not serialized.
-    VideoFrame {
-        participant_id: ParticipantId,
-        frame_id: u32,
-        width: u32,
-        height: u32,
-        capture_ts_us: u64,
-        #[serde(skip)]
-        rgba: Bytes,
-    },
-    /// A frame of our own video as captured, before scaling and encoding (only with
-    /// `SessionOptions::local_video`). `rgb` is 3 bytes per pixel, row-major, no padding; it is
-    /// not serialized.
-    LocalVideoFrame {
-        width: u32,
-        height: u32,
-        capture_ts_us: u64,
-        #[serde(skip)]
-        rgb: Bytes,
     },
     /// Audio levels of the remote participants, a few times a second.
     AudioLevel {
@@ -253,19 +228,6 @@ impl EventSender {
         }
     }
 
-    /// Whether a video frame would be queued now.
-    pub(crate) fn has_video_headroom(&self) -> bool {
-        self.tx.capacity() > VIDEO_EVENT_HEADROOM
-    }
-
-    /// Queues a video frame only if the channel has headroom; returns whether it was queued.
-    pub(crate) fn emit_video(&self, event: SessionEvent) -> bool {
-        if !self.has_video_headroom() {
-            return false;
-        }
-        self.tx.try_send(event).is_ok()
-    }
-
     /// Shorthand for an [`SessionEvent::Error`] raised by the engine itself.
     pub(crate) fn error(&self, message: impl Into<String>) {
         let message = message.into();
@@ -279,43 +241,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_serialize_with_a_type_tag_and_without_pixels() {
-        let ev = SessionEvent::VideoFrame {
-            participant_id: 2,
-            frame_id: 7,
-            width: 2,
-            height: 1,
-            capture_ts_us: 5,
-            rgba: Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8]),
-        };
+    fn events_serialize_with_a_type_tag() {
+        let ev = SessionEvent::HostChanged { host_id: 2 };
         let json = serde_json::to_value(&ev).unwrap();
-        assert_eq!(json["type"], "video_frame");
-        assert_eq!(json["width"], 2);
-        assert!(json.get("rgba").is_none());
+        assert_eq!(json["type"], "host_changed");
+        assert_eq!(json["host_id"], 2);
         let ev = SessionEvent::Error { code: Some(ErrorCode::NotHost), message: "x".into(), retry_after_ms: None };
         let json = serde_json::to_string(&ev).unwrap();
         assert_eq!(serde_json::from_str::<SessionEvent>(&json).unwrap(), ev);
     }
 
     #[test]
-    fn video_frames_keep_headroom_for_control_events() {
-        let (tx, mut rx) = mpsc::channel(VIDEO_EVENT_HEADROOM + 3);
+    fn a_full_channel_drops_and_counts_instead_of_waiting() {
+        let (tx, mut rx) = mpsc::channel(3);
         let events = EventSender::new(tx);
-        let frame = SessionEvent::VideoFrame {
-            participant_id: 1,
-            frame_id: 0,
-            width: 0,
-            height: 0,
-            capture_ts_us: 0,
-            rgba: Bytes::new(),
-        };
-        let queued = (0..10).filter(|_| events.emit_video(frame.clone())).count();
-        assert_eq!(queued, 3);
-        events.emit(SessionEvent::Left);
+        for _ in 0..10 {
+            events.emit(SessionEvent::Left);
+        }
+        assert_eq!(events.dropped.load(Ordering::Relaxed), 7);
         let mut n = 0;
         while rx.try_recv().is_ok() {
             n += 1;
         }
-        assert_eq!(n, 4);
+        assert_eq!(n, 3);
     }
 }

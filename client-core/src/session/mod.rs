@@ -5,12 +5,15 @@
 //! command for that task and returns; what happens is reported on the event channel
 //! returned by `connect` ([`SessionEvent`]). Once in a meeting, the control task starts the
 //! media engine ([`engine`]): a network task that owns the UDP socket, capture threads for
-//! video and audio, a decode worker and an audio playout thread.
+//! video and audio, a decode worker and an audio playout thread. Video frames do not travel
+//! on the event channel: they wait in one latest-frame slot per source ([`frames`]), read
+//! through [`Session::video_feed`].
 //!
 //! Dropping the [`Session`] (or [`Session::close`], which also waits) leaves the meeting,
 //! stops every thread and closes the connection.
 
 pub mod events;
+pub mod frames;
 pub mod options;
 
 mod audio;
@@ -32,6 +35,7 @@ use crate::files::TransferTable;
 use crate::net::control::{ConnectError, Handshake};
 use crate::stats::StatsSnapshot;
 pub use events::{EventReceiver, FileFailure, FileProgress, ParticipantLevel, SessionEvent};
+pub use frames::{FrameSource, PixelFormat, VideoFeed, VideoFrame};
 pub use options::{AudioChoice, SessionOptions, SinkChoice, VideoChoice};
 
 /// Why a session call failed.
@@ -115,6 +119,8 @@ pub(crate) struct SessionShared {
     pub loss_override: Mutex<Option<f64>>,
     pub latest_stats: Mutex<Option<StatsSnapshot>>,
     pub files: Arc<TransferTable>,
+    /// The latest video frame per source, for [`Session::video_feed`].
+    pub video: Arc<frames::FrameSlots>,
 }
 
 impl SessionShared {
@@ -155,6 +161,7 @@ impl Session {
             loss_override: Mutex::new(options.loss_override),
             latest_stats: Mutex::new(None),
             files: Arc::new(TransferTable::default()),
+            video: Arc::new(frames::FrameSlots::default()),
             switches: PendingSwitches::default(),
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -283,6 +290,13 @@ impl Session {
     /// Stops a transfer of this file; a download keeps its partial file for a later resume.
     pub async fn cancel_file(&self, file_id: u64) -> Result<(), SessionError> {
         self.send(Command::CancelFile(file_id)).await
+    }
+
+    /// The session's video: the newest decoded frame of each participant (and of our own
+    /// camera with `SessionOptions::local_video`), to wait on and take. Frames never queue:
+    /// a consumer that falls behind only misses stale ones. Any number of feeds may read.
+    pub fn video_feed(&self) -> VideoFeed {
+        self.shared.video.feed()
     }
 
     /// The latest stats snapshot (one per second while in a meeting).

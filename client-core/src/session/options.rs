@@ -65,7 +65,7 @@ pub struct SessionOptions {
     pub mic_on: bool,
     /// Whether the camera starts on.
     pub camera_on: bool,
-    /// Also report each captured frame as a [`super::SessionEvent::LocalVideoFrame`], for a
+    /// Also put each captured frame into the [`super::FrameSource::Local`] video slot, for a
     /// self view (the capture thread owns the camera; nobody else can read it meanwhile).
     pub local_video: bool,
     /// Test hook: the loss fraction (0..=1) fed to the quality controller instead of the

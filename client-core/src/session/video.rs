@@ -6,7 +6,8 @@
 //! socket buffer) as one burst. With the camera off it sends nothing.
 //!
 //! The **decode worker** takes the newest complete frame of each sender (older ones were
-//! already replaced and counted as skipped) and decodes it to RGBA off the network task.
+//! already replaced and counted as skipped) and decodes it to RGBA off the network task, into
+//! that sender's latest-frame slot ([`super::frames`]).
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
@@ -17,7 +18,8 @@ use bytes::Bytes;
 use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, MAX_DATAGRAM_LEN};
 
 use super::engine::{EngineShared, VideoOutCounters};
-use super::events::{EventSender, SessionEvent};
+use super::events::EventSender;
+use super::frames::{FrameSource, PixelFormat, VideoFrame};
 use super::options::VideoChoice;
 use super::take_switch;
 use crate::media::{self, now_us, DecodedFrame, RgbFrame, TestPattern, VideoDecoder, VideoEncoder, VideoSource};
@@ -40,7 +42,7 @@ const CAMERA_RETRY: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub(crate) struct CaptureOptions {
     pub choice: VideoChoice,
-    /// Emit each captured frame as a `LocalVideoFrame` event.
+    /// Put each captured frame into the `FrameSource::Local` slot (the self view).
     pub local_video: bool,
 }
 
@@ -105,6 +107,7 @@ pub(crate) fn capture_thread(
     let mut datagram = [0u8; MAX_DATAGRAM_LEN];
     let mut seq: u32 = 0;
     let mut frame_id: u32 = 0;
+    let mut local_frames: u32 = 0;
     let mut next = Instant::now();
 
     while shared.running() {
@@ -144,12 +147,16 @@ pub(crate) fn capture_thread(
             describe(counters, &source);
             continue;
         }
-        if options.local_video && events.has_video_headroom() {
-            events.emit_video(SessionEvent::LocalVideoFrame {
+        if options.local_video {
+            local_frames = local_frames.wrapping_add(1);
+            shared.session.video.put(VideoFrame {
+                source: FrameSource::Local,
+                frame_id: local_frames,
                 width: frame.width,
                 height: frame.height,
                 capture_ts_us: frame.capture_ts_us,
-                rgb: Bytes::copy_from_slice(&frame.data),
+                format: PixelFormat::Rgb,
+                pixels: Bytes::copy_from_slice(&frame.data),
             });
         }
         let started = Instant::now();
@@ -203,7 +210,7 @@ pub(crate) fn capture_thread(
     counters.active.store(false, Ordering::Relaxed);
 }
 
-pub(crate) fn decode_thread(shared: Arc<EngineShared>, events: EventSender) {
+pub(crate) fn decode_thread(shared: Arc<EngineShared>) {
     let mut decoder = VideoDecoder::new();
     let mut out = DecodedFrame { width: 0, height: 0, rgba: Vec::new() };
     loop {
@@ -237,18 +244,16 @@ pub(crate) fn decode_thread(shared: Arc<EngineShared>, events: EventSender) {
                     counters.latency.record_us(frame.capture_ts_us, now);
                     drop(state);
                     // Hand the pixels over without copying; the next decode allocates anew.
-                    // Without room in the event channel, the buffer is kept for reuse.
-                    if events.has_video_headroom() {
-                        let rgba = Bytes::from(std::mem::take(&mut out.rgba));
-                        events.emit_video(SessionEvent::VideoFrame {
-                            participant_id: sender,
-                            frame_id: frame.frame_id,
-                            width: out.width,
-                            height: out.height,
-                            capture_ts_us: frame.capture_ts_us,
-                            rgba,
-                        });
-                    }
+                    let pixels = Bytes::from(std::mem::take(&mut out.rgba));
+                    shared.session.video.put(VideoFrame {
+                        source: FrameSource::Remote(sender),
+                        frame_id: frame.frame_id,
+                        width: out.width,
+                        height: out.height,
+                        capture_ts_us: frame.capture_ts_us,
+                        format: PixelFormat::Rgba,
+                        pixels,
+                    });
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use client_core::{Session, SessionEvent, SessionOptions};
+use client_core::{FrameSource, Session, SessionEvent, SessionOptions, VideoFeed};
 use relay_server::{Relay, RelayConfig, RelayHandle};
 use tokio::task::JoinHandle;
 
@@ -33,12 +33,16 @@ pub struct Log {
     pub frames: HashMap<u32, Vec<SeenFrame>>,
     /// The newest frame's pixels per sender.
     pub last_rgba: HashMap<u32, (u32, u32, Bytes)>,
+    /// Frames of our own camera seen, and the newest one (width, height, RGB).
+    pub local_frames: usize,
+    pub last_local: Option<(u32, u32, Bytes)>,
 }
 
 pub struct Bot {
     pub session: Session,
     pub log: Arc<Mutex<Log>>,
     collector: JoinHandle<()>,
+    video_collector: JoinHandle<()>,
 }
 
 impl Bot {
@@ -48,23 +52,11 @@ impl Bot {
         let sink = log.clone();
         let collector = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
-                let mut log = sink.lock().unwrap();
-                match ev {
-                    SessionEvent::VideoFrame { participant_id, frame_id, width, height, capture_ts_us, rgba } => {
-                        log.frames.entry(participant_id).or_default().push(SeenFrame {
-                            frame_id,
-                            width,
-                            height,
-                            capture_ts_us,
-                            at: Instant::now(),
-                        });
-                        log.last_rgba.insert(participant_id, (width, height, rgba));
-                    }
-                    other => log.events.push(other),
-                }
+                sink.lock().unwrap().events.push(ev);
             }
         });
-        Bot { session, log, collector }
+        let video_collector = tokio::spawn(collect_video(session.video_feed(), log.clone()));
+        Bot { session, log, collector, video_collector }
     }
 
     /// Index of the next event to be logged, for waiting on events after this point.
@@ -122,6 +114,35 @@ impl Bot {
     pub async fn close(self) {
         self.session.close().await;
         self.collector.abort();
+        self.video_collector.abort();
+    }
+}
+
+/// Logs every frame the feed offers, as a consumer that keeps up would see them.
+async fn collect_video(mut feed: VideoFeed, sink: Arc<Mutex<Log>>) {
+    while feed.changed().await {
+        let frames = feed.take_new();
+        let at = Instant::now();
+        let mut log = sink.lock().unwrap();
+        for f in frames {
+            match f.source {
+                FrameSource::Remote(id) => {
+                    let seen = SeenFrame {
+                        frame_id: f.frame_id,
+                        width: f.width,
+                        height: f.height,
+                        capture_ts_us: f.capture_ts_us,
+                        at,
+                    };
+                    log.frames.entry(id).or_default().push(seen);
+                    log.last_rgba.insert(id, (f.width, f.height, f.pixels));
+                }
+                FrameSource::Local => {
+                    log.local_frames += 1;
+                    log.last_local = Some((f.width, f.height, f.pixels));
+                }
+            }
+        }
     }
 }
 
