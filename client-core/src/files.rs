@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use protocol::chunks::{send_chunks, ChunkError, ChunkLink, ChunkSender, LinkEvent, Progress};
 use protocol::control::{sanitize_display_text, FileInfo};
 use protocol::estimators::RateMeter;
 use protocol::file::{FileFrame, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::RawFrames;
-use protocol::reno::{Reno, RenoConfig, RenoPhase};
+use protocol::reno::{RenoConfig, RenoPhase};
 use protocol::{ControlMessage, FrameCodec};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -256,7 +257,7 @@ async fn upload_inner(
 ) -> Result<(u64, String), FileError> {
     let size = tokio::fs::metadata(path).await?.len();
     let sha256 = hex::encode(hash_prefix(path.to_path_buf(), None).await?.finalize());
-    let mut file = tokio::fs::File::open(path).await?;
+    let file = tokio::fs::File::open(path).await?;
     let first = ControlMessage::FileUpload {
         session_token: ctx.session_token.clone(),
         name: name.to_string(),
@@ -273,88 +274,137 @@ async fn upload_inner(
         return Err(FileError::Protocol(format!("chunk size {chunk_size} out of range")));
     }
 
-    let mut reno = Reno::new(RenoConfig::default());
-    let mut rate = RateMeter::new(Duration::from_secs(1));
-    let mut sent: u64 = 0;
-    let mut acked: u64 = 0;
-    let mut seq: u32 = 0;
-    let mut complete = false;
-    let mut last_progress = Instant::now() - PROGRESS_INTERVAL;
-    let mut report = |reno: &Reno, rate: &RateMeter, acked: u64, force: bool| {
+    let mut sender = ChunkSender::new(RenoConfig::default(), size, 0, chunk_size);
+    let mut link = UploadLink {
+        conn: &mut conn,
+        file,
+        progress: UploadProgress {
+            ctx,
+            key,
+            upload_id,
+            file_id,
+            name,
+            chunk_size,
+            rate: RateMeter::new(Duration::from_secs(1)),
+            last_report: None,
+        },
+    };
+    link.progress.report(&sender, true);
+    send_chunks(&mut sender, &mut link).await?;
+    link.progress.report(&sender, true);
+    // The relay hashes the whole file, then answers.
+    match next_control(&mut conn).await? {
+        ControlMessage::FileUploadComplete { file_id: done } if done == file_id => Ok((file_id, sha256)),
+        other => Err(FileError::Protocol(format!("expected FILE_UPLOAD_COMPLETE, got {}", other.type_name()))),
+    }
+}
+
+/// Progress events and stats of one upload, throttled to one per [`PROGRESS_INTERVAL`].
+struct UploadProgress<'a> {
+    ctx: &'a FileContext,
+    key: u64,
+    upload_id: u64,
+    file_id: u64,
+    name: &'a str,
+    chunk_size: u32,
+    rate: RateMeter,
+    last_report: Option<Instant>,
+}
+
+impl UploadProgress<'_> {
+    /// Emits a progress event (unless one went out less than [`PROGRESS_INTERVAL`] ago and
+    /// `force` is false) and updates the transfer's stats.
+    fn report(&mut self, sender: &ChunkSender, force: bool) {
         let now = Instant::now();
-        if !force && now.duration_since(last_progress) < PROGRESS_INTERVAL {
+        if !force && self.last_report.is_some_and(|at| now.duration_since(at) < PROGRESS_INTERVAL) {
             return;
         }
-        last_progress = now;
+        self.last_report = Some(now);
+        let reno = sender.reno();
         let progress = FileProgress {
-            upload_id: Some(upload_id),
-            file_id,
+            upload_id: Some(self.upload_id),
+            file_id: self.file_id,
             direction: FileDirection::Upload,
-            name: name.to_string(),
-            bytes: acked,
-            total: size,
-            rate_bps: rate.bits_per_second(now) / 8.0,
+            name: self.name.to_string(),
+            bytes: sender.acked(),
+            total: sender.size(),
+            rate_bps: self.rate.bits_per_second(now) / 8.0,
             cwnd: Some(reno.cwnd()),
-            chunk_size: Some(chunk_size),
+            chunk_size: Some(self.chunk_size),
             ssthresh: Some(reno.ssthresh()),
             phase: Some(phase_name(reno.phase())),
             resumed_from: 0,
         };
-        ctx.table.update(key, transfer_stats(&progress, "active"));
-        ctx.events.emit(SessionEvent::FileProgress(progress));
-    };
-    report(&reno, &rate, 0, true);
+        self.ctx.table.update(self.key, transfer_stats(&progress, "active"));
+        self.ctx.events.emit(SessionEvent::FileProgress(progress));
+    }
+}
 
-    loop {
-        let mut fed = false;
-        while reno.can_send() && sent < size {
-            let len = (size - sent).min(u64::from(chunk_size)) as usize;
-            let mut buf = BytesMut::zeroed(len);
-            file.read_exact(&mut buf).await?;
-            let data = Bytes::from(buf);
-            conn.feed(FileFrame::Data { seq, offset: sent, data }.encode()).await?;
-            reno.on_sent(Instant::now(), seq, len);
-            seq = seq.wrapping_add(1);
-            sent += len as u64;
-            fed = true;
+/// The upload's side of [`send_chunks`]: chunks from the local file, ACKs from the relay.
+struct UploadLink<'a> {
+    conn: &'a mut FileConn,
+    file: tokio::fs::File,
+    progress: UploadProgress<'a>,
+}
+
+impl From<ChunkError> for FileError {
+    fn from(e: ChunkError) -> Self {
+        match e {
+            ChunkError::AckPastEnd { .. } => FileError::Protocol(e.to_string()),
+            ChunkError::ShortRead { .. } => FileError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)),
         }
-        if fed {
-            conn.flush().await?;
-        }
-        if complete {
-            if acked < size {
-                return Err(FileError::Protocol("FILE_UPLOAD_COMPLETE before every byte was acknowledged".into()));
-            }
-            report(&reno, &rate, acked, true);
-            return Ok((file_id, sha256));
-        }
-        let deadline = reno.poll_timeout().unwrap_or_else(|| Instant::now() + RELAY_ANSWER_TIMEOUT);
+    }
+}
+
+impl ChunkLink for UploadLink<'_> {
+    type Error = FileError;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    async fn read_chunk(&mut self, len: usize) -> Result<Bytes, FileError> {
+        let mut buf = BytesMut::zeroed(len);
+        self.file.read_exact(&mut buf).await?;
+        Ok(buf.freeze())
+    }
+
+    async fn feed(&mut self, frame: Bytes) -> Result<(), FileError> {
+        Ok(self.conn.feed(frame).await?)
+    }
+
+    async fn flush(&mut self) -> Result<(), FileError> {
+        Ok(self.conn.flush().await?)
+    }
+
+    async fn next_ack(&mut self, timer: Option<Instant>) -> Result<LinkEvent, FileError> {
+        // With nothing in flight the relay owes us nothing but its verdict; wait that long.
+        let deadline = timer.unwrap_or_else(|| Instant::now() + RELAY_ANSWER_TIMEOUT);
         tokio::select! {
-            frame = next_frame(&mut conn) => match frame? {
-                FileFrame::Ack { seq, received } => {
-                    let now = Instant::now();
-                    reno.on_ack(now, seq);
-                    if received > size {
-                        return Err(FileError::Protocol(format!("relay acknowledged {received} of {size} bytes")));
-                    }
-                    if received > acked {
-                        rate.record(now, (received - acked) as usize);
-                        acked = received;
-                    }
-                    report(&reno, &rate, acked, false);
+            frame = next_frame(self.conn) => match frame? {
+                FileFrame::Ack { seq, received } => Ok(LinkEvent::Ack { seq, received }),
+                FileFrame::Control(ControlMessage::FileUploadComplete { .. }) => {
+                    Err(FileError::Protocol("FILE_UPLOAD_COMPLETE before every byte was acknowledged".into()))
                 }
-                FileFrame::Control(ControlMessage::FileUploadComplete { file_id: done }) if done == file_id => complete = true,
-                FileFrame::Control(ControlMessage::Error { code, message, .. }) => return Err(FileError::Refused { code, message }),
-                other => return Err(FileError::Protocol(format!("unexpected {} during upload", frame_name(&other)))),
+                FileFrame::Control(ControlMessage::Error { code, message, .. }) => Err(FileError::Refused { code, message }),
+                other => Err(FileError::Protocol(format!("unexpected {} during upload", frame_name(&other)))),
             },
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                if reno.chunks_in_flight() == 0 && sent >= size {
-                    // Everything is acknowledged and the relay is still silent.
-                    return Err(FileError::Timeout);
+            _ = tokio::time::sleep_until(deadline.into()) => match timer {
+                Some(_) => Ok(LinkEvent::Timer),
+                None => Err(FileError::Timeout),
+            },
+        }
+    }
+
+    fn on_progress(&mut self, sender: &ChunkSender, progress: Progress) {
+        match progress {
+            Progress::Acked { newly_acked } => {
+                if newly_acked > 0 {
+                    self.progress.rate.record(Instant::now(), newly_acked as usize);
                 }
-                reno.handle_timeout(Instant::now());
-                report(&reno, &rate, acked, true);
+                self.progress.report(sender, false);
             }
+            Progress::Timeout => self.progress.report(sender, true),
         }
     }
 }

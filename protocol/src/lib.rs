@@ -10,6 +10,7 @@
 //! - [`media`]: the binary UDP media packets.
 //! - [`file`]: the binary chunk/ACK frames of a file-transfer connection.
 //! - [`reno`]: the file-transfer congestion window (RFC 5681 Reno, RFC 6298 RTO).
+//! - [`chunks`]: the file-transfer chunk sender around it, and the one loop both ends use.
 //! - [`assembler`]: video frame reassembly from UDP fragments.
 //! - [`jitter`]: the adaptive audio jitter buffer.
 //! - [`conceal`]: packet-loss concealment for the audio the jitter buffer is missing.
@@ -21,6 +22,7 @@
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
 pub mod assembler;
+pub mod chunks;
 pub mod conceal;
 pub mod control;
 pub mod estimators;

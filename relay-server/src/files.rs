@@ -28,10 +28,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use protocol::chunks::{send_chunks, ChunkError, ChunkLink, ChunkSender, LinkEvent, Progress};
 use protocol::control::{sanitize_display_text, ErrorCode, FileInfo, ParticipantId};
 use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::{ControlFrames, FrameCodec, FrameError, RawFrames};
-use protocol::reno::{Reno, RenoConfig};
+use protocol::reno::RenoConfig;
 use protocol::ControlMessage;
 use sha2::{Digest, Sha256};
 use tokio::fs::File;
@@ -329,8 +330,7 @@ impl FileConn {
             .await
             .map_err(|_| OpError::new(ErrorCode::UnknownFile, "the file is no longer available"))?;
         handle.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| internal("reading the file", e))?;
-        let mut input = BufReader::with_capacity(DISK_BUFFER, handle);
-        let chunk_size = u64::from(DEFAULT_CHUNK_SIZE);
+        let input = BufReader::with_capacity(DISK_BUFFER, handle);
         self.send(&ControlMessage::FileDownloadReady {
             file: file.info.clone(),
             offset,
@@ -339,64 +339,92 @@ impl FileConn {
         .await?;
         debug!(meeting = %meeting.code, file_id = file.info.file_id, offset, "download started");
 
-        let mut reno = Reno::new(RenoConfig::default());
-        let mut next_offset = offset;
-        let mut acked = offset;
-        let mut seq = 0u32;
-        let mut idle_deadline = Instant::now() + self.limit();
-        while acked < size {
-            let mut sent_any = false;
-            while reno.can_send() && next_offset < size {
-                let len = chunk_size.min(size - next_offset) as usize;
-                let mut chunk = BytesMut::zeroed(len);
-                input.read_exact(&mut chunk).await.map_err(|e| internal("reading the file", e))?;
-                let frame = FileFrame::Data { seq, offset: next_offset, data: chunk.freeze() };
-                match tokio::time::timeout(self.limit(), self.framed.feed(frame.encode())).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(io_gone("write", e)),
-                    Err(_) => return Err(Ended::Gone("the peer stopped reading".into())),
-                }
-                reno.on_sent(Instant::now().into_std(), seq, len);
-                seq = seq.wrapping_add(1);
-                next_offset += len as u64;
-                sent_any = true;
-            }
-            if sent_any {
-                match tokio::time::timeout(self.limit(), self.framed.flush()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(io_gone("write", e)),
-                    Err(_) => return Err(Ended::Gone("the peer stopped reading".into())),
-                }
-            }
-            let timer = reno.poll_timeout().map(Instant::from_std);
-            match self.next(meeting, timer, idle_deadline).await? {
-                Incoming::Timer => {
-                    reno.handle_timeout(Instant::now().into_std());
-                }
+        let mut sender = ChunkSender::new(RenoConfig::default(), size, offset, DEFAULT_CHUNK_SIZE);
+        let idle_deadline = Instant::now() + self.limit();
+        let mut link = DownloadLink { conn: self, meeting, input, idle_deadline };
+        send_chunks(&mut sender, &mut link).await?;
+        debug!(meeting = %meeting.code, file_id = file.info.file_id, "download complete");
+        Ok(())
+    }
+}
+
+/// The download's side of [`send_chunks`]: chunks from the spooled file, ACKs from the
+/// participant. Anything else the participant sends meanwhile gets an `INVALID_STATE` reply.
+struct DownloadLink<'a> {
+    conn: &'a mut FileConn,
+    meeting: &'a Meeting,
+    input: BufReader<File>,
+    /// The download ends if no ACK arrives by then; every ACK moves it on.
+    idle_deadline: Instant,
+}
+
+impl From<ChunkError> for Ended {
+    fn from(e: ChunkError) -> Self {
+        match e {
+            ChunkError::AckPastEnd { .. } => Ended::Refused(OpError::new(ErrorCode::MalformedMessage, e.to_string())),
+            ChunkError::ShortRead { .. } => internal("reading the file", e),
+        }
+    }
+}
+
+impl ChunkLink for DownloadLink<'_> {
+    type Error = Ended;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+
+    async fn read_chunk(&mut self, len: usize) -> Result<Bytes, Ended> {
+        let mut chunk = BytesMut::zeroed(len);
+        self.input.read_exact(&mut chunk).await.map_err(|e| internal("reading the file", e))?;
+        Ok(chunk.freeze())
+    }
+
+    async fn feed(&mut self, frame: Bytes) -> Result<(), Ended> {
+        match tokio::time::timeout(self.conn.limit(), self.conn.framed.feed(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_gone("write", e)),
+            Err(_) => Err(Ended::Gone("the peer stopped reading".into())),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Ended> {
+        match tokio::time::timeout(self.conn.limit(), self.conn.framed.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_gone("write", e)),
+            Err(_) => Err(Ended::Gone("the peer stopped reading".into())),
+        }
+    }
+
+    async fn next_ack(&mut self, timer: Option<std::time::Instant>) -> Result<LinkEvent, Ended> {
+        loop {
+            let timer = timer.map(Instant::from_std);
+            match self.conn.next(self.meeting, timer, self.idle_deadline).await? {
+                Incoming::Timer => return Ok(LinkEvent::Timer),
                 Incoming::Frame(FileFrame::Ack { seq, received }) => {
-                    reno.on_ack(Instant::now().into_std(), seq);
-                    let received = received.min(size);
-                    if received > acked {
-                        Stats::add(&self.shared.stats.download_bytes, received - acked);
-                        acked = received;
-                    }
-                    idle_deadline = Instant::now() + self.limit();
+                    self.idle_deadline = Instant::now() + self.conn.limit();
+                    return Ok(LinkEvent::Ack { seq, received });
                 }
                 Incoming::Frame(FileFrame::Data { .. }) => {
-                    self.send(&ControlMessage::error(
-                        ErrorCode::InvalidState,
-                        "DATA frames go to the relay only on uploads",
-                    ))
-                    .await?;
+                    self.conn
+                        .send(&ControlMessage::error(
+                            ErrorCode::InvalidState,
+                            "DATA frames go to the relay only on uploads",
+                        ))
+                        .await?;
                 }
                 Incoming::Frame(FileFrame::Control(other)) => {
                     let message = format!("{} is not expected during a download", other.type_name());
-                    self.send(&ControlMessage::error(ErrorCode::InvalidState, message)).await?;
+                    self.conn.send(&ControlMessage::error(ErrorCode::InvalidState, message)).await?;
                 }
             }
         }
-        debug!(meeting = %meeting.code, file_id = file.info.file_id, "download complete");
-        Ok(())
+    }
+
+    fn on_progress(&mut self, _sender: &ChunkSender, progress: Progress) {
+        if let Progress::Acked { newly_acked } = progress {
+            Stats::add(&self.conn.shared.stats.download_bytes, newly_acked);
+        }
     }
 }
 

@@ -173,6 +173,34 @@ async fn chunks_out_of_order_abort_the_upload() {
 }
 
 #[tokio::test]
+async fn a_download_ack_past_the_end_is_refused() {
+    let relay = start_default().await;
+    let m = meeting(&relay, &["A"]).await;
+    let token = m[0].welcome.session_token.clone();
+    let data = test_bytes(100_000, 5);
+    let (done, file_id) = upload(&relay, &token, "f.bin", &data, &sha256_hex(&data)).await;
+    assert_eq!(done, ControlMessage::FileUploadComplete { file_id });
+
+    let mut conn =
+        FileConn::connect(&relay, ControlMessage::FileDownload { session_token: token, file_id, offset: 0 }).await;
+    assert!(matches!(conn.recv_control().await, ControlMessage::FileDownloadReady { .. }));
+    let Some(FileFrame::Data { seq, .. }) = conn.recv().await else { panic!("expected the first chunk") };
+    conn.send(FileFrame::Ack { seq, received: 1_000_000 }).await;
+    // The rest of the initial window may still arrive before the refusal.
+    let refusal = loop {
+        match conn.recv().await {
+            Some(FileFrame::Data { .. }) => continue,
+            Some(FileFrame::Control(m)) => break m,
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+    };
+    assert!(matches!(refusal, ControlMessage::Error { code: ErrorCode::MalformedMessage, .. }), "{refusal:?}");
+    assert_eq!(conn.recv().await, None, "connection closed");
+    assert!(relay.stats().download_bytes < data.len() as u64, "the lie was not counted as delivered");
+    relay.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_spool_goes_when_the_meeting_ends() {
     let relay = start_default().await;
     let mut m = meeting(&relay, &["A", "B"]).await;
