@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use client_core::media::TestPattern;
 use client_core::{AudioChoice, SessionEvent, SessionOptions, SinkChoice, VideoChoice};
 use common::*;
@@ -49,11 +47,10 @@ async fn missing_devices_fall_back_with_an_error() {
     assert_eq!(rgb.len(), (w * h * 3) as usize);
     assert!(TestPattern::read_counter(&rgb, w, h, 3).is_some(), "the pattern's counter is in the self view");
     assert!(b.log.lock().unwrap().local_frames == 0, "no self view unless asked for");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let a_stats = a.session.stats().unwrap();
+    let a_stats = a.next_stats().await;
     assert_eq!(a_stats.audio_out.frames_sent, 0, "no microphone, no audio");
     assert!(a_stats.video_out.source.starts_with("test pattern"), "{}", a_stats.video_out.source);
-    let b_stats = b.session.stats().unwrap();
+    let b_stats = b.next_stats().await;
     let from_a = b_stats.streams.iter().find(|r| r.participant_id == a_id).expect("stream from A");
     assert_eq!(from_a.audio.packets_received, 0);
     a.close().await;
@@ -76,14 +73,25 @@ async fn devices_switch_mid_meeting() {
     let sent = |bot: &Bot| bot.session.stats().map_or(0, |s| s.video_out.frames_sent);
 
     a.session.set_video_source(VideoChoice::None).await.unwrap();
-    // Stats come once a second: wait for one that shows the source gone, then for no growth.
-    a.wait_until("video source gone", LONG, |_| a.session.stats().is_some_and(|s| s.video_out.source.is_empty())).await;
-    // The snapshot that first shows the source gone may have read the frame counter just
-    // before the last frame was counted: take the count from the next one.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let stopped_at = sent(&a);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(sent(&a), stopped_at, "no video with no source");
+    // Stats come once a second: wait for one that shows the source gone.
+    let gone_at = a
+        .wait("video source gone", LONG, |e| match e {
+            SessionEvent::Stats(s) if s.video_out.source.is_empty() => Some(s.timestamp_ms),
+            _ => None,
+        })
+        .await;
+    // That snapshot may have read the frame counter just before the last frame was counted:
+    // take the count from the next one, then check that two more (two more seconds) show no
+    // growth.
+    let settled = a.stats_after(gone_at).await;
+    let one = a.stats_after(settled.timestamp_ms).await;
+    let two = a.stats_after(one.timestamp_ms).await;
+    let stopped_at = settled.video_out.frames_sent;
+    assert_eq!(
+        (one.video_out.frames_sent, two.video_out.frames_sent),
+        (stopped_at, stopped_at),
+        "no video with no source"
+    );
 
     a.session.set_video_source(VideoChoice::Synthetic).await.unwrap();
     a.wait_until("video again", LONG, |_| sent(&a) > stopped_at + 5).await;

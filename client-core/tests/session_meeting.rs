@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use client_core::media::TestPattern;
 use client_core::{SessionEvent, SessionOptions, StatsSnapshot};
 use common::*;
@@ -39,14 +37,21 @@ async fn three_bots_exchange_video_audio_and_chat() {
         })
         .await;
     }
-    // Warm-up: the jitter buffers replace their 60 ms prior by measurements (≈ 3.5 s).
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let warm: Vec<StatsSnapshot> = bots.iter().map(|(bot, _)| bot.session.stats().expect("stats")).collect();
+    // Warm-up: the jitter buffers replace their 60 ms prior by measurements (≈ 3.5 s): wait
+    // for each bot's fourth stats snapshot from now.
+    let marks: Vec<usize> = bots.iter().map(|(bot, _)| bot.mark()).collect();
+    let mut warm: Vec<StatsSnapshot> = Vec::new();
+    for ((bot, _), mark) in bots.iter().zip(&marks) {
+        warm.push(bot.nth_stats(*mark, 4).await);
+    }
 
     let ada_msg_ids = [a.session.send_chat("hello from Ada").await.unwrap()];
     let cy_msg_ids = [c.session.send_chat("and Cy").await.unwrap(), c.session.send_chat("twice").await.unwrap()];
-    // The meeting runs for at least five seconds in all.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The meeting runs for at least five seconds in all: four more snapshots from each bot.
+    let marks: Vec<usize> = bots.iter().map(|(bot, _)| bot.mark()).collect();
+    for ((bot, _), mark) in bots.iter().zip(&marks) {
+        bot.nth_stats(*mark, 4).await;
+    }
 
     for (i, (bot, me)) in bots.iter().enumerate() {
         let stats = bot.session.stats().expect("stats");
@@ -126,11 +131,20 @@ async fn three_bots_exchange_video_audio_and_chat() {
 
     // Camera off stops sending.
     a.session.set_camera(false).await.unwrap();
-    a.wait_until("a snapshot with the camera off", LONG, |_| !a.session.stats().unwrap().video_out.enabled).await;
-    let sent = a.session.stats().unwrap().video_out.frames_sent;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(a.session.stats().unwrap().video_out.frames_sent, sent, "camera off sends nothing");
-    assert!(!a.session.stats().unwrap().video_out.enabled);
+    let off_at = a
+        .wait("a snapshot with the camera off", LONG, |e| match e {
+            SessionEvent::Stats(s) if !s.video_out.enabled => Some(s.timestamp_ms),
+            _ => None,
+        })
+        .await;
+    // Take the count from the next snapshot (the first may have read it just before the last
+    // frame was counted), then two more must show no growth.
+    let settled = a.stats_after(off_at).await;
+    let one = a.stats_after(settled.timestamp_ms).await;
+    let two = a.stats_after(one.timestamp_ms).await;
+    let sent = settled.video_out.frames_sent;
+    assert_eq!((one.video_out.frames_sent, two.video_out.frames_sent), (sent, sent), "camera off sends nothing");
+    assert!(!two.video_out.enabled);
 
     let lines = std::fs::read_to_string(&stats_path).unwrap();
     let parsed: Vec<StatsSnapshot> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

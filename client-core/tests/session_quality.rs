@@ -31,8 +31,7 @@ async fn fifteen_percent_loss_makes_frames_smaller_within_two_seconds() {
         })
         .await;
     // Loopback loses nothing: the level stays at the top without the override.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = sender.session.stats().unwrap();
+    let before = sender.nth_stats(sender.mark(), 2).await;
     assert_eq!(before.quality.level, LADDER.len() - 1);
     let big_frame = before.video_out.last_frame_bytes;
     assert!(big_frame > 0);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use client_core::{FrameSource, Session, SessionEvent, SessionOptions, VideoFeed};
+use client_core::{FrameSource, Session, SessionEvent, SessionOptions, StatsSnapshot, VideoFeed};
 use relay_server::{Relay, RelayConfig, RelayHandle};
 use tokio::task::JoinHandle;
 
@@ -91,6 +91,42 @@ impl Bot {
     /// Waits for a matching event anywhere in the log.
     pub async fn wait<T>(&self, what: &str, timeout: Duration, f: impl FnMut(&SessionEvent) -> Option<T>) -> T {
         self.wait_from(0, what, timeout, f).await
+    }
+
+    /// The first stats snapshot taken after `after_ms` (its `timestamp_ms`); they come once a
+    /// second.
+    pub async fn stats_after(&self, after_ms: u64) -> StatsSnapshot {
+        self.wait("a stats snapshot", LONG, |e| match e {
+            SessionEvent::Stats(s) if s.timestamp_ms > after_ms => Some((**s).clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The first stats snapshot logged after this call.
+    pub async fn next_stats(&self) -> StatsSnapshot {
+        self.nth_stats(self.mark(), 1).await
+    }
+
+    /// The `n`-th stats snapshot (counting from 1) logged at index ≥ `from`: a wait of about
+    /// `n` seconds measured in the session's own stats intervals.
+    pub async fn nth_stats(&self, from: usize, n: usize) -> StatsSnapshot {
+        let mut found = None;
+        self.wait_until(&format!("stats snapshot #{n}"), LONG + Duration::from_secs(n as u64), |log| {
+            found = log
+                .events
+                .iter()
+                .skip(from)
+                .filter_map(|e| match e {
+                    SessionEvent::Stats(s) => Some(s),
+                    _ => None,
+                })
+                .nth(n.saturating_sub(1))
+                .map(|s| (**s).clone());
+            found.is_some()
+        })
+        .await;
+        found.expect("wait_until returned")
     }
 
     /// Waits until `f` holds for the log.
