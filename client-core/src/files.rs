@@ -28,7 +28,7 @@ use protocol::control::{sanitize_display_text, FileInfo};
 use protocol::estimators::RateMeter;
 use protocol::file::{FileFrame, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::RawFrames;
-use protocol::reno::{RenoConfig, RenoPhase};
+use protocol::reno::RenoConfig;
 use protocol::{ControlMessage, FrameCodec};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -37,7 +37,7 @@ use tokio_util::codec::Framed;
 
 use crate::net::control::connect_tcp;
 use crate::session::events::{EventSender, FileFailure, FileProgress, SessionEvent};
-use crate::stats::{FileDirection, FileTransferStats};
+use crate::stats::{FileDirection, FileTransferStats, TransferState};
 
 /// How often progress events go out during a transfer.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -111,15 +111,15 @@ impl TransferTable {
         map.insert(key, stats);
         while map.len() > MAX_REMEMBERED_TRANSFERS {
             // Forget the oldest finished transfer; active ones are bounded by the caller.
-            let Some(old) = map.iter().find(|(_, s)| s.state != "active").map(|(k, _)| *k) else { break };
+            let Some(old) = map.iter().find(|(_, s)| s.state.is_finished()).map(|(k, _)| *k) else { break };
             map.remove(&old);
         }
     }
 
-    pub(crate) fn set_state(&self, key: u64, state: &str) {
+    pub(crate) fn set_state(&self, key: u64, state: TransferState) {
         if let Ok(mut map) = self.entries.lock() {
             if let Some(s) = map.get_mut(&key) {
-                s.state = state.to_string();
+                s.state = state;
                 s.rate_bps = 0.0;
             }
         }
@@ -179,13 +179,6 @@ fn frame_name(frame: &FileFrame) -> &'static str {
     }
 }
 
-fn phase_name(phase: RenoPhase) -> String {
-    match phase {
-        RenoPhase::SlowStart => "slow_start".into(),
-        RenoPhase::CongestionAvoidance => "congestion_avoidance".into(),
-    }
-}
-
 /// SHA-256 of the first `len` bytes of a file, as lower-case hex digits and as a running
 /// hasher that can take more bytes.
 async fn hash_prefix(path: PathBuf, len: Option<u64>) -> Result<Sha256, FileError> {
@@ -220,7 +213,7 @@ pub(crate) async fn upload(ctx: FileContext, key: u64, upload_id: u64, path: Pat
     let mut file_id = None;
     match upload_inner(&ctx, key, upload_id, &path, &name, &mut file_id).await {
         Ok((file_id, sha256)) => {
-            ctx.table.set_state(key, "done");
+            ctx.table.set_state(key, TransferState::Done);
             ctx.events.emit(SessionEvent::FileDone {
                 upload_id: Some(upload_id),
                 file_id,
@@ -233,7 +226,7 @@ pub(crate) async fn upload(ctx: FileContext, key: u64, upload_id: u64, path: Pat
         }
         Err(e) => {
             tracing::warn!(file = %path.display(), "upload failed: {e}");
-            ctx.table.set_state(key, "failed");
+            ctx.table.set_state(key, TransferState::Failed);
             ctx.events.emit(SessionEvent::FileFailed {
                 upload_id: Some(upload_id),
                 file_id,
@@ -332,10 +325,10 @@ impl UploadProgress<'_> {
             cwnd: Some(reno.cwnd()),
             chunk_size: Some(self.chunk_size),
             ssthresh: Some(reno.ssthresh()),
-            phase: Some(phase_name(reno.phase())),
+            phase: Some(reno.phase()),
             resumed_from: 0,
         };
-        self.ctx.table.update(self.key, transfer_stats(&progress, "active"));
+        self.ctx.table.update(self.key, transfer_stats(&progress, TransferState::Active));
         self.ctx.events.emit(SessionEvent::FileProgress(progress));
     }
 }
@@ -409,7 +402,7 @@ impl ChunkLink for UploadLink<'_> {
     }
 }
 
-fn transfer_stats(p: &FileProgress, state: &str) -> FileTransferStats {
+fn transfer_stats(p: &FileProgress, state: TransferState) -> FileTransferStats {
     FileTransferStats {
         file_id: Some(p.file_id),
         direction: p.direction,
@@ -420,8 +413,8 @@ fn transfer_stats(p: &FileProgress, state: &str) -> FileTransferStats {
         cwnd: p.cwnd,
         chunk_size: p.chunk_size,
         ssthresh: p.ssthresh,
-        phase: p.phase.clone(),
-        state: state.to_string(),
+        phase: p.phase,
+        state,
     }
 }
 
@@ -468,7 +461,7 @@ fn claim_and_rename(part: &Path, dir: &Path, name: &str) -> Result<PathBuf, File
 pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: PathBuf) {
     match download_inner(&ctx, key, &info, &dir).await {
         Ok((path, sha256)) => {
-            ctx.table.set_state(key, "done");
+            ctx.table.set_state(key, TransferState::Done);
             ctx.events.emit(SessionEvent::FileDone {
                 upload_id: None,
                 file_id: info.file_id,
@@ -481,7 +474,7 @@ pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: Pa
         }
         Err(e) => {
             tracing::warn!(file_id = info.file_id, "download failed: {e}");
-            ctx.table.set_state(key, "failed");
+            ctx.table.set_state(key, TransferState::Failed);
             ctx.events.emit(SessionEvent::FileFailed {
                 upload_id: None,
                 file_id: Some(info.file_id),
@@ -549,7 +542,7 @@ async fn download_inner(
         resumed_from: offset,
     };
     let first = progress(received, &rate);
-    ctx.table.update(key, transfer_stats(&first, "active"));
+    ctx.table.update(key, transfer_stats(&first, TransferState::Active));
     ctx.events.emit(SessionEvent::FileProgress(first));
 
     // On any failure, whatever arrived is flushed to the partial file so a retry resumes
@@ -576,7 +569,7 @@ async fn download_inner(
                     if now.duration_since(last_progress) >= PROGRESS_INTERVAL || received == info.size {
                         last_progress = now;
                         let p = progress(received, &rate);
-                        ctx.table.update(key, transfer_stats(&p, "active"));
+                        ctx.table.update(key, transfer_stats(&p, TransferState::Active));
                         ctx.events.emit(SessionEvent::FileProgress(p));
                     }
                 }

@@ -18,6 +18,7 @@
 //! - [`redundancy`]: when audio packets carry that copy.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //! - [`quality`]: the video quality ladder and its adaptation policy.
+//! - [`stats`]: the shapes of a client's per-second stats snapshots (its `--stats-json` lines).
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
@@ -34,6 +35,7 @@ pub mod mulaw;
 pub mod quality;
 pub mod redundancy;
 pub mod reno;
+pub mod stats;
 
 pub use control::ControlMessage;
 pub use framing::{FrameCodec, FrameError};

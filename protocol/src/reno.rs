@@ -78,7 +78,8 @@ impl Default for RenoConfig {
 }
 
 /// Which growth rule the window follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RenoPhase {
     /// `cwnd < ssthresh`: +1 chunk per ACK, so the window doubles every RTT.
     SlowStart,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use client_core::stats::FileDirection;
+use client_core::stats::{FileDirection, TransferState};
 use client_core::StatsSnapshot as EngineStats;
 use protocol::control::{self as pc, ParticipantId};
 
@@ -209,7 +209,7 @@ impl StatsSnapshot {
         let cwnd_bytes = s
             .files
             .iter()
-            .filter(|f| f.direction == FileDirection::Upload && f.state == "active")
+            .filter(|f| f.direction == FileDirection::Upload && f.state == TransferState::Active)
             .filter_map(|f| Some(u64::from(f.cwnd?) * u64::from(f.chunk_size?)))
             .max();
         Self {
@@ -493,7 +493,7 @@ mod tests {
             direction: FileDirection::Upload,
             cwnd: Some(10),
             chunk_size: Some(16_384),
-            state: "active".into(),
+            state: TransferState::Active,
             ..Default::default()
         });
         s.quality.level = 2;

@@ -22,7 +22,7 @@ use super::options::SessionOptions;
 use super::{Command, DeviceSwitch, SessionShared};
 use crate::files::{self, FileContext};
 use crate::net::control::{ControlConn, Handshake};
-use crate::stats::{FileDirection, FileTransferStats};
+use crate::stats::{FileDirection, FileTransferStats, TransferState};
 
 /// How often we ping the relay.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
@@ -494,7 +494,7 @@ impl ControlTask {
                 direction: FileDirection::Download,
                 name: info.name.clone(),
                 total: info.size,
-                state: "active".into(),
+                state: TransferState::Active,
                 ..Default::default()
             },
         );
@@ -530,7 +530,7 @@ impl ControlTask {
                     continue;
                 }
                 t.handle.abort();
-                table.set_state(key, "cancelled");
+                table.set_state(key, TransferState::Cancelled);
                 self.events.emit(SessionEvent::FileFailed {
                     upload_id: t.upload_id,
                     file_id: Some(file_id),

@@ -192,8 +192,8 @@ pub struct FileProgress {
     /// Bytes per chunk, the unit of `cwnd` and `ssthresh` (uploads only; the relay sets it).
     pub chunk_size: Option<u32>,
     pub ssthresh: Option<u32>,
-    /// "slow_start" or "congestion_avoidance" (uploads only).
-    pub phase: Option<String>,
+    /// Which growth rule the upload's window follows (uploads only).
+    pub phase: Option<protocol::reno::RenoPhase>,
     /// Where this download resumed (0 for a fresh one).
     pub resumed_from: u64,
 }

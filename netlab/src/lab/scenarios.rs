@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use super::metrics::{changes, counter_delta, mean_in, min_in, time_until};
 use super::netns::{self, NsLink, Side};
 use super::procs::{BotAudio, BotProc, BotSpec, RelayProc};
-use super::stats::{BotStats, Snapshot};
+use super::stats::{BotStats, StatsSnapshot};
 use super::svg::{self, Chart, Panel, Phase, Series};
 use super::{now_unix_ms, pesq, BotOut, LabError, PhaseOut, Report, RunOptions};
 use crate::proxy::{PortMap, Proxy, ProxyConfig, ProxyStats};
@@ -137,14 +137,14 @@ fn phases_out(phases: &[(f64, f64, &str)]) -> Vec<PhaseOut> {
 fn standard_chart(title: &str, bots: &[BotStats], sender: &BotStats, phases: &[PhaseOut], x_max: f64) -> Chart {
     let spid = sender.participant_id().unwrap_or(u32::MAX);
     let receivers: Vec<&BotStats> = bots.iter().filter(|b| b.name != sender.name).collect();
-    let rx = |f: &dyn Fn(&Snapshot) -> Option<f64>| -> Vec<Series> {
+    let rx = |f: &dyn Fn(&StatsSnapshot) -> Option<f64>| -> Vec<Series> {
         receivers
             .iter()
             .map(|b| Series { name: b.name.clone(), points: b.series(f) })
             .filter(|s| !s.points.is_empty())
             .collect()
     };
-    let from_sender = |s: &Snapshot| BotStats::stream_from(s, spid).cloned();
+    let from_sender = |s: &StatsSnapshot| BotStats::stream_from(s, spid).cloned();
 
     let quality = Panel {
         title: "quality level".into(),
@@ -523,10 +523,11 @@ async fn upload_run(
             while t0_instant.elapsed() < limit {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let b = BotStats::load("u", &stats_path, t0).unwrap_or_default();
-                let done =
-                    b.lines.last().and_then(|(_, s)| s.files.first()).is_some_and(|f| {
-                        f.state == "done" || f.state == "failed" || (f.total > 0 && f.bytes >= f.total)
-                    });
+                let done = b
+                    .lines
+                    .last()
+                    .and_then(|(_, s)| s.files.first())
+                    .is_some_and(|f| f.state.is_finished() || (f.total > 0 && f.bytes >= f.total));
                 if done {
                     break;
                 }
@@ -944,7 +945,7 @@ pub async fn audio_pesq(o: &RunOptions) -> Result<Report, LabError> {
 fn audio_chart(bots: &[BotStats], speaker: &BotStats, phases: &[PhaseOut], x_max: f64) -> Chart {
     let spid = speaker.participant_id().unwrap_or(u32::MAX);
     let listeners: Vec<&BotStats> = bots.iter().filter(|b| b.name != speaker.name).collect();
-    let series = |f: &dyn Fn(&super::stats::AudioIn) -> f64| -> Vec<Series> {
+    let series = |f: &dyn Fn(&super::stats::AudioInStats) -> f64| -> Vec<Series> {
         listeners
             .iter()
             .map(|b| Series {
