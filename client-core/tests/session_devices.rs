@@ -74,18 +74,11 @@ async fn devices_switch_mid_meeting() {
 
     a.session.set_video_source(VideoChoice::None).await.unwrap();
     // Stats come once a second: wait for one that shows the source gone.
-    let gone_at = a
-        .wait("video source gone", LONG, |e| match e {
-            SessionEvent::Stats(s) if s.video_out.source.is_empty() => Some(s.timestamp_ms),
-            _ => None,
-        })
-        .await;
+    let gone = a.first_stats("video source gone", |s| s.video_out.source.is_empty()).await;
     // That snapshot may have read the frame counter just before the last frame was counted:
     // take the count from the next one, then check that two more (two more seconds) show no
     // growth.
-    let settled = a.stats_after(gone_at).await;
-    let one = a.stats_after(settled.timestamp_ms).await;
-    let two = a.stats_after(one.timestamp_ms).await;
+    let [settled, one, two] = a.stats_run_after(gone.timestamp_ms).await;
     let stopped_at = settled.video_out.frames_sent;
     assert_eq!(
         (one.video_out.frames_sent, two.video_out.frames_sent),

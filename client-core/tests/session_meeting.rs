@@ -131,17 +131,10 @@ async fn three_bots_exchange_video_audio_and_chat() {
 
     // Camera off stops sending.
     a.session.set_camera(false).await.unwrap();
-    let off_at = a
-        .wait("a snapshot with the camera off", LONG, |e| match e {
-            SessionEvent::Stats(s) if !s.video_out.enabled => Some(s.timestamp_ms),
-            _ => None,
-        })
-        .await;
+    let off = a.first_stats("a snapshot with the camera off", |s| !s.video_out.enabled).await;
     // Take the count from the next snapshot (the first may have read it just before the last
     // frame was counted), then two more must show no growth.
-    let settled = a.stats_after(off_at).await;
-    let one = a.stats_after(settled.timestamp_ms).await;
-    let two = a.stats_after(one.timestamp_ms).await;
+    let [settled, one, two] = a.stats_run_after(off.timestamp_ms).await;
     let sent = settled.video_out.frames_sent;
     assert_eq!((one.video_out.frames_sent, two.video_out.frames_sent), (sent, sent), "camera off sends nothing");
     assert!(!two.video_out.enabled);

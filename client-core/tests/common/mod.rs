@@ -103,6 +103,28 @@ impl Bot {
         .await
     }
 
+    /// The first `N` stats snapshots taken after `after_ms`, in order: about `N` seconds of the
+    /// session's own stats intervals.
+    pub async fn stats_run_after<const N: usize>(&self, after_ms: u64) -> [StatsSnapshot; N] {
+        let mut run = Vec::with_capacity(N);
+        let mut after = after_ms;
+        for _ in 0..N {
+            let next = self.stats_after(after).await;
+            after = next.timestamp_ms;
+            run.push(next);
+        }
+        run.try_into().unwrap_or_else(|_| unreachable!("exactly N snapshots"))
+    }
+
+    /// The first stats snapshot logged for which `f` holds.
+    pub async fn first_stats(&self, what: &str, f: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+        self.wait(what, LONG, |e| match e {
+            SessionEvent::Stats(s) if f(s) => Some((**s).clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// The first stats snapshot logged after this call.
     pub async fn next_stats(&self) -> StatsSnapshot {
         self.nth_stats(self.mark(), 1).await
