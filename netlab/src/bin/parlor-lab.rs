@@ -117,6 +117,12 @@ fn main() -> Result<()> {
                     _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
                     _ = sigterm() => Err(anyhow::anyhow!("terminated")),
                 }
+            });
+            // The failure is also kept next to the run's logs, so whoever ran it (a test, a
+            // CI log cut to its last lines) can say why without the whole stderr.
+            let report = report.inspect_err(|e| {
+                let _ = std::fs::create_dir_all(&out);
+                let _ = std::fs::write(out.join("error.txt"), format!("{e:#}\n"));
             })?;
             println!("{}", serde_json::to_string_pretty(&report.figures)?);
             println!("report: {}  plot: {}", out.join("report.json").display(), out.join(&report.plot).display());

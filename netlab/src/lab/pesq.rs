@@ -73,14 +73,21 @@ pub fn ensure_venv(venv: &Path) -> Result<PathBuf, LabError> {
             last_err.map(|e| e.to_string()).unwrap_or_default()
         )));
     }
-    run(Command::new(venv.join("bin").join("pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "numpy",
-        "scipy",
-        "pesq",
-    ]))?;
+    // One retry: a download cut short by the package index is the usual failure here.
+    let pip = || {
+        run(Command::new(venv.join("bin").join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "numpy",
+            "scipy",
+            "pesq",
+        ]))
+    };
+    if let Err(first) = pip() {
+        tracing::warn!(error = %first, "pip install failed; trying once more");
+        pip()?;
+    }
     if !ready(&python) {
         return Err(LabError::MissingTool(format!("pesq did not install into {}", venv.display())));
     }

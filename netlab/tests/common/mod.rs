@@ -52,7 +52,10 @@ pub fn run_short(scenario: &str) -> serde_json::Value {
         .arg(&out)
         .status()
         .expect("run parlor-lab");
-    assert!(status.success(), "parlor-lab run {scenario} failed; logs in {}", out.display());
+    if !status.success() {
+        let why = std::fs::read_to_string(out.join("error.txt")).unwrap_or_else(|_| "no error.txt".into());
+        panic!("parlor-lab run {scenario} failed: {}; logs in {}", why.trim(), out.display());
+    }
     let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
     let report: serde_json::Value = serde_json::from_str(&text).expect("report.json is JSON");
     let svg = std::fs::read_to_string(out.join("report.svg")).expect("report.svg");
