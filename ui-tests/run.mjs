@@ -151,7 +151,22 @@ async function notBlank(page, id) {
   return p;
 }
 
+/** Polls `probe` (async, returns true when done) until it holds, failing after TIMEOUT. */
+async function until(what, probe) {
+  const deadline = Date.now() + TIMEOUT;
+  while (!(await probe())) {
+    check(Date.now() < deadline, `timed out after ${TIMEOUT} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Screenshots the page once every finite animation and transition has finished. */
 async function shot(page, name, docsName) {
+  await page.waitForFunction(
+    () => document.getAnimations().every((a) => a.playState !== "running" || a.effect?.getTiming().iterations === Infinity),
+    null,
+    { timeout: TIMEOUT },
+  );
   const file = path.join(shots, `${name}.png`);
   await page.screenshot({ path: file });
   if (docsName && process.env.UPDATE_DOCS_SCREENSHOTS === "1") fs.copyFileSync(file, path.join(docsShots, `${docsName}.png`));
@@ -191,7 +206,6 @@ async function walk(page, base) {
     await notBlank(page, "preview");
     await page.fill(sel("input-name"), "Ada Lovelace");
     await text(page, "preview", /Ada Lovelace/);
-    await page.waitForTimeout(300);
     await shot(page, "01-home", "home");
   });
 
@@ -368,11 +382,15 @@ async function walk(page, base) {
     await text(page, "stat-cwnd", /KB|idle/);
     await text(page, "stats-row-1", /Grace Hopper/);
     await text(page, "stats-row-2", /Linus Torvalds/);
-    // Let a few seconds of history build up so the charts have lines to show.
-    await page.waitForTimeout(6000);
-    // The RTT line is drawn in #1a73e8: enough pixels of it means the chart plots data.
-    const rtt = await pixels(page, "chart-rtt", [0x1a, 0x73, 0xe8]);
-    check(rtt.nearTarget > 30, `RTT chart has no line: ${JSON.stringify(rtt)}`);
+    // The RTT line is drawn in #1a73e8: once enough pixels of it show (a few one-second
+    // samples of history), the chart plots data.
+    let rtt;
+    await until("a line on the RTT chart", async () => {
+      rtt = await pixels(page, "chart-rtt", [0x1a, 0x73, 0xe8]);
+      return rtt.nearTarget > 30;
+    }).catch((e) => {
+      throw new Error(`${e.message}; last look: ${JSON.stringify(rtt)}`);
+    });
     await shot(page, "07-stats", "stats");
     await page.keyboard.press("Escape");
     await hidden(page, "panel-stats");
@@ -402,7 +420,6 @@ async function walk(page, base) {
       await page.locator(`${sel("toasts")} button`).first().click({ timeout: 2000 }).catch(() => {});
     }
     await page.waitForFunction(() => document.querySelector('[data-testid="toasts"]')?.childElementCount === 0);
-    await page.waitForTimeout(1000);
     await shot(page, "08-meeting", "meeting");
     await mock(page, "leave", id, "left");
     await text(page, "toasts", /Margaret Hamilton left the meeting/);

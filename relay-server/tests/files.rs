@@ -212,14 +212,8 @@ async fn the_spool_goes_when_the_meeting_ends() {
     for member in &mut m {
         member.client.send(ControlMessage::Leave).await;
     }
-    // The last LEAVE ends the meeting; the relay answers nothing, so poll the directory.
-    for _ in 0..100 {
-        if relay.live_meeting_codes().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(relay.live_meeting_codes().is_empty());
+    // The last LEAVE ends the meeting; the relay answers nothing, so poll the registry.
+    eventually("the meeting ended", || relay.live_meeting_codes().is_empty()).await;
     assert!(std::fs::read_dir(relay.spool_dir()).unwrap().next().is_none(), "meeting directory deleted");
     assert_eq!(relay.stats().spool_bytes, 0);
     // The session token died with the participant.

@@ -86,15 +86,9 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     a.send(&unknown).await;
 
     assert!(b.drain_media(QUIET).await.is_empty(), "nothing bad is forwarded");
-    // Counters are published per receive batch; give the relay a moment.
-    let mut stats = relay.stats();
-    for _ in 0..50 {
-        if stats.total_drops() - before.total_drops() >= 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stats = relay.stats();
-    }
+    // Counters are published per receive batch, so wait for all eight drops to be counted.
+    eventually("eight drops counted", || relay.stats().total_drops() - before.total_drops() >= 8).await;
+    let stats = relay.stats();
     let delta = |r: DropReason| stats.drops(r) - before.drops(r);
     assert_eq!(delta(DropReason::TooShort), 1);
     assert_eq!(delta(DropReason::TooLong), 1);

@@ -21,6 +21,17 @@ use tokio_util::codec::Framed;
 /// How long a test waits for something that should happen. Generous: the machine is shared.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Waits until `done()` holds, checking every 10 ms, for at most [`WAIT`]; panics naming `what`
+/// when it never does. For state the relay publishes without telling anyone (counters, the
+/// meeting directory), where there is no message to wait on.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not so after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub async fn start(config: RelayConfig) -> RelayHandle {
     Relay::start(config).await.expect("relay starts")
 }
