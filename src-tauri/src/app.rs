@@ -27,7 +27,9 @@ use crate::error::{AppError, DeviceKind};
 use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::LocalVideo;
-use crate::payloads::{ChatSent, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent};
+use crate::payloads::{
+    ChatSent, DeviceChoice, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent,
+};
 use crate::relay::{BindPlan, EmbeddedRelay};
 use crate::settings::SettingsStore;
 
@@ -43,9 +45,10 @@ pub trait EventSink: Send + Sync + 'static {
 
 impl EventSink for tauri::AppHandle {
     fn emit(&self, event: &UiEvent) {
-        tracing::debug!(event = event.name(), payload = ?event, "to the page");
-        if let Err(e) = tauri::Emitter::emit(self, event.name(), event) {
-            tracing::warn!(event = event.name(), "cannot emit: {e}");
+        let (name, payload) = event.to_page();
+        tracing::debug!(event = %name, payload = ?event, "to the page");
+        if let Err(e) = tauri::Emitter::emit(self, &name, payload) {
+            tracing::warn!(event = %name, "cannot emit: {e}");
         }
     }
 }
@@ -425,12 +428,8 @@ impl App {
 
     /// `choose_devices`: remembered, used at once by the preview and by a running meeting, and
     /// by the next meeting.
-    pub async fn choose_devices(
-        self: &Arc<Self>,
-        camera: Option<String>,
-        microphone: Option<String>,
-        speaker: Option<String>,
-    ) -> Result<(), AppError> {
+    pub async fn choose_devices(self: &Arc<Self>, choice: DeviceChoice) -> Result<(), AppError> {
+        let DeviceChoice { camera, microphone, speaker } = choice;
         let camera = camera.map(|id| Choice::parse(DeviceKind::Camera, &id)).transpose()?;
         let microphone = microphone.map(|id| Choice::parse(DeviceKind::Microphone, &id)).transpose()?;
         let speaker = speaker.map(|id| Choice::parse(DeviceKind::Speaker, &id)).transpose()?;

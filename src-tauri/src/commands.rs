@@ -10,7 +10,7 @@ use tauri_plugin_opener::OpenerExt;
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::payloads::{ChatSent, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted};
+use crate::payloads::{ChatSent, DeviceChoice, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted};
 
 type AppState<'a> = State<'a, Arc<App>>;
 
@@ -75,7 +75,7 @@ pub async fn choose_devices(
     microphone: Option<String>,
     speaker: Option<String>,
 ) -> Result<(), AppError> {
-    app.choose_devices(camera, microphone, speaker).await
+    app.choose_devices(DeviceChoice { camera, microphone, speaker }).await
 }
 
 #[tauri::command]

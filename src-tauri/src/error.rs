@@ -5,16 +5,19 @@
 //! as `docs/app-ipc.md` specifies. `message` is the English `Display` text, kept for logs and as
 //! the page's fallback.
 
-use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
+use ts_rs::TS;
 
 use client_core::net::control::ConnectError;
 use client_core::stats::FileDirection;
 use client_core::{FileFailure, SessionError};
 use protocol::control::ErrorCode as RelayCode;
 
-/// Machine-readable reason of a failure, one per row of the contract's error table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+use crate::payloads::ErrorPayload;
+
+/// Machine-readable reason of a failure, carried by rejected commands and the `error` event,
+/// one per row of the contract's error table. The UI turns each into words (core/errors.ts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum ErrorCode {
     RelayUnreachable,
@@ -65,7 +68,7 @@ impl From<RelayCode> for ErrorCode {
 }
 
 /// Which device a device error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceKind {
     Camera,
@@ -189,20 +192,9 @@ impl AppError {
 }
 
 impl Serialize for AppError {
+    /// As [`ErrorPayload`], the one wire shape of an error.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let device = self.device();
-        let retry_after_ms = self.retry_after_ms();
-        let fields = 2 + usize::from(device.is_some()) + usize::from(retry_after_ms.is_some());
-        let mut s = serializer.serialize_struct("AppError", fields)?;
-        s.serialize_field("code", &self.code())?;
-        s.serialize_field("message", &self.to_string())?;
-        if let Some(device) = device {
-            s.serialize_field("device", &device)?;
-        }
-        if let Some(ms) = retry_after_ms {
-            s.serialize_field("retryAfterMs", &ms)?;
-        }
-        s.end()
+        ErrorPayload::from(self).serialize(serializer)
     }
 }
 

@@ -13,7 +13,7 @@ use client_core::stats::FileDirection;
 use client_core::SessionEvent;
 
 use crate::error::AppError;
-use crate::payloads::{self as p, Direction, UiEvent};
+use crate::payloads::{self as p, TransferDirection, UiEvent};
 
 /// Transfers whose size (or remote rate) is remembered, at most.
 const MAX_KNOWN_TRANSFERS: usize = 256;
@@ -91,11 +91,9 @@ impl Translator {
                 UiEvent::Knock(p::Knock { request_id, name: display_name })
             }
             SessionEvent::KnockWithdrawn { request_id, reason } => {
-                UiEvent::KnockWithdrawn(p::KnockWithdrawn { request_id, reason: p::knock_withdrawal(reason) })
+                UiEvent::KnockWithdrawn(p::KnockWithdrawn { request_id, reason: reason.into() })
             }
-            SessionEvent::JoinRefused { reason } => {
-                UiEvent::JoinRefused(p::JoinRefused { reason: p::join_refusal(reason) })
-            }
+            SessionEvent::JoinRefused { reason } => UiEvent::JoinRefused(p::JoinRefused { reason: reason.into() }),
             SessionEvent::Joined { welcome } => UiEvent::Joined(p::Joined {
                 code: welcome.code,
                 participant_id: welcome.participant_id,
@@ -108,7 +106,7 @@ impl Translator {
                 UiEvent::ParticipantJoined(p::ParticipantWrap { participant: participant.into() })
             }
             SessionEvent::ParticipantLeft { participant_id, reason } => {
-                UiEvent::ParticipantLeft(p::ParticipantLeft { participant_id, reason: p::leave_reason(reason) })
+                UiEvent::ParticipantLeft(p::ParticipantLeft { participant_id, reason: reason.into() })
             }
             SessionEvent::ParticipantUpdated { participant } => {
                 UiEvent::ParticipantUpdated(p::ParticipantWrap { participant: participant.into() })
@@ -120,7 +118,7 @@ impl Translator {
             SessionEvent::FileProgress(fp) => {
                 let transfer_id = transfer_id(fp.upload_id, fp.direction, Some(fp.file_id), &fp.name);
                 self.remember_size(&transfer_id, fp.total);
-                UiEvent::FileProgress(p::FileProgressPayload {
+                UiEvent::FileProgress(p::FileProgress {
                     transfer_id,
                     direction: fp.direction.into(),
                     file_id: Some(fp.file_id),
@@ -138,7 +136,7 @@ impl Translator {
                     Some(size) => size,
                     None => std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
                 };
-                UiEvent::FileDone(p::FileDonePayload {
+                UiEvent::FileDone(p::FileDone {
                     transfer_id,
                     direction: direction.into(),
                     file_id,
@@ -152,7 +150,7 @@ impl Translator {
             SessionEvent::FileFailed { upload_id, file_id, direction, name, failure, reason, .. } => {
                 let transfer_id = transfer_id(upload_id, direction, file_id, &name);
                 self.sizes.remove(&transfer_id);
-                UiEvent::FileFailed(p::FileFailedPayload {
+                UiEvent::FileFailed(p::FileFailed {
                     transfer_id,
                     direction: direction.into(),
                     file_id,
@@ -162,9 +160,9 @@ impl Translator {
             }
             SessionEvent::RemoteFileProgress { file_id, name, bytes, size, .. } => {
                 let rate = self.remote_rate(file_id, bytes, now);
-                UiEvent::FileProgress(p::FileProgressPayload {
+                UiEvent::FileProgress(p::FileProgress {
                     transfer_id: format!("r{file_id}"),
-                    direction: Direction::Remote,
+                    direction: TransferDirection::Remote,
                     file_id: Some(file_id),
                     name,
                     size,
@@ -195,9 +193,9 @@ impl Translator {
     pub fn remote_upload_done(&mut self, event: &SessionEvent) -> Option<UiEvent> {
         let SessionEvent::FileOffer { file } = event else { return None };
         self.remote.remove(&file.file_id)?;
-        Some(UiEvent::FileDone(p::FileDonePayload {
+        Some(UiEvent::FileDone(p::FileDone {
             transfer_id: format!("r{}", file.file_id),
-            direction: Direction::Remote,
+            direction: TransferDirection::Remote,
             file_id: file.file_id,
             name: file.name.clone(),
             size: file.size,
@@ -353,7 +351,7 @@ mod tests {
             panic!("expected progress")
         };
         assert_eq!(pr.transfer_id, "r7");
-        assert_eq!(pr.direction, Direction::Remote);
+        assert_eq!(pr.direction, TransferDirection::Remote);
         assert!((pr.rate_bytes_per_sec - 1000.0).abs() < 1e-6);
         // The offer of the finished file ends the upload on the page, once.
         let file = protocol::control::FileInfo {
@@ -366,7 +364,7 @@ mod tests {
         };
         let offer = SessionEvent::FileOffer { file };
         let Some(UiEvent::FileDone(d)) = t.remote_upload_done(&offer) else { panic!("expected done") };
-        assert_eq!((d.transfer_id.as_str(), d.direction, d.size), ("r7", Direction::Remote, 1000));
+        assert_eq!((d.transfer_id.as_str(), d.direction, d.size), ("r7", TransferDirection::Remote, 1000));
         assert!(t.remote_upload_done(&offer).is_none());
     }
 

@@ -6,7 +6,8 @@
 //!   devices ([`devices`]) and settings ([`settings`]);
 //! - [`frames`]: decoded frames to the page over a binary Channel with per-tile flow control;
 //! - [`events`], [`payloads`]: the page's event names and camelCase payloads;
-//! - [`error`]: the one error type, serialized as `{ code, message, device? }`.
+//! - [`error`]: the one error type, serialized as `{ code, message, device? }`;
+//! - `typescript` (tests only): the page's TypeScript types, generated from [`payloads`].
 
 pub mod app;
 pub mod commands;
@@ -18,6 +19,8 @@ pub mod local_video;
 pub mod payloads;
 pub mod relay;
 pub mod settings;
+#[cfg(test)]
+mod typescript;
 
 use std::sync::Arc;
 

@@ -1,25 +1,30 @@
 //! The JSON shapes the page sees: command results and event payloads of `docs/app-ipc.md`, in
-//! camelCase. They mirror `ui/src/core/types.ts` field for field; the conversions from the
-//! engine's and the protocol's types live here too, so the commands stay one-liners.
+//! camelCase. The page's TypeScript types are generated from these (`ts-rs`, see
+//! [`crate::typescript`]) into `ui/src/core/ipc-types.ts`, so the doc comments here are the
+//! contract's. The conversions from the engine's and the protocol's types live here too, so the
+//! commands stay one-liners.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use client_core::stats::{FileDirection, TransferState};
 use client_core::StatsSnapshot as EngineStats;
 use protocol::control::{self as pc, ParticipantId};
 
-use crate::error::AppError;
+use crate::error::{AppError, DeviceKind, ErrorCode};
 
-/// Someone in the meeting.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Someone in the meeting as the roster shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
+    #[ts(type = "ParticipantId")]
     pub id: ParticipantId,
     pub display_name: String,
     pub is_host: bool,
     pub mic_on: bool,
     pub camera_on: bool,
     pub speaking: bool,
+    /// Relay time (ms since the Unix epoch) at which the participant was admitted.
     pub joined_at_ms: u64,
 }
 
@@ -37,14 +42,16 @@ impl From<pc::Participant> for Participant {
     }
 }
 
-/// A file spooled on the relay.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A file spooled on the relay whose SHA-256 the relay verified.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct FileInfo {
     pub file_id: u64,
     pub name: String,
     pub size: u64,
+    /// Lower-case hex SHA-256 of the whole file.
     pub sha256: String,
+    #[ts(type = "ParticipantId")]
     pub sender_id: ParticipantId,
     pub sender_name: String,
 }
@@ -62,16 +69,21 @@ impl From<pc::FileInfo> for FileInfo {
     }
 }
 
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One chat message as the relay stamped it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
+    /// Strictly increasing within a meeting: the order everyone sees.
     pub id: u64,
+    #[ts(type = "ParticipantId")]
     pub sender_id: ParticipantId,
     pub sender_name: String,
     pub text: String,
+    /// Relay time (ms since the Unix epoch).
     pub timestamp_ms: u64,
+    /// Echo of the id `send_chat` returned, on the sender's own messages only.
     pub client_msg_id: Option<u64>,
+    /// Set when the message announces a file.
     pub file: Option<FileInfo>,
 }
 
@@ -90,16 +102,19 @@ impl From<pc::ChatMessage> for ChatMessage {
 }
 
 /// A capture or playback device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Device {
+    /// Opaque id to pass back in `choose_devices`.
     pub id: String,
+    /// Human-readable name.
     pub label: String,
+    /// True for the device currently in use.
     pub selected: bool,
 }
 
 /// Result of `list_devices`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceList {
     pub cameras: Vec<Device>,
@@ -107,81 +122,173 @@ pub struct DeviceList {
     pub speakers: Vec<Device>,
 }
 
-/// What the app remembers between runs, as the page sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Arguments of `choose_devices` (ids from `list_devices`): omitted kinds stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceChoice {
+    #[ts(optional)]
+    pub camera: Option<String>,
+    #[ts(optional)]
+    pub microphone: Option<String>,
+    #[ts(optional)]
+    pub speaker: Option<String>,
+}
+
+/// What the app remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
     pub display_name: String,
+    /// The relay address last used to join, "host:port"; empty when none.
     pub last_relay_addr: String,
 }
 
 /// Result of `create_meeting`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingCreated {
+    /// Six ASCII digits.
     pub code: String,
+    /// The address others should enter to join: the LAN IP and port of the relay.
     pub relay_addr: String,
+    #[ts(type = "ParticipantId")]
     pub participant_id: ParticipantId,
 }
 
-/// Result of `send_chat`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Result of `send_chat`: the id the relay will echo in the matching `chat` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSent {
     pub client_msg_id: u64,
 }
 
-/// Result of `send_file` and `accept_file`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Result of `send_file` and `accept_file`: the id of the transfer in `file-*` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferStarted {
     pub transfer_id: String,
 }
 
-/// Which way a transfer goes, from this app's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which way a file transfer goes, from this app's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub enum Direction {
+pub enum TransferDirection {
+    /// This app uploads a file it sends to the meeting.
     Upload,
+    /// This app downloads a file someone offered.
     Download,
+    /// Someone else uploads to the relay (progress reported by the relay).
     Remote,
 }
 
-impl From<FileDirection> for Direction {
+impl From<FileDirection> for TransferDirection {
     fn from(d: FileDirection) -> Self {
         match d {
-            FileDirection::Upload => Direction::Upload,
-            FileDirection::Download => Direction::Download,
+            FileDirection::Upload => TransferDirection::Upload,
+            FileDirection::Download => TransferDirection::Download,
         }
     }
 }
 
-/// Per-participant receive statistics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Why a knock vanished from the host's queue without the host answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum KnockWithdrawal {
+    Cancelled,
+    Expired,
+    Disconnected,
+    Answered,
+}
+
+impl From<pc::KnockWithdrawal> for KnockWithdrawal {
+    fn from(r: pc::KnockWithdrawal) -> Self {
+        match r {
+            pc::KnockWithdrawal::Cancelled => Self::Cancelled,
+            pc::KnockWithdrawal::Expired => Self::Expired,
+            pc::KnockWithdrawal::Disconnected => Self::Disconnected,
+            pc::KnockWithdrawal::Answered => Self::Answered,
+        }
+    }
+}
+
+/// Why a join request did not lead into the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum JoinRefusal {
+    Denied,
+    Expired,
+    MeetingEnded,
+    MeetingFull,
+}
+
+impl From<pc::JoinRefusal> for JoinRefusal {
+    fn from(r: pc::JoinRefusal) -> Self {
+        match r {
+            pc::JoinRefusal::Denied => Self::Denied,
+            pc::JoinRefusal::Expired => Self::Expired,
+            pc::JoinRefusal::MeetingEnded => Self::MeetingEnded,
+            pc::JoinRefusal::MeetingFull => Self::MeetingFull,
+        }
+    }
+}
+
+/// Why a participant left the roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum LeaveReason {
+    Left,
+    Disconnected,
+    TimedOut,
+    Removed,
+}
+
+impl From<pc::LeaveReason> for LeaveReason {
+    fn from(r: pc::LeaveReason) -> Self {
+        match r {
+            pc::LeaveReason::Left => Self::Left,
+            pc::LeaveReason::Disconnected => Self::Disconnected,
+            pc::LeaveReason::TimedOut => Self::TimedOut,
+            pc::LeaveReason::Removed => Self::Removed,
+        }
+    }
+}
+
+/// Per-participant receive statistics, one row each in the stats panel.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantStats {
+    #[ts(type = "ParticipantId")]
     pub participant_id: ParticipantId,
+    /// Frames per second received (decoded) from this participant.
     pub fps: f64,
     pub bitrate_kbps: f64,
+    /// Loss fraction 0..=1 of this participant's media as received here.
     pub loss: f64,
     pub jitter_ms: f64,
+    /// Width of the last decoded frame (0 when none).
     pub width: u32,
+    /// Height of the last decoded frame (0 when none).
     pub height: u32,
 }
 
-/// One stats sample as the page charts it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One stats sample; the shell emits one a second (`stats` event) and returns one (`get_stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
+    /// Wall-clock time of the sample, ms since the Unix epoch.
     pub timestamp_ms: u64,
+    /// Round-trip time to the relay.
     pub rtt_ms: f64,
+    /// Loss fraction 0..=1 of all media received over the last interval.
     pub loss: f64,
     pub jitter_ms: f64,
     pub fps_sent: f64,
     pub fps_received: f64,
     pub bitrate_in_kbps: f64,
     pub bitrate_out_kbps: f64,
+    /// Congestion window of the active file transfer, bytes; null when no transfer runs.
     pub cwnd_bytes: Option<u64>,
+    /// Index on the quality ladder: 0 = 144p, 1 = 240p, 2 = 360p, 3 = 480p.
     pub quality_level: usize,
     pub participants: Vec<ParticipantStats>,
 }
@@ -229,179 +336,193 @@ impl StatsSnapshot {
     }
 }
 
-/// Every event the shell emits, with its payload. [`UiEvent::name`] is the event name.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// Every event the shell emits: `name` is the event name the page listens to and `payload` what
+/// it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "name", content = "payload", rename_all = "kebab-case")]
+#[ts(rename = "SessionEvent")]
 pub enum UiEvent {
+    /// The joiner is in the waiting room; the host has been asked.
     Waiting(Waiting),
+    /// (Host) someone asks to join. Knocks queue; each is answered by `requestId`.
     Knock(Knock),
+    /// (Host) a knock went away unanswered.
     KnockWithdrawn(KnockWithdrawn),
+    /// (Joiner) the join did not happen.
     JoinRefused(JoinRefused),
+    /// This app is in the meeting (after create or admission).
     Joined(Joined),
     ParticipantJoined(ParticipantWrap),
     ParticipantLeft(ParticipantLeft),
     ParticipantUpdated(ParticipantWrap),
     HostChanged(HostChanged),
+    /// This app was removed by the host; the session is over.
     Removed,
     Chat(ChatWrap),
     FileOffer(FileOffer),
-    FileProgress(FileProgressPayload),
-    FileDone(FileDonePayload),
-    FileFailed(FileFailedPayload),
+    FileProgress(FileProgress),
+    FileDone(FileDone),
+    FileFailed(FileFailed),
+    /// Who is talking now (loudest recent speaker), or null for silence.
     ActiveSpeaker(ActiveSpeaker),
     Stats(StatsSnapshot),
+    /// Something failed outside a command's own reply (e.g. the camera stopped).
     Error(ErrorPayload),
+    /// The connection to the relay is gone; the session is over.
     Disconnected(Disconnected),
 }
 
 impl UiEvent {
-    /// The event name of the contract.
-    pub fn name(&self) -> &'static str {
-        match self {
-            UiEvent::Waiting(_) => "waiting",
-            UiEvent::Knock(_) => "knock",
-            UiEvent::KnockWithdrawn(_) => "knock-withdrawn",
-            UiEvent::JoinRefused(_) => "join-refused",
-            UiEvent::Joined(_) => "joined",
-            UiEvent::ParticipantJoined(_) => "participant-joined",
-            UiEvent::ParticipantLeft(_) => "participant-left",
-            UiEvent::ParticipantUpdated(_) => "participant-updated",
-            UiEvent::HostChanged(_) => "host-changed",
-            UiEvent::Removed => "removed",
-            UiEvent::Chat(_) => "chat",
-            UiEvent::FileOffer(_) => "file-offer",
-            UiEvent::FileProgress(_) => "file-progress",
-            UiEvent::FileDone(_) => "file-done",
-            UiEvent::FileFailed(_) => "file-failed",
-            UiEvent::ActiveSpeaker(_) => "active-speaker",
-            UiEvent::Stats(_) => "stats",
-            UiEvent::Error(_) => "error",
-            UiEvent::Disconnected(_) => "disconnected",
-        }
+    /// The event name and payload as the page receives them, from the one serde shape above.
+    pub fn to_page(&self) -> (String, serde_json::Value) {
+        // Nothing here can fail to serialize: every map key is a string.
+        let mut tagged = serde_json::to_value(self).unwrap_or_default();
+        let name = tagged.get("name").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+        let payload = tagged.get_mut("payload").map(serde_json::Value::take).unwrap_or_default();
+        (name, payload)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Waiting {
     pub code: String,
     pub request_id: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Knock {
     pub request_id: u64,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct KnockWithdrawn {
     pub request_id: u64,
-    pub reason: &'static str,
+    pub reason: KnockWithdrawal,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRefused {
-    pub reason: &'static str,
+    pub reason: JoinRefusal,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Joined {
     pub code: String,
+    #[ts(type = "ParticipantId")]
     pub participant_id: ParticipantId,
+    #[ts(type = "ParticipantId")]
     pub host_id: ParticipantId,
+    /// Address to share so others can join (as in `MeetingCreated.relayAddr`).
     pub relay_addr: String,
+    /// Everyone, this participant included.
     pub roster: Vec<Participant>,
+    /// Most recent chat messages, oldest first.
     pub chat_history: Vec<ChatMessage>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantWrap {
     pub participant: Participant,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantLeft {
+    #[ts(type = "ParticipantId")]
     pub participant_id: ParticipantId,
-    pub reason: &'static str,
+    pub reason: LeaveReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct HostChanged {
+    #[ts(type = "ParticipantId")]
     pub host_id: ParticipantId,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatWrap {
     pub message: ChatMessage,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct FileOffer {
     pub file: FileInfo,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct FileProgressPayload {
+pub struct FileProgress {
     pub transfer_id: String,
-    pub direction: Direction,
+    pub direction: TransferDirection,
+    /// Null for an upload the relay has not yet given an id.
     pub file_id: Option<u64>,
     pub name: String,
     pub size: u64,
     pub bytes: u64,
+    /// Throughput over the last second, bytes per second.
     pub rate_bytes_per_sec: f64,
+    /// Congestion window of this transfer in bytes (uploads); null when not known.
     pub cwnd_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct FileDonePayload {
+pub struct FileDone {
     pub transfer_id: String,
-    pub direction: Direction,
+    pub direction: TransferDirection,
     pub file_id: u64,
     pub name: String,
     pub size: u64,
     pub sha256: String,
+    /// Downloads: the SHA-256 of the bytes on disk matched. Uploads: the relay verified it.
     pub verified: bool,
+    /// Downloads: where the file was saved. Null otherwise.
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct FileFailedPayload {
+pub struct FileFailed {
     pub transfer_id: String,
-    pub direction: Direction,
+    pub direction: TransferDirection,
     pub file_id: Option<u64>,
     pub name: String,
     pub error: ErrorPayload,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveSpeaker {
+    #[ts(type = "ParticipantId | null")]
     pub participant_id: Option<ParticipantId>,
 }
 
-/// An [`AppError`] frozen into its wire shape, so events can be cloned and compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a rejected command or an `error` event carries. The shell's `AppError` serializes
+/// through this, its one wire shape, which events can clone and compare.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(rename = "AppError")]
 pub struct ErrorPayload {
-    pub code: crate::error::ErrorCode,
+    pub code: ErrorCode,
+    /// Detail in English for logs and as a fallback; the UI prefers its own words per code.
     pub message: String,
+    /// For device errors: which device.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device: Option<crate::error::DeviceKind>,
-    /// With `rateLimited`: milliseconds until the relay accepts the request again.
+    #[ts(optional)]
+    pub device: Option<DeviceKind>,
+    /// For `rateLimited`: milliseconds until the relay accepts the request again.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub retry_after_ms: Option<u64>,
 }
 
@@ -411,40 +532,10 @@ impl From<&AppError> for ErrorPayload {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Disconnected {
     pub message: String,
-}
-
-/// The contract's word for a withdrawal reason.
-pub fn knock_withdrawal(r: pc::KnockWithdrawal) -> &'static str {
-    match r {
-        pc::KnockWithdrawal::Cancelled => "cancelled",
-        pc::KnockWithdrawal::Expired => "expired",
-        pc::KnockWithdrawal::Disconnected => "disconnected",
-        pc::KnockWithdrawal::Answered => "answered",
-    }
-}
-
-/// The contract's word for a refusal reason.
-pub fn join_refusal(r: pc::JoinRefusal) -> &'static str {
-    match r {
-        pc::JoinRefusal::Denied => "denied",
-        pc::JoinRefusal::Expired => "expired",
-        pc::JoinRefusal::MeetingEnded => "meetingEnded",
-        pc::JoinRefusal::MeetingFull => "meetingFull",
-    }
-}
-
-/// The contract's word for a leave reason.
-pub fn leave_reason(r: pc::LeaveReason) -> &'static str {
-    match r {
-        pc::LeaveReason::Left => "left",
-        pc::LeaveReason::Disconnected => "disconnected",
-        pc::LeaveReason::TimedOut => "timedOut",
-        pc::LeaveReason::Removed => "removed",
-    }
 }
 
 #[cfg(test)]
@@ -468,14 +559,14 @@ mod tests {
             serde_json::to_value(&p).unwrap(),
             json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7})
         );
-        let e = UiEvent::ParticipantLeft(ParticipantLeft {
-            participant_id: 3,
-            reason: leave_reason(pc::LeaveReason::TimedOut),
-        });
-        assert_eq!(e.name(), "participant-left");
-        assert_eq!(serde_json::to_value(&e).unwrap(), json!({"participantId":3,"reason":"timedOut"}));
-        assert_eq!(serde_json::to_value(UiEvent::Removed).unwrap(), json!(null));
-        assert_eq!(join_refusal(pc::JoinRefusal::MeetingEnded), "meetingEnded");
+        let e =
+            UiEvent::ParticipantLeft(ParticipantLeft { participant_id: 3, reason: pc::LeaveReason::TimedOut.into() });
+        assert_eq!(e.to_page(), ("participant-left".to_string(), json!({"participantId":3,"reason":"timedOut"})));
+        assert_eq!(UiEvent::Removed.to_page(), ("removed".to_string(), json!(null)));
+        let refused = UiEvent::JoinRefused(JoinRefused { reason: pc::JoinRefusal::MeetingEnded.into() });
+        assert_eq!(refused.to_page().1, json!({"reason":"meetingEnded"}));
+        let speaker = UiEvent::ActiveSpeaker(ActiveSpeaker { participant_id: None });
+        assert_eq!(speaker.to_page(), ("active-speaker".to_string(), json!({"participantId":null})));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice
 use parlor_app_lib::app::{App, EventSink};
 use parlor_app_lib::error::ErrorCode;
 use parlor_app_lib::frames::{FrameSink, FORMAT_I420, HEADER_LEN};
-use parlor_app_lib::payloads::UiEvent;
+use parlor_app_lib::payloads::{DeviceChoice, UiEvent};
 use parlor_app_lib::relay::BindPlan;
 use serde_json::Value;
 
@@ -24,8 +24,8 @@ struct Recorder(Mutex<Vec<(String, Value)>>);
 
 impl EventSink for Recorder {
     fn emit(&self, event: &UiEvent) {
-        let value = serde_json::to_value(event).expect("payloads serialize");
-        self.0.lock().unwrap().push((event.name().to_string(), value));
+        // What the page would receive: the same name and payload the app's handle emits.
+        self.0.lock().unwrap().push(event.to_page());
     }
 }
 
@@ -88,7 +88,12 @@ async fn hosts_a_meeting_on_the_embedded_relay_end_to_end() {
     assert_eq!(e.code(), ErrorCode::InvalidRelayAddr);
     assert_eq!(app.send_chat("hi".into()).await.unwrap_err().code(), ErrorCode::InvalidState);
 
-    app.choose_devices(Some("synthetic".into()), Some("tone".into()), Some("null".into())).await.unwrap();
+    let choice = DeviceChoice {
+        camera: Some("synthetic".into()),
+        microphone: Some("tone".into()),
+        speaker: Some("null".into()),
+    };
+    app.choose_devices(choice).await.unwrap();
     app.set_mic(false).await.unwrap();
     let created = app.create_meeting("Ada".into(), None).await.unwrap();
     assert_eq!(created.code.len(), 6);

@@ -11,7 +11,7 @@ describe("toAppError", () => {
     });
   });
   it("maps unknown codes, strings and junk to internal with the text kept", () => {
-    expect(toAppError({ code: "weird", message: "boom" })).toEqual({ code: "internal", message: "boom", device: null });
+    expect(toAppError({ code: "weird", message: "boom" })).toEqual({ code: "internal", message: "boom" });
     expect(toAppError("command create_meeting not found")).toEqual({ code: "internal", message: "command create_meeting not found" });
     expect(toAppError(42)).toEqual({ code: "internal", message: "42" });
     expect(toAppError({ nope: 1 }).message).toBe('{"nope":1}');

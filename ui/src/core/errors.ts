@@ -45,12 +45,12 @@ export function toAppError(raw: unknown): AppError {
     const obj = raw as Record<string, unknown>;
     const message = typeof obj.message === "string" ? obj.message : JSON.stringify(raw);
     const code = typeof obj.code === "string" && KNOWN_CODES.has(obj.code) ? (obj.code as ErrorCode) : "internal";
-    const device = obj.device === "camera" || obj.device === "microphone" || obj.device === "speaker" ? obj.device : null;
-    const retryAfterMs =
-      typeof obj.retryAfterMs === "number" && Number.isFinite(obj.retryAfterMs) && obj.retryAfterMs >= 0
-        ? obj.retryAfterMs
-        : null;
-    return retryAfterMs === null ? { code, message, device } : { code, message, device, retryAfterMs };
+    const error: AppError = { code, message };
+    if (obj.device === "camera" || obj.device === "microphone" || obj.device === "speaker") error.device = obj.device;
+    if (typeof obj.retryAfterMs === "number" && Number.isFinite(obj.retryAfterMs) && obj.retryAfterMs >= 0) {
+      error.retryAfterMs = obj.retryAfterMs;
+    }
+    return error;
   }
   if (typeof raw === "string") return { code: "internal", message: raw };
   return { code: "internal", message: String(raw) };

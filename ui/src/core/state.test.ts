@@ -14,7 +14,7 @@ function person(id: number, name: string, over: Partial<Participant> = {}): Part
 }
 
 function chat(id: number, senderId: number, text: string, over: Partial<ChatMessage> = {}): ChatMessage {
-  return { id, senderId, senderName: senderId === 1 ? "Ada" : "Grace", text, timestampMs: T0 + id, ...over };
+  return { id, senderId, senderName: senderId === 1 ? "Ada" : "Grace", text, timestampMs: T0 + id, clientMsgId: null, file: null, ...over };
 }
 
 const file: FileInfo = { fileId: 5, name: "report.pdf", size: 2_000_000, sha256: "ab".repeat(32), senderId: 2, senderName: "Grace" };

@@ -213,7 +213,7 @@ export function installMockBackend(): MockControl {
       self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now() };
       const grace = remotes.get(1)!.p;
       chat.length = 0;
-      chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000 });
+      chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000, clientMsgId: null, file: null });
     }
     const roster = [...[...remotes.values()].map((r) => r.p), self];
     void send("joined", { code, participantId: self.id, hostId, relayAddr, roster, chatHistory: asHost ? [] : chat.slice() });
