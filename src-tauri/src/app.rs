@@ -26,7 +26,7 @@ use crate::devices::{Choice, Inventory, Selection};
 use crate::error::{AppError, DeviceKind};
 use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
-use crate::local_video::LocalVideo;
+use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent,
 };
@@ -37,6 +37,8 @@ use crate::settings::SettingsStore;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Downloaded files `open_file` may open, at most (the newest are kept).
 const MAX_OPENABLE: usize = 512;
+/// How long a command waits for the local camera to start (or stop) before saying it is busy.
+const CAMERA_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the shell's events go: the page in the app, a recorder in tests.
 pub trait EventSink: Send + Sync + 'static {
@@ -107,7 +109,7 @@ pub struct App {
     current: AtomicU64,
     settings: Mutex<SettingsStore>,
     selection: Mutex<Selection>,
-    local: Mutex<LocalVideo>,
+    local: LocalVideoWorker,
     openable: Mutex<VecDeque<PathBuf>>,
     default_download_dir: PathBuf,
     relay_plan: BindPlan,
@@ -180,7 +182,7 @@ impl App {
             current: AtomicU64::new(0),
             settings: Mutex::new(settings),
             selection: Mutex::new(selection),
-            local: Mutex::new(local),
+            local: LocalVideoWorker::start(local),
             openable: Mutex::new(VecDeque::new()),
             default_download_dir,
             relay_plan,
@@ -192,16 +194,21 @@ impl App {
         &self.pump
     }
 
-    /// Applies a change to the local capture off the async threads (opening a camera blocks).
-    async fn update_local(self: &Arc<Self>, f: impl FnOnce(&mut LocalVideo) + Send + 'static) -> Result<(), AppError> {
+    /// Applies a change to the local capture on its own thread (opening a camera blocks) and
+    /// waits at most [`CAMERA_ANSWER_TIMEOUT`] for it. Call it with no lock held.
+    async fn update_local(&self, change: impl FnOnce(&mut LocalVideoState) + Send + 'static) -> Result<(), AppError> {
+        self.local.change(change, CAMERA_ANSWER_TIMEOUT).await
+    }
+
+    /// The same, for changes whose caller does not wait (Leave, the end of a session): the
+    /// capture follows when it can, and a failure reaches the page as an `error` event.
+    fn update_local_later(self: &Arc<Self>, change: impl FnOnce(&mut LocalVideoState) + Send + 'static) {
         let app = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut local = lock(&app.local);
-            f(&mut local);
-            local.apply()
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("camera task failed: {e}")))?
+        tokio::spawn(async move {
+            if let Err(e) = app.update_local(change).await {
+                app.events.emit(&UiEvent::Error((&e).into()));
+            }
+        });
     }
 
     fn session_options(&self, core: &Core) -> SessionOptions {
@@ -289,21 +296,22 @@ impl App {
     ) -> Result<MeetingCreated, AppError> {
         let name = check_name(&name)?;
         let relay_addr = relay_addr.filter(|a| !a.trim().is_empty()).map(|a| check_relay_addr(&a)).transpose()?;
+        // The engine needs the camera from here on. Asked before taking the lock, so a camera
+        // that is slow to let go holds up only this command.
+        self.update_local(|s| s.in_meeting = true).await.ok();
         let mut core = self.core.lock().await;
         self.close_live(&mut core).await;
-        let (connect, share) = match relay_addr {
-            Some(addr) => (addr.clone(), addr),
-            None => {
-                if core.embedded.is_none() {
-                    core.embedded = Some(EmbeddedRelay::start(self.relay_plan).await?);
-                }
-                let relay = core.embedded.as_ref().ok_or_else(|| AppError::EmbeddedRelay("not running".into()))?;
-                (relay.connect_addr(), relay.share_addr().to_string())
-            }
-        };
-        // The engine needs the camera from here on.
-        self.update_local(|l| l.state.in_meeting = true).await.ok();
         let result = async {
+            let (connect, share) = match relay_addr {
+                Some(addr) => (addr.clone(), addr),
+                None => {
+                    if core.embedded.is_none() {
+                        core.embedded = Some(EmbeddedRelay::start(self.relay_plan).await?);
+                    }
+                    let relay = core.embedded.as_ref().ok_or_else(|| AppError::EmbeddedRelay("not running".into()))?;
+                    (relay.connect_addr(), relay.share_addr().to_string())
+                }
+            };
             let session = self.open_live(&mut core, &connect, share.clone()).await?;
             let answer = self.request(&mut core, Await::Joined, session.create_meeting(&name)).await?;
             match answer {
@@ -317,7 +325,7 @@ impl App {
         if result.is_err() {
             self.close_live(&mut core).await;
             drop(core);
-            self.update_local(|l| l.state.in_meeting = false).await.ok();
+            self.update_local_later(|s| s.in_meeting = false);
         }
         result
     }
@@ -385,7 +393,9 @@ impl App {
         let mut core = self.core.lock().await;
         self.close_live(&mut core).await;
         drop(core);
-        self.update_local(|l| l.state.in_meeting = false).await
+        // Leaving is done here; the preview comes back on its own time.
+        self.update_local_later(|s| s.in_meeting = false);
+        Ok(())
     }
 
     /// `set_mic`.
@@ -400,13 +410,14 @@ impl App {
 
     /// `set_camera`: also starts or stops the preview / self view.
     pub async fn set_camera(self: &Arc<Self>, on: bool) -> Result<(), AppError> {
-        let mut core = self.core.lock().await;
-        if let Err(e) = self.update_local(move |l| l.state.camera_on = on).await {
-            // Turning on failed: the camera stays off.
-            self.update_local(|l| l.state.camera_on = false).await.ok();
-            core.camera_on = false;
+        // The preview camera opens with no lock held: Leave and the others do not wait for it.
+        if let Err(e) = self.update_local(move |s| s.camera_on = on).await {
+            // Turning on failed: the camera stays off (and one still opening closes again).
+            self.update_local_later(|s| s.camera_on = false);
+            self.core.lock().await.camera_on = false;
             return Err(e);
         }
+        let mut core = self.core.lock().await;
         core.camera_on = on;
         if let Some(live) = &core.live {
             live.session.set_camera(on).await.map_err(|e| AppError::from_session(&live.relay, e))?;
@@ -460,7 +471,7 @@ impl App {
         }
         self.switch_session_devices(switched).await?;
         match camera {
-            Some(c) => self.update_local(move |l| l.state.camera = c).await,
+            Some(c) => self.update_local(move |s| s.camera = c).await,
             None => Ok(()),
         }
     }
@@ -488,7 +499,7 @@ impl App {
 
     /// `start_preview` / `stop_preview`.
     pub async fn set_preview(self: &Arc<Self>, on: bool) -> Result<(), AppError> {
-        self.update_local(move |l| l.state.want_preview = on).await
+        self.update_local(move |s| s.want_preview = on).await
     }
 
     /// `send_chat`.
@@ -578,9 +589,9 @@ impl App {
             relay.shutdown().await;
         }
         drop(core);
-        self.update_local(|l| {
-            l.state.want_preview = false;
-            l.state.in_meeting = false;
+        self.update_local(|s| {
+            s.want_preview = false;
+            s.in_meeting = false;
         })
         .await
         .ok();
@@ -632,7 +643,7 @@ impl App {
         if core.live.as_ref().is_some_and(|l| l.generation == generation) {
             self.close_live(&mut core).await;
             drop(core);
-            self.update_local(|l| l.state.in_meeting = false).await.ok();
+            self.update_local_later(|s| s.in_meeting = false);
         }
     }
 
@@ -642,7 +653,7 @@ impl App {
             live.in_meeting = true;
         }
         drop(core);
-        self.update_local(|l| l.state.in_meeting = true).await.ok();
+        self.update_local(|s| s.in_meeting = true).await.ok();
     }
 
     fn remember_download(&self, path: PathBuf) {

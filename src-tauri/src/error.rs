@@ -77,7 +77,7 @@ pub enum DeviceKind {
 }
 
 /// Why a command (or something the session did on its own) failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// The relay could not be reached, or hung up during the handshake.
     #[error("cannot reach the relay at {addr}: {reason}")]

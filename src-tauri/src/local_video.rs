@@ -6,14 +6,21 @@
 //! capture thread owns the camera — a camera cannot stream to two readers — and puts each
 //! frame it captures into the session's `FrameSource::Local` video slot, which the shell
 //! draws as the self view: the picture the others get, whatever the source.
+//!
+//! Opening a camera blocks, sometimes for seconds, so the capture lives on a thread of its own
+//! ([`LocalVideoWorker`]): commands hand it state changes and wait for the answer with a
+//! timeout, and no lock of the app is held meanwhile. Changes that queue up while a camera
+//! opens are applied together once it has, so a camera the page no longer wants is closed
+//! again at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use client_core::media::{self, MediaError, RgbFrame, TestPattern, VideoSource};
+use tokio::sync::oneshot;
 
 use crate::devices::Choice;
 use crate::error::{AppError, DeviceKind};
@@ -61,19 +68,28 @@ impl Drop for Capture {
     }
 }
 
+/// Opens the source of a choice: [`open_source`] in the app, a slow or hanging camera in tests.
+pub type Opener = Arc<dyn Fn(&Choice) -> Result<Box<dyn VideoSource>, AppError> + Send + Sync>;
+
 /// The local capture, started and stopped to match a [`LocalVideoState`].
 pub struct LocalVideo {
     pub state: LocalVideoState,
     running: Option<Capture>,
     pump: Arc<FramePump>,
+    opener: Opener,
 }
 
 impl LocalVideo {
     pub fn new(pump: Arc<FramePump>, camera: Choice) -> Self {
+        Self::with_opener(pump, camera, Arc::new(open_source))
+    }
+
+    pub fn with_opener(pump: Arc<FramePump>, camera: Choice, opener: Opener) -> Self {
         Self {
             state: LocalVideoState { want_preview: false, in_meeting: false, camera_on: true, camera },
             running: None,
             pump,
+            opener,
         }
     }
 
@@ -87,7 +103,7 @@ impl LocalVideo {
         // Release the old source first: it may be the very camera about to be opened.
         self.running = None;
         let Some(choice) = wanted else { return Ok(()) };
-        let source = open(&choice)?;
+        let source = (self.opener)(&choice)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (pump, thread_stop) = (self.pump.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -104,7 +120,76 @@ impl LocalVideo {
     }
 }
 
-fn open(choice: &Choice) -> Result<Box<dyn VideoSource>, AppError> {
+/// A change to the local capture's state, applied on the worker's thread.
+pub type Change = Box<dyn FnOnce(&mut LocalVideoState) + Send>;
+
+type Request = (Change, oneshot::Sender<Result<(), AppError>>);
+
+/// The [`LocalVideo`] on a thread of its own; see the module doc.
+pub struct LocalVideoWorker {
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LocalVideoWorker {
+    pub fn start(mut local: LocalVideo) -> Self {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("parlor-local-video".into())
+            .spawn(move || {
+                while let Ok((change, reply)) = rx.recv() {
+                    change(&mut local.state);
+                    let mut replies = vec![reply];
+                    // Whatever queued meanwhile (while a camera opened) is applied in one go.
+                    while let Ok((change, reply)) = rx.try_recv() {
+                        change(&mut local.state);
+                        replies.push(reply);
+                    }
+                    let result = local.apply();
+                    for reply in replies {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            })
+            .expect("spawn the local video thread");
+        Self { requests: Some(tx), thread: Some(thread) }
+    }
+
+    /// Applies `change` and waits up to `timeout` for the capture to match. A camera still
+    /// opening after that is reported busy; it keeps opening and later changes still apply.
+    pub async fn change(
+        &self,
+        change: impl FnOnce(&mut LocalVideoState) + Send + 'static,
+        timeout: Duration,
+    ) -> Result<(), AppError> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.requests.as_ref().is_some_and(|r| r.send((Box::new(change), tx)).is_ok());
+        if !sent {
+            return Err(AppError::Internal("the local video thread has stopped".into()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(AppError::Internal("the local video thread has stopped".into())),
+            Err(_) => Err(AppError::DeviceBusy {
+                kind: DeviceKind::Camera,
+                message: format!("the camera did not start within {} s", timeout.as_secs_f64()),
+            }),
+        }
+    }
+}
+
+impl Drop for LocalVideoWorker {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread, which stops the capture on its way out.
+        self.requests.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Opens a real camera, or the test pattern for every other choice.
+pub fn open_source(choice: &Choice) -> Result<Box<dyn VideoSource>, AppError> {
     match choice {
         Choice::Camera(index) => media::open_camera(*index).map_err(|e| match e {
             MediaError::NoDevice(m) => AppError::DeviceNotFound { kind: DeviceKind::Camera, message: m },
@@ -180,5 +265,61 @@ mod tests {
         local.state.want_preview = false;
         local.apply().unwrap();
         assert!(!local.is_running());
+    }
+
+    /// A camera that stays "opening" until the test lets it, then counts itself closed.
+    struct SlowCamera {
+        pattern: TestPattern,
+        closed: Arc<AtomicBool>,
+    }
+
+    impl VideoSource for SlowCamera {
+        fn next_frame(&mut self, out: &mut RgbFrame) -> Result<(), MediaError> {
+            self.pattern.next_frame(out)
+        }
+        fn describe(&self) -> String {
+            "slow camera".into()
+        }
+    }
+
+    impl Drop for SlowCamera {
+        fn drop(&mut self) {
+            self.closed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_camera_that_hangs_is_reported_busy_and_closed_once_no_longer_wanted() {
+        let (release, released) = mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let closed = Arc::new(AtomicBool::new(false));
+        let opener: Opener = {
+            let closed = closed.clone();
+            Arc::new(move |_: &Choice| {
+                released.lock().unwrap().recv().ok();
+                let camera = SlowCamera { pattern: TestPattern::new(64, 36), closed: closed.clone() };
+                Ok(Box::new(camera) as Box<dyn VideoSource>)
+            })
+        };
+        let pump = Arc::new(FramePump::start());
+        let worker = LocalVideoWorker::start(LocalVideo::with_opener(pump, Choice::Camera(0), opener));
+
+        // The open hangs until released, so the wait can only end by its timeout.
+        let e = worker.change(|s| s.want_preview = true, Duration::from_millis(100)).await.unwrap_err();
+        assert!(matches!(e, AppError::DeviceBusy { kind: DeviceKind::Camera, .. }), "{e:?}");
+
+        // The page gives up on the preview while the camera is still opening; the change waits
+        // its turn, and the camera that finally opens is closed again at once.
+        let worker = Arc::new(worker);
+        let off = tokio::spawn({
+            let worker = worker.clone();
+            async move { worker.change(|s| s.want_preview = false, Duration::from_secs(30)).await }
+        });
+        release.send(()).unwrap();
+        off.await.unwrap().unwrap();
+        assert!(closed.load(Ordering::SeqCst), "the late camera is closed");
+
+        // The thread is still there for the next change.
+        worker.change(|s| s.camera_on = false, Duration::from_secs(30)).await.unwrap();
     }
 }
