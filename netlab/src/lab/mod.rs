@@ -11,10 +11,10 @@
 pub mod metrics;
 pub mod netns;
 pub mod pesq;
+pub mod plot;
 pub mod procs;
 pub mod scenarios;
 pub mod stats;
-pub mod svg;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -44,6 +44,8 @@ pub enum LabError {
     Proxy(#[from] ProxyError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot draw the report figure: {0}")]
+    Plot(String),
 }
 
 /// The scenarios `parlor-lab run` knows.

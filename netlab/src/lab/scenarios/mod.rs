@@ -16,9 +16,9 @@ use tokio::net::TcpListener;
 
 use super::metrics::{changes, counter_delta, mean_in, min_in, time_until};
 use super::netns::{self, NsLink, Side};
+use super::plot::{self, Chart, Panel, Phase, Series};
 use super::procs::{BotAudio, BotProc, BotSpec, RelayProc};
 use super::stats::{BotStats, StatsSnapshot};
-use super::svg::{self, Chart, Panel, Phase, Series};
 use super::{now_unix_ms, pesq, BotOut, LabError, PhaseOut, Report, RunOptions};
 use crate::proxy::{PortMap, Proxy, ProxyConfig, ProxyStats};
 use crate::schedule::Schedule;
@@ -219,7 +219,7 @@ fn standard_chart(title: &str, bots: &[BotStats], sender: &BotStats, phases: &[P
 }
 
 fn write_plot(o: &RunOptions, chart: &Chart) -> Result<String, LabError> {
-    std::fs::write(o.out_dir.join("report.svg"), svg::render(chart))?;
+    std::fs::write(o.out_dir.join("report.svg"), plot::render(chart)?)?;
     Ok("report.svg".to_string())
 }
 
