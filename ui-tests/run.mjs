@@ -370,6 +370,16 @@ async function walk(page, base) {
     check((await calls(page, "choose_download_dir")).at(-1)?.dir === "/home/ada/Shared", "choose_download_dir not called");
   });
 
+  await step(page, "someone else's upload that stops says so until dismissed", async () => {
+    const fileId = await mock(page, "remoteUploadProgress", "holiday.mov", 40_000_000, 10_000_000);
+    await text(page, `upload-r${fileId}`, /sending holiday\.mov/);
+    await text(page, `upload-figures-r${fileId}`, /25%/);
+    await mock(page, "remoteUploadStopped", fileId, "holiday.mov");
+    await text(page, `upload-figures-r${fileId}`, /Upload stopped: The sender's connection ended before the whole file arrived\./);
+    await click(page, `upload-dismiss-r${fileId}`);
+    await hidden(page, `upload-r${fileId}`);
+  });
+
   await step(page, "stats: live charts, quality level and per-participant rows", async () => {
     await click(page, "btn-stats");
     await visible(page, "panel-stats");

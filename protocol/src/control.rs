@@ -100,6 +100,19 @@ pub enum LeaveReason {
     Removed,
 }
 
+/// Why someone's upload stopped before its file was offered (`FILE_UPLOAD_STOPPED.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UploadStopReason {
+    /// The uploader's file connection closed or went silent before the last byte (it was
+    /// cancelled, the app quit, or its network went away).
+    Disconnected,
+    /// Every byte arrived but they do not hash to the announced SHA-256.
+    HashMismatch,
+    /// The relay refused the upload midway (a malformed chunk, the spool, the meeting's rules).
+    Refused,
+}
+
 /// Why a join request did not lead into the meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -237,6 +250,9 @@ pub enum ControlMessage {
     FileDownloadReady { file: FileInfo, offset: u64, chunk_size: u32 },
     /// R→C (everyone in the meeting): progress of an upload in progress.
     FileProgress { file_id: u64, name: String, sender_id: ParticipantId, bytes: u64, size: u64 },
+    /// R→C (everyone in the meeting): an upload they saw progress of stopped without its file
+    /// being offered; nothing of it can be downloaded.
+    FileUploadStopped { file_id: u64, name: String, sender_id: ParticipantId, reason: UploadStopReason },
     /// R→C: a file is offered to the meeting (also carried in the matching `CHAT`).
     FileOffer { file: FileInfo },
 
@@ -307,6 +323,7 @@ impl ControlMessage {
             FileDownload { .. } => "FILE_DOWNLOAD",
             FileDownloadReady { .. } => "FILE_DOWNLOAD_READY",
             FileProgress { .. } => "FILE_PROGRESS",
+            FileUploadStopped { .. } => "FILE_UPLOAD_STOPPED",
             FileOffer { .. } => "FILE_OFFER",
             StatsReport { .. } => "STATS_REPORT",
             Ping { .. } => "PING",

@@ -14,7 +14,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use bytes::{Bytes, BytesMut};
-use protocol::control::{JoinRefusal, KnockWithdrawal, LeaveReason, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS};
+use protocol::control::{
+    JoinRefusal, KnockWithdrawal, LeaveReason, UploadStopReason, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS,
+};
 use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::DEFAULT_MAX_FRAME_LEN;
 use protocol::media::{
@@ -154,6 +156,9 @@ fn every_enum_value_and_error_code_is_documented() {
     let mut values: Vec<String> = common::ALL_ERROR_CODES.iter().map(json).collect();
     values.extend(
         [LeaveReason::Left, LeaveReason::Disconnected, LeaveReason::TimedOut, LeaveReason::Removed].iter().map(json),
+    );
+    values.extend(
+        [UploadStopReason::Disconnected, UploadStopReason::HashMismatch, UploadStopReason::Refused].iter().map(json),
     );
     values.extend(
         [JoinRefusal::Denied, JoinRefusal::Expired, JoinRefusal::MeetingEnded, JoinRefusal::MeetingFull]

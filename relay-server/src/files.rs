@@ -12,7 +12,8 @@
 //!   to the meeting at most four times a second. When the announced size has arrived it checks
 //!   the SHA-256: a mismatch deletes the file and answers `HASH_MISMATCH`; a match renames it
 //!   to `<file_id>`, offers it in chat (and chat history) and with `FILE_OFFER`, then answers
-//!   `FILE_UPLOAD_COMPLETE`.
+//!   `FILE_UPLOAD_COMPLETE`. An upload that ends any other way after its progress was
+//!   announced is announced as stopped (`FILE_UPLOAD_STOPPED`, with the reason).
 //! - Download: from any offset up to the file's size; the relay sends `DATA` while its
 //!   [`Reno`] window allows, feeds each `ACK` to it, drives its retransmission timer (which
 //!   only shrinks the window: TCP loses nothing), and ends the connection once the receiver
@@ -29,7 +30,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use protocol::chunks::{send_chunks, ChunkError, ChunkLink, ChunkSender, LinkEvent, Progress};
-use protocol::control::{sanitize_display_text, ErrorCode, FileInfo, ParticipantId};
+use protocol::control::{sanitize_display_text, ErrorCode, FileInfo, ParticipantId, UploadStopReason};
 use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::{ControlFrames, FrameCodec, FrameError, RawFrames};
 use protocol::reno::RenoConfig;
@@ -216,18 +217,28 @@ impl FileConn {
         let file_id = self.shared.next_file_id();
         let part = meeting.spool_dir.join(format!("{file_id}.part"));
         info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
-        let upload = Upload { meeting: &meeting, participant, file_id, name, size, sha256, sender_name };
-        let result = self.receive(&upload, &part).await;
+        let mut upload =
+            Upload { meeting: &meeting, participant, file_id, name, size, sha256, sender_name, announced: false };
+        let result = self.receive(&mut upload, &part).await;
         meeting.end_upload(&self.shared, participant);
-        if result.is_err() {
+        if let Err(ended) = &result {
             remove_file(&part).await;
             self.shared.release_spool(size);
             info!(meeting = %meeting.code, file_id, "upload abandoned");
+            // Whoever saw its progress learns that it will not finish.
+            if upload.announced {
+                let reason = match ended {
+                    Ended::Gone(_) => UploadStopReason::Disconnected,
+                    Ended::Refused(e) if e.code == ErrorCode::HashMismatch => UploadStopReason::HashMismatch,
+                    Ended::Refused(_) => UploadStopReason::Refused,
+                };
+                meeting.file_progress(&self.shared, upload.stopped(reason));
+            }
         }
         result
     }
 
-    async fn receive(&mut self, up: &Upload<'_>, part: &Path) -> Result<(), Ended> {
+    async fn receive(&mut self, up: &mut Upload<'_>, part: &Path) -> Result<(), Ended> {
         tokio::fs::create_dir_all(&up.meeting.spool_dir).await.map_err(|e| internal("creating the spool", e))?;
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -265,6 +276,7 @@ impl FileConn {
                     if last_progress.elapsed() >= PROGRESS_INTERVAL {
                         last_progress = Instant::now();
                         up.meeting.file_progress(&self.shared, up.progress(received));
+                        up.announced = true;
                     }
                 }
                 FileFrame::Ack { .. } => {
@@ -292,6 +304,7 @@ impl FileConn {
         let path = up.meeting.spool_dir.join(up.file_id.to_string());
         tokio::fs::rename(part, &path).await.map_err(|e| internal("storing the file", e))?;
         up.meeting.file_progress(&self.shared, up.progress(up.size));
+        up.announced = true;
         let info = FileInfo {
             file_id: up.file_id,
             name: up.name.clone(),
@@ -437,9 +450,20 @@ struct Upload<'a> {
     size: u64,
     sha256: String,
     sender_name: String,
+    /// A `FILE_PROGRESS` of it went to the meeting, so its end must be told too.
+    announced: bool,
 }
 
 impl Upload<'_> {
+    fn stopped(&self, reason: UploadStopReason) -> ControlMessage {
+        ControlMessage::FileUploadStopped {
+            file_id: self.file_id,
+            name: self.name.clone(),
+            sender_id: self.participant,
+            reason,
+        }
+    }
+
     fn progress(&self, bytes: u64) -> ControlMessage {
         ControlMessage::FileProgress {
             file_id: self.file_id,

@@ -7,7 +7,8 @@ mod common;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use protocol::control::{ErrorCode, MeetingWelcome};
+use protocol::control::{ErrorCode, MeetingWelcome, UploadStopReason};
+use protocol::file::FileFrame;
 use protocol::{ControlMessage, MediaPacket};
 use relay_server::{LimitHit, RelayConfig, RelayHandle};
 
@@ -296,6 +297,67 @@ async fn a_long_chat_history_never_makes_the_meeting_unjoinable() {
     real.members[1].client.recv_until(|m| matches!(m, ControlMessage::Chat { message } if message.text == last)).await;
     let (_late, welcome) = real.admit(&relay, [127, 0, 0, 13], "Late").await;
     assert_eq!(welcome.chat_history.last().map(|m| m.text.as_str()), Some(last.as_str()));
+    real.still_talk().await;
+    relay.shutdown().await;
+}
+
+/// How long the killed-upload test listens for progress between two chunks: 64 chunks of it
+/// outlast the relay's 250 ms progress interval whatever the machine's speed.
+const PROGRESS_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+#[tokio::test]
+async fn an_upload_killed_midway_is_announced_as_stopped_to_everyone() {
+    let relay = start_default().await;
+    let mut real = Bystanders::start(&relay).await;
+    let guest = real.members[1].id();
+    let data = test_bytes(1 << 20, 11);
+    let mut conn = FileConn::connect(
+        &relay,
+        ControlMessage::FileUpload {
+            session_token: real.members[1].welcome.session_token.clone(),
+            name: "big.bin".into(),
+            size: data.len() as u64,
+            sha256: sha256_hex(&data),
+        },
+    )
+    .await;
+    let (file_id, chunk) = match conn.recv_control().await {
+        ControlMessage::FileUploadReady { file_id, chunk_size } => (file_id, chunk_size as usize),
+        other => panic!("expected FILE_UPLOAD_READY, got {other:?}"),
+    };
+    // One chunk at a time, until the host has seen the upload's progress (the relay announces
+    // it at most four times a second); then the uploader's app dies.
+    let mut offset = 0usize;
+    let mut seq = 0u32;
+    loop {
+        assert!(offset + chunk < data.len(), "progress is announced long before the last chunk");
+        let payload = bytes::Bytes::copy_from_slice(&data[offset..offset + chunk]);
+        conn.send(FileFrame::Data { seq, offset: offset as u64, data: payload }).await;
+        assert!(matches!(conn.recv().await, Some(FileFrame::Ack { .. })));
+        offset += chunk;
+        seq += 1;
+        let heard = tokio::time::timeout(PROGRESS_POLL, real.members[0].client.recv_with_progress(true)).await;
+        if matches!(heard, Ok(ControlMessage::FileProgress { file_id: f, .. }) if f == file_id) {
+            break;
+        }
+    }
+    drop(conn);
+    let stopped = ControlMessage::FileUploadStopped {
+        file_id,
+        name: "big.bin".into(),
+        sender_id: guest,
+        reason: UploadStopReason::Disconnected,
+    };
+    // Everyone who could have seen the progress hears that it stopped: the host and the
+    // uploader's own control connection.
+    for member in &mut real.members {
+        let got = member.client.recv_until(|m| matches!(m, ControlMessage::FileUploadStopped { .. })).await;
+        assert_eq!(got, stopped);
+    }
+    // Nothing of it is offered, and the spool gave its room back.
+    let (_, end) = download(&relay, &real.members[0].welcome.session_token, file_id, 0).await;
+    assert!(matches!(&end, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }), "{end:?}");
+    eventually("the spool is empty again", || relay.stats().spool_bytes == 0).await;
     real.still_talk().await;
     relay.shutdown().await;
 }

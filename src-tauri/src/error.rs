@@ -11,7 +11,7 @@ use ts_rs::TS;
 use client_core::net::control::ConnectError;
 use client_core::stats::FileDirection;
 use client_core::{FileFailure, SessionError};
-use protocol::control::ErrorCode as RelayCode;
+use protocol::control::{ErrorCode as RelayCode, UploadStopReason};
 
 use crate::payloads::ErrorPayload;
 
@@ -41,6 +41,8 @@ pub enum ErrorCode {
     RateLimited,
     UnsupportedVersion,
     Unauthorized,
+    /// Someone else's upload stopped before its file was offered (`message` says why).
+    UploadStopped,
     Internal,
 }
 
@@ -171,6 +173,16 @@ impl AppError {
             FileFailure::Protocol => ErrorCode::Internal,
         };
         AppError::Transfer { code, message: reason }
+    }
+
+    /// Someone else's upload that stopped, in words (the page shows them on its progress card).
+    pub fn remote_upload_stopped(reason: UploadStopReason) -> Self {
+        let message = match reason {
+            UploadStopReason::Disconnected => "the sender's connection ended before the whole file arrived",
+            UploadStopReason::HashMismatch => "the file arrived damaged (its SHA-256 did not match) and was discarded",
+            UploadStopReason::Refused => "the relay stopped accepting it",
+        };
+        AppError::Transfer { code: ErrorCode::UploadStopped, message: message.into() }
     }
 
     /// A session connect failure, for the relay at `addr`.

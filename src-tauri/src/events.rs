@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use client_core::stats::FileDirection;
 use client_core::SessionEvent;
+use protocol::control::ParticipantId;
 
 use crate::error::AppError;
 use crate::payloads::{self as p, TransferDirection, UiEvent};
@@ -54,6 +55,9 @@ pub struct Translator {
     /// Sizes of our transfers by transfer id, learned from `accept_file` and progress.
     sizes: HashMap<String, u64>,
     remote: HashMap<u64, RemoteProgress>,
+    /// This app's participant id once in the meeting: the relay tells the uploader about its
+    /// own upload too, which the page already shows as ours.
+    self_id: Option<ParticipantId>,
 }
 
 impl Translator {
@@ -85,6 +89,9 @@ impl Translator {
     /// Maps one engine event to the page's event, if the page has one for it. Video frames are
     /// not events (see `frames`) and map to nothing here.
     pub fn translate(&mut self, event: SessionEvent, now: Instant) -> Option<UiEvent> {
+        if let SessionEvent::Joined { welcome } = &event {
+            self.self_id = Some(welcome.participant_id);
+        }
         Some(match event {
             SessionEvent::Waiting { code, request_id } => UiEvent::Waiting(p::Waiting { code, request_id }),
             SessionEvent::Knock { request_id, display_name } => {
@@ -158,6 +165,11 @@ impl Translator {
                     error: (&AppError::from_transfer_failure(failure, direction, reason)).into(),
                 })
             }
+            SessionEvent::RemoteFileProgress { sender_id, .. } | SessionEvent::RemoteFileStopped { sender_id, .. }
+                if Some(sender_id) == self.self_id =>
+            {
+                return None
+            }
             SessionEvent::RemoteFileProgress { file_id, name, bytes, size, .. } => {
                 let rate = self.remote_rate(file_id, bytes, now);
                 UiEvent::FileProgress(p::FileProgress {
@@ -169,6 +181,16 @@ impl Translator {
                     bytes,
                     rate_bytes_per_sec: rate,
                     cwnd_bytes: None,
+                })
+            }
+            SessionEvent::RemoteFileStopped { file_id, name, reason, .. } => {
+                self.remote.remove(&file_id);
+                UiEvent::FileFailed(p::FileFailed {
+                    transfer_id: format!("r{file_id}"),
+                    direction: TransferDirection::Remote,
+                    file_id: Some(file_id),
+                    name,
+                    error: (&AppError::remote_upload_stopped(reason)).into(),
                 })
             }
             SessionEvent::ActiveSpeaker { participant_id } => {
@@ -366,6 +388,54 @@ mod tests {
         let Some(UiEvent::FileDone(d)) = t.remote_upload_done(&offer) else { panic!("expected done") };
         assert_eq!((d.transfer_id.as_str(), d.direction, d.size), ("r7", TransferDirection::Remote, 1000));
         assert!(t.remote_upload_done(&offer).is_none());
+    }
+
+    #[test]
+    fn a_remote_upload_that_stops_fails_its_card_in_words() {
+        let mut t = Translator::new(String::new());
+        let t0 = Instant::now();
+        let progress =
+            SessionEvent::RemoteFileProgress { file_id: 8, name: "a.zip".into(), sender_id: 2, bytes: 10, size: 100 };
+        t.translate(progress, t0);
+        let stopped = SessionEvent::RemoteFileStopped {
+            file_id: 8,
+            name: "a.zip".into(),
+            sender_id: 2,
+            reason: protocol::control::UploadStopReason::Disconnected,
+        };
+        let Some(UiEvent::FileFailed(f)) = t.translate(stopped, t0) else { panic!("expected failed") };
+        assert_eq!((f.transfer_id.as_str(), f.direction, f.file_id), ("r8", TransferDirection::Remote, Some(8)));
+        assert_eq!(f.error.code, ErrorCode::UploadStopped);
+        assert!(f.error.message.contains("connection ended"), "{}", f.error.message);
+        // The upload is forgotten: a later offer of the same id is not taken for its end.
+        let file = protocol::control::FileInfo {
+            file_id: 8,
+            name: "a.zip".into(),
+            size: 100,
+            sha256: "ab".into(),
+            sender_id: 2,
+            sender_name: "Bob".into(),
+        };
+        assert!(t.remote_upload_done(&SessionEvent::FileOffer { file }).is_none());
+    }
+
+    #[test]
+    fn the_relay_s_news_of_our_own_upload_is_not_shown_twice() {
+        let mut t = Translator::new(String::new());
+        let welcome = protocol::control::MeetingWelcome {
+            code: "123456".into(),
+            participant_id: 3,
+            media_token: 9,
+            session_token: "s".into(),
+            host_id: 1,
+            roster: vec![],
+            chat_history: vec![],
+        };
+        t.translate(SessionEvent::Joined { welcome }, Instant::now());
+        let ours = SessionEvent::RemoteFileProgress { file_id: 1, name: "a".into(), sender_id: 3, bytes: 1, size: 2 };
+        assert!(t.translate(ours, Instant::now()).is_none(), "our upload has its own card");
+        let theirs = SessionEvent::RemoteFileProgress { file_id: 2, name: "b".into(), sender_id: 4, bytes: 1, size: 2 };
+        assert!(matches!(t.translate(theirs, Instant::now()), Some(UiEvent::FileProgress(_))));
     }
 
     #[test]

@@ -254,6 +254,9 @@ impl ControlTask {
             M::FileProgress { file_id, name, sender_id, bytes, size } => {
                 self.events.emit(SessionEvent::RemoteFileProgress { file_id, name, sender_id, bytes, size })
             }
+            M::FileUploadStopped { file_id, name, sender_id, reason } => {
+                self.events.emit(SessionEvent::RemoteFileStopped { file_id, name, sender_id, reason })
+            }
             M::Error { code, message, retry_after_ms } => {
                 tracing::warn!(?code, ?retry_after_ms, "relay error: {message}");
                 self.events.emit(SessionEvent::Error { code: Some(code), message, retry_after_ms });

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use protocol::control::{
     ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
-    ParticipantId,
+    ParticipantId, UploadStopReason,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -116,6 +116,14 @@ pub enum SessionEvent {
         sender_id: ParticipantId,
         bytes: u64,
         size: u64,
+    },
+    /// Someone else's upload stopped before its file was offered (after `RemoteFileProgress`
+    /// of it): it will not finish.
+    RemoteFileStopped {
+        file_id: u64,
+        name: String,
+        sender_id: ParticipantId,
+        reason: UploadStopReason,
     },
     /// Audio levels of the remote participants, a few times a second.
     AudioLevel {

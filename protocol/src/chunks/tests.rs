@@ -60,6 +60,8 @@ struct SimLink {
     progress: Vec<Progress>,
     /// Chunks fed since the last flush; a flush must follow every batch.
     unflushed: usize,
+    /// Times `next_ack` wakes with `Timer` before the timer is due (as a real timer may).
+    early_wakes: usize,
 }
 
 impl SimLink {
@@ -77,6 +79,7 @@ impl SimLink {
             claim: |held| held,
             progress: Vec::new(),
             unflushed: 0,
+            early_wakes: 0,
         }
     }
 
@@ -125,6 +128,10 @@ impl ChunkLink for SimLink {
 
     async fn next_ack(&mut self, timer: Option<Instant>) -> Result<LinkEvent, SimError> {
         assert_eq!(self.unflushed, 0, "fed chunks are flushed before waiting for ACKs");
+        if self.early_wakes > 0 && timer.is_some_and(|t| t > self.now) {
+            self.early_wakes -= 1;
+            return Ok(LinkEvent::Timer);
+        }
         let next = self.acks.front().copied();
         match (next, timer) {
             (Some((arrival, _, _)), Some(t)) if t < arrival => {
@@ -204,8 +211,16 @@ fn acks_never_move_backwards_and_never_past_the_end() {
     assert_eq!(s.on_ack(t0 + ms(11), 0, 10_000), Ok(0));
     assert_eq!(s.on_ack(t0 + ms(12), 1, 20_000), Ok(0));
     assert_eq!(s.acked(), 20_000);
-    assert_eq!(s.on_ack(t0 + ms(13), 7, 30_001), Err(ChunkError::AckPastEnd { received: 30_001, size: 30_000 }));
+    // A lying ACK of a chunk really in flight: refused, and neither the bytes acknowledged nor
+    // the window move.
+    s.on_sent(t0 + ms(13));
+    let (in_flight, cwnd) = (s.reno().chunks_in_flight(), s.reno().cwnd());
+    assert_eq!(in_flight, 1);
+    assert_eq!(s.on_ack(t0 + ms(14), 2, 30_001), Err(ChunkError::AckPastEnd { received: 30_001, size: 30_000 }));
     assert_eq!(s.acked(), 20_000, "a rejected ACK changes nothing");
+    assert_eq!((s.reno().chunks_in_flight(), s.reno().cwnd()), (in_flight, cwnd));
+    assert_eq!(s.on_ack(t0 + ms(15), 2, 30_000), Ok(10_000), "the true ACK still counts");
+    assert!(s.is_complete());
 }
 
 #[test]
@@ -251,6 +266,21 @@ fn send_chunks_delivers_the_file_in_order_and_stops_when_all_is_acknowledged() {
     assert_eq!(link.timeouts(), 0);
     // Slow start from two chunks doubles per round trip: 62 chunks take 5 round trips
     // (2 + 4 + 8 + 16 + 32), not 31 as a fixed window of two would.
+    assert_eq!(link.now - t0, ms(100));
+}
+
+#[test]
+fn a_timer_that_wakes_early_changes_nothing() {
+    let file = pattern(1_000_000);
+    let mut link = SimLink::new(file.clone(), 0, ms(20));
+    link.early_wakes = 40;
+    let mut sender = ChunkSender::new(RenoConfig::default(), file.len() as u64, 0, 16_384);
+    let t0 = link.now;
+    run_ready(send_chunks(&mut sender, &mut link)).expect("transfer succeeds");
+    assert_eq!(link.early_wakes, 0, "every early wake happened");
+    assert_eq!(link.received, file);
+    // Nothing counted as a timeout, so slow start ran as on the quiet link: 5 round trips.
+    assert_eq!((link.timeouts(), sender.reno().timeouts()), (0, 0));
     assert_eq!(link.now - t0, ms(100));
 }
 

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::sample::SizeRange;
 use protocol::control::{
     ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
-    StatsReport,
+    StatsReport, UploadStopReason,
 };
 use protocol::media::{
     AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, AUDIO_REDUNDANCY_HEADER_LEN,
@@ -21,7 +21,7 @@ use protocol::media::{
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 33;
+pub const VARIANT_COUNT: usize = 34;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -54,12 +54,13 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         FileDownload { .. } => 24,
         FileDownloadReady { .. } => 25,
         FileProgress { .. } => 26,
-        FileOffer { .. } => 27,
-        StatsReport { .. } => 28,
-        Ping { .. } => 29,
-        Pong { .. } => 30,
-        Leave => 31,
-        Error { .. } => 32,
+        FileUploadStopped { .. } => 27,
+        FileOffer { .. } => 28,
+        StatsReport { .. } => 29,
+        Ping { .. } => 30,
+        Pong { .. } => 31,
+        Leave => 32,
+        Error { .. } => 33,
     }
 }
 
@@ -119,6 +120,14 @@ pub fn leave_reason() -> impl Strategy<Value = LeaveReason> {
         Just(LeaveReason::Disconnected),
         Just(LeaveReason::TimedOut),
         Just(LeaveReason::Removed),
+    ]
+}
+
+pub fn upload_stop_reason() -> impl Strategy<Value = UploadStopReason> {
+    prop_oneof![
+        Just(UploadStopReason::Disconnected),
+        Just(UploadStopReason::HashMismatch),
+        Just(UploadStopReason::Refused),
     ]
 }
 
@@ -300,6 +309,9 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         (wide_u64(), text(0..24), any::<u32>(), wide_u64(), wide_u64()).prop_map(
             |(file_id, name, sender_id, bytes, size)| M::FileProgress { file_id, name, sender_id, bytes, size }
         ),
+        (wide_u64(), text(0..24), any::<u32>(), upload_stop_reason()).prop_map(|(file_id, name, sender_id, reason)| {
+            M::FileUploadStopped { file_id, name, sender_id, reason }
+        }),
         file_info().prop_map(|file| M::FileOffer { file }),
         stats_report().prop_map(|report| M::StatsReport { report }),
         wide_u64().prop_map(|nonce| M::Ping { nonce }),
@@ -376,6 +388,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::FileDownload { session_token: "token".into(), file_id: 9, offset: 0 },
         M::FileDownloadReady { file: file.clone(), offset: 0, chunk_size: 16384 },
         M::FileProgress { file_id: 9, name: "notes.pdf".into(), sender_id: 1, bytes: 5, size: 10 },
+        M::FileUploadStopped { file_id: 9, name: "notes.pdf".into(), sender_id: 1, reason: UploadStopReason::Refused },
         M::FileOffer { file },
         M::StatsReport {
             report: StatsReport {

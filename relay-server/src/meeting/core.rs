@@ -644,7 +644,7 @@ impl<C: Connection> MeetingCore<C> {
         Ok(())
     }
 
-    /// Sends `message` (upload progress) to everyone in the meeting.
+    /// Sends `message` (upload progress, or that an upload stopped) to everyone in the meeting.
     pub fn broadcast_progress(&mut self, message: ControlMessage) {
         self.broadcast(message, None);
     }

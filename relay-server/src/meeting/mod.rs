@@ -322,7 +322,7 @@ impl Meeting {
         result
     }
 
-    /// Sends upload progress to everyone in the meeting.
+    /// Sends news of an upload (`FILE_PROGRESS`, `FILE_UPLOAD_STOPPED`) to everyone in the meeting.
     pub fn file_progress(self: &Arc<Self>, shared: &Shared, msg: ControlMessage) {
         self.run(shared, |core, _| core.broadcast_progress(msg));
     }

@@ -106,7 +106,7 @@ export type TransferStarted = { transferId: string, };
  * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
  * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
  */
-export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "internal";
+export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "uploadStopped" | "internal";
 
 /**
  * Which device a device error is about.

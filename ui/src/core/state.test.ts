@@ -322,6 +322,22 @@ describe("files", () => {
     s = run([{ name: "file-done", payload: { transferId: "r7", direction: "remote", fileId: 7, name: "big.iso", size: 100, sha256: "", verified: true, path: null } }], s);
     expect(activeTransfers(s.meeting!)).toHaveLength(0);
   });
+
+  it("says when someone else's upload stopped, until dismissed", () => {
+    let s = run([{ name: "file-progress", payload: { transferId: "r7", direction: "remote", fileId: 7, name: "big.iso", size: 100, bytes: 10, rateBytesPerSec: 0, cwndBytes: null } }], inMeeting());
+    const toasts = s.toasts.length;
+    const error = { code: "uploadStopped" as const, message: "the sender's connection ended before the whole file arrived" };
+    s = run([{ name: "file-failed", payload: { transferId: "r7", direction: "remote", fileId: 7, name: "big.iso", error } }], s);
+    const t = s.meeting!.transfers["r7"]!;
+    expect(t.status).toBe("failed");
+    expect(t.error).toEqual({ title: "Upload stopped", detail: "The sender's connection ended before the whole file arrived." });
+    expect(s.toasts.length).toBe(toasts);
+    s = reduce(s, { type: "transferDismissed", transferId: "r7" }, T0);
+    expect(s.meeting!.transfers["r7"]).toBeUndefined();
+    // A stop of an upload this app never saw adds nothing.
+    s = run([{ name: "file-failed", payload: { transferId: "r9", direction: "remote", fileId: 9, name: "x", error } }], s);
+    expect(s.meeting!.transfers["r9"]).toBeUndefined();
+  });
 });
 
 describe("stats and toasts", () => {

@@ -504,8 +504,13 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
           return { ...m, transfers: { ...m.transfers, [p.transferId]: { ...base, status: "failed", error: words } } };
         });
       } else {
-        next = withMeeting(next, (m) => ({ ...m, transfers: omit(m.transfers, p.transferId) }));
-        return next;
+        // Someone else's upload stopped: its card says so until dismissed; no toast, as it is
+        // not this person's doing.
+        return withMeeting(next, (m) => {
+          const t = m.transfers[p.transferId];
+          if (!t) return m;
+          return { ...m, transfers: { ...m.transfers, [p.transferId]: { ...t, status: "failed", error: words } } };
+        });
       }
       return addToast(next, "error", `${p.name}: ${words.title}`, words.detail, nowMs);
     }

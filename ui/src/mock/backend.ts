@@ -37,6 +37,10 @@ export interface MockControl {
   chatFrom(id: number, text: string): void;
   /** Someone shares a file; returns its file id. */
   offerFile(id: number, name: string, size: number): number;
+  /** Someone's upload has reached `bytes` of `size`; returns the id the relay gave it. */
+  remoteUploadProgress(name: string, size: number, bytes: number): number;
+  /** That upload stopped before the file was offered (the sender's app died). */
+  remoteUploadStopped(fileId: number, name: string): void;
   /** Someone's mic or camera changes. */
   setMedia(id: number, micOn: boolean, cameraOn: boolean): void;
   /** The host removes this app. */
@@ -163,6 +167,15 @@ export function installMockBackend(): MockControl {
       void send("file-offer", { file });
       pushChat(r.p, "", file, null);
       return fileId;
+    },
+    remoteUploadProgress: (name, size, bytes) => {
+      const fileId = nextFile++;
+      void send("file-progress", { transferId: `r${fileId}`, direction: "remote", fileId, name, size, bytes, rateBytesPerSec: 250_000, cwndBytes: null });
+      return fileId;
+    },
+    remoteUploadStopped: (fileId, name) => {
+      const error: AppError = { code: "uploadStopped", message: "the sender's connection ended before the whole file arrived" };
+      void send("file-failed", { transferId: `r${fileId}`, direction: "remote", fileId, name, error });
     },
     setMedia: (id, mic, cam) => {
       const r = remotes.get(id);

@@ -264,7 +264,9 @@ function updateTransfer(el: HTMLElement, t: Transfer, m: MeetingState): void {
   show(el.querySelector(".dismiss") as HTMLElement, t.status === "failed");
   const parts =
     t.status === "failed"
-      ? [`Failed: ${t.error?.title ?? "unknown error"}`]
+      ? t.direction === "remote"
+        ? [`${t.error?.title ?? "Upload stopped"}: ${t.error?.detail ?? ""}`]
+        : [`Failed: ${t.error?.title ?? "unknown error"}`]
       : [`${Math.floor(pct)}%`, `${formatBytes(t.bytes)} of ${formatBytes(t.size)}`, formatRate(t.rateBytesPerSec), ...(t.cwndBytes !== null ? [`cwnd ${formatBytes(t.cwndBytes)}`] : [])];
   setText(el.querySelector(".transfer-figures")!, parts.join(" · "));
 }
