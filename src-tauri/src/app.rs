@@ -202,13 +202,20 @@ impl App {
 
     /// The same, for changes whose caller does not wait (Leave, the end of a session): the
     /// capture follows when it can, and a failure reaches the page as an `error` event.
-    fn update_local_later(self: &Arc<Self>, change: impl FnOnce(&mut LocalVideoState) + Send + 'static) {
-        let app = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = app.update_local(change).await {
-                app.events.emit(&UiEvent::Error((&e).into()));
+    /// The change is queued before this returns, so it keeps its place before later ones.
+    fn update_local_later(&self, change: impl FnOnce(&mut LocalVideoState) + Send + 'static) {
+        let events = self.events.clone();
+        let report = move |e: AppError| events.emit(&UiEvent::Error((&e).into()));
+        match self.local.queue(change) {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    if let Err(e) = LocalVideoWorker::answer(answer, CAMERA_ANSWER_TIMEOUT).await {
+                        report(e);
+                    }
+                });
             }
-        });
+            Err(e) => report(e),
+        }
     }
 
     fn session_options(&self, core: &Core) -> SessionOptions {

@@ -155,19 +155,24 @@ impl LocalVideoWorker {
         Self { requests: Some(tx), thread: Some(thread) }
     }
 
-    /// Applies `change` and waits up to `timeout` for the capture to match. A camera still
-    /// opening after that is reported busy; it keeps opening and later changes still apply.
-    pub async fn change(
+    /// Queues `change` at once (changes apply in the order they are queued) and returns the
+    /// receiver of its answer, for [`Self::answer`].
+    pub fn queue(
         &self,
         change: impl FnOnce(&mut LocalVideoState) + Send + 'static,
-        timeout: Duration,
-    ) -> Result<(), AppError> {
+    ) -> Result<oneshot::Receiver<Result<(), AppError>>, AppError> {
         let (tx, rx) = oneshot::channel();
         let sent = self.requests.as_ref().is_some_and(|r| r.send((Box::new(change), tx)).is_ok());
         if !sent {
             return Err(AppError::Internal("the local video thread has stopped".into()));
         }
-        match tokio::time::timeout(timeout, rx).await {
+        Ok(rx)
+    }
+
+    /// Waits up to `timeout` for a queued change to be applied. A camera still opening after
+    /// that is reported busy; it keeps opening, and later changes still apply.
+    pub async fn answer(answer: oneshot::Receiver<Result<(), AppError>>, timeout: Duration) -> Result<(), AppError> {
+        match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(AppError::Internal("the local video thread has stopped".into())),
             Err(_) => Err(AppError::DeviceBusy {
@@ -175,6 +180,15 @@ impl LocalVideoWorker {
                 message: format!("the camera did not start within {} s", timeout.as_secs_f64()),
             }),
         }
+    }
+
+    /// Queues `change` and waits up to `timeout` for the capture to match.
+    pub async fn change(
+        &self,
+        change: impl FnOnce(&mut LocalVideoState) + Send + 'static,
+        timeout: Duration,
+    ) -> Result<(), AppError> {
+        Self::answer(self.queue(change)?, timeout).await
     }
 }
 
