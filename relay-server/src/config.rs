@@ -27,8 +27,13 @@ pub struct RelayConfig {
     pub server_name: String,
     /// Largest file a participant may upload, in bytes.
     pub max_file_size: u64,
-    /// Total bytes spooled across all meetings (files and uploads in progress).
+    /// Total bytes spooled across all meetings: the files, and what uploads in progress have
+    /// sent so far (an upload is charged as its bytes arrive, not for its announced size).
     pub max_spool_bytes: u64,
+    /// An upload that moves fewer than `upload_stall_min_bytes` in any `upload_stall_window`
+    /// is cut ([`crate::stall`]).
+    pub upload_stall_window: Duration,
+    pub upload_stall_min_bytes: u64,
     /// Files kept per meeting.
     pub max_files_per_meeting: usize,
     /// Uploads one participant may run at the same time.
@@ -56,6 +61,10 @@ pub struct RelayConfig {
     /// A connection that sends nothing (not even a `PONG`) for this long is dropped. The relay
     /// pings every third of it, so a live client always has something to answer.
     pub liveness_timeout: Duration,
+    /// A control connection that is in no meeting and no waiting room for this long (after its
+    /// `HELLO`, or after it left one) is closed: it holds a connection slot of its address and
+    /// of the relay for nothing.
+    pub idle_before_join_timeout: Duration,
     /// Chat messages a late joiner receives…
     pub chat_history_len: usize,
     /// …and at most this many bytes of them (as encoded in `JOINED`), so `JOINED` always fits
@@ -91,6 +100,8 @@ impl Default for RelayConfig {
             server_name: "parlor-relay".to_string(),
             max_file_size: 512 * 1024 * 1024,
             max_spool_bytes: 4 * 1024 * 1024 * 1024,
+            upload_stall_window: Duration::from_secs(15),
+            upload_stall_min_bytes: 16 * 1024,
             max_files_per_meeting: 1000,
             max_uploads_per_participant: 2,
             max_downloads_per_participant: 4,
@@ -111,6 +122,7 @@ impl Default for RelayConfig {
             address_table_len: 65_536,
             knock_timeout: Duration::from_secs(120),
             liveness_timeout: Duration::from_secs(15),
+            idle_before_join_timeout: Duration::from_secs(30),
             chat_history_len: 200,
             chat_history_bytes: 32 * 1024,
             max_chat_chars: protocol::control::MAX_CHAT_CHARS,

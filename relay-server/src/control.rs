@@ -8,9 +8,10 @@
 //!
 //! A control connection is in one of three states: idle (said hello), waiting (knocked on a
 //! meeting) or in a meeting. Its task `select!`s over the socket, its outbound queue (messages
-//! and state changes pushed by meetings), a ping timer for liveness and, while waiting, the
-//! knock's expiry. Writes are bounded by the liveness timeout, so a peer that stops reading
-//! cannot pin the task.
+//! and state changes pushed by meetings), a ping timer for liveness, while waiting the
+//! knock's expiry and while idle the idle-before-join limit (a connection that joins nothing
+//! gives its slot back). Writes are bounded by the liveness timeout, so a peer that stops
+//! reading cannot pin the task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,6 +150,8 @@ enum Exit {
     Killed,
     /// The host removed it.
     Removed,
+    /// It stayed in no meeting and no waiting room for the idle limit.
+    IdleTooLong,
     /// The relay is shutting down.
     Shutdown,
 }
@@ -177,6 +180,7 @@ enum Step {
     Frame(Option<Result<Result<ControlMessage, FrameError>, FrameError>>),
     Ping,
     KnockExpired,
+    IdleTooLong,
 }
 
 struct Session {
@@ -216,11 +220,19 @@ impl Session {
         let ping_every = (liveness / 3).max(Duration::from_millis(10));
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle_limit = self.shared.config.idle_before_join_timeout;
+        // When the connection last became idle (in no meeting and no waiting room).
+        let mut idle_since = Some(Instant::now());
         let exit = loop {
             let knock_deadline = match &self.state {
                 State::Waiting { deadline: Some(d), .. } => Some(*d),
                 _ => None,
             };
+            idle_since = match (&self.state, idle_since) {
+                (State::Idle, since) => since.or_else(|| Some(Instant::now())),
+                _ => None,
+            };
+            let idle_deadline = idle_since.map(|since| since + idle_limit);
             let step = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => Step::Exit(Exit::Shutdown),
@@ -229,6 +241,7 @@ impl Session {
                 frame = self.framed.next() => Step::Frame(frame),
                 _ = ping.tick() => Step::Ping,
                 _ = tokio::time::sleep_until(knock_deadline.unwrap_or_else(Instant::now)), if knock_deadline.is_some() => Step::KnockExpired,
+                _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() => Step::IdleTooLong,
             };
             let result = match step {
                 Step::Exit(exit) => Err(exit),
@@ -238,6 +251,7 @@ impl Session {
                 Step::Frame(frame) => self.on_frame(frame).await,
                 Step::Ping => self.on_ping(liveness).await,
                 Step::KnockExpired => self.on_knock_expired().await,
+                Step::IdleTooLong => self.on_idle_too_long(idle_limit).await,
             };
             if let Err(exit) = result {
                 break exit;
@@ -435,6 +449,15 @@ impl Session {
             self.state = State::Waiting { meeting, request_id, deadline: None, cancelled: true };
         }
         Ok(())
+    }
+
+    /// In no meeting and no waiting room for the whole idle limit: says why, then closes.
+    async fn on_idle_too_long(&mut self, limit: Duration) -> Result<(), Exit> {
+        self.shared.stats.limit_hit(LimitHit::IdleBeforeJoin);
+        debug!(peer = %self.peer, "closing a connection that joined nothing");
+        let message = format!("no meeting was created or joined within {} s; connect again", limit.as_secs_f64());
+        self.send(&ControlMessage::error(ErrorCode::InvalidState, message)).await?;
+        Err(Exit::IdleTooLong)
     }
 
     async fn on_knock_expired(&mut self) -> Result<(), Exit> {

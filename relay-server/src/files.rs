@@ -19,8 +19,10 @@
 //!   only shrinks the window: TCP loses nothing), and ends the connection once the receiver
 //!   has acknowledged the whole file.
 //!
-//! Uploads reserve their size in the relay-wide spool budget up front; the meeting's files go
-//! when the meeting ends.
+//! Uploads are charged to the relay-wide spool budget as their bytes arrive (a file that could
+//! not fit is refused at once), so announcing a huge file and sending nothing holds nothing.
+//! An upload that moves too few bytes in a window is cut ([`crate::stall`]). The meeting's
+//! files go when the meeting ends.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -46,7 +48,8 @@ use tracing::{debug, info, warn};
 
 use crate::control::frame_error;
 use crate::meeting::{Meeting, OpError, Shared, SpooledFile};
-use crate::stats::Stats;
+use crate::stall::StallWatch;
+use crate::stats::{LimitHit, Stats};
 
 type FileStream = Framed<TcpStream, RawFrames>;
 
@@ -210,20 +213,30 @@ impl FileConn {
         }
         let name = sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string());
         let sender_name = meeting.begin_upload(&self.shared, participant)?;
-        if !self.shared.reserve_spool(size) {
+        // Charged chunk by chunk as the bytes arrive; a file that cannot fit now is refused now.
+        if !self.shared.spool_has_room(size) {
             meeting.end_upload(&self.shared, participant);
             return Err(OpError::new(ErrorCode::ServerBusy, "the relay's file spool is full").into());
         }
         let file_id = self.shared.next_file_id();
         let part = meeting.spool_dir.join(format!("{file_id}.part"));
         info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
-        let mut upload =
-            Upload { meeting: &meeting, participant, file_id, name, size, sha256, sender_name, announced: false };
+        let mut upload = Upload {
+            meeting: &meeting,
+            participant,
+            file_id,
+            name,
+            size,
+            sha256,
+            sender_name,
+            announced: false,
+            charged: 0,
+        };
         let result = self.receive(&mut upload, &part).await;
         meeting.end_upload(&self.shared, participant);
         if let Err(ended) = &result {
             remove_file(&part).await;
-            self.shared.release_spool(size);
+            self.shared.release_spool(upload.charged);
             info!(meeting = %meeting.code, file_id, "upload abandoned");
             // Whoever saw its progress learns that it will not finish.
             if upload.announced {
@@ -252,11 +265,24 @@ impl FileConn {
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         let mut last_progress = Instant::now();
+        let (stall_window, stall_min) =
+            (self.shared.config.upload_stall_window, self.shared.config.upload_stall_min_bytes);
+        let mut watch = StallWatch::new(Instant::now().into_std(), stall_window, stall_min);
         while received < up.size {
             let idle_deadline = Instant::now() + self.limit();
-            let frame = match self.next(up.meeting, None, idle_deadline).await? {
+            let frame = match self.next(up.meeting, Some(Instant::from_std(watch.deadline())), idle_deadline).await? {
                 Incoming::Frame(frame) => frame,
-                Incoming::Timer => continue,
+                Incoming::Timer => {
+                    if watch.is_stalled(Instant::now().into_std()) {
+                        self.shared.stats.limit_hit(LimitHit::StalledUpload);
+                        let message = format!(
+                            "the upload moved fewer than {stall_min} bytes in {} s; cut",
+                            stall_window.as_secs_f64()
+                        );
+                        return Err(OpError::new(ErrorCode::ServerBusy, message).into());
+                    }
+                    continue;
+                }
             };
             match frame {
                 FileFrame::Data { seq, offset, data } => {
@@ -268,6 +294,12 @@ impl FileConn {
                         )
                         .into());
                     }
+                    if !self.shared.reserve_spool(data.len() as u64) {
+                        let message = "the relay's file spool filled up during the upload";
+                        return Err(OpError::new(ErrorCode::ServerBusy, message).into());
+                    }
+                    up.charged += data.len() as u64;
+                    watch.on_bytes(data.len() as u64);
                     out.write_all(&data).await.map_err(|e| internal("writing the spool file", e))?;
                     hasher.update(&data);
                     received = end;
@@ -452,6 +484,8 @@ struct Upload<'a> {
     sender_name: String,
     /// A `FILE_PROGRESS` of it went to the meeting, so its end must be told too.
     announced: bool,
+    /// Bytes of the spool budget it holds: what has arrived so far.
+    charged: u64,
 }
 
 impl Upload<'_> {

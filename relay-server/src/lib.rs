@@ -36,6 +36,7 @@ mod files;
 mod limits;
 mod meeting;
 mod routes;
+mod stall;
 pub mod stats;
 pub mod thinning;
 mod udp;

@@ -32,6 +32,15 @@ struct Args {
     /// Largest file a participant may upload, in bytes.
     #[arg(long, env = "PARLOR_MAX_FILE_SIZE", default_value_t = RelayConfig::default().max_file_size)]
     max_file_size: u64,
+    /// Bytes spooled across all meetings (files, and uploads as their bytes arrive).
+    #[arg(long, env = "PARLOR_MAX_SPOOL_BYTES", default_value_t = D.max_spool_bytes)]
+    max_spool_bytes: u64,
+    /// An upload moving fewer than --upload-stall-min-bytes in this many seconds is cut.
+    #[arg(long, env = "PARLOR_UPLOAD_STALL_SECS", default_value_t = D.upload_stall_window.as_secs())]
+    upload_stall_secs: u64,
+    /// Bytes an upload must move in every --upload-stall-secs.
+    #[arg(long, env = "PARLOR_UPLOAD_STALL_MIN_BYTES", default_value_t = D.upload_stall_min_bytes)]
+    upload_stall_min_bytes: u64,
     /// Participants per meeting, host included.
     #[arg(long, env = "PARLOR_MAX_PARTICIPANTS", default_value_t = RelayConfig::default().max_participants)]
     max_participants: usize,
@@ -41,6 +50,9 @@ struct Args {
     /// Seconds of silence after which a participant is dropped.
     #[arg(long, env = "PARLOR_LIVENESS_TIMEOUT_SECS", default_value_t = 15)]
     liveness_timeout_secs: u64,
+    /// Seconds a connection may stay in no meeting and no waiting room before it is closed.
+    #[arg(long, env = "PARLOR_IDLE_BEFORE_JOIN_SECS", default_value_t = D.idle_before_join_timeout.as_secs())]
+    idle_before_join_secs: u64,
     /// Open connections allowed from one address (IPv4, or an IPv6 /64).
     #[arg(long, env = "PARLOR_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = D.max_connections_per_address)]
     max_connections_per_address: usize,
@@ -96,9 +108,13 @@ async fn main() -> anyhow::Result<()> {
         udp_port: args.udp_port,
         data_dir: args.data_dir,
         max_file_size: args.max_file_size,
+        max_spool_bytes: args.max_spool_bytes,
+        upload_stall_window: Duration::from_secs(args.upload_stall_secs.max(1)),
+        upload_stall_min_bytes: args.upload_stall_min_bytes,
         max_participants: args.max_participants.max(1),
         knock_timeout: Duration::from_secs(args.knock_timeout_secs),
         liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),
+        idle_before_join_timeout: Duration::from_secs(args.idle_before_join_secs.max(1)),
         max_connections_per_address: args.max_connections_per_address,
         max_pending_knocks_per_address: args.max_pending_knocks_per_address,
         address_rates: AddressRates {

@@ -163,11 +163,15 @@ pub enum LimitHit {
     ConnectionsPerAddress,
     /// An address over its rate of new meetings.
     NewMeetings,
+    /// A connection in no meeting and no waiting room for too long, closed.
+    IdleBeforeJoin,
+    /// An upload that moved too few bytes in a window, cut.
+    StalledUpload,
 }
 
 impl LimitHit {
     /// Every limit, in the order of [`StatsSnapshot::limits_hit`].
-    pub const ALL: [LimitHit; 7] = [
+    pub const ALL: [LimitHit; 9] = [
         LimitHit::Chat,
         LimitHit::MediaState,
         LimitHit::FailedJoins,
@@ -175,6 +179,8 @@ impl LimitHit {
         LimitHit::PendingKnocksPerAddress,
         LimitHit::ConnectionsPerAddress,
         LimitHit::NewMeetings,
+        LimitHit::IdleBeforeJoin,
+        LimitHit::StalledUpload,
     ];
 
     /// Number of limits.
@@ -190,6 +196,8 @@ impl LimitHit {
             LimitHit::PendingKnocksPerAddress => "pending_knocks_per_address",
             LimitHit::ConnectionsPerAddress => "connections_per_address",
             LimitHit::NewMeetings => "new_meetings",
+            LimitHit::IdleBeforeJoin => "idle_before_join",
+            LimitHit::StalledUpload => "stalled_upload",
         }
     }
 

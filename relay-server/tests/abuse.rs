@@ -261,6 +261,36 @@ async fn connections_per_address_are_capped_and_others_still_connect() {
 }
 
 #[tokio::test]
+async fn connections_that_join_nothing_are_closed_and_give_their_place_back() {
+    let idle = std::time::Duration::from_secs(1);
+    let config =
+        RelayConfig { max_connections_per_address: 4, idle_before_join_timeout: idle, ..RelayConfig::for_tests() };
+    let relay = start(config).await;
+    let mut real = Bystanders::start(&relay).await;
+    // Four connections from one address say hello and then nothing: the address's every slot.
+    let mut hoard = Vec::new();
+    for _ in 0..4 {
+        hoard.push(Client::connect_from(&relay, [127, 0, 0, 9]).await);
+    }
+    for c in &mut hoard {
+        let seen = c.expect_closed().await;
+        assert!(
+            matches!(seen.as_slice(), [ControlMessage::Error { code: ErrorCode::InvalidState, .. }]),
+            "told why, then closed: {seen:?}"
+        );
+    }
+    assert_eq!(relay.stats().limit_hits(LimitHit::IdleBeforeJoin), 4);
+    // The slots are free again, and a connection that does something keeps its place.
+    let mut back = Client::connect_from(&relay, [127, 0, 0, 9]).await;
+    back.create("Back").await;
+    // The meeting beside it never was idle and carries on, longer than the idle limit.
+    real.still_talk().await;
+    back.expect_silence(idle + std::time::Duration::from_millis(200)).await;
+    real.still_talk().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
 async fn meetings_created_per_address_are_limited() {
     let relay = start_default().await;
     let mut real = Bystanders::start(&relay).await;
@@ -358,6 +388,57 @@ async fn an_upload_killed_midway_is_announced_as_stopped_to_everyone() {
     let (_, end) = download(&relay, &real.members[0].welcome.session_token, file_id, 0).await;
     assert!(matches!(&end, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }), "{end:?}");
     eventually("the spool is empty again", || relay.stats().spool_bytes == 0).await;
+    real.still_talk().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn announced_uploads_hold_no_spool_and_a_trickle_is_cut() {
+    let window = std::time::Duration::from_secs(1);
+    let config = RelayConfig {
+        max_spool_bytes: 4 << 20,
+        max_file_size: 4 << 20,
+        upload_stall_window: window,
+        upload_stall_min_bytes: 16_384,
+        ..RelayConfig::for_tests()
+    };
+    let relay = start(config).await;
+    let mut real = Bystanders::start(&relay).await;
+    // In a meeting of its own, an attacker announces two files that together are the whole
+    // spool, and sends one byte of each (reserving the announced sizes left no room here).
+    let mut attacker = Client::connect_from(&relay, [127, 0, 0, 9]).await;
+    let token = attacker.create("Mallory").await.session_token;
+    let mut trickles = Vec::new();
+    for n in 0..2 {
+        let upload = ControlMessage::FileUpload {
+            session_token: token.clone(),
+            name: format!("huge-{n}.bin"),
+            size: 2 << 20,
+            sha256: "ab".repeat(32),
+        };
+        let mut conn = FileConn::connect(&relay, upload).await;
+        assert!(matches!(conn.recv_control().await, ControlMessage::FileUploadReady { .. }));
+        conn.send(FileFrame::Data { seq: 0, offset: 0, data: bytes::Bytes::from_static(b"x") }).await;
+        assert!(matches!(conn.recv().await, Some(FileFrame::Ack { received: 1, .. })));
+        trickles.push(conn);
+    }
+    assert_eq!(relay.stats().spool_bytes, 2, "an upload holds what it sent, not what it announced");
+    // The real meeting's file still fits.
+    let data = test_bytes(40_000, 5);
+    let (done, _) = upload(&relay, &real.members[1].welcome.session_token, "a.bin", &data, &sha256_hex(&data)).await;
+    assert!(matches!(done, ControlMessage::FileUploadComplete { .. }), "{done:?}");
+    // Each trickle is cut once its window passes with less than 16 KiB moved.
+    for conn in &mut trickles {
+        match conn.recv().await {
+            Some(FileFrame::Control(ControlMessage::Error { code: ErrorCode::ServerBusy, message, .. })) => {
+                assert!(message.contains("fewer than 16384 bytes"), "{message}");
+            }
+            other => panic!("expected the stalled upload to be refused, got {other:?}"),
+        }
+        assert!(conn.recv().await.is_none(), "then closed");
+    }
+    assert_eq!(relay.stats().limit_hits(LimitHit::StalledUpload), 2);
+    eventually("the trickles' bytes are given back", || relay.stats().spool_bytes == 40_000).await;
     real.still_talk().await;
     relay.shutdown().await;
 }

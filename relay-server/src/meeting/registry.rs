@@ -190,6 +190,12 @@ impl Shared {
             .is_ok()
     }
 
+    /// Whether `bytes` more would fit the spool now (nothing is reserved: uploads are charged
+    /// chunk by chunk, so this only refuses at once a file that cannot fit).
+    pub fn spool_has_room(&self, bytes: u64) -> bool {
+        self.stats.spool_bytes.load(Relaxed).saturating_add(bytes) <= self.config.max_spool_bytes
+    }
+
     /// Gives back spool budget reserved with [`Self::reserve_spool`].
     pub fn release_spool(&self, bytes: u64) {
         let _ = self.stats.spool_bytes.fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(bytes)));
