@@ -72,9 +72,10 @@ async fn devices_switch_mid_meeting() {
     b.wait_until("video from A", LONG, |log| log.frames.get(&a_id).is_some_and(|f| f.len() >= 5)).await;
     let sent = |bot: &Bot| bot.session.stats().map_or(0, |s| s.video_out.frames_sent);
 
+    let mark = a.mark();
     a.session.set_video_source(VideoChoice::None).await.unwrap();
-    // Stats come once a second: wait for one that shows the source gone.
-    let gone = a.first_stats("video source gone", |s| s.video_out.source.is_empty()).await;
+    // Stats come once a second: wait for one, after the switch, that shows the source gone.
+    let gone = a.first_stats(mark, "video source gone", |s| s.video_out.source.is_empty()).await;
     // That snapshot may have read the frame counter just before the last frame was counted:
     // take the count from the next one, then check that two more (two more seconds) show no
     // growth.

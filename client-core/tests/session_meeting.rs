@@ -130,8 +130,9 @@ async fn three_bots_exchange_video_audio_and_chat() {
     .await;
 
     // Camera off stops sending.
+    let mark = a.mark();
     a.session.set_camera(false).await.unwrap();
-    let off = a.first_stats("a snapshot with the camera off", |s| !s.video_out.enabled).await;
+    let off = a.first_stats(mark, "a snapshot with the camera off", |s| !s.video_out.enabled).await;
     // Take the count from the next snapshot (the first may have read it just before the last
     // frame was counted), then two more must show no growth.
     let [settled, one, two] = a.stats_run_after(off.timestamp_ms).await;

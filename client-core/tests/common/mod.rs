@@ -116,9 +116,12 @@ impl Bot {
         run.try_into().unwrap_or_else(|_| unreachable!("exactly N snapshots"))
     }
 
-    /// The first stats snapshot logged for which `f` holds.
-    pub async fn first_stats(&self, what: &str, f: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
-        self.wait(what, LONG, |e| match e {
+    /// The first stats snapshot logged at index ≥ `from` (a [`Self::mark`] taken before the
+    /// change it should show) for which `f` holds. Searching from the start instead would find
+    /// snapshots of before the change: the first seconds of a session look like a camera that
+    /// is off or a source that is gone.
+    pub async fn first_stats(&self, from: usize, what: &str, f: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+        self.wait_from(from, what, LONG, |e| match e {
             SessionEvent::Stats(s) if f(s) => Some((**s).clone()),
             _ => None,
         })
