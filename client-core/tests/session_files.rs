@@ -132,7 +132,19 @@ async fn five_megabytes_reach_two_receivers_intact() {
         assert_eq!(saved, dir.path().join("five.bin"));
         assert!(std::fs::read(&saved).unwrap() == data, "byte-identical");
         assert!(!partial_path(dir.path(), &offer).exists(), "no partial file left");
+        // The relay's progress of the upload (at least its final one) reached the others…
+        assert!(bot
+            .events()
+            .iter()
+            .any(|e| matches!(e, SessionEvent::RemoteFileProgress { file_id, .. } if *file_id == sent.0)));
     }
+    // …but not the uploader as someone else's: its own upload has its own events.
+    a.wait("the offer of its own file", LONG, |e| match e {
+        SessionEvent::FileOffer { file } if file.file_id == sent.0 => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(!a.events().iter().any(|e| matches!(e, SessionEvent::RemoteFileProgress { .. })));
     for bot in [a, b, c] {
         bot.close().await;
     }

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use client_core::stats::FileDirection;
 use client_core::SessionEvent;
-use protocol::control::ParticipantId;
 
 use crate::error::AppError;
 use crate::payloads::{self as p, TransferDirection, UiEvent};
@@ -55,9 +54,6 @@ pub struct Translator {
     /// Sizes of our transfers by transfer id, learned from `accept_file` and progress.
     sizes: HashMap<String, u64>,
     remote: HashMap<u64, RemoteProgress>,
-    /// This app's participant id once in the meeting: the relay tells the uploader about its
-    /// own upload too, which the page already shows as ours.
-    self_id: Option<ParticipantId>,
 }
 
 impl Translator {
@@ -89,9 +85,6 @@ impl Translator {
     /// Maps one engine event to the page's event, if the page has one for it. Video frames are
     /// not events (see `frames`) and map to nothing here.
     pub fn translate(&mut self, event: SessionEvent, now: Instant) -> Option<UiEvent> {
-        if let SessionEvent::Joined { welcome } = &event {
-            self.self_id = Some(welcome.participant_id);
-        }
         Some(match event {
             SessionEvent::Waiting { code, request_id } => UiEvent::Waiting(p::Waiting { code, request_id }),
             SessionEvent::Knock { request_id, display_name } => {
@@ -164,11 +157,6 @@ impl Translator {
                     name,
                     error: (&AppError::from_transfer_failure(failure, direction, reason)).into(),
                 })
-            }
-            SessionEvent::RemoteFileProgress { sender_id, .. } | SessionEvent::RemoteFileStopped { sender_id, .. }
-                if Some(sender_id) == self.self_id =>
-            {
-                return None
             }
             SessionEvent::RemoteFileProgress { file_id, name, bytes, size, .. } => {
                 let rate = self.remote_rate(file_id, bytes, now);
@@ -417,25 +405,6 @@ mod tests {
             sender_name: "Bob".into(),
         };
         assert!(t.remote_upload_done(&SessionEvent::FileOffer { file }).is_none());
-    }
-
-    #[test]
-    fn the_relay_s_news_of_our_own_upload_is_not_shown_twice() {
-        let mut t = Translator::new(String::new());
-        let welcome = protocol::control::MeetingWelcome {
-            code: "123456".into(),
-            participant_id: 3,
-            media_token: 9,
-            session_token: "s".into(),
-            host_id: 1,
-            roster: vec![],
-            chat_history: vec![],
-        };
-        t.translate(SessionEvent::Joined { welcome }, Instant::now());
-        let ours = SessionEvent::RemoteFileProgress { file_id: 1, name: "a".into(), sender_id: 3, bytes: 1, size: 2 };
-        assert!(t.translate(ours, Instant::now()).is_none(), "our upload has its own card");
-        let theirs = SessionEvent::RemoteFileProgress { file_id: 2, name: "b".into(), sender_id: 4, bytes: 1, size: 2 };
-        assert!(matches!(t.translate(theirs, Instant::now()), Some(UiEvent::FileProgress(_))));
     }
 
     #[test]

@@ -251,6 +251,10 @@ impl ControlTask {
                 self.remember_offer(file.clone());
                 self.events.emit(SessionEvent::FileOffer { file });
             }
+            // The relay tells the uploader about its own upload too; that one already has its
+            // own `FileProgress`/`FileDone`/`FileFailed` events.
+            M::FileProgress { sender_id, .. } | M::FileUploadStopped { sender_id, .. }
+                if self.in_meeting().is_some_and(|m| m.welcome.participant_id == sender_id) => {}
             M::FileProgress { file_id, name, sender_id, bytes, size } => {
                 self.events.emit(SessionEvent::RemoteFileProgress { file_id, name, sender_id, bytes, size })
             }

@@ -109,7 +109,7 @@ pub enum SessionEvent {
         reason: String,
         resumable: bool,
     },
-    /// Someone else's upload, as the relay reports it.
+    /// Someone else's upload, as the relay reports it (never this session's own).
     RemoteFileProgress {
         file_id: u64,
         name: String,

@@ -5,22 +5,121 @@
 export type ParticipantId = number;
 
 /**
- * Someone in the meeting as the roster shows them.
+ * Result of `create_meeting`.
  */
-export type Participant = { id: ParticipantId, displayName: string, isHost: boolean, micOn: boolean, cameraOn: boolean, speaking: boolean, 
+export type MeetingCreated = { 
 /**
- * Relay time (ms since the Unix epoch) at which the participant was admitted.
+ * Six ASCII digits.
  */
-joinedAtMs: number, };
+code: string, 
+/**
+ * The address others should enter to join: the LAN IP and port of the relay.
+ */
+relayAddr: string, participantId: ParticipantId, };
 
 /**
- * A file spooled on the relay whose SHA-256 the relay verified.
+ * Result of `list_devices`.
  */
-export type FileInfo = { fileId: number, name: string, size: number, 
+export type DeviceList = { cameras: Array<Device>, microphones: Array<Device>, speakers: Array<Device>, };
+
 /**
- * Lower-case hex SHA-256 of the whole file.
+ * A capture or playback device.
  */
-sha256: string, senderId: ParticipantId, senderName: string, };
+export type Device = { 
+/**
+ * Opaque id to pass back in `choose_devices`.
+ */
+id: string, 
+/**
+ * Human-readable name.
+ */
+label: string, 
+/**
+ * True for the device currently in use.
+ */
+selected: boolean, };
+
+/**
+ * Arguments of `choose_devices` (ids from `list_devices`): omitted kinds stay as they are.
+ */
+export type DeviceChoice = { camera?: string, microphone?: string, speaker?: string, };
+
+/**
+ * What the app remembers between runs.
+ */
+export type Settings = { displayName: string, 
+/**
+ * The relay address last used to join, "host:port"; empty when none.
+ */
+lastRelayAddr: string, };
+
+/**
+ * Result of `send_chat`: the id the relay will echo in the matching `chat` event.
+ */
+export type ChatSent = { clientMsgId: number, };
+
+/**
+ * Result of `send_file` and `accept_file`: the id of the transfer in `file-*` events.
+ */
+export type TransferStarted = { transferId: string, };
+
+/**
+ * Every event the shell emits: `name` is the event name the page listens to and `payload` what
+ * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
+ */
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
+
+export type JoinRefused = { reason: JoinRefusal, };
+
+/**
+ * Why a join request did not lead into the meeting.
+ */
+export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull";
+
+export type FileFailed = { transferId: string, direction: TransferDirection, fileId: number | null, name: string, error: AppError, };
+
+/**
+ * Which way a file transfer goes, from this app's point of view.
+ */
+export type TransferDirection = "upload" | "download" | "remote";
+
+/**
+ * What a rejected command or an `error` event carries. The shell's `AppError` serializes
+ * through this, its one wire shape, which events can clone and compare.
+ */
+export type AppError = { code: ErrorCode, 
+/**
+ * Detail in English for logs and as a fallback; the UI prefers its own words per code.
+ */
+message: string, 
+/**
+ * For device errors: which device.
+ */
+device?: DeviceKind, 
+/**
+ * For `rateLimited`: milliseconds until the relay accepts the request again.
+ */
+retryAfterMs?: number, };
+
+/**
+ * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
+ * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
+ */
+export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "uploadStopped" | "internal";
+
+/**
+ * Which device a device error is about.
+ */
+export type DeviceKind = "camera" | "microphone" | "speaker";
+
+export type KnockWithdrawn = { requestId: number, reason: KnockWithdrawal, };
+
+/**
+ * Why a knock vanished from the host's queue without the host answering it.
+ */
+export type KnockWithdrawal = "cancelled" | "expired" | "disconnected" | "answered";
+
+export type ChatWrap = { message: ChatMessage, };
 
 /**
  * One chat message as the relay stamped it.
@@ -44,133 +143,13 @@ clientMsgId: number | null,
 file: FileInfo | null, };
 
 /**
- * A capture or playback device.
+ * A file spooled on the relay whose SHA-256 the relay verified.
  */
-export type Device = { 
+export type FileInfo = { fileId: number, name: string, size: number, 
 /**
- * Opaque id to pass back in `choose_devices`.
+ * Lower-case hex SHA-256 of the whole file.
  */
-id: string, 
-/**
- * Human-readable name.
- */
-label: string, 
-/**
- * True for the device currently in use.
- */
-selected: boolean, };
-
-/**
- * Result of `list_devices`.
- */
-export type DeviceList = { cameras: Array<Device>, microphones: Array<Device>, speakers: Array<Device>, };
-
-/**
- * Arguments of `choose_devices` (ids from `list_devices`): omitted kinds stay as they are.
- */
-export type DeviceChoice = { camera?: string, microphone?: string, speaker?: string, };
-
-/**
- * What the app remembers between runs.
- */
-export type Settings = { displayName: string, 
-/**
- * The relay address last used to join, "host:port"; empty when none.
- */
-lastRelayAddr: string, };
-
-/**
- * Result of `create_meeting`.
- */
-export type MeetingCreated = { 
-/**
- * Six ASCII digits.
- */
-code: string, 
-/**
- * The address others should enter to join: the LAN IP and port of the relay.
- */
-relayAddr: string, participantId: ParticipantId, };
-
-/**
- * Result of `send_chat`: the id the relay will echo in the matching `chat` event.
- */
-export type ChatSent = { clientMsgId: number, };
-
-/**
- * Result of `send_file` and `accept_file`: the id of the transfer in `file-*` events.
- */
-export type TransferStarted = { transferId: string, };
-
-/**
- * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
- * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
- */
-export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "uploadStopped" | "internal";
-
-/**
- * Which device a device error is about.
- */
-export type DeviceKind = "camera" | "microphone" | "speaker";
-
-/**
- * What a rejected command or an `error` event carries. The shell's `AppError` serializes
- * through this, its one wire shape, which events can clone and compare.
- */
-export type AppError = { code: ErrorCode, 
-/**
- * Detail in English for logs and as a fallback; the UI prefers its own words per code.
- */
-message: string, 
-/**
- * For device errors: which device.
- */
-device?: DeviceKind, 
-/**
- * For `rateLimited`: milliseconds until the relay accepts the request again.
- */
-retryAfterMs?: number, };
-
-/**
- * Why a knock vanished from the host's queue without the host answering it.
- */
-export type KnockWithdrawal = "cancelled" | "expired" | "disconnected" | "answered";
-
-/**
- * Why a join request did not lead into the meeting.
- */
-export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull";
-
-/**
- * Why a participant left the roster.
- */
-export type LeaveReason = "left" | "disconnected" | "timedOut" | "removed";
-
-/**
- * Which way a file transfer goes, from this app's point of view.
- */
-export type TransferDirection = "upload" | "download" | "remote";
-
-/**
- * Per-participant receive statistics, one row each in the stats panel.
- */
-export type ParticipantStats = { participantId: ParticipantId, 
-/**
- * Frames per second received (decoded) from this participant.
- */
-fps: number, bitrateKbps: number, 
-/**
- * Loss fraction 0..=1 of this participant's media as received here.
- */
-loss: number, jitterMs: number, 
-/**
- * Width of the last decoded frame (0 when none).
- */
-width: number, 
-/**
- * Height of the last decoded frame (0 when none).
- */
-height: number, };
+sha256: string, senderId: ParticipantId, senderName: string, };
 
 /**
  * One stats sample; the shell emits one a second (`stats` event) and returns one (`get_stats`).
@@ -197,37 +176,52 @@ cwndBytes: number | null,
  */
 qualityLevel: number, participants: Array<ParticipantStats>, };
 
-export type Waiting = { code: string, requestId: number, };
-
-export type Knock = { requestId: number, name: string, };
-
-export type KnockWithdrawn = { requestId: number, reason: KnockWithdrawal, };
-
-export type JoinRefused = { reason: JoinRefusal, };
-
-export type Joined = { code: string, participantId: ParticipantId, hostId: ParticipantId, 
 /**
- * Address to share so others can join (as in `MeetingCreated.relayAddr`).
+ * Per-participant receive statistics, one row each in the stats panel.
  */
-relayAddr: string, 
+export type ParticipantStats = { participantId: ParticipantId, 
 /**
- * Everyone, this participant included.
+ * Frames per second received (decoded) from this participant.
  */
-roster: Array<Participant>, 
+fps: number, bitrateKbps: number, 
 /**
- * Most recent chat messages, oldest first.
+ * Loss fraction 0..=1 of this participant's media as received here.
  */
-chatHistory: Array<ChatMessage>, };
+loss: number, jitterMs: number, 
+/**
+ * Width of the last decoded frame (0 when none).
+ */
+width: number, 
+/**
+ * Height of the last decoded frame (0 when none).
+ */
+height: number, };
 
 export type ParticipantWrap = { participant: Participant, };
 
+/**
+ * Someone in the meeting as the roster shows them.
+ */
+export type Participant = { id: ParticipantId, displayName: string, isHost: boolean, micOn: boolean, cameraOn: boolean, speaking: boolean, 
+/**
+ * Relay time (ms since the Unix epoch) at which the participant was admitted.
+ */
+joinedAtMs: number, };
+
+export type Waiting = { code: string, requestId: number, };
+
+export type ActiveSpeaker = { participantId: ParticipantId | null, };
+
 export type ParticipantLeft = { participantId: ParticipantId, reason: LeaveReason, };
 
-export type HostChanged = { hostId: ParticipantId, };
-
-export type ChatWrap = { message: ChatMessage, };
+/**
+ * Why a participant left the roster.
+ */
+export type LeaveReason = "left" | "disconnected" | "timedOut" | "removed";
 
 export type FileOffer = { file: FileInfo, };
+
+export type HostChanged = { hostId: ParticipantId, };
 
 export type FileProgress = { transferId: string, direction: TransferDirection, 
 /**
@@ -243,6 +237,8 @@ rateBytesPerSec: number,
  */
 cwndBytes: number | null, };
 
+export type Knock = { requestId: number, name: string, };
+
 export type FileDone = { transferId: string, direction: TransferDirection, fileId: number, name: string, size: number, sha256: string, 
 /**
  * Downloads: the SHA-256 of the bytes on disk matched. Uploads: the relay verified it.
@@ -253,14 +249,18 @@ verified: boolean,
  */
 path: string | null, };
 
-export type FileFailed = { transferId: string, direction: TransferDirection, fileId: number | null, name: string, error: AppError, };
-
-export type ActiveSpeaker = { participantId: ParticipantId | null, };
-
 export type Disconnected = { message: string, };
 
+export type Joined = { code: string, participantId: ParticipantId, hostId: ParticipantId, 
 /**
- * Every event the shell emits: `name` is the event name the page listens to and `payload` what
- * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
+ * Address to share so others can join (as in `MeetingCreated.relayAddr`).
  */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
+relayAddr: string, 
+/**
+ * Everyone, this participant included.
+ */
+roster: Array<Participant>, 
+/**
+ * Most recent chat messages, oldest first.
+ */
+chatHistory: Array<ChatMessage>, };
