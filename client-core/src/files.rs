@@ -90,6 +90,16 @@ impl FileError {
         }
     }
 
+    /// What the person is told: the relay's own words when it refused the transfer (they say
+    /// which limit it was), else this error.
+    pub fn reason(&self) -> String {
+        match self {
+            FileError::Refused { message, .. }
+            | FileError::Connect(crate::net::control::ConnectError::Refused { message, .. }) => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether trying the same download again may succeed and continue from the partial file.
     pub fn is_resumable(&self) -> bool {
         matches!(
@@ -233,7 +243,7 @@ pub(crate) async fn upload(ctx: FileContext, key: u64, upload_id: u64, path: Pat
                 direction: FileDirection::Upload,
                 name,
                 failure: e.failure(),
-                reason: e.to_string(),
+                reason: e.reason(),
                 resumable: false,
             });
         }
@@ -481,7 +491,7 @@ pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: Pa
                 direction: FileDirection::Download,
                 name: info.name.clone(),
                 failure: e.failure(),
-                reason: e.to_string(),
+                reason: e.reason(),
                 resumable: e.is_resumable(),
             });
         }

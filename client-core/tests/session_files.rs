@@ -1,6 +1,7 @@
 //! File transfer through a real relay: a 5 MB file reaches two receivers byte-identical, an
 //! interrupted download resumes from its partial file, an existing name is never
-//! overwritten, and a partial file with wrong bytes ends in a reported hash failure.
+//! overwritten, a partial file with wrong bytes ends in a reported hash failure, and an upload
+//! the relay refuses fails with the relay's own words.
 
 mod common;
 
@@ -13,7 +14,8 @@ use client_core::files::partial_path;
 use client_core::stats::FileDirection;
 use client_core::{FileFailure, SessionEvent};
 use common::*;
-use protocol::control::FileInfo;
+use protocol::control::{ErrorCode, FileInfo};
+use relay_server::{Relay, RelayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -287,4 +289,27 @@ async fn existing_names_are_never_overwritten_and_bad_bytes_are_caught() {
         bot.close().await;
     }
     relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_a_quota_fails_in_the_relay_s_words() {
+    let config = RelayConfig { max_spool_bytes_per_participant: 64 * 1024, ..RelayConfig::for_tests() };
+    let relay = Relay::start(config).await.expect("relay starts");
+    let a = Bot::connect(&relay.tcp_addr().to_string(), quiet()).await;
+    create(&a, "Sender").await;
+    let src = tempfile::tempdir().unwrap();
+    let (path, _) = write_source(src.path(), "big.bin", 100 * 1024, 3);
+    let upload_id = a.session.send_file(&path).await.unwrap();
+    let (failure, reason) = a
+        .wait("the refusal", LONG, |e| match e {
+            SessionEvent::FileFailed { upload_id: Some(id), failure, reason, .. } if *id == upload_id => {
+                Some((*failure, reason.clone()))
+            }
+            SessionEvent::FileDone { upload_id: Some(id), .. } if *id == upload_id => panic!("the upload went through"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(failure, FileFailure::Refused(ErrorCode::ServerBusy));
+    assert_eq!(reason, "your files would pass the 64 KiB one participant may share in a meeting");
+    a.close().await;
 }

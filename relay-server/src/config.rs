@@ -30,6 +30,10 @@ pub struct RelayConfig {
     /// Total bytes spooled across all meetings: the files, and what uploads in progress have
     /// sent so far (an upload is charged as its bytes arrive, not for its announced size).
     pub max_spool_bytes: u64,
+    /// Of that, what one meeting's files and uploads may hold…
+    pub max_spool_bytes_per_meeting: u64,
+    /// …and what one participant's may hold in a meeting.
+    pub max_spool_bytes_per_participant: u64,
     /// An upload that moves fewer than `upload_stall_min_bytes` in any `upload_stall_window`
     /// is cut ([`crate::stall`]).
     pub upload_stall_window: Duration,
@@ -100,6 +104,9 @@ impl Default for RelayConfig {
             server_name: "parlor-relay".to_string(),
             max_file_size: 512 * 1024 * 1024,
             max_spool_bytes: 4 * 1024 * 1024 * 1024,
+            // Half the relay's spool for one meeting, two of the largest files for one person.
+            max_spool_bytes_per_meeting: 2 * 1024 * 1024 * 1024,
+            max_spool_bytes_per_participant: 1024 * 1024 * 1024,
             upload_stall_window: Duration::from_secs(15),
             upload_stall_min_bytes: 16 * 1024,
             max_files_per_meeting: 1000,

@@ -19,8 +19,10 @@
 //!   only shrinks the window: TCP loses nothing), and ends the connection once the receiver
 //!   has acknowledged the whole file.
 //!
-//! Uploads are charged to the relay-wide spool budget as their bytes arrive (a file that could
-//! not fit is refused at once), so announcing a huge file and sending nothing holds nothing.
+//! Uploads are charged as their bytes arrive to three spool quotas, the relay's, the
+//! meeting's and the uploader's (a file that could not fit one of them is refused at once), so
+//! announcing a huge file and sending nothing holds nothing, and one meeting or one person
+//! cannot fill the spool for everyone.
 //! An upload that moves too few bytes in a window is cut ([`crate::stall`]). The meeting's
 //! files go when the meeting ends.
 
@@ -212,12 +214,8 @@ impl FileConn {
             return Err(OpError::new(ErrorCode::FileTooLarge, format!("files are at most {max} bytes")).into());
         }
         let name = sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string());
-        let sender_name = meeting.begin_upload(&self.shared, participant)?;
         // Charged chunk by chunk as the bytes arrive; a file that cannot fit now is refused now.
-        if !self.shared.spool_has_room(size) {
-            meeting.end_upload(&self.shared, participant);
-            return Err(OpError::new(ErrorCode::ServerBusy, "the relay's file spool is full").into());
-        }
+        let sender_name = meeting.begin_upload(&self.shared, participant, size)?;
         let file_id = self.shared.next_file_id();
         let part = meeting.spool_dir.join(format!("{file_id}.part"));
         info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
@@ -236,7 +234,7 @@ impl FileConn {
         meeting.end_upload(&self.shared, participant);
         if let Err(ended) = &result {
             remove_file(&part).await;
-            self.shared.release_spool(upload.charged);
+            meeting.refund_upload(&self.shared, participant, upload.charged);
             info!(meeting = %meeting.code, file_id, "upload abandoned");
             // Whoever saw its progress learns that it will not finish.
             if upload.announced {
@@ -294,10 +292,7 @@ impl FileConn {
                         )
                         .into());
                     }
-                    if !self.shared.reserve_spool(data.len() as u64) {
-                        let message = "the relay's file spool filled up during the upload";
-                        return Err(OpError::new(ErrorCode::ServerBusy, message).into());
-                    }
+                    up.meeting.charge_upload(&self.shared, up.participant, data.len() as u64)?;
                     up.charged += data.len() as u64;
                     watch.on_bytes(data.len() as u64);
                     out.write_all(&data).await.map_err(|e| internal("writing the spool file", e))?;

@@ -35,6 +35,12 @@ struct Args {
     /// Bytes spooled across all meetings (files, and uploads as their bytes arrive).
     #[arg(long, env = "PARLOR_MAX_SPOOL_BYTES", default_value_t = D.max_spool_bytes)]
     max_spool_bytes: u64,
+    /// Bytes one meeting's files and uploads may hold in the spool.
+    #[arg(long, env = "PARLOR_MAX_SPOOL_BYTES_PER_MEETING", default_value_t = D.max_spool_bytes_per_meeting)]
+    max_spool_bytes_per_meeting: u64,
+    /// Bytes one participant's files and uploads may hold in the spool, in one meeting.
+    #[arg(long, env = "PARLOR_MAX_SPOOL_BYTES_PER_PARTICIPANT", default_value_t = D.max_spool_bytes_per_participant)]
+    max_spool_bytes_per_participant: u64,
     /// An upload moving fewer than --upload-stall-min-bytes in this many seconds is cut.
     #[arg(long, env = "PARLOR_UPLOAD_STALL_SECS", default_value_t = D.upload_stall_window.as_secs())]
     upload_stall_secs: u64,
@@ -109,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         max_file_size: args.max_file_size,
         max_spool_bytes: args.max_spool_bytes,
+        max_spool_bytes_per_meeting: args.max_spool_bytes_per_meeting,
+        max_spool_bytes_per_participant: args.max_spool_bytes_per_participant,
         upload_stall_window: Duration::from_secs(args.upload_stall_secs.max(1)),
         upload_stall_min_bytes: args.upload_stall_min_bytes,
         max_participants: args.max_participants.max(1),

@@ -167,11 +167,15 @@ pub enum LimitHit {
     IdleBeforeJoin,
     /// An upload that moved too few bytes in a window, cut.
     StalledUpload,
+    /// A meeting's files and uploads at its spool quota.
+    MeetingSpool,
+    /// A participant's files and uploads at its spool quota in the meeting.
+    ParticipantSpool,
 }
 
 impl LimitHit {
     /// Every limit, in the order of [`StatsSnapshot::limits_hit`].
-    pub const ALL: [LimitHit; 9] = [
+    pub const ALL: [LimitHit; 11] = [
         LimitHit::Chat,
         LimitHit::MediaState,
         LimitHit::FailedJoins,
@@ -181,6 +185,8 @@ impl LimitHit {
         LimitHit::NewMeetings,
         LimitHit::IdleBeforeJoin,
         LimitHit::StalledUpload,
+        LimitHit::MeetingSpool,
+        LimitHit::ParticipantSpool,
     ];
 
     /// Number of limits.
@@ -198,6 +204,8 @@ impl LimitHit {
             LimitHit::NewMeetings => "new_meetings",
             LimitHit::IdleBeforeJoin => "idle_before_join",
             LimitHit::StalledUpload => "stalled_upload",
+            LimitHit::MeetingSpool => "meeting_spool",
+            LimitHit::ParticipantSpool => "participant_spool",
         }
     }
 

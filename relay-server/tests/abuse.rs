@@ -442,3 +442,47 @@ async fn announced_uploads_hold_no_spool_and_a_trickle_is_cut() {
     real.still_talk().await;
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_meeting_or_one_person_cannot_fill_the_spool() {
+    const MIB: usize = 1 << 20;
+    let config = RelayConfig {
+        max_spool_bytes: 4 << 20,
+        max_spool_bytes_per_meeting: 2 << 20,
+        max_spool_bytes_per_participant: 1 << 20,
+        max_file_size: 4 << 20,
+        ..RelayConfig::for_tests()
+    };
+    let relay = start(config).await;
+    let mut real = Bystanders::start(&relay).await;
+    let hoarders = meeting(&relay, &["Mallory", "Trudy", "Eve"]).await;
+    let token = |n: usize| hoarders[n].welcome.session_token.clone();
+    let busy = |reply: ControlMessage, words: &str| match reply {
+        ControlMessage::Error { code: ErrorCode::ServerBusy, message, .. } => {
+            assert!(message.contains(words), "{message}")
+        }
+        other => panic!("expected SERVER_BUSY ({words}), got {other:?}"),
+    };
+
+    // More than one person's share is refused before a byte moves…
+    let big = test_bytes(MIB + 1, 1);
+    busy(upload(&relay, &token(0), "big.bin", &big, &sha256_hex(&big)).await.0, "one participant");
+    // …and so is anything past a share that is full.
+    let share = test_bytes(MIB, 2);
+    let (done, _) = upload(&relay, &token(0), "share.bin", &share, &sha256_hex(&share)).await;
+    assert!(matches!(done, ControlMessage::FileUploadComplete { .. }), "{done:?}");
+    busy(upload(&relay, &token(0), "more.bin", b"x", &sha256_hex(b"x")).await.0, "one participant");
+    // A second person fills the meeting's half of the spool; a third gets nothing in.
+    let (done, _) = upload(&relay, &token(1), "share.bin", &share, &sha256_hex(&share)).await;
+    assert!(matches!(done, ControlMessage::FileUploadComplete { .. }), "{done:?}");
+    busy(upload(&relay, &token(2), "more.bin", b"x", &sha256_hex(b"x")).await.0, "this meeting");
+    assert_eq!(relay.stats().spool_bytes, 2 << 20);
+    assert_eq!(relay.stats().limit_hits(LimitHit::ParticipantSpool), 2);
+    assert_eq!(relay.stats().limit_hits(LimitHit::MeetingSpool), 1);
+
+    // The real meeting still has the other half of the spool.
+    let (done, _) = upload(&relay, &real.members[1].welcome.session_token, "a.bin", &share, &sha256_hex(&share)).await;
+    assert!(matches!(done, ControlMessage::FileUploadComplete { .. }), "{done:?}");
+    real.still_talk().await;
+    relay.shutdown().await;
+}

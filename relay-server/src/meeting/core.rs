@@ -71,6 +71,10 @@ pub(crate) struct MeetingLimits {
     pub max_files: usize,
     pub max_uploads_per_participant: usize,
     pub max_downloads_per_participant: usize,
+    /// Spool bytes the meeting's files and uploads may hold…
+    pub max_spool_bytes_per_meeting: u64,
+    /// …and those of one participant.
+    pub max_spool_bytes_per_participant: u64,
 }
 
 impl From<&RelayConfig> for MeetingLimits {
@@ -90,6 +94,8 @@ impl From<&RelayConfig> for MeetingLimits {
             max_files: c.max_files_per_meeting,
             max_uploads_per_participant: c.max_uploads_per_participant,
             max_downloads_per_participant: c.max_downloads_per_participant,
+            max_spool_bytes_per_meeting: c.max_spool_bytes_per_meeting,
+            max_spool_bytes_per_participant: c.max_spool_bytes_per_participant,
         }
     }
 }
@@ -178,6 +184,10 @@ pub(crate) struct MeetingCore<C> {
     files: HashMap<u64, SpooledFile>,
     /// Bytes of `files`, given back to the relay's spool budget when the meeting ends.
     files_bytes: u64,
+    /// Spool bytes charged to the meeting's quotas: its files and what its uploads in progress
+    /// have sent, in all and by uploader.
+    spooled: u64,
+    spooled_by: HashMap<ParticipantId, u64>,
     uploads: HashMap<ParticipantId, usize>,
     downloads: HashMap<ParticipantId, usize>,
     effects: VecDeque<Effect<C>>,
@@ -207,6 +217,8 @@ impl<C: Connection> MeetingCore<C> {
             next_chat_id: 1,
             files: HashMap::new(),
             files_bytes: 0,
+            spooled: 0,
+            spooled_by: HashMap::new(),
             uploads: HashMap::new(),
             downloads: HashMap::new(),
             effects: VecDeque::new(),
@@ -494,6 +506,8 @@ impl<C: Connection> MeetingCore<C> {
     fn end(&mut self) {
         self.ended = true;
         self.files.clear();
+        self.spooled = 0;
+        self.spooled_by.clear();
         self.uploads.clear();
         self.downloads.clear();
         self.chat = VecDeque::new();
@@ -597,10 +611,11 @@ impl<C: Connection> MeetingCore<C> {
         Ok(())
     }
 
-    /// Registers an upload by `id`: checks membership, the per-participant limit and the
-    /// number of files, and spends one of the sender's chat messages (the offer goes to
-    /// everyone). Returns the uploader's display name.
-    pub fn begin_upload(&mut self, now: Now, id: ParticipantId) -> Result<String, OpError> {
+    /// Registers an upload of `size` bytes by `id`: checks membership, the per-participant
+    /// limit, the number of files and that the file fits the meeting's and the participant's
+    /// spool quotas as they are now, and spends one of the sender's chat messages (the offer
+    /// goes to everyone). Returns the uploader's display name.
+    pub fn begin_upload(&mut self, now: Now, id: ParticipantId, size: u64) -> Result<String, OpError> {
         self.require_member(id)?;
         if self.files.len() >= self.limits.max_files {
             return Err(OpError::new(ErrorCode::ServerBusy, "this meeting holds its maximum number of files"));
@@ -608,6 +623,7 @@ impl<C: Connection> MeetingCore<C> {
         if self.uploads.get(&id).copied().unwrap_or(0) >= self.limits.max_uploads_per_participant {
             return Err(OpError::new(ErrorCode::ServerBusy, "too many uploads in progress"));
         }
+        self.check_spool_quotas(id, size)?;
         let member = self.member_mut(id)?;
         if let Err(retry_after) = member.chat.take(now.at) {
             return Err(OpError::rate_limited(LimitHit::Chat, "sharing files too fast", retry_after));
@@ -620,6 +636,46 @@ impl<C: Connection> MeetingCore<C> {
     /// Ends an upload registered with [`Self::begin_upload`].
     pub fn end_upload(&mut self, id: ParticipantId) {
         release_slot(&mut self.uploads, id);
+    }
+
+    /// Charges `bytes` that arrived for an upload by `id` to the meeting's and the
+    /// participant's spool quotas; refuses them (charging nothing) when either would overflow.
+    pub fn charge_upload(&mut self, id: ParticipantId, bytes: u64) -> Result<(), OpError> {
+        self.check_spool_quotas(id, bytes)?;
+        self.spooled += bytes;
+        *self.spooled_by.entry(id).or_insert(0) += bytes;
+        Ok(())
+    }
+
+    /// Gives back what [`Self::charge_upload`] charged for an upload that will not become a
+    /// file. A published file keeps its charge until the meeting ends.
+    pub fn refund_upload(&mut self, id: ParticipantId, bytes: u64) {
+        self.spooled = self.spooled.saturating_sub(bytes);
+        if let Some(held) = self.spooled_by.get_mut(&id) {
+            *held = held.saturating_sub(bytes);
+            if *held == 0 {
+                self.spooled_by.remove(&id);
+            }
+        }
+    }
+
+    fn check_spool_quotas(&self, id: ParticipantId, bytes: u64) -> Result<(), OpError> {
+        let meeting_limit = self.limits.max_spool_bytes_per_meeting;
+        if self.spooled.saturating_add(bytes) > meeting_limit {
+            let message =
+                format!("this meeting's files would pass its {} of the relay's spool", in_units(meeting_limit));
+            return Err(OpError::quota(LimitHit::MeetingSpool, ErrorCode::ServerBusy, message));
+        }
+        let participant_limit = self.limits.max_spool_bytes_per_participant;
+        let held = self.spooled_by.get(&id).copied().unwrap_or(0);
+        if held.saturating_add(bytes) > participant_limit {
+            let message = format!(
+                "your files would pass the {} one participant may share in a meeting",
+                in_units(participant_limit)
+            );
+            return Err(OpError::quota(LimitHit::ParticipantSpool, ErrorCode::ServerBusy, message));
+        }
+        Ok(())
     }
 
     /// Offers a verified upload to the meeting: in chat (and its history) and as `FILE_OFFER`.
@@ -671,6 +727,15 @@ impl<C: Connection> MeetingCore<C> {
     }
 }
 
+/// A size as a person reads it in an error: "2 GiB", "64 KiB" (whole units, rounded down).
+fn in_units(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    UNITS
+        .iter()
+        .find(|(_, size)| bytes >= *size)
+        .map_or_else(|| format!("{bytes} bytes"), |(unit, size)| format!("{} {unit}", bytes / size))
+}
+
 fn release_slot(slots: &mut HashMap<ParticipantId, usize>, id: ParticipantId) {
     if let Some(n) = slots.get_mut(&id) {
         *n = n.saturating_sub(1);
@@ -720,6 +785,8 @@ mod tests {
             max_files: 2,
             max_uploads_per_participant: 1,
             max_downloads_per_participant: 1,
+            max_spool_bytes_per_meeting: 1000,
+            max_spool_bytes_per_participant: 600,
         }
     }
 
@@ -1071,13 +1138,13 @@ mod tests {
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
 
-        assert_eq!(core.begin_upload(clock.now(), 1).unwrap(), "Host");
-        assert_eq!(core.begin_upload(clock.now(), 1).unwrap_err().code, ErrorCode::ServerBusy);
-        core.begin_upload(clock.now(), 2).unwrap();
+        assert_eq!(core.begin_upload(clock.now(), 1, 5).unwrap(), "Host");
+        assert_eq!(core.begin_upload(clock.now(), 1, 5).unwrap_err().code, ErrorCode::ServerBusy);
+        core.begin_upload(clock.now(), 2, 5).unwrap();
         core.end_upload(1);
         core.end_upload(1);
-        core.begin_upload(clock.now(), 1).unwrap();
-        assert_eq!(core.begin_upload(clock.now(), 9).unwrap_err().code, ErrorCode::InvalidState);
+        core.begin_upload(clock.now(), 1, 5).unwrap();
+        assert_eq!(core.begin_upload(clock.now(), 9, 5).unwrap_err().code, ErrorCode::InvalidState);
 
         core.publish_file(clock.now(), file(10, 5, 1)).unwrap();
         let effects = drain(&mut core);
@@ -1095,7 +1162,7 @@ mod tests {
 
         core.publish_file(clock.now(), file(11, 5, 1)).unwrap();
         assert_eq!(
-            core.begin_upload(clock.now(), 2).unwrap_err().code,
+            core.begin_upload(clock.now(), 2, 5).unwrap_err().code,
             ErrorCode::ServerBusy,
             "the meeting holds max_files"
         );
@@ -1106,10 +1173,10 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.begin_upload(clock.now(), 2).unwrap();
+        core.begin_upload(clock.now(), 2, 5).unwrap();
         core.leave(2, LeaveReason::Left);
         join(&mut core, &clock, 2, 2, Conn(3));
-        core.begin_upload(clock.now(), 2).unwrap();
+        core.begin_upload(clock.now(), 2, 5).unwrap();
     }
 
     #[test]
@@ -1211,10 +1278,53 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, MeetingLimits { max_uploads_per_participant: 10, ..limits() });
         for _ in 0..3 {
-            core.begin_upload(clock.now(), 1).unwrap();
+            core.begin_upload(clock.now(), 1, 5).unwrap();
         }
-        let refused = core.begin_upload(clock.now(), 1).unwrap_err();
+        let refused = core.begin_upload(clock.now(), 1, 5).unwrap_err();
         assert_eq!((refused.code, refused.hit), (ErrorCode::RateLimited, Some(LimitHit::Chat)));
         assert_eq!(core.chat(clock.now(), 1, "hi".into(), None).unwrap_err().code, ErrorCode::RateLimited);
+    }
+
+    #[test]
+    fn spool_quotas_hold_per_participant_and_per_meeting_and_refunds_give_room_back() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_uploads_per_participant: 10, chat_burst: 20, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+
+        // A file larger than a participant's share is refused before a byte moves.
+        let refused = core.begin_upload(clock.now(), 2, 601).unwrap_err();
+        assert_eq!((refused.code, refused.hit), (ErrorCode::ServerBusy, Some(LimitHit::ParticipantSpool)));
+        assert!(refused.message.contains("one participant"), "{}", refused.message);
+
+        // Participant 2 fills its share chunk by chunk; the chunk past it charges nothing.
+        core.begin_upload(clock.now(), 2, 600).unwrap();
+        core.charge_upload(2, 400).unwrap();
+        core.charge_upload(2, 200).unwrap();
+        let refused = core.charge_upload(2, 1).unwrap_err();
+        assert_eq!(refused.hit, Some(LimitHit::ParticipantSpool));
+        core.publish_file(clock.now(), file(10, 600, 2)).unwrap();
+        core.end_upload(2);
+        assert_eq!(core.begin_upload(clock.now(), 2, 1).unwrap_err().hit, Some(LimitHit::ParticipantSpool));
+
+        // Others still have room, up to the meeting's quota: 1000 - 600 = 400 bytes.
+        core.begin_upload(clock.now(), 3, 300).unwrap();
+        core.charge_upload(3, 300).unwrap();
+        let refused = core.begin_upload(clock.now(), 1, 101).unwrap_err();
+        assert_eq!((refused.code, refused.hit), (ErrorCode::ServerBusy, Some(LimitHit::MeetingSpool)));
+        assert!(refused.message.contains("this meeting"), "{}", refused.message);
+        assert_eq!(core.charge_upload(3, 101).unwrap_err().hit, Some(LimitHit::MeetingSpool));
+
+        // An abandoned upload gives its bytes back to both quotas.
+        core.refund_upload(3, 300);
+        core.end_upload(3);
+        core.begin_upload(clock.now(), 1, 400).unwrap();
+        core.charge_upload(1, 400).unwrap();
+        assert_eq!(core.spooled, 1000);
+        assert_eq!(core.spooled_by.get(&3), None, "an empty share is forgotten");
+
+        // A participant who leaves keeps its files offered, and their bytes charged.
+        core.leave(2, LeaveReason::Left);
+        assert_eq!(core.charge_upload(1, 1).unwrap_err().hit, Some(LimitHit::MeetingSpool));
     }
 }

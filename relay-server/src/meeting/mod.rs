@@ -302,14 +302,39 @@ impl Meeting {
         self.run(shared, |core, now| core.media_state(now, id, mic_on, camera_on, speaking)).0
     }
 
-    /// Registers an upload by `id`; returns the uploader's display name.
-    pub fn begin_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId) -> Result<String, OpError> {
-        self.run(shared, |core, now| core.begin_upload(now, id)).0
+    /// Registers an upload of `size` bytes by `id`; returns the uploader's display name. A
+    /// file that could not fit the meeting's, the participant's or the relay's spool as it is
+    /// now is refused at once (nothing is reserved: [`Self::charge_upload`] charges the bytes).
+    pub fn begin_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId, size: u64) -> Result<String, OpError> {
+        let name = self.run(shared, |core, now| core.begin_upload(now, id, size)).0?;
+        if !shared.spool_has_room(size) {
+            self.end_upload(shared, id);
+            return Err(OpError::new(ErrorCode::ServerBusy, "the relay's file spool is full"));
+        }
+        Ok(name)
     }
 
     /// Ends an upload registered with [`Self::begin_upload`].
     pub fn end_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId) {
         self.run(shared, |core, _| core.end_upload(id));
+    }
+
+    /// Charges `bytes` of an upload by `id` that just arrived to the meeting's and the
+    /// participant's quotas and to the relay's spool, all or none of them.
+    pub fn charge_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId, bytes: u64) -> Result<(), OpError> {
+        self.run(shared, |core, _| core.charge_upload(id, bytes)).0?;
+        if !shared.reserve_spool(bytes) {
+            self.run(shared, |core, _| core.refund_upload(id, bytes));
+            return Err(OpError::new(ErrorCode::ServerBusy, "the relay's file spool filled up during the upload"));
+        }
+        Ok(())
+    }
+
+    /// Gives back everything [`Self::charge_upload`] charged for an upload that will not
+    /// become a file.
+    pub fn refund_upload(self: &Arc<Self>, shared: &Shared, id: ParticipantId, bytes: u64) {
+        self.run(shared, |core, _| core.refund_upload(id, bytes));
+        shared.release_spool(bytes);
     }
 
     /// Offers a verified upload to the meeting. On error the caller still owns the file and

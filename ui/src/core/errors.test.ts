@@ -46,6 +46,15 @@ describe("describeError", () => {
   });
 });
 
+describe("server busy", () => {
+  it("says which room ran out, in the relay's words", () => {
+    const w = describeError({ code: "serverBusy", message: "your files would pass the 1 GiB one participant may share in a meeting" });
+    expect(w.title).toBe("The relay is out of room");
+    expect(w.detail).toBe("Your files would pass the 1 GiB one participant may share in a meeting.");
+    expect(describeError({ code: "serverBusy", message: "" }).detail).toContain("Try again in a moment");
+  });
+});
+
 describe("rate limits", () => {
   it("says how long to wait, in words", () => {
     const err = toAppError({ code: "rateLimited", message: "too many joins", retryAfterMs: 60_000 });

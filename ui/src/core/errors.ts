@@ -122,7 +122,11 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
     case "downloadDirUnwritable":
       return { title: "Can't save to the download folder", detail: "Choose another folder for downloads." };
     case "serverBusy":
-      return { title: "The relay is busy", detail: "It is out of room right now. Try again in a moment." };
+      // The relay says which room ran out ("this meeting's files would pass …").
+      return {
+        title: "The relay is out of room",
+        detail: err.message ? `${capitalize(err.message)}.` : "It is out of room right now. Try again in a moment.",
+      };
     case "rateLimited":
       return {
         title: "Too many attempts",
