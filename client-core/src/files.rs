@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use protocol::chunks::{send_chunks, ChunkError, ChunkLink, ChunkSender, LinkEvent, Progress};
-use protocol::control::{sanitize_display_text, FileInfo};
+use protocol::control::{sanitize_file_name, FileInfo};
 use protocol::estimators::RateMeter;
 use protocol::file::{FileFrame, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::RawFrames;
@@ -218,7 +218,7 @@ async fn hash_prefix(path: PathBuf, len: Option<u64>) -> Result<Sha256, FileErro
 pub(crate) async fn upload(ctx: FileContext, key: u64, upload_id: u64, path: PathBuf) {
     let name = path
         .file_name()
-        .and_then(|n| sanitize_display_text(&n.to_string_lossy(), MAX_FILE_NAME_CHARS))
+        .and_then(|n| sanitize_file_name(&n.to_string_lossy(), MAX_FILE_NAME_CHARS))
         .unwrap_or_else(|| "file".to_string());
     let mut file_id = None;
     match upload_inner(&ctx, key, upload_id, &path, &name, &mut file_id).await {
@@ -435,7 +435,7 @@ pub fn partial_path(dir: &Path, info: &FileInfo) -> PathBuf {
 }
 
 fn safe_name(name: &str) -> String {
-    sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string())
+    sanitize_file_name(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string())
 }
 
 /// The `n`-th candidate name for `name`: `name`, `stem (1).ext`, `stem (2).ext`, …

@@ -19,6 +19,8 @@ pub const MAX_CHAT_CHARS: usize = 4000;
 
 /// Maximum length of a display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+/// Longest file name a relay keeps for an upload (characters).
+pub const MAX_FILE_NAME_CHARS: usize = 255;
 
 /// Returns true if `code` is six ASCII digits.
 pub fn is_valid_meeting_code(code: &str) -> bool {
@@ -367,21 +369,89 @@ impl ControlMessage {
     }
 }
 
-/// Makes a display name or file name safe to show: strips control characters and path
-/// separators, collapses `..`, trims whitespace and bounds the length.
+/// Whether `c` may be shown to people as it is. Not: control characters; invisible format
+/// characters (Unicode category Cf: bidi overrides and isolates, zero-width spaces and joiners,
+/// the byte-order mark…), which would make a name read as something it is not
+/// (`"\u{202E}gnp.exe"` shows as "exe.png"); line and paragraph separators.
+fn is_shown_as_is(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    !c.is_control() && !matches!(c.general_category(), G::Format | G::LineSeparator | G::ParagraphSeparator)
+}
+
+/// Makes a display name or file name safe to show: strips control and invisible format
+/// characters and path separators, collapses `..`, trims whitespace and bounds the length.
 /// Returns `None` if nothing printable is left.
 pub fn sanitize_display_text(raw: &str, max_chars: usize) -> Option<String> {
     let cleaned: String =
-        raw.chars().filter(|c| !c.is_control()).map(|c| if c == '/' || c == '\\' { '_' } else { c }).collect();
+        raw.chars().filter(|c| is_shown_as_is(*c)).map(|c| if c == '/' || c == '\\' { '_' } else { c }).collect();
     let mut cleaned = cleaned.trim().to_string();
     while cleaned.contains("..") {
         cleaned = cleaned.replace("..", ".");
     }
     let cleaned: String = cleaned.trim_matches('.').trim().chars().take(max_chars).collect();
+    let cleaned = cleaned.trim_end_matches(['.', ' ']);
     if cleaned.is_empty() {
         None
     } else {
-        Some(cleaned)
+        Some(cleaned.to_string())
+    }
+}
+
+/// Names Windows reserves for devices, with or without an extension (`nul.txt` too).
+const WINDOWS_DEVICE_NAMES: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// [`sanitize_display_text`] for a file name that will be saved on any of the platforms the
+/// app runs on: also replaces the characters Windows forbids in names (`<>:"|?*`) and
+/// prefixes a Windows device name (`CON`, `nul.txt`) with `_`.
+pub fn sanitize_file_name(raw: &str, max_chars: usize) -> Option<String> {
+    let name: String = sanitize_display_text(raw, max_chars)?
+        .chars()
+        .map(|c| if matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') { '_' } else { c })
+        .collect();
+    let stem = name.split('.').next().unwrap_or_default().trim_end();
+    if WINDOWS_DEVICE_NAMES.iter().any(|device| stem.eq_ignore_ascii_case(device)) {
+        return Some(format!("_{name}").chars().take(max_chars).collect());
+    }
+    Some(name)
+}
+
+impl ControlMessage {
+    /// Applies [`sanitize_display_text`] to every name this message carries (display names,
+    /// senders' names, file names), for a client that shows what a relay sent: the relay
+    /// sanitizes what it accepts, but the client does not depend on that.
+    pub fn sanitize_names(&mut self) {
+        fn name(text: &mut String, max_chars: usize) {
+            *text = sanitize_display_text(text, max_chars).unwrap_or_else(|| "?".to_string());
+        }
+        fn file(f: &mut FileInfo) {
+            name(&mut f.name, MAX_FILE_NAME_CHARS);
+            name(&mut f.sender_name, MAX_DISPLAY_NAME_CHARS);
+        }
+        fn chat(m: &mut ChatMessage) {
+            name(&mut m.sender_name, MAX_DISPLAY_NAME_CHARS);
+            if let Some(f) = &mut m.file {
+                file(f);
+            }
+        }
+        match self {
+            ControlMessage::Joined(welcome) => {
+                welcome.roster.iter_mut().for_each(|p| name(&mut p.display_name, MAX_DISPLAY_NAME_CHARS));
+                welcome.chat_history.iter_mut().for_each(chat);
+            }
+            ControlMessage::ParticipantJoined { participant } | ControlMessage::ParticipantUpdated { participant } => {
+                name(&mut participant.display_name, MAX_DISPLAY_NAME_CHARS)
+            }
+            ControlMessage::Knock { display_name, .. } => name(display_name, MAX_DISPLAY_NAME_CHARS),
+            ControlMessage::Chat { message } => chat(message),
+            ControlMessage::FileOffer { file: f } | ControlMessage::FileDownloadReady { file: f, .. } => file(f),
+            ControlMessage::FileProgress { name: n, .. } | ControlMessage::FileUploadStopped { name: n, .. } => {
+                name(n, MAX_FILE_NAME_CHARS)
+            }
+            _ => {}
+        }
     }
 }
 
@@ -468,5 +538,64 @@ mod tests {
         assert_eq!(sanitize_display_text("abcdef", 3).unwrap(), "abc");
         let s = sanitize_display_text("x/../../y", 255).unwrap();
         assert!(!s.contains("..") && !s.contains('/'));
+    }
+
+    #[test]
+    fn sanitize_strips_invisible_format_characters() {
+        // A right-to-left override would show "\u{202E}gnp.exe" as "exe.png".
+        assert_eq!(sanitize_display_text("\u{202E}gnp.exe", 255).unwrap(), "gnp.exe");
+        assert_eq!(sanitize_display_text("Al\u{2067}ice\u{2069}\u{200B}\u{FEFF}\u{00AD}", 64).unwrap(), "Alice");
+        assert_eq!(sanitize_display_text("a\u{2028}b\u{2029}c", 64).unwrap(), "abc");
+        assert_eq!(sanitize_display_text("\u{200E}\u{200F}\u{061C}", 64), None, "nothing visible is left");
+        // What is visible stays: accents, scripts written right to left, emoji.
+        assert_eq!(sanitize_display_text("Zoë مرحبا 😀", 64).unwrap(), "Zoë مرحبا 😀");
+    }
+
+    #[test]
+    fn file_names_are_safe_on_windows_too() {
+        assert_eq!(sanitize_file_name("a<b>:c\"d|e?f*.txt", 255).unwrap(), "a_b__c_d_e_f_.txt");
+        assert_eq!(sanitize_file_name("CON", 255).unwrap(), "_CON");
+        assert_eq!(sanitize_file_name("nul.tar.gz", 255).unwrap(), "_nul.tar.gz");
+        assert_eq!(sanitize_file_name("Lpt9 .txt", 255).unwrap(), "_Lpt9 .txt");
+        assert_eq!(sanitize_file_name("console.txt", 255).unwrap(), "console.txt");
+        assert_eq!(sanitize_file_name("report. . ", 255).unwrap(), "report", "no trailing dot or space");
+        assert_eq!(sanitize_file_name("\u{202E}gnp.exe", 255).unwrap(), "gnp.exe");
+    }
+
+    #[test]
+    fn a_client_sanitizes_every_name_a_message_carries() {
+        let evil = "\u{202E}gnp.exe".to_string();
+        let info = FileInfo {
+            file_id: 1,
+            name: evil.clone(),
+            size: 1,
+            sha256: "00".repeat(32),
+            sender_id: 2,
+            sender_name: evil.clone(),
+        };
+        let mut offer = ControlMessage::FileOffer { file: info.clone() };
+        offer.sanitize_names();
+        assert!(
+            matches!(&offer, ControlMessage::FileOffer { file } if file.name == "gnp.exe" && file.sender_name == "gnp.exe")
+        );
+        let mut knock = ControlMessage::Knock { request_id: 1, display_name: "\u{2066}".into() };
+        knock.sanitize_names();
+        assert!(matches!(&knock, ControlMessage::Knock { display_name, .. } if display_name == "?"));
+        let mut chat = ControlMessage::Chat {
+            message: ChatMessage {
+                id: 1,
+                sender_id: 2,
+                sender_name: evil.clone(),
+                text: "text keeps \u{202E} as written".into(),
+                timestamp_ms: 0,
+                client_msg_id: None,
+                file: Some(info),
+            },
+        };
+        chat.sanitize_names();
+        let ControlMessage::Chat { message } = chat else { unreachable!() };
+        assert_eq!(message.sender_name, "gnp.exe");
+        assert_eq!(message.file.unwrap().name, "gnp.exe");
+        assert!(message.text.contains('\u{202E}'), "only names are sanitized, not what people write");
     }
 }

@@ -34,7 +34,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use protocol::chunks::{send_chunks, ChunkError, ChunkLink, ChunkSender, LinkEvent, Progress};
-use protocol::control::{sanitize_display_text, ErrorCode, FileInfo, ParticipantId, UploadStopReason};
+use protocol::control::{
+    sanitize_file_name, ErrorCode, FileInfo, ParticipantId, UploadStopReason, MAX_FILE_NAME_CHARS,
+};
 use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::{ControlFrames, FrameCodec, FrameError, RawFrames};
 use protocol::reno::RenoConfig;
@@ -55,8 +57,6 @@ use crate::stats::{LimitHit, Stats};
 
 type FileStream = Framed<TcpStream, RawFrames>;
 
-/// Longest file name kept for display.
-const MAX_FILE_NAME_CHARS: usize = 255;
 /// Minimum time between two `FILE_PROGRESS` broadcasts of one upload.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Buffer between the socket and the spool file, so disk I/O happens in large blocks.
@@ -213,7 +213,7 @@ impl FileConn {
         if size > max {
             return Err(OpError::new(ErrorCode::FileTooLarge, format!("files are at most {max} bytes")).into());
         }
-        let name = sanitize_display_text(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string());
+        let name = sanitize_file_name(name, MAX_FILE_NAME_CHARS).unwrap_or_else(|| "file".to_string());
         // Charged chunk by chunk as the bytes arrive; a file that cannot fit now is refused now.
         let sender_name = meeting.begin_upload(&self.shared, participant, size)?;
         let file_id = self.shared.next_file_id();

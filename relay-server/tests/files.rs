@@ -20,7 +20,8 @@ async fn a_20_mb_file_round_trips_byte_identical_and_resumes_halfway() {
     let data = test_bytes(20 * MB, 7);
     let sha = sha256_hex(&data);
 
-    let (done, file_id) = upload(&relay, &m[0].welcome.session_token, "../../etc/holiday\n.mp4", &data, &sha).await;
+    let (done, file_id) =
+        upload(&relay, &m[0].welcome.session_token, "../../etc/\u{202E}holiday\n.mp4", &data, &sha).await;
     assert_eq!(done, ControlMessage::FileUploadComplete { file_id });
 
     // The spool file is named by id, inside the meeting's directory, never by the user's name.
@@ -50,6 +51,7 @@ async fn a_20_mb_file_round_trips_byte_identical_and_resumes_halfway() {
     assert_eq!(info.sender_id, m[0].id());
     assert_eq!(info.sender_name, "Sender");
     assert!(!info.name.contains('/') && !info.name.contains("..") && !info.name.contains('\n'), "{}", info.name);
+    assert!(!info.name.contains('\u{202E}'), "no bidi override: {}", info.name);
     assert!(info.name.ends_with(".mp4"));
     assert_eq!(m[1].client.recv().await, ControlMessage::FileOffer { file: info.clone() });
 
