@@ -13,7 +13,9 @@
 //   5. sends a chat message the bot must print, and sees the bot's message;
 //   6. clicks Save on the file the bot sent, waits for the verified mark, and compares the
 //      SHA-256 of the downloaded file with the original;
-//   7. opens the stats panel and sees figures, then leaves.
+//   7. opens the stats panel and sees figures; checks that the content security policy blocked
+//      nothing of the app's and does block an injected inline script; then leaves.
+// The bot's file name starts with a right-to-left override, which the app must not show.
 // Screenshots of home, meeting and stats go to e2e/screenshots/ (and to docs/screenshots/ with
 // UPDATE_DOCS_SCREENSHOTS=1). Every process it starts is killed, whatever happens.
 
@@ -130,7 +132,9 @@ async function main() {
   };
 
   // The file the bot sends: random bytes, so a corrupted download cannot match by chance.
-  const sent = path.join(home, "report-e2e.bin");
+  // Its name starts with a right-to-left override, which would show "report-e2e.bin" reversed;
+  // the app must show and save it as "report-e2e.bin".
+  const sent = path.join(home, "\u202Ereport-e2e.bin");
   fs.writeFileSync(sent, crypto.randomBytes(300_000 + Math.floor(Math.random() * 1000)));
 
   const port = await freePort();
@@ -227,7 +231,9 @@ async function main() {
     30_000);
     await wd.click(`[data-testid="file-save-${fileId}"]`);
     await wd.waitVisible(`[data-testid="file-verified-${fileId}"]`, 30_000);
-    const saved = path.join(downloads, path.basename(sent));
+    const shownName = await wd.exec(() => document.querySelector('[data-testid="chat-list"]')?.textContent ?? "");
+    check(shownName.includes("report-e2e.bin") && !shownName.includes("\u202E"), `the file name is shown without its override: ${JSON.stringify(shownName)}`);
+    const saved = path.join(downloads, "report-e2e.bin");
     await waitFor(`${saved} to exist`, () => fs.existsSync(saved), 10_000);
     check(sha256(saved) === sha256(sent), "the downloaded file differs from the original");
     log(`file received byte-identical (${fs.statSync(saved).size} bytes, SHA-256 ${sha256(saved).slice(0, 16)}…)`);
@@ -250,6 +256,23 @@ async function main() {
     });
     await new Promise((r) => setTimeout(r, 3000));
     saveShot("stats.png", await wd.screenshot());
+
+    step = "content security policy";
+    // Nothing the app did was blocked…
+    const blocked = await wd.exec(() => window.__parlorCspViolations);
+    check(Array.isArray(blocked) && blocked.length === 0, `blocked by the CSP: ${JSON.stringify(blocked)}`);
+    // …and the policy is in force: an injected inline script does not run, and is reported.
+    const ran = await wd.exec(() => {
+      const s = document.createElement("script");
+      s.textContent = "window.__inlineScriptRan = true";
+      document.body.append(s);
+      return window.__inlineScriptRan === true;
+    });
+    check(!ran, "an inline script ran: the CSP is not in force");
+    await waitFor("the blocked inline script to be reported", () =>
+      wd.exec(() => window.__parlorCspViolations.some((v) => v.startsWith("script-src"))),
+    5000);
+    log("the CSP is in force and blocked nothing of the app's own");
 
     step = "leave";
     await wd.click('[data-testid="btn-leave"]');

@@ -28,15 +28,16 @@ use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent,
 };
 use crate::relay::{BindPlan, EmbeddedRelay};
 use crate::settings::SettingsStore;
 
 /// How long `create_meeting`/`join_meeting` wait for the relay's answer after connecting.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
-/// Downloaded files `open_file` may open, at most (the newest are kept).
-const MAX_OPENABLE: usize = 512;
+/// Paths remembered in each of the lists `send_file` and `open_file` check, at most (the
+/// newest are kept).
+const MAX_REMEMBERED_PATHS: usize = 512;
 /// How long a command waits for the local camera to start (or stop) before saying it is busy.
 const CAMERA_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -110,7 +111,11 @@ pub struct App {
     settings: Mutex<SettingsStore>,
     selection: Mutex<Selection>,
     local: LocalVideoWorker,
-    openable: Mutex<VecDeque<PathBuf>>,
+    /// Files this app downloaded in this session: the only ones `open_file` opens.
+    openable: PathList,
+    /// Files the person chose in this session, in the file dialog or by dropping them on the
+    /// window: the only ones `send_file` reads, so a page made to call it cannot send others.
+    chosen: PathList,
     default_download_dir: PathBuf,
     relay_plan: BindPlan,
 }
@@ -183,7 +188,8 @@ impl App {
             settings: Mutex::new(settings),
             selection: Mutex::new(selection),
             local: LocalVideoWorker::start(local),
-            openable: Mutex::new(VecDeque::new()),
+            openable: PathList::default(),
+            chosen: PathList::default(),
             default_download_dir,
             relay_plan,
         }
@@ -527,6 +533,12 @@ impl App {
     /// `send_file`.
     pub async fn send_file(self: &Arc<Self>, path: String) -> Result<TransferStarted, AppError> {
         let path = PathBuf::from(path);
+        if !self.chosen.contains(&path) {
+            return Err(AppError::InvalidState(format!(
+                "{} was not chosen in the file dialog or dropped on the window",
+                path.display()
+            )));
+        }
         let not_found = |reason: String| AppError::FileNotFound { path: path.display().to_string(), reason };
         let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found(e.to_string()))?;
         if !meta.is_file() {
@@ -566,7 +578,24 @@ impl App {
 
     /// Whether `open_file` may open `path`: only files this app downloaded.
     pub fn may_open(&self, path: &Path) -> bool {
-        lock(&self.openable).iter().any(|p| p == path)
+        self.openable.contains(path)
+    }
+
+    /// The person chose these files (in the file dialog, or by dropping them on the window):
+    /// `send_file` may read them.
+    pub fn remember_chosen(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        for path in paths {
+            self.chosen.remember(path);
+        }
+    }
+
+    /// `open_file`: what to do with `path` — open it, or show a program in its folder. Only
+    /// files this app downloaded.
+    pub fn how_to_open(&self, path: &Path) -> Result<FileOpened, AppError> {
+        if !self.may_open(path) {
+            return Err(AppError::InvalidState(format!("{} was not downloaded in this session", path.display())));
+        }
+        Ok(if runs_as_program(path) { FileOpened::ShownInFolder } else { FileOpened::Opened })
     }
 
     /// `get_stats`.
@@ -664,12 +693,100 @@ impl App {
     }
 
     fn remember_download(&self, path: PathBuf) {
-        let mut list = lock(&self.openable);
-        if list.len() >= MAX_OPENABLE {
+        self.openable.remember(path);
+    }
+}
+
+/// A bounded list of paths the person handed to the app (newest kept).
+#[derive(Default)]
+struct PathList(Mutex<VecDeque<PathBuf>>);
+
+impl PathList {
+    fn remember(&self, path: PathBuf) {
+        let mut list = lock(&self.0);
+        if list.contains(&path) {
+            return;
+        }
+        if list.len() >= MAX_REMEMBERED_PATHS {
             list.pop_front();
         }
         list.push_back(path);
     }
+
+    fn contains(&self, path: &Path) -> bool {
+        lock(&self.0).iter().any(|p| p == path)
+    }
+}
+
+/// File types that run code when opened with their default program on Windows, macOS or
+/// Linux: executables, installers, scripts, shortcuts, disk images. Compared without case.
+const PROGRAM_EXTENSIONS: &[&str] = &[
+    "exe",
+    "msi",
+    "msix",
+    "msp",
+    "com",
+    "scr",
+    "pif",
+    "bat",
+    "cmd",
+    "ps1",
+    "psm1",
+    "vbs",
+    "vbe",
+    "js",
+    "jse",
+    "wsf",
+    "wsh",
+    "hta",
+    "cpl",
+    "msc",
+    "lnk",
+    "url",
+    "reg",
+    "inf",
+    "jar",
+    "appx",
+    "appref-ms",
+    "app",
+    "command",
+    "pkg",
+    "mpkg",
+    "dmg",
+    "workflow",
+    "scpt",
+    "sh",
+    "bash",
+    "zsh",
+    "csh",
+    "run",
+    "bin",
+    "desktop",
+    "appimage",
+    "deb",
+    "rpm",
+    "py",
+    "pyw",
+    "pl",
+    "rb",
+    "php",
+];
+
+/// Whether opening `path` with its default program could run it (by its extension, or an
+/// execute permission on Unix).
+fn runs_as_program(path: &Path) -> bool {
+    let by_type = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| PROGRAM_EXTENSIONS.iter().any(|p| p.eq_ignore_ascii_case(e)));
+    #[cfg(unix)]
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    };
+    #[cfg(not(unix))]
+    let executable = false;
+    by_type || executable
 }
 
 /// Closes a session, waiting for its threads, unless the forwarding task still holds it (then
@@ -766,6 +883,26 @@ mod tests {
         assert_eq!(check_name("  Ada ").unwrap(), "Ada");
         assert!(check_name("  ").is_err());
         assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn programs_are_recognised_by_type_and_by_execute_permission() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["setup.EXE", "run.sh", "Invoice.pdf.js", "a.AppImage", "x.desktop", "tool.bat"] {
+            assert!(runs_as_program(&dir.path().join(name)), "{name}");
+        }
+        for name in ["agenda.pdf", "photo.jpeg", "notes.txt", "exe", "archive.tar.gz"] {
+            assert!(!runs_as_program(&dir.path().join(name)), "{name}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let script = dir.path().join("readme");
+            std::fs::write(&script, b"#!/bin/sh").unwrap();
+            assert!(!runs_as_program(&script));
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            assert!(runs_as_program(&script), "an executable file without an extension");
+        }
     }
 
     #[test]

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::State;
+use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::payloads::{ChatSent, DeviceChoice, DeviceList, MeetingCreated, Settings, StatsSnapshot, TransferStarted};
+use crate::payloads::{
+    ChatSent, DeviceChoice, DeviceList, FileOpened, MeetingCreated, Settings, StatsSnapshot, TransferStarted,
+};
 
 type AppState<'a> = State<'a, Arc<App>>;
 
@@ -124,15 +127,29 @@ pub async fn choose_download_dir(app: AppState<'_>, dir: String) -> Result<(), A
 }
 
 #[tauri::command]
-pub async fn open_file(handle: tauri::AppHandle, app: AppState<'_>, path: String) -> Result<(), AppError> {
+pub async fn open_file(handle: tauri::AppHandle, app: AppState<'_>, path: String) -> Result<FileOpened, AppError> {
     let path = PathBuf::from(path);
-    if !app.may_open(&path) {
-        return Err(AppError::InvalidState(format!("{} was not downloaded in this session", path.display())));
+    let how = app.how_to_open(&path)?;
+    let opener = handle.opener();
+    match how {
+        FileOpened::Opened => opener.open_path(path.to_string_lossy(), None::<&str>),
+        FileOpened::ShownInFolder => opener.reveal_item_in_dir(&path),
     }
-    handle
-        .opener()
-        .open_path(path.to_string_lossy(), None::<&str>)
-        .map_err(|e| AppError::Internal(format!("cannot open {}: {e}", path.display())))
+    .map_err(|e| AppError::Internal(format!("cannot open {}: {e}", path.display())))?;
+    Ok(how)
+}
+
+/// The clip button: the file dialog, in the shell, so the shell knows the person chose it.
+#[tauri::command]
+pub async fn pick_file(handle: tauri::AppHandle, app: AppState<'_>) -> Result<Option<String>, AppError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    handle.dialog().file().set_title("Send a file to everyone").pick_file(move |picked| {
+        let _ = tx.send(picked);
+    });
+    let picked = rx.await.map_err(|_| AppError::Internal("the file dialog closed without an answer".into()))?;
+    let Some(path) = picked.and_then(|p| p.into_path().ok()) else { return Ok(None) };
+    app.remember_chosen([path.clone()]);
+    Ok(Some(path.to_string_lossy().into_owned()))
 }
 
 #[tauri::command]

@@ -97,6 +97,12 @@ pub fn run() {
             tauri_app.manage(Arc::new(app));
             Ok(())
         })
+        .on_window_event(|window, event| {
+            // Runs before the page hears of the drop, so its `send_file` finds the paths here.
+            if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
+                window.state::<Arc<App>>().remember_chosen(paths.iter().cloned());
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::create_meeting,
             commands::join_meeting,
@@ -119,6 +125,7 @@ pub fn run() {
             commands::get_download_dir,
             commands::choose_download_dir,
             commands::open_file,
+            commands::pick_file,
             commands::get_stats,
             commands::get_settings,
             commands::save_settings,

@@ -169,6 +169,17 @@ pub struct TransferStarted {
     pub transfer_id: String,
 }
 
+/// Result of `open_file`: what the shell did with the downloaded file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum FileOpened {
+    /// Opened with the system's default program.
+    Opened,
+    /// A program or script (by its type): shown selected in its folder instead, so a click in
+    /// a meeting never runs something a stranger sent.
+    ShownInFolder,
+}
+
 /// Which way a file transfer goes, from this app's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]

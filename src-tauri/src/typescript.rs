@@ -10,14 +10,18 @@ use std::path::PathBuf;
 
 use ts_rs::{Config, TS};
 
-use crate::payloads::{ChatSent, DeviceChoice, DeviceList, MeetingCreated, Settings, TransferStarted, UiEvent};
+use crate::payloads::{
+    ChatSent, DeviceChoice, DeviceList, FileOpened, MeetingCreated, Settings, TransferStarted, UiEvent,
+};
 
-/// Collects the declarations of a type and of everything it refers to, each once, in the order
-/// first reached; each as ts-rs's own file export writes it (doc comment, then `export type`).
+/// Collects the declarations of a type and of everything it refers to, each once, keyed by
+/// name; each as ts-rs's own file export writes it (doc comment, then `export type`). The file
+/// lists them by name: the order in which ts-rs's derive visits a type's dependencies can change
+/// from one compilation to the next, and the checked-in file must not.
 struct Declarations {
     cfg: Config,
     seen: std::collections::HashSet<std::any::TypeId>,
-    out: String,
+    by_name: std::collections::BTreeMap<String, String>,
 }
 
 impl ts_rs::TypeVisitor for Declarations {
@@ -30,12 +34,11 @@ impl ts_rs::TypeVisitor for Declarations {
         if T::output_path().is_none() {
             return T::visit_dependencies(self);
         }
-        if let Some(docs) = T::docs() {
-            self.out.push_str(&docs);
-        }
-        self.out.push_str("export ");
-        self.out.push_str(&T::decl(&self.cfg));
-        self.out.push_str("\n\n");
+        let mut declaration = T::docs().unwrap_or_default();
+        declaration.push_str("export ");
+        declaration.push_str(&T::decl(&self.cfg));
+        declaration.push_str("\n\n");
+        self.by_name.insert(T::ident(&self.cfg), declaration);
         T::visit_dependencies(self);
     }
 }
@@ -50,12 +53,7 @@ pub fn generate() -> String {
     let mut d = Declarations {
         cfg: Config::new().with_large_int("number"),
         seen: Default::default(),
-        out: String::from(
-            "// Generated from src-tauri/src/payloads.rs and error.rs by src-tauri/src/typescript.rs.\n\
-             // Do not edit: change the Rust types and run `npm run gen:types`.\n\n\
-             /** A participant's id inside one meeting; also its UDP sender id. Never 0 (0 is the relay). */\n\
-             export type ParticipantId = number;\n\n",
-        ),
+        by_name: Default::default(),
     };
     d.visit::<MeetingCreated>();
     d.visit::<DeviceList>();
@@ -63,8 +61,15 @@ pub fn generate() -> String {
     d.visit::<Settings>();
     d.visit::<ChatSent>();
     d.visit::<TransferStarted>();
+    d.visit::<FileOpened>();
     d.visit::<UiEvent>();
-    let mut out = d.out;
+    let mut out = String::from(
+        "// Generated from src-tauri/src/payloads.rs and error.rs by src-tauri/src/typescript.rs.\n\
+         // Do not edit: change the Rust types and run `npm run gen:types`.\n\n\
+         /** A participant's id inside one meeting; also its UDP sender id. Never 0 (0 is the relay). */\n\
+         export type ParticipantId = number;\n\n",
+    );
+    out.extend(d.by_name.into_values());
     out.truncate(out.trim_end().len());
     out.push('\n');
     out

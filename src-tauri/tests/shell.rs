@@ -12,7 +12,7 @@ use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice
 use parlor_app_lib::app::{App, EventSink};
 use parlor_app_lib::error::ErrorCode;
 use parlor_app_lib::frames::{FrameSink, FORMAT_I420, HEADER_LEN};
-use parlor_app_lib::payloads::{DeviceChoice, UiEvent};
+use parlor_app_lib::payloads::{DeviceChoice, FileOpened, UiEvent};
 use parlor_app_lib::relay::BindPlan;
 use serde_json::Value;
 
@@ -161,7 +161,23 @@ async fn hosts_a_meeting_on_the_embedded_relay_end_to_end() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     assert!(app.may_open(&path));
     assert!(!app.may_open(&original));
+    assert_eq!(app.how_to_open(&path).unwrap(), FileOpened::Opened);
+    assert_eq!(app.how_to_open(&original).unwrap_err().code(), ErrorCode::InvalidState);
+    // A program someone sent is shown in its folder, never run by a click.
+    let program = dir.path().join("setup.exe");
+    std::fs::write(&program, b"MZ").unwrap();
+    bot.send_file(&program).await.unwrap();
+    let offer = recorder.wait("file-offer", |v| v["file"]["name"] == "setup.exe").await;
+    let started = app.accept_file(offer["file"]["fileId"].as_u64().unwrap()).await.unwrap();
+    let done = recorder.wait("file-done", |v| v["transferId"] == started.transfer_id.as_str()).await;
+    let saved = std::path::PathBuf::from(done["path"].as_str().unwrap());
+    assert_eq!(app.how_to_open(&saved).unwrap(), FileOpened::ShownInFolder);
 
+    // Only files the person chose (dialog or drop) can be sent: a page made to ask for
+    // another path gets nothing.
+    let e = app.send_file(original.to_string_lossy().into_owned()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidState);
+    app.remember_chosen([original.clone(), dir.path().join("missing")]);
     // The app uploads a file too; its transfer id follows it to the relay's confirmation.
     let up = app.send_file(original.to_string_lossy().into_owned()).await.unwrap();
     let done = recorder.wait("file-done", |v| v["transferId"] == up.transfer_id.as_str()).await;

@@ -1,7 +1,8 @@
 /**
  * Parlor's page: wires the store, the controller, the IPC to the Tauri shell, the video hub and
  * the views. `window.__parlorFps()` reports frames drawn per second per participant, for the
- * benchmark that drives the built app.
+ * benchmark that drives the built app; `window.__parlorCspViolations` lists what the content
+ * security policy (src-tauri/tauri.conf.json) blocked, for the end-to-end test, which fails on any.
  */
 import "./styles.css";
 import { Controller } from "./core/controller";
@@ -15,8 +16,19 @@ declare global {
   interface Window {
     /** Frames drawn per second over the last second, keyed by participant id (0 = own camera). */
     __parlorFps?: () => Record<number, number>;
+    /** What the content security policy blocked since the page loaded ("directive: what"). */
+    __parlorCspViolations?: string[];
   }
 }
+
+// First, so nothing the page does later goes unseen.
+const cspViolations: string[] = [];
+window.__parlorCspViolations = cspViolations;
+document.addEventListener("securitypolicyviolation", (e) => {
+  const what = `${e.effectiveDirective}: ${e.blockedURI || "inline"}`;
+  cspViolations.push(what);
+  console.error(`blocked by the content security policy: ${what}`);
+});
 
 const root = document.querySelector<HTMLDivElement>("#app");
 if (!root) throw new Error("index.html has no #app");

@@ -254,7 +254,7 @@ describe("chat and files", () => {
   it("sends dropped and picked files by path", async () => {
     let n = 0;
     handlers.send_file = () => ({ transferId: `u${++n}` });
-    handlers["plugin:dialog|open"] = () => "/home/ada/Documents/plan.pdf";
+    handlers.pick_file = () => "/home/ada/Documents/plan.pdf";
     const { store, ctl } = await hosting();
     const ipc = tauriIpc();
     const dropped: string[][] = [];
@@ -287,8 +287,12 @@ describe("chat and files", () => {
     await ctl.acceptFile(5);
     expect(argsOf("accept_file")).toEqual([{ fileId: 5 }]);
     expect(store.state.meeting!.files[5]!.status).toBe("downloading");
+    handlers.open_file = (args) => ((args as { path: string }).path.endsWith(".exe") ? "shownInFolder" : "opened");
     await ctl.openFile("/home/ada/Downloads/r.pdf");
     expect(argsOf("open_file")).toEqual([{ path: "/home/ada/Downloads/r.pdf" }]);
+    expect(store.state.toasts).toEqual([]);
+    await ctl.openFile("/home/ada/Downloads/setup.exe");
+    expect(store.state.toasts.map((t) => [t.kind, t.text])).toEqual([["info", "setup.exe is shown in its folder"]]);
     await ctl.chooseDownloadDir();
     expect(argsOf("choose_download_dir")).toEqual([{ dir: "/data/incoming" }]);
     expect(store.state.downloadDir).toBe("/data/incoming");

@@ -251,8 +251,20 @@ export class Controller {
     }
   }
 
+  /** "Open" on a downloaded file; a program is shown in its folder instead, and the toast says why. */
   async openFile(path: string): Promise<void> {
-    await this.call(() => this.ipc.openFile(path));
+    try {
+      if ((await this.ipc.openFile(path)) === "shownInFolder") {
+        this.store.dispatch({
+          type: "toast",
+          kind: "info",
+          text: `${baseName(path)} is shown in its folder`,
+          detail: "Programs and scripts from a meeting are not opened directly. Open it yourself only if you trust the sender.",
+        });
+      }
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   /** Lets the user pick the download folder. */

@@ -4,23 +4,53 @@
 /** A participant's id inside one meeting; also its UDP sender id. Never 0 (0 is the relay). */
 export type ParticipantId = number;
 
-/**
- * Result of `create_meeting`.
- */
-export type MeetingCreated = { 
-/**
- * Six ASCII digits.
- */
-code: string, 
-/**
- * The address others should enter to join: the LAN IP and port of the relay.
- */
-relayAddr: string, participantId: ParticipantId, };
+export type ActiveSpeaker = { participantId: ParticipantId | null, };
 
 /**
- * Result of `list_devices`.
+ * What a rejected command or an `error` event carries. The shell's `AppError` serializes
+ * through this, its one wire shape, which events can clone and compare.
  */
-export type DeviceList = { cameras: Array<Device>, microphones: Array<Device>, speakers: Array<Device>, };
+export type AppError = { code: ErrorCode, 
+/**
+ * Detail in English for logs and as a fallback; the UI prefers its own words per code.
+ */
+message: string, 
+/**
+ * For device errors: which device.
+ */
+device?: DeviceKind, 
+/**
+ * For `rateLimited`: milliseconds until the relay accepts the request again.
+ */
+retryAfterMs?: number, };
+
+/**
+ * One chat message as the relay stamped it.
+ */
+export type ChatMessage = { 
+/**
+ * Strictly increasing within a meeting: the order everyone sees.
+ */
+id: number, senderId: ParticipantId, senderName: string, text: string, 
+/**
+ * Relay time (ms since the Unix epoch).
+ */
+timestampMs: number, 
+/**
+ * Echo of the id `send_chat` returned, on the sender's own messages only.
+ */
+clientMsgId: number | null, 
+/**
+ * Set when the message announces a file.
+ */
+file: FileInfo | null, };
+
+/**
+ * Result of `send_chat`: the id the relay will echo in the matching `chat` event.
+ */
+export type ChatSent = { clientMsgId: number, };
+
+export type ChatWrap = { message: ChatMessage, };
 
 /**
  * A capture or playback device.
@@ -45,61 +75,16 @@ selected: boolean, };
 export type DeviceChoice = { camera?: string, microphone?: string, speaker?: string, };
 
 /**
- * What the app remembers between runs.
+ * Which device a device error is about.
  */
-export type Settings = { displayName: string, 
-/**
- * The relay address last used to join, "host:port"; empty when none.
- */
-lastRelayAddr: string, };
+export type DeviceKind = "camera" | "microphone" | "speaker";
 
 /**
- * Result of `send_chat`: the id the relay will echo in the matching `chat` event.
+ * Result of `list_devices`.
  */
-export type ChatSent = { clientMsgId: number, };
+export type DeviceList = { cameras: Array<Device>, microphones: Array<Device>, speakers: Array<Device>, };
 
-/**
- * Result of `send_file` and `accept_file`: the id of the transfer in `file-*` events.
- */
-export type TransferStarted = { transferId: string, };
-
-/**
- * Every event the shell emits: `name` is the event name the page listens to and `payload` what
- * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
- */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
-
-export type JoinRefused = { reason: JoinRefusal, };
-
-/**
- * Why a join request did not lead into the meeting.
- */
-export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull";
-
-export type FileFailed = { transferId: string, direction: TransferDirection, fileId: number | null, name: string, error: AppError, };
-
-/**
- * Which way a file transfer goes, from this app's point of view.
- */
-export type TransferDirection = "upload" | "download" | "remote";
-
-/**
- * What a rejected command or an `error` event carries. The shell's `AppError` serializes
- * through this, its one wire shape, which events can clone and compare.
- */
-export type AppError = { code: ErrorCode, 
-/**
- * Detail in English for logs and as a fallback; the UI prefers its own words per code.
- */
-message: string, 
-/**
- * For device errors: which device.
- */
-device?: DeviceKind, 
-/**
- * For `rateLimited`: milliseconds until the relay accepts the request again.
- */
-retryAfterMs?: number, };
+export type Disconnected = { message: string, };
 
 /**
  * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
@@ -107,40 +92,17 @@ retryAfterMs?: number, };
  */
 export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "uploadStopped" | "internal";
 
+export type FileDone = { transferId: string, direction: TransferDirection, fileId: number, name: string, size: number, sha256: string, 
 /**
- * Which device a device error is about.
+ * Downloads: the SHA-256 of the bytes on disk matched. Uploads: the relay verified it.
  */
-export type DeviceKind = "camera" | "microphone" | "speaker";
+verified: boolean, 
+/**
+ * Downloads: where the file was saved. Null otherwise.
+ */
+path: string | null, };
 
-export type KnockWithdrawn = { requestId: number, reason: KnockWithdrawal, };
-
-/**
- * Why a knock vanished from the host's queue without the host answering it.
- */
-export type KnockWithdrawal = "cancelled" | "expired" | "disconnected" | "answered";
-
-export type ChatWrap = { message: ChatMessage, };
-
-/**
- * One chat message as the relay stamped it.
- */
-export type ChatMessage = { 
-/**
- * Strictly increasing within a meeting: the order everyone sees.
- */
-id: number, senderId: ParticipantId, senderName: string, text: string, 
-/**
- * Relay time (ms since the Unix epoch).
- */
-timestampMs: number, 
-/**
- * Echo of the id `send_chat` returned, on the sender's own messages only.
- */
-clientMsgId: number | null, 
-/**
- * Set when the message announces a file.
- */
-file: FileInfo | null, };
+export type FileFailed = { transferId: string, direction: TransferDirection, fileId: number | null, name: string, error: AppError, };
 
 /**
  * A file spooled on the relay whose SHA-256 the relay verified.
@@ -150,6 +112,126 @@ export type FileInfo = { fileId: number, name: string, size: number,
  * Lower-case hex SHA-256 of the whole file.
  */
 sha256: string, senderId: ParticipantId, senderName: string, };
+
+export type FileOffer = { file: FileInfo, };
+
+/**
+ * Result of `open_file`: what the shell did with the downloaded file.
+ */
+export type FileOpened = "opened" | "shownInFolder";
+
+export type FileProgress = { transferId: string, direction: TransferDirection, 
+/**
+ * Null for an upload the relay has not yet given an id.
+ */
+fileId: number | null, name: string, size: number, bytes: number, 
+/**
+ * Throughput over the last second, bytes per second.
+ */
+rateBytesPerSec: number, 
+/**
+ * Congestion window of this transfer in bytes (uploads); null when not known.
+ */
+cwndBytes: number | null, };
+
+export type HostChanged = { hostId: ParticipantId, };
+
+/**
+ * Why a join request did not lead into the meeting.
+ */
+export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull";
+
+export type JoinRefused = { reason: JoinRefusal, };
+
+export type Joined = { code: string, participantId: ParticipantId, hostId: ParticipantId, 
+/**
+ * Address to share so others can join (as in `MeetingCreated.relayAddr`).
+ */
+relayAddr: string, 
+/**
+ * Everyone, this participant included.
+ */
+roster: Array<Participant>, 
+/**
+ * Most recent chat messages, oldest first.
+ */
+chatHistory: Array<ChatMessage>, };
+
+export type Knock = { requestId: number, name: string, };
+
+/**
+ * Why a knock vanished from the host's queue without the host answering it.
+ */
+export type KnockWithdrawal = "cancelled" | "expired" | "disconnected" | "answered";
+
+export type KnockWithdrawn = { requestId: number, reason: KnockWithdrawal, };
+
+/**
+ * Why a participant left the roster.
+ */
+export type LeaveReason = "left" | "disconnected" | "timedOut" | "removed";
+
+/**
+ * Result of `create_meeting`.
+ */
+export type MeetingCreated = { 
+/**
+ * Six ASCII digits.
+ */
+code: string, 
+/**
+ * The address others should enter to join: the LAN IP and port of the relay.
+ */
+relayAddr: string, participantId: ParticipantId, };
+
+/**
+ * Someone in the meeting as the roster shows them.
+ */
+export type Participant = { id: ParticipantId, displayName: string, isHost: boolean, micOn: boolean, cameraOn: boolean, speaking: boolean, 
+/**
+ * Relay time (ms since the Unix epoch) at which the participant was admitted.
+ */
+joinedAtMs: number, };
+
+export type ParticipantLeft = { participantId: ParticipantId, reason: LeaveReason, };
+
+/**
+ * Per-participant receive statistics, one row each in the stats panel.
+ */
+export type ParticipantStats = { participantId: ParticipantId, 
+/**
+ * Frames per second received (decoded) from this participant.
+ */
+fps: number, bitrateKbps: number, 
+/**
+ * Loss fraction 0..=1 of this participant's media as received here.
+ */
+loss: number, jitterMs: number, 
+/**
+ * Width of the last decoded frame (0 when none).
+ */
+width: number, 
+/**
+ * Height of the last decoded frame (0 when none).
+ */
+height: number, };
+
+export type ParticipantWrap = { participant: Participant, };
+
+/**
+ * Every event the shell emits: `name` is the event name the page listens to and `payload` what
+ * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
+ */
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
+
+/**
+ * What the app remembers between runs.
+ */
+export type Settings = { displayName: string, 
+/**
+ * The relay address last used to join, "host:port"; empty when none.
+ */
+lastRelayAddr: string, };
 
 /**
  * One stats sample; the shell emits one a second (`stats` event) and returns one (`get_stats`).
@@ -177,90 +259,13 @@ cwndBytes: number | null,
 qualityLevel: number, participants: Array<ParticipantStats>, };
 
 /**
- * Per-participant receive statistics, one row each in the stats panel.
+ * Which way a file transfer goes, from this app's point of view.
  */
-export type ParticipantStats = { participantId: ParticipantId, 
-/**
- * Frames per second received (decoded) from this participant.
- */
-fps: number, bitrateKbps: number, 
-/**
- * Loss fraction 0..=1 of this participant's media as received here.
- */
-loss: number, jitterMs: number, 
-/**
- * Width of the last decoded frame (0 when none).
- */
-width: number, 
-/**
- * Height of the last decoded frame (0 when none).
- */
-height: number, };
-
-export type ParticipantWrap = { participant: Participant, };
+export type TransferDirection = "upload" | "download" | "remote";
 
 /**
- * Someone in the meeting as the roster shows them.
+ * Result of `send_file` and `accept_file`: the id of the transfer in `file-*` events.
  */
-export type Participant = { id: ParticipantId, displayName: string, isHost: boolean, micOn: boolean, cameraOn: boolean, speaking: boolean, 
-/**
- * Relay time (ms since the Unix epoch) at which the participant was admitted.
- */
-joinedAtMs: number, };
+export type TransferStarted = { transferId: string, };
 
 export type Waiting = { code: string, requestId: number, };
-
-export type ActiveSpeaker = { participantId: ParticipantId | null, };
-
-export type ParticipantLeft = { participantId: ParticipantId, reason: LeaveReason, };
-
-/**
- * Why a participant left the roster.
- */
-export type LeaveReason = "left" | "disconnected" | "timedOut" | "removed";
-
-export type FileOffer = { file: FileInfo, };
-
-export type HostChanged = { hostId: ParticipantId, };
-
-export type FileProgress = { transferId: string, direction: TransferDirection, 
-/**
- * Null for an upload the relay has not yet given an id.
- */
-fileId: number | null, name: string, size: number, bytes: number, 
-/**
- * Throughput over the last second, bytes per second.
- */
-rateBytesPerSec: number, 
-/**
- * Congestion window of this transfer in bytes (uploads); null when not known.
- */
-cwndBytes: number | null, };
-
-export type Knock = { requestId: number, name: string, };
-
-export type FileDone = { transferId: string, direction: TransferDirection, fileId: number, name: string, size: number, sha256: string, 
-/**
- * Downloads: the SHA-256 of the bytes on disk matched. Uploads: the relay verified it.
- */
-verified: boolean, 
-/**
- * Downloads: where the file was saved. Null otherwise.
- */
-path: string | null, };
-
-export type Disconnected = { message: string, };
-
-export type Joined = { code: string, participantId: ParticipantId, hostId: ParticipantId, 
-/**
- * Address to share so others can join (as in `MeetingCreated.relayAddr`).
- */
-relayAddr: string, 
-/**
- * Everyone, this participant included.
- */
-roster: Array<Participant>, 
-/**
- * Most recent chat messages, oldest first.
- */
-chatHistory: Array<ChatMessage>, };

@@ -1,7 +1,7 @@
 /**
  * Typed wrappers over Tauri's IPC: one function per command of the contract in
  * `docs/app-ipc.md`, the session events, the binary video Channel, native file drops and the
- * dialog plugin. Nothing else in the page calls `invoke` or `listen` directly, so this file and
+ * dialog plugin (folders only: files are picked by the shell's `pick_file`). Nothing else in the page calls `invoke` or `listen` directly, so this file and
  * the contract are the whole surface the Rust shell must implement.
  *
  * Commands reject with an {@link AppError} (see core/errors.ts `toAppError` for the
@@ -16,6 +16,7 @@ import {
   type ChatSent,
   type DeviceChoice,
   type DeviceList,
+  type FileOpened,
   type MeetingCreated,
   type ParticipantId,
   type SessionEvent,
@@ -54,7 +55,8 @@ export interface Ipc {
   acceptFile(fileId: number): Promise<TransferStarted>;
   chooseDownloadDir(dir: string): Promise<void>;
   getDownloadDir(): Promise<string>;
-  openFile(path: string): Promise<void>;
+  /** Opens a downloaded file, or shows a program in its folder instead of running it. */
+  openFile(path: string): Promise<FileOpened>;
   getStats(): Promise<StatsSnapshot | null>;
   getSettings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
@@ -68,7 +70,7 @@ export interface Ipc {
   listenAll(handler: (event: SessionEvent) => void): Promise<() => void>;
   /** Listens to native file drags over the window. */
   onFileDrop(handlers: DropHandlers): Promise<() => void>;
-  /** Asks the user for a file to send; null when cancelled. */
+  /** Asks the user for a file to send (the shell's dialog, so the shell knows it was chosen); null when cancelled. */
   pickFile(): Promise<string | null>;
   /** Asks the user for a folder; null when cancelled. */
   pickDirectory(current: string): Promise<string | null>;
@@ -106,7 +108,7 @@ export function tauriIpc(): Ipc {
     acceptFile: (fileId) => invoke<TransferStarted>("accept_file", { fileId }),
     chooseDownloadDir: (dir) => invoke<void>("choose_download_dir", { dir }),
     getDownloadDir: () => invoke<string>("get_download_dir"),
-    openFile: (path) => invoke<void>("open_file", { path }),
+    openFile: (path) => invoke<FileOpened>("open_file", { path }),
     getStats: () => invoke<StatsSnapshot | null>("get_stats"),
     getSettings: () => invoke<Settings>("get_settings"),
     saveSettings: (settings) => invoke<void>("save_settings", { settings }),
@@ -137,10 +139,7 @@ export function tauriIpc(): Ipc {
       });
       return () => unlisten();
     },
-    pickFile: async () => {
-      const picked = await openDialog({ multiple: false, directory: false, title: "Send a file to everyone" });
-      return typeof picked === "string" ? picked : null;
-    },
+    pickFile: () => invoke<string | null>("pick_file"),
     pickDirectory: async (current) => {
       const picked = await openDialog({ multiple: false, directory: true, defaultPath: current || undefined, title: "Save downloads to" });
       return typeof picked === "string" ? picked : null;

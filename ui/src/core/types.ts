@@ -24,6 +24,7 @@ export type {
   FileDone,
   FileFailed,
   FileInfo,
+  FileOpened,
   FileProgress,
   JoinRefusal,
   Joined,

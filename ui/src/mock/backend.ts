@@ -532,13 +532,14 @@ export function installMockBackend(): MockControl {
           return { transferId };
         }
         case "open_file":
-          return null;
+          return /\.(exe|msi|bat|cmd|sh|js|app|dmg|desktop|appimage)$/i.test(String(args.path)) ? "shownInFolder" : "opened";
+        case "pick_file":
+          return "/home/ada/Documents/meeting-notes.pdf";
         case "get_stats":
           return latest;
-        case "plugin:dialog|open": {
-          const opts = (args.options ?? {}) as { directory?: boolean };
-          return opts.directory ? "/home/ada/Shared" : "/home/ada/Documents/meeting-notes.pdf";
-        }
+        case "plugin:dialog|open":
+          // The page opens the dialog itself for folders only.
+          return "/home/ada/Shared";
         default:
           throw { code: "internal", message: `mock: unknown command ${cmd}` } satisfies AppError;
       }
