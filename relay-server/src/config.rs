@@ -92,6 +92,8 @@ pub struct RelayConfig {
     pub thinning: ThinningConfig,
     /// Requested size of the UDP socket's kernel buffers (receive and send), in bytes.
     pub udp_socket_buffer: usize,
+    /// Where to serve `/metrics` and `/healthz` over HTTP ([`crate::metrics`]); `None`: nowhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for RelayConfig {
@@ -141,6 +143,7 @@ impl Default for RelayConfig {
             report_interval: Duration::from_secs(1),
             thinning: ThinningConfig::default(),
             udp_socket_buffer: 4 * 1024 * 1024,
+            metrics_addr: None,
         }
     }
 }

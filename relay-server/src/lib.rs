@@ -24,7 +24,8 @@
 //! - `udp`: the media task, its lock-free routing table, receiver reports;
 //! - [`thinning`], per-receiver video frame thinning (sans-IO);
 //! - `files`: upload spooling with SHA-256 verification, Reno-paced downloads;
-//! - [`stats`], the counters behind [`RelayHandle::stats`].
+//! - [`stats`], the counters behind [`RelayHandle::stats`];
+//! - `metrics`: those counters as Prometheus metrics on their own HTTP port, and `/healthz`.
 //!
 //! Shutdown follows mini-redis: one cancellation token is broadcast to every task, each
 //! task cleans up (participants leave, meetings end, spools are deleted) and the handle waits
@@ -35,6 +36,7 @@ mod control;
 mod files;
 mod limits;
 mod meeting;
+mod metrics;
 mod routes;
 mod stall;
 pub mod stats;
@@ -94,6 +96,16 @@ impl Relay {
         let udp_addr =
             udp_socket.local_addr().map_err(|source| RelayError::Bind { protocol: "UDP", addr: udp_bind, source })?;
 
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| RelayError::Bind {
+                protocol: "HTTP (metrics)",
+                addr,
+                source,
+            })?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+
         let stats = Arc::new(Stats::default());
         let routes = Arc::new(routes::RouteQueue::default());
         let shutdown = CancellationToken::new();
@@ -109,12 +121,15 @@ impl Relay {
             shutdown.clone(),
         ));
 
+        if let Some(listener) = metrics_listener {
+            tracker.spawn(metrics::serve(listener, stats.clone(), shutdown.clone()));
+        }
         let max_connections = config.max_connections.max(1);
         let shared = Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes));
         tracker.spawn(accept_loop(listener, shared.clone(), max_connections, tracker.clone(), shutdown.clone()));
         info!(%tcp_addr, %udp_addr, "relay listening");
 
-        Ok(RelayHandle { tcp_addr, udp_addr, stats, shared, shutdown, tracker, _temp_dir: temp_dir })
+        Ok(RelayHandle { tcp_addr, udp_addr, metrics_addr, stats, shared, shutdown, tracker, _temp_dir: temp_dir })
     }
 }
 
@@ -210,6 +225,7 @@ async fn accept_loop(
 pub struct RelayHandle {
     tcp_addr: SocketAddr,
     udp_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -226,6 +242,11 @@ impl RelayHandle {
     /// Where clients send media.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
+    }
+
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The directory holding the meetings' spooled files.

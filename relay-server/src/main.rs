@@ -98,6 +98,10 @@ struct Args {
     /// …and per second after that.
     #[arg(long, env = "PARLOR_MEDIA_STATE_PER_SECOND", default_value_t = D.media_state_per_second)]
     media_state_per_second: u32,
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`) over HTTP on this
+    /// address, e.g. 127.0.0.1:9464 [default: off]. Keep it private.
+    #[arg(long, env = "PARLOR_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `relay_server=debug`.
     #[arg(long, env = "PARLOR_LOG", default_value = "info")]
     log: String,
@@ -135,11 +139,15 @@ async fn main() -> anyhow::Result<()> {
         chat_history_bytes: args.chat_history_bytes,
         media_state_burst: args.media_state_burst,
         media_state_per_second: args.media_state_per_second,
+        metrics_addr: args.metrics_addr,
         ..RelayConfig::default()
     };
     let relay = Relay::start(config).await.context("starting the relay")?;
     println!("parlor relay listening: control tcp://{}  media udp://{}", relay.tcp_addr(), relay.udp_addr());
     println!("spooling files under {}", relay.spool_dir().display());
+    if let Some(addr) = relay.metrics_addr() {
+        println!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
+    }
 
     wait_for_signal().await;
     println!("shutting down");
