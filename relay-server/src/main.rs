@@ -1,22 +1,37 @@
-//! `relay-server` binary: parses the command line (or environment), starts the relay, prints
-//! the addresses it listens on and runs until Ctrl-C / SIGTERM.
+//! `relay-server` binary: reads its settings (flags, `PARLOR_*` variables, a TOML file, in that
+//! order of precedence), starts the relay, prints the addresses it listens on and runs until
+//! Ctrl-C / SIGTERM. `--print-config` prints the merged settings as TOML instead.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use relay_server::{AddressRates, Rate, Relay, RelayConfig};
+use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
-/// Parlor relay: hosts meetings, relays their media and files.
 /// The defaults the flags show.
 static D: std::sync::LazyLock<RelayConfig> = std::sync::LazyLock::new(RelayConfig::default);
 
-#[derive(Debug, Parser)]
-#[command(version, about)]
+/// Parlor relay: hosts meetings, relays their media and files.
+///
+/// Every setting is a flag, a PARLOR_* environment variable and a key of the --config file
+/// (named as the flag, with `_` or `-`): a flag wins over a variable, a variable over the file,
+/// the file over the default.
+#[derive(Debug, Parser, Serialize)]
+#[command(version, about, args_override_self = true)]
 struct Args {
+    /// A TOML file of settings, e.g. `tcp_port = 5000` (see --print-config for every key).
+    #[arg(long, env = "PARLOR_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Print the settings the flags, variables and file make, as TOML, and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
     /// Address to listen on.
     #[arg(long, env = "PARLOR_HOST", default_value = "0.0.0.0")]
     host: IpAddr,
@@ -109,7 +124,11 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = parse_args()?;
+    if args.print_config {
+        print!("{}", toml::to_string(&args).context("printing the settings")?);
+        return Ok(());
+    }
     tracing_subscriber::fmt().with_env_filter(EnvFilter::try_new(&args.log).context("invalid --log filter")?).init();
 
     let config = RelayConfig {
@@ -153,6 +172,49 @@ async fn main() -> anyhow::Result<()> {
     println!("shutting down");
     relay.shutdown().await;
     Ok(())
+}
+
+/// The command line, with the settings of the `--config` file (if any) placed before it, so
+/// that a flag given on the command line overrides them; a setting whose `PARLOR_*` variable is
+/// set is left out of them, so that the variable does too.
+fn parse_args() -> anyhow::Result<Args> {
+    let command_line: Vec<OsString> = std::env::args_os().collect();
+    let first = Args::parse_from(&command_line);
+    let Some(path) = &first.config else { return Ok(first) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the settings file {}", path.display()))?;
+    let from_file = settings_as_flags(&text, &Args::command())
+        .with_context(|| format!("in the settings file {}", path.display()))?;
+    let (program, rest) = command_line.split_first().context("no program name")?;
+    let argv =
+        std::iter::once(program.clone()).chain(from_file.into_iter().map(OsString::from)).chain(rest.iter().cloned());
+    Ok(Args::parse_from(argv))
+}
+
+/// The settings of a TOML file as `--flag=value` arguments of `command`, leaving out those
+/// whose environment variable is set.
+fn settings_as_flags(text: &str, command: &clap::Command) -> anyhow::Result<Vec<String>> {
+    let table: toml::Table = text.parse().context("not valid TOML")?;
+    let mut flags = Vec::new();
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()) && !matches!(long.as_str(), "config" | "print-config"))
+            .with_context(|| format!("unknown setting `{key}` (the settings are the flags of --help)"))?;
+        if arg.get_env().is_some_and(|var| std::env::var_os(var).is_some()) {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(x) => x.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => anyhow::bail!("`{key}`: expected a string, a number or a boolean, not {}", other.type_str()),
+        };
+        flags.push(format!("--{long}={value}"));
+    }
+    Ok(flags)
 }
 
 #[cfg(unix)]
