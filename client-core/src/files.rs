@@ -32,10 +32,10 @@ use protocol::reno::RenoConfig;
 use protocol::{ControlMessage, FrameCodec};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use crate::net::control::connect_tcp;
+use crate::net::tls::{RelayTrust, TlsStream};
 use crate::session::events::{EventSender, FileFailure, FileProgress, SessionEvent};
 use crate::stats::{FileDirection, FileTransferStats, TransferState};
 
@@ -149,15 +149,19 @@ impl TransferTable {
 pub(crate) struct FileContext {
     /// "HOST:PORT" of the relay's TCP port.
     pub relay: String,
+    /// The certificate the session's control connection saw: its file connections accept that
+    /// one only.
+    pub pin: protocol::fingerprint::Fingerprint,
     pub session_token: String,
     pub events: EventSender,
     pub table: Arc<TransferTable>,
 }
 
-type FileConn = Framed<TcpStream, RawFrames>;
+type FileConn = Framed<TlsStream, RawFrames>;
 
-async fn open_file_conn(relay: &str, first: ControlMessage) -> Result<FileConn, FileError> {
-    let stream = connect_tcp(relay).await?;
+async fn open_file_conn(ctx: &FileContext, first: ControlMessage) -> Result<FileConn, FileError> {
+    let stream = connect_tcp(&ctx.relay).await?;
+    let (stream, _) = crate::net::tls::handshake(&ctx.relay, stream, &RelayTrust::expecting(ctx.pin)).await?;
     let mut conn = Framed::new(stream, RawFrames(FrameCodec::new(MAX_FILE_FRAME_LEN)));
     conn.send(FileFrame::Control(first).encode()).await?;
     Ok(conn)
@@ -267,7 +271,7 @@ async fn upload_inner(
         size,
         sha256: sha256.clone(),
     };
-    let mut conn = open_file_conn(&ctx.relay, first).await?;
+    let mut conn = open_file_conn(ctx, first).await?;
     let (file_id, chunk_size) = match next_control(&mut conn).await? {
         ControlMessage::FileUploadReady { file_id, chunk_size } => (file_id, chunk_size),
         other => return Err(FileError::Protocol(format!("expected FILE_UPLOAD_READY, got {}", other.type_name()))),
@@ -516,7 +520,7 @@ async fn download_inner(
     }
     let first =
         ControlMessage::FileDownload { session_token: ctx.session_token.clone(), file_id: info.file_id, offset: have };
-    let mut conn = open_file_conn(&ctx.relay, first).await?;
+    let mut conn = open_file_conn(ctx, first).await?;
     let (remote, offset) = match next_control(&mut conn).await? {
         ControlMessage::FileDownloadReady { file, offset, chunk_size: _ } => (file, offset),
         other => return Err(FileError::Protocol(format!("expected FILE_DOWNLOAD_READY, got {}", other.type_name()))),

@@ -17,6 +17,7 @@ pub mod net;
 pub mod session;
 pub mod stats;
 
+pub use net::tls::{PinStore, RelayCertificate, RelayTrust, TrustedBy};
 pub use session::{
     AudioChoice, EventReceiver, FileFailure, FileProgress, FrameSource, ParticipantLevel, PixelFormat, Session,
     SessionError, SessionEvent, SessionOptions, SinkChoice, VideoChoice, VideoFeed, VideoFrame,

@@ -67,9 +67,15 @@ async fn create_and_join_print_code_and_summary() {
         }
     };
     assert!(protocol::control::is_valid_meeting_code(&code), "{code:?}");
+    let invite = host_lines.recv_timeout(Duration::from_secs(20)).expect("INVITE line");
+    let invite = invite.strip_prefix("INVITE ").unwrap_or_else(|| panic!("INVITE after MEETING_CODE: {invite}"));
+    let parsed = protocol::invite::Invite::parse_link(invite).expect("a valid invitation");
+    assert_eq!((parsed.relay.as_str(), parsed.code.as_str()), (addr.as_str(), code.as_str()));
+    assert_eq!(parsed.fingerprint, Some(relay.certificate_fingerprint()));
 
+    // The guest joins from the invitation alone: relay, code and certificate.
     let mut guest = Command::new(BOT)
-        .args(["join", &code, "--relay", &addr, "--name", "GuestBot", "--duration", "4s", "--audio", "none"])
+        .args(["join", invite, "--name", "GuestBot", "--duration", "4s", "--audio", "none"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

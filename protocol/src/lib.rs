@@ -18,6 +18,11 @@
 //! - [`redundancy`]: when audio packets carry that copy.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //! - [`quality`]: the video quality ladder and its adaptation policy.
+//! - [`fingerprint`]: SHA-256 fingerprints of relay certificates.
+//! - `tls` (feature `tls`): the TLS 1.3 configurations of both ends and certificate
+//!   fingerprints.
+//! - [`invite`]: invitations (relay address, meeting code, certificate fingerprint) as text
+//!   and as `parlor://` links.
 //! - [`stats`]: the shapes of a client's per-second stats snapshots (its `--stats-json` lines).
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
@@ -28,7 +33,9 @@ pub mod conceal;
 pub mod control;
 pub mod estimators;
 pub mod file;
+pub mod fingerprint;
 pub mod framing;
+pub mod invite;
 pub mod jitter;
 pub mod media;
 pub mod mulaw;
@@ -36,6 +43,8 @@ pub mod quality;
 pub mod redundancy;
 pub mod reno;
 pub mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use control::ControlMessage;
 pub use framing::{FrameCodec, FrameError};
@@ -43,4 +52,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;

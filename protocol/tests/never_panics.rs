@@ -157,6 +157,19 @@ fn mutate_member(v: &mut Value, n: usize, replacement: Value, remove: bool) {
 proptest! {
     #![proptest_config(Config { cases: 1024, ..Config::default() })]
 
+    /// A pasted invitation is whatever the clipboard held: damaged links are refused with an
+    /// error, and what is accepted makes the same invitation again.
+    #[test]
+    fn invitations_survive_mutated_links(mutations in proptest::collection::vec(mutation(), 1..4)) {
+        let fp = protocol::fingerprint::Fingerprint::of_certificate(b"relay");
+        let invite = protocol::invite::Invite { relay: "[fe80::1]:5000".into(), code: "482913".into(), fingerprint: Some(fp) };
+        let damaged = apply(invite.text().into_bytes(), &mutations);
+        let text = String::from_utf8_lossy(&damaged);
+        if let Ok(read) = protocol::invite::Invite::find(&text) {
+            prop_assert_eq!(protocol::invite::Invite::parse_link(&read.link()), Ok(read));
+        }
+    }
+
     #[test]
     fn frame_codec_survives_arbitrary_bytes(
         bytes in arbitrary_bytes(),

@@ -32,7 +32,7 @@ const WARMUP: Duration = Duration::from_millis(500);
 const MEASURE: Duration = Duration::from_secs(3);
 const FRAGS_PER_FRAME: u32 = 8;
 
-type Control = Framed<TcpStream, ControlFrames>;
+type Control = Framed<tokio_rustls::client::TlsStream<TcpStream>, ControlFrames>;
 
 /// Counts of one run, over the measurement window.
 struct Figures {
@@ -191,16 +191,24 @@ async fn recv_until(c: &mut Control, mut pred: impl FnMut(&ControlMessage) -> bo
     }
 }
 
-async fn connect(addr: SocketAddr) -> Control {
-    let mut c = Framed::new(TcpStream::connect(addr).await.expect("connect"), ControlFrames(FrameCodec::default()));
+async fn connect(addr: SocketAddr, pin: protocol::fingerprint::Fingerprint) -> Control {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let config = protocol::tls::client_config(std::sync::Arc::new(protocol::tls::PinnedVerifier { pin }));
+    let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.expect("TLS");
+    let mut c = Framed::new(stream, ControlFrames(FrameCodec::default()));
     send(&mut c, ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "bench".into() }).await;
     recv_until(&mut c, |m| matches!(m, ControlMessage::Welcome { .. })).await;
     c
 }
 
 /// Creates a meeting of `n` participants over the control protocol.
-async fn meeting(addr: SocketAddr, n: usize) -> Vec<(Control, MeetingWelcome)> {
-    let mut host = connect(addr).await;
+async fn meeting(
+    addr: SocketAddr,
+    pin: protocol::fingerprint::Fingerprint,
+    n: usize,
+) -> Vec<(Control, MeetingWelcome)> {
+    let mut host = connect(addr, pin).await;
     send(&mut host, ControlMessage::CreateMeeting { display_name: "host".into() }).await;
     let ControlMessage::Joined(welcome) = recv_until(&mut host, |m| matches!(m, ControlMessage::Joined(_))).await
     else {
@@ -209,7 +217,7 @@ async fn meeting(addr: SocketAddr, n: usize) -> Vec<(Control, MeetingWelcome)> {
     let code = welcome.code.clone();
     let mut members = vec![(host, welcome)];
     for i in 1..n {
-        let mut c = connect(addr).await;
+        let mut c = connect(addr, pin).await;
         send(&mut c, ControlMessage::JoinRequest { code: code.clone(), display_name: format!("p{i}") }).await;
         let ControlMessage::Knock { request_id, .. } =
             recv_until(&mut members[0].0, |m| matches!(m, ControlMessage::Knock { .. })).await
@@ -258,7 +266,7 @@ fn relay_run() -> Figures {
     };
     let config = RelayConfig { liveness_timeout: Duration::from_secs(120), ..RelayConfig::for_tests() };
     let relay = runtime.block_on(Relay::start(config)).expect("relay starts");
-    let members = runtime.block_on(meeting(relay.tcp_addr(), 1 + RECEIVERS));
+    let members = runtime.block_on(meeting(relay.tcp_addr(), relay.certificate_fingerprint(), 1 + RECEIVERS));
     let udp = relay.udp_addr();
     let sockets: Vec<UdpSocket> = members.iter().map(|(_, w)| register(udp, w)).collect();
     let sender_id = members[0].1.participant_id;

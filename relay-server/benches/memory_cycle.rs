@@ -25,7 +25,7 @@ use protocol::{ControlMessage, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-type Control = Framed<TcpStream, ControlFrames>;
+type Control = Framed<tokio_rustls::client::TlsStream<TcpStream>, ControlFrames>;
 
 /// How many meetings are filled at the same time.
 const PARALLEL: usize = 16;
@@ -36,6 +36,8 @@ const RELAY_WAIT: Duration = Duration::from_secs(120);
 struct RelayProcess {
     child: Child,
     tcp: SocketAddr,
+    /// The certificate fingerprint it printed.
+    pin: protocol::fingerprint::Fingerprint,
     /// One `()` per meeting the relay has ended.
     ended: mpsc::Receiver<()>,
 }
@@ -57,17 +59,20 @@ impl RelayProcess {
         let (ended_tx, ended) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         std::thread::spawn(move || {
+            let mut addr = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("parlor relay listening: control tcp://") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
-                    let _ = addr_tx.send(addr);
+                    addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                } else if let Some(fp) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
+                    let _ = addr_tx.send((addr.clone(), fp.trim().to_string()));
                 } else if line.contains("meeting ended") && line.contains("meeting_id") {
                     let _ = ended_tx.send(());
                 }
             }
         });
-        let addr = addr_rx.recv_timeout(RELAY_WAIT).expect("the relay prints its address");
-        RelayProcess { child, tcp: addr.parse().expect("a socket address"), ended }
+        let (addr, fp) = addr_rx.recv_timeout(RELAY_WAIT).expect("the relay prints its address and fingerprint");
+        let pin = fp.parse().expect("a fingerprint");
+        RelayProcess { child, tcp: addr.parse().expect("a socket address"), pin, ended }
     }
 
     /// (VmRSS, VmHWM) in MiB.
@@ -104,8 +109,11 @@ async fn recv(c: &mut Control) -> ControlMessage {
 }
 
 /// A host connection with its own meeting.
-async fn create_meeting(relay: SocketAddr, n: usize) -> Control {
-    let stream = TcpStream::connect(relay).await.expect("connect");
+async fn create_meeting(relay: SocketAddr, pin: protocol::fingerprint::Fingerprint, n: usize) -> Control {
+    let tcp = TcpStream::connect(relay).await.expect("connect");
+    let config = protocol::tls::client_config(std::sync::Arc::new(protocol::tls::PinnedVerifier { pin }));
+    let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.expect("TLS");
     let mut c = Framed::new(stream, ControlFrames(FrameCodec::default()));
     c.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "memory-cycle".into() })
         .await
@@ -136,8 +144,11 @@ async fn fill_chat(c: &mut Control, messages: usize, text: &str) {
 /// One cycle; returns the relay's RSS with every meeting full and after they all ended.
 async fn cycle(relay: &RelayProcess, meetings: usize, messages: usize, text: &str) -> ((f64, f64), (f64, f64)) {
     let started = Instant::now();
-    let mut hosts: Vec<Control> =
-        stream::iter(0..meetings).map(|n| create_meeting(relay.tcp, n)).buffer_unordered(PARALLEL).collect().await;
+    let mut hosts: Vec<Control> = stream::iter(0..meetings)
+        .map(|n| create_meeting(relay.tcp, relay.pin, n))
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
     stream::iter(hosts.iter_mut()).for_each_concurrent(PARALLEL, |c| fill_chat(c, messages, text)).await;
     let full = relay.memory();
     let sent_mb = (meetings * messages * text.len()) as f64 / 1e6;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::limits::{AddressRates, Rate};
 use crate::thinning::ThinningConfig;
+use crate::tls::CertificateSource;
 
 /// Everything a [`crate::Relay`] needs to start.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct RelayConfig {
     /// inside it, one sub-directory per live meeting. `None` makes the relay use a private
     /// temporary directory that it deletes when it stops.
     pub data_dir: Option<PathBuf>,
+    /// The TLS certificate every TCP connection is served with ([`crate::tls`]).
+    pub certificate: CertificateSource,
     /// Name announced in `WELCOME`.
     pub server_name: String,
     /// Largest file a participant may upload, in bytes.
@@ -103,6 +106,7 @@ impl Default for RelayConfig {
             tcp_port: 5000,
             udp_port: 5001,
             data_dir: None,
+            certificate: CertificateSource::SelfSigned,
             server_name: "parlor-relay".to_string(),
             max_file_size: 512 * 1024 * 1024,
             max_spool_bytes: 4 * 1024 * 1024 * 1024,

@@ -21,7 +21,6 @@ use futures::{SinkExt, StreamExt};
 use protocol::control::{is_valid_meeting_code, ErrorCode, JoinRefusal, KnockWithdrawal, LeaveReason, ParticipantId};
 use protocol::framing::{ControlFrames, FrameCodec, FrameError};
 use protocol::{ControlMessage, PROTOCOL_VERSION};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -31,12 +30,12 @@ use tracing::{debug, info, warn};
 use crate::limits::{AddressKey, AddressRate};
 use crate::meeting::{ConnHandle, KnockOutcome, Meeting, OpError, Outbound, Shared};
 use crate::stats::{LimitHit, Stats};
+use crate::Stream;
 
-type ControlStream = Framed<TcpStream, ControlFrames>;
+type ControlStream = Framed<Stream, ControlFrames>;
 
 /// Serves one accepted TCP connection until it closes or the relay shuts down.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-    let _ = stream.set_nodelay(true);
+pub(crate) async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, shutdown: CancellationToken) {
     let mut framed = Framed::new(stream, ControlFrames(FrameCodec::default()));
     let liveness = shared.config.liveness_timeout;
     let deadline = Instant::now() + liveness;
@@ -111,14 +110,22 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
 }
 
 /// Answers a connection over its address's connection limit with `SERVER_BUSY` and closes it.
-pub(crate) async fn refuse(shared: Arc<Shared>, stream: TcpStream, permit: tokio::sync::OwnedSemaphorePermit) {
+pub(crate) async fn refuse(shared: Arc<Shared>, stream: Stream) {
     let mut framed = Framed::new(stream, ControlFrames(FrameCodec::default()));
     let max = shared.config.max_connections_per_address;
     let error =
         ControlMessage::error(ErrorCode::ServerBusy, format!("{max} connections from this address are already open"));
     // Bounded: a peer that does not read cannot hold the slot.
-    send_bounded(&mut framed, &error, Duration::from_secs(1)).await;
-    drop(permit);
+    if send_bounded(&mut framed, &error, Duration::from_secs(1)).await {
+        close_tls(&mut framed).await;
+    }
+}
+
+/// Ends the connection's TLS session with a `close_notify` alert, so the peer can tell the
+/// relay's deliberate end from a cut. Bounded: a peer that does not read cannot hold the task.
+pub(crate) async fn close_tls<T>(framed: &mut Framed<Stream, T>) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), framed.get_mut().shutdown()).await;
 }
 
 /// Logs an unrecoverable framing error (the connection then closes).
@@ -132,7 +139,7 @@ pub(crate) fn frame_error(shared: &Shared, peer: SocketAddr, e: FrameError) {
 }
 
 /// Writes one message, giving up after `limit` (a peer that does not read).
-pub(crate) async fn send_bounded<T>(framed: &mut Framed<TcpStream, T>, msg: &ControlMessage, limit: Duration) -> bool
+pub(crate) async fn send_bounded<T>(framed: &mut Framed<Stream, T>, msg: &ControlMessage, limit: Duration) -> bool
 where
     T: for<'a> tokio_util::codec::Encoder<&'a ControlMessage, Error = FrameError>,
 {
@@ -540,6 +547,9 @@ impl Session {
             if let Outbound::Admitted { meeting, participant_id, .. } = event {
                 meeting.leave(&self.shared, participant_id, reason).await;
             }
+        }
+        if !matches!(exit, Exit::Closed | Exit::TimedOut) {
+            close_tls(&mut self.framed).await;
         }
         debug!(peer = %self.peer, ?exit, "control connection closed");
     }

@@ -44,7 +44,6 @@ use protocol::ControlMessage;
 use sha2::{Digest, Sha256};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
@@ -55,7 +54,7 @@ use crate::meeting::{Meeting, OpError, Shared, SpooledFile};
 use crate::stall::StallWatch;
 use crate::stats::{LimitHit, Stats};
 
-type FileStream = Framed<TcpStream, RawFrames>;
+type FileStream = Framed<crate::Stream, RawFrames>;
 
 /// Minimum time between two `FILE_PROGRESS` broadcasts of one upload.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -65,7 +64,7 @@ const DISK_BUFFER: usize = 256 * 1024;
 /// Serves a file connection whose first message, `first`, was read by the control codec.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    framed: Framed<TcpStream, ControlFrames>,
+    framed: Framed<crate::Stream, ControlFrames>,
     first: ControlMessage,
     peer: SocketAddr,
     shutdown: CancellationToken,
@@ -93,8 +92,12 @@ pub(crate) async fn serve(
             let reply = e.reply(&conn.shared.stats);
             let _ = conn.send(&reply).await;
         }
-        Err(Ended::Gone(why)) => debug!(%peer, "file transfer ended: {why}"),
+        Err(Ended::Gone(why)) => {
+            debug!(%peer, "file transfer ended: {why}");
+            return;
+        }
     }
+    crate::control::close_tls(&mut conn.framed).await;
 }
 
 /// How a transfer ended early.

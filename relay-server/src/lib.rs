@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every TCP connection is TLS 1.3 (`tls`: the relay's certificate, self-signed or loaded).
 //! Clients open one TCP control connection (length-prefixed JSON, [`protocol::control`]),
 //! send media over UDP ([`protocol::media`]) and move files over extra TCP connections
 //! ([`protocol::file`]). The modules:
@@ -41,6 +42,7 @@ mod routes;
 mod stall;
 pub mod stats;
 pub mod thinning;
+mod tls;
 mod udp;
 
 use std::net::SocketAddr;
@@ -56,8 +58,10 @@ use tracing::{debug, error, info, warn};
 
 pub use config::RelayConfig;
 pub use limits::{AddressRates, Rate};
+pub use protocol::fingerprint::Fingerprint;
 pub use stats::{DropReason, LimitHit, StatsSnapshot};
 pub use thinning::ThinningConfig;
+pub use tls::{CertificateSource, TlsSetupError};
 
 use meeting::Shared;
 use stats::Stats;
@@ -69,6 +73,8 @@ pub enum RelayError {
     Bind { protocol: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot prepare the data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error("TLS certificate: {0}")]
+    Tls(#[from] TlsSetupError),
 }
 
 /// Entry point: `Relay::start(config)`.
@@ -80,6 +86,9 @@ impl Relay {
     /// current tokio runtime.
     pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         let (spool_root, temp_dir) = prepare_data_dir(config.data_dir.as_deref())?;
+        let certificate = tls::load(&config.certificate, config.data_dir.as_deref())?;
+        let fingerprint = certificate.fingerprint;
+        let acceptor = tokio_rustls::TlsAcceptor::from(certificate.config);
 
         let tcp_bind = SocketAddr::new(config.host, config.tcp_port);
         let listener = TcpListener::bind(tcp_bind).await.map_err(|source| RelayError::Bind {
@@ -126,10 +135,27 @@ impl Relay {
         }
         let max_connections = config.max_connections.max(1);
         let shared = Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes));
-        tracker.spawn(accept_loop(listener, shared.clone(), max_connections, tracker.clone(), shutdown.clone()));
-        info!(%tcp_addr, %udp_addr, "relay listening");
+        tracker.spawn(accept_loop(
+            listener,
+            acceptor,
+            shared.clone(),
+            max_connections,
+            tracker.clone(),
+            shutdown.clone(),
+        ));
+        info!(%tcp_addr, %udp_addr, %fingerprint, "relay listening");
 
-        Ok(RelayHandle { tcp_addr, udp_addr, metrics_addr, stats, shared, shutdown, tracker, _temp_dir: temp_dir })
+        Ok(RelayHandle {
+            tcp_addr,
+            udp_addr,
+            metrics_addr,
+            fingerprint,
+            stats,
+            shared,
+            shutdown,
+            tracker,
+            _temp_dir: temp_dir,
+        })
     }
 }
 
@@ -169,6 +195,7 @@ fn prepare_data_dir(data_dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile
 
 async fn accept_loop(
     listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
     shared: Arc<Shared>,
     max_connections: usize,
     tracker: TaskTracker,
@@ -191,18 +218,36 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
                 let from = limits::AddressKey::from(peer.ip());
                 let shared = shared.clone();
+                let acceptor = acceptor.clone();
                 if !shared.open_connection(from) {
                     shared.stats.limit_hit(LimitHit::ConnectionsPerAddress);
                     debug!(%peer, "too many connections from this address: refused");
-                    tracker.spawn(control::refuse(shared, stream, permit));
+                    tracker.spawn(async move {
+                        // Said over TLS like everything else; a peer that stalls the handshake
+                        // gets nothing and gives the slot back within a second.
+                        if let Some(stream) =
+                            handshake(&shared, &acceptor, stream, peer, REFUSAL_HANDSHAKE_TIMEOUT).await
+                        {
+                            control::refuse(shared, stream).await;
+                        }
+                        drop(permit);
+                    });
                     continue;
                 }
                 debug!(%peer, "connection accepted");
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    control::serve(shared.clone(), stream, peer, shutdown).await;
+                    let limit = shared.config.liveness_timeout;
+                    let handshake = tokio::select! {
+                        _ = shutdown.cancelled() => None,
+                        stream = handshake(&shared, &acceptor, stream, peer, limit) => stream,
+                    };
+                    if let Some(stream) = handshake {
+                        control::serve(shared.clone(), stream, peer, shutdown).await;
+                    }
                     shared.close_connection(from);
                     drop(permit);
                 });
@@ -212,6 +257,36 @@ async fn accept_loop(
                 error!("accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// How long a connection refused for its address's limit may take over its TLS handshake.
+const REFUSAL_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A TCP connection to the relay once its TLS handshake is done.
+pub(crate) type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Runs the TLS handshake within `limit`; a failure is counted and logged at debug level (it
+/// is what a port scanner or a client of an older, plaintext protocol version looks like).
+async fn handshake(
+    shared: &Shared,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    limit: std::time::Duration,
+) -> Option<Stream> {
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            stats::Stats::inc(&shared.stats.tls_handshake_failures);
+            debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            stats::Stats::inc(&shared.stats.tls_handshake_failures);
+            debug!(%peer, "no TLS handshake in time: closing");
+            None
         }
     }
 }
@@ -226,6 +301,7 @@ pub struct RelayHandle {
     tcp_addr: SocketAddr,
     udp_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    fingerprint: Fingerprint,
     stats: Arc<Stats>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -247,6 +323,12 @@ impl RelayHandle {
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The SHA-256 fingerprint of the certificate the relay serves: what invitations carry
+    /// and clients pin.
+    pub fn certificate_fingerprint(&self) -> Fingerprint {
+        self.fingerprint
     }
 
     /// The directory holding the meetings' spooled files.

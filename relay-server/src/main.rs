@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use relay_server::{AddressRates, Rate, Relay, RelayConfig};
+use relay_server::{AddressRates, CertificateSource, Rate, Relay, RelayConfig};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +44,14 @@ struct Args {
     /// Directory for spooled files [default: a private temporary directory].
     #[arg(long, env = "PARLOR_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The TLS certificate chain to serve (PEM), e.g. one from a CA that clients verify against
+    /// their system roots [default: a self-signed certificate kept in --data-dir/tls, or a new
+    /// one at each start without --data-dir]. Needs --tls-key.
+    #[arg(long, env = "PARLOR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "PARLOR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Largest file a participant may upload, in bytes.
     #[arg(long, env = "PARLOR_MAX_FILE_SIZE", default_value_t = RelayConfig::default().max_file_size)]
     max_file_size: u64,
@@ -136,6 +144,10 @@ async fn main() -> anyhow::Result<()> {
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         data_dir: args.data_dir,
+        certificate: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
+            _ => CertificateSource::SelfSigned,
+        },
         max_file_size: args.max_file_size,
         max_spool_bytes: args.max_spool_bytes,
         max_spool_bytes_per_meeting: args.max_spool_bytes_per_meeting,
@@ -163,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let relay = Relay::start(config).await.context("starting the relay")?;
     println!("parlor relay listening: control tcp://{}  media udp://{}", relay.tcp_addr(), relay.udp_addr());
+    println!("certificate SHA-256 fingerprint: {}", relay.certificate_fingerprint());
     println!("spooling files under {}", relay.spool_dir().display());
     if let Some(addr) = relay.metrics_addr() {
         println!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");

@@ -42,13 +42,18 @@ struct RelayCollector {
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.stats.snapshot();
-        let counters: [(&str, &str, u64); 22] = [
+        let counters: [(&str, &str, u64); 23] = [
             ("parlor_meetings_created", "Meetings created", s.meetings_created),
             ("parlor_participants_joined", "Participants admitted (hosts included)", s.participants_joined),
             ("parlor_knocks", "Knocks that reached a host", s.knocks),
             ("parlor_control_connections", "Control connections that said HELLO", s.control_connections),
             ("parlor_file_connections", "File-transfer connections", s.file_connections),
             ("parlor_malformed_messages", "Control frames that were not valid messages", s.malformed_messages),
+            (
+                "parlor_tls_handshake_failures",
+                "Connections whose TLS handshake failed or timed out",
+                s.tls_handshake_failures,
+            ),
             ("parlor_oversized_frames", "Connections closed for an oversized frame", s.oversized_frames),
             ("parlor_slow_consumers", "Connections dropped for a full outbound queue", s.slow_consumers),
             ("parlor_chat_messages", "Chat messages and file offers sent", s.chat_messages),

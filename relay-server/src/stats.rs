@@ -226,6 +226,7 @@ pub(crate) struct Stats {
     pub control_connections: AtomicU64,
     pub file_connections: AtomicU64,
     pub malformed_messages: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
     pub oversized_frames: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub chat_messages: AtomicU64,
@@ -299,6 +300,7 @@ impl Stats {
             control_connections: self.control_connections.load(Relaxed),
             file_connections: self.file_connections.load(Relaxed),
             malformed_messages: self.malformed_messages.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
             oversized_frames: self.oversized_frames.load(Relaxed),
             slow_consumers: self.slow_consumers.load(Relaxed),
             chat_messages: self.chat_messages.load(Relaxed),
@@ -346,6 +348,8 @@ pub struct StatsSnapshot {
     pub file_connections: u64,
     /// Frames that were not valid messages (answered with an `ERROR`).
     pub malformed_messages: u64,
+    /// Connections closed because their TLS handshake failed or did not finish in time.
+    pub tls_handshake_failures: u64,
     /// Connections closed because a length prefix exceeded the limit.
     pub oversized_frames: u64,
     /// Connections dropped because their outbound queue overflowed.

@@ -67,7 +67,7 @@ async fn an_oversized_length_prefix_closes_only_that_connection() {
     assert_eq!(one[0].client.recv().await, ControlMessage::Pong { nonce: 9 });
 
     // Same before HELLO: only that connection closes.
-    let mut raw = TcpStream::connect(relay.tcp_addr()).await.unwrap();
+    let mut raw = common::connect_tls(&relay).await;
     raw.write_all(&[0x7F, 0, 0, 0]).await.unwrap();
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(WAIT, raw.read(&mut buf)).await.expect("closed in time").unwrap_or(0);

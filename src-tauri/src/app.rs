@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use client_core::stats::FileDirection;
 use client_core::{
-    AudioChoice, EventReceiver, FrameSource, PixelFormat, Session, SessionEvent, SessionOptions, SinkChoice,
-    VideoChoice, VideoFeed,
+    AudioChoice, EventReceiver, FrameSource, PinStore, PixelFormat, RelayTrust, Session, SessionEvent, SessionOptions,
+    SinkChoice, VideoChoice, VideoFeed,
 };
 use protocol::control::{is_valid_meeting_code, JoinRefusal, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS};
+use protocol::fingerprint::Fingerprint;
+use protocol::invite::Invite;
 use tokio::sync::oneshot;
 
 use crate::devices::{Choice, Inventory, Selection};
@@ -28,7 +30,8 @@ use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, MeetingCreated, Settings, StatsSnapshot, TransferStarted, UiEvent,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
+    TransferStarted, UiEvent,
 };
 use crate::relay::{BindPlan, EmbeddedRelay};
 use crate::settings::SettingsStore;
@@ -117,8 +120,29 @@ pub struct App {
     /// window: the only ones `send_file` reads, so a page made to call it cannot send others.
     chosen: PathList,
     default_download_dir: PathBuf,
+    /// The relay certificates trusted so far, by relay address.
+    pins: PinStore,
+    /// The embedded relay's data directory: its certificate (so invitations and pins stay
+    /// valid across restarts of the app) and its spool.
+    embedded_relay_dir: PathBuf,
     relay_plan: BindPlan,
 }
+
+/// Where the app keeps its files.
+#[derive(Debug, Clone)]
+pub struct AppPaths {
+    /// The settings file.
+    pub settings: PathBuf,
+    /// The app's data: pinned relay certificates and the embedded relay's directory.
+    pub data_dir: PathBuf,
+    /// Where downloads go until the person picks another folder.
+    pub downloads: PathBuf,
+}
+
+/// The pinned relay certificates, in the data directory.
+const PINS_FILE: &str = "relay-pins.json";
+/// The embedded relay's directory, in the data directory.
+const EMBEDDED_RELAY_DIR: &str = "embedded-relay";
 
 /// Validates a display name the way the relay will.
 fn check_name(name: &str) -> Result<String, AppError> {
@@ -127,6 +151,11 @@ fn check_name(name: &str) -> Result<String, AppError> {
         return Err(AppError::InvalidName);
     }
     Ok(name.to_string())
+}
+
+/// Reads a certificate fingerprint the page passed on.
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, AppError> {
+    text.parse().map_err(|e: protocol::fingerprint::FingerprintError| AppError::InvalidInvitation(e.to_string()))
 }
 
 /// Validates "host:port".
@@ -160,12 +189,8 @@ fn check_writable(dir: &Path) -> Result<(), AppError> {
 impl App {
     /// The shell with its settings in `settings_path` and downloads going to
     /// `default_download_dir` unless the user chose another folder.
-    pub fn new(
-        events: Arc<dyn EventSink>,
-        settings_path: PathBuf,
-        default_download_dir: PathBuf,
-        relay_plan: BindPlan,
-    ) -> Self {
+    pub fn new(events: Arc<dyn EventSink>, paths: AppPaths, relay_plan: BindPlan) -> Self {
+        let AppPaths { settings: settings_path, data_dir, downloads: default_download_dir } = paths;
         let settings = SettingsStore::load(settings_path);
         let inventory = Inventory::query();
         let s = &settings.stored;
@@ -191,6 +216,8 @@ impl App {
             openable: PathList::default(),
             chosen: PathList::default(),
             default_download_dir,
+            pins: PinStore::File(data_dir.join(PINS_FILE)),
+            embedded_relay_dir: data_dir.join(EMBEDDED_RELAY_DIR),
             relay_plan,
         }
     }
@@ -248,20 +275,27 @@ impl App {
         }
     }
 
-    /// Connects a new session to `relay` and starts forwarding its events.
+    /// Connects a new session to `relay`, trusting exactly the certificate `expected` (from an
+    /// invitation, or the embedded relay's) or else by the pins, and starts forwarding its
+    /// events.
     async fn open_live(
         self: &Arc<Self>,
         core: &mut Core,
         relay: &str,
         share_addr: String,
+        expected: Option<Fingerprint>,
     ) -> Result<Arc<Session>, AppError> {
-        let options = self.session_options(core);
+        let options = SessionOptions {
+            trust: RelayTrust { expected, ..RelayTrust::with_pins(self.pins.clone()) },
+            ..self.session_options(core)
+        };
         let (session, rx) = Session::connect(relay, options).await.map_err(|e| AppError::from_session(relay, e))?;
         let session = Arc::new(session);
         let generation = core.next_generation;
         core.next_generation += 1;
         self.current.store(generation, Ordering::Release);
-        let translator = Arc::new(Mutex::new(Translator::new(share_addr)));
+        let invitation_pin = session.relay_certificate().invitation_pin();
+        let translator = Arc::new(Mutex::new(Translator::new(share_addr, invitation_pin)));
         core.live = Some(Live {
             session: session.clone(),
             generation,
@@ -315,21 +349,27 @@ impl App {
         let mut core = self.core.lock().await;
         self.close_live(&mut core).await;
         let result = async {
-            let (connect, share) = match relay_addr {
-                Some(addr) => (addr.clone(), addr),
+            let (connect, share, expected) = match relay_addr {
+                Some(addr) => (addr.clone(), addr, None),
                 None => {
                     if core.embedded.is_none() {
-                        core.embedded = Some(EmbeddedRelay::start(self.relay_plan).await?);
+                        let dir = self.embedded_relay_dir.clone();
+                        core.embedded = Some(EmbeddedRelay::start(self.relay_plan, dir).await?);
                     }
                     let relay = core.embedded.as_ref().ok_or_else(|| AppError::EmbeddedRelay("not running".into()))?;
-                    (relay.connect_addr(), relay.share_addr().to_string())
+                    (relay.connect_addr(), relay.share_addr().to_string(), Some(relay.certificate_fingerprint()))
                 }
             };
-            let session = self.open_live(&mut core, &connect, share.clone()).await?;
+            let session = self.open_live(&mut core, &connect, share.clone(), expected).await?;
             let answer = self.request(&mut core, Await::Joined, session.create_meeting(&name)).await?;
             match answer {
                 Answer::Joined { code, participant_id } => {
-                    Ok(MeetingCreated { code, relay_addr: share, participant_id })
+                    let invite = Invite {
+                        relay: share.clone(),
+                        code: code.clone(),
+                        fingerprint: session.relay_certificate().invitation_pin(),
+                    };
+                    Ok(MeetingCreated { code, relay_addr: share, invitation: (&invite).into(), participant_id })
                 }
                 Answer::Waiting => Err(AppError::Internal("the relay put the host in a waiting room".into())),
             }
@@ -343,12 +383,31 @@ impl App {
         result
     }
 
-    /// `join_meeting`.
+    /// `read_invitation`: the relay, code and fingerprint a pasted invitation names.
+    pub fn read_invitation(&self, text: &str) -> Result<InvitationFields, AppError> {
+        let invite = Invite::find(text).map_err(|e| AppError::InvalidInvitation(e.to_string()))?;
+        Ok(InvitationFields {
+            relay_addr: invite.relay,
+            code: invite.code,
+            fingerprint: invite.fingerprint.map(|f| f.to_string()),
+        })
+    }
+
+    /// `trust_relay_certificate`: pins `fingerprint` for `relay_addr`, after the person was told
+    /// the relay's certificate changed and decided it is the relay's own.
+    pub fn trust_relay_certificate(&self, relay_addr: &str, fingerprint: &str) -> Result<(), AppError> {
+        let relay = check_relay_addr(relay_addr)?;
+        let fingerprint = parse_fingerprint(fingerprint)?;
+        self.pins.trust(&relay, fingerprint).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// `join_meeting`. `fingerprint` comes from an invitation: only that certificate is trusted.
     pub async fn join_meeting(
         self: &Arc<Self>,
         code: String,
         name: String,
         relay_addr: String,
+        fingerprint: Option<String>,
     ) -> Result<(), AppError> {
         let code: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
         if !is_valid_meeting_code(&code) {
@@ -356,10 +415,11 @@ impl App {
         }
         let name = check_name(&name)?;
         let relay = check_relay_addr(&relay_addr)?;
+        let expected = fingerprint.filter(|f| !f.trim().is_empty()).map(|f| parse_fingerprint(&f)).transpose()?;
         let mut core = self.core.lock().await;
         self.close_live(&mut core).await;
         let result = async {
-            let session = self.open_live(&mut core, &relay, relay.clone()).await?;
+            let session = self.open_live(&mut core, &relay, relay.clone(), expected).await?;
             self.request(&mut core, Await::WaitingOrJoined, session.join(&code, &name)).await.map(|_| ())
         }
         .await;

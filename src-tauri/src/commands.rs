@@ -12,7 +12,8 @@ use tauri_plugin_opener::OpenerExt;
 use crate::app::App;
 use crate::error::AppError;
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, MeetingCreated, Settings, StatsSnapshot, TransferStarted,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
+    TransferStarted,
 };
 
 type AppState<'a> = State<'a, Arc<App>>;
@@ -27,8 +28,24 @@ pub async fn create_meeting(
 }
 
 #[tauri::command]
-pub async fn join_meeting(app: AppState<'_>, code: String, name: String, relay_addr: String) -> Result<(), AppError> {
-    app.join_meeting(code, name, relay_addr).await
+pub async fn join_meeting(
+    app: AppState<'_>,
+    code: String,
+    name: String,
+    relay_addr: String,
+    fingerprint: Option<String>,
+) -> Result<(), AppError> {
+    app.join_meeting(code, name, relay_addr, fingerprint).await
+}
+
+#[tauri::command]
+pub fn read_invitation(app: AppState<'_>, text: String) -> Result<InvitationFields, AppError> {
+    app.read_invitation(&text)
+}
+
+#[tauri::command]
+pub fn trust_relay_certificate(app: AppState<'_>, relay_addr: String, fingerprint: String) -> Result<(), AppError> {
+    app.trust_relay_certificate(&relay_addr, &fingerprint)
 }
 
 #[tauri::command]

@@ -1,7 +1,8 @@
 //! The one error type of the shell's commands and of the page's `error` event.
 //!
 //! Each variant maps to a machine-readable [`ErrorCode`] the page turns into words
-//! (`ui/src/core/errors.ts`); on the wire an error is `{ code, message, device?, retryAfterMs? }` in camelCase,
+//! (`ui/src/core/errors.ts`); on the wire an error is `{ code, message, device?, retryAfterMs?,
+//! certificate? }` in camelCase,
 //! as `docs/app-ipc.md` specifies. `message` is the English `Display` text, kept for logs and as
 //! the page's fallback.
 
@@ -13,7 +14,9 @@ use client_core::stats::FileDirection;
 use client_core::{FileFailure, SessionError};
 use protocol::control::{ErrorCode as RelayCode, UploadStopReason};
 
-use crate::payloads::ErrorPayload;
+use protocol::fingerprint::Fingerprint;
+
+use crate::payloads::{CertificateMismatch, ErrorPayload};
 
 /// Machine-readable reason of a failure, carried by rejected commands and the `error` event,
 /// one per row of the contract's error table. The UI turns each into words (core/errors.ts).
@@ -41,6 +44,12 @@ pub enum ErrorCode {
     RateLimited,
     UnsupportedVersion,
     Unauthorized,
+    /// The relay presents another certificate than the one pinned for its address.
+    RelayCertificateChanged,
+    /// The relay is not the one the invitation names (its certificate differs).
+    NotTheInvitedRelay,
+    /// A pasted text holds no valid invitation.
+    InvalidInvitation,
     /// Someone else's upload stopped before its file was offered (`message` says why).
     UploadStopped,
     Internal,
@@ -96,6 +105,15 @@ pub enum AppError {
     InvalidName,
     #[error("{0:?} is not a relay address (host:port)")]
     InvalidRelayAddr(String),
+    #[error(
+        "the relay at {addr} presents another certificate than the one trusted before: \
+         it was reinstalled, or someone is intercepting the connection"
+    )]
+    RelayCertificateChanged { addr: String, pinned: Fingerprint, presented: Fingerprint },
+    #[error("the relay at {addr} is not the one the invitation names: someone may be intercepting the connection")]
+    NotTheInvitedRelay { addr: String, expected: Fingerprint, presented: Fingerprint },
+    #[error("{0}")]
+    InvalidInvitation(String),
     #[error("{kind:?} not found: {message}")]
     DeviceNotFound { kind: DeviceKind, message: String },
     #[error("{kind:?} is busy: {message}")]
@@ -129,6 +147,9 @@ impl AppError {
             AppError::InvalidCode(_) => ErrorCode::InvalidCode,
             AppError::InvalidName => ErrorCode::InvalidName,
             AppError::InvalidRelayAddr(_) => ErrorCode::InvalidRelayAddr,
+            AppError::RelayCertificateChanged { .. } => ErrorCode::RelayCertificateChanged,
+            AppError::NotTheInvitedRelay { .. } => ErrorCode::NotTheInvitedRelay,
+            AppError::InvalidInvitation(_) => ErrorCode::InvalidInvitation,
             AppError::DeviceNotFound { .. } => ErrorCode::DeviceNotFound,
             AppError::DeviceBusy { .. } => ErrorCode::DeviceBusy,
             AppError::InvalidState(_) => ErrorCode::InvalidState,
@@ -154,6 +175,20 @@ impl AppError {
             AppError::Relay { retry_after_ms, .. } => *retry_after_ms,
             _ => None,
         }
+    }
+
+    /// For a refused relay certificate: the one expected and the one presented.
+    pub fn certificate_mismatch(&self) -> Option<CertificateMismatch> {
+        let (addr, expected, presented) = match self {
+            AppError::RelayCertificateChanged { addr, pinned, presented } => (addr, pinned, presented),
+            AppError::NotTheInvitedRelay { addr, expected, presented } => (addr, expected, presented),
+            _ => return None,
+        };
+        Some(CertificateMismatch {
+            relay_addr: addr.clone(),
+            expected: expected.to_string(),
+            presented: presented.to_string(),
+        })
     }
 
     /// The error for a command that needs a session when there is none.
@@ -190,6 +225,12 @@ impl AppError {
         match e {
             ConnectError::Refused { code, message } => AppError::Relay { code, message, retry_after_ms: None },
             ConnectError::Version(_) => AppError::UnsupportedVersion(e.to_string()),
+            ConnectError::CertificateChanged { pinned, presented, .. } => {
+                AppError::RelayCertificateChanged { addr: addr.to_string(), pinned, presented }
+            }
+            ConnectError::NotTheInvitedRelay { expected, presented, .. } => {
+                AppError::NotTheInvitedRelay { addr: addr.to_string(), expected, presented }
+            }
             other => AppError::RelayUnreachable { addr: addr.to_string(), reason: other.to_string() },
         }
     }

@@ -51,15 +51,18 @@ fn transfer_id(upload_id: Option<u64>, direction: FileDirection, file_id: Option
 #[derive(Debug, Default)]
 pub struct Translator {
     share_addr: String,
+    /// The relay certificate's fingerprint an invitation carries (none for a CA-signed one).
+    invitation_pin: Option<protocol::fingerprint::Fingerprint>,
     /// Sizes of our transfers by transfer id, learned from `accept_file` and progress.
     sizes: HashMap<String, u64>,
     remote: HashMap<u64, RemoteProgress>,
 }
 
 impl Translator {
-    /// A translator for a session whose meeting others join at `share_addr`.
-    pub fn new(share_addr: String) -> Self {
-        Self { share_addr, ..Default::default() }
+    /// A translator for a session whose meeting others join at `share_addr`, checking the
+    /// relay's certificate by `invitation_pin`.
+    pub fn new(share_addr: String, invitation_pin: Option<protocol::fingerprint::Fingerprint>) -> Self {
+        Self { share_addr, invitation_pin, ..Default::default() }
     }
 
     /// Registers a download of `file_id` of `size` bytes; returns its transfer id.
@@ -95,6 +98,12 @@ impl Translator {
             }
             SessionEvent::JoinRefused { reason } => UiEvent::JoinRefused(p::JoinRefused { reason: reason.into() }),
             SessionEvent::Joined { welcome } => UiEvent::Joined(p::Joined {
+                invitation: (&protocol::invite::Invite {
+                    relay: self.share_addr.clone(),
+                    code: welcome.code.clone(),
+                    fingerprint: self.invitation_pin,
+                })
+                    .into(),
                 code: welcome.code,
                 participant_id: welcome.participant_id,
                 host_id: welcome.host_id,
@@ -268,7 +277,7 @@ mod tests {
 
     #[test]
     fn uploads_of_files_with_the_same_name_keep_their_own_transfer_ids() {
-        let mut t = Translator::new("10.1.2.3:5000".into());
+        let mut t = Translator::new("10.1.2.3:5000".into(), None);
         let now = Instant::now();
         // Upload 2's relay answer comes first.
         let Some(UiEvent::FileProgress(p2)) = t.translate(progress(Some(2), 9, FileDirection::Upload, 0, 100), now)
@@ -297,7 +306,7 @@ mod tests {
 
     #[test]
     fn failures_carry_the_engine_s_reason_as_a_code() {
-        let mut t = Translator::new(String::new());
+        let mut t = Translator::new(String::new(), None);
         let failed = |upload_id, direction, failure| SessionEvent::FileFailed {
             upload_id,
             file_id: None,
@@ -328,7 +337,7 @@ mod tests {
 
     #[test]
     fn downloads_report_their_path_and_size() {
-        let mut t = Translator::new(String::new());
+        let mut t = Translator::new(String::new(), None);
         let id = t.start_download(4, 1234);
         let done = SessionEvent::FileDone {
             upload_id: None,
@@ -347,7 +356,7 @@ mod tests {
 
     #[test]
     fn remote_uploads_get_a_rate() {
-        let mut t = Translator::new(String::new());
+        let mut t = Translator::new(String::new(), None);
         let t0 = Instant::now();
         let ev = |bytes| SessionEvent::RemoteFileProgress {
             file_id: 7,
@@ -380,7 +389,7 @@ mod tests {
 
     #[test]
     fn a_remote_upload_that_stops_fails_its_card_in_words() {
-        let mut t = Translator::new(String::new());
+        let mut t = Translator::new(String::new(), None);
         let t0 = Instant::now();
         let progress =
             SessionEvent::RemoteFileProgress { file_id: 8, name: "a.zip".into(), sender_id: 2, bytes: 10, size: 100 };
@@ -408,8 +417,9 @@ mod tests {
     }
 
     #[test]
-    fn joined_carries_the_share_address() {
-        let mut t = Translator::new("192.168.1.20:5000".into());
+    fn joined_carries_the_share_address_and_the_invitation() {
+        let pin = protocol::fingerprint::Fingerprint::of_certificate(b"relay");
+        let mut t = Translator::new("192.168.1.20:5000".into(), Some(pin));
         let welcome = protocol::control::MeetingWelcome {
             code: "123456".into(),
             participant_id: 1,
@@ -423,5 +433,11 @@ mod tests {
             panic!("expected joined")
         };
         assert_eq!(j.relay_addr, "192.168.1.20:5000");
+        let invite = protocol::invite::Invite::find(&j.invitation.text).expect("the text holds the link");
+        assert_eq!(invite.relay, "192.168.1.20:5000");
+        assert_eq!(invite.code, "123456");
+        assert_eq!(invite.fingerprint, Some(pin));
+        assert_eq!(j.invitation.fingerprint, Some(pin.to_string()));
+        assert!(j.invitation.text.contains(&j.invitation.link));
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use tauri::Manager;
 
-use crate::app::App;
+use crate::app::{App, AppPaths};
 use crate::relay::BindPlan;
 
 /// Runs in the page before any of its scripts. WebKitGTK derives `navigator.language` from the
@@ -93,7 +93,9 @@ pub fn run() {
                 .or_else(|_| paths.home_dir().map(|h| h.join("Downloads")))
                 .unwrap_or_else(|_| std::env::temp_dir());
             let handle = tauri_app.handle().clone();
-            let app = App::new(Arc::new(handle), config_dir.join("settings.json"), downloads, BindPlan::from_env());
+            let paths =
+                AppPaths { settings: config_dir.join("settings.json"), data_dir: paths.app_data_dir()?, downloads };
+            let app = App::new(Arc::new(handle), paths, BindPlan::from_env());
             tauri_app.manage(Arc::new(app));
             Ok(())
         })
@@ -122,6 +124,8 @@ pub fn run() {
             commands::send_chat,
             commands::send_file,
             commands::accept_file,
+            commands::read_invitation,
+            commands::trust_relay_certificate,
             commands::get_download_dir,
             commands::choose_download_dir,
             commands::open_file,

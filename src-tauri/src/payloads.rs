@@ -151,8 +151,49 @@ pub struct MeetingCreated {
     pub code: String,
     /// The address others should enter to join: the LAN IP and port of the relay.
     pub relay_addr: String,
+    /// The invitation "Copy invite" copies (as in the `joined` event).
+    pub invitation: Invitation,
     #[ts(type = "ParticipantId")]
     pub participant_id: ParticipantId,
+}
+
+/// An invitation to the current meeting (docs/protocol.md §1.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    /// `parlor://join?relay=…&code=…&fp=…`.
+    pub link: String,
+    /// The link and each part on a line of its own, to paste into a message.
+    pub text: String,
+    /// The relay certificate's SHA-256 fingerprint the invitation pins (64 hex digits); none
+    /// for a relay with a CA-signed certificate.
+    pub fingerprint: Option<String>,
+}
+
+impl From<&protocol::invite::Invite> for Invitation {
+    fn from(invite: &protocol::invite::Invite) -> Self {
+        Self { link: invite.link(), text: invite.text(), fingerprint: invite.fingerprint.map(|f| f.to_string()) }
+    }
+}
+
+/// Result of `read_invitation`: what a pasted invitation names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationFields {
+    pub relay_addr: String,
+    pub code: String,
+    /// The fingerprint to pass to `join_meeting`, if the invitation pins one.
+    pub fingerprint: Option<String>,
+}
+
+/// With `relayCertificateChanged` and `notTheInvitedRelay`: the certificate the app expected
+/// and the one the relay presented, as SHA-256 fingerprints (64 hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateMismatch {
+    pub relay_addr: String,
+    pub expected: String,
+    pub presented: String,
 }
 
 /// Result of `send_chat`: the id the relay will echo in the matching `chat` event.
@@ -431,6 +472,8 @@ pub struct Joined {
     pub host_id: ParticipantId,
     /// Address to share so others can join (as in `MeetingCreated.relayAddr`).
     pub relay_addr: String,
+    /// The invitation "Copy invite" copies: relay address, code and the relay's certificate.
+    pub invitation: Invitation,
     /// Everyone, this participant included.
     pub roster: Vec<Participant>,
     /// Most recent chat messages, oldest first.
@@ -535,11 +578,21 @@ pub struct ErrorPayload {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub retry_after_ms: Option<u64>,
+    /// For `relayCertificateChanged` and `notTheInvitedRelay`: which certificates differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub certificate: Option<CertificateMismatch>,
 }
 
 impl From<&AppError> for ErrorPayload {
     fn from(e: &AppError) -> Self {
-        Self { code: e.code(), message: e.to_string(), device: e.device(), retry_after_ms: e.retry_after_ms() }
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+            device: e.device(),
+            retry_after_ms: e.retry_after_ms(),
+            certificate: e.certificate_mismatch(),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! and `PARLOR_EMBEDDED_RELAY_PORT` the preferred TCP port (UDP uses the next one).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use relay_server::{Relay, RelayConfig, RelayError, RelayHandle};
 
@@ -46,13 +47,14 @@ impl BindPlan {
 }
 
 impl EmbeddedRelay {
-    /// Starts the relay on `plan`'s ports, or on free ports when they are taken.
-    pub async fn start(plan: BindPlan) -> Result<Self, AppError> {
+    /// Starts the relay on `plan`'s ports, or on free ports when they are taken. `data_dir`
+    /// keeps its certificate across restarts (and its spool while it runs).
+    pub async fn start(plan: BindPlan, data_dir: PathBuf) -> Result<Self, AppError> {
         let config = |tcp_port: u16, udp_port: u16| RelayConfig {
             host: plan.host,
             tcp_port,
             udp_port,
-            data_dir: None,
+            data_dir: Some(data_dir.clone()),
             server_name: "parlor-app".to_string(),
             ..RelayConfig::default()
         };
@@ -80,6 +82,12 @@ impl EmbeddedRelay {
         let addr = self.handle.tcp_addr();
         let ip = if addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { addr.ip() };
         SocketAddr::new(ip, addr.port()).to_string()
+    }
+
+    /// The SHA-256 fingerprint of the relay's certificate: the app's own session trusts exactly
+    /// it, and invitations carry it.
+    pub fn certificate_fingerprint(&self) -> protocol::fingerprint::Fingerprint {
+        self.handle.certificate_fingerprint()
     }
 
     /// The address others should enter.
@@ -136,16 +144,25 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
         let plan = BindPlan { host: IpAddr::V4(Ipv4Addr::LOCALHOST), port };
-        let relay = EmbeddedRelay::start(plan).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let relay = EmbeddedRelay::start(plan, dir.path().to_path_buf()).await.unwrap();
         let addr: SocketAddr = relay.connect_addr().parse().unwrap();
         assert_ne!(addr.port(), port);
         assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(relay.share_addr(), relay.connect_addr());
-        // A real client gets through.
-        let (session, _events) =
-            client_core::Session::connect(&relay.connect_addr(), Default::default()).await.unwrap();
+        // A real client gets through, checking the relay's certificate.
+        let options = client_core::SessionOptions {
+            trust: client_core::RelayTrust::expecting(relay.certificate_fingerprint()),
+            ..Default::default()
+        };
+        let (session, _events) = client_core::Session::connect(&relay.connect_addr(), options).await.unwrap();
         assert_eq!(session.udp_addr().port(), relay.handle.udp_addr().port());
         session.close().await;
+        let fingerprint = relay.certificate_fingerprint();
         relay.shutdown().await;
+        // Started again, it serves the same certificate: invitations and pins stay valid.
+        let again = EmbeddedRelay::start(plan, dir.path().to_path_buf()).await.unwrap();
+        assert_eq!(again.certificate_fingerprint(), fingerprint);
+        again.shutdown().await;
     }
 }

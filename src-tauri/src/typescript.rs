@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use ts_rs::{Config, TS};
 
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, MeetingCreated, Settings, TransferStarted, UiEvent,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, TransferStarted,
+    UiEvent,
 };
 
 /// Collects the declarations of a type and of everything it refers to, each once, keyed by
@@ -62,6 +63,7 @@ pub fn generate() -> String {
     d.visit::<ChatSent>();
     d.visit::<TransferStarted>();
     d.visit::<FileOpened>();
+    d.visit::<InvitationFields>();
     d.visit::<UiEvent>();
     let mut out = String::from(
         "// Generated from src-tauri/src/payloads.rs and error.rs by src-tauri/src/typescript.rs.\n\

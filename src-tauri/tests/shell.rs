@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, VideoChoice};
-use parlor_app_lib::app::{App, EventSink};
+use parlor_app_lib::app::{App, AppPaths, EventSink};
 use parlor_app_lib::error::ErrorCode;
 use parlor_app_lib::frames::{FrameSink, FORMAT_I420, HEADER_LEN};
 use parlor_app_lib::payloads::{DeviceChoice, FileOpened, UiEvent};
@@ -76,15 +76,20 @@ async fn hosts_a_meeting_on_the_embedded_relay_end_to_end() {
     let downloads = dir.path().join("Downloads");
     let recorder = Arc::new(Recorder::default());
     let plan = BindPlan { host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0 };
-    let app = Arc::new(App::new(recorder.clone(), dir.path().join("conf/settings.json"), downloads.clone(), plan));
+    let paths = AppPaths {
+        settings: dir.path().join("conf/settings.json"),
+        data_dir: dir.path().join("data"),
+        downloads: downloads.clone(),
+    };
+    let app = Arc::new(App::new(recorder.clone(), paths, plan));
     let frames = Arc::new(Frames::default());
     app.pump().set_sink(frames.clone());
 
     // Bad input is refused before anything is opened.
     assert_eq!(app.create_meeting("  ".into(), None).await.unwrap_err().code(), ErrorCode::InvalidName);
-    let e = app.join_meeting("12ab".into(), "Ada".into(), "127.0.0.1:5000".into()).await.unwrap_err();
+    let e = app.join_meeting("12ab".into(), "Ada".into(), "127.0.0.1:5000".into(), None).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidCode);
-    let e = app.join_meeting("123456".into(), "Ada".into(), "no port".into()).await.unwrap_err();
+    let e = app.join_meeting("123456".into(), "Ada".into(), "no port".into(), None).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidRelayAddr);
     assert_eq!(app.send_chat("hi".into()).await.unwrap_err().code(), ErrorCode::InvalidState);
 
@@ -102,16 +107,25 @@ async fn hosts_a_meeting_on_the_embedded_relay_end_to_end() {
     assert_eq!(joined["relayAddr"], created.relay_addr.as_str());
     assert_eq!(joined["participantId"], created.participant_id);
     assert_eq!(joined["roster"][0]["displayName"], "Ada");
+    let invitation = joined["invitation"]["text"].as_str().expect("an invitation to copy");
+    let invited = app.read_invitation(invitation).expect("the app reads its own invitation");
+    assert_eq!(
+        (invited.relay_addr.as_str(), invited.code.as_str()),
+        (created.relay_addr.as_str(), created.code.as_str())
+    );
+    let fingerprint = invited.fingerprint.expect("the embedded relay's certificate is pinned in the invitation");
+    assert_eq!(app.read_invitation("123456").unwrap_err().code(), ErrorCode::InvalidInvitation);
 
-    // A second participant knocks and is admitted.
+    // A second participant knocks from the invitation alone, and is admitted.
     let opts = SessionOptions {
         video: VideoChoice::Synthetic,
         audio: AudioChoice::Tone,
         sink: SinkChoice::Null,
+        trust: client_core::RelayTrust::expecting(fingerprint.parse().unwrap()),
         ..Default::default()
     };
-    let (bot, mut bot_rx) = Session::connect(&created.relay_addr, opts).await.unwrap();
-    bot.join(&created.code, "Bob").await.unwrap();
+    let (bot, mut bot_rx) = Session::connect(&invited.relay_addr, opts).await.unwrap();
+    bot.join(&invited.code, "Bob").await.unwrap();
     let knock = recorder.wait("knock", |v| v["name"] == "Bob").await;
     app.admit(knock["requestId"].as_u64().unwrap()).await.unwrap();
     let bob = recorder.wait("participant-joined", |v| v["participant"]["displayName"] == "Bob").await;
@@ -196,14 +210,24 @@ async fn hosts_a_meeting_on_the_embedded_relay_end_to_end() {
     assert!(app.stats().await.is_none());
 
     // Errors a user can act on, as the command's rejection.
-    let e = app.join_meeting("000000".into(), "Ada".into(), created.relay_addr.clone()).await.unwrap_err();
+    let e = app.join_meeting("000000".into(), "Ada".into(), created.relay_addr.clone(), None).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::UnknownMeeting);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let e = app.join_meeting("123456".into(), "Ada".into(), closed.to_string()).await.unwrap_err();
+    let e = app.join_meeting("123456".into(), "Ada".into(), closed.to_string(), None).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::RelayUnreachable);
+    // An invitation whose fingerprint is not this relay's is refused, saying which differ.
+    let wrong = "0".repeat(64);
+    let e = app
+        .join_meeting(created.code.clone(), "Ada".into(), created.relay_addr.clone(), Some(wrong.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotTheInvitedRelay);
+    let mismatch = e.certificate_mismatch().expect("the certificates named");
+    assert_eq!((mismatch.expected.as_str(), mismatch.presented.as_str()), (wrong.as_str(), fingerprint.as_str()));
+    assert!(dir.path().join("data/relay-pins.json").exists(), "pins are kept in the data directory");
 
     // Rejoining the meeting Bob now hosts goes through the waiting room.
-    app.join_meeting(created.code.clone(), "Ada again".into(), created.relay_addr.clone()).await.unwrap();
+    app.join_meeting(created.code.clone(), "Ada again".into(), created.relay_addr.clone(), None).await.unwrap();
     recorder.wait("waiting", |v| v["code"] == created.code.as_str()).await;
     let knock = next_event(&mut bot_rx, |e| matches!(e, SessionEvent::Knock { .. })).await;
     let SessionEvent::Knock { request_id, .. } = knock else { unreachable!() };

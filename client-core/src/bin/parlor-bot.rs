@@ -3,12 +3,14 @@
 //! ```text
 //! parlor-bot create --relay 127.0.0.1:5000 --name Host --auto-admit --duration 30s
 //! parlor-bot join 123456 --relay 127.0.0.1:5000 --name Guest --save-dir /tmp/in
+//! parlor-bot join 'parlor://join?relay=127.0.0.1%3A5000&code=123456&fp=…' --name Guest
 //! ```
 //!
 //! Standard output is line-oriented and machine-readable; every line starts with a tag:
 //!
 //! - `MEETING_CODE 123456` — `create` prints this as soon as the meeting exists (flushed at
-//!   once, so a script can start joiners);
+//!   once, so a script can start joiners), then `INVITE parlor://join?…`, the invitation with
+//!   the relay's certificate fingerprint;
 //! - `JOINED code=… participant=…`, `CHAT …`, `FILE_SAVED …`, `FILE_SENT …`, `FILE_FAILED …`;
 //! - at the end, the summary: one `SUMMARY …` line about this bot, then one
 //!   `SUMMARY_STREAM …` line per remote participant (frames received, loss, jitter-buffer
@@ -36,6 +38,15 @@ struct Cli {
     /// The relay's TCP address, HOST:PORT (the UDP port is learned from the relay).
     #[arg(long, global = true, env = "PARLOR_RELAY", default_value = "127.0.0.1:5000")]
     relay: String,
+    /// Trust only the relay certificate with this SHA-256 fingerprint (64 hex digits), as an
+    /// invitation names it [default: trust the certificate seen first, or the one pinned in
+    /// --pins].
+    #[arg(long, global = true, env = "PARLOR_RELAY_FINGERPRINT")]
+    fingerprint: Option<protocol::fingerprint::Fingerprint>,
+    /// Keep the certificates trusted on first use in this JSON file, and refuse a relay whose
+    /// certificate differs from the one pinned there [default: remember nothing].
+    #[arg(long, global = true)]
+    pins: Option<PathBuf>,
     /// Display name in the meeting.
     #[arg(long, global = true, default_value = "parlor-bot")]
     name: String,
@@ -87,7 +98,9 @@ struct Cli {
 enum Mode {
     /// Create a meeting and print its code.
     Create,
-    /// Join the meeting with this code.
+    /// Join the meeting with this code, or the one an invitation (a parlor://join link, or the
+    /// whole text around one) names: its relay and fingerprint then override --relay and
+    /// --fingerprint.
     Join { code: String },
 }
 
@@ -185,12 +198,19 @@ async fn main() {
     }
 }
 
-async fn run(cli: Cli) -> Result<i32> {
-    if let Mode::Join { code } = &cli.command {
-        if !protocol::control::is_valid_meeting_code(code) {
-            bail!("a meeting code is six digits, not {code:?}");
+async fn run(mut cli: Cli) -> Result<i32> {
+    if let Mode::Join { code } = &mut cli.command {
+        if code.contains(protocol::invite::LINK_PREFIX) {
+            let invite = protocol::invite::Invite::find(code).context("reading the invitation")?;
+            cli.relay = invite.relay;
+            cli.fingerprint = invite.fingerprint.or(cli.fingerprint);
+            *code = invite.code;
+        } else if !protocol::control::is_valid_meeting_code(code) {
+            bail!("a meeting code is six digits (or give an invitation link), not {code:?}");
         }
     }
+    let pins = cli.pins.clone().map(client_core::PinStore::File).unwrap_or_default();
+    let trust = client_core::RelayTrust { expected: cli.fingerprint, ..client_core::RelayTrust::with_pins(pins) };
     let options = SessionOptions {
         client_name: format!("parlor-bot/{}", env!("CARGO_PKG_VERSION")),
         video: cli.video.clone(),
@@ -200,6 +220,7 @@ async fn run(cli: Cli) -> Result<i32> {
         stats_path: cli.stats_json.clone(),
         loss_override: cli.loss_override,
         start_level: cli.start_level,
+        trust,
         ..Default::default()
     };
     let (session, mut events) =
@@ -245,6 +266,12 @@ async fn run(cli: Cli) -> Result<i32> {
                 }
                 if matches!(cli.command, Mode::Create) {
                     out(format!("MEETING_CODE {}", welcome.code));
+                    let invite = protocol::invite::Invite {
+                        relay: cli.relay.clone(),
+                        code: welcome.code.clone(),
+                        fingerprint: session.relay_certificate().invitation_pin(),
+                    };
+                    out(format!("INVITE {}", invite.link()));
                 }
                 out(format!("JOINED code={} participant={}", welcome.code, welcome.participant_id));
                 if let Some(text) = &cli.chat {

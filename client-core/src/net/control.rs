@@ -1,18 +1,21 @@
-//! The control connection: TCP to the relay, length-prefixed JSON frames, and the
-//! `HELLO` / `WELCOME` handshake that tells the client the relay's UDP port.
+//! The control connection: TLS over TCP to the relay ([`super::tls`]), length-prefixed JSON
+//! frames, and the `HELLO` / `WELCOME` handshake that tells the client the relay's UDP port.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use protocol::control::ErrorCode;
+use protocol::fingerprint::Fingerprint;
 use protocol::framing::ControlFrames;
 use protocol::{ControlMessage, FrameCodec, FrameError, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
+use super::tls::{RelayCertificate, RelayTrust, TlsStream};
+
 /// A framed control connection.
-pub type ControlConn = Framed<TcpStream, ControlFrames>;
+pub type ControlConn = Framed<TlsStream, ControlFrames>;
 
 /// Why connecting to a relay failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,24 @@ pub enum ConnectError {
     Connect { addr: String, source: std::io::Error },
     #[error("relay {0} did not answer in time")]
     Timeout(String),
+    #[error(
+        "the relay at {relay} presents another certificate than the one trusted before \
+         (fingerprint {} instead of {}): it was reinstalled, or someone is intercepting the connection",
+        presented.short(),
+        pinned.short()
+    )]
+    CertificateChanged { relay: String, pinned: Fingerprint, presented: Fingerprint },
+    #[error(
+        "the relay at {relay} is not the one the invitation names (its certificate's fingerprint is {} \
+         instead of {}): someone may be intercepting the connection",
+        presented.short(),
+        expected.short()
+    )]
+    NotTheInvitedRelay { relay: String, expected: Fingerprint, presented: Fingerprint },
+    #[error("no secure connection to relay {relay}: {message}")]
+    Tls { relay: String, message: String },
+    #[error("{0}")]
+    PinStore(String),
     #[error("control connection: {0}")]
     Frame(#[from] FrameError),
     #[error("relay closed the connection during the handshake")]
@@ -44,6 +65,8 @@ pub struct Handshake {
     pub relay_addr: SocketAddr,
     pub udp_port: u16,
     pub server_name: String,
+    /// The relay's certificate and why it was trusted.
+    pub certificate: RelayCertificate,
 }
 
 impl Handshake {
@@ -53,20 +76,27 @@ impl Handshake {
     }
 }
 
-/// Resolves `relay` ("HOST:PORT"), connects and completes the handshake within `timeout`.
+/// Resolves `relay` ("HOST:PORT"), connects, checks its certificate by `trust` and completes
+/// the handshake within `timeout`.
 pub async fn connect(
     relay: &str,
+    trust: &RelayTrust,
     client_name: &str,
     timeout: Duration,
 ) -> Result<(ControlConn, Handshake), ConnectError> {
-    tokio::time::timeout(timeout, connect_inner(relay, client_name))
+    tokio::time::timeout(timeout, connect_inner(relay, trust, client_name))
         .await
         .map_err(|_| ConnectError::Timeout(relay.to_string()))?
 }
 
-async fn connect_inner(relay: &str, client_name: &str) -> Result<(ControlConn, Handshake), ConnectError> {
+async fn connect_inner(
+    relay: &str,
+    trust: &RelayTrust,
+    client_name: &str,
+) -> Result<(ControlConn, Handshake), ConnectError> {
     let stream = connect_tcp(relay).await?;
     let relay_addr = stream.peer_addr().map_err(|source| ConnectError::Connect { addr: relay.to_string(), source })?;
+    let (stream, certificate) = super::tls::handshake(relay, stream, trust).await?;
     let mut conn = Framed::new(stream, ControlFrames(FrameCodec::default()));
     conn.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: client_name.to_string() })
         .await?;
@@ -80,7 +110,7 @@ async fn connect_inner(relay: &str, client_name: &str) -> Result<(ControlConn, H
                 if protocol_version != PROTOCOL_VERSION {
                     return Err(ConnectError::Version(protocol_version));
                 }
-                return Ok((conn, Handshake { relay_addr, udp_port, server_name }));
+                return Ok((conn, Handshake { relay_addr, udp_port, server_name, certificate }));
             }
             ControlMessage::Error { code, message, .. } => return Err(ConnectError::Refused { code, message }),
             ControlMessage::Ping { nonce } => conn.send(ControlMessage::Pong { nonce }).await?,
@@ -90,7 +120,7 @@ async fn connect_inner(relay: &str, client_name: &str) -> Result<(ControlConn, H
 }
 
 /// Opens a TCP connection to the relay, trying each resolved address in turn.
-pub async fn connect_tcp(relay: &str) -> Result<TcpStream, ConnectError> {
+pub(crate) async fn connect_tcp(relay: &str) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(relay)
         .await
         .map_err(|source| ConnectError::Resolve { addr: relay.to_string(), source })?

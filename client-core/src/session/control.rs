@@ -437,6 +437,7 @@ impl ControlTask {
     fn file_context(&self) -> Option<FileContext> {
         Some(FileContext {
             relay: self.relay.clone(),
+            pin: self.handshake.certificate.fingerprint,
             session_token: self.session_token.clone()?,
             events: self.events.clone(),
             table: self.shared.files.clone(),

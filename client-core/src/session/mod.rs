@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::files::TransferTable;
 use crate::net::control::{ConnectError, Handshake};
+use crate::net::tls::RelayCertificate;
 use crate::stats::StatsSnapshot;
 pub use events::{EventReceiver, FileFailure, FileProgress, ParticipantLevel, SessionEvent};
 pub use frames::{FrameSource, PixelFormat, VideoFeed, VideoFrame};
@@ -150,7 +151,7 @@ impl Session {
     /// its event channel, whose first event is [`SessionEvent::Connected`].
     pub async fn connect(relay: &str, options: SessionOptions) -> Result<(Session, EventReceiver), SessionError> {
         let (conn, handshake) =
-            crate::net::control::connect(relay, &options.client_name, options.connect_timeout).await?;
+            crate::net::control::connect(relay, &options.trust, &options.client_name, options.connect_timeout).await?;
         let (event_tx, event_rx) = mpsc::channel(events::EVENT_CHANNEL_CAPACITY);
         let events = events::EventSender::new(event_tx);
         events
@@ -193,6 +194,12 @@ impl Session {
     /// The relay's UDP media address, learned in the handshake.
     pub fn udp_addr(&self) -> SocketAddr {
         self.handshake.udp_addr()
+    }
+
+    /// The relay's certificate, and why this session trusted it: what an invitation to this
+    /// meeting carries ([`RelayCertificate::invitation_pin`]).
+    pub fn relay_certificate(&self) -> RelayCertificate {
+        self.handshake.certificate
     }
 
     /// The relay's name from `WELCOME`.

@@ -73,6 +73,11 @@ pub struct SessionOptions {
     pub loss_override: Option<f64>,
     /// Starting level on the quality ladder (default: the controller's, 480p).
     pub start_level: Option<usize>,
+    /// Which relay certificates to trust ([`crate::net::tls`]). The default trusts a relay on
+    /// first use and keeps the pin in memory: right for bots and tests, not for an app, which
+    /// keeps its pins in a file and passes an invitation's fingerprint.
+    #[serde(skip)]
+    pub trust: crate::net::tls::RelayTrust,
     /// How long `connect` waits for the TCP connection and the relay's `WELCOME`.
     #[serde(with = "duration_ms")]
     pub connect_timeout: Duration,
@@ -92,6 +97,7 @@ impl Default for SessionOptions {
             local_video: false,
             loss_override: None,
             start_level: None,
+            trust: Default::default(),
             connect_timeout: Duration::from_secs(10),
         }
     }

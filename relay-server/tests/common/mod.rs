@@ -40,15 +40,33 @@ pub async fn start_default() -> RelayHandle {
     start(RelayConfig::for_tests()).await
 }
 
+/// A connection to the relay after its TLS handshake.
+pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Runs the TLS handshake on `stream`, pinning the relay's certificate as a client that got it
+/// from an invitation does.
+pub async fn tls(relay: &RelayHandle, stream: TcpStream) -> Tls {
+    let verifier = protocol::tls::PinnedVerifier { pin: relay.certificate_fingerprint() };
+    let config = protocol::tls::client_config(Arc::new(verifier));
+    let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.expect("TLS handshake")
+}
+
+/// Opens a TCP connection to the relay and runs the TLS handshake.
+pub async fn connect_tls(relay: &RelayHandle) -> Tls {
+    let stream = TcpStream::connect(relay.tcp_addr()).await.expect("connect");
+    tls(relay, stream).await
+}
+
 /// A control connection.
 pub struct Client {
-    pub framed: Framed<TcpStream, ControlFrames>,
+    pub framed: Framed<Tls, ControlFrames>,
 }
 
 impl Client {
     /// Connects without saying hello.
     pub async fn connect_raw(relay: &RelayHandle) -> Client {
-        let stream = TcpStream::connect(relay.tcp_addr()).await.expect("connect");
+        let stream = connect_tls(relay).await;
         Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())) }
     }
 
@@ -57,7 +75,7 @@ impl Client {
     pub async fn connect_raw_from(relay: &RelayHandle, source: [u8; 4]) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("tcp socket");
         socket.bind(SocketAddr::from((source, 0))).expect("bind the source address");
-        let stream = socket.connect(relay.tcp_addr()).await.expect("connect");
+        let stream = tls(relay, socket.connect(relay.tcp_addr()).await.expect("connect")).await;
         Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())) }
     }
 
@@ -360,12 +378,12 @@ impl Media {
 
 /// A file-transfer connection.
 pub struct FileConn {
-    pub framed: Framed<TcpStream, RawFrames>,
+    pub framed: Framed<Tls, RawFrames>,
 }
 
 impl FileConn {
     pub async fn connect(relay: &RelayHandle, first: ControlMessage) -> FileConn {
-        let stream = TcpStream::connect(relay.tcp_addr()).await.expect("connect");
+        let stream = connect_tls(relay).await;
         let mut c = FileConn { framed: Framed::new(stream, RawFrames(FrameCodec::new(MAX_FILE_FRAME_LEN))) };
         c.send(FileFrame::Control(first)).await;
         c

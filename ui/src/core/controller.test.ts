@@ -48,6 +48,12 @@ afterEach(() => {
 const commands = () => calls.map((c) => c.cmd).filter((c) => !c.startsWith("plugin:event|"));
 const argsOf = (cmd: string) => calls.filter((c) => c.cmd === cmd).map((c) => c.args);
 const flush = () => new Promise((r) => setTimeout(r, 0));
+const FINGERPRINT = "5e".repeat(32);
+const INVITATION = {
+  link: `parlor://join?relay=10.0.0.7%3A5000&code=482913&fp=${FINGERPRINT}`,
+  text: `Join my Parlor meeting: parlor://join?relay=10.0.0.7%3A5000&code=482913&fp=${FINGERPRINT}\nRelay: 10.0.0.7:5000\nMeeting code: 482913\nCertificate: ${FINGERPRINT}\n`,
+  fingerprint: FINGERPRINT,
+};
 
 async function started(): Promise<{ store: Store; ctl: Controller }> {
   const store = new Store();
@@ -94,7 +100,7 @@ describe("joining", () => {
     const { store, ctl } = await started();
     store.dispatch({ type: "homeInput", field: "code", value: "482 913" });
     await ctl.joinMeeting();
-    expect(argsOf("join_meeting")).toEqual([{ code: "482913", name: "Ada", relayAddr: "192.168.1.20:7878" }]);
+    expect(argsOf("join_meeting")).toEqual([{ code: "482913", name: "Ada", relayAddr: "192.168.1.20:7878", fingerprint: null }]);
     expect(argsOf("save_settings")).toEqual([{ settings: { displayName: "Ada", lastRelayAddr: "192.168.1.20:7878" } }]);
     await emit("waiting", { code: "482913", requestId: 4 });
     expect(store.state.screen).toBe("waiting");
@@ -103,6 +109,7 @@ describe("joining", () => {
       participantId: 3,
       hostId: 1,
       relayAddr: "192.168.1.20:7878",
+      invitation: INVITATION,
       roster: [
         { id: 1, displayName: "Grace", isHost: true, micOn: true, cameraOn: true, speaking: false, joinedAtMs: 1 },
         { id: 3, displayName: "Ada", isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: 2 },
@@ -125,6 +132,64 @@ describe("joining", () => {
     expect(store.state.home.error!.title).toBe("No meeting with code 000-000");
   });
 
+  it("reads a pasted invitation and joins trusting only its certificate", async () => {
+    handlers.read_invitation = (args) => {
+      expect(args).toEqual({ text: INVITATION.text });
+      return { relayAddr: "10.0.0.7:5000", code: "482913", fingerprint: FINGERPRINT };
+    };
+    const { store, ctl } = await started();
+    await ctl.readInvitation(INVITATION.text);
+    expect(store.state.home).toMatchObject({ code: "482913", relayAddr: "10.0.0.7:5000", fingerprint: FINGERPRINT });
+    await ctl.joinMeeting();
+    expect(argsOf("join_meeting")).toEqual([{ code: "482913", name: "Ada", relayAddr: "10.0.0.7:5000", fingerprint: FINGERPRINT }]);
+    // An address typed by hand afterwards is not the invitation's.
+    store.dispatch({ type: "homeInput", field: "relayAddr", value: "10.0.0.8:5000" });
+    expect(store.state.home.fingerprint).toBeNull();
+  });
+
+  it("says when a pasted text is not an invitation", async () => {
+    handlers.read_invitation = () => {
+      throw { code: "invalidInvitation", message: "no parlor://join link in the text" };
+    };
+    const { store, ctl } = await started();
+    await ctl.readInvitation("parlor://nonsense");
+    expect(store.state.home.error!.title).toBe("That isn't a Parlor invitation");
+  });
+
+  it("offers to trust a relay's new certificate, and retries the join once trusted", async () => {
+    let trusted = false;
+    const certificate = { relayAddr: "192.168.1.20:7878", expected: "a".repeat(64), presented: "b".repeat(64) };
+    handlers.join_meeting = () => {
+      if (!trusted) throw { code: "relayCertificateChanged", message: "changed", certificate };
+      return null;
+    };
+    handlers.trust_relay_certificate = () => {
+      trusted = true;
+      return null;
+    };
+    const { store, ctl } = await started();
+    store.dispatch({ type: "homeInput", field: "code", value: "482913" });
+    await ctl.joinMeeting();
+    expect(store.state.home.error!.title).toBe("The relay at 192.168.1.20:7878 has a new identity");
+    expect(store.state.home.error!.detail).toContain("aaaa aaaa…, now bbbb bbbb…");
+    expect(store.state.home.trustOffer).toEqual(certificate);
+    await ctl.trustNewCertificate();
+    expect(argsOf("trust_relay_certificate")).toEqual([{ relayAddr: "192.168.1.20:7878", fingerprint: "b".repeat(64) }]);
+    expect(argsOf("join_meeting")).toHaveLength(2);
+    expect(store.state.home).toMatchObject({ busy: "join", error: null, trustOffer: null });
+  });
+
+  it("refuses a relay that is not the invited one without offering to trust it", async () => {
+    handlers.join_meeting = () => {
+      throw { code: "notTheInvitedRelay", message: "x", certificate: { relayAddr: "10.0.0.7:5000", expected: "c".repeat(64), presented: "d".repeat(64) } };
+    };
+    const { store, ctl } = await started();
+    store.dispatch({ type: "homeInput", field: "code", value: "482913" });
+    await ctl.joinMeeting();
+    expect(store.state.home.error!.title).toBe("This isn't the relay you were invited to");
+    expect(store.state.home.trustOffer).toBeNull();
+  });
+
   it("cancels the knock", async () => {
     const { store, ctl } = await started();
     store.dispatch({ type: "homeInput", field: "code", value: "482913" });
@@ -138,7 +203,7 @@ describe("joining", () => {
 
 describe("hosting", () => {
   it("hosts on the embedded relay unless asked to use the address", async () => {
-    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", invitation: INVITATION, participantId: 1 });
     const { store, ctl } = await started();
     await ctl.createMeeting();
     expect(argsOf("create_meeting")).toEqual([{ name: "Ada", relayAddr: null }]);

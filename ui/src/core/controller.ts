@@ -104,17 +104,41 @@ export class Controller {
     if (!code) return this.homeError({ code: "invalidCode", message: home.code });
     const relayAddr = normalizeRelayAddr(home.relayAddr);
     if (!relayAddr) return this.homeError({ code: "invalidRelayAddr", message: home.relayAddr });
-    await this.knock(name, code, relayAddr);
+    await this.knock(name, code, relayAddr, home.fingerprint);
   }
 
-  private async knock(name: string, code: string, relayAddr: string): Promise<void> {
-    this.store.dispatch({ type: "joinStarted", name, code, relayAddr });
+  private async knock(name: string, code: string, relayAddr: string, fingerprint: string | null): Promise<void> {
+    this.store.dispatch({ type: "joinStarted", name, code, relayAddr, fingerprint });
     await this.saveSettings();
     try {
-      await this.ipc.joinMeeting(code, name, relayAddr);
+      await this.ipc.joinMeeting(code, name, relayAddr, fingerprint);
     } catch (e) {
       this.store.dispatch({ type: "startFailed", error: toAppError(e) });
     }
+  }
+
+  /** A pasted invitation fills in the code, the relay address and the certificate to trust. */
+  async readInvitation(text: string): Promise<void> {
+    try {
+      const fields = await this.ipc.readInvitation(text);
+      this.store.dispatch({ type: "invitationRead", fields });
+    } catch (e) {
+      this.homeError(toAppError(e));
+    }
+  }
+
+  /** After "the relay has a new identity": trusts its new certificate and tries again. */
+  async trustNewCertificate(): Promise<void> {
+    const offer = this.store.state.home.trustOffer;
+    if (!offer) return;
+    try {
+      await this.ipc.trustRelayCertificate(offer.relayAddr, offer.presented);
+    } catch (e) {
+      return this.homeError(toAppError(e));
+    }
+    const last = this.store.state.lastJoin;
+    if (last?.kind === "join") await this.knock(last.name, last.code, last.relayAddr, last.fingerprint);
+    else await this.createMeeting();
   }
 
   /** From the ended screen: do again what led into the last meeting. */
@@ -122,7 +146,7 @@ export class Controller {
     const last = this.store.state.lastJoin;
     this.store.dispatch({ type: "returnedHome" });
     if (!last) return;
-    if (last.kind === "join") await this.knock(last.name, last.code, last.relayAddr);
+    if (last.kind === "join") await this.knock(last.name, last.code, last.relayAddr, last.fingerprint);
     else {
       this.store.dispatch({ type: "homeInput", field: "name", value: last.name });
       if (last.relayAddr) this.store.dispatch({ type: "homeInput", field: "relayAddr", value: last.relayAddr });

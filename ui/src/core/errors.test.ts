@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeError, describeLeave, describeRefusal, describeWait, describeWithdrawal, toAppError } from "./errors";
+import { describeError, describeLeave, describeRefusal, describeWait, describeWithdrawal, groupedFingerprint, shortFingerprint, toAppError } from "./errors";
 import type { ErrorCode } from "./types";
 
 describe("toAppError", () => {
@@ -15,6 +15,19 @@ describe("toAppError", () => {
     expect(toAppError("command create_meeting not found")).toEqual({ code: "internal", message: "command create_meeting not found" });
     expect(toAppError(42)).toEqual({ code: "internal", message: "42" });
     expect(toAppError({ nope: 1 }).message).toBe('{"nope":1}');
+  });
+  it("keeps which certificates differ, and drops a malformed account of them", () => {
+    const certificate = { relayAddr: "10.0.0.2:5000", expected: "a".repeat(64), presented: "b".repeat(64) };
+    expect(toAppError({ code: "relayCertificateChanged", message: "m", certificate }).certificate).toEqual(certificate);
+    expect(toAppError({ code: "relayCertificateChanged", message: "m", certificate: { relayAddr: 3 } }).certificate).toBeUndefined();
+  });
+});
+
+describe("fingerprints", () => {
+  it("are shown short to compare at a glance and grouped to read out", () => {
+    const fp = "AB:CD:" + "0123456789abcdef".repeat(3) + "0123456789ab" + "cdef";
+    expect(shortFingerprint(fp)).toBe("abcd 0123…");
+    expect(groupedFingerprint("0123456789abcdef")).toBe("0123 4567 89ab cdef");
   });
 });
 

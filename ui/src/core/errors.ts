@@ -37,6 +37,9 @@ const CODES: Record<ErrorCode, true> = {
   rateLimited: true,
   unsupportedVersion: true,
   unauthorized: true,
+  relayCertificateChanged: true,
+  notTheInvitedRelay: true,
+  invalidInvitation: true,
   uploadStopped: true,
   internal: true,
 };
@@ -52,6 +55,10 @@ export function toAppError(raw: unknown): AppError {
     if (obj.device === "camera" || obj.device === "microphone" || obj.device === "speaker") error.device = obj.device;
     if (typeof obj.retryAfterMs === "number" && Number.isFinite(obj.retryAfterMs) && obj.retryAfterMs >= 0) {
       error.retryAfterMs = obj.retryAfterMs;
+    }
+    const cert = obj.certificate as Record<string, unknown> | null | undefined;
+    if (cert && typeof cert.relayAddr === "string" && typeof cert.expected === "string" && typeof cert.presented === "string") {
+      error.certificate = { relayAddr: cert.relayAddr, expected: cert.expected, presented: cert.presented };
     }
     return error;
   }
@@ -87,6 +94,30 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       return {
         title: "That relay address doesn't look right",
         detail: "Enter it as host:port, for example 192.168.1.20:7878.",
+      };
+    case "relayCertificateChanged": {
+      const c = err.certificate;
+      const relay = c?.relayAddr ?? ctx.relayAddr;
+      return {
+        title: relay ? `The relay at ${relay} has a new identity` : "The relay has a new identity",
+        detail:
+          "Its certificate is not the one this app trusted before" +
+          (c ? ` (${shortFingerprint(c.expected)}, now ${shortFingerprint(c.presented)})` : "") +
+          ". If whoever runs it reinstalled it, check the new fingerprint with them and trust it; otherwise someone may be intercepting the connection.",
+      };
+    }
+    case "notTheInvitedRelay":
+      return {
+        title: "This isn't the relay you were invited to",
+        detail:
+          "The relay's certificate" +
+          (err.certificate ? ` (${shortFingerprint(err.certificate.presented)}) is not the one the invitation names (${shortFingerprint(err.certificate.expected)})` : " is not the one the invitation names") +
+          ". Someone may be intercepting the connection: ask the host for a new invitation.",
+      };
+    case "invalidInvitation":
+      return {
+        title: "That isn't a Parlor invitation",
+        detail: "Paste the whole invitation (it contains a parlor://join link), or type the code and relay address.",
       };
     case "meetingFull":
       return { title: "This meeting is full", detail: "Ask the host to make room, then try again." };
@@ -204,4 +235,16 @@ export function describeWait(ms: number): string {
   const hours = Math.floor(minutes / 60);
   const rest = minutes % 60;
   return rest === 0 ? `${hours} h` : `${hours} h ${rest} min`;
+}
+
+/** The first 8 hex digits of a fingerprint, grouped as people compare them aloud. */
+export function shortFingerprint(fingerprint: string): string {
+  const hex = fingerprint.replace(/[^0-9a-fA-F]/g, "").toLowerCase();
+  return `${hex.slice(0, 4)} ${hex.slice(4, 8)}…`;
+}
+
+/** A whole fingerprint in groups of four hex digits, to read out or compare. */
+export function groupedFingerprint(fingerprint: string): string {
+  const hex = fingerprint.replace(/[^0-9a-fA-F]/g, "").toLowerCase();
+  return hex.match(/.{1,4}/g)?.join(" ") ?? "";
 }

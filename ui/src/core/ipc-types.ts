@@ -22,7 +22,17 @@ device?: DeviceKind,
 /**
  * For `rateLimited`: milliseconds until the relay accepts the request again.
  */
-retryAfterMs?: number, };
+retryAfterMs?: number, 
+/**
+ * For `relayCertificateChanged` and `notTheInvitedRelay`: which certificates differ.
+ */
+certificate?: CertificateMismatch, };
+
+/**
+ * With `relayCertificateChanged` and `notTheInvitedRelay`: the certificate the app expected
+ * and the one the relay presented, as SHA-256 fingerprints (64 hex digits).
+ */
+export type CertificateMismatch = { relayAddr: string, expected: string, presented: string, };
 
 /**
  * One chat message as the relay stamped it.
@@ -90,7 +100,7 @@ export type Disconnected = { message: string, };
  * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
  * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
  */
-export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "uploadStopped" | "internal";
+export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "relayCertificateChanged" | "notTheInvitedRelay" | "invalidInvitation" | "uploadStopped" | "internal";
 
 export type FileDone = { transferId: string, direction: TransferDirection, fileId: number, name: string, size: number, sha256: string, 
 /**
@@ -137,6 +147,33 @@ cwndBytes: number | null, };
 export type HostChanged = { hostId: ParticipantId, };
 
 /**
+ * An invitation to the current meeting (docs/protocol.md §1.2).
+ */
+export type Invitation = { 
+/**
+ * `parlor://join?relay=…&code=…&fp=…`.
+ */
+link: string, 
+/**
+ * The link and each part on a line of its own, to paste into a message.
+ */
+text: string, 
+/**
+ * The relay certificate's SHA-256 fingerprint the invitation pins (64 hex digits); none
+ * for a relay with a CA-signed certificate.
+ */
+fingerprint: string | null, };
+
+/**
+ * Result of `read_invitation`: what a pasted invitation names.
+ */
+export type InvitationFields = { relayAddr: string, code: string, 
+/**
+ * The fingerprint to pass to `join_meeting`, if the invitation pins one.
+ */
+fingerprint: string | null, };
+
+/**
  * Why a join request did not lead into the meeting.
  */
 export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull";
@@ -148,6 +185,10 @@ export type Joined = { code: string, participantId: ParticipantId, hostId: Parti
  * Address to share so others can join (as in `MeetingCreated.relayAddr`).
  */
 relayAddr: string, 
+/**
+ * The invitation "Copy invite" copies: relay address, code and the relay's certificate.
+ */
+invitation: Invitation, 
 /**
  * Everyone, this participant included.
  */
@@ -182,7 +223,11 @@ code: string,
 /**
  * The address others should enter to join: the LAN IP and port of the relay.
  */
-relayAddr: string, participantId: ParticipantId, };
+relayAddr: string, 
+/**
+ * The invitation "Copy invite" copies (as in the `joined` event).
+ */
+invitation: Invitation, participantId: ParticipantId, };
 
 /**
  * Someone in the meeting as the roster shows them.

@@ -17,6 +17,7 @@ import {
   type DeviceChoice,
   type DeviceList,
   type FileOpened,
+  type InvitationFields,
   type MeetingCreated,
   type ParticipantId,
   type SessionEvent,
@@ -40,7 +41,12 @@ export interface DropHandlers {
 /** The page's whole view of the shell. */
 export interface Ipc {
   createMeeting(name: string, relayAddr: string | null): Promise<MeetingCreated>;
-  joinMeeting(code: string, name: string, relayAddr: string): Promise<void>;
+  /** `fingerprint`: the relay certificate an invitation names; only that one is trusted then. */
+  joinMeeting(code: string, name: string, relayAddr: string, fingerprint: string | null): Promise<void>;
+  /** Reads a pasted invitation (the parlor://join link, or the text around it). */
+  readInvitation(text: string): Promise<InvitationFields>;
+  /** Trusts a relay's new certificate after the person was told it changed. */
+  trustRelayCertificate(relayAddr: string, fingerprint: string): Promise<void>;
   cancelJoin(): Promise<void>;
   admit(requestId: number): Promise<void>;
   deny(requestId: number): Promise<void>;
@@ -93,7 +99,9 @@ export function tauriIpc(): Ipc {
   let frameChannel: Channel<ArrayBuffer> | null = null;
   return {
     createMeeting: (name, relayAddr) => invoke<MeetingCreated>("create_meeting", { name, relayAddr }),
-    joinMeeting: (code, name, relayAddr) => invoke<void>("join_meeting", { code, name, relayAddr }),
+    joinMeeting: (code, name, relayAddr, fingerprint) => invoke<void>("join_meeting", { code, name, relayAddr, fingerprint }),
+    readInvitation: (text) => invoke<InvitationFields>("read_invitation", { text }),
+    trustRelayCertificate: (relayAddr, fingerprint) => invoke<void>("trust_relay_certificate", { relayAddr, fingerprint }),
     cancelJoin: () => invoke<void>("cancel_join"),
     admit: (requestId) => invoke<void>("admit", { requestId }),
     deny: (requestId) => invoke<void>("deny", { requestId }),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { activeTransfers, initialState, isHost, latestStats, LIMITS, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
 import { last, sample } from "./test-fixtures";
-import type { ChatMessage, FileInfo, Participant, SessionEvent } from "./types";
+import type { ChatMessage, FileInfo, Invitation, Participant, SessionEvent } from "./types";
 
 const T0 = 1_700_000_000_000;
 
@@ -17,12 +17,17 @@ function chat(id: number, senderId: number, text: string, over: Partial<ChatMess
   return { id, senderId, senderName: senderId === 1 ? "Ada" : "Grace", text, timestampMs: T0 + id, clientMsgId: null, file: null, ...over };
 }
 
+function invitation(code: string, relayAddr: string): Invitation {
+  const link = `parlor://join?relay=${encodeURIComponent(relayAddr)}&code=${code}`;
+  return { link, text: `Join my Parlor meeting: ${link}\n`, fingerprint: null };
+}
+
 const file: FileInfo = { fileId: 5, name: "report.pdf", size: 2_000_000, sha256: "ab".repeat(32), senderId: 2, senderName: "Grace" };
 
 /** Ada (1) has joined a meeting hosted by Grace (2). */
 function inMeeting(): AppState {
   return run([
-    { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878" },
+    { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878", fingerprint: null },
     { name: "waiting", payload: { code: "482913", requestId: 77 } },
     {
       name: "joined",
@@ -31,6 +36,7 @@ function inMeeting(): AppState {
         participantId: 1,
         hostId: 2,
         relayAddr: "192.168.1.20:7878",
+        invitation: invitation("482913", "192.168.1.20:7878"),
         roster: [person(2, "Grace"), person(1, "Ada")],
         chatHistory: [chat(3, 2, "earlier"), chat(1, 2, "first")],
       },
@@ -48,7 +54,7 @@ describe("home → waiting → meeting", () => {
 
   it("walks a joiner through the waiting room into the meeting", () => {
     const waiting = run([
-      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878" },
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878", fingerprint: null },
       { name: "waiting", payload: { code: "482913", requestId: 77 } },
     ]);
     expect(waiting.screen).toBe("waiting");
@@ -67,7 +73,7 @@ describe("home → waiting → meeting", () => {
 
   it("says why a join was refused", () => {
     const s = run([
-      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1" },
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1", fingerprint: null },
       { name: "waiting", payload: { code: "482913", requestId: 77 } },
       { name: "join-refused", payload: { reason: "denied" } },
     ]);
@@ -75,7 +81,7 @@ describe("home → waiting → meeting", () => {
     expect(s.ended).toMatchObject({ title: "You can't join this meeting", canRejoin: true });
     expect(s.ended!.detail).toMatch(/denied/);
     const ended = run([
-      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1" },
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1", fingerprint: null },
       { name: "join-refused", payload: { reason: "meetingEnded" } },
     ]);
     expect(ended.ended!.canRejoin).toBe(false);
@@ -88,14 +94,14 @@ describe("home → waiting → meeting", () => {
 
   it("puts a failed start's words on the home form, naming address and code", () => {
     const s = run([
-      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878" },
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "192.168.1.20:7878", fingerprint: null },
       { type: "startFailed", error: { code: "relayUnreachable", message: "refused" } },
     ]);
     expect(s.screen).toBe("home");
     expect(s.home.busy).toBeNull();
     expect(s.home.error!.title).toBe("Can't reach the relay at 192.168.1.20:7878");
     const wrong = run([
-      { type: "joinStarted", name: "Ada", code: "000000", relayAddr: "r:1" },
+      { type: "joinStarted", name: "Ada", code: "000000", relayAddr: "r:1", fingerprint: null },
       { name: "error", payload: { code: "unknownMeeting", message: "no such meeting" } },
     ]);
     expect(wrong.home.error!.title).toBe("No meeting with code 000-000");
@@ -103,7 +109,7 @@ describe("home → waiting → meeting", () => {
 
   it("cancels the waiting room", () => {
     const s = run([
-      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1" },
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1", fingerprint: null },
       { name: "waiting", payload: { code: "482913", requestId: 77 } },
       { type: "joinCancelled" },
     ]);
@@ -113,10 +119,10 @@ describe("home → waiting → meeting", () => {
 });
 
 describe("hosting", () => {
-  const created = { code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 };
+  const created = { code: "111222", relayAddr: "192.168.1.5:7878", invitation: invitation("111222", "192.168.1.5:7878"), participantId: 1 };
   const joined: SessionEvent = {
     name: "joined",
-    payload: { code: "111222", participantId: 1, hostId: 1, relayAddr: "192.168.1.5:7878", roster: [person(1, "Ada", { isHost: true })], chatHistory: [] },
+    payload: { code: "111222", participantId: 1, hostId: 1, relayAddr: "192.168.1.5:7878", invitation: created.invitation, roster: [person(1, "Ada", { isHost: true })], chatHistory: [] },
   };
 
   it("enters the meeting whichever of the reply and the joined event comes first", () => {

@@ -11,9 +11,12 @@ import { displayCode } from "./format";
 import { pushSample } from "./stats";
 import type {
   AppError,
+  CertificateMismatch,
   ChatMessage,
   DeviceList,
   FileInfo,
+  Invitation,
+  InvitationFields,
   MeetingCreated,
   Participant,
   ParticipantId,
@@ -89,6 +92,8 @@ export interface MeetingState {
   code: string;
   /** The address to share with people who should join. */
   relayAddr: string;
+  /** What "Copy invite" copies: the link and the text with code, address and certificate. */
+  invitation: Invitation;
   selfId: ParticipantId;
   hostId: ParticipantId;
   /** Everyone, self included, in join order. */
@@ -111,8 +116,13 @@ export interface HomeState {
   relayAddr: string;
   /** "New meeting" uses the relay at `relayAddr` instead of hosting one on this computer. */
   hostOnRelay: boolean;
+  /** The relay certificate a pasted invitation names (its SHA-256, hex); null once the relay
+   * address is typed by hand. Join trusts only this certificate. */
+  fingerprint: string | null;
   busy: "create" | "join" | null;
   error: UserMessage | null;
+  /** After `relayCertificateChanged`: the new certificate, which the person may decide to trust. */
+  trustOffer: CertificateMismatch | null;
 }
 
 /** The screen after a session ends (left, removed, refused, disconnected). */
@@ -129,6 +139,8 @@ export interface LastJoin {
   name: string;
   code: string;
   relayAddr: string;
+  /** The invitation's certificate fingerprint the join used, if any. */
+  fingerprint: string | null;
 }
 
 /** The whole state of the page. */
@@ -162,7 +174,7 @@ export function initialState(): AppState {
   return {
     screen: "home",
     settings: { displayName: "", lastRelayAddr: "" },
-    home: { name: "", code: "", relayAddr: "", hostOnRelay: false, busy: null, error: null },
+    home: { name: "", code: "", relayAddr: "", hostOnRelay: false, fingerprint: null, busy: null, error: null, trustOffer: null },
     devices: { cameras: [], microphones: [], speakers: [] },
     micOn: true,
     cameraOn: true,
@@ -186,11 +198,12 @@ export type Action =
   | { type: "deviceChosen"; kind: "camera" | "microphone" | "speaker"; id: string }
   | { type: "downloadDirChanged"; dir: string }
   | { type: "homeInput"; field: "name" | "code" | "relayAddr"; value: string }
+  | { type: "invitationRead"; fields: InvitationFields }
   | { type: "homeHostOnRelay"; on: boolean }
   | { type: "homeError"; error: UserMessage }
   | { type: "createStarted"; name: string; relayAddr: string }
   | { type: "createSucceeded"; created: MeetingCreated }
-  | { type: "joinStarted"; name: string; code: string; relayAddr: string }
+  | { type: "joinStarted"; name: string; code: string; relayAddr: string; fingerprint: string | null }
   | { type: "startFailed"; error: AppError }
   | { type: "joinCancelled" }
   | { type: "event"; event: SessionEvent }
@@ -238,8 +251,15 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     }
     case "downloadDirChanged":
       return { ...state, downloadDir: action.dir };
-    case "homeInput":
-      return { ...state, home: { ...state.home, [action.field]: action.value, error: null } };
+    case "homeInput": {
+      // An address typed by hand is not the invitation's: its fingerprint no longer applies.
+      const fingerprint = action.field === "relayAddr" ? null : state.home.fingerprint;
+      return { ...state, home: { ...state.home, [action.field]: action.value, fingerprint, error: null, trustOffer: null } };
+    }
+    case "invitationRead": {
+      const { code, relayAddr, fingerprint } = action.fields;
+      return { ...state, home: { ...state.home, code, relayAddr, fingerprint: fingerprint ?? null, error: null, trustOffer: null } };
+    }
     case "homeHostOnRelay":
       return { ...state, home: { ...state.home, hostOnRelay: action.on, error: null } };
     case "homeError":
@@ -247,8 +267,8 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     case "createStarted":
       return {
         ...state,
-        home: { ...state.home, busy: "create", error: null },
-        lastJoin: { kind: "create", name: action.name, code: "", relayAddr: action.relayAddr },
+        home: { ...state.home, busy: "create", error: null, trustOffer: null },
+        lastJoin: { kind: "create", name: action.name, code: "", relayAddr: action.relayAddr, fingerprint: null },
         settings: { displayName: action.name, lastRelayAddr: action.relayAddr || state.settings.lastRelayAddr },
       };
     case "createSucceeded":
@@ -256,8 +276,8 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     case "joinStarted":
       return {
         ...state,
-        home: { ...state.home, busy: "join", error: null },
-        lastJoin: { kind: "join", name: action.name, code: action.code, relayAddr: action.relayAddr },
+        home: { ...state.home, busy: "join", error: null, trustOffer: null },
+        lastJoin: { kind: "join", name: action.name, code: action.code, relayAddr: action.relayAddr, fingerprint: action.fingerprint },
         settings: { displayName: action.name, lastRelayAddr: action.relayAddr },
       };
     case "startFailed": {
@@ -265,7 +285,8 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
       const error = describeError(action.error, ctx);
       // A failure after the home screen was left (e.g. the rejoin from the ended screen) goes
       // back home so the message sits next to the form that can fix it.
-      return { ...state, screen: state.screen === "meeting" ? state.screen : "home", waiting: null, home: { ...state.home, busy: null, error } };
+      const trustOffer = action.error.code === "relayCertificateChanged" ? (action.error.certificate ?? null) : null;
+      return { ...state, screen: state.screen === "meeting" ? state.screen : "home", waiting: null, home: { ...state.home, busy: null, error, trustOffer } };
     }
     case "joinCancelled":
       return { ...state, screen: "home", waiting: null, home: { ...state.home, busy: null } };
@@ -355,7 +376,7 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
 
 function onCreated(state: AppState, created: MeetingCreated, nowMs: number): AppState {
   if (state.meeting && state.meeting.code === created.code) {
-    return { ...state, meeting: { ...state.meeting, relayAddr: created.relayAddr } };
+    return { ...state, meeting: { ...state.meeting, relayAddr: created.relayAddr, invitation: created.invitation } };
   }
   // The `joined` event has not arrived yet: show the meeting with ourselves in it; the event
   // replaces the roster when it comes.
@@ -376,13 +397,14 @@ function onCreated(state: AppState, created: MeetingCreated, nowMs: number): App
     ended: null,
     panel: null,
     knocks: [],
-    meeting: newMeeting(created.code, created.relayAddr, created.participantId, created.participantId, [self], []),
+    meeting: newMeeting(created.code, created.relayAddr, created.invitation, created.participantId, created.participantId, [self], []),
   };
 }
 
 function newMeeting(
   code: string,
   relayAddr: string,
+  invitation: Invitation,
   selfId: ParticipantId,
   hostId: ParticipantId,
   roster: Participant[],
@@ -393,6 +415,7 @@ function newMeeting(
   return {
     code,
     relayAddr,
+    invitation,
     selfId,
     hostId,
     roster: sortRoster(roster.map((p) => ({ ...p, isHost: p.id === hostId }))),
@@ -528,7 +551,7 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
 
 function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
   const prev = state.meeting;
-  const meeting = newMeeting(p.code, p.relayAddr, p.participantId, p.hostId, p.roster, p.chatHistory);
+  const meeting = newMeeting(p.code, p.relayAddr, p.invitation, p.participantId, p.hostId, p.roster, p.chatHistory);
   // create_meeting may have answered first: keep what the page already added since.
   if (prev && prev.code === p.code && prev.selfId === p.participantId) {
     meeting.chat = mergeChat(prev.chat, meeting.chat);

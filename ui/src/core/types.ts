@@ -14,6 +14,7 @@ import type { ParticipantId, SessionEvent as ShellEvent } from "./ipc-types";
 export type {
   ActiveSpeaker,
   AppError,
+  CertificateMismatch,
   ChatMessage,
   ChatSent,
   Device,
@@ -26,6 +27,8 @@ export type {
   FileInfo,
   FileOpened,
   FileProgress,
+  Invitation,
+  InvitationFields,
   JoinRefusal,
   Joined,
   KnockWithdrawal,

@@ -14,7 +14,7 @@ import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import type { Channel } from "@tauri-apps/api/core";
 import { encodeFrame, PixelFormat } from "../core/frame";
-import type { AppError, ChatMessage, Device, FileInfo, Participant, SessionEvents, Settings, StatsSnapshot } from "../core/types";
+import type { AppError, ChatMessage, Device, FileInfo, Invitation, Participant, SessionEvents, Settings, StatsSnapshot } from "../core/types";
 import { LOCAL_VIDEO_ID } from "../core/types";
 
 /** What tests can do to the mock. */
@@ -74,6 +74,11 @@ interface Flow {
   fps: number;
 }
 
+/** The certificate fingerprint of the mock's relay. */
+export const MOCK_FINGERPRINT = "5e".repeat(32);
+/** A relay address whose relay was reinstalled: its certificate changed until trusted. */
+export const REINSTALLED_RELAY = "192.168.1.99:7878";
+
 const SRC_W = 640;
 const SRC_H = 360;
 const FPS = 20;
@@ -103,6 +108,8 @@ export function installMockBackend(): MockControl {
   const flows = new Map<number, Flow>();
   const remotes = new Map<number, Remote>();
   const failures = new Map<string, AppError>();
+  // The relay at REINSTALLED_RELAY presents a new certificate until the page trusts it.
+  let trustedReinstalled = false;
   let self: Participant | null = null;
   let code = "";
   let relayAddr = "";
@@ -210,6 +217,13 @@ export function installMockBackend(): MockControl {
     return p;
   }
 
+  /** The invitation the shell would give for this meeting (the mock relay's certificate). */
+  function invitation(meetingCode: string, addr: string): Invitation {
+    const link = `parlor://join?relay=${encodeURIComponent(addr)}&code=${meetingCode}&fp=${MOCK_FINGERPRINT}`;
+    const text = `Join my Parlor meeting: ${link}\nRelay: ${addr}\nMeeting code: ${meetingCode}\nCertificate: ${MOCK_FINGERPRINT}\n`;
+    return { link, text, fingerprint: MOCK_FINGERPRINT };
+  }
+
   function startSession(meetingCode: string, addr: string, name: string, asHost: boolean): void {
     code = meetingCode;
     relayAddr = addr;
@@ -229,7 +243,7 @@ export function installMockBackend(): MockControl {
       chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000, clientMsgId: null, file: null });
     }
     const roster = [...[...remotes.values()].map((r) => r.p), self];
-    void send("joined", { code, participantId: self.id, hostId, relayAddr, roster, chatHistory: asHost ? [] : chat.slice() });
+    void send("joined", { code, participantId: self.id, hostId, relayAddr, invitation: invitation(code, relayAddr), roster, chatHistory: asHost ? [] : chat.slice() });
   }
 
   function endSession(): void {
@@ -460,15 +474,32 @@ export function installMockBackend(): MockControl {
         case "create_meeting": {
           const addr = typeof args.relayAddr === "string" ? args.relayAddr : "192.168.1.20:7878";
           startSession("482913", addr, String(args.name), true);
-          return { code: "482913", relayAddr: addr, participantId: self!.id };
+          return { code: "482913", relayAddr: addr, invitation: invitation("482913", addr), participantId: self!.id };
         }
         case "join_meeting": {
           const c = String(args.code);
           if (c === "000000") throw { code: "unknownMeeting", message: "UNKNOWN_MEETING: no live meeting has this code" } satisfies AppError;
+          const addr = String(args.relayAddr);
+          const fingerprint = typeof args.fingerprint === "string" ? args.fingerprint : null;
+          if (fingerprint !== null && fingerprint !== MOCK_FINGERPRINT) {
+            throw { code: "notTheInvitedRelay", message: "not the invited relay", certificate: { relayAddr: addr, expected: fingerprint, presented: MOCK_FINGERPRINT } } satisfies AppError;
+          }
+          if (fingerprint === null && addr === REINSTALLED_RELAY && !trustedReinstalled) {
+            throw { code: "relayCertificateChanged", message: "the relay's certificate changed", certificate: { relayAddr: addr, expected: "0f".repeat(32), presented: MOCK_FINGERPRINT } } satisfies AppError;
+          }
           waiting = { code: c, name: String(args.name), relayAddr: String(args.relayAddr) };
           void send("waiting", { code: c, requestId: nextRequest++ });
           return null;
         }
+        case "read_invitation": {
+          const text = String(args.text);
+          const m = /parlor:\/\/join\?relay=([^&\s]+)&code=(\d{6})(?:&fp=([0-9a-f]{64}))?/.exec(text);
+          if (!m) throw { code: "invalidInvitation", message: "no parlor://join link in the text" } satisfies AppError;
+          return { relayAddr: decodeURIComponent(m[1]!), code: m[2]!, fingerprint: m[3] ?? null };
+        }
+        case "trust_relay_certificate":
+          if (args.relayAddr === REINSTALLED_RELAY && args.fingerprint === MOCK_FINGERPRINT) trustedReinstalled = true;
+          return null;
         case "cancel_join":
           waiting = null;
           return null;

@@ -3,6 +3,7 @@
  * preview and the device pickers.
  */
 import type { Controller } from "../core/controller";
+import { groupedFingerprint } from "../core/errors";
 import { normalizeCode } from "../core/format";
 import type { AppState } from "../core/state";
 import type { Store } from "../core/store";
@@ -25,6 +26,9 @@ export class HomeView {
   private readonly error: HTMLDivElement;
   private readonly errorTitle: HTMLElement;
   private readonly errorDetail: HTMLElement;
+  private readonly trustFingerprint: HTMLElement;
+  private readonly trust: HTMLButtonElement;
+  private readonly invited: HTMLElement;
   private readonly selects: Record<DeviceKind, HTMLSelectElement>;
   private prev: AppState | null = null;
 
@@ -32,8 +36,18 @@ export class HomeView {
     private readonly ctl: Controller,
     store: Store,
   ) {
-    const input = (field: "name" | "code" | "relayAddr") => (e: Event) =>
-      store.dispatch({ type: "homeInput", field, value: (e.target as HTMLInputElement).value });
+    const input = (field: "name" | "code" | "relayAddr") => (e: Event) => {
+      const value = (e.target as HTMLInputElement).value;
+      if (value.includes("parlor://")) void this.ctl.readInvitation(value);
+      else store.dispatch({ type: "homeInput", field, value });
+    };
+    // An invitation pasted into the code or address field fills in both, and the certificate.
+    const paste = (e: ClipboardEvent) => {
+      const text = e.clipboardData?.getData("text") ?? "";
+      if (!text.includes("parlor://")) return;
+      e.preventDefault();
+      void this.ctl.readInvitation(text);
+    };
     this.name = h("input", {
       class: "field",
       testid: "input-name",
@@ -43,14 +57,14 @@ export class HomeView {
     this.code = h("input", {
       class: "field",
       testid: "input-code",
-      attrs: { placeholder: "Meeting code", inputmode: "numeric", maxlength: "9", "aria-label": "Meeting code" },
-      on: { input: input("code"), keydown: (e) => e.key === "Enter" && void this.ctl.joinMeeting() },
+      attrs: { placeholder: "Code or invitation", inputmode: "numeric", maxlength: "9", "aria-label": "Meeting code or invitation" },
+      on: { input: input("code"), paste: (e) => paste(e as ClipboardEvent), keydown: (e) => e.key === "Enter" && void this.ctl.joinMeeting() },
     });
     this.relay = h("input", {
       class: "field",
       testid: "input-relay",
       attrs: { placeholder: "Relay address, e.g. 192.168.1.20:7878", "aria-label": "Relay address", spellcheck: "false" },
-      on: { input: input("relayAddr"), keydown: (e) => e.key === "Enter" && void this.ctl.joinMeeting() },
+      on: { input: input("relayAddr"), paste: (e) => paste(e as ClipboardEvent), keydown: (e) => e.key === "Enter" && void this.ctl.joinMeeting() },
     });
     this.hostOnRelay = h("input", {
       testid: "check-host-on-relay",
@@ -66,7 +80,20 @@ export class HomeView {
     this.join = h("button", { class: "btn btn-text btn-large", testid: "btn-join", text: "Join", on: { click: () => void this.ctl.joinMeeting() } });
     this.errorTitle = h("strong");
     this.errorDetail = h("span");
-    this.error = h("div", { class: "form-error", testid: "home-error", attrs: { role: "alert" } }, icon("error", 20), h("div", {}, this.errorTitle, this.errorDetail));
+    this.trustFingerprint = h("code", { class: "fingerprint", testid: "trust-fingerprint" });
+    this.trust = h("button", {
+      class: "btn btn-small btn-outline",
+      testid: "btn-trust-certificate",
+      text: "Trust the new certificate",
+      on: { click: () => void this.ctl.trustNewCertificate() },
+    });
+    this.error = h(
+      "div",
+      { class: "form-error", testid: "home-error", attrs: { role: "alert" } },
+      icon("error", 20),
+      h("div", {}, this.errorTitle, this.errorDetail, this.trustFingerprint, this.trust),
+    );
+    this.invited = h("p", { class: "invited", testid: "home-invited", text: "From an invitation: only the invited relay's certificate is accepted." });
     this.selects = {
       camera: this.deviceSelect("camera"),
       microphone: this.deviceSelect("microphone"),
@@ -104,6 +131,7 @@ export class HomeView {
           h("div", { class: "divider" }, h("span", { text: "or join a meeting" })),
           h("div", { class: "join-row" }, h("span", { class: "field-icon" }, icon("keyboard", 20)), this.code),
           h("div", { class: "join-row" }, h("span", { class: "field-icon" }, icon("lan", 20)), this.relay),
+          this.invited,
           h("div", { class: "home-actions" }, this.join),
           this.error,
         ),
@@ -138,6 +166,11 @@ export class HomeView {
     show(this.error, err !== null);
     setText(this.errorTitle, err?.title ?? "");
     setText(this.errorDetail, err?.detail ?? "");
+    const offer = s.home.trustOffer;
+    show(this.trust, offer !== null);
+    show(this.trustFingerprint, offer !== null);
+    setText(this.trustFingerprint, offer ? `New certificate: ${groupedFingerprint(offer.presented)}` : "");
+    show(this.invited, s.home.fingerprint !== null);
     fillSelect(this.selects.camera, s.devices.cameras, "No camera found");
     fillSelect(this.selects.microphone, s.devices.microphones, "No microphone found");
     fillSelect(this.selects.speaker, s.devices.speakers, "No speaker found");

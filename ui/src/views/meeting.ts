@@ -211,7 +211,7 @@ export class MeetingView {
     this.clock = h("span", { class: "clock" });
     this.code = h("span", { class: "meeting-code", testid: "meeting-code" });
     this.relay = h("span", { class: "relay-addr", testid: "relay-addr" });
-    const copy = h("button", { class: "icon-btn", testid: "btn-copy-invite", title: "Copy joining info", on: { click: () => void this.copyInvite(store) } }, icon("copy", 18));
+    const copy = h("button", { class: "icon-btn", testid: "btn-copy-invite", title: "Copy invitation (code, address and the relay's certificate)", on: { click: () => void this.copyInvite(store) } }, icon("copy", 18));
     this.mic = h("button", { class: "round-btn", testid: "btn-mic", on: { click: () => void ctl.toggleMic() } });
     this.cam = h("button", { class: "round-btn", testid: "btn-camera", on: { click: () => void ctl.toggleCamera() } });
     this.mic.dataset.shortcut = shortcutLabel("d", apple);
@@ -290,10 +290,10 @@ export class MeetingView {
   private async copyInvite(store: Store): Promise<void> {
     const m = store.state.meeting;
     if (!m) return;
-    const text = `Join my Parlor meeting: code ${displayCode(m.code)}, relay address ${m.relayAddr}`;
+    const text = m.invitation.text;
     try {
       await navigator.clipboard.writeText(text);
-      store.dispatch({ type: "toast", kind: "info", text: "Joining info copied" });
+      store.dispatch({ type: "toast", kind: "info", text: "Invitation copied" });
     } catch {
       store.dispatch({ type: "toast", kind: "error", text: "Couldn't copy", detail: text });
     }
