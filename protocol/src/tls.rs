@@ -3,10 +3,10 @@
 //!
 //! Feature `tls`. Everything here is sans-IO: rustls itself never touches a socket, and the
 //! verifier is a pure function of the certificate it is shown. The relay builds its
-//! [`server_config`]; clients build a [`client_config`] around a verifier: [`PinnedVerifier`]
-//! accepts exactly one certificate (the relay's tests, benches and a client that already knows
-//! the fingerprint from an invite), and client-core's own verifier adds trust on first use and
-//! CA-signed certificates on top of [`check_tls13_signature`].
+//! [`server_config`]; clients build a [`client_config`] around a [`Verifier`] of some
+//! [`CertificateDecision`]: [`pinned`] accepts exactly one certificate (the relay's tests and
+//! benches), and client-core's decision adds invitations, pins, trust on first use and CA-signed
+//! certificates.
 //!
 //! A fingerprint is the SHA-256 of the certificate's DER encoding, written as 64 lowercase hex
 //! digits (docs/protocol.md §1.1). Parsing also accepts upper case and `:` or space separators,
@@ -55,42 +55,35 @@ pub fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> ClientConfig {
     config
 }
 
-/// Checks a TLS 1.3 handshake signature with the provider's algorithms: the part of a
-/// verifier that proves the peer holds the certificate's key, whatever decided to trust it.
-pub fn check_tls13_signature(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls13_signature(
-        message,
-        cert,
-        dss,
-        &aws_lc_rs::default_provider().signature_verification_algorithms,
-    )
+/// What decides whether a relay's certificate is trusted. [`Verifier`] wraps a decision with
+/// what every one needs: the TLS 1.3 handshake signature check, which proves the relay holds the
+/// certificate's key, and the refusal of TLS 1.2.
+pub trait CertificateDecision: std::fmt::Debug + Send + Sync {
+    /// Whether to trust `end_entity` (with its `intermediates`) for `server_name` at `now`.
+    fn decide(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> bool;
 }
 
-/// The signature schemes [`check_tls13_signature`] can check.
-pub fn supported_schemes() -> Vec<SignatureScheme> {
-    aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
-}
-
-/// Accepts exactly the certificate whose fingerprint is `pin`, whatever names it carries.
+/// A rustls certificate verifier around a [`CertificateDecision`].
 #[derive(Debug)]
-pub struct PinnedVerifier {
-    pub pin: Fingerprint,
-}
+pub struct Verifier<D>(pub D);
 
-impl ServerCertVerifier for PinnedVerifier {
+impl<D: CertificateDecision> ServerCertVerifier for Verifier<D> {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if Fingerprint::of_certificate(end_entity) == self.pin {
+        if self.0.decide(end_entity, intermediates, server_name, ocsp_response, now) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
@@ -113,12 +106,35 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        check_tls13_signature(message, cert, dss)
+        let algorithms = aws_lc_rs::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        supported_schemes()
+        aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// Trusts exactly the certificate with this fingerprint, whatever names it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinned(pub Fingerprint);
+
+impl CertificateDecision for Pinned {
+    fn decide(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> bool {
+        Fingerprint::of_certificate(end_entity) == self.0
+    }
+}
+
+/// A verifier that accepts exactly the certificate with fingerprint `pin`.
+pub fn pinned(pin: Fingerprint) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(Verifier(Pinned(pin)))
 }
 
 /// The name a client presents (SNI) for a relay address "HOST:PORT": an IP address as itself,

@@ -193,7 +193,7 @@ async fn recv_until(c: &mut Control, mut pred: impl FnMut(&ControlMessage) -> bo
 
 async fn connect(addr: SocketAddr, pin: protocol::fingerprint::Fingerprint) -> Control {
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let config = protocol::tls::client_config(std::sync::Arc::new(protocol::tls::PinnedVerifier { pin }));
+    let config = protocol::tls::client_config(protocol::tls::pinned(pin));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
     let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.expect("TLS");
     let mut c = Framed::new(stream, ControlFrames(FrameCodec::default()));

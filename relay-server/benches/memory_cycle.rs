@@ -111,7 +111,7 @@ async fn recv(c: &mut Control) -> ControlMessage {
 /// A host connection with its own meeting.
 async fn create_meeting(relay: SocketAddr, pin: protocol::fingerprint::Fingerprint, n: usize) -> Control {
     let tcp = TcpStream::connect(relay).await.expect("connect");
-    let config = protocol::tls::client_config(std::sync::Arc::new(protocol::tls::PinnedVerifier { pin }));
+    let config = protocol::tls::client_config(protocol::tls::pinned(pin));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
     let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.expect("TLS");
     let mut c = Framed::new(stream, ControlFrames(FrameCodec::default()));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::fingerprint::Fingerprint;
-use protocol::tls::{client_config, server_config, PinnedVerifier};
+use protocol::tls::{client_config, pinned, server_config};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,9 +31,7 @@ async fn run(mib: usize, handshakes: usize) {
     let cert: CertificateDer<'static> = certified.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
     let acceptor = TlsAcceptor::from(Arc::new(server_config(vec![cert.clone()], key).expect("server config")));
-    let connector = TlsConnector::from(Arc::new(client_config(Arc::new(PinnedVerifier {
-        pin: Fingerprint::of_certificate(&cert),
-    }))));
+    let connector = TlsConnector::from(Arc::new(client_config(pinned(Fingerprint::of_certificate(&cert)))));
     let name = ServerName::try_from("parlor-relay").expect("name");
     let bytes = mib * 1024 * 1024;
 

@@ -59,8 +59,7 @@ async fn a_relay_keeps_its_certificate_in_its_data_dir() {
 async fn a_client_pinning_another_certificate_gets_no_connection() {
     let relay = start_default().await;
     let other = start_default().await;
-    let verifier = protocol::tls::PinnedVerifier { pin: other.certificate_fingerprint() };
-    let config = protocol::tls::client_config(Arc::new(verifier));
+    let config = protocol::tls::client_config(protocol::tls::pinned(other.certificate_fingerprint()));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").unwrap();
     let stream = TcpStream::connect(relay.tcp_addr()).await.unwrap();
     let refused = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await;

@@ -19,10 +19,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use protocol::fingerprint::Fingerprint;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use protocol::tls::{CertificateDecision, Verifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::RootCertStore;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
@@ -199,15 +200,15 @@ pub(crate) async fn handshake(
         Some(_) => None,
         None => trust.pins.pinned(relay).map_err(|e| ConnectError::PinStore(e.to_string()))?,
     };
-    let verifier = Arc::new(RelayVerifier {
+    let verifier = Arc::new(Verifier(RelayDecision {
         expected: trust.expected,
         pinned,
         authorities: authorities(&trust.extra_roots),
         verdict: Mutex::new(None),
-    });
+    }));
     let config = protocol::tls::client_config(verifier.clone());
     let connected = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await;
-    let verdict = verifier.verdict.lock().ok().and_then(|mut v| v.take());
+    let verdict = verifier.0.verdict.lock().ok().and_then(|mut v| v.take());
     let relay_name = relay.to_string();
     match (connected, verdict) {
         (Ok(stream), Some(Verdict::Trusted(certificate))) => {
@@ -254,17 +255,17 @@ enum Verdict {
     NotInvited { expected: Fingerprint, presented: Fingerprint },
 }
 
-/// One connection's verifier: decides by the rules in the [module docs](self) and records why.
+/// One connection's decision: by the rules in the [module docs](self), recording why.
 #[derive(Debug)]
-struct RelayVerifier {
+struct RelayDecision {
     expected: Option<Fingerprint>,
     pinned: Option<Fingerprint>,
     authorities: Option<Arc<WebPkiServerVerifier>>,
     verdict: Mutex<Option<Verdict>>,
 }
 
-impl RelayVerifier {
-    fn decide(
+impl RelayDecision {
+    fn verdict(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -294,47 +295,21 @@ impl RelayVerifier {
     }
 }
 
-impl ServerCertVerifier for RelayVerifier {
-    fn verify_server_cert(
+impl CertificateDecision for RelayDecision {
+    fn decide(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.decide(end_entity, intermediates, server_name, ocsp_response, now);
+    ) -> bool {
+        let verdict = self.verdict(end_entity, intermediates, server_name, ocsp_response, now);
         let accepted = matches!(verdict, Verdict::Trusted(_));
         if let Ok(mut v) = self.verdict.lock() {
             *v = Some(verdict);
         }
-        if accepted {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        protocol::tls::check_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        protocol::tls::supported_schemes()
+        accepted
     }
 }
 

@@ -46,8 +46,7 @@ pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 /// Runs the TLS handshake on `stream`, pinning the relay's certificate as a client that got it
 /// from an invitation does.
 pub async fn tls(relay: &RelayHandle, stream: TcpStream) -> Tls {
-    let verifier = protocol::tls::PinnedVerifier { pin: relay.certificate_fingerprint() };
-    let config = protocol::tls::client_config(Arc::new(verifier));
+    let config = protocol::tls::client_config(protocol::tls::pinned(relay.certificate_fingerprint()));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.expect("TLS handshake")
 }
