@@ -2,6 +2,7 @@
 //! random inputs, on stable Rust, so the bodies are known to work before a fuzzer runs them.
 
 use protocol::file::FileFrame;
+use protocol::hop::{HopSecret, HopSender, HOP_SECRET_LEN};
 use protocol::media::{AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader};
 use protocol::{ControlMessage, FrameCodec, MediaPacket};
 
@@ -61,9 +62,11 @@ fn media_seeds() -> Vec<Vec<u8>> {
                 jitter_us: 1500,
             },
         },
-        MediaPacket::Keepalive { sender_id: 1, media_token: 0xDEAD_BEEF },
+        MediaPacket::Keepalive { sender_id: 1 },
     ];
-    packets.iter().map(|p| p.to_vec().unwrap()).collect()
+    // Whole datagrams, as they travel: each packet sealed with a hop key.
+    let hop = HopSender::new(HopSecret::new([1; HOP_SECRET_LEN]).to_relay());
+    packets.iter().map(|p| hop.to_vec(p).unwrap()).collect()
 }
 
 fn control_seeds() -> Vec<Vec<u8>> {

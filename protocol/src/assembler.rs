@@ -338,9 +338,14 @@ mod tests {
         let mut seq = frame_id.wrapping_mul(100);
         let mut out = [0u8; MAX_DATAGRAM_LEN];
         let mut frags = Vec::new();
-        fragment_frame(meta, jpeg, &mut seq, &mut out, |d| match MediaPacket::decode(d) {
-            Ok(MediaPacket::VideoFragment { header, payload, .. }) => frags.push((header, payload.to_vec())),
-            other => panic!("unexpected {other:?}"),
+        let secret = crate::hop::HopSecret::new([7; crate::hop::HOP_SECRET_LEN]);
+        let hop = crate::hop::HopSender::new(secret.to_relay());
+        let mut receiver = crate::hop::HopReceiver::new(secret.to_relay());
+        fragment_frame(meta, jpeg, &mut seq, &hop, &mut out, |d| {
+            match MediaPacket::decode(receiver.open(d).unwrap()) {
+                Ok(MediaPacket::VideoFragment { header, payload, .. }) => frags.push((header, payload.to_vec())),
+                other => panic!("unexpected {other:?}"),
+            }
         })
         .unwrap();
         frags

@@ -77,8 +77,6 @@ pub struct MeetingWelcome {
     pub code: MeetingCode,
     /// This participant's id, also its UDP `sender_id`.
     pub participant_id: ParticipantId,
-    /// Secret the client puts in its UDP keepalives so the relay learns its address.
-    pub media_token: u64,
     /// Secret that authorizes this participant's file-transfer connections.
     pub session_token: String,
     pub host_id: ParticipantId,

@@ -8,6 +8,8 @@
 //! - [`control`]: the JSON control messages exchanged over TCP.
 //! - [`framing`]: the 4-byte big-endian length prefix around each TCP frame.
 //! - [`media`]: the binary UDP media packets.
+//! - [`hop`]: the authentication trailer of every datagram, keyed from the TLS session.
+//! - [`replay`]: the sliding replay window behind it.
 //! - [`file`]: the binary chunk/ACK frames of a file-transfer connection.
 //! - [`reno`]: the file-transfer congestion window (RFC 5681 Reno, RFC 6298 RTO).
 //! - [`chunks`]: the file-transfer chunk sender around it, and the one loop both ends use.
@@ -35,6 +37,7 @@ pub mod estimators;
 pub mod file;
 pub mod fingerprint;
 pub mod framing;
+pub mod hop;
 pub mod invite;
 pub mod jitter;
 pub mod media;
@@ -42,6 +45,7 @@ pub mod mulaw;
 pub mod quality;
 pub mod redundancy;
 pub mod reno;
+pub mod replay;
 pub mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -52,4 +56,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

@@ -9,19 +9,28 @@
 //! | 3 | 1 | kind ([`PacketKind`]) |
 //! | 4 | 4 | sender id (0 = the relay) |
 //!
-//! followed by a kind-specific header (see `docs/protocol.md` for the byte tables).
+//! followed by a kind-specific header (see `docs/protocol.md` for the byte tables), and the
+//! datagram ends with the 24-byte authentication trailer of [`crate::hop`]. This module reads
+//! and writes the *packet*, the datagram without its trailer: [`peek_header`] looks at a whole
+//! datagram, [`MediaPacket::decode`] at the packet a [`crate::hop::HopReceiver`] verified, and
+//! [`crate::hop::HopSender::encode`] writes a packet and seals it.
 //! Decoding borrows the payload from the datagram and never allocates, so a relay can look
 //! at a packet and forward the very same bytes. Every length is checked against the buffer
 //! and decoding never panics.
 
 use thiserror::Error;
 
+use crate::hop::{HopSender, HOP_TRAILER_LEN};
+
 /// First two bytes of every media packet.
 pub const MAGIC: [u8; 2] = *b"PR";
-/// Media packet format version.
-pub const MEDIA_VERSION: u8 = 1;
+/// Media packet format version: 2 added the authentication trailer and dropped the
+/// keepalive's token.
+pub const MEDIA_VERSION: u8 = 2;
 /// Largest datagram Parlor sends; fits an IPv4/IPv6 path MTU of 1280 with room for headers.
 pub const MAX_DATAGRAM_LEN: usize = 1200;
+/// Largest packet: a datagram without its authentication trailer.
+pub const MAX_PACKET_LEN: usize = MAX_DATAGRAM_LEN - HOP_TRAILER_LEN;
 /// Length of the header shared by every kind.
 pub const COMMON_HEADER_LEN: usize = 8;
 /// Length of a video fragment's header, common header included.
@@ -33,7 +42,7 @@ pub const AUDIO_REDUNDANCY_HEADER_LEN: usize = 3;
 /// Encoding byte of a redundant block: G.711 µ-law, one byte per sample ([`crate::mulaw`]).
 pub const AUDIO_REDUNDANCY_MULAW: u8 = 1;
 /// Largest JPEG slice carried by one video fragment.
-pub const MAX_VIDEO_FRAGMENT_PAYLOAD: usize = MAX_DATAGRAM_LEN - VIDEO_HEADER_LEN;
+pub const MAX_VIDEO_FRAGMENT_PAYLOAD: usize = MAX_PACKET_LEN - VIDEO_HEADER_LEN;
 /// Sender id the relay uses for packets it originates (RTT replies, receiver reports).
 pub const RELAY_SENDER_ID: u32 = 0;
 
@@ -84,7 +93,7 @@ impl MediaKind {
 /// Why a datagram is not a valid media packet. Used as the reason label when counting drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
 pub enum PacketError {
-    #[error("datagram shorter than its header")]
+    #[error("datagram shorter than its header and trailer")]
     TooShort,
     #[error("datagram longer than {MAX_DATAGRAM_LEN} bytes")]
     TooLong,
@@ -182,11 +191,10 @@ pub enum MediaPacket<'a> {
         sender_id: u32,
         report: ReceiverReport,
     },
-    /// Tells the relay where this participant's media comes from; carries the
-    /// `media_token` handed out over TCP.
+    /// Tells the relay where this participant's media comes from. Nothing but the common
+    /// header: the trailer proves who sent it.
     Keepalive {
         sender_id: u32,
-        media_token: u64,
     },
 }
 
@@ -238,15 +246,21 @@ impl Writer<'_> {
     }
 }
 
-/// Reads only the common header: the packet's kind and sender id. Cheap enough for the
-/// relay's hot path.
-pub fn peek_header(buf: &[u8]) -> Result<(PacketKind, u32), PacketError> {
-    if buf.len() < COMMON_HEADER_LEN {
-        return Err(PacketError::TooShort);
-    }
-    if buf.len() > MAX_DATAGRAM_LEN {
+/// Reads only the common header of a whole datagram (packet and trailer): the packet's kind
+/// and sender id. Cheap enough for the relay's hot path, which needs the sender to find the
+/// key that verifies the rest.
+pub fn peek_header(datagram: &[u8]) -> Result<(PacketKind, u32), PacketError> {
+    if datagram.len() > MAX_DATAGRAM_LEN {
         return Err(PacketError::TooLong);
     }
+    if datagram.len() < COMMON_HEADER_LEN + HOP_TRAILER_LEN {
+        return Err(PacketError::TooShort);
+    }
+    common_header(datagram)
+}
+
+/// The common header at the start of `buf`, which is at least [`COMMON_HEADER_LEN`] long.
+fn common_header(buf: &[u8]) -> Result<(PacketKind, u32), PacketError> {
     if buf[0..2] != MAGIC {
         return Err(PacketError::BadMagic);
     }
@@ -259,9 +273,15 @@ pub fn peek_header(buf: &[u8]) -> Result<(PacketKind, u32), PacketError> {
 }
 
 impl<'a> MediaPacket<'a> {
-    /// Decodes a datagram. Never panics; never allocates.
+    /// Decodes a packet (a datagram without its trailer). Never panics; never allocates.
     pub fn decode(buf: &'a [u8]) -> Result<Self, PacketError> {
-        let (kind, sender_id) = peek_header(buf)?;
+        if buf.len() > MAX_PACKET_LEN {
+            return Err(PacketError::TooLong);
+        }
+        if buf.len() < COMMON_HEADER_LEN {
+            return Err(PacketError::TooShort);
+        }
+        let (kind, sender_id) = common_header(buf)?;
         let mut r = Reader { buf, pos: COMMON_HEADER_LEN };
         let packet = match kind {
             PacketKind::VideoFragment => {
@@ -334,7 +354,7 @@ impl<'a> MediaPacket<'a> {
                 }
                 MediaPacket::ReceiverReport { sender_id, report }
             }
-            PacketKind::Keepalive => MediaPacket::Keepalive { sender_id, media_token: r.u64()? },
+            PacketKind::Keepalive => MediaPacket::Keepalive { sender_id },
         };
         if r.rest() != 0 {
             return Err(PacketError::LengthMismatch);
@@ -376,14 +396,14 @@ impl<'a> MediaPacket<'a> {
                 }
                 MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } => 12,
                 MediaPacket::ReceiverReport { .. } => 19,
-                MediaPacket::Keepalive { .. } => 8,
+                MediaPacket::Keepalive { .. } => 0,
             }
     }
 
     /// Checks the fields [`decode`](Self::decode) would refuse, so that nothing is ever
     /// sent that the peer is bound to drop.
     fn validate(&self) -> Result<(), PacketError> {
-        if self.encoded_len() > MAX_DATAGRAM_LEN {
+        if self.encoded_len() > MAX_PACKET_LEN {
             return Err(PacketError::TooLong);
         }
         let valid = match self {
@@ -408,7 +428,7 @@ impl<'a> MediaPacket<'a> {
     }
 
     /// Writes the packet at the start of `out` and returns its length. Fails (writing
-    /// nothing) if `out` is too small, the packet would exceed [`MAX_DATAGRAM_LEN`], or a
+    /// nothing) if `out` is too small, the packet would exceed [`MAX_PACKET_LEN`], or a
     /// field is one [`decode`](Self::decode) refuses (`frag_index >= frag_count`, zero audio
     /// channels or sample rate, audio not whole samples, loss over 1000‰).
     pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, PacketError> {
@@ -461,7 +481,7 @@ impl<'a> MediaPacket<'a> {
                 w.put(&r.cumulative_lost.to_be_bytes());
                 w.put(&r.jitter_us.to_be_bytes());
             }
-            MediaPacket::Keepalive { media_token, .. } => w.put(&media_token.to_be_bytes()),
+            MediaPacket::Keepalive { .. } => {}
         }
         debug_assert_eq!(w.pos, len);
         Ok(len)
@@ -491,13 +511,14 @@ pub struct VideoFrameMeta {
 }
 
 /// Splits one encoded frame into video fragments, each fitting [`MAX_DATAGRAM_LEN`], writing
-/// each datagram into `out` (reused between calls) and handing it to `emit`. Sequence numbers
-/// start at `*next_seq`, which is advanced. Returns the number of fragments, or an error if
-/// the frame is too large for 65535 fragments.
+/// each datagram, sealed by `hop`, into `out` (reused between calls) and handing it to `emit`.
+/// Sequence numbers start at `*next_seq`, which is advanced. Returns the number of fragments,
+/// or an error if the frame is too large for 65535 fragments.
 pub fn fragment_frame(
     meta: VideoFrameMeta,
     jpeg: &[u8],
     next_seq: &mut u32,
+    hop: &HopSender,
     out: &mut [u8; MAX_DATAGRAM_LEN],
     mut emit: impl FnMut(&[u8]),
 ) -> Result<usize, PacketError> {
@@ -512,7 +533,7 @@ pub fn fragment_frame(
             header: VideoHeader { frame_id, capture_ts_us, seq: *next_seq, width, height, frag_index, frag_count },
             payload,
         };
-        let len = packet.encode_into(out)?;
+        let len = hop.encode(&packet, out)?;
         *next_seq = next_seq.wrapping_add(1);
         emit(&out[..len]);
     }
@@ -540,7 +561,7 @@ mod tests {
             payload: &payload,
         };
         let bytes = p.to_vec().unwrap();
-        assert_eq!(&bytes[0..8], &[b'P', b'R', 1, 1, 1, 2, 3, 4]);
+        assert_eq!(&bytes[0..8], &[b'P', b'R', 2, 1, 1, 2, 3, 4]);
         assert_eq!(&bytes[8..12], &5u32.to_be_bytes());
         assert_eq!(&bytes[24..26], &854u16.to_be_bytes());
         assert_eq!(bytes.len(), VIDEO_HEADER_LEN + 3);
@@ -553,18 +574,25 @@ mod tests {
             VideoHeader { frame_id: 1, capture_ts_us: 2, seq: 3, width: 4, height: 4, frag_index: 0, frag_count: 1 };
         let full = [7u8; MAX_VIDEO_FRAGMENT_PAYLOAD];
         let largest = MediaPacket::VideoFragment { sender_id: 1, header, payload: &full }.to_vec().unwrap();
-        assert_eq!(largest.len(), MAX_DATAGRAM_LEN);
+        assert_eq!(largest.len(), MAX_PACKET_LEN);
         assert!(MediaPacket::decode(&largest).is_ok());
+        let hop = test_hop();
+        let sealed = hop.to_vec(&MediaPacket::decode(&largest).unwrap()).unwrap();
+        assert_eq!(sealed.len(), MAX_DATAGRAM_LEN);
+        assert!(peek_header(&sealed).is_ok());
         let over = [7u8; MAX_VIDEO_FRAGMENT_PAYLOAD + 1];
         let too_big = MediaPacket::VideoFragment { sender_id: 1, header, payload: &over };
         let mut out = vec![0xEE; too_big.encoded_len()];
         assert_eq!(too_big.encode_into(&mut out), Err(PacketError::TooLong));
         assert!(out.iter().all(|&b| b == 0xEE), "a refused packet writes nothing");
         // The same bytes written by hand are refused by the receiver before anything else.
-        let mut datagram = largest.clone();
+        let mut packet = largest.clone();
+        packet.push(0);
+        assert_eq!(MediaPacket::decode(&packet), Err(PacketError::TooLong));
+        let mut datagram = sealed.clone();
         datagram.push(0);
-        assert_eq!(MediaPacket::decode(&datagram), Err(PacketError::TooLong));
         assert_eq!(peek_header(&datagram), Err(PacketError::TooLong));
+        assert_eq!(peek_header(&sealed[..COMMON_HEADER_LEN + HOP_TRAILER_LEN - 1]), Err(PacketError::TooShort));
     }
 
     #[test]
@@ -575,9 +603,11 @@ mod tests {
         let mut rebuilt = Vec::new();
         let mut n = 0;
         let meta = VideoFrameMeta { sender_id: 3, frame_id: 9, capture_ts_us: 1, width: 854, height: 480 };
-        let count = fragment_frame(meta, &jpeg, &mut seq, &mut out, |d| {
+        let hop = test_hop();
+        let mut receiver = crate::hop::HopReceiver::new(test_secret().to_relay());
+        let count = fragment_frame(meta, &jpeg, &mut seq, &hop, &mut out, |d| {
             assert!(d.len() <= MAX_DATAGRAM_LEN);
-            match MediaPacket::decode(d).unwrap() {
+            match MediaPacket::decode(receiver.open(d).unwrap()).unwrap() {
                 MediaPacket::VideoFragment { header, payload, .. } => {
                     assert_eq!(header.frag_index as usize, n);
                     rebuilt.extend_from_slice(payload);
@@ -618,7 +648,17 @@ mod tests {
         assert_eq!(short.to_vec(), Err(PacketError::InvalidField), "a block must cover the whole frame");
         assert_eq!(MediaPacket::decode(b"PR"), Err(PacketError::TooShort));
         assert_eq!(MediaPacket::decode(b"XX\x01\x01\0\0\0\0"), Err(PacketError::BadMagic));
-        assert_eq!(MediaPacket::decode(b"PR\x02\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(2)));
-        assert_eq!(MediaPacket::decode(b"PR\x01\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
+        assert_eq!(MediaPacket::decode(b"PR\x01\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(1)));
+        assert_eq!(MediaPacket::decode(b"PR\x02\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
+        assert_eq!(MediaPacket::decode(b"PR\x02\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
+        assert_eq!(MediaPacket::decode(b"PR\x02\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
+    }
+
+    fn test_secret() -> crate::hop::HopSecret {
+        crate::hop::HopSecret::new([0x42; crate::hop::HOP_SECRET_LEN])
+    }
+
+    fn test_hop() -> HopSender {
+        HopSender::new(test_secret().to_relay())
     }
 }

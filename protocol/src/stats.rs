@@ -41,6 +41,14 @@ pub struct StatsSnapshot {
     pub bitrate_out_kbps: f64,
     /// Datagrams dropped because they were not valid media packets.
     pub malformed_packets: u64,
+    /// Datagrams dropped because their authentication trailer did not verify with the key
+    /// the relay seals with for us: forged, altered, or not from our relay.
+    #[serde(default)]
+    pub unauthenticated_packets: u64,
+    /// Authentic datagrams dropped because their number was seen before or is older than the
+    /// replay window: a copy sent again.
+    #[serde(default)]
+    pub replayed_packets: u64,
     /// File transfers in progress or finished during this session.
     pub files: Vec<FileTransferStats>,
 }

@@ -137,6 +137,14 @@ pub fn pinned(pin: Fingerprint) -> Arc<dyn ServerCertVerifier> {
     Arc::new(Verifier(Pinned(pin)))
 }
 
+/// The hop keys of the media datagrams of the participant on this TLS connection
+/// ([`crate::hop`]): RFC 8446 §7.5's exporter with [`crate::hop::EXPORTER_LABEL`] and no
+/// context. Both ends get the same 64 bytes once the handshake is complete; nobody else can.
+pub fn export_hop_secret<D>(conn: &rustls::ConnectionCommon<D>) -> Result<crate::hop::HopSecret, rustls::Error> {
+    let bytes = conn.export_keying_material([0u8; crate::hop::HOP_SECRET_LEN], crate::hop::EXPORTER_LABEL, None)?;
+    Ok(crate::hop::HopSecret::new(bytes))
+}
+
 /// The name a client presents (SNI) for a relay address "HOST:PORT": an IP address as itself,
 /// anything else as a DNS name. `None` when the host is neither.
 pub fn server_name(relay: &str) -> Option<ServerName<'static>> {

@@ -19,9 +19,11 @@ use protocol::control::{
 };
 use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::DEFAULT_MAX_FRAME_LEN;
+use protocol::hop::{HopSecret, EXPORTER_LABEL, HOP_TRAILER_LEN};
 use protocol::media::{
     AUDIO_HEADER_LEN, COMMON_HEADER_LEN, MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD, VIDEO_HEADER_LEN,
 };
+use protocol::replay::REPLAY_WINDOW;
 use protocol::{ControlMessage, FrameCodec, MediaPacket, PROTOCOL_VERSION};
 use serde_json::Value;
 
@@ -117,9 +119,22 @@ fn every_hex_example_decodes_and_re_encodes_exactly() {
     for block in fenced_blocks(&text).into_iter().filter(|b| b.lang == "hex") {
         let bytes = parse_hex(&block);
         if bytes.starts_with(b"PR") {
-            let packet = MediaPacket::decode(&bytes)
+            // A whole datagram: its trailer verifies under the document's example secret
+            // (one direction's key or the other's), the packet before it decodes, and the
+            // packet re-encoded and sealed with the same sequence number gives the same bytes.
+            let secret = HopSecret::new(std::array::from_fn(|i| i as u8));
+            let keys = [secret.to_relay(), secret.from_relay()];
+            let (key, seq) = keys
+                .iter()
+                .find_map(|k| k.verify(&bytes).ok().map(|seq| (k, seq)))
+                .unwrap_or_else(|| panic!("hex example at line {}: trailer does not verify", block.line));
+            let packet_bytes = &bytes[..bytes.len() - HOP_TRAILER_LEN];
+            let packet = MediaPacket::decode(packet_bytes)
                 .unwrap_or_else(|e| panic!("hex example at line {}: not a media packet: {e}", block.line));
-            assert_eq!(packet.to_vec().unwrap(), bytes, "hex example at line {}", block.line);
+            let mut again = packet.to_vec().unwrap();
+            again.resize(again.len() + HOP_TRAILER_LEN, 0);
+            key.seal(&mut again, seq).unwrap();
+            assert_eq!(again, bytes, "hex example at line {}", block.line);
             media_kinds.insert(packet.kind() as u8);
         } else {
             let codec = FrameCodec::new(MAX_FILE_FRAME_LEN);
@@ -207,6 +222,9 @@ fn the_documented_limits_are_the_code_s() {
         (format!("{} bytes (announced", with_commas(DEFAULT_CHUNK_SIZE as usize)), "chunk size"),
         (format!("exceeds **{} bytes**", with_commas(MAX_DATAGRAM_LEN)), "datagram size"),
         (format!("{}-byte common header", COMMON_HEADER_LEN), "common header"),
+        (format!("{HOP_TRAILER_LEN}-byte authentication trailer"), "trailer"),
+        (format!("replay window of {} sequence numbers", with_commas(REPLAY_WINDOW as usize)), "replay window"),
+        (format!("label `{}`", String::from_utf8_lossy(EXPORTER_LABEL)), "exporter label"),
         (
             format!(
                 "Header {} bytes; payload at most {} bytes",

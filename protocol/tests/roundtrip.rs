@@ -16,7 +16,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use protocol::file::{FileFrame, MAX_FILE_FRAME_LEN};
 use protocol::media::{
-    fragment_count, fragment_frame, peek_header, VideoFrameMeta, MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD,
+    fragment_count, fragment_frame, peek_header, VideoFrameMeta, MAX_DATAGRAM_LEN, MAX_PACKET_LEN,
+    MAX_VIDEO_FRAGMENT_PAYLOAD,
 };
 use protocol::{ControlMessage, FrameCodec, MediaPacket, PacketError};
 
@@ -123,8 +124,14 @@ proptest! {
         prop_assert!(out[len..].iter().all(|&b| b == 0xEE), "nothing written past the packet");
         let bytes = &out[..len];
         prop_assert_eq!(MediaPacket::decode(bytes), Ok(p));
-        prop_assert_eq!(peek_header(bytes), Ok((p.kind(), p.sender_id())));
         prop_assert_eq!(p.to_vec().unwrap(), bytes.to_vec());
+        // Sealed, it is a datagram within the limit whose header peeks and whose trailer opens
+        // to the very packet.
+        let (hop, mut receiver) = common::hop_pair();
+        let datagram = hop.to_vec(&p).unwrap();
+        prop_assert!(datagram.len() <= MAX_DATAGRAM_LEN);
+        prop_assert_eq!(peek_header(&datagram), Ok((p.kind(), p.sender_id())));
+        prop_assert_eq!(receiver.open(&datagram), Ok(bytes));
     }
 
     #[test]
@@ -146,7 +153,7 @@ proptest! {
             Err(e) => {
                 prop_assert!(matches!(e, PacketError::InvalidField | PacketError::TooLong), "{e:?}");
                 if e == PacketError::TooLong {
-                    prop_assert!(p.encoded_len() > MAX_DATAGRAM_LEN);
+                    prop_assert!(p.encoded_len() > MAX_PACKET_LEN);
                 }
                 prop_assert!(out.iter().all(|&b| b == 0xEE), "a refused packet leaves the buffer untouched");
             }
@@ -228,7 +235,9 @@ proptest! {
         let mut next_seq = first_seq;
         let mut out = [0u8; MAX_DATAGRAM_LEN];
         let mut datagrams: Vec<Vec<u8>> = Vec::new();
-        let count = fragment_frame(meta, &jpeg, &mut next_seq, &mut out, |d| datagrams.push(d.to_vec())).unwrap();
+        let (hop, mut receiver) = common::hop_pair();
+        let count =
+            fragment_frame(meta, &jpeg, &mut next_seq, &hop, &mut out, |d| datagrams.push(d.to_vec())).unwrap();
         prop_assert_eq!(count, fragment_count(len));
         prop_assert_eq!(datagrams.len(), count);
         prop_assert_eq!(next_seq, first_seq.wrapping_add(count as u32));
@@ -246,7 +255,7 @@ proptest! {
         for &i in &order {
             let d = &datagrams[i];
             prop_assert!(d.len() <= MAX_DATAGRAM_LEN);
-            match MediaPacket::decode(d) {
+            match MediaPacket::decode(receiver.open(d).unwrap()) {
                 Ok(MediaPacket::VideoFragment { sender_id: s, header, payload }) => {
                     prop_assert_eq!(s, sender_id);
                     prop_assert_eq!(header.frame_id, frame_id);
@@ -280,7 +289,8 @@ fn fragment_boundaries_are_exact() {
     ] {
         let mut sizes = Vec::new();
         let mut seq = 0;
-        let n = fragment_frame(meta, &vec![7u8; len], &mut seq, &mut out, |d| sizes.push(d.len())).unwrap();
+        let (hop, _) = common::hop_pair();
+        let n = fragment_frame(meta, &vec![7u8; len], &mut seq, &hop, &mut out, |d| sizes.push(d.len())).unwrap();
         assert_eq!(n, expect, "len {len}");
         assert_eq!(sizes.len(), expect);
         // Every fragment but the last is full.
@@ -297,7 +307,8 @@ fn a_frame_needing_more_than_65535_fragments_is_refused_before_sending_any() {
     let mut seq = 5;
     let mut emitted = 0;
     let meta = VideoFrameMeta { sender_id: 1, frame_id: 1, capture_ts_us: 0, width: 2, height: 2 };
-    let r = fragment_frame(meta, &too_big, &mut seq, &mut out, |_| emitted += 1);
+    let (hop, _) = common::hop_pair();
+    let r = fragment_frame(meta, &too_big, &mut seq, &hop, &mut out, |_| emitted += 1);
     assert_eq!(r, Err(PacketError::InvalidField));
     assert_eq!(emitted, 0);
     assert_eq!(seq, 5, "no sequence numbers consumed");

@@ -10,6 +10,11 @@
 //! forwarder threads' CPU time is read too, and the CPU per forwarded packet compared: unlike
 //! throughput, that figure holds still when other work competes for the machine's cores.
 //!
+//! Every datagram is sealed with its sender's hop key (protocol version 5). A third run, the
+//! same plain forwarder doing what the relay does for authentication (verify the trailer,
+//! accept the number in a replay window, seal again for each receiver), gives the cost of
+//! authentication per forwarded packet against the plain forwarder without it, same run.
+//!
 //! Run with `cargo bench -p relay-server --bench forwarding` (release build).
 
 use std::net::{SocketAddr, UdpSocket};
@@ -21,6 +26,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use protocol::control::MeetingWelcome;
 use protocol::framing::{ControlFrames, FrameCodec};
+use protocol::hop::{HopReceiver, HopSecret, HopSender, HOP_SECRET_LEN, HOP_TRAILER_LEN};
 use protocol::media::{RttEcho, VideoHeader, MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD};
 use protocol::{ControlMessage, MediaPacket, PROTOCOL_VERSION};
 use relay_server::{Relay, RelayConfig};
@@ -75,12 +81,19 @@ fn main() {
     println!("1 sender -> forwarder -> {RECEIVERS} receivers, {MAX_DATAGRAM_LEN}-byte datagrams, loopback, {MEASURE:?} per round");
     let mut ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
+    let mut auth_ratios = Vec::new();
     for round in 1..=ROUNDS {
         let relay = relay_run();
-        let baseline = baseline_run();
+        let baseline = baseline_run(false);
+        let authenticated = baseline_run(true);
         println!("round {round}");
         relay.print("relay");
         baseline.print("baseline");
+        authenticated.print("base+auth");
+        if let (Some(a), Some(b)) = (authenticated.cpu_ns_per_packet_out(), baseline.cpu_ns_per_packet_out()) {
+            println!("    authenticated/plain forwarder CPU per packet out: {:.2}x", a / b);
+            auth_ratios.push(a / b);
+        }
         let ratio = relay.forwarder_out as f64 / baseline.forwarder_out.max(1) as f64;
         println!("    relay/baseline packets out: {ratio:.2}x");
         ratios.push(ratio);
@@ -92,6 +105,13 @@ fn main() {
     }
     ratios.sort_by(f64::total_cmp);
     println!("median relay/baseline packets out over {ROUNDS} rounds: {:.2}x", ratios[ROUNDS / 2]);
+    if auth_ratios.len() == ROUNDS {
+        auth_ratios.sort_by(f64::total_cmp);
+        println!(
+            "median authenticated/plain forwarder CPU per packet out: {:.2}x (verify + replay window + a seal per receiver)",
+            auth_ratios[ROUNDS / 2]
+        );
+    }
     if cpu_ratios.len() == ROUNDS {
         cpu_ratios.sort_by(f64::total_cmp);
         println!(
@@ -123,8 +143,8 @@ fn cpu_of(tids: &[u32]) -> Option<Duration> {
     tids.iter().map(|t| thread_cpu(*t)).sum()
 }
 
-/// The datagram for packet number `i` of the sender's stream.
-fn fragment(sender_id: u32, i: u32, out: &mut [u8; MAX_DATAGRAM_LEN]) -> usize {
+/// The datagram for packet number `i` of the sender's stream, sealed by `hop`.
+fn fragment(sender_id: u32, i: u32, hop: &HopSender, out: &mut [u8; MAX_DATAGRAM_LEN]) -> usize {
     static PAYLOAD: [u8; MAX_VIDEO_FRAGMENT_PAYLOAD] = [0x5A; MAX_VIDEO_FRAGMENT_PAYLOAD];
     let header = VideoHeader {
         frame_id: i / FRAGS_PER_FRAME,
@@ -135,7 +155,7 @@ fn fragment(sender_id: u32, i: u32, out: &mut [u8; MAX_DATAGRAM_LEN]) -> usize {
         frag_index: (i % FRAGS_PER_FRAME) as u16,
         frag_count: FRAGS_PER_FRAME as u16,
     };
-    MediaPacket::VideoFragment { sender_id, header, payload: &PAYLOAD }.encode_into(out).expect("fits")
+    hop.encode(&MediaPacket::VideoFragment { sender_id, header, payload: &PAYLOAD }, out).expect("fits")
 }
 
 /// Blasts fragments at `to` until `stop`; counts what it sent after `measuring` was set.
@@ -143,6 +163,7 @@ fn spawn_sender(
     socket: UdpSocket,
     to: SocketAddr,
     sender_id: u32,
+    hop: HopSender,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> thread::JoinHandle<u64> {
@@ -151,7 +172,7 @@ fn spawn_sender(
         let mut i = 0u32;
         let mut counted = 0u64;
         while !stop.load(Relaxed) {
-            let len = fragment(sender_id, i, &mut out);
+            let len = fragment(sender_id, i, &hop, &mut out);
             if socket.send_to(&out[..len], to).is_ok() && measuring.load(Relaxed) {
                 counted += 1;
             }
@@ -202,6 +223,11 @@ async fn connect(addr: SocketAddr, pin: protocol::fingerprint::Fingerprint) -> C
     c
 }
 
+/// The hop keys of a control connection's TLS session.
+fn hop_secret(c: &Control) -> HopSecret {
+    protocol::tls::export_hop_secret(&**c.get_ref().get_ref().1).expect("TLS exporter")
+}
+
 /// Creates a meeting of `n` participants over the control protocol.
 async fn meeting(
     addr: SocketAddr,
@@ -233,20 +259,25 @@ async fn meeting(
     members
 }
 
-/// A media socket whose address the relay has learned.
-fn register(relay: SocketAddr, welcome: &MeetingWelcome) -> UdpSocket {
+/// A media socket whose address the relay has learned, and the sealer its datagrams go on
+/// with (its numbers continue after the registration's).
+fn register(relay: SocketAddr, welcome: &MeetingWelcome, secret: &HopSecret) -> (UdpSocket, HopSender) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let keepalive = MediaPacket::Keepalive { sender_id: welcome.participant_id, media_token: welcome.media_token };
+    let hop = HopSender::new(secret.to_relay());
+    let mut from_relay = HopReceiver::new(secret.from_relay());
+    let keepalive = MediaPacket::Keepalive { sender_id: welcome.participant_id };
     let request =
         MediaPacket::RttRequest { sender_id: welcome.participant_id, echo: RttEcho { echo_id: 1, sent_ts_us: 0 } };
     let mut buf = [0u8; 2048];
     for _ in 0..50 {
-        socket.send_to(&keepalive.to_vec().unwrap(), relay).unwrap();
-        socket.send_to(&request.to_vec().unwrap(), relay).unwrap();
+        socket.send_to(&hop.to_vec(&keepalive).unwrap(), relay).unwrap();
+        socket.send_to(&hop.to_vec(&request).unwrap(), relay).unwrap();
         if let Ok(n) = socket.recv(&mut buf) {
-            if matches!(MediaPacket::decode(&buf[..n]), Ok(MediaPacket::RttReply { .. })) {
-                return socket;
+            if let Ok(packet) = from_relay.open(&buf[..n]) {
+                if matches!(MediaPacket::decode(packet), Ok(MediaPacket::RttReply { .. })) {
+                    return (socket, hop);
+                }
             }
         }
     }
@@ -268,15 +299,15 @@ fn relay_run() -> Figures {
     let relay = runtime.block_on(Relay::start(config)).expect("relay starts");
     let members = runtime.block_on(meeting(relay.tcp_addr(), relay.certificate_fingerprint(), 1 + RECEIVERS));
     let udp = relay.udp_addr();
-    let sockets: Vec<UdpSocket> = members.iter().map(|(_, w)| register(udp, w)).collect();
+    let sockets: Vec<(UdpSocket, HopSender)> = members.iter().map(|(c, w)| register(udp, w, &hop_secret(c))).collect();
     let sender_id = members[0].1.participant_id;
 
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut sockets = sockets.into_iter();
-    let sender_socket = sockets.next().unwrap();
-    let receivers: Vec<_> = sockets.map(|s| spawn_receiver(s, measuring.clone(), stop.clone())).collect();
-    let sender = spawn_sender(sender_socket, udp, sender_id, measuring.clone(), stop.clone());
+    let (sender_socket, sender_hop) = sockets.next().unwrap();
+    let receivers: Vec<_> = sockets.map(|(s, _)| spawn_receiver(s, measuring.clone(), stop.clone())).collect();
+    let sender = spawn_sender(sender_socket, udp, sender_id, sender_hop, measuring.clone(), stop.clone());
 
     thread::sleep(WARMUP);
     let relay_tids = tids.lock().unwrap().clone();
@@ -306,7 +337,10 @@ fn relay_run() -> Figures {
     }
 }
 
-fn baseline_run() -> Figures {
+/// The plain forwarder: `recv_from`, then `send_to` to each receiver. With `authenticate` it
+/// also does the relay's per-packet authentication work: verify the sender's trailer, accept
+/// its number in the replay window, seal each copy with its receiver's key.
+fn baseline_run(authenticate: bool) -> Figures {
     // The same kernel buffers the relay asks for, so both forwarders absorb bursts alike.
     let forwarder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     let buffer = RelayConfig::default().udp_socket_buffer;
@@ -318,6 +352,9 @@ fn baseline_run() -> Figures {
     let forwarder_addr = forwarder.local_addr().unwrap();
     let receiver_sockets: Vec<UdpSocket> = (0..RECEIVERS).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
     let targets: Vec<SocketAddr> = receiver_sockets.iter().map(|s| s.local_addr().unwrap()).collect();
+    let secret = |n: u8| HopSecret::new([n; HOP_SECRET_LEN]);
+    let mut from_sender = HopReceiver::new(secret(0).to_relay());
+    let to_receivers: Vec<HopSender> = (1..=RECEIVERS as u8).map(|n| HopSender::new(secret(n).from_relay())).collect();
 
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -332,7 +369,16 @@ fn baseline_run() -> Figures {
             while !stop.load(Relaxed) {
                 if let Ok((n, _)) = forwarder.recv_from(&mut buf) {
                     n_in += 1;
-                    for t in &targets {
+                    if authenticate {
+                        let Ok(seq) = from_sender.verify(&buf[..n]) else { continue };
+                        if from_sender.accept(seq).is_err() || n < HOP_TRAILER_LEN {
+                            continue;
+                        }
+                    }
+                    for (t, hop) in targets.iter().zip(&to_receivers) {
+                        if authenticate && hop.seal(&mut buf[..n]).is_err() {
+                            continue;
+                        }
                         if forwarder.send_to(&buf[..n], t).is_ok() {
                             n_out += 1;
                         }
@@ -347,8 +393,15 @@ fn baseline_run() -> Figures {
     };
     let receivers: Vec<_> =
         receiver_sockets.into_iter().map(|s| spawn_receiver(s, measuring.clone(), stop.clone())).collect();
-    let sender =
-        spawn_sender(UdpSocket::bind("127.0.0.1:0").unwrap(), forwarder_addr, 1, measuring.clone(), stop.clone());
+    let sender_hop = HopSender::new(secret(0).to_relay());
+    let sender = spawn_sender(
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        forwarder_addr,
+        1,
+        sender_hop,
+        measuring.clone(),
+        stop.clone(),
+    );
 
     thread::sleep(WARMUP);
     let fwd_tids: Vec<u32> = tid_rx.recv().ok().flatten().into_iter().collect();

@@ -33,6 +33,7 @@ use crate::stats::{LimitHit, Stats};
 use crate::Stream;
 
 type ControlStream = Framed<Stream, ControlFrames>;
+use protocol::hop::HopSecret;
 
 /// Serves one accepted TCP connection until it closes or the relay shuts down.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, shutdown: CancellationToken) {
@@ -84,9 +85,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr,
                 if !send_bounded(&mut framed, &welcome, liveness).await {
                     return;
                 }
+                // The keys of this participant's datagrams, known only to the two ends.
+                let hop = match protocol::tls::export_hop_secret(&**framed.get_ref().get_ref().1) {
+                    Ok(hop) => hop,
+                    Err(e) => {
+                        warn!(%peer, "cannot derive media keys from the TLS session: {e}");
+                        return;
+                    }
+                };
                 Stats::inc(&shared.stats.control_connections);
                 debug!(%peer, client = %client_name, "control connection");
-                return Session::new(shared, framed, peer, shutdown).run().await;
+                return Session::new(shared, framed, hop, peer, shutdown).run().await;
             }
             msg @ (ControlMessage::FileUpload { .. } | ControlMessage::FileDownload { .. }) => {
                 return crate::files::serve(shared, framed, msg, peer, shutdown).await;
@@ -205,9 +214,15 @@ struct Session {
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, framed: ControlStream, peer: SocketAddr, shutdown: CancellationToken) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        framed: ControlStream,
+        hop: HopSecret,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(shared.config.outbound_queue_len.max(1));
-        let conn = ConnHandle { id: shared.next_conn_id(), tx, kill: CancellationToken::new() };
+        let conn = ConnHandle { id: shared.next_conn_id(), tx, kill: CancellationToken::new(), hop: Arc::new(hop) };
         Self {
             shared,
             framed,

@@ -195,7 +195,7 @@ mod tests {
         assert!(text.contains("\nparlor_upload_bytes_total 12345\n"), "{text}");
         assert!(text.contains("\nparlor_meetings_live 0\n"), "{text}");
         assert!(text.contains("parlor_limit_hits_total{limit=\"knocks\"} 1\n"), "{text}");
-        assert!(text.contains("parlor_udp_drops_total{reason=\"bad_token\"} 0\n"), "{text}");
+        assert!(text.contains("parlor_udp_drops_total{reason=\"forged\"} 0\n"), "{text}");
         for limit in LimitHit::ALL {
             assert!(text.contains(&format!("{{limit=\"{}\"}}", limit.as_str())), "{}", limit.as_str());
         }

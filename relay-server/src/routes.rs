@@ -9,8 +9,9 @@
 //! come and go. The UDP task drains it before each receive batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use protocol::hop::HopSecret;
 use tokio::sync::Notify;
 
 use crate::meeting::lock;
@@ -19,7 +20,7 @@ use crate::meeting::lock;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RouteUpdate {
     /// A participant was admitted to meeting `meeting_id`.
-    Add { meeting_id: u64, participant_id: u32, media_token: u64 },
+    Add { meeting_id: u64, participant_id: u32, hop: Arc<HopSecret> },
     /// A participant left.
     Remove { participant_id: u32 },
 }
@@ -97,7 +98,11 @@ mod tests {
     use super::*;
 
     fn add(participant_id: u32) -> RouteUpdate {
-        RouteUpdate::Add { meeting_id: 1, participant_id, media_token: 7 }
+        RouteUpdate::Add {
+            meeting_id: 1,
+            participant_id,
+            hop: Arc::new(HopSecret::new([7; protocol::hop::HOP_SECRET_LEN])),
+        }
     }
 
     #[test]

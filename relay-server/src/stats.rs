@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use protocol::hop::HopError;
 use protocol::PacketError;
 
 /// Why the relay dropped a UDP datagram.
@@ -27,8 +28,14 @@ pub enum DropReason {
     InvalidField,
     /// No admitted participant has this sender id.
     UnknownSender,
-    /// A keepalive carried the wrong media token.
-    BadToken,
+    /// The authentication tag does not match the sender's key: made up, altered, or sent
+    /// with another participant's id.
+    Forged,
+    /// A sequence number the sender's replay window already accepted: a captured datagram
+    /// sent again.
+    Replayed,
+    /// A sequence number older than the sender's replay window.
+    Stale,
     /// The datagram came from another address than the sender's keepalives.
     WrongAddress,
     /// A kind clients never send (an RTT reply).
@@ -39,7 +46,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order of [`StatsSnapshot::drops`].
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::TooShort,
         DropReason::TooLong,
         DropReason::BadMagic,
@@ -48,7 +55,9 @@ impl DropReason {
         DropReason::LengthMismatch,
         DropReason::InvalidField,
         DropReason::UnknownSender,
-        DropReason::BadToken,
+        DropReason::Forged,
+        DropReason::Replayed,
+        DropReason::Stale,
         DropReason::WrongAddress,
         DropReason::UnexpectedKind,
         DropReason::ForeignReport,
@@ -68,7 +77,9 @@ impl DropReason {
             DropReason::LengthMismatch => "length_mismatch",
             DropReason::InvalidField => "invalid_field",
             DropReason::UnknownSender => "unknown_sender",
-            DropReason::BadToken => "bad_token",
+            DropReason::Forged => "forged",
+            DropReason::Replayed => "replayed",
+            DropReason::Stale => "stale",
             DropReason::WrongAddress => "wrong_address",
             DropReason::UnexpectedKind => "unexpected_kind",
             DropReason::ForeignReport => "foreign_report",
@@ -91,6 +102,17 @@ impl DropReason {
 
     pub(crate) fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl From<HopError> for DropReason {
+    fn from(e: HopError) -> Self {
+        match e {
+            HopError::TooShort => DropReason::TooShort,
+            HopError::Forged => DropReason::Forged,
+            HopError::Replayed => DropReason::Replayed,
+            HopError::Stale => DropReason::Stale,
+        }
     }
 }
 

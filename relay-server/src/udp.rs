@@ -2,12 +2,15 @@
 //!
 //! Control tasks never touch the table; meetings push [`RouteUpdate`]s into a
 //! [`RouteQueue`] and the UDP task applies them between receive batches, so the hot path takes no lock. Per datagram
-//! the relay reads the 8-byte common header, validates the rest with the borrowing decoder
-//! (no allocation), finds the sender's route by id in a hash map keyed by the relay-assigned
-//! participant id, checks the datagram comes from the address the sender's keepalives
-//! established, and sends the very same receive buffer to every other participant of that
-//! meeting. Nothing is allocated per packet: the receive buffer is reused, the fan-out is
-//! `send_to` of the same slice.
+//! the relay reads the 8-byte common header, finds the sender's route by id in a hash map
+//! keyed by the relay-assigned participant id, verifies the datagram's authentication trailer
+//! with the sender's key ([`protocol::hop`], keyed from its TLS session), validates the packet
+//! with the borrowing decoder (no allocation), checks it comes from the address the sender's
+//! keepalives established, accepts its sequence number once in the sender's replay window,
+//! and only then sends the receive buffer on to every other participant of that meeting, its
+//! trailer sealed again for each receiver with that receiver's key. Forged, replayed, stale
+//! and unknown datagrams are counted and go nowhere. Nothing is allocated per packet: the
+//! receive buffer is reused, and the fan-out rewrites only its trailer.
 //!
 //! Per receiver, video may be thinned (see [`crate::thinning`]); a thinned receiver's video
 //! sequence numbers are rewritten in the buffer right before its `send_to`. Audio is never
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::estimators::{InterarrivalJitter, LossEstimator};
+use protocol::hop::{HopReceiver, HopSender, HOP_TRAILER_LEN};
 use protocol::media::{peek_header, MediaKind, PacketKind, ReceiverReport, RELAY_SENDER_ID};
 use protocol::MediaPacket;
 use tokio::net::UdpSocket;
@@ -118,7 +122,8 @@ impl StreamStats {
 struct Route {
     /// Index of its meeting's [`Group`].
     group: usize,
-    media_token: u64,
+    /// Verifies its datagrams and remembers which sequence numbers it already sent.
+    hop_in: HopReceiver,
     /// Learned from its keepalives; media from any other address is dropped.
     addr: Option<SocketAddr>,
     video: StreamStats,
@@ -134,6 +139,8 @@ struct Route {
 struct Receiver {
     id: u32,
     addr: Option<SocketAddr>,
+    /// Seals every datagram sent to it.
+    hop_out: HopSender,
     /// Thinning state per video source, created on the first congested report about it.
     /// Bounded by the meeting's participant limit.
     thinners: Vec<(u32, Thinner)>,
@@ -172,7 +179,7 @@ impl Router {
 
     pub fn apply(&mut self, update: RouteUpdate) {
         match update {
-            RouteUpdate::Add { meeting_id, participant_id, media_token } => {
+            RouteUpdate::Add { meeting_id, participant_id, hop } => {
                 self.remove(participant_id);
                 let group = match self.group_of_meeting.get(&meeting_id) {
                     Some(g) => *g,
@@ -193,13 +200,18 @@ impl Router {
                     }
                 };
                 if let Some(Some(g)) = self.groups.get_mut(group) {
-                    g.members.push(Receiver { id: participant_id, addr: None, thinners: Vec::new() });
+                    g.members.push(Receiver {
+                        id: participant_id,
+                        addr: None,
+                        hop_out: HopSender::new(hop.from_relay()),
+                        thinners: Vec::new(),
+                    });
                 }
                 self.routes.insert(
                     participant_id,
                     Route {
                         group,
-                        media_token,
+                        hop_in: HopReceiver::new(hop.to_relay()),
                         addr: None,
                         video: StreamStats::new(),
                         audio: StreamStats::new(),
@@ -232,8 +244,9 @@ impl Router {
         self.routes.len()
     }
 
-    /// Handles one datagram received from `from`. `buf` is the receive buffer, which may be
-    /// modified (sequence-number rewrite) while fanning out.
+    /// Handles one datagram received from `from`. `buf` is the receive buffer, which is
+    /// modified while fanning out (each receiver's trailer, a thinned receiver's sequence
+    /// numbers).
     pub fn handle(
         &mut self,
         buf: &mut [u8],
@@ -250,16 +263,22 @@ impl Router {
         if kind == PacketKind::RttReply {
             return self.counters.drop(DropReason::UnexpectedKind);
         }
-        let packet = match MediaPacket::decode(buf) {
-            Ok(p) => p,
-            Err(e) => return self.counters.drop(e.into()),
-        };
         let Some(route) = self.routes.get_mut(&sender) else {
             return self.counters.drop(DropReason::UnknownSender);
         };
-        if let MediaPacket::Keepalive { media_token, .. } = packet {
-            if media_token != route.media_token {
-                return self.counters.drop(DropReason::BadToken);
+        let seq = match route.hop_in.verify(buf) {
+            Ok(seq) => seq,
+            Err(e) => return self.counters.drop(e.into()),
+        };
+        let packet = match MediaPacket::decode(&buf[..buf.len() - HOP_TRAILER_LEN]) {
+            Ok(p) => p,
+            Err(e) => return self.counters.drop(e.into()),
+        };
+        if let MediaPacket::Keepalive { .. } = packet {
+            // Authentic and never seen: only the participant itself can have sent it, so its
+            // source is where the participant is now (a NAT rebinding is followed at once).
+            if let Err(e) = route.hop_in.accept(seq) {
+                return self.counters.drop(e.into());
             }
             self.counters.keepalives += 1;
             if route.addr != Some(from) {
@@ -276,6 +295,9 @@ impl Router {
         if route.addr != Some(from) {
             return self.counters.drop(DropReason::WrongAddress);
         }
+        if let Err(e) = route.hop_in.accept(seq) {
+            return self.counters.drop(e.into());
+        }
         let group = route.group;
         match packet {
             MediaPacket::VideoFragment { header, .. } => {
@@ -288,8 +310,9 @@ impl Router {
             }
             MediaPacket::RttRequest { echo, .. } => {
                 let reply = MediaPacket::RttReply { sender_id: RELAY_SENDER_ID, echo };
-                let mut out = [0u8; 32];
-                if let Ok(len) = reply.encode_into(&mut out) {
+                let mut out = [0u8; 64];
+                let Some(receiver) = self.receiver(group, sender) else { return };
+                if let Ok(len) = receiver.hop_out.encode(&reply, &mut out) {
                     self.counters.rtt_replies += 1;
                     self.transmit(&out[..len], from, send);
                 }
@@ -299,6 +322,12 @@ impl Router {
         }
     }
 
+    /// The participant `id` of group `group` as a receiver.
+    fn receiver(&self, group: usize, id: u32) -> Option<&Receiver> {
+        self.groups.get(group)?.as_ref()?.members.iter().find(|r| r.id == id)
+    }
+
+    /// Sends a datagram already sealed for its receiver.
     fn transmit(&mut self, datagram: &[u8], to: SocketAddr, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
         if send(datagram, to) {
             self.counters.packets_out += 1;
@@ -308,7 +337,13 @@ impl Router {
         }
     }
 
-    fn forward_all(&mut self, buf: &[u8], group: usize, sender: u32, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
+    fn forward_all(
+        &mut self,
+        buf: &mut [u8],
+        group: usize,
+        sender: u32,
+        send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
+    ) {
         let Some(Some(g)) = self.groups.get(group) else { return };
         let c = &mut self.counters;
         for r in &g.members {
@@ -316,6 +351,9 @@ impl Router {
                 continue;
             }
             if let Some(addr) = r.addr {
+                if r.hop_out.seal(buf).is_err() {
+                    continue;
+                }
                 if send(buf, addr) {
                     c.packets_out += 1;
                     c.bytes_out += buf.len() as u64;
@@ -360,6 +398,9 @@ impl Router {
                     in_buffer = out_seq;
                 }
             }
+            if r.hop_out.seal(buf).is_err() {
+                continue;
+            }
             if send(buf, addr) {
                 c.packets_out += 1;
                 c.bytes_out += buf.len() as u64;
@@ -371,7 +412,7 @@ impl Router {
 
     fn on_receiver_report(
         &mut self,
-        buf: &[u8],
+        buf: &mut [u8],
         group: usize,
         reporter: u32,
         report: ReceiverReport,
@@ -404,17 +445,22 @@ impl Router {
             }
         }
         if let Some(addr) = source_addr {
-            self.counters.reports_forwarded += 1;
-            self.transmit(buf, addr, send);
+            let Some(source) = self.receiver(group, report.source_id) else { return };
+            if source.hop_out.seal(buf).is_ok() {
+                self.counters.reports_forwarded += 1;
+                self.transmit(buf, addr, send);
+            }
         }
     }
 
     /// Sends every sender a report about each of its streams that was active in the interval.
     pub fn send_reports(&mut self, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
-        let mut out = [0u8; 32];
+        let mut out = [0u8; 64];
         let c = &mut self.counters;
         for (id, route) in self.routes.iter_mut() {
             let Some(addr) = route.addr else { continue };
+            let Some(Some(group)) = self.groups.get(route.group) else { continue };
+            let Some(receiver) = group.members.iter().find(|r| r.id == *id) else { continue };
             let reports =
                 [route.video.take_report(*id, MediaKind::Video), route.audio.take_report(*id, MediaKind::Audio)];
             if let Some(video) = &reports[0] {
@@ -422,7 +468,7 @@ impl Router {
             }
             for report in reports.into_iter().flatten() {
                 let packet = MediaPacket::ReceiverReport { sender_id: RELAY_SENDER_ID, report };
-                let Ok(len) = packet.encode_into(&mut out) else { continue };
+                let Ok(len) = receiver.hop_out.encode(&packet, &mut out) else { continue };
                 if send(&out[..len], addr) {
                     c.packets_out += 1;
                     c.bytes_out += len as u64;
@@ -520,6 +566,7 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::hop::{HopError, HopSecret, HOP_SECRET_LEN};
     use protocol::media::{AudioHeader, RttEcho, VideoHeader};
 
     fn addr(port: u16) -> SocketAddr {
@@ -537,46 +584,79 @@ mod tests {
         }
     }
 
-    fn keepalive(id: u32, token: u64) -> Vec<u8> {
-        MediaPacket::Keepalive { sender_id: id, media_token: token }.to_vec().unwrap()
+    /// The keys participant `id`'s TLS session would export.
+    fn secret(id: u32) -> HopSecret {
+        HopSecret::new([id as u8; HOP_SECRET_LEN])
     }
 
-    fn video(id: u32, frame_id: u32, seq: u32, frag_index: u16, frag_count: u16) -> Vec<u8> {
+    /// The client ends of the participants' hops: what they seal with, what they open with.
+    struct Clients {
+        senders: BTreeMap<u32, HopSender>,
+        receivers: BTreeMap<u32, HopReceiver>,
+    }
+
+    impl Clients {
+        fn seal(&self, packet: MediaPacket<'_>) -> Vec<u8> {
+            self.senders[&packet.sender_id()].to_vec(&packet).unwrap()
+        }
+
+        /// What participant `to` makes of a datagram the relay sent it: it must open with its
+        /// key, once.
+        fn open(&mut self, to: u32, datagram: &[u8]) -> MediaPacket<'static> {
+            let packet = self.receivers.get_mut(&to).unwrap().open(datagram).expect("authentic");
+            let leaked: &'static [u8] = Box::leak(packet.to_vec().into_boxed_slice());
+            MediaPacket::decode(leaked).unwrap()
+        }
+    }
+
+    use std::collections::BTreeMap;
+
+    fn video(id: u32, frame_id: u32, seq: u32, frag_index: u16, frag_count: u16) -> MediaPacket<'static> {
         let header = VideoHeader { frame_id, capture_ts_us: 1, seq, width: 4, height: 4, frag_index, frag_count };
-        MediaPacket::VideoFragment { sender_id: id, header, payload: &[7u8; 10] }.to_vec().unwrap()
+        MediaPacket::VideoFragment { sender_id: id, header, payload: &[7u8; 10] }
     }
 
     /// Router with participants 1, 2, 3 in meeting 10 and 4 in meeting 20, all registered.
-    fn router() -> Router {
+    fn router() -> (Router, Clients) {
         let mut r = Router::new(ThinningConfig::default());
+        let mut clients = Clients { senders: BTreeMap::new(), receivers: BTreeMap::new() };
         for (id, meeting) in [(1, 10), (2, 10), (3, 10), (4, 20)] {
-            r.apply(RouteUpdate::Add { meeting_id: meeting, participant_id: id, media_token: 100 + u64::from(id) });
-            let mut ka = keepalive(id, 100 + u64::from(id));
+            r.apply(RouteUpdate::Add { meeting_id: meeting, participant_id: id, hop: Arc::new(secret(id)) });
+            clients.senders.insert(id, HopSender::new(secret(id).to_relay()));
+            clients.receivers.insert(id, HopReceiver::new(secret(id).from_relay()));
+            let mut ka = clients.seal(MediaPacket::Keepalive { sender_id: id });
             r.handle(&mut ka, addr(id as u16), Instant::now(), &mut |_, _| true);
         }
-        r
+        (r, clients)
     }
 
     #[test]
-    fn forwards_within_the_meeting_and_never_back() {
-        let mut r = router();
+    fn forwards_within_the_meeting_and_never_back_sealed_for_each_receiver() {
+        let (mut r, mut clients) = router();
         let mut sent = Sent(Vec::new());
-        let mut pkt = video(1, 0, 0, 0, 1);
+        let original = video(1, 0, 0, 0, 1);
+        let mut pkt = clients.seal(original);
         r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
         let to: Vec<_> = sent.0.iter().map(|(_, a)| *a).collect();
         assert_eq!(to, vec![addr(2), addr(3)]);
-        assert!(sent.0.iter().all(|(d, _)| *d == pkt));
+        for (datagram, to) in &sent.0 {
+            let id = u32::from(to.port());
+            assert_eq!(clients.open(id, datagram), original, "the packet is forwarded unchanged");
+        }
+        // Each copy is sealed with its receiver's key only.
+        let mut other = HopReceiver::new(secret(3).from_relay());
+        assert_eq!(other.open(&sent.0[0].0), Err(HopError::Forged));
     }
 
     #[test]
     fn drops_are_counted_by_reason() {
-        let mut r = router();
+        let (mut r, clients) = router();
         let mut sent = Sent(Vec::new());
         r.handle(&mut b"PR".to_vec(), addr(1), Instant::now(), &mut sent.sender());
-        r.handle(&mut video(99, 0, 0, 0, 1), addr(1), Instant::now(), &mut sent.sender());
-        r.handle(&mut video(1, 0, 0, 0, 1), addr(9), Instant::now(), &mut sent.sender());
-        r.handle(&mut keepalive(1, 5), addr(9), Instant::now(), &mut sent.sender());
-        let mut oversized = video(1, 0, 0, 0, 1);
+        let mut unknown = HopSender::new(secret(99).to_relay()).to_vec(&video(99, 0, 0, 0, 1)).unwrap();
+        r.handle(&mut unknown, addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut clients.seal(video(1, 0, 0, 0, 1)), addr(9), Instant::now(), &mut sent.sender());
+        let mut oversized = clients.seal(video(1, 0, 0, 0, 1));
         oversized.resize(protocol::media::MAX_DATAGRAM_LEN + 1, 0);
         r.handle(&mut oversized, addr(1), Instant::now(), &mut sent.sender());
         assert!(sent.0.is_empty());
@@ -584,29 +664,94 @@ mod tests {
         assert_eq!(r.counters.drops[DropReason::TooShort.index()], 1);
         assert_eq!(r.counters.drops[DropReason::UnknownSender.index()], 1);
         assert_eq!(r.counters.drops[DropReason::WrongAddress.index()], 1);
-        assert_eq!(r.counters.drops[DropReason::BadToken.index()], 1);
+    }
+
+    /// Participant 3 (or anyone who read the id off the wire) sends as participant 1: a
+    /// receiver report that would throttle 1's video, a frame that would replace 1's picture,
+    /// a keepalive that would send 1's media elsewhere. None verifies; nothing is forwarded
+    /// and nothing changes.
+    #[test]
+    fn forged_datagrams_change_nothing() {
+        let (mut r, mut clients) = router();
+        let impostor = HopSender::new(secret(3).to_relay());
+        let report = ReceiverReport {
+            source_id: 2,
+            media: MediaKind::Video,
+            loss_permille: 900,
+            highest_seq: 0,
+            cumulative_lost: 0,
+            jitter_us: 0,
+        };
+        let mut sent = Sent(Vec::new());
+        for forged in [
+            MediaPacket::ReceiverReport { sender_id: 1, report },
+            video(1, 5, 5, 0, 1),
+            MediaPacket::Keepalive { sender_id: 1 },
+        ] {
+            // From 1's own address (spoofed) and from the attacker's.
+            for from in [addr(1), addr(66)] {
+                let mut d = impostor.to_vec(&forged).unwrap();
+                r.handle(&mut d, from, Instant::now(), &mut sent.sender());
+            }
+        }
+        assert!(sent.0.is_empty(), "nothing forged is forwarded");
+        assert_eq!(r.counters.drops[DropReason::Forged.index()], 6);
+        assert_eq!(r.routes[&1].addr, Some(addr(1)), "1's media address did not move");
+        // 2 was not thinned: all of 1's next frame reaches it.
+        r.handle(&mut clients.seal(video(1, 6, 6, 0, 1)), addr(1), Instant::now(), &mut sent.sender());
+        assert_eq!(sent.0.iter().filter(|(_, a)| *a == addr(2)).count(), 1);
+        assert_eq!(r.counters.thinned, 0);
+        let (d, _) = sent.0.iter().find(|(_, a)| *a == addr(2)).unwrap();
+        assert_eq!(clients.open(2, d), video(1, 6, 6, 0, 1));
+    }
+
+    /// A captured datagram sent again, from anywhere: refused once its number was accepted,
+    /// and a number a whole window behind is stale. A captured keepalive replayed from the
+    /// attacker's address does not move the media address.
+    #[test]
+    fn replayed_and_stale_datagrams_are_dropped() {
+        let (mut r, clients) = router();
+        let mut sent = Sent(Vec::new());
+        let captured = clients.seal(video(1, 0, 0, 0, 1));
+        r.handle(&mut captured.clone(), addr(1), Instant::now(), &mut sent.sender());
+        assert_eq!(sent.0.len(), 2);
+        sent.0.clear();
+        r.handle(&mut captured.clone(), addr(1), Instant::now(), &mut sent.sender());
+        let keepalive = clients.seal(MediaPacket::Keepalive { sender_id: 1 });
+        r.handle(&mut keepalive.clone(), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut keepalive.clone(), addr(66), Instant::now(), &mut sent.sender());
+        assert_eq!(r.routes[&1].addr, Some(addr(1)));
+        assert_eq!(r.counters.drops[DropReason::Replayed.index()], 2);
+        let old = clients.seal(video(1, 1, 1, 0, 1));
+        for n in 0..protocol::replay::REPLAY_WINDOW as u32 {
+            let mut d = clients.seal(video(1, 2 + n, 2 + n, 0, 1));
+            r.handle(&mut d, addr(1), Instant::now(), &mut |_, _| true);
+        }
+        r.handle(&mut old.clone(), addr(1), Instant::now(), &mut sent.sender());
+        assert_eq!(r.counters.drops[DropReason::Stale.index()], 1);
+        assert!(sent.0.is_empty(), "no replay reaches anyone");
     }
 
     #[test]
     fn answers_rtt_requests_and_reports_streams() {
-        let mut r = router();
+        let (mut r, mut clients) = router();
         let mut sent = Sent(Vec::new());
         let echo = RttEcho { echo_id: 5, sent_ts_us: 77 };
-        let mut req = MediaPacket::RttRequest { sender_id: 2, echo }.to_vec().unwrap();
+        let mut req = clients.seal(MediaPacket::RttRequest { sender_id: 2, echo });
         r.handle(&mut req, addr(2), Instant::now(), &mut sent.sender());
         assert_eq!(sent.0.len(), 1);
-        assert_eq!(MediaPacket::decode(&sent.0[0].0).unwrap(), MediaPacket::RttReply { sender_id: 0, echo });
+        assert_eq!(clients.open(2, &sent.0[0].0), MediaPacket::RttReply { sender_id: 0, echo });
         sent.0.clear();
         let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 16000, channels: 1 };
         for seq in [0u32, 1, 3] {
             let h = AudioHeader { seq, ..header };
             let mut a =
-                MediaPacket::Audio { sender_id: 4, header: h, payload: &[0u8; 4], redundant: None }.to_vec().unwrap();
+                clients.seal(MediaPacket::Audio { sender_id: 4, header: h, payload: &[0u8; 4], redundant: None });
             r.handle(&mut a, addr(4), Instant::now(), &mut |_, _| true);
         }
         r.send_reports(&mut sent.sender());
         assert_eq!(sent.0.len(), 1, "one report: participant 4's audio");
-        match MediaPacket::decode(&sent.0[0].0).unwrap() {
+        match clients.open(4, &sent.0[0].0) {
             MediaPacket::ReceiverReport { sender_id: 0, report } => {
                 assert_eq!(report.source_id, 4);
                 assert_eq!(report.media, MediaKind::Audio);
@@ -623,7 +768,7 @@ mod tests {
 
     #[test]
     fn congested_receiver_is_thinned_with_contiguous_seq() {
-        let mut r = router();
+        let (mut r, mut clients) = router();
         let report = ReceiverReport {
             source_id: 1,
             media: MediaKind::Video,
@@ -632,46 +777,40 @@ mod tests {
             cumulative_lost: 0,
             jitter_us: 0,
         };
-        let mut rr = MediaPacket::ReceiverReport { sender_id: 3, report }.to_vec().unwrap();
+        let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
         let mut forwarded = Sent(Vec::new());
         r.handle(&mut rr, addr(3), Instant::now(), &mut forwarded.sender());
         assert_eq!(forwarded.0.len(), 1, "report forwarded to the source");
         assert_eq!(forwarded.0[0].1, addr(1));
+        assert_eq!(clients.open(1, &forwarded.0[0].0), MediaPacket::ReceiverReport { sender_id: 3, report });
 
         let mut sent = Sent(Vec::new());
         let mut seq = 0;
         for frame in 0..10u32 {
             for frag in 0..3u16 {
-                let mut pkt = video(1, frame, seq, frag, 3);
+                let mut pkt = clients.seal(video(1, frame, seq, frag, 3));
                 r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
                 seq += 1;
             }
         }
-        let to_2 = sent.0.iter().filter(|(_, a)| *a == addr(2)).count();
-        let to_3: Vec<_> = sent
-            .0
-            .iter()
-            .filter(|(_, a)| *a == addr(3))
-            .map(|(d, _)| match MediaPacket::decode(d).unwrap() {
-                MediaPacket::VideoFragment { header, .. } => header,
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
-        assert_eq!(to_2, 30);
+        let mut headers = |to: u32| -> Vec<VideoHeader> {
+            sent.0
+                .iter()
+                .filter(|(_, a)| *a == addr(to as u16))
+                .map(|(d, _)| match clients.open(to, d) {
+                    MediaPacket::VideoFragment { header, .. } => header,
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect()
+        };
+        let to_2 = headers(2);
+        let to_3 = headers(3);
+        assert_eq!(to_2.len(), 30);
         assert_eq!(to_3.len(), 15, "k = 2: every other frame, whole");
         assert!(to_3.iter().all(|h| h.frame_id % 2 == 0));
         assert!(to_3.windows(2).all(|w| w[1].seq == w[0].seq + 1));
         // Receiver 2's copies carry the original numbers.
-        let seqs_2: Vec<u32> = sent
-            .0
-            .iter()
-            .filter(|(_, a)| *a == addr(2))
-            .map(|(d, _)| match MediaPacket::decode(d).unwrap() {
-                MediaPacket::VideoFragment { header, .. } => header.seq,
-                _ => unreachable!(),
-            })
-            .collect();
-        assert_eq!(seqs_2, (0..30).collect::<Vec<_>>());
+        assert_eq!(to_2.iter().map(|h| h.seq).collect::<Vec<_>>(), (0..30).collect::<Vec<_>>());
     }
 
     #[test]
@@ -686,11 +825,11 @@ mod tests {
 
     #[test]
     fn upstream_loss_does_not_thin_a_receiver_with_a_clean_downlink() {
-        let mut r = router();
+        let (mut r, clients) = router();
         // The relay sees 20 % of sender 1's video go missing (seq 0..50, every fifth absent).
         let mut sent = Sent(Vec::new());
         for seq in (0..50u32).filter(|s| s % 5 != 4) {
-            let mut pkt = video(1, seq, seq, 0, 1);
+            let mut pkt = clients.seal(video(1, seq, seq, 0, 1));
             r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
         }
         r.send_reports(&mut sent.sender());
@@ -703,11 +842,11 @@ mod tests {
             cumulative_lost: 10,
             jitter_us: 0,
         };
-        let mut rr = MediaPacket::ReceiverReport { sender_id: 3, report }.to_vec().unwrap();
+        let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
         r.handle(&mut rr, addr(3), Instant::now(), &mut sent.sender());
         let mut after = Sent(Vec::new());
         for frame in 100..110u32 {
-            let mut pkt = video(1, frame, frame, 0, 1);
+            let mut pkt = clients.seal(video(1, frame, frame, 0, 1));
             r.handle(&mut pkt, addr(1), Instant::now(), &mut after.sender());
         }
         assert_eq!(after.0.iter().filter(|(_, a)| *a == addr(3)).count(), 10, "not thinned");
@@ -716,7 +855,7 @@ mod tests {
 
     #[test]
     fn reports_about_other_meetings_are_dropped() {
-        let mut r = router();
+        let (mut r, clients) = router();
         let report = ReceiverReport {
             source_id: 4,
             media: MediaKind::Video,
@@ -725,7 +864,7 @@ mod tests {
             cumulative_lost: 0,
             jitter_us: 0,
         };
-        let mut rr = MediaPacket::ReceiverReport { sender_id: 1, report }.to_vec().unwrap();
+        let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 1, report });
         let mut sent = Sent(Vec::new());
         r.handle(&mut rr, addr(1), Instant::now(), &mut sent.sender());
         assert!(sent.0.is_empty());
@@ -734,14 +873,17 @@ mod tests {
 
     #[test]
     fn removal_frees_routes_and_groups() {
-        let mut r = router();
+        let (mut r, clients) = router();
         for id in 1..=4 {
             r.apply(RouteUpdate::Remove { participant_id: id });
         }
         assert_eq!(r.route_count(), 0);
         assert!(r.group_of_meeting.is_empty());
         assert_eq!(r.free_groups.len(), 2);
-        r.apply(RouteUpdate::Add { meeting_id: 30, participant_id: 5, media_token: 1 });
+        // A removed participant's datagrams, however authentic, are from nobody now.
+        r.handle(&mut clients.seal(video(1, 9, 9, 0, 1)), addr(1), Instant::now(), &mut |_, _| true);
+        assert_eq!(r.counters.drops[DropReason::UnknownSender.index()], 1);
+        r.apply(RouteUpdate::Add { meeting_id: 30, participant_id: 5, hop: Arc::new(secret(5)) });
         assert_eq!(r.free_groups.len(), 1, "a freed group slot is reused");
     }
 }

@@ -23,8 +23,8 @@ struct Bystanders {
 impl Bystanders {
     async fn start(relay: &RelayHandle) -> Bystanders {
         let members = meeting(relay, &["Host", "Guest"]).await;
-        let host_media = Media::register(relay, &members[0].welcome).await;
-        let guest_media = Media::register(relay, &members[1].welcome).await;
+        let host_media = Media::register(relay, &members[0]).await;
+        let guest_media = Media::register(relay, &members[1]).await;
         Bystanders { members, host_media, guest_media, next_frame: 1 }
     }
 

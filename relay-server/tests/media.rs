@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::*;
+use protocol::hop::{HopKey, HopSecret, HopSender, HOP_SECRET_LEN, HOP_TRAILER_LEN};
 use protocol::media::{MediaKind, ReceiverReport, RttEcho, VideoHeader};
 use protocol::{ControlMessage, MediaPacket};
 use relay_server::{DropReason, RelayConfig};
@@ -28,11 +29,11 @@ async fn media_reaches_the_others_in_the_meeting_and_is_not_echoed() {
     let b = meeting(&relay, &["B1", "B2"]).await;
     let mut am = Vec::new();
     for m in &a {
-        am.push(Media::register(&relay, &m.welcome).await);
+        am.push(Media::register(&relay, m).await);
     }
     let mut bm = Vec::new();
     for m in &b {
-        bm.push(Media::register(&relay, &m.welcome).await);
+        bm.push(Media::register(&relay, m).await);
     }
     let sent_video = am[0].send_frame(1, 3).await;
     let sent_audio = am[0].send_audio().await;
@@ -54,40 +55,50 @@ async fn media_reaches_the_others_in_the_meeting_and_is_not_echoed() {
 async fn bad_packets_are_dropped_and_counted_by_reason() {
     let relay = start_default().await;
     let m = meeting(&relay, &["A", "B"]).await;
-    let mut a = Media::register(&relay, &m[0].welcome).await;
-    let b = Media::register(&relay, &m[1].welcome).await;
+    let mut a = Media::register(&relay, &m[0]).await;
+    let mut b = Media::register(&relay, &m[1]).await;
     let before = relay.stats();
 
     // Not media at all.
     a.send(b"hello").await;
-    a.send(b"XX\x01\x01\0\0\0\x01").await;
-    a.send(b"PR\x01\x09\0\0\0\x01").await;
-    // A video fragment whose length field disagrees with the datagram.
+    a.send(&[b"XX\x02\x01\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
+    a.send(&[b"PR\x02\x09\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
+    // A video fragment whose length field disagrees with the packet, correctly sealed.
     let header =
         VideoHeader { frame_id: 1, capture_ts_us: 0, seq: 0, width: 1, height: 1, frag_index: 0, frag_count: 1 };
     let mut frame = MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1, 2, 3] }.to_vec().unwrap();
     frame.pop();
+    frame.resize(frame.len() + HOP_TRAILER_LEN, 0);
+    HopKey::seal(&m[0].client.hop.to_relay(), &mut frame, 1 << 40).unwrap();
     a.send(&frame).await;
     // A datagram over the protocol's 1,200-byte limit (the relay reads one byte past it).
-    let mut oversized = MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1; 100] }.to_vec().unwrap();
+    let mut oversized = a.seal(&MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1; 100] });
     oversized.resize(1500, 0);
     a.send(&oversized).await;
-    // A keepalive with the wrong token, from another socket: must not hijack A's address.
+    // An intruder who read A's id off the wire: a keepalive and a frame in A's name, sealed
+    // with a key of its own, must neither move A's address nor reach B.
     let intruder = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let bad_keepalive = MediaPacket::Keepalive { sender_id: a.id, media_token: a.token ^ 1 }.to_vec().unwrap();
-    intruder.send_to(&bad_keepalive, relay.udp_addr()).await.unwrap();
-    // Media claiming to be A from the intruder's address.
+    let intruder_hop = HopSender::new(HopSecret::new([0x66; HOP_SECRET_LEN]).to_relay());
+    let forged_keepalive = intruder_hop.to_vec(&MediaPacket::Keepalive { sender_id: a.id }).unwrap();
+    intruder.send_to(&forged_keepalive, relay.udp_addr()).await.unwrap();
     let header =
         VideoHeader { frame_id: 2, capture_ts_us: 0, seq: 0, width: 1, height: 1, frag_index: 0, frag_count: 1 };
-    let spoofed = MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[9; 10] }.to_vec().unwrap();
-    intruder.send_to(&spoofed, relay.udp_addr()).await.unwrap();
+    let forged = intruder_hop.to_vec(&MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[9; 10] });
+    intruder.send_to(&forged.unwrap(), relay.udp_addr()).await.unwrap();
+    // A's own, authentic datagram sent again (captured on the path): once from the intruder's
+    // address, once from A's.
+    let captured = a.seal(&MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[3; 10] });
+    a.send(&captured).await;
+    assert_eq!(b.drain_media(QUIET).await.len(), 1, "the original goes through");
+    intruder.send_to(&captured, relay.udp_addr()).await.unwrap();
+    a.send(&captured).await;
     // An unknown sender id.
-    let unknown = MediaPacket::VideoFragment { sender_id: 999_999, header, payload: &[9; 10] }.to_vec().unwrap();
+    let unknown = a.seal(&MediaPacket::VideoFragment { sender_id: 999_999, header, payload: &[9; 10] });
     a.send(&unknown).await;
 
     assert!(b.drain_media(QUIET).await.is_empty(), "nothing bad is forwarded");
-    // Counters are published per receive batch, so wait for all eight drops to be counted.
-    eventually("eight drops counted", || relay.stats().total_drops() - before.total_drops() >= 8).await;
+    // Counters are published per receive batch, so wait for all ten drops to be counted.
+    eventually("ten drops counted", || relay.stats().total_drops() - before.total_drops() >= 10).await;
     let stats = relay.stats();
     let delta = |r: DropReason| stats.drops(r) - before.drops(r);
     assert_eq!(delta(DropReason::TooShort), 1);
@@ -95,14 +106,27 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     assert_eq!(delta(DropReason::BadMagic), 1);
     assert_eq!(delta(DropReason::UnknownKind), 1);
     assert_eq!(delta(DropReason::LengthMismatch), 1);
-    assert_eq!(delta(DropReason::BadToken), 1);
-    assert_eq!(delta(DropReason::WrongAddress), 1);
+    assert_eq!(delta(DropReason::Forged), 2);
+    assert_eq!(delta(DropReason::WrongAddress), 1, "the replay from elsewhere");
+    assert_eq!(delta(DropReason::Replayed), 1, "the replay from A's address");
     assert_eq!(delta(DropReason::UnknownSender), 1);
     assert_eq!(stats.malformed_drops() - before.malformed_drops(), 5);
 
     // A's real address still works.
     let sent = a.send_frame(3, 1).await;
     assert_eq!(b.drain_media(QUIET).await, sent);
+
+    // A's keepalive, captured and sent again from the intruder's address (loopback delivers
+    // the original first): A's media address stays where it is, and B's media keeps going to
+    // A and nowhere else.
+    let keepalive = a.seal(&MediaPacket::Keepalive { sender_id: a.id });
+    a.send(&keepalive).await;
+    intruder.send_to(&keepalive, relay.udp_addr()).await.unwrap();
+    let replays = |stats: &relay_server::StatsSnapshot| stats.drops(DropReason::Replayed);
+    eventually("the replayed keepalive counted", || replays(&relay.stats()) - replays(&before) >= 2).await;
+    let sent = b.send_frame(4, 1).await;
+    assert_eq!(a.drain_media(QUIET).await, sent, "B's media still reaches A");
+    assert!(drain_socket(&intruder, QUIET).await.is_empty(), "and nothing reaches the intruder");
     relay.shutdown().await;
 }
 
@@ -110,10 +134,10 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
 async fn rtt_echo_is_answered_with_the_same_fields() {
     let relay = start_default().await;
     let m = meeting(&relay, &["A"]).await;
-    let a = Media::register(&relay, &m[0].welcome).await;
+    let a = Media::register(&relay, &m[0]).await;
     a.drain(Duration::from_millis(50)).await;
     let echo = RttEcho { echo_id: 0xDEAD_BEEF, sent_ts_us: 1_234_567_890_123 };
-    a.send(&MediaPacket::RttRequest { sender_id: a.id, echo }.to_vec().unwrap()).await;
+    a.send_packet(&MediaPacket::RttRequest { sender_id: a.id, echo }).await;
     let reply = a.recv_until(tokio::time::Instant::now() + WAIT).await.expect("reply");
     assert_eq!(MediaPacket::decode(&reply).unwrap(), MediaPacket::RttReply { sender_id: 0, echo });
     relay.shutdown().await;
@@ -123,8 +147,8 @@ async fn rtt_echo_is_answered_with_the_same_fields() {
 async fn the_relay_reports_each_senders_loss_and_forwards_receivers_reports() {
     let relay = start(RelayConfig { report_interval: Duration::from_millis(200), ..RelayConfig::for_tests() }).await;
     let m = meeting(&relay, &["A", "B"]).await;
-    let a = Media::register(&relay, &m[0].welcome).await;
-    let b = Media::register(&relay, &m[1].welcome).await;
+    let a = Media::register(&relay, &m[0]).await;
+    let b = Media::register(&relay, &m[1]).await;
     // Video seq 0..10 then 15..20: five packets never reached the relay.
     for seq in (0..10).chain(15..20) {
         let header = VideoHeader {
@@ -136,7 +160,7 @@ async fn the_relay_reports_each_senders_loss_and_forwards_receivers_reports() {
             frag_index: 0,
             frag_count: 1,
         };
-        a.send(&MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1; 8] }.to_vec().unwrap()).await;
+        a.send_packet(&MediaPacket::VideoFragment { sender_id: a.id, header, payload: &[1; 8] }).await;
     }
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut report = None;
@@ -155,7 +179,7 @@ async fn the_relay_reports_each_senders_loss_and_forwards_receivers_reports() {
     assert!(relay.stats().reports_sent >= 1);
     b.drain(QUIET).await;
 
-    // B's own report about A goes to A, untouched.
+    // B's own report about A goes to A, untouched (but sealed for A).
     let rr = ReceiverReport {
         source_id: a.id,
         media: MediaKind::Video,
@@ -164,8 +188,7 @@ async fn the_relay_reports_each_senders_loss_and_forwards_receivers_reports() {
         cumulative_lost: 1,
         jitter_us: 300,
     };
-    let datagram = MediaPacket::ReceiverReport { sender_id: b.id, report: rr }.to_vec().unwrap();
-    b.send(&datagram).await;
+    let datagram = b.send_packet(&MediaPacket::ReceiverReport { sender_id: b.id, report: rr }).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut forwarded = false;
     while let Some(d) = a.recv_until(deadline).await {
@@ -204,9 +227,9 @@ fn frames_of(datagrams: &[Vec<u8>], source: u32) -> (BTreeMap<u32, BTreeSet<u16>
 async fn a_congested_receiver_gets_fewer_whole_frames_while_others_get_all() {
     let relay = start_default().await;
     let m = meeting(&relay, &["Sender", "Congested", "Fine"]).await;
-    let mut sender = Media::register(&relay, &m[0].welcome).await;
-    let congested = Media::register(&relay, &m[1].welcome).await;
-    let fine = Media::register(&relay, &m[2].welcome).await;
+    let mut sender = Media::register(&relay, &m[0]).await;
+    let congested = Media::register(&relay, &m[1]).await;
+    let fine = Media::register(&relay, &m[2]).await;
 
     // Two reports of 30 % loss: k goes 1 → 2 → 4.
     for _ in 0..2 {
@@ -218,7 +241,7 @@ async fn a_congested_receiver_gets_fewer_whole_frames_while_others_get_all() {
             cumulative_lost: 0,
             jitter_us: 0,
         };
-        congested.send(&MediaPacket::ReceiverReport { sender_id: congested.id, report: rr }.to_vec().unwrap()).await;
+        congested.send_packet(&MediaPacket::ReceiverReport { sender_id: congested.id, report: rr }).await;
         // The forwarded copy reaching the sender proves the relay applied it.
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -260,7 +283,7 @@ async fn a_congested_receiver_gets_fewer_whole_frames_while_others_get_all() {
             cumulative_lost: 0,
             jitter_us: 0,
         };
-        congested.send(&MediaPacket::ReceiverReport { sender_id: congested.id, report: rr }.to_vec().unwrap()).await;
+        congested.send_packet(&MediaPacket::ReceiverReport { sender_id: congested.id, report: rr }).await;
     }
     sender.drain(QUIET).await;
     let (_, got) = tokio::join!(send_frames(&mut sender, FRAMES, 8, FRAGS), congested.drain_media(QUIET));
@@ -274,8 +297,8 @@ async fn two_meetings_in_parallel_stay_isolated() {
     let relay = start_default().await;
     let mut x = meeting(&relay, &["X1", "X2"]).await;
     let mut y = meeting(&relay, &["Y1", "Y2"]).await;
-    let mut xm = [Media::register(&relay, &x[0].welcome).await, Media::register(&relay, &x[1].welcome).await];
-    let mut ym = [Media::register(&relay, &y[0].welcome).await, Media::register(&relay, &y[1].welcome).await];
+    let mut xm = [Media::register(&relay, &x[0]).await, Media::register(&relay, &x[1]).await];
+    let mut ym = [Media::register(&relay, &y[0]).await, Media::register(&relay, &y[1]).await];
 
     // Everyone talks at once: media and chat.
     let (x0, x1) = xm.split_at_mut(1);
@@ -300,6 +323,10 @@ async fn two_meetings_in_parallel_stay_isolated() {
         drain_socket(&y0_rx, QUIET),
         drain_socket(&y1_rx, QUIET),
     );
+    // What the sockets got, opened by their participants.
+    let open = |media: &Media, got: Vec<Vec<u8>>| got.iter().map(|d| media.open(d)).collect::<Vec<_>>();
+    let (got_x0, got_x1) = (open(&xm[0], got_x0), open(&xm[1], got_x1));
+    let (got_y0, got_y1) = (open(&ym[0], got_y0), open(&ym[1], got_y1));
     x[0].client.chat("x only").await;
     y[0].client.chat("y only").await;
 
@@ -307,6 +334,7 @@ async fn two_meetings_in_parallel_stay_isolated() {
         [(got_x0, x1_id, 100..120), (got_x1, x0_id, 0..20), (got_y0, y1_id, 300..320), (got_y1, y0_id, 200..220)]
     {
         let media: Vec<_> = got.into_iter().filter(|d| video_header(d).is_some()).collect();
+        assert!(!media.is_empty());
         let (frames, _) = frames_of(&media, other);
         assert_eq!(frames.keys().copied().collect::<Vec<_>>(), own_frames.collect::<Vec<_>>());
     }
@@ -326,8 +354,8 @@ async fn two_meetings_in_parallel_stay_isolated() {
 async fn a_participant_who_left_has_no_route() {
     let relay = start_default().await;
     let mut m = meeting(&relay, &["A", "B"]).await;
-    let mut a = Media::register(&relay, &m[0].welcome).await;
-    let b = Media::register(&relay, &m[1].welcome).await;
+    let mut a = Media::register(&relay, &m[0]).await;
+    let b = Media::register(&relay, &m[1]).await;
     m[0].client.send(ControlMessage::Leave).await;
     m[1].client.recv_until(|msg| matches!(msg, ControlMessage::ParticipantLeft { .. })).await;
     let before = relay.stats().drops(DropReason::UnknownSender);

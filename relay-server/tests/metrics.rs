@@ -40,8 +40,8 @@ async fn a_scrape_during_a_meeting_shows_it_and_the_counters_move() {
     assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
 
     let mut members = meeting(&relay, &["Host", "Guest"]).await;
-    let mut guest_media = Media::register(&relay, &members[1].welcome).await;
-    let _host_media = Media::register(&relay, &members[0].welcome).await;
+    let mut guest_media = Media::register(&relay, &members[1]).await;
+    let _host_media = Media::register(&relay, &members[0]).await;
     members[1].client.chat("hello").await;
     members[0].client.recv_until(|m| matches!(m, protocol::ControlMessage::Chat { .. })).await;
     guest_media.send_frame(1, 3).await;

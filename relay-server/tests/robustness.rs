@@ -42,7 +42,7 @@ async fn an_oversized_length_prefix_closes_only_that_connection() {
     let mut two = meeting(&relay, &["Two-host", "Two-guest"]).await;
     let mut one_media = Vec::new();
     for m in &one {
-        one_media.push(Media::register(&relay, &m.welcome).await);
+        one_media.push(Media::register(&relay, m).await);
     }
     let guest_id = one[1].id();
 

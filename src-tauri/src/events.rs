@@ -423,7 +423,6 @@ mod tests {
         let welcome = protocol::control::MeetingWelcome {
             code: "123456".into(),
             participant_id: 1,
-            media_token: 9,
             session_token: "s".into(),
             host_id: 1,
             roster: vec![],

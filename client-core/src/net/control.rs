@@ -8,6 +8,7 @@ use futures::{SinkExt, StreamExt};
 use protocol::control::ErrorCode;
 use protocol::fingerprint::Fingerprint;
 use protocol::framing::ControlFrames;
+use protocol::hop::HopSecret;
 use protocol::{ControlMessage, FrameCodec, FrameError, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -67,6 +68,8 @@ pub struct Handshake {
     pub server_name: String,
     /// The relay's certificate and why it was trusted.
     pub certificate: RelayCertificate,
+    /// The keys of our media datagrams, exported from this connection's TLS session.
+    pub hop: HopSecret,
 }
 
 impl Handshake {
@@ -97,6 +100,8 @@ async fn connect_inner(
     let stream = connect_tcp(relay).await?;
     let relay_addr = stream.peer_addr().map_err(|source| ConnectError::Connect { addr: relay.to_string(), source })?;
     let (stream, certificate) = super::tls::handshake(relay, stream, trust).await?;
+    let hop = protocol::tls::export_hop_secret(&**stream.get_ref().1)
+        .map_err(|e| ConnectError::Tls { relay: relay.to_string(), message: e.to_string() })?;
     let mut conn = Framed::new(stream, ControlFrames(FrameCodec::default()));
     conn.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: client_name.to_string() })
         .await?;
@@ -110,7 +115,7 @@ async fn connect_inner(
                 if protocol_version != PROTOCOL_VERSION {
                     return Err(ConnectError::Version(protocol_version));
                 }
-                return Ok((conn, Handshake { relay_addr, udp_port, server_name, certificate }));
+                return Ok((conn, Handshake { relay_addr, udp_port, server_name, certificate, hop }));
             }
             ControlMessage::Error { code, message, .. } => return Err(ConnectError::Refused { code, message }),
             ControlMessage::Ping { nonce } => conn.send(ControlMessage::Pong { nonce }).await?,

@@ -172,7 +172,7 @@ pub(crate) fn capture_thread(
             redundant: redundant.then_some(&previous[..]),
         };
         seq = seq.wrapping_add(1);
-        match packet.encode_into(&mut datagram) {
+        match shared.hop_out.encode(&packet, &mut datagram) {
             Ok(len) => {
                 if send_datagram(&socket, &datagram[..len]) {
                     counters.frames.fetch_add(1, Ordering::Relaxed);

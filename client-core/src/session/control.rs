@@ -296,7 +296,7 @@ impl ControlTask {
         let _ = super::take_switch(&switches.sink);
         let params = EngineParams {
             my_id: welcome.participant_id,
-            media_token: welcome.media_token,
+            hop: self.handshake.hop.clone(),
             udp_addr: self.handshake.udp_addr(),
             options: self.options.clone(),
             events: self.events.clone(),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use protocol::assembler::AssembledFrame;
 use protocol::control::StatsReport;
+use protocol::hop::{HopReceiver, HopSecret, HopSender};
 use protocol::jitter::JitterBuffer;
 use protocol::media::MAX_DATAGRAM_LEN;
 use protocol::quality::{QualityConfig, QualitySetting, LADDER};
@@ -53,7 +54,8 @@ pub(crate) enum Internal {
 /// What the engine needs to start.
 pub(crate) struct EngineParams {
     pub my_id: u32,
-    pub media_token: u64,
+    /// The keys of our datagrams, from the control connection's TLS session.
+    pub hop: HopSecret,
     pub udp_addr: SocketAddr,
     pub options: SessionOptions,
     pub events: EventSender,
@@ -114,6 +116,9 @@ pub(crate) struct DecodeState {
 pub(crate) struct EngineShared {
     pub running: AtomicBool,
     pub my_id: u32,
+    /// Seals every datagram we send: the capture threads' media and the network task's
+    /// keepalives, RTT echoes and reports draw their numbers from its one counter.
+    pub hop_out: Arc<HopSender>,
     pub setting: Mutex<QualitySetting>,
     pub session: Arc<SessionShared>,
     pub video_out: VideoOutCounters,
@@ -172,16 +177,22 @@ pub(crate) struct Engine {
 impl Engine {
     /// Opens the UDP socket and starts the network task and the threads.
     pub(crate) fn start(params: EngineParams) -> std::io::Result<Engine> {
-        let EngineParams { my_id, media_token, udp_addr, options, events, shared: session, internal } = params;
+        let EngineParams { my_id, hop, udp_addr, options, events, shared: session, internal } = params;
         let (socket, sender) = udp::open(udp_addr)?;
         let mut config = QualityConfig::default();
         if let Some(level) = options.start_level {
             config.start_level = level.min(LADDER.len() - 1);
         }
-        let core = ReceiveCore::new(ReceiveConfig { my_id, media_token, quality: config }, Instant::now());
+        let hop_out = Arc::new(HopSender::new(hop.to_relay()));
+        let hop_in = HopReceiver::new(hop.from_relay());
+        let core = ReceiveCore::new(
+            ReceiveConfig { my_id, hop_out: hop_out.clone(), hop_in, quality: config },
+            Instant::now(),
+        );
         let shared = Arc::new(EngineShared {
             running: AtomicBool::new(true),
             my_id,
+            hop_out,
             setting: Mutex::new(core.setting()),
             session,
             video_out: VideoOutCounters::default(),

@@ -23,13 +23,17 @@
 //! RTT, adaptation steps, redundancy, stats figures and malformed input.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::assembler::{AssembledFrame, AssemblerConfig, FrameAssembler};
 use protocol::control::StatsReport;
 use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttEstimator};
+use protocol::hop::{HopError, HopReceiver, HopSender};
 use protocol::jitter::{JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES, SAMPLE_RATE};
-use protocol::media::{AudioHeader, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoHeader, RELAY_SENDER_ID};
+use protocol::media::{
+    AudioHeader, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoHeader, MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
+};
 use protocol::mulaw;
 use protocol::quality::{QualityConfig, QualityController, QualityInput, QualitySetting, LADDER};
 use protocol::redundancy::{AudioRedundancy, RedundancyConfig};
@@ -69,12 +73,14 @@ const MAX_TRANSMITS: usize = 4 * MAX_REMOTES;
 const MAX_EVENTS: usize = 1024;
 
 /// What the core needs to start.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ReceiveConfig {
     /// Our participant id.
     pub my_id: u32,
-    /// The token our keepalives carry.
-    pub media_token: u64,
+    /// Seals what we send (shared with the capture threads, for one counter).
+    pub hop_out: Arc<HopSender>,
+    /// Opens what the relay sends us.
+    pub hop_in: HopReceiver,
     /// Tuning of the quality ladder (start level).
     pub quality: QualityConfig,
 }
@@ -239,7 +245,8 @@ struct PreviousTotals {
 /// The receive side of one meeting's media; see the module documentation.
 pub(crate) struct ReceiveCore {
     my_id: u32,
-    media_token: u64,
+    hop_out: Arc<HopSender>,
+    hop_in: HopReceiver,
     remotes: BTreeMap<u32, Remote>,
     rtt: RttEstimator,
     echoes: VecDeque<(u32, Instant)>,
@@ -259,6 +266,10 @@ pub(crate) struct ReceiveCore {
     last_snapshot: Instant,
     previous: PreviousTotals,
     malformed: u64,
+    /// Datagrams whose trailer did not verify.
+    unauthenticated: u64,
+    /// Authentic datagrams seen before or older than the replay window.
+    replayed: u64,
     last_input_loss: f64,
     last_receivers_loss: Option<f64>,
     transmits: VecDeque<Vec<u8>>,
@@ -273,7 +284,8 @@ impl ReceiveCore {
     pub(crate) fn new(config: ReceiveConfig, now: Instant) -> Self {
         Self {
             my_id: config.my_id,
-            media_token: config.media_token,
+            hop_out: config.hop_out,
+            hop_in: config.hop_in,
             remotes: BTreeMap::new(),
             rtt: RttEstimator::new(),
             echoes: VecDeque::new(),
@@ -294,6 +306,8 @@ impl ReceiveCore {
             last_snapshot: now,
             previous: PreviousTotals::default(),
             malformed: 0,
+            unauthenticated: 0,
+            replayed: 0,
             last_input_loss: 0.0,
             last_receivers_loss: None,
             transmits: VecDeque::new(),
@@ -336,7 +350,23 @@ impl ReceiveCore {
 
     /// One datagram from the relay, received at `now` (`unix_us` on the wall clock).
     pub(crate) fn handle_datagram(&mut self, now: Instant, unix_us: u64, datagram: &[u8]) {
-        let packet = match MediaPacket::decode(datagram) {
+        if datagram.len() > MAX_DATAGRAM_LEN {
+            self.malformed += 1;
+            return;
+        }
+        let packet = match self.hop_in.open(datagram) {
+            Ok(packet) => packet,
+            Err(HopError::Replayed | HopError::Stale) => {
+                self.replayed += 1;
+                return;
+            }
+            Err(e) => {
+                self.unauthenticated += 1;
+                tracing::trace!("unauthenticated datagram: {e}");
+                return;
+            }
+        };
+        let packet = match MediaPacket::decode(packet) {
             Ok(p) => p,
             Err(e) => {
                 self.malformed += 1;
@@ -416,10 +446,8 @@ impl ReceiveCore {
     }
 
     fn transmit(&mut self, packet: MediaPacket<'_>) {
-        let mut out = vec![0u8; packet.encoded_len()];
-        match packet.encode_into(&mut out) {
-            Ok(len) => {
-                out.truncate(len);
+        match self.hop_out.to_vec(&packet) {
+            Ok(out) => {
                 if self.transmits.len() < MAX_TRANSMITS {
                     self.transmits.push_back(out);
                 } else {
@@ -439,7 +467,7 @@ impl ReceiveCore {
     }
 
     fn send_keepalive(&mut self) {
-        self.transmit(MediaPacket::Keepalive { sender_id: self.my_id, media_token: self.media_token });
+        self.transmit(MediaPacket::Keepalive { sender_id: self.my_id });
     }
 
     fn announce_redundancy(&mut self, now: Instant) {
@@ -686,6 +714,8 @@ impl ReceiveCore {
             bitrate_in_kbps,
             bitrate_out_kbps,
             malformed_packets: self.malformed,
+            unauthenticated_packets: self.unauthenticated,
+            replayed_packets: self.replayed,
             files: local.files,
         }
     }

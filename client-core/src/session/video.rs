@@ -180,7 +180,7 @@ pub(crate) fn capture_thread(
         let mut index = 0u32;
         let mut bytes = 0u64;
         let mut errors = 0u64;
-        let result = fragment_frame(meta, &jpeg, &mut seq, &mut datagram, |d| {
+        let result = fragment_frame(meta, &jpeg, &mut seq, &shared.hop_out, &mut datagram, |d| {
             // Absolute schedule: fragment i leaves at start + i·gap; tiny waits are skipped
             // because a sleep costs more than it spreads.
             let due = burst_start + gap * index;

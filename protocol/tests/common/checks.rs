@@ -58,15 +58,22 @@ pub fn frame_codec(codec: &FrameCodec, bytes: &[u8], chunk: usize) {
     }
 }
 
-/// `MediaPacket::decode` and `peek_header` over `bytes`: never a panic, and an accepted packet
-/// re-encodes to exactly the datagram (every byte of the format is a checked field).
-pub fn media(bytes: &[u8]) {
-    let peeked = peek_header(bytes);
-    match MediaPacket::decode(bytes) {
+/// `peek_header` over a datagram, the trailer check and `MediaPacket::decode` over the packet
+/// before the trailer: never a panic; an accepted packet re-encodes to exactly its bytes
+/// (every byte of the format is a checked field), and a header error is reported the same by
+/// `peek_header` and `decode`. Whatever the bytes, a trailer check under a key they were not
+/// sealed with fails as forged or too short, never anything else.
+pub fn media(datagram: &[u8]) {
+    use protocol::hop::{HopError, HopReceiver, HopSecret, HOP_SECRET_LEN, HOP_TRAILER_LEN};
+    let peeked = peek_header(datagram);
+    let unrelated = HopReceiver::new(HopSecret::new([0x33; HOP_SECRET_LEN]).to_relay());
+    assert!(matches!(unrelated.verify(datagram), Err(HopError::Forged | HopError::TooShort)));
+    let packet = &datagram[..datagram.len().saturating_sub(HOP_TRAILER_LEN)];
+    match MediaPacket::decode(packet) {
         Ok(p) => {
             assert_eq!(peeked, Ok((p.kind(), p.sender_id())));
-            assert_eq!(p.encoded_len(), bytes.len());
-            assert_eq!(p.to_vec().expect("a decoded packet re-encodes"), bytes);
+            assert_eq!(p.encoded_len(), packet.len());
+            assert_eq!(p.to_vec().expect("a decoded packet re-encodes"), packet);
         }
         Err(e) => {
             if let Err(pe) = peeked {

@@ -16,7 +16,7 @@ use protocol::control::{
 };
 use protocol::media::{
     AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, AUDIO_REDUNDANCY_HEADER_LEN,
-    MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD,
+    MAX_PACKET_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD,
 };
 use protocol::{ControlMessage, MediaPacket};
 
@@ -226,14 +226,18 @@ pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
     (
         prop_oneof!["[0-9]{6}", text(0..8)],
         any::<u32>(),
-        wide_u64(),
         text(0..40),
         any::<u32>(),
         proptest::collection::vec(participant(), 0..6),
         proptest::collection::vec(chat_message(), 0..6),
     )
-        .prop_map(|(code, participant_id, media_token, session_token, host_id, roster, chat_history)| {
-            MeetingWelcome { code, participant_id, media_token, session_token, host_id, roster, chat_history }
+        .prop_map(|(code, participant_id, session_token, host_id, roster, chat_history)| MeetingWelcome {
+            code,
+            participant_id,
+            session_token,
+            host_id,
+            roster,
+            chat_history,
         })
 }
 
@@ -367,7 +371,6 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::Joined(MeetingWelcome {
             code: "123456".into(),
             participant_id: 2,
-            media_token: 42,
             session_token: "token".into(),
             host_id: 1,
             roster: vec![participant.clone()],
@@ -422,7 +425,7 @@ pub enum OwnedPacket {
     RttRequest { sender_id: u32, echo: RttEcho },
     RttReply { sender_id: u32, echo: RttEcho },
     Report { sender_id: u32, report: ReceiverReport },
-    Keepalive { sender_id: u32, media_token: u64 },
+    Keepalive { sender_id: u32 },
 }
 
 impl OwnedPacket {
@@ -441,9 +444,7 @@ impl OwnedPacket {
             OwnedPacket::Report { sender_id, report } => {
                 MediaPacket::ReceiverReport { sender_id: *sender_id, report: *report }
             }
-            OwnedPacket::Keepalive { sender_id, media_token } => {
-                MediaPacket::Keepalive { sender_id: *sender_id, media_token: *media_token }
-            }
+            OwnedPacket::Keepalive { sender_id } => MediaPacket::Keepalive { sender_id: *sender_id },
         }
     }
 }
@@ -491,7 +492,7 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
                 // Whole sample frames only (`channels` s16 samples each), the datagram within
                 // MAX_DATAGRAM_LEN even with a redundant copy (one byte per sample).
                 let frame_bytes = 2 * channels as usize;
-                let budget = (MAX_DATAGRAM_LEN - AUDIO_HEADER_LEN - AUDIO_REDUNDANCY_HEADER_LEN) * 2 / 3;
+                let budget = (MAX_PACKET_LEN - AUDIO_HEADER_LEN - AUDIO_REDUNDANCY_HEADER_LEN) * 2 / 3;
                 let len = frames.min(budget / frame_bytes) * frame_bytes;
                 let copy_len = if with_copy { len / 2 } else { 0 };
                 (
@@ -515,8 +516,7 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
                 }
             }
         ),
-        (any::<u32>(), any::<u64>())
-            .prop_map(|(sender_id, media_token)| OwnedPacket::Keepalive { sender_id, media_token }),
+        any::<u32>().prop_map(|sender_id| OwnedPacket::Keepalive { sender_id }),
     ]
 }
 
@@ -565,4 +565,10 @@ pub fn any_packet() -> impl Strategy<Value = OwnedPacket> {
             },
         }),
     ]
+}
+
+/// A sender and a receiver of one direction under a fixed test key.
+pub fn hop_pair() -> (protocol::hop::HopSender, protocol::hop::HopReceiver) {
+    let secret = protocol::hop::HopSecret::new([0x5a; protocol::hop::HOP_SECRET_LEN]);
+    (protocol::hop::HopSender::new(secret.to_relay()), protocol::hop::HopReceiver::new(secret.to_relay()))
 }

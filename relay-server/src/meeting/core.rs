@@ -49,7 +49,6 @@ pub(crate) struct Now {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Credentials {
     pub participant_id: ParticipantId,
-    pub media_token: u64,
     pub session_token: String,
 }
 
@@ -113,7 +112,7 @@ pub(crate) enum Effect<C> {
     Removed { to: C },
     /// A participant entered: make its session token and media route valid. Comes before
     /// any message that tells the participant its id.
-    MemberAdded { credentials: Credentials },
+    MemberAdded { credentials: Credentials, conn: C },
     /// A participant left: its session token and media route are no longer valid.
     MemberRemoved { participant_id: ParticipantId, session_token: String },
     /// The last participant left: free the code, give back `spool_bytes` of the spool
@@ -304,7 +303,6 @@ impl<C: Connection> MeetingCore<C> {
         let mut welcome = MeetingWelcome {
             code: self.code.clone(),
             participant_id: id,
-            media_token: me.map(|m| m.credentials.media_token).unwrap_or_default(),
             session_token: me.map(|m| m.credentials.session_token.clone()).unwrap_or_default(),
             host_id: self.host_id,
             roster: self.roster(),
@@ -328,7 +326,7 @@ impl<C: Connection> MeetingCore<C> {
     fn add_member(&mut self, now: Now, credentials: Credentials, display_name: String, is_host: bool, conn: C) {
         let id = credentials.participant_id;
         info!(meeting = %self.code, participant = id, name = %display_name, "participant joined");
-        self.effects.push_back(Effect::MemberAdded { credentials: credentials.clone() });
+        self.effects.push_back(Effect::MemberAdded { credentials: credentials.clone(), conn: conn.clone() });
         self.members.push(Member {
             info: Participant {
                 id,
@@ -809,7 +807,7 @@ mod tests {
     }
 
     fn creds(id: ParticipantId) -> Credentials {
-        Credentials { participant_id: id, media_token: 1000 + u64::from(id), session_token: format!("session-{id}") }
+        Credentials { participant_id: id, session_token: format!("session-{id}") }
     }
 
     fn meeting(clock: &Clock, limits: MeetingLimits) -> MeetingCore<Conn> {
@@ -820,7 +818,7 @@ mod tests {
         assert_eq!(welcome.roster.len(), 1);
         assert!(welcome.roster[0].is_host);
         assert!(
-            matches!(drain(&mut core)[..], [Effect::MemberAdded { ref credentials }] if credentials.participant_id == 1)
+            matches!(drain(&mut core)[..], [Effect::MemberAdded { ref credentials, .. }] if credentials.participant_id == 1)
         );
         core
     }
@@ -876,7 +874,7 @@ mod tests {
 
         assert_eq!(core.admit(clock.now(), 1, 7, || creds(2)).unwrap(), 2);
         let effects = drain(&mut core);
-        assert!(matches!(&effects[0], Effect::MemberAdded { credentials } if *credentials == creds(2)));
+        assert!(matches!(&effects[0], Effect::MemberAdded { credentials, .. } if *credentials == creds(2)));
         let to_host = sent_to(&effects, HOST);
         assert!(
             matches!(&to_host[..], [ControlMessage::ParticipantJoined { participant }] if participant.id == 2 && !participant.is_host)
@@ -886,7 +884,6 @@ mod tests {
             panic!("admission ends with the joiner's welcome: {effects:?}");
         };
         assert_eq!((*to, *request_id, *participant_id), (Conn(2), 7, 2));
-        assert_eq!(welcome.media_token, 1002);
         assert_eq!(welcome.roster.iter().map(|p| p.id).collect::<Vec<_>>(), vec![1, 2]);
         assert!(core.waiting().is_empty());
     }

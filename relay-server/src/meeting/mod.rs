@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use protocol::control::{
     ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, ParticipantId,
 };
+use protocol::hop::HopSecret;
 use protocol::ControlMessage;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -108,6 +109,8 @@ pub(crate) struct ConnHandle {
     pub tx: mpsc::Sender<Outbound>,
     /// Cancelled to disconnect the connection (its queue overflowed).
     pub kill: CancellationToken,
+    /// The keys of the media datagrams of whoever is on this connection, from its TLS session.
+    pub hop: Arc<HopSecret>,
 }
 
 impl Connection for ConnHandle {
@@ -178,13 +181,9 @@ impl Meeting {
             }
             Effect::Refused { to, request_id, reason } => to.deliver(stats, Outbound::Refused { request_id, reason }),
             Effect::Removed { to } => to.deliver(stats, Outbound::Removed),
-            Effect::MemberAdded { credentials } => {
+            Effect::MemberAdded { credentials, conn } => {
                 let participant_id = credentials.participant_id;
-                shared.routes.push(RouteUpdate::Add {
-                    meeting_id: self.id,
-                    participant_id,
-                    media_token: credentials.media_token,
-                });
+                shared.routes.push(RouteUpdate::Add { meeting_id: self.id, participant_id, hop: conn.hop.clone() });
                 shared.add_session(credentials.session_token, self.clone(), participant_id);
                 Stats::inc(&stats.participants_joined);
                 Stats::inc(&stats.participants_live);

@@ -123,7 +123,7 @@ impl Shared {
         OsRng.fill_bytes(&mut secret);
         // Participants are bounded by max_meetings × max_participants, far below 2^32.
         let participant_id = lock(&self.participant_ids).draw().expect("fewer live participants than ids");
-        Credentials { participant_id, media_token: OsRng.next_u64(), session_token: hex::encode(secret) }
+        Credentials { participant_id, session_token: hex::encode(secret) }
     }
 
     pub(super) fn release_participant_id(&self, id: ParticipantId) {

@@ -12,6 +12,7 @@ use futures::{SinkExt, StreamExt};
 use protocol::control::{ErrorCode, MeetingWelcome, ParticipantId};
 use protocol::file::{FileFrame, MAX_FILE_FRAME_LEN};
 use protocol::framing::{ControlFrames, FrameCodec, RawFrames};
+use protocol::hop::{HopReceiver, HopSecret, HopSender, HOP_TRAILER_LEN};
 use protocol::media::{AudioHeader, VideoFrameMeta, MAX_DATAGRAM_LEN};
 use protocol::{ControlMessage, MediaPacket, PROTOCOL_VERSION};
 use relay_server::{Relay, RelayConfig, RelayHandle};
@@ -60,13 +61,19 @@ pub async fn connect_tls(relay: &RelayHandle) -> Tls {
 /// A control connection.
 pub struct Client {
     pub framed: Framed<Tls, ControlFrames>,
+    /// The keys of this participant's datagrams, exported from the TLS session.
+    pub hop: HopSecret,
 }
 
 impl Client {
+    fn new(stream: Tls) -> Client {
+        let hop = protocol::tls::export_hop_secret(&**stream.get_ref().1).expect("TLS exporter");
+        Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())), hop }
+    }
+
     /// Connects without saying hello.
     pub async fn connect_raw(relay: &RelayHandle) -> Client {
-        let stream = connect_tls(relay).await;
-        Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())) }
+        Client::new(connect_tls(relay).await)
     }
 
     /// Connects without saying hello, from the loopback address `source` (any 127.x.y.z
@@ -74,8 +81,7 @@ impl Client {
     pub async fn connect_raw_from(relay: &RelayHandle, source: [u8; 4]) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("tcp socket");
         socket.bind(SocketAddr::from((source, 0))).expect("bind the source address");
-        let stream = tls(relay, socket.connect(relay.tcp_addr()).await.expect("connect")).await;
-        Client { framed: Framed::new(stream, ControlFrames(FrameCodec::default())) }
+        Client::new(tls(relay, socket.connect(relay.tcp_addr()).await.expect("connect")).await)
     }
 
     /// Connects from `source` and completes HELLO / WELCOME.
@@ -266,34 +272,36 @@ pub async fn drain_socket(socket: &UdpSocket, quiet: Duration) -> Vec<Vec<u8>> {
     out
 }
 
-/// A participant's media socket.
+/// A participant's media socket, with the keys of its control connection's TLS session.
+/// Everything it receives must be authentic: [`Media::recv_until`] and the drains verify each
+/// datagram's trailer and return the packet without it.
 pub struct Media {
     pub socket: Arc<UdpSocket>,
     pub id: u32,
-    pub token: u64,
     pub relay: SocketAddr,
+    hop_out: HopSender,
+    from_relay: std::sync::Mutex<HopReceiver>,
     next_seq: u32,
     next_audio_seq: u32,
 }
 
 impl Media {
     /// Binds a socket and registers it with keepalives until the relay answers an RTT echo.
-    pub async fn register(relay: &RelayHandle, welcome: &MeetingWelcome) -> Media {
+    pub async fn register(relay: &RelayHandle, member: &Member) -> Media {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind udp"));
         let media = Media {
             socket,
-            id: welcome.participant_id,
-            token: welcome.media_token,
+            id: member.welcome.participant_id,
             relay: relay.udp_addr(),
+            hop_out: HopSender::new(member.client.hop.to_relay()),
+            from_relay: std::sync::Mutex::new(HopReceiver::new(member.client.hop.from_relay())),
             next_seq: 0,
             next_audio_seq: 0,
         };
         for attempt in 0..50u32 {
-            media
-                .send(&MediaPacket::Keepalive { sender_id: media.id, media_token: media.token }.to_vec().unwrap())
-                .await;
+            media.send_packet(&MediaPacket::Keepalive { sender_id: media.id }).await;
             let echo = protocol::media::RttEcho { echo_id: attempt, sent_ts_us: 1 };
-            media.send(&MediaPacket::RttRequest { sender_id: media.id, echo }.to_vec().unwrap()).await;
+            media.send_packet(&MediaPacket::RttRequest { sender_id: media.id, echo }).await;
             let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
             while let Some(d) = media.recv_until(deadline).await {
                 if matches!(MediaPacket::decode(&d), Ok(MediaPacket::RttReply { .. })) {
@@ -309,28 +317,46 @@ impl Media {
         self.socket.clone()
     }
 
+    /// Sends raw bytes.
     pub async fn send(&self, datagram: &[u8]) {
         self.socket.send_to(datagram, self.relay).await.expect("udp send");
     }
 
-    /// One datagram, or `None` at `deadline`.
+    /// `packet` as this participant's datagram: sealed with its key and next number.
+    pub fn seal(&self, packet: &MediaPacket<'_>) -> Vec<u8> {
+        self.hop_out.to_vec(packet).expect("valid packet")
+    }
+
+    /// Seals and sends `packet`; returns the packet's bytes (without the trailer), which is
+    /// what receivers get once the relay sealed it again for them.
+    pub async fn send_packet(&self, packet: &MediaPacket<'_>) -> Vec<u8> {
+        let datagram = self.seal(packet);
+        self.send(&datagram).await;
+        datagram[..datagram.len() - HOP_TRAILER_LEN].to_vec()
+    }
+
+    /// The packet of a datagram the relay sent this participant; panics unless it is authentic
+    /// and new.
+    pub fn open(&self, datagram: &[u8]) -> Vec<u8> {
+        let mut from_relay = self.from_relay.lock().expect("not poisoned");
+        from_relay.open(datagram).expect("a datagram from the relay is authentic and new").to_vec()
+    }
+
+    /// One packet, or `None` at `deadline`.
     pub async fn recv_until(&self, deadline: tokio::time::Instant) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 2048];
         match tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await {
-            Ok(Ok(n)) => {
-                buf.truncate(n);
-                Some(buf)
-            }
+            Ok(Ok(n)) => Some(self.open(&buf[..n])),
             _ => None,
         }
     }
 
-    /// Every datagram until none has arrived for `quiet`.
+    /// Every packet until none has arrived for `quiet`.
     pub async fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
-        drain_socket(&self.socket, quiet).await
+        drain_socket(&self.socket, quiet).await.iter().map(|d| self.open(d)).collect()
     }
 
-    /// Media datagrams (video and audio) among everything until quiet; the relay's own
+    /// Media packets (video and audio) among everything until quiet; the relay's own
     /// reports and RTT replies are left out.
     pub async fn drain_media(&self, quiet: Duration) -> Vec<Vec<u8>> {
         self.drain(quiet)
@@ -342,7 +368,7 @@ impl Media {
             .collect()
     }
 
-    /// Sends one video frame of `frags` fragments; returns the datagrams sent.
+    /// Sends one video frame of `frags` fragments; returns the packets sent.
     pub async fn send_frame(&mut self, frame_id: u32, frags: usize) -> Vec<Vec<u8>> {
         let jpeg: Vec<u8> = (0..protocol::media::MAX_VIDEO_FRAGMENT_PAYLOAD * frags)
             .map(|i| (i as u32).wrapping_mul(31).wrapping_add(frame_id) as u8)
@@ -356,22 +382,22 @@ impl Media {
         };
         let mut out = [0u8; MAX_DATAGRAM_LEN];
         let mut datagrams = Vec::new();
-        protocol::media::fragment_frame(meta, &jpeg, &mut self.next_seq, &mut out, |d| datagrams.push(d.to_vec()))
-            .unwrap();
+        protocol::media::fragment_frame(meta, &jpeg, &mut self.next_seq, &self.hop_out, &mut out, |d| {
+            datagrams.push(d.to_vec())
+        })
+        .unwrap();
         for d in &datagrams {
             self.send(d).await;
         }
-        datagrams
+        datagrams.into_iter().map(|d| d[..d.len() - HOP_TRAILER_LEN].to_vec()).collect()
     }
 
-    /// Sends one 20 ms audio packet.
+    /// Sends one 20 ms audio packet; returns the packet.
     pub async fn send_audio(&mut self) -> Vec<u8> {
         let header = AudioHeader { seq: self.next_audio_seq, capture_ts_us: 1, sample_rate: 16_000, channels: 1 };
         self.next_audio_seq += 1;
-        let d =
-            MediaPacket::Audio { sender_id: self.id, header, payload: &[1u8; 640], redundant: None }.to_vec().unwrap();
-        self.send(&d).await;
-        d
+        self.send_packet(&MediaPacket::Audio { sender_id: self.id, header, payload: &[1u8; 640], redundant: None })
+            .await
     }
 }
 

@@ -1,13 +1,22 @@
 //! [`ReceiveCore`] driven by a simulated clock: no sockets, no sleeps, every instant chosen.
 
 use super::*;
-use protocol::media::{AudioHeader, MAX_DATAGRAM_LEN};
+use protocol::hop::{HopSecret, HOP_SECRET_LEN, HOP_TRAILER_LEN};
+use protocol::media::AudioHeader;
+use std::sync::LazyLock;
 
 const ME: u32 = 1;
 const ALICE: u32 = 7;
 const BOB: u32 = 8;
 const CAROL: u32 = 9;
-const TOKEN: u64 = 0x5eed;
+/// The keys our control connection's TLS session would export.
+fn secret() -> HopSecret {
+    HopSecret::new([0x5e; HOP_SECRET_LEN])
+}
+
+/// The relay's end of our hop: what seals the datagrams the tests deliver. One counter for
+/// every test, so each datagram a test makes is new to its core.
+static RELAY: LazyLock<HopSender> = LazyLock::new(|| HopSender::new(secret().from_relay()));
 
 /// A core, a clock, and everything it has sent and announced so far.
 struct Sim {
@@ -27,7 +36,13 @@ impl Sim {
 
     fn with_quality(quality: QualityConfig) -> Self {
         let t0 = Instant::now();
-        let core = ReceiveCore::new(ReceiveConfig { my_id: ME, media_token: TOKEN, quality }, t0);
+        let config = ReceiveConfig {
+            my_id: ME,
+            hop_out: Arc::new(HopSender::new(secret().to_relay())),
+            hop_in: HopReceiver::new(secret().from_relay()),
+            quality,
+        };
+        let core = ReceiveCore::new(config, t0);
         Self {
             core,
             t0,
@@ -85,8 +100,16 @@ impl Sim {
         self.drain();
     }
 
+    /// What the core sent, as the relay reads it: every datagram authentic and new.
     fn sent_packets(&self) -> Vec<MediaPacket<'_>> {
-        self.sent.iter().map(|d| MediaPacket::decode(d).expect("the core sends valid packets")).collect()
+        let mut relay = HopReceiver::new(secret().to_relay());
+        self.sent
+            .iter()
+            .map(|d| {
+                relay.open(d).expect("the core seals what it sends");
+                MediaPacket::decode(&d[..d.len() - HOP_TRAILER_LEN]).expect("the core sends valid packets")
+            })
+            .collect()
     }
 
     fn keepalives(&self) -> usize {
@@ -170,11 +193,9 @@ impl Sim {
     }
 }
 
+/// `packet` as the relay sends it to us: sealed with our from-relay key.
 fn encode(packet: MediaPacket<'_>) -> Vec<u8> {
-    let mut out = vec![0u8; packet.encoded_len()];
-    let len = packet.encode_into(&mut out).expect("a valid test packet");
-    out.truncate(len);
-    out
+    RELAY.to_vec(&packet).expect("a valid test packet")
 }
 
 /// An audio packet whose samples all equal `seq` (so order can be checked), with an optional
@@ -232,7 +253,7 @@ fn first_tick_is_due_at_once_then_keepalives_follow_quickly_then_every_second() 
     assert_eq!(sim.keepalives(), 1);
     assert_eq!(sim.rtt_requests().len(), 1);
     assert_eq!(sim.stats().len(), 1);
-    assert!(matches!(sim.sent_packets()[0], MediaPacket::Keepalive { sender_id: ME, media_token: TOKEN }));
+    assert!(matches!(sim.sent_packets()[0], MediaPacket::Keepalive { sender_id: ME }));
 
     sim.advance(ms(999));
     assert_eq!(sim.keepalives(), 4, "three early keepalives in the first second, in case the first is lost");
@@ -563,9 +584,52 @@ fn malformed_datagrams_and_odd_audio_are_counted_and_create_nothing() {
     }));
     sim.advance(Duration::ZERO);
     let s = sim.last_stats();
-    assert_eq!(s.malformed_packets, 5);
+    assert_eq!(s.malformed_packets, 3);
+    assert_eq!(s.unauthenticated_packets, 2, "too short for a trailer, and garbage");
     assert!(s.streams.is_empty());
     assert!(sim.audio_arrivals().is_empty());
+}
+
+/// Datagrams in the relay's name that are not from it (sealed with another key, or altered),
+/// and authentic ones delivered again: counted, and nothing comes of them: no stream, no
+/// frame, no audio, no report that would change our quality.
+#[test]
+fn forged_and_replayed_datagrams_are_counted_and_do_nothing() {
+    let mut sim = Sim::new();
+    let forger = HopSender::new(HopSecret::new([0x99; HOP_SECRET_LEN]).from_relay());
+    let report = ReceiverReport {
+        source_id: ME,
+        media: MediaKind::Video,
+        loss_permille: 800,
+        highest_seq: 1,
+        cumulative_lost: 1,
+        jitter_us: 0,
+    };
+    let alice = audio(ALICE, 0, 0, None);
+    let alice_packet = MediaPacket::decode(&alice[..alice.len() - HOP_TRAILER_LEN]).unwrap();
+    let forged = [
+        forger.to_vec(&MediaPacket::ReceiverReport { sender_id: RELAY_SENDER_ID, report }).unwrap(),
+        forger.to_vec(&alice_packet).unwrap(),
+    ];
+    for d in &forged {
+        sim.receive(d);
+    }
+    let mut altered = audio(ALICE, 1, 20_000, None);
+    altered[40] ^= 0x80;
+    sim.receive(&altered);
+    let authentic = audio(BOB, 0, 0, None);
+    sim.receive(&authentic);
+    sim.receive(&authentic);
+    sim.receive(&authentic);
+    sim.advance(Duration::ZERO);
+    let s = sim.last_stats();
+    assert_eq!(s.unauthenticated_packets, 3);
+    assert_eq!(s.replayed_packets, 2);
+    assert_eq!(s.malformed_packets, 0);
+    assert_eq!(sim.audio_arrivals().len(), 1, "Bob's packet, once");
+    assert_eq!(s.streams.iter().map(|r| r.participant_id).collect::<Vec<_>>(), vec![BOB]);
+    assert!(sim.quality_levels().is_empty(), "the forged loss report changed nothing");
+    assert_eq!(s.uplink_video_loss, None);
 }
 
 #[test]
