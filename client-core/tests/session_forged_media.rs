@@ -105,12 +105,3 @@ async fn forged_reports_frames_and_keepalives_change_nothing() {
     guest.close().await;
     relay.shutdown().await;
 }
-
-/// Polls `done` until it holds (the relay publishes its UDP counters per receive batch).
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}

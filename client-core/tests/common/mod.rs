@@ -230,6 +230,16 @@ pub fn quiet() -> SessionOptions {
 
 pub const LONG: Duration = Duration::from_secs(20);
 
+/// Polls `done` until it holds, for state outside the bots' logs (the relay's counters, which
+/// it publishes per receive batch).
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Creates a meeting with `host` and returns (code, host participant id).
 pub async fn create(host: &Bot, name: &str) -> (String, u32) {
     host.session.create_meeting(name).await.unwrap();
