@@ -38,6 +38,9 @@ pub struct Participant {
     pub speaking: bool,
     /// Server time (ms since the Unix epoch) at which the participant was admitted.
     pub joined_at_ms: u64,
+    /// The participant's X25519 public key for end-to-end media encryption (64 hex digits),
+    /// as it sent it in `CREATE_MEETING` or `JOIN_REQUEST` ([`crate::e2ee`]).
+    pub media_public_key: String,
 }
 
 /// One chat message as the relay stamped it.
@@ -84,6 +87,18 @@ pub struct MeetingWelcome {
     pub roster: Vec<Participant>,
     /// The most recent chat messages (up to 200), oldest first.
     pub chat_history: Vec<ChatMessage>,
+    /// The meeting key sealed to this participant by the host's client (the blob of its
+    /// `ADMIT`); absent for the participant who created the meeting, which makes the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_key: Option<String>,
+}
+
+/// A meeting key sealed to one participant ([`crate::e2ee::seal_meeting_key`]), in `MEDIA_KEYS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDelivery {
+    pub participant_id: ParticipantId,
+    /// 136 hex digits the relay cannot open.
+    pub media_key: String,
 }
 
 /// Why a participant left the roster.
@@ -193,20 +208,22 @@ pub enum ControlMessage {
     /// R→C, answer to `HELLO`: the UDP port the client sends media to.
     Welcome { protocol_version: u16, udp_port: u16, server_name: String },
 
-    /// C→R: start a new meeting with the sender as host.
-    CreateMeeting { display_name: String },
+    /// C→R: start a new meeting with the sender as host. `media_public_key`: the sender's
+    /// X25519 public key for this meeting, 64 hex digits (also in `JOIN_REQUEST`).
+    CreateMeeting { display_name: String, media_public_key: String },
     /// C→R: ask to join the meeting with this code.
-    JoinRequest { code: MeetingCode, display_name: String },
+    JoinRequest { code: MeetingCode, display_name: String, media_public_key: String },
     /// R→C: the joiner is in the waiting room; the host has been asked.
     Waiting { code: MeetingCode, request_id: u64 },
     /// C→R: the joiner leaves the waiting room.
     CancelJoin,
     /// R→C (host): someone asks to join. Knocks queue; each is answered by id.
-    Knock { request_id: u64, display_name: String },
+    Knock { request_id: u64, display_name: String, media_public_key: String },
     /// R→C (host): a knock went away unanswered.
     KnockWithdrawn { request_id: u64, reason: KnockWithdrawal },
-    /// C→R (host): let the knocker in.
-    Admit { request_id: u64 },
+    /// C→R (host): let the knocker in, with the meeting key sealed to the knock's public key
+    /// (the relay hands it over in `JOINED`).
+    Admit { request_id: u64, media_key: String },
     /// C→R (host): refuse the knocker.
     Deny { request_id: u64 },
     /// R→C (joiner): the join did not happen, and why.
@@ -228,6 +245,10 @@ pub enum ControlMessage {
     RemoveParticipant { participant_id: ParticipantId },
     /// R→C: the receiver was removed by the host; its connection closes after this.
     Removed,
+    /// C→R (host): a new meeting key, sealed to each participant named.
+    MediaKeys { keys: Vec<KeyDelivery> },
+    /// R→C: a meeting key sealed to the receiver by participant `from` (the host).
+    MediaKey { from: ParticipantId, media_key: String },
 
     /// C→R: send a chat message.
     ChatSend {
@@ -315,6 +336,8 @@ impl ControlMessage {
             HostChanged { .. } => "HOST_CHANGED",
             RemoveParticipant { .. } => "REMOVE_PARTICIPANT",
             Removed => "REMOVED",
+            MediaKeys { .. } => "MEDIA_KEYS",
+            MediaKey { .. } => "MEDIA_KEY",
             ChatSend { .. } => "CHAT_SEND",
             Chat { .. } => "CHAT",
             FileUpload { .. } => "FILE_UPLOAD",
@@ -486,19 +509,23 @@ mod tests {
     /// docs/protocol.md §4.1 lists exactly which numbers an integer field accepts.
     #[test]
     fn integer_fields_accept_plain_json_integers_only() {
-        let admit = |n: &str| ControlMessage::from_json(format!(r#"{{"type":"ADMIT","request_id":{n}}}"#).as_bytes());
-        assert_eq!(admit("7").unwrap(), ControlMessage::Admit { request_id: 7 });
-        assert_eq!(admit("18446744073709551615").unwrap(), ControlMessage::Admit { request_id: u64::MAX });
+        let admit = |n: &str| ControlMessage::from_json(format!(r#"{{"type":"DENY","request_id":{n}}}"#).as_bytes());
+        assert_eq!(admit("7").unwrap(), ControlMessage::Deny { request_id: 7 });
+        assert_eq!(admit("18446744073709551615").unwrap(), ControlMessage::Deny { request_id: u64::MAX });
         for refused in ["7.0", "7e0", "1e2", "-0", "-1", "07", "18446744073709551616", "\"7\"", "true", "null"] {
             assert!(admit(refused).is_err(), "{refused} must be refused");
         }
-        let twice = br#"{"type":"ADMIT","request_id":1,"request_id":2}"#;
+        let twice = br#"{"type":"DENY","request_id":1,"request_id":2}"#;
         assert!(ControlMessage::from_json(twice).is_err(), "a duplicate member is refused");
     }
 
     #[test]
     fn type_tag_is_screaming_snake_case() {
-        let msg = ControlMessage::JoinRequest { code: "123456".into(), display_name: "Ada".into() };
+        let msg = ControlMessage::JoinRequest {
+            code: "123456".into(),
+            display_name: "Ada".into(),
+            media_public_key: "00".repeat(32),
+        };
         let json: serde_json::Value = serde_json::from_slice(&msg.to_json()).unwrap();
         assert_eq!(json["type"], "JOIN_REQUEST");
         assert_eq!(json["code"], "123456");
@@ -576,7 +603,8 @@ mod tests {
         assert!(
             matches!(&offer, ControlMessage::FileOffer { file } if file.name == "gnp.exe" && file.sender_name == "gnp.exe")
         );
-        let mut knock = ControlMessage::Knock { request_id: 1, display_name: "\u{2066}".into() };
+        let mut knock =
+            ControlMessage::Knock { request_id: 1, display_name: "\u{2066}".into(), media_public_key: String::new() };
         knock.sanitize_names();
         assert!(matches!(&knock, ControlMessage::Knock { display_name, .. } if display_name == "?"));
         let mut chat = ControlMessage::Chat {

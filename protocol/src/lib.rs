@@ -33,6 +33,7 @@ pub mod assembler;
 pub mod chunks;
 pub mod conceal;
 pub mod control;
+pub mod e2ee;
 pub mod estimators;
 pub mod file;
 pub mod fingerprint;
@@ -56,4 +57,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;

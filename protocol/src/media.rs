@@ -20,13 +20,14 @@
 
 use thiserror::Error;
 
+use crate::e2ee::SEAL_OVERHEAD;
 use crate::hop::{HopSender, HOP_TRAILER_LEN};
 
 /// First two bytes of every media packet.
 pub const MAGIC: [u8; 2] = *b"PR";
 /// Media packet format version: 2 added the authentication trailer and dropped the
-/// keepalive's token.
-pub const MEDIA_VERSION: u8 = 2;
+/// keepalive's token; 3 carries video frames and audio end-to-end sealed ([`crate::e2ee`]).
+pub const MEDIA_VERSION: u8 = 3;
 /// Largest datagram Parlor sends; fits an IPv4/IPv6 path MTU of 1280 with room for headers.
 pub const MAX_DATAGRAM_LEN: usize = 1200;
 /// Largest packet: a datagram without its authentication trailer.
@@ -39,6 +40,10 @@ pub const VIDEO_HEADER_LEN: usize = COMMON_HEADER_LEN + 26;
 pub const AUDIO_HEADER_LEN: usize = COMMON_HEADER_LEN + 19;
 /// Length of the header of an audio packet's redundant block (encoding + length).
 pub const AUDIO_REDUNDANCY_HEADER_LEN: usize = 3;
+/// Length of the associated data a video frame is sealed with ([`VideoFrameMeta::aad`]).
+pub const VIDEO_AAD_LEN: usize = 21;
+/// Length of the associated data an audio packet is sealed with ([`AudioHeader::aad`]).
+pub const AUDIO_AAD_LEN: usize = 22;
 /// Encoding byte of a redundant block: G.711 µ-law, one byte per sample ([`crate::mulaw`]).
 pub const AUDIO_REDUNDANCY_MULAW: u8 = 1;
 /// Largest JPEG slice carried by one video fragment.
@@ -128,7 +133,7 @@ pub struct VideoHeader {
     pub frag_count: u16,
 }
 
-/// Header of one audio packet: 20 ms of signed 16-bit big-endian PCM.
+/// Header of one audio packet; its body is an [`AudioPayload`] sealed end to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioHeader {
     /// Increases by one per audio frame.
@@ -174,10 +179,8 @@ pub enum MediaPacket<'a> {
     Audio {
         sender_id: u32,
         header: AudioHeader,
-        payload: &'a [u8],
-        /// The previous frame (`seq - 1`), G.711 µ-law: one byte per sample of `payload`. Sent
-        /// while receivers report audio loss, so a single lost packet costs nothing audible.
-        redundant: Option<&'a [u8]>,
+        /// An [`AudioPayload`] sealed by [`crate::e2ee::MediaSealer`] with [`AudioHeader::aad`].
+        sealed: &'a [u8],
     },
     RttRequest {
         sender_id: u32,
@@ -310,25 +313,10 @@ impl<'a> MediaPacket<'a> {
                 if header.channels == 0 || header.sample_rate == 0 {
                     return Err(PacketError::InvalidField);
                 }
-                if len > r.rest() || !len.is_multiple_of(2 * header.channels as usize) {
+                if len != r.rest() || len < SEAL_OVERHEAD {
                     return Err(PacketError::LengthMismatch);
                 }
-                let payload = r.take(len)?;
-                let redundant = match r.rest() {
-                    0 => None,
-                    n if n < AUDIO_REDUNDANCY_HEADER_LEN => return Err(PacketError::LengthMismatch),
-                    _ => {
-                        if r.u8()? != AUDIO_REDUNDANCY_MULAW {
-                            return Err(PacketError::InvalidField);
-                        }
-                        let red_len = r.u16()? as usize;
-                        if red_len != len / 2 || red_len != r.rest() {
-                            return Err(PacketError::LengthMismatch);
-                        }
-                        Some(r.take(red_len)?)
-                    }
-                };
-                MediaPacket::Audio { sender_id, header, payload, redundant }
+                MediaPacket::Audio { sender_id, header, sealed: r.take(len)? }
             }
             PacketKind::RttRequest | PacketKind::RttReply => {
                 let echo = RttEcho { echo_id: r.u32()?, sent_ts_us: r.u64()? };
@@ -389,11 +377,7 @@ impl<'a> MediaPacket<'a> {
         COMMON_HEADER_LEN
             + match self {
                 MediaPacket::VideoFragment { payload, .. } => VIDEO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
-                MediaPacket::Audio { payload, redundant, .. } => {
-                    AUDIO_HEADER_LEN - COMMON_HEADER_LEN
-                        + payload.len()
-                        + redundant.map_or(0, |r| AUDIO_REDUNDANCY_HEADER_LEN + r.len())
-                }
+                MediaPacket::Audio { sealed, .. } => AUDIO_HEADER_LEN - COMMON_HEADER_LEN + sealed.len(),
                 MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } => 12,
                 MediaPacket::ReceiverReport { .. } => 19,
                 MediaPacket::Keepalive { .. } => 0,
@@ -410,12 +394,11 @@ impl<'a> MediaPacket<'a> {
             MediaPacket::VideoFragment { header: h, payload, .. } => {
                 payload.len() <= usize::from(u16::MAX) && h.frag_count != 0 && h.frag_index < h.frag_count
             }
-            MediaPacket::Audio { header: h, payload, redundant, .. } => {
-                payload.len() <= usize::from(u16::MAX)
+            MediaPacket::Audio { header: h, sealed, .. } => {
+                sealed.len() <= usize::from(u16::MAX)
+                    && sealed.len() >= SEAL_OVERHEAD
                     && h.channels != 0
                     && h.sample_rate != 0
-                    && payload.len().is_multiple_of(2 * usize::from(h.channels))
-                    && redundant.is_none_or(|r| r.len() == payload.len() / 2)
             }
             MediaPacket::ReceiverReport { report, .. } => report.loss_permille <= 1000,
             MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } | MediaPacket::Keepalive { .. } => true,
@@ -455,19 +438,13 @@ impl<'a> MediaPacket<'a> {
                 w.put(&plen.to_be_bytes());
                 w.put(payload);
             }
-            MediaPacket::Audio { header: h, payload, redundant, .. } => {
-                let plen = payload.len() as u16;
+            MediaPacket::Audio { header: h, sealed, .. } => {
                 w.put(&h.seq.to_be_bytes());
                 w.put(&h.capture_ts_us.to_be_bytes());
                 w.put(&h.sample_rate.to_be_bytes());
                 w.put(&[h.channels]);
-                w.put(&plen.to_be_bytes());
-                w.put(payload);
-                if let Some(red) = redundant {
-                    w.put(&[AUDIO_REDUNDANCY_MULAW]);
-                    w.put(&(red.len() as u16).to_be_bytes());
-                    w.put(red);
-                }
+                w.put(&(sealed.len() as u16).to_be_bytes());
+                w.put(sealed);
             }
             MediaPacket::RttRequest { echo, .. } | MediaPacket::RttReply { echo, .. } => {
                 w.put(&echo.echo_id.to_be_bytes());
@@ -495,6 +472,86 @@ impl<'a> MediaPacket<'a> {
     }
 }
 
+impl AudioHeader {
+    /// The associated data an audio packet's body is sealed with: kind (2), sender id, then
+    /// this header's fields as on the wire (22 bytes). The relay reads them but cannot change
+    /// them unseen.
+    pub fn aad(&self, sender_id: u32) -> [u8; AUDIO_AAD_LEN] {
+        let mut a = [0u8; AUDIO_AAD_LEN];
+        a[0] = PacketKind::Audio as u8;
+        a[1..5].copy_from_slice(&sender_id.to_be_bytes());
+        a[5..9].copy_from_slice(&self.seq.to_be_bytes());
+        a[9..17].copy_from_slice(&self.capture_ts_us.to_be_bytes());
+        a[17..21].copy_from_slice(&self.sample_rate.to_be_bytes());
+        a[21] = self.channels;
+        a
+    }
+}
+
+/// What an audio packet carries, before sealing: 20 ms of signed 16-bit big-endian PCM
+/// (`pcm_len (2) ‖ pcm`) and, optionally, a redundant copy of the previous frame
+/// (`encoding (1) ‖ len (2) ‖ bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioPayload<'a> {
+    pub pcm: &'a [u8],
+    /// The previous frame (`seq - 1`), G.711 µ-law: one byte per sample of `pcm`. Sent while
+    /// receivers report audio loss, so a single lost packet costs nothing audible.
+    pub redundant: Option<&'a [u8]>,
+}
+
+impl<'a> AudioPayload<'a> {
+    /// Reads an opened body of `channels`-channel audio. Never panics.
+    pub fn decode(buf: &'a [u8], channels: u8) -> Result<Self, PacketError> {
+        let mut r = Reader { buf, pos: 0 };
+        let len = r.u16()? as usize;
+        if channels == 0 {
+            return Err(PacketError::InvalidField);
+        }
+        if len > r.rest() || !len.is_multiple_of(2 * usize::from(channels)) {
+            return Err(PacketError::LengthMismatch);
+        }
+        let pcm = r.take(len)?;
+        let redundant = match r.rest() {
+            0 => None,
+            n if n < AUDIO_REDUNDANCY_HEADER_LEN => return Err(PacketError::LengthMismatch),
+            _ => {
+                if r.u8()? != AUDIO_REDUNDANCY_MULAW {
+                    return Err(PacketError::InvalidField);
+                }
+                let red_len = r.u16()? as usize;
+                if red_len != len / 2 || red_len != r.rest() {
+                    return Err(PacketError::LengthMismatch);
+                }
+                Some(r.take(red_len)?)
+            }
+        };
+        Ok(Self { pcm, redundant })
+    }
+
+    /// Bytes [`encode_into`](Self::encode_into) writes.
+    pub fn encoded_len(&self) -> usize {
+        2 + self.pcm.len() + self.redundant.map_or(0, |r| AUDIO_REDUNDANCY_HEADER_LEN + r.len())
+    }
+
+    /// Appends the body to `out` (cleared first). Fails if the PCM is too long for its
+    /// length field or the redundant copy is not one byte per sample.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), PacketError> {
+        let len = u16::try_from(self.pcm.len()).map_err(|_| PacketError::TooLong)?;
+        if !self.pcm.len().is_multiple_of(2) || self.redundant.is_some_and(|r| r.len() != self.pcm.len() / 2) {
+            return Err(PacketError::InvalidField);
+        }
+        out.clear();
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(self.pcm);
+        if let Some(red) = self.redundant {
+            out.push(AUDIO_REDUNDANCY_MULAW);
+            out.extend_from_slice(&(red.len() as u16).to_be_bytes());
+            out.extend_from_slice(red);
+        }
+        Ok(())
+    }
+}
+
 /// Number of fragments a JPEG of `len` bytes is split into.
 pub fn fragment_count(len: usize) -> usize {
     len.div_ceil(MAX_VIDEO_FRAGMENT_PAYLOAD).max(1)
@@ -510,7 +567,23 @@ pub struct VideoFrameMeta {
     pub height: u16,
 }
 
-/// Splits one encoded frame into video fragments, each fitting [`MAX_DATAGRAM_LEN`], writing
+impl VideoFrameMeta {
+    /// The associated data a frame is sealed with: kind (1), sender id, frame id, capture
+    /// time, width, height (21 bytes): the fields every fragment repeats and the relay never
+    /// rewrites (it does rewrite the sequence number).
+    pub fn aad(&self) -> [u8; VIDEO_AAD_LEN] {
+        let mut a = [0u8; VIDEO_AAD_LEN];
+        a[0] = PacketKind::VideoFragment as u8;
+        a[1..5].copy_from_slice(&self.sender_id.to_be_bytes());
+        a[5..9].copy_from_slice(&self.frame_id.to_be_bytes());
+        a[9..17].copy_from_slice(&self.capture_ts_us.to_be_bytes());
+        a[17..19].copy_from_slice(&self.width.to_be_bytes());
+        a[19..21].copy_from_slice(&self.height.to_be_bytes());
+        a
+    }
+}
+
+/// Splits one sealed frame into video fragments, each fitting [`MAX_DATAGRAM_LEN`], writing
 /// each datagram, sealed by `hop`, into `out` (reused between calls) and handing it to `emit`.
 /// Sequence numbers start at `*next_seq`, which is advanced. Returns the number of fragments,
 /// or an error if the frame is too large for 65535 fragments.
@@ -561,7 +634,7 @@ mod tests {
             payload: &payload,
         };
         let bytes = p.to_vec().unwrap();
-        assert_eq!(&bytes[0..8], &[b'P', b'R', 2, 1, 1, 2, 3, 4]);
+        assert_eq!(&bytes[0..8], &[b'P', b'R', 3, 1, 1, 2, 3, 4]);
         assert_eq!(&bytes[8..12], &5u32.to_be_bytes());
         assert_eq!(&bytes[24..26], &854u16.to_be_bytes());
         assert_eq!(bytes.len(), VIDEO_HEADER_LEN + 3);
@@ -626,32 +699,45 @@ mod tests {
     #[test]
     fn rejects_bad_lengths_and_fields() {
         let header = AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16000, channels: 1 };
-        let audio = MediaPacket::Audio { sender_id: 1, header, payload: &[0u8; 640], redundant: None };
+        let sealed = [0u8; 2 + 640 + SEAL_OVERHEAD];
+        let audio = MediaPacket::Audio { sender_id: 1, header, sealed: &sealed };
         let mut bytes = audio.to_vec().unwrap();
-        assert!(MediaPacket::decode(&bytes).is_ok());
+        assert_eq!(MediaPacket::decode(&bytes), Ok(audio));
         assert_eq!(MediaPacket::decode(&bytes[..bytes.len() - 1]), Err(PacketError::LengthMismatch));
         bytes.push(0);
         assert_eq!(MediaPacket::decode(&bytes), Err(PacketError::LengthMismatch));
-        // A redundant block: one µ-law byte per sample of the payload, nothing else.
-        bytes.pop();
-        let plain_len = bytes.len();
-        let with_red = MediaPacket::Audio { sender_id: 1, header, payload: &[0u8; 640], redundant: Some(&[0x55; 320]) };
-        let mut red = with_red.to_vec().unwrap();
-        assert_eq!(red.len(), plain_len + AUDIO_REDUNDANCY_HEADER_LEN + 320);
-        assert_eq!(MediaPacket::decode(&red), Ok(with_red));
-        red[plain_len] = 9;
-        assert_eq!(MediaPacket::decode(&red), Err(PacketError::InvalidField), "unknown encoding");
-        red[plain_len] = AUDIO_REDUNDANCY_MULAW;
-        red.pop();
-        assert_eq!(MediaPacket::decode(&red), Err(PacketError::LengthMismatch), "truncated block");
-        let short = MediaPacket::Audio { sender_id: 1, header, payload: &[0u8; 640], redundant: Some(&[0x55; 319]) };
-        assert_eq!(short.to_vec(), Err(PacketError::InvalidField), "a block must cover the whole frame");
+        let too_short = MediaPacket::Audio { sender_id: 1, header, sealed: &sealed[..SEAL_OVERHEAD - 1] };
+        assert_eq!(too_short.to_vec(), Err(PacketError::InvalidField), "a body shorter than its seal");
         assert_eq!(MediaPacket::decode(b"PR"), Err(PacketError::TooShort));
         assert_eq!(MediaPacket::decode(b"XX\x01\x01\0\0\0\0"), Err(PacketError::BadMagic));
-        assert_eq!(MediaPacket::decode(b"PR\x01\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(1)));
-        assert_eq!(MediaPacket::decode(b"PR\x02\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
-        assert_eq!(MediaPacket::decode(b"PR\x02\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
-        assert_eq!(MediaPacket::decode(b"PR\x02\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
+        assert_eq!(MediaPacket::decode(b"PR\x02\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(2)));
+        assert_eq!(MediaPacket::decode(b"PR\x03\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
+        assert_eq!(MediaPacket::decode(b"PR\x03\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
+        assert_eq!(MediaPacket::decode(b"PR\x03\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
+    }
+
+    #[test]
+    fn an_audio_payload_is_whole_samples_and_a_redundant_copy_covers_the_frame() {
+        let mut body = Vec::new();
+        let plain = AudioPayload { pcm: &[0u8; 640], redundant: None };
+        plain.encode_into(&mut body).unwrap();
+        assert_eq!(body.len(), plain.encoded_len());
+        assert_eq!(AudioPayload::decode(&body, 1), Ok(plain));
+        assert_eq!(AudioPayload::decode(&body, 3), Err(PacketError::LengthMismatch), "not whole samples");
+        assert_eq!(AudioPayload::decode(&body[..body.len() - 1], 1), Err(PacketError::LengthMismatch));
+        let plain_len = body.len();
+        let with_red = AudioPayload { pcm: &[0u8; 640], redundant: Some(&[0x55; 320]) };
+        let mut red = Vec::new();
+        with_red.encode_into(&mut red).unwrap();
+        assert_eq!(red.len(), plain_len + AUDIO_REDUNDANCY_HEADER_LEN + 320);
+        assert_eq!(AudioPayload::decode(&red, 1), Ok(with_red));
+        red[plain_len] = 9;
+        assert_eq!(AudioPayload::decode(&red, 1), Err(PacketError::InvalidField), "unknown encoding");
+        red[plain_len] = AUDIO_REDUNDANCY_MULAW;
+        red.pop();
+        assert_eq!(AudioPayload::decode(&red, 1), Err(PacketError::LengthMismatch), "truncated block");
+        let short = AudioPayload { pcm: &[0u8; 640], redundant: Some(&[0x55; 319]) };
+        assert_eq!(short.encode_into(&mut red), Err(PacketError::InvalidField), "a block must cover the frame");
     }
 
     fn test_secret() -> crate::hop::HopSecret {

@@ -11,17 +11,18 @@ pub mod checks;
 use proptest::prelude::*;
 use proptest::sample::SizeRange;
 use protocol::control::{
-    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
-    StatsReport, UploadStopReason,
+    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MeetingWelcome,
+    Participant, StatsReport, UploadStopReason,
 };
 use protocol::media::{
-    AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, AUDIO_REDUNDANCY_HEADER_LEN,
-    MAX_PACKET_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD,
+    AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, MAX_PACKET_LEN,
+    MAX_VIDEO_FRAGMENT_PAYLOAD,
 };
+use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 34;
+pub const VARIANT_COUNT: usize = 36;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -46,21 +47,23 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         HostChanged { .. } => 16,
         RemoveParticipant { .. } => 17,
         Removed => 18,
-        ChatSend { .. } => 19,
-        Chat { .. } => 20,
-        FileUpload { .. } => 21,
-        FileUploadReady { .. } => 22,
-        FileUploadComplete { .. } => 23,
-        FileDownload { .. } => 24,
-        FileDownloadReady { .. } => 25,
-        FileProgress { .. } => 26,
-        FileUploadStopped { .. } => 27,
-        FileOffer { .. } => 28,
-        StatsReport { .. } => 29,
-        Ping { .. } => 30,
-        Pong { .. } => 31,
-        Leave => 32,
-        Error { .. } => 33,
+        MediaKeys { .. } => 19,
+        MediaKey { .. } => 20,
+        ChatSend { .. } => 21,
+        Chat { .. } => 22,
+        FileUpload { .. } => 23,
+        FileUploadReady { .. } => 24,
+        FileUploadComplete { .. } => 25,
+        FileDownload { .. } => 26,
+        FileDownloadReady { .. } => 27,
+        FileProgress { .. } => 28,
+        FileUploadStopped { .. } => 29,
+        FileOffer { .. } => 30,
+        StatsReport { .. } => 31,
+        Ping { .. } => 32,
+        Pong { .. } => 33,
+        Leave => 34,
+        Error { .. } => 35,
     }
 }
 
@@ -175,8 +178,8 @@ pub fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 pub fn participant() -> impl Strategy<Value = Participant> {
-    (any::<u32>(), text(0..24), any::<[bool; 4]>(), wide_u64()).prop_map(
-        |(id, display_name, [is_host, mic_on, camera_on, speaking], joined_at_ms)| Participant {
+    (any::<u32>(), text(0..24), any::<[bool; 4]>(), wide_u64(), public_key()).prop_map(
+        |(id, display_name, [is_host, mic_on, camera_on, speaking], joined_at_ms, media_public_key)| Participant {
             id,
             display_name,
             is_host,
@@ -184,8 +187,19 @@ pub fn participant() -> impl Strategy<Value = Participant> {
             camera_on,
             speaking,
             joined_at_ms,
+            media_public_key,
         },
     )
+}
+
+/// A public key as the wire carries it, or any text (a relay must refuse what is not one).
+pub fn public_key() -> impl Strategy<Value = String> {
+    prop_oneof!["[0-9a-f]{64}", text(0..8)]
+}
+
+/// A sealed meeting key as the wire carries it, or any text.
+pub fn key_blob() -> impl Strategy<Value = String> {
+    prop_oneof!["[0-9a-f]{136}", text(0..8)]
 }
 
 pub fn file_info() -> impl Strategy<Value = FileInfo> {
@@ -230,14 +244,16 @@ pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
         any::<u32>(),
         proptest::collection::vec(participant(), 0..6),
         proptest::collection::vec(chat_message(), 0..6),
+        proptest::option::of(key_blob()),
     )
-        .prop_map(|(code, participant_id, session_token, host_id, roster, chat_history)| MeetingWelcome {
+        .prop_map(|(code, participant_id, session_token, host_id, roster, chat_history, media_key)| MeetingWelcome {
             code,
             participant_id,
             session_token,
             host_id,
             roster,
             chat_history,
+            media_key,
         })
 }
 
@@ -275,13 +291,22 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
             udp_port,
             server_name
         }),
-        text(0..32).prop_map(|display_name| M::CreateMeeting { display_name }),
-        (code(), text(0..32)).prop_map(|(code, display_name)| M::JoinRequest { code, display_name }),
+        (text(0..32), public_key())
+            .prop_map(|(display_name, media_public_key)| M::CreateMeeting { display_name, media_public_key }),
+        (code(), text(0..32), public_key()).prop_map(|(code, display_name, media_public_key)| M::JoinRequest {
+            code,
+            display_name,
+            media_public_key
+        }),
         (code(), wide_u64()).prop_map(|(code, request_id)| M::Waiting { code, request_id }),
         Just(M::CancelJoin),
-        (wide_u64(), text(0..32)).prop_map(|(request_id, display_name)| M::Knock { request_id, display_name }),
+        (wide_u64(), text(0..32), public_key()).prop_map(|(request_id, display_name, media_public_key)| M::Knock {
+            request_id,
+            display_name,
+            media_public_key
+        }),
         (wide_u64(), knock_withdrawal()).prop_map(|(request_id, reason)| M::KnockWithdrawn { request_id, reason }),
-        wide_u64().prop_map(|request_id| M::Admit { request_id }),
+        (wide_u64(), key_blob()).prop_map(|(request_id, media_key)| M::Admit { request_id, media_key }),
         wide_u64().prop_map(|request_id| M::Deny { request_id }),
         join_refusal().prop_map(|reason| M::JoinRefused { reason }),
         meeting_welcome().prop_map(M::Joined),
@@ -293,6 +318,12 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         any::<u32>().prop_map(|host_id| M::HostChanged { host_id }),
         any::<u32>().prop_map(|participant_id| M::RemoveParticipant { participant_id }),
         Just(M::Removed),
+        proptest::collection::vec(
+            (any::<u32>(), key_blob()).prop_map(|(participant_id, media_key)| KeyDelivery { participant_id, media_key }),
+            0..4
+        )
+        .prop_map(|keys| M::MediaKeys { keys }),
+        (any::<u32>(), key_blob()).prop_map(|(from, media_key)| M::MediaKey { from, media_key }),
         (text(0..64), proptest::option::of(wide_u64()))
             .prop_map(|(text, client_msg_id)| M::ChatSend { text, client_msg_id }),
         chat_message().prop_map(|message| M::Chat { message }),
@@ -338,6 +369,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         camera_on: true,
         speaking: false,
         joined_at_ms: 1_700_000_000_000,
+        media_public_key: "0f".repeat(32),
     };
     let file = FileInfo {
         file_id: 9,
@@ -359,13 +391,13 @@ pub fn one_of_each() -> Vec<ControlMessage> {
     vec![
         M::Hello { protocol_version: 1, client_name: "test".into() },
         M::Welcome { protocol_version: 1, udp_port: 7001, server_name: "relay".into() },
-        M::CreateMeeting { display_name: "Ada".into() },
-        M::JoinRequest { code: "123456".into(), display_name: "Grace".into() },
+        M::CreateMeeting { display_name: "Ada".into(), media_public_key: "0e".repeat(32) },
+        M::JoinRequest { code: "123456".into(), display_name: "Grace".into(), media_public_key: "0f".repeat(32) },
         M::Waiting { code: "123456".into(), request_id: 3 },
         M::CancelJoin,
-        M::Knock { request_id: 3, display_name: "Grace".into() },
+        M::Knock { request_id: 3, display_name: "Grace".into(), media_public_key: "0f".repeat(32) },
         M::KnockWithdrawn { request_id: 3, reason: KnockWithdrawal::Cancelled },
-        M::Admit { request_id: 3 },
+        M::Admit { request_id: 3, media_key: "5a".repeat(68) },
         M::Deny { request_id: 3 },
         M::JoinRefused { reason: JoinRefusal::Denied },
         M::Joined(MeetingWelcome {
@@ -375,6 +407,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
             host_id: 1,
             roster: vec![participant.clone()],
             chat_history: vec![chat.clone()],
+            media_key: Some("5a".repeat(68)),
         }),
         M::ParticipantJoined { participant: participant.clone() },
         M::ParticipantLeft { participant_id: 2, reason: LeaveReason::Left },
@@ -383,6 +416,8 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::HostChanged { host_id: 2 },
         M::RemoveParticipant { participant_id: 2 },
         M::Removed,
+        M::MediaKeys { keys: vec![KeyDelivery { participant_id: 2, media_key: "5a".repeat(68) }] },
+        M::MediaKey { from: 1, media_key: "5a".repeat(68) },
         M::ChatSend { text: "hi".into(), client_msg_id: None },
         M::Chat { message: chat },
         M::FileUpload { session_token: "token".into(), name: "notes.pdf".into(), size: 10, sha256: "ab".repeat(32) },
@@ -421,7 +456,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnedPacket {
     Video { sender_id: u32, header: VideoHeader, payload: Vec<u8> },
-    Audio { sender_id: u32, header: AudioHeader, payload: Vec<u8>, redundant: Option<Vec<u8>> },
+    Audio { sender_id: u32, header: AudioHeader, sealed: Vec<u8> },
     RttRequest { sender_id: u32, echo: RttEcho },
     RttReply { sender_id: u32, echo: RttEcho },
     Report { sender_id: u32, report: ReceiverReport },
@@ -434,8 +469,8 @@ impl OwnedPacket {
             OwnedPacket::Video { sender_id, header, payload } => {
                 MediaPacket::VideoFragment { sender_id: *sender_id, header: *header, payload }
             }
-            OwnedPacket::Audio { sender_id, header, payload, redundant } => {
-                MediaPacket::Audio { sender_id: *sender_id, header: *header, payload, redundant: redundant.as_deref() }
+            OwnedPacket::Audio { sender_id, header, sealed } => {
+                MediaPacket::Audio { sender_id: *sender_id, header: *header, sealed }
             }
             OwnedPacket::RttRequest { sender_id, echo } => {
                 MediaPacket::RttRequest { sender_id: *sender_id, echo: *echo }
@@ -485,26 +520,12 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
             any::<u64>(),
             1..=u32::MAX,
             prop_oneof![Just(1u8), 1..=u8::MAX],
-            0..200usize,
-            any::<bool>()
+            proptest::collection::vec(any::<u8>(), SEAL_OVERHEAD..=MAX_PACKET_LEN - AUDIO_HEADER_LEN),
         )
-            .prop_flat_map(|(sender_id, seq, capture_ts_us, sample_rate, channels, frames, with_copy)| {
-                // Whole sample frames only (`channels` s16 samples each), the datagram within
-                // MAX_DATAGRAM_LEN even with a redundant copy (one byte per sample).
-                let frame_bytes = 2 * channels as usize;
-                let budget = (MAX_PACKET_LEN - AUDIO_HEADER_LEN - AUDIO_REDUNDANCY_HEADER_LEN) * 2 / 3;
-                let len = frames.min(budget / frame_bytes) * frame_bytes;
-                let copy_len = if with_copy { len / 2 } else { 0 };
-                (
-                    proptest::collection::vec(any::<u8>(), len..=len),
-                    proptest::collection::vec(any::<u8>(), copy_len..=copy_len),
-                )
-                    .prop_map(move |(payload, copy)| OwnedPacket::Audio {
-                        sender_id,
-                        header: AudioHeader { seq, capture_ts_us, sample_rate, channels },
-                        payload,
-                        redundant: with_copy.then_some(copy),
-                    })
+            .prop_map(|(sender_id, seq, capture_ts_us, sample_rate, channels, sealed)| OwnedPacket::Audio {
+                sender_id,
+                header: AudioHeader { seq, capture_ts_us, sample_rate, channels },
+                sealed,
             }),
         (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttRequest { sender_id, echo }),
         (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttReply { sender_id, echo }),
@@ -545,13 +566,11 @@ pub fn any_packet() -> impl Strategy<Value = OwnedPacket> {
             prop_oneof![Just(0u32), Just(16_000), any::<u32>()],
             prop_oneof![0..4u8, any::<u8>()],
             prop_oneof![0..64usize, Just(65_534), Just(65_536)],
-            prop_oneof![Just(None), (0..40usize).prop_map(Some)],
         )
-            .prop_map(|(sender_id, sample_rate, channels, len, copy_len)| OwnedPacket::Audio {
+            .prop_map(|(sender_id, sample_rate, channels, len)| OwnedPacket::Audio {
                 sender_id,
                 header: AudioHeader { seq: 1, capture_ts_us: 2, sample_rate, channels },
-                payload: vec![0x5A; len],
-                redundant: copy_len.map(|n| vec![0xA5; n]),
+                sealed: vec![0x5A; len],
             }),
         1 => (any::<u32>(), any::<u16>()).prop_map(|(sender_id, loss_permille)| OwnedPacket::Report {
             sender_id,
