@@ -49,6 +49,11 @@ pub struct StatsSnapshot {
     /// replay window: a copy sent again.
     #[serde(default)]
     pub replayed_packets: u64,
+    /// Video frames and audio packets that came through the relay but did not open with the
+    /// meeting's end-to-end keys: sealed under a key we were not given (a participant who
+    /// left, a key not delivered yet), altered, or replayed by another participant.
+    #[serde(default)]
+    pub undecryptable_media: u64,
     /// File transfers in progress or finished during this session.
     pub files: Vec<FileTransferStats>,
 }

@@ -331,25 +331,27 @@ impl Session {
         match msg {
             M::Ping { nonce } => Ok(Some(M::Pong { nonce })),
             M::Pong { .. } => Ok(None),
-            M::CreateMeeting { display_name } => {
+            M::CreateMeeting { display_name, media_public_key } => {
                 self.require_idle()?;
+                validate_public_key(&media_public_key)?;
                 shared.address_take(self.from, AddressRate::NewMeeting).map_err(|retry_after| {
                     OpError::rate_limited(LimitHit::NewMeetings, "too many new meetings from this address", retry_after)
                 })?;
-                let (meeting, welcome) = shared.create_meeting(&display_name, self.conn.clone())?;
+                let (meeting, welcome) = shared.create_meeting(&display_name, media_public_key, self.conn.clone())?;
                 self.state = State::InMeeting { meeting, id: welcome.participant_id };
                 Ok(Some(M::Joined(welcome)))
             }
-            M::JoinRequest { code, display_name } => {
+            M::JoinRequest { code, display_name, media_public_key } => {
                 self.require_idle()?;
                 if !is_valid_meeting_code(&code) {
                     return Err(OpError::new(ErrorCode::InvalidCode, "meeting codes are six digits"));
                 }
+                validate_public_key(&media_public_key)?;
                 let meeting = self.find_meeting(&code)?;
                 shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
                     OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
                 })?;
-                match meeting.knock(shared, &display_name, self.conn.clone(), self.from)? {
+                match meeting.knock(shared, &display_name, media_public_key, self.conn.clone(), self.from)? {
                     KnockOutcome::Full => Ok(Some(M::JoinRefused { reason: JoinRefusal::MeetingFull })),
                     KnockOutcome::Waiting(request_id) => {
                         let deadline = Some(Instant::now() + shared.config.knock_timeout);
@@ -362,9 +364,14 @@ impl Session {
                 self.cancel_knock().await?;
                 Ok(None)
             }
-            M::Admit { request_id } => {
+            M::Admit { request_id, media_key } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.admit(shared, id, request_id)?;
+                meeting.admit(shared, id, request_id, media_key)?;
+                Ok(None)
+            }
+            M::MediaKeys { keys } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.media_keys(shared, id, keys)?;
                 Ok(None)
             }
             M::Deny { request_id } => {
@@ -567,5 +574,14 @@ impl Session {
             close_tls(&mut self.framed).await;
         }
         debug!(peer = %self.peer, ?exit, "control connection closed");
+    }
+}
+
+/// Refuses a `media_public_key` that is not an X25519 public key's 64 hex digits.
+fn validate_public_key(key: &str) -> Result<(), OpError> {
+    if protocol::e2ee::is_valid_public_key(key) {
+        Ok(())
+    } else {
+        Err(OpError::new(ErrorCode::MalformedMessage, "media_public_key must be 64 hex digits"))
     }
 }

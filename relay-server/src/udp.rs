@@ -746,7 +746,7 @@ mod tests {
         for seq in [0u32, 1, 3] {
             let h = AudioHeader { seq, ..header };
             let mut a =
-                clients.seal(MediaPacket::Audio { sender_id: 4, header: h, payload: &[0u8; 4], redundant: None });
+                clients.seal(MediaPacket::Audio { sender_id: 4, header: h, sealed: &[0u8; 40] });
             r.handle(&mut a, addr(4), Instant::now(), &mut |_, _| true);
         }
         r.send_reports(&mut sent.sender());

@@ -111,6 +111,9 @@ impl Translator {
                 roster: welcome.roster.into_iter().map(Into::into).collect(),
                 chat_history: welcome.chat_history.into_iter().map(Into::into).collect(),
             }),
+            SessionEvent::Encryption { epoch, safety_code } => {
+                UiEvent::Encryption(p::Encryption { epoch, safety_code })
+            }
             SessionEvent::ParticipantJoined { participant } => {
                 UiEvent::ParticipantJoined(p::ParticipantWrap { participant: participant.into() })
             }
@@ -427,6 +430,7 @@ mod tests {
             host_id: 1,
             roster: vec![],
             chat_history: vec![],
+            media_key: None,
         };
         let Some(UiEvent::Joined(j)) = t.translate(SessionEvent::Joined { welcome }, Instant::now()) else {
             panic!("expected joined")

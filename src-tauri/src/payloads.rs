@@ -404,6 +404,9 @@ pub enum UiEvent {
     JoinRefused(JoinRefused),
     /// This app is in the meeting (after create or admission).
     Joined(Joined),
+    /// Media is end-to-end encrypted; the safety code to compare (after `joined`, and again
+    /// whenever the key or the roster changes).
+    Encryption(Encryption),
     ParticipantJoined(ParticipantWrap),
     ParticipantLeft(ParticipantLeft),
     ParticipantUpdated(ParticipantWrap),
@@ -478,6 +481,17 @@ pub struct Joined {
     pub roster: Vec<Participant>,
     /// Most recent chat messages, oldest first.
     pub chat_history: Vec<ChatMessage>,
+}
+
+/// The meeting's end-to-end encryption, as the meeting info shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Encryption {
+    /// The meeting key's epoch: 1 when the meeting starts, one more at each rotation.
+    pub epoch: u32,
+    /// Twelve digits in three groups ("0123 4567 8901"): the same for everyone in the meeting
+    /// unless someone (the relay included) put itself between participants.
+    pub safety_code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]

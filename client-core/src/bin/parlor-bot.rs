@@ -293,6 +293,9 @@ async fn run(mut cli: Cli) -> Result<i32> {
                     session.admit(request_id).await?;
                 }
             }
+            SessionEvent::Encryption { epoch, safety_code } => {
+                out(format!("ENCRYPTED epoch={epoch} safety_code={:?}", safety_code))
+            }
             SessionEvent::ParticipantJoined { participant } => {
                 out(format!("PARTICIPANT_JOINED id={} name={:?}", participant.id, participant.display_name));
                 tally.names.insert(participant.id, participant.display_name);

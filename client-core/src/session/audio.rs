@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::jitter::{FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE};
-use protocol::media::{AudioHeader, MediaPacket, MAX_DATAGRAM_LEN};
+use protocol::media::{AudioHeader, AudioPayload, MediaPacket, MAX_DATAGRAM_LEN};
 use protocol::mulaw;
 use tokio::sync::mpsc;
 
@@ -103,6 +103,7 @@ pub(crate) fn capture_thread(
     let mut frame = [0i16; FRAME_SAMPLES];
     let mut payload = [0u8; FRAME_SAMPLES * 2];
     let mut datagram = [0u8; MAX_DATAGRAM_LEN];
+    let (mut plain, mut sealed) = (Vec::new(), Vec::new());
     let mut meter = LevelMeter::new();
     let mut speaking = false;
     let mut seq: u32 = 0;
@@ -165,13 +166,20 @@ pub(crate) fn capture_thread(
             b.copy_from_slice(&s.to_be_bytes());
         }
         let redundant = has_previous && counters.redundancy.load(Ordering::Relaxed);
-        let packet = MediaPacket::Audio {
-            sender_id: shared.my_id,
-            header: AudioHeader { seq, capture_ts_us, sample_rate: SAMPLE_RATE, channels: 1 },
-            payload: &payload,
-            redundant: redundant.then_some(&previous[..]),
-        };
+        let header = AudioHeader { seq, capture_ts_us, sample_rate: SAMPLE_RATE, channels: 1 };
+        let body = AudioPayload { pcm: &payload, redundant: redundant.then_some(&previous[..]) };
         seq = seq.wrapping_add(1);
+        let encoded = body.encode_into(&mut plain);
+        mulaw::encode(&frame, &mut previous);
+        has_previous = true;
+        if let Err(e) = encoded {
+            tracing::warn!("cannot encode an audio packet: {e}");
+            continue;
+        }
+        if !shared.seal(&header.aad(shared.my_id), &plain, &mut sealed) {
+            continue;
+        }
+        let packet = MediaPacket::Audio { sender_id: shared.my_id, header, sealed: &sealed };
         match shared.hop_out.encode(&packet, &mut datagram) {
             Ok(len) => {
                 if send_datagram(&socket, &datagram[..len]) {
@@ -181,8 +189,6 @@ pub(crate) fn capture_thread(
             }
             Err(e) => tracing::warn!("cannot encode an audio packet: {e}"),
         }
-        mulaw::encode(&frame, &mut previous);
-        has_previous = true;
     }
     counters.active.store(false, Ordering::Relaxed);
     if speaking {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use protocol::control::{FileInfo, MeetingWelcome};
+use protocol::e2ee::{KeyringError, KeyringOutput, MediaIdentity, MediaPublicKey, MeetingKey, MeetingKeyring};
 use protocol::ControlMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -44,6 +45,8 @@ struct Meeting {
     welcome: MeetingWelcome,
     engine: Option<Engine>,
     speaking: bool,
+    /// The meeting's end-to-end keys; `None` if the key could not be had (nothing is sent).
+    keyring: Option<MeetingKeyring>,
 }
 
 struct Transfer {
@@ -74,6 +77,8 @@ pub(crate) struct ControlTask {
     next_transfer_key: u64,
     next_nonce: u64,
     last_heard: Instant,
+    /// Our X25519 key pair for the meeting we are creating or asking to join.
+    identity: Option<MediaIdentity>,
 }
 
 /// Why the control loop ended.
@@ -110,6 +115,7 @@ impl ControlTask {
             next_transfer_key: 1,
             next_nonce: 1,
             last_heard: Instant::now(),
+            identity: None,
         }
     }
 
@@ -216,8 +222,18 @@ impl ControlTask {
                 self.phase = Phase::Waiting;
                 self.events.emit(SessionEvent::Waiting { code, request_id });
             }
-            M::Knock { request_id, display_name } => self.events.emit(SessionEvent::Knock { request_id, display_name }),
+            M::Knock { request_id, display_name, media_public_key } => {
+                match (MediaPublicKey::from_hex(&media_public_key), self.keyring()) {
+                    (Ok(public), Some(keyring)) => keyring.on_knock(request_id, public),
+                    (Err(e), _) => tracing::warn!(request_id, "knock without a usable public key: {e}"),
+                    (_, None) => {}
+                }
+                self.events.emit(SessionEvent::Knock { request_id, display_name })
+            }
             M::KnockWithdrawn { request_id, reason } => {
+                if let Some(keyring) = self.keyring() {
+                    keyring.on_knock_withdrawn(request_id);
+                }
                 self.events.emit(SessionEvent::KnockWithdrawn { request_id, reason })
             }
             M::JoinRefused { reason } => {
@@ -225,12 +241,20 @@ impl ControlTask {
                 self.events.emit(SessionEvent::JoinRefused { reason });
             }
             M::Joined(welcome) => self.on_joined(welcome).await?,
-            M::ParticipantJoined { participant } => self.events.emit(SessionEvent::ParticipantJoined { participant }),
+            M::ParticipantJoined { participant } => {
+                let (id, public) = (participant.id, MediaPublicKey::from_hex(&participant.media_public_key));
+                self.events.emit(SessionEvent::ParticipantJoined { participant });
+                match public {
+                    Ok(public) => self.on_keyring(|k| k.on_participant_joined(id, public)).await?,
+                    Err(e) => tracing::warn!(participant = id, "participant without a usable public key: {e}"),
+                }
+            }
             M::ParticipantLeft { participant_id, reason } => {
                 if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
                     engine.participant_left(participant_id);
                 }
                 self.events.emit(SessionEvent::ParticipantLeft { participant_id, reason });
+                self.on_keyring(|k| k.on_participant_left(participant_id)).await?;
             }
             M::ParticipantUpdated { participant } => self.events.emit(SessionEvent::ParticipantUpdated { participant }),
             M::HostChanged { host_id } => {
@@ -238,6 +262,19 @@ impl ControlTask {
                     m.welcome.host_id = host_id;
                 }
                 self.events.emit(SessionEvent::HostChanged { host_id });
+                self.on_keyring(|k| k.on_host_changed(host_id)).await?;
+            }
+            M::MediaKey { from, media_key } => {
+                let Some(keyring) = self.keyring() else { return Ok(()) };
+                match keyring.on_media_key(from, &media_key) {
+                    Ok(key) => self.use_media_key(key),
+                    // An older key crossing a newer one is expected; anything else is not.
+                    Err(e @ KeyringError::NotNewer { .. }) => tracing::debug!("media key ignored: {e}"),
+                    Err(e) => {
+                        tracing::warn!("media key refused: {e}");
+                        self.events.error(format!("a media key was refused: {e}"));
+                    }
+                }
             }
             M::Removed => {
                 self.stop_engine().await;
@@ -282,8 +319,90 @@ impl ControlTask {
         }
     }
 
+    /// Our keyring, in a meeting whose key we have.
+    fn keyring(&mut self) -> Option<&mut MeetingKeyring> {
+        match &mut self.phase {
+            Phase::InMeeting(m) => m.keyring.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// Feeds the keyring a roster change and carries out what it asks: a new key for our
+    /// media, keys for the others (we are the host), the safety code shown again.
+    async fn on_keyring(
+        &mut self,
+        input: impl FnOnce(&mut MeetingKeyring) -> Result<KeyringOutput, KeyringError>,
+    ) -> Result<(), Exit> {
+        let Some(keyring) = self.keyring() else { return Ok(()) };
+        let output = match input(keyring) {
+            Ok(output) => output,
+            Err(e) => {
+                tracing::warn!("meeting key: {e}");
+                self.events.error(format!("cannot hand out the meeting key: {e}"));
+                return Ok(());
+            }
+        };
+        if let Some(key) = output.new_key {
+            self.use_media_key(key);
+        } else {
+            self.emit_encryption();
+        }
+        if !output.deliveries.is_empty() {
+            self.send(ControlMessage::MediaKeys { keys: output.deliveries }).await?;
+        }
+        Ok(())
+    }
+
+    /// Seals and opens our media with `key` from now on.
+    fn use_media_key(&mut self, key: MeetingKey) {
+        if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
+            if let Err(e) = engine.install_media_key(key) {
+                self.events.error(format!("cannot use the new meeting key: {e}"));
+            }
+        }
+        self.emit_encryption();
+    }
+
+    /// Tells the UI the key's epoch and the safety code of the key and the roster.
+    fn emit_encryption(&mut self) {
+        let Some(keyring) = self.keyring() else { return };
+        let (Some(epoch), Some(safety_code)) = (keyring.epoch(), keyring.safety_code()) else { return };
+        self.events.emit(SessionEvent::Encryption { epoch, safety_code });
+    }
+
+    /// A fresh key pair for the meeting we are about to create or knock on; its public half
+    /// goes in the request.
+    fn new_identity(&mut self) -> Option<String> {
+        match MediaIdentity::generate() {
+            Ok(identity) => {
+                let public = identity.public().to_hex();
+                self.identity = Some(identity);
+                Some(public)
+            }
+            Err(e) => {
+                self.events.error(format!("cannot make an encryption key: {e}"));
+                None
+            }
+        }
+    }
+
     async fn on_joined(&mut self, welcome: MeetingWelcome) -> Result<(), Exit> {
         self.stop_engine().await;
+        let keyring = self.identity.take().ok_or(KeyringError::MissingKey).and_then(|identity| {
+            let roster = welcome
+                .roster
+                .iter()
+                .filter_map(|p| MediaPublicKey::from_hex(&p.media_public_key).ok().map(|k| (p.id, k)));
+            MeetingKeyring::join(identity, welcome.participant_id, welcome.host_id, roster, welcome.media_key.as_deref())
+        });
+        let (keyring, media_key) = match keyring {
+            Ok((keyring, key)) => (Some(keyring), Some(key)),
+            Err(e) => {
+                tracing::warn!("no meeting key: {e}");
+                self.events.error(format!("cannot open the meeting's media key ({e}); no media is sent or shown"));
+                (None, None)
+            }
+        };
         for message in &welcome.chat_history {
             if let Some(file) = &message.file {
                 self.remember_offer(file.clone());
@@ -297,6 +416,7 @@ impl ControlTask {
         let params = EngineParams {
             my_id: welcome.participant_id,
             hop: self.handshake.hop.clone(),
+            media_key,
             udp_addr: self.handshake.udp_addr(),
             options: self.options.clone(),
             events: self.events.clone(),
@@ -310,8 +430,10 @@ impl ControlTask {
                 None
             }
         };
-        self.phase = Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false }));
+        self.phase =
+            Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false, keyring }));
         self.events.emit(SessionEvent::Joined { welcome });
+        self.emit_encryption();
         self.send_media_state().await
     }
 
@@ -353,15 +475,15 @@ impl ControlTask {
             Command::CreateMeeting { display_name } => {
                 if self.in_meeting().is_some() {
                     self.events.error("already in a meeting; leave it first");
-                } else {
-                    self.send(M::CreateMeeting { display_name }).await?;
+                } else if let Some(media_public_key) = self.new_identity() {
+                    self.send(M::CreateMeeting { display_name, media_public_key }).await?;
                 }
             }
             Command::Join { code, display_name } => {
                 if self.in_meeting().is_some() {
                     self.events.error("already in a meeting; leave it first");
-                } else {
-                    self.send(M::JoinRequest { code, display_name }).await?;
+                } else if let Some(media_public_key) = self.new_identity() {
+                    self.send(M::JoinRequest { code, display_name, media_public_key }).await?;
                 }
             }
             Command::CancelJoin => {
@@ -370,7 +492,11 @@ impl ControlTask {
                     self.phase = Phase::Idle;
                 }
             }
-            Command::Admit(request_id) => self.send(M::Admit { request_id }).await?,
+            Command::Admit(request_id) => match self.keyring().map(|k| k.admit(request_id)) {
+                Some(Ok(media_key)) => self.send(M::Admit { request_id, media_key }).await?,
+                Some(Err(e)) => self.events.error(format!("cannot admit: {e}")),
+                None => self.events.error("cannot admit without the meeting key"),
+            },
             Command::Deny(request_id) => self.send(M::Deny { request_id }).await?,
             Command::Remove(participant_id) => self.send(M::RemoveParticipant { participant_id }).await?,
             Command::Leave => {

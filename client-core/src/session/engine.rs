@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use protocol::assembler::AssembledFrame;
 use protocol::control::StatsReport;
+use protocol::e2ee::{MediaOpener, MediaSealer, MeetingKey};
 use protocol::hop::{HopReceiver, HopSecret, HopSender};
 use protocol::jitter::JitterBuffer;
 use protocol::media::MAX_DATAGRAM_LEN;
@@ -56,6 +57,8 @@ pub(crate) struct EngineParams {
     pub my_id: u32,
     /// The keys of our datagrams, from the control connection's TLS session.
     pub hop: HopSecret,
+    /// The meeting's end-to-end media key, if we could get it.
+    pub media_key: Option<MeetingKey>,
     pub udp_addr: SocketAddr,
     pub options: SessionOptions,
     pub events: EventSender,
@@ -119,6 +122,8 @@ pub(crate) struct EngineShared {
     /// Seals every datagram we send: the capture threads' media and the network task's
     /// keepalives, RTT echoes and reports draw their numbers from its one counter.
     pub hop_out: Arc<HopSender>,
+    /// Seals our video frames and audio end to end (one counter for both).
+    pub sealer: Mutex<MediaSealer>,
     pub setting: Mutex<QualitySetting>,
     pub session: Arc<SessionShared>,
     pub video_out: VideoOutCounters,
@@ -133,6 +138,22 @@ pub(crate) struct EngineShared {
 impl EngineShared {
     pub(crate) fn running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Seals `plain` end to end into `out`. False (logged once per key state) if there is no
+    /// meeting key: then nothing is sent rather than anything in clear.
+    pub(crate) fn seal(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) -> bool {
+        let mut sealer = match self.sealer.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        match sealer.seal(aad, plain, out) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("media not sent: {e}");
+                false
+            }
+        }
     }
 
     pub(crate) fn setting(&self) -> QualitySetting {
@@ -170,14 +191,23 @@ impl EngineShared {
 pub(crate) struct Engine {
     shared: Arc<EngineShared>,
     net: JoinHandle<()>,
-    net_cmd: mpsc::Sender<u32>,
+    net_cmd: mpsc::Sender<NetCommand>,
     threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What the control task tells the network task.
+#[derive(Debug)]
+enum NetCommand {
+    /// Forget everything about this participant.
+    ParticipantLeft(u32),
+    /// Open media with this meeting key from now on.
+    MediaKey(MeetingKey),
 }
 
 impl Engine {
     /// Opens the UDP socket and starts the network task and the threads.
     pub(crate) fn start(params: EngineParams) -> std::io::Result<Engine> {
-        let EngineParams { my_id, hop, udp_addr, options, events, shared: session, internal } = params;
+        let EngineParams { my_id, hop, media_key, udp_addr, options, events, shared: session, internal } = params;
         let (socket, sender) = udp::open(udp_addr)?;
         let mut config = QualityConfig::default();
         if let Some(level) = options.start_level {
@@ -185,14 +215,23 @@ impl Engine {
         }
         let hop_out = Arc::new(HopSender::new(hop.to_relay()));
         let hop_in = HopReceiver::new(hop.from_relay());
+        let mut opener = MediaOpener::new();
+        let mut sealer = MediaSealer::new(my_id);
+        if let Some(key) = media_key {
+            if let Err(e) = sealer.set_key(&key) {
+                events.error(format!("cannot use the meeting key: {e}"));
+            }
+            opener.install(key);
+        }
         let core = ReceiveCore::new(
-            ReceiveConfig { my_id, hop_out: hop_out.clone(), hop_in, quality: config },
+            ReceiveConfig { my_id, hop_out: hop_out.clone(), hop_in, quality: config, opener },
             Instant::now(),
         );
         let shared = Arc::new(EngineShared {
             running: AtomicBool::new(true),
             my_id,
             hop_out,
+            sealer: Mutex::new(sealer),
             setting: Mutex::new(core.setting()),
             session,
             video_out: VideoOutCounters::default(),
@@ -251,7 +290,17 @@ impl Engine {
 
     /// Forgets everything about a participant who left.
     pub(crate) fn participant_left(&self, id: u32) {
-        let _ = self.net_cmd.try_send(id);
+        let _ = self.net_cmd.try_send(NetCommand::ParticipantLeft(id));
+    }
+
+    /// Seals and opens media with `key` from now on (a rotation).
+    pub(crate) fn install_media_key(&self, key: MeetingKey) -> Result<(), protocol::e2ee::E2eeError> {
+        match self.shared.sealer.lock() {
+            Ok(mut s) => s.set_key(&key)?,
+            Err(p) => p.into_inner().set_key(&key)?,
+        }
+        let _ = self.net_cmd.try_send(NetCommand::MediaKey(key));
+        Ok(())
     }
 
     /// Stops the network task and every thread, and waits for the threads (the playout
@@ -304,7 +353,7 @@ struct NetTask {
 }
 
 impl NetTask {
-    async fn run(mut self, mut left: mpsc::Receiver<u32>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
         // One byte more than the limit, so the core sees (and counts) an oversized datagram
         // rather than a truncated one.
         let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
@@ -334,7 +383,10 @@ impl NetTask {
                     let shared = &self.shared;
                     self.core.handle_timeout(Instant::now(), now_us(), || local_readings(shared));
                 }
-                Some(id) = left.recv() => self.forget(id),
+                Some(command) = commands.recv() => match command {
+                    NetCommand::ParticipantLeft(id) => self.forget(id),
+                    NetCommand::MediaKey(key) => self.core.install_media_key(key),
+                },
             }
         }
     }

@@ -56,6 +56,13 @@ pub enum SessionEvent {
     Joined {
         welcome: MeetingWelcome,
     },
+    /// Media is end-to-end encrypted under the meeting key of `epoch`; `safety_code` (twelve
+    /// digits) is the same for everyone who holds that key with the same roster. Sent after
+    /// `Joined` and whenever the key or the roster changes.
+    Encryption {
+        epoch: u32,
+        safety_code: String,
+    },
     ParticipantJoined {
         participant: Participant,
     },

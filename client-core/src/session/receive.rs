@@ -29,10 +29,12 @@ use std::time::{Duration, Instant};
 use protocol::assembler::{AssembledFrame, AssemblerConfig, FrameAssembler};
 use protocol::control::StatsReport;
 use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttEstimator};
+use protocol::e2ee::{MediaOpener, MeetingKey};
 use protocol::hop::{HopError, HopReceiver, HopSender};
 use protocol::jitter::{JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{
-    AudioHeader, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoHeader, MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
+    AudioHeader, AudioPayload, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoFrameMeta, VideoHeader,
+    MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
 };
 use protocol::mulaw;
 use protocol::quality::{QualityConfig, QualityController, QualityInput, QualitySetting, LADDER};
@@ -83,6 +85,8 @@ pub(crate) struct ReceiveConfig {
     pub hop_in: HopReceiver,
     /// Tuning of the quality ladder (start level).
     pub quality: QualityConfig,
+    /// Opens what the other participants seal end to end (holds the meeting key, if any yet).
+    pub opener: MediaOpener,
 }
 
 /// Totals of the outgoing video stream, as the capture thread has counted them so far.
@@ -270,6 +274,12 @@ pub(crate) struct ReceiveCore {
     unauthenticated: u64,
     /// Authentic datagrams seen before or older than the replay window.
     replayed: u64,
+    /// Opens the other participants' end-to-end sealed media.
+    opener: MediaOpener,
+    /// Video frames and audio packets that did not open.
+    undecryptable: u64,
+    /// Reused for opened bodies.
+    opened: Vec<u8>,
     last_input_loss: f64,
     last_receivers_loss: Option<f64>,
     transmits: VecDeque<Vec<u8>>,
@@ -308,6 +318,9 @@ impl ReceiveCore {
             malformed: 0,
             unauthenticated: 0,
             replayed: 0,
+            opener: config.opener,
+            undecryptable: 0,
+            opened: Vec::new(),
             last_input_loss: 0.0,
             last_receivers_loss: None,
             transmits: VecDeque::new(),
@@ -379,8 +392,8 @@ impl ReceiveCore {
             MediaPacket::VideoFragment { sender_id, header, payload } => {
                 self.on_video(now, sender_id, &header, payload, len)
             }
-            MediaPacket::Audio { sender_id, header, payload, redundant } => {
-                self.on_audio(now, unix_us, sender_id, &header, payload, redundant, len)
+            MediaPacket::Audio { sender_id, header, sealed } => {
+                self.on_audio(now, unix_us, sender_id, &header, sealed, len)
             }
             MediaPacket::ReceiverReport { report, .. }
                 if report.source_id == self.my_id && report.media == MediaKind::Audio =>
@@ -443,6 +456,7 @@ impl ReceiveCore {
         }
         self.remotes.remove(&id);
         self.receiver_reports.remove(&id);
+        self.opener.forget_sender(id);
     }
 
     fn transmit(&mut self, packet: MediaPacket<'_>) {
@@ -478,18 +492,23 @@ impl ReceiveCore {
         }
     }
 
-    fn remote(&mut self, id: u32, now: Instant) -> Option<&mut Remote> {
+    /// Whether media from `id` is taken: not from us or the relay, not from someone who just
+    /// left, and within the number of senders tracked.
+    fn admits(&self, id: u32, now: Instant) -> bool {
         if id == RELAY_SENDER_ID || id == self.my_id {
-            return None;
+            return false;
         }
-        if !self.remotes.contains_key(&id) {
-            if self.remotes.len() >= MAX_REMOTES {
-                return None;
-            }
-            // Packets still in flight from someone who just left must not bring them back.
-            if self.departed.get(&id).is_some_and(|at| now.saturating_duration_since(*at) < DEPARTED_QUARANTINE) {
-                return None;
-            }
+        if self.remotes.contains_key(&id) {
+            return true;
+        }
+        // Packets still in flight from someone who just left must not bring them back.
+        self.remotes.len() < MAX_REMOTES
+            && !self.departed.get(&id).is_some_and(|at| now.saturating_duration_since(*at) < DEPARTED_QUARANTINE)
+    }
+
+    fn remote(&mut self, id: u32, now: Instant) -> Option<&mut Remote> {
+        if !self.admits(id, now) {
+            return None;
         }
         let r = self.remotes.entry(id).or_insert_with(|| Remote::new(now));
         r.last_seen = now;
@@ -502,23 +521,60 @@ impl ReceiveCore {
         r.video_jitter.on_packet(now, header.capture_ts_us);
         r.video_packets += 1;
         r.bytes_interval += len;
-        if let Some(frame) = r.assembler.push(now, header, payload) {
-            self.emit(ReceiveEvent::Frame { sender, frame });
+        let Some(mut frame) = r.assembler.push(now, header, payload) else { return };
+        let meta = VideoFrameMeta {
+            sender_id: sender,
+            frame_id: frame.frame_id,
+            capture_ts_us: frame.capture_ts_us,
+            width: frame.width,
+            height: frame.height,
+        };
+        if let Err(e) = self.opener.open(sender, &meta.aad(), &frame.data, &mut self.opened) {
+            self.undecryptable += 1;
+            tracing::trace!(sender, "video frame does not open: {e}");
+            return;
         }
+        std::mem::swap(&mut frame.data, &mut self.opened);
+        self.emit(ReceiveEvent::Frame { sender, frame });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_audio(
+    /// Installs a new meeting key (the previous one keeps opening media still in flight).
+    pub(crate) fn install_media_key(&mut self, key: MeetingKey) {
+        self.opener.install(key);
+    }
+
+    fn on_audio(&mut self, now: Instant, unix_us: u64, sender: u32, header: &AudioHeader, sealed: &[u8], len: u64) {
+        if header.sample_rate != SAMPLE_RATE || header.channels != 1 {
+            self.malformed += 1;
+            return;
+        }
+        if !self.admits(sender, now) {
+            return;
+        }
+        if let Err(e) = self.opener.open(sender, &header.aad(sender), sealed, &mut self.opened) {
+            self.undecryptable += 1;
+            tracing::trace!(sender, "audio packet does not open: {e}");
+            return;
+        }
+        let opened = std::mem::take(&mut self.opened);
+        self.on_opened_audio(now, unix_us, sender, header, &opened, len);
+        self.opened = opened;
+    }
+
+    fn on_opened_audio(
         &mut self,
         now: Instant,
         unix_us: u64,
         sender: u32,
         header: &AudioHeader,
-        payload: &[u8],
-        redundant: Option<&[u8]>,
+        opened: &[u8],
         len: u64,
     ) {
-        if header.sample_rate != SAMPLE_RATE || header.channels != 1 || payload.len() != FRAME_SAMPLES * 2 {
+        let Ok(AudioPayload { pcm: payload, redundant }) = AudioPayload::decode(opened, header.channels) else {
+            self.malformed += 1;
+            return;
+        };
+        if payload.len() != FRAME_SAMPLES * 2 {
             self.malformed += 1;
             return;
         }
@@ -553,7 +609,14 @@ impl ReceiveCore {
             echo: RttEcho { echo_id, sent_ts_us: unix_us },
         });
 
-        self.remotes.retain(|_, r| now.saturating_duration_since(r.last_seen) < REMOTE_IDLE);
+        let opener = &mut self.opener;
+        self.remotes.retain(|id, r| {
+            let live = now.saturating_duration_since(r.last_seen) < REMOTE_IDLE;
+            if !live {
+                opener.forget_sender(*id);
+            }
+            live
+        });
         self.announce_redundancy(now);
         self.send_receiver_reports();
         self.adapt(now, scheduled, local.loss_override);
@@ -716,6 +779,7 @@ impl ReceiveCore {
             malformed_packets: self.malformed,
             unauthenticated_packets: self.unauthenticated,
             replayed_packets: self.replayed,
+            undecryptable_media: self.undecryptable,
             files: local.files,
         }
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, MAX_DATAGRAM_LEN};
 
 use super::engine::{EngineShared, VideoOutCounters};
@@ -105,6 +106,7 @@ pub(crate) fn capture_thread(
     let mut frame = RgbFrame { width: 0, height: 0, data: Vec::new(), capture_ts_us: 0 };
     let mut jpeg = Vec::with_capacity(256 * 1024);
     let mut datagram = [0u8; MAX_DATAGRAM_LEN];
+    let mut sealed = Vec::new();
     let mut seq: u32 = 0;
     let mut frame_id: u32 = 0;
     let mut local_frames: u32 = 0;
@@ -174,13 +176,16 @@ pub(crate) fn capture_thread(
             height: setting.height,
         };
         frame_id = frame_id.wrapping_add(1);
-        let count = fragment_count(jpeg.len()).max(1) as u32;
+        let count = fragment_count(jpeg.len() + SEAL_OVERHEAD).max(1) as u32;
         let gap = interval / PACING_FRACTION / count;
         let burst_start = Instant::now();
         let mut index = 0u32;
         let mut bytes = 0u64;
         let mut errors = 0u64;
-        let result = fragment_frame(meta, &jpeg, &mut seq, &shared.hop_out, &mut datagram, |d| {
+        if !shared.seal(&meta.aad(), &jpeg, &mut sealed) {
+            continue;
+        }
+        let result = fragment_frame(meta, &sealed, &mut seq, &shared.hop_out, &mut datagram, |d| {
             // Absolute schedule: fragment i leaves at start + i·gap; tiny waits are skipped
             // because a sleep costs more than it spreads.
             let due = burst_start + gap * index;

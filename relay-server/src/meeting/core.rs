@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use protocol::control::{
-    sanitize_display_text, ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome,
-    Participant, ParticipantId, MAX_DISPLAY_NAME_CHARS,
+    sanitize_display_text, ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason,
+    MeetingWelcome, Participant, ParticipantId, MAX_DISPLAY_NAME_CHARS,
 };
+use protocol::e2ee::is_valid_key_blob;
 use protocol::ControlMessage;
 use tracing::info;
 
@@ -137,12 +138,15 @@ struct Member<C> {
     /// Chat messages and file offers.
     chat: TokenBucket,
     media_state: TokenBucket,
+    /// `MEDIA_KEYS` (the host's key rotations).
+    media_keys: TokenBucket,
 }
 
 #[derive(Debug)]
 struct Knock<C> {
     request_id: u64,
     display_name: String,
+    media_public_key: String,
     conn: C,
     from: AddressKey,
 }
@@ -201,6 +205,7 @@ impl<C: Connection> MeetingCore<C> {
         now: Now,
         host: Credentials,
         display_name: String,
+        media_public_key: String,
         conn: C,
     ) -> (Self, MeetingWelcome) {
         let host_id = host.participant_id;
@@ -222,8 +227,8 @@ impl<C: Connection> MeetingCore<C> {
             downloads: HashMap::new(),
             effects: VecDeque::new(),
         };
-        core.add_member(now, host, display_name, true, conn);
-        let welcome = core.welcome(host_id);
+        core.add_member(now, host, display_name, media_public_key, true, conn);
+        let welcome = core.welcome(host_id, None);
         (core, welcome)
     }
 
@@ -296,9 +301,10 @@ impl<C: Connection> MeetingCore<C> {
         }
     }
 
-    /// The `JOINED` payload for participant `id`: the roster and as much of the newest chat
-    /// history as fits the control frame, so joining works whatever was said before.
-    pub fn welcome(&self, id: ParticipantId) -> MeetingWelcome {
+    /// The `JOINED` payload for participant `id`, with the meeting key the host sealed to it:
+    /// the roster and as much of the newest chat history as fits the control frame, so joining
+    /// works whatever was said before.
+    pub fn welcome(&self, id: ParticipantId, media_key: Option<String>) -> MeetingWelcome {
         let me = self.member(id);
         let mut welcome = MeetingWelcome {
             code: self.code.clone(),
@@ -307,6 +313,7 @@ impl<C: Connection> MeetingCore<C> {
             host_id: self.host_id,
             roster: self.roster(),
             chat_history: Vec::new(),
+            media_key,
         };
         let base = ControlMessage::Joined(welcome.clone()).encoded_len();
         let mut room = self.limits.max_welcome_bytes.saturating_sub(base + WELCOME_MARGIN);
@@ -323,7 +330,15 @@ impl<C: Connection> MeetingCore<C> {
         welcome
     }
 
-    fn add_member(&mut self, now: Now, credentials: Credentials, display_name: String, is_host: bool, conn: C) {
+    fn add_member(
+        &mut self,
+        now: Now,
+        credentials: Credentials,
+        display_name: String,
+        media_public_key: String,
+        is_host: bool,
+        conn: C,
+    ) {
         let id = credentials.participant_id;
         info!(meeting = %self.code, participant = id, name = %display_name, "participant joined");
         self.effects.push_back(Effect::MemberAdded { credentials: credentials.clone(), conn: conn.clone() });
@@ -336,6 +351,7 @@ impl<C: Connection> MeetingCore<C> {
                 camera_on: false,
                 speaking: false,
                 joined_at_ms: now.unix_ms,
+                media_public_key,
             },
             conn,
             credentials,
@@ -345,15 +361,21 @@ impl<C: Connection> MeetingCore<C> {
                 self.limits.media_state_burst,
                 f64::from(self.limits.media_state_per_second),
             ),
+            media_keys: TokenBucket::new(
+                now.at,
+                self.limits.media_state_burst,
+                f64::from(self.limits.media_state_per_second),
+            ),
         });
     }
 
     /// Asks the host to admit `display_name` (knock `request_id`, drawn by the registry) for
-    /// a connection from address `from`.
+    /// a connection from address `from`, showing the host the knock's public key.
     pub fn knock(
         &mut self,
         request_id: u64,
         display_name: &str,
+        media_public_key: String,
         conn: C,
         from: AddressKey,
     ) -> Result<KnockOutcome, OpError> {
@@ -376,20 +398,29 @@ impl<C: Connection> MeetingCore<C> {
             ));
         }
         info!(meeting = %self.code, request_id, name = %display_name, "knock");
-        self.tell_host(ControlMessage::Knock { request_id, display_name: display_name.clone() });
-        self.knocks.push_back(Knock { request_id, display_name, conn, from });
+        self.tell_host(ControlMessage::Knock {
+            request_id,
+            display_name: display_name.clone(),
+            media_public_key: media_public_key.clone(),
+        });
+        self.knocks.push_back(Knock { request_id, display_name, media_public_key, conn, from });
         Ok(KnockOutcome::Waiting(request_id))
     }
 
-    /// The host lets knock `request_id` in; `credentials` is called only if it does.
+    /// The host lets knock `request_id` in, handing it `media_key` (the meeting key sealed to
+    /// the knock's public key) in `JOINED`; `credentials` is called only if it does.
     pub fn admit(
         &mut self,
         now: Now,
         host: ParticipantId,
         request_id: u64,
+        media_key: String,
         credentials: impl FnOnce() -> Credentials,
     ) -> Result<ParticipantId, OpError> {
         self.require_host(host)?;
+        if !is_valid_key_blob(&media_key) {
+            return Err(bad_key_blob());
+        }
         let index = self
             .knocks
             .iter()
@@ -403,12 +434,12 @@ impl<C: Connection> MeetingCore<C> {
         };
         let credentials = credentials();
         let participant_id = credentials.participant_id;
-        self.add_member(now, credentials, knock.display_name, false, knock.conn.clone());
+        self.add_member(now, credentials, knock.display_name, knock.media_public_key, false, knock.conn.clone());
         if let Some(participant) = self.member(participant_id).map(|m| m.info.clone()) {
             self.broadcast(ControlMessage::ParticipantJoined { participant }, Some(participant_id));
         }
         info!(meeting = %self.code, request_id, participant = participant_id, "knock admitted");
-        let welcome = Box::new(self.welcome(participant_id));
+        let welcome = Box::new(self.welcome(participant_id, Some(media_key)));
         self.effects.push_back(Effect::Admitted { to: knock.conn, request_id, participant_id, welcome });
         Ok(participant_id)
     }
@@ -490,7 +521,11 @@ impl<C: Connection> MeetingCore<C> {
             let waiting: Vec<_> = self
                 .knocks
                 .iter()
-                .map(|k| ControlMessage::Knock { request_id: k.request_id, display_name: k.display_name.clone() })
+                .map(|k| ControlMessage::Knock {
+                    request_id: k.request_id,
+                    display_name: k.display_name.clone(),
+                    media_public_key: k.media_public_key.clone(),
+                })
                 .collect();
             for knock in waiting {
                 self.tell_host(knock);
@@ -578,6 +613,31 @@ impl<C: Connection> MeetingCore<C> {
             self.chat.push_back(Kept { message: message.clone(), bytes });
         }
         self.broadcast(ControlMessage::Chat { message }, None);
+    }
+
+    /// The host hands out a new meeting key: each blob goes to its participant as `MEDIA_KEY`
+    /// from the host. The relay cannot open them; it checks their form, that they come from
+    /// the host, and the host's rate. A participant who has left since is skipped.
+    pub fn media_keys(&mut self, now: Now, host: ParticipantId, keys: Vec<KeyDelivery>) -> Result<(), OpError> {
+        self.require_host(host)?;
+        if keys.len() > self.limits.max_participants {
+            return Err(OpError::new(ErrorCode::MalformedMessage, "more keys than the meeting has participants"));
+        }
+        if !keys.iter().all(|k| is_valid_key_blob(&k.media_key)) {
+            return Err(bad_key_blob());
+        }
+        if let Err(retry_after) = self.member_mut(host)?.media_keys.take(now.at) {
+            return Err(OpError::rate_limited(LimitHit::MediaState, "handing out media keys too fast", retry_after));
+        }
+        for KeyDelivery { participant_id, media_key } in keys {
+            if participant_id == host {
+                continue;
+            }
+            if let Some(to) = self.member(participant_id).map(|m| m.conn.clone()) {
+                self.deliver(to, Arc::new(ControlMessage::MediaKey { from: host, media_key }));
+            }
+        }
+        Ok(())
     }
 
     /// Participant `id` reports its mic, camera and speaking state; a change is broadcast,
@@ -726,6 +786,13 @@ impl<C: Connection> MeetingCore<C> {
 }
 
 /// A size as a person reads it in an error: "2 GiB", "64 KiB" (whole units, rounded down).
+fn bad_key_blob() -> OpError {
+    OpError::new(
+        ErrorCode::MalformedMessage,
+        format!("media_key must be {} hex digits", 2 * protocol::e2ee::SEALED_MEETING_KEY_LEN),
+    )
+}
+
 fn in_units(bytes: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     UNITS
@@ -806,12 +873,22 @@ mod tests {
         }
     }
 
+    /// A participant's public key, as `JOIN_REQUEST` carries it (its value does not matter here).
+    fn key() -> String {
+        "0f".repeat(32)
+    }
+
+    /// A meeting key sealed by the host, as `ADMIT` carries it (opaque to the relay).
+    fn blob() -> String {
+        "5a".repeat(protocol::e2ee::SEALED_MEETING_KEY_LEN)
+    }
+
     fn creds(id: ParticipantId) -> Credentials {
         Credentials { participant_id: id, session_token: format!("session-{id}") }
     }
 
     fn meeting(clock: &Clock, limits: MeetingLimits) -> MeetingCore<Conn> {
-        let (mut core, welcome) = MeetingCore::new("123456".into(), limits, clock.now(), creds(1), "Host".into(), HOST);
+        let (mut core, welcome) = MeetingCore::new("123456".into(), limits, clock.now(), creds(1), "Host".into(), key(), HOST);
         assert_eq!(welcome.participant_id, 1);
         assert_eq!(welcome.host_id, 1);
         assert_eq!(welcome.session_token, "session-1");
@@ -841,11 +918,11 @@ mod tests {
     /// Knocks from `conn` and lets the host admit it as `id`.
     fn join(core: &mut MeetingCore<Conn>, clock: &Clock, request_id: u64, id: ParticipantId, conn: Conn) {
         assert_eq!(
-            core.knock(request_id, &format!("Guest {id}"), conn, addr(conn.0)).unwrap(),
+            core.knock(request_id, &format!("Guest {id}"), key(), conn, addr(conn.0)).unwrap(),
             KnockOutcome::Waiting(request_id)
         );
         let host = core.host_id();
-        assert_eq!(core.admit(clock.now(), host, request_id, || creds(id)).unwrap(), id);
+        assert_eq!(core.admit(clock.now(), host, request_id, blob(), || creds(id)).unwrap(), id);
         drain(core);
     }
 
@@ -864,15 +941,67 @@ mod tests {
     }
 
     #[test]
+    fn media_keys_go_only_from_the_host_to_the_named_members_and_the_relay_checks_their_form() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        let delivery = |participant_id| KeyDelivery { participant_id, media_key: blob() };
+        // Not the host: refused, nothing delivered.
+        let err = core.media_keys(clock.now(), 2, vec![delivery(3)]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotHost);
+        assert!(drain(&mut core).is_empty());
+        // Malformed blobs are refused whole.
+        let bad = KeyDelivery { participant_id: 3, media_key: "zz".repeat(68) };
+        let err = core.media_keys(clock.now(), 1, vec![delivery(2), bad]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::MalformedMessage);
+        assert!(drain(&mut core).is_empty());
+        // From the host: each named member gets its own blob, as coming from the host; a
+        // participant who already left is skipped.
+        core.media_keys(clock.now(), 1, vec![delivery(2), delivery(99), delivery(3)]).unwrap();
+        let effects = drain(&mut core);
+        let expected = vec![ControlMessage::MediaKey { from: 1, media_key: blob() }];
+        assert_eq!(sent_to(&effects, Conn(2)), expected);
+        assert_eq!(sent_to(&effects, Conn(3)), expected);
+        assert!(sent_to(&effects, HOST).is_empty());
+        // More keys than participants is not a rotation.
+        let many = (0..=limits().max_participants as u32).map(delivery).collect();
+        assert_eq!(core.media_keys(clock.now(), 1, many).unwrap_err().code, ErrorCode::MalformedMessage);
+        // The host's rate is bounded.
+        let burst = limits().media_state_burst;
+        let refused = (0..=burst).filter(|_| core.media_keys(clock.now(), 1, vec![delivery(2)]).is_err()).count();
+        assert!(refused >= 1, "the burst of {burst} is a bound");
+    }
+
+    #[test]
+    fn the_knock_shows_the_joiners_key_and_joined_carries_the_hosts_seal() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        core.knock(1, "Ada", "ab".repeat(32), Conn(2), addr(2)).unwrap();
+        let effects = drain(&mut core);
+        assert!(matches!(&sent_to(&effects, HOST)[..],
+            [ControlMessage::Knock { media_public_key, .. }] if *media_public_key == "ab".repeat(32)));
+        let err = core.admit(clock.now(), 1, 1, "short".into(), || creds(2)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::MalformedMessage);
+        core.admit(clock.now(), 1, 1, blob(), || creds(2)).unwrap();
+        let effects = drain(&mut core);
+        let Some(Effect::Admitted { welcome, .. }) = effects.last() else { panic!("not admitted: {effects:?}") };
+        assert_eq!(welcome.media_key, Some(blob()));
+        assert_eq!(welcome.roster[1].media_public_key, "ab".repeat(32));
+        // Only the joiner's JOINED carries a seal; the host's own welcome has none.
+        assert_eq!(core.welcome(1, None).media_key, None);
+    }
+
+    #[test]
     fn a_knock_reaches_the_host_and_admission_adds_the_member_before_telling_anyone() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(7, "  Ada\u{7}  ", Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
+        assert_eq!(core.knock(7, "  Ada\u{7}  ", key(), Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
         let effects = drain(&mut core);
-        assert_eq!(sent_to(&effects, HOST), vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into() }]);
+        assert_eq!(sent_to(&effects, HOST), vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into(), media_public_key: key() }]);
         assert_eq!(core.waiting(), vec![7]);
 
-        assert_eq!(core.admit(clock.now(), 1, 7, || creds(2)).unwrap(), 2);
+        assert_eq!(core.admit(clock.now(), 1, 7, blob(), || creds(2)).unwrap(), 2);
         let effects = drain(&mut core);
         assert!(matches!(&effects[0], Effect::MemberAdded { credentials, .. } if *credentials == creds(2)));
         let to_host = sent_to(&effects, HOST);
@@ -893,14 +1022,14 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.knock(5, "Eve", Conn(3), addr(3)).unwrap();
+        core.knock(5, "Eve", key(), Conn(3), addr(3)).unwrap();
         drain(&mut core);
 
         let never = || -> Credentials { panic!("credentials are drawn only for an admission") };
-        assert_eq!(core.admit(clock.now(), 2, 5, never).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.admit(clock.now(), 2, 5, blob(), never).unwrap_err().code, ErrorCode::NotHost);
         assert_eq!(core.deny(2, 5).unwrap_err().code, ErrorCode::NotHost);
-        assert_eq!(core.admit(clock.now(), 1, 99, never).unwrap_err().code, ErrorCode::UnknownParticipant);
-        assert_eq!(core.admit(clock.now(), 42, 5, never).unwrap_err().code, ErrorCode::InvalidState);
+        assert_eq!(core.admit(clock.now(), 1, 99, blob(), never).unwrap_err().code, ErrorCode::UnknownParticipant);
+        assert_eq!(core.admit(clock.now(), 42, 5, blob(), never).unwrap_err().code, ErrorCode::InvalidState);
 
         core.deny(1, 5).unwrap();
         let effects = drain(&mut core);
@@ -914,13 +1043,13 @@ mod tests {
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
         // Two knocks while one seat is left: the first admitted fills the meeting.
-        core.knock(2, "A", Conn(3), addr(3)).unwrap();
-        core.knock(3, "B", Conn(4), addr(4)).unwrap();
-        core.admit(clock.now(), 1, 2, || creds(3)).unwrap();
+        core.knock(2, "A", key(), Conn(3), addr(3)).unwrap();
+        core.knock(3, "B", key(), Conn(4), addr(4)).unwrap();
+        core.admit(clock.now(), 1, 2, blob(), || creds(3)).unwrap();
         drain(&mut core);
-        assert_eq!(core.admit(clock.now(), 1, 3, || creds(4)).unwrap_err().code, ErrorCode::MeetingFull);
+        assert_eq!(core.admit(clock.now(), 1, 3, blob(), || creds(4)).unwrap_err().code, ErrorCode::MeetingFull);
         assert_eq!(core.waiting(), vec![3], "a refused admission leaves the knock for the host to deny");
-        assert_eq!(core.knock(4, "C", Conn(5), addr(5)).unwrap(), KnockOutcome::Full);
+        assert_eq!(core.knock(4, "C", key(), Conn(5), addr(5)).unwrap(), KnockOutcome::Full);
         assert!(drain(&mut core).is_empty(), "a knock on a full meeting bothers nobody");
     }
 
@@ -928,21 +1057,21 @@ mod tests {
     fn the_waiting_room_is_bounded() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "A", Conn(2), addr(2)).unwrap();
-        core.knock(2, "B", Conn(3), addr(3)).unwrap();
-        assert_eq!(core.knock(3, "C", Conn(4), addr(4)).unwrap_err().code, ErrorCode::ServerBusy);
+        core.knock(1, "A", key(), Conn(2), addr(2)).unwrap();
+        core.knock(2, "B", key(), Conn(3), addr(3)).unwrap();
+        assert_eq!(core.knock(3, "C", key(), Conn(4), addr(4)).unwrap_err().code, ErrorCode::ServerBusy);
         assert_eq!(core.waiting(), vec![1, 2]);
         assert!(core.withdraw_knock(1, KnockWithdrawal::Cancelled));
-        assert_eq!(core.knock(3, "C", Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(3));
+        assert_eq!(core.knock(3, "C", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(3));
     }
 
     #[test]
     fn bad_display_names_are_refused_before_anything_happens() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(1, " \u{0}\t ", Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(core.knock(1, " \u{0}\t ", key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
         let long = "x".repeat(MAX_DISPLAY_NAME_CHARS + 1);
-        assert_eq!(core.knock(2, &long, Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(core.knock(2, &long, key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
         assert!(core.waiting().is_empty());
         assert!(drain(&mut core).is_empty());
     }
@@ -951,8 +1080,8 @@ mod tests {
     fn a_withdrawn_or_disconnected_knock_is_taken_back_from_the_host() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "A", Conn(2), addr(2)).unwrap();
-        core.knock(2, "B", Conn(3), addr(3)).unwrap();
+        core.knock(1, "A", key(), Conn(2), addr(2)).unwrap();
+        core.knock(2, "B", key(), Conn(3), addr(3)).unwrap();
         drain(&mut core);
 
         assert!(core.withdraw_knock(1, KnockWithdrawal::Expired));
@@ -975,7 +1104,7 @@ mod tests {
         let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
         join(&mut core, &clock, 1, 2, Conn(2));
         join(&mut core, &clock, 2, 3, Conn(3));
-        assert_eq!(core.knock(9, "Late", Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(9));
+        assert_eq!(core.knock(9, "Late", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(9));
         drain(&mut core);
 
         core.remove_conn(HOST.0, LeaveReason::Disconnected);
@@ -988,7 +1117,7 @@ mod tests {
             vec![
                 ControlMessage::ParticipantLeft { participant_id: 1, reason: LeaveReason::Disconnected },
                 ControlMessage::HostChanged { host_id: 2 },
-                ControlMessage::Knock { request_id: 9, display_name: "Late".into() },
+                ControlMessage::Knock { request_id: 9, display_name: "Late".into(), media_public_key: key() },
             ]
         );
         assert_eq!(
@@ -1000,8 +1129,8 @@ mod tests {
         );
         assert_eq!(core.host_id(), 2);
         assert!(core.roster()[0].is_host);
-        assert_eq!(core.admit(clock.now(), 3, 9, || creds(4)).unwrap_err().code, ErrorCode::NotHost);
-        assert_eq!(core.admit(clock.now(), 2, 9, || creds(4)).unwrap(), 4);
+        assert_eq!(core.admit(clock.now(), 3, 9, blob(), || creds(4)).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.admit(clock.now(), 2, 9, blob(), || creds(4)).unwrap(), 4);
     }
 
     #[test]
@@ -1010,7 +1139,7 @@ mod tests {
         let mut core = meeting(&clock, limits());
         core.publish_file(clock.now(), file(1, 300, 1)).unwrap();
         core.publish_file(clock.now(), file(2, 45, 1)).unwrap();
-        core.knock(4, "A", Conn(2), addr(2)).unwrap();
+        core.knock(4, "A", key(), Conn(2), addr(2)).unwrap();
         drain(&mut core);
 
         assert!(core.leave(1, LeaveReason::Left));
@@ -1023,7 +1152,7 @@ mod tests {
         ));
         assert!(core.is_ended());
         assert!(!core.leave(1, LeaveReason::Left), "nobody is left to leave");
-        assert_eq!(core.knock(5, "B", Conn(3), addr(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
+        assert_eq!(core.knock(5, "B", key(), Conn(3), addr(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
         assert_eq!(core.publish_file(clock.now(), file(3, 1, 1)).unwrap_err().code, ErrorCode::UnknownFile);
     }
 
@@ -1100,8 +1229,8 @@ mod tests {
             clock.advance(Duration::from_secs(1));
             core.chat(clock.now(), 1, format!("m{n}"), None).unwrap();
         }
-        core.knock(1, "Late", Conn(2), addr(2)).unwrap();
-        core.admit(clock.now(), 1, 1, || creds(2)).unwrap();
+        core.knock(1, "Late", key(), Conn(2), addr(2)).unwrap();
+        core.admit(clock.now(), 1, 1, blob(), || creds(2)).unwrap();
         let effects = drain(&mut core);
         let Some(Effect::Admitted { welcome, .. }) = effects.last() else { panic!("no welcome in {effects:?}") };
         let history: Vec<_> = welcome.chat_history.iter().map(|m| m.text.as_str()).collect();
@@ -1201,15 +1330,15 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, MeetingLimits { max_pending_knocks: 10, ..limits() });
         let from = addr(66);
-        core.knock(1, "A", Conn(2), from).unwrap();
-        core.knock(2, "B", Conn(3), from).unwrap();
-        let refused = core.knock(3, "C", Conn(4), from).unwrap_err();
+        core.knock(1, "A", key(), Conn(2), from).unwrap();
+        core.knock(2, "B", key(), Conn(3), from).unwrap();
+        let refused = core.knock(3, "C", key(), Conn(4), from).unwrap_err();
         assert_eq!((refused.code, refused.hit), (ErrorCode::ServerBusy, Some(LimitHit::PendingKnocksPerAddress)));
         assert_eq!(refused.retry_after, None, "a quota, not a rate");
         // Someone else still gets in line, and an answered knock frees its address's place.
-        assert_eq!(core.knock(4, "Guest", Conn(5), addr(5)).unwrap(), KnockOutcome::Waiting(4));
+        assert_eq!(core.knock(4, "Guest", key(), Conn(5), addr(5)).unwrap(), KnockOutcome::Waiting(4));
         core.deny(1, 1).unwrap();
-        assert_eq!(core.knock(3, "C", Conn(4), from).unwrap(), KnockOutcome::Waiting(3));
+        assert_eq!(core.knock(3, "C", key(), Conn(4), from).unwrap(), KnockOutcome::Waiting(3));
     }
 
     #[test]
@@ -1226,8 +1355,8 @@ mod tests {
         // A full roster of the longest names, each character a 4-byte emoji.
         let long_name = "\u{1F600}".repeat(MAX_DISPLAY_NAME_CHARS);
         for n in 2..=50u32 {
-            core.knock(u64::from(n), &long_name, Conn(u64::from(n)), addr(u64::from(n))).unwrap();
-            core.admit(clock.now(), 1, u64::from(n), || creds(n)).unwrap();
+            core.knock(u64::from(n), &long_name, key(), Conn(u64::from(n)), addr(u64::from(n))).unwrap();
+            core.admit(clock.now(), 1, u64::from(n), blob(), || creds(n)).unwrap();
         }
         drain(&mut core);
         // 17 messages of 4,000 characters, some with quotes that JSON escapes.
@@ -1240,7 +1369,7 @@ mod tests {
         let kept: usize = core.chat.iter().map(|k| k.bytes).sum();
         assert!(kept <= limits.chat_history_bytes, "history holds {kept} bytes");
         assert_eq!(core.chat_bytes, kept);
-        let welcome = core.welcome(2);
+        let welcome = core.welcome(2, None);
         let joined = ControlMessage::Joined(welcome.clone()).encoded_len();
         assert!(joined <= protocol::framing::DEFAULT_MAX_FRAME_LEN, "JOINED is {joined} bytes");
         assert_eq!(joined, ControlMessage::Joined(welcome.clone()).to_json().len());
@@ -1257,17 +1386,17 @@ mod tests {
         let mut core = meeting(&clock, MeetingLimits { chat_history_bytes: 300, ..limits() });
         core.chat(clock.now(), 1, "short".into(), None).unwrap();
         core.chat(clock.now(), 1, "y".repeat(100), None).unwrap();
-        assert_eq!(core.welcome(1).chat_history.len(), 2);
+        assert_eq!(core.welcome(1, None).chat_history.len(), 2);
         // Both no longer fit beside a third: the oldest go first to make room.
         core.chat(clock.now(), 1, "w".repeat(100), None).unwrap();
-        let history: Vec<_> = core.welcome(1).chat_history.into_iter().map(|m| m.text).collect();
+        let history: Vec<_> = core.welcome(1, None).chat_history.into_iter().map(|m| m.text).collect();
         assert_eq!(history, vec!["w".repeat(100)]);
         assert!(core.chat_bytes <= 300);
         let big = MeetingLimits { chat_history_bytes: 100, ..limits() };
         let mut core = meeting(&clock, big);
         core.chat(clock.now(), 1, "v".repeat(100), None).unwrap();
         assert_eq!(sent_to(&drain(&mut core), HOST).len(), 1);
-        assert!(core.welcome(1).chat_history.is_empty());
+        assert!(core.welcome(1, None).chat_history.is_empty());
     }
 
     #[test]

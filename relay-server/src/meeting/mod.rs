@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::control::{
-    ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, ParticipantId,
+    ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MeetingWelcome, ParticipantId,
 };
 use protocol::hop::HopSecret;
 use protocol::ControlMessage;
@@ -219,20 +219,40 @@ impl Meeting {
         self: &Arc<Self>,
         shared: &Shared,
         display_name: &str,
+        media_public_key: String,
         conn: ConnHandle,
         from: AddressKey,
     ) -> Result<KnockOutcome, OpError> {
         let request_id = shared.next_request_id();
-        let (outcome, _) = self.run(shared, |core, _| core.knock(request_id, display_name, conn, from));
+        let (outcome, _) =
+            self.run(shared, |core, _| core.knock(request_id, display_name, media_public_key, conn, from));
         if matches!(outcome, Ok(KnockOutcome::Waiting(_))) {
             Stats::inc(&shared.stats.knocks);
         }
         outcome
     }
 
-    /// The host lets knock `request_id` in.
-    pub fn admit(self: &Arc<Self>, shared: &Shared, host: ParticipantId, request_id: u64) -> Result<(), OpError> {
-        self.run(shared, |core, now| core.admit(now, host, request_id, || shared.credentials())).0.map(|_| ())
+    /// The host lets knock `request_id` in, with the meeting key sealed to it.
+    pub fn admit(
+        self: &Arc<Self>,
+        shared: &Shared,
+        host: ParticipantId,
+        request_id: u64,
+        media_key: String,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.admit(now, host, request_id, media_key, || shared.credentials()))
+            .0
+            .map(|_| ())
+    }
+
+    /// The host hands out a new meeting key.
+    pub fn media_keys(
+        self: &Arc<Self>,
+        shared: &Shared,
+        host: ParticipantId,
+        keys: Vec<KeyDelivery>,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.media_keys(now, host, keys)).0
     }
 
     /// The host refuses knock `request_id`.

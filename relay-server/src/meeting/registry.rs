@@ -205,6 +205,7 @@ impl Shared {
     pub fn create_meeting(
         &self,
         display_name: &str,
+        media_public_key: String,
         conn: ConnHandle,
     ) -> Result<(Arc<Meeting>, MeetingWelcome), OpError> {
         let display_name = validate_display_name(display_name)?;
@@ -224,6 +225,7 @@ impl Shared {
                 now(),
                 self.credentials(),
                 display_name,
+                media_public_key,
                 conn,
             );
             // The host is in the roster before the meeting becomes findable, so a knock that

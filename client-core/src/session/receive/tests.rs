@@ -1,9 +1,11 @@
 //! [`ReceiveCore`] driven by a simulated clock: no sockets, no sleeps, every instant chosen.
 
 use super::*;
+use protocol::e2ee::{MediaSealer, MeetingKey};
 use protocol::hop::{HopSecret, HOP_SECRET_LEN, HOP_TRAILER_LEN};
-use protocol::media::AudioHeader;
-use std::sync::LazyLock;
+use protocol::media::{AudioHeader, AudioPayload};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 const ME: u32 = 1;
 const ALICE: u32 = 7;
@@ -17,6 +19,24 @@ fn secret() -> HopSecret {
 /// The relay's end of our hop: what seals the datagrams the tests deliver. One counter for
 /// every test, so each datagram a test makes is new to its core.
 static RELAY: LazyLock<HopSender> = LazyLock::new(|| HopSender::new(secret().from_relay()));
+
+/// The meeting key everyone in the tests holds.
+fn meeting_key() -> MeetingKey {
+    MeetingKey::from_bytes(1, [0x4b; 32])
+}
+
+/// Each remote participant's end-to-end sealer, shared by every test (one counter each).
+static SEALERS: LazyLock<Mutex<HashMap<u32, MediaSealer>>> = LazyLock::new(Mutex::default);
+
+/// `plain` sealed by `sender` under `key`, as its client would.
+fn seal_with(key: &MeetingKey, sender: u32, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut sealers = SEALERS.lock().unwrap();
+    let sealer = sealers.entry(sender).or_insert_with(|| MediaSealer::new(sender));
+    sealer.set_key(key).unwrap();
+    let mut out = Vec::new();
+    sealer.seal(aad, plain, &mut out).unwrap();
+    out
+}
 
 /// A core, a clock, and everything it has sent and announced so far.
 struct Sim {
@@ -41,6 +61,11 @@ impl Sim {
             hop_out: Arc::new(HopSender::new(secret().to_relay())),
             hop_in: HopReceiver::new(secret().from_relay()),
             quality,
+            opener: {
+                let mut opener = MediaOpener::new();
+                opener.install(meeting_key());
+                opener
+            },
         };
         let core = ReceiveCore::new(config, t0);
         Self {
@@ -203,12 +228,46 @@ fn encode(packet: MediaPacket<'_>) -> Vec<u8> {
 fn audio(sender_id: u32, seq: u32, capture_ts_us: u64, redundant: Option<&[u8]>) -> Vec<u8> {
     let sample = (seq as i16).to_be_bytes();
     let payload: Vec<u8> = std::iter::repeat_n(sample, FRAME_SAMPLES).flatten().collect();
-    encode(MediaPacket::Audio {
-        sender_id,
-        header: AudioHeader { seq, capture_ts_us, sample_rate: SAMPLE_RATE, channels: 1 },
-        payload: &payload,
-        redundant,
-    })
+    let header = AudioHeader { seq, capture_ts_us, sample_rate: SAMPLE_RATE, channels: 1 };
+    audio_packet(&meeting_key(), sender_id, header, &payload, redundant)
+}
+
+/// An audio packet of any header and PCM, sealed under `key`.
+fn audio_packet(
+    key: &MeetingKey,
+    sender_id: u32,
+    header: AudioHeader,
+    pcm: &[u8],
+    redundant: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut plain = Vec::new();
+    AudioPayload { pcm, redundant }.encode_into(&mut plain).unwrap();
+    let sealed = seal_with(key, sender_id, &header.aad(sender_id), &plain);
+    encode(MediaPacket::Audio { sender_id, header, sealed: &sealed })
+}
+
+/// The fragments of frame `frame_id` whose picture is `plain`, sealed under `key` and cut in
+/// `count` pieces, with sequence numbers from `first_seq`.
+fn sealed_video_with(
+    key: &MeetingKey,
+    sender_id: u32,
+    frame_id: u32,
+    first_seq: u32,
+    plain: &[u8],
+    count: u16,
+) -> Vec<Vec<u8>> {
+    let meta = VideoFrameMeta { sender_id, frame_id, capture_ts_us: 1_000 * u64::from(frame_id), width: 640, height: 480 };
+    let sealed = seal_with(key, sender_id, &meta.aad(), plain);
+    let piece = sealed.len().div_ceil(usize::from(count));
+    sealed
+        .chunks(piece)
+        .enumerate()
+        .map(|(i, chunk)| video(sender_id, frame_id, first_seq + i as u32, (i as u16, count), chunk))
+        .collect()
+}
+
+fn sealed_video(sender_id: u32, frame_id: u32, first_seq: u32, plain: &[u8], count: u16) -> Vec<Vec<u8>> {
+    sealed_video_with(&meeting_key(), sender_id, frame_id, first_seq, plain, count)
 }
 
 fn video(sender_id: u32, frame_id: u32, seq: u32, frag: (u16, u16), payload: &[u8]) -> Vec<u8> {
@@ -354,10 +413,11 @@ fn jitter_buffers_are_bounded_by_the_remote_limit() {
 fn video_fragments_in_any_order_make_one_frame_and_the_stats_count_them() {
     let mut sim = Sim::new();
     sim.advance(Duration::ZERO);
-    sim.receive(&video(ALICE, 1, 0, (1, 3), b"BB"));
-    sim.receive(&video(ALICE, 1, 1, (0, 3), b"AA"));
+    let fragments = sealed_video(ALICE, 1, 0, b"AABBCC", 3);
+    sim.receive(&fragments[1]);
+    sim.receive(&fragments[0]);
     assert!(sim.frames().is_empty());
-    sim.receive(&video(ALICE, 1, 2, (2, 3), b"CC"));
+    sim.receive(&fragments[2]);
     let frames = sim.frames();
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].0, ALICE);
@@ -365,7 +425,7 @@ fn video_fragments_in_any_order_make_one_frame_and_the_stats_count_them() {
     assert_eq!((frames[0].1.width, frames[0].1.height), (640, 480));
 
     // A frame missing a fragment expires in the assembler and is counted incomplete.
-    sim.receive(&video(ALICE, 2, 3, (0, 2), b"DD"));
+    sim.receive(&sealed_video(ALICE, 2, 3, b"DDDD", 2)[0]);
     sim.readings.decoded.insert(ALICE, DecodedTotals { frames: 20, skipped: 2, ..DecodedTotals::default() });
     sim.advance(Duration::from_secs(1));
     let stream = sim.stream(ALICE).unwrap();
@@ -414,7 +474,7 @@ fn a_remote_who_left_stays_gone_while_their_packets_drain_then_may_return() {
     sim.clear();
     sim.advance(ms(100));
     sim.receive(&audio(ALICE, 1, sim.unix_us(), None));
-    sim.receive(&video(ALICE, 1, 0, (0, 1), b"late"));
+    sim.receive(&sealed_video(ALICE, 1, 0, b"late", 1)[0]);
     assert!(sim.audio_arrivals().is_empty() && sim.frames().is_empty(), "in-flight media is ignored");
     sim.advance(Duration::from_secs(1));
     assert!(sim.stream(ALICE).is_none());
@@ -570,18 +630,11 @@ fn malformed_datagrams_and_odd_audio_are_counted_and_create_nothing() {
     sim.receive(b"");
     sim.receive(&[0xff; 40]);
     sim.receive(&[0u8; MAX_DATAGRAM_LEN + 1]);
-    sim.receive(&encode(MediaPacket::Audio {
-        sender_id: ALICE,
-        header: AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 48_000, channels: 1 },
-        payload: &[0u8; FRAME_SAMPLES * 2],
-        redundant: None,
-    }));
-    sim.receive(&encode(MediaPacket::Audio {
-        sender_id: ALICE,
-        header: AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: SAMPLE_RATE, channels: 1 },
-        payload: &[0u8; 10],
-        redundant: None,
-    }));
+    let key = meeting_key();
+    let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 48_000, channels: 1 };
+    sim.receive(&audio_packet(&key, ALICE, header, &[0u8; FRAME_SAMPLES * 2], None));
+    let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: SAMPLE_RATE, channels: 1 };
+    sim.receive(&audio_packet(&key, ALICE, header, &[0u8; 10], None));
     sim.advance(Duration::ZERO);
     let s = sim.last_stats();
     assert_eq!(s.malformed_packets, 3);
@@ -649,7 +702,7 @@ fn an_undrained_core_holds_a_bounded_amount() {
     let mut sim = Sim::new();
     let (now, unix) = (sim.now, sim.unix_us());
     for i in 0..(MAX_EVENTS as u32 + 500) {
-        sim.core.handle_datagram(now, unix, &video(ALICE, i, i, (0, 1), b"x"));
+        sim.core.handle_datagram(now, unix, &sealed_video(ALICE, i, i, b"x", 1)[0]);
     }
     for i in 0..(MAX_TRANSMITS as u32 + 10) {
         let echo = RttEcho { echo_id: i, sent_ts_us: 0 };
@@ -667,4 +720,42 @@ fn median_of_reports() {
     assert_eq!(median(&mut [0.3]), Some(0.3));
     assert_eq!(median(&mut [0.5, 0.0, 0.01]), Some(0.01));
     assert_eq!(median(&mut [0.4, 0.0, 0.1, 0.0]), Some(0.05));
+}
+
+/// Media the relay delivers faithfully but that does not open with the meeting key (sealed
+/// under a key we were not given, or by someone who left before a rotation): counted, and
+/// nothing comes of it; after a rotation the new key opens, and the previous epoch still opens
+/// what was in flight until its sender moves on.
+#[test]
+fn media_that_does_not_open_is_counted_and_shows_nothing() {
+    let mut sim = Sim::new();
+    sim.advance(Duration::ZERO);
+    let stranger = MeetingKey::from_bytes(1, [0x66; 32]);
+    let ts = sim.unix_us();
+    let header = move |seq| AudioHeader { seq, capture_ts_us: ts, sample_rate: SAMPLE_RATE, channels: 1 };
+    let pcm = [0u8; FRAME_SAMPLES * 2];
+    let forged_audio = audio_packet(&stranger, BOB, header(0), &pcm, None);
+    let forged_frame = sealed_video_with(&stranger, BOB, 1, 0, b"\xff\xd8\xff", 1);
+    sim.receive(&forged_audio);
+    sim.receive(&forged_frame[0]);
+    // Altered in the relay's hands: the header the body was sealed with changed.
+    let mut plain = Vec::new();
+    AudioPayload { pcm: &pcm, redundant: None }.encode_into(&mut plain).unwrap();
+    let sealed = seal_with(&meeting_key(), BOB, &header(1).aad(BOB), &plain);
+    sim.receive(&encode(MediaPacket::Audio { sender_id: BOB, header: header(2), sealed: &sealed }));
+    assert!(sim.audio_arrivals().is_empty() && sim.frames().is_empty());
+    // A rotation: the new key opens, and so does the old one for media already in flight.
+    let next = MeetingKey::from_bytes(2, [0x4c; 32]);
+    let in_flight = audio_packet(&meeting_key(), CAROL, header(3), &pcm, None);
+    sim.core.install_media_key(next.clone());
+    sim.receive(&audio_packet(&next, BOB, header(4), &pcm, None));
+    sim.receive(&in_flight);
+    sim.receive(&sealed_video_with(&next, BOB, 2, 1, b"picture", 1)[0]);
+    assert_eq!(sim.audio_arrivals().len(), 2);
+    assert_eq!(sim.frames().len(), 1);
+    assert_eq!(sim.frames()[0].1.data, b"picture");
+    sim.advance(Duration::from_secs(1));
+    let stats = sim.last_stats();
+    assert_eq!(stats.undecryptable_media, 3);
+    assert_eq!((stats.unauthenticated_packets, stats.malformed_packets), (0, 0), "the hop was fine");
 }
