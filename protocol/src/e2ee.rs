@@ -178,9 +178,7 @@ impl MediaIdentity {
             let prk = Salt::new(HKDF_SHA256, salt).extract(shared);
             let info = [KEY_BLOB_INFO, &sealer.0[..], &recipient.0[..]];
             let mut okm = [0u8; 32];
-            prk.expand(&info, HKDF_SHA256)
-                .and_then(|o| o.fill(&mut okm))
-                .map_err(|_| E2eeError::Agreement)?;
+            prk.expand(&info, HKDF_SHA256).and_then(|o| o.fill(&mut okm)).map_err(|_| E2eeError::Agreement)?;
             Ok(okm)
         })?;
         aead_key(&okm)
@@ -457,13 +455,13 @@ impl MediaOpener {
         let key = self.sender_keys.get(&(sender_id, epoch)).ok_or(E2eeError::UnknownEpoch)?;
         out.clear();
         out.extend_from_slice(&sealed[SEALED_HEADER_LEN..]);
-        let plain_len = key
-            .open_in_place(nonce(sender_id, counter), Aad::from(aad), out)
-            .map_err(|_| E2eeError::Forged)?
-            .len();
+        let plain_len =
+            key.open_in_place(nonce(sender_id, counter), Aad::from(aad), out).map_err(|_| E2eeError::Forged)?.len();
         out.truncate(plain_len);
-        let state =
-            self.senders.entry(sender_id).or_insert_with(|| SenderState { window: ReplayWindow::new(), newest_epoch: 0 });
+        let state = self
+            .senders
+            .entry(sender_id)
+            .or_insert_with(|| SenderState { window: ReplayWindow::new(), newest_epoch: 0 });
         state.window.accept(counter)?;
         state.newest_epoch = state.newest_epoch.max(epoch);
         Ok(())

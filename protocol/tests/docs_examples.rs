@@ -17,11 +17,16 @@ use bytes::{Bytes, BytesMut};
 use protocol::control::{
     JoinRefusal, KnockWithdrawal, LeaveReason, UploadStopReason, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS,
 };
+use protocol::e2ee::{
+    open_meeting_key, safety_code, MediaIdentity, MediaOpener, MeetingKey, KEY_BLOB_INFO, SAFETY_CODE_INFO,
+    SEALED_MEETING_KEY_LEN, SEAL_OVERHEAD, SENDER_KEY_INFO,
+};
 use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::DEFAULT_MAX_FRAME_LEN;
 use protocol::hop::{HopSecret, EXPORTER_LABEL, HOP_TRAILER_LEN};
 use protocol::media::{
-    AUDIO_HEADER_LEN, COMMON_HEADER_LEN, MAX_DATAGRAM_LEN, MAX_VIDEO_FRAGMENT_PAYLOAD, VIDEO_HEADER_LEN,
+    AudioPayload, VideoFrameMeta, AUDIO_AAD_LEN, AUDIO_HEADER_LEN, COMMON_HEADER_LEN, MAX_DATAGRAM_LEN,
+    MAX_VIDEO_FRAGMENT_PAYLOAD, VIDEO_AAD_LEN, VIDEO_HEADER_LEN,
 };
 use protocol::replay::REPLAY_WINDOW;
 use protocol::{ControlMessage, FrameCodec, MediaPacket, PROTOCOL_VERSION};
@@ -237,6 +242,14 @@ fn the_documented_limits_are_the_code_s() {
         (format!("1 to {} characters", with_commas(MAX_CHAT_CHARS)), "chat length"),
         (format!("1 to {MAX_DISPLAY_NAME_CHARS} characters"), "display name length"),
         ("320 samples = 640 bytes".to_string(), "audio frame"),
+        (format!("replay window of {} counters", with_commas(REPLAY_WINDOW as usize)), "end-to-end replay window"),
+        (format!("{SEALED_MEETING_KEY_LEN} bytes, written as {} hex digits", 2 * SEALED_MEETING_KEY_LEN), "key blob"),
+        (format!("`{}`", String::from_utf8_lossy(KEY_BLOB_INFO)), "key blob HKDF info"),
+        (format!("`{}`", String::from_utf8_lossy(SENDER_KEY_INFO)), "sender key HKDF info"),
+        (format!("`{}`", String::from_utf8_lossy(SAFETY_CODE_INFO)), "safety code prefix"),
+        (format!("video ({VIDEO_AAD_LEN} bytes)"), "video associated data"),
+        (format!("audio ({AUDIO_AAD_LEN} bytes)"), "audio associated data"),
+        (format!("({SEAL_OVERHEAD} bytes more;"), "sealing overhead"),
     ];
     let missing: Vec<String> = must_mention
         .iter()
@@ -244,4 +257,97 @@ fn the_documented_limits_are_the_code_s() {
         .map(|(needle, what)| format!("the {what} as {needle:?}"))
         .collect();
     assert!(missing.is_empty(), "docs/protocol.md should state:\n{}", missing.join("\n"));
+}
+
+/// The example keys of §6.10: Ada and Grace from their private keys, the meeting keys of epochs
+/// 1 and 2.
+fn example_identity(first: u8) -> MediaIdentity {
+    MediaIdentity::from_private_bytes(&std::array::from_fn(|i| first + i as u8)).unwrap()
+}
+
+fn example_key(epoch: u32) -> MeetingKey {
+    let first = if epoch == 1 { 0x40 } else { 0x60 };
+    MeetingKey::from_bytes(epoch, std::array::from_fn(|i| first + i as u8))
+}
+
+/// The end-to-end examples are real: the public keys are the example private keys', the sealed
+/// keys open for Grace from Ada to the example meeting keys, the safety codes are what the
+/// code computes, and the media examples open under the key of epoch 1.
+#[test]
+fn the_end_to_end_examples_open_with_the_documented_keys() {
+    let text = doc();
+    let (ada, grace) = (example_identity(0xa0), example_identity(0xc0));
+    let mut seen = BTreeSet::new();
+    for block in fenced_blocks(&text).into_iter().filter(|b| b.lang == "json") {
+        let msg = ControlMessage::from_json(block.body.as_bytes()).unwrap();
+        let line = block.line;
+        match msg {
+            ControlMessage::CreateMeeting { media_public_key, .. } => {
+                assert_eq!(media_public_key, ada.public().to_hex(), "line {line}");
+            }
+            ControlMessage::JoinRequest { media_public_key, .. } | ControlMessage::Knock { media_public_key, .. } => {
+                assert_eq!(media_public_key, grace.public().to_hex(), "line {line}");
+            }
+            ControlMessage::Admit { media_key, .. }
+            | ControlMessage::Joined(protocol::control::MeetingWelcome { media_key: Some(media_key), .. }) => {
+                assert_eq!(open_meeting_key(&grace, &ada.public(), &media_key), Ok(example_key(1)), "line {line}");
+            }
+            ControlMessage::MediaKey { media_key, .. } => {
+                assert_eq!(open_meeting_key(&grace, &ada.public(), &media_key), Ok(example_key(2)), "line {line}");
+            }
+            ControlMessage::MediaKeys { keys } => {
+                for k in keys {
+                    assert_eq!(open_meeting_key(&grace, &ada.public(), &k.media_key), Ok(example_key(2)));
+                }
+            }
+            _ => continue,
+        }
+        seen.insert(msg_name(&block.body));
+    }
+    assert_eq!(seen.len(), 7, "examples checked: {seen:?}");
+
+    let roster = [(1, ada.public()), (2, grace.public())].into_iter().collect();
+    for epoch in [1, 2] {
+        let code = safety_code(&example_key(epoch), &roster);
+        assert!(text.contains(&format!("epoch {epoch} `{code}`")), "safety code of epoch {epoch} is {code}");
+    }
+
+    let mut opener = MediaOpener::new();
+    opener.install(example_key(1));
+    let mut opened = Vec::new();
+    let (mut video, mut audio) = (0, 0);
+    for block in fenced_blocks(&text).into_iter().filter(|b| b.lang == "hex") {
+        let bytes = parse_hex(&block);
+        if !bytes.starts_with(b"PR") {
+            continue;
+        }
+        match MediaPacket::decode(&bytes[..bytes.len() - HOP_TRAILER_LEN]).unwrap() {
+            MediaPacket::VideoFragment { sender_id, header, payload } => {
+                let meta = VideoFrameMeta {
+                    sender_id,
+                    frame_id: header.frame_id,
+                    capture_ts_us: header.capture_ts_us,
+                    width: header.width,
+                    height: header.height,
+                };
+                opener.open(sender_id, &meta.aad(), payload, &mut opened).unwrap();
+                assert!(opened.starts_with(&[0xff, 0xd8, 0xff]), "line {}: not a JPEG", block.line);
+                video += 1;
+            }
+            MediaPacket::Audio { sender_id, header, sealed } => {
+                opener.open(sender_id, &header.aad(sender_id), sealed, &mut opened).unwrap();
+                let payload = AudioPayload::decode(&opened, header.channels).unwrap();
+                assert_eq!(payload.pcm, [0x00, 0x00, 0x03, 0xe8, 0xfc, 0x18, 0x7f, 0xff], "line {}", block.line);
+                audio += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((video, audio), (1, 2));
+}
+
+/// The `"type"` of a JSON example.
+fn msg_name(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap();
+    v["type"].as_str().unwrap_or_default().to_string()
 }

@@ -235,7 +235,8 @@ async fn meeting(
     n: usize,
 ) -> Vec<(Control, MeetingWelcome)> {
     let mut host = connect(addr, pin).await;
-    send(&mut host, ControlMessage::CreateMeeting { display_name: "host".into() }).await;
+    send(&mut host, ControlMessage::CreateMeeting { display_name: "host".into(), media_public_key: "0f".repeat(32) })
+        .await;
     let ControlMessage::Joined(welcome) = recv_until(&mut host, |m| matches!(m, ControlMessage::Joined(_))).await
     else {
         unreachable!()
@@ -244,13 +245,25 @@ async fn meeting(
     let mut members = vec![(host, welcome)];
     for i in 1..n {
         let mut c = connect(addr, pin).await;
-        send(&mut c, ControlMessage::JoinRequest { code: code.clone(), display_name: format!("p{i}") }).await;
+        send(
+            &mut c,
+            ControlMessage::JoinRequest {
+                code: code.clone(),
+                display_name: format!("p{i}"),
+                media_public_key: "0f".repeat(32),
+            },
+        )
+        .await;
         let ControlMessage::Knock { request_id, .. } =
             recv_until(&mut members[0].0, |m| matches!(m, ControlMessage::Knock { .. })).await
         else {
             unreachable!()
         };
-        send(&mut members[0].0, ControlMessage::Admit { request_id }).await;
+        send(
+            &mut members[0].0,
+            ControlMessage::Admit { request_id, media_key: "5a".repeat(protocol::e2ee::SEALED_MEETING_KEY_LEN) },
+        )
+        .await;
         let ControlMessage::Joined(w) = recv_until(&mut c, |m| matches!(m, ControlMessage::Joined(_))).await else {
             unreachable!()
         };

@@ -119,7 +119,9 @@ async fn create_meeting(relay: SocketAddr, pin: protocol::fingerprint::Fingerpri
         .await
         .expect("send");
     assert!(matches!(recv(&mut c).await, ControlMessage::Welcome { .. }));
-    c.send(ControlMessage::CreateMeeting { display_name: format!("Host {n}") }).await.expect("send");
+    c.send(ControlMessage::CreateMeeting { display_name: format!("Host {n}"), media_public_key: "0f".repeat(32) })
+        .await
+        .expect("send");
     match recv(&mut c).await {
         ControlMessage::Joined(_) => c,
         other => panic!("expected JOINED, got {other:?}"),

@@ -745,8 +745,7 @@ mod tests {
         let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 16000, channels: 1 };
         for seq in [0u32, 1, 3] {
             let h = AudioHeader { seq, ..header };
-            let mut a =
-                clients.seal(MediaPacket::Audio { sender_id: 4, header: h, sealed: &[0u8; 40] });
+            let mut a = clients.seal(MediaPacket::Audio { sender_id: 4, header: h, sealed: &[0u8; 40] });
             r.handle(&mut a, addr(4), Instant::now(), &mut |_, _| true);
         }
         r.send_reports(&mut sent.sender());

@@ -37,7 +37,7 @@ impl Bystanders {
         let mut joiner = Client::connect_from(relay, source).await;
         let request_id = joiner.knock(&self.code(), name).await;
         assert_eq!(self.members[0].client.expect_knock(name).await, request_id);
-        self.members[0].client.send(ControlMessage::Admit { request_id }).await;
+        self.members[0].client.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
         let welcome = joiner.expect_joined().await;
         (joiner, welcome)
     }
@@ -80,20 +80,44 @@ async fn a_code_scan_is_locked_out_and_learns_nothing_while_real_joins_work() {
         c
     };
     for n in 0..10 {
-        scanner.send(ControlMessage::JoinRequest { code: wrong(n), display_name: "scan".into() }).await;
+        scanner
+            .send(ControlMessage::JoinRequest {
+                code: wrong(n),
+                display_name: "scan".into(),
+                media_public_key: common::public_key(),
+            })
+            .await;
         scanner.expect_error(ErrorCode::UnknownMeeting).await;
     }
     for n in 10..200 {
-        scanner.send(ControlMessage::JoinRequest { code: wrong(n), display_name: "scan".into() }).await;
+        scanner
+            .send(ControlMessage::JoinRequest {
+                code: wrong(n),
+                display_name: "scan".into(),
+                media_public_key: common::public_key(),
+            })
+            .await;
         let retry = scanner.expect_rate_limited().await;
         assert!(retry > 3_500_000, "locked out for about an hour, not {retry} ms");
     }
     // Even the right code is refused while locked out: a hit is indistinguishable.
-    scanner.send(ControlMessage::JoinRequest { code: code.clone(), display_name: "scan".into() }).await;
+    scanner
+        .send(ControlMessage::JoinRequest {
+            code: code.clone(),
+            display_name: "scan".into(),
+            media_public_key: common::public_key(),
+        })
+        .await;
     scanner.expect_rate_limited().await;
     // Another connection from the same address is locked out too.
     let mut again = Client::connect_from(&relay, scanner_addr).await;
-    again.send(ControlMessage::JoinRequest { code: wrong(500), display_name: "scan".into() }).await;
+    again
+        .send(ControlMessage::JoinRequest {
+            code: wrong(500),
+            display_name: "scan".into(),
+            media_public_key: common::public_key(),
+        })
+        .await;
     again.expect_rate_limited().await;
     assert_eq!(relay.stats().limit_hits(LimitHit::FailedJoins), 192);
 
@@ -114,7 +138,13 @@ async fn a_knock_and_cancel_flood_reaches_the_host_only_a_few_times() {
     const PAIRS: usize = 5_000;
     let sender = tokio::spawn(async move {
         for _ in 0..PAIRS {
-            tx.feed(ControlMessage::JoinRequest { code: code.clone(), display_name: "flood".into() }).await.unwrap();
+            tx.feed(ControlMessage::JoinRequest {
+                code: code.clone(),
+                display_name: "flood".into(),
+                media_public_key: common::public_key(),
+            })
+            .await
+            .unwrap();
             tx.feed(ControlMessage::CancelJoin).await.unwrap();
         }
         tx.flush().await.unwrap();
@@ -154,7 +184,13 @@ async fn one_address_cannot_fill_the_waiting_room() {
         knockers.push(c);
     }
     let mut fourth = Client::connect_from(&relay, [127, 0, 0, 6]).await;
-    fourth.send(ControlMessage::JoinRequest { code: code.clone(), display_name: "Squatter 3".into() }).await;
+    fourth
+        .send(ControlMessage::JoinRequest {
+            code: code.clone(),
+            display_name: "Squatter 3".into(),
+            media_public_key: common::public_key(),
+        })
+        .await;
     fourth.expect_error(ErrorCode::ServerBusy).await;
     assert_eq!(relay.stats().limit_hits(LimitHit::PendingKnocksPerAddress), 1);
     let mut guest = Client::connect_from(&relay, [127, 0, 0, 7]).await;
@@ -163,7 +199,7 @@ async fn one_address_cannot_fill_the_waiting_room() {
     real.members[0].client.expect_knock("Squatter 1").await;
     real.members[0].client.expect_knock("Squatter 2").await;
     assert_eq!(real.members[0].client.expect_knock("Guest 2").await, request_id);
-    real.members[0].client.send(ControlMessage::Admit { request_id }).await;
+    real.members[0].client.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     guest.expect_joined().await;
     real.still_talk().await;
     relay.shutdown().await;
@@ -302,7 +338,11 @@ async fn meetings_created_per_address_are_limited() {
         hosts.push(c);
     }
     let mut c = Client::connect_from(&relay, [127, 0, 0, 11]).await;
-    c.send(ControlMessage::CreateMeeting { display_name: "One too many".into() }).await;
+    c.send(ControlMessage::CreateMeeting {
+        display_name: "One too many".into(),
+        media_public_key: common::public_key(),
+    })
+    .await;
     let retry = c.expect_rate_limited().await;
     assert!(retry > 0 && retry <= 30_000, "{retry}");
     assert_eq!(relay.stats().limit_hits(LimitHit::NewMeetings), 1);

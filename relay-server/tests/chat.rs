@@ -84,7 +84,7 @@ async fn late_joiners_get_the_last_200_messages() {
     let mut joiner = Client::connect(&relay).await;
     let request_id = joiner.knock(&m[0].welcome.code, "Late").await;
     m[0].client.expect_knock("Late").await;
-    m[0].client.send(ControlMessage::Admit { request_id }).await;
+    m[0].client.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     let w = joiner.expect_joined().await;
     assert_eq!(w.chat_history.len(), 200);
     assert_eq!(w.chat_history.first().unwrap().text, "message 11");

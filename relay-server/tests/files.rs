@@ -69,7 +69,7 @@ async fn a_20_mb_file_round_trips_byte_identical_and_resumes_halfway() {
     let mut late = Client::connect(&relay).await;
     let request_id = late.knock(&m[0].welcome.code, "Late").await;
     m[0].client.expect_knock("Late").await;
-    m[0].client.send(ControlMessage::Admit { request_id }).await;
+    m[0].client.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     let w = late.expect_joined().await;
     assert_eq!(w.chat_history.last().and_then(|c| c.file.clone()), Some(info));
 

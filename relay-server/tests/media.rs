@@ -61,8 +61,8 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
 
     // Not media at all.
     a.send(b"hello").await;
-    a.send(&[b"XX\x02\x01\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
-    a.send(&[b"PR\x02\x09\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
+    a.send(&[b"XX\x03\x01\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
+    a.send(&[b"PR\x03\x09\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
     // A video fragment whose length field disagrees with the packet, correctly sealed.
     let header =
         VideoHeader { frame_id: 1, capture_ts_us: 0, seq: 0, width: 1, height: 1, frag_index: 0, frag_count: 1 };

@@ -35,7 +35,7 @@ async fn create_gives_a_random_six_digit_code_and_the_host_role() {
     assert_eq!(relay.stats().meetings_live, 2);
 
     // Already in a meeting: creating another one is refused.
-    a.send(ControlMessage::CreateMeeting { display_name: "Ada".into() }).await;
+    a.send(ControlMessage::CreateMeeting { display_name: "Ada".into(), media_public_key: common::public_key() }).await;
     a.expect_error(ErrorCode::InvalidState).await;
     relay.shutdown().await;
 }
@@ -66,7 +66,7 @@ async fn join_and_admit() {
     let mut joiner = Client::connect(&relay).await;
     let request_id = joiner.knock(&hw.code, "Joiner").await;
     assert_eq!(host.expect_knock("Joiner").await, request_id);
-    host.send(ControlMessage::Admit { request_id }).await;
+    host.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     let jw = joiner.expect_joined().await;
     assert_eq!(jw.code, hw.code);
     assert_eq!(jw.host_id, hw.participant_id);
@@ -110,13 +110,29 @@ async fn unknown_and_invalid_codes_are_errors() {
     let code = host.create("Host").await.code;
     let unused = (0..1_000_000).map(|n| format!("{n:06}")).find(|c| *c != code).unwrap();
     let mut c = Client::connect(&relay).await;
-    c.send(ControlMessage::JoinRequest { code: unused, display_name: "X".into() }).await;
+    c.send(ControlMessage::JoinRequest {
+        code: unused,
+        display_name: "X".into(),
+        media_public_key: common::public_key(),
+    })
+    .await;
     c.expect_error(ErrorCode::UnknownMeeting).await;
-    c.send(ControlMessage::JoinRequest { code: "12a456".into(), display_name: "X".into() }).await;
+    c.send(ControlMessage::JoinRequest {
+        code: "12a456".into(),
+        display_name: "X".into(),
+        media_public_key: common::public_key(),
+    })
+    .await;
     c.expect_error(ErrorCode::InvalidCode).await;
-    c.send(ControlMessage::JoinRequest { code: code.clone(), display_name: " \n ".into() }).await;
+    c.send(ControlMessage::JoinRequest {
+        code: code.clone(),
+        display_name: " \n ".into(),
+        media_public_key: common::public_key(),
+    })
+    .await;
     c.expect_error(ErrorCode::InvalidName).await;
-    c.send(ControlMessage::JoinRequest { code, display_name: "x".repeat(65) }).await;
+    c.send(ControlMessage::JoinRequest { code, display_name: "x".repeat(65), media_public_key: common::public_key() })
+        .await;
     c.expect_error(ErrorCode::InvalidName).await;
     host.expect_silence(Duration::from_millis(200)).await;
     relay.shutdown().await;
@@ -133,13 +149,13 @@ async fn deny_refuses_and_the_joiner_may_knock_again() {
     host.send(ControlMessage::Deny { request_id: first }).await;
     assert_eq!(joiner.recv().await, ControlMessage::JoinRefused { reason: JoinRefusal::Denied });
     // Answering twice is an error.
-    host.send(ControlMessage::Admit { request_id: first }).await;
+    host.send(ControlMessage::Admit { request_id: first, media_key: common::sealed_key() }).await;
     host.expect_error(ErrorCode::UnknownParticipant).await;
 
     let second = joiner.knock(&code, "J").await;
     assert_ne!(first, second);
     host.expect_knock("J").await;
-    host.send(ControlMessage::Admit { request_id: second }).await;
+    host.send(ControlMessage::Admit { request_id: second, media_key: common::sealed_key() }).await;
     joiner.expect_joined().await;
     relay.shutdown().await;
 }
@@ -152,7 +168,7 @@ async fn only_the_host_answers_knocks() {
     let mut joiner = Client::connect(&relay).await;
     let request_id = joiner.knock(&code, "J").await;
     m[0].client.expect_knock("J").await;
-    m[1].client.send(ControlMessage::Admit { request_id }).await;
+    m[1].client.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     m[1].client.expect_error(ErrorCode::NotHost).await;
     let host_id = m[0].id();
     m[1].client.send(ControlMessage::RemoveParticipant { participant_id: host_id }).await;
@@ -175,9 +191,9 @@ async fn knocks_queue_and_are_answered_by_id() {
     for (name, id) in ["J1", "J2", "J3"].iter().zip(&ids) {
         assert_eq!(host.expect_knock(name).await, *id, "knocks reach the host in order");
     }
-    host.send(ControlMessage::Admit { request_id: ids[1] }).await;
+    host.send(ControlMessage::Admit { request_id: ids[1], media_key: common::sealed_key() }).await;
     host.send(ControlMessage::Deny { request_id: ids[0] }).await;
-    host.send(ControlMessage::Admit { request_id: ids[2] }).await;
+    host.send(ControlMessage::Admit { request_id: ids[2], media_key: common::sealed_key() }).await;
     let w2 = joiners[1].expect_joined().await;
     assert_eq!(joiners[0].recv().await, ControlMessage::JoinRefused { reason: JoinRefusal::Denied });
     let w3 = joiners[2].expect_joined().await;
@@ -197,12 +213,12 @@ async fn an_unanswered_knock_expires() {
     host.expect_knock("Late").await;
     assert_eq!(joiner.recv().await, ControlMessage::JoinRefused { reason: JoinRefusal::Expired });
     assert_eq!(host.recv().await, ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Expired });
-    host.send(ControlMessage::Admit { request_id }).await;
+    host.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     host.expect_error(ErrorCode::UnknownParticipant).await;
     // The expired joiner is idle again and may knock anew.
     let again = joiner.knock(&code, "Late").await;
     host.expect_knock("Late").await;
-    host.send(ControlMessage::Admit { request_id: again }).await;
+    host.send(ControlMessage::Admit { request_id: again, media_key: common::sealed_key() }).await;
     joiner.expect_joined().await;
     relay.shutdown().await;
 }
@@ -217,7 +233,7 @@ async fn the_joiner_may_cancel() {
     host.expect_knock("J").await;
     joiner.send(ControlMessage::CancelJoin).await;
     assert_eq!(host.recv().await, ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Cancelled });
-    host.send(ControlMessage::Admit { request_id }).await;
+    host.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     host.expect_error(ErrorCode::UnknownParticipant).await;
     joiner.expect_silence(Duration::from_millis(200)).await;
     // A joiner that disconnects while waiting is withdrawn too.
@@ -252,7 +268,7 @@ async fn host_leaving_hands_the_role_to_the_earliest_joined() {
         assert_eq!(member.client.recv().await, ControlMessage::HostChanged { host_id: first_id });
     }
     assert_eq!(m[1].client.expect_knock("J").await, request_id);
-    m[1].client.send(ControlMessage::Admit { request_id }).await;
+    m[1].client.send(ControlMessage::Admit { request_id, media_key: common::sealed_key() }).await;
     let w = joiner.expect_joined().await;
     assert_eq!(w.host_id, first_id);
     let roster: Vec<_> = w.roster.iter().map(|p| (p.display_name.as_str(), p.is_host)).collect();
@@ -304,7 +320,9 @@ async fn the_last_one_out_ends_the_meeting_and_frees_the_code() {
     assert!(relay.live_meeting_codes().is_empty());
     let stats = relay.stats();
     assert_eq!((stats.meetings_live, stats.participants_live, stats.meetings_created), (0, 0, 1));
-    joiner.send(ControlMessage::JoinRequest { code, display_name: "Late".into() }).await;
+    joiner
+        .send(ControlMessage::JoinRequest { code, display_name: "Late".into(), media_public_key: common::public_key() })
+        .await;
     joiner.expect_error(ErrorCode::UnknownMeeting).await;
     relay.shutdown().await;
 }
@@ -345,7 +363,13 @@ async fn a_full_meeting_refuses_joiners() {
     let relay = start(RelayConfig { max_participants: 2, ..RelayConfig::for_tests() }).await;
     let m = meeting(&relay, &["Host", "Guest"]).await;
     let mut joiner = Client::connect(&relay).await;
-    joiner.send(ControlMessage::JoinRequest { code: m[0].welcome.code.clone(), display_name: "Third".into() }).await;
+    joiner
+        .send(ControlMessage::JoinRequest {
+            code: m[0].welcome.code.clone(),
+            display_name: "Third".into(),
+            media_public_key: common::public_key(),
+        })
+        .await;
     assert_eq!(joiner.recv().await, ControlMessage::JoinRefused { reason: JoinRefusal::MeetingFull });
     relay.shutdown().await;
 }

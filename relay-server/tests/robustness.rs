@@ -82,7 +82,7 @@ async fn an_oversized_length_prefix_closes_only_that_connection() {
 async fn protocol_misuse_gets_typed_errors() {
     let relay = start_default().await;
     let mut raw = Client::connect_raw(&relay).await;
-    raw.send(ControlMessage::CreateMeeting { display_name: "x".into() }).await;
+    raw.send(ControlMessage::CreateMeeting { display_name: "x".into(), media_public_key: common::public_key() }).await;
     raw.expect_error(ErrorCode::InvalidState).await;
     raw.send(ControlMessage::Ping { nonce: 1 }).await;
     assert_eq!(raw.recv().await, ControlMessage::Pong { nonce: 1 });
@@ -95,7 +95,7 @@ async fn protocol_misuse_gets_typed_errors() {
     let mut c = Client::connect(&relay).await;
     c.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "again".into() }).await;
     c.expect_error(ErrorCode::InvalidState).await;
-    c.send(ControlMessage::Admit { request_id: 1 }).await;
+    c.send(ControlMessage::Admit { request_id: 1, media_key: common::sealed_key() }).await;
     c.expect_error(ErrorCode::InvalidState).await;
     c.send(ControlMessage::Leave).await;
     c.expect_error(ErrorCode::InvalidState).await;

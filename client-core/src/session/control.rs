@@ -393,7 +393,13 @@ impl ControlTask {
                 .roster
                 .iter()
                 .filter_map(|p| MediaPublicKey::from_hex(&p.media_public_key).ok().map(|k| (p.id, k)));
-            MeetingKeyring::join(identity, welcome.participant_id, welcome.host_id, roster, welcome.media_key.as_deref())
+            MeetingKeyring::join(
+                identity,
+                welcome.participant_id,
+                welcome.host_id,
+                roster,
+                welcome.media_key.as_deref(),
+            )
         });
         let (keyring, media_key) = match keyring {
             Ok((keyring, key)) => (Some(keyring), Some(key)),
@@ -430,8 +436,7 @@ impl ControlTask {
                 None
             }
         };
-        self.phase =
-            Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false, keyring }));
+        self.phase = Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false, keyring }));
         self.events.emit(SessionEvent::Joined { welcome });
         self.emit_encryption();
         self.send_media_state().await

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use protocol::assembler::{AssembledFrame, AssemblerConfig, FrameAssembler};
 use protocol::control::StatsReport;
-use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttEstimator};
 use protocol::e2ee::{MediaOpener, MeetingKey};
+use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttEstimator};
 use protocol::hop::{HopError, HopReceiver, HopSender};
 use protocol::jitter::{JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{

@@ -14,11 +14,11 @@ use protocol::control::{
     ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MeetingWelcome,
     Participant, StatsReport, UploadStopReason,
 };
+use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::media::{
     AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, MAX_PACKET_LEN,
     MAX_VIDEO_FRAGMENT_PAYLOAD,
 };
-use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
@@ -246,14 +246,8 @@ pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
         proptest::collection::vec(chat_message(), 0..6),
         proptest::option::of(key_blob()),
     )
-        .prop_map(|(code, participant_id, session_token, host_id, roster, chat_history, media_key)| MeetingWelcome {
-            code,
-            participant_id,
-            session_token,
-            host_id,
-            roster,
-            chat_history,
-            media_key,
+        .prop_map(|(code, participant_id, session_token, host_id, roster, chat_history, media_key)| {
+            MeetingWelcome { code, participant_id, session_token, host_id, roster, chat_history, media_key }
         })
 }
 
@@ -319,7 +313,8 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         any::<u32>().prop_map(|participant_id| M::RemoveParticipant { participant_id }),
         Just(M::Removed),
         proptest::collection::vec(
-            (any::<u32>(), key_blob()).prop_map(|(participant_id, media_key)| KeyDelivery { participant_id, media_key }),
+            (any::<u32>(), key_blob())
+                .prop_map(|(participant_id, media_key)| KeyDelivery { participant_id, media_key }),
             0..4
         )
         .prop_map(|keys| M::MediaKeys { keys }),

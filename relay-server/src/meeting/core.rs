@@ -888,7 +888,8 @@ mod tests {
     }
 
     fn meeting(clock: &Clock, limits: MeetingLimits) -> MeetingCore<Conn> {
-        let (mut core, welcome) = MeetingCore::new("123456".into(), limits, clock.now(), creds(1), "Host".into(), key(), HOST);
+        let (mut core, welcome) =
+            MeetingCore::new("123456".into(), limits, clock.now(), creds(1), "Host".into(), key(), HOST);
         assert_eq!(welcome.participant_id, 1);
         assert_eq!(welcome.host_id, 1);
         assert_eq!(welcome.session_token, "session-1");
@@ -998,7 +999,10 @@ mod tests {
         let mut core = meeting(&clock, limits());
         assert_eq!(core.knock(7, "  Ada\u{7}  ", key(), Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
         let effects = drain(&mut core);
-        assert_eq!(sent_to(&effects, HOST), vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into(), media_public_key: key() }]);
+        assert_eq!(
+            sent_to(&effects, HOST),
+            vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into(), media_public_key: key() }]
+        );
         assert_eq!(core.waiting(), vec![7]);
 
         assert_eq!(core.admit(clock.now(), 1, 7, blob(), || creds(2)).unwrap(), 2);

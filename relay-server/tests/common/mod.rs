@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use protocol::control::{ErrorCode, MeetingWelcome, ParticipantId};
+use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::file::{FileFrame, MAX_FILE_FRAME_LEN};
 use protocol::framing::{ControlFrames, FrameCodec, RawFrames};
 use protocol::hop::{HopReceiver, HopSecret, HopSender, HOP_TRAILER_LEN};
@@ -179,7 +180,7 @@ impl Client {
     }
 
     pub async fn create(&mut self, name: &str) -> MeetingWelcome {
-        self.send(ControlMessage::CreateMeeting { display_name: name.into() }).await;
+        self.send(ControlMessage::CreateMeeting { display_name: name.into(), media_public_key: public_key() }).await;
         match self.recv().await {
             ControlMessage::Joined(w) => w,
             other => panic!("expected JOINED, got {other:?}"),
@@ -188,7 +189,12 @@ impl Client {
 
     /// Sends JOIN_REQUEST and returns the request id from WAITING.
     pub async fn knock(&mut self, code: &str, name: &str) -> u64 {
-        self.send(ControlMessage::JoinRequest { code: code.into(), display_name: name.into() }).await;
+        self.send(ControlMessage::JoinRequest {
+            code: code.into(),
+            display_name: name.into(),
+            media_public_key: public_key(),
+        })
+        .await;
         match self.recv().await {
             ControlMessage::Waiting { code: c, request_id } => {
                 assert_eq!(c, code);
@@ -201,7 +207,7 @@ impl Client {
     /// Host side: waits for the knock and returns its request id.
     pub async fn expect_knock(&mut self, name: &str) -> u64 {
         match self.recv_until(|m| matches!(m, ControlMessage::Knock { .. })).await {
-            ControlMessage::Knock { request_id, display_name } => {
+            ControlMessage::Knock { request_id, display_name, .. } => {
                 assert_eq!(display_name, name);
                 request_id
             }
@@ -228,6 +234,16 @@ impl Client {
     }
 }
 
+/// A public key for `CREATE_MEETING` and `JOIN_REQUEST` (the relay checks only its form).
+pub fn public_key() -> String {
+    "0f".repeat(32)
+}
+
+/// A sealed meeting key for `ADMIT` (opaque to the relay; only its form is checked).
+pub fn sealed_key() -> String {
+    "5a".repeat(protocol::e2ee::SEALED_MEETING_KEY_LEN)
+}
+
 /// A participant: its control connection and what JOINED told it.
 pub struct Member {
     pub client: Client,
@@ -252,7 +268,7 @@ pub async fn meeting(relay: &RelayHandle, names: &[&str]) -> Vec<Member> {
         let request_id = joiner.knock(&code, name).await;
         let host = &mut members[0].client;
         assert_eq!(host.expect_knock(name).await, request_id);
-        host.send(ControlMessage::Admit { request_id }).await;
+        host.send(ControlMessage::Admit { request_id, media_key: sealed_key() }).await;
         let welcome = joiner.expect_joined().await;
         for m in &mut members {
             assert_eq!(m.client.expect_participant_joined().await, welcome.participant_id);
@@ -396,7 +412,8 @@ impl Media {
     pub async fn send_audio(&mut self) -> Vec<u8> {
         let header = AudioHeader { seq: self.next_audio_seq, capture_ts_us: 1, sample_rate: 16_000, channels: 1 };
         self.next_audio_seq += 1;
-        self.send_packet(&MediaPacket::Audio { sender_id: self.id, header, payload: &[1u8; 640], redundant: None })
+        // The relay cannot open the body; any bytes of a sealed body's length do.
+        self.send_packet(&MediaPacket::Audio { sender_id: self.id, header, sealed: &[1u8; 2 + 640 + SEAL_OVERHEAD] })
             .await
     }
 }
