@@ -5,15 +5,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
 use client_core::net::control::ConnectError;
 use client_core::{PinStore, RelayTrust, Session, SessionError, SessionEvent, SessionOptions, TrustedBy};
 use common::*;
 use relay_server::{CertificateSource, Relay, RelayConfig, RelayHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 async fn connect(relay: &str, trust: RelayTrust) -> Result<Session, SessionError> {
     let options = SessionOptions { trust, ..quiet() };
@@ -134,43 +129,10 @@ async fn a_ca_signed_relay_needs_no_pin() {
     renewed.shutdown().await;
 }
 
-/// A TCP forwarder to `upstream` that records every byte in both directions.
-async fn tap(upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(upstream).await else { return };
-            let (cr, cw) = client.into_split();
-            let (sr, sw) = server.into_split();
-            tokio::spawn(pipe(cr, sw, record.clone()));
-            tokio::spawn(pipe(sr, cw, record.clone()));
-        }
-    });
-    (addr, seen)
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    seen: Arc<Mutex<Vec<u8>>>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-        seen.lock().unwrap().extend_from_slice(&buf[..n]);
-    }
-    let _ = to.shutdown().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_names_and_files_are_unreadable_on_the_wire() {
     let relay = start_relay().await;
-    let (tapped, seen) = tap(relay.tcp_addr()).await;
+    let (tapped, seen) = tcp_tap(LOOPBACK, relay.tcp_addr()).await;
     let tapped = tapped.to_string();
     let host = Bot::connect(&tapped, quiet()).await;
     let guest = Bot::connect(&tapped, quiet()).await;

@@ -6,9 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use bytes::Bytes;
 use client_core::{FrameSource, Session, SessionEvent, SessionOptions, StatsSnapshot, VideoFeed};
 use relay_server::{Relay, RelayConfig, RelayHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 pub async fn start_relay() -> RelayHandle {
@@ -268,4 +272,100 @@ pub async fn admit(host: &Bot, guest: &Bot, code: &str, name: &str) -> u32 {
             _ => None,
         })
         .await
+}
+
+/// The loopback address servers bind to in tests.
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// A second loopback address, for taps that must sit on the relay's own UDP port.
+pub const TAP_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// Bytes a tap records at most; beyond, it still forwards but stops recording.
+const TAP_RECORD_LIMIT: usize = 256 << 20;
+
+/// A TCP forwarder on `listen` (any port) to `upstream` that records every byte in both
+/// directions.
+pub async fn tcp_tap(listen: IpAddr, upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind((listen, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(upstream).await else { return };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, record.clone()));
+            tokio::spawn(pipe(sr, cw, record.clone()));
+        }
+    });
+    (addr, seen)
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    seen: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        let mut seen = seen.lock().unwrap();
+        if seen.len() < TAP_RECORD_LIMIT {
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// One datagram a UDP tap carried.
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    /// True for client → relay.
+    pub to_relay: bool,
+    /// The client's address.
+    pub client: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// A UDP forwarder on `TAP_ADDR` at the relay's own UDP port (a client reaches it by
+/// connecting its control connection to `TAP_ADDR`), to `upstream`, recording every datagram
+/// both ways. Each client gets its own upstream socket, so the relay sees one peer per client.
+pub async fn udp_tap(upstream: SocketAddr) -> Arc<Mutex<Vec<Tapped>>> {
+    let listen = Arc::new(UdpSocket::bind((TAP_ADDR, upstream.port())).await.expect("tap binds 127.0.0.2"));
+    let seen: Arc<Mutex<Vec<Tapped>>> = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, client)) = listen.recv_from(&mut buf).await {
+            let flow = match flows.get(&client) {
+                Some(flow) => flow.clone(),
+                None => {
+                    let up = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
+                    up.connect(upstream).await.unwrap();
+                    let (down, listen, record) = (up.clone(), listen.clone(), record.clone());
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 2048];
+                        while let Ok(n) = down.recv(&mut buf).await {
+                            let _ = listen.send_to(&buf[..n], client).await;
+                            keep(&record, Tapped { to_relay: false, client, bytes: buf[..n].to_vec() });
+                        }
+                    });
+                    flows.insert(client, up.clone());
+                    up
+                }
+            };
+            let _ = flow.send(&buf[..n]).await;
+            keep(&record, Tapped { to_relay: true, client, bytes: buf[..n].to_vec() });
+        }
+    });
+    seen
+}
+
+fn keep(record: &Mutex<Vec<Tapped>>, datagram: Tapped) {
+    let mut seen = record.lock().unwrap();
+    if seen.len() < TAP_RECORD_LIMIT / 1200 {
+        seen.push(datagram);
+    }
 }
