@@ -208,6 +208,22 @@ async function main() {
     check(pixels.colours > 8 && pixels.max - pixels.min > 40, `the bot's video is flat: ${JSON.stringify(pixels)}`);
     log(`bot video drawn at ${botFps} fps, ${pixels.width}x${pixels.height} via ${pixels.renderer}, ${pixels.colours} colours`);
 
+    step = "encryption";
+    // The app and the bot hold the same meeting key with the same roster: one safety code.
+    const botCode = await waitFor("the bot's safety code with the app in the roster", () => {
+      const line = [...bot.lines].reverse().find((l) => l.includes("ENCRYPTED"));
+      return line ? /safety_code="([0-9 ]+)"/.exec(line)?.[1] ?? null : null;
+    }, 20_000);
+    await wd.click('[data-testid="e2ee-badge"]');
+    await wd.waitVisible('[data-testid="e2ee-info"]', 5_000);
+    const info = await wd.text('[data-testid="e2ee-info"]');
+    const appCode = (await wd.text('[data-testid="safety-code"]')).trim();
+    check(info.includes("End-to-end encrypted"), `the meeting info says: ${info}`);
+    check(/^\d{4} \d{4} \d{4}$/.test(appCode), `safety code shown: ${appCode}`);
+    check(appCode === botCode, `the app shows ${appCode}, the bot ${botCode}`);
+    await wd.click('[data-testid="e2ee-badge"]');
+    log(`end-to-end encrypted; both sides show safety code ${appCode}`);
+
     step = "chat";
     await wd.click('[data-testid="btn-chat"]');
     const myChat = `hello from the app ${crypto.randomBytes(3).toString("hex")}`;

@@ -296,6 +296,13 @@ async function walk(page, base) {
     await text(page, "name-1", /Grace Hopper/);
     await text(page, "name-2", /Linus Torvalds/);
     await text(page, "name-3", /^You$/);
+    // The meeting info: a lock that opens "End-to-end encrypted" and the safety code.
+    await click(page, "e2ee-badge");
+    await visible(page, "e2ee-info");
+    await text(page, "e2ee-info", /End-to-end encrypted/);
+    await text(page, "safety-code", /^2534 6208 6676$/);
+    await shot(page, "04-encrypted");
+    await click(page, "e2ee-badge");
     await waitFps(page, 1, 5);
     await waitFps(page, 2, 5);
     await waitFps(page, 0, 5);

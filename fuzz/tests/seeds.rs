@@ -40,14 +40,12 @@ fn media_seeds() -> Vec<Vec<u8>> {
         MediaPacket::Audio {
             sender_id: 1,
             header: AudioHeader { seq: 5, capture_ts_us: 6, sample_rate: 16_000, channels: 1 },
-            payload: &payload,
-            redundant: None,
+            sealed: &payload,
         },
         MediaPacket::Audio {
             sender_id: 1,
             header: AudioHeader { seq: 6, capture_ts_us: 7, sample_rate: 16_000, channels: 1 },
-            payload: &payload[..64],
-            redundant: Some(&payload[..32]),
+            sealed: &payload[..64],
         },
         MediaPacket::RttRequest { sender_id: 1, echo: RttEcho { echo_id: 7, sent_ts_us: 8 } },
         MediaPacket::RttReply { sender_id: 0, echo: RttEcho { echo_id: 7, sent_ts_us: 8 } },
@@ -72,7 +70,12 @@ fn media_seeds() -> Vec<Vec<u8>> {
 fn control_seeds() -> Vec<Vec<u8>> {
     [
         ControlMessage::Hello { protocol_version: 1, client_name: "fuzz ✓".into() },
-        ControlMessage::JoinRequest { code: "123456".into(), display_name: "Ada".into() },
+        ControlMessage::JoinRequest {
+            code: "123456".into(),
+            display_name: "Ada".into(),
+            media_public_key: "0f".repeat(32),
+        },
+        ControlMessage::Admit { request_id: 4, media_key: "5a".repeat(68) },
         ControlMessage::ChatSend { text: "hi \"there\"\n".into(), client_msg_id: Some(3) },
         ControlMessage::FileDownload { session_token: "t".into(), file_id: 1, offset: 16384 },
         ControlMessage::Leave,

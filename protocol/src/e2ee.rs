@@ -174,7 +174,7 @@ impl MediaIdentity {
         recipient: &MediaPublicKey,
     ) -> Result<LessSafeKey, E2eeError> {
         let peer = UnparsedPublicKey::new(&X25519, peer.0);
-        let okm = agreement::agree(&self.private, &peer, E2eeError::Agreement, |shared| {
+        let okm = agreement::agree(&self.private, peer, E2eeError::Agreement, |shared| {
             let prk = Salt::new(HKDF_SHA256, salt).extract(shared);
             let info = [KEY_BLOB_INFO, &sealer.0[..], &recipient.0[..]];
             let mut okm = [0u8; 32];

@@ -503,7 +503,7 @@ impl ReceiveCore {
         }
         // Packets still in flight from someone who just left must not bring them back.
         self.remotes.len() < MAX_REMOTES
-            && !self.departed.get(&id).is_some_and(|at| now.saturating_duration_since(*at) < DEPARTED_QUARANTINE)
+            && self.departed.get(&id).is_none_or(|at| now.saturating_duration_since(*at) >= DEPARTED_QUARANTINE)
     }
 
     fn remote(&mut self, id: u32, now: Instant) -> Option<&mut Remote> {

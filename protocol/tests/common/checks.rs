@@ -74,6 +74,7 @@ pub fn media(datagram: &[u8]) {
             assert_eq!(peeked, Ok((p.kind(), p.sender_id())));
             assert_eq!(p.encoded_len(), packet.len());
             assert_eq!(p.to_vec().expect("a decoded packet re-encodes"), packet);
+            sealed_body(&p);
         }
         Err(e) => {
             if let Err(pe) = peeked {
@@ -81,6 +82,29 @@ pub fn media(datagram: &[u8]) {
             }
         }
     }
+}
+
+/// What a client does with a decoded packet's sealed media: open it under a meeting key the
+/// bytes were not sealed with (refused, never a panic, whatever the epoch, counter or length),
+/// and read an audio body's plaintext layout from the same bytes (checked, never a panic).
+fn sealed_body(packet: &MediaPacket<'_>) {
+    use protocol::e2ee::{E2eeError, MediaOpener, MeetingKey};
+    use protocol::media::AudioPayload;
+    let (sender, body) = match *packet {
+        MediaPacket::VideoFragment { sender_id, payload, .. } => (sender_id, payload),
+        MediaPacket::Audio { sender_id, sealed, header } => {
+            if let Ok(p) = AudioPayload::decode(sealed, header.channels) {
+                assert_eq!(p.encoded_len(), sealed.len());
+            }
+            (sender_id, sealed)
+        }
+        _ => return,
+    };
+    let mut opener = MediaOpener::new();
+    opener.install(MeetingKey::from_bytes(1, [0x44; 32]));
+    let mut out = Vec::new();
+    let refused = opener.open(sender, b"aad", body, &mut out).expect_err("random bytes do not open");
+    assert!(matches!(refused, E2eeError::TooShort | E2eeError::UnknownEpoch | E2eeError::Forged), "{refused:?}");
 }
 
 /// `FileFrame::decode` over `bytes`: binary frames it accepts re-encode to the same bytes,

@@ -97,6 +97,20 @@ export type DeviceList = { cameras: Array<Device>, microphones: Array<Device>, s
 export type Disconnected = { message: string, };
 
 /**
+ * The meeting's end-to-end encryption, as the meeting info shows it.
+ */
+export type Encryption = { 
+/**
+ * The meeting key's epoch: 1 when the meeting starts, one more at each rotation.
+ */
+epoch: number, 
+/**
+ * Twelve digits in three groups ("0123 4567 8901"): the same for everyone in the meeting
+ * unless someone (the relay included) put itself between participants.
+ */
+safetyCode: string, };
+
+/**
  * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
  * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
  */
@@ -267,7 +281,7 @@ export type ParticipantWrap = { participant: Participant, };
  * Every event the shell emits: `name` is the event name the page listens to and `payload` what
  * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
  */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
 
 /**
  * What the app remembers between runs.

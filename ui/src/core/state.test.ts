@@ -137,6 +137,18 @@ describe("hosting", () => {
     }
   });
 
+  it("shows the safety code of the newest key whichever order the reply and the events come in", () => {
+    const start: Action = { type: "createStarted", name: "Ada", relayAddr: "" };
+    const first: SessionEvent = { name: "encryption", payload: { epoch: 1, safetyCode: "2534 6208 6676" } };
+    const rotated: SessionEvent = { name: "encryption", payload: { epoch: 2, safetyCode: "5418 6325 6302" } };
+    const a = run([start, { type: "createSucceeded", created }, joined, first]);
+    const b = run([start, joined, first, { type: "createSucceeded", created }]);
+    for (const s of [a, b]) expect(s.meeting!.encryption).toEqual({ epoch: 1, safetyCode: "2534 6208 6676" });
+    expect(reduce(a, { type: "event", event: rotated }, T0).meeting!.encryption?.safetyCode).toBe("5418 6325 6302");
+    // Before any key, nothing claims encryption.
+    expect(run([start, joined]).meeting!.encryption).toBeNull();
+  });
+
   it("keeps a chat sent between the reply and the joined event", () => {
     const s = run([
       { type: "createStarted", name: "Ada", relayAddr: "" },

@@ -14,6 +14,7 @@ import type {
   CertificateMismatch,
   ChatMessage,
   DeviceList,
+  Encryption,
   FileInfo,
   Invitation,
   InvitationFields,
@@ -107,6 +108,8 @@ export interface MeetingState {
   unread: number;
   /** The last {@link HISTORY_WINDOW_MS} of stats, oldest first. */
   stats: StatsSnapshot[];
+  /** The end-to-end key's epoch and the safety code to compare aloud; null until known. */
+  encryption: Encryption | null;
 }
 
 /** The home screen's form. */
@@ -426,6 +429,7 @@ function newMeeting(
     transfers: {},
     unread: 0,
     stats: [],
+    encryption: null,
   };
 }
 
@@ -442,6 +446,8 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
     }
     case "joined":
       return onJoined(state, event.payload);
+    case "encryption":
+      return withMeeting(state, (m) => ({ ...m, encryption: event.payload }));
     case "join-refused": {
       if (state.screen !== "waiting" && state.home.busy !== "join") return state;
       const words = describeRefusal(event.payload.reason);
@@ -559,6 +565,7 @@ function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
     meeting.transfers = prev.transfers;
     meeting.files = { ...prev.files, ...meeting.files };
     meeting.stats = prev.stats;
+    meeting.encryption = prev.encryption;
   }
   return {
     ...state,

@@ -244,6 +244,8 @@ export function installMockBackend(): MockControl {
     }
     const roster = [...[...remotes.values()].map((r) => r.p), self];
     void send("joined", { code, participantId: self.id, hostId, relayAddr, invitation: invitation(code, relayAddr), roster, chatHistory: asHost ? [] : chat.slice() });
+    // The meeting key of epoch 1 with this roster: docs/protocol.md §6.10's example code.
+    void send("encryption", { epoch: 1, safetyCode: "2534 6208 6676" });
   }
 
   function endSession(): void {

@@ -199,6 +199,10 @@ export class MeetingView {
   private readonly panelButtons: Record<Panel, HTMLButtonElement>;
   private readonly peopleCount: HTMLSpanElement;
   private readonly chatBadge: HTMLSpanElement;
+  /** The lock in the meeting info, and what it opens: "End-to-end encrypted" and the safety code. */
+  private readonly e2ee: HTMLButtonElement;
+  private readonly e2eeInfo: HTMLDivElement;
+  private readonly safetyCode: HTMLElement;
   private prev: AppState | null = null;
 
   constructor(ctl: Controller, store: Store, hub: VideoHub) {
@@ -212,6 +216,22 @@ export class MeetingView {
     this.code = h("span", { class: "meeting-code", testid: "meeting-code" });
     this.relay = h("span", { class: "relay-addr", testid: "relay-addr" });
     const copy = h("button", { class: "icon-btn", testid: "btn-copy-invite", title: "Copy invitation (code, address and the relay's certificate)", on: { click: () => void this.copyInvite(store) } }, icon("copy", 18));
+    this.safetyCode = h("strong", { class: "safety-code", testid: "safety-code" });
+    this.e2eeInfo = h(
+      "div",
+      { class: "e2ee-info", testid: "e2ee-info", attrs: { role: "dialog", "aria-label": "End-to-end encryption" } },
+      h("div", { class: "e2ee-title" }, icon("lock", 18), h("span", { text: "End-to-end encrypted" })),
+      h("p", { text: "Video and audio are encrypted on this computer and decrypted only by the people in the call. The relay forwards them without being able to see or hear them." }),
+      h("p", { class: "e2ee-code-line" }, h("span", { text: "Safety code " }), this.safetyCode),
+      h("p", { class: "e2ee-hint", text: "Read it aloud: if everyone sees the same code, nobody else is listening in. It changes when someone joins or leaves." }),
+    );
+    show(this.e2eeInfo, false);
+    this.e2ee = h(
+      "button",
+      { class: "icon-btn e2ee", testid: "e2ee-badge", on: { click: () => show(this.e2eeInfo, this.e2eeInfo.hidden) } },
+      icon("lock", 16),
+      h("span", { class: "e2ee-label", text: "End-to-end encrypted" }),
+    );
     this.mic = h("button", { class: "round-btn", testid: "btn-mic", on: { click: () => void ctl.toggleMic() } });
     this.cam = h("button", { class: "round-btn", testid: "btn-camera", on: { click: () => void ctl.toggleCamera() } });
     this.mic.dataset.shortcut = shortcutLabel("d", apple);
@@ -235,7 +255,7 @@ export class MeetingView {
       h(
         "footer",
         { class: "bottom-bar" },
-        h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy),
+        h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy, this.e2ee, this.e2eeInfo),
         h("div", { class: "bar-center" }, this.mic, this.cam, leave),
         h("div", { class: "bar-right" }, this.panelButtons.chat, this.panelButtons.participants, this.panelButtons.stats),
       ),
@@ -260,6 +280,12 @@ export class MeetingView {
     if (!p || p.meeting !== m || p.micOn !== s.micOn || p.cameraOn !== s.cameraOn) this.stage.update(s, m);
     setText(this.code, displayCode(m.code));
     setText(this.relay, m.relayAddr);
+    show(this.e2ee, m.encryption !== null);
+    if (!m.encryption) show(this.e2eeInfo, false);
+    setText(this.safetyCode, m.encryption?.safetyCode ?? "");
+    const lockLabel = m.encryption ? `End-to-end encrypted · safety code ${m.encryption.safetyCode}` : "";
+    setAttr(this.e2ee, "title", lockLabel);
+    setAttr(this.e2ee, "aria-label", lockLabel);
     this.toggle(this.mic, s.micOn, "mic", "micOff", "microphone");
     this.toggle(this.cam, s.cameraOn, "cam", "camOff", "camera");
     for (const [panel, btn] of Object.entries(this.panelButtons) as Array<[Panel, HTMLButtonElement]>) {
