@@ -2,6 +2,9 @@
 //! budget of a 4-party 480p meeting (each client encodes its own picture once and decodes the
 //! three others, 20 times a second).
 //!
+//! It also measures what end-to-end encryption adds: sealing and opening one 480p frame and
+//! one audio packet (`protocol::e2ee`).
+//!
 //! Run with `cargo bench -p client-core --bench media`. Besides criterion's per-operation
 //! figures it prints the meeting budget as milliseconds of work per 50 ms frame interval and
 //! as a share of one core.
@@ -115,9 +118,64 @@ fn meeting(c: &mut Criterion) {
     c.bench_function("meeting_480p_interval", |b| b.iter(|| interval(&mut frame)));
 }
 
+/// End-to-end sealing of what a client sends and opening of what it receives: a 480p frame
+/// (a real JPEG of the test pattern) and an audio packet's body with and without its
+/// redundant copy, as the capture threads seal them and the receive core opens them.
+fn e2ee(c: &mut Criterion) {
+    use protocol::e2ee::{MediaOpener, MediaSealer, MeetingKey};
+    use protocol::media::{AudioHeader, AudioPayload, VideoFrameMeta};
+
+    let key = MeetingKey::from_bytes(1, [0x4d; 32]);
+    let jpeg = encoded(&pattern(854, 480), 854, 480, 70);
+    let meta = VideoFrameMeta { sender_id: 7, frame_id: 1, capture_ts_us: 2, width: 854, height: 480 };
+    let header = AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16_000, channels: 1 };
+    let (pcm, copy) = ([0x11u8; 640], [0x22u8; 320]);
+    let mut audio = Vec::new();
+    AudioPayload { pcm: &pcm, redundant: None }.encode_into(&mut audio).expect("audio");
+    let mut audio_red = Vec::new();
+    AudioPayload { pcm: &pcm, redundant: Some(&copy) }.encode_into(&mut audio_red).expect("audio");
+
+    let mut group = c.benchmark_group("e2ee");
+    for (name, aad, plain) in [
+        ("480p_frame", &meta.aad()[..], &jpeg[..]),
+        ("audio_packet", &header.aad(7)[..], &audio[..]),
+        ("audio_packet_with_copy", &header.aad(7)[..], &audio_red[..]),
+    ] {
+        group.throughput(Throughput::Bytes(plain.len() as u64));
+        let mut sealer = MediaSealer::new(7);
+        sealer.set_key(&key).expect("key");
+        let mut sealed = Vec::new();
+        group.bench_function(BenchmarkId::new("seal", name), |b| {
+            b.iter(|| sealer.seal(black_box(aad), black_box(plain), &mut sealed).expect("seal"))
+        });
+        // Opening needs a fresh counter each time (a replay is refused): each sample seals its
+        // bodies first, untimed, then times opening them in order with one warm opener.
+        let mut opener = MediaOpener::new();
+        opener.install(key.clone());
+        let mut opened = Vec::new();
+        group.bench_function(BenchmarkId::new("open", name), |b| {
+            b.iter_custom(|iters| {
+                let bodies: Vec<Vec<u8>> = (0..iters)
+                    .map(|_| {
+                        let mut body = Vec::new();
+                        sealer.seal(aad, plain, &mut body).expect("seal");
+                        body
+                    })
+                    .collect();
+                let start = Instant::now();
+                for body in &bodies {
+                    opener.open(7, black_box(aad), body, &mut opened).expect("open");
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = encode, decode, scale, meeting
+    targets = encode, decode, scale, meeting, e2ee
 }
 criterion_main!(benches);

@@ -1,8 +1,9 @@
 //! End-to-end encrypted media through a real relay, watched from the wire: sessions whose TCP
 //! and UDP traffic passes through taps on a second loopback address. What the taps see of the
 //! media is the routing headers and ciphertext, never a JPEG or a waveform; everyone shows the
-//! same safety code; and when the host removes someone the key rotates, the others carry on
-//! under the new epoch, and the removed participant is never given it.
+//! same safety code; when the host removes someone the key rotates, the others carry on under
+//! the new epoch, and the removed participant is never given it; when the host leaves, the new
+//! host rotates and the call goes on.
 
 mod common;
 
@@ -81,6 +82,17 @@ fn last_encryption(bot: &Bot) -> Option<(u32, String)> {
     })
 }
 
+/// Ada hosts, Bob and Cy are admitted; all three send the synthetic picture and the tone.
+async fn three_in_a_meeting(tapped: &Tapped) -> [(Bot, u32); 3] {
+    let a = Bot::connect(&tapped.addr, SessionOptions::default()).await;
+    let b = Bot::connect(&tapped.addr, SessionOptions::default()).await;
+    let c = Bot::connect(&tapped.addr, SessionOptions::default()).await;
+    let (code, a_id) = create(&a, "Ada").await;
+    let b_id = admit(&a, &b, &code, "Bob").await;
+    let c_id = admit(&a, &c, &code, "Cy").await;
+    [(a, a_id), (b, b_id), (c, c_id)]
+}
+
 async fn video_from_all(bots: &[(&Bot, u32)], frames: usize) {
     for (bot, me) in bots {
         let others: Vec<u32> = bots.iter().map(|(_, id)| *id).filter(|id| id != me).collect();
@@ -119,13 +131,7 @@ fn the_detectors_recognise_media_in_the_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn media_on_the_wire_is_sealed_and_everyone_reads_the_same_safety_code() {
     let tapped = tapped_relay().await;
-    let options = SessionOptions::default;
-    let a = Bot::connect(&tapped.addr, options()).await;
-    let b = Bot::connect(&tapped.addr, options()).await;
-    let c = Bot::connect(&tapped.addr, options()).await;
-    let (code, a_id) = create(&a, "Ada").await;
-    let b_id = admit(&a, &b, &code, "Bob").await;
-    let c_id = admit(&a, &c, &code, "Cy").await;
+    let [(a, a_id), (b, b_id), (c, c_id)] = three_in_a_meeting(&tapped).await;
     let bots = [(&a, a_id), (&b, b_id), (&c, c_id)];
     video_from_all(&bots, 10).await;
     for (bot, _) in bots {
@@ -168,13 +174,7 @@ async fn media_on_the_wire_is_sealed_and_everyone_reads_the_same_safety_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removed_participant_is_left_behind_by_a_key_rotation() {
     let tapped = tapped_relay().await;
-    let options = SessionOptions::default;
-    let a = Bot::connect(&tapped.addr, options()).await;
-    let b = Bot::connect(&tapped.addr, options()).await;
-    let c = Bot::connect(&tapped.addr, options()).await;
-    let (code, a_id) = create(&a, "Ada").await;
-    let b_id = admit(&a, &b, &code, "Bob").await;
-    let c_id = admit(&a, &c, &code, "Cy").await;
+    let [(a, a_id), (b, b_id), (c, c_id)] = three_in_a_meeting(&tapped).await;
     video_from_all(&[(&a, a_id), (&b, b_id), (&c, c_id)], 5).await;
     let c_addr: SocketAddr = {
         // Cy's UDP address, as the tap saw it: its media to the relay.
@@ -220,6 +220,32 @@ async fn a_removed_participant_is_left_behind_by_a_key_rotation() {
         !c.events().iter().any(|e| matches!(e, SessionEvent::Encryption { epoch, .. } if *epoch >= 2)),
         "Cy was given the new key"
     );
+    for bot in [a, b, c] {
+        bot.close().await;
+    }
+    tapped.relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_host_leaves_the_new_host_rotates_and_the_call_goes_on() {
+    let tapped = tapped_relay().await;
+    let [(a, a_id), (b, b_id), (c, c_id)] = three_in_a_meeting(&tapped).await;
+    video_from_all(&[(&a, a_id), (&b, b_id), (&c, c_id)], 5).await;
+
+    a.session.leave().await.unwrap();
+    // Bob joined first of those left: he becomes host and hands out the key of epoch 2.
+    for bot in [&b, &c] {
+        bot.wait("the key of epoch 2", LONG, |e| match e {
+            SessionEvent::Encryption { epoch: 2, .. } => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+    assert_eq!(last_encryption(&b), last_encryption(&c));
+    let seen = |bot: &Bot, from: u32| bot.log.lock().unwrap().frames.get(&from).map_or(0, Vec::len);
+    let (bc, cb) = (seen(&b, c_id), seen(&c, b_id));
+    b.wait_until("new frames from Cy", LONG, |log| log.frames.get(&c_id).is_some_and(|f| f.len() >= bc + 10)).await;
+    c.wait_until("new frames from Bob", LONG, |log| log.frames.get(&b_id).is_some_and(|f| f.len() >= cb + 10)).await;
     for bot in [a, b, c] {
         bot.close().await;
     }

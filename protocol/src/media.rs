@@ -5,7 +5,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `"PR"` (0x50 0x52) |
-//! | 2 | 1 | version (1) |
+//! | 2 | 1 | version (3) |
 //! | 3 | 1 | kind ([`PacketKind`]) |
 //! | 4 | 4 | sender id (0 = the relay) |
 //!

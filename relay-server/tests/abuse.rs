@@ -80,44 +80,20 @@ async fn a_code_scan_is_locked_out_and_learns_nothing_while_real_joins_work() {
         c
     };
     for n in 0..10 {
-        scanner
-            .send(ControlMessage::JoinRequest {
-                code: wrong(n),
-                display_name: "scan".into(),
-                media_public_key: common::public_key(),
-            })
-            .await;
+        scanner.send(common::join_request(wrong(n), "scan")).await;
         scanner.expect_error(ErrorCode::UnknownMeeting).await;
     }
     for n in 10..200 {
-        scanner
-            .send(ControlMessage::JoinRequest {
-                code: wrong(n),
-                display_name: "scan".into(),
-                media_public_key: common::public_key(),
-            })
-            .await;
+        scanner.send(common::join_request(wrong(n), "scan")).await;
         let retry = scanner.expect_rate_limited().await;
         assert!(retry > 3_500_000, "locked out for about an hour, not {retry} ms");
     }
     // Even the right code is refused while locked out: a hit is indistinguishable.
-    scanner
-        .send(ControlMessage::JoinRequest {
-            code: code.clone(),
-            display_name: "scan".into(),
-            media_public_key: common::public_key(),
-        })
-        .await;
+    scanner.send(common::join_request(code.clone(), "scan")).await;
     scanner.expect_rate_limited().await;
     // Another connection from the same address is locked out too.
     let mut again = Client::connect_from(&relay, scanner_addr).await;
-    again
-        .send(ControlMessage::JoinRequest {
-            code: wrong(500),
-            display_name: "scan".into(),
-            media_public_key: common::public_key(),
-        })
-        .await;
+    again.send(common::join_request(wrong(500), "scan")).await;
     again.expect_rate_limited().await;
     assert_eq!(relay.stats().limit_hits(LimitHit::FailedJoins), 192);
 
@@ -138,13 +114,7 @@ async fn a_knock_and_cancel_flood_reaches_the_host_only_a_few_times() {
     const PAIRS: usize = 5_000;
     let sender = tokio::spawn(async move {
         for _ in 0..PAIRS {
-            tx.feed(ControlMessage::JoinRequest {
-                code: code.clone(),
-                display_name: "flood".into(),
-                media_public_key: common::public_key(),
-            })
-            .await
-            .unwrap();
+            tx.feed(common::join_request(code.clone(), "flood")).await.unwrap();
             tx.feed(ControlMessage::CancelJoin).await.unwrap();
         }
         tx.flush().await.unwrap();
@@ -184,13 +154,7 @@ async fn one_address_cannot_fill_the_waiting_room() {
         knockers.push(c);
     }
     let mut fourth = Client::connect_from(&relay, [127, 0, 0, 6]).await;
-    fourth
-        .send(ControlMessage::JoinRequest {
-            code: code.clone(),
-            display_name: "Squatter 3".into(),
-            media_public_key: common::public_key(),
-        })
-        .await;
+    fourth.send(common::join_request(code.clone(), "Squatter 3")).await;
     fourth.expect_error(ErrorCode::ServerBusy).await;
     assert_eq!(relay.stats().limit_hits(LimitHit::PendingKnocksPerAddress), 1);
     let mut guest = Client::connect_from(&relay, [127, 0, 0, 7]).await;

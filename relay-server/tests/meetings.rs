@@ -110,26 +110,11 @@ async fn unknown_and_invalid_codes_are_errors() {
     let code = host.create("Host").await.code;
     let unused = (0..1_000_000).map(|n| format!("{n:06}")).find(|c| *c != code).unwrap();
     let mut c = Client::connect(&relay).await;
-    c.send(ControlMessage::JoinRequest {
-        code: unused,
-        display_name: "X".into(),
-        media_public_key: common::public_key(),
-    })
-    .await;
+    c.send(common::join_request(unused, "X")).await;
     c.expect_error(ErrorCode::UnknownMeeting).await;
-    c.send(ControlMessage::JoinRequest {
-        code: "12a456".into(),
-        display_name: "X".into(),
-        media_public_key: common::public_key(),
-    })
-    .await;
+    c.send(common::join_request("12a456", "X")).await;
     c.expect_error(ErrorCode::InvalidCode).await;
-    c.send(ControlMessage::JoinRequest {
-        code: code.clone(),
-        display_name: " \n ".into(),
-        media_public_key: common::public_key(),
-    })
-    .await;
+    c.send(common::join_request(code.clone(), " \n ")).await;
     c.expect_error(ErrorCode::InvalidName).await;
     c.send(ControlMessage::JoinRequest { code, display_name: "x".repeat(65), media_public_key: common::public_key() })
         .await;
@@ -363,13 +348,7 @@ async fn a_full_meeting_refuses_joiners() {
     let relay = start(RelayConfig { max_participants: 2, ..RelayConfig::for_tests() }).await;
     let m = meeting(&relay, &["Host", "Guest"]).await;
     let mut joiner = Client::connect(&relay).await;
-    joiner
-        .send(ControlMessage::JoinRequest {
-            code: m[0].welcome.code.clone(),
-            display_name: "Third".into(),
-            media_public_key: common::public_key(),
-        })
-        .await;
+    joiner.send(common::join_request(m[0].welcome.code.clone(), "Third")).await;
     assert_eq!(joiner.recv().await, ControlMessage::JoinRefused { reason: JoinRefusal::MeetingFull });
     relay.shutdown().await;
 }

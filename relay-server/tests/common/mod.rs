@@ -189,12 +189,7 @@ impl Client {
 
     /// Sends JOIN_REQUEST and returns the request id from WAITING.
     pub async fn knock(&mut self, code: &str, name: &str) -> u64 {
-        self.send(ControlMessage::JoinRequest {
-            code: code.into(),
-            display_name: name.into(),
-            media_public_key: public_key(),
-        })
-        .await;
+        self.send(join_request(code, name)).await;
         match self.recv().await {
             ControlMessage::Waiting { code: c, request_id } => {
                 assert_eq!(c, code);
@@ -237,6 +232,11 @@ impl Client {
 /// A public key for `CREATE_MEETING` and `JOIN_REQUEST` (the relay checks only its form).
 pub fn public_key() -> String {
     "0f".repeat(32)
+}
+
+/// `JOIN_REQUEST` for `code` as `name`, with a public key of the right form.
+pub fn join_request(code: impl Into<String>, name: impl Into<String>) -> ControlMessage {
+    ControlMessage::JoinRequest { code: code.into(), display_name: name.into(), media_public_key: public_key() }
 }
 
 /// A sealed meeting key for `ADMIT` (opaque to the relay; only its form is checked).
