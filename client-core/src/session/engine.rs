@@ -27,7 +27,7 @@ use protocol::hop::{HopReceiver, HopSecret, HopSender};
 use protocol::jitter::JitterBuffer;
 use protocol::media::MAX_DATAGRAM_LEN;
 use protocol::quality::{QualityConfig, QualitySetting, LADDER};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::events::{EventSender, SessionEvent};
@@ -191,17 +191,11 @@ impl EngineShared {
 pub(crate) struct Engine {
     shared: Arc<EngineShared>,
     net: JoinHandle<()>,
-    net_cmd: mpsc::Sender<NetCommand>,
+    /// Participants who left, for the network task to forget.
+    net_cmd: mpsc::Sender<u32>,
+    /// The newest meeting key, for the network task's opener (only the newest matters).
+    media_key: watch::Sender<Option<MeetingKey>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-/// What the control task tells the network task.
-#[derive(Debug)]
-enum NetCommand {
-    /// Forget everything about this participant.
-    ParticipantLeft(u32),
-    /// Open media with this meeting key from now on.
-    MediaKey(MeetingKey),
 }
 
 impl Engine {
@@ -283,14 +277,15 @@ impl Engine {
             },
         };
         let (net_cmd, net_rx) = mpsc::channel(64);
+        let (media_key, key_rx) = watch::channel(None);
         let task = NetTask { socket, core, shared: shared.clone(), events, internal, stats_writer };
-        let net = tokio::spawn(task.run(net_rx));
-        Ok(Engine { shared, net, net_cmd, threads: engine_threads })
+        let net = tokio::spawn(task.run(net_rx, key_rx));
+        Ok(Engine { shared, net, net_cmd, media_key, threads: engine_threads })
     }
 
     /// Forgets everything about a participant who left.
     pub(crate) fn participant_left(&self, id: u32) {
-        let _ = self.net_cmd.try_send(NetCommand::ParticipantLeft(id));
+        let _ = self.net_cmd.try_send(id);
     }
 
     /// Seals and opens media with `key` from now on (a rotation).
@@ -299,7 +294,7 @@ impl Engine {
             Ok(mut s) => s.set_key(&key)?,
             Err(p) => p.into_inner().set_key(&key)?,
         }
-        let _ = self.net_cmd.try_send(NetCommand::MediaKey(key));
+        self.media_key.send_replace(Some(key));
         Ok(())
     }
 
@@ -353,7 +348,7 @@ struct NetTask {
 }
 
 impl NetTask {
-    async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
+    async fn run(mut self, mut left: mpsc::Receiver<u32>, mut media_key: watch::Receiver<Option<MeetingKey>>) {
         // One byte more than the limit, so the core sees (and counts) an oversized datagram
         // rather than a truncated one.
         let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
@@ -383,10 +378,12 @@ impl NetTask {
                     let shared = &self.shared;
                     self.core.handle_timeout(Instant::now(), now_us(), || local_readings(shared));
                 }
-                Some(command) = commands.recv() => match command {
-                    NetCommand::ParticipantLeft(id) => self.forget(id),
-                    NetCommand::MediaKey(key) => self.core.install_media_key(key),
-                },
+                Some(id) = left.recv() => self.forget(id),
+                Ok(()) = media_key.changed() => {
+                    if let Some(key) = media_key.borrow_and_update().clone() {
+                        self.core.install_media_key(key);
+                    }
+                }
             }
         }
     }
