@@ -364,3 +364,30 @@ async fn a_participant_who_left_has_no_route() {
     assert_eq!(relay.stats().drops(DropReason::UnknownSender), before + 1);
     relay.shutdown().await;
 }
+
+/// A removed participant that keeps its UDP socket open, still sending and listening: nothing
+/// it sends reaches anyone (its route is gone with its hop keys), and nothing the others send
+/// reaches it. (What it could read if it did is the clients' business: the key rotation of
+/// docs/protocol.md §6.10, tested in client-core.)
+#[tokio::test]
+async fn a_removed_participant_still_sending_and_listening_gets_nothing_and_reaches_no_one() {
+    let relay = start_default().await;
+    let mut m = meeting(&relay, &["A", "B", "C"]).await;
+    let mut a = Media::register(&relay, &m[0]).await;
+    let b = Media::register(&relay, &m[1]).await;
+    let mut c = Media::register(&relay, &m[2]).await;
+    let c_id = m[2].id();
+    m[0].client.send(ControlMessage::RemoveParticipant { participant_id: c_id }).await;
+    m[2].client.recv_until(|msg| matches!(msg, ControlMessage::Removed)).await;
+    m[1].client.recv_until(|msg| matches!(msg, ControlMessage::ParticipantLeft { .. })).await;
+    let before = relay.stats().drops(DropReason::UnknownSender);
+    c.send_packet(&MediaPacket::Keepalive { sender_id: c_id }).await;
+    c.send_frame(1, 2).await;
+    c.send_audio().await;
+    a.send_frame(1, 1).await;
+    let to_b = b.drain_media(QUIET).await;
+    assert_eq!(to_b.len(), 1, "B gets A's fragment and nothing of C's");
+    assert!(c.drain_media(QUIET).await.is_empty(), "the removed participant hears nothing");
+    assert_eq!(relay.stats().drops(DropReason::UnknownSender), before + 4);
+    relay.shutdown().await;
+}
