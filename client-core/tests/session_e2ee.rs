@@ -103,6 +103,28 @@ async fn video_from_all(bots: &[(&Bot, u32)], frames: usize) {
     }
 }
 
+/// Waits until each of `bots` shows the safety code of the key of epoch 2.
+async fn the_key_of_epoch_2_reaches(bots: &[&Bot]) {
+    for bot in bots {
+        bot.wait("the key of epoch 2", LONG, |e| match e {
+            SessionEvent::Encryption { epoch: 2, .. } => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+}
+
+/// Waits until each of the two has decoded ten more frames from the other (after a rotation:
+/// the call goes on under the new key).
+async fn new_frames_both_ways((x, x_id): (&Bot, u32), (y, y_id): (&Bot, u32)) {
+    let seen = |bot: &Bot, from: u32| bot.log.lock().unwrap().frames.get(&from).map_or(0, Vec::len);
+    for (bot, from) in [(x, y_id), (y, x_id)] {
+        let before = seen(bot, from);
+        bot.wait_until("ten new frames", LONG, |log| log.frames.get(&from).is_some_and(|f| f.len() >= before + 10))
+            .await;
+    }
+}
+
 #[test]
 fn the_detectors_recognise_media_in_the_clear() {
     // The tone the sessions send, as it would travel unsealed.
@@ -187,19 +209,10 @@ async fn a_removed_participant_is_left_behind_by_a_key_rotation() {
 
     a.session.remove(c_id).await.unwrap();
     c.wait("Removed", LONG, |e| matches!(e, SessionEvent::Removed).then_some(())).await;
-    for bot in [&a, &b] {
-        bot.wait("the key of epoch 2", LONG, |e| match e {
-            SessionEvent::Encryption { epoch: 2, .. } => Some(()),
-            _ => None,
-        })
-        .await;
-    }
+    the_key_of_epoch_2_reaches(&[&a, &b]).await;
     let mark = tapped.udp.lock().unwrap().len();
     // Ada and Bob carry on under the new key: new frames still decode on both sides.
-    let seen = |bot: &Bot, from: u32| bot.log.lock().unwrap().frames.get(&from).map_or(0, Vec::len);
-    let (ab, ba) = (seen(&b, a_id), seen(&a, b_id));
-    b.wait_until("new frames from Ada", LONG, |log| log.frames.get(&a_id).is_some_and(|f| f.len() >= ab + 10)).await;
-    a.wait_until("new frames from Bob", LONG, |log| log.frames.get(&b_id).is_some_and(|f| f.len() >= ba + 10)).await;
+    new_frames_both_ways((&a, a_id), (&b, b_id)).await;
     assert_eq!(last_encryption(&a), last_encryption(&b), "one code for the two who remain");
     assert_ne!(last_encryption(&a).map(|e| e.1), last_encryption(&c).map(|e| e.1));
 
@@ -234,18 +247,9 @@ async fn when_the_host_leaves_the_new_host_rotates_and_the_call_goes_on() {
 
     a.session.leave().await.unwrap();
     // Bob joined first of those left: he becomes host and hands out the key of epoch 2.
-    for bot in [&b, &c] {
-        bot.wait("the key of epoch 2", LONG, |e| match e {
-            SessionEvent::Encryption { epoch: 2, .. } => Some(()),
-            _ => None,
-        })
-        .await;
-    }
+    the_key_of_epoch_2_reaches(&[&b, &c]).await;
     assert_eq!(last_encryption(&b), last_encryption(&c));
-    let seen = |bot: &Bot, from: u32| bot.log.lock().unwrap().frames.get(&from).map_or(0, Vec::len);
-    let (bc, cb) = (seen(&b, c_id), seen(&c, b_id));
-    b.wait_until("new frames from Cy", LONG, |log| log.frames.get(&c_id).is_some_and(|f| f.len() >= bc + 10)).await;
-    c.wait_until("new frames from Bob", LONG, |log| log.frames.get(&b_id).is_some_and(|f| f.len() >= cb + 10)).await;
+    new_frames_both_ways((&b, b_id), (&c, c_id)).await;
     for bot in [a, b, c] {
         bot.close().await;
     }

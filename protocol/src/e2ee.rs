@@ -447,17 +447,28 @@ impl MediaOpener {
         } else if self.senders.len() >= MAX_SENDERS {
             return Err(E2eeError::TooManySenders);
         }
-        if !self.sender_keys.contains_key(&(sender_id, epoch)) {
-            let meeting_key = self.keys.iter().find(|k| k.epoch == epoch).ok_or(E2eeError::UnknownEpoch)?;
-            let key = meeting_key.sender_key(sender_id)?;
-            self.sender_keys.insert((sender_id, epoch), key);
-        }
-        let key = self.sender_keys.get(&(sender_id, epoch)).ok_or(E2eeError::UnknownEpoch)?;
+        // A key derived for a body that then fails to open is not kept: the cache holds keys of
+        // senders that have sent something authentic (at most two epochs each), so forged
+        // sender ids cannot grow it.
+        let derived = match self.sender_keys.get(&(sender_id, epoch)) {
+            Some(_) => None,
+            None => {
+                let meeting_key = self.keys.iter().find(|k| k.epoch == epoch).ok_or(E2eeError::UnknownEpoch)?;
+                Some(meeting_key.sender_key(sender_id)?)
+            }
+        };
+        let key = match &derived {
+            Some(key) => key,
+            None => self.sender_keys.get(&(sender_id, epoch)).ok_or(E2eeError::UnknownEpoch)?,
+        };
         out.clear();
         out.extend_from_slice(&sealed[SEALED_HEADER_LEN..]);
         let plain_len =
             key.open_in_place(nonce(sender_id, counter), Aad::from(aad), out).map_err(|_| E2eeError::Forged)?.len();
         out.truncate(plain_len);
+        if let Some(key) = derived {
+            self.sender_keys.insert((sender_id, epoch), key);
+        }
         let state = self
             .senders
             .entry(sender_id)

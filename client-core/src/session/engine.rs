@@ -140,7 +140,7 @@ impl EngineShared {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// Seals `plain` end to end into `out`. False (logged once per key state) if there is no
+    /// Seals `plain` end to end into `out`. False (logged at debug level) if there is no
     /// meeting key: then nothing is sent rather than anything in clear.
     pub(crate) fn seal(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) -> bool {
         let mut sealer = match self.sealer.lock() {

@@ -27,7 +27,7 @@ fn meeting(joiners: u32) -> Vec<MeetingKeyring> {
             // The host re-sends the current key; the joiner already has it and ignores it.
             if other.is_host() {
                 assert_eq!(out.deliveries.len(), 1);
-                let mut copy = MeetingKeyring { knocks: VecDeque::new(), key: ring.key.clone(), ..clone_ring(&ring) };
+                let mut copy = clone_ring(&ring);
                 assert!(matches!(
                     copy.on_media_key(1, &out.deliveries[0].media_key),
                     Err(KeyringError::NotNewer { .. })
