@@ -3,8 +3,10 @@
 // Serves ui/dist-mock (built by `vite build --mode mock`) from 127.0.0.1, opens it in Debian's
 // Chromium through playwright-core, and walks: home → wrong code → waiting room → denial →
 // admitted → meeting with video → shortcuts → chat → file drop with progress → received file
-// (Save, verified, Open) → clip button → people → stats charts → leave → hosting with queued
-// knocks (Admit, Deny, withdrawn) → remove → removed → device busy → relay unreachable.
+// (Save, verified, Open) → clip button → people → stats charts → someone reconnecting → own
+// connection dropping and resuming (banner, charts kept) → connection lost → Rejoin → leave →
+// hosting with queued knocks (Admit, Deny, withdrawn) → remove → removed → device busy → relay
+// unreachable.
 // Each step asserts visible text; screenshots go to ui-tests/screenshots/. With
 // UPDATE_DOCS_SCREENSHOTS=1 the home, meeting and stats ones are also copied to
 // docs/screenshots/ (committed, shown in the README), so ordinary runs leave the tree clean.
@@ -471,6 +473,70 @@ async function walk(page, base) {
     await shot(page, "08-meeting", "meeting");
     await mock(page, "leave", id, "left");
     await text(page, "toasts", /Margaret Hamilton left the meeting/);
+  });
+
+  await step(page, "someone whose connection dropped is greyed out until they are back", async () => {
+    await mock(page, "setReconnecting", 1, true);
+    await page.waitForFunction(() => document.querySelector('[data-testid="tile-1"]')?.classList.contains("reconnecting"));
+    await text(page, "reconnecting-1", /Reconnecting…/);
+    await click(page, "btn-participants");
+    await text(page, "person-1", /Grace Hopper[\s\S]*Meeting host · Reconnecting…/);
+    check((await page.locator(`${sel("person-1")}.reconnecting`).count()) === 1, "Grace's row is not greyed out");
+    await shot(page, "08a-participant-reconnecting");
+    await mock(page, "setReconnecting", 1, false);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="tile-1"]')?.classList.contains("reconnecting"));
+    await hidden(page, "reconnecting-1");
+    await page.waitForFunction(() => {
+      const row = document.querySelector('[data-testid="person-1"]');
+      return row && !row.classList.contains("reconnecting") && !row.textContent.includes("Reconnecting");
+    });
+  });
+
+  await step(page, "a dropped connection shows Reconnecting… with the seconds, and the meeting and its charts stay", async () => {
+    await click(page, "btn-stats");
+    await visible(page, "panel-stats");
+    const blue = [0x1a, 0x73, 0xe8];
+    let before;
+    await until("a line on the RTT chart", async () => (before = await pixels(page, "chart-rtt", blue)).nearTarget > 30);
+    await mock(page, "dropConnection", "no answer from the relay for 5 s");
+    await page.locator("#reconnecting-banner").waitFor({ state: "visible", timeout: TIMEOUT });
+    await text(page, "reconnecting-banner", /Reconnecting…[\s\S]*dropped \d+ s ago/);
+    // The count moves on by itself, once a second.
+    await text(page, "reconnecting-time", /^[1-9]\d* s$/);
+    await visible(page, "screen-meeting");
+    await text(page, "name-1", /Grace Hopper/);
+    await shot(page, "08b-reconnecting");
+    await mock(page, "resumeConnection");
+    await page.locator("#reconnecting-banner").waitFor({ state: "hidden", timeout: TIMEOUT });
+    await text(page, "toasts", /Reconnected/);
+    // The history from before the drop is still plotted: a reset would leave one sample, no line.
+    const after = await pixels(page, "chart-rtt", blue);
+    check(after.nearTarget >= before.nearTarget * 0.7, `the RTT chart lost its history: ${before.nearTarget} → ${after.nearTarget} line pixels`);
+    await page.keyboard.press("Escape");
+    await hidden(page, "panel-stats");
+  });
+
+  await step(page, "a connection lost for good says so and Rejoin knocks on the same meeting", async () => {
+    await mock(page, "dropConnection", "connection reset");
+    await page.locator("#reconnecting-banner").waitFor({ state: "visible", timeout: TIMEOUT });
+    await mock(page, "loseConnection");
+    await text(page, "ended-title", /^You lost your connection$/);
+    await text(page, "ended-detail", /meeting 482-913/);
+    await text(page, "btn-return-home", /Return to home screen/);
+    const rejoin = page.locator("#rejoin");
+    await rejoin.waitFor({ state: "visible", timeout: TIMEOUT });
+    check((await rejoin.innerText()) === "Rejoin", `rejoin button says ${JSON.stringify(await rejoin.innerText())}`);
+    await shot(page, "08c-connection-lost");
+    const joinsBefore = (await calls(page, "join_meeting")).length;
+    await rejoin.click();
+    await visible(page, "screen-waiting");
+    const join = await calls(page, "join_meeting");
+    check(join.length === joinsBefore + 1, "one knock");
+    const expected = { code: "482913", name: "Ada Lovelace", relayAddr: "192.168.1.20:7878", fingerprint: "5e".repeat(32) };
+    check(JSON.stringify(join.at(-1)) === JSON.stringify(expected), `join args ${JSON.stringify(join.at(-1))}`);
+    await mock(page, "admit");
+    await visible(page, "screen-meeting");
+    await text(page, "name-1", /Grace Hopper/);
   });
 
   await step(page, "leaving ends the meeting with Rejoin and Return home", async () => {

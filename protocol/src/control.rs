@@ -27,6 +27,29 @@ pub fn is_valid_meeting_code(code: &str) -> bool {
     code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A secret a message carries (a resume secret): on the wire its plain string, in `Debug`
+/// output never.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, to present or compare.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Someone in a meeting, as the roster shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
@@ -41,6 +64,11 @@ pub struct Participant {
     /// The participant's X25519 public key for end-to-end media encryption (64 hex digits),
     /// as it sent it in `CREATE_MEETING` or `JOIN_REQUEST` ([`crate::e2ee`]).
     pub media_public_key: String,
+    /// The participant's connection dropped and the relay holds its seat for the resume grace
+    /// window; it may `RESUME` (then this turns false) or leave when the window ends. Absent
+    /// when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconnecting: bool,
 }
 
 /// One chat message as the relay stamped it.
@@ -75,22 +103,39 @@ pub struct FileInfo {
 }
 
 /// Everything a participant needs the moment it is admitted (or creates a meeting).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingWelcome {
     pub code: MeetingCode,
     /// This participant's id, also its UDP `sender_id`.
     pub participant_id: ParticipantId,
     /// Secret that authorizes this participant's file-transfer connections.
     pub session_token: String,
+    /// Secret that lets this participant take its seat back with `RESUME` after its control
+    /// connection drops (64 hex digits). Never shown, logged or stored outside the session.
+    pub resume_secret: Secret,
     pub host_id: ParticipantId,
     /// Everyone in the meeting, this participant included.
     pub roster: Vec<Participant>,
-    /// The most recent chat messages (up to 200), oldest first.
+    /// The most recent chat messages (up to 200), oldest first; in `RESUMED`, only those after
+    /// the `last_chat_id` the client gave.
     pub chat_history: Vec<ChatMessage>,
     /// The meeting key sealed to this participant by the host's client (the blob of its
     /// `ADMIT`); absent for the participant who created the meeting, which makes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_key: Option<String>,
+}
+
+/// The secrets (`session_token`, `resume_secret`) are never printed.
+impl std::fmt::Debug for MeetingWelcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeetingWelcome")
+            .field("code", &self.code)
+            .field("participant_id", &self.participant_id)
+            .field("host_id", &self.host_id)
+            .field("roster", &self.roster)
+            .field("chat_history", &self.chat_history.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A meeting key sealed to one participant ([`crate::e2ee::seal_meeting_key`]), in `MEDIA_KEYS`.
@@ -190,6 +235,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// The relay is out of a resource (disk, connections, live meetings).
     ServerBusy,
+    /// `RESUME` found no seat to take back: the grace window passed (the participant has left),
+    /// or the code, participant id or resume secret is wrong. Knock again with `JOIN_REQUEST`.
+    ResumeRefused,
     /// The sender (its participant or its address) is over a rate limit; `ERROR` carries
     /// `retry_after_ms`, after which the same request would be accepted.
     RateLimited,
@@ -230,6 +278,14 @@ pub enum ControlMessage {
     JoinRefused { reason: JoinRefusal },
     /// R→C: the sender is in the meeting (after create or admission).
     Joined(MeetingWelcome),
+    /// C→R, instead of `CREATE_MEETING`/`JOIN_REQUEST` on a new connection: take back the seat
+    /// of participant `participant_id` in meeting `code` after the old connection dropped,
+    /// proving it with the `resume_secret` of its `JOINED`. `last_chat_id`: the id of the
+    /// last chat message the client has (0 if none), so the relay sends only newer ones.
+    Resume { code: MeetingCode, participant_id: ParticipantId, resume_secret: Secret, last_chat_id: u64 },
+    /// R→C: the seat is back (same participant id, no knock): the meeting as it is now, with
+    /// the chat messages after `last_chat_id`.
+    Resumed(MeetingWelcome),
 
     /// R→C: someone joined.
     ParticipantJoined { participant: Participant },
@@ -329,6 +385,8 @@ impl ControlMessage {
             Deny { .. } => "DENY",
             JoinRefused { .. } => "JOIN_REFUSED",
             Joined(_) => "JOINED",
+            Resume { .. } => "RESUME",
+            Resumed(_) => "RESUMED",
             ParticipantJoined { .. } => "PARTICIPANT_JOINED",
             ParticipantLeft { .. } => "PARTICIPANT_LEFT",
             ParticipantUpdated { .. } => "PARTICIPANT_UPDATED",
@@ -458,7 +516,7 @@ impl ControlMessage {
             }
         }
         match self {
-            ControlMessage::Joined(welcome) => {
+            ControlMessage::Joined(welcome) | ControlMessage::Resumed(welcome) => {
                 welcome.roster.iter_mut().for_each(|p| name(&mut p.display_name, MAX_DISPLAY_NAME_CHARS));
                 welcome.chat_history.iter_mut().for_each(chat);
             }
@@ -517,6 +575,30 @@ mod tests {
         }
         let twice = br#"{"type":"DENY","request_id":1,"request_id":2}"#;
         assert!(ControlMessage::from_json(twice).is_err(), "a duplicate member is refused");
+    }
+
+    #[test]
+    fn a_welcome_never_prints_its_secrets() {
+        let welcome = MeetingWelcome {
+            code: "123456".into(),
+            participant_id: 2,
+            session_token: "token-abc".into(),
+            resume_secret: Secret::new("resume-xyz"),
+            host_id: 1,
+            roster: Vec::new(),
+            chat_history: Vec::new(),
+            media_key: None,
+        };
+        for printed in [format!("{welcome:?}"), format!("{:?}", ControlMessage::Resumed(welcome.clone()))] {
+            assert!(printed.contains("123456") && !printed.contains("token-abc") && !printed.contains("resume-xyz"));
+        }
+        let resume = ControlMessage::Resume {
+            code: "123456".into(),
+            participant_id: 2,
+            resume_secret: Secret::new("resume-xyz"),
+            last_chat_id: 0,
+        };
+        assert!(!format!("{resume:?}").contains("resume-xyz"));
     }
 
     #[test]

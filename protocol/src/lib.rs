@@ -25,6 +25,7 @@
 //!   fingerprints.
 //! - [`invite`]: invitations (relay address, meeting code, certificate fingerprint) as text
 //!   and as `parlor://` links.
+//! - [`resume`]: a client's reconnect schedule and exactly-once chat across a resume.
 //! - [`stats`]: the shapes of a client's per-second stats snapshots (its `--stats-json` lines).
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
@@ -47,6 +48,7 @@ pub mod quality;
 pub mod redundancy;
 pub mod reno;
 pub mod replay;
+pub mod resume;
 pub mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -57,4 +59,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;

@@ -68,6 +68,11 @@ pub struct RelayConfig {
     /// A connection that sends nothing (not even a `PONG`) for this long is dropped. The relay
     /// pings every third of it, so a live client always has something to answer.
     pub liveness_timeout: Duration,
+    /// How long a participant whose control connection dropped (closed, or silent for the
+    /// liveness timeout) keeps its seat: the others see it as reconnecting, and a `RESUME`
+    /// with its secret takes the seat back. After it the leave is announced. Zero: a drop is
+    /// a leave at once.
+    pub resume_grace: Duration,
     /// A control connection that is in no meeting and no waiting room for this long (after its
     /// `HELLO`, or after it left one) is closed: it holds a connection slot of its address and
     /// of the relay for nothing.
@@ -135,6 +140,7 @@ impl Default for RelayConfig {
             address_table_len: 65_536,
             knock_timeout: Duration::from_secs(120),
             liveness_timeout: Duration::from_secs(15),
+            resume_grace: Duration::from_secs(30),
             idle_before_join_timeout: Duration::from_secs(30),
             chat_history_len: 200,
             chat_history_bytes: 32 * 1024,

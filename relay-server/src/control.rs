@@ -360,6 +360,31 @@ impl Session {
                     }
                 }
             }
+            M::Resume { code, participant_id, resume_secret, last_chat_id } => {
+                self.require_idle()?;
+                let refused = || OpError::new(ErrorCode::ResumeRefused, "no seat to resume: knock again");
+                // A wrong code or secret costs a failed join, so RESUME cannot scan for codes.
+                shared.address_check(self.from, AddressRate::FailedJoin).map_err(|retry_after| {
+                    OpError::rate_limited(LimitHit::FailedJoins, "too many failed joins from this address", retry_after)
+                })?;
+                let resumed = match shared.find_meeting(&code) {
+                    Some(meeting) if is_valid_meeting_code(&code) => meeting
+                        .resume(shared, participant_id, resume_secret.expose(), self.conn.clone(), last_chat_id)
+                        .map(|welcome| (meeting, welcome)),
+                    _ => Err(refused()),
+                };
+                match resumed {
+                    Ok((meeting, welcome)) => {
+                        info!(peer = %self.peer, meeting = %meeting.code, participant = participant_id, "resumed");
+                        self.state = State::InMeeting { meeting, id: participant_id };
+                        Ok(Some(M::Resumed(welcome)))
+                    }
+                    Err(e) => {
+                        let _ = shared.address_take(self.from, AddressRate::FailedJoin);
+                        Err(e)
+                    }
+                }
+            }
             M::CancelJoin => {
                 self.cancel_knock().await?;
                 Ok(None)
@@ -557,10 +582,10 @@ impl Session {
             _ => LeaveReason::Disconnected,
         };
         match std::mem::replace(&mut self.state, State::Idle) {
-            State::InMeeting { meeting, id } => {
-                meeting.leave(&self.shared, id, reason).await;
+            // A participant's seat is held for a resume; a knock is withdrawn.
+            State::InMeeting { meeting, .. } | State::Waiting { meeting, .. } => {
+                meeting.remove_conn(&self.shared, self.conn.id, reason).await
             }
-            State::Waiting { meeting, .. } => meeting.remove_conn(&self.shared, self.conn.id, reason).await,
             State::Idle => {}
         }
         // An admission may have been queued while the connection was ending.

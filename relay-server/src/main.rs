@@ -79,6 +79,10 @@ struct Args {
     /// Seconds of silence after which a participant is dropped.
     #[arg(long, env = "PARLOR_LIVENESS_TIMEOUT_SECS", default_value_t = 15)]
     liveness_timeout_secs: u64,
+    /// Seconds a participant whose connection dropped keeps its seat for a RESUME (0: a drop
+    /// is a leave at once).
+    #[arg(long, env = "PARLOR_RESUME_GRACE_SECS", default_value_t = D.resume_grace.as_secs())]
+    resume_grace_secs: u64,
     /// Seconds a connection may stay in no meeting and no waiting room before it is closed.
     #[arg(long, env = "PARLOR_IDLE_BEFORE_JOIN_SECS", default_value_t = D.idle_before_join_timeout.as_secs())]
     idle_before_join_secs: u64,
@@ -158,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         knock_timeout: Duration::from_secs(args.knock_timeout_secs),
         liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),
         idle_before_join_timeout: Duration::from_secs(args.idle_before_join_secs.max(1)),
+        resume_grace: Duration::from_secs(args.resume_grace_secs),
         max_connections_per_address: args.max_connections_per_address,
         max_pending_knocks_per_address: args.max_pending_knocks_per_address,
         address_rates: AddressRates {

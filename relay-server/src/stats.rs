@@ -244,6 +244,8 @@ pub(crate) struct Stats {
     pub meetings_live: AtomicU64,
     pub participants_joined: AtomicU64,
     pub participants_live: AtomicU64,
+    /// Seats taken back with `RESUME`.
+    pub resumes: AtomicU64,
     pub knocks: AtomicU64,
     pub control_connections: AtomicU64,
     pub file_connections: AtomicU64,
@@ -318,6 +320,7 @@ impl Stats {
             meetings_live: self.meetings_live.load(Relaxed),
             participants_joined: self.participants_joined.load(Relaxed),
             participants_live: self.participants_live.load(Relaxed),
+            resumes: self.resumes.load(Relaxed),
             knocks: self.knocks.load(Relaxed),
             control_connections: self.control_connections.load(Relaxed),
             file_connections: self.file_connections.load(Relaxed),
@@ -363,6 +366,8 @@ pub struct StatsSnapshot {
     pub meetings_live: u64,
     pub participants_joined: u64,
     pub participants_live: u64,
+    /// Seats taken back with `RESUME` (cumulative).
+    pub resumes: u64,
     pub knocks: u64,
     /// Connections that sent `HELLO` (cumulative).
     pub control_connections: u64,

@@ -295,7 +295,7 @@ impl App {
         core.next_generation += 1;
         self.current.store(generation, Ordering::Release);
         let invitation_pin = session.relay_certificate().invitation_pin();
-        let translator = Arc::new(Mutex::new(Translator::new(share_addr, invitation_pin)));
+        let translator = Arc::new(Mutex::new(Translator::new(relay.to_string(), share_addr, invitation_pin)));
         core.live = Some(Live {
             session: session.clone(),
             generation,
@@ -719,7 +719,7 @@ impl App {
             SessionEvent::Error { code: Some(code), message, retry_after_ms } => {
                 Err(AppError::Relay { code: *code, message: message.clone(), retry_after_ms: *retry_after_ms })
             }
-            SessionEvent::Disconnected { reason } => Err(relay_gone(reason)),
+            SessionEvent::Disconnected { reason, .. } => Err(relay_gone(reason)),
             _ => {
                 *slot = Some(waiter);
                 drop(slot);
@@ -840,6 +840,13 @@ fn layout_of(format: PixelFormat) -> Layout {
     }
 }
 
+/// Whether `event` is the last of its session, which is then dropped. A broken connection the
+/// session is repairing (`Reconnecting`, then `Resumed`) is not: the meeting goes on, and only
+/// the `Disconnected` that follows a failed repair ends it.
+fn ends_session(event: &SessionEvent) -> bool {
+    matches!(event, SessionEvent::Removed | SessionEvent::Disconnected { .. } | SessionEvent::JoinRefused { .. })
+}
+
 /// Forwards one session's events to the page (and a participant who left to the pump).
 /// Events of a session the page already left are dropped.
 async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translator: Arc<Mutex<Translator>>) {
@@ -854,10 +861,7 @@ async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translat
             }
             _ => {}
         }
-        let over = matches!(
-            event,
-            SessionEvent::Removed | SessionEvent::Disconnected { .. } | SessionEvent::JoinRefused { .. }
-        );
+        let over = ends_session(&event);
         let joined = matches!(event, SessionEvent::Joined { .. });
         let (done, ui) = {
             let mut t = lock(&translator);
@@ -892,6 +896,18 @@ mod tests {
         for bad in ["", "relay.lan", "relay.lan:0", "relay.lan:99999", ":5000", "a b:1", "x:y"] {
             assert!(check_relay_addr(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_a_connection_lost_for_good_ends_the_session() {
+        assert!(!ends_session(&SessionEvent::Reconnecting { reason: "no answer".into() }));
+        assert!(!ends_session(&SessionEvent::Resumed { after_ms: 1200, attempts: 1 }));
+        assert!(ends_session(&SessionEvent::Disconnected {
+            reason: "gone".into(),
+            meeting_code: Some("123456".into())
+        }));
+        assert!(ends_session(&SessionEvent::Disconnected { reason: "gone".into(), meeting_code: None }));
+        assert!(ends_session(&SessionEvent::Removed));
     }
 
     #[test]

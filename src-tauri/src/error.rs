@@ -44,6 +44,9 @@ pub enum ErrorCode {
     RateLimited,
     UnsupportedVersion,
     Unauthorized,
+    /// The relay had no seat to give back after a dropped connection (the grace window passed):
+    /// knocking again is the way back in.
+    ResumeRefused,
     /// The relay presents another certificate than the one pinned for its address.
     RelayCertificateChanged,
     /// The relay is not the one the invitation names (its certificate differs).
@@ -73,6 +76,7 @@ impl From<RelayCode> for ErrorCode {
             RelayCode::Unauthorized => ErrorCode::Unauthorized,
             RelayCode::ServerBusy => ErrorCode::ServerBusy,
             RelayCode::RateLimited => ErrorCode::RateLimited,
+            RelayCode::ResumeRefused => ErrorCode::ResumeRefused,
             RelayCode::MalformedMessage | RelayCode::Internal => ErrorCode::Internal,
         }
     }

@@ -3,8 +3,9 @@
 //! Nearly every event maps one to one. File transfers get the page's `transferId`: `u<n>` for
 //! our upload number `n` (the id `Session::send_file` returned, carried by its events), `d<id>`
 //! for a download of file `id`, `r<id>` for someone else's upload. The [`Translator`] also
-//! remembers transfer sizes (the engine's `FileDone` has none), the rate of others' uploads and
-//! the address to share, which the engine does not know.
+//! remembers transfer sizes (the engine's `FileDone` has none), the rate of others' uploads, the
+//! address to share, and the relay and certificate a lost meeting is rejoined through, which the
+//! engine does not know.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -50,6 +51,8 @@ fn transfer_id(upload_id: Option<u64>, direction: FileDirection, file_id: Option
 /// The stateful half of the mapping from engine events to page events.
 #[derive(Debug, Default)]
 pub struct Translator {
+    /// Where the session connected: a lost meeting is knocked on again there.
+    relay_addr: String,
     share_addr: String,
     /// The relay certificate's fingerprint an invitation carries (none for a CA-signed one).
     invitation_pin: Option<protocol::fingerprint::Fingerprint>,
@@ -59,10 +62,14 @@ pub struct Translator {
 }
 
 impl Translator {
-    /// A translator for a session whose meeting others join at `share_addr`, checking the
-    /// relay's certificate by `invitation_pin`.
-    pub fn new(share_addr: String, invitation_pin: Option<protocol::fingerprint::Fingerprint>) -> Self {
-        Self { share_addr, invitation_pin, ..Default::default() }
+    /// A translator for a session connected to `relay_addr`, whose meeting others join at
+    /// `share_addr`, checking the relay's certificate by `invitation_pin`.
+    pub fn new(
+        relay_addr: String,
+        share_addr: String,
+        invitation_pin: Option<protocol::fingerprint::Fingerprint>,
+    ) -> Self {
+        Self { relay_addr, share_addr, invitation_pin, ..Default::default() }
     }
 
     /// Registers a download of `file_id` of `size` bytes; returns its transfer id.
@@ -201,7 +208,16 @@ impl Translator {
                 Some(code) => (&AppError::Relay { code, message, retry_after_ms }).into(),
                 None => (&AppError::Internal(message)).into(),
             }),
-            SessionEvent::Disconnected { reason } => UiEvent::Disconnected(p::Disconnected { message: reason }),
+            SessionEvent::Reconnecting { reason } => UiEvent::Reconnecting(p::Reconnecting { reason }),
+            SessionEvent::Resumed { after_ms, attempts } => UiEvent::Resumed(p::Resumed { after_ms, attempts }),
+            SessionEvent::Disconnected { reason, meeting_code } => UiEvent::Disconnected(p::Disconnected {
+                message: reason,
+                rejoin: meeting_code.map(|code| p::Rejoin {
+                    code,
+                    relay_addr: self.relay_addr.clone(),
+                    fingerprint: self.invitation_pin.map(|f| f.to_string()),
+                }),
+            }),
             SessionEvent::Connected { .. }
             | SessionEvent::Left
             | SessionEvent::AudioLevel { .. }
@@ -280,7 +296,7 @@ mod tests {
 
     #[test]
     fn uploads_of_files_with_the_same_name_keep_their_own_transfer_ids() {
-        let mut t = Translator::new("10.1.2.3:5000".into(), None);
+        let mut t = Translator::new("10.1.2.3:5000".into(), "10.1.2.3:5000".into(), None);
         let now = Instant::now();
         // Upload 2's relay answer comes first.
         let Some(UiEvent::FileProgress(p2)) = t.translate(progress(Some(2), 9, FileDirection::Upload, 0, 100), now)
@@ -309,7 +325,7 @@ mod tests {
 
     #[test]
     fn failures_carry_the_engine_s_reason_as_a_code() {
-        let mut t = Translator::new(String::new(), None);
+        let mut t = Translator::new(String::new(), String::new(), None);
         let failed = |upload_id, direction, failure| SessionEvent::FileFailed {
             upload_id,
             file_id: None,
@@ -340,7 +356,7 @@ mod tests {
 
     #[test]
     fn downloads_report_their_path_and_size() {
-        let mut t = Translator::new(String::new(), None);
+        let mut t = Translator::new(String::new(), String::new(), None);
         let id = t.start_download(4, 1234);
         let done = SessionEvent::FileDone {
             upload_id: None,
@@ -359,7 +375,7 @@ mod tests {
 
     #[test]
     fn remote_uploads_get_a_rate() {
-        let mut t = Translator::new(String::new(), None);
+        let mut t = Translator::new(String::new(), String::new(), None);
         let t0 = Instant::now();
         let ev = |bytes| SessionEvent::RemoteFileProgress {
             file_id: 7,
@@ -392,7 +408,7 @@ mod tests {
 
     #[test]
     fn a_remote_upload_that_stops_fails_its_card_in_words() {
-        let mut t = Translator::new(String::new(), None);
+        let mut t = Translator::new(String::new(), String::new(), None);
         let t0 = Instant::now();
         let progress =
             SessionEvent::RemoteFileProgress { file_id: 8, name: "a.zip".into(), sender_id: 2, bytes: 10, size: 100 };
@@ -422,11 +438,12 @@ mod tests {
     #[test]
     fn joined_carries_the_share_address_and_the_invitation() {
         let pin = protocol::fingerprint::Fingerprint::of_certificate(b"relay");
-        let mut t = Translator::new("192.168.1.20:5000".into(), Some(pin));
+        let mut t = Translator::new("127.0.0.1:5000".into(), "192.168.1.20:5000".into(), Some(pin));
         let welcome = protocol::control::MeetingWelcome {
             code: "123456".into(),
             participant_id: 1,
             session_token: "s".into(),
+            resume_secret: protocol::control::Secret::new("r"),
             host_id: 1,
             roster: vec![],
             chat_history: vec![],
@@ -442,5 +459,55 @@ mod tests {
         assert_eq!(invite.fingerprint, Some(pin));
         assert_eq!(j.invitation.fingerprint, Some(pin.to_string()));
         assert!(j.invitation.text.contains(&j.invitation.link));
+    }
+
+    #[test]
+    fn a_lost_meeting_names_what_to_knock_on_again() {
+        let pin = protocol::fingerprint::Fingerprint::of_certificate(b"relay");
+        let mut t = Translator::new("127.0.0.1:7878".into(), "192.168.1.20:7878".into(), Some(pin));
+        let now = Instant::now();
+        let Some(UiEvent::Reconnecting(r)) =
+            t.translate(SessionEvent::Reconnecting { reason: "no answer".into() }, now)
+        else {
+            panic!("expected reconnecting")
+        };
+        assert_eq!(r.reason, "no answer");
+        let Some(UiEvent::Resumed(r)) = t.translate(SessionEvent::Resumed { after_ms: 3100, attempts: 2 }, now) else {
+            panic!("expected resumed")
+        };
+        assert_eq!((r.after_ms, r.attempts), (3100, 2));
+        let lost = SessionEvent::Disconnected { reason: "gone".into(), meeting_code: Some("123456".into()) };
+        let Some(UiEvent::Disconnected(d)) = t.translate(lost, now) else { panic!("expected disconnected") };
+        let rejoin = d.rejoin.expect("a meeting to rejoin");
+        // The relay the session reached, not the address shared with others, trusting only the
+        // certificate it presented.
+        assert_eq!((rejoin.code.as_str(), rejoin.relay_addr.as_str()), ("123456", "127.0.0.1:7878"));
+        assert_eq!(rejoin.fingerprint, Some(pin.to_string()));
+        let plain = SessionEvent::Disconnected { reason: "refused".into(), meeting_code: None };
+        let Some(UiEvent::Disconnected(d)) = t.translate(plain, now) else { panic!("expected disconnected") };
+        assert_eq!((d.message.as_str(), d.rejoin), ("refused", None));
+    }
+
+    #[test]
+    fn a_participant_s_dropped_connection_reaches_the_page() {
+        let mut t = Translator::new(String::new(), String::new(), None);
+        let participant = protocol::control::Participant {
+            id: 2,
+            display_name: "Grace".into(),
+            is_host: false,
+            mic_on: true,
+            camera_on: true,
+            speaking: false,
+            joined_at_ms: 1,
+            media_public_key: "00".repeat(32),
+            reconnecting: true,
+        };
+        let Some(UiEvent::ParticipantUpdated(u)) =
+            t.translate(SessionEvent::ParticipantUpdated { participant }, Instant::now())
+        else {
+            panic!("expected participant-updated")
+        };
+        assert!(u.participant.reconnecting);
+        assert_eq!(UiEvent::ParticipantUpdated(u).to_page().1["participant"]["reconnecting"], true);
     }
 }

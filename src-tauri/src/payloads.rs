@@ -26,6 +26,10 @@ pub struct Participant {
     pub speaking: bool,
     /// Relay time (ms since the Unix epoch) at which the participant was admitted.
     pub joined_at_ms: u64,
+    /// The participant's connection dropped and the relay holds their seat for a grace window
+    /// (30 s by default): a `participant-updated` with false when they are back, a
+    /// `participant-left` when the window ends without them.
+    pub reconnecting: bool,
 }
 
 impl From<pc::Participant> for Participant {
@@ -38,6 +42,7 @@ impl From<pc::Participant> for Participant {
             camera_on: p.camera_on,
             speaking: p.speaking,
             joined_at_ms: p.joined_at_ms,
+            reconnecting: p.reconnecting,
         }
     }
 }
@@ -423,6 +428,13 @@ pub enum UiEvent {
     Stats(StatsSnapshot),
     /// Something failed outside a command's own reply (e.g. the camera stopped).
     Error(ErrorPayload),
+    /// The connection to the relay broke while in a meeting; the session is getting its seat
+    /// back on its own (for up to a minute). `resumed` or `disconnected` follows; the meeting
+    /// goes on meanwhile.
+    Reconnecting(Reconnecting),
+    /// The seat is back after a `reconnecting`: same participant id, no knock. What changed
+    /// meanwhile (roster, host, chat) arrived as the usual events before this one.
+    Resumed(Resumed),
     /// The connection to the relay is gone; the session is over.
     Disconnected(Disconnected),
 }
@@ -612,8 +624,40 @@ impl From<&AppError> for ErrorPayload {
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+pub struct Reconnecting {
+    /// Why the connection broke, in English (for logs and as a detail).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Resumed {
+    /// How long the connection was broken.
+    pub after_ms: u64,
+    /// At which attempt the seat came back (1 = the first).
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
 pub struct Disconnected {
     pub message: String,
+    /// Set when the connection was lost for good while in a meeting (its seat could not be
+    /// taken back): `join_meeting` with these and the display name knocks on it again.
+    pub rejoin: Option<Rejoin>,
+}
+
+/// The meeting a lost connection was in, as `join_meeting` takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejoin {
+    /// Six ASCII digits.
+    pub code: String,
+    /// The relay the session was connected to ("host:port").
+    pub relay_addr: String,
+    /// That relay's certificate (SHA-256, 64 hex digits), to trust only it; null for a
+    /// CA-signed relay.
+    pub fingerprint: Option<String>,
 }
 
 #[cfg(test)]
@@ -632,10 +676,11 @@ mod tests {
             camera_on: true,
             speaking: false,
             joined_at_ms: 7,
+            reconnecting: true,
         };
         assert_eq!(
             serde_json::to_value(&p).unwrap(),
-            json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7})
+            json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7,"reconnecting":true})
         );
         let e =
             UiEvent::ParticipantLeft(ParticipantLeft { participant_id: 3, reason: pc::LeaveReason::TimedOut.into() });
@@ -645,6 +690,18 @@ mod tests {
         assert_eq!(refused.to_page().1, json!({"reason":"meetingEnded"}));
         let speaker = UiEvent::ActiveSpeaker(ActiveSpeaker { participant_id: None });
         assert_eq!(speaker.to_page(), ("active-speaker".to_string(), json!({"participantId":null})));
+        let resumed = UiEvent::Resumed(Resumed { after_ms: 4200, attempts: 2 });
+        assert_eq!(resumed.to_page(), ("resumed".to_string(), json!({"afterMs":4200,"attempts":2})));
+        let reconnecting = UiEvent::Reconnecting(Reconnecting { reason: "no answer".into() });
+        assert_eq!(reconnecting.to_page(), ("reconnecting".to_string(), json!({"reason":"no answer"})));
+        let lost = UiEvent::Disconnected(Disconnected {
+            message: "gone".into(),
+            rejoin: Some(Rejoin { code: "123456".into(), relay_addr: "10.0.0.7:5000".into(), fingerprint: None }),
+        });
+        assert_eq!(
+            lost.to_page().1,
+            json!({"message":"gone","rejoin":{"code":"123456","relayAddr":"10.0.0.7:5000","fingerprint":null}})
+        );
     }
 
     #[test]

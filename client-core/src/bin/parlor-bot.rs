@@ -238,6 +238,8 @@ async fn run(mut cli: Cli) -> Result<i32> {
     let mut exit_code = 0;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // Who the relay shows as reconnecting, to print each change once.
+    let mut reconnecting = std::collections::BTreeSet::new();
 
     loop {
         let deadline = match joined_at {
@@ -303,6 +305,17 @@ async fn run(mut cli: Cli) -> Result<i32> {
             SessionEvent::ParticipantLeft { participant_id, reason } => {
                 out(format!("PARTICIPANT_LEFT id={participant_id} reason={reason:?}"))
             }
+            SessionEvent::ParticipantUpdated { participant } => {
+                if participant.reconnecting && reconnecting.insert(participant.id) {
+                    out(format!("PARTICIPANT_RECONNECTING id={}", participant.id));
+                } else if !participant.reconnecting && reconnecting.remove(&participant.id) {
+                    out(format!("PARTICIPANT_RESUMED id={}", participant.id));
+                }
+            }
+            SessionEvent::Reconnecting { reason } => out(format!("RECONNECTING reason={reason:?}")),
+            SessionEvent::Resumed { after_ms, attempts } => {
+                out(format!("RESUMED after_ms={after_ms} attempts={attempts}"))
+            }
             SessionEvent::Chat { message } => {
                 // File announcements also travel as chat messages; count what people wrote.
                 if Some(message.sender_id) != tally.my_id && message.file.is_none() {
@@ -356,9 +369,12 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 Some(ms) => eprintln!("parlor-bot: error {code:?}: {message} (retry after {ms} ms)"),
                 None => eprintln!("parlor-bot: error {code:?}: {message}"),
             },
-            SessionEvent::Disconnected { reason } => {
-                out(format!("DISCONNECTED reason={reason:?}"));
-                if joined_at.is_none() {
+            SessionEvent::Disconnected { reason, meeting_code } => {
+                match &meeting_code {
+                    Some(code) => out(format!("DISCONNECTED reason={reason:?} lost_meeting={code}")),
+                    None => out(format!("DISCONNECTED reason={reason:?}")),
+                }
+                if joined_at.is_none() || meeting_code.is_some() {
                     exit_code = 2;
                 }
                 break;

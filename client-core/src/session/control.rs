@@ -2,6 +2,15 @@
 //! control messages and control messages into [`SessionEvent`]s, keeps the connection alive
 //! (answers `PING`, sends its own every few seconds, gives up after 15 s of silence), and
 //! starts and stops the media engine as the session enters and leaves a meeting.
+//!
+//! In a meeting, a broken connection (closed, silent, or no datagram from the relay for
+//! [`protocol::resume::RELAY_SILENCE`]) is not the end: the task reconnects on the
+//! [`ReconnectSchedule`] and presents its resume secret (`RESUME`), keeping the media engine
+//! running — its datagram keys belong to the seat, not to the connection, so media flows
+//! again as soon as the path does. Meanwhile chat typed is queued, and after `RESUMED` the
+//! [`ChatLedger`] sends what never came back (with its original `client_msg_id`, so the relay
+//! posts it once) and drops what the replay repeats; roster changes missed are replayed as
+//! events and fed to the keyring.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -10,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use protocol::control::{FileInfo, MeetingWelcome};
+use protocol::control::{ErrorCode, FileInfo, MeetingWelcome, Participant};
 use protocol::e2ee::{KeyringError, KeyringOutput, MediaIdentity, MediaPublicKey, MeetingKey, MeetingKeyring};
+use protocol::resume::{ChatLedger, ReconnectSchedule};
 use protocol::ControlMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,6 +33,7 @@ use super::options::SessionOptions;
 use super::{Command, DeviceSwitch, SessionShared};
 use crate::files::{self, FileContext};
 use crate::net::control::{ControlConn, Handshake};
+use crate::net::tls::RelayTrust;
 use crate::stats::{FileDirection, FileTransferStats, TransferState};
 
 /// How often we ping the relay.
@@ -33,6 +44,8 @@ const LIVENESS_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_OFFERS: usize = 1000;
 /// Transfers running at once.
 const MAX_ACTIVE_TRANSFERS: usize = 16;
+/// How long one resume attempt (connect, TLS, `HELLO`, `RESUME`) may take.
+const RESUME_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the session is with respect to a meeting.
 enum Phase {
@@ -47,6 +60,8 @@ struct Meeting {
     speaking: bool,
     /// The meeting's end-to-end keys; `None` if the key could not be had (nothing is sent).
     keyring: Option<MeetingKeyring>,
+    /// Chat seen and chat sent but not yet seen back, for exactly-once across resumes.
+    chat: ChatLedger,
 }
 
 struct Transfer {
@@ -85,6 +100,19 @@ pub(crate) struct ControlTask {
 enum Exit {
     Closed(Option<oneshot::Sender<()>>),
     Disconnected(String),
+    /// The seat in meeting `code` could not be taken back.
+    Lost {
+        reason: String,
+        code: String,
+    },
+}
+
+/// Why one resume attempt did not take the seat back.
+enum AttemptError {
+    /// The relay has no seat for us (the grace window passed): stop trying.
+    Refused(String),
+    /// Anything else (unreachable, timed out, rate limited): try again on the schedule.
+    Failed(String),
 }
 
 impl ControlTask {
@@ -120,7 +148,15 @@ impl ControlTask {
     }
 
     pub(crate) async fn run(mut self) {
-        let exit = self.run_loop().await;
+        let exit = loop {
+            match self.run_loop().await {
+                Exit::Disconnected(reason) if self.in_meeting().is_some() => match self.reconnect(reason).await {
+                    Ok(()) => continue,
+                    Err(exit) => break exit,
+                },
+                exit => break exit,
+            }
+        };
         if let Phase::InMeeting(meeting) = std::mem::replace(&mut self.phase, Phase::Idle) {
             if let Some(engine) = meeting.engine {
                 engine.stop().await;
@@ -139,7 +175,11 @@ impl ControlTask {
             }
             Exit::Disconnected(reason) => {
                 tracing::info!("disconnected: {reason}");
-                self.events.emit(SessionEvent::Disconnected { reason });
+                self.events.emit(SessionEvent::Disconnected { reason, meeting_code: None });
+            }
+            Exit::Lost { reason, code } => {
+                tracing::info!("connection lost for good: {reason}");
+                self.events.emit(SessionEvent::Disconnected { reason, meeting_code: Some(code) });
             }
         }
     }
@@ -281,12 +321,7 @@ impl ControlTask {
                 self.phase = Phase::Idle;
                 self.events.emit(SessionEvent::Removed);
             }
-            M::Chat { message } => {
-                if let Some(file) = &message.file {
-                    self.remember_offer(file.clone());
-                }
-                self.events.emit(SessionEvent::Chat { message });
-            }
+            M::Chat { message } => self.on_chat(message),
             M::FileOffer { file } => {
                 self.remember_offer(file.clone());
                 self.events.emit(SessionEvent::FileOffer { file });
@@ -310,6 +345,20 @@ impl ControlTask {
             }
         }
         Ok(())
+    }
+
+    /// A stamped chat message, live or replayed: shown once.
+    fn on_chat(&mut self, message: protocol::control::ChatMessage) {
+        if let Phase::InMeeting(m) = &mut self.phase {
+            let mine = message.sender_id == m.welcome.participant_id;
+            if !m.chat.on_message(&message, mine) {
+                return;
+            }
+        }
+        if let Some(file) = &message.file {
+            self.remember_offer(file.clone());
+        }
+        self.events.emit(SessionEvent::Chat { message });
     }
 
     fn remember_offer(&mut self, file: FileInfo) {
@@ -409,7 +458,9 @@ impl ControlTask {
                 (None, None)
             }
         };
+        let mut chat = ChatLedger::new();
         for message in &welcome.chat_history {
+            chat.on_message(message, message.sender_id == welcome.participant_id);
             if let Some(file) = &message.file {
                 self.remember_offer(file.clone());
             }
@@ -436,7 +487,8 @@ impl ControlTask {
                 None
             }
         };
-        self.phase = Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false, keyring }));
+        self.phase =
+            Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false, keyring, chat }));
         self.events.emit(SessionEvent::Joined { welcome });
         self.emit_encryption();
         self.send_media_state().await
@@ -532,6 +584,11 @@ impl ControlTask {
                 }
             }
             Command::Chat { text, client_msg_id } => {
+                if let Phase::InMeeting(m) = &mut self.phase {
+                    if let Some(dropped) = m.chat.on_send(client_msg_id, text.clone()) {
+                        tracing::warn!(client_msg_id = dropped, "an unacknowledged chat message is no longer kept");
+                    }
+                }
                 self.send(M::ChatSend { text, client_msg_id: Some(client_msg_id) }).await?;
             }
             Command::SendFile { path, upload_id } => self.start_upload(path, upload_id),
@@ -561,8 +618,214 @@ impl ControlTask {
                     self.send(ControlMessage::StatsReport { report }).await?;
                 }
             }
+            Internal::RelaySilent => {
+                if self.in_meeting().is_some() {
+                    let silence = protocol::resume::RELAY_SILENCE.as_secs();
+                    return Err(Exit::Disconnected(format!("no media from the relay for {silence} s")));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The connection broke in a meeting: reconnects on the schedule and resumes the seat,
+    /// handling commands meanwhile. `Ok` once resumed (the control loop goes on), or why the
+    /// session ends.
+    async fn reconnect(&mut self, reason: String) -> Result<(), Exit> {
+        let Some(code) = self.in_meeting().map(|m| m.welcome.code.clone()) else {
+            return Err(Exit::Disconnected(reason));
+        };
+        tracing::info!("connection to the relay broke ({reason}): resuming");
+        self.events.emit(SessionEvent::Reconnecting { reason: reason.clone() });
+        let started = Instant::now();
+        let seed = crate::media::now_us() ^ u64::from(std::process::id()).rotate_left(32);
+        let mut schedule = ReconnectSchedule::new(started.into_std(), seed);
+        let mut last_failure = reason;
+        loop {
+            let Some(at) = schedule.next_attempt() else {
+                let waited = schedule.elapsed(Instant::now().into_std()).as_secs();
+                return Err(Exit::Lost {
+                    reason: format!("no way back to the relay in {waited} s: {last_failure}"),
+                    code,
+                });
+            };
+            let at = Instant::from_std(at);
+            while Instant::now() < at {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    cmd = self.commands.recv() => self.on_command_while_away(cmd).await?,
+                    Some(internal) = self.internal_rx.recv() => {
+                        // Our speaking state goes out with MEDIA_STATE after the resume; a
+                        // stats report for the relay can be missed.
+                        if let Internal::Speaking(speaking) = internal {
+                            if let Phase::InMeeting(m) = &mut self.phase {
+                                m.speaking = speaking;
+                            }
+                        }
+                    }
+                }
+            }
+            schedule.on_attempt(Instant::now().into_std());
+            match self.attempt_resume().await {
+                Ok((conn, welcome)) => {
+                    self.conn = conn;
+                    self.last_heard = Instant::now();
+                    let after = started.elapsed();
+                    self.on_resumed(welcome, after, schedule.attempts()).await?;
+                    return Ok(());
+                }
+                Err(AttemptError::Refused(why)) => {
+                    schedule.give_up();
+                    last_failure = why;
+                }
+                Err(AttemptError::Failed(why)) => {
+                    tracing::debug!(attempt = schedule.attempts(), "resume attempt failed: {why}");
+                    last_failure = why;
+                }
+            }
+        }
+    }
+
+    /// A command while the connection is down: chat is queued for after the resume, leaving
+    /// and closing end the session, device and file commands work as ever, and what needs
+    /// the relay now is refused with an error.
+    async fn on_command_while_away(&mut self, cmd: Option<Command>) -> Result<(), Exit> {
+        match cmd {
+            None => Err(Exit::Closed(None)),
+            Some(Command::Close(done)) => Err(Exit::Closed(Some(done))),
+            Some(Command::Leave) => {
+                self.stop_engine().await;
+                self.phase = Phase::Idle;
+                self.events.emit(SessionEvent::Left);
+                Err(Exit::Disconnected("left the meeting while reconnecting".into()))
+            }
+            Some(Command::Chat { text, client_msg_id }) => {
+                if let Phase::InMeeting(m) = &mut self.phase {
+                    if let Some(dropped) = m.chat.on_send(client_msg_id, text) {
+                        tracing::warn!(client_msg_id = dropped, "an unacknowledged chat message is no longer kept");
+                    }
+                }
+                Ok(())
+            }
+            // Sent with the resume.
+            Some(Command::MediaStateChanged) => Ok(()),
+            Some(
+                cmd @ (Command::SwitchDevice(_)
+                | Command::SendFile { .. }
+                | Command::AcceptFile { .. }
+                | Command::CancelFile(_)),
+            ) => self.on_command(cmd).await,
+            Some(_) => {
+                self.events.error("reconnecting to the relay: try again when the connection is back");
+                Ok(())
+            }
+        }
+    }
+
+    /// One attempt: a new control connection to the same relay (the same certificate), then
+    /// `RESUME` with our secret.
+    async fn attempt_resume(&mut self) -> Result<(ControlConn, MeetingWelcome), AttemptError> {
+        let Some(meeting) = self.in_meeting() else { return Err(AttemptError::Refused("not in a meeting".into())) };
+        let resume = ControlMessage::Resume {
+            code: meeting.welcome.code.clone(),
+            participant_id: meeting.welcome.participant_id,
+            resume_secret: meeting.welcome.resume_secret.clone(),
+            last_chat_id: meeting.chat.last_seen(),
+        };
+        // The relay we were talking to, not whoever answers at its address now.
+        let trust = match self.handshake.certificate.invitation_pin() {
+            Some(pin) => RelayTrust { expected: Some(pin), ..self.options.trust.clone() },
+            None => self.options.trust.clone(),
+        };
+        let deadline = Instant::now() + RESUME_ATTEMPT_TIMEOUT;
+        let connecting =
+            crate::net::control::connect(&self.relay, &trust, &self.options.client_name, RESUME_ATTEMPT_TIMEOUT);
+        let (mut conn, _) = connecting.await.map_err(|e| AttemptError::Failed(e.to_string()))?;
+        conn.send(resume).await.map_err(|e| AttemptError::Failed(format!("cannot send RESUME: {e}")))?;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, conn.next())
+                .await
+                .map_err(|_| AttemptError::Failed("no answer to RESUME".into()))?;
+            let msg = match frame {
+                None => return Err(AttemptError::Failed("the relay closed the connection".into())),
+                Some(Err(e)) => return Err(AttemptError::Failed(e.to_string())),
+                Some(Ok(Err(e))) => return Err(AttemptError::Failed(format!("malformed answer to RESUME: {e}"))),
+                Some(Ok(Ok(msg))) => msg,
+            };
+            match msg {
+                ControlMessage::Resumed(mut welcome) => {
+                    // Names reach the page; see `on_message`.
+                    let mut wrapped = ControlMessage::Resumed(welcome);
+                    wrapped.sanitize_names();
+                    let ControlMessage::Resumed(clean) = wrapped else { unreachable!("sanitizing keeps the variant") };
+                    welcome = clean;
+                    return Ok((conn, welcome));
+                }
+                ControlMessage::Error { code: ErrorCode::ResumeRefused, message, .. } => {
+                    return Err(AttemptError::Refused(message))
+                }
+                ControlMessage::Error { message, .. } => return Err(AttemptError::Failed(message)),
+                ControlMessage::Ping { nonce } => {
+                    let _ = conn.send(ControlMessage::Pong { nonce }).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The seat is back: the roster, host and chat catch up (as events, and in the keyring),
+    /// our unacknowledged chat is sent again, and our media state goes out.
+    async fn on_resumed(&mut self, welcome: MeetingWelcome, after: Duration, attempts: u32) -> Result<(), Exit> {
+        let Phase::InMeeting(meeting) = &mut self.phase else { return Ok(()) };
+        let before: BTreeMap<u32, Participant> = meeting.welcome.roster.iter().map(|p| (p.id, p.clone())).collect();
+        let old_host = meeting.welcome.host_id;
+        meeting.welcome.roster = welcome.roster.clone();
+        meeting.welcome.host_id = welcome.host_id;
+        let now: BTreeMap<u32, Participant> = welcome.roster.iter().map(|p| (p.id, p.clone())).collect();
+        for id in before.keys().filter(|id| !now.contains_key(id)) {
+            let id = *id;
+            if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
+                engine.participant_left(id);
+            }
+            self.events.emit(SessionEvent::ParticipantLeft {
+                participant_id: id,
+                reason: protocol::control::LeaveReason::Disconnected,
+            });
+            self.on_keyring(|k| k.on_participant_left(id)).await?;
+        }
+        if welcome.host_id != old_host {
+            self.events.emit(SessionEvent::HostChanged { host_id: welcome.host_id });
+            self.on_keyring(|k| k.on_host_changed(welcome.host_id)).await?;
+        }
+        for participant in now.values() {
+            match before.get(&participant.id) {
+                None => {
+                    let (id, public) = (participant.id, MediaPublicKey::from_hex(&participant.media_public_key));
+                    self.events.emit(SessionEvent::ParticipantJoined { participant: participant.clone() });
+                    if let Ok(public) = public {
+                        self.on_keyring(|k| k.on_participant_joined(id, public)).await?;
+                    }
+                }
+                Some(old) if old != participant => {
+                    self.events.emit(SessionEvent::ParticipantUpdated { participant: participant.clone() })
+                }
+                Some(_) => {}
+            }
+        }
+        for message in welcome.chat_history {
+            self.on_chat(message);
+        }
+        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(after_ms, attempts, "resumed");
+        self.events.emit(SessionEvent::Resumed { after_ms, attempts });
+        let again: Vec<(u64, String)> = self
+            .in_meeting()
+            .map(|m| m.chat.unacknowledged().map(|(id, text)| (id, text.to_string())).collect())
+            .unwrap_or_default();
+        for (client_msg_id, text) in again {
+            self.send(ControlMessage::ChatSend { text, client_msg_id: Some(client_msg_id) }).await?;
+        }
+        self.send_media_state().await
     }
 
     fn file_context(&self) -> Option<FileContext> {

@@ -50,6 +50,8 @@ pub(crate) enum Internal {
     Speaking(bool),
     /// A periodic `STATS_REPORT` for the relay.
     Report(StatsReport),
+    /// Nothing authentic from the relay for a few seconds: the path broke (reconnect).
+    RelaySilent,
 }
 
 /// What the engine needs to start.
@@ -424,6 +426,10 @@ impl NetTask {
                 }
                 ReceiveEvent::RelayReport(report) => {
                     let _ = self.internal.try_send(Internal::Report(report));
+                }
+                ReceiveEvent::RelaySilent => {
+                    tracing::info!("no datagram from the relay for {} s", protocol::resume::RELAY_SILENCE.as_secs());
+                    let _ = self.internal.try_send(Internal::RelaySilent);
                 }
             }
         }

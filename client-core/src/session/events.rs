@@ -153,9 +153,27 @@ pub enum SessionEvent {
         message: String,
         retry_after_ms: Option<u64>,
     },
-    /// The control connection is gone; the session is over.
+    /// The connection to the relay broke while we were in a meeting (it closed, or nothing
+    /// came from the relay for a few seconds): the session reconnects and takes its seat back
+    /// on its own. `Resumed` or `Disconnected` follows. The others see us as reconnecting;
+    /// media still flows wherever the path allows.
+    Reconnecting {
+        reason: String,
+    },
+    /// Our seat is back, `after_ms` after the connection broke, at the `attempts`-th attempt:
+    /// same participant id, no knock. What changed meanwhile arrives as the usual events
+    /// (participants joined, left or updated, the host, chat we missed) before this one.
+    Resumed {
+        after_ms: u64,
+        attempts: u32,
+    },
+    /// The control connection is gone; the session is over. `meeting_code` is the meeting we
+    /// were in when it was lost for good (the seat could not be resumed): knocking on it again
+    /// from a new session gets back in.
     Disconnected {
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meeting_code: Option<String>,
     },
 }
 

@@ -39,6 +39,7 @@ use protocol::media::{
 use protocol::mulaw;
 use protocol::quality::{QualityConfig, QualityController, QualityInput, QualitySetting, LADDER};
 use protocol::redundancy::{AudioRedundancy, RedundancyConfig};
+use protocol::resume::RELAY_SILENCE;
 
 use crate::stats::{
     AudioInStats, AudioOutStats, FileTransferStats, LatencyHistogram, QualityInfo, RemoteStreamStats, StatsSnapshot,
@@ -189,6 +190,9 @@ pub(crate) enum ReceiveEvent {
     Stats(Box<StatsSnapshot>),
     /// The summary for the relay's `STATS_REPORT`, every few ticks.
     RelayReport(StatsReport),
+    /// No authentic datagram from the relay for [`RELAY_SILENCE`]: the path is broken (once
+    /// per silence; the next datagram re-arms it).
+    RelaySilent,
 }
 
 /// Receive state for one remote participant.
@@ -286,6 +290,10 @@ pub(crate) struct ReceiveCore {
     events: VecDeque<ReceiveEvent>,
     /// Items dropped because the driver did not drain a full queue.
     overflowed: u64,
+    /// When the last authentic datagram arrived (the join, before the first).
+    last_heard: Instant,
+    /// [`ReceiveEvent::RelaySilent`] was announced and nothing arrived since.
+    relay_silent: bool,
 }
 
 impl ReceiveCore {
@@ -326,6 +334,8 @@ impl ReceiveCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             overflowed: 0,
+            last_heard: now,
+            relay_silent: false,
         }
     }
 
@@ -347,7 +357,10 @@ impl ReceiveCore {
     /// When [`ReceiveCore::handle_timeout`] should next be called.
     pub(crate) fn next_deadline(&self) -> Instant {
         let t = &self.timers;
-        let next = t.tick.min(t.assembler);
+        let mut next = t.tick.min(t.assembler);
+        if !self.relay_silent {
+            next = next.min(self.last_heard + RELAY_SILENCE);
+        }
         if t.early_keepalives_left > 0 {
             next.min(t.early_keepalive)
         } else {
@@ -379,6 +392,8 @@ impl ReceiveCore {
                 return;
             }
         };
+        self.last_heard = now;
+        self.relay_silent = false;
         let packet = match MediaPacket::decode(packet) {
             Ok(p) => p,
             Err(e) => {
@@ -428,6 +443,10 @@ impl ReceiveCore {
     /// Runs whatever periodic work is due at `now`. `read_local` is called only when a stats
     /// tick is due.
     pub(crate) fn handle_timeout(&mut self, now: Instant, unix_us: u64, read_local: impl FnOnce() -> LocalReadings) {
+        if !self.relay_silent && now >= self.last_heard + RELAY_SILENCE {
+            self.relay_silent = true;
+            self.emit(ReceiveEvent::RelaySilent);
+        }
         if self.timers.early_keepalives_left > 0 && now >= self.timers.early_keepalive {
             self.timers.early_keepalives_left -= 1;
             self.timers.early_keepalive = now + EARLY_KEEPALIVE_EVERY;

@@ -369,3 +369,88 @@ fn keep(record: &Mutex<Vec<Tapped>>, datagram: Tapped) {
         seen.push(datagram);
     }
 }
+
+/// A participant's network path to a relay that a test can black-hole: a TCP forwarder on
+/// `TAP_ADDR` (any port) and a UDP forwarder on `TAP_ADDR` at the relay's UDP port. While
+/// black-holed, datagrams both ways vanish and TCP bytes are held, not delivered (as a dead
+/// link does to TCP, which retransmits until it comes back); new connections are accepted but
+/// carry nothing. Restoring delivers what TCP held and lets datagrams through again.
+pub struct Path {
+    /// What the participant connects to (`HOST:PORT`).
+    pub addr: String,
+    blocked: tokio::sync::watch::Sender<bool>,
+}
+
+impl Path {
+    pub async fn start(relay: &RelayHandle) -> Path {
+        let (blocked, watch) = tokio::sync::watch::channel(false);
+        let listener = TcpListener::bind((TAP_ADDR, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let upstream = relay.tcp_addr();
+        let tcp_watch = watch.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(held_pipe(cr, sw, tcp_watch.clone()));
+                tokio::spawn(held_pipe(sr, cw, tcp_watch.clone()));
+            }
+        });
+        let udp_upstream = relay.udp_addr();
+        let listen = Arc::new(UdpSocket::bind((TAP_ADDR, udp_upstream.port())).await.expect("path binds 127.0.0.2"));
+        tokio::spawn(async move {
+            let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, client)) = listen.recv_from(&mut buf).await {
+                let flow = match flows.get(&client) {
+                    Some(flow) => flow.clone(),
+                    None => {
+                        let up = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
+                        up.connect(udp_upstream).await.unwrap();
+                        let (down, listen, watch) = (up.clone(), listen.clone(), watch.clone());
+                        tokio::spawn(async move {
+                            let mut buf = vec![0u8; 2048];
+                            while let Ok(n) = down.recv(&mut buf).await {
+                                if !*watch.borrow() {
+                                    let _ = listen.send_to(&buf[..n], client).await;
+                                }
+                            }
+                        });
+                        flows.insert(client, up.clone());
+                        up
+                    }
+                };
+                if !*watch.borrow() {
+                    let _ = flow.send(&buf[..n]).await;
+                }
+            }
+        });
+        Path { addr, blocked }
+    }
+
+    /// Nothing gets through from now on.
+    pub fn black_hole(&self) {
+        self.blocked.send_replace(true);
+    }
+
+    /// Everything gets through again.
+    pub fn restore(&self) {
+        self.blocked.send_replace(false);
+    }
+}
+
+/// Copies `from` to `to`, holding each read while the path is black-holed.
+async fn held_pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut blocked: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || blocked.wait_for(|b| !*b).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::sample::SizeRange;
 use protocol::control::{
     ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MeetingWelcome,
-    Participant, StatsReport, UploadStopReason,
+    Participant, Secret, StatsReport, UploadStopReason,
 };
 use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::media::{
@@ -22,7 +22,7 @@ use protocol::media::{
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 36;
+pub const VARIANT_COUNT: usize = 38;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -40,30 +40,32 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         Deny { .. } => 9,
         JoinRefused { .. } => 10,
         Joined(_) => 11,
-        ParticipantJoined { .. } => 12,
-        ParticipantLeft { .. } => 13,
-        ParticipantUpdated { .. } => 14,
-        MediaState { .. } => 15,
-        HostChanged { .. } => 16,
-        RemoveParticipant { .. } => 17,
-        Removed => 18,
-        MediaKeys { .. } => 19,
-        MediaKey { .. } => 20,
-        ChatSend { .. } => 21,
-        Chat { .. } => 22,
-        FileUpload { .. } => 23,
-        FileUploadReady { .. } => 24,
-        FileUploadComplete { .. } => 25,
-        FileDownload { .. } => 26,
-        FileDownloadReady { .. } => 27,
-        FileProgress { .. } => 28,
-        FileUploadStopped { .. } => 29,
-        FileOffer { .. } => 30,
-        StatsReport { .. } => 31,
-        Ping { .. } => 32,
-        Pong { .. } => 33,
-        Leave => 34,
-        Error { .. } => 35,
+        Resume { .. } => 12,
+        Resumed(_) => 13,
+        ParticipantJoined { .. } => 14,
+        ParticipantLeft { .. } => 15,
+        ParticipantUpdated { .. } => 16,
+        MediaState { .. } => 17,
+        HostChanged { .. } => 18,
+        RemoveParticipant { .. } => 19,
+        Removed => 20,
+        MediaKeys { .. } => 21,
+        MediaKey { .. } => 22,
+        ChatSend { .. } => 23,
+        Chat { .. } => 24,
+        FileUpload { .. } => 25,
+        FileUploadReady { .. } => 26,
+        FileUploadComplete { .. } => 27,
+        FileDownload { .. } => 28,
+        FileDownloadReady { .. } => 29,
+        FileProgress { .. } => 30,
+        FileUploadStopped { .. } => 31,
+        FileOffer { .. } => 32,
+        StatsReport { .. } => 33,
+        Ping { .. } => 34,
+        Pong { .. } => 35,
+        Leave => 36,
+        Error { .. } => 37,
     }
 }
 
@@ -153,7 +155,7 @@ pub fn knock_withdrawal() -> impl Strategy<Value = KnockWithdrawal> {
 }
 
 /// Every [`ErrorCode`], in declaration order.
-pub const ALL_ERROR_CODES: [ErrorCode; 17] = [
+pub const ALL_ERROR_CODES: [ErrorCode; 18] = [
     ErrorCode::MalformedMessage,
     ErrorCode::UnsupportedVersion,
     ErrorCode::InvalidState,
@@ -169,6 +171,7 @@ pub const ALL_ERROR_CODES: [ErrorCode; 17] = [
     ErrorCode::HashMismatch,
     ErrorCode::Unauthorized,
     ErrorCode::ServerBusy,
+    ErrorCode::ResumeRefused,
     ErrorCode::RateLimited,
     ErrorCode::Internal,
 ];
@@ -188,6 +191,7 @@ pub fn participant() -> impl Strategy<Value = Participant> {
             speaking,
             joined_at_ms,
             media_public_key,
+            reconnecting: id % 2 == 0,
         },
     )
 }
@@ -240,15 +244,27 @@ pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
     (
         prop_oneof!["[0-9]{6}", text(0..8)],
         any::<u32>(),
-        text(0..40),
+        (text(0..40), prop_oneof!["[0-9a-f]{64}", text(0..8)]),
         any::<u32>(),
         proptest::collection::vec(participant(), 0..6),
         proptest::collection::vec(chat_message(), 0..6),
         proptest::option::of(key_blob()),
     )
-        .prop_map(|(code, participant_id, session_token, host_id, roster, chat_history, media_key)| {
-            MeetingWelcome { code, participant_id, session_token, host_id, roster, chat_history, media_key }
-        })
+        .prop_map(
+            |(code, participant_id, (session_token, resume_secret), host_id, roster, chat_history, media_key)| {
+                let resume_secret = Secret::new(resume_secret);
+                MeetingWelcome {
+                    code,
+                    participant_id,
+                    session_token,
+                    resume_secret,
+                    host_id,
+                    roster,
+                    chat_history,
+                    media_key,
+                }
+            },
+        )
 }
 
 pub fn stats_report() -> impl Strategy<Value = StatsReport> {
@@ -304,6 +320,15 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         wide_u64().prop_map(|request_id| M::Deny { request_id }),
         join_refusal().prop_map(|reason| M::JoinRefused { reason }),
         meeting_welcome().prop_map(M::Joined),
+        (code(), any::<u32>(), prop_oneof!["[0-9a-f]{64}", text(0..8)], wide_u64()).prop_map(
+            |(code, participant_id, secret, last_chat_id)| M::Resume {
+                code,
+                participant_id,
+                resume_secret: Secret::new(secret),
+                last_chat_id
+            }
+        ),
+        meeting_welcome().prop_map(M::Resumed),
         participant().prop_map(|participant| M::ParticipantJoined { participant }),
         (any::<u32>(), leave_reason())
             .prop_map(|(participant_id, reason)| M::ParticipantLeft { participant_id, reason }),
@@ -365,6 +390,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         speaking: false,
         joined_at_ms: 1_700_000_000_000,
         media_public_key: "0f".repeat(32),
+        reconnecting: false,
     };
     let file = FileInfo {
         file_id: 9,
@@ -399,10 +425,27 @@ pub fn one_of_each() -> Vec<ControlMessage> {
             code: "123456".into(),
             participant_id: 2,
             session_token: "token".into(),
+            resume_secret: Secret::new("1f".repeat(32)),
             host_id: 1,
             roster: vec![participant.clone()],
             chat_history: vec![chat.clone()],
             media_key: Some("5a".repeat(68)),
+        }),
+        M::Resume {
+            code: "123456".into(),
+            participant_id: 2,
+            resume_secret: Secret::new("1f".repeat(32)),
+            last_chat_id: 1,
+        },
+        M::Resumed(MeetingWelcome {
+            code: "123456".into(),
+            participant_id: 2,
+            session_token: "token".into(),
+            resume_secret: Secret::new("1f".repeat(32)),
+            host_id: 1,
+            roster: vec![Participant { reconnecting: true, ..participant.clone() }],
+            chat_history: Vec::new(),
+            media_key: None,
         }),
         M::ParticipantJoined { participant: participant.clone() },
         M::ParticipantLeft { participant_id: 2, reason: LeaveReason::Left },

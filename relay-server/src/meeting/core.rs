@@ -14,11 +14,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use protocol::control::{
     sanitize_display_text, ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason,
-    MeetingWelcome, Participant, ParticipantId, MAX_DISPLAY_NAME_CHARS,
+    MeetingWelcome, Participant, ParticipantId, Secret, MAX_DISPLAY_NAME_CHARS,
 };
 use protocol::e2ee::is_valid_key_blob;
 use protocol::ControlMessage;
@@ -47,10 +47,19 @@ pub(crate) struct Now {
 }
 
 /// Identity and secrets the registry drew for a new participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Credentials {
     pub participant_id: ParticipantId,
     pub session_token: String,
+    /// Takes the seat back after a drop ([`MeetingCore::resume`]).
+    pub resume_secret: String,
+}
+
+/// Secrets are never printed.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("participant_id", &self.participant_id).finish_non_exhaustive()
+    }
 }
 
 /// The limits of one meeting (a part of [`RelayConfig`]).
@@ -64,6 +73,8 @@ pub(crate) struct MeetingLimits {
     /// Largest `JOINED` the meeting may send (the control frame limit).
     pub max_welcome_bytes: usize,
     pub max_chat_chars: usize,
+    /// How long a dropped participant's seat is held for a `RESUME`.
+    pub resume_grace: Duration,
     pub chat_burst: u32,
     pub chat_per_second: u32,
     pub media_state_burst: u32,
@@ -87,6 +98,7 @@ impl From<&RelayConfig> for MeetingLimits {
             chat_history_bytes: c.chat_history_bytes,
             max_welcome_bytes: protocol::framing::DEFAULT_MAX_FRAME_LEN,
             max_chat_chars: c.max_chat_chars,
+            resume_grace: c.resume_grace,
             chat_burst: c.chat_burst,
             chat_per_second: c.chat_per_second,
             media_state_burst: c.media_state_burst,
@@ -111,6 +123,8 @@ pub(crate) enum Effect<C> {
     Refused { to: C, request_id: u64, reason: JoinRefusal },
     /// The host removed the participant on `to` (already off the roster).
     Removed { to: C },
+    /// The participant on `to` resumed on another connection: close this one without a leave.
+    Superseded { to: C },
     /// A participant entered: make its session token and media route valid. Comes before
     /// any message that tells the participant its id.
     MemberAdded { credentials: Credentials, conn: C },
@@ -140,6 +154,20 @@ struct Member<C> {
     media_state: TokenBucket,
     /// `MEDIA_KEYS` (the host's key rotations).
     media_keys: TokenBucket,
+    /// Set while the participant's connection is gone and its seat is held for a resume.
+    dropped: Option<Dropped>,
+    /// The newest `client_msg_id` accepted from it: a chat it sends again after a resume with
+    /// an id up to this one already reached the meeting and is not posted twice.
+    last_client_msg_id: Option<u64>,
+}
+
+/// A seat held for a resume.
+#[derive(Debug, Clone, Copy)]
+struct Dropped {
+    /// When the seat is given up.
+    until: Instant,
+    /// What the leave will say if nobody resumes it.
+    reason: LeaveReason,
 }
 
 #[derive(Debug)]
@@ -305,11 +333,17 @@ impl<C: Connection> MeetingCore<C> {
     /// the roster and as much of the newest chat history as fits the control frame, so joining
     /// works whatever was said before.
     pub fn welcome(&self, id: ParticipantId, media_key: Option<String>) -> MeetingWelcome {
+        self.welcome_after(id, media_key, 0)
+    }
+
+    /// [`Self::welcome`] with only the chat messages after `last_chat_id`.
+    fn welcome_after(&self, id: ParticipantId, media_key: Option<String>, last_chat_id: u64) -> MeetingWelcome {
         let me = self.member(id);
         let mut welcome = MeetingWelcome {
             code: self.code.clone(),
             participant_id: id,
             session_token: me.map(|m| m.credentials.session_token.clone()).unwrap_or_default(),
+            resume_secret: Secret::new(me.map(|m| m.credentials.resume_secret.clone()).unwrap_or_default()),
             host_id: self.host_id,
             roster: self.roster(),
             chat_history: Vec::new(),
@@ -318,7 +352,8 @@ impl<C: Connection> MeetingCore<C> {
         let base = ControlMessage::Joined(welcome.clone()).encoded_len();
         let mut room = self.limits.max_welcome_bytes.saturating_sub(base + WELCOME_MARGIN);
         // Newest first while they fit (each also costs a comma), then back in order.
-        let newest = self.chat.iter().rev().take_while(|kept| match room.checked_sub(kept.bytes + 1) {
+        let missed = self.chat.iter().rev().take_while(|kept| kept.message.id > last_chat_id);
+        let newest = missed.take_while(|kept| match room.checked_sub(kept.bytes + 1) {
             Some(left) => {
                 room = left;
                 true
@@ -352,6 +387,7 @@ impl<C: Connection> MeetingCore<C> {
                 speaking: false,
                 joined_at_ms: now.unix_ms,
                 media_public_key,
+                reconnecting: false,
             },
             conn,
             credentials,
@@ -366,6 +402,8 @@ impl<C: Connection> MeetingCore<C> {
                 self.limits.media_state_burst,
                 f64::from(self.limits.media_state_per_second),
             ),
+            dropped: None,
+            last_client_msg_id: None,
         });
     }
 
@@ -470,14 +508,96 @@ impl<C: Connection> MeetingCore<C> {
         true
     }
 
-    /// Removes whatever connection `conn_id` has in this meeting (a knock or a participant),
-    /// when that connection goes away.
-    pub fn remove_conn(&mut self, conn_id: u64, reason: LeaveReason) {
+    /// Connection `conn_id` went away for `reason` (closed, or silent for the liveness
+    /// timeout): its knock is withdrawn; its participant, if it has one, keeps the seat for the
+    /// resume grace window, shown to the others as reconnecting. Returns when the seat will be
+    /// given up (the driver calls [`Self::expire`] then), or `None` if nothing is held (no
+    /// grace window: the participant has left).
+    pub fn remove_conn(&mut self, now: Now, conn_id: u64, reason: LeaveReason) -> Option<Instant> {
         if let Some(request_id) = self.knocks.iter().find(|k| k.conn.conn_id() == conn_id).map(|k| k.request_id) {
             self.withdraw_knock(request_id, KnockWithdrawal::Disconnected);
         }
-        if let Some(id) = self.members.iter().find(|m| m.conn.conn_id() == conn_id).map(|m| m.info.id) {
+        let id = self.members.iter().find(|m| m.conn.conn_id() == conn_id && m.dropped.is_none())?.info.id;
+        if self.limits.resume_grace.is_zero() {
             self.leave(id, reason);
+            return None;
+        }
+        let until = now.at + self.limits.resume_grace;
+        let member = self.member_mut(id).ok()?;
+        member.dropped = Some(Dropped { until, reason });
+        member.info.reconnecting = true;
+        let participant = member.info.clone();
+        info!(meeting = %self.code, participant = id, ?reason, "connection lost: seat held for a resume");
+        self.broadcast(ControlMessage::ParticipantUpdated { participant }, Some(id));
+        Some(until)
+    }
+
+    /// Gives up the seats whose grace window has passed at `now`: each leaves with the reason
+    /// its connection went away for.
+    pub fn expire(&mut self, now: Now) {
+        let expired: Vec<(ParticipantId, LeaveReason)> = self
+            .members
+            .iter()
+            .filter_map(|m| m.dropped.filter(|d| d.until <= now.at).map(|d| (m.info.id, d.reason)))
+            .collect();
+        for (id, reason) in expired {
+            info!(meeting = %self.code, participant = id, "not resumed within the grace window");
+            self.leave(id, reason);
+        }
+    }
+
+    /// Participant `id` takes its seat back on connection `conn`, proving it with its resume
+    /// secret: same id, no knock. Its old connection, if still open, is closed without a
+    /// leave; the others see it connected again; a host is shown the knocks still waiting.
+    /// Returns the `RESUMED` payload with the chat messages after `last_chat_id`. Every
+    /// refusal is the same `RESUME_REFUSED`, whatever was wrong.
+    pub fn resume(
+        &mut self,
+        id: ParticipantId,
+        resume_secret: &str,
+        conn: C,
+        last_chat_id: u64,
+    ) -> Result<MeetingWelcome, OpError> {
+        let refused = || OpError::new(ErrorCode::ResumeRefused, "no seat to resume: knock again");
+        if self.ended {
+            return Err(refused());
+        }
+        let member = self.members.iter_mut().find(|m| m.info.id == id).ok_or_else(refused)?;
+        if !protocol::resume::secrets_match(resume_secret, &member.credentials.resume_secret) {
+            return Err(refused());
+        }
+        let old = std::mem::replace(&mut member.conn, conn);
+        let was_dropped = member.dropped.take().is_some();
+        member.info.reconnecting = false;
+        let participant = member.info.clone();
+        if !was_dropped {
+            // The client saw its path die before the relay did.
+            self.effects.push_back(Effect::Superseded { to: old });
+        }
+        info!(meeting = %self.code, participant = id, "seat resumed");
+        if was_dropped {
+            self.broadcast(ControlMessage::ParticipantUpdated { participant }, Some(id));
+        }
+        if self.host_id == id {
+            self.show_knocks_to_host();
+        }
+        Ok(self.welcome_after(id, None, last_chat_id))
+    }
+
+    /// Sends the host every knock still waiting (a new host, or one back from a drop, has not
+    /// seen them).
+    fn show_knocks_to_host(&mut self) {
+        let waiting: Vec<_> = self
+            .knocks
+            .iter()
+            .map(|k| ControlMessage::Knock {
+                request_id: k.request_id,
+                display_name: k.display_name.clone(),
+                media_public_key: k.media_public_key.clone(),
+            })
+            .collect();
+        for knock in waiting {
+            self.tell_host(knock);
         }
     }
 
@@ -511,25 +631,16 @@ impl<C: Connection> MeetingCore<C> {
         }
         self.broadcast(ControlMessage::ParticipantLeft { participant_id: id, reason }, None);
         if self.host_id == id {
-            let new_host = &mut self.members[0];
+            // The earliest-joined participant who is connected; one who is reconnecting only if
+            // nobody is.
+            let heir = self.members.iter().position(|m| m.dropped.is_none()).unwrap_or(0);
+            let new_host = &mut self.members[heir];
             new_host.info.is_host = true;
             let host_id = new_host.info.id;
             self.host_id = host_id;
             info!(meeting = %self.code, host = host_id, "host role handed over");
             self.broadcast(ControlMessage::HostChanged { host_id }, None);
-            // The new host must see who is still waiting.
-            let waiting: Vec<_> = self
-                .knocks
-                .iter()
-                .map(|k| ControlMessage::Knock {
-                    request_id: k.request_id,
-                    display_name: k.display_name.clone(),
-                    media_public_key: k.media_public_key.clone(),
-                })
-                .collect();
-            for knock in waiting {
-                self.tell_host(knock);
-            }
+            self.show_knocks_to_host();
         }
         true
     }
@@ -574,9 +685,14 @@ impl<C: Connection> MeetingCore<C> {
             return Err(OpError::new(ErrorCode::MalformedMessage, "the chat message is empty"));
         }
         let member = self.member_mut(sender)?;
+        if client_msg_id.is_some() && client_msg_id <= member.last_client_msg_id {
+            // Sent again after a resume, but the first copy made it: it is in the replay.
+            return Ok(());
+        }
         if let Err(retry_after) = member.chat.take(now.at) {
             return Err(OpError::rate_limited(LimitHit::Chat, "sending chat messages too fast", retry_after));
         }
+        member.last_client_msg_id = client_msg_id.or(member.last_client_msg_id);
         let sender_name = member.info.display_name.clone();
         self.post_chat(now, sender, sender_name, text, client_msg_id, None);
         Ok(())
@@ -843,6 +959,8 @@ mod tests {
             chat_history_bytes: 32 * 1024,
             max_welcome_bytes: protocol::framing::DEFAULT_MAX_FRAME_LEN,
             max_chat_chars: 100,
+            // A drop is a leave at once, unless a test holds seats.
+            resume_grace: Duration::ZERO,
             chat_burst: 3,
             chat_per_second: 2,
             media_state_burst: 2,
@@ -884,7 +1002,11 @@ mod tests {
     }
 
     fn creds(id: ParticipantId) -> Credentials {
-        Credentials { participant_id: id, session_token: format!("session-{id}") }
+        Credentials { participant_id: id, session_token: format!("session-{id}"), resume_secret: secret(id) }
+    }
+
+    fn secret(id: ParticipantId) -> String {
+        format!("{id:064x}")
     }
 
     fn meeting(clock: &Clock, limits: MeetingLimits) -> MeetingCore<Conn> {
@@ -1090,7 +1212,7 @@ mod tests {
 
         assert!(core.withdraw_knock(1, KnockWithdrawal::Expired));
         assert!(!core.withdraw_knock(1, KnockWithdrawal::Expired), "a knock is withdrawn once");
-        core.remove_conn(3, LeaveReason::Disconnected);
+        core.remove_conn(clock.now(), 3, LeaveReason::Disconnected);
         let effects = drain(&mut core);
         assert_eq!(
             sent_to(&effects, HOST),
@@ -1102,6 +1224,151 @@ mod tests {
         assert!(core.waiting().is_empty());
     }
 
+    fn held(limits: MeetingLimits) -> MeetingLimits {
+        MeetingLimits { resume_grace: Duration::from_secs(30), ..limits }
+    }
+
+    fn updated(participant: &Participant) -> ControlMessage {
+        ControlMessage::ParticipantUpdated { participant: participant.clone() }
+    }
+
+    #[test]
+    fn a_dropped_participant_is_reconnecting_for_the_grace_window_then_leaves() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+
+        let until = core.remove_conn(clock.now(), 2, LeaveReason::TimedOut).expect("the seat is held");
+        assert_eq!(until, clock.now().at + Duration::from_secs(30));
+        let effects = drain(&mut core);
+        let guest = core.roster().into_iter().find(|p| p.id == 2).unwrap();
+        assert!(guest.reconnecting);
+        assert_eq!(sent_to(&effects, HOST), vec![updated(&guest)], "a roster state, not a leave");
+        assert_eq!(sent_to(&effects, Conn(3)), vec![updated(&guest)]);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::MemberRemoved { .. })), "route and token stay");
+        assert!(core.remove_conn(clock.now(), 2, LeaveReason::Disconnected).is_none(), "dropped once");
+
+        clock.advance(Duration::from_millis(29_999));
+        core.expire(clock.now());
+        assert!(drain(&mut core).is_empty(), "still within the window");
+        clock.advance(Duration::from_millis(1));
+        core.expire(clock.now());
+        let effects = drain(&mut core);
+        assert!(matches!(effects[0], Effect::MemberRemoved { participant_id: 2, .. }));
+        let left = ControlMessage::ParticipantLeft { participant_id: 2, reason: LeaveReason::TimedOut };
+        assert_eq!(sent_to(&effects, HOST), vec![left.clone()]);
+        assert_eq!(sent_to(&effects, Conn(3)), vec![left]);
+        assert_eq!(core.roster().len(), 2);
+        assert_eq!(
+            core.resume(2, &secret(2), Conn(4), 0).unwrap_err().code,
+            ErrorCode::ResumeRefused,
+            "after the window the seat is gone"
+        );
+    }
+
+    #[test]
+    fn resuming_takes_the_seat_back_with_the_chat_missed_and_no_knock() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.chat(clock.now(), 2, "before the drop".into(), Some(1)).unwrap();
+        core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
+        clock.advance(Duration::from_secs(5));
+        core.chat(clock.now(), 1, "during the drop".into(), None).unwrap();
+        core.chat(clock.now(), 1, "still away".into(), None).unwrap();
+        drain(&mut core);
+
+        // Wrong secret, wrong id: the same refusal, and nothing changes.
+        assert_eq!(core.resume(2, &secret(3), Conn(5), 1).unwrap_err().code, ErrorCode::ResumeRefused);
+        assert_eq!(core.resume(9, &secret(9), Conn(5), 1).unwrap_err().code, ErrorCode::ResumeRefused);
+        assert!(drain(&mut core).is_empty());
+
+        let welcome = core.resume(2, &secret(2), Conn(5), 1).unwrap();
+        assert_eq!((welcome.participant_id, welcome.host_id), (2, 1));
+        assert_eq!((welcome.session_token.as_str(), welcome.resume_secret.expose()), ("session-2", secret(2).as_str()));
+        let replayed: Vec<&str> = welcome.chat_history.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(replayed, vec!["during the drop", "still away"], "only what came after last_chat_id 1");
+        assert!(welcome.roster.iter().all(|p| !p.reconnecting));
+        let effects = drain(&mut core);
+        let guest = core.roster().into_iter().find(|p| p.id == 2).unwrap();
+        assert!(!guest.reconnecting);
+        assert_eq!(sent_to(&effects, HOST), vec![updated(&guest)]);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Superseded { .. } | Effect::MemberAdded { .. })));
+
+        // The new connection is the participant now; the old one's end changes nothing.
+        clock.advance(Duration::from_secs(60));
+        assert!(core.remove_conn(clock.now(), 2, LeaveReason::Disconnected).is_none());
+        core.expire(clock.now());
+        assert!(drain(&mut core).is_empty());
+        core.chat(clock.now(), 1, "to the new connection".into(), None).unwrap();
+        assert_eq!(sent_to(&drain(&mut core), Conn(5)).len(), 1);
+    }
+
+    #[test]
+    fn a_resume_before_the_relay_saw_the_drop_closes_the_old_connection_quietly() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.resume(2, &secret(2), Conn(7), 0).unwrap();
+        let effects = drain(&mut core);
+        assert!(matches!(effects[..], [Effect::Superseded { to: Conn(2) }]), "{effects:?}");
+        assert!(core.remove_conn(clock.now(), 2, LeaveReason::Disconnected).is_none(), "not a leave");
+        assert!(drain(&mut core).is_empty());
+    }
+
+    #[test]
+    fn a_chat_sent_again_after_a_resume_is_posted_once() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.chat(clock.now(), 2, "one".into(), Some(1)).unwrap();
+        core.chat(clock.now(), 2, "two".into(), Some(2)).unwrap();
+        drain(&mut core);
+        core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
+        core.resume(2, &secret(2), Conn(5), 0).unwrap();
+        drain(&mut core);
+        // The client never saw 2 come back and sends it again, then a new one.
+        core.chat(clock.now(), 2, "two".into(), Some(2)).unwrap();
+        core.chat(clock.now(), 2, "three".into(), Some(3)).unwrap();
+        let texts: Vec<String> = sent_to(&drain(&mut core), HOST)
+            .into_iter()
+            .filter_map(|m| match m {
+                ControlMessage::Chat { message } => Some(message.text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, vec!["three"]);
+    }
+
+    #[test]
+    fn a_host_back_from_a_drop_sees_the_knocks_that_came_meanwhile_and_keeps_the_role() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.remove_conn(clock.now(), HOST.0, LeaveReason::Disconnected);
+        core.knock(8, "Late", key(), Conn(4), addr(4)).unwrap();
+        drain(&mut core);
+        assert_eq!(core.host_id(), 1, "a reconnecting host stays host");
+        core.resume(1, &secret(1), Conn(6), 0).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(
+            sent_to(&effects, Conn(6)),
+            vec![ControlMessage::Knock { request_id: 8, display_name: "Late".into(), media_public_key: key() }]
+        );
+    }
+
+    #[test]
+    fn the_host_role_passes_to_a_connected_participant_before_a_reconnecting_one() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
+        core.leave(1, LeaveReason::Left);
+        assert_eq!(core.host_id(), 3);
+    }
+
     #[test]
     fn when_the_host_leaves_the_earliest_joiner_inherits_the_role_and_the_waiting_room() {
         let clock = Clock::new();
@@ -1111,7 +1378,7 @@ mod tests {
         assert_eq!(core.knock(9, "Late", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(9));
         drain(&mut core);
 
-        core.remove_conn(HOST.0, LeaveReason::Disconnected);
+        core.remove_conn(clock.now(), HOST.0, LeaveReason::Disconnected);
         let effects = drain(&mut core);
         assert!(
             matches!(&effects[0], Effect::MemberRemoved { participant_id: 1, session_token } if session_token == "session-1")

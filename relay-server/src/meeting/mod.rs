@@ -181,6 +181,8 @@ impl Meeting {
             }
             Effect::Refused { to, request_id, reason } => to.deliver(stats, Outbound::Refused { request_id, reason }),
             Effect::Removed { to } => to.deliver(stats, Outbound::Removed),
+            // Its task ends; its cleanup finds the seat on the new connection and leaves it be.
+            Effect::Superseded { to } => to.kill.cancel(),
             Effect::MemberAdded { credentials, conn } => {
                 let participant_id = credentials.participant_id;
                 shared.routes.push(RouteUpdate::Add { meeting_id: self.id, participant_id, hop: conn.hop.clone() });
@@ -266,13 +268,45 @@ impl Meeting {
         self.run(shared, |core, _| core.withdraw_knock(request_id, reason)).0
     }
 
-    /// Removes whatever connection `conn_id` has in this meeting (a knock or a participant),
-    /// when that connection goes away.
-    pub async fn remove_conn(self: &Arc<Self>, shared: &Shared, conn_id: u64, reason: LeaveReason) {
-        let ((), ended) = self.run(shared, |core, _| core.remove_conn(conn_id, reason));
+    /// Connection `conn_id` went away for `reason`: its knock is withdrawn, and its
+    /// participant's seat is held for the resume grace window, given up by a task that wakes
+    /// when the window ends (or left at once without a window).
+    pub async fn remove_conn(self: &Arc<Self>, shared: &Arc<Shared>, conn_id: u64, reason: LeaveReason) {
+        let (held_until, ended) = self.run(shared, |core, now| core.remove_conn(now, conn_id, reason));
         if ended {
             self.delete_spool().await;
         }
+        if let Some(until) = held_until {
+            let (meeting, shared) = (self.clone(), shared.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep_until(until.into()).await;
+                meeting.expire(&shared).await;
+            });
+        }
+    }
+
+    /// Gives up the seats whose grace window has passed.
+    pub async fn expire(self: &Arc<Self>, shared: &Shared) {
+        let ((), ended) = self.run(shared, |core, now| core.expire(now));
+        if ended {
+            self.delete_spool().await;
+        }
+    }
+
+    /// Participant `id` takes its seat back on connection `conn` with its resume secret.
+    pub fn resume(
+        self: &Arc<Self>,
+        shared: &Shared,
+        id: ParticipantId,
+        resume_secret: &str,
+        conn: ConnHandle,
+        last_chat_id: u64,
+    ) -> Result<MeetingWelcome, OpError> {
+        let (result, _) = self.run(shared, |core, _| core.resume(id, resume_secret, conn, last_chat_id));
+        if result.is_ok() {
+            Stats::inc(&shared.stats.resumes);
+        }
+        result
     }
 
     /// Participant `id` leaves (or is dropped) for `reason`. False if it was not a member.

@@ -121,9 +121,11 @@ impl Shared {
     pub fn credentials(&self) -> Credentials {
         let mut secret = [0u8; 16];
         OsRng.fill_bytes(&mut secret);
+        let mut resume_secret = [0u8; 32];
+        OsRng.fill_bytes(&mut resume_secret);
         // Participants are bounded by max_meetings × max_participants, far below 2^32.
         let participant_id = lock(&self.participant_ids).draw().expect("fewer live participants than ids");
-        Credentials { participant_id, session_token: hex::encode(secret) }
+        Credentials { participant_id, session_token: hex::encode(secret), resume_secret: hex::encode(resume_secret) }
     }
 
     pub(super) fn release_participant_id(&self, id: ParticipantId) {

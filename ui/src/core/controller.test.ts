@@ -217,6 +217,27 @@ describe("hosting", () => {
     expect(argsOf("create_meeting")[1]).toEqual({ name: "Ada", relayAddr: "192.168.1.20:7878" });
   });
 
+  it("stays in the meeting while reconnecting, and a lost host knocks on its own meeting again", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", invitation: INVITATION, participantId: 1 });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    const before = commands().length;
+    await emit("reconnecting", { reason: "no answer from the relay" });
+    await emit("resumed", { afterMs: 2500, attempts: 1 });
+    await flush();
+    expect(store.state.screen).toBe("meeting");
+    expect(commands().slice(before)).toEqual([]);
+    await emit("reconnecting", { reason: "connection reset" });
+    await emit("disconnected", { message: "no way back", rejoin: { code: "111222", relayAddr: "127.0.0.1:7878", fingerprint: FINGERPRINT } });
+    expect(store.state.ended!.title).toBe("You lost your connection");
+    await ctl.rejoin();
+    // Not a new meeting: a knock on the lost one, trusting only its relay's certificate.
+    expect(argsOf("create_meeting")).toHaveLength(1);
+    expect(argsOf("join_meeting")).toEqual([{ code: "111222", name: "Ada", relayAddr: "127.0.0.1:7878", fingerprint: FINGERPRINT }]);
+    await emit("waiting", { code: "111222", requestId: 9 });
+    expect(store.state.screen).toBe("waiting");
+  });
+
   it("fills the stats at once on entering the meeting", async () => {
     handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", participantId: 1 });
     handlers.get_stats = () => ({

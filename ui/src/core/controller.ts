@@ -141,10 +141,17 @@ export class Controller {
     else await this.createMeeting();
   }
 
-  /** From the ended screen: do again what led into the last meeting. */
+  /** From the ended screen: knock again on the meeting a lost connection was in, or else do
+   * again what led into the last meeting. */
   async rejoin(): Promise<void> {
-    const last = this.store.state.lastJoin;
+    const { lastJoin: last, ended, settings } = this.store.state;
     this.store.dispatch({ type: "returnedHome" });
+    const lost = ended?.rejoin;
+    if (lost) {
+      const name = last?.name || settings.displayName;
+      if (!name) return this.homeError({ code: "invalidName", message: "empty name" });
+      return this.knock(name, lost.code, lost.relayAddr, lost.fingerprint);
+    }
     if (!last) return;
     if (last.kind === "join") await this.knock(last.name, last.code, last.relayAddr, last.fingerprint);
     else {

@@ -37,6 +37,7 @@ const CODES: Record<ErrorCode, true> = {
   rateLimited: true,
   unsupportedVersion: true,
   unauthorized: true,
+  resumeRefused: true,
   relayCertificateChanged: true,
   notTheInvitedRelay: true,
   invalidInvitation: true,
@@ -173,6 +174,8 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       };
     case "unauthorized":
       return { title: "Not allowed", detail: "Your session is no longer valid. Rejoin the meeting." };
+    case "resumeRefused":
+      return { title: "Your place in the meeting is gone", detail: "You were away too long to get it back. Ask to join the meeting again." };
     case "uploadStopped":
       return { title: "Upload stopped", detail: err.message ? `${capitalize(err.message)}.` : "It will not finish." };
     case "internal":

@@ -5,6 +5,7 @@ import {
   displayCode,
   formatBytes,
   formatClock,
+  formatElapsed,
   formatPercent,
   formatRate,
   initialOf,
@@ -90,6 +91,12 @@ describe("numbers", () => {
     expect(formatClock(t, 0)).toBe("14:05");
     expect(formatClock(t, -60)).toBe("15:05");
     expect(formatClock(t, 300)).toBe("09:05");
+  });
+  it("formats elapsed seconds", () => {
+    expect(formatElapsed(0)).toBe("0 s");
+    expect(formatElapsed(12.9)).toBe("12 s");
+    expect(formatElapsed(65)).toBe("1 min 5 s");
+    expect(formatElapsed(-3)).toBe("0 s");
   });
   it("takes the base name of either kind of path", () => {
     expect(baseName("/home/ada/report.pdf")).toBe("report.pdf");

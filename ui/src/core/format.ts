@@ -70,6 +70,12 @@ export function formatClock(timestampMs: number, timeZoneOffsetMin = new Date(ti
   return `${hh}:${mm}`;
 }
 
+/** A span of whole seconds, "12 s" or "1 min 5 s". */
+export function formatElapsed(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
 /** Percent with one decimal below 10 %: "0.4%", "12%". */
 export function formatPercent(fraction: number): string {
   if (!Number.isFinite(fraction)) return "–";

@@ -94,7 +94,12 @@ export type DeviceKind = "camera" | "microphone" | "speaker";
  */
 export type DeviceList = { cameras: Array<Device>, microphones: Array<Device>, speakers: Array<Device>, };
 
-export type Disconnected = { message: string, };
+export type Disconnected = { message: string, 
+/**
+ * Set when the connection was lost for good while in a meeting (its seat could not be
+ * taken back): `join_meeting` with these and the display name knocks on it again.
+ */
+rejoin: Rejoin | null, };
 
 /**
  * The meeting's end-to-end encryption, as the meeting info shows it.
@@ -114,7 +119,7 @@ safetyCode: string, };
  * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
  * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
  */
-export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "relayCertificateChanged" | "notTheInvitedRelay" | "invalidInvitation" | "uploadStopped" | "internal";
+export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "resumeRefused" | "relayCertificateChanged" | "notTheInvitedRelay" | "invalidInvitation" | "uploadStopped" | "internal";
 
 export type FileDone = { transferId: string, direction: TransferDirection, fileId: number, name: string, size: number, sha256: string, 
 /**
@@ -250,7 +255,13 @@ export type Participant = { id: ParticipantId, displayName: string, isHost: bool
 /**
  * Relay time (ms since the Unix epoch) at which the participant was admitted.
  */
-joinedAtMs: number, };
+joinedAtMs: number, 
+/**
+ * The participant's connection dropped and the relay holds their seat for a grace window
+ * (30 s by default): a `participant-updated` with false when they are back, a
+ * `participant-left` when the window ends without them.
+ */
+reconnecting: boolean, };
 
 export type ParticipantLeft = { participantId: ParticipantId, reason: LeaveReason, };
 
@@ -277,11 +288,45 @@ height: number, };
 
 export type ParticipantWrap = { participant: Participant, };
 
+export type Reconnecting = { 
+/**
+ * Why the connection broke, in English (for logs and as a detail).
+ */
+reason: string, };
+
+/**
+ * The meeting a lost connection was in, as `join_meeting` takes it.
+ */
+export type Rejoin = { 
+/**
+ * Six ASCII digits.
+ */
+code: string, 
+/**
+ * The relay the session was connected to ("host:port").
+ */
+relayAddr: string, 
+/**
+ * That relay's certificate (SHA-256, 64 hex digits), to trust only it; null for a
+ * CA-signed relay.
+ */
+fingerprint: string | null, };
+
+export type Resumed = { 
+/**
+ * How long the connection was broken.
+ */
+afterMs: number, 
+/**
+ * At which attempt the seat came back (1 = the first).
+ */
+attempts: number, };
+
 /**
  * Every event the shell emits: `name` is the event name the page listens to and `payload` what
  * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
  */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "disconnected", "payload": Disconnected };
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected };
 
 /**
  * What the app remembers between runs.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activeTransfers, initialState, isHost, latestStats, LIMITS, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
+import { activeTransfers, initialState, isHost, latestStats, LIMITS, reconnectingSeconds, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
 import { last, sample } from "./test-fixtures";
 import type { ChatMessage, FileInfo, Invitation, Participant, SessionEvent } from "./types";
 
@@ -10,7 +10,7 @@ function run(actions: Array<Action | SessionEvent>, start: AppState = initialSta
 }
 
 function person(id: number, name: string, over: Partial<Participant> = {}): Participant {
-  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, ...over };
+  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, ...over };
 }
 
 function chat(id: number, senderId: number, text: string, over: Partial<ChatMessage> = {}): ChatMessage {
@@ -220,14 +220,75 @@ describe("roster", () => {
     const removed = run([{ name: "removed", payload: null }], inMeeting());
     expect(removed).toMatchObject({ screen: "ended", meeting: null });
     expect(removed.ended).toMatchObject({ title: "You've been removed from the meeting", canRejoin: false });
-    const lost = run([{ name: "disconnected", payload: { message: "connection reset" } }], inMeeting());
-    expect(lost.ended).toMatchObject({ title: "You lost connection to the meeting", detail: "connection reset", canRejoin: true });
+    const lost = run([{ name: "disconnected", payload: { message: "connection reset", rejoin: null } }], inMeeting());
+    expect(lost.ended).toMatchObject({ title: "You lost connection to the meeting", detail: "connection reset", canRejoin: true, rejoin: null });
     const chatty = run([{ name: "participant-joined", payload: { participant: person(3, "Linus") } }, { type: "commandFailed", error: { code: "deviceBusy", message: "" } }], inMeeting());
     expect(chatty.toasts).toHaveLength(2);
     const left = run([{ type: "left" }], chatty);
     expect(left.toasts.map((t) => t.kind)).toEqual(["error"]);
     expect(left.ended!.title).toBe("You left the meeting");
     expect(run([{ type: "returnedHome" }], left).screen).toBe("home");
+  });
+});
+
+describe("connection drops", () => {
+  const rejoin = { code: "482913", relayAddr: "192.168.1.20:7878", fingerprint: "5e".repeat(32) };
+
+  it("keeps the meeting, its chat and its stats history while reconnecting, and clears the banner on resume", () => {
+    let s = inMeeting();
+    for (let i = 0; i < 5; i++) s = reduce(s, { type: "event", event: { name: "stats", payload: sample(T0 + i * 1000) } }, T0 + i * 1000);
+    s = reduce(s, { type: "event", event: { name: "reconnecting", payload: { reason: "no answer from the relay" } } }, T0 + 5000);
+    expect(s.screen).toBe("meeting");
+    expect(s.meeting!.reconnecting).toEqual({ sinceMs: T0 + 5000, reason: "no answer from the relay" });
+    expect(reconnectingSeconds(s.meeting!, T0 + 5000)).toBe(0);
+    expect(reconnectingSeconds(s.meeting!, T0 + 17_400)).toBe(12);
+    // A second notice does not restart the count.
+    s = reduce(s, { type: "event", event: { name: "reconnecting", payload: { reason: "again" } } }, T0 + 8000);
+    expect(s.meeting!.reconnecting!.sinceMs).toBe(T0 + 5000);
+    // What was missed arrives before `resumed`; samples keep coming.
+    s = run([{ name: "chat", payload: { message: chat(4, 2, "missed") } }], s, T0 + 9000);
+    s = reduce(s, { type: "event", event: { name: "stats", payload: sample(T0 + 9000) } }, T0 + 9000);
+    const toasts = s.toasts.length;
+    s = reduce(s, { type: "event", event: { name: "resumed", payload: { afterMs: 4200, attempts: 2 } } }, T0 + 9200);
+    expect(s.screen).toBe("meeting");
+    expect(s.meeting!.reconnecting).toBeNull();
+    expect(reconnectingSeconds(s.meeting!, T0 + 9200)).toBeNull();
+    expect(s.meeting!.stats.map((x) => x.timestampMs)).toEqual([0, 1000, 2000, 3000, 4000, 9000].map((d) => T0 + d));
+    expect(s.meeting!.chat.map((c) => c.text)).toEqual(["first", "earlier", "missed"]);
+    expect(s.toasts).toHaveLength(toasts + 1);
+    expect(last(s.toasts)!.text).toBe("Reconnected");
+    // A stray `resumed` changes nothing.
+    expect(reduce(s, { type: "event", event: { name: "resumed", payload: { afterMs: 1, attempts: 1 } } }, T0)).toBe(s);
+  });
+
+  it("ignores a reconnect notice outside a meeting", () => {
+    const home = initialState();
+    expect(reduce(home, { type: "event", event: { name: "reconnecting", payload: { reason: "x" } } }, T0)).toBe(home);
+  });
+
+  it("marks a participant whose connection dropped until they are back or gone", () => {
+    let s = run([{ name: "participant-updated", payload: { participant: person(2, "Grace", { reconnecting: true }) } }], inMeeting());
+    const grace = () => s.meeting!.roster.find((p) => p.id === 2);
+    expect(grace()).toMatchObject({ reconnecting: true, isHost: true });
+    s = run([{ name: "participant-updated", payload: { participant: person(2, "Grace") } }], s);
+    expect(grace()!.reconnecting).toBe(false);
+    s = run([{ name: "participant-updated", payload: { participant: person(2, "Grace", { reconnecting: true }) } }, { name: "participant-left", payload: { participantId: 2, reason: "timedOut" } }], s);
+    expect(grace()).toBeUndefined();
+    expect(last(s.toasts)!.text).toMatch(/Grace stopped responding/);
+  });
+
+  it("offers to knock again on a meeting whose connection was lost for good", () => {
+    const s = run(
+      [
+        { name: "reconnecting", payload: { reason: "connection reset" } },
+        { name: "disconnected", payload: { message: "no way back to the relay in 60 s", rejoin } },
+      ],
+      inMeeting(),
+    );
+    expect(s).toMatchObject({ screen: "ended", meeting: null });
+    expect(s.ended).toMatchObject({ title: "You lost your connection", canRejoin: true, rejoin });
+    expect(s.ended!.detail).toMatch(/meeting 482-913 \(no way back to the relay in 60 s\)\. Rejoin/);
+    expect(run([{ type: "returnedHome" }], s)).toMatchObject({ screen: "home", ended: null });
   });
 });
 

@@ -21,6 +21,7 @@ import type {
   MeetingCreated,
   Participant,
   ParticipantId,
+  Rejoin,
   SessionEvent,
   SessionEvents,
   Settings,
@@ -110,6 +111,9 @@ export interface MeetingState {
   stats: StatsSnapshot[];
   /** The end-to-end key's epoch and the safety code to compare aloud; null until known. */
   encryption: Encryption | null;
+  /** Set while the connection to the relay is being repaired (`reconnecting` until `resumed`):
+   * when it broke, on the page's clock, and why. The meeting, its chat and its stats stay. */
+  reconnecting: { sinceMs: number; reason: string } | null;
 }
 
 /** The home screen's form. */
@@ -134,6 +138,8 @@ export interface EndedState {
   detail: string;
   /** Offer "Rejoin" / "Ask to join again". */
   canRejoin: boolean;
+  /** The meeting a lost connection was in: "Rejoin" knocks on it again. */
+  rejoin: Rejoin | null;
 }
 
 /** What a rejoin repeats. */
@@ -371,7 +377,7 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     case "removeAsked":
       return { ...state, confirmRemove: action.participantId };
     case "left":
-      return endSession(state, { title: "You left the meeting", detail: "", canRejoin: true });
+      return endSession(state, { title: "You left the meeting", detail: "", canRejoin: true, rejoin: null });
     case "returnedHome":
       return { ...state, screen: "home", ended: null, waiting: null, home: { ...state.home, busy: null } };
   }
@@ -391,6 +397,7 @@ function onCreated(state: AppState, created: MeetingCreated, nowMs: number): App
     cameraOn: state.cameraOn,
     speaking: false,
     joinedAtMs: nowMs,
+    reconnecting: false,
   };
   return {
     ...state,
@@ -430,6 +437,7 @@ function newMeeting(
     unread: 0,
     stats: [],
     encryption: null,
+    reconnecting: null,
   };
 }
 
@@ -456,7 +464,7 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
         screen: "ended",
         waiting: null,
         home: { ...state.home, busy: null },
-        ended: { ...words, canRejoin: event.payload.reason !== "meetingEnded" },
+        ended: { ...words, canRejoin: event.payload.reason !== "meetingEnded", rejoin: null },
       };
     }
     case "knock": {
@@ -505,11 +513,26 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       return addToast(hostId === m.selfId ? next : { ...next, knocks: [] }, "info", text, null, nowMs);
     }
     case "removed":
-      return endSession(state, { title: "You've been removed from the meeting", detail: "The host removed you.", canRejoin: false });
-    case "disconnected":
-      return state.screen === "meeting" || state.screen === "waiting"
-        ? endSession(state, { title: "You lost connection to the meeting", detail: event.payload.message, canRejoin: true })
-        : state;
+      return endSession(state, { title: "You've been removed from the meeting", detail: "The host removed you.", canRejoin: false, rejoin: null });
+    case "reconnecting": {
+      const reason = event.payload.reason;
+      // A second notice keeps the first one's start: the banner counts from the break.
+      return withMeeting(state, (m) => (m.reconnecting ? m : { ...m, reconnecting: { sinceMs: nowMs, reason } }));
+    }
+    case "resumed": {
+      if (!state.meeting?.reconnecting) return state;
+      return addToast(withMeeting(state, (m) => ({ ...m, reconnecting: null })), "info", "Reconnected", null, nowMs);
+    }
+    case "disconnected": {
+      if (state.screen !== "meeting" && state.screen !== "waiting") return state;
+      const { message, rejoin } = event.payload;
+      if (rejoin) {
+        const reason = message ? ` (${message})` : "";
+        const detail = `Parlor couldn't get you back into meeting ${displayCode(rejoin.code)}${reason}. Rejoin to ask to be let in again.`;
+        return endSession(state, { title: "You lost your connection", detail, canRejoin: true, rejoin });
+      }
+      return endSession(state, { title: "You lost connection to the meeting", detail: message, canRejoin: true, rejoin: null });
+    }
     case "chat":
       return onChat(state, event.payload.message, nowMs);
     case "file-offer": {
@@ -768,6 +791,11 @@ export function isHost(state: AppState): boolean {
 export function stageOrder(m: MeetingState): ParticipantId[] {
   const others = m.roster.filter((p) => p.id !== m.selfId).map((p) => p.id);
   return [m.selfId, ...others];
+}
+
+/** Whole seconds since the connection broke, while it is being repaired; null otherwise. */
+export function reconnectingSeconds(m: MeetingState, nowMs: number): number | null {
+  return m.reconnecting ? Math.max(0, Math.floor((nowMs - m.reconnecting.sinceMs) / 1000)) : null;
 }
 
 /** The newest stats sample, if any. */

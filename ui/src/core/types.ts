@@ -38,6 +38,7 @@ export type {
   Participant,
   ParticipantId,
   ParticipantStats,
+  Rejoin,
   Settings,
   StatsSnapshot,
   TransferDirection,
@@ -84,6 +85,8 @@ const EVENT_NAMES: Record<SessionEventName, true> = {
   "active-speaker": true,
   stats: true,
   error: true,
+  reconnecting: true,
+  resumed: true,
   disconnected: true,
 };
 

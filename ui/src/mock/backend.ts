@@ -45,8 +45,16 @@ export interface MockControl {
   setMedia(id: number, micOn: boolean, cameraOn: boolean): void;
   /** The host removes this app. */
   removeMe(): void;
-  /** The relay connection drops. */
+  /** The relay connection drops outside a meeting, or for a reason no resume can repair. */
   disconnect(message: string): void;
+  /** Someone's connection drops (`on`: the relay holds their seat) or comes back. */
+  setReconnecting(id: number, on: boolean): void;
+  /** This app's connection to the relay breaks in the meeting; the shell starts repairing it. */
+  dropConnection(reason: string): void;
+  /** The repair worked: the seat is back. */
+  resumeConnection(): void;
+  /** The repair failed: the session is over, and the meeting can be knocked on again. */
+  loseConnection(): void;
   /** The next call of `cmd` rejects with `error`. */
   failNext(cmd: string, error: AppError): void;
   /** Frames pushed per participant since start. */
@@ -114,6 +122,8 @@ export function installMockBackend(): MockControl {
   let code = "";
   let relayAddr = "";
   let hostId = 0;
+  /** When this app's connection broke, while the mock "repairs" it. */
+  let droppedAt: number | null = null;
   let waiting: { code: string; name: string; relayAddr: string } | null = null;
   let nextId = 1;
   let nextChat = 1;
@@ -196,7 +206,32 @@ export function installMockBackend(): MockControl {
     },
     disconnect: (message) => {
       endSession();
-      void send("disconnected", { message });
+      void send("disconnected", { message, rejoin: null });
+    },
+    setReconnecting: (id, on) => {
+      const r = remotes.get(id);
+      if (!r) return;
+      r.p = { ...r.p, reconnecting: on };
+      void send("participant-updated", { participant: r.p });
+    },
+    dropConnection: (reason) => {
+      if (!self || droppedAt !== null) return;
+      droppedAt = Date.now();
+      void send("reconnecting", { reason });
+    },
+    resumeConnection: () => {
+      if (droppedAt === null) return;
+      const afterMs = Date.now() - droppedAt;
+      droppedAt = null;
+      void send("resumed", { afterMs, attempts: Math.max(1, Math.ceil(afterMs / 1000)) });
+    },
+    loseConnection: () => {
+      if (!self) return;
+      endSession();
+      void send("disconnected", {
+        message: "no way back to the relay in 60 s: connection refused",
+        rejoin: { code, relayAddr, fingerprint: MOCK_FINGERPRINT },
+      });
     },
     failNext: (cmd, error) => failures.set(cmd, error),
   };
@@ -212,7 +247,7 @@ export function installMockBackend(): MockControl {
 
   function addRemote(name: string, format: "i420" | "rgba"): Participant {
     const id = nextId++;
-    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now() };
+    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now(), reconnecting: false };
     remotes.set(id, { p, format, colors: PALETTE[id % PALETTE.length] ?? PALETTE[0]! });
     return p;
   }
@@ -230,14 +265,14 @@ export function installMockBackend(): MockControl {
     remotes.clear();
     nextId = 1;
     if (asHost) {
-      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now() };
+      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false };
       hostId = self.id;
     } else {
       // A meeting in progress: Grace hosts, Linus sends RGBA frames, Grace I420.
       hostId = 1;
       addRemote("Grace Hopper", "i420");
       addRemote("Linus Torvalds", "rgba");
-      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now() };
+      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false };
       const grace = remotes.get(1)!.p;
       chat.length = 0;
       chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000, clientMsgId: null, file: null });
@@ -250,6 +285,7 @@ export function installMockBackend(): MockControl {
 
   function endSession(): void {
     self = null;
+    droppedAt = null;
     remotes.clear();
     knocks.clear();
     for (const id of [...flows.keys()]) if (id !== LOCAL_VIDEO_ID) flows.delete(id);

@@ -1,4 +1,7 @@
-/** The screen after a session ends: left, removed, refused, or disconnected, in words. */
+/**
+ * The screen after a session ends: left, removed, refused, or disconnected, in words. A
+ * connection lost for good in a meeting offers "Rejoin", which knocks on that meeting again.
+ */
 import type { Controller } from "../core/controller";
 import type { AppState } from "../core/state";
 import { h, setText, show } from "./dom";
@@ -12,7 +15,7 @@ export class EndedView {
   constructor(private readonly ctl: Controller) {
     this.title = h("h1", { testid: "ended-title" });
     this.detail = h("p", { class: "lede", testid: "ended-detail" });
-    this.rejoin = h("button", { class: "btn btn-outline btn-large", testid: "btn-rejoin", on: { click: () => void this.ctl.rejoin() } });
+    this.rejoin = h("button", { class: "btn btn-outline btn-large", testid: "btn-rejoin", attrs: { id: "rejoin" }, on: { click: () => void this.ctl.rejoin() } });
     this.el = h(
       "div",
       { class: "screen ended", testid: "screen-ended" },
@@ -37,6 +40,6 @@ export class EndedView {
     setText(this.detail, e?.detail ?? "");
     show(this.detail, !!e?.detail);
     show(this.rejoin, !!e?.canRejoin);
-    setText(this.rejoin, s.lastJoin?.kind === "create" ? "Start a new meeting" : "Ask to join again");
+    setText(this.rejoin, e?.rejoin ? "Rejoin" : s.lastJoin?.kind === "create" ? "Start a new meeting" : "Ask to join again");
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The meeting screen: the tile stage, the side panel (chat, people or stats) and the bottom bar
- * with the meeting code, the relay address to share, and the round controls.
+ * with the meeting code, the relay address to share, and the round controls. While the
+ * connection to the relay is being repaired a "Reconnecting…" banner counts the seconds; tiles
+ * of others whose connection dropped are greyed out with the same words.
  */
 import type { Controller } from "../core/controller";
-import { avatarColor, displayCode, formatClock, initialOf } from "../core/format";
+import { avatarColor, displayCode, formatClock, formatElapsed, initialOf } from "../core/format";
 import { stageLayout, type Rect } from "../core/layout";
 import { isApplePlatform, shortcutLabel } from "../core/shortcuts";
-import { latestStats, stageOrder, type AppState, type MeetingState, type Panel } from "../core/state";
+import { latestStats, reconnectingSeconds, stageOrder, type AppState, type MeetingState, type Panel } from "../core/state";
 import type { Store } from "../core/store";
 import { connectionQuality, qualityWords, type Quality } from "../core/stats";
 import { LOCAL_VIDEO_ID, type Participant } from "../core/types";
@@ -26,6 +28,8 @@ interface TileModel {
   cameraOn: boolean;
   speaking: boolean;
   quality: Quality;
+  /** Their connection dropped; the relay holds their seat for now. */
+  reconnecting: boolean;
 }
 
 /** One participant's tile with its canvas. */
@@ -36,6 +40,7 @@ class TileView {
   private readonly name: HTMLDivElement;
   private readonly micOff: HTMLDivElement;
   private readonly quality: HTMLDivElement;
+  private readonly reconnecting: HTMLDivElement;
   private attachedAs: number | null = null;
 
   constructor(
@@ -47,11 +52,14 @@ class TileView {
     this.name = h("div", { class: "name-label", testid: `name-${id}` });
     this.micOff = h("div", { class: "mic-off-badge", testid: `micoff-${id}`, title: "Microphone off" }, icon("micOff", 18));
     this.quality = h("div", { class: "quality", testid: `quality-${id}` }, signalBars());
+    this.reconnecting = h("div", { class: "reconnecting-label", testid: `reconnecting-${id}` }, h("span", { class: "spinner small" }), h("span", { text: "Reconnecting…" }));
+    show(this.reconnecting, false);
     this.el = h(
       "div",
       { class: "tile", testid: `tile-${id}` },
       this.canvas,
       h("div", { class: "camera-off" }, this.avatar),
+      this.reconnecting,
       this.quality,
       this.micOff,
       this.name,
@@ -70,6 +78,8 @@ class TileView {
     this.el.classList.toggle("self", m.self);
     this.el.classList.toggle("speaking", m.speaking);
     this.el.classList.toggle("video-off", !m.cameraOn);
+    this.el.classList.toggle("reconnecting", m.reconnecting);
+    show(this.reconnecting, m.reconnecting);
     setText(this.name, m.self ? "You" : m.name);
     setText(this.avatar, initialOf(m.name));
     this.avatar.style.backgroundColor = avatarColor(m.name);
@@ -134,6 +144,8 @@ class Stage {
           cameraOn: self ? s.cameraOn : p.cameraOn,
           speaking: m.activeSpeaker === id,
           quality,
+          // Our own dropped connection shows as the banner instead.
+          reconnecting: !self && p.reconnecting,
         },
       ];
     });
@@ -203,6 +215,9 @@ export class MeetingView {
   private readonly e2ee: HTMLButtonElement;
   private readonly e2eeInfo: HTMLDivElement;
   private readonly safetyCode: HTMLElement;
+  /** "Reconnecting…" while the connection to the relay is being repaired, and for how long. */
+  private readonly banner: HTMLDivElement;
+  private readonly bannerTime: HTMLSpanElement;
   private prev: AppState | null = null;
 
   constructor(ctl: Controller, store: Store, hub: VideoHub) {
@@ -248,9 +263,18 @@ export class MeetingView {
     this.panelButtons.chat.append(this.chatBadge);
     this.peopleCount = h("span", { class: "badge count", testid: "people-count" });
     this.panelButtons.participants.append(this.peopleCount);
+    this.bannerTime = h("span", { class: "reconnecting-time", testid: "reconnecting-time" });
+    this.banner = h(
+      "div",
+      { class: "reconnecting-banner", testid: "reconnecting-banner", attrs: { id: "reconnecting-banner", role: "status" } },
+      h("span", { class: "spinner small" }),
+      h("div", {}, h("strong", { text: "Reconnecting…" }), h("div", { class: "reconnecting-detail" }, h("span", { text: "Your connection to the meeting dropped " }), this.bannerTime, h("span", { text: " ago. You're still in the meeting." }))),
+    );
+    show(this.banner, false);
     this.el = h(
       "div",
       { class: "screen meeting", testid: "screen-meeting" },
+      this.banner,
       h("div", { class: "meeting-body" }, this.stage.el, this.side),
       h(
         "footer",
@@ -263,15 +287,24 @@ export class MeetingView {
     this.tick();
   }
 
-  /** Updates the clock in the bar (called once a second). */
+  /** Updates the clock in the bar and the banner's seconds (called once a second). */
   tick(): void {
-    setText(this.clock, formatClock(Date.now()));
+    const now = Date.now();
+    setText(this.clock, formatClock(now));
+    this.updateBanner(this.prev?.meeting ?? null, now);
+  }
+
+  private updateBanner(m: MeetingState | null, nowMs: number): void {
+    const seconds = m ? reconnectingSeconds(m, nowMs) : null;
+    show(this.banner, seconds !== null);
+    if (seconds !== null) setText(this.bannerTime, formatElapsed(seconds));
   }
 
   update(s: AppState): void {
     const p = this.prev;
     this.prev = s;
     const m = s.meeting;
+    this.updateBanner(m, Date.now());
     if (!m) {
       this.stage.clear();
       this.stats.close();

@@ -1,6 +1,7 @@
 /**
  * The people panel: who is waiting to join (host: Admit / Deny), and everyone in the meeting
- * with their mic and camera state; the host can remove others.
+ * with their mic and camera state, greyed out with "Reconnecting…" while their connection (or
+ * this app's own) is being repaired; the host can remove others.
  */
 import type { Controller } from "../core/controller";
 import { avatarColor, initialOf } from "../core/format";
@@ -90,9 +91,12 @@ export class PeoplePanel {
     setText(av, initialOf(p.displayName));
     av.style.backgroundColor = avatarColor(p.displayName);
     setText(el.querySelector(".person-title")!, self ? `${p.displayName} (You)` : p.displayName);
+    const reconnecting = self ? s.meeting?.reconnecting != null : p.reconnecting;
+    el.classList.toggle("reconnecting", reconnecting);
     const sub = el.querySelector(".person-sub") as HTMLElement;
-    setText(sub, p.isHost ? "Meeting host" : "");
-    show(sub, p.isHost);
+    const subText = [p.isHost ? "Meeting host" : "", reconnecting ? "Reconnecting…" : ""].filter((t) => t).join(" · ");
+    setText(sub, subText);
+    show(sub, subText !== "");
     const micOn = self ? s.micOn : p.micOn;
     const camOn = self ? s.cameraOn : p.cameraOn;
     const mic = el.querySelector(`[data-testid=person-mic-${p.id}]`) as HTMLElement;

@@ -760,3 +760,26 @@ fn media_that_does_not_open_is_counted_and_shows_nothing() {
     assert_eq!(stats.undecryptable_media, 3);
     assert_eq!((stats.unauthenticated_packets, stats.malformed_packets), (0, 0), "the hop was fine");
 }
+
+#[test]
+fn three_seconds_without_an_authentic_datagram_from_the_relay_is_announced_once() {
+    let mut sim = Sim::new();
+    let silent = |sim: &Sim| sim.events.iter().filter(|e| matches!(e, ReceiveEvent::RelaySilent)).count();
+    let keepalive_from_relay = || encode(MediaPacket::Keepalive { sender_id: RELAY_SENDER_ID });
+    sim.advance(ms(2_000));
+    sim.receive(&keepalive_from_relay());
+    sim.advance(ms(2_999));
+    assert_eq!(silent(&sim), 0, "heard 2.999 s ago");
+    // A forged datagram is not the relay.
+    let mut forged = keepalive_from_relay();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    sim.receive(&forged);
+    sim.advance(ms(1));
+    assert_eq!(silent(&sim), 1, "announced at 3 s of silence");
+    sim.advance(ms(10_000));
+    assert_eq!(silent(&sim), 1, "once per silence");
+    sim.receive(&keepalive_from_relay());
+    sim.advance(ms(3_000));
+    assert_eq!(silent(&sim), 2, "the next datagram re-arms it");
+}

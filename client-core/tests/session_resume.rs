@@ -1,0 +1,187 @@
+//! Calls that survive the network: a participant whose path to a real relay is black-holed
+//! (TCP and UDP) takes its seat back when the path returns — same participant id, no knock,
+//! the host shown "reconnecting" and never a leave, chat from the gap delivered once each way —
+//! and one gone longer than the relay's grace window is announced as left and told its seat
+//! is lost, with the meeting's code to knock on again.
+//!
+//! The relay here notices a dead connection after 3 s of silence (`liveness_timeout`), so a
+//! short outage shows on the others' rosters; the client notices after 3 s without a datagram.
+
+mod common;
+
+use std::time::Duration;
+
+use client_core::{SessionEvent, SessionOptions, VideoChoice};
+use common::*;
+use protocol::control::LeaveReason;
+use relay_server::{Relay, RelayConfig, RelayHandle};
+
+async fn relay(grace: Duration) -> RelayHandle {
+    let config =
+        RelayConfig { liveness_timeout: Duration::from_secs(3), resume_grace: grace, ..RelayConfig::for_tests() };
+    Relay::start(config).await.expect("relay starts")
+}
+
+/// A guest that sends the moving test pattern and no audio.
+fn camera_only() -> SessionOptions {
+    SessionOptions { video: VideoChoice::Synthetic, ..quiet() }
+}
+
+/// The texts of the chat messages `bot` was shown, in order.
+fn chat_texts(bot: &Bot) -> Vec<String> {
+    bot.events()
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Chat { message } => Some(message.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many frames `bot` decoded from `sender` so far.
+fn frames_from(bot: &Bot, sender: u32) -> usize {
+    bot.log.lock().unwrap().frames.get(&sender).map_or(0, Vec::len)
+}
+
+/// Waits until the roster `bot` was shown has `id` with `reconnecting` as given.
+async fn wait_reconnecting(bot: &Bot, id: u32, reconnecting: bool) {
+    bot.wait("participant's connection state", LONG, |e| match e {
+        SessionEvent::ParticipantUpdated { participant }
+            if participant.id == id && participant.reconnecting == reconnecting =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
+    let relay = relay(Duration::from_secs(30)).await;
+    let path = Path::start(&relay).await;
+    let host = Bot::connect(&relay.tcp_addr().to_string(), quiet()).await;
+    let guest = Bot::connect(&path.addr, camera_only()).await;
+    let (code, host_id) = create(&host, "Host").await;
+    let guest_id = admit(&host, &guest, &code, "Guest").await;
+    host.session.send_chat("before the cut").await.unwrap();
+    guest
+        .wait_until("the host's first chat", LONG, |log| {
+            log.events.iter().any(|e| matches!(e, SessionEvent::Chat { .. }))
+        })
+        .await;
+    host.wait_until("the guest's video", LONG, |log| log.frames.get(&guest_id).is_some_and(|f| f.len() >= 5)).await;
+
+    path.black_hole();
+    let cut_at = tokio::time::Instant::now();
+    host.session.send_chat("during the cut 1").await.unwrap();
+    host.session.send_chat("during the cut 2").await.unwrap();
+    let reason = guest
+        .wait("Reconnecting", LONG, |e| match e {
+            SessionEvent::Reconnecting { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("no media from the relay"), "{reason}");
+    guest.session.send_chat("typed while away").await.unwrap();
+    wait_reconnecting(&host, guest_id, true).await;
+    // The outage lasts five seconds, whatever the test is waiting for.
+    tokio::time::sleep_until(cut_at + Duration::from_secs(5)).await;
+    let frames_before = frames_from(&host, guest_id);
+    path.restore();
+
+    let (after_ms, attempts) = guest
+        .wait("Resumed", LONG, |e| match e {
+            SessionEvent::Resumed { after_ms, attempts } => Some((*after_ms, *attempts)),
+            _ => None,
+        })
+        .await;
+    assert!(after_ms >= 1_000 && attempts >= 1, "resumed after {after_ms} ms, {attempts} attempts");
+    wait_reconnecting(&host, guest_id, false).await;
+    host.wait_until("the guest's video again", LONG, |log| {
+        log.frames.get(&guest_id).is_some_and(|f| f.len() >= frames_before + 10)
+    })
+    .await;
+    host.wait_until("the chat typed while away", LONG, |log| {
+        log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "typed while away"))
+    })
+    .await;
+    guest
+        .wait_until("the chat sent during the cut", LONG, |log| {
+            log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "during the cut 2"))
+        })
+        .await;
+    // Give a duplicate time to show up: a round trip of chat after everything else.
+    host.session.send_chat("after").await.unwrap();
+    guest
+        .wait_until("the last chat", LONG, |log| {
+            log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "after"))
+        })
+        .await;
+    host.wait_until("the last chat", LONG, |log| {
+        log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "after"))
+    })
+    .await;
+
+    assert_eq!(
+        chat_texts(&guest),
+        vec!["before the cut", "during the cut 1", "during the cut 2", "typed while away", "after"],
+        "every message once, in the meeting's order"
+    );
+    assert_eq!(chat_texts(&host), chat_texts(&guest), "the host saw the same chat");
+    let host_events = host.events();
+    let knocks = host_events.iter().filter(|e| matches!(e, SessionEvent::Knock { .. })).count();
+    assert!(
+        knocks == 1 && !host_events.iter().any(|e| matches!(e, SessionEvent::ParticipantLeft { .. })),
+        "no leave and no knock but the first: {:?}",
+        host_events.iter().map(short).collect::<Vec<_>>()
+    );
+    let guest_events = guest.events();
+    let joins = guest_events.iter().filter(|e| matches!(e, SessionEvent::Joined { .. } | SessionEvent::Waiting { .. }));
+    assert_eq!(joins.count(), 2, "one WAITING and one JOINED: the seat came back without a second join");
+    assert!(!guest_events.iter().any(|e| matches!(e, SessionEvent::Disconnected { .. })));
+    let roster_ids: Vec<u32> = host_events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::ParticipantJoined { participant } => Some(participant.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roster_ids, vec![guest_id], "the guest joined once, under one id");
+    assert_ne!(host_id, guest_id);
+    guest.close().await;
+    host.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_participant_gone_past_the_grace_window_has_left_and_is_told_its_seat_is_lost() {
+    let relay = relay(Duration::from_secs(2)).await;
+    let path = Path::start(&relay).await;
+    let host = Bot::connect(&relay.tcp_addr().to_string(), quiet()).await;
+    let guest = Bot::connect(&path.addr, quiet()).await;
+    let (code, _) = create(&host, "Host").await;
+    let guest_id = admit(&host, &guest, &code, "Guest").await;
+
+    path.black_hole();
+    guest.wait("Reconnecting", LONG, |e| matches!(e, SessionEvent::Reconnecting { .. }).then_some(())).await;
+    wait_reconnecting(&host, guest_id, true).await;
+    let reason = host
+        .wait("the guest's leave", LONG, |e| match e {
+            SessionEvent::ParticipantLeft { participant_id, reason } if *participant_id == guest_id => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, LeaveReason::TimedOut, "announced after the window, with why the connection went");
+    path.restore();
+
+    let lost = guest
+        .wait("Disconnected", LONG, |e| match e {
+            SessionEvent::Disconnected { meeting_code, .. } => Some(meeting_code.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(lost, Some(code), "the session says which meeting to knock on again");
+    assert!(!guest.events().iter().any(|e| matches!(e, SessionEvent::Resumed { .. })));
+    guest.close().await;
+    host.close().await;
+}
