@@ -582,6 +582,10 @@ impl Session {
             _ => LeaveReason::Disconnected,
         };
         match std::mem::replace(&mut self.state, State::Idle) {
+            // The relay is stopping: nothing it holds survives it, so there is no seat to keep.
+            State::InMeeting { meeting, id } if exit == Exit::Shutdown => {
+                meeting.leave(&self.shared, id, reason).await;
+            }
             // A participant's seat is held for a resume; a knock is withdrawn.
             State::InMeeting { meeting, .. } | State::Waiting { meeting, .. } => {
                 meeting.remove_conn(&self.shared, self.conn.id, reason).await

@@ -312,23 +312,82 @@ async fn the_last_one_out_ends_the_meeting_and_frees_the_code() {
     relay.shutdown().await;
 }
 
+/// The others' `PARTICIPANT_UPDATED` about `id`'s connection state.
+fn reconnecting(msg: &ControlMessage, id: u32) -> Option<bool> {
+    match msg {
+        ControlMessage::ParticipantUpdated { participant } if participant.id == id => Some(participant.reconnecting),
+        _ => None,
+    }
+}
+
 #[tokio::test]
-async fn a_closed_connection_is_a_leave() {
-    let relay = start_default().await;
+async fn a_closed_connection_holds_the_seat_for_the_grace_window_then_is_a_leave() {
+    let relay = start(RelayConfig { resume_grace: Duration::from_millis(500), ..RelayConfig::for_tests() }).await;
     let mut m = meeting(&relay, &["Host", "Guest"]).await;
     let guest = m.pop().unwrap();
     let guest_id = guest.id();
+    let dropped_at = std::time::Instant::now();
     drop(guest);
+    assert_eq!(reconnecting(&m[0].client.recv().await, guest_id), Some(true), "reconnecting, not gone");
     assert_eq!(
         m[0].client.recv().await,
         ControlMessage::ParticipantLeft { participant_id: guest_id, reason: LeaveReason::Disconnected }
     );
+    assert!(dropped_at.elapsed() >= Duration::from_millis(500), "left after the window: {:?}", dropped_at.elapsed());
+    assert_eq!(relay.stats().participants_live, 1);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resume_takes_the_seat_back_with_the_chat_missed_and_a_wrong_secret_is_refused() {
+    let relay = start_default().await;
+    let mut m = meeting(&relay, &["Host", "Guest"]).await;
+    let guest = m.pop().unwrap();
+    let (guest_id, welcome) = (guest.id(), guest.welcome.clone());
+    drop(guest);
+    m[0].client.recv_until(|msg| reconnecting(msg, guest_id) == Some(true)).await;
+    m[0].client.send(ControlMessage::ChatSend { text: "you froze".into(), client_msg_id: None }).await;
+    m[0].client.recv_until(|msg| matches!(msg, ControlMessage::Chat { .. })).await;
+
+    let resume = |secret: &str| ControlMessage::Resume {
+        code: welcome.code.clone(),
+        participant_id: guest_id,
+        resume_secret: protocol::control::Secret::new(secret),
+        last_chat_id: 0,
+    };
+    let mut back = Client::connect(&relay).await;
+    back.send(resume(&"00".repeat(32))).await;
+    assert!(matches!(back.recv().await, ControlMessage::Error { code: ErrorCode::ResumeRefused, .. }));
+    back.send(resume(welcome.resume_secret.expose())).await;
+    let ControlMessage::Resumed(resumed) = back.recv().await else { panic!("not RESUMED") };
+    assert_eq!((resumed.participant_id, resumed.session_token.as_str()), (guest_id, welcome.session_token.as_str()));
+    let missed: Vec<&str> = resumed.chat_history.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(missed, vec!["you froze"]);
+    assert!(resumed.roster.iter().all(|p| !p.reconnecting));
+    assert_eq!(m[0].client.recv_until(|msg| reconnecting(msg, guest_id).is_some()).await, {
+        let participant = resumed.roster.iter().find(|p| p.id == guest_id).unwrap().clone();
+        ControlMessage::ParticipantUpdated { participant }
+    });
+    // The seat is whole again: chat from it reaches the host under its id.
+    back.send(ControlMessage::ChatSend { text: "back".into(), client_msg_id: Some(1) }).await;
+    let ControlMessage::Chat { message } =
+        m[0].client.recv_until(|msg| matches!(msg, ControlMessage::Chat { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!((message.sender_id, message.text.as_str()), (guest_id, "back"));
+    assert_eq!(relay.stats().resumes, 1);
     relay.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_silent_participant_is_dropped() {
-    let relay = start(RelayConfig { liveness_timeout: Duration::from_secs(1), ..RelayConfig::for_tests() }).await;
+    let config = RelayConfig {
+        liveness_timeout: Duration::from_secs(1),
+        resume_grace: Duration::ZERO,
+        ..RelayConfig::for_tests()
+    };
+    let relay = start(config).await;
     // Before the guest's last message, so the drop cannot come sooner than a timeout after it.
     let started = std::time::Instant::now();
     let mut m = meeting(&relay, &["Host", "Silent"]).await;
