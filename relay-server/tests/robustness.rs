@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use protocol::control::{ErrorCode, LeaveReason};
+use protocol::control::ErrorCode;
 use protocol::{ControlMessage, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -49,10 +49,13 @@ async fn an_oversized_length_prefix_closes_only_that_connection() {
     // The guest of meeting one announces a 4 GB frame.
     one[1].client.framed.get_mut().write_all(&[0xFF, 0xFF, 0xFF, 0xF0]).await.unwrap();
     one[1].client.expect_closed().await;
-    assert_eq!(
-        one[0].client.recv().await,
-        ControlMessage::ParticipantLeft { participant_id: guest_id, reason: LeaveReason::Disconnected }
-    );
+    // Its seat is held for a resume: the host sees it reconnecting, not gone.
+    match one[0].client.recv().await {
+        ControlMessage::ParticipantUpdated { participant } => {
+            assert!(participant.id == guest_id && participant.reconnecting, "{participant:?}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     assert_eq!(relay.stats().oversized_frames, 1);
 
     // Meeting two is untouched, meeting one's host carries on.
