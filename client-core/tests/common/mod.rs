@@ -332,9 +332,21 @@ pub struct Tapped {
 /// connecting its control connection to `TAP_ADDR`), to `upstream`, recording every datagram
 /// both ways. Each client gets its own upstream socket, so the relay sees one peer per client.
 pub async fn udp_tap(upstream: SocketAddr) -> Arc<Mutex<Vec<Tapped>>> {
-    let listen = Arc::new(UdpSocket::bind((TAP_ADDR, upstream.port())).await.expect("tap binds 127.0.0.2"));
     let seen: Arc<Mutex<Vec<Tapped>>> = Arc::default();
     let record = seen.clone();
+    udp_forwarder(upstream, move |to_relay, client, bytes| {
+        keep(&record, Tapped { to_relay, client, bytes: bytes.to_vec() });
+        true
+    })
+    .await;
+    seen
+}
+
+/// A UDP forwarder on `TAP_ADDR` at `upstream`'s port, one upstream socket per client.
+/// `pass(to_relay, client, datagram)` sees every datagram and says whether it goes through.
+async fn udp_forwarder(upstream: SocketAddr, pass: impl Fn(bool, SocketAddr, &[u8]) -> bool + Send + Sync + 'static) {
+    let listen = Arc::new(UdpSocket::bind((TAP_ADDR, upstream.port())).await.expect("forwarder binds 127.0.0.2"));
+    let pass = Arc::new(pass);
     tokio::spawn(async move {
         let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut buf = vec![0u8; 2048];
@@ -344,23 +356,24 @@ pub async fn udp_tap(upstream: SocketAddr) -> Arc<Mutex<Vec<Tapped>>> {
                 None => {
                     let up = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
                     up.connect(upstream).await.unwrap();
-                    let (down, listen, record) = (up.clone(), listen.clone(), record.clone());
+                    let (down, listen, pass) = (up.clone(), listen.clone(), pass.clone());
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 2048];
                         while let Ok(n) = down.recv(&mut buf).await {
-                            let _ = listen.send_to(&buf[..n], client).await;
-                            keep(&record, Tapped { to_relay: false, client, bytes: buf[..n].to_vec() });
+                            if pass(false, client, &buf[..n]) {
+                                let _ = listen.send_to(&buf[..n], client).await;
+                            }
                         }
                     });
                     flows.insert(client, up.clone());
                     up
                 }
             };
-            let _ = flow.send(&buf[..n]).await;
-            keep(&record, Tapped { to_relay: true, client, bytes: buf[..n].to_vec() });
+            if pass(true, client, &buf[..n]) {
+                let _ = flow.send(&buf[..n]).await;
+            }
         }
     });
-    seen
 }
 
 fn keep(record: &Mutex<Vec<Tapped>>, datagram: Tapped) {
@@ -397,35 +410,7 @@ impl Path {
                 tokio::spawn(held_pipe(sr, cw, tcp_watch.clone()));
             }
         });
-        let udp_upstream = relay.udp_addr();
-        let listen = Arc::new(UdpSocket::bind((TAP_ADDR, udp_upstream.port())).await.expect("path binds 127.0.0.2"));
-        tokio::spawn(async move {
-            let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
-            let mut buf = vec![0u8; 2048];
-            while let Ok((n, client)) = listen.recv_from(&mut buf).await {
-                let flow = match flows.get(&client) {
-                    Some(flow) => flow.clone(),
-                    None => {
-                        let up = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
-                        up.connect(udp_upstream).await.unwrap();
-                        let (down, listen, watch) = (up.clone(), listen.clone(), watch.clone());
-                        tokio::spawn(async move {
-                            let mut buf = vec![0u8; 2048];
-                            while let Ok(n) = down.recv(&mut buf).await {
-                                if !*watch.borrow() {
-                                    let _ = listen.send_to(&buf[..n], client).await;
-                                }
-                            }
-                        });
-                        flows.insert(client, up.clone());
-                        up
-                    }
-                };
-                if !*watch.borrow() {
-                    let _ = flow.send(&buf[..n]).await;
-                }
-            }
-        });
+        udp_forwarder(relay.udp_addr(), move |_, _, _| !*watch.borrow()).await;
         Path { addr, blocked }
     }
 
