@@ -64,6 +64,16 @@ async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
     let guest = Bot::connect(&path.addr, camera_only()).await;
     let (code, host_id) = create(&host, "Host").await;
     let guest_id = admit(&host, &guest, &code, "Guest").await;
+    // Someone who joins after the guest and leaves while the guest is away: the guest learns of
+    // the leave from the resume, and the host's key rotation for it from the host's resend.
+    let third = Bot::connect(&relay.tcp_addr().to_string(), quiet()).await;
+    let third_id = admit(&host, &third, &code, "Third").await;
+    guest
+        .wait("the third's join", LONG, |e| match e {
+            SessionEvent::ParticipantJoined { participant } if participant.id == third_id => Some(()),
+            _ => None,
+        })
+        .await;
     host.session.send_chat("before the cut").await.unwrap();
     guest
         .wait_until("the host's first chat", LONG, |log| {
@@ -85,6 +95,11 @@ async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
     assert!(reason.contains("no media from the relay"), "{reason}");
     guest.session.send_chat("typed while away").await.unwrap();
     wait_reconnecting(&host, guest_id, true).await;
+    third.close().await;
+    host.wait("the key rotation for the third's leave", LONG, |e| {
+        matches!(e, SessionEvent::Encryption { epoch: 2, .. }).then_some(())
+    })
+    .await;
     // The outage lasts five seconds, whatever the test is waiting for.
     tokio::time::sleep_until(cut_at + Duration::from_secs(5)).await;
     let frames_before = frames_from(&host, guest_id);
@@ -130,13 +145,36 @@ async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
     );
     assert_eq!(chat_texts(&host), chat_texts(&guest), "the host saw the same chat");
     let host_events = host.events();
+    let guest_events = guest.events();
+    let lefts: Vec<u32> = guest_events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::ParticipantLeft { participant_id, .. } => Some(*participant_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lefts, vec![third_id], "the leave missed while away, once");
+    let third_joins = guest_events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::ParticipantJoined { participant } if participant.id == third_id))
+        .count();
+    assert_eq!(third_joins, 1, "a participant already known is not announced again by the resume");
+    guest
+        .wait("the host's current key", LONG, |e| matches!(e, SessionEvent::Encryption { epoch: 2, .. }).then_some(()))
+        .await;
     let knocks = host_events.iter().filter(|e| matches!(e, SessionEvent::Knock { .. })).count();
+    let host_lefts: Vec<u32> = host_events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::ParticipantLeft { participant_id, .. } => Some(*participant_id),
+            _ => None,
+        })
+        .collect();
     assert!(
-        knocks == 1 && !host_events.iter().any(|e| matches!(e, SessionEvent::ParticipantLeft { .. })),
-        "no leave and no knock but the first: {:?}",
+        knocks == 2 && host_lefts == vec![third_id],
+        "no knock but the two admissions and no leave but the third's: {:?}",
         host_events.iter().map(short).collect::<Vec<_>>()
     );
-    let guest_events = guest.events();
     let joins = guest_events.iter().filter(|e| matches!(e, SessionEvent::Joined { .. } | SessionEvent::Waiting { .. }));
     assert_eq!(joins.count(), 2, "one WAITING and one JOINED: the seat came back without a second join");
     assert!(!guest_events.iter().any(|e| matches!(e, SessionEvent::Disconnected { .. })));
@@ -147,7 +185,7 @@ async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
             _ => None,
         })
         .collect();
-    assert_eq!(roster_ids, vec![guest_id], "the guest joined once, under one id");
+    assert_eq!(roster_ids, vec![guest_id, third_id], "the guest joined once, under one id");
     assert_ne!(host_id, guest_id);
     guest.close().await;
     host.close().await;

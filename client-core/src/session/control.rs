@@ -283,6 +283,7 @@ impl ControlTask {
             M::Joined(welcome) => self.on_joined(welcome).await?,
             M::ParticipantJoined { participant } => {
                 let (id, public) = (participant.id, MediaPublicKey::from_hex(&participant.media_public_key));
+                self.track_roster(&participant);
                 self.events.emit(SessionEvent::ParticipantJoined { participant });
                 match public {
                     Ok(public) => self.on_keyring(|k| k.on_participant_joined(id, public)).await?,
@@ -290,13 +291,25 @@ impl ControlTask {
                 }
             }
             M::ParticipantLeft { participant_id, reason } => {
+                if let Phase::InMeeting(m) = &mut self.phase {
+                    m.welcome.roster.retain(|p| p.id != participant_id);
+                }
                 if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
                     engine.participant_left(participant_id);
                 }
                 self.events.emit(SessionEvent::ParticipantLeft { participant_id, reason });
                 self.on_keyring(|k| k.on_participant_left(participant_id)).await?;
             }
-            M::ParticipantUpdated { participant } => self.events.emit(SessionEvent::ParticipantUpdated { participant }),
+            M::ParticipantUpdated { participant } => {
+                let was_reconnecting = self.track_roster(&participant).is_some_and(|old| old.reconnecting);
+                let back = was_reconnecting && !participant.reconnecting;
+                let (id, public) = (participant.id, MediaPublicKey::from_hex(&participant.media_public_key));
+                self.events.emit(SessionEvent::ParticipantUpdated { participant });
+                // Back from a drop, it may have missed a rotation: as host we send the current key.
+                if let (true, Ok(public)) = (back, public) {
+                    self.on_keyring(|k| k.on_participant_joined(id, public)).await?;
+                }
+            }
             M::HostChanged { host_id } => {
                 if let Phase::InMeeting(m) = &mut self.phase {
                     m.welcome.host_id = host_id;
@@ -345,6 +358,19 @@ impl ControlTask {
             }
         }
         Ok(())
+    }
+
+    /// Keeps our copy of the roster current (what a resume compares the relay's with); returns
+    /// the participant's previous entry.
+    fn track_roster(&mut self, participant: &Participant) -> Option<Participant> {
+        let Phase::InMeeting(m) = &mut self.phase else { return None };
+        match m.welcome.roster.iter_mut().find(|p| p.id == participant.id) {
+            Some(entry) => Some(std::mem::replace(entry, participant.clone())),
+            None => {
+                m.welcome.roster.push(participant.clone());
+                None
+            }
+        }
     }
 
     /// A stamped chat message, live or replayed: shown once.
@@ -807,7 +833,12 @@ impl ControlTask {
                     }
                 }
                 Some(old) if old != participant => {
-                    self.events.emit(SessionEvent::ParticipantUpdated { participant: participant.clone() })
+                    self.events.emit(SessionEvent::ParticipantUpdated { participant: participant.clone() });
+                    let back = old.reconnecting && !participant.reconnecting;
+                    if let (true, Ok(public)) = (back, MediaPublicKey::from_hex(&participant.media_public_key)) {
+                        let id = participant.id;
+                        self.on_keyring(|k| k.on_participant_joined(id, public)).await?;
+                    }
                 }
                 Some(_) => {}
             }
