@@ -43,6 +43,14 @@ fn frames_from(bot: &Bot, sender: u32) -> usize {
     bot.log.lock().unwrap().frames.get(&sender).map_or(0, Vec::len)
 }
 
+/// Waits until `bot` was shown a chat message with `text`.
+async fn wait_chat(bot: &Bot, what: &str, text: &str) {
+    bot.wait_until(what, LONG, |log| {
+        log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == text))
+    })
+    .await
+}
+
 /// Waits until the roster `bot` was shown has `id` with `reconnecting` as given.
 async fn wait_reconnecting(bot: &Bot, id: u32, reconnecting: bool) {
     bot.wait("participant's connection state", LONG, |e| match e {
@@ -117,26 +125,12 @@ async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
         log.frames.get(&guest_id).is_some_and(|f| f.len() >= frames_before + 10)
     })
     .await;
-    host.wait_until("the chat typed while away", LONG, |log| {
-        log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "typed while away"))
-    })
-    .await;
-    guest
-        .wait_until("the chat sent during the cut", LONG, |log| {
-            log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "during the cut 2"))
-        })
-        .await;
+    wait_chat(&host, "the chat typed while away", "typed while away").await;
+    wait_chat(&guest, "the chat sent during the cut", "during the cut 2").await;
     // Give a duplicate time to show up: a round trip of chat after everything else.
     host.session.send_chat("after").await.unwrap();
-    guest
-        .wait_until("the last chat", LONG, |log| {
-            log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "after"))
-        })
-        .await;
-    host.wait_until("the last chat", LONG, |log| {
-        log.events.iter().any(|e| matches!(e, SessionEvent::Chat { message } if message.text == "after"))
-    })
-    .await;
+    wait_chat(&guest, "the last chat", "after").await;
+    wait_chat(&host, "the last chat", "after").await;
 
     assert_eq!(
         chat_texts(&guest),

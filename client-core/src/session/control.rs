@@ -778,15 +778,11 @@ impl ControlTask {
                 Some(Ok(Err(e))) => return Err(AttemptError::Failed(format!("malformed answer to RESUME: {e}"))),
                 Some(Ok(Ok(msg))) => msg,
             };
+            // Names reach the page; see `on_message`.
+            let mut msg = msg;
+            msg.sanitize_names();
             match msg {
-                ControlMessage::Resumed(mut welcome) => {
-                    // Names reach the page; see `on_message`.
-                    let mut wrapped = ControlMessage::Resumed(welcome);
-                    wrapped.sanitize_names();
-                    let ControlMessage::Resumed(clean) = wrapped else { unreachable!("sanitizing keeps the variant") };
-                    welcome = clean;
-                    return Ok((conn, welcome));
-                }
+                ControlMessage::Resumed(welcome) => return Ok((conn, welcome)),
                 ControlMessage::Error { code: ErrorCode::ResumeRefused, message, .. } => {
                     return Err(AttemptError::Refused(message))
                 }
