@@ -14,6 +14,14 @@
 //! the whole file is checked: on a match the partial file is renamed to a free name (never
 //! overwriting: `name (1).ext`, `name (2).ext`, …), on a mismatch it is removed and the
 //! failure reported.
+//!
+//! **Broken connections**: a transfer whose file connection closes, fails, or brings no
+//! `ACK`/`DATA` for [`STALL_TIMEOUT`] is taken up again by itself on a new connection, on the
+//! schedule the control connection resumes on ([`ReconnectSchedule`]: at once, then about 1,
+//! 2, 4, 4… s apart for up to 60 s, each attempt given [`ATTEMPT_TIMEOUT`]): an upload with
+//! `FILE_UPLOAD_RESUME`, going on from the offset the relay holds; a download from its partial
+//! file. Only when that window passes, or the relay refuses, is the transfer reported failed
+//! ([`FileError::GaveUp`] keeps the last reason).
 
 use std::collections::BTreeMap;
 use std::io::SeekFrom;
@@ -29,12 +37,13 @@ use protocol::estimators::RateMeter;
 use protocol::file::{FileFrame, MAX_CHUNK_SIZE, MAX_FILE_FRAME_LEN};
 use protocol::framing::RawFrames;
 use protocol::reno::RenoConfig;
+use protocol::resume::ReconnectSchedule;
 use protocol::{ControlMessage, FrameCodec};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::codec::Framed;
 
-use crate::net::control::connect_tcp;
+use crate::net::control::{connect_tcp, ConnectError};
 use crate::net::tls::{RelayTrust, TlsStream};
 use crate::session::events::{EventSender, FileFailure, FileProgress, SessionEvent};
 use crate::stats::{FileDirection, FileTransferStats, TransferState};
@@ -44,8 +53,11 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// How long to wait for the relay's handshake answers and, after the last chunk, for its
 /// verdict on the upload (it hashes the whole file first).
 const RELAY_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a download waits for the next chunk before giving up (resumable).
-const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a transfer waits for the next chunk (a download) or acknowledgement (an upload)
+/// before it takes the connection as broken and resumes on a new one; the relay's own limit.
+const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one attempt to take a broken transfer up again may take, connection to answer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many transfers are remembered for the stats panel.
 const MAX_REMEMBERED_TRANSFERS: usize = 64;
 /// Longest file name kept when saving.
@@ -72,6 +84,8 @@ pub enum FileError {
     HashMismatch { expected: String, actual: String },
     #[error("no free file name for {0}")]
     NoFreeName(String),
+    #[error("the connection to the relay broke and did not come back within {secs} s ({last})")]
+    GaveUp { secs: u64, last: String },
 }
 
 impl FileError {
@@ -80,9 +94,11 @@ impl FileError {
         match self {
             FileError::Io(_) => FileFailure::LocalFile,
             FileError::Connect(crate::net::control::ConnectError::Refused { code, .. }) => FileFailure::Refused(*code),
-            FileError::Connect(_) | FileError::Frame(_) | FileError::Closed | FileError::Timeout => {
-                FileFailure::Connection
-            }
+            FileError::Connect(_)
+            | FileError::Frame(_)
+            | FileError::Closed
+            | FileError::Timeout
+            | FileError::GaveUp { .. } => FileFailure::Connection,
             FileError::Refused { code, .. } => FileFailure::Refused(*code),
             FileError::Protocol(_) => FileFailure::Protocol,
             FileError::HashMismatch { .. } => FileFailure::HashMismatch,
@@ -102,9 +118,25 @@ impl FileError {
 
     /// Whether trying the same download again may succeed and continue from the partial file.
     pub fn is_resumable(&self) -> bool {
+        matches!(self, FileError::Io(_) | FileError::GaveUp { .. }) || self.is_connection_lost()
+    }
+
+    /// Whether the connection to the relay broke (or could not be made), so the transfer goes
+    /// on by itself over a new one.
+    fn is_connection_lost(&self) -> bool {
         matches!(
             self,
-            FileError::Io(_) | FileError::Connect(_) | FileError::Frame(_) | FileError::Closed | FileError::Timeout
+            FileError::Connect(
+                ConnectError::Resolve { .. }
+                    | ConnectError::NoAddress(_)
+                    | ConnectError::Connect { .. }
+                    | ConnectError::Timeout(_)
+                    | ConnectError::Tls { .. }
+                    | ConnectError::Frame(_)
+                    | ConnectError::Closed
+            ) | FileError::Frame(_)
+                | FileError::Closed
+                | FileError::Timeout
         )
     }
 }
@@ -264,45 +296,145 @@ async fn upload_inner(
 ) -> Result<(u64, String), FileError> {
     let size = tokio::fs::metadata(path).await?.len();
     let sha256 = hex::encode(hash_prefix(path.to_path_buf(), None).await?.finalize());
-    let file = tokio::fs::File::open(path).await?;
+    let mut file = tokio::fs::File::open(path).await?;
     let first = ControlMessage::FileUpload {
         session_token: ctx.session_token.clone(),
         name: name.to_string(),
         size,
         sha256: sha256.clone(),
     };
-    let mut conn = open_file_conn(ctx, first).await?;
-    let (file_id, chunk_size) = match next_control(&mut conn).await? {
-        ControlMessage::FileUploadReady { file_id, chunk_size } => (file_id, chunk_size),
-        other => return Err(FileError::Protocol(format!("expected FILE_UPLOAD_READY, got {}", other.type_name()))),
+    let (mut conn, file_id, chunk_size, mut offset) = match upload_ready(ctx, first, RELAY_ANSWER_TIMEOUT).await? {
+        UploadStart::Ready { conn, file_id, chunk_size, offset: 0 } => (*conn, file_id, chunk_size, 0),
+        _ => return Err(FileError::Protocol("a new upload must start at offset 0".into())),
     };
     *file_id_out = Some(file_id);
-    if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
-        return Err(FileError::Protocol(format!("chunk size {chunk_size} out of range")));
+    let mut progress = UploadProgress {
+        ctx,
+        key,
+        upload_id,
+        file_id,
+        name,
+        chunk_size,
+        rate: RateMeter::new(Duration::from_secs(1)),
+        last_report: None,
+        resumed_from: 0,
+    };
+    let mut retry = Retry::default();
+    loop {
+        let mut sender = ChunkSender::new(RenoConfig::default(), size, offset, chunk_size);
+        let sent = send_upload(&mut conn, &mut file, &mut sender, &mut progress, file_id).await;
+        let moved = sender.acked() > offset;
+        let error = match sent {
+            Ok(()) => return Ok((file_id, sha256)),
+            Err(e) if e.is_connection_lost() => e,
+            Err(e) => return Err(e),
+        };
+        // The connection broke: take the upload up again where the relay has it.
+        if moved {
+            retry = Retry::default();
+        }
+        tracing::info!(file_id, "upload interrupted ({error}): resuming");
+        let resume = ControlMessage::FileUploadResume { session_token: ctx.session_token.clone(), file_id };
+        let mut why = error;
+        loop {
+            retry.wait(&why).await?;
+            match upload_ready(ctx, resume.clone(), ATTEMPT_TIMEOUT).await {
+                Ok(UploadStart::Ready { conn: new, file_id: id, chunk_size: size_now, offset: at }) => {
+                    if id != file_id || size_now != chunk_size || at > size {
+                        return Err(FileError::Protocol(format!(
+                            "resume of upload {file_id} answered for upload {id} at offset {at}"
+                        )));
+                    }
+                    tracing::info!(file_id, offset = at, attempts = retry.attempts(), "upload resumed");
+                    (conn, offset) = (*new, at);
+                    file.seek(SeekFrom::Start(offset)).await?;
+                    progress.resumed_from = offset;
+                    break;
+                }
+                // Every byte had arrived before the break: the relay offered the file.
+                Ok(UploadStart::Complete) => return Ok((file_id, sha256)),
+                Err(e) if e.is_connection_lost() => why = e,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// How the relay answered the first message of an upload connection.
+enum UploadStart {
+    Ready {
+        conn: Box<FileConn>,
+        file_id: u64,
+        chunk_size: u32,
+        offset: u64,
+    },
+    /// A resumed upload had already completed.
+    Complete,
+}
+
+/// Opens a file connection with `first` (`FILE_UPLOAD` or `FILE_UPLOAD_RESUME`) and reads the
+/// relay's answer, all within `timeout`.
+async fn upload_ready(ctx: &FileContext, first: ControlMessage, timeout: Duration) -> Result<UploadStart, FileError> {
+    tokio::time::timeout(timeout, async {
+        let mut conn = open_file_conn(ctx, first).await?;
+        match next_control(&mut conn).await? {
+            ControlMessage::FileUploadReady { file_id, chunk_size, offset } => {
+                if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+                    return Err(FileError::Protocol(format!("chunk size {chunk_size} out of range")));
+                }
+                Ok(UploadStart::Ready { conn: Box::new(conn), file_id, chunk_size, offset })
+            }
+            ControlMessage::FileUploadComplete { .. } => Ok(UploadStart::Complete),
+            other => Err(FileError::Protocol(format!("expected FILE_UPLOAD_READY, got {}", other.type_name()))),
+        }
+    })
+    .await
+    .map_err(|_| FileError::Timeout)?
+}
+
+/// Sends the file from `sender`'s offset on `conn`, then waits for the relay's verdict.
+async fn send_upload(
+    conn: &mut FileConn,
+    file: &mut tokio::fs::File,
+    sender: &mut ChunkSender,
+    progress: &mut UploadProgress<'_>,
+    file_id: u64,
+) -> Result<(), FileError> {
+    let mut link = UploadLink { conn, last_heard: Instant::now(), file, progress };
+    link.progress.report(sender, true);
+    send_chunks(sender, &mut link).await?;
+    link.progress.report(sender, true);
+    // The relay hashes the whole file, then answers.
+    match next_control(conn).await? {
+        ControlMessage::FileUploadComplete { file_id: done } if done == file_id => Ok(()),
+        other => Err(FileError::Protocol(format!("expected FILE_UPLOAD_COMPLETE, got {}", other.type_name()))),
+    }
+}
+
+/// When a transfer whose connection broke tries again: on the schedule of the control
+/// connection's resume (at once, then about 1, 2, 4, 4… s apart, for up to 60 s).
+#[derive(Debug, Default)]
+struct Retry {
+    schedule: Option<ReconnectSchedule>,
+}
+
+impl Retry {
+    /// Waits until the next attempt is due; when the window is over, fails saying why the
+    /// latest attempt (or the connection) failed: `why`.
+    async fn wait(&mut self, why: &FileError) -> Result<(), FileError> {
+        let schedule = self.schedule.get_or_insert_with(|| {
+            ReconnectSchedule::new(Instant::now(), crate::media::now_us() ^ u64::from(std::process::id()))
+        });
+        let Some(at) = schedule.next_attempt() else {
+            return Err(FileError::GaveUp { secs: schedule.elapsed(Instant::now()).as_secs(), last: why.to_string() });
+        };
+        tokio::time::sleep_until(at.into()).await;
+        schedule.on_attempt(Instant::now());
+        Ok(())
     }
 
-    let mut sender = ChunkSender::new(RenoConfig::default(), size, 0, chunk_size);
-    let mut link = UploadLink {
-        conn: &mut conn,
-        file,
-        progress: UploadProgress {
-            ctx,
-            key,
-            upload_id,
-            file_id,
-            name,
-            chunk_size,
-            rate: RateMeter::new(Duration::from_secs(1)),
-            last_report: None,
-        },
-    };
-    link.progress.report(&sender, true);
-    send_chunks(&mut sender, &mut link).await?;
-    link.progress.report(&sender, true);
-    // The relay hashes the whole file, then answers.
-    match next_control(&mut conn).await? {
-        ControlMessage::FileUploadComplete { file_id: done } if done == file_id => Ok((file_id, sha256)),
-        other => Err(FileError::Protocol(format!("expected FILE_UPLOAD_COMPLETE, got {}", other.type_name()))),
+    fn attempts(&self) -> u32 {
+        self.schedule.as_ref().map_or(0, ReconnectSchedule::attempts)
     }
 }
 
@@ -316,6 +448,8 @@ struct UploadProgress<'a> {
     chunk_size: u32,
     rate: RateMeter,
     last_report: Option<Instant>,
+    /// Where the latest resume of the upload started.
+    resumed_from: u64,
 }
 
 impl UploadProgress<'_> {
@@ -340,7 +474,7 @@ impl UploadProgress<'_> {
             chunk_size: Some(self.chunk_size),
             ssthresh: Some(reno.ssthresh()),
             phase: Some(reno.phase()),
-            resumed_from: 0,
+            resumed_from: self.resumed_from,
         };
         self.ctx.table.update(self.key, transfer_stats(&progress, TransferState::Active));
         self.ctx.events.emit(SessionEvent::FileProgress(progress));
@@ -348,10 +482,12 @@ impl UploadProgress<'_> {
 }
 
 /// The upload's side of [`send_chunks`]: chunks from the local file, ACKs from the relay.
-struct UploadLink<'a> {
+struct UploadLink<'a, 'p> {
     conn: &'a mut FileConn,
-    file: tokio::fs::File,
-    progress: UploadProgress<'a>,
+    /// When the relay last acknowledged a chunk (or the connection started).
+    last_heard: Instant,
+    file: &'a mut tokio::fs::File,
+    progress: &'a mut UploadProgress<'p>,
 }
 
 impl From<ChunkError> for FileError {
@@ -363,7 +499,7 @@ impl From<ChunkError> for FileError {
     }
 }
 
-impl ChunkLink for UploadLink<'_> {
+impl ChunkLink for UploadLink<'_, '_> {
     type Error = FileError;
 
     fn now(&self) -> Instant {
@@ -386,10 +522,15 @@ impl ChunkLink for UploadLink<'_> {
 
     async fn next_ack(&mut self, timer: Option<Instant>) -> Result<LinkEvent, FileError> {
         // With nothing in flight the relay owes us nothing but its verdict; wait that long.
-        let deadline = timer.unwrap_or_else(|| Instant::now() + RELAY_ANSWER_TIMEOUT);
+        // With chunks in flight, an ACK is due within the stall limit, whatever the timer says.
+        let stalled_at = self.last_heard + STALL_TIMEOUT;
+        let deadline = timer.map_or_else(|| Instant::now() + RELAY_ANSWER_TIMEOUT, |t| t.min(stalled_at));
         tokio::select! {
             frame = next_frame(self.conn) => match frame? {
-                FileFrame::Ack { seq, received } => Ok(LinkEvent::Ack { seq, received }),
+                FileFrame::Ack { seq, received } => {
+                    self.last_heard = Instant::now();
+                    Ok(LinkEvent::Ack { seq, received })
+                }
                 FileFrame::Control(ControlMessage::FileUploadComplete { .. }) => {
                     Err(FileError::Protocol("FILE_UPLOAD_COMPLETE before every byte was acknowledged".into()))
                 }
@@ -397,8 +538,8 @@ impl ChunkLink for UploadLink<'_> {
                 other => Err(FileError::Protocol(format!("unexpected {} during upload", frame_name(&other)))),
             },
             _ = tokio::time::sleep_until(deadline.into()) => match timer {
-                Some(_) => Ok(LinkEvent::Timer),
-                None => Err(FileError::Timeout),
+                Some(_) if Instant::now() < stalled_at => Ok(LinkEvent::Timer),
+                _ => Err(FileError::Timeout),
             },
         }
     }
@@ -502,11 +643,40 @@ pub(crate) async fn download(ctx: FileContext, key: u64, info: FileInfo, dir: Pa
     }
 }
 
+/// Downloads `info`, taking it up again from the partial file whenever the connection breaks.
 async fn download_inner(
     ctx: &FileContext,
     key: u64,
     info: &FileInfo,
     dir: &Path,
+) -> Result<(PathBuf, String), FileError> {
+    let mut retry = Retry::default();
+    let mut timeout = RELAY_ANSWER_TIMEOUT;
+    loop {
+        let mut moved = false;
+        match download_once(ctx, key, info, dir, timeout, &mut moved).await {
+            Err(e) if e.is_connection_lost() => {
+                if moved {
+                    retry = Retry::default();
+                }
+                tracing::info!(file_id = info.file_id, "download interrupted ({e}): resuming");
+                retry.wait(&e).await?;
+                timeout = ATTEMPT_TIMEOUT;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// One connection's worth of a download: from what the partial file holds, as far as it gets.
+/// `moved` says whether any chunk arrived.
+async fn download_once(
+    ctx: &FileContext,
+    key: u64,
+    info: &FileInfo,
+    dir: &Path,
+    answer_timeout: Duration,
+    moved: &mut bool,
 ) -> Result<(PathBuf, String), FileError> {
     tokio::fs::create_dir_all(dir).await?;
     let part = partial_path(dir, info);
@@ -520,11 +690,15 @@ async fn download_inner(
     }
     let first =
         ControlMessage::FileDownload { session_token: ctx.session_token.clone(), file_id: info.file_id, offset: have };
-    let mut conn = open_file_conn(ctx, first).await?;
-    let (remote, offset) = match next_control(&mut conn).await? {
-        ControlMessage::FileDownloadReady { file, offset, chunk_size: _ } => (file, offset),
-        other => return Err(FileError::Protocol(format!("expected FILE_DOWNLOAD_READY, got {}", other.type_name()))),
-    };
+    let (mut conn, remote, offset) = tokio::time::timeout(answer_timeout, async {
+        let mut conn = open_file_conn(ctx, first).await?;
+        match next_control(&mut conn).await? {
+            ControlMessage::FileDownloadReady { file, offset, chunk_size: _ } => Ok((conn, file, offset)),
+            other => Err(FileError::Protocol(format!("expected FILE_DOWNLOAD_READY, got {}", other.type_name()))),
+        }
+    })
+    .await
+    .map_err(|_| FileError::Timeout)??;
     if offset > have || remote.size != info.size || remote.sha256 != info.sha256 {
         return Err(FileError::Protocol(format!(
             "relay offers offset {offset} of {} bytes, we asked for {have} of {}",
@@ -577,6 +751,7 @@ async fn download_inner(
                     out.write_all(&data).await?;
                     hasher.update(&data);
                     received = end;
+                    *moved = true;
                     conn.send(FileFrame::Ack { seq, received }.encode()).await?;
                     let now = Instant::now();
                     rate.record(now, data.len());

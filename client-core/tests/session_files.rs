@@ -1,5 +1,6 @@
-//! File transfer through a real relay: a 5 MB file reaches two receivers byte-identical, an
-//! interrupted download resumes from its partial file, an existing name is never
+//! File transfer through a real relay: a 5 MB file reaches two receivers byte-identical, a
+//! download cut in the middle resumes by itself on a new connection, one kept as a partial
+//! file goes on from it, an existing name is never
 //! overwritten, a partial file with wrong bytes ends in a reported hash failure, and an upload
 //! the relay refuses fails with the relay's own words.
 
@@ -192,7 +193,7 @@ async fn cutting_proxy(upstream: SocketAddr, cut_after: u64) -> SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupted_download_resumes_where_it_stopped() {
+async fn a_cut_download_resumes_by_itself_where_it_stopped() {
     let relay = start_relay().await;
     let addr = relay.tcp_addr().to_string();
     let proxy = cutting_proxy(relay.tcp_addr(), 1024 * 1024).await.to_string();
@@ -204,32 +205,55 @@ async fn interrupted_download_resumes_where_it_stopped() {
 
     let dir = tempfile::tempdir().unwrap();
     b.session.accept_file(offer.file_id, dir.path()).await.unwrap();
-    let reason = b
-        .wait("FileFailed", LONG, |e| match e {
-            SessionEvent::FileFailed { resumable: true, reason, failure, upload_id: None, .. } => {
-                assert_eq!(*failure, FileFailure::Connection, "{reason}");
-                Some(reason.clone())
-            }
-            SessionEvent::FileDone { .. } => panic!("the proxy should have cut the download"),
+    let saved = wait_saved(&b, 0, offer.file_id).await;
+    assert!(std::fs::read(&saved).unwrap() == data, "byte-identical after the resume");
+    assert!(!partial_path(dir.path(), &offer).exists());
+    // Two connections: the first cut after about 1 MB, the second asking for the rest only.
+    let progress: Vec<(u64, u64)> = b
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::FileProgress(p) if p.file_id == offer.file_id => Some((p.bytes, p.resumed_from)),
             _ => None,
         })
-        .await;
-    let part = partial_path(dir.path(), &offer);
-    let partial_len = std::fs::metadata(&part).expect("partial file kept").len();
-    assert!(partial_len > 0 && partial_len < offer.size, "partial {partial_len} bytes after: {reason}");
-    assert!(!dir.path().join("resume.bin").exists());
+        .collect();
+    let cut = progress.iter().position(|p| p.1 > 0).expect("a resumed connection");
+    let (held_before, resumed_from) = (progress[cut - 1].0, progress[cut].1);
+    assert!(
+        resumed_from >= held_before && resumed_from > 0 && resumed_from < offer.size,
+        "resumed from {resumed_from} after holding {held_before}: {progress:?}"
+    );
+    assert!(!b.events().iter().any(|e| matches!(e, SessionEvent::FileFailed { .. })), "no failure was reported");
+    for bot in [a, b, c] {
+        bot.close().await;
+    }
+    relay.shutdown().await;
+}
 
-    let mark = b.mark();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_goes_on_from_a_partial_file_kept_earlier() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let (a, b, c) = meeting_of_three(&addr, &addr).await;
+    let src = tempfile::tempdir().unwrap();
+    let (path, data) = write_source(src.path(), "kept.bin", 1024 * 1024, 12);
+    a.session.send_file(&path).await.unwrap();
+    let offer = wait_offer(&b, "kept.bin").await;
+
+    // What an earlier session (or a download given up after its retry window) left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let part = partial_path(dir.path(), &offer);
+    std::fs::write(&part, &data[..300_000]).unwrap();
     b.session.accept_file(offer.file_id, dir.path()).await.unwrap();
     let resumed_from = b
-        .wait_from(mark, "progress", LONG, |e| match e {
+        .wait("progress", LONG, |e| match e {
             SessionEvent::FileProgress(p) if p.file_id == offer.file_id => Some(p.resumed_from),
             _ => None,
         })
         .await;
-    assert_eq!(resumed_from, partial_len, "asked the relay for the rest only");
-    let saved = wait_saved(&b, mark, offer.file_id).await;
-    assert!(std::fs::read(&saved).unwrap() == data, "byte-identical after resume");
+    assert_eq!(resumed_from, 300_000, "asked the relay for the rest only");
+    let saved = wait_saved(&b, 0, offer.file_id).await;
+    assert!(std::fs::read(&saved).unwrap() == data, "byte-identical");
     assert!(!part.exists());
     for bot in [a, b, c] {
         bot.close().await;

@@ -317,8 +317,11 @@ pub enum ControlMessage {
 
     /// C→R, first message on a file connection: upload a file.
     FileUpload { session_token: String, name: String, size: u64, sha256: String },
-    /// R→C: the upload may start; chunks go as binary frames (see [`crate::file`]).
-    FileUploadReady { file_id: u64, chunk_size: u32 },
+    /// C→R, first message on a file connection: continue an interrupted upload of ours.
+    FileUploadResume { session_token: String, file_id: u64 },
+    /// R→C: the upload may start (or go on); chunks go as binary frames (see [`crate::file`]),
+    /// the first at `offset` (0 for a new upload, the bytes the relay holds for a resumed one).
+    FileUploadReady { file_id: u64, chunk_size: u32, offset: u64 },
     /// R→C: all bytes arrived and the hash matched; the file is offered in chat.
     FileUploadComplete { file_id: u64 },
     /// C→R, first message on a file connection: download a file from `offset`.
@@ -399,6 +402,7 @@ impl ControlMessage {
             ChatSend { .. } => "CHAT_SEND",
             Chat { .. } => "CHAT",
             FileUpload { .. } => "FILE_UPLOAD",
+            FileUploadResume { .. } => "FILE_UPLOAD_RESUME",
             FileUploadReady { .. } => "FILE_UPLOAD_READY",
             FileUploadComplete { .. } => "FILE_UPLOAD_COMPLETE",
             FileDownload { .. } => "FILE_DOWNLOAD",

@@ -97,7 +97,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr,
                 debug!(%peer, client = %client_name, "control connection");
                 return Session::new(shared, framed, hop, peer, shutdown).run().await;
             }
-            msg @ (ControlMessage::FileUpload { .. } | ControlMessage::FileDownload { .. }) => {
+            msg @ (ControlMessage::FileUpload { .. }
+            | ControlMessage::FileUploadResume { .. }
+            | ControlMessage::FileDownload { .. }) => {
                 return crate::files::serve(shared, framed, msg, peer, shutdown).await;
             }
             ControlMessage::Ping { nonce } => {
@@ -108,7 +110,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr,
             other => {
                 let error = ControlMessage::error(
                     ErrorCode::InvalidState,
-                    format!("{} before HELLO; start with HELLO, FILE_UPLOAD or FILE_DOWNLOAD", other.type_name()),
+                    format!(
+                        "{} before HELLO; start with HELLO, FILE_UPLOAD, FILE_UPLOAD_RESUME or FILE_DOWNLOAD",
+                        other.type_name()
+                    ),
                 );
                 if !send_bounded(&mut framed, &error, liveness).await {
                     return;
@@ -442,9 +447,9 @@ impl Session {
                 Ok(None)
             }
             M::Hello { .. } => Err(OpError::new(ErrorCode::InvalidState, "HELLO was already received")),
-            M::FileUpload { .. } | M::FileDownload { .. } => Err(OpError::new(
+            M::FileUpload { .. } | M::FileUploadResume { .. } | M::FileDownload { .. } => Err(OpError::new(
                 ErrorCode::InvalidState,
-                "file transfers use their own connection (FILE_UPLOAD or FILE_DOWNLOAD as its first message)",
+                "file transfers use their own connection (FILE_UPLOAD, FILE_UPLOAD_RESUME or FILE_DOWNLOAD as its first message)",
             )),
             other => Err(OpError::new(
                 ErrorCode::InvalidState,

@@ -27,7 +27,7 @@
 //! files go when the meeting ends.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::control::frame_error;
+use crate::meeting::uploads::Claim;
 use crate::meeting::{Meeting, OpError, Shared, SpooledFile};
 use crate::stall::StallWatch;
 use crate::stats::{LimitHit, Stats};
@@ -60,6 +61,8 @@ type FileStream = Framed<crate::Stream, RawFrames>;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Buffer between the socket and the spool file, so disk I/O happens in large blocks.
 const DISK_BUFFER: usize = 256 * 1024;
+/// How long a resume waits for the upload's previous connection to let go of it.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves a file connection whose first message, `first`, was read by the control codec.
 pub(crate) async fn serve(
@@ -75,10 +78,14 @@ pub(crate) async fn serve(
     let mut parts = FramedParts::new::<Bytes>(old.io, RawFrames(FrameCodec::new(MAX_FILE_FRAME_LEN)));
     parts.read_buf = old.read_buf;
     parts.write_buf = old.write_buf;
-    let mut conn = FileConn { framed: Framed::from_parts(parts), shared, peer, shutdown };
+    let taken_over = CancellationToken::new();
+    let mut conn = FileConn { framed: Framed::from_parts(parts), shared, peer, shutdown, taken_over };
     let result = match first {
         ControlMessage::FileUpload { session_token, name, size, sha256 } => {
             conn.upload(&session_token, &name, size, &sha256).await
+        }
+        ControlMessage::FileUploadResume { session_token, file_id } => {
+            conn.resume_upload(&session_token, file_id).await
         }
         ControlMessage::FileDownload { session_token, file_id, offset } => {
             conn.download(&session_token, file_id, offset).await
@@ -92,7 +99,7 @@ pub(crate) async fn serve(
             let reply = e.reply(&conn.shared.stats);
             let _ = conn.send(&reply).await;
         }
-        Err(Ended::Gone(why)) => {
+        Err(Ended::Broken(why) | Ended::Gone(why)) => {
             debug!(%peer, "file transfer ended: {why}");
             return;
         }
@@ -105,7 +112,10 @@ pub(crate) async fn serve(
 enum Ended {
     /// Answer the client with this error, then close.
     Refused(OpError),
-    /// The connection, the meeting or the relay went away: just close.
+    /// The connection closed, broke, went silent or was taken over by a resume: just close
+    /// (an upload is held for a resume).
+    Broken(String),
+    /// The relay is shutting down, or the peer sent what cannot be framed: just close.
     Gone(String),
 }
 
@@ -116,7 +126,7 @@ impl From<OpError> for Ended {
 }
 
 fn io_gone(what: &str, e: impl std::fmt::Display) -> Ended {
-    Ended::Gone(format!("{what}: {e}"))
+    Ended::Broken(format!("{what}: {e}"))
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Ended {
@@ -135,6 +145,8 @@ struct FileConn {
     shared: Arc<Shared>,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    /// Cancelled when a resume takes this connection's upload over.
+    taken_over: CancellationToken,
 }
 
 impl FileConn {
@@ -147,10 +159,14 @@ impl FileConn {
     }
 
     async fn send_frame(&mut self, frame: FileFrame) -> Result<(), Ended> {
-        match tokio::time::timeout(self.limit(), self.framed.send(frame.encode())).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io_gone("write", e)),
-            Err(_) => Err(Ended::Gone("the peer stopped reading".into())),
+        let limit = self.limit();
+        tokio::select! {
+            _ = self.taken_over.cancelled() => Err(Ended::Broken("taken over by a resume".into())),
+            sent = tokio::time::timeout(limit, self.framed.send(frame.encode())) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(io_gone("write", e)),
+                Err(_) => Err(Ended::Broken("the peer stopped reading".into())),
+            },
         }
     }
 
@@ -173,6 +189,7 @@ impl FileConn {
         loop {
             let frame = tokio::select! {
                 _ = self.shutdown.cancelled() => return Err(Ended::Gone("relay shutting down".into())),
+                _ = self.taken_over.cancelled() => return Err(Ended::Broken("taken over by a resume".into())),
                 _ = meeting.ended.cancelled() => {
                     return Err(Ended::Refused(OpError::new(ErrorCode::UnknownFile, "the meeting ended")));
                 }
@@ -180,15 +197,18 @@ impl FileConn {
                     return Ok(Incoming::Timer);
                 }
                 _ = tokio::time::sleep_until(idle_deadline) => {
-                    return Err(Ended::Gone("the peer went silent".into()));
+                    return Err(Ended::Broken("the peer went silent".into()));
                 }
                 frame = self.framed.next() => frame,
             };
             let payload = match frame {
-                None => return Err(Ended::Gone("connection closed".into())),
+                None => return Err(Ended::Broken("connection closed".into())),
                 Some(Err(e)) => {
                     frame_error(&self.shared, self.peer, e.clone());
-                    return Err(Ended::Gone(e.to_string()));
+                    return Err(match e {
+                        FrameError::Io(_) | FrameError::Truncated { .. } => Ended::Broken(e.to_string()),
+                        _ => Ended::Gone(e.to_string()),
+                    });
                 }
                 Some(Ok(payload)) => payload,
             };
@@ -220,58 +240,199 @@ impl FileConn {
         // Charged chunk by chunk as the bytes arrive; a file that cannot fit now is refused now.
         let sender_name = meeting.begin_upload(&self.shared, participant, size)?;
         let file_id = self.shared.next_file_id();
-        let part = meeting.spool_dir.join(format!("{file_id}.part"));
         info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
-        let mut upload = Upload {
-            meeting: &meeting,
+        let up = UploadState {
             participant,
             file_id,
+            part: meeting.spool_dir.join(format!("{file_id}.part")),
             name,
             size,
             sha256,
             sender_name,
             announced: false,
             charged: 0,
+            received: 0,
+            hasher: Sha256::new(),
         };
-        let result = self.receive(&mut upload, &part).await;
-        meeting.end_upload(&self.shared, participant);
-        if let Err(ended) = &result {
-            remove_file(&part).await;
-            meeting.refund_upload(&self.shared, participant, upload.charged);
-            info!(meeting = %meeting.code, file_id, "upload abandoned");
-            // Whoever saw its progress learns that it will not finish.
-            if upload.announced {
-                let reason = match ended {
-                    Ended::Gone(_) => UploadStopReason::Disconnected,
-                    Ended::Refused(e) if e.code == ErrorCode::HashMismatch => UploadStopReason::HashMismatch,
-                    Ended::Refused(_) => UploadStopReason::Refused,
-                };
-                meeting.file_progress(&self.shared, upload.stopped(reason));
+        meeting.upload_running(file_id, participant, self.taken_over.clone());
+        let file = async {
+            tokio::fs::create_dir_all(&meeting.spool_dir).await.map_err(|e| internal("creating the spool", e))?;
+            tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&up.part)
+                .await
+                .map_err(|e| internal("creating the spool file", e))
+        }
+        .await;
+        match file {
+            Ok(file) => self.run_upload(&meeting, up, file).await,
+            Err(e) => {
+                meeting.upload_finished(file_id);
+                discard_upload(&self.shared, &meeting, up, &e).await;
+                Err(e)
             }
         }
-        result
     }
 
-    async fn receive(&mut self, up: &mut Upload<'_>, part: &Path) -> Result<(), Ended> {
-        tokio::fs::create_dir_all(&up.meeting.spool_dir).await.map_err(|e| internal("creating the spool", e))?;
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(part)
-            .await
-            .map_err(|e| internal("creating the spool file", e))?;
-        let mut out = BufWriter::with_capacity(DISK_BUFFER, file);
-        self.send(&ControlMessage::FileUploadReady { file_id: up.file_id, chunk_size: DEFAULT_CHUNK_SIZE }).await?;
+    /// `FILE_UPLOAD_RESUME`: takes over an upload of ours held after its connection broke (or
+    /// still running on a connection the relay has not yet seen break) and goes on from the
+    /// bytes the relay holds. An upload that already completed is answered as completed.
+    async fn resume_upload(&mut self, session_token: &str, file_id: u64) -> Result<(), Ended> {
+        let (meeting, participant) = self.authorize(session_token)?;
+        let unknown = || OpError::new(ErrorCode::UnknownFile, "no interrupted upload of yours with this id to resume");
+        // A running upload lets go as soon as its task sees the token; wait that long at most.
+        let deadline = Instant::now() + TAKEOVER_TIMEOUT;
+        let up = loop {
+            let changed = meeting.uploads_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match meeting.claim_upload(file_id, participant) {
+                Claim::Held(up) => break *up,
+                Claim::Running(conn) => conn.cancel(),
+                Claim::Unknown if meeting.is_offered_by(file_id, participant) => {
+                    // Completed while the uploader was away: nothing is left to send.
+                    self.send(&ControlMessage::FileUploadComplete { file_id }).await?;
+                    return Ok(());
+                }
+                Claim::Unknown => return Err(unknown().into()),
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(
+                    OpError::new(ErrorCode::ServerBusy, "the upload's previous connection did not let go").into()
+                );
+            }
+        };
+        Stats::inc(&self.shared.stats.uploads_resumed);
+        info!(meeting = %meeting.code, file_id, offset = up.received, "upload resumed");
+        meeting.upload_running(file_id, participant, self.taken_over.clone());
+        let file = async {
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(&up.part)
+                .await
+                .map_err(|e| internal("opening the spool file", e))?;
+            file.set_len(up.received).await.map_err(|e| internal("opening the spool file", e))?;
+            file.seek(std::io::SeekFrom::Start(up.received))
+                .await
+                .map_err(|e| internal("opening the spool file", e))?;
+            Ok::<_, Ended>(file)
+        }
+        .await;
+        match file {
+            Ok(file) => self.run_upload(&meeting, up, file).await,
+            Err(e) => {
+                meeting.upload_finished(file_id);
+                discard_upload(&self.shared, &meeting, up, &e).await;
+                Err(e)
+            }
+        }
+    }
 
-        let mut hasher = Sha256::new();
-        let mut received = 0u64;
+    /// Receives the rest of upload `up` into `file` (positioned at `up.received`). When the
+    /// connection breaks first, the upload is held for a resume; when it ends any other way
+    /// unfinished, what arrived is deleted and given back.
+    async fn run_upload(&mut self, meeting: &Arc<Meeting>, mut up: UploadState, file: File) -> Result<(), Ended> {
+        let result = self.receive(meeting, &mut up, file).await;
+        let (file_id, received) = (up.file_id, up.received);
+        match result {
+            Ok(()) => {
+                meeting.upload_finished(file_id);
+                meeting.end_upload(&self.shared, up.participant);
+                Ok(())
+            }
+            Err(Ended::Broken(why)) if received < up.size => match meeting.hold_upload(Box::new(up)) {
+                Ok(until) => {
+                    info!(meeting = %meeting.code, file_id, received, "upload interrupted; held for a resume");
+                    let (meeting, shared) = (meeting.clone(), self.shared.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(until.into()).await;
+                        for up in meeting.expired_uploads() {
+                            let ended = Ended::Broken("not resumed in time".into());
+                            discard_upload(&shared, &meeting, up, &ended).await;
+                        }
+                    });
+                    Err(Ended::Broken(why))
+                }
+                Err(up) => {
+                    let ended = Ended::Broken(why);
+                    discard_upload(&self.shared, meeting, *up, &ended).await;
+                    Err(ended)
+                }
+            },
+            Err(ended) => {
+                meeting.upload_finished(file_id);
+                discard_upload(&self.shared, meeting, up, &ended).await;
+                Err(ended)
+            }
+        }
+    }
+
+    async fn receive(&mut self, meeting: &Arc<Meeting>, up: &mut UploadState, file: File) -> Result<(), Ended> {
+        let mut out = BufWriter::with_capacity(DISK_BUFFER, file);
+        let ready = ControlMessage::FileUploadReady {
+            file_id: up.file_id,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            offset: up.received,
+        };
+        let result = async {
+            self.send(&ready).await?;
+            self.receive_chunks(meeting, up, &mut out).await
+        }
+        .await;
+        // What was acknowledged is on disk before the upload is held or checked.
+        match result {
+            Ok(()) | Err(Ended::Broken(_)) => {
+                out.flush().await.map_err(|e| internal("writing the spool file", e))?;
+            }
+            Err(_) => {}
+        }
+        result?;
+        drop(out);
+
+        let digest = hex::encode(up.hasher.clone().finalize());
+        if digest != up.sha256 {
+            Stats::inc(&self.shared.stats.hash_mismatches);
+            warn!(meeting = %meeting.code, file_id = up.file_id, "upload does not match its SHA-256");
+            return Err(OpError::new(ErrorCode::HashMismatch, format!("received bytes hash to {digest}")).into());
+        }
+        let path = meeting.spool_dir.join(up.file_id.to_string());
+        tokio::fs::rename(&up.part, &path).await.map_err(|e| internal("storing the file", e))?;
+        meeting.file_progress(&self.shared, up.progress(up.size));
+        up.announced = true;
+        let info = FileInfo {
+            file_id: up.file_id,
+            name: up.name.clone(),
+            size: up.size,
+            sha256: up.sha256.clone(),
+            sender_id: up.participant,
+            sender_name: up.sender_name.clone(),
+        };
+        if let Err(e) = meeting.publish_file(&self.shared, SpooledFile { info, path: path.clone() }) {
+            remove_file(&path).await;
+            return Err(e.into());
+        }
+        Stats::inc(&self.shared.stats.files_uploaded);
+        info!(meeting = %meeting.code, file_id = up.file_id, size = up.size, "upload complete");
+        // Best effort: the file is already offered, whether or not the uploader hears this.
+        let _ = self.send(&ControlMessage::FileUploadComplete { file_id: up.file_id }).await;
+        Ok(())
+    }
+
+    /// Takes `DATA` until `up.size` bytes are held, writing, hashing and acknowledging each.
+    async fn receive_chunks(
+        &mut self,
+        meeting: &Arc<Meeting>,
+        up: &mut UploadState,
+        out: &mut BufWriter<File>,
+    ) -> Result<(), Ended> {
         let mut last_progress = Instant::now();
         let (stall_window, stall_min) =
             (self.shared.config.upload_stall_window, self.shared.config.upload_stall_min_bytes);
         let mut watch = StallWatch::new(Instant::now().into_std(), stall_window, stall_min);
-        while received < up.size {
+        while up.received < up.size {
             let idle_deadline = Instant::now() + self.limit();
-            let frame = match self.next(up.meeting, Some(Instant::from_std(watch.deadline())), idle_deadline).await? {
+            let frame = match self.next(meeting, Some(Instant::from_std(watch.deadline())), idle_deadline).await? {
                 Incoming::Frame(frame) => frame,
                 Incoming::Timer => {
                     if watch.is_stalled(Instant::now().into_std()) {
@@ -287,25 +448,25 @@ impl FileConn {
             };
             match frame {
                 FileFrame::Data { seq, offset, data } => {
-                    let end = received + data.len() as u64;
-                    if offset != received || data.is_empty() || end > up.size {
+                    let end = up.received + data.len() as u64;
+                    if offset != up.received || data.is_empty() || end > up.size {
                         return Err(OpError::new(
                             ErrorCode::MalformedMessage,
-                            format!("expected a chunk at offset {received} within {} bytes", up.size),
+                            format!("expected a chunk at offset {} within {} bytes", up.received, up.size),
                         )
                         .into());
                     }
-                    up.meeting.charge_upload(&self.shared, up.participant, data.len() as u64)?;
+                    meeting.charge_upload(&self.shared, up.participant, data.len() as u64)?;
                     up.charged += data.len() as u64;
                     watch.on_bytes(data.len() as u64);
                     out.write_all(&data).await.map_err(|e| internal("writing the spool file", e))?;
-                    hasher.update(&data);
-                    received = end;
+                    up.hasher.update(&data);
+                    up.received = end;
                     Stats::add(&self.shared.stats.upload_bytes, data.len() as u64);
-                    self.send_frame(FileFrame::Ack { seq, received }).await?;
+                    self.send_frame(FileFrame::Ack { seq, received: up.received }).await?;
                     if last_progress.elapsed() >= PROGRESS_INTERVAL {
                         last_progress = Instant::now();
-                        up.meeting.file_progress(&self.shared, up.progress(received));
+                        meeting.file_progress(&self.shared, up.progress(up.received));
                         up.announced = true;
                     }
                 }
@@ -322,35 +483,6 @@ impl FileConn {
                 }
             }
         }
-        out.flush().await.map_err(|e| internal("writing the spool file", e))?;
-        drop(out);
-
-        let digest = hex::encode(hasher.finalize());
-        if digest != up.sha256 {
-            Stats::inc(&self.shared.stats.hash_mismatches);
-            warn!(meeting = %up.meeting.code, file_id = up.file_id, "upload does not match its SHA-256");
-            return Err(OpError::new(ErrorCode::HashMismatch, format!("received bytes hash to {digest}")).into());
-        }
-        let path = up.meeting.spool_dir.join(up.file_id.to_string());
-        tokio::fs::rename(part, &path).await.map_err(|e| internal("storing the file", e))?;
-        up.meeting.file_progress(&self.shared, up.progress(up.size));
-        up.announced = true;
-        let info = FileInfo {
-            file_id: up.file_id,
-            name: up.name.clone(),
-            size: up.size,
-            sha256: up.sha256.clone(),
-            sender_id: up.participant,
-            sender_name: up.sender_name.clone(),
-        };
-        if let Err(e) = up.meeting.publish_file(&self.shared, SpooledFile { info, path: path.clone() }) {
-            remove_file(&path).await;
-            return Err(e.into());
-        }
-        Stats::inc(&self.shared.stats.files_uploaded);
-        info!(meeting = %up.meeting.code, file_id = up.file_id, size = up.size, "upload complete");
-        // Best effort: the file is already offered, whether or not the uploader hears this.
-        let _ = self.send(&ControlMessage::FileUploadComplete { file_id: up.file_id }).await;
         Ok(())
     }
 
@@ -427,7 +559,7 @@ impl ChunkLink for DownloadLink<'_> {
         match tokio::time::timeout(self.conn.limit(), self.conn.framed.feed(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(io_gone("write", e)),
-            Err(_) => Err(Ended::Gone("the peer stopped reading".into())),
+            Err(_) => Err(Ended::Broken("the peer stopped reading".into())),
         }
     }
 
@@ -435,7 +567,7 @@ impl ChunkLink for DownloadLink<'_> {
         match tokio::time::timeout(self.conn.limit(), self.conn.framed.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(io_gone("write", e)),
-            Err(_) => Err(Ended::Gone("the peer stopped reading".into())),
+            Err(_) => Err(Ended::Broken("the peer stopped reading".into())),
         }
     }
 
@@ -471,11 +603,14 @@ impl ChunkLink for DownloadLink<'_> {
     }
 }
 
-/// An upload in progress.
-struct Upload<'a> {
-    meeting: &'a Arc<Meeting>,
+/// An upload: what it is and what of it has arrived. Held by the meeting while its connection
+/// is away ([`crate::meeting::uploads`]), so a resume goes on where it stopped.
+#[derive(Debug)]
+pub(crate) struct UploadState {
     participant: ParticipantId,
     file_id: u64,
+    /// `<spool>/meeting-<id>/<file_id>.part`, holding the `received` bytes.
+    part: PathBuf,
     name: String,
     size: u64,
     sha256: String,
@@ -484,9 +619,21 @@ struct Upload<'a> {
     announced: bool,
     /// Bytes of the spool budget it holds: what has arrived so far.
     charged: u64,
+    /// Bytes written and acknowledged, from the start of the file.
+    received: u64,
+    /// SHA-256 of those bytes so far.
+    hasher: Sha256,
 }
 
-impl Upload<'_> {
+impl UploadState {
+    pub fn uploader(&self) -> ParticipantId {
+        self.participant
+    }
+
+    pub fn file_id(&self) -> u64 {
+        self.file_id
+    }
+
     fn stopped(&self, reason: UploadStopReason) -> ControlMessage {
         ControlMessage::FileUploadStopped {
             file_id: self.file_id,
@@ -504,6 +651,23 @@ impl Upload<'_> {
             bytes,
             size: self.size,
         }
+    }
+}
+
+/// Gives up upload `up`, which ended as `ended` without becoming a file: deletes what arrived,
+/// gives back its spool charge and its upload slot, and tells whoever saw its progress.
+async fn discard_upload(shared: &Shared, meeting: &Arc<Meeting>, up: UploadState, ended: &Ended) {
+    remove_file(&up.part).await;
+    meeting.refund_upload(shared, up.participant, up.charged);
+    meeting.end_upload(shared, up.participant);
+    info!(meeting = %meeting.code, file_id = up.file_id, "upload abandoned");
+    if up.announced {
+        let reason = match ended {
+            Ended::Broken(_) | Ended::Gone(_) => UploadStopReason::Disconnected,
+            Ended::Refused(e) if e.code == ErrorCode::HashMismatch => UploadStopReason::HashMismatch,
+            Ended::Refused(_) => UploadStopReason::Refused,
+        };
+        meeting.file_progress(shared, up.stopped(reason));
     }
 }
 

@@ -42,11 +42,12 @@ struct RelayCollector {
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.stats.snapshot();
-        let counters: [(&str, &str, u64); 24] = [
+        let counters: [(&str, &str, u64); 25] = [
             ("parlor_meetings_created", "Meetings created", s.meetings_created),
             ("parlor_participants_joined", "Participants admitted (hosts included)", s.participants_joined),
             ("parlor_knocks", "Knocks that reached a host", s.knocks),
             ("parlor_resumes", "Seats taken back with RESUME after a dropped connection", s.resumes),
+            ("parlor_uploads_resumed", "Interrupted uploads taken up again with FILE_UPLOAD_RESUME", s.uploads_resumed),
             ("parlor_control_connections", "Control connections that said HELLO", s.control_connections),
             ("parlor_file_connections", "File-transfer connections", s.file_connections),
             ("parlor_malformed_messages", "Control frames that were not valid messages", s.malformed_messages),

@@ -246,6 +246,8 @@ pub(crate) struct Stats {
     pub participants_live: AtomicU64,
     /// Seats taken back with `RESUME`.
     pub resumes: AtomicU64,
+    /// Interrupted uploads taken up again with `FILE_UPLOAD_RESUME`.
+    pub uploads_resumed: AtomicU64,
     pub knocks: AtomicU64,
     pub control_connections: AtomicU64,
     pub file_connections: AtomicU64,
@@ -321,6 +323,7 @@ impl Stats {
             participants_joined: self.participants_joined.load(Relaxed),
             participants_live: self.participants_live.load(Relaxed),
             resumes: self.resumes.load(Relaxed),
+            uploads_resumed: self.uploads_resumed.load(Relaxed),
             knocks: self.knocks.load(Relaxed),
             control_connections: self.control_connections.load(Relaxed),
             file_connections: self.file_connections.load(Relaxed),
@@ -368,6 +371,8 @@ pub struct StatsSnapshot {
     pub participants_live: u64,
     /// Seats taken back with `RESUME` (cumulative).
     pub resumes: u64,
+    /// Interrupted uploads taken up again with `FILE_UPLOAD_RESUME` (cumulative).
+    pub uploads_resumed: u64,
     pub knocks: u64,
     /// Connections that sent `HELLO` (cumulative).
     pub control_connections: u64,

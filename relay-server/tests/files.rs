@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt;
 use protocol::control::ErrorCode;
 use protocol::file::FileFrame;
 use protocol::ControlMessage;
@@ -248,4 +249,156 @@ async fn a_configured_data_dir_keeps_its_other_contents() {
     relay.shutdown().await;
     assert_eq!(walk(&spool), Vec::<std::path::PathBuf>::new(), "the meeting's spool went with it");
     assert!(data.path().exists());
+}
+
+/// Sends chunks `from..to` of `data` (chunk `i` at offset `i * chunk`) and reads their ACKs;
+/// returns the last `received`.
+async fn send_chunks(conn: &mut FileConn, data: &[u8], chunk: usize, from: usize, to: usize) -> u64 {
+    for (seq, i) in (from..to).enumerate() {
+        let bytes = &data[i * chunk..((i + 1) * chunk).min(data.len())];
+        let offset = (i * chunk) as u64;
+        conn.send(FileFrame::Data { seq: seq as u32, offset, data: bytes::Bytes::copy_from_slice(bytes) }).await;
+    }
+    let mut received = 0;
+    for seq in 0..(to - from) {
+        match conn.recv().await {
+            Some(FileFrame::Ack { seq: s, received: r }) => {
+                assert_eq!(s as usize, seq);
+                received = r;
+            }
+            other => panic!("expected an ACK, got {other:?}"),
+        }
+    }
+    received
+}
+
+/// Starts an upload of `data` by `token`: returns the connection, the file id and the chunk size.
+async fn start_upload(relay: &relay_server::RelayHandle, token: &str, data: &[u8]) -> (FileConn, u64, usize) {
+    let mut conn = FileConn::connect(
+        relay,
+        ControlMessage::FileUpload {
+            session_token: token.into(),
+            name: "talk.mp4".into(),
+            size: data.len() as u64,
+            sha256: sha256_hex(data),
+        },
+    )
+    .await;
+    match conn.recv_control().await {
+        ControlMessage::FileUploadReady { file_id, chunk_size, offset: 0 } => (conn, file_id, chunk_size as usize),
+        other => panic!("expected FILE_UPLOAD_READY at 0, got {other:?}"),
+    }
+}
+
+fn resume(token: &str, file_id: u64) -> ControlMessage {
+    ControlMessage::FileUploadResume { session_token: token.into(), file_id }
+}
+
+/// Whether the relay closed `conn` (cleanly or not) without sending anything more.
+async fn closed(conn: &mut FileConn) -> bool {
+    matches!(tokio::time::timeout(WAIT, conn.framed.next()).await, Ok(None | Some(Err(_))))
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_goes_on_from_the_bytes_the_relay_acknowledged() {
+    let relay = start_default().await;
+    let m = meeting(&relay, &["A", "B"]).await;
+    let (a, b) = (m[0].welcome.session_token.clone(), m[1].welcome.session_token.clone());
+    let data = test_bytes(MB + 1234, 11);
+    let (mut conn, file_id, chunk) = start_upload(&relay, &a, &data).await;
+    let held = send_chunks(&mut conn, &data, chunk, 0, 20).await;
+    assert_eq!(held, 20 * chunk as u64);
+    drop(conn);
+
+    // Only the uploader can take it up, and only an upload that exists.
+    let mut other = FileConn::connect(&relay, resume(&b, file_id)).await;
+    assert!(matches!(other.recv_control().await, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }));
+    let mut unknown = FileConn::connect(&relay, resume(&a, file_id + 1000)).await;
+    assert!(matches!(unknown.recv_control().await, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }));
+
+    let mut conn = FileConn::connect(&relay, resume(&a, file_id)).await;
+    assert_eq!(
+        conn.recv_control().await,
+        ControlMessage::FileUploadReady { file_id, chunk_size: chunk as u32, offset: held },
+        "the upload goes on where the relay's acknowledgements stopped"
+    );
+    let chunks = data.len().div_ceil(chunk);
+    assert_eq!(send_chunks(&mut conn, &data, chunk, 20, chunks).await, data.len() as u64);
+    assert_eq!(conn.recv_control().await, ControlMessage::FileUploadComplete { file_id });
+
+    let (got, _) = download(&relay, &b, file_id, 0).await;
+    assert!(got == data, "the resumed upload is byte-identical");
+    let stats = relay.stats();
+    assert_eq!((stats.uploads_resumed, stats.files_uploaded), (1, 1));
+    assert_eq!((stats.upload_bytes, stats.spool_bytes), (data.len() as u64, data.len() as u64), "no byte twice");
+
+    // A resume that comes after the upload completed learns so, and sends nothing.
+    let mut late = FileConn::connect(&relay, resume(&a, file_id)).await;
+    assert_eq!(late.recv_control().await, ControlMessage::FileUploadComplete { file_id });
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resume_takes_the_upload_over_from_a_connection_the_relay_still_thinks_alive() {
+    let relay = start_default().await;
+    let m = meeting(&relay, &["A"]).await;
+    let a = m[0].welcome.session_token.clone();
+    let data = test_bytes(200_000, 12);
+    let (mut old, file_id, chunk) = start_upload(&relay, &a, &data).await;
+    let held = send_chunks(&mut old, &data, chunk, 0, 3).await;
+
+    // The client saw its connection die (a changed network); the relay did not.
+    let mut conn = FileConn::connect(&relay, resume(&a, file_id)).await;
+    assert_eq!(
+        conn.recv_control().await,
+        ControlMessage::FileUploadReady { file_id, chunk_size: chunk as u32, offset: held }
+    );
+    assert!(closed(&mut old).await, "the old connection is let go");
+    let chunks = data.len().div_ceil(chunk);
+    send_chunks(&mut conn, &data, chunk, 3, chunks).await;
+    assert_eq!(conn.recv_control().await, ControlMessage::FileUploadComplete { file_id });
+    assert_eq!(relay.stats().spool_bytes, data.len() as u64);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_upload_not_resumed_within_the_grace_window_is_given_up_and_announced() {
+    let relay = start(RelayConfig { resume_grace: Duration::from_secs(1), ..RelayConfig::for_tests() }).await;
+    let mut m = meeting(&relay, &["A", "B"]).await;
+    let a = m[0].welcome.session_token.clone();
+    let data = test_bytes(500_000, 13);
+    let (mut conn, file_id, chunk) = start_upload(&relay, &a, &data).await;
+    send_chunks(&mut conn, &data, chunk, 0, 1).await;
+    // A slow sender: the next chunk comes after the relay's progress interval, so the meeting
+    // sees the upload's progress.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.send(FileFrame::Data {
+        seq: 1,
+        offset: chunk as u64,
+        data: bytes::Bytes::copy_from_slice(&data[chunk..2 * chunk]),
+    })
+    .await;
+    assert!(matches!(conn.recv().await, Some(FileFrame::Ack { seq: 1, .. })));
+    let progress = m[1].client.recv_with_progress(true).await;
+    assert!(matches!(progress, ControlMessage::FileProgress { file_id: id, .. } if id == file_id), "{progress:?}");
+    drop(conn);
+
+    let stopped = m[1].client.recv_with_progress(false).await;
+    assert_eq!(
+        stopped,
+        ControlMessage::FileUploadStopped {
+            file_id,
+            name: "talk.mp4".into(),
+            sender_id: m[0].id(),
+            reason: protocol::control::UploadStopReason::Disconnected,
+        }
+    );
+    let mut late = FileConn::connect(&relay, resume(&a, file_id)).await;
+    assert!(matches!(late.recv_control().await, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }));
+    assert!(walk(relay.spool_dir()).is_empty(), "its bytes are deleted");
+    assert_eq!(relay.stats().spool_bytes, 0, "and given back");
+    // Its upload slot is free again: two uploads at once are allowed.
+    let (_, _, _) = start_upload(&relay, &a, &data).await;
+    let (_, _, _) = start_upload(&relay, &a, &data).await;
+    relay.shutdown().await;
 }

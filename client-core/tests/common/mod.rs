@@ -396,6 +396,12 @@ pub struct Path {
 
 impl Path {
     pub async fn start(relay: &RelayHandle) -> Path {
+        Self::start_limited(relay, None).await
+    }
+
+    /// A path whose TCP carries at most `bytes_per_second` each way (if given), so a transfer
+    /// over it takes long enough to be cut in the middle.
+    pub async fn start_limited(relay: &RelayHandle, bytes_per_second: Option<u64>) -> Path {
         let (blocked, watch) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind((TAP_ADDR, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -406,8 +412,8 @@ impl Path {
                 let Ok(server) = TcpStream::connect(upstream).await else { return };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(held_pipe(cr, sw, tcp_watch.clone()));
-                tokio::spawn(held_pipe(sr, cw, tcp_watch.clone()));
+                tokio::spawn(held_pipe(cr, sw, tcp_watch.clone(), bytes_per_second));
+                tokio::spawn(held_pipe(sr, cw, tcp_watch.clone(), bytes_per_second));
             }
         });
         udp_forwarder(relay.udp_addr(), move |_, _, _| !*watch.borrow()).await;
@@ -425,16 +431,22 @@ impl Path {
     }
 }
 
-/// Copies `from` to `to`, holding each read while the path is black-holed.
+/// Copies `from` to `to`, holding each read (and the end of the stream) while the path is
+/// black-holed, at most `bytes_per_second` if given.
 async fn held_pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut blocked: tokio::sync::watch::Receiver<bool>,
+    bytes_per_second: Option<u64>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 || blocked.wait_for(|b| !*b).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+        if blocked.wait_for(|b| !*b).await.is_err() || n == 0 || to.write_all(&buf[..n]).await.is_err() {
             break;
+        }
+        if let Some(rate) = bytes_per_second {
+            // The link's serialization time for what it just carried.
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
         }
     }
     let _ = to.shutdown().await;

@@ -22,7 +22,7 @@ use protocol::media::{
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 38;
+pub const VARIANT_COUNT: usize = 39;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -54,18 +54,19 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         ChatSend { .. } => 23,
         Chat { .. } => 24,
         FileUpload { .. } => 25,
-        FileUploadReady { .. } => 26,
-        FileUploadComplete { .. } => 27,
-        FileDownload { .. } => 28,
-        FileDownloadReady { .. } => 29,
-        FileProgress { .. } => 30,
-        FileUploadStopped { .. } => 31,
-        FileOffer { .. } => 32,
-        StatsReport { .. } => 33,
-        Ping { .. } => 34,
-        Pong { .. } => 35,
-        Leave => 36,
-        Error { .. } => 37,
+        FileUploadResume { .. } => 26,
+        FileUploadReady { .. } => 27,
+        FileUploadComplete { .. } => 28,
+        FileDownload { .. } => 29,
+        FileDownloadReady { .. } => 30,
+        FileProgress { .. } => 31,
+        FileUploadStopped { .. } => 32,
+        FileOffer { .. } => 33,
+        StatsReport { .. } => 34,
+        Ping { .. } => 35,
+        Pong { .. } => 36,
+        Leave => 37,
+        Error { .. } => 38,
     }
 }
 
@@ -349,7 +350,12 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         chat_message().prop_map(|message| M::Chat { message }),
         (text(0..40), text(0..32), wide_u64(), prop_oneof!["[0-9a-f]{64}", text(0..8)])
             .prop_map(|(session_token, name, size, sha256)| M::FileUpload { session_token, name, size, sha256 }),
-        (wide_u64(), any::<u32>()).prop_map(|(file_id, chunk_size)| M::FileUploadReady { file_id, chunk_size }),
+        (text(0..40), wide_u64()).prop_map(|(session_token, file_id)| M::FileUploadResume { session_token, file_id }),
+        (wide_u64(), any::<u32>(), wide_u64()).prop_map(|(file_id, chunk_size, offset)| M::FileUploadReady {
+            file_id,
+            chunk_size,
+            offset
+        }),
         wide_u64().prop_map(|file_id| M::FileUploadComplete { file_id }),
         (text(0..40), wide_u64(), wide_u64()).prop_map(|(session_token, file_id, offset)| M::FileDownload {
             session_token,
@@ -459,7 +465,8 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::ChatSend { text: "hi".into(), client_msg_id: None },
         M::Chat { message: chat },
         M::FileUpload { session_token: "token".into(), name: "notes.pdf".into(), size: 10, sha256: "ab".repeat(32) },
-        M::FileUploadReady { file_id: 9, chunk_size: 16384 },
+        M::FileUploadResume { session_token: "token".into(), file_id: 9 },
+        M::FileUploadReady { file_id: 9, chunk_size: 16384, offset: 0 },
         M::FileUploadComplete { file_id: 9 },
         M::FileDownload { session_token: "token".into(), file_id: 9, offset: 0 },
         M::FileDownloadReady { file: file.clone(), offset: 0, chunk_size: 16384 },

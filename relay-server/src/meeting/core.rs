@@ -879,6 +879,16 @@ impl<C: Connection> MeetingCore<C> {
         self.broadcast(message, None);
     }
 
+    /// Whether `file_id` is offered in this meeting and was sent by `id`.
+    pub fn is_offered_by(&self, file_id: u64, id: ParticipantId) -> bool {
+        self.files.get(&file_id).is_some_and(|file| file.info.sender_id == id)
+    }
+
+    /// Whether `id` holds a seat (connected or not).
+    pub fn is_member(&self, id: ParticipantId) -> bool {
+        self.require_member(id).is_ok()
+    }
+
     /// Registers a download of `file_id` by `id`.
     pub fn begin_download(&mut self, id: ParticipantId, file_id: u64) -> Result<SpooledFile, OpError> {
         self.require_member(id)?;

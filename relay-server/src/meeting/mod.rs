@@ -18,6 +18,7 @@
 
 pub(crate) mod core;
 mod registry;
+pub(crate) mod uploads;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,13 +29,15 @@ use protocol::control::{
 };
 use protocol::hop::HopSecret;
 use protocol::ControlMessage;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub(crate) use self::core::KnockOutcome;
 use self::core::{Connection, Effect, MeetingCore, Now};
 pub(crate) use self::registry::Shared;
+use self::uploads::{Claim, UploadBook};
+use crate::files::UploadState;
 use crate::limits::AddressKey;
 use crate::routes::RouteUpdate;
 use crate::stats::{LimitHit, Stats};
@@ -154,6 +157,10 @@ pub(crate) struct Meeting {
     /// Cancelled when the meeting ends, so its file transfers stop.
     pub ended: CancellationToken,
     core: Mutex<MeetingCore<ConnHandle>>,
+    /// Uploads running and held for a resume; each running one can be stopped by its token.
+    uploads: Mutex<UploadBook<CancellationToken, Box<UploadState>>>,
+    /// Woken whenever an upload is held or finished, for a resume waiting on a running one.
+    pub uploads_changed: Notify,
 }
 
 impl Meeting {
@@ -403,6 +410,45 @@ impl Meeting {
     /// Sends news of an upload (`FILE_PROGRESS`, `FILE_UPLOAD_STOPPED`) to everyone in the meeting.
     pub fn file_progress(self: &Arc<Self>, shared: &Shared, msg: ControlMessage) {
         self.run(shared, |core, _| core.broadcast_progress(msg));
+    }
+
+    /// Upload `file_id` of `uploader` runs on the connection `conn` can stop.
+    pub fn upload_running(&self, file_id: u64, uploader: ParticipantId, conn: CancellationToken) {
+        lock(&self.uploads).running(file_id, uploader, conn);
+    }
+
+    /// Upload `file_id` ended for good: it can no longer be resumed.
+    pub fn upload_finished(&self, file_id: u64) {
+        lock(&self.uploads).finished(file_id);
+        self.uploads_changed.notify_waiters();
+    }
+
+    /// Upload `state` lost its connection: holds it for a resume and returns until when, or
+    /// gives it back when it cannot be held (no grace window, or its uploader left).
+    pub fn hold_upload(&self, state: Box<UploadState>) -> Result<Instant, Box<UploadState>> {
+        if !lock(&self.core).is_member(state.uploader()) {
+            lock(&self.uploads).finished(state.file_id());
+            self.uploads_changed.notify_waiters();
+            return Err(state);
+        }
+        let held = lock(&self.uploads).hold(Instant::now(), state.file_id(), state);
+        self.uploads_changed.notify_waiters();
+        held
+    }
+
+    /// `uploader` asks to resume upload `file_id`.
+    pub fn claim_upload(&self, file_id: u64, uploader: ParticipantId) -> Claim<CancellationToken, Box<UploadState>> {
+        lock(&self.uploads).claim(file_id, uploader)
+    }
+
+    /// Takes the held uploads whose window has passed.
+    pub fn expired_uploads(&self) -> Vec<UploadState> {
+        lock(&self.uploads).expire(Instant::now()).into_iter().map(|up| *up).collect()
+    }
+
+    /// Whether `file_id` is offered in this meeting and was sent by `id`.
+    pub fn is_offered_by(&self, file_id: u64, id: ParticipantId) -> bool {
+        lock(&self.core).is_offered_by(file_id, id)
     }
 
     /// Registers a download of `file_id` by `id`.

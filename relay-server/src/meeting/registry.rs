@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::core::{validate_display_name, Credentials, MeetingCore, MeetingLimits};
+use super::uploads::UploadBook;
 use super::{lock, now, ConnHandle, Meeting, OpError};
 use crate::config::RelayConfig;
 use crate::limits::{AddressKey, AddressLimiter, AddressRate, ConnectionCounts};
@@ -238,6 +239,8 @@ impl Shared {
                 code: code.clone(),
                 ended: CancellationToken::new(),
                 core: Mutex::new(core),
+                uploads: Mutex::new(UploadBook::new(self.config.resume_grace)),
+                uploads_changed: Default::default(),
             });
             registry.insert(code, meeting.clone());
             (meeting, welcome)

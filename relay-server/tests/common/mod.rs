@@ -473,7 +473,7 @@ pub async fn upload(relay: &RelayHandle, token: &str, name: &str, data: &[u8], s
     )
     .await;
     let (file_id, chunk) = match conn.recv_control().await {
-        ControlMessage::FileUploadReady { file_id, chunk_size } => (file_id, chunk_size as usize),
+        ControlMessage::FileUploadReady { file_id, chunk_size, .. } => (file_id, chunk_size as usize),
         other => return (other, 0),
     };
     let chunks: Vec<&[u8]> = data.chunks(chunk).collect();
