@@ -1,6 +1,7 @@
 //! The real `parlor-bot` binary: `create` prints the meeting code, `join` gets in with
 //! `--auto-admit`, a file sent with `--send-file` lands in `--save-dir`, and both print
-//! their summaries and exit 0.
+//! their summaries and exit 0. A bot frozen with `SIGSTOP` for 10 s takes its seat back after
+//! `SIGCONT`, printing `RESUMED`.
 
 mod common;
 
@@ -162,5 +163,91 @@ async fn a_bot_sends_a_file_another_saves_it() {
     let summary = host_out.iter().find(|l| l.starts_with("SUMMARY ")).unwrap();
     assert_eq!(field(summary, "files_saved"), Some("1"));
     assert_eq!(field(summary, "chats_received"), Some("1"));
+    relay.shutdown().await;
+}
+
+/// Sends `signal` to the process `pid`.
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a child's pid and a valid signal number has no memory effects.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_frozen_for_ten_seconds_resumes_its_seat() {
+    use client_core::SessionEvent;
+    use common::{create, quiet, Bot, LONG};
+
+    // A relay that notices a silent connection after 3 s, so the freeze outlasts it.
+    let config = relay_server::RelayConfig {
+        liveness_timeout: Duration::from_secs(3),
+        ..relay_server::RelayConfig::for_tests()
+    };
+    let relay = relay_server::Relay::start(config).await.unwrap();
+    let addr = relay.tcp_addr().to_string();
+    let host = Bot::connect(&addr, quiet()).await;
+    let (code, _) = create(&host, "Host").await;
+
+    let mut guest = Command::new(BOT)
+        .args(["join", &code, "--relay", &addr, "--name", "Frozen", "--duration", "20s"])
+        .args(["--audio", "none", "--start-level", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guest_lines = lines(&mut guest);
+    let request = host
+        .wait("the bot's knock", LONG, |e| match e {
+            SessionEvent::Knock { request_id, .. } => Some(*request_id),
+            _ => None,
+        })
+        .await;
+    host.session.admit(request).await.unwrap();
+    let guest_id = host
+        .wait("the bot's join", LONG, |e| match e {
+            SessionEvent::ParticipantJoined { participant } => Some(participant.id),
+            _ => None,
+        })
+        .await;
+    host.wait_until("the bot's video", LONG, |log| log.frames.get(&guest_id).is_some_and(|f| f.len() >= 5)).await;
+
+    signal(guest.id(), libc::SIGSTOP);
+    let stopped_at = tokio::time::Instant::now();
+    host.wait("the bot shown reconnecting", LONG, |e| match e {
+        SessionEvent::ParticipantUpdated { participant } if participant.id == guest_id && participant.reconnecting => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    // Frozen for 10 s in all, whatever the wait above took.
+    tokio::time::sleep_until(stopped_at + Duration::from_secs(10)).await;
+    let frames_before = host.log.lock().unwrap().frames.get(&guest_id).map_or(0, Vec::len);
+    signal(guest.id(), libc::SIGCONT);
+
+    host.wait("the bot back", LONG, |e| match e {
+        SessionEvent::ParticipantUpdated { participant } if participant.id == guest_id && !participant.reconnecting => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    host.wait_until("the bot's video again", LONG, |log| {
+        log.frames.get(&guest_id).is_some_and(|f| f.len() >= frames_before + 10)
+    })
+    .await;
+    // Before the bot's own leave at the end of its run.
+    let host_events = host.events();
+    assert!(!host_events.iter().any(|e| matches!(e, SessionEvent::ParticipantLeft { .. })), "no leave");
+    assert_eq!(host_events.iter().filter(|e| matches!(e, SessionEvent::Knock { .. })).count(), 1, "no second knock");
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut guest, Duration::from_secs(60))).await.unwrap();
+    assert!(status.success(), "the bot ran to its end: {status:?}");
+    let out: Vec<String> = guest_lines.try_iter().collect();
+    let resumed = out.iter().find(|l| l.starts_with("RESUMED")).unwrap_or_else(|| panic!("no RESUMED in {out:?}"));
+    let after_ms: u64 = field(resumed, "after_ms").unwrap().parse().unwrap();
+    assert!(after_ms < 10_000, "resumed {after_ms} ms after it noticed: {resumed}");
+    assert!(out.iter().any(|l| l.starts_with("RECONNECTING")), "{out:?}");
+    assert!(!out.iter().any(|l| l.starts_with("DISCONNECTED")), "{out:?}");
+    assert_eq!(out.iter().filter(|l| l.starts_with("JOINED")).count(), 1, "one join, then a resume: {out:?}");
+    host.close().await;
     relay.shutdown().await;
 }
