@@ -1,9 +1,10 @@
-// Shared by the end-to-end test and the frame benchmark of the built desktop app: a minimal W3C
+// Shared by the end-to-end tests and the frame benchmark of the built desktop app: a minimal W3C
 // WebDriver client over fetch (tauri-driver on 127.0.0.1 in front of Debian's WebKitWebDriver),
-// process helpers that never leave anything running, PNG decoding for pixel checks, and the
-// paths of the binaries under test.
+// process helpers that never leave anything running, a network path that can be black-holed,
+// PNG decoding for pixel checks, and the paths of the binaries under test.
 
 import { spawn } from "node:child_process";
+import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -152,6 +153,101 @@ export async function waitForPort(port, timeoutMs = 20_000) {
     }),
     timeoutMs,
   );
+}
+
+/**
+ * A participant's network path to a relay that can be black-holed, as a dead link would:
+ * a TCP forwarder on `listenHost` (any port) to the relay's TCP address, and a UDP forwarder
+ * on `listenHost` at the relay's own UDP port (a client sends media to its control
+ * connection's address), one upstream socket per client. While black-holed, datagrams both
+ * ways vanish and TCP bytes (and ends of streams) are held, not delivered, as TCP retransmits
+ * until the link comes back; `restore()` delivers what was held and lets datagrams through.
+ */
+export class BlackHolePath {
+  static async start({ listenHost = "127.0.0.2", relayHost = "127.0.0.1", tcpPort, udpPort }) {
+    const path = new BlackHolePath();
+    await path.#listen(listenHost, relayHost, tcpPort, udpPort);
+    return path;
+  }
+
+  blocked = false;
+  #waiters = [];
+  #closers = [];
+  /** "HOST:PORT" a client connects to. */
+  addr = "";
+
+  blackHole() {
+    this.blocked = true;
+  }
+
+  restore() {
+    this.blocked = false;
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  #open() {
+    return this.blocked ? new Promise((resolve) => this.#waiters.push(resolve)) : Promise.resolve();
+  }
+
+  async #listen(listenHost, relayHost, tcpPort, udpPort) {
+    // One ordered queue per direction, so held chunks go out in order once restored.
+    const pipe = (from, to) => {
+      let chain = Promise.resolve();
+      from.on("data", (chunk) => {
+        chain = chain.then(() => this.#open()).then(() => {
+          if (!to.destroyed) to.write(chunk);
+        });
+      });
+      from.on("end", () => {
+        chain = chain.then(() => this.#open()).then(() => to.end());
+      });
+      from.on("error", () => to.destroy());
+      from.on("close", () => {
+        chain = chain.then(() => this.#open()).then(() => to.destroy());
+      });
+    };
+    const tcp = net.createServer({ allowHalfOpen: true }, (client) => {
+      const server = net.connect({ host: relayHost, port: tcpPort, allowHalfOpen: true });
+      pipe(client, server);
+      pipe(server, client);
+    });
+    await new Promise((resolve, reject) => {
+      tcp.once("error", reject);
+      tcp.listen(0, listenHost, resolve);
+    });
+    this.addr = `${listenHost}:${tcp.address().port}`;
+    this.#closers.push(() => tcp.close());
+
+    const udp = dgram.createSocket("udp4");
+    const flows = new Map();
+    udp.on("message", (msg, from) => {
+      if (this.blocked) return;
+      const key = `${from.address}:${from.port}`;
+      let up = flows.get(key);
+      if (!up) {
+        up = dgram.createSocket("udp4");
+        up.on("message", (back) => {
+          if (!this.blocked) udp.send(back, from.port, from.address);
+        });
+        up.bind(0, relayHost);
+        flows.set(key, up);
+      }
+      up.send(msg, udpPort, relayHost);
+    });
+    await new Promise((resolve, reject) => {
+      udp.once("error", reject);
+      udp.bind(udpPort, listenHost, resolve);
+    });
+    this.#closers.push(() => {
+      udp.close();
+      for (const up of flows.values()) up.close();
+    });
+  }
+
+  close() {
+    this.restore();
+    for (const close of this.#closers) close();
+  }
 }
 
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds what the end-to-end test of the desktop app needs and runs it under Xvfb:
-# the UI (ui/dist, embedded in the app), parlor-app and parlor-bot (debug), and tauri-driver
-# (cargo install, v2) in front of Debian's WebKitWebDriver (package webkit2gtk-driver).
+# Builds what the end-to-end tests of the desktop app need and runs them under Xvfb:
+# the UI (ui/dist, embedded in the app), parlor-app, parlor-bot and relay-server (debug), and
+# tauri-driver (cargo install, v2) in front of Debian's WebKitWebDriver (package webkit2gtk-driver).
 #
-# Usage: bash e2e/run.sh            the end-to-end test (e2e/app.e2e.mjs)
+# Usage: bash e2e/run.sh            the end-to-end tests (e2e/app.e2e.mjs, e2e/reconnect.e2e.mjs)
 #        bash e2e/run.sh bench      the frame benchmark (e2e/bench-frames.mjs, release build)
 # With UPDATE_DOCS_SCREENSHOTS=1 the test also refreshes docs/screenshots/.
 set -euo pipefail
@@ -32,8 +32,8 @@ if [ ! -f ui/dist/index.html ] || [ -n "$(find ui/src ui/index.html -newer ui/di
   npm run build
 fi
 
-echo "==> building parlor-app and parlor-bot ($profile)"
-cargo build "${cargo_flags[@]}" -p parlor-app -p client-core --bin parlor-app --bin parlor-bot
+echo "==> building parlor-app, parlor-bot and relay-server ($profile)"
+cargo build "${cargo_flags[@]}" -p parlor-app -p client-core -p relay-server --bin parlor-app --bin parlor-bot --bin relay-server
 
 export PARLOR_PROFILE="$profile"
 # A screen larger than the 1280x720 window, 24-bit colour for meaningful pixels.
@@ -41,5 +41,6 @@ xvfb=(xvfb-run -a --server-args="-screen 0 1600x900x24 -nolisten tcp")
 if [ "$what" = bench ]; then
   exec "${xvfb[@]}" node e2e/bench-frames.mjs "${@:2}"
 else
-  exec "${xvfb[@]}" node e2e/app.e2e.mjs
+  "${xvfb[@]}" node e2e/app.e2e.mjs
+  exec "${xvfb[@]}" node e2e/reconnect.e2e.mjs
 fi
