@@ -201,15 +201,25 @@ export class BlackHolePath {
       from.on("end", () => {
         chain = chain.then(() => this.#open()).then(() => to.end());
       });
-      from.on("error", () => to.destroy());
+      // A reset or close crosses the path only when it is open, like everything else.
+      from.on("error", () => {});
       from.on("close", () => {
         chain = chain.then(() => this.#open()).then(() => to.destroy());
       });
     };
     const tcp = net.createServer({ allowHalfOpen: true }, (client) => {
-      const server = net.connect({ host: relayHost, port: tcpPort, allowHalfOpen: true });
-      pipe(client, server);
-      pipe(server, client);
+      // The client's connection is accepted, but nothing reaches the relay while the path is
+      // dead, not even the connection itself.
+      client.pause();
+      client.on("error", () => {});
+      this.#open().then(() => {
+        // Given up by the client while the path was dead: nothing to carry.
+        if (client.destroyed) return;
+        const server = net.connect({ host: relayHost, port: tcpPort, allowHalfOpen: true });
+        pipe(client, server);
+        pipe(server, client);
+        client.resume();
+      });
     });
     await new Promise((resolve, reject) => {
       tcp.once("error", reject);

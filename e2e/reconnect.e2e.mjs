@@ -144,6 +144,7 @@ async function main() {
     ));
     await waitFor("the bot's video to draw", async () => (await fpsOf(session, botId)) >= 5, 30_000);
     const selfId = await session.exec(() => document.querySelector('[data-testid^="tile-"].self')?.dataset.participantId ?? null);
+    check(selfId !== null, "the app's own tile names its participant id");
     log(`in the meeting as participant ${selfId}, the bot's video drawing`);
 
     step = "path dead";

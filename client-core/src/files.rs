@@ -121,6 +121,11 @@ impl FileError {
         matches!(self, FileError::Io(_) | FileError::GaveUp { .. }) || self.is_connection_lost()
     }
 
+    /// Whether the relay refused for now (`SERVER_BUSY`): a later attempt may succeed.
+    fn is_busy(&self) -> bool {
+        matches!(self, FileError::Refused { code: protocol::control::ErrorCode::ServerBusy, .. })
+    }
+
     /// Whether the connection to the relay broke (or could not be made), so the transfer goes
     /// on by itself over a new one.
     fn is_connection_lost(&self) -> bool {
@@ -353,7 +358,8 @@ async fn upload_inner(
                 }
                 // Every byte had arrived before the break: the relay offered the file.
                 Ok(UploadStart::Complete) => return Ok((file_id, sha256)),
-                Err(e) if e.is_connection_lost() => why = e,
+                // Lost again, or the relay still busy letting go of the old connection.
+                Err(e) if e.is_connection_lost() || e.is_busy() => why = e,
                 Err(e) => return Err(e),
             }
         }
@@ -513,11 +519,12 @@ impl ChunkLink for UploadLink<'_, '_> {
     }
 
     async fn feed(&mut self, frame: Bytes) -> Result<(), FileError> {
-        Ok(self.conn.feed(frame).await?)
+        // A dead path fills the socket's buffer; the write then waits as long as an ACK may.
+        Ok(tokio::time::timeout(STALL_TIMEOUT, self.conn.feed(frame)).await.map_err(|_| FileError::Timeout)??)
     }
 
     async fn flush(&mut self) -> Result<(), FileError> {
-        Ok(self.conn.flush().await?)
+        Ok(tokio::time::timeout(STALL_TIMEOUT, self.conn.flush()).await.map_err(|_| FileError::Timeout)??)
     }
 
     async fn next_ack(&mut self, timer: Option<Instant>) -> Result<LinkEvent, FileError> {
@@ -526,6 +533,8 @@ impl ChunkLink for UploadLink<'_, '_> {
         let stalled_at = self.last_heard + STALL_TIMEOUT;
         let deadline = timer.map_or_else(|| Instant::now() + RELAY_ANSWER_TIMEOUT, |t| t.min(stalled_at));
         tokio::select! {
+            // An ACK that is already there counts before any deadline that has passed meanwhile.
+            biased;
             frame = next_frame(self.conn) => match frame? {
                 FileFrame::Ack { seq, received } => {
                     self.last_heard = Instant::now();
@@ -655,7 +664,9 @@ async fn download_inner(
     loop {
         let mut moved = false;
         match download_once(ctx, key, info, dir, timeout, &mut moved).await {
-            Err(e) if e.is_connection_lost() => {
+            // Lost, or refused as busy while the relay still counts the dead connection's
+            // download against the limit (until it notices, at most 15 s).
+            Err(e) if e.is_connection_lost() || (e.is_busy() && retry.attempts() > 0) => {
                 if moved {
                     retry = Retry::default();
                 }

@@ -287,7 +287,7 @@ impl FileConn {
             let changed = meeting.uploads_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match meeting.claim_upload(file_id, participant) {
+            match meeting.claim_upload(file_id, participant, self.taken_over.clone()) {
                 Claim::Held(up) => break *up,
                 Claim::Running(conn) => conn.cancel(),
                 Claim::Unknown if meeting.is_offered_by(file_id, participant) => {
@@ -305,7 +305,6 @@ impl FileConn {
         };
         Stats::inc(&self.shared.stats.uploads_resumed);
         info!(meeting = %meeting.code, file_id, offset = up.received, "upload resumed");
-        meeting.upload_running(file_id, participant, self.taken_over.clone());
         let file = async {
             let mut file = tokio::fs::OpenOptions::new()
                 .write(true)
@@ -345,13 +344,7 @@ impl FileConn {
                 Ok(until) => {
                     info!(meeting = %meeting.code, file_id, received, "upload interrupted; held for a resume");
                     let (meeting, shared) = (meeting.clone(), self.shared.clone());
-                    tokio::spawn(async move {
-                        tokio::time::sleep_until(until.into()).await;
-                        for up in meeting.expired_uploads() {
-                            let ended = Ended::Broken("not resumed in time".into());
-                            discard_upload(&shared, &meeting, up, &ended).await;
-                        }
-                    });
+                    tokio::spawn(give_up_when_unclaimed(shared, meeting, file_id, until, self.shutdown.clone()));
                     Err(Ended::Broken(why))
                 }
                 Err(up) => {
@@ -463,7 +456,14 @@ impl FileConn {
                     up.hasher.update(&data);
                     up.received = end;
                     Stats::add(&self.shared.stats.upload_bytes, data.len() as u64);
-                    self.send_frame(FileFrame::Ack { seq, received: up.received }).await?;
+                    if let Err(ended) = self.send_frame(FileFrame::Ack { seq, received: up.received }).await {
+                        // With every byte in, the file is checked and offered all the same.
+                        if up.received < up.size {
+                            return Err(ended);
+                        }
+                        debug!(meeting = %meeting.code, file_id = up.file_id, "the last ACK was not delivered");
+                        break;
+                    }
                     if last_progress.elapsed() >= PROGRESS_INTERVAL {
                         last_progress = Instant::now();
                         meeting.file_progress(&self.shared, up.progress(up.received));
@@ -650,6 +650,33 @@ impl UploadState {
             sender_id: self.participant,
             bytes,
             size: self.size,
+        }
+    }
+}
+
+/// Gives up held upload `file_id` once its window (`until`) has passed unclaimed, or at once
+/// when the meeting ends or the relay stops (which hold nothing).
+async fn give_up_when_unclaimed(
+    shared: Arc<Shared>,
+    meeting: Arc<Meeting>,
+    file_id: u64,
+    mut until: std::time::Instant,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let all = tokio::select! {
+            () = tokio::time::sleep_until(until.into()) => false,
+            () = meeting.ended.cancelled() => true,
+            () = shutdown.cancelled() => true,
+        };
+        let ended = Ended::Broken("not resumed in time".into());
+        for up in meeting.expired_uploads(all) {
+            discard_upload(&shared, &meeting, up, &ended).await;
+        }
+        // Claimed, given up, or held again after a later break (that hold has its own task).
+        match meeting.upload_held_until(file_id) {
+            Some(later) if !all && later <= until => until = later.max(std::time::Instant::now()),
+            _ => return,
         }
     }
 }

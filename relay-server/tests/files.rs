@@ -402,3 +402,22 @@ async fn an_upload_not_resumed_within_the_grace_window_is_given_up_and_announced
     let (_, _, _) = start_upload(&relay, &a, &data).await;
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_relay_without_a_grace_window_holds_no_upload() {
+    let relay = start(RelayConfig { resume_grace: Duration::ZERO, ..RelayConfig::for_tests() }).await;
+    let m = meeting(&relay, &["A"]).await;
+    let a = m[0].welcome.session_token.clone();
+    let data = test_bytes(100_000, 14);
+    let (mut conn, file_id, chunk) = start_upload(&relay, &a, &data).await;
+    send_chunks(&mut conn, &data, chunk, 0, 2).await;
+    drop(conn);
+    eventually("the upload given up", || relay.stats().spool_bytes == 0).await;
+    let mut late = FileConn::connect(&relay, resume(&a, file_id)).await;
+    assert!(
+        matches!(late.recv_control().await, ControlMessage::Error { code: ErrorCode::UnknownFile, .. }),
+        "nothing to resume, at once"
+    );
+    assert!(walk(relay.spool_dir()).is_empty());
+    relay.shutdown().await;
+}

@@ -424,7 +424,8 @@ impl Meeting {
     }
 
     /// Upload `state` lost its connection: holds it for a resume and returns until when, or
-    /// gives it back when it cannot be held (no grace window, or its uploader left).
+    /// gives it back (and forgets the upload) when it cannot be held (no grace window, or its
+    /// uploader left).
     pub fn hold_upload(&self, state: Box<UploadState>) -> Result<Instant, Box<UploadState>> {
         if !lock(&self.core).is_member(state.uploader()) {
             lock(&self.uploads).finished(state.file_id());
@@ -436,14 +437,27 @@ impl Meeting {
         held
     }
 
-    /// `uploader` asks to resume upload `file_id`.
-    pub fn claim_upload(&self, file_id: u64, uploader: ParticipantId) -> Claim<CancellationToken, Box<UploadState>> {
-        lock(&self.uploads).claim(file_id, uploader)
+    /// `uploader` asks to resume upload `file_id` on the connection `conn` can stop; a held
+    /// upload is handed over and runs on `conn` from now on.
+    pub fn claim_upload(
+        &self,
+        file_id: u64,
+        uploader: ParticipantId,
+        conn: CancellationToken,
+    ) -> Claim<CancellationToken, Box<UploadState>> {
+        lock(&self.uploads).claim(file_id, uploader, conn)
     }
 
-    /// Takes the held uploads whose window has passed.
-    pub fn expired_uploads(&self) -> Vec<UploadState> {
-        lock(&self.uploads).expire(Instant::now()).into_iter().map(|up| *up).collect()
+    /// Until when upload `file_id` is held, if it still is.
+    pub fn upload_held_until(&self, file_id: u64) -> Option<Instant> {
+        lock(&self.uploads).held_until(file_id)
+    }
+
+    /// Takes the held uploads whose window has passed, or all of them with `all`.
+    pub fn expired_uploads(&self, all: bool) -> Vec<UploadState> {
+        let mut book = lock(&self.uploads);
+        let due = if all { book.drain_held() } else { book.expire(Instant::now()) };
+        due.into_iter().map(|up| *up).collect()
     }
 
     /// Whether `file_id` is offered in this meeting and was sent by `id`.

@@ -56,10 +56,15 @@ impl<L: Clone, S> UploadBook<L, S> {
     }
 
     /// Upload `file_id` lost its connection at `now`: holds `state` and returns until when, or
-    /// gives `state` back if uploads are not held (no hold time) or the upload is not running.
+    /// gives `state` back, and forgets the upload, if uploads are not held (no hold time) or
+    /// the upload is not running.
     pub fn hold(&mut self, now: Instant, file_id: u64, state: S) -> Result<Instant, S> {
         let uploader = match self.entries.get(&file_id) {
             Some(Entry::Running { uploader, .. }) if !self.hold.is_zero() => *uploader,
+            Some(Entry::Running { .. }) => {
+                self.entries.remove(&file_id);
+                return Err(state);
+            }
             _ => return Err(state),
         };
         let until = now + self.hold;
@@ -67,24 +72,44 @@ impl<L: Clone, S> UploadBook<L, S> {
         Ok(until)
     }
 
-    /// `uploader` wants to resume `file_id`.
-    pub fn claim(&mut self, file_id: u64, uploader: ParticipantId) -> Claim<L, S> {
+    /// `uploader` wants to resume `file_id` on the connection `conn`. A held upload is handed
+    /// over and from then on runs on `conn`.
+    pub fn claim(&mut self, file_id: u64, uploader: ParticipantId, conn: L) -> Claim<L, S> {
         match self.entries.get(&file_id) {
             Some(Entry::Running { uploader: owner, conn }) if *owner == uploader => Claim::Running(conn.clone()),
-            Some(Entry::Held { uploader: owner, .. }) if *owner == uploader => match self.entries.remove(&file_id) {
-                Some(Entry::Held { state, .. }) => Claim::Held(state),
-                _ => Claim::Unknown,
-            },
+            Some(Entry::Held { uploader: owner, .. }) if *owner == uploader => {
+                match self.entries.insert(file_id, Entry::Running { uploader, conn }) {
+                    Some(Entry::Held { state, .. }) => Claim::Held(state),
+                    _ => Claim::Unknown,
+                }
+            }
             _ => Claim::Unknown,
         }
     }
 
+    /// Until when `file_id` is held, if it is.
+    pub fn held_until(&self, file_id: u64) -> Option<Instant> {
+        match self.entries.get(&file_id) {
+            Some(Entry::Held { until, .. }) => Some(*until),
+            _ => None,
+        }
+    }
+
+    /// Removes and returns every held upload (the meeting ended, or the relay stops).
+    pub fn drain_held(&mut self) -> Vec<S> {
+        self.expire_where(|_| true)
+    }
+
     /// Removes and returns the held uploads whose time is up at `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<S> {
+        self.expire_where(|until| until <= now)
+    }
+
+    fn expire_where(&mut self, due: impl Fn(Instant) -> bool) -> Vec<S> {
         let due: Vec<u64> = self
             .entries
             .iter()
-            .filter_map(|(id, e)| matches!(e, Entry::Held { until, .. } if *until <= now).then_some(*id))
+            .filter_map(|(id, e)| matches!(e, Entry::Held { until, .. } if due(*until)).then_some(*id))
             .collect();
         due.into_iter()
             .filter_map(|id| match self.entries.remove(&id) {
@@ -117,11 +142,16 @@ mod tests {
         let mut book = book();
         book.running(7, 1, "conn-a");
         assert_eq!(book.hold(t0, 7, "half"), Ok(t0 + HOLD));
-        assert_eq!(book.claim(7, 2), Claim::Unknown, "someone else's upload is not theirs to resume");
+        assert_eq!(book.held_until(7), Some(t0 + HOLD));
+        assert_eq!(book.claim(7, 2, "conn-x"), Claim::Unknown, "someone else's upload is not theirs to resume");
         assert!(book.expire(t0 + HOLD - Duration::from_millis(1)).is_empty());
-        assert_eq!(book.claim(7, 1), Claim::Held("half"));
-        assert_eq!(book.claim(7, 1), Claim::Unknown, "claimed once");
-        book.running(7, 1, "conn-b");
+        assert_eq!(book.claim(7, 1, "conn-b"), Claim::Held("half"));
+        assert_eq!(book.held_until(7), None);
+        assert_eq!(
+            book.claim(7, 1, "conn-c"),
+            Claim::Running("conn-b"),
+            "claimed once: it runs on the resumer's connection"
+        );
         assert_eq!(book.hold(t0 + Duration::from_secs(10), 7, "more"), Ok(t0 + Duration::from_secs(40)));
     }
 
@@ -135,9 +165,9 @@ mod tests {
         book.hold(t0 + Duration::from_secs(5), 8, "eight").unwrap();
         assert_eq!(book.expire(t0 + HOLD), vec!["seven"]);
         assert_eq!(book.expire(t0 + HOLD), Vec::<&str>::new());
-        assert_eq!(book.claim(7, 1), Claim::Unknown, "too late");
+        assert_eq!(book.claim(7, 1, "c"), Claim::Unknown, "too late");
         assert_eq!(book.held(), 1);
-        assert_eq!(book.expire(t0 + HOLD + Duration::from_secs(5)), vec!["eight"]);
+        assert_eq!(book.drain_held(), vec!["eight"], "the meeting's end takes what is left at once");
         assert_eq!(book.held(), 0);
     }
 
@@ -146,10 +176,10 @@ mod tests {
         let t0 = Instant::now();
         let mut book = book();
         book.running(7, 1, "old conn");
-        assert_eq!(book.claim(7, 1), Claim::Running("old conn"));
+        assert_eq!(book.claim(7, 1, "new conn"), Claim::Running("old conn"));
         // The old connection's task lets go; the resume finds it held.
         book.hold(t0, 7, "state").unwrap();
-        assert_eq!(book.claim(7, 1), Claim::Held("state"));
+        assert_eq!(book.claim(7, 1, "new conn"), Claim::Held("state"));
     }
 
     #[test]
@@ -158,10 +188,11 @@ mod tests {
         let mut book = book();
         book.running(7, 1, "a");
         book.finished(7);
-        assert_eq!(book.claim(7, 1), Claim::Unknown);
+        assert_eq!(book.claim(7, 1, "b"), Claim::Unknown);
         assert_eq!(book.hold(t0, 7, "late"), Err("late"), "an upload that is not running is not held");
         let mut no_hold = UploadBook::<&str, &str>::new(Duration::ZERO);
         no_hold.running(7, 1, "a");
         assert_eq!(no_hold.hold(t0, 7, "state"), Err("state"), "a relay without a grace window holds nothing");
+        assert_eq!(no_hold.claim(7, 1, "b"), Claim::Unknown, "and forgets the upload");
     }
 }
