@@ -25,12 +25,15 @@ import os from "node:os";
 import path from "node:path";
 import {
   WebDriver,
+  appEnv,
   cargoBin,
+  check,
   decodePng,
   distinctColours,
-  ensureDir,
   freePort,
+  log,
   repo,
+  saveShot,
   selectHeadlessDevices,
   startProcess,
   stopProcess,
@@ -42,26 +45,8 @@ import {
 const profile = process.env.PARLOR_PROFILE || "debug";
 const appBin = process.env.PARLOR_APP_BIN || cargoBin("parlor-app", profile);
 const botBin = process.env.PARLOR_BOT_BIN || cargoBin("parlor-bot", profile);
-const shots = ensureDir(path.join(repo, "e2e", "screenshots"));
-const docsShots = path.join(repo, "docs", "screenshots");
 
 let step = "start";
-const started = Date.now();
-function log(msg) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
-}
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-function saveShot(name, png) {
-  fs.writeFileSync(path.join(shots, name), png);
-  if (process.env.UPDATE_DOCS_SCREENSHOTS === "1") {
-    ensureDir(docsShots);
-    fs.writeFileSync(path.join(docsShots, name), png);
-  }
-  log(`screenshot ${name} (${png.length} bytes)`);
-}
 
 const sha256 = (file) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
@@ -118,18 +103,7 @@ async function main() {
   // The app runs with a private home: fresh settings, downloads in a known folder.
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-e2e-"));
   const downloads = path.join(home, "Downloads");
-  const env = {
-    ...process.env,
-    HOME: home,
-    XDG_CONFIG_HOME: path.join(home, ".config"),
-    XDG_DATA_HOME: path.join(home, ".local", "share"),
-    XDG_CACHE_HOME: path.join(home, ".cache"),
-    // Tests bind to loopback only; free ports.
-    PARLOR_EMBEDDED_RELAY_HOST: "127.0.0.1",
-    PARLOR_EMBEDDED_RELAY_PORT: "0",
-    PARLOR_LOG: process.env.PARLOR_LOG || "info,parlor_app_lib=debug",
-    PARLOR_LOG_FILE: path.join(home, "app.log"),
-  };
+  const env = appEnv(home);
 
   // The file the bot sends: random bytes, so a corrupted download cannot match by chance.
   // Its name starts with a right-to-left override, which would show "report-e2e.bin" reversed;

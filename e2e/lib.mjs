@@ -27,6 +27,45 @@ export function tauriDriverPath() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const testStarted = Date.now();
+/** Prints a line stamped with the seconds since the test started. */
+export function log(msg) {
+  console.log(`[${((Date.now() - testStarted) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
+}
+
+/** Fails the test with `msg` unless `cond` holds. */
+export function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+/** Saves a screenshot under e2e/screenshots/ (and docs/screenshots/ with UPDATE_DOCS_SCREENSHOTS=1). */
+export function saveShot(name, png) {
+  const shots = ensureDir(path.join(repo, "e2e", "screenshots"));
+  fs.writeFileSync(path.join(shots, name), png);
+  if (process.env.UPDATE_DOCS_SCREENSHOTS === "1") {
+    fs.writeFileSync(path.join(ensureDir(path.join(repo, "docs", "screenshots")), name), png);
+  }
+  log(`screenshot ${name} (${png.length} bytes)`);
+}
+
+/**
+ * The environment the app runs in for a test: a private home (fresh settings, downloads in a
+ * known folder), its embedded relay on loopback at any free port, its log in `home`/app.log.
+ */
+export function appEnv(home) {
+  return {
+    ...process.env,
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, ".config"),
+    XDG_DATA_HOME: path.join(home, ".local", "share"),
+    XDG_CACHE_HOME: path.join(home, ".cache"),
+    PARLOR_EMBEDDED_RELAY_HOST: "127.0.0.1",
+    PARLOR_EMBEDDED_RELAY_PORT: "0",
+    PARLOR_LOG: process.env.PARLOR_LOG || "info,parlor_app_lib=debug",
+    PARLOR_LOG_FILE: path.join(home, "app.log"),
+  };
+}
+
 /** Polls `fn` until it returns a truthy value; throws `what` after `timeoutMs`. */
 export async function waitFor(what, fn, timeoutMs = 20_000, everyMs = 100) {
   const deadline = Date.now() + timeoutMs;

@@ -16,10 +16,13 @@ import path from "node:path";
 import {
   BlackHolePath,
   WebDriver,
+  appEnv,
   cargoBin,
-  ensureDir,
+  check,
   freePort,
+  log,
   repo,
+  saveShot,
   selectHeadlessDevices,
   sleep,
   startProcess,
@@ -33,27 +36,10 @@ const profile = process.env.PARLOR_PROFILE || "debug";
 const appBin = process.env.PARLOR_APP_BIN || cargoBin("parlor-app", profile);
 const botBin = process.env.PARLOR_BOT_BIN || cargoBin("parlor-bot", profile);
 const relayBin = process.env.PARLOR_RELAY_BIN || cargoBin("relay-server", profile);
-const shots = ensureDir(path.join(repo, "e2e", "screenshots"));
-const docsShots = path.join(repo, "docs", "screenshots");
 /** How long the path stays dead. */
 const CUT_MS = 5000;
 
 let step = "start";
-const started = Date.now();
-function log(msg) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
-}
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-function saveShot(name, png) {
-  fs.writeFileSync(path.join(shots, name), png);
-  if (process.env.UPDATE_DOCS_SCREENSHOTS === "1") {
-    ensureDir(docsShots);
-    fs.writeFileSync(path.join(docsShots, name), png);
-  }
-  log(`screenshot ${name} (${png.length} bytes)`);
-}
 
 /** Frames per second the page draws for participant `id` now. */
 const fpsOf = async (wd, id) => (await wd.exec(() => window.__parlorFps()))[id] ?? 0;
@@ -69,17 +55,7 @@ async function main() {
     check(fs.existsSync(file), `missing ${what}: ${file}`);
   }
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-e2e-reconnect-"));
-  const env = {
-    ...process.env,
-    HOME: home,
-    XDG_CONFIG_HOME: path.join(home, ".config"),
-    XDG_DATA_HOME: path.join(home, ".local", "share"),
-    XDG_CACHE_HOME: path.join(home, ".cache"),
-    PARLOR_EMBEDDED_RELAY_HOST: "127.0.0.1",
-    PARLOR_EMBEDDED_RELAY_PORT: "0",
-    PARLOR_LOG: process.env.PARLOR_LOG || "info,parlor_app_lib=debug",
-    PARLOR_LOG_FILE: path.join(home, "app.log"),
-  };
+  const env = appEnv(home);
 
   let relay = null;
   let bot = null;

@@ -20,19 +20,6 @@ use relay_server::{Relay, RelayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Deterministic pseudo-random bytes (xorshift), so a wrong byte anywhere changes the hash.
-fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn write_source(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
     let data = test_bytes(len, seed);
     let path = dir.join(name);

@@ -220,19 +220,6 @@ async fn a_participant_gone_past_the_grace_window_has_left_and_is_told_its_seat_
     host.close().await;
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so a wrong byte anywhere changes the hash.
-fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// The progress reported among `events` for the transfer of `file_id`, in order:
 /// (bytes, resumed_from).
 fn transfer_progress(events: &[SessionEvent], file_id: u64, upload: bool) -> Vec<(u64, u64)> {

@@ -265,14 +265,7 @@ impl FileConn {
                 .map_err(|e| internal("creating the spool file", e))
         }
         .await;
-        match file {
-            Ok(file) => self.run_upload(&meeting, up, file).await,
-            Err(e) => {
-                meeting.upload_finished(file_id);
-                discard_upload(&self.shared, &meeting, up, &e).await;
-                Err(e)
-            }
-        }
+        self.run_upload(&meeting, up, file).await
     }
 
     /// `FILE_UPLOAD_RESUME`: takes over an upload of ours held after its connection broke (or
@@ -318,21 +311,22 @@ impl FileConn {
             Ok::<_, Ended>(file)
         }
         .await;
-        match file {
-            Ok(file) => self.run_upload(&meeting, up, file).await,
-            Err(e) => {
-                meeting.upload_finished(file_id);
-                discard_upload(&self.shared, &meeting, up, &e).await;
-                Err(e)
-            }
-        }
+        self.run_upload(&meeting, up, file).await
     }
 
-    /// Receives the rest of upload `up` into `file` (positioned at `up.received`). When the
-    /// connection breaks first, the upload is held for a resume; when it ends any other way
-    /// unfinished, what arrived is deleted and given back.
-    async fn run_upload(&mut self, meeting: &Arc<Meeting>, mut up: UploadState, file: File) -> Result<(), Ended> {
-        let result = self.receive(meeting, &mut up, file).await;
+    /// Receives the rest of upload `up` into `file` (positioned at `up.received`), unless the
+    /// spool file could not be opened. When the connection breaks first, the upload is held for
+    /// a resume; when it ends any other way unfinished, what arrived is deleted and given back.
+    async fn run_upload(
+        &mut self,
+        meeting: &Arc<Meeting>,
+        mut up: UploadState,
+        file: Result<File, Ended>,
+    ) -> Result<(), Ended> {
+        let result = match file {
+            Ok(file) => self.receive(meeting, &mut up, file).await,
+            Err(e) => Err(e),
+        };
         let (file_id, received) = (up.file_id, up.received);
         match result {
             Ok(()) => {

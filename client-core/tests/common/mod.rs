@@ -223,6 +223,19 @@ pub fn short(ev: &SessionEvent) -> String {
     }
 }
 
+/// Deterministic pseudo-random bytes (xorshift), so a wrong byte anywhere changes the hash.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Options for a bot that sends no media (waiting-room and file tests).
 pub fn quiet() -> SessionOptions {
     SessionOptions {
