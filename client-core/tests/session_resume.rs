@@ -96,13 +96,14 @@ async fn a_participant_cut_off_for_five_seconds_takes_its_seat_back() {
     let cut_at = tokio::time::Instant::now();
     host.session.send_chat("during the cut 1").await.unwrap();
     host.session.send_chat("during the cut 2").await.unwrap();
-    let reason = guest
+    let (reason, unheard_ms) = guest
         .wait("Reconnecting", LONG, |e| match e {
-            SessionEvent::Reconnecting { reason } => Some(reason.clone()),
+            SessionEvent::Reconnecting { reason, unheard_ms } => Some((reason.clone(), *unheard_ms)),
             _ => None,
         })
         .await;
     assert!(reason.contains("no media from the relay"), "{reason}");
+    assert_eq!(unheard_ms, 3000, "the relay had been silent that long when the break was noticed");
     guest.session.send_chat("typed while away").await.unwrap();
     wait_reconnecting(&host, guest_id, true).await;
     third.close().await;

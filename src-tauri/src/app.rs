@@ -900,7 +900,7 @@ mod tests {
 
     #[test]
     fn only_a_connection_lost_for_good_ends_the_session() {
-        assert!(!ends_session(&SessionEvent::Reconnecting { reason: "no answer".into() }));
+        assert!(!ends_session(&SessionEvent::Reconnecting { reason: "no answer".into(), unheard_ms: 3000 }));
         assert!(!ends_session(&SessionEvent::Resumed { after_ms: 1200, attempts: 1 }));
         assert!(ends_session(&SessionEvent::Disconnected {
             reason: "gone".into(),

@@ -208,7 +208,9 @@ impl Translator {
                 Some(code) => (&AppError::Relay { code, message, retry_after_ms }).into(),
                 None => (&AppError::Internal(message)).into(),
             }),
-            SessionEvent::Reconnecting { reason } => UiEvent::Reconnecting(p::Reconnecting { reason }),
+            SessionEvent::Reconnecting { reason, unheard_ms } => {
+                UiEvent::Reconnecting(p::Reconnecting { reason, unheard_ms })
+            }
             SessionEvent::Resumed { after_ms, attempts } => UiEvent::Resumed(p::Resumed { after_ms, attempts }),
             SessionEvent::Disconnected { reason, meeting_code } => UiEvent::Disconnected(p::Disconnected {
                 message: reason,
@@ -467,11 +469,11 @@ mod tests {
         let mut t = Translator::new("127.0.0.1:7878".into(), "192.168.1.20:7878".into(), Some(pin));
         let now = Instant::now();
         let Some(UiEvent::Reconnecting(r)) =
-            t.translate(SessionEvent::Reconnecting { reason: "no answer".into() }, now)
+            t.translate(SessionEvent::Reconnecting { reason: "no answer".into(), unheard_ms: 3000 }, now)
         else {
             panic!("expected reconnecting")
         };
-        assert_eq!(r.reason, "no answer");
+        assert_eq!((r.reason.as_str(), r.unheard_ms), ("no answer", 3000));
         let Some(UiEvent::Resumed(r)) = t.translate(SessionEvent::Resumed { after_ms: 3100, attempts: 2 }, now) else {
             panic!("expected resumed")
         };

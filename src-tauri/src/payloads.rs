@@ -627,6 +627,9 @@ impl From<&AppError> for ErrorPayload {
 pub struct Reconnecting {
     /// Why the connection broke, in English (for logs and as a detail).
     pub reason: String,
+    /// How long nothing had come from the relay when the break was noticed (0 when the
+    /// connection closed outright): the drop began that long before this event.
+    pub unheard_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -692,8 +695,11 @@ mod tests {
         assert_eq!(speaker.to_page(), ("active-speaker".to_string(), json!({"participantId":null})));
         let resumed = UiEvent::Resumed(Resumed { after_ms: 4200, attempts: 2 });
         assert_eq!(resumed.to_page(), ("resumed".to_string(), json!({"afterMs":4200,"attempts":2})));
-        let reconnecting = UiEvent::Reconnecting(Reconnecting { reason: "no answer".into() });
-        assert_eq!(reconnecting.to_page(), ("reconnecting".to_string(), json!({"reason":"no answer"})));
+        let reconnecting = UiEvent::Reconnecting(Reconnecting { reason: "no answer".into(), unheard_ms: 3000 });
+        assert_eq!(
+            reconnecting.to_page(),
+            ("reconnecting".to_string(), json!({"reason":"no answer","unheardMs":3000}))
+        );
         let lost = UiEvent::Disconnected(Disconnected {
             message: "gone".into(),
             rejoin: Some(Rejoin { code: "123456".into(), relay_addr: "10.0.0.7:5000".into(), fingerprint: None }),

@@ -312,7 +312,9 @@ async fn run(mut cli: Cli) -> Result<i32> {
                     out(format!("PARTICIPANT_RESUMED id={}", participant.id));
                 }
             }
-            SessionEvent::Reconnecting { reason } => out(format!("RECONNECTING reason={reason:?}")),
+            SessionEvent::Reconnecting { reason, unheard_ms } => {
+                out(format!("RECONNECTING unheard_ms={unheard_ms} reason={reason:?}"))
+            }
             SessionEvent::Resumed { after_ms, attempts } => {
                 out(format!("RESUMED after_ms={after_ms} attempts={attempts}"))
             }

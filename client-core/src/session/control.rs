@@ -100,6 +100,11 @@ pub(crate) struct ControlTask {
 enum Exit {
     Closed(Option<oneshot::Sender<()>>),
     Disconnected(String),
+    /// Nothing came from the relay for `unheard`: the path is taken as broken.
+    Unheard {
+        reason: String,
+        unheard: Duration,
+    },
     /// The seat in meeting `code` could not be taken back.
     Lost {
         reason: String,
@@ -150,10 +155,18 @@ impl ControlTask {
     pub(crate) async fn run(mut self) {
         let exit = loop {
             match self.run_loop().await {
-                Exit::Disconnected(reason) if self.in_meeting().is_some() => match self.reconnect(reason).await {
-                    Ok(()) => continue,
-                    Err(exit) => break exit,
-                },
+                Exit::Disconnected(reason) if self.in_meeting().is_some() => {
+                    match self.reconnect(reason, Duration::ZERO).await {
+                        Ok(()) => continue,
+                        Err(exit) => break exit,
+                    }
+                }
+                Exit::Unheard { reason, unheard } if self.in_meeting().is_some() => {
+                    match self.reconnect(reason, unheard).await {
+                        Ok(()) => continue,
+                        Err(exit) => break exit,
+                    }
+                }
                 exit => break exit,
             }
         };
@@ -173,7 +186,7 @@ impl ControlTask {
                     let _ = done.send(());
                 }
             }
-            Exit::Disconnected(reason) => {
+            Exit::Disconnected(reason) | Exit::Unheard { reason, .. } => {
                 tracing::info!("disconnected: {reason}");
                 self.events.emit(SessionEvent::Disconnected { reason, meeting_code: None });
             }
@@ -226,7 +239,8 @@ impl ControlTask {
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > LIVENESS_TIMEOUT {
-                        return Exit::Disconnected(format!("nothing heard from the relay for {} s", LIVENESS_TIMEOUT.as_secs()));
+                        let reason = format!("nothing heard from the relay for {} s", LIVENESS_TIMEOUT.as_secs());
+                        return Exit::Unheard { reason, unheard: self.last_heard.elapsed() };
                     }
                     let nonce = self.next_nonce;
                     self.next_nonce += 1;
@@ -646,8 +660,9 @@ impl ControlTask {
             }
             Internal::RelaySilent => {
                 if self.in_meeting().is_some() {
-                    let silence = protocol::resume::RELAY_SILENCE.as_secs();
-                    return Err(Exit::Disconnected(format!("no media from the relay for {silence} s")));
+                    let silence = protocol::resume::RELAY_SILENCE;
+                    let reason = format!("no media from the relay for {} s", silence.as_secs());
+                    return Err(Exit::Unheard { reason, unheard: silence });
                 }
             }
         }
@@ -657,12 +672,12 @@ impl ControlTask {
     /// The connection broke in a meeting: reconnects on the schedule and resumes the seat,
     /// handling commands meanwhile. `Ok` once resumed (the control loop goes on), or why the
     /// session ends.
-    async fn reconnect(&mut self, reason: String) -> Result<(), Exit> {
+    async fn reconnect(&mut self, reason: String, unheard: Duration) -> Result<(), Exit> {
         let Some(code) = self.in_meeting().map(|m| m.welcome.code.clone()) else {
             return Err(Exit::Disconnected(reason));
         };
         tracing::info!("connection to the relay broke ({reason}): resuming");
-        self.events.emit(SessionEvent::Reconnecting { reason: reason.clone() });
+        self.events.emit(SessionEvent::Reconnecting { reason: reason.clone(), unheard_ms: unheard.as_millis() as u64 });
         let started = Instant::now();
         let seed = crate::media::now_us() ^ u64::from(std::process::id()).rotate_left(32);
         let mut schedule = ReconnectSchedule::new(started.into_std(), seed);

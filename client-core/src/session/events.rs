@@ -159,6 +159,9 @@ pub enum SessionEvent {
     /// media still flows wherever the path allows.
     Reconnecting {
         reason: String,
+        /// How long nothing had come from the relay when the break was noticed (0 when the
+        /// connection closed or failed outright): the drop began that long before this event.
+        unheard_ms: u64,
     },
     /// Our seat is back, `after_ms` after the connection broke, at the `attempts`-th attempt:
     /// same participant id, no knock. What changed meanwhile arrives as the usual events

@@ -292,7 +292,12 @@ export type Reconnecting = {
 /**
  * Why the connection broke, in English (for logs and as a detail).
  */
-reason: string, };
+reason: string, 
+/**
+ * How long nothing had come from the relay when the break was noticed (0 when the
+ * connection closed outright): the drop began that long before this event.
+ */
+unheardMs: number, };
 
 /**
  * The meeting a lost connection was in, as `join_meeting` takes it.

@@ -237,13 +237,13 @@ describe("connection drops", () => {
   it("keeps the meeting, its chat and its stats history while reconnecting, and clears the banner on resume", () => {
     let s = inMeeting();
     for (let i = 0; i < 5; i++) s = reduce(s, { type: "event", event: { name: "stats", payload: sample(T0 + i * 1000) } }, T0 + i * 1000);
-    s = reduce(s, { type: "event", event: { name: "reconnecting", payload: { reason: "no answer from the relay" } } }, T0 + 5000);
+    s = reduce(s, { type: "event", event: { name: "reconnecting", payload: { reason: "no answer from the relay", unheardMs: 0 } } }, T0 + 5000);
     expect(s.screen).toBe("meeting");
     expect(s.meeting!.reconnecting).toEqual({ sinceMs: T0 + 5000, reason: "no answer from the relay" });
     expect(reconnectingSeconds(s.meeting!, T0 + 5000)).toBe(0);
     expect(reconnectingSeconds(s.meeting!, T0 + 17_400)).toBe(12);
     // A second notice does not restart the count.
-    s = reduce(s, { type: "event", event: { name: "reconnecting", payload: { reason: "again" } } }, T0 + 8000);
+    s = reduce(s, { type: "event", event: { name: "reconnecting", payload: { reason: "again", unheardMs: 0 } } }, T0 + 8000);
     expect(s.meeting!.reconnecting!.sinceMs).toBe(T0 + 5000);
     // What was missed arrives before `resumed`; samples keep coming.
     s = run([{ name: "chat", payload: { message: chat(4, 2, "missed") } }], s, T0 + 9000);
@@ -261,9 +261,15 @@ describe("connection drops", () => {
     expect(reduce(s, { type: "event", event: { name: "resumed", payload: { afterMs: 1, attempts: 1 } } }, T0)).toBe(s);
   });
 
+  it("counts a silent relay's break from when it was last heard", () => {
+    const s = reduce(inMeeting(), { type: "event", event: { name: "reconnecting", payload: { reason: "no media from the relay for 3 s", unheardMs: 3000 } } }, T0 + 10_000);
+    expect(s.meeting!.reconnecting!.sinceMs).toBe(T0 + 7000);
+    expect(reconnectingSeconds(s.meeting!, T0 + 10_000)).toBe(3);
+  });
+
   it("ignores a reconnect notice outside a meeting", () => {
     const home = initialState();
-    expect(reduce(home, { type: "event", event: { name: "reconnecting", payload: { reason: "x" } } }, T0)).toBe(home);
+    expect(reduce(home, { type: "event", event: { name: "reconnecting", payload: { reason: "x", unheardMs: 0 } } }, T0)).toBe(home);
   });
 
   it("marks a participant whose connection dropped until they are back or gone", () => {
@@ -280,7 +286,7 @@ describe("connection drops", () => {
   it("offers to knock again on a meeting whose connection was lost for good", () => {
     const s = run(
       [
-        { name: "reconnecting", payload: { reason: "connection reset" } },
+        { name: "reconnecting", payload: { reason: "connection reset", unheardMs: 0 } },
         { name: "disconnected", payload: { message: "no way back to the relay in 60 s", rejoin } },
       ],
       inMeeting(),

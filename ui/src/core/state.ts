@@ -515,9 +515,11 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
     case "removed":
       return endSession(state, { title: "You've been removed from the meeting", detail: "The host removed you.", canRejoin: false, rejoin: null });
     case "reconnecting": {
-      const reason = event.payload.reason;
-      // A second notice keeps the first one's start: the banner counts from the break.
-      return withMeeting(state, (m) => (m.reconnecting ? m : { ...m, reconnecting: { sinceMs: nowMs, reason } }));
+      const { reason, unheardMs } = event.payload;
+      // The banner counts from the break: from when the relay was last heard, and a second
+      // notice keeps the first one's start.
+      const sinceMs = nowMs - unheardMs;
+      return withMeeting(state, (m) => (m.reconnecting ? m : { ...m, reconnecting: { sinceMs, reason } }));
     }
     case "resumed": {
       if (!state.meeting?.reconnecting) return state;

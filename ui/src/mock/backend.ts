@@ -217,7 +217,7 @@ export function installMockBackend(): MockControl {
     dropConnection: (reason) => {
       if (!self || droppedAt !== null) return;
       droppedAt = Date.now();
-      void send("reconnecting", { reason });
+      void send("reconnecting", { reason, unheardMs: 0 });
     },
     resumeConnection: () => {
       if (droppedAt === null) return;
