@@ -428,9 +428,7 @@ impl Retry {
     /// Waits until the next attempt is due; when the window is over, fails saying why the
     /// latest attempt (or the connection) failed: `why`.
     async fn wait(&mut self, why: &FileError) -> Result<(), FileError> {
-        let schedule = self.schedule.get_or_insert_with(|| {
-            ReconnectSchedule::new(Instant::now(), crate::media::now_us() ^ u64::from(std::process::id()))
-        });
+        let schedule = self.schedule.get_or_insert_with(crate::session::reconnect_schedule);
         let Some(at) = schedule.next_attempt() else {
             return Err(FileError::GaveUp { secs: schedule.elapsed(Instant::now()).as_secs(), last: why.to_string() });
         };

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use protocol::control::{ErrorCode, FileInfo, MeetingWelcome, Participant};
 use protocol::e2ee::{KeyringError, KeyringOutput, MediaIdentity, MediaPublicKey, MeetingKey, MeetingKeyring};
-use protocol::resume::{ChatLedger, ReconnectSchedule};
+use protocol::resume::ChatLedger;
 use protocol::ControlMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -154,20 +154,15 @@ impl ControlTask {
 
     pub(crate) async fn run(mut self) {
         let exit = loop {
-            match self.run_loop().await {
-                Exit::Disconnected(reason) if self.in_meeting().is_some() => {
-                    match self.reconnect(reason, Duration::ZERO).await {
-                        Ok(()) => continue,
-                        Err(exit) => break exit,
-                    }
-                }
-                Exit::Unheard { reason, unheard } if self.in_meeting().is_some() => {
-                    match self.reconnect(reason, unheard).await {
-                        Ok(()) => continue,
-                        Err(exit) => break exit,
-                    }
-                }
+            let (reason, unheard) = match self.run_loop().await {
+                Exit::Disconnected(reason) => (reason, Duration::ZERO),
+                Exit::Unheard { reason, unheard } => (reason, unheard),
                 exit => break exit,
+            };
+            // A broken connection: in a meeting, take the seat back (else the session ends).
+            match self.reconnect(reason, unheard).await {
+                Ok(()) => continue,
+                Err(exit) => break exit,
             }
         };
         if let Phase::InMeeting(meeting) = std::mem::replace(&mut self.phase, Phase::Idle) {
@@ -383,6 +378,15 @@ impl ControlTask {
             None => {
                 m.welcome.roster.push(participant.clone());
                 None
+            }
+        }
+    }
+
+    /// Keeps a chat message we send until it comes back stamped, to send again after a resume.
+    fn remember_sent_chat(&mut self, client_msg_id: u64, text: String) {
+        if let Phase::InMeeting(m) = &mut self.phase {
+            if let Some(dropped) = m.chat.on_send(client_msg_id, text) {
+                tracing::warn!(client_msg_id = dropped, "an unacknowledged chat message is no longer kept");
             }
         }
     }
@@ -624,11 +628,7 @@ impl ControlTask {
                 }
             }
             Command::Chat { text, client_msg_id } => {
-                if let Phase::InMeeting(m) = &mut self.phase {
-                    if let Some(dropped) = m.chat.on_send(client_msg_id, text.clone()) {
-                        tracing::warn!(client_msg_id = dropped, "an unacknowledged chat message is no longer kept");
-                    }
-                }
+                self.remember_sent_chat(client_msg_id, text.clone());
                 self.send(M::ChatSend { text, client_msg_id: Some(client_msg_id) }).await?;
             }
             Command::SendFile { path, upload_id } => self.start_upload(path, upload_id),
@@ -679,8 +679,7 @@ impl ControlTask {
         tracing::info!("connection to the relay broke ({reason}): resuming");
         self.events.emit(SessionEvent::Reconnecting { reason: reason.clone(), unheard_ms: unheard.as_millis() as u64 });
         let started = Instant::now();
-        let seed = crate::media::now_us() ^ u64::from(std::process::id()).rotate_left(32);
-        let mut schedule = ReconnectSchedule::new(started.into_std(), seed);
+        let mut schedule = super::reconnect_schedule();
         let mut last_failure = reason;
         loop {
             let Some(at) = schedule.next_attempt() else {
@@ -741,11 +740,7 @@ impl ControlTask {
                 Err(Exit::Disconnected("left the meeting while reconnecting".into()))
             }
             Some(Command::Chat { text, client_msg_id }) => {
-                if let Phase::InMeeting(m) = &mut self.phase {
-                    if let Some(dropped) = m.chat.on_send(client_msg_id, text) {
-                        tracing::warn!(client_msg_id = dropped, "an unacknowledged chat message is no longer kept");
-                    }
-                }
+                self.remember_sent_chat(client_msg_id, text);
                 Ok(())
             }
             // Sent with the resume.
@@ -813,49 +808,29 @@ impl ControlTask {
     /// The seat is back: the roster, host and chat catch up (as events, and in the keyring),
     /// our unacknowledged chat is sent again, and our media state goes out.
     async fn on_resumed(&mut self, welcome: MeetingWelcome, after: Duration, attempts: u32) -> Result<(), Exit> {
-        let Phase::InMeeting(meeting) = &mut self.phase else { return Ok(()) };
-        let before: BTreeMap<u32, Participant> = meeting.welcome.roster.iter().map(|p| (p.id, p.clone())).collect();
-        let old_host = meeting.welcome.host_id;
-        meeting.welcome.roster = welcome.roster.clone();
-        meeting.welcome.host_id = welcome.host_id;
-        let now: BTreeMap<u32, Participant> = welcome.roster.iter().map(|p| (p.id, p.clone())).collect();
-        for id in before.keys().filter(|id| !now.contains_key(id)) {
-            let id = *id;
-            if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
-                engine.participant_left(id);
-            }
-            self.events.emit(SessionEvent::ParticipantLeft {
-                participant_id: id,
-                reason: protocol::control::LeaveReason::Disconnected,
-            });
-            self.on_keyring(|k| k.on_participant_left(id)).await?;
+        use ControlMessage as M;
+        let Some(meeting) = self.in_meeting() else { return Ok(()) };
+        // What changed while we were away, handled as the messages we missed would have been.
+        let before = &meeting.welcome;
+        let mut missed: Vec<ControlMessage> = before
+            .roster
+            .iter()
+            .filter(|p| !welcome.roster.iter().any(|now| now.id == p.id))
+            .map(|p| M::ParticipantLeft { participant_id: p.id, reason: protocol::control::LeaveReason::Disconnected })
+            .collect();
+        if welcome.host_id != before.host_id {
+            missed.push(M::HostChanged { host_id: welcome.host_id });
         }
-        if welcome.host_id != old_host {
-            self.events.emit(SessionEvent::HostChanged { host_id: welcome.host_id });
-            self.on_keyring(|k| k.on_host_changed(welcome.host_id)).await?;
-        }
-        for participant in now.values() {
-            match before.get(&participant.id) {
-                None => {
-                    let (id, public) = (participant.id, MediaPublicKey::from_hex(&participant.media_public_key));
-                    self.events.emit(SessionEvent::ParticipantJoined { participant: participant.clone() });
-                    if let Ok(public) = public {
-                        self.on_keyring(|k| k.on_participant_joined(id, public)).await?;
-                    }
-                }
-                Some(old) if old != participant => {
-                    self.events.emit(SessionEvent::ParticipantUpdated { participant: participant.clone() });
-                    let back = old.reconnecting && !participant.reconnecting;
-                    if let (true, Ok(public)) = (back, MediaPublicKey::from_hex(&participant.media_public_key)) {
-                        let id = participant.id;
-                        self.on_keyring(|k| k.on_participant_joined(id, public)).await?;
-                    }
-                }
+        for participant in welcome.roster {
+            match before.roster.iter().find(|p| p.id == participant.id) {
+                None => missed.push(M::ParticipantJoined { participant }),
+                Some(old) if *old != participant => missed.push(M::ParticipantUpdated { participant }),
                 Some(_) => {}
             }
         }
-        for message in welcome.chat_history {
-            self.on_chat(message);
+        missed.extend(welcome.chat_history.into_iter().map(|message| M::Chat { message }));
+        for message in missed {
+            self.on_message(message).await?;
         }
         let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(after_ms, attempts, "resumed");

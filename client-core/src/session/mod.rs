@@ -100,6 +100,13 @@ pub(crate) struct PendingSwitches {
 }
 
 /// Puts a switch in its slot, replacing one not taken yet.
+/// A reconnection schedule starting now, its jitter seeded from the clock and the process,
+/// so clients that lost the same relay at once spread their attempts.
+pub(crate) fn reconnect_schedule() -> protocol::resume::ReconnectSchedule {
+    let seed = crate::media::now_us() ^ u64::from(std::process::id()).rotate_left(32);
+    protocol::resume::ReconnectSchedule::new(std::time::Instant::now(), seed)
+}
+
 pub(crate) fn put_switch<T>(slot: &Mutex<Option<T>>, choice: T) {
     if let Ok(mut s) = slot.lock() {
         *s = Some(choice);

@@ -570,13 +570,12 @@ impl<C: Connection> MeetingCore<C> {
         let was_dropped = member.dropped.take().is_some();
         member.info.reconnecting = false;
         let participant = member.info.clone();
-        if !was_dropped {
-            // The client saw its path die before the relay did.
-            self.effects.push_back(Effect::Superseded { to: old });
-        }
         info!(meeting = %self.code, participant = id, "seat resumed");
         if was_dropped {
             self.broadcast(ControlMessage::ParticipantUpdated { participant }, Some(id));
+        } else {
+            // The client saw its path die before the relay did.
+            self.effects.push_back(Effect::Superseded { to: old });
         }
         if self.host_id == id {
             self.show_knocks_to_host();

@@ -428,8 +428,7 @@ impl Meeting {
     /// uploader left).
     pub fn hold_upload(&self, state: Box<UploadState>) -> Result<Instant, Box<UploadState>> {
         if !lock(&self.core).is_member(state.uploader()) {
-            lock(&self.uploads).finished(state.file_id());
-            self.uploads_changed.notify_waiters();
+            self.upload_finished(state.file_id());
             return Err(state);
         }
         let held = lock(&self.uploads).hold(Instant::now(), state.file_id(), state);
