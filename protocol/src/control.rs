@@ -286,6 +286,10 @@ pub enum ControlMessage {
     /// R→C: the seat is back (same participant id, no knock): the meeting as it is now, with
     /// the chat messages after `last_chat_id`.
     Resumed(MeetingWelcome),
+    /// R→C: the relay is stopping and will be back: the meeting is kept, and the receiver's
+    /// seat is held for `resume_within_ms`. The connection closes after this; the client
+    /// resumes as after any drop.
+    RelayRestarting { resume_within_ms: u64 },
 
     /// R→C: someone joined.
     ParticipantJoined { participant: Participant },
@@ -390,6 +394,7 @@ impl ControlMessage {
             Joined(_) => "JOINED",
             Resume { .. } => "RESUME",
             Resumed(_) => "RESUMED",
+            RelayRestarting { .. } => "RELAY_RESTARTING",
             ParticipantJoined { .. } => "PARTICIPANT_JOINED",
             ParticipantLeft { .. } => "PARTICIPANT_LEFT",
             ParticipantUpdated { .. } => "PARTICIPANT_UPDATED",

@@ -18,6 +18,7 @@
 //! and authenticates again, with each receiver's key, what it forwards.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use thiserror::Error;
@@ -147,22 +148,36 @@ impl HopKey {
 }
 
 /// The sending end of one direction: the key and the counter its sequence numbers come from.
-/// Shared by every thread that sends on the direction (`&self` methods).
+/// Shared by every thread that sends on the direction (`&self` methods). [`Self::rekey`]
+/// swaps in the key of a new TLS session (after a resume) and starts its numbers again: a key
+/// and its counter are only ever read together, so no number is sealed twice under one key.
 #[derive(Debug)]
 pub struct HopSender {
+    keyed: RwLock<KeyedCounter>,
+}
+
+#[derive(Debug)]
+struct KeyedCounter {
     key: HopKey,
     next_seq: AtomicU64,
 }
 
 impl HopSender {
     pub fn new(key: HopKey) -> Self {
-        Self { key, next_seq: AtomicU64::new(0) }
+        Self { keyed: RwLock::new(KeyedCounter { key, next_seq: AtomicU64::new(0) }) }
+    }
+
+    /// Seals with `key` from now on, numbering from 0 again.
+    pub fn rekey(&self, key: HopKey) {
+        let mut keyed = self.keyed.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *keyed = KeyedCounter { key, next_seq: AtomicU64::new(0) };
     }
 
     /// Seals `datagram` (packet, then room for the trailer) with the next sequence number.
     pub fn seal(&self, datagram: &mut [u8]) -> Result<(), HopError> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.key.seal(datagram, seq)
+        let keyed = self.keyed.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seq = keyed.next_seq.fetch_add(1, Ordering::Relaxed);
+        keyed.key.seal(datagram, seq)
     }
 
     /// Encodes `packet` at the start of `out`, seals it, and returns the datagram's length.
@@ -238,6 +253,20 @@ mod tests {
         assert_eq!(receiver.open(&a), Err(HopError::Replayed));
         let mut fresh = HopReceiver::new(s.to_relay());
         assert_eq!(MediaPacket::decode(fresh.open(&a).unwrap()), Ok(MediaPacket::Keepalive { sender_id: 7 }));
+    }
+
+    #[test]
+    fn a_rekeyed_sender_seals_under_the_new_key_only_numbering_from_zero() {
+        let (old, new) = (secret(1), secret(2));
+        let sender = HopSender::new(old.to_relay());
+        let mut old_receiver = HopReceiver::new(old.to_relay());
+        for _ in 0..3 {
+            old_receiver.open(&sender.to_vec(&MediaPacket::Keepalive { sender_id: 7 }).unwrap()).unwrap();
+        }
+        sender.rekey(new.to_relay());
+        let after = sender.to_vec(&MediaPacket::Keepalive { sender_id: 7 }).unwrap();
+        assert_eq!(old_receiver.verify(&after), Err(HopError::Forged), "the old session's key opens nothing new");
+        assert_eq!(HopReceiver::new(new.to_relay()).verify(&after), Ok(0));
     }
 
     #[test]

@@ -587,6 +587,18 @@ impl Session {
             _ => LeaveReason::Disconnected,
         };
         match std::mem::replace(&mut self.state, State::Idle) {
+            // The relay is stopping and keeps the meeting: the participant resumes once it is back.
+            State::InMeeting { .. } if exit == Exit::Shutdown && self.shared.keeps_meetings() => {
+                let grace = self.shared.config.resume_grace;
+                let resume_within_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+                let restarting = ControlMessage::RelayRestarting { resume_within_ms };
+                // Bounded: a peer that does not read cannot hold the stop up.
+                if send_bounded(&mut self.framed, &restarting, Duration::from_secs(1)).await {
+                    close_tls(&mut self.framed).await;
+                }
+                debug!(peer = %self.peer, "control connection closed: relay restarting");
+                return;
+            }
             // The relay is stopping: nothing it holds survives it, so there is no seat to keep.
             State::InMeeting { meeting, id } if exit == Exit::Shutdown => {
                 meeting.leave(&self.shared, id, reason).await;

@@ -43,13 +43,14 @@ use protocol::reno::RenoConfig;
 use protocol::ControlMessage;
 use sha2::{Digest, Sha256};
 use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::control::frame_error;
+use crate::meeting::record::UploadRecord;
 use crate::meeting::uploads::Claim;
 use crate::meeting::{Meeting, OpError, Shared, SpooledFile};
 use crate::stall::StallWatch;
@@ -241,6 +242,14 @@ impl FileConn {
         let sender_name = meeting.begin_upload(&self.shared, participant, size)?;
         let file_id = self.shared.next_file_id();
         info!(meeting = %meeting.code, file_id, size, sender = participant, "upload started");
+        meeting.upload_started(UploadRecord {
+            file_id,
+            uploader: participant,
+            sender_name: sender_name.clone(),
+            name: name.clone(),
+            size,
+            sha256: sha256.clone(),
+        });
         let up = UploadState {
             participant,
             file_id,
@@ -347,34 +356,23 @@ impl FileConn {
                     Err(ended)
                 }
             },
+            // Kept as it is, with what arrived, for the relay to hold again when it starts.
+            Err(ended) if self.shutdown.is_cancelled() && self.shared.keeps_meetings() => Err(ended),
             Err(ended) => {
-                meeting.upload_finished(file_id);
                 discard_upload(&self.shared, meeting, up, &ended).await;
                 Err(ended)
             }
         }
     }
 
-    async fn receive(&mut self, meeting: &Arc<Meeting>, up: &mut UploadState, file: File) -> Result<(), Ended> {
-        let mut out = BufWriter::with_capacity(DISK_BUFFER, file);
+    async fn receive(&mut self, meeting: &Arc<Meeting>, up: &mut UploadState, mut out: File) -> Result<(), Ended> {
         let ready = ControlMessage::FileUploadReady {
             file_id: up.file_id,
             chunk_size: DEFAULT_CHUNK_SIZE,
             offset: up.received,
         };
-        let result = async {
-            self.send(&ready).await?;
-            self.receive_chunks(meeting, up, &mut out).await
-        }
-        .await;
-        // What was acknowledged is on disk before the upload is held or checked.
-        match result {
-            Ok(()) | Err(Ended::Broken(_)) => {
-                out.flush().await.map_err(|e| internal("writing the spool file", e))?;
-            }
-            Err(_) => {}
-        }
-        result?;
+        self.send(&ready).await?;
+        self.receive_chunks(meeting, up, &mut out).await?;
         drop(out);
 
         let digest = hex::encode(up.hasher.clone().finalize());
@@ -411,7 +409,7 @@ impl FileConn {
         &mut self,
         meeting: &Arc<Meeting>,
         up: &mut UploadState,
-        out: &mut BufWriter<File>,
+        out: &mut File,
     ) -> Result<(), Ended> {
         let mut last_progress = Instant::now();
         let (stall_window, stall_min) =
@@ -446,7 +444,10 @@ impl FileConn {
                     meeting.charge_upload(&self.shared, up.participant, data.len() as u64)?;
                     up.charged += data.len() as u64;
                     watch.on_bytes(data.len() as u64);
+                    // In the file before it is acknowledged: what the uploader was told arrived
+                    // survives this process being killed.
                     out.write_all(&data).await.map_err(|e| internal("writing the spool file", e))?;
+                    out.flush().await.map_err(|e| internal("writing the spool file", e))?;
                     up.hasher.update(&data);
                     up.received = end;
                     Stats::add(&self.shared.stats.upload_bytes, data.len() as u64);
@@ -628,6 +629,10 @@ impl UploadState {
         self.file_id
     }
 
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     fn stopped(&self, reason: UploadStopReason) -> ControlMessage {
         ControlMessage::FileUploadStopped {
             file_id: self.file_id,
@@ -657,11 +662,14 @@ async fn give_up_when_unclaimed(
     mut until: std::time::Instant,
     shutdown: CancellationToken,
 ) {
+    let keep = shared.keeps_meetings();
     loop {
         let all = tokio::select! {
             () = tokio::time::sleep_until(until.into()) => false,
             () = meeting.ended.cancelled() => true,
-            () = shutdown.cancelled() => true,
+            // Kept for the relay to hold again when it starts.
+            () = shutdown.cancelled(), if keep => return,
+            () = shutdown.cancelled(), if !keep => true,
         };
         let ended = Ended::Broken("not resumed in time".into());
         for up in meeting.expired_uploads(all) {
@@ -675,9 +683,63 @@ async fn give_up_when_unclaimed(
     }
 }
 
+/// Brings back the uploads of `meeting` a restart interrupted, each with the bytes its spool
+/// file holds (hashed again: a running SHA-256 cannot be kept), held for a resume until
+/// `until`. An upload whose spool file is gone, or that can no longer be charged, is dropped
+/// with its file. Reads the files: call it where blocking is allowed.
+pub(crate) fn restore_uploads(
+    shared: &Arc<Shared>,
+    meeting: &Arc<Meeting>,
+    uploads: Vec<UploadRecord>,
+    until: std::time::Instant,
+) {
+    for record in uploads {
+        let part = meeting.spool_dir.join(format!("{}.part", record.file_id));
+        let hashed = std::fs::File::open(&part).and_then(|mut file| {
+            let mut hasher = Sha256::new();
+            let received = std::io::copy(&mut std::io::Read::take(&mut file, record.size), &mut hasher)?;
+            Ok((hasher, received))
+        });
+        let (hasher, received) = match hashed {
+            Ok(hashed) => hashed,
+            Err(e) => {
+                warn!(meeting = %meeting.code, file_id = record.file_id, "interrupted upload not restored: {e}");
+                let _ = std::fs::remove_file(&part);
+                continue;
+            }
+        };
+        let state = Box::new(UploadState {
+            participant: record.uploader,
+            file_id: record.file_id,
+            part: part.clone(),
+            name: record.name.clone(),
+            size: record.size,
+            sha256: record.sha256.clone(),
+            sender_name: record.sender_name.clone(),
+            announced: received > 0,
+            charged: received,
+            received,
+            hasher,
+        });
+        let file_id = record.file_id;
+        match meeting.restore_upload(shared, record, state, until) {
+            Ok(()) => {
+                info!(meeting = %meeting.code, file_id, received, "interrupted upload held for a resume");
+                let task =
+                    give_up_when_unclaimed(shared.clone(), meeting.clone(), file_id, until, shared.shutdown.clone());
+                tokio::spawn(task);
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(&part);
+            }
+        }
+    }
+}
+
 /// Gives up upload `up`, which ended as `ended` without becoming a file: deletes what arrived,
 /// gives back its spool charge and its upload slot, and tells whoever saw its progress.
 async fn discard_upload(shared: &Shared, meeting: &Arc<Meeting>, up: UploadState, ended: &Ended) {
+    meeting.upload_finished(up.file_id);
     remove_file(&up.part).await;
     meeting.refund_upload(shared, up.participant, up.charged);
     meeting.end_upload(shared, up.participant);

@@ -38,6 +38,7 @@ mod files;
 mod limits;
 mod meeting;
 mod metrics;
+mod persist;
 mod routes;
 mod stall;
 pub mod stats;
@@ -54,7 +55,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 pub use config::RelayConfig;
 pub use limits::{AddressRates, Rate};
@@ -134,7 +135,13 @@ impl Relay {
             tracker.spawn(metrics::serve(listener, stats.clone(), shutdown.clone()));
         }
         let max_connections = config.max_connections.max(1);
-        let shared = Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes));
+        let shared =
+            Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes, shutdown.clone()));
+        let restored = persist::restore(&shared)
+            .map_err(|source| RelayError::DataDir { path: shared.spool_root.clone(), source })?;
+        if shared.keeps_meetings() {
+            tracker.spawn(persist::run(shared.clone(), shutdown.clone()));
+        }
         tracker.spawn(accept_loop(
             listener,
             acceptor,
@@ -143,7 +150,7 @@ impl Relay {
             tracker.clone(),
             shutdown.clone(),
         ));
-        info!(%tcp_addr, %udp_addr, %fingerprint, "relay listening");
+        info!(%tcp_addr, %udp_addr, %fingerprint, restored_meetings = restored.meetings, "relay listening");
 
         Ok(RelayHandle {
             tcp_addr,
@@ -162,10 +169,10 @@ impl Relay {
 /// Name of the relay's own directory inside a configured data directory.
 const SPOOL_DIR_NAME: &str = "parlor-spool";
 
-/// Creates the spool root (a `parlor-spool` directory inside `data_dir`, or a private
-/// temporary directory) and deletes meeting spools a previous run left behind after a crash:
-/// their ids would collide with this run's. Only `meeting-<digits>` directories inside the
-/// relay's own `parlor-spool` directory are ever deleted.
+/// Creates the spool root: a `parlor-spool` directory inside `data_dir`, or a private
+/// temporary directory. What a previous run left in it is restored or deleted by
+/// [`persist::restore`]; only `meeting-<digits>` directories inside the relay's own
+/// `parlor-spool` directory are ever deleted.
 fn prepare_data_dir(data_dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), RelayError> {
     let Some(dir) = data_dir else {
         let temp = tempfile::Builder::new()
@@ -175,21 +182,7 @@ fn prepare_data_dir(data_dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile
         return Ok((temp.path().to_path_buf(), Some(temp)));
     };
     let root = dir.join(SPOOL_DIR_NAME);
-    let err = |source| RelayError::DataDir { path: root.clone(), source };
-    std::fs::create_dir_all(&root).map_err(err)?;
-    for entry in std::fs::read_dir(&root).map_err(err)? {
-        let entry = entry.map_err(err)?;
-        let is_spool = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix("meeting-"))
-            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
-        if is_spool && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                warn!(dir = %entry.path().display(), "cannot delete a stale spool: {e}");
-            }
-        }
-    }
+    std::fs::create_dir_all(&root).map_err(|source| RelayError::DataDir { path: root.clone(), source })?;
     Ok((root, None))
 }
 
@@ -346,12 +339,18 @@ impl RelayHandle {
         self.shared.live_codes()
     }
 
-    /// Stops accepting, closes every connection (participants leave, meetings end, spools
-    /// are deleted) and waits until all of the relay's tasks have finished.
+    /// Stops accepting, closes every connection and waits until all of the relay's tasks
+    /// have finished. A relay with a data directory and a grace window keeps its meetings
+    /// for a restart: participants are told `RELAY_RESTARTING` and the meetings are written
+    /// to the data directory. Otherwise participants leave, meetings end and spools are
+    /// deleted.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        if self.shared.keeps_meetings() {
+            persist::save_all(&self.shared).await;
+        }
         info!("relay stopped");
     }
 }

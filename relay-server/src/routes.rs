@@ -21,11 +21,16 @@ use crate::meeting::lock;
 pub(crate) enum RouteUpdate {
     /// A participant was admitted to meeting `meeting_id`.
     Add { meeting_id: u64, participant_id: u32, hop: Arc<HopSecret> },
+    /// A participant resumed its seat on a new connection: its route takes that connection's
+    /// keys and learns its address again (the router may or may not have a route for it:
+    /// a seat restored after a relay restart has none).
+    Reroute { meeting_id: u64, participant_id: u32, hop: Arc<HopSecret> },
     /// A participant left.
     Remove { participant_id: u32 },
 }
 
-/// Updates not yet applied, in order, with never-applied adds cancelled by their removes.
+/// Updates not yet applied, in order, with never-applied adds cancelled by their removes and
+/// reroutes merged into the update still pending for the same participant.
 #[derive(Debug, Default)]
 pub(crate) struct PendingRoutes {
     updates: Vec<RouteUpdate>,
@@ -33,18 +38,37 @@ pub(crate) struct PendingRoutes {
 
 impl PendingRoutes {
     pub fn push(&mut self, update: RouteUpdate) {
-        if let RouteUpdate::Remove { participant_id } = update {
-            let pending_add = self
-                .updates
-                .iter()
-                .position(|u| matches!(u, RouteUpdate::Add { participant_id: p, .. } if *p == participant_id));
-            if let Some(index) = pending_add {
-                // The router never saw this participant: forgetting the add is the removal.
-                self.updates.remove(index);
-                return;
+        let pending = |updates: &[RouteUpdate], id: u32| {
+            updates.iter().position(|u| {
+                matches!(u, RouteUpdate::Add { participant_id, .. } | RouteUpdate::Reroute { participant_id, .. }
+                    if *participant_id == id)
+            })
+        };
+        match update {
+            RouteUpdate::Reroute { participant_id, ref hop, .. } => {
+                if let Some(index) = pending(&self.updates, participant_id) {
+                    // Not applied yet: it takes the newest keys (an add stays an add).
+                    if let RouteUpdate::Add { hop: pending_hop, .. } | RouteUpdate::Reroute { hop: pending_hop, .. } =
+                        &mut self.updates[index]
+                    {
+                        *pending_hop = hop.clone();
+                    }
+                    return;
+                }
+                self.updates.push(update);
             }
+            RouteUpdate::Remove { participant_id } => {
+                if let Some(index) = pending(&self.updates, participant_id) {
+                    let never_seen = matches!(self.updates.remove(index), RouteUpdate::Add { .. });
+                    if never_seen {
+                        // The router never saw this participant: forgetting the add is the removal.
+                        return;
+                    }
+                }
+                self.updates.push(update);
+            }
+            RouteUpdate::Add { .. } => self.updates.push(update),
         }
-        self.updates.push(update);
     }
 
     pub fn take(&mut self) -> Vec<RouteUpdate> {
@@ -122,6 +146,38 @@ mod tests {
         p.push(add(2));
         p.push(RouteUpdate::Remove { participant_id: 1 });
         assert_eq!(p.take(), vec![add(2)]);
+    }
+
+    fn reroute(participant_id: u32, key: u8) -> RouteUpdate {
+        RouteUpdate::Reroute {
+            meeting_id: 1,
+            participant_id,
+            hop: Arc::new(HopSecret::new([key; protocol::hop::HOP_SECRET_LEN])),
+        }
+    }
+
+    #[test]
+    fn a_reroute_gives_a_pending_update_the_newest_keys() {
+        let mut p = PendingRoutes::default();
+        p.push(add(1));
+        p.push(reroute(1, 9));
+        let RouteUpdate::Add { hop, .. } = &p.take()[0] else { panic!("still an add") };
+        assert_eq!(**hop, HopSecret::new([9; protocol::hop::HOP_SECRET_LEN]));
+        p.push(reroute(2, 3));
+        p.push(reroute(2, 4));
+        assert_eq!(p.take(), vec![reroute(2, 4)]);
+    }
+
+    #[test]
+    fn a_remove_after_a_reroute_still_removes_the_route_the_router_has() {
+        let mut p = PendingRoutes::default();
+        p.push(reroute(1, 9));
+        p.push(RouteUpdate::Remove { participant_id: 1 });
+        assert_eq!(p.take(), vec![RouteUpdate::Remove { participant_id: 1 }]);
+        p.push(add(2));
+        p.push(reroute(2, 9));
+        p.push(RouteUpdate::Remove { participant_id: 2 });
+        assert!(p.take().is_empty(), "the router never saw participant 2");
     }
 
     #[test]

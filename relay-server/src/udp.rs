@@ -179,7 +179,8 @@ impl Router {
 
     pub fn apply(&mut self, update: RouteUpdate) {
         match update {
-            RouteUpdate::Add { meeting_id, participant_id, hop } => {
+            RouteUpdate::Add { meeting_id, participant_id, hop }
+            | RouteUpdate::Reroute { meeting_id, participant_id, hop } => {
                 self.remove(participant_id);
                 let group = match self.group_of_meeting.get(&meeting_id) {
                     Some(g) => *g,

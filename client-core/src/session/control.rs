@@ -358,6 +358,11 @@ impl ControlTask {
             M::FileUploadStopped { file_id, name, sender_id, reason } => {
                 self.events.emit(SessionEvent::RemoteFileStopped { file_id, name, sender_id, reason })
             }
+            // The relay keeps the meeting across its restart: take the seat back when it is up.
+            M::RelayRestarting { resume_within_ms } => {
+                tracing::info!(resume_within_ms, "the relay is restarting");
+                return Err(Exit::Disconnected("the relay is restarting".into()));
+            }
             M::Error { code, message, retry_after_ms } => {
                 tracing::warn!(?code, ?retry_after_ms, "relay error: {message}");
                 self.events.emit(SessionEvent::Error { code: Some(code), message, retry_after_ms });
@@ -707,9 +712,14 @@ impl ControlTask {
             }
             schedule.on_attempt(Instant::now().into_std());
             match self.attempt_resume().await {
-                Ok((conn, welcome)) => {
+                Ok((conn, handshake, welcome)) => {
                     self.conn = conn;
+                    self.handshake = handshake;
                     self.last_heard = Instant::now();
+                    // The relay routes our datagrams under the new connection's keys now.
+                    if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
+                        engine.rekey(self.handshake.hop.clone(), self.handshake.udp_addr()).await;
+                    }
                     let after = started.elapsed();
                     self.on_resumed(welcome, after, schedule.attempts()).await?;
                     return Ok(());
@@ -760,7 +770,7 @@ impl ControlTask {
 
     /// One attempt: a new control connection to the same relay (the same certificate), then
     /// `RESUME` with our secret.
-    async fn attempt_resume(&mut self) -> Result<(ControlConn, MeetingWelcome), AttemptError> {
+    async fn attempt_resume(&mut self) -> Result<(ControlConn, Handshake, MeetingWelcome), AttemptError> {
         let Some(meeting) = self.in_meeting() else { return Err(AttemptError::Refused("not in a meeting".into())) };
         let resume = ControlMessage::Resume {
             code: meeting.welcome.code.clone(),
@@ -776,7 +786,7 @@ impl ControlTask {
         let deadline = Instant::now() + RESUME_ATTEMPT_TIMEOUT;
         let connecting =
             crate::net::control::connect(&self.relay, &trust, &self.options.client_name, RESUME_ATTEMPT_TIMEOUT);
-        let (mut conn, _) = connecting.await.map_err(|e| AttemptError::Failed(e.to_string()))?;
+        let (mut conn, handshake) = connecting.await.map_err(|e| AttemptError::Failed(e.to_string()))?;
         conn.send(resume).await.map_err(|e| AttemptError::Failed(format!("cannot send RESUME: {e}")))?;
         loop {
             let frame = tokio::time::timeout_at(deadline, conn.next())
@@ -792,7 +802,7 @@ impl ControlTask {
             let mut msg = msg;
             msg.sanitize_names();
             match msg {
-                ControlMessage::Resumed(welcome) => return Ok((conn, welcome)),
+                ControlMessage::Resumed(welcome) => return Ok((conn, handshake, welcome)),
                 ControlMessage::Error { code: ErrorCode::ResumeRefused, message, .. } => {
                     return Err(AttemptError::Refused(message))
                 }

@@ -54,6 +54,16 @@ pub(crate) enum Internal {
     RelaySilent,
 }
 
+/// What the control task asks of the network task.
+#[derive(Debug)]
+enum NetCommand {
+    /// A participant left: forget them.
+    Forget(u32),
+    /// The seat resumed on a new control connection: its keys, and the relay's UDP address
+    /// it announced.
+    Rekey { hop: HopSecret, udp_addr: SocketAddr },
+}
+
 /// What the engine needs to start.
 pub(crate) struct EngineParams {
     pub my_id: u32,
@@ -193,8 +203,8 @@ impl EngineShared {
 pub(crate) struct Engine {
     shared: Arc<EngineShared>,
     net: JoinHandle<()>,
-    /// Participants who left, for the network task to forget.
-    net_cmd: mpsc::Sender<u32>,
+    /// Participants who left and new keys, for the network task.
+    net_cmd: mpsc::Sender<NetCommand>,
     /// The newest meeting key, for the network task's opener (only the newest matters).
     media_key: watch::Sender<Option<MeetingKey>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -287,7 +297,13 @@ impl Engine {
 
     /// Forgets everything about a participant who left.
     pub(crate) fn participant_left(&self, id: u32) {
-        let _ = self.net_cmd.try_send(id);
+        let _ = self.net_cmd.try_send(NetCommand::Forget(id));
+    }
+
+    /// The seat resumed on a new control connection (after a broken path or a relay restart):
+    /// datagrams go to `udp_addr` under that connection's keys from now on.
+    pub(crate) async fn rekey(&self, hop: HopSecret, udp_addr: SocketAddr) {
+        let _ = self.net_cmd.send(NetCommand::Rekey { hop, udp_addr }).await;
     }
 
     /// Seals and opens media with `key` from now on (a rotation).
@@ -350,7 +366,11 @@ struct NetTask {
 }
 
 impl NetTask {
-    async fn run(mut self, mut left: mpsc::Receiver<u32>, mut media_key: watch::Receiver<Option<MeetingKey>>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<NetCommand>,
+        mut media_key: watch::Receiver<Option<MeetingKey>>,
+    ) {
         // One byte more than the limit, so the core sees (and counts) an oversized datagram
         // rather than a truncated one.
         let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
@@ -380,7 +400,10 @@ impl NetTask {
                     let shared = &self.shared;
                     self.core.handle_timeout(Instant::now(), now_us(), || local_readings(shared));
                 }
-                Some(id) = left.recv() => self.forget(id),
+                Some(command) = commands.recv() => match command {
+                    NetCommand::Forget(id) => self.forget(id),
+                    NetCommand::Rekey { hop, udp_addr } => self.rekey(&hop, udp_addr).await,
+                },
                 Ok(()) = media_key.changed() => {
                     if let Some(key) = media_key.borrow_and_update().clone() {
                         self.core.install_media_key(key);
@@ -433,6 +456,17 @@ impl NetTask {
                 }
             }
         }
+    }
+
+    /// New keys (and perhaps a new relay address) after a resume. The socket is shared with
+    /// the capture threads, so reconnecting it moves their media too.
+    async fn rekey(&mut self, hop: &HopSecret, udp_addr: SocketAddr) {
+        if self.socket.peer_addr().ok() != Some(udp_addr) {
+            if let Err(e) = self.socket.connect(udp_addr).await {
+                self.events.error(format!("cannot send media to the relay at {udp_addr}: {e}"));
+            }
+        }
+        self.core.rekey(Instant::now(), hop);
     }
 
     /// A participant left: the core forgets them, and so do the threads' tables.

@@ -30,7 +30,7 @@ use protocol::assembler::{AssembledFrame, AssemblerConfig, FrameAssembler};
 use protocol::control::StatsReport;
 use protocol::e2ee::{MediaOpener, MeetingKey};
 use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttEstimator};
-use protocol::hop::{HopError, HopReceiver, HopSender};
+use protocol::hop::{HopError, HopReceiver, HopSecret, HopSender};
 use protocol::jitter::{JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{
     AudioHeader, AudioPayload, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoFrameMeta, VideoHeader,
@@ -555,6 +555,20 @@ impl ReceiveCore {
         }
         std::mem::swap(&mut frame.data, &mut self.opened);
         self.emit(ReceiveEvent::Frame { sender, frame });
+    }
+
+    /// The seat resumed on a new control connection at `now`: datagrams are sealed and opened
+    /// with its keys from now on (numbered from 0 both ways), and the relay, which learns our
+    /// address from an authentic keepalive, gets one at once and a few more shortly after.
+    /// The silence clock starts again: the relay had no route for us until the resume.
+    pub(crate) fn rekey(&mut self, now: Instant, hop: &HopSecret) {
+        self.hop_out.rekey(hop.to_relay());
+        self.hop_in = HopReceiver::new(hop.from_relay());
+        self.last_heard = now;
+        self.relay_silent = false;
+        self.timers.early_keepalive = now + EARLY_KEEPALIVE_EVERY;
+        self.timers.early_keepalives_left = EARLY_KEEPALIVES;
+        self.send_keepalive();
     }
 
     /// Installs a new meeting key (the previous one keeps opening media still in flight).

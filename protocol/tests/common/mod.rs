@@ -22,7 +22,7 @@ use protocol::media::{
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 39;
+pub const VARIANT_COUNT: usize = 40;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -42,31 +42,32 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         Joined(_) => 11,
         Resume { .. } => 12,
         Resumed(_) => 13,
-        ParticipantJoined { .. } => 14,
-        ParticipantLeft { .. } => 15,
-        ParticipantUpdated { .. } => 16,
-        MediaState { .. } => 17,
-        HostChanged { .. } => 18,
-        RemoveParticipant { .. } => 19,
-        Removed => 20,
-        MediaKeys { .. } => 21,
-        MediaKey { .. } => 22,
-        ChatSend { .. } => 23,
-        Chat { .. } => 24,
-        FileUpload { .. } => 25,
-        FileUploadResume { .. } => 26,
-        FileUploadReady { .. } => 27,
-        FileUploadComplete { .. } => 28,
-        FileDownload { .. } => 29,
-        FileDownloadReady { .. } => 30,
-        FileProgress { .. } => 31,
-        FileUploadStopped { .. } => 32,
-        FileOffer { .. } => 33,
-        StatsReport { .. } => 34,
-        Ping { .. } => 35,
-        Pong { .. } => 36,
-        Leave => 37,
-        Error { .. } => 38,
+        RelayRestarting { .. } => 14,
+        ParticipantJoined { .. } => 15,
+        ParticipantLeft { .. } => 16,
+        ParticipantUpdated { .. } => 17,
+        MediaState { .. } => 18,
+        HostChanged { .. } => 19,
+        RemoveParticipant { .. } => 20,
+        Removed => 21,
+        MediaKeys { .. } => 22,
+        MediaKey { .. } => 23,
+        ChatSend { .. } => 24,
+        Chat { .. } => 25,
+        FileUpload { .. } => 26,
+        FileUploadResume { .. } => 27,
+        FileUploadReady { .. } => 28,
+        FileUploadComplete { .. } => 29,
+        FileDownload { .. } => 30,
+        FileDownloadReady { .. } => 31,
+        FileProgress { .. } => 32,
+        FileUploadStopped { .. } => 33,
+        FileOffer { .. } => 34,
+        StatsReport { .. } => 35,
+        Ping { .. } => 36,
+        Pong { .. } => 37,
+        Leave => 38,
+        Error { .. } => 39,
     }
 }
 
@@ -330,6 +331,7 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
             }
         ),
         meeting_welcome().prop_map(M::Resumed),
+        wide_u64().prop_map(|resume_within_ms| M::RelayRestarting { resume_within_ms }),
         participant().prop_map(|participant| M::ParticipantJoined { participant }),
         (any::<u32>(), leave_reason())
             .prop_map(|(participant_id, reason)| M::ParticipantLeft { participant_id, reason }),
@@ -453,6 +455,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
             chat_history: Vec::new(),
             media_key: None,
         }),
+        M::RelayRestarting { resume_within_ms: 30_000 },
         M::ParticipantJoined { participant: participant.clone() },
         M::ParticipantLeft { participant_id: 2, reason: LeaveReason::Left },
         M::ParticipantUpdated { participant },

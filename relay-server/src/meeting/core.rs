@@ -13,6 +13,7 @@
 //! relay, a number in the tests).
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use protocol::e2ee::is_valid_key_blob;
 use protocol::ControlMessage;
 use tracing::info;
 
+use super::record::{MeetingRecord, MemberRecord, UploadRecord, RECORD_FORMAT};
 use super::{OpError, SpooledFile};
 use crate::config::RelayConfig;
 use crate::limits::{AddressKey, TokenBucket};
@@ -128,6 +130,13 @@ pub(crate) enum Effect<C> {
     /// A participant entered: make its session token and media route valid. Comes before
     /// any message that tells the participant its id.
     MemberAdded { credentials: Credentials, conn: C },
+    /// A seat came back from a [`MeetingRecord`] after a relay restart, without a connection:
+    /// make its session token valid and its participant id taken (no media route until it
+    /// resumes).
+    SeatRestored { credentials: Credentials },
+    /// The participant resumed on `conn`: its media route takes that connection's datagram
+    /// keys from now on. Comes before the `RESUMED` that tells it so.
+    Rerouted { participant_id: ParticipantId, conn: C },
     /// A participant left: its session token and media route are no longer valid.
     MemberRemoved { participant_id: ParticipantId, session_token: String },
     /// The last participant left: free the code, give back `spool_bytes` of the spool
@@ -147,7 +156,8 @@ pub(crate) enum KnockOutcome {
 #[derive(Debug)]
 struct Member<C> {
     info: Participant,
-    conn: C,
+    /// `None` for a seat restored after a relay restart and not yet resumed.
+    conn: Option<C>,
     credentials: Credentials,
     /// Chat messages and file offers.
     chat: TokenBucket,
@@ -222,6 +232,8 @@ pub(crate) struct MeetingCore<C> {
     uploads: HashMap<ParticipantId, usize>,
     downloads: HashMap<ParticipantId, usize>,
     effects: VecDeque<Effect<C>>,
+    /// Counts changes to what a [`MeetingRecord`] holds, so its writer knows when to write.
+    changes: u64,
 }
 
 impl<C: Connection> MeetingCore<C> {
@@ -254,10 +266,129 @@ impl<C: Connection> MeetingCore<C> {
             uploads: HashMap::new(),
             downloads: HashMap::new(),
             effects: VecDeque::new(),
+            changes: 0,
         };
         core.add_member(now, host, display_name, media_public_key, true, conn);
         let welcome = core.welcome(host_id, None);
         (core, welcome)
+    }
+
+    /// The meeting as a restarted relay needs it (see [`MeetingRecord`]), with the uploads
+    /// in progress the driver knows of.
+    pub fn record(&self, meeting_id: u64, uploads: Vec<UploadRecord>) -> MeetingRecord {
+        let mut files: Vec<FileInfo> = self.files.values().map(|f| f.info.clone()).collect();
+        files.sort_by_key(|f| f.file_id);
+        MeetingRecord {
+            format: RECORD_FORMAT,
+            meeting_id,
+            code: self.code.clone(),
+            host_id: self.host_id,
+            next_chat_id: self.next_chat_id,
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberRecord {
+                    participant: Participant { reconnecting: false, ..m.info.clone() },
+                    session_token: Secret::new(m.credentials.session_token.clone()),
+                    resume_secret: Secret::new(m.credentials.resume_secret.clone()),
+                    last_client_msg_id: m.last_client_msg_id,
+                })
+                .collect(),
+            chat: self.chat.iter().map(|kept| kept.message.clone()).collect(),
+            files,
+            uploads,
+        }
+    }
+
+    /// The meeting of `record` after a relay restart: every seat held for a resume until
+    /// `until` (shown as reconnecting, with no connection), the chat and the files as they
+    /// were, each file spooled in `spool_dir`. Its first effects restore the seats' sessions.
+    /// `None` for a record with no seat or a host who is not in it.
+    pub fn restore(
+        record: MeetingRecord,
+        limits: MeetingLimits,
+        now: Now,
+        until: Instant,
+        spool_dir: &Path,
+    ) -> Option<Self> {
+        if !record.members.iter().any(|m| m.participant.id == record.host_id) {
+            return None;
+        }
+        let mut core = Self {
+            code: record.code,
+            limits,
+            ended: false,
+            host_id: record.host_id,
+            members: Vec::new(),
+            knocks: VecDeque::new(),
+            chat: VecDeque::new(),
+            chat_bytes: 0,
+            next_chat_id: record.next_chat_id,
+            files: HashMap::new(),
+            files_bytes: 0,
+            spooled: 0,
+            spooled_by: HashMap::new(),
+            uploads: HashMap::new(),
+            downloads: HashMap::new(),
+            effects: VecDeque::new(),
+            changes: 0,
+        };
+        for message in record.chat {
+            let bytes = message.encoded_len();
+            core.chat_bytes += bytes;
+            core.chat.push_back(Kept { message, bytes });
+        }
+        for info in record.files {
+            let path = spool_dir.join(info.file_id.to_string());
+            core.files_bytes += info.size;
+            core.spooled += info.size;
+            *core.spooled_by.entry(info.sender_id).or_insert(0) += info.size;
+            core.files.insert(info.file_id, SpooledFile { info, path });
+        }
+        for seat in record.members {
+            let credentials = Credentials {
+                participant_id: seat.participant.id,
+                session_token: seat.session_token.expose().to_string(),
+                resume_secret: seat.resume_secret.expose().to_string(),
+            };
+            core.effects.push_back(Effect::SeatRestored { credentials: credentials.clone() });
+            let bucket = |burst, per_second: u32| TokenBucket::new(now.at, burst, f64::from(per_second));
+            core.members.push(Member {
+                info: Participant {
+                    reconnecting: true,
+                    is_host: seat.participant.id == record.host_id,
+                    ..seat.participant
+                },
+                conn: None,
+                credentials,
+                chat: bucket(core.limits.chat_burst, core.limits.chat_per_second),
+                media_state: bucket(core.limits.media_state_burst, core.limits.media_state_per_second),
+                media_keys: bucket(core.limits.media_state_burst, core.limits.media_state_per_second),
+                dropped: Some(Dropped { until, reason: LeaveReason::Disconnected }),
+                last_client_msg_id: seat.last_client_msg_id,
+            });
+        }
+        info!(meeting = %core.code, seats = core.members.len(), files = core.files.len(), "meeting restored");
+        Some(core)
+    }
+
+    /// An upload in progress before a restart comes back with `bytes` arrived: it takes an
+    /// upload slot of `id` and its bytes are charged to the quotas again.
+    pub fn restore_upload(&mut self, id: ParticipantId, bytes: u64) -> Result<(), OpError> {
+        self.require_member(id)?;
+        self.charge_upload(id, bytes)?;
+        *self.uploads.entry(id).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// Bytes of the files offered.
+    pub fn files_bytes(&self) -> u64 {
+        self.files_bytes
+    }
+
+    /// Counts changes to what [`Self::record`] returns.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// The next thing the driver must do.
@@ -266,9 +397,12 @@ impl<C: Connection> MeetingCore<C> {
         self.effects.pop_front()
     }
 
-    #[cfg(test)]
     pub fn is_ended(&self) -> bool {
         self.ended
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
     }
 
     #[cfg(test)]
@@ -315,8 +449,7 @@ impl<C: Connection> MeetingCore<C> {
     }
 
     fn tell_host(&mut self, message: ControlMessage) {
-        if let Some(host) = self.member(self.host_id) {
-            let to = host.conn.clone();
+        if let Some(to) = self.member(self.host_id).and_then(|host| host.conn.clone()) {
             self.deliver(to, Arc::new(message));
         }
     }
@@ -325,7 +458,9 @@ impl<C: Connection> MeetingCore<C> {
     fn broadcast(&mut self, message: ControlMessage, except: Option<ParticipantId>) {
         let message = Arc::new(message);
         for m in self.members.iter().filter(|m| Some(m.info.id) != except) {
-            self.effects.push_back(Effect::Deliver { to: m.conn.clone(), message: message.clone() });
+            if let Some(to) = &m.conn {
+                self.effects.push_back(Effect::Deliver { to: to.clone(), message: message.clone() });
+            }
         }
     }
 
@@ -376,6 +511,7 @@ impl<C: Connection> MeetingCore<C> {
     ) {
         let id = credentials.participant_id;
         info!(meeting = %self.code, participant = id, name = %display_name, "participant joined");
+        self.changes += 1;
         self.effects.push_back(Effect::MemberAdded { credentials: credentials.clone(), conn: conn.clone() });
         self.members.push(Member {
             info: Participant {
@@ -389,7 +525,7 @@ impl<C: Connection> MeetingCore<C> {
                 media_public_key,
                 reconnecting: false,
             },
-            conn,
+            conn: Some(conn),
             credentials,
             chat: TokenBucket::new(now.at, self.limits.chat_burst, f64::from(self.limits.chat_per_second)),
             media_state: TokenBucket::new(
@@ -517,7 +653,8 @@ impl<C: Connection> MeetingCore<C> {
         if let Some(request_id) = self.knocks.iter().find(|k| k.conn.conn_id() == conn_id).map(|k| k.request_id) {
             self.withdraw_knock(request_id, KnockWithdrawal::Disconnected);
         }
-        let id = self.members.iter().find(|m| m.conn.conn_id() == conn_id && m.dropped.is_none())?.info.id;
+        let on_conn = |m: &&Member<C>| m.conn.as_ref().is_some_and(|c| c.conn_id() == conn_id) && m.dropped.is_none();
+        let id = self.members.iter().find(on_conn)?.info.id;
         if self.limits.resume_grace.is_zero() {
             self.leave(id, reason);
             return None;
@@ -566,14 +703,15 @@ impl<C: Connection> MeetingCore<C> {
         if !protocol::resume::secrets_match(resume_secret, &member.credentials.resume_secret) {
             return Err(refused());
         }
-        let old = std::mem::replace(&mut member.conn, conn);
+        let old = member.conn.replace(conn.clone());
         let was_dropped = member.dropped.take().is_some();
         member.info.reconnecting = false;
         let participant = member.info.clone();
         info!(meeting = %self.code, participant = id, "seat resumed");
+        self.effects.push_back(Effect::Rerouted { participant_id: id, conn });
         if was_dropped {
             self.broadcast(ControlMessage::ParticipantUpdated { participant }, Some(id));
-        } else {
+        } else if let Some(old) = old {
             // The client saw its path die before the relay did.
             self.effects.push_back(Effect::Superseded { to: old });
         }
@@ -611,7 +749,9 @@ impl<C: Connection> MeetingCore<C> {
             .map(|m| m.conn.clone())
             .ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such participant"))?;
         self.leave(target, LeaveReason::Removed);
-        self.effects.push_back(Effect::Removed { to: conn });
+        if let Some(to) = conn {
+            self.effects.push_back(Effect::Removed { to });
+        }
         Ok(())
     }
 
@@ -619,6 +759,7 @@ impl<C: Connection> MeetingCore<C> {
     pub fn leave(&mut self, id: ParticipantId, reason: LeaveReason) -> bool {
         let Some(index) = self.members.iter().position(|m| m.info.id == id) else { return false };
         let member = self.members.remove(index);
+        self.changes += 1;
         self.effects
             .push_back(Effect::MemberRemoved { participant_id: id, session_token: member.credentials.session_token });
         self.uploads.remove(&id);
@@ -716,6 +857,7 @@ impl<C: Connection> MeetingCore<C> {
             file,
         };
         self.next_chat_id += 1;
+        self.changes += 1;
         let bytes = message.encoded_len();
         if self.limits.chat_history_len > 0 && bytes <= self.limits.chat_history_bytes {
             while self.chat.len() >= self.limits.chat_history_len
@@ -748,7 +890,7 @@ impl<C: Connection> MeetingCore<C> {
             if participant_id == host {
                 continue;
             }
-            if let Some(to) = self.member(participant_id).map(|m| m.conn.clone()) {
+            if let Some(to) = self.member(participant_id).and_then(|m| m.conn.clone()) {
                 self.deliver(to, Arc::new(ControlMessage::MediaKey { from: host, media_key }));
             }
         }
@@ -780,6 +922,7 @@ impl<C: Connection> MeetingCore<C> {
         member.info.camera_on = camera_on;
         member.info.speaking = speaking;
         let participant = member.info.clone();
+        self.changes += 1;
         self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
         Ok(())
     }
@@ -1321,7 +1464,13 @@ mod tests {
         join(&mut core, &clock, 1, 2, Conn(2));
         core.resume(2, &secret(2), Conn(7), 0).unwrap();
         let effects = drain(&mut core);
-        assert!(matches!(effects[..], [Effect::Superseded { to: Conn(2) }]), "{effects:?}");
+        assert!(
+            matches!(
+                effects[..],
+                [Effect::Rerouted { participant_id: 2, conn: Conn(7) }, Effect::Superseded { to: Conn(2) }]
+            ),
+            "{effects:?}"
+        );
         assert!(core.remove_conn(clock.now(), 2, LeaveReason::Disconnected).is_none(), "not a leave");
         assert!(drain(&mut core).is_empty());
     }

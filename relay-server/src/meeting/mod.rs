@@ -17,10 +17,13 @@
 //! nor grows a queue without bound.
 
 pub(crate) mod core;
+pub(crate) mod record;
 mod registry;
 pub(crate) mod uploads;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +38,8 @@ use tracing::{info, warn};
 
 pub(crate) use self::core::KnockOutcome;
 use self::core::{Connection, Effect, MeetingCore, Now};
-pub(crate) use self::registry::Shared;
+use self::record::{MeetingRecord, UploadRecord};
+pub(crate) use self::registry::{IdCounters, Shared};
 use self::uploads::{Claim, UploadBook};
 use crate::files::UploadState;
 use crate::limits::AddressKey;
@@ -161,15 +165,61 @@ pub(crate) struct Meeting {
     uploads: Mutex<UploadBook<CancellationToken, Box<UploadState>>>,
     /// Woken whenever an upload is held or finished, for a resume waiting on a running one.
     pub uploads_changed: Notify,
+    /// Uploads not yet complete (running or held), as a restart must know them.
+    uploads_in_flight: Mutex<BTreeMap<u64, UploadRecord>>,
+    /// Set when something a restart must keep changed since the record was last taken.
+    unsaved: AtomicBool,
+    /// Held while the meeting's record is written and while its spool is deleted, so the
+    /// record of a meeting that ended is never written back.
+    pub record_lock: tokio::sync::Mutex<()>,
 }
 
 impl Meeting {
+    fn new(id: u64, spool_root: &std::path::Path, core: MeetingCore<ConnHandle>, resume_grace: Duration) -> Self {
+        Self {
+            id,
+            spool_dir: spool_root.join(format!("meeting-{id}")),
+            code: core.code().to_string(),
+            ended: CancellationToken::new(),
+            core: Mutex::new(core),
+            uploads: Mutex::new(UploadBook::new(resume_grace)),
+            uploads_changed: Notify::new(),
+            uploads_in_flight: Mutex::new(BTreeMap::new()),
+            unsaved: AtomicBool::new(true),
+            record_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The meeting as a restarted relay needs it; `None` once it ended.
+    pub fn record(&self) -> Option<MeetingRecord> {
+        let core = lock(&self.core);
+        if core.is_ended() {
+            return None;
+        }
+        let uploads = lock(&self.uploads_in_flight).values().cloned().collect();
+        Some(core.record(self.id, uploads))
+    }
+
+    /// Whether the record changed since the last call (which clears the mark).
+    pub fn take_unsaved(&self) -> bool {
+        self.unsaved.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the record as not yet written (a write failed).
+    pub fn mark_unsaved(&self) {
+        self.unsaved.store(true, Ordering::Release);
+    }
+
     /// Runs `op` on the core and carries out what it asked for. Returns `op`'s result and
     /// whether this call ended the meeting (then its spool is the caller's to delete, with
     /// [`Self::delete_spool`], once it no longer holds anything).
     fn run<R>(self: &Arc<Self>, shared: &Shared, op: impl FnOnce(&mut MeetingCore<ConnHandle>, Now) -> R) -> (R, bool) {
         let mut core = lock(&self.core);
+        let changes = core.changes();
         let result = op(&mut core, now());
+        if core.changes() != changes {
+            self.mark_unsaved();
+        }
         let mut ended = false;
         while let Some(effect) = core.poll_effect() {
             ended |= matches!(effect, Effect::Ended { .. });
@@ -197,6 +247,14 @@ impl Meeting {
                 Stats::inc(&stats.participants_joined);
                 Stats::inc(&stats.participants_live);
             }
+            Effect::SeatRestored { credentials } => {
+                shared.restore_participant_id(credentials.participant_id);
+                shared.add_session(credentials.session_token, self.clone(), credentials.participant_id);
+                Stats::inc(&stats.participants_live);
+            }
+            Effect::Rerouted { participant_id, conn } => {
+                shared.routes.push(RouteUpdate::Reroute { meeting_id: self.id, participant_id, hop: conn.hop.clone() });
+            }
             Effect::MemberRemoved { participant_id, session_token } => {
                 shared.remove_session(&session_token);
                 shared.routes.push(RouteUpdate::Remove { participant_id });
@@ -216,6 +274,7 @@ impl Meeting {
 
     /// Deletes the spool of an ended meeting.
     async fn delete_spool(&self) {
+        let _no_record_written = self.record_lock.lock().await;
         match tokio::fs::remove_dir_all(&self.spool_dir).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -284,12 +343,21 @@ impl Meeting {
             self.delete_spool().await;
         }
         if let Some(until) = held_until {
-            let (meeting, shared) = (self.clone(), shared.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep_until(until.into()).await;
-                meeting.expire(&shared).await;
-            });
+            self.expire_at(shared, until);
         }
+    }
+
+    /// Gives up the seats still held at `until` then, unless the relay stops first.
+    pub fn expire_at(self: &Arc<Self>, shared: &Arc<Shared>, until: Instant) {
+        let (meeting, shared) = (self.clone(), shared.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(until.into()) => meeting.expire(&shared).await,
+                // A relay that keeps its meetings holds the seats again when it starts; one
+                // that does not has ended them.
+                () = shared.shutdown.cancelled() => {}
+            }
+        });
     }
 
     /// Gives up the seats whose grace window has passed.
@@ -417,9 +485,18 @@ impl Meeting {
         lock(&self.uploads).running(file_id, uploader, conn);
     }
 
+    /// Upload `record` started; a restart keeps it until [`Self::upload_finished`].
+    pub fn upload_started(&self, record: UploadRecord) {
+        lock(&self.uploads_in_flight).insert(record.file_id, record);
+        self.mark_unsaved();
+    }
+
     /// Upload `file_id` ended for good: it can no longer be resumed.
     pub fn upload_finished(&self, file_id: u64) {
         lock(&self.uploads).finished(file_id);
+        if lock(&self.uploads_in_flight).remove(&file_id).is_some() {
+            self.mark_unsaved();
+        }
         self.uploads_changed.notify_waiters();
     }
 
@@ -434,6 +511,32 @@ impl Meeting {
         let held = lock(&self.uploads).hold(Instant::now(), state.file_id(), state);
         self.uploads_changed.notify_waiters();
         held
+    }
+
+    /// Bytes of the files offered in the meeting.
+    fn files_bytes(&self) -> u64 {
+        lock(&self.core).files_bytes()
+    }
+
+    /// An upload interrupted by a relay restart comes back as `state` (what arrived of
+    /// `record`), held for a resume until `until`: its slot and bytes are charged again.
+    /// Gives `state` back if its uploader has no seat or the quotas no longer have room.
+    pub fn restore_upload(
+        self: &Arc<Self>,
+        shared: &Shared,
+        record: UploadRecord,
+        state: Box<UploadState>,
+        until: Instant,
+    ) -> Result<(), Box<UploadState>> {
+        let received = state.received();
+        if let Err(e) = self.run(shared, |core, _| core.restore_upload(record.uploader, received)).0 {
+            warn!(meeting = %self.code, file_id = record.file_id, "upload not restored: {}", e.message);
+            return Err(state);
+        }
+        shared.stats.spool_bytes.fetch_add(received, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.uploads).restore(record.file_id, record.uploader, until, state);
+        lock(&self.uploads_in_flight).insert(record.file_id, record);
+        Ok(())
     }
 
     /// `uploader` asks to resume upload `file_id` on the connection `conn` can stop; a held

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::control::{ErrorCode, MeetingWelcome, ParticipantId};
 use rand::rngs::OsRng;
@@ -14,8 +14,10 @@ use rand::{Rng, RngCore};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use serde::{Deserialize, Serialize};
+
 use super::core::{validate_display_name, Credentials, MeetingCore, MeetingLimits};
-use super::uploads::UploadBook;
+use super::record::MeetingRecord;
 use super::{lock, now, ConnHandle, Meeting, OpError};
 use crate::config::RelayConfig;
 use crate::limits::{AddressKey, AddressLimiter, AddressRate, ConnectionCounts};
@@ -26,6 +28,15 @@ use crate::stats::Stats;
 /// `max_meetings` of the 1,000,000 codes in use, running out of attempts means the registry is
 /// nearly full.
 const CODE_ATTEMPTS: usize = 64;
+
+/// The relay-wide counters of ids, kept across a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdCounters {
+    pub next_meeting_id: u64,
+    pub next_file_id: u64,
+    pub next_request_id: u64,
+    pub next_participant_id: ParticipantId,
+}
 
 /// Hands out participant ids: never 0 (the relay's own sender id on the media path) and never
 /// one still in use, however long the relay runs (the counter wraps around live ids).
@@ -56,6 +67,11 @@ impl ParticipantIds {
     fn release(&mut self, id: ParticipantId) {
         self.live.remove(&id);
     }
+
+    /// Marks `id`, a seat restored after a restart, live.
+    fn restore(&mut self, id: ParticipantId) {
+        self.live.insert(id);
+    }
 }
 
 /// State shared by every task of one relay.
@@ -67,6 +83,8 @@ pub(crate) struct Shared {
     pub udp_port: u16,
     pub stats: Arc<Stats>,
     pub routes: Arc<RouteQueue>,
+    /// Cancelled when the relay stops.
+    pub shutdown: CancellationToken,
     registry: Mutex<HashMap<String, Arc<Meeting>>>,
     sessions: Mutex<HashMap<String, (Arc<Meeting>, ParticipantId)>>,
     participant_ids: Mutex<ParticipantIds>,
@@ -85,6 +103,7 @@ impl Shared {
         udp_port: u16,
         stats: Arc<Stats>,
         routes: Arc<RouteQueue>,
+        shutdown: CancellationToken,
     ) -> Self {
         let addresses = AddressLimiter::new(config.address_rates, config.address_table_len);
         Self {
@@ -95,6 +114,7 @@ impl Shared {
             udp_port,
             stats,
             routes,
+            shutdown,
             registry: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             participant_ids: Mutex::new(ParticipantIds::starting_at(1)),
@@ -103,6 +123,74 @@ impl Shared {
             next_file_id: AtomicU64::new(1),
             next_conn_id: AtomicU64::new(1),
         }
+    }
+
+    /// Whether meetings outlive a restart: the relay has a data directory to keep them in
+    /// and a grace window to hold their seats for.
+    pub fn keeps_meetings(&self) -> bool {
+        self.config.data_dir.is_some() && !self.config.resume_grace.is_zero()
+    }
+
+    /// The counters a restart must go on from, so no id is handed out twice.
+    pub fn counters(&self) -> IdCounters {
+        IdCounters {
+            next_meeting_id: self.next_meeting_id.load(Relaxed),
+            next_file_id: self.next_file_id.load(Relaxed),
+            next_request_id: self.next_request_id.load(Relaxed),
+            next_participant_id: lock(&self.participant_ids).next,
+        }
+    }
+
+    /// Goes on from `counters` (of a previous run), never back.
+    pub fn restore_counters(&self, counters: &IdCounters) {
+        self.next_meeting_id.fetch_max(counters.next_meeting_id, Relaxed);
+        self.next_file_id.fetch_max(counters.next_file_id, Relaxed);
+        self.next_request_id.fetch_max(counters.next_request_id, Relaxed);
+        let mut ids = lock(&self.participant_ids);
+        ids.next = ids.next.max(counters.next_participant_id);
+    }
+
+    /// Every live meeting.
+    pub fn meetings(&self) -> Vec<Arc<Meeting>> {
+        lock(&self.registry).values().cloned().collect()
+    }
+
+    /// Brings back the meeting of `record` after a restart, its seats held until `until`.
+    /// `None` (and the caller deletes its spool) if the record is unusable, its code is taken
+    /// or the relay is full.
+    pub fn restore_meeting(&self, record: MeetingRecord, until: Instant) -> Option<Arc<Meeting>> {
+        let meeting_id = record.meeting_id;
+        let counters = IdCounters {
+            next_meeting_id: meeting_id.saturating_add(1),
+            next_file_id: record
+                .files
+                .iter()
+                .map(|f| f.file_id)
+                .chain(record.uploads.iter().map(|u| u.file_id))
+                .max()
+                .map_or(0, |id| id.saturating_add(1)),
+            next_request_id: 0,
+            next_participant_id: 0,
+        };
+        let spool_dir = self.spool_root.join(format!("meeting-{meeting_id}"));
+        let limits = MeetingLimits::from(&self.config);
+        let meeting = {
+            let mut registry = lock(&self.registry);
+            if registry.len() >= self.config.max_meetings || registry.contains_key(&record.code) {
+                return None;
+            }
+            let core = MeetingCore::restore(record, limits, now(), until, &spool_dir)?;
+            let meeting = Arc::new(Meeting::new(meeting_id, &self.spool_root, core, self.config.resume_grace));
+            registry.insert(meeting.code.clone(), meeting.clone());
+            meeting
+        };
+        self.restore_counters(&counters);
+        let files_bytes = meeting.files_bytes();
+        self.stats.spool_bytes.fetch_add(files_bytes, Relaxed);
+        Stats::inc(&self.stats.meetings_live);
+        meeting.run(self, |_, _| ());
+        info!(meeting = %meeting.code, meeting_id, "meeting restored after a restart");
+        Some(meeting)
     }
 
     pub fn next_conn_id(&self) -> u64 {
@@ -131,6 +219,10 @@ impl Shared {
 
     pub(super) fn release_participant_id(&self, id: ParticipantId) {
         lock(&self.participant_ids).release(id);
+    }
+
+    pub(super) fn restore_participant_id(&self, id: ParticipantId) {
+        lock(&self.participant_ids).restore(id);
     }
 
     /// Whether `from` may make a `rate` request now (without spending it); `Err` is the wait.
@@ -233,15 +325,7 @@ impl Shared {
             );
             // The host is in the roster before the meeting becomes findable, so a knock that
             // arrives right away already reaches it.
-            let meeting = Arc::new(Meeting {
-                id: meeting_id,
-                spool_dir: self.spool_root.join(format!("meeting-{meeting_id}")),
-                code: code.clone(),
-                ended: CancellationToken::new(),
-                core: Mutex::new(core),
-                uploads: Mutex::new(UploadBook::new(self.config.resume_grace)),
-                uploads_changed: Default::default(),
-            });
+            let meeting = Arc::new(Meeting::new(meeting_id, &self.spool_root, core, self.config.resume_grace));
             registry.insert(code, meeting.clone());
             (meeting, welcome)
         };

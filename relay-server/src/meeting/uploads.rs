@@ -72,6 +72,11 @@ impl<L: Clone, S> UploadBook<L, S> {
         Ok(until)
     }
 
+    /// Upload `file_id` of `uploader`, interrupted by a relay restart, is held until `until`.
+    pub fn restore(&mut self, file_id: u64, uploader: ParticipantId, until: Instant, state: S) {
+        self.entries.insert(file_id, Entry::Held { uploader, until, state });
+    }
+
     /// `uploader` wants to resume `file_id` on the connection `conn`. A held upload is handed
     /// over and from then on runs on `conn`.
     pub fn claim(&mut self, file_id: u64, uploader: ParticipantId, conn: L) -> Claim<L, S> {

@@ -783,3 +783,51 @@ fn three_seconds_without_an_authentic_datagram_from_the_relay_is_announced_once(
     sim.advance(ms(3_000));
     assert_eq!(silent(&sim), 2, "the next datagram re-arms it");
 }
+
+#[test]
+fn a_rekey_takes_the_new_connections_keys_both_ways_and_tells_the_relay_our_address_at_once() {
+    let mut sim = Sim::new();
+    let keepalive = MediaPacket::Keepalive { sender_id: RELAY_SENDER_ID };
+    sim.advance(ms(2_500));
+    sim.receive(&encode(keepalive));
+    let sent_before = sim.sent.len();
+
+    let resumed = HopSecret::new([0x77; HOP_SECRET_LEN]);
+    sim.core.rekey(sim.now, &resumed);
+    sim.drain();
+    // The keepalive goes at once, sealed under the new key and numbered from 0.
+    let fresh: Vec<Vec<u8>> = sim.sent.split_off(sent_before);
+    assert_eq!(fresh.len(), 1, "one keepalive at once");
+    let mut relay_in = HopReceiver::new(resumed.to_relay());
+    let opened = relay_in.open(&fresh[0]).expect("sealed under the resumed connection's key");
+    assert!(matches!(MediaPacket::decode(opened), Ok(MediaPacket::Keepalive { sender_id: ME })));
+    assert!(HopReceiver::new(secret().to_relay()).open(&fresh[0]).is_err(), "not under the old key");
+    let mut first = vec![0u8; 64];
+    let len = HopSender::new(resumed.to_relay()).encode(&MediaPacket::Keepalive { sender_id: ME }, &mut first).unwrap();
+    assert_eq!(fresh[0], first[..len], "sequence 0 of the new key");
+
+    // From the relay: the old key is no longer authentic, the new one is (from sequence 0).
+    sim.receive(&encode(keepalive));
+    let relay_out = HopSender::new(resumed.from_relay());
+    sim.receive(&relay_out.to_vec(&keepalive).unwrap());
+    sim.advance(ms(1_000));
+    assert_eq!(sim.last_stats().unauthenticated_packets, 1, "the old key's datagram");
+
+    // More keepalives follow the first in case it is lost, then the silence clock runs from
+    // the last authentic datagram as before.
+    let keepalives_after = |sim: &Sim| {
+        let mut relay_in = HopReceiver::new(resumed.to_relay());
+        sim.sent[sent_before..]
+            .iter()
+            .filter(|d| {
+                relay_in.open(d).is_ok_and(|p| matches!(MediaPacket::decode(p), Ok(MediaPacket::Keepalive { .. })))
+            })
+            .count()
+    };
+    assert!(keepalives_after(&sim) >= EARLY_KEEPALIVES as usize, "{} keepalives", keepalives_after(&sim));
+    let silent = |sim: &Sim| sim.events.iter().filter(|e| matches!(e, ReceiveEvent::RelaySilent)).count();
+    sim.advance(ms(1_999));
+    assert_eq!(silent(&sim), 0);
+    sim.advance(ms(1));
+    assert_eq!(silent(&sim), 1);
+}
