@@ -372,7 +372,13 @@ async fn udp_forwarder(upstream: SocketAddr, pass: impl Fn(bool, SocketAddr, &[u
                     let (down, listen, pass) = (up.clone(), listen.clone(), pass.clone());
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 2048];
-                        while let Ok(n) = down.recv(&mut buf).await {
+                        loop {
+                            let n = match down.recv(&mut buf).await {
+                                Ok(n) => n,
+                                // The relay's port was closed for a while (a restart).
+                                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                                Err(_) => break,
+                            };
                             if pass(false, client, &buf[..n]) {
                                 let _ = listen.send_to(&buf[..n], client).await;
                             }
@@ -422,7 +428,8 @@ impl Path {
         let tcp_watch = watch.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                // A relay that is down (restarting) refuses: so does the path, and it goes on.
+                let Ok(server) = TcpStream::connect(upstream).await else { continue };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
                 tokio::spawn(held_pipe(cr, sw, tcp_watch.clone(), bytes_per_second));
