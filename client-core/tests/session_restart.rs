@@ -216,9 +216,11 @@ async fn a_relay_back_after_the_grace_window_has_no_seats_and_says_so() {
         .await;
     assert_eq!(lost, Some(code), "told which meeting to knock on again");
     assert!(
-        std::fs::read_dir(data_dir.path().join("parlor-spool"))
+        std::fs::read_dir(data_dir.path().join("parlor-spool")).unwrap().all(|e| !e
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("meeting-")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with("meeting-")),
         "the stale meeting's spool is deleted"
     );
     relay_b.shutdown().await;

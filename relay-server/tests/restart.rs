@@ -1,0 +1,219 @@
+//! The relay binary keeps its meetings across a restart: stopped with SIGTERM (participants are
+//! told `RELAY_RESTARTING`) or killed outright with SIGKILL, then started again on the same ports
+//! and data directory, it still has the meeting under the same code, and `RESUME` with the seat's
+//! secret takes the seat back — same participant id, chat history kept, no knock.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use protocol::control::MeetingWelcome;
+use protocol::fingerprint::Fingerprint;
+use protocol::framing::{ControlFrames, FrameCodec};
+use protocol::{ControlMessage, PROTOCOL_VERSION};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A running relay binary and what it printed about itself.
+struct RelayProcess {
+    child: Child,
+    tcp: SocketAddr,
+    udp: SocketAddr,
+    fingerprint: Fingerprint,
+}
+
+impl RelayProcess {
+    /// Starts the binary on 127.0.0.1 at the given ports (0: any), keeping its meetings in
+    /// `data_dir` for 30 s, and waits until it says it listens.
+    fn start(data_dir: &Path, tcp_port: u16, udp_port: u16) -> RelayProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay-server"));
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("PARLOR_") {
+                cmd.env_remove(var);
+            }
+        }
+        let mut child = cmd
+            .args(["--host", "127.0.0.1", "--tcp-port", &tcp_port.to_string(), "--udp-port", &udp_port.to_string()])
+            .args(["--resume-grace-secs", "30", "--log", "warn", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run relay-server");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut next = || lines.next().expect("the relay printed its addresses before exiting").expect("UTF-8");
+        // "parlor relay listening: control tcp://ADDR  media udp://ADDR"
+        let listening = next();
+        let addr = |scheme: &str| -> SocketAddr {
+            let rest = listening.split(scheme).nth(1).unwrap_or_else(|| panic!("no {scheme} in {listening:?}"));
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let (tcp, udp) = (addr("tcp://"), addr("udp://"));
+        let fingerprint_line = next();
+        let fingerprint = fingerprint_line.rsplit(' ').next().unwrap().parse().expect("a fingerprint");
+        // The rest of stdout is drained, so the relay never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        RelayProcess { child, tcp, udp, fingerprint }
+    }
+
+    fn ports(&self) -> (u16, u16) {
+        (self.tcp.port(), self.udp.port())
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the relay")
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Control = Framed<tokio_rustls::client::TlsStream<TcpStream>, ControlFrames>;
+
+/// A control connection to `relay`, its certificate pinned, after HELLO / WELCOME.
+async fn connect(relay: &RelayProcess) -> Control {
+    let config = protocol::tls::client_config(protocol::tls::pinned(relay.fingerprint));
+    let name = rustls::pki_types::ServerName::try_from("parlor-relay").unwrap();
+    let stream = TcpStream::connect(relay.tcp).await.expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.expect("TLS handshake");
+    let mut control = Framed::new(tls, ControlFrames(FrameCodec::default()));
+    control
+        .send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "restart-test".into() })
+        .await
+        .unwrap();
+    match recv(&mut control).await {
+        Some(ControlMessage::Welcome { udp_port, .. }) => assert_eq!(udp_port, relay.udp.port()),
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
+    control
+}
+
+/// The next message other than PING (answered); `None` once the relay closed the connection.
+async fn recv(control: &mut Control) -> Option<ControlMessage> {
+    loop {
+        let next = tokio::time::timeout(WAIT, control.next()).await.expect("timed out waiting for a message");
+        match next? {
+            Ok(Ok(ControlMessage::Ping { nonce })) => control.send(ControlMessage::Pong { nonce }).await.unwrap(),
+            Ok(Ok(msg)) => return Some(msg),
+            Ok(Err(e)) => panic!("malformed message: {e}"),
+            // A connection reset by a killed relay.
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Creates a meeting and posts one chat message; returns the host's welcome.
+async fn meeting_with_chat(relay: &RelayProcess, text: &str) -> (Control, MeetingWelcome) {
+    let mut host = connect(relay).await;
+    let public = "0f".repeat(32);
+    host.send(ControlMessage::CreateMeeting { display_name: "Ada".into(), media_public_key: public }).await.unwrap();
+    let welcome = match recv(&mut host).await {
+        Some(ControlMessage::Joined(welcome)) => welcome,
+        other => panic!("expected JOINED, got {other:?}"),
+    };
+    host.send(ControlMessage::ChatSend { text: text.into(), client_msg_id: Some(1) }).await.unwrap();
+    loop {
+        if let Some(ControlMessage::Chat { message }) = recv(&mut host).await {
+            assert_eq!(message.text, text);
+            break;
+        }
+    }
+    (host, welcome)
+}
+
+/// Waits until the meeting's record on disk holds `text` (it is written within 250 ms of a
+/// change).
+async fn wait_recorded(data_dir: &Path, welcome: &MeetingWelcome, text: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let spool = data_dir.join("parlor-spool");
+    loop {
+        let recorded = std::fs::read_dir(&spool).unwrap().filter_map(Result::ok).any(|dir| {
+            std::fs::read_to_string(dir.path().join("meeting.json"))
+                .is_ok_and(|json| json.contains(text) && json.contains(&welcome.code))
+        });
+        if recorded {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the meeting's record never held the chat");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Takes `welcome`'s seat back on the restarted `relay` and checks it is the same seat.
+async fn resume(relay: &RelayProcess, welcome: &MeetingWelcome, text: &str) {
+    let mut control = connect(relay).await;
+    control
+        .send(ControlMessage::Resume {
+            code: welcome.code.clone(),
+            participant_id: welcome.participant_id,
+            resume_secret: welcome.resume_secret.clone(),
+            last_chat_id: 0,
+        })
+        .await
+        .unwrap();
+    let resumed = match recv(&mut control).await {
+        Some(ControlMessage::Resumed(resumed)) => resumed,
+        other => panic!("expected RESUMED, got {other:?}"),
+    };
+    assert_eq!((resumed.code.as_str(), resumed.participant_id), (welcome.code.as_str(), welcome.participant_id));
+    assert_eq!(resumed.host_id, welcome.participant_id, "still the host");
+    let history: Vec<&str> = resumed.chat_history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(history, vec![text]);
+    assert!(resumed.roster.iter().all(|p| !p.reconnecting), "{:?}", resumed.roster);
+    // The meeting goes on: chat ids continue where they were.
+    control.send(ControlMessage::ChatSend { text: "and on".into(), client_msg_id: Some(2) }).await.unwrap();
+    loop {
+        if let Some(ControlMessage::Chat { message }) = recv(&mut control).await {
+            assert_eq!((message.id, message.text.as_str()), (2, "and on"));
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_relay_started_again_gives_the_seat_back() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(data_dir.path(), 0, 0);
+    let (mut host, welcome) = meeting_with_chat(&relay, "kept through a kill").await;
+    wait_recorded(data_dir.path(), &welcome, "kept through a kill").await;
+
+    let ports = relay.ports();
+    relay.signal("-KILL");
+    assert!(!relay.wait().success());
+    assert!(recv(&mut host).await.is_none(), "a killed relay says nothing");
+
+    let relay = RelayProcess::start(data_dir.path(), ports.0, ports.1);
+    resume(&relay, &welcome, "kept through a kill").await;
+}
+
+#[tokio::test]
+async fn a_relay_stopped_with_sigterm_says_it_is_restarting_and_gives_the_seat_back() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(data_dir.path(), 0, 0);
+    let (mut host, welcome) = meeting_with_chat(&relay, "kept through a restart").await;
+
+    let ports = relay.ports();
+    relay.signal("-TERM");
+    assert_eq!(recv(&mut host).await, Some(ControlMessage::RelayRestarting { resume_within_ms: 30_000 }));
+    assert!(recv(&mut host).await.is_none(), "then the relay closes the connection");
+    assert!(relay.wait().success(), "a graceful stop");
+
+    let relay = RelayProcess::start(data_dir.path(), ports.0, ports.1);
+    resume(&relay, &welcome, "kept through a restart").await;
+}
