@@ -8,7 +8,12 @@
 //!
 //! ```text
 //! cargo bench -p client-core --bench resume_restore [-- CYCLES [DROP_SECS]]
+//! cargo bench -p client-core --bench resume_restore -- restart [CYCLES]
 //! ```
+//!
+//! With `restart`, the outage is a relay restart instead: the relay (keeping its meetings in a
+//! temporary data directory) is stopped as SIGTERM stops it and started again on the same
+//! ports, and the times count from when it is listening again.
 //!
 //! Both sessions send the 480p test pattern at 20 fps and a tone. Needs 127.0.0.2 (the path's
 //! forwarders bind there), as the session tests do.
@@ -81,24 +86,48 @@ fn summary(name: &str, samples: &mut [f64]) {
     );
 }
 
+/// What breaks the call in each cycle.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// The guest's path is black-holed this long.
+    BlackHole(Duration),
+    /// The relay restarts.
+    Restart,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let cycles: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
-    let drop_for = Duration::from_secs(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5));
+    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let restart = args.first().is_some_and(|a| a == "restart");
+    if restart {
+        args.remove(0);
+    }
+    let cycles: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(if restart { 10 } else { 20 });
+    let outage = if restart {
+        Outage::Restart
+    } else {
+        Outage::BlackHole(Duration::from_secs(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5)))
+    };
+    let data_dir = tempfile::tempdir().expect("a data directory");
     let defaults = RelayConfig::default();
-    let config = RelayConfig {
+    let mut config = RelayConfig {
         liveness_timeout: defaults.liveness_timeout,
         resume_grace: defaults.resume_grace,
+        data_dir: Some(data_dir.path().to_path_buf()),
         ..RelayConfig::for_tests()
     };
-    let relay = Relay::start(config).await.expect("relay starts");
+    let mut relay = Relay::start(config.clone()).await.expect("relay starts");
+    // A restarted relay comes back where it was.
+    (config.tcp_port, config.udp_port) = (relay.tcp_addr().port(), relay.udp_addr().port());
     let path = Path::start(&relay).await;
     let host = Bot::connect(&relay.tcp_addr().to_string(), talker()).await;
     let guest = Bot::connect(&path.addr, talker()).await;
     let (code, host_id) = create(&host, "Host").await;
     let guest_id = admit(&host, &guest, &code, "Guest").await;
-    println!("resume after a {} s black hole, {cycles} cycles", drop_for.as_secs());
+    match outage {
+        Outage::BlackHole(drop_for) => println!("resume after a {} s black hole, {cycles} cycles", drop_for.as_secs()),
+        Outage::Restart => println!("resume after a relay restart, {cycles} cycles"),
+    }
 
     let (mut guest_video, mut guest_audio, mut host_video, mut host_audio, mut resumed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -120,11 +149,20 @@ async fn main() {
         }
         tokio::time::sleep(SETTLE).await;
 
-        path.black_hole();
-        tokio::time::sleep(drop_for).await;
         let mark = guest.mark();
-        path.restore();
-        let restored = Instant::now();
+        let restored = match outage {
+            Outage::BlackHole(drop_for) => {
+                path.black_hole();
+                tokio::time::sleep(drop_for).await;
+                path.restore();
+                Instant::now()
+            }
+            Outage::Restart => {
+                relay.shutdown().await;
+                relay = Relay::start(config.clone()).await.expect("the relay starts again");
+                Instant::now()
+            }
+        };
         let ms = |at: Option<Instant>| at.map(|t| t.duration_since(restored).as_secs_f64() * 1000.0);
 
         let (mut gv, mut ga, mut hv, mut ha) = (None, None, None, None);
@@ -146,7 +184,7 @@ async fn main() {
         });
         println!(
             "cycle {cycle:>2}: guest sees {:?} ms, hears {:?} ms; host sees {:?} ms, hears {:?} ms; \
-             resume took {:?} ms after the drop",
+             resume took {:?} ms after the break was noticed",
             ms(gv).map(|v| v.round()),
             ms(ga).map(|v| v.round()),
             ms(hv).map(|v| v.round()),
@@ -168,7 +206,7 @@ async fn main() {
     summary("guest: host's audio playing after restore", &mut guest_audio);
     summary("host: first frame of the guest after restore", &mut host_video);
     summary("host: guest's audio playing after restore", &mut host_audio);
-    summary("guest: RESUMED, from the drop it noticed", &mut resumed);
+    summary("guest: RESUMED, from the break it noticed", &mut resumed);
     println!("cycles that did not recover within {} s: {failures}", RECOVERY_LIMIT.as_secs());
     guest.close().await;
     host.close().await;

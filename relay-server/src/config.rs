@@ -24,6 +24,11 @@ pub struct RelayConfig {
     /// inside it, one sub-directory per live meeting. `None` makes the relay use a private
     /// temporary directory that it deletes when it stops.
     pub data_dir: Option<PathBuf>,
+    /// With a data directory and a grace window: keep the meetings across a restart (their
+    /// records live in the spool directory; a restart within the grace window holds every
+    /// seat for a resume). The desktop app's embedded relay does not:
+    /// when its user quits, their meetings end.
+    pub keep_meetings_across_restarts: bool,
     /// The TLS certificate every TCP connection is served with ([`crate::tls`]).
     pub certificate: CertificateSource,
     /// Name announced in `WELCOME`.
@@ -111,6 +116,7 @@ impl Default for RelayConfig {
             tcp_port: 5000,
             udp_port: 5001,
             data_dir: None,
+            keep_meetings_across_restarts: true,
             certificate: CertificateSource::SelfSigned,
             server_name: "parlor-relay".to_string(),
             max_file_size: 512 * 1024 * 1024,

@@ -148,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         data_dir: args.data_dir,
+        // With --data-dir; --resume-grace-secs 0 turns it off.
+        keep_meetings_across_restarts: true,
         certificate: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
             _ => CertificateSource::SelfSigned,

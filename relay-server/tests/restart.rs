@@ -1,7 +1,8 @@
 //! The relay binary keeps its meetings across a restart: stopped with SIGTERM (participants are
 //! told `RELAY_RESTARTING`) or killed outright with SIGKILL, then started again on the same ports
 //! and data directory, it still has the meeting under the same code, and `RESUME` with the seat's
-//! secret takes the seat back — same participant id, chat history kept, no knock.
+//! secret takes the seat back — same participant id, chat history kept, no knock. A record that
+//! cannot be read is deleted, and ids go on from the previous run.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -20,12 +21,17 @@ use tokio_util::codec::Framed;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A running relay binary and what it printed about itself.
-struct RelayProcess {
-    child: Child,
+/// Where a relay listens and the certificate it serves.
+struct Endpoint {
     tcp: SocketAddr,
     udp: SocketAddr,
     fingerprint: Fingerprint,
+}
+
+/// A running relay binary and what it printed about itself.
+struct RelayProcess {
+    child: Child,
+    at: Endpoint,
 }
 
 impl RelayProcess {
@@ -59,11 +65,11 @@ impl RelayProcess {
         let fingerprint = fingerprint_line.rsplit(' ').next().unwrap().parse().expect("a fingerprint");
         // The rest of stdout is drained, so the relay never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        RelayProcess { child, tcp, udp, fingerprint }
+        RelayProcess { child, at: Endpoint { tcp, udp, fingerprint } }
     }
 
     fn ports(&self) -> (u16, u16) {
-        (self.tcp.port(), self.udp.port())
+        (self.at.tcp.port(), self.at.udp.port())
     }
 
     fn signal(&self, signal: &str) {
@@ -87,7 +93,7 @@ impl Drop for RelayProcess {
 type Control = Framed<tokio_rustls::client::TlsStream<TcpStream>, ControlFrames>;
 
 /// A control connection to `relay`, its certificate pinned, after HELLO / WELCOME.
-async fn connect(relay: &RelayProcess) -> Control {
+async fn connect(relay: &Endpoint) -> Control {
     let config = protocol::tls::client_config(protocol::tls::pinned(relay.fingerprint));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").unwrap();
     let stream = TcpStream::connect(relay.tcp).await.expect("connect");
@@ -119,7 +125,7 @@ async fn recv(control: &mut Control) -> Option<ControlMessage> {
 }
 
 /// Creates a meeting and posts one chat message; returns the host's welcome.
-async fn meeting_with_chat(relay: &RelayProcess, text: &str) -> (Control, MeetingWelcome) {
+async fn meeting_with_chat(relay: &Endpoint, text: &str) -> (Control, MeetingWelcome) {
     let mut host = connect(relay).await;
     let public = "0f".repeat(32);
     host.send(ControlMessage::CreateMeeting { display_name: "Ada".into(), media_public_key: public }).await.unwrap();
@@ -156,7 +162,7 @@ async fn wait_recorded(data_dir: &Path, welcome: &MeetingWelcome, text: &str) {
 }
 
 /// Takes `welcome`'s seat back on the restarted `relay` and checks it is the same seat.
-async fn resume(relay: &RelayProcess, welcome: &MeetingWelcome, text: &str) {
+async fn resume(relay: &Endpoint, welcome: &MeetingWelcome, text: &str) {
     let mut control = connect(relay).await;
     control
         .send(ControlMessage::Resume {
@@ -190,7 +196,7 @@ async fn resume(relay: &RelayProcess, welcome: &MeetingWelcome, text: &str) {
 async fn a_killed_relay_started_again_gives_the_seat_back() {
     let data_dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(data_dir.path(), 0, 0);
-    let (mut host, welcome) = meeting_with_chat(&relay, "kept through a kill").await;
+    let (mut host, welcome) = meeting_with_chat(&relay.at, "kept through a kill").await;
     wait_recorded(data_dir.path(), &welcome, "kept through a kill").await;
 
     let ports = relay.ports();
@@ -199,14 +205,14 @@ async fn a_killed_relay_started_again_gives_the_seat_back() {
     assert!(recv(&mut host).await.is_none(), "a killed relay says nothing");
 
     let relay = RelayProcess::start(data_dir.path(), ports.0, ports.1);
-    resume(&relay, &welcome, "kept through a kill").await;
+    resume(&relay.at, &welcome, "kept through a kill").await;
 }
 
 #[tokio::test]
 async fn a_relay_stopped_with_sigterm_says_it_is_restarting_and_gives_the_seat_back() {
     let data_dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(data_dir.path(), 0, 0);
-    let (mut host, welcome) = meeting_with_chat(&relay, "kept through a restart").await;
+    let (mut host, welcome) = meeting_with_chat(&relay.at, "kept through a restart").await;
 
     let ports = relay.ports();
     relay.signal("-TERM");
@@ -215,5 +221,39 @@ async fn a_relay_stopped_with_sigterm_says_it_is_restarting_and_gives_the_seat_b
     assert!(relay.wait().success(), "a graceful stop");
 
     let relay = RelayProcess::start(data_dir.path(), ports.0, ports.1);
-    resume(&relay, &welcome, "kept through a restart").await;
+    resume(&relay.at, &welcome, "kept through a restart").await;
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_deleted_and_ids_go_on_from_the_last_run() {
+    use relay_server::{Relay, RelayConfig};
+    let data_dir = tempfile::tempdir().unwrap();
+    let spool = data_dir.path().join("parlor-spool");
+    std::fs::create_dir_all(spool.join("meeting-4")).unwrap();
+    std::fs::write(spool.join("meeting-4").join("meeting.json"), b"{not a record").unwrap();
+    std::fs::write(spool.join("meeting-4").join("1"), b"a file of the meeting").unwrap();
+    // The previous run stopped a moment ago, having handed out meeting ids up to 49.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let relay_json = format!(
+        r#"{{"format":1,"counters":{{"next_meeting_id":50,"next_file_id":7,"next_request_id":3,"next_participant_id":9}},"clean_stop":true,"alive_unix_ms":{now_ms}}}"#
+    );
+    std::fs::write(spool.join("relay.json"), relay_json).unwrap();
+
+    let config = RelayConfig { data_dir: Some(data_dir.path().to_path_buf()), ..RelayConfig::for_tests() };
+    let relay = Relay::start(config).await.expect("a bad record does not stop the relay");
+    assert!(relay.live_meeting_codes().is_empty());
+    assert!(!spool.join("meeting-4").exists(), "the unreadable meeting's directory is deleted");
+
+    // A new meeting's record goes in a directory no earlier meeting had.
+    let at = Endpoint { tcp: relay.tcp_addr(), udp: relay.udp_addr(), fingerprint: relay.certificate_fingerprint() };
+    let (_host, welcome) = meeting_with_chat(&at, "new").await;
+    assert!(welcome.participant_id >= 9, "participant ids go on: {}", welcome.participant_id);
+    wait_recorded(data_dir.path(), &welcome, "new").await;
+    let dirs: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("meeting-"))
+        .collect();
+    assert_eq!(dirs, vec!["meeting-50".to_string()]);
+    relay.shutdown().await;
 }

@@ -55,6 +55,8 @@ impl EmbeddedRelay {
             tcp_port,
             udp_port,
             data_dir: Some(data_dir.clone()),
+            // Quitting the app ends the meetings it hosts, as when a host ends a call.
+            keep_meetings_across_restarts: false,
             server_name: "parlor-app".to_string(),
             ..RelayConfig::default()
         };

@@ -1586,6 +1586,77 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_meeting_restores_with_every_seat_held_its_chat_and_files_and_ids_going_on() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        let changes = core.changes();
+        core.chat(clock.now(), 2, "hello".into(), Some(4)).unwrap();
+        assert!(core.changes() > changes, "a chat is a change to record");
+        core.publish_file(clock.now(), file(1, 300, 1)).unwrap();
+        drain(&mut core);
+
+        let record = core.record(7, Vec::new());
+        assert!(!format!("{record:?}").contains(&secret(2)), "no secret in a record's Debug");
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<MeetingRecord>(&json).unwrap(), record, "a record survives the disk");
+
+        let until = clock.now().at + Duration::from_secs(20);
+        let mut back =
+            MeetingCore::<Conn>::restore(record.clone(), held(limits()), clock.now(), until, Path::new("/spool/m7"))
+                .expect("a record with its host");
+        let restored: Vec<ParticipantId> = drain(&mut back)
+            .into_iter()
+            .map(|e| match e {
+                Effect::SeatRestored { credentials } => {
+                    let id = credentials.participant_id;
+                    assert!(credentials == creds(id), "seat {id} comes back with its own secrets");
+                    id
+                }
+                other => panic!("only seats come back at first: {other:?}"),
+            })
+            .collect();
+        assert_eq!(restored, vec![1, 2, 3]);
+        assert_eq!(back.code(), "123456");
+        assert!(back.roster().iter().all(|p| p.reconnecting), "nobody is connected yet");
+        assert_eq!(back.host_id(), 1);
+        assert_eq!(back.files_bytes(), 300);
+
+        // A seat is taken back with its secret, as after any drop, on a new route.
+        let welcome = back.resume(2, &secret(2), Conn(9), 1).unwrap();
+        assert_eq!((welcome.participant_id, welcome.code.as_str()), (2, "123456"));
+        let replayed: Vec<&str> = welcome.chat_history.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(replayed, vec!["shared a file: f1.bin"], "what came after the chat it had seen");
+        let effects = drain(&mut back);
+        assert!(matches!(effects[0], Effect::Rerouted { participant_id: 2, conn: Conn(9) }), "{effects:?}");
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Superseded { .. })), "no old connection to close");
+        assert!(back.is_offered_by(1, 1));
+        // Chat ids and the exactly-once rule go on from the record.
+        back.chat(clock.now(), 2, "sent again".into(), Some(4)).unwrap();
+        assert!(drain(&mut back).is_empty(), "client_msg_id 4 was posted before the restart");
+        back.chat(clock.now(), 2, "after".into(), Some(5)).unwrap();
+        let sent = sent_to(&drain(&mut back), Conn(9));
+        assert!(matches!(&sent[..], [ControlMessage::Chat { message }] if message.id == 3), "{sent:?}");
+
+        // Seats not taken back by `until` are given up; the host role moves to who came back.
+        clock.advance(Duration::from_secs(20));
+        back.expire(clock.now());
+        let gone: Vec<ParticipantId> = drain(&mut back)
+            .iter()
+            .filter_map(|e| match e {
+                Effect::MemberRemoved { participant_id, .. } => Some(*participant_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(gone, vec![1, 3]);
+        assert_eq!(back.host_id(), 2);
+
+        let hostless = MeetingRecord { members: record.members[1..].to_vec(), ..record };
+        assert!(MeetingCore::<Conn>::restore(hostless, limits(), clock.now(), until, Path::new("/x")).is_none());
+    }
+
+    #[test]
     fn the_host_removes_a_participant_but_not_itself() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());

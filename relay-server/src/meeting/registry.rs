@@ -128,7 +128,9 @@ impl Shared {
     /// Whether meetings outlive a restart: the relay has a data directory to keep them in
     /// and a grace window to hold their seats for.
     pub fn keeps_meetings(&self) -> bool {
-        self.config.data_dir.is_some() && !self.config.resume_grace.is_zero()
+        self.config.keep_meetings_across_restarts
+            && self.config.data_dir.is_some()
+            && !self.config.resume_grace.is_zero()
     }
 
     /// The counters a restart must go on from, so no id is handed out twice.
