@@ -2,7 +2,7 @@
 //! this process (the relay's default liveness and grace windows), one of them (the "guest")
 //! behind a path that is black-holed for 5 s (TCP held, UDP dropped, both ways), 20 times.
 //! After each restore it measures, on both sides, the time to the first decoded video frame of
-//! the other and to the other's audio playing again (its level back above the speaking
+//! the other and to the other's audio playing again (its level, quiet during the outage, back above the speaking
 //! threshold; levels are published every 200 ms, so audio times have that resolution), and
 //! prints p50/p95 over the cycles.
 //!
@@ -42,9 +42,21 @@ fn first_frame_after(bot: &Bot, sender: u32, since: Instant) -> Option<Instant> 
     log.frames.get(&sender)?.iter().find(|f| f.at >= since).map(|f| f.at)
 }
 
-/// Whether `bot` hears `sender` speaking (its tone) in the newest level report from `from` on.
+/// Whether `bot` hears `sender` speaking (its tone) in the newest level report among `events`.
 fn hears(events: &[SessionEvent], sender: u32) -> Option<bool> {
-    events.iter().rev().find_map(|e| match e {
+    levels(events, sender).last()
+}
+
+/// Whether `sender`'s speaking flag, as `bot`'s level reports among `events` showed it, went
+/// off (the outage) and then on again.
+fn hears_again(events: &[SessionEvent], sender: u32) -> bool {
+    let mut flags = levels(events, sender);
+    flags.any(|speaking| !speaking) && flags.any(|speaking| speaking)
+}
+
+/// `sender`'s speaking flag in each level report among `events`, oldest first.
+fn levels(events: &[SessionEvent], sender: u32) -> impl DoubleEndedIterator<Item = bool> + '_ {
+    events.iter().filter_map(move |e| match e {
         SessionEvent::AudioLevel { levels } => {
             Some(levels.iter().any(|level| level.participant_id == sender && level.speaking))
         }
@@ -149,7 +161,7 @@ async fn main() {
         }
         tokio::time::sleep(SETTLE).await;
 
-        let mark = guest.mark();
+        let marks = (guest.mark(), host.mark());
         let restored = match outage {
             Outage::BlackHole(drop_for) => {
                 path.black_hole();
@@ -169,16 +181,17 @@ async fn main() {
         let done = until(RECOVERY_LIMIT, || {
             gv = gv.or_else(|| first_frame_after(&guest, host_id, restored));
             hv = hv.or_else(|| first_frame_after(&host, guest_id, restored));
-            if ga.is_none() && hears(&guest.events(), host_id) == Some(true) {
+            // Audio counts once the level reports since the outage began went quiet and came back.
+            if ga.is_none() && hears_again(&guest.events()[marks.0..], host_id) {
                 ga = Some(Instant::now());
             }
-            if ha.is_none() && hears(&host.events(), guest_id) == Some(true) {
+            if ha.is_none() && hears_again(&host.events()[marks.1..], guest_id) {
                 ha = Some(Instant::now());
             }
             gv.is_some() && hv.is_some() && ga.is_some() && ha.is_some()
         })
         .await;
-        let resume = guest.events().iter().skip(mark).find_map(|e| match e {
+        let resume = guest.events().iter().skip(marks.0).find_map(|e| match e {
             SessionEvent::Resumed { after_ms, .. } => Some(*after_ms),
             _ => None,
         });
