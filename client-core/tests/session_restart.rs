@@ -54,14 +54,7 @@ async fn wait_resumed(bot: &Bot) {
 
 /// Bytes of upload `file_id` acknowledged so far, as `events` told.
 fn uploaded(events: &[SessionEvent], file_id: u64) -> u64 {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::FileProgress(p) if p.file_id == file_id && p.upload_id.is_some() => Some(p.bytes),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+    transfer_progress(events, file_id, true).iter().map(|p| p.0).max().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -154,25 +147,9 @@ async fn a_relay_restarted_mid_call_and_mid_upload_gives_everyone_their_seat_and
     assert!(ids.starts_with(&[host_id, guest_id, third_id]), "{ids:?}");
 
     // The upload finishes as the same file, from at least what was acknowledged before.
-    let done = guest
-        .wait("the upload", Duration::from_secs(60), |e| match e {
-            SessionEvent::FileDone { upload_id: Some(id), file_id, .. } if *id == upload_id => Some(*file_id),
-            SessionEvent::FileFailed { upload_id: Some(id), reason, .. } if *id == upload_id => {
-                panic!("the upload failed: {reason}")
-            }
-            _ => None,
-        })
-        .await;
+    let done = upload_done(&guest, upload_id, Duration::from_secs(60)).await;
     assert_eq!(done, file_id, "the same upload, not a new one");
-    let resumed_from = guest
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::FileProgress(p) if p.file_id == file_id && p.upload_id.is_some() => Some(p.resumed_from),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
+    let resumed_from = transfer_progress(&guest.events(), file_id, true).iter().map(|p| p.1).max().unwrap_or(0);
     assert!(
         resumed_from >= acknowledged && resumed_from < SIZE as u64,
         "resumed from {resumed_from}, {acknowledged} acknowledged before the stop"

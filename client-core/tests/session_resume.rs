@@ -221,20 +221,6 @@ async fn a_participant_gone_past_the_grace_window_has_left_and_is_told_its_seat_
     host.close().await;
 }
 
-/// The progress reported among `events` for the transfer of `file_id`, in order:
-/// (bytes, resumed_from).
-fn transfer_progress(events: &[SessionEvent], file_id: u64, upload: bool) -> Vec<(u64, u64)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::FileProgress(p) if p.file_id == file_id && p.upload_id.is_some() == upload => {
-                Some((p.bytes, p.resumed_from))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 /// Bytes of `file_id` reported done so far among `events`.
 fn transfer_bytes(events: &[SessionEvent], file_id: u64, upload: bool) -> u64 {
     transfer_progress(events, file_id, upload).last().map_or(0, |p| p.0)
@@ -309,15 +295,7 @@ async fn twenty_seconds_cut_off_mid_transfer_the_seat_and_both_transfers_come_ba
         })
         .await;
     assert!(std::fs::read(&saved).unwrap() == host_data, "the download is byte-identical");
-    let uploaded = guest
-        .wait("the upload", LONG, |e| match e {
-            SessionEvent::FileDone { upload_id: Some(id), file_id, .. } if *id == upload_id => Some(*file_id),
-            SessionEvent::FileFailed { upload_id: Some(id), reason, .. } if *id == upload_id => {
-                panic!("the upload failed: {reason}")
-            }
-            _ => None,
-        })
-        .await;
+    let uploaded = upload_done(&guest, upload_id, LONG).await;
     assert_eq!(uploaded, upload_file_id, "the same upload, not a new one");
 
     // Each went on from at least what was acknowledged before the cut: at most the window

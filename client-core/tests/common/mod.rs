@@ -247,6 +247,32 @@ pub fn quiet() -> SessionOptions {
 
 pub const LONG: Duration = Duration::from_secs(20);
 
+/// The progress reported among `events` for the transfer of `file_id` (an upload if
+/// `upload`), in order: (bytes, resumed_from).
+pub fn transfer_progress(events: &[SessionEvent], file_id: u64, upload: bool) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::FileProgress(p) if p.file_id == file_id && p.upload_id.is_some() == upload => {
+                Some((p.bytes, p.resumed_from))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until `bot`'s upload `upload_id` is done and returns its file id; panics if it failed.
+pub async fn upload_done(bot: &Bot, upload_id: u64, timeout: Duration) -> u64 {
+    bot.wait("the upload", timeout, |e| match e {
+        SessionEvent::FileDone { upload_id: Some(id), file_id, .. } if *id == upload_id => Some(*file_id),
+        SessionEvent::FileFailed { upload_id: Some(id), reason, .. } if *id == upload_id => {
+            panic!("the upload failed: {reason}")
+        }
+        _ => None,
+    })
+    .await
+}
+
 /// Polls `done` until it holds, for state outside the bots' logs (the relay's counters, which
 /// it publishes per receive batch).
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {

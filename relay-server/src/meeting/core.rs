@@ -249,7 +249,15 @@ impl<C: Connection> MeetingCore<C> {
         conn: C,
     ) -> (Self, MeetingWelcome) {
         let host_id = host.participant_id;
-        let mut core = Self {
+        let mut core = Self::empty(code, limits, host_id, 1);
+        core.add_member(now, host, display_name, media_public_key, true, conn);
+        let welcome = core.welcome(host_id, None);
+        (core, welcome)
+    }
+
+    /// A meeting with nobody in it yet.
+    fn empty(code: String, limits: MeetingLimits, host_id: ParticipantId, next_chat_id: u64) -> Self {
+        Self {
             code,
             limits,
             ended: false,
@@ -258,7 +266,7 @@ impl<C: Connection> MeetingCore<C> {
             knocks: VecDeque::new(),
             chat: VecDeque::new(),
             chat_bytes: 0,
-            next_chat_id: 1,
+            next_chat_id,
             files: HashMap::new(),
             files_bytes: 0,
             spooled: 0,
@@ -267,10 +275,7 @@ impl<C: Connection> MeetingCore<C> {
             downloads: HashMap::new(),
             effects: VecDeque::new(),
             changes: 0,
-        };
-        core.add_member(now, host, display_name, media_public_key, true, conn);
-        let welcome = core.welcome(host_id, None);
-        (core, welcome)
+        }
     }
 
     /// The meeting as a restarted relay needs it (see [`MeetingRecord`]), with the uploads
@@ -314,25 +319,7 @@ impl<C: Connection> MeetingCore<C> {
         if !record.members.iter().any(|m| m.participant.id == record.host_id) {
             return None;
         }
-        let mut core = Self {
-            code: record.code,
-            limits,
-            ended: false,
-            host_id: record.host_id,
-            members: Vec::new(),
-            knocks: VecDeque::new(),
-            chat: VecDeque::new(),
-            chat_bytes: 0,
-            next_chat_id: record.next_chat_id,
-            files: HashMap::new(),
-            files_bytes: 0,
-            spooled: 0,
-            spooled_by: HashMap::new(),
-            uploads: HashMap::new(),
-            downloads: HashMap::new(),
-            effects: VecDeque::new(),
-            changes: 0,
-        };
+        let mut core = Self::empty(record.code, limits, record.host_id, record.next_chat_id);
         for message in record.chat {
             let bytes = message.encoded_len();
             core.chat_bytes += bytes;
@@ -352,20 +339,13 @@ impl<C: Connection> MeetingCore<C> {
                 resume_secret: seat.resume_secret.expose().to_string(),
             };
             core.effects.push_back(Effect::SeatRestored { credentials: credentials.clone() });
-            let bucket = |burst, per_second: u32| TokenBucket::new(now.at, burst, f64::from(per_second));
+            let info =
+                Participant { reconnecting: true, is_host: seat.participant.id == record.host_id, ..seat.participant };
+            let member = core.member_with_fresh_limits(now, info, None, credentials);
             core.members.push(Member {
-                info: Participant {
-                    reconnecting: true,
-                    is_host: seat.participant.id == record.host_id,
-                    ..seat.participant
-                },
-                conn: None,
-                credentials,
-                chat: bucket(core.limits.chat_burst, core.limits.chat_per_second),
-                media_state: bucket(core.limits.media_state_burst, core.limits.media_state_per_second),
-                media_keys: bucket(core.limits.media_state_burst, core.limits.media_state_per_second),
                 dropped: Some(Dropped { until, reason: LeaveReason::Disconnected }),
                 last_client_msg_id: seat.last_client_msg_id,
+                ..member
             });
         }
         info!(meeting = %core.code, seats = core.members.len(), files = core.files.len(), "meeting restored");
@@ -513,34 +493,40 @@ impl<C: Connection> MeetingCore<C> {
         info!(meeting = %self.code, participant = id, name = %display_name, "participant joined");
         self.changes += 1;
         self.effects.push_back(Effect::MemberAdded { credentials: credentials.clone(), conn: conn.clone() });
-        self.members.push(Member {
-            info: Participant {
-                id,
-                display_name,
-                is_host,
-                mic_on: false,
-                camera_on: false,
-                speaking: false,
-                joined_at_ms: now.unix_ms,
-                media_public_key,
-                reconnecting: false,
-            },
-            conn: Some(conn),
+        let info = Participant {
+            id,
+            display_name,
+            is_host,
+            mic_on: false,
+            camera_on: false,
+            speaking: false,
+            joined_at_ms: now.unix_ms,
+            media_public_key,
+            reconnecting: false,
+        };
+        let member = self.member_with_fresh_limits(now, info, Some(conn), credentials);
+        self.members.push(member);
+    }
+
+    /// A member as it enters (or comes back after a restart): rate limits full.
+    fn member_with_fresh_limits(
+        &self,
+        now: Now,
+        info: Participant,
+        conn: Option<C>,
+        credentials: Credentials,
+    ) -> Member<C> {
+        let bucket = |burst, per_second: u32| TokenBucket::new(now.at, burst, f64::from(per_second));
+        Member {
+            info,
+            conn,
             credentials,
-            chat: TokenBucket::new(now.at, self.limits.chat_burst, f64::from(self.limits.chat_per_second)),
-            media_state: TokenBucket::new(
-                now.at,
-                self.limits.media_state_burst,
-                f64::from(self.limits.media_state_per_second),
-            ),
-            media_keys: TokenBucket::new(
-                now.at,
-                self.limits.media_state_burst,
-                f64::from(self.limits.media_state_per_second),
-            ),
+            chat: bucket(self.limits.chat_burst, self.limits.chat_per_second),
+            media_state: bucket(self.limits.media_state_burst, self.limits.media_state_per_second),
+            media_keys: bucket(self.limits.media_state_burst, self.limits.media_state_per_second),
             dropped: None,
             last_client_msg_id: None,
-        });
+        }
     }
 
     /// Asks the host to admit `display_name` (knock `request_id`, drawn by the registry) for
