@@ -137,8 +137,14 @@ impl Relay {
         let max_connections = config.max_connections.max(1);
         let shared =
             Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes, shutdown.clone()));
-        let restored = persist::restore(&shared)
-            .map_err(|source| RelayError::DataDir { path: shared.spool_root.clone(), source })?;
+        let restored = match persist::restore(&shared) {
+            Ok(restored) => restored,
+            Err(source) => {
+                // The tasks already started stop with it.
+                shutdown.cancel();
+                return Err(RelayError::DataDir { path: shared.spool_root.clone(), source });
+            }
+        };
         if shared.keeps_meetings() {
             tracker.spawn(persist::run(shared.clone(), shutdown.clone()));
         }

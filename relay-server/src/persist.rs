@@ -18,7 +18,10 @@
 //! and writes everything once more. At start, if the relay was gone for less than the grace
 //! window, every meeting comes back with its code, its seats held (as reconnecting) for what
 //! is left of the window, its chat, its files and its interrupted uploads; otherwise, or for a
-//! record that cannot be read, the meeting's directory is deleted as before. Nothing of the
+//! record that cannot be read, the meeting's directory is deleted as before. After a stop that
+//! was not graceful the ids (chat ids too) jump ahead, as the records may miss what clients
+//! saw in the last moments. An ended meeting's record is deleted before the rest of its spool,
+//! so it never comes back. Nothing of the
 //! media path is kept: a resumed seat gets the datagram keys of its new connection.
 
 use std::path::{Path, PathBuf};
@@ -35,11 +38,16 @@ use crate::meeting::{IdCounters, Meeting, Shared};
 /// The relay's own record, in the spool root.
 const RELAY_FILE: &str = "relay.json";
 /// Each meeting's record, in its spool directory.
-const MEETING_FILE: &str = "meeting.json";
+pub(crate) const MEETING_FILE: &str = "meeting.json";
 /// How often changed meeting records are written.
 const WRITE_INTERVAL: Duration = Duration::from_millis(250);
 /// How often `relay.json` says the relay is alive.
 const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// After a stop that was not graceful, the records may be up to a write interval (or a
+/// second, for the id counters) behind what clients saw: every id counter and each meeting's
+/// chat ids go on this far ahead, so no id a client already saw is handed out again (clients
+/// drop a chat message whose id they have seen).
+const UNCLEAN_STOP_ID_MARGIN: u32 = 1_000_000;
 
 /// `relay.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,8 +202,17 @@ pub(crate) fn restore(shared: &Arc<Shared>) -> std::io::Result<Restored> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .filter(|r: &RelayRecord| r.format == RECORD_FORMAT);
+    let unclean = relay.is_some_and(|r| !r.clean_stop);
     if let Some(relay) = &relay {
-        shared.restore_counters(&relay.counters);
+        let mut counters = relay.counters;
+        if unclean {
+            let margin = u64::from(UNCLEAN_STOP_ID_MARGIN);
+            counters.next_meeting_id = counters.next_meeting_id.saturating_add(margin);
+            counters.next_file_id = counters.next_file_id.saturating_add(margin);
+            counters.next_request_id = counters.next_request_id.saturating_add(margin);
+            counters.next_participant_id = counters.next_participant_id.saturating_add(UNCLEAN_STOP_ID_MARGIN);
+        }
+        shared.restore_counters(&counters);
     }
     let gone = relay.map(|r| Duration::from_millis(unix_ms().saturating_sub(r.alive_unix_ms)));
     let left = gone.and_then(|gone| shared.config.resume_grace.checked_sub(gone)).filter(|_| shared.keeps_meetings());
@@ -205,7 +222,7 @@ pub(crate) fn restore(shared: &Arc<Shared>) -> std::io::Result<Restored> {
             delete_dir(&dir);
             continue;
         };
-        let record = match read_meeting(&dir) {
+        let mut record = match read_meeting(&dir) {
             Ok(record) => record,
             Err(e) => {
                 warn!(dir = %dir.display(), "meeting not restored: {e}");
@@ -214,6 +231,9 @@ pub(crate) fn restore(shared: &Arc<Shared>) -> std::io::Result<Restored> {
             }
         };
         let _ = std::fs::remove_file(dir.join(MEETING_FILE).with_extension("json.tmp"));
+        if unclean {
+            record.next_chat_id = record.next_chat_id.saturating_add(u64::from(UNCLEAN_STOP_ID_MARGIN));
+        }
         let uploads = record.uploads.clone();
         let seats = record.members.len();
         let until = Instant::now() + left;

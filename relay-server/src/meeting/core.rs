@@ -293,7 +293,7 @@ impl<C: Connection> MeetingCore<C> {
                 .members
                 .iter()
                 .map(|m| MemberRecord {
-                    participant: Participant { reconnecting: false, ..m.info.clone() },
+                    participant: Participant { reconnecting: false, speaking: false, ..m.info.clone() },
                     session_token: Secret::new(m.credentials.session_token.clone()),
                     resume_secret: Secret::new(m.credentials.resume_secret.clone()),
                     last_client_msg_id: m.last_client_msg_id,
@@ -904,11 +904,13 @@ impl<C: Connection> MeetingCore<C> {
                 retry_after,
             ));
         }
+        // Speaking comes and goes every few seconds and is not kept across a restart.
+        let recorded_change = (member.info.mic_on, member.info.camera_on) != (mic_on, camera_on);
         member.info.mic_on = mic_on;
         member.info.camera_on = camera_on;
         member.info.speaking = speaking;
         let participant = member.info.clone();
-        self.changes += 1;
+        self.changes += u64::from(recorded_change);
         self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
         Ok(())
     }

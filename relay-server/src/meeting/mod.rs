@@ -275,6 +275,13 @@ impl Meeting {
     /// Deletes the spool of an ended meeting.
     async fn delete_spool(&self) {
         let _no_record_written = self.record_lock.lock().await;
+        // The record first: a meeting that ended must not come back at the next start, even
+        // if the rest of its spool cannot be deleted (or the relay dies meanwhile).
+        match tokio::fs::remove_file(self.spool_dir.join(crate::persist::MEETING_FILE)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(meeting = %self.code, "cannot delete the ended meeting's record: {e}"),
+        }
         match tokio::fs::remove_dir_all(&self.spool_dir).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
