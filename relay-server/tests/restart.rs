@@ -2,7 +2,8 @@
 //! told `RELAY_RESTARTING`) or killed outright with SIGKILL, then started again on the same ports
 //! and data directory, it still has the meeting under the same code, and `RESUME` with the seat's
 //! secret takes the seat back — same participant id, chat history kept, no knock. A record that
-//! cannot be read is deleted, and ids go on from the previous run.
+//! cannot be read is deleted, and ids go on from the previous run. An upload cut by a kill goes
+//! on from exactly the bytes the relay had acknowledged.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,10 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use protocol::control::MeetingWelcome;
+use protocol::file::{FileFrame, MAX_FILE_FRAME_LEN};
 use protocol::fingerprint::Fingerprint;
-use protocol::framing::{ControlFrames, FrameCodec};
+use protocol::framing::{ControlFrames, FrameCodec, RawFrames};
 use protocol::{ControlMessage, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -92,13 +95,17 @@ impl Drop for RelayProcess {
 
 type Control = Framed<tokio_rustls::client::TlsStream<TcpStream>, ControlFrames>;
 
-/// A control connection to `relay`, its certificate pinned, after HELLO / WELCOME.
-async fn connect(relay: &Endpoint) -> Control {
+/// A TLS connection to `relay`, its certificate pinned.
+async fn connect_tls(relay: &Endpoint) -> tokio_rustls::client::TlsStream<TcpStream> {
     let config = protocol::tls::client_config(protocol::tls::pinned(relay.fingerprint));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").unwrap();
     let stream = TcpStream::connect(relay.tcp).await.expect("connect");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.expect("TLS handshake");
-    let mut control = Framed::new(tls, ControlFrames(FrameCodec::default()));
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.expect("TLS handshake")
+}
+
+/// A control connection to `relay`, its certificate pinned, after HELLO / WELCOME.
+async fn connect(relay: &Endpoint) -> Control {
+    let mut control = Framed::new(connect_tls(relay).await, ControlFrames(FrameCodec::default()));
     control
         .send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "restart-test".into() })
         .await
@@ -144,7 +151,7 @@ async fn meeting_with_chat(relay: &Endpoint, text: &str) -> (Control, MeetingWel
 }
 
 /// Waits until the meeting's record on disk holds `text` (it is written within 250 ms of a
-/// change).
+/// change): a chat message's text, or any other piece of its JSON.
 async fn wait_recorded(data_dir: &Path, welcome: &MeetingWelcome, text: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
     let spool = data_dir.join("parlor-spool");
@@ -269,4 +276,99 @@ async fn an_unreadable_record_is_deleted_and_ids_go_on_from_the_last_run() {
         .collect();
     assert_eq!(dirs, vec!["meeting-50".to_string()]);
     relay.shutdown().await;
+}
+
+type FileConn = Framed<tokio_rustls::client::TlsStream<TcpStream>, RawFrames>;
+
+/// A file connection to `relay` that sent `first`; its answer.
+async fn file_conn(relay: &Endpoint, first: ControlMessage) -> (FileConn, ControlMessage) {
+    let mut conn = Framed::new(connect_tls(relay).await, RawFrames(FrameCodec::new(MAX_FILE_FRAME_LEN)));
+    conn.send(FileFrame::Control(first).encode()).await.unwrap();
+    let answer = next_file_frame(&mut conn).await;
+    let FileFrame::Control(answer) = answer else { panic!("expected a control message, got {answer:?}") };
+    (conn, answer)
+}
+
+async fn next_file_frame(conn: &mut FileConn) -> FileFrame {
+    loop {
+        let next = tokio::time::timeout(WAIT, conn.next()).await.expect("timed out on a file connection");
+        match FileFrame::decode(next.expect("connection open").expect("framing")).expect("a file frame") {
+            FileFrame::Control(ControlMessage::Ping { nonce }) => {
+                conn.send(FileFrame::Control(ControlMessage::Pong { nonce }).encode()).await.unwrap()
+            }
+            frame => return frame,
+        }
+    }
+}
+
+/// Sends `chunks` (chunk `i` at `i * chunk_len`, numbered from 0 on this connection) and reads
+/// their ACKs; returns the last `received`.
+async fn send_chunks(conn: &mut FileConn, data: &[u8], chunk_len: usize, chunks: std::ops::Range<usize>) -> u64 {
+    let mut received = 0;
+    for (seq, index) in chunks.enumerate() {
+        let start = index * chunk_len;
+        let chunk = &data[start..(start + chunk_len).min(data.len())];
+        let frame = FileFrame::Data { seq: seq as u32, offset: start as u64, data: Bytes::copy_from_slice(chunk) };
+        conn.send(frame.encode()).await.unwrap();
+        match next_file_frame(conn).await {
+            FileFrame::Ack { received: r, .. } => received = r,
+            other => panic!("expected an ACK, got {other:?}"),
+        }
+    }
+    received
+}
+
+#[tokio::test]
+async fn an_upload_cut_by_a_kill_goes_on_from_every_acknowledged_byte() {
+    use sha2::Digest;
+    let data_dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(data_dir.path(), 0, 0);
+    let (_host, welcome) = meeting_with_chat(&relay.at, "a file follows").await;
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let sha256 = hex::encode(sha2::Sha256::digest(&data));
+    let token = welcome.session_token.clone();
+    let upload = ControlMessage::FileUpload {
+        session_token: token.clone(),
+        name: "notes.bin".into(),
+        size: data.len() as u64,
+        sha256,
+    };
+    let (mut conn, ready) = file_conn(&relay.at, upload).await;
+    let ControlMessage::FileUploadReady { file_id, chunk_size, offset: 0 } = ready else { panic!("{ready:?}") };
+    let chunk_len = chunk_size as usize;
+    let total_chunks = data.len().div_ceil(chunk_len);
+    let acknowledged = send_chunks(&mut conn, &data, chunk_len, 0..total_chunks / 2).await;
+    wait_recorded(data_dir.path(), &welcome, &format!(r#""uploads":[{{"file_id":{file_id}"#)).await;
+
+    let ports = relay.ports();
+    relay.signal("-KILL");
+    assert!(!relay.wait().success());
+    let relay = RelayProcess::start(data_dir.path(), ports.0, ports.1);
+
+    // The seat's token still opens file connections; the upload goes on where it was.
+    let resume = ControlMessage::FileUploadResume { session_token: token.clone(), file_id };
+    let (mut conn, ready) = file_conn(&relay.at, resume).await;
+    let ControlMessage::FileUploadReady { offset, .. } = ready else { panic!("{ready:?}") };
+    assert_eq!(offset, acknowledged, "every acknowledged byte survived the kill, nothing more was claimed");
+    let first = (offset as usize) / chunk_len;
+    assert_eq!(send_chunks(&mut conn, &data, chunk_len, first..total_chunks).await, data.len() as u64);
+    match next_file_frame(&mut conn).await {
+        FileFrame::Control(ControlMessage::FileUploadComplete { file_id: done }) => assert_eq!(done, file_id),
+        other => panic!("expected FILE_UPLOAD_COMPLETE, got {other:?}"),
+    }
+
+    let download = ControlMessage::FileDownload { session_token: token, file_id, offset: 0 };
+    let (mut conn, ready) = file_conn(&relay.at, download).await;
+    assert!(matches!(ready, ControlMessage::FileDownloadReady { .. }), "{ready:?}");
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        match next_file_frame(&mut conn).await {
+            FileFrame::Data { seq, data: chunk, .. } => {
+                got.extend_from_slice(&chunk);
+                conn.send(FileFrame::Ack { seq, received: got.len() as u64 }.encode()).await.unwrap();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(got == data, "the file is byte-identical");
 }
