@@ -329,10 +329,10 @@ export class WebDriver {
     return json.value;
   }
 
-  /** Starts the app at `application` (tauri-driver launches it through WebKitWebDriver). */
-  async start(application) {
+  /** Starts the app at `application` with `args` (tauri-driver launches it through WebKitWebDriver). */
+  async start(application, args = []) {
     const value = await this.cmd("POST", "/session", {
-      capabilities: { alwaysMatch: { "tauri:options": { application } } },
+      capabilities: { alwaysMatch: { "tauri:options": { application, args } } },
     });
     this.id = value.sessionId;
     return value;

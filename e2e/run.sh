@@ -4,6 +4,10 @@
 # tauri-driver (cargo install, v2) in front of Debian's WebKitWebDriver (package webkit2gtk-driver).
 #
 # Usage: bash e2e/run.sh            the end-to-end tests (e2e/app.e2e.mjs, e2e/reconnect.e2e.mjs)
+#        bash e2e/run.sh package    the desktop packages: `tauri build --debug --bundles deb,rpm`
+#                                   from the same build, then e2e/package.e2e.mjs installs the
+#                                   .deb, starts it from its desktop entry and removes it (root or
+#                                   sudo; a private D-Bus session for the single-instance check)
 #        bash e2e/run.sh bench      the frame benchmark (e2e/bench-frames.mjs, release build)
 # With UPDATE_DOCS_SCREENSHOTS=1 the test also refreshes docs/screenshots/.
 set -euo pipefail
@@ -40,6 +44,10 @@ export PARLOR_PROFILE="$profile"
 xvfb=(xvfb-run -a --server-args="-screen 0 1600x900x24 -nolisten tcp")
 if [ "$what" = bench ]; then
   exec "${xvfb[@]}" node e2e/bench-frames.mjs "${@:2}"
+elif [ "$what" = package ]; then
+  echo "==> bundling the .deb and the .rpm (debug, from the build above)"
+  npx tauri build --debug --bundles deb,rpm
+  exec dbus-run-session -- "${xvfb[@]}" node e2e/package.e2e.mjs
 else
   "${xvfb[@]}" node e2e/app.e2e.mjs
   exec "${xvfb[@]}" node e2e/reconnect.e2e.mjs

@@ -2,7 +2,8 @@
 # Installs what Parlor needs on Debian 12 / Ubuntu 24.04, skipping what is already there:
 # the Debian packages (Tauri's WebKitGTK stack, ALSA/PulseAudio, camera headers, Xvfb and the
 # WebDriver for the end-to-end test, Chromium for the UI tests, espeak-ng/sox for the audio
-# lab) and the npm packages of the UI. Safe to run again.
+# lab, rpm/D-Bus/desktop-file-utils for the package test) and the npm packages of the UI. Safe
+# to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ APT_PACKAGES=(
   pulseaudio pulseaudio-utils libasound2-plugins
   xvfb webkit2gtk-driver chromium
   espeak-ng sox iproute2 python3-venv python3-dev
+  rpm dbus-daemon desktop-file-utils
 )
 
 missing=()

@@ -15,6 +15,9 @@ cargo fmt --all --check
 step "UI type check and build (the Tauri app embeds ui/dist)"
 npm run build
 
+step "release configuration: GitHub workflows, tauri.conf.json and the macOS plists against their schemas"
+bash scripts/check-release-config.sh
+
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
@@ -33,6 +36,9 @@ npm run test:e2e-ui
 
 step "Desktop app end to end: the built app under Xvfb over WebDriver, with a parlor-bot"
 bash e2e/run.sh
+
+step "Desktop app packages: .deb and .rpm built; the .deb installed, started from its desktop entry with a link, removed"
+bash e2e/run.sh package
 
 echo
 echo "All tests passed."

@@ -6,7 +6,8 @@
 // (Save, verified, Open) → clip button → people → stats charts → someone reconnecting → own
 // connection dropping and resuming (banner, charts kept) → connection lost → Rejoin → leave →
 // hosting with queued knocks (Admit, Deny, withdrawn) → remove → removed → device busy → relay
-// unreachable.
+// unreachable; then opened with an invitation link (and another while running), and an update
+// offered and installed.
 // Each step asserts visible text; screenshots go to ui-tests/screenshots/. With
 // UPDATE_DOCS_SCREENSHOTS=1 the home, meeting and stats ones are also copied to
 // docs/screenshots/ (committed, shown in the README), so ordinary runs leave the tree clean.
@@ -613,6 +614,33 @@ async function walk(page, base) {
   });
 }
 
+/** Opened with an invitation link, then another while running; an update offered and installed. */
+async function launchWalk(page, base) {
+  const link = `parlor://join?relay=10.0.0.7%3A5000&code=314159&fp=${"5e".repeat(32)}`;
+  await step(page, "an invitation link the app is opened with fills in Join", async () => {
+    await page.goto(`${base}/mock.html?open=${encodeURIComponent(link)}&update=0.2.0`);
+    await until("the link fills the form", async () => (await page.inputValue(sel("input-code"))) === "314159");
+    check((await page.inputValue(sel("input-relay"))) === "10.0.0.7:5000", "relay from the link");
+    await visible(page, "home-invited");
+  });
+
+  await step(page, "a link opened while running fills in Join; a malformed one is explained", async () => {
+    await mock(page, "openLink", "parlor://join?relay=relay.lan%3A7000&code=271828");
+    await until("the second link fills the form", async () => (await page.inputValue(sel("input-code"))) === "271828");
+    check((await page.inputValue(sel("input-relay"))) === "relay.lan:7000", "relay from the second link");
+    await mock(page, "openLink", "parlor://join?code=oops");
+    await text(page, "home-error", /That isn't a Parlor invitation/);
+    check((await page.inputValue(sel("input-code"))) === "271828", "a bad link leaves the form as it was");
+  });
+
+  await step(page, "an available update is offered on the home screen and installed on request", async () => {
+    await text(page, "update-text", /Parlor 0\.2\.0 is available \(you have 0\.1\.0\)/);
+    await shot(page, "12-update-offered");
+    await click(page, "btn-install-update");
+    await until("the page asked to install", async () => page.evaluate(() => window.__parlorMock.updateInstalled));
+  });
+}
+
 /** Without WebGL the tiles fall back to putImageData (I420 converted on the CPU). */
 async function fallbackWalk(page, base) {
   await step(page, "without WebGL, I420 and RGBA tiles draw through the 2D fallback", async () => {
@@ -656,6 +684,7 @@ async function main() {
     // A failed step has already been reported; the walk stops there.
     await withBrowser([], (page) => walk(page, base)).catch(() => {});
     if (failed === 0) await withBrowser(["--disable-webgl"], (page) => fallbackWalk(page, base)).catch(() => {});
+    if (failed === 0) await withBrowser([], (page) => launchWalk(page, base)).catch(() => {});
   } finally {
     server.close();
   }

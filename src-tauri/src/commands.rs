@@ -11,10 +11,12 @@ use tauri_plugin_opener::OpenerExt;
 
 use crate::app::App;
 use crate::error::AppError;
+use crate::opened_links::OpenedLinks;
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
-    TransferStarted,
+    TransferStarted, UpdateInfo,
 };
+use crate::updates::{self, PendingUpdate};
 
 type AppState<'a> = State<'a, Arc<App>>;
 
@@ -41,6 +43,27 @@ pub async fn join_meeting(
 #[tauri::command]
 pub fn read_invitation(app: AppState<'_>, text: String) -> Result<InvitationFields, AppError> {
     app.read_invitation(&text)
+}
+
+/// The invitation link the app was opened with (or that was opened since), once; null if none.
+#[tauri::command]
+pub fn take_opened_invitation(links: State<'_, OpenedLinks>) -> Option<String> {
+    links.take()
+}
+
+/// A newer signed version of the app, if the build names an update endpoint and one exists.
+#[tauri::command]
+pub async fn check_for_update(
+    handle: tauri::AppHandle,
+    pending: State<'_, PendingUpdate>,
+) -> Result<Option<UpdateInfo>, AppError> {
+    updates::check(&handle, &pending).await
+}
+
+/// Installs the update `check_for_update` found and restarts the app.
+#[tauri::command]
+pub async fn install_update(handle: tauri::AppHandle, pending: State<'_, PendingUpdate>) -> Result<(), AppError> {
+    updates::install(&handle, &pending).await
 }
 
 #[tauri::command]

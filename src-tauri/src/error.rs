@@ -55,6 +55,8 @@ pub enum ErrorCode {
     InvalidInvitation,
     /// Someone else's upload stopped before its file was offered (`message` says why).
     UploadStopped,
+    /// Checking for, downloading or installing an update of the app failed (`message` says why).
+    UpdateFailed,
     Internal,
 }
 
@@ -137,6 +139,9 @@ pub enum AppError {
     /// The embedded relay could not start.
     #[error("cannot start the meeting host on this computer: {0}")]
     EmbeddedRelay(String),
+    /// The update check, its download, its signature or its installation failed.
+    #[error("updating Parlor failed: {0}")]
+    UpdateFailed(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -161,6 +166,7 @@ impl AppError {
             AppError::FileNotFound { .. } => ErrorCode::FileNotFound,
             AppError::DownloadDirUnwritable { .. } => ErrorCode::DownloadDirUnwritable,
             AppError::Transfer { code, .. } => *code,
+            AppError::UpdateFailed(_) => ErrorCode::UpdateFailed,
             AppError::EmbeddedRelay(_) | AppError::Internal(_) => ErrorCode::Internal,
         }
     }

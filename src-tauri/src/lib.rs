@@ -7,6 +7,7 @@
 //! - [`frames`]: decoded frames to the page over a binary Channel with per-tile flow control;
 //! - [`events`], [`payloads`]: the page's event names and camelCase payloads;
 //! - [`error`]: the one error type, serialized as `{ code, message, device? }`;
+//! - [`opened_links`]: invitation links the app is opened with; [`updates`]: signed self-updates;
 //! - `typescript` (tests only): the page's TypeScript types, generated from [`payloads`].
 
 pub mod app;
@@ -16,17 +17,22 @@ pub mod error;
 pub mod events;
 pub mod frames;
 pub mod local_video;
+pub mod opened_links;
 pub mod payloads;
 pub mod relay;
 pub mod settings;
 #[cfg(test)]
 mod typescript;
+pub mod updates;
 
 use std::sync::Arc;
 
 use tauri::Manager;
+use tauri_plugin_deep_link::DeepLinkExt;
 
-use crate::app::{App, AppPaths};
+use crate::app::{App, AppPaths, EventSink};
+use crate::opened_links::OpenedLinks;
+use crate::payloads::UiEvent;
 use crate::relay::BindPlan;
 
 /// Runs in the page before any of its scripts. WebKitGTK derives `navigator.language` from the
@@ -75,13 +81,51 @@ fn choose_webkit_renderer() {
     }
 }
 
+/// Brings the main window to the front (a second launch, an opened invitation).
+fn show_main_window(handle: &tauri::AppHandle) {
+    if let Some(window) = handle.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// Keeps the invitation link the app was started with, and each one opened while it runs (then
+/// tells the page and focuses the window). Only `parlor:` links reach here: the plugin matches
+/// the launch argument against the configured scheme.
+fn watch_opened_links(handle: &tauri::AppHandle) {
+    let deep_link = handle.deep_link();
+    if let Ok(Some(urls)) = deep_link.get_current() {
+        tracing::info!("started with an invitation link");
+        handle.state::<OpenedLinks>().opened(urls.into_iter().map(String::from));
+    }
+    let running = handle.clone();
+    deep_link.on_open_url(move |event| {
+        if running.state::<OpenedLinks>().opened(event.urls().into_iter().map(String::from)) {
+            tracing::info!("an invitation link was opened");
+            running.emit(&UiEvent::InvitationOpened);
+            show_main_window(&running);
+        }
+    });
+}
+
 /// Builds and runs the app.
 pub fn run() {
     #[cfg(target_os = "linux")]
     choose_webkit_renderer();
     init_logging();
+    // Parlor's own connections name their provider; this makes it the default for the rest
+    // (the updater's HTTPS), instead of the ring provider the plugin would install.
+    let _ = rustls::crypto::CryptoProvider::install_default(Arc::unwrap_or_clone(protocol::tls::provider()));
 
     let result = tauri::Builder::default()
+        // First: a second launch (an invitation clicked while Parlor runs) hands its argument
+        // to this instance, which the deep-link feature turns into an opened URL, and exits.
+        .plugin(tauri_plugin_single_instance::init(|handle, _argv, _cwd| show_main_window(handle)))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
+        .manage(OpenedLinks::default())
+        .manage(updates::PendingUpdate::default())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri::plugin::Builder::<tauri::Wry>::new("parlor-page").js_init_script(LANGUAGE_FIX).build())
@@ -97,6 +141,7 @@ pub fn run() {
                 AppPaths { settings: config_dir.join("settings.json"), data_dir: paths.app_data_dir()?, downloads };
             let app = App::new(Arc::new(handle), paths, BindPlan::from_env());
             tauri_app.manage(Arc::new(app));
+            watch_opened_links(tauri_app.handle());
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -125,6 +170,9 @@ pub fn run() {
             commands::send_file,
             commands::accept_file,
             commands::read_invitation,
+            commands::take_opened_invitation,
+            commands::check_for_update,
+            commands::install_update,
             commands::trust_relay_certificate,
             commands::get_download_dir,
             commands::choose_download_dir,

@@ -191,6 +191,18 @@ pub struct InvitationFields {
     pub fingerprint: Option<String>,
 }
 
+/// Result of `check_for_update`: a newer, signed version of the app that can be installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateInfo {
+    /// The new version, e.g. "0.2.0".
+    pub version: String,
+    /// The version running now.
+    pub current_version: String,
+    /// The release notes, if the update has any.
+    pub notes: Option<String>,
+}
+
 /// With `relayCertificateChanged` and `notTheInvitedRelay`: the certificate the app expected
 /// and the one the relay presented, as SHA-256 fingerprints (64 hex digits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
@@ -437,6 +449,9 @@ pub enum UiEvent {
     Resumed(Resumed),
     /// The connection to the relay is gone; the session is over.
     Disconnected(Disconnected),
+    /// An invitation link (`parlor://join?…`) was opened while the app runs: the page takes it
+    /// with `take_opened_invitation`. No payload.
+    InvitationOpened,
 }
 
 impl UiEvent {

@@ -12,7 +12,7 @@ use ts_rs::{Config, TS};
 
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, TransferStarted,
-    UiEvent,
+    UiEvent, UpdateInfo,
 };
 
 /// Collects the declarations of a type and of everything it refers to, each once, keyed by
@@ -64,6 +64,7 @@ pub fn generate() -> String {
     d.visit::<TransferStarted>();
     d.visit::<FileOpened>();
     d.visit::<InvitationFields>();
+    d.visit::<UpdateInfo>();
     d.visit::<UiEvent>();
     let mut out = String::from(
         "// Generated from src-tauri/src/payloads.rs and error.rs by src-tauri/src/typescript.rs.\n\

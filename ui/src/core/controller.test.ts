@@ -384,3 +384,80 @@ describe("chat and files", () => {
     expect(store.state.downloadDir).toBe("/data/incoming");
   });
 });
+
+describe("opened invitations and updates", () => {
+  const fields = { relayAddr: "10.0.0.7:5000", code: "482913", fingerprint: FINGERPRINT };
+
+  it("fills Join from the link the app was started with, once", async () => {
+    let waiting: string | null = INVITATION.link;
+    handlers.take_opened_invitation = () => {
+      const link = waiting;
+      waiting = null;
+      return link;
+    };
+    handlers.read_invitation = (args) => {
+      expect(args).toEqual({ text: INVITATION.link });
+      return fields;
+    };
+    const { store } = await started();
+    expect(store.state.home).toMatchObject({ code: "482913", relayAddr: "10.0.0.7:5000", fingerprint: FINGERPRINT });
+    expect(argsOf("read_invitation")).toHaveLength(1);
+  });
+
+  it("takes a link opened while running when the shell says so, and keeps it for after a meeting", async () => {
+    let waiting: string | null = null;
+    handlers.take_opened_invitation = () => {
+      const link = waiting;
+      waiting = null;
+      return link;
+    };
+    handlers.read_invitation = () => fields;
+    const { store } = await started();
+    expect(argsOf("read_invitation")).toHaveLength(0);
+    store.dispatch({ type: "event", event: { name: "waiting", payload: { code: "111111", requestId: 1 } } });
+    waiting = INVITATION.link;
+    await emit("invitation-opened", null);
+    await flush();
+    expect(argsOf("read_invitation")).toHaveLength(1);
+    expect(store.state.screen).toBe("waiting");
+    expect(store.state.home.code).toBe("482913");
+    expect(store.state.toasts.map((t) => t.text)).toContain("Invitation opened");
+    // A second event for the same link finds nothing left to take.
+    await emit("invitation-opened", null);
+    await flush();
+    expect(argsOf("read_invitation")).toHaveLength(1);
+  });
+
+  it("shows a malformed link's error on the home screen", async () => {
+    handlers.take_opened_invitation = () => "parlor://nonsense";
+    handlers.read_invitation = () => {
+      throw { code: "invalidInvitation", message: "no parlor://join link in the text" };
+    };
+    const { store } = await started();
+    expect(store.state.home.error!.title).toBe("That isn't a Parlor invitation");
+  });
+
+  it("offers an update the shell found and reports a failed installation", async () => {
+    handlers.check_for_update = () => ({ version: "0.2.0", currentVersion: "0.1.0", notes: null });
+    handlers.install_update = () => {
+      throw { code: "updateFailed", message: "the signature does not match" };
+    };
+    const { store, ctl } = await started();
+    await flush();
+    expect(store.state.home.update).toEqual({ version: "0.2.0", currentVersion: "0.1.0", notes: null });
+    await ctl.installUpdate();
+    expect(commands()).toContain("install_update");
+    expect(store.state.home.updating).toBe(false);
+    expect(store.state.home.error).toMatchObject({ title: "The update didn't install" });
+    expect(store.state.home.error!.detail).toContain("The signature does not match");
+  });
+
+  it("offers nothing when the shell finds no update", async () => {
+    const { store, ctl } = await started();
+    await flush();
+    expect(commands()).toContain("check_for_update");
+    expect(store.state.home.update).toBeNull();
+    await ctl.installUpdate();
+    expect(commands()).not.toContain("install_update");
+  });
+});

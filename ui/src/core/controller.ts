@@ -23,7 +23,13 @@ export class Controller {
 
   /** Subscribes to session events and loads settings, devices and the download folder. */
   async start(): Promise<void> {
-    this.unlisten = await this.ipc.listenAll((event) => this.store.dispatch({ type: "event", event }));
+    this.unlisten = await this.ipc.listenAll((event) => {
+      if (event.name === "invitation-opened") void this.openTakenInvitation();
+      this.store.dispatch({ type: "event", event });
+    });
+    // After listening: a link opened from now on comes as an event, one opened before waits.
+    await this.openTakenInvitation();
+    void this.checkForUpdate();
     // Move the camera preview with the screens: on at home and in the waiting room, off in a
     // meeting (where the shell sends the self view on its own while the camera is on).
     this.store.subscribe((s, prev) => {
@@ -123,6 +129,48 @@ export class Controller {
       const fields = await this.ipc.readInvitation(text);
       this.store.dispatch({ type: "invitationRead", fields });
     } catch (e) {
+      this.homeError(toAppError(e));
+    }
+  }
+
+  /**
+   * An invitation link the app was opened with (clicked in a mail or chat): fills in Join like a
+   * pasted one. In a meeting it is kept for after, and a toast says so.
+   */
+  async openTakenInvitation(): Promise<void> {
+    let link: string | null;
+    try {
+      link = await this.ipc.takeOpenedInvitation();
+    } catch (e) {
+      return this.fail(e);
+    }
+    if (link === null) return;
+    const screen = this.store.state.screen;
+    if (screen === "meeting" || screen === "waiting") {
+      this.store.dispatch({ type: "toast", kind: "info", text: "Invitation opened", detail: "Leave this meeting to join the one you were invited to: it is filled in on the home screen." });
+    }
+    await this.readInvitation(link);
+  }
+
+  /** Asks the shell once whether a newer version exists (only builds with an update endpoint look). */
+  private async checkForUpdate(): Promise<void> {
+    try {
+      const update = await this.ipc.checkForUpdate();
+      if (update) this.store.dispatch({ type: "updateFound", update });
+    } catch (e) {
+      // Offline or the endpoint is down: the app works as it is, the log says why.
+      console.warn("update check failed", toAppError(e).message);
+    }
+  }
+
+  /** "Update and restart": downloads, verifies and installs the update; the app restarts. */
+  async installUpdate(): Promise<void> {
+    if (!this.store.state.home.update || this.store.state.home.updating) return;
+    this.store.dispatch({ type: "updateInstalling", on: true });
+    try {
+      await this.ipc.installUpdate();
+    } catch (e) {
+      this.store.dispatch({ type: "updateInstalling", on: false });
       this.homeError(toAppError(e));
     }
   }

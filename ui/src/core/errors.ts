@@ -42,6 +42,7 @@ const CODES: Record<ErrorCode, true> = {
   notTheInvitedRelay: true,
   invalidInvitation: true,
   uploadStopped: true,
+  updateFailed: true,
   internal: true,
 };
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
@@ -178,6 +179,8 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       return { title: "Your place in the meeting is gone", detail: "You were away too long to get it back. Ask to join the meeting again." };
     case "uploadStopped":
       return { title: "Upload stopped", detail: err.message ? `${capitalize(err.message)}.` : "It will not finish." };
+    case "updateFailed":
+      return { title: "The update didn't install", detail: `${capitalize(err.message || "it failed")}. This version keeps running; try again later.` };
     case "internal":
       return { title: "Something went wrong", detail: err.message || "Unknown error." };
   }

@@ -26,6 +26,7 @@ import {
   type Settings,
   type StatsSnapshot,
   type TransferStarted,
+  type UpdateInfo,
 } from "./types";
 
 /** What happens while the user drags files over the window. */
@@ -45,6 +46,12 @@ export interface Ipc {
   joinMeeting(code: string, name: string, relayAddr: string, fingerprint: string | null): Promise<void>;
   /** Reads a pasted invitation (the parlor://join link, or the text around it). */
   readInvitation(text: string): Promise<InvitationFields>;
+  /** The invitation link the app was opened with (or that was opened since), once; null if none. */
+  takeOpenedInvitation(): Promise<string | null>;
+  /** A newer signed version of the app; null when up to date or when the build names no update endpoint. */
+  checkForUpdate(): Promise<UpdateInfo | null>;
+  /** Installs the update `checkForUpdate` found; the app restarts. */
+  installUpdate(): Promise<void>;
   /** Trusts a relay's new certificate after the person was told it changed. */
   trustRelayCertificate(relayAddr: string, fingerprint: string): Promise<void>;
   cancelJoin(): Promise<void>;
@@ -101,6 +108,9 @@ export function tauriIpc(): Ipc {
     createMeeting: (name, relayAddr) => invoke<MeetingCreated>("create_meeting", { name, relayAddr }),
     joinMeeting: (code, name, relayAddr, fingerprint) => invoke<void>("join_meeting", { code, name, relayAddr, fingerprint }),
     readInvitation: (text) => invoke<InvitationFields>("read_invitation", { text }),
+    takeOpenedInvitation: () => invoke<string | null>("take_opened_invitation"),
+    checkForUpdate: () => invoke<UpdateInfo | null>("check_for_update"),
+    installUpdate: () => invoke<void>("install_update"),
     trustRelayCertificate: (relayAddr, fingerprint) => invoke<void>("trust_relay_certificate", { relayAddr, fingerprint }),
     cancelJoin: () => invoke<void>("cancel_join"),
     admit: (requestId) => invoke<void>("admit", { requestId }),

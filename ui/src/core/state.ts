@@ -27,6 +27,7 @@ import type {
   Settings,
   StatsSnapshot,
   TransferDirection,
+  UpdateInfo,
 } from "./types";
 
 /** Which screen is up. */
@@ -130,6 +131,10 @@ export interface HomeState {
   error: UserMessage | null;
   /** After `relayCertificateChanged`: the new certificate, which the person may decide to trust. */
   trustOffer: CertificateMismatch | null;
+  /** A newer version of the app, offered on the home screen. */
+  update: UpdateInfo | null;
+  /** Its download and installation are under way (the app restarts when done). */
+  updating: boolean;
 }
 
 /** The screen after a session ends (left, removed, refused, disconnected). */
@@ -183,7 +188,7 @@ export function initialState(): AppState {
   return {
     screen: "home",
     settings: { displayName: "", lastRelayAddr: "" },
-    home: { name: "", code: "", relayAddr: "", hostOnRelay: false, fingerprint: null, busy: null, error: null, trustOffer: null },
+    home: { name: "", code: "", relayAddr: "", hostOnRelay: false, fingerprint: null, busy: null, error: null, trustOffer: null, update: null, updating: false },
     devices: { cameras: [], microphones: [], speakers: [] },
     micOn: true,
     cameraOn: true,
@@ -208,6 +213,8 @@ export type Action =
   | { type: "downloadDirChanged"; dir: string }
   | { type: "homeInput"; field: "name" | "code" | "relayAddr"; value: string }
   | { type: "invitationRead"; fields: InvitationFields }
+  | { type: "updateFound"; update: UpdateInfo }
+  | { type: "updateInstalling"; on: boolean }
   | { type: "homeHostOnRelay"; on: boolean }
   | { type: "homeError"; error: UserMessage }
   | { type: "createStarted"; name: string; relayAddr: string }
@@ -269,6 +276,10 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
       const { code, relayAddr, fingerprint } = action.fields;
       return { ...state, home: { ...state.home, code, relayAddr, fingerprint: fingerprint ?? null, error: null, trustOffer: null } };
     }
+    case "updateFound":
+      return { ...state, home: { ...state.home, update: action.update } };
+    case "updateInstalling":
+      return { ...state, home: { ...state.home, updating: action.on, error: action.on ? null : state.home.error } };
     case "homeHostOnRelay":
       return { ...state, home: { ...state.home, hostOnRelay: action.on, error: null } };
     case "homeError":
@@ -535,6 +546,9 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       }
       return endSession(state, { title: "You lost connection to the meeting", detail: message, canRejoin: true, rejoin: null });
     }
+    case "invitation-opened":
+      // The controller takes the link from the shell and reads it; nothing to show yet.
+      return state;
     case "chat":
       return onChat(state, event.payload.message, nowMs);
     case "file-offer": {

@@ -43,6 +43,7 @@ export type {
   StatsSnapshot,
   TransferDirection,
   TransferStarted,
+  UpdateInfo,
 } from "./ipc-types";
 
 /**
@@ -88,6 +89,7 @@ const EVENT_NAMES: Record<SessionEventName, true> = {
   reconnecting: true,
   resumed: true,
   disconnected: true,
+  "invitation-opened": true,
 };
 
 /** Every event name, for subscribing to all of them at once. */

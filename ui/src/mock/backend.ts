@@ -55,6 +55,12 @@ export interface MockControl {
   resumeConnection(): void;
   /** The repair failed: the session is over, and the meeting can be knocked on again. */
   loseConnection(): void;
+  /** An invitation link is opened while the app runs (the OS handed it to the shell). */
+  openLink(link: string): void;
+  /** The update check finds `version` (null: up to date). */
+  offerUpdate(version: string | null): void;
+  /** Whether the page asked to install the update. */
+  updateInstalled: boolean;
   /** The next call of `cmd` rejects with `error`. */
   failNext(cmd: string, error: AppError): void;
   /** Frames pushed per participant since start. */
@@ -118,6 +124,10 @@ export function installMockBackend(): MockControl {
   const failures = new Map<string, AppError>();
   // The relay at REINSTALLED_RELAY presents a new certificate until the page trusts it.
   let trustedReinstalled = false;
+  // The app was started with `?open=<invitation link>`; `?update=<version>` offers an update.
+  const params = new URLSearchParams(location.search);
+  let openedLink: string | null = params.get("open");
+  let offeredUpdate: string | null = params.get("update");
   let self: Participant | null = null;
   let code = "";
   let relayAddr = "";
@@ -140,6 +150,14 @@ export function installMockBackend(): MockControl {
 
   const control: MockControl = {
     calls: [],
+    updateInstalled: false,
+    openLink: (link) => {
+      openedLink = link;
+      void send("invitation-opened", null);
+    },
+    offerUpdate: (version) => {
+      offeredUpdate = version;
+    },
     framesSent: {},
     admit: () => {
       if (!waiting) return;
@@ -535,6 +553,17 @@ export function installMockBackend(): MockControl {
           if (!m) throw { code: "invalidInvitation", message: "no parlor://join link in the text" } satisfies AppError;
           return { relayAddr: decodeURIComponent(m[1]!), code: m[2]!, fingerprint: m[3] ?? null };
         }
+        case "take_opened_invitation": {
+          const link = openedLink;
+          openedLink = null;
+          return link;
+        }
+        case "check_for_update":
+          return offeredUpdate === null ? null : { version: offeredUpdate, currentVersion: "0.1.0", notes: "Faster joins." };
+        case "install_update":
+          if (offeredUpdate === null) throw { code: "invalidState", message: "no update to install: check for one first" } satisfies AppError;
+          control.updateInstalled = true;
+          return null;
         case "trust_relay_certificate":
           if (args.relayAddr === REINSTALLED_RELAY && args.fingerprint === MOCK_FINGERPRINT) trustedReinstalled = true;
           return null;

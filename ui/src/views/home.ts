@@ -29,6 +29,9 @@ export class HomeView {
   private readonly trustFingerprint: HTMLElement;
   private readonly trust: HTMLButtonElement;
   private readonly invited: HTMLElement;
+  private readonly updateBar: HTMLElement;
+  private readonly updateText: HTMLElement;
+  private readonly updateButton: HTMLButtonElement;
   private readonly selects: Record<DeviceKind, HTMLSelectElement>;
   private prev: AppState | null = null;
 
@@ -94,6 +97,14 @@ export class HomeView {
       h("div", {}, this.errorTitle, this.errorDetail, this.trustFingerprint, this.trust),
     );
     this.invited = h("p", { class: "invited", testid: "home-invited", text: "From an invitation: only the invited relay's certificate is accepted." });
+    this.updateText = h("span", { class: "update-text", testid: "update-text" });
+    this.updateButton = h("button", {
+      class: "btn btn-small btn-primary",
+      testid: "btn-install-update",
+      text: "Update and restart",
+      on: { click: () => void this.ctl.installUpdate() },
+    });
+    this.updateBar = h("div", { class: "update-bar", testid: "update-bar", attrs: { role: "status" } }, icon("download", 20), this.updateText, this.updateButton);
     this.selects = {
       camera: this.deviceSelect("camera"),
       microphone: this.deviceSelect("microphone"),
@@ -122,6 +133,7 @@ export class HomeView {
         h(
           "section",
           { class: "home-right" },
+          this.updateBar,
           h("h1", { text: "Video meetings on your own network" }),
           h("p", { class: "lede", text: "Host a meeting from this computer, or join one with its code and relay address." }),
           h("label", { class: "field-label", text: "Your name" }),
@@ -171,6 +183,11 @@ export class HomeView {
     show(this.trustFingerprint, offer !== null);
     setText(this.trustFingerprint, offer ? `New certificate: ${groupedFingerprint(offer.presented)}` : "");
     show(this.invited, s.home.fingerprint !== null);
+    const update = s.home.update;
+    show(this.updateBar, update !== null);
+    setText(this.updateText, update ? `Parlor ${update.version} is available (you have ${update.currentVersion}).${update.notes ? ` ${update.notes}` : ""}` : "");
+    this.updateButton.disabled = s.home.updating;
+    setText(this.updateButton, s.home.updating ? "Updating…" : "Update and restart");
     fillSelect(this.selects.camera, s.devices.cameras, "No camera found");
     fillSelect(this.selects.microphone, s.devices.microphones, "No microphone found");
     fillSelect(this.selects.speaker, s.devices.speakers, "No speaker found");
