@@ -203,4 +203,20 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"));
     }
+
+    #[test]
+    fn the_sample_dashboard_asks_only_for_metrics_the_relay_serves() {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry(Arc::new(Stats::default()))).unwrap();
+        let served: std::collections::HashSet<&str> =
+            text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+        let dashboard = include_str!("../../packaging/relay/grafana-dashboard.json");
+        let mut asked = 0;
+        for (at, _) in dashboard.match_indices("parlor_") {
+            let name: String = dashboard[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            assert!(served.contains(name.as_str()), "the dashboard asks for {name}, which /metrics does not serve");
+            asked += 1;
+        }
+        assert!(asked >= 20, "the dashboard's queries were not found ({asked})");
+    }
 }
