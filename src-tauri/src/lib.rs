@@ -95,6 +95,14 @@ fn show_main_window(handle: &tauri::AppHandle) {
 /// the launch argument against the configured scheme.
 fn watch_opened_links(handle: &tauri::AppHandle) {
     let deep_link = handle.deep_link();
+    // Packages register `parlor:` when installed; an AppImage is never installed, so it
+    // registers itself (a desktop entry in the person's own applications folder) when it runs.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("APPIMAGE").is_some() {
+        if let Err(e) = deep_link.register_all() {
+            tracing::warn!("cannot register parlor: links for this AppImage: {e}");
+        }
+    }
     if let Ok(Some(urls)) = deep_link.get_current() {
         tracing::info!("started with an invitation link");
         handle.state::<OpenedLinks>().opened(urls.into_iter().map(String::from));
