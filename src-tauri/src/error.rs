@@ -31,6 +31,8 @@ pub enum ErrorCode {
     MeetingFull,
     DeviceBusy,
     DeviceNotFound,
+    /// The system does not let the app use the device: the person has to allow it.
+    DeviceNotAllowed,
     NotHost,
     UnknownParticipant,
     InvalidState,
@@ -124,6 +126,8 @@ pub enum AppError {
     DeviceNotFound { kind: DeviceKind, message: String },
     #[error("{kind:?} is busy: {message}")]
     DeviceBusy { kind: DeviceKind, message: String },
+    #[error("{kind:?} is not allowed: {message}")]
+    DeviceNotAllowed { kind: DeviceKind, message: String },
     /// The command makes no sense in the current state (e.g. chat outside a meeting).
     #[error("{0}")]
     InvalidState(String),
@@ -161,6 +165,7 @@ impl AppError {
             AppError::InvalidInvitation(_) => ErrorCode::InvalidInvitation,
             AppError::DeviceNotFound { .. } => ErrorCode::DeviceNotFound,
             AppError::DeviceBusy { .. } => ErrorCode::DeviceBusy,
+            AppError::DeviceNotAllowed { .. } => ErrorCode::DeviceNotAllowed,
             AppError::InvalidState(_) => ErrorCode::InvalidState,
             AppError::ChatTooLong(_) => ErrorCode::ChatTooLong,
             AppError::FileNotFound { .. } => ErrorCode::FileNotFound,
@@ -174,7 +179,9 @@ impl AppError {
     /// The device a device error is about.
     pub fn device(&self) -> Option<DeviceKind> {
         match self {
-            AppError::DeviceNotFound { kind, .. } | AppError::DeviceBusy { kind, .. } => Some(*kind),
+            AppError::DeviceNotFound { kind, .. }
+            | AppError::DeviceBusy { kind, .. }
+            | AppError::DeviceNotAllowed { kind, .. } => Some(*kind),
             _ => None,
         }
     }

@@ -103,10 +103,8 @@ fn watch_opened_links(handle: &tauri::AppHandle) {
             tracing::warn!("cannot register parlor: links for this AppImage: {e}");
         }
     }
-    if let Ok(Some(urls)) = deep_link.get_current() {
-        tracing::info!("started with an invitation link");
-        handle.state::<OpenedLinks>().opened(urls.into_iter().map(String::from));
-    }
+    // Listening first: a link a second launch forwards from now on is not missed; the one this
+    // launch carried (or a newer one) is read after.
     let running = handle.clone();
     deep_link.on_open_url(move |event| {
         if running.state::<OpenedLinks>().opened(event.urls().into_iter().map(String::from)) {
@@ -115,6 +113,10 @@ fn watch_opened_links(handle: &tauri::AppHandle) {
             show_main_window(&running);
         }
     });
+    if let Ok(Some(urls)) = deep_link.get_current() {
+        tracing::info!("started with an invitation link");
+        handle.state::<OpenedLinks>().opened(urls.into_iter().map(String::from));
+    }
 }
 
 /// Builds and runs the app.

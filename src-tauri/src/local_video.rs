@@ -207,6 +207,7 @@ pub fn open_source(choice: &Choice) -> Result<Box<dyn VideoSource>, AppError> {
     match choice {
         Choice::Camera(index) => media::open_camera(*index).map_err(|e| match e {
             MediaError::NoDevice(m) => AppError::DeviceNotFound { kind: DeviceKind::Camera, message: m },
+            MediaError::NotAllowed(m) => AppError::DeviceNotAllowed { kind: DeviceKind::Camera, message: m },
             other => AppError::DeviceBusy { kind: DeviceKind::Camera, message: other.to_string() },
         }),
         _ => Ok(Box::new(TestPattern::new(PATTERN_SIZE.0, PATTERN_SIZE.1))),

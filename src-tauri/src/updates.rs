@@ -54,7 +54,8 @@ pub async fn check<R: Runtime>(app: &AppHandle<R>, pending: &PendingUpdate) -> R
 
 /// Downloads, verifies and installs the update the last check found, then restarts the app.
 pub async fn install<R: Runtime>(app: &AppHandle<R>, pending: &PendingUpdate) -> Result<(), AppError> {
-    let Some(update) = pending.0.lock().await.take() else {
+    // A copy: after a failed download the same update can be tried again.
+    let Some(update) = pending.0.lock().await.clone() else {
         return Err(AppError::InvalidState("no update to install: check for one first".into()));
     };
     tracing::info!(version = %update.version, "installing the update");

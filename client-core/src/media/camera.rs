@@ -60,26 +60,20 @@ pub fn list_cameras() -> Vec<CameraInfo> {
     }
 }
 
-/// How long the person has to answer the system's "Parlor would like to access the camera".
-const PERMISSION_WAIT: Duration = Duration::from_secs(120);
-
-/// macOS lets an app use the camera only after the person allowed it (the prompt shows the
-/// Info.plist's reason); nokhwa asks through AVFoundation and answers at once elsewhere.
+/// macOS lets an app use the camera only after the person allowed it: the first time, this
+/// asks (the system's prompt shows the Info.plist's reason) and returns at once with
+/// [`MediaError::NotAllowed`]; turning the camera on again after answering opens it. Elsewhere
+/// nokhwa reports the camera as allowed.
 fn ensure_camera_permission() -> Result<(), MediaError> {
     if nokhwa::nokhwa_check() {
         return Ok(());
     }
-    let (answer_tx, answer_rx) = mpsc::sync_channel::<bool>(1);
-    nokhwa::nokhwa_initialize(move |granted| {
-        let _ = answer_tx.try_send(granted);
-    });
-    match answer_rx.recv_timeout(PERMISSION_WAIT) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(MediaError::Device(
-            "camera access is not allowed: allow Parlor in the system's privacy settings (Camera)".into(),
-        )),
-        Err(_) => Err(MediaError::Device("camera access was not answered".into())),
-    }
+    nokhwa::nokhwa_initialize(|granted| tracing::info!(granted, "camera permission answered"));
+    Err(MediaError::NotAllowed(
+        "the system has not allowed Parlor to use the camera: answer its prompt, or allow Parlor in the privacy \
+         settings (Camera)"
+            .into(),
+    ))
 }
 
 /// Opens camera `index` (from [`list_cameras`]) and starts streaming from it.
@@ -88,7 +82,6 @@ fn ensure_camera_permission() -> Result<(), MediaError> {
 /// to RGB. [`MediaError::NoDevice`] if there is no such camera, [`MediaError::Device`] if it
 /// exists but cannot be opened.
 pub fn open_camera(index: u32) -> Result<Box<dyn VideoSource>, MediaError> {
-    ensure_camera_permission()?;
     let cameras = list_cameras();
     let Some(info) = cameras.iter().find(|c| c.index == index) else {
         return Err(MediaError::NoDevice(if cameras.is_empty() {
@@ -97,6 +90,7 @@ pub fn open_camera(index: u32) -> Result<Box<dyn VideoSource>, MediaError> {
             format!("no camera with index {index} (found {})", cameras.len())
         }));
     };
+    ensure_camera_permission()?;
     let name = info.name.clone();
     let (opened_tx, opened_rx) = mpsc::sync_channel::<Result<String, MediaError>>(1);
     // Two pictures in flight at most: one being converted, one waiting for the consumer.

@@ -50,6 +50,9 @@ pub enum MediaError {
     /// The device exists but failed: it could not be configured, or its stream stopped.
     #[error("device error: {0}")]
     Device(String),
+    /// The system does not let this app use the device (yet): the person has to allow it.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// A frame could not be encoded or decoded (for a received frame: corrupt or oversized data).
     #[error("codec error: {0}")]
     Codec(String),

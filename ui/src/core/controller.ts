@@ -123,13 +123,15 @@ export class Controller {
     }
   }
 
-  /** A pasted invitation fills in the code, the relay address and the certificate to trust. */
-  async readInvitation(text: string): Promise<void> {
+  /** A pasted invitation fills in the code, the relay address and the certificate to trust. Whether it could be read. */
+  async readInvitation(text: string): Promise<boolean> {
     try {
       const fields = await this.ipc.readInvitation(text);
       this.store.dispatch({ type: "invitationRead", fields });
+      return true;
     } catch (e) {
       this.homeError(toAppError(e));
+      return false;
     }
   }
 
@@ -145,11 +147,11 @@ export class Controller {
       return this.fail(e);
     }
     if (link === null) return;
+    const read = await this.readInvitation(link);
     const screen = this.store.state.screen;
-    if (screen === "meeting" || screen === "waiting") {
+    if (read && (screen === "meeting" || screen === "waiting")) {
       this.store.dispatch({ type: "toast", kind: "info", text: "Invitation opened", detail: "Leave this meeting to join the one you were invited to: it is filled in on the home screen." });
     }
-    await this.readInvitation(link);
   }
 
   /** Asks the shell once whether a newer version exists (only builds with an update endpoint look). */

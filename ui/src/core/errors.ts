@@ -24,6 +24,7 @@ const CODES: Record<ErrorCode, true> = {
   meetingFull: true,
   deviceBusy: true,
   deviceNotFound: true,
+  deviceNotAllowed: true,
   notHost: true,
   unknownParticipant: true,
   invalidState: true,
@@ -127,6 +128,11 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       return {
         title: `Your ${device} is in use`,
         detail: `Another app is using your ${device}. Close it, then turn the ${device} on again.`,
+      };
+    case "deviceNotAllowed":
+      return {
+        title: `Parlor may not use your ${device}`,
+        detail: `Answer the system's question, or allow Parlor in the privacy settings (${capitalize(device)}), then turn the ${device} on again.`,
       };
     case "deviceNotFound":
       return {
