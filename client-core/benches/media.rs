@@ -3,7 +3,9 @@
 //! three others, 20 times a second).
 //!
 //! It also measures what end-to-end encryption adds: sealing and opening one 480p frame and
-//! one audio packet (`protocol::e2ee`).
+//! one audio packet (`protocol::e2ee`); and what audio redundancy costs the sender and the
+//! receiver: encoding the copies of a packet at depth 1 (µ-law) and 4 (ADPCM), and decoding one
+//! copy of each encoding (`protocol::redundancy`).
 //!
 //! Run with `cargo bench -p client-core --bench media`. Besides criterion's per-operation
 //! figures it prints the meeting budget as milliseconds of work per 50 ms frame interval and
@@ -123,7 +125,7 @@ fn meeting(c: &mut Criterion) {
 /// redundant copy, as the capture threads seal them and the receive core opens them.
 fn e2ee(c: &mut Criterion) {
     use protocol::e2ee::{MediaOpener, MediaSealer, MeetingKey};
-    use protocol::media::{AudioHeader, AudioPayload, VideoFrameMeta};
+    use protocol::media::{AudioCopy, AudioHeader, AudioPayload, CopyEncoding, VideoFrameMeta};
 
     let key = MeetingKey::from_bytes(1, [0x4d; 32]);
     let jpeg = encoded(&pattern(854, 480), 854, 480, 70);
@@ -131,15 +133,28 @@ fn e2ee(c: &mut Criterion) {
     let header = AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16_000, channels: 1 };
     let (pcm, copy) = ([0x11u8; 640], [0x22u8; 320]);
     let mut audio = Vec::new();
-    AudioPayload { pcm: &pcm, redundant: None }.encode_into(&mut audio).expect("audio");
+    AudioPayload::plain(&pcm).encode_into(&mut audio).expect("audio");
     let mut audio_red = Vec::new();
-    AudioPayload { pcm: &pcm, redundant: Some(&copy) }.encode_into(&mut audio_red).expect("audio");
+    let mut with_copy = AudioPayload::plain(&pcm);
+    with_copy.copies[0] = Some(AudioCopy { encoding: CopyEncoding::MuLaw, bytes: &copy });
+    with_copy.encode_into(&mut audio_red).expect("audio");
+    let (full, half) = ([0x33u8; 163], [0x44u8; 83]);
+    let mut audio_deep = Vec::new();
+    let mut deep = AudioPayload::plain(&pcm);
+    deep.copies = [
+        Some(AudioCopy { encoding: CopyEncoding::Adpcm, bytes: &full }),
+        Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+        Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+        Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+    ];
+    deep.encode_into(&mut audio_deep).expect("audio");
 
     let mut group = c.benchmark_group("e2ee");
     for (name, aad, plain) in [
         ("480p_frame", &meta.aad()[..], &jpeg[..]),
         ("audio_packet", &header.aad(7)[..], &audio[..]),
         ("audio_packet_with_copy", &header.aad(7)[..], &audio_red[..]),
+        ("audio_packet_with_4_copies", &header.aad(7)[..], &audio_deep[..]),
     ] {
         group.throughput(Throughput::Bytes(plain.len() as u64));
         let mut sealer = MediaSealer::new(7);
@@ -173,9 +188,38 @@ fn e2ee(c: &mut Criterion) {
     group.finish();
 }
 
+/// Audio redundancy: the sender encodes the copies of every packet; a receiver decodes a copy
+/// only for a frame it lost.
+fn redundancy(c: &mut Criterion) {
+    use protocol::jitter::FRAME_SAMPLES;
+    use protocol::media::{AudioCopy, CopyEncoding};
+    use protocol::redundancy::{decode_copy, encode_copy, RedundantCopies};
+
+    let speechy: [i16; FRAME_SAMPLES] = std::array::from_fn(|i| ((i as f64 * 0.07).sin() * 9000.0) as i16);
+    let mut copies = RedundantCopies::default();
+    for _ in 0..4 {
+        copies.sent(&speechy);
+    }
+    let mut group = c.benchmark_group("redundancy");
+    for depth in [1, 4] {
+        group
+            .bench_function(BenchmarkId::new("prepare_copies", depth), |b| b.iter(|| copies.prepare(black_box(depth))));
+    }
+    for encoding in [CopyEncoding::MuLaw, CopyEncoding::Adpcm, CopyEncoding::AdpcmHalfRate] {
+        let mut bytes = Vec::new();
+        encode_copy(encoding, &speechy, &mut bytes);
+        let copy = AudioCopy { encoding, bytes: &bytes };
+        let mut out = [0i16; FRAME_SAMPLES];
+        group.bench_function(BenchmarkId::new("decode_copy", format!("{encoding:?}")), |b| {
+            b.iter(|| decode_copy(black_box(&copy), &mut out))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = encode, decode, scale, meeting, e2ee
+    targets = encode, decode, scale, meeting, e2ee, redundancy
 }
 criterion_main!(benches);

@@ -51,6 +51,7 @@ async fn forged_reports_frames_and_keepalives_change_nothing() {
         highest_seq: 0,
         cumulative_lost: 0,
         jitter_us: 0,
+        loss_runs: [0; 4],
     };
     let header = VideoHeader {
         frame_id: u32::MAX / 2,

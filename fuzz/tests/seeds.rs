@@ -58,6 +58,7 @@ fn media_seeds() -> Vec<Vec<u8>> {
                 highest_seq: 9,
                 cumulative_lost: 1,
                 jitter_us: 1500,
+                loss_runs: [0; 4],
             },
         },
         MediaPacket::Keepalive { sender_id: 1 },

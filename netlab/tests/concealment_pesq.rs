@@ -7,7 +7,9 @@
 //! (`scenario_audio_pesq.rs`); this is the floor for when that fails: bursts, the first second
 //! of loss, a receiver the sender does not hear from. It must stay above the 3.0 target too.
 
-use std::path::{Path, PathBuf};
+mod speech;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use netlab::lab::pesq;
@@ -59,24 +61,9 @@ fn play_through_loss(speech: &[i16], loss: f64, seed: u64, out: &Path) {
     wav.finalize().expect("finish the recording");
 }
 
-/// The target directory cargo built this test into; the lab keeps its venv and work there.
-fn target_dir() -> PathBuf {
-    let lab = Path::new(env!("CARGO_BIN_EXE_parlor-lab"));
-    lab.parent().and_then(Path::parent).expect("parlor-lab sits in <target>/<profile>").to_path_buf()
-}
-
 #[test]
 fn speech_through_5_percent_loss_scores_above_3() {
-    let dir = target_dir().join("lab-tests").join("concealment-pesq");
-    std::fs::create_dir_all(&dir).expect("create the work directory");
-    let python = pesq::ensure_venv(&target_dir().join("lab-venv")).expect("PESQ virtual environment");
-    let speech_path = dir.join("speech.wav");
-    pesq::make_speech(&speech_path).expect("speech from espeak-ng");
-    let speech: Vec<i16> = hound::WavReader::open(&speech_path)
-        .expect("open the speech")
-        .samples::<i16>()
-        .collect::<Result<_, _>>()
-        .expect("read the speech");
+    let speech::Speech { dir, path: speech_path, samples: speech, python } = speech::prepare("concealment-pesq");
 
     let score = |loss: f64, seed: u64| {
         let recording = dir.join(format!("loss-{}pct-seed-{seed}.wav", (loss * 100.0) as u32));

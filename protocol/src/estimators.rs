@@ -100,6 +100,10 @@ pub struct LossInterval {
     pub lost: u64,
     /// `lost / expected`, 0 when nothing was expected.
     pub fraction: f64,
+    /// Runs of consecutive missing packets among the numbers the interval covered: of 1, 2, 3
+    /// and 4 or more packets (saturating). A packet that turns up after its interval was
+    /// taken does not shorten the run it was counted in.
+    pub loss_runs: [u16; 4],
 }
 
 impl LossInterval {
@@ -135,6 +139,8 @@ pub struct LossEstimator {
     lost_before_restart: u64,
     /// A packet after a big jump: if the next one is this, the sender restarted.
     probation: Option<u32>,
+    /// Highest extended number whose loss runs were counted.
+    runs_counted_to: u64,
     /// Packets ignored: duplicates, too old, unconfirmed jumps.
     discarded: u64,
 }
@@ -199,7 +205,37 @@ impl LossEstimator {
         self.received_prior = self.received;
         let lost = expected_interval.saturating_sub(received_interval);
         let fraction = if expected_interval == 0 { 0.0 } else { lost as f64 / expected_interval as f64 };
-        LossInterval { expected: expected_interval, received: received_interval, lost, fraction }
+        LossInterval {
+            expected: expected_interval,
+            received: received_interval,
+            lost,
+            fraction,
+            loss_runs: self.take_runs(),
+        }
+    }
+
+    /// Counts the runs of missing numbers after the last ones counted, up to the highest (which
+    /// arrived, so no run is cut in two), within the window the bitmap remembers.
+    fn take_runs(&mut self) -> [u16; 4] {
+        let mut runs = [0u16; 4];
+        if self.base.is_none() {
+            return runs;
+        }
+        let from = (self.runs_counted_to + 1).max(self.highest.saturating_sub(u64::from(LOSS_WINDOW) - 1));
+        let mut run = 0usize;
+        for ext in from..=self.highest {
+            if self.bit(ext) {
+                if run > 0 {
+                    let bucket = &mut runs[run.min(4) - 1];
+                    *bucket = bucket.saturating_add(1);
+                }
+                run = 0;
+            } else {
+                run += 1;
+            }
+        }
+        self.runs_counted_to = self.highest;
+        runs
     }
 
     /// Packets lost since the stream started (never negative).
@@ -233,6 +269,7 @@ impl LossEstimator {
         self.expected_prior = 0;
         self.received_prior = 0;
         self.probation = None;
+        self.runs_counted_to = ext;
     }
 
     fn bit(&self, ext: u64) -> bool {
@@ -474,6 +511,25 @@ mod tests {
             l.on_packet(s);
         }
         assert_eq!((l.highest_seq(), l.cumulative_lost(), l.discarded()), (Some(2), 0, 1));
+    }
+
+    #[test]
+    fn loss_runs_are_counted_by_length_once() {
+        let mut l = LossEstimator::new();
+        // 0..=40 with runs of 1 (5), 2 (8, 9), 3 (14..=16), 6 (20..=25) and 1 (30) missing.
+        let missing = [5u32, 8, 9, 14, 15, 16, 20, 21, 22, 23, 24, 25, 30];
+        for s in (0..=40u32).filter(|s| !missing.contains(s)) {
+            l.on_packet(s);
+        }
+        let iv = l.take_interval();
+        assert_eq!(iv.lost, missing.len() as u64);
+        assert_eq!(iv.loss_runs, [2, 1, 1, 1]);
+        // The next interval counts only its own numbers: one run of 2 before 44.
+        for s in [41u32, 44, 45] {
+            l.on_packet(s);
+        }
+        assert_eq!(l.take_interval().loss_runs, [0, 1, 0, 0]);
+        assert_eq!(l.take_interval().loss_runs, [0; 4], "nothing new");
     }
 
     #[test]

@@ -18,10 +18,21 @@
 //! the target:
 //! - playout starts once the first frame has waited `target`;
 //! - below `target - 10 ms` it *expands*: plays a concealment frame without advancing, +20 ms;
-//! - at `target + 40 ms` or more it *catches up*: skips (drops, counted) as many frames as it
-//!   takes to get back under `target + 20 ms`. This is what keeps the delay from growing without
-//!   bound when the sender's clock runs fast or a burst arrives at once. The 40 ms band between
-//!   the two thresholds keeps small target changes from causing any skip or expansion.
+//! - at `target + 40 ms` or more it *accelerates*, one frame per pop at most, as NetEq's
+//!   accelerate does: the next two frames are played as one, the first cross-faded into the
+//!   second (counted accelerated), or a missing frame among them is passed over. Buffered audio
+//!   is never thrown away to cut the delay, however far above the target it is (the delay
+//!   falls 20 ms per pop). This is what keeps the delay from growing without bound when the
+//!   sender's clock runs fast or a burst arrives at once, and what brings it down when the
+//!   target falls. The 40 ms band between the two thresholds keeps small target changes from
+//!   causing any acceleration or expansion.
+//!
+//! **Recovery horizon.** A sender whose packets carry copies of the `k` frames before them
+//! ([`crate::redundancy`]) lets a lost frame be rebuilt from a packet up to `k` frames later,
+//! if that packet arrives before the frame's playout. [`JitterBuffer::set_recovery_horizon`]
+//! tells the buffer `k`; its target then covers `k - 1` more frames than the arrival statistics
+//! alone ask for (a copy one frame later is what the quantile's 20 ms granularity already
+//! covers).
 //!
 //! **Loss and concealment.** A frame missing at its playout time is concealed by
 //! [`Concealer`]: the last pitch period repeated in phase, fading out over 60 ms, then silence
@@ -131,8 +142,7 @@ pub struct JitterStats {
     pub played_frames: u64,
     /// Frames in the buffer now.
     pub buffered_frames: usize,
-    /// Received frames discarded unplayed: to catch up with the target, or because the buffer
-    /// was full.
+    /// Received frames discarded unplayed: the buffer was full, or the stream restarted.
     pub dropped_frames: u64,
     /// Concealment frames inserted to raise the delay to the target.
     pub expanded_frames: u64,
@@ -142,6 +152,8 @@ pub struct JitterStats {
     pub invalid_frames: u64,
     /// Missing frames filled in from a later packet's redundant copy before their playout.
     pub recovered_frames: u64,
+    /// Pops that played two frames as one to bring the delay down (each cuts 20 ms).
+    pub accelerated_frames: u64,
 }
 
 /// An audio jitter buffer. Sans-IO: [`push`](Self::push) frames as they arrive,
@@ -171,6 +183,8 @@ pub struct JitterBuffer {
     histogram: Vec<f64>,
     /// Current target delay.
     target: Duration,
+    /// Frames later than its own a lost frame's copy may arrive in (0: no copies).
+    recovery_horizon: u32,
     /// Synthesizes missing audio from what was played (boxed: it holds ~6 KiB of history).
     concealer: Box<Concealer>,
     /// Consecutive pops that found the buffer empty.
@@ -214,6 +228,7 @@ impl JitterBuffer {
             min_transit: None,
             histogram,
             target: config.initial_target,
+            recovery_horizon: 0,
             concealer: Box::new(Concealer::new()),
             empty_pops: 0,
             played_mask: 0,
@@ -223,6 +238,16 @@ impl JitterBuffer {
         };
         jb.target = jb.quantile_target();
         jb
+    }
+
+    /// The sender's packets carry copies of the `frames` frames before them (0 to 4): the target
+    /// covers a copy arriving that many frames after its frame.
+    pub fn set_recovery_horizon(&mut self, frames: usize) {
+        let frames = frames.min(8) as u32;
+        if frames != self.recovery_horizon {
+            self.recovery_horizon = frames;
+            self.target = self.quantile_target();
+        }
     }
 
     /// Adds frame `seq` recovered from a redundant copy carried by a later packet, if it is
@@ -314,11 +339,11 @@ impl JitterBuffer {
 
     /// Writes the next 20 ms of audio into `out`. Call exactly once per 20 ms of playout.
     pub fn pop_into(&mut self, now: Instant, out: &mut [i16; FRAME_SAMPLES]) -> Playout {
-        let Some(mut due) = self.next else {
+        let Some(due) = self.next else {
             return silence(out);
         };
         let target_us = self.target.as_micros() as i64;
-        let Some(mut delay) = self.delay_us(now, due) else {
+        let Some(delay) = self.delay_us(now, due) else {
             return silence(out);
         };
         if !self.playing {
@@ -328,14 +353,24 @@ impl JitterBuffer {
             self.playing = true;
         }
 
-        if delay >= target_us + CATCH_UP_ABOVE_US {
-            let skip = (delay - target_us) / FRAME_US;
-            let keep = self.frames.split_off(&(due + skip));
-            self.stats.dropped_frames += self.frames.len() as u64;
-            self.frames = keep;
-            self.advance(skip, false, false);
-            due += skip;
-            delay -= skip * FRAME_US;
+        if delay >= target_us + CATCH_UP_ABOVE_US && self.frames.contains_key(&(due + 1)) {
+            if let Some(first) = self.frames.remove(&due) {
+                let second = self.frames.remove(&(due + 1)).unwrap_or_else(|| first.clone());
+                // Two frames in the time of one: the first fades into the second.
+                for (i, (o, (a, b))) in out.iter_mut().zip(first.iter().zip(second.iter())).enumerate() {
+                    let w = (i as f32 + 0.5) / FRAME_SAMPLES as f32;
+                    *o = (f32::from(*a) * (1.0 - w) + f32::from(*b) * w).round() as i16;
+                }
+                self.stats.accelerated_frames += 1;
+                self.stats.current_delay = us_to_duration(delay - FRAME_US);
+                self.concealer.played(out);
+                self.empty_pops = 0;
+                self.stats.played_frames += 2;
+                self.advance(1, true, false);
+                self.advance(1, true, false);
+                return Playout::Normal;
+            }
+            // The frame due is missing: it is concealed below, and the next pop accelerates.
         } else if delay < target_us - EXPAND_BELOW_US {
             self.stats.expanded_frames += 1;
             self.stats.current_delay = us_to_duration(delay + FRAME_US);
@@ -440,7 +475,7 @@ impl JitterBuffer {
                 break;
             }
         }
-        let target = FRAME_DURATION * (bucket as u32 + 1);
+        let target = FRAME_DURATION * (bucket as u32 + 1 + self.recovery_horizon.saturating_sub(1));
         target.clamp(self.config.min_target, self.config.max_target.max(self.config.min_target))
     }
 
@@ -749,7 +784,41 @@ mod tests {
     }
 
     #[test]
-    fn catches_up_when_far_more_than_the_target_is_buffered() {
+    fn the_recovery_horizon_holds_audio_until_a_copy_four_frames_later_arrives() {
+        let t0 = Instant::now();
+        // Steady arrivals 10 ms after sending; frames 50..=53 lost in one burst, rebuilt from
+        // packet 54, which carries copies of the four frames before it.
+        let run = |horizon: usize| {
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            jb.set_recovery_horizon(horizon);
+            let mut out = [0i16; FRAME_SAMPLES];
+            let mut concealed = 0;
+            for k in 0..150u32 {
+                let now = t0 + FRAME_DURATION * k + ms(10);
+                if !(50..54).contains(&k) {
+                    jb.push(now, k, &frame(k));
+                }
+                if k == 54 {
+                    for earlier in 50..54 {
+                        jb.push_recovered(earlier, &frame(earlier));
+                    }
+                }
+                if jb.pop_into(now + ms(1), &mut out) != Playout::Normal && k > 60 && k < 120 {
+                    concealed += 1;
+                }
+            }
+            (jb.stats(), concealed)
+        };
+        let (without, _) = run(0);
+        let (with, _) = run(4);
+        assert_eq!(with.target_delay, without.target_delay + 3 * FRAME_DURATION, "{with:?} vs {without:?}");
+        assert_eq!(with.recovered_frames, 4, "the whole burst rebuilt in time: {with:?}");
+        assert!(without.recovered_frames < 4, "without the horizon the copies come too late: {without:?}");
+        assert_eq!(with.concealed_frames, 0, "{with:?}");
+    }
+
+    #[test]
+    fn accelerates_one_frame_per_pop_when_far_more_than_the_target_is_buffered() {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(JitterConfig::default());
         let mut out = [0i16; FRAME_SAMPLES];
@@ -771,12 +840,31 @@ mod tests {
             t += FRAME_DURATION;
         }
         assert!(jb.stats().buffered_frames >= 30);
-        // The first pop after the stall skips straight back near the target.
-        jb.pop_into(t, &mut out);
+        // After the stall each pop plays two frames as one, the first faded into the second,
+        // until the delay is back near the target: nothing buffered is thrown away.
+        let mut pops = 0;
+        loop {
+            let due = jb.next.unwrap();
+            let delay_before = jb.delay_us(t, due).unwrap();
+            assert_eq!(jb.pop_into(t, &mut out), Playout::Normal);
+            let s = jb.stats();
+            if s.accelerated_frames == before.accelerated_frames + pops {
+                break;
+            }
+            pops += 1;
+            // The output starts as frame `due` and ends as frame `due + 1`.
+            assert_eq!(out[0], frame(due as u32)[0], "pop {pops}");
+            assert_eq!(out[FRAME_SAMPLES - 1], frame(due as u32 + 1)[0], "pop {pops}");
+            assert_eq!(jb.delay_us(t, jb.next.unwrap()).unwrap(), delay_before - 2 * FRAME_US, "20 ms less delay");
+            jb.push(t, seq, &frame(seq));
+            seq += 1;
+            t += FRAME_DURATION;
+            assert!(pops < 40, "{s:?}");
+        }
         let s = jb.stats();
-        assert!(s.dropped_frames >= 25, "{s:?}");
-        assert!(s.current_delay < s.target_delay + FRAME_DURATION, "{s:?}");
-        assert!(s.buffered_frames <= 4, "{s:?}");
+        assert!(pops >= 25, "one frame per pop: {pops} pops for 30 frames");
+        assert_eq!(s.dropped_frames, before.dropped_frames, "nothing dropped: {s:?}");
+        assert!(s.current_delay < s.target_delay + 2 * FRAME_DURATION, "{s:?}");
 
         // Pops stop entirely: the buffer never exceeds its bound.
         for _ in 0..200 {
@@ -785,7 +873,7 @@ mod tests {
             t += FRAME_DURATION;
             assert!(jb.stats().buffered_frames <= 50);
         }
-        // A sender clock 1 % fast: the delay stays bounded by skips.
+        // A sender clock 1 % fast: the delay stays bounded by accelerating.
         let mut jb = JitterBuffer::new(JitterConfig::default());
         let mut send = t0;
         let mut play = t0 + ms(3);
@@ -801,7 +889,8 @@ mod tests {
             assert!(jb.stats().current_delay <= ms(100), "{:?}", jb.stats());
         }
         let s = jb.stats();
-        assert!(s.dropped_frames >= 80, "1 % of 10000 frames must be skipped: {s:?}");
+        assert!(s.accelerated_frames >= 80, "1 % of 10000 frames must be merged away: {s:?}");
+        assert_eq!(s.dropped_frames, 0, "{s:?}");
         assert_eq!(s.underruns, 0);
     }
 

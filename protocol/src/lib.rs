@@ -16,8 +16,9 @@
 //! - [`assembler`]: video frame reassembly from UDP fragments.
 //! - [`jitter`]: the adaptive audio jitter buffer.
 //! - [`conceal`]: packet-loss concealment for the audio the jitter buffer is missing.
-//! - [`mulaw`]: G.711 µ-law, for the redundant copy of the previous audio frame.
-//! - [`redundancy`]: when audio packets carry that copy.
+//! - [`mulaw`], [`adpcm`]: G.711 µ-law and IMA ADPCM, for the redundant copies of earlier
+//!   audio frames.
+//! - [`redundancy`]: how many copies audio packets carry, from the loss runs receivers report.
 //! - [`estimators`]: RTT, loss, interarrival jitter and rate measurements.
 //! - [`quality`]: the video quality ladder and its adaptation policy.
 //! - [`fingerprint`]: SHA-256 fingerprints of relay certificates.
@@ -30,6 +31,7 @@
 //!
 //! The wire format is documented for implementers in `docs/protocol.md`.
 
+pub mod adpcm;
 pub mod assembler;
 pub mod chunks;
 pub mod conceal;
@@ -59,4 +61,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;

@@ -26,8 +26,9 @@ use crate::hop::{HopSender, HOP_TRAILER_LEN};
 /// First two bytes of every media packet.
 pub const MAGIC: [u8; 2] = *b"PR";
 /// Media packet format version: 2 added the authentication trailer and dropped the
-/// keepalive's token; 3 carries video frames and audio end-to-end sealed ([`crate::e2ee`]).
-pub const MEDIA_VERSION: u8 = 3;
+/// keepalive's token; 3 carries video frames and audio end-to-end sealed ([`crate::e2ee`]);
+/// 4 adds loss runs to receiver reports and up to four redundant copies to audio.
+pub const MEDIA_VERSION: u8 = 4;
 /// Largest datagram Parlor sends; fits an IPv4/IPv6 path MTU of 1280 with room for headers.
 pub const MAX_DATAGRAM_LEN: usize = 1200;
 /// Largest packet: a datagram without its authentication trailer.
@@ -44,8 +45,6 @@ pub const AUDIO_REDUNDANCY_HEADER_LEN: usize = 3;
 pub const VIDEO_AAD_LEN: usize = 21;
 /// Length of the associated data an audio packet is sealed with ([`AudioHeader::aad`]).
 pub const AUDIO_AAD_LEN: usize = 22;
-/// Encoding byte of a redundant block: G.711 µ-law, one byte per sample ([`crate::mulaw`]).
-pub const AUDIO_REDUNDANCY_MULAW: u8 = 1;
 /// Largest JPEG slice carried by one video fragment.
 pub const MAX_VIDEO_FRAGMENT_PAYLOAD: usize = MAX_PACKET_LEN - VIDEO_HEADER_LEN;
 /// Sender id the relay uses for packets it originates (RTT replies, receiver reports).
@@ -166,6 +165,9 @@ pub struct ReceiverReport {
     pub cumulative_lost: u32,
     /// RFC 3550 interarrival jitter, µs.
     pub jitter_us: u32,
+    /// Runs of 1, 2, 3 and 4 or more consecutive lost packets in the interval
+    /// ([`crate::estimators::LossInterval::loss_runs`]): how bursty the loss is.
+    pub loss_runs: [u16; 4],
 }
 
 /// A decoded media packet. Payloads borrow from the datagram.
@@ -336,6 +338,7 @@ impl<'a> MediaPacket<'a> {
                     highest_seq: r.u32()?,
                     cumulative_lost: r.u32()?,
                     jitter_us: r.u32()?,
+                    loss_runs: [r.u16()?, r.u16()?, r.u16()?, r.u16()?],
                 };
                 if report.loss_permille > 1000 {
                     return Err(PacketError::InvalidField);
@@ -379,7 +382,7 @@ impl<'a> MediaPacket<'a> {
                 MediaPacket::VideoFragment { payload, .. } => VIDEO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
                 MediaPacket::Audio { sealed, .. } => AUDIO_HEADER_LEN - COMMON_HEADER_LEN + sealed.len(),
                 MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } => 12,
-                MediaPacket::ReceiverReport { .. } => 19,
+                MediaPacket::ReceiverReport { .. } => 27,
                 MediaPacket::Keepalive { .. } => 0,
             }
     }
@@ -457,6 +460,9 @@ impl<'a> MediaPacket<'a> {
                 w.put(&r.highest_seq.to_be_bytes());
                 w.put(&r.cumulative_lost.to_be_bytes());
                 w.put(&r.jitter_us.to_be_bytes());
+                for run in r.loss_runs {
+                    w.put(&run.to_be_bytes());
+                }
             }
             MediaPacket::Keepalive { .. } => {}
         }
@@ -488,18 +494,72 @@ impl AudioHeader {
     }
 }
 
+/// Most redundant copies an audio packet carries: the frames `seq - 1` to `seq - 4`.
+pub const MAX_AUDIO_COPIES: usize = 4;
+
+/// How a redundant copy of an earlier audio frame is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CopyEncoding {
+    /// G.711 µ-law ([`crate::mulaw`]): one byte per sample.
+    MuLaw = 1,
+    /// IMA ADPCM ([`crate::adpcm`]) at the frame's rate: a 3-byte state, then 4 bits per sample.
+    Adpcm = 2,
+    /// IMA ADPCM of the frame at half its rate (every pair of samples averaged): a 3-byte state,
+    /// then 4 bits per pair of samples. Played back interpolated to the full rate.
+    AdpcmHalfRate = 3,
+}
+
+impl CopyEncoding {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::MuLaw),
+            2 => Some(Self::Adpcm),
+            3 => Some(Self::AdpcmHalfRate),
+            _ => None,
+        }
+    }
+
+    /// Bytes of a copy of a frame of `samples` samples.
+    pub fn copy_len(self, samples: usize) -> usize {
+        match self {
+            Self::MuLaw => samples,
+            Self::Adpcm => crate::adpcm::encoded_len(samples),
+            Self::AdpcmHalfRate => crate::adpcm::encoded_len(samples.div_ceil(2)),
+        }
+    }
+}
+
+/// One redundant copy of an earlier frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioCopy<'a> {
+    pub encoding: CopyEncoding,
+    pub bytes: &'a [u8],
+}
+
 /// What an audio packet carries, before sealing: 20 ms of signed 16-bit big-endian PCM
-/// (`pcm_len (2) ‖ pcm`) and, optionally, a redundant copy of the previous frame
-/// (`encoding (1) ‖ len (2) ‖ bytes`).
+/// (`pcm_len (2) ‖ pcm`) and up to [`MAX_AUDIO_COPIES`] redundant copies of the frames before
+/// it, newest first (`encoding (1) ‖ len (2) ‖ bytes` each): copy `i` is frame `seq - 1 - i`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioPayload<'a> {
     pub pcm: &'a [u8],
-    /// The previous frame (`seq - 1`), G.711 µ-law: one byte per sample of `pcm`. Sent while
-    /// receivers report audio loss, so a single lost packet costs nothing audible.
-    pub redundant: Option<&'a [u8]>,
+    /// The copies, filled from the front: `copies[i]` is frame `seq - 1 - i`. Sent while
+    /// receivers report audio loss, as many as its bursts call for
+    /// ([`crate::redundancy::AudioRedundancy`]).
+    pub copies: [Option<AudioCopy<'a>>; MAX_AUDIO_COPIES],
 }
 
 impl<'a> AudioPayload<'a> {
+    /// A payload without copies.
+    pub fn plain(pcm: &'a [u8]) -> Self {
+        Self { pcm, copies: [None; MAX_AUDIO_COPIES] }
+    }
+
+    /// How many copies it carries.
+    pub fn depth(&self) -> usize {
+        self.copies.iter().take_while(|c| c.is_some()).count()
+    }
+
     /// Reads an opened body of `channels`-channel audio. Never panics.
     pub fn decode(buf: &'a [u8], channels: u8) -> Result<Self, PacketError> {
         let mut r = Reader { buf, pos: 0 };
@@ -511,42 +571,53 @@ impl<'a> AudioPayload<'a> {
             return Err(PacketError::LengthMismatch);
         }
         let pcm = r.take(len)?;
-        let redundant = match r.rest() {
-            0 => None,
-            n if n < AUDIO_REDUNDANCY_HEADER_LEN => return Err(PacketError::LengthMismatch),
-            _ => {
-                if r.u8()? != AUDIO_REDUNDANCY_MULAW {
-                    return Err(PacketError::InvalidField);
-                }
-                let red_len = r.u16()? as usize;
-                if red_len != len / 2 || red_len != r.rest() {
-                    return Err(PacketError::LengthMismatch);
-                }
-                Some(r.take(red_len)?)
+        let samples = len / 2;
+        let mut copies = [None; MAX_AUDIO_COPIES];
+        for slot in &mut copies {
+            if r.rest() == 0 {
+                break;
             }
-        };
-        Ok(Self { pcm, redundant })
+            if r.rest() < AUDIO_REDUNDANCY_HEADER_LEN {
+                return Err(PacketError::LengthMismatch);
+            }
+            let encoding = CopyEncoding::from_u8(r.u8()?).ok_or(PacketError::InvalidField)?;
+            let copy_len = r.u16()? as usize;
+            if copy_len != encoding.copy_len(samples) || copy_len > r.rest() {
+                return Err(PacketError::LengthMismatch);
+            }
+            *slot = Some(AudioCopy { encoding, bytes: r.take(copy_len)? });
+        }
+        if r.rest() != 0 {
+            // More than MAX_AUDIO_COPIES copies.
+            return Err(PacketError::LengthMismatch);
+        }
+        Ok(Self { pcm, copies })
     }
 
     /// Bytes [`encode_into`](Self::encode_into) writes.
     pub fn encoded_len(&self) -> usize {
-        2 + self.pcm.len() + self.redundant.map_or(0, |r| AUDIO_REDUNDANCY_HEADER_LEN + r.len())
+        2 + self.pcm.len()
+            + self.copies.iter().flatten().map(|c| AUDIO_REDUNDANCY_HEADER_LEN + c.bytes.len()).sum::<usize>()
     }
 
     /// Appends the body to `out` (cleared first). Fails if the PCM is too long for its
-    /// length field or the redundant copy is not one byte per sample.
+    /// length field or not whole samples, a copy's length does not match its encoding, or a
+    /// copy follows an empty slot.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), PacketError> {
         let len = u16::try_from(self.pcm.len()).map_err(|_| PacketError::TooLong)?;
-        if !self.pcm.len().is_multiple_of(2) || self.redundant.is_some_and(|r| r.len() != self.pcm.len() / 2) {
+        let samples = self.pcm.len() / 2;
+        let copies_valid = self.copies.iter().flatten().all(|c| c.bytes.len() == c.encoding.copy_len(samples))
+            && self.copies.iter().flatten().count() == self.depth();
+        if !self.pcm.len().is_multiple_of(2) || !copies_valid {
             return Err(PacketError::InvalidField);
         }
         out.clear();
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(self.pcm);
-        if let Some(red) = self.redundant {
-            out.push(AUDIO_REDUNDANCY_MULAW);
-            out.extend_from_slice(&(red.len() as u16).to_be_bytes());
-            out.extend_from_slice(red);
+        for copy in self.copies.iter().flatten() {
+            out.push(copy.encoding as u8);
+            out.extend_from_slice(&(copy.bytes.len() as u16).to_be_bytes());
+            out.extend_from_slice(copy.bytes);
         }
         Ok(())
     }
@@ -634,7 +705,7 @@ mod tests {
             payload: &payload,
         };
         let bytes = p.to_vec().unwrap();
-        assert_eq!(&bytes[0..8], &[b'P', b'R', 3, 1, 1, 2, 3, 4]);
+        assert_eq!(&bytes[0..8], &[b'P', b'R', 4, 1, 1, 2, 3, 4]);
         assert_eq!(&bytes[8..12], &5u32.to_be_bytes());
         assert_eq!(&bytes[24..26], &854u16.to_be_bytes());
         assert_eq!(bytes.len(), VIDEO_HEADER_LEN + 3);
@@ -710,34 +781,79 @@ mod tests {
         assert_eq!(too_short.to_vec(), Err(PacketError::InvalidField), "a body shorter than its seal");
         assert_eq!(MediaPacket::decode(b"PR"), Err(PacketError::TooShort));
         assert_eq!(MediaPacket::decode(b"XX\x01\x01\0\0\0\0"), Err(PacketError::BadMagic));
-        assert_eq!(MediaPacket::decode(b"PR\x02\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(2)));
-        assert_eq!(MediaPacket::decode(b"PR\x03\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
-        assert_eq!(MediaPacket::decode(b"PR\x03\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
-        assert_eq!(MediaPacket::decode(b"PR\x03\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
+        assert_eq!(MediaPacket::decode(b"PR\x03\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(3)));
+        assert_eq!(MediaPacket::decode(b"PR\x04\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
+        assert_eq!(MediaPacket::decode(b"PR\x04\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
+        assert_eq!(MediaPacket::decode(b"PR\x04\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
     }
 
     #[test]
-    fn an_audio_payload_is_whole_samples_and_a_redundant_copy_covers_the_frame() {
+    fn an_audio_payload_is_whole_samples_and_its_copies_cover_earlier_frames() {
         let mut body = Vec::new();
-        let plain = AudioPayload { pcm: &[0u8; 640], redundant: None };
+        let plain = AudioPayload::plain(&[0u8; 640]);
         plain.encode_into(&mut body).unwrap();
         assert_eq!(body.len(), plain.encoded_len());
         assert_eq!(AudioPayload::decode(&body, 1), Ok(plain));
         assert_eq!(AudioPayload::decode(&body, 3), Err(PacketError::LengthMismatch), "not whole samples");
         assert_eq!(AudioPayload::decode(&body[..body.len() - 1], 1), Err(PacketError::LengthMismatch));
         let plain_len = body.len();
-        let with_red = AudioPayload { pcm: &[0u8; 640], redundant: Some(&[0x55; 320]) };
+
+        let mulaw = AudioCopy { encoding: CopyEncoding::MuLaw, bytes: &[0x55; 320] };
+        let mut one = plain;
+        one.copies[0] = Some(mulaw);
         let mut red = Vec::new();
-        with_red.encode_into(&mut red).unwrap();
+        one.encode_into(&mut red).unwrap();
         assert_eq!(red.len(), plain_len + AUDIO_REDUNDANCY_HEADER_LEN + 320);
-        assert_eq!(AudioPayload::decode(&red, 1), Ok(with_red));
+        assert_eq!(AudioPayload::decode(&red, 1), Ok(one));
+        assert_eq!(AudioPayload::decode(&red, 1).unwrap().depth(), 1);
         red[plain_len] = 9;
         assert_eq!(AudioPayload::decode(&red, 1), Err(PacketError::InvalidField), "unknown encoding");
-        red[plain_len] = AUDIO_REDUNDANCY_MULAW;
+        red[plain_len] = CopyEncoding::MuLaw as u8;
         red.pop();
-        assert_eq!(AudioPayload::decode(&red, 1), Err(PacketError::LengthMismatch), "truncated block");
-        let short = AudioPayload { pcm: &[0u8; 640], redundant: Some(&[0x55; 319]) };
-        assert_eq!(short.encode_into(&mut red), Err(PacketError::InvalidField), "a block must cover the frame");
+        assert_eq!(AudioPayload::decode(&red, 1), Err(PacketError::LengthMismatch), "truncated copy");
+
+        // Four copies, the older ones ADPCM: 163 bytes at the full rate, 83 at half of it.
+        let (full, half) = ([0x11u8; 163], [0x00u8; 83]);
+        let deep = AudioPayload {
+            pcm: &[0u8; 640],
+            copies: [
+                Some(AudioCopy { encoding: CopyEncoding::Adpcm, bytes: &full }),
+                Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+                Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+                Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+            ],
+        };
+        deep.encode_into(&mut red).unwrap();
+        assert_eq!(red.len(), plain_len + 4 * AUDIO_REDUNDANCY_HEADER_LEN + 163 + 3 * 83);
+        assert_eq!(AudioPayload::decode(&red, 1), Ok(deep));
+        assert_eq!(deep.depth(), 4);
+        let mut fifth = red.clone();
+        fifth.extend_from_slice(&[CopyEncoding::AdpcmHalfRate as u8, 0, 83]);
+        fifth.extend_from_slice(&half);
+        assert_eq!(AudioPayload::decode(&fifth, 1), Err(PacketError::LengthMismatch), "at most four copies");
+
+        let mut short = plain;
+        short.copies[0] = Some(AudioCopy { encoding: CopyEncoding::MuLaw, bytes: &[0x55; 319] });
+        assert_eq!(short.encode_into(&mut red), Err(PacketError::InvalidField), "a copy must cover the frame");
+        let mut gap = plain;
+        gap.copies[1] = Some(mulaw);
+        assert_eq!(gap.encode_into(&mut red), Err(PacketError::InvalidField), "copies fill from the front");
+    }
+
+    #[test]
+    fn four_copies_fit_a_datagram_beside_the_frame() {
+        let (full, half) = ([0u8; 163], [0u8; 83]);
+        let deep = AudioPayload {
+            pcm: &[0u8; 640],
+            copies: [
+                Some(AudioCopy { encoding: CopyEncoding::Adpcm, bytes: &full }),
+                Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+                Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+                Some(AudioCopy { encoding: CopyEncoding::AdpcmHalfRate, bytes: &half }),
+            ],
+        };
+        let sealed = deep.encoded_len() + SEAL_OVERHEAD;
+        assert!(AUDIO_HEADER_LEN + sealed <= MAX_PACKET_LEN, "{} bytes", AUDIO_HEADER_LEN + sealed);
     }
 
     fn test_secret() -> crate::hop::HopSecret {

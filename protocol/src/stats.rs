@@ -103,9 +103,13 @@ pub struct AudioOutStats {
     /// Our own level, dBFS.
     pub level_dbfs: f32,
     pub speaking: bool,
-    /// Whether packets carry a copy of the previous frame (while receivers report loss).
+    /// Whether packets carry copies of earlier frames (while receivers report loss).
     #[serde(default)]
     pub redundancy: bool,
+    /// How many earlier frames each packet carries copies of (0 to 4), from the loss runs
+    /// receivers report.
+    #[serde(default)]
+    pub redundancy_depth: u8,
 }
 
 /// What we receive from one remote participant.
@@ -160,9 +164,12 @@ pub struct AudioInStats {
     pub underruns: u64,
     pub late_frames: u64,
     pub played_frames: u64,
-    /// Lost frames filled in from the next packet's redundant copy in time.
+    /// Lost frames filled in from a later packet's redundant copy in time.
     #[serde(default)]
     pub recovered_frames: u64,
+    /// Times the jitter buffer played two frames as one to bring its delay down.
+    #[serde(default)]
+    pub accelerated_frames: u64,
     /// Capture-to-arrival latency, ms (needs a shared clock).
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,

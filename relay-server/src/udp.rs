@@ -113,6 +113,7 @@ impl StreamStats {
             highest_seq: self.loss.highest_seq().unwrap_or(0),
             cumulative_lost: u32::try_from(self.loss.cumulative_lost()).unwrap_or(u32::MAX),
             jitter_us: u32::try_from(self.jitter.jitter().as_micros()).unwrap_or(u32::MAX),
+            loss_runs: interval.loss_runs,
         })
     }
 }
@@ -682,6 +683,7 @@ mod tests {
             highest_seq: 0,
             cumulative_lost: 0,
             jitter_us: 0,
+            loss_runs: [0; 4],
         };
         let mut sent = Sent(Vec::new());
         for forged in [
@@ -776,6 +778,7 @@ mod tests {
             highest_seq: 0,
             cumulative_lost: 0,
             jitter_us: 0,
+            loss_runs: [0; 4],
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
         let mut forwarded = Sent(Vec::new());
@@ -841,6 +844,7 @@ mod tests {
             highest_seq: 49,
             cumulative_lost: 10,
             jitter_us: 0,
+            loss_runs: [0; 4],
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
         r.handle(&mut rr, addr(3), Instant::now(), &mut sent.sender());
@@ -863,6 +867,7 @@ mod tests {
             highest_seq: 0,
             cumulative_lost: 0,
             jitter_us: 0,
+            loss_runs: [0; 4],
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 1, report });
         let mut sent = Sent(Vec::new());

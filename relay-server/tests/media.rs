@@ -62,7 +62,7 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     // Not media at all.
     a.send(b"hello").await;
     a.send(&[b"XX\x03\x01\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
-    a.send(&[b"PR\x03\x09\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
+    a.send(&[b"PR\x04\x09\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
     // A video fragment whose length field disagrees with the packet, correctly sealed.
     let header =
         VideoHeader { frame_id: 1, capture_ts_us: 0, seq: 0, width: 1, height: 1, frag_index: 0, frag_count: 1 };
@@ -187,6 +187,7 @@ async fn the_relay_reports_each_senders_loss_and_forwards_receivers_reports() {
         highest_seq: 7,
         cumulative_lost: 1,
         jitter_us: 300,
+        loss_runs: [0; 4],
     };
     let datagram = b.send_packet(&MediaPacket::ReceiverReport { sender_id: b.id, report: rr }).await;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -240,6 +241,7 @@ async fn a_congested_receiver_gets_fewer_whole_frames_while_others_get_all() {
             highest_seq: 0,
             cumulative_lost: 0,
             jitter_us: 0,
+            loss_runs: [0; 4],
         };
         congested.send_packet(&MediaPacket::ReceiverReport { sender_id: congested.id, report: rr }).await;
         // The forwarded copy reaching the sender proves the relay applied it.
@@ -282,6 +284,7 @@ async fn a_congested_receiver_gets_fewer_whole_frames_while_others_get_all() {
             highest_seq: 0,
             cumulative_lost: 0,
             jitter_us: 0,
+            loss_runs: [0; 4],
         };
         congested.send_packet(&MediaPacket::ReceiverReport { sender_id: congested.id, report: rr }).await;
     }

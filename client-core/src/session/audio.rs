@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use protocol::jitter::{FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{AudioHeader, AudioPayload, MediaPacket, MAX_DATAGRAM_LEN};
-use protocol::mulaw;
+use protocol::redundancy::RedundantCopies;
 use tokio::sync::mpsc;
 
 use super::engine::{EngineShared, Internal, MAX_REMOTES};
@@ -107,15 +107,14 @@ pub(crate) fn capture_thread(
     let mut meter = LevelMeter::new();
     let mut speaking = false;
     let mut seq: u32 = 0;
-    // The frame sent last, µ-law, for the next packet's redundant copy.
-    let mut previous = [0u8; FRAME_SAMPLES];
-    let mut has_previous = false;
+    // The frames sent last, for the next packet's redundant copies.
+    let mut copies = RedundantCopies::default();
 
     while shared.running() {
         if let Some(choice) = take_switch(&shared.session.switches.audio) {
             // Close the old device first: the new choice may be the same microphone.
             drop(source.take());
-            has_previous = false;
+            copies.forget();
             source = open_source(&choice, &events);
             describe(&source);
             next = Instant::now();
@@ -158,20 +157,19 @@ pub(crate) fn capture_thread(
             let _ = internal.try_send(Internal::Speaking(speaking));
         }
         if !mic_on {
-            // The next packet's previous frame was never sent: no copy of it either.
-            has_previous = false;
+            // The frames before the next packet were never sent: no copies of them either.
+            copies.forget();
             continue;
         }
         for (b, s) in payload.chunks_exact_mut(2).zip(frame.iter()) {
             b.copy_from_slice(&s.to_be_bytes());
         }
-        let redundant = has_previous && counters.redundancy.load(Ordering::Relaxed);
+        copies.prepare(counters.redundancy_depth.load(Ordering::Relaxed));
         let header = AudioHeader { seq, capture_ts_us, sample_rate: SAMPLE_RATE, channels: 1 };
-        let body = AudioPayload { pcm: &payload, redundant: redundant.then_some(&previous[..]) };
+        let body = AudioPayload { pcm: &payload, copies: copies.copies() };
         seq = seq.wrapping_add(1);
         let encoded = body.encode_into(&mut plain);
-        mulaw::encode(&frame, &mut previous);
-        has_previous = true;
+        copies.sent(&frame);
         if let Err(e) = encoded {
             tracing::warn!("cannot encode an audio packet: {e}");
             continue;

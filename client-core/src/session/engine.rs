@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,9 +102,9 @@ pub(crate) struct AudioOutCounters {
     pub level_dbfs_bits: AtomicU32,
     pub speaking: AtomicBool,
     pub source: Mutex<String>,
-    /// Whether packets carry a µ-law copy of the previous frame (set by the network task from
+    /// How many earlier frames packets carry copies of, 0 to 4 (set by the network task from
     /// receivers' reports, read by the capture thread).
-    pub redundancy: AtomicBool,
+    pub redundancy_depth: AtomicUsize,
 }
 
 /// What the decode worker knows about one sender.
@@ -434,7 +434,9 @@ impl NetTask {
                     }
                     self.events.emit(SessionEvent::QualityChanged { quality: info });
                 }
-                ReceiveEvent::Redundancy(on) => self.shared.audio_out.redundancy.store(on, Ordering::Relaxed),
+                ReceiveEvent::Redundancy(depth) => {
+                    self.shared.audio_out.redundancy_depth.store(depth, Ordering::Relaxed)
+                }
                 ReceiveEvent::Stats(snapshot) => {
                     if let Some(w) = &mut self.stats_writer {
                         if let Err(e) = w.write(&snapshot) {

@@ -33,12 +33,11 @@ use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttE
 use protocol::hop::{HopError, HopReceiver, HopSecret, HopSender};
 use protocol::jitter::{JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{
-    AudioHeader, AudioPayload, MediaKind, MediaPacket, ReceiverReport, RttEcho, VideoFrameMeta, VideoHeader,
-    MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
+    AudioCopy, AudioHeader, AudioPayload, CopyEncoding, MediaKind, MediaPacket, ReceiverReport, RttEcho,
+    VideoFrameMeta, VideoHeader, MAX_AUDIO_COPIES, MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
 };
-use protocol::mulaw;
 use protocol::quality::{QualityConfig, QualityController, QualityInput, QualitySetting, LADDER};
-use protocol::redundancy::{AudioRedundancy, RedundancyConfig};
+use protocol::redundancy::{self, AudioRedundancy, RedundancyConfig};
 use protocol::resume::RELAY_SILENCE;
 
 use crate::stats::{
@@ -144,32 +143,58 @@ pub(crate) struct LocalReadings {
     pub files: Vec<FileTransferStats>,
 }
 
-/// One audio packet for a sender's jitter buffer, decoded, with the µ-law copy of the frame
-/// before it when the packet carried one.
+/// A redundant copy of an earlier frame, as an audio packet carried it (at most one byte per
+/// sample: µ-law is the largest encoding).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CarriedCopy {
+    pub encoding: CopyEncoding,
+    pub len: usize,
+    pub bytes: [u8; FRAME_SAMPLES],
+}
+
+impl CarriedCopy {
+    fn from_copy(copy: &AudioCopy<'_>) -> Option<Self> {
+        let mut bytes = [0u8; FRAME_SAMPLES];
+        bytes.get_mut(..copy.bytes.len())?.copy_from_slice(copy.bytes);
+        Some(Self { encoding: copy.encoding, len: copy.bytes.len(), bytes })
+    }
+
+    fn as_copy(&self) -> AudioCopy<'_> {
+        AudioCopy { encoding: self.encoding, bytes: &self.bytes[..self.len] }
+    }
+}
+
+/// One audio packet for a sender's jitter buffer, decoded, with the copies of the frames
+/// before it the packet carried (`copies[i]` is frame `seq - 1 - i`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AudioArrival {
     pub sender: u32,
     pub seq: u32,
     pub at: Instant,
     pub samples: [i16; FRAME_SAMPLES],
-    pub redundant: Option<[u8; FRAME_SAMPLES]>,
+    pub copies: [Option<CarriedCopy>; MAX_AUDIO_COPIES],
 }
 
 impl AudioArrival {
     /// Puts the frame into its sender's jitter buffer (made on first use, at most
-    /// [`MAX_REMOTES`] of them), and the redundant copy of the frame before it if that buffer
-    /// would use it. Returns whether the frame went in.
+    /// [`MAX_REMOTES`] of them), and each copy of an earlier frame that buffer is missing. The
+    /// number of copies sets the buffer's recovery horizon. Returns whether the frame went in.
     pub(crate) fn deliver(self, buffers: &mut BTreeMap<u32, JitterBuffer>) -> bool {
         if !buffers.contains_key(&self.sender) && buffers.len() >= MAX_REMOTES {
             return false;
         }
         let buffer = buffers.entry(self.sender).or_insert_with(|| JitterBuffer::new(jitter_config()));
+        buffer.set_recovery_horizon(self.copies.iter().take_while(|c| c.is_some()).count());
         buffer.push(self.at, self.seq, &self.samples);
-        let previous_seq = self.seq.wrapping_sub(1);
-        if let Some(previous) = self.redundant.filter(|_| buffer.would_recover(previous_seq)) {
+        for (i, copy) in self.copies.iter().map_while(Option::as_ref).enumerate() {
+            let seq = self.seq.wrapping_sub(1 + i as u32);
+            if !buffer.would_recover(seq) {
+                continue;
+            }
             let mut samples = [0i16; FRAME_SAMPLES];
-            mulaw::decode(&previous, &mut samples);
-            buffer.push_recovered(previous_seq, &samples);
+            if redundancy::decode_copy(&copy.as_copy(), &mut samples).is_some() {
+                buffer.push_recovered(seq, &samples);
+            }
         }
         true
     }
@@ -184,8 +209,8 @@ pub(crate) enum ReceiveEvent {
     Audio(Box<AudioArrival>),
     /// The quality controller moved to another level: capture should use `setting`.
     QualityChanged { setting: QualitySetting, info: QualityInfo },
-    /// Whether our audio packets should carry a copy of the previous frame changed.
-    Redundancy(bool),
+    /// How many earlier frames our audio packets should carry copies of changed (0: none).
+    Redundancy(usize),
     /// The once-a-second stats snapshot.
     Stats(Box<StatsSnapshot>),
     /// The summary for the relay's `STATS_REPORT`, every few ticks.
@@ -268,7 +293,7 @@ pub(crate) struct ReceiveCore {
     controller: QualityController,
     redundancy: AudioRedundancy,
     /// The redundancy decision last announced with [`ReceiveEvent::Redundancy`].
-    redundancy_on: bool,
+    redundancy_depth: usize,
     timers: Timers,
     ticks: u64,
     last_snapshot: Instant,
@@ -313,7 +338,7 @@ impl ReceiveCore {
             departed: BTreeMap::new(),
             controller: QualityController::new(config.quality, now),
             redundancy: AudioRedundancy::new(RedundancyConfig::default()),
-            redundancy_on: false,
+            redundancy_depth: 0,
             timers: Timers {
                 tick: now,
                 assembler: now + ASSEMBLER_TICK,
@@ -413,7 +438,7 @@ impl ReceiveCore {
             MediaPacket::ReceiverReport { report, .. }
                 if report.source_id == self.my_id && report.media == MediaKind::Audio =>
             {
-                self.redundancy.on_report(now, f64::from(report.loss_permille) / 1000.0);
+                self.redundancy.on_report(now, f64::from(report.loss_permille) / 1000.0, report.loss_runs);
                 self.announce_redundancy(now);
             }
             MediaPacket::ReceiverReport { sender_id, report }
@@ -504,10 +529,10 @@ impl ReceiveCore {
     }
 
     fn announce_redundancy(&mut self, now: Instant) {
-        let on = self.redundancy.is_on(now);
-        if on != self.redundancy_on {
-            self.redundancy_on = on;
-            self.emit(ReceiveEvent::Redundancy(on));
+        let depth = self.redundancy.depth(now);
+        if depth != self.redundancy_depth {
+            self.redundancy_depth = depth;
+            self.emit(ReceiveEvent::Redundancy(depth));
         }
     }
 
@@ -603,7 +628,7 @@ impl ReceiveCore {
         opened: &[u8],
         len: u64,
     ) {
-        let Ok(AudioPayload { pcm: payload, redundant }) = AudioPayload::decode(opened, header.channels) else {
+        let Ok(AudioPayload { pcm: payload, copies }) = AudioPayload::decode(opened, header.channels) else {
             self.malformed += 1;
             return;
         };
@@ -621,9 +646,9 @@ impl ReceiveCore {
         for (s, b) in samples.iter_mut().zip(payload.chunks_exact(2)) {
             *s = i16::from_be_bytes([b[0], b[1]]);
         }
-        // The decoder checked a redundant copy has one byte per sample of the payload.
-        let redundant = redundant.and_then(|r| <[u8; FRAME_SAMPLES]>::try_from(r).ok());
-        self.emit(ReceiveEvent::Audio(Box::new(AudioArrival { sender, seq: header.seq, at: now, samples, redundant })));
+        // The decoder checked each copy's length against the frame's.
+        let copies = copies.map(|c| c.as_ref().and_then(CarriedCopy::from_copy));
+        self.emit(ReceiveEvent::Audio(Box::new(AudioArrival { sender, seq: header.seq, at: now, samples, copies })));
     }
 
     /// The once-a-second work; `scheduled` is when the tick was due (the controller's clock).
@@ -677,6 +702,7 @@ impl ReceiveCore {
                     highest_seq,
                     cumulative_lost: u32::try_from(loss.cumulative_lost()).unwrap_or(u32::MAX),
                     jitter_us: u32::try_from(jitter.jitter().as_micros()).unwrap_or(u32::MAX),
+                    loss_runs: interval.loss_runs,
                 });
                 *last = Some(interval);
             }
@@ -739,7 +765,8 @@ impl ReceiveCore {
             bitrate_kbps: kbps(ao.bytes.saturating_sub(self.previous.audio_bytes)),
             level_dbfs: ao.level_dbfs,
             speaking: ao.speaking,
-            redundancy: self.redundancy_on,
+            redundancy: self.redundancy_depth > 0,
+            redundancy_depth: self.redundancy_depth as u8,
         };
         let bitrate_out_kbps = video_out.bitrate_kbps + audio_out.bitrate_kbps;
         self.previous = PreviousTotals {
@@ -784,6 +811,7 @@ impl ReceiveCore {
                 late_frames: js.map_or(0, |s| s.late_frames),
                 played_frames: js.map_or(0, |s| s.played_frames),
                 recovered_frames: js.map_or(0, |s| s.recovered_frames),
+                accelerated_frames: js.map_or(0, |s| s.accelerated_frames),
                 latency_p50_ms: r.audio_latency.percentile_ms(0.5),
                 latency_p95_ms: r.audio_latency.percentile_ms(0.95),
                 level_dbfs,

@@ -21,10 +21,35 @@ use netlab::schedule::{parse_duration, Schedule};
 use netlab::{PortMap, Proxy, ProxyConfig};
 use tokio::io::AsyncWriteExt;
 
+/// The parameter syntax of --impair and of each schedule step (netlab/src/schedule.rs).
+const IMPAIRMENT_HELP: &str = "\
+IMPAIRMENT PARAMETERS (--impair, and each step of --schedule / --schedule-file):
+  `clean`, or key=value pairs separated by spaces or `;`:
+    loss=0.15 | loss=15%     independent random loss
+    ge=P_GB/P_BG[/LOSS_BAD[/LOSS_GOOD]]
+                             Gilbert-Elliott bursty loss: a good and a bad state; P_GB is the
+                             chance per packet of going from good to bad, P_BG from bad back to
+                             good; LOSS_BAD (default 1) and LOSS_GOOD (default 0) the loss in
+                             each. Mean burst = 1/P_BG packets, mean loss = P_GB/(P_GB+P_BG)
+                             with the defaults. 5% loss in bursts of 3: ge=0.01754/0.3333
+    delay=40ms               one-way delay
+    jitter=10ms              uniform jitter of +/- this much (order kept)
+    reorder=5%  gap=20ms     chance a packet is held back by `gap` and overtaken
+    dup=1%                   duplication
+    rate=500k | 5M | 5mbit   bottleneck rate in bit/s;  queue=64k  its drop-tail queue, bytes
+  A key applies to both directions. Prefix it with `up.` (client -> upstream) or `down.`
+  (upstream -> client) for one direction only: `up.rate=500k down.ge=0.01754/0.3333`.
+  A later key replaces an earlier one for the same direction (ge and loss are one setting).
+
+SCHEDULES:
+  AT:PARAMS steps separated by commas or newlines, `#` comments; each step replaces the whole
+  configuration from its time on: \"0s:clean, 10s:down.loss=15%, 30s:clean\".";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "parlor-impair",
-    about = "UDP/TCP proxy that adds loss, delay, jitter, reordering, duplication and rate limits"
+    about = "UDP/TCP proxy that adds loss, delay, jitter, reordering, duplication and rate limits",
+    after_help = IMPAIRMENT_HELP
 )]
 struct Args {
     /// UDP mapping LISTEN=UPSTREAM, e.g. 127.0.0.2:7001=127.0.0.1:7001 (repeatable).

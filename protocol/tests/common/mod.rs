@@ -577,14 +577,29 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
             }),
         (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttRequest { sender_id, echo }),
         (any::<u32>(), rtt_echo()).prop_map(|(sender_id, echo)| OwnedPacket::RttReply { sender_id, echo }),
-        (any::<u32>(), any::<u32>(), media_kind(), 0..=1000u16, any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-            |(sender_id, source_id, media, loss_permille, highest_seq, cumulative_lost, jitter_us)| {
-                OwnedPacket::Report {
-                    sender_id,
-                    report: ReceiverReport { source_id, media, loss_permille, highest_seq, cumulative_lost, jitter_us },
-                }
-            }
-        ),
+        (
+            (any::<u32>(), any::<u32>(), media_kind(), 0..=1000u16),
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<[u16; 4]>()),
+        )
+            .prop_map(
+                |(
+                    (sender_id, source_id, media, loss_permille),
+                    (highest_seq, cumulative_lost, jitter_us, loss_runs),
+                )| {
+                    OwnedPacket::Report {
+                        sender_id,
+                        report: ReceiverReport {
+                            source_id,
+                            media,
+                            loss_permille,
+                            highest_seq,
+                            cumulative_lost,
+                            jitter_us,
+                            loss_runs,
+                        },
+                    }
+                },
+            ),
         any::<u32>().prop_map(|sender_id| OwnedPacket::Keepalive { sender_id }),
     ]
 }
@@ -629,6 +644,7 @@ pub fn any_packet() -> impl Strategy<Value = OwnedPacket> {
                 highest_seq: 2,
                 cumulative_lost: 3,
                 jitter_us: 4,
+                loss_runs: [5, 6, 7, 8],
             },
         }),
     ]

@@ -3,7 +3,7 @@
 use super::*;
 use protocol::e2ee::{MediaSealer, MeetingKey};
 use protocol::hop::{HopSecret, HOP_SECRET_LEN, HOP_TRAILER_LEN};
-use protocol::media::{AudioHeader, AudioPayload};
+use protocol::media::{AudioCopy, AudioHeader, AudioPayload, CopyEncoding};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
@@ -241,7 +241,9 @@ fn audio_packet(
     redundant: Option<&[u8]>,
 ) -> Vec<u8> {
     let mut plain = Vec::new();
-    AudioPayload { pcm, redundant }.encode_into(&mut plain).unwrap();
+    let mut payload = AudioPayload::plain(pcm);
+    payload.copies[0] = redundant.map(|bytes| AudioCopy { encoding: CopyEncoding::MuLaw, bytes });
+    payload.encode_into(&mut plain).unwrap();
     let sealed = seal_with(key, sender_id, &header.aad(sender_id), &plain);
     encode(MediaPacket::Audio { sender_id, header, sealed: &sealed })
 }
@@ -288,6 +290,10 @@ fn video(sender_id: u32, frame_id: u32, seq: u32, frag: (u16, u16), payload: &[u
 }
 
 fn report_on_me(from: u32, media: MediaKind, loss_permille: u16) -> Vec<u8> {
+    report_on_me_with_runs(from, media, loss_permille, [0; 4])
+}
+
+fn report_on_me_with_runs(from: u32, media: MediaKind, loss_permille: u16, loss_runs: [u16; 4]) -> Vec<u8> {
     encode(MediaPacket::ReceiverReport {
         sender_id: from,
         report: ReceiverReport {
@@ -297,6 +303,7 @@ fn report_on_me(from: u32, media: MediaKind, loss_permille: u16) -> Vec<u8> {
             highest_seq: 100,
             cumulative_lost: 0,
             jitter_us: 0,
+            loss_runs,
         },
     })
 }
@@ -400,8 +407,13 @@ fn delivered_audio_fills_a_gap_from_the_next_packets_redundant_copy() {
 #[test]
 fn jitter_buffers_are_bounded_by_the_remote_limit() {
     let mut buffers = BTreeMap::new();
-    let arrival =
-        |sender| AudioArrival { sender, seq: 0, at: Instant::now(), samples: [0; FRAME_SAMPLES], redundant: None };
+    let arrival = |sender| AudioArrival {
+        sender,
+        seq: 0,
+        at: Instant::now(),
+        samples: [0; FRAME_SAMPLES],
+        copies: Default::default(),
+    };
     for sender in 0..MAX_REMOTES as u32 {
         assert!(arrival(sender + 100).deliver(&mut buffers));
     }
@@ -600,28 +612,33 @@ fn the_relays_report_on_our_uplink_counts_and_an_override_replaces_measurement()
 }
 
 #[test]
-fn redundancy_turns_on_with_reported_audio_loss_and_off_after_the_hold() {
+fn redundancy_follows_the_reported_audio_loss_and_its_bursts_and_stops_after_the_hold() {
     let mut sim = Sim::new();
     sim.advance(Duration::ZERO);
-    let toggles = |sim: &Sim| -> Vec<bool> {
+    let depths = |sim: &Sim| -> Vec<usize> {
         sim.events
             .iter()
             .filter_map(|e| match e {
-                ReceiveEvent::Redundancy(on) => Some(*on),
+                ReceiveEvent::Redundancy(depth) => Some(*depth),
                 _ => None,
             })
             .collect()
     };
     sim.receive(&report_on_me(ALICE, MediaKind::Audio, 0));
-    assert!(toggles(&sim).is_empty(), "no loss, no redundancy");
-    sim.receive(&report_on_me(ALICE, MediaKind::Audio, 50));
-    assert_eq!(toggles(&sim), vec![true], "on as soon as the report arrives");
-    sim.receive(&report_on_me(BOB, MediaKind::Audio, 50));
-    assert_eq!(toggles(&sim), vec![true], "announced once");
+    assert!(depths(&sim).is_empty(), "no loss, no redundancy");
+    sim.receive(&report_on_me_with_runs(ALICE, MediaKind::Audio, 50, [2, 0, 0, 0]));
+    assert_eq!(depths(&sim), vec![1], "one copy as soon as a report of single losses arrives");
+    sim.receive(&report_on_me_with_runs(BOB, MediaKind::Audio, 50, [2, 0, 0, 0]));
+    assert_eq!(depths(&sim), vec![1], "announced once");
     sim.advance(Duration::from_secs(1));
     assert!(sim.last_stats().audio_out.redundancy);
-    sim.advance(Duration::from_secs(9));
-    assert_eq!(toggles(&sim), vec![true, false], "off once no lossy report came for the hold");
+    assert_eq!(sim.last_stats().audio_out.redundancy_depth, 1);
+    sim.receive(&report_on_me_with_runs(BOB, MediaKind::Audio, 60, [3, 2, 1, 3]));
+    assert_eq!(depths(&sim), vec![1, 4], "bursts of 4 and more: four copies");
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.last_stats().audio_out.redundancy_depth, 4);
+    sim.advance(Duration::from_secs(8));
+    assert_eq!(depths(&sim), vec![1, 4, 0], "none once no lossy report came for the hold");
     assert!(!sim.last_stats().audio_out.redundancy);
 }
 
@@ -658,6 +675,7 @@ fn forged_and_replayed_datagrams_are_counted_and_do_nothing() {
         highest_seq: 1,
         cumulative_lost: 1,
         jitter_us: 0,
+        loss_runs: [0; 4],
     };
     let alice = audio(ALICE, 0, 0, None);
     let alice_packet = MediaPacket::decode(&alice[..alice.len() - HOP_TRAILER_LEN]).unwrap();
@@ -741,7 +759,7 @@ fn media_that_does_not_open_is_counted_and_shows_nothing() {
     sim.receive(&forged_frame[0]);
     // Altered in the relay's hands: the header the body was sealed with changed.
     let mut plain = Vec::new();
-    AudioPayload { pcm: &pcm, redundant: None }.encode_into(&mut plain).unwrap();
+    AudioPayload::plain(&pcm).encode_into(&mut plain).unwrap();
     let sealed = seal_with(&meeting_key(), BOB, &header(1).aad(BOB), &plain);
     sim.receive(&encode(MediaPacket::Audio { sender_id: BOB, header: header(2), sealed: &sealed }));
     assert!(sim.audio_arrivals().is_empty() && sim.frames().is_empty());
