@@ -51,6 +51,18 @@ pub enum LossModel {
 }
 
 impl LossModel {
+    /// Gilbert–Elliott loss of `loss` in the long run, in bursts of `mean_burst` packets on
+    /// average, every packet of the bad state lost.
+    pub fn bursty(loss: f64, mean_burst: f64) -> Self {
+        let p_bad_to_good = 1.0 / mean_burst;
+        LossModel::GilbertElliott {
+            p_good_to_bad: loss * p_bad_to_good / (1.0 - loss),
+            p_bad_to_good,
+            loss_in_bad: 1.0,
+            loss_in_good: 0.0,
+        }
+    }
+
     /// The long-run fraction of packets this model loses.
     pub fn mean_loss(&self) -> f64 {
         match *self {

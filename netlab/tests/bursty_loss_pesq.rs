@@ -15,6 +15,7 @@ mod speech;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use netlab::impair::LossModel;
 use netlab::lab::pesq;
 use protocol::estimators::LossEstimator;
 use protocol::jitter::{JitterBuffer, JitterConfig, Playout, FRAME_SAMPLES};
@@ -50,10 +51,13 @@ struct GilbertElliott {
 }
 
 impl GilbertElliott {
-    /// Mean loss `loss`, mean burst `burst` packets.
+    /// Mean loss `loss`, mean burst `burst` packets: the lab's parameters
+    /// ([`LossModel::bursty`]).
     fn new(loss: f64, burst: f64) -> Self {
-        let to_good = 1.0 / burst;
-        Self { bad: false, to_bad: loss * to_good / (1.0 - loss), to_good }
+        let LossModel::GilbertElliott { p_good_to_bad, p_bad_to_good, .. } = LossModel::bursty(loss, burst) else {
+            unreachable!("bursty loss is Gilbert–Elliott")
+        };
+        Self { bad: false, to_bad: p_good_to_bad, to_good: p_bad_to_good }
     }
 
     fn lost(&mut self, rng: &mut StdRng) -> bool {
@@ -76,13 +80,7 @@ fn play_through_bursts(speech: &[i16], depth: Depth, seed: u64, out: &Path) -> R
     let mut copies = RedundantCopies::default();
     let mut loss = LossEstimator::new();
     let mut jb = JitterBuffer::new(JitterConfig::default());
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut wav = hound::WavWriter::create(out, spec).expect("create the recording");
+    let mut wav = speech::recorder(out);
     // Packets in flight: (arrival, seq, encoded payload).
     let mut in_flight: Vec<(Duration, u32, Vec<u8>)> = Vec::new();
     let (mut started, mut max_depth) = (false, 0);

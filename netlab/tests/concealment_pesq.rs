@@ -34,13 +34,7 @@ fn play_through_loss(speech: &[i16], loss: f64, seed: u64, out: &Path) {
     }
     arrivals.sort();
 
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut wav = hound::WavWriter::create(out, spec).expect("create the recording");
+    let mut wav = speech::recorder(out);
     let mut jb = JitterBuffer::new(JitterConfig::default());
     let t0 = Instant::now();
     let mut pending = arrivals.into_iter().peekable();

@@ -95,7 +95,10 @@ impl AudioRedundancy {
         if loss < self.config.loss_on {
             return;
         }
-        if self.lossy.len() == MAX_POOLED_REPORTS {
+        // Reports past the hold no longer count: forget them.
+        while self.lossy.front().is_some_and(|(at, _)| {
+            now.saturating_duration_since(*at) >= self.config.hold || self.lossy.len() == MAX_POOLED_REPORTS
+        }) {
             self.lossy.pop_front();
         }
         self.lossy.push_back((now, runs));

@@ -21,6 +21,17 @@ fn target_dir() -> PathBuf {
     lab.parent().and_then(Path::parent).expect("parlor-lab sits in <target>/<profile>").to_path_buf()
 }
 
+/// A 16 kHz mono 16-bit WAV file for what a jitter buffer plays.
+pub fn recorder(path: &Path) -> hound::WavWriter<std::io::BufWriter<std::fs::File>> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    hound::WavWriter::create(path, spec).expect("create the recording")
+}
+
 /// Makes the speech and the PESQ environment for the test named `name`.
 pub fn prepare(name: &str) -> Speech {
     let dir = target_dir().join("lab-tests").join(name);

@@ -38,11 +38,11 @@ const CONDITIONS: [(f64, Option<f64>); 6] =
 
 /// The proxy parameters for a loss on the way to the listener.
 fn loss_params(loss: f64, burst: Option<f64>) -> String {
-    match burst {
-        // Gilbert–Elliott with every bad-state packet lost: mean burst 1/P_BG, mean loss
-        // P_GB / (P_GB + P_BG).
-        Some(b) => format!("down.ge={:.6}/{:.6}", loss / b / (1.0 - loss), 1.0 / b),
-        None => format!("down.loss={loss}"),
+    match burst.map(|b| crate::impair::LossModel::bursty(loss, b)) {
+        Some(crate::impair::LossModel::GilbertElliott { p_good_to_bad, p_bad_to_good, .. }) => {
+            format!("down.ge={p_good_to_bad:.6}/{p_bad_to_good:.6}")
+        }
+        _ => format!("down.loss={loss}"),
     }
 }
 
