@@ -110,6 +110,19 @@ pub struct AudioOutStats {
     /// receivers report.
     #[serde(default)]
     pub redundancy_depth: u8,
+    /// Voice processing on the microphone signal: which stages run.
+    #[serde(default)]
+    pub echo_cancellation: bool,
+    #[serde(default)]
+    pub noise_suppression: bool,
+    #[serde(default)]
+    pub gain_control: bool,
+    /// The echo path delay the echo canceller estimated (speaker to microphone), ms.
+    #[serde(default)]
+    pub aec_delay_ms: Option<i32>,
+    /// How much the echo canceller takes off the echo (echo return loss enhancement), dB.
+    #[serde(default)]
+    pub erle_db: Option<f64>,
 }
 
 /// What we receive from one remote participant.

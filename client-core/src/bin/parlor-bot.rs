@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use client_core::stats::{FileDirection, RemoteStreamStats};
+use client_core::media::{EchoPath, VoicePreferences};
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
 
 #[derive(Parser, Debug)]
@@ -53,9 +54,31 @@ struct Cli {
     /// Video source: synthetic | none | camera:INDEX.
     #[arg(long, global = true, default_value = "synthetic", value_parser = parse_video)]
     video: VideoChoice,
-    /// Audio source: tone | wav:FILE | none | mic | mic:DEVICE.
+    /// Audio source: tone | wav:FILE | none | mic | mic:DEVICE | loopback | loopback:FILE.
+    /// `loopback` is a simulated laptop without headphones: the "microphone" hears this bot's
+    /// own speaker output through a room (--echo-delay-ms, --echo-tail-ms, --echo-gain-db),
+    /// plus the near-end talker FILE if given.
     #[arg(long, global = true, default_value = "tone", value_parser = parse_audio)]
     audio: AudioChoice,
+    /// Echo loopback: delay of the direct path from the speaker to the microphone.
+    #[arg(long, global = true, default_value_t = EchoPath::default().delay_ms)]
+    echo_delay_ms: u32,
+    /// Echo loopback: length of the room's reverberation tail (60 dB decay).
+    #[arg(long, global = true, default_value_t = EchoPath::default().tail_ms)]
+    echo_tail_ms: u32,
+    /// Echo loopback: gain of the whole echo path, dB.
+    #[arg(long, global = true, default_value_t = EchoPath::default().gain_db, allow_negative_numbers = true)]
+    echo_gain_db: i32,
+    /// Acoustic echo cancellation on the outgoing audio [default: on for mic and loopback,
+    /// off for tone and wav].
+    #[arg(long, global = true, value_enum)]
+    echo_cancellation: Option<Switch>,
+    /// Noise suppression on the outgoing audio [default: as --echo-cancellation].
+    #[arg(long, global = true, value_enum)]
+    noise_suppression: Option<Switch>,
+    /// Automatic gain control on the outgoing audio [default: as --echo-cancellation].
+    #[arg(long, global = true, value_enum)]
+    gain_control: Option<Switch>,
     /// Audio output: null | speaker | speaker:DEVICE.
     #[arg(long, global = true, default_value = "null", value_parser = parse_sink)]
     sink: SinkChoice,
@@ -94,6 +117,19 @@ struct Cli {
     log_level: String,
 }
 
+/// A voice-processing stage on or off.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    fn on(switch: Option<Switch>) -> Option<bool> {
+        switch.map(|s| s == Switch::On)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Mode {
     /// Create a meeting and print its code.
@@ -121,13 +157,16 @@ fn parse_audio(s: &str) -> Result<AudioChoice, String> {
         "tone" => Ok(AudioChoice::Tone),
         "none" => Ok(AudioChoice::None),
         "mic" => Ok(AudioChoice::Mic(None)),
+        "loopback" => Ok(AudioChoice::EchoLoopback { path: EchoPath::default(), near_end: None }),
         _ => {
             if let Some(path) = s.strip_prefix("wav:") {
                 Ok(AudioChoice::Wav(path.into()))
             } else if let Some(dev) = s.strip_prefix("mic:") {
                 Ok(AudioChoice::Mic(Some(dev.to_string())))
+            } else if let Some(near) = s.strip_prefix("loopback:") {
+                Ok(AudioChoice::EchoLoopback { path: EchoPath::default(), near_end: Some(near.into()) })
             } else {
-                Err("expected tone, wav:FILE, mic, mic:DEVICE or none".into())
+                Err("expected tone, wav:FILE, mic, mic:DEVICE, loopback, loopback:FILE or none".into())
             }
         }
     }
@@ -211,10 +250,19 @@ async fn run(mut cli: Cli) -> Result<i32> {
     }
     let pins = cli.pins.clone().map(client_core::PinStore::File).unwrap_or_default();
     let trust = client_core::RelayTrust { expected: cli.fingerprint, ..client_core::RelayTrust::with_pins(pins) };
+    let mut audio = cli.audio.clone();
+    if let AudioChoice::EchoLoopback { path, .. } = &mut audio {
+        *path = EchoPath { delay_ms: cli.echo_delay_ms, tail_ms: cli.echo_tail_ms, gain_db: cli.echo_gain_db };
+    }
     let options = SessionOptions {
         client_name: format!("parlor-bot/{}", env!("CARGO_PKG_VERSION")),
         video: cli.video.clone(),
-        audio: cli.audio.clone(),
+        audio,
+        voice: VoicePreferences {
+            echo_cancellation: Switch::on(cli.echo_cancellation),
+            noise_suppression: Switch::on(cli.noise_suppression),
+            gain_control: Switch::on(cli.gain_control),
+        },
         sink: cli.sink.clone(),
         record_audio: cli.record_audio.clone(),
         stats_path: cli.stats_json.clone(),
@@ -462,7 +510,7 @@ fn print_summary(tally: &Tally, stats: Option<&StatsSnapshot>, in_meeting: Durat
     out(format!(
         "SUMMARY participant={} duration_s={:.1} video_frames_sent={} video_bytes_last_frame={} audio_frames_sent={} \
          quality={} level_changes={} rtt_ms={} streams={} chats_received={} files_sent={} files_saved={} files_failed={} \
-         {cost}",
+         echo_cancellation={} noise_suppression={} gain_control={} aec_delay_ms={} erle_db={} {cost}",
         s.participant_id,
         in_meeting.as_secs_f64(),
         s.video_out.frames_sent,
@@ -476,6 +524,11 @@ fn print_summary(tally: &Tally, stats: Option<&StatsSnapshot>, in_meeting: Durat
         tally.files_sent,
         tally.files_saved,
         tally.files_failed,
+        s.audio_out.echo_cancellation,
+        s.audio_out.noise_suppression,
+        s.audio_out.gain_control,
+        s.audio_out.aec_delay_ms.map_or_else(|| "na".into(), |d| d.to_string()),
+        fmt_opt(s.audio_out.erle_db),
     ));
     for r in tally.streams.values() {
         let v = &r.video;

@@ -23,8 +23,10 @@ mod devices;
 mod mix;
 mod pattern;
 mod resample;
+mod room;
 mod sinks;
 mod sources;
+mod voice;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,8 +40,12 @@ pub use devices::{
 };
 pub use mix::{rms_dbfs, AudioLevel, LevelMeter, Mixer, SILENCE_DBFS};
 pub use pattern::{PatternStamp, TestPattern};
+pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom};
 pub use sinks::{NullSink, WavRecorder};
 pub use sources::{ToneSource, WavSource, MAX_WAV_SECONDS};
+pub use voice::{
+    render_reference, RenderFeed, RenderQueue, VoicePreferences, VoiceProcessor, VoiceSettings, VoiceStats,
+};
 
 /// Everything that can go wrong in capture, coding and playback.
 #[derive(Debug, thiserror::Error)]

@@ -2,13 +2,19 @@
 //!
 //! The **capture thread** reads 20 ms frames from the audio source. A device source (the
 //! microphone) paces the loop itself; a synthetic one (tone, WAV) is paced by an absolute
-//! 20 ms schedule. Muted frames are read (so the device does not back up) but not sent. A
-//! level meter on what we send drives our `speaking` flag in `MEDIA_STATE`.
+//! 20 ms schedule. Each frame goes through the voice processing (echo cancellation, noise
+//! suppression, gain control: `media::VoiceProcessor`), which first takes every frame the
+//! playout thread has played since as its far-end reference. Muted frames are read and
+//! processed (so the device does not back up and the echo canceller stays adapted) but not
+//! sent. A level meter on the processed signal — what we send — drives our `speaking` flag in
+//! `MEDIA_STATE`, so echo and noise do not light it.
 //!
 //! The **playout thread** pops one frame from every participant's jitter buffer per 20 ms,
 //! mixes them, and writes the mix to the sink (and the WAV recorder). A speaker sink blocks
 //! while its ring is full, so the device clock paces playout; the null sink is paced by a
-//! timer. Per-participant level meters feed the audio-level and active-speaker events.
+//! timer. Every mixed frame is handed to the capture thread as it is written (the echo
+//! canceller's reference, and an echo loopback source's input). Per-participant level
+//! meters feed the audio-level and active-speaker events.
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
@@ -27,8 +33,8 @@ use super::events::{EventSender, ParticipantLevel, SessionEvent};
 use super::options::{AudioChoice, SinkChoice};
 use super::take_switch;
 use crate::media::{
-    now_us, AudioSink, AudioSource, LevelMeter, MicSource, Mixer, NullSink, SpeakerSink, ToneSource, WavRecorder,
-    WavSource,
+    now_us, AudioSink, AudioSource, EchoLoopbackSource, LevelMeter, LoopbackSlot, MicSource, Mixer, NullSink,
+    RenderFeed, RenderQueue, SpeakerSink, ToneSource, VoicePreferences, VoiceProcessor, WavRecorder, WavSource,
 };
 use crate::net::udp::send_datagram;
 
@@ -39,8 +45,14 @@ const TONE_AMPLITUDE: f32 = 0.25;
 const MAX_LAG: Duration = Duration::from_millis(100);
 /// Audio levels are published every this many frames (200 ms).
 const LEVEL_EVERY_FRAMES: u64 = 10;
+/// The voice processing's estimates are read every this many frames (1 s).
+const VOICE_STATS_EVERY_FRAMES: u64 = 50;
 
-fn open_source(choice: &AudioChoice, events: &EventSender) -> Option<(Box<dyn AudioSource>, String)> {
+fn open_source(
+    choice: &AudioChoice,
+    loopback: &LoopbackSlot,
+    events: &EventSender,
+) -> Option<(Box<dyn AudioSource>, String)> {
     let tone = || -> (Box<dyn AudioSource>, String) {
         (Box::new(ToneSource::new(TONE_HZ, TONE_AMPLITUDE)), format!("tone {TONE_HZ} Hz"))
     };
@@ -61,6 +73,26 @@ fn open_source(choice: &AudioChoice, events: &EventSender) -> Option<(Box<dyn Au
                 None
             }
         },
+        AudioChoice::EchoLoopback { path, near_end } => {
+            let near = match near_end.as_deref().map(WavSource::open).transpose() {
+                Ok(near) => near,
+                Err(e) => {
+                    events.error(format!("cannot play the near-end talker ({e}); the loopback has none"));
+                    None
+                }
+            };
+            let talker = near_end.as_ref().map(|p| format!(" + wav {}", p.display())).unwrap_or_default();
+            match EchoLoopbackSource::open(loopback.clone(), *path, near) {
+                Ok(src) => Some((
+                    Box::new(src),
+                    format!("echo loopback ({} ms, {} ms tail, {} dB){talker}", path.delay_ms, path.tail_ms, path.gain_db),
+                )),
+                Err(e) => {
+                    events.error(format!("echo loopback unavailable ({e}); sending no audio"));
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -84,21 +116,38 @@ fn wait_slot(shared: &EngineShared, next: &mut Instant) -> bool {
     true
 }
 
+/// What the audio capture thread starts with.
+pub(crate) struct AudioCapture {
+    pub choice: AudioChoice,
+    pub voice: VoicePreferences,
+    /// What the playout thread plays: the echo canceller's far-end reference.
+    pub far_end: RenderQueue,
+}
+
 pub(crate) fn capture_thread(
     shared: Arc<EngineShared>,
     events: EventSender,
-    choice: AudioChoice,
+    capture: AudioCapture,
     socket: UdpSocket,
     internal: mpsc::Sender<Internal>,
 ) {
+    let AudioCapture { mut choice, voice: mut preferences, mut far_end } = capture;
     let counters = &shared.audio_out;
     let describe = |source: &Option<(Box<dyn AudioSource>, String)>| {
         if let Ok(mut s) = counters.source.lock() {
             *s = source.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
         }
     };
-    let mut source = open_source(&choice, &events);
+    let mut source = open_source(&choice, &shared.echo_loopback, &events);
     describe(&source);
+    let mut voice = VoiceProcessor::new(preferences.resolve(choice.is_microphone_like()));
+    let publish_voice = |voice: &VoiceProcessor| {
+        if let Ok(mut v) = counters.voice.lock() {
+            *v = (voice.settings(), voice.stats());
+        }
+    };
+    publish_voice(&voice);
+    let mut frames_read: u64 = 0;
     let mut next = Instant::now();
     let mut frame = [0i16; FRAME_SAMPLES];
     let mut payload = [0u8; FRAME_SAMPLES * 2];
@@ -111,14 +160,26 @@ pub(crate) fn capture_thread(
     let mut copies = RedundantCopies::default();
 
     while shared.running() {
-        if let Some(choice) = take_switch(&shared.session.switches.audio) {
+        let switched_source = take_switch(&shared.session.switches.audio);
+        if let Some(new_choice) = &switched_source {
             // Close the old device first: the new choice may be the same microphone.
             drop(source.take());
             copies.forget();
-            source = open_source(&choice, &events);
+            choice = new_choice.clone();
+            source = open_source(&choice, &shared.echo_loopback, &events);
             describe(&source);
             next = Instant::now();
         }
+        if let Some(new_preferences) = take_switch(&shared.session.switches.voice) {
+            preferences = new_preferences;
+        }
+        let settings = preferences.resolve(choice.is_microphone_like());
+        if settings != voice.settings() {
+            voice.set_settings(settings);
+            publish_voice(&voice);
+        }
+        // Everything played since the last frame, before the frame that may hold its echo.
+        far_end.drain(|played| voice.analyze_render(played));
         let Some((source_now, _)) = source.as_mut() else {
             // No source: nobody speaks here; wait for a switch, on the 20 ms schedule.
             counters.active.store(false, Ordering::Relaxed);
@@ -142,6 +203,11 @@ pub(crate) fn capture_thread(
             continue;
         }
         let capture_ts_us = now_us();
+        voice.process_capture(&mut frame);
+        frames_read += 1;
+        if frames_read.is_multiple_of(VOICE_STATS_EVERY_FRAMES) {
+            publish_voice(&voice);
+        }
         let mic_on = shared.session.mic_on.load(Ordering::Relaxed);
         counters.active.store(mic_on, Ordering::Relaxed);
         let now_speaking = if mic_on {
@@ -204,12 +270,20 @@ fn open_sink(choice: &SinkChoice, events: &EventSender) -> Box<dyn AudioSink> {
     Box::new(NullSink::new())
 }
 
-pub(crate) fn playout_thread(
-    shared: Arc<EngineShared>,
-    events: EventSender,
-    sink: SinkChoice,
-    record: Option<PathBuf>,
-) {
+/// What the playout thread starts with.
+pub(crate) struct Playout {
+    pub sink: SinkChoice,
+    /// Also write the mix to this WAV file.
+    pub record: Option<PathBuf>,
+    /// Every mixed frame goes here as it is written to the sink: the echo canceller's
+    /// far-end reference...
+    pub far_end: RenderFeed,
+    /// ...and what an echo loopback source hears.
+    pub loopback: RenderFeed,
+}
+
+pub(crate) fn playout_thread(shared: Arc<EngineShared>, events: EventSender, playout: Playout) {
+    let Playout { sink, record, mut far_end, mut loopback } = playout;
     let mut sink = open_sink(&sink, &events);
     let mut recorder = record.and_then(|path| match WavRecorder::create(&path) {
         Ok(r) => Some(r),
@@ -261,6 +335,8 @@ pub(crate) fn playout_thread(
             publish_levels(&shared, &events, &levels, &mut active_speaker);
         }
 
+        far_end.push(&mixed);
+        loopback.push(&mixed);
         if let Err(e) = sink.write_frame(&mixed) {
             events.error(format!("audio output failed ({e}); audio is no longer played"));
             sink = Box::new(NullSink::new());

@@ -630,6 +630,10 @@ impl ControlTask {
                         self.options.sink = c.clone();
                         super::put_switch(&switches.sink, c);
                     }
+                    DeviceSwitch::Voice(v) => {
+                        self.options.voice = v;
+                        super::put_switch(&switches.voice, v);
+                    }
                 }
             }
             Command::Chat { text, client_msg_id } => {

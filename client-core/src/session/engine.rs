@@ -37,7 +37,7 @@ use super::receive::{
     AudioOutTotals, DecodedTotals, LocalReadings, ReceiveConfig, ReceiveCore, ReceiveEvent, VideoOutTotals,
 };
 use super::SessionShared;
-use crate::media::now_us;
+use crate::media::{now_us, render_reference, LoopbackSlot, VoiceSettings, VoiceStats};
 use crate::net::udp;
 use crate::stats::{JsonLinesWriter, LatencyHistogram};
 
@@ -105,6 +105,8 @@ pub(crate) struct AudioOutCounters {
     /// How many earlier frames packets carry copies of, 0 to 4 (set by the network task from
     /// receivers' reports, read by the capture thread).
     pub redundancy_depth: AtomicUsize,
+    /// The voice processing's stages and estimates, refreshed by the capture thread.
+    pub voice: Mutex<(VoiceSettings, VoiceStats)>,
 }
 
 /// What the decode worker knows about one sender.
@@ -145,6 +147,8 @@ pub(crate) struct EngineShared {
     pub remote_levels: Mutex<BTreeMap<u32, (f32, bool)>>,
     pub decode: Mutex<DecodeState>,
     pub decode_ready: Condvar,
+    /// What the playout thread plays, for an echo loopback source (`AudioChoice::EchoLoopback`).
+    pub echo_loopback: LoopbackSlot,
 }
 
 impl EngineShared {
@@ -233,6 +237,10 @@ impl Engine {
             ReceiveConfig { my_id, hop_out: hop_out.clone(), hop_in, quality: config, opener },
             Instant::now(),
         );
+        // What the playout thread plays goes to the capture thread twice: as the echo
+        // canceller's far-end reference, and for an echo loopback source.
+        let (render_feed, render_queue) = render_reference();
+        let (loopback_feed, loopback_queue) = render_reference();
         let shared = Arc::new(EngineShared {
             running: AtomicBool::new(true),
             my_id,
@@ -246,6 +254,7 @@ impl Engine {
             remote_levels: Mutex::new(BTreeMap::new()),
             decode: Mutex::new(DecodeState::default()),
             decode_ready: Condvar::new(),
+            echo_loopback: Arc::new(Mutex::new(Some(loopback_queue))),
         });
         let mut engine_threads = Vec::new();
         let spawn =
@@ -261,16 +270,24 @@ impl Engine {
                 .push(spawn("parlor-video-tx", Box::new(move || super::video::capture_thread(s, e, capture, sock)))?);
         }
         {
-            let (s, e, a, sock, i) =
-                (shared.clone(), events.clone(), options.audio.clone(), sender.try_clone()?, internal.clone());
+            let (s, e, sock, i) = (shared.clone(), events.clone(), sender.try_clone()?, internal.clone());
+            let capture = super::audio::AudioCapture {
+                choice: options.audio.clone(),
+                voice: options.voice,
+                far_end: render_queue,
+            };
             engine_threads
-                .push(spawn("parlor-audio-tx", Box::new(move || super::audio::capture_thread(s, e, a, sock, i)))?);
+                .push(spawn("parlor-audio-tx", Box::new(move || super::audio::capture_thread(s, e, capture, sock, i)))?);
         }
         {
-            let (s, e, sink, rec) =
-                (shared.clone(), events.clone(), options.sink.clone(), options.record_audio.clone());
-            engine_threads
-                .push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, sink, rec)))?);
+            let (s, e) = (shared.clone(), events.clone());
+            let playout = super::audio::Playout {
+                sink: options.sink.clone(),
+                record: options.record_audio.clone(),
+                far_end: render_feed,
+                loopback: loopback_feed,
+            };
+            engine_threads.push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, playout)))?);
         }
         {
             let s = shared.clone();
@@ -513,6 +530,8 @@ fn local_readings(shared: &EngineShared) -> LocalReadings {
         bytes: ao.bytes.load(Ordering::Relaxed),
         level_dbfs: f32::from_bits(ao.level_dbfs_bits.load(Ordering::Relaxed)),
         speaking: ao.speaking.load(Ordering::Relaxed),
+        voice: ao.voice.lock().map(|v| v.0).unwrap_or_default(),
+        voice_stats: ao.voice.lock().map(|v| v.1).unwrap_or_default(),
     };
     let jitter = shared.jitter.lock().map(|j| j.iter().map(|(id, b)| (*id, b.stats())).collect()).unwrap_or_default();
     let decoded = shared

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::files::TransferTable;
+use crate::media::VoicePreferences;
 use crate::net::control::{ConnectError, Handshake};
 use crate::net::tls::RelayCertificate;
 use crate::stats::StatsSnapshot;
@@ -89,6 +90,7 @@ pub(crate) enum DeviceSwitch {
     Video(VideoChoice),
     Audio(AudioChoice),
     Sink(SinkChoice),
+    Voice(VoicePreferences),
 }
 
 /// Device changes waiting for the media threads, which take them at their next frame.
@@ -97,6 +99,7 @@ pub(crate) struct PendingSwitches {
     pub video: Mutex<Option<VideoChoice>>,
     pub audio: Mutex<Option<AudioChoice>>,
     pub sink: Mutex<Option<SinkChoice>>,
+    pub voice: Mutex<Option<VoicePreferences>>,
 }
 
 /// Puts a switch in its slot, replacing one not taken yet.
@@ -278,6 +281,12 @@ impl Session {
     /// falls back to the null sink, with an `Error` event).
     pub async fn set_audio_sink(&self, choice: SinkChoice) -> Result<(), SessionError> {
         self.send(Command::SwitchDevice(DeviceSwitch::Sink(choice))).await
+    }
+
+    /// Switches echo cancellation, noise suppression and gain control on or off from the next
+    /// captured frame on (also in later meetings of this session).
+    pub async fn set_voice_processing(&self, preferences: VoicePreferences) -> Result<(), SessionError> {
+        self.send(Command::SwitchDevice(DeviceSwitch::Voice(preferences))).await
     }
 
     /// Sends a chat message; it comes back as a `Chat` event in the meeting's order, carrying

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::{EchoPath, VoicePreferences};
+
 /// Where outgoing video comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
@@ -32,6 +34,10 @@ pub enum AudioChoice {
     /// event is raised and no audio is sent: sending a synthetic tone instead of a person's
     /// voice would only confuse the others.
     Mic(Option<String>),
+    /// What this session's own speaker plays, heard through a simulated room, plus an
+    /// optional near-end talker from a WAV file: a laptop without headphones, for bots and
+    /// tests (`media::EchoLoopbackSource`). Voice processing treats it as a microphone.
+    EchoLoopback { path: EchoPath, near_end: Option<PathBuf> },
     /// Send no audio.
     None,
 }
@@ -48,6 +54,14 @@ pub enum SinkChoice {
     Speaker(Option<String>),
 }
 
+impl AudioChoice {
+    /// Whether the signal comes from a room (a microphone, or the simulated one): voice
+    /// processing is on for it unless the preferences say otherwise.
+    pub fn is_microphone_like(&self) -> bool {
+        matches!(self, AudioChoice::Mic(_) | AudioChoice::EchoLoopback { .. })
+    }
+}
+
 /// Everything a session needs besides the relay's address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -57,6 +71,9 @@ pub struct SessionOptions {
     pub video: VideoChoice,
     pub audio: AudioChoice,
     pub sink: SinkChoice,
+    /// Echo cancellation, noise suppression and gain control on the outgoing audio; by
+    /// default on for a microphone and off for synthetic sources.
+    pub voice: VoicePreferences,
     /// Also write the mixed incoming audio to this WAV file (16 kHz mono s16).
     pub record_audio: Option<PathBuf>,
     /// Append one JSON line per stats snapshot to this file.
@@ -90,6 +107,7 @@ impl Default for SessionOptions {
             video: VideoChoice::Synthetic,
             audio: AudioChoice::Tone,
             sink: SinkChoice::Null,
+            voice: VoicePreferences::default(),
             record_audio: None,
             stats_path: None,
             mic_on: true,

@@ -40,6 +40,7 @@ use protocol::quality::{QualityConfig, QualityController, QualityInput, QualityS
 use protocol::redundancy::{self, AudioRedundancy, RedundancyConfig};
 use protocol::resume::RELAY_SILENCE;
 
+use crate::media::{VoiceSettings, VoiceStats};
 use crate::stats::{
     AudioInStats, AudioOutStats, FileTransferStats, LatencyHistogram, QualityInfo, RemoteStreamStats, StatsSnapshot,
     VideoInStats, VideoOutStats,
@@ -113,6 +114,8 @@ pub(crate) struct AudioOutTotals {
     pub bytes: u64,
     pub level_dbfs: f32,
     pub speaking: bool,
+    pub voice: VoiceSettings,
+    pub voice_stats: VoiceStats,
 }
 
 /// What the decode worker has done with one sender's frames.
@@ -767,6 +770,11 @@ impl ReceiveCore {
             speaking: ao.speaking,
             redundancy: self.redundancy_depth > 0,
             redundancy_depth: self.redundancy_depth as u8,
+            echo_cancellation: ao.voice.echo_cancellation,
+            noise_suppression: ao.voice.noise_suppression,
+            gain_control: ao.voice.gain_control,
+            aec_delay_ms: ao.voice_stats.aec_delay_ms,
+            erle_db: ao.voice_stats.erle_db,
         };
         let bitrate_out_kbps = video_out.bitrate_kbps + audio_out.bitrate_kbps;
         self.previous = PreviousTotals {

@@ -32,8 +32,15 @@ fn run(cmd: &mut Command) -> Result<String, LabError> {
 /// Writes the lab's speech sample as a 16 kHz mono 16-bit WAV at `out`, padded with 0.3 s
 /// of silence at both ends so consecutive loops are separable.
 pub fn make_speech(out: &Path) -> Result<(), LabError> {
+    make_speech_saying(out, SPEECH, "en-us")
+}
+
+/// Writes `text` spoken by espeak-ng's `voice` (e.g. `en-us`, `en-us+f3` for a second,
+/// higher talker) as a 16 kHz mono 16-bit WAV at `out`, padded with 0.3 s of silence at both
+/// ends.
+pub fn make_speech_saying(out: &Path, text: &str, voice: &str) -> Result<(), LabError> {
     let raw = out.with_extension("espeak.wav");
-    run(Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "-w"]).arg(&raw).arg(SPEECH))
+    run(Command::new("espeak-ng").args(["-v", voice, "-s", "150", "-w"]).arg(&raw).arg(text))
         .map_err(|e| LabError::MissingTool(format!("espeak-ng (Debian package espeak-ng): {e}")))?;
     run(Command::new("sox")
         .arg(&raw)
@@ -42,6 +49,17 @@ pub fn make_speech(out: &Path) -> Result<(), LabError> {
         .args(["pad", "0.3", "0.3"]))
     .map_err(|e| LabError::MissingTool(format!("sox (Debian package sox): {e}")))?;
     let _ = std::fs::remove_file(&raw);
+    Ok(())
+}
+
+/// Writes `seconds` of sox's `pinknoise` or `brownnoise` (fan-like noise) as a 16 kHz mono
+/// 16-bit WAV at `out`; sox's repeatable mode makes the same noise every time.
+pub fn make_noise(out: &Path, colour: &str, seconds: f64) -> Result<(), LabError> {
+    run(Command::new("sox")
+        .args(["-R", "-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(out)
+        .args(["synth", &seconds.to_string(), colour]))
+    .map_err(|e| LabError::MissingTool(format!("sox (Debian package sox): {e}")))?;
     Ok(())
 }
 

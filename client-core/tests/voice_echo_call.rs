@@ -1,0 +1,103 @@
+//! Echo through the real path: A talks (espeak-ng speech from a WAV file); B is a laptop
+//! without headphones, its "microphone" an echo loopback that hears what B's playout thread
+//! plays, A's voice, through a simulated room (120 ms, 200 ms tail, -6 dB). What A then
+//! receives from B is its own voice coming back. With B's voice processing on it stays below
+//! -25 dB relative to A's original; with it off it does not (so the test can fail).
+
+mod common;
+
+use std::path::Path;
+
+use client_core::media::{EchoPath, VoicePreferences, VoiceSettings};
+use client_core::{AudioChoice, SessionOptions, StatsSnapshot, VideoChoice};
+use common::{admit, create, start_relay, Bot};
+
+/// Seconds of call, in the session's stats intervals, before and while A's recording is
+/// measured: the canceller converges in the first.
+const SETTLE_SNAPSHOTS: usize = 4;
+const MEASURED_SECONDS: usize = 5;
+
+fn read_wav(path: &Path) -> Vec<i16> {
+    hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .expect("read the samples")
+}
+
+fn rms(samples: &[i16]) -> f64 {
+    (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
+}
+
+/// Runs one call; returns A's own voice as it came back, in dB relative to the original, and
+/// B's last stats.
+async fn echo_returned(dir: &Path, speech: &Path, voice: VoiceSettings) -> (f64, StatsSnapshot) {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let recording = dir.join(format!("a-hears-{}.wav", voice.echo_cancellation));
+    let a = Bot::connect(
+        &addr,
+        SessionOptions {
+            video: VideoChoice::None,
+            audio: AudioChoice::Wav(speech.to_path_buf()),
+            record_audio: Some(recording.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let b = Bot::connect(
+        &addr,
+        SessionOptions {
+            video: VideoChoice::None,
+            audio: AudioChoice::EchoLoopback {
+                path: EchoPath { delay_ms: 120, tail_ms: 200, gain_db: -6 },
+                near_end: None,
+            },
+            voice: VoicePreferences::fixed(voice),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (code, _) = create(&a, "A").await;
+    let b_id = admit(&a, &b, &code, "B").await;
+    // A hears B (its own echo, or what is left of it) from here on.
+    let from = a.mark();
+    a.first_stats(from, "B's audio at A", |s| {
+        s.streams.iter().any(|r| r.participant_id == b_id && r.audio.packets_received > 0)
+    })
+    .await;
+    let settle = a.mark();
+    a.nth_stats(settle, SETTLE_SNAPSHOTS + MEASURED_SECONDS).await;
+    let b_stats = b.next_stats().await;
+    a.close().await;
+    b.close().await;
+    relay.shutdown().await;
+
+    let heard = read_wav(&recording);
+    let measured = &heard[heard.len().saturating_sub(MEASURED_SECONDS * 16_000)..];
+    let original = read_wav(speech);
+    (20.0 * (rms(measured).max(1.0) / rms(&original)).log10(), b_stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_does_not_hear_itself_back_through_a_participant_without_headphones() {
+    let dir = tempfile::tempdir().unwrap();
+    let speech = dir.path().join("speech.wav");
+    netlab::lab::pesq::make_speech(&speech).expect("speech from espeak-ng");
+
+    let (without, b_off) = echo_returned(dir.path(), &speech, VoiceSettings::OFF).await;
+    assert!(!b_off.audio_out.echo_cancellation);
+    assert!(without > -25.0, "without the canceller A's voice came back at only {without:.1} dB: no echo to cancel");
+
+    let (with, b_on) = echo_returned(dir.path(), &speech, VoiceSettings::ALL_ON).await;
+    eprintln!(
+        "A's voice came back at {without:.1} dB without voice processing, {with:.1} dB with it; \
+         B's canceller estimated {:?} ms and ERLE {:?} dB",
+        b_on.audio_out.aec_delay_ms, b_on.audio_out.erle_db
+    );
+    assert!(b_on.audio_out.echo_cancellation && b_on.audio_out.noise_suppression && b_on.audio_out.gain_control);
+    assert!(with <= -25.0, "A's voice came back at {with:.1} dB with B's canceller on");
+    let delay = b_on.audio_out.aec_delay_ms.expect("B's canceller estimated the echo path's delay");
+    // The room's 120 ms, give or take the 20 ms frames the two threads' timers hand over.
+    assert!((60..=240).contains(&delay), "estimated {delay} ms for a 120 ms room");
+}
