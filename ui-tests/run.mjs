@@ -218,6 +218,22 @@ async function walk(page, base) {
     check(JSON.stringify(c.at(-1)) === JSON.stringify({ microphone: "mic-usb" }), `choose_devices args ${JSON.stringify(c)}`);
   });
 
+  await step(page, "the microphone meter moves and noise cancellation is a saved switch", async () => {
+    const widths = new Set();
+    await until("the microphone meter to move", async () => {
+      widths.add(await page.$eval(sel("mic-meter"), (el) => el.getAttribute("aria-valuenow")));
+      return widths.size >= 3;
+    });
+    check(await page.isChecked(sel("check-noise-cancellation")), "noise cancellation starts on");
+    check(await page.isChecked(sel("check-echo-cancellation")), "echo cancellation starts on");
+    await page.click(sel("check-noise-cancellation"));
+    const saved = await calls(page, "save_settings");
+    const last = saved.at(-1)?.settings;
+    check(last && last.noiseSuppression === false && last.echoCancellation === true, `save_settings args ${JSON.stringify(saved.at(-1))}`);
+    await page.click(sel("check-noise-cancellation"));
+    check((await calls(page, "save_settings")).at(-1)?.settings?.noiseSuppression === true, "switched back on");
+  });
+
   await step(page, "a wrong code and a bad address are explained in words", async () => {
     await page.fill(sel("input-code"), "12345");
     await click(page, "btn-join");

@@ -40,7 +40,10 @@ fn main() {
     let ns_only = VoiceSettings { noise_suppression: true, ..VoiceSettings::OFF };
 
     println!("== Echo (far end alone 8 s, then double talk; room tail 200 ms, -6 dB)");
-    println!("{:<22} {:>9} {:>10} {:>10} {:>12} {:>10}", "chain", "delay_ms", "erle_db", "pesq_dt", "pesq_as_is", "est_ms");
+    println!(
+        "{:<22} {:>9} {:>10} {:>10} {:>12} {:>10}",
+        "chain", "delay_ms", "erle_db", "pesq_dt", "pesq_as_is", "est_ms"
+    );
     for settings in [aec_only, VoiceSettings::ALL_ON] {
         let mut erle = Vec::new();
         let mut pesq = Vec::new();
@@ -98,7 +101,8 @@ fn main() {
     for (m, &n) in mic.iter_mut().zip(signals.near.iter().cycle()) {
         *m = m.saturating_add(n / 2);
     }
-    for settings in [aec_only, ns_only, VoiceSettings { gain_control: true, ..VoiceSettings::OFF }, VoiceSettings::ALL_ON]
+    for settings in
+        [aec_only, ns_only, VoiceSettings { gain_control: true, ..VoiceSettings::OFF }, VoiceSettings::ALL_ON]
     {
         let started = Instant::now();
         let _ = voice_lab::process(settings, &far, &mic);

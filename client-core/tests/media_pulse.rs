@@ -1,7 +1,8 @@
 //! The real cpal playback and capture paths, on a machine with no sound card: a private
 //! PulseAudio daemon with a null sink plays our tone at real time, and its monitor source
 //! captures it back. Checks that `SpeakerSink` paces its writer by the device clock, that
-//! `MicSource` yields frames at real time, and that what it captures is the tone we played.
+//! `MicSource` yields frames at real time, that what it captures is the tone we played, and
+//! that the home screen's `MicLevelMonitor` meters it.
 
 mod media_common;
 
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use protocol::jitter::{FRAME_SAMPLES, SAMPLE_RATE};
 
-use client_core::media::{rms_dbfs, AudioSink, AudioSource, MicSource, SpeakerSink, ToneSource};
+use client_core::media::{
+    rms_dbfs, AudioSink, AudioSource, MicLevelMonitor, MicSource, MonitorReport, SpeakerSink, ToneSource, VoiceSettings,
+};
 
 /// How long each side runs, and how much of the start is ignored as buffer-filling warm-up.
 const RUN: Duration = Duration::from_millis(2000);
@@ -94,7 +97,32 @@ fn speaker_and_microphone_run_at_real_time_through_a_pulseaudio_null_sink() {
     eprintln!("captured tail: {level:.1} dBFS, {pitch:.0} Hz");
     assert!(level > -15.0, "captured level {level:.1} dBFS: the tone did not come back");
     assert!((pitch - 440.0).abs() < 22.0, "captured pitch {pitch:.0} Hz, want 440 ±5%");
-    drop(speaker);
     drop(mic);
+
+    // The home screen's level meter opens the same microphone and reports the tone's level
+    // about ten times a second.
+    let (tx, reports) = std::sync::mpsc::channel();
+    let monitor = MicLevelMonitor::start(None, VoiceSettings::OFF, move |r| {
+        let _ = tx.send(r);
+    })
+    .expect("the meter's thread starts");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        tone.read_frame(&mut frame).unwrap();
+        speaker.write_frame(&frame).expect("speaker frame");
+    }
+    drop(monitor);
+    let levels: Vec<f32> = reports
+        .try_iter()
+        .map(|r| match r {
+            MonitorReport::Level(l) => l.rms_dbfs,
+            MonitorReport::Failed(e) => panic!("the meter failed: {e}\n{}", pulse.log()),
+        })
+        .collect();
+    eprintln!("meter: {levels:?}");
+    assert!((8..=20).contains(&levels.len()), "{} reports in 1.5 s, want ~15", levels.len());
+    let loudest = levels.iter().copied().fold(f32::MIN, f32::max);
+    assert!(loudest > -15.0, "the meter showed at most {loudest:.1} dBFS for a loud tone");
+    drop(speaker);
     drop(pulse);
 }

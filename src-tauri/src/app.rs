@@ -29,6 +29,7 @@ use crate::error::{AppError, DeviceKind};
 use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
+use crate::mic_meter::MicMeter;
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
     TransferStarted, UiEvent,
@@ -114,6 +115,8 @@ pub struct App {
     settings: Mutex<SettingsStore>,
     selection: Mutex<Selection>,
     local: LocalVideoWorker,
+    /// The home screen's microphone level meter; follows the preview like the local video.
+    mic_meter: Mutex<MicMeter>,
     /// Files this app downloaded in this session: the only ones `open_file` opens.
     openable: PathList,
     /// Files the person chose in this session, in the file dialog or by dropping them on the
@@ -198,7 +201,9 @@ impl App {
             Selection::resolve(&inventory, s.camera.as_deref(), s.microphone.as_deref(), s.speaker.as_deref());
         let pump = Arc::new(FramePump::start());
         let local = LocalVideo::new(pump.clone(), selection.camera.clone());
+        let mic_meter = MicMeter::new(events.clone(), selection.microphone.clone(), s.settings.microphone_voice());
         Self {
+            mic_meter: Mutex::new(mic_meter),
             events,
             pump,
             core: tokio::sync::Mutex::new(Core {
@@ -229,14 +234,34 @@ impl App {
 
     /// Applies a change to the local capture on its own thread (opening a camera blocks) and
     /// waits at most [`CAMERA_ANSWER_TIMEOUT`] for it. Call it with no lock held.
-    async fn update_local(&self, change: impl FnOnce(&mut LocalVideoState) + Send + 'static) -> Result<(), AppError> {
+    async fn update_local(
+        &self,
+        change: impl Fn(&mut LocalVideoState) + Clone + Send + 'static,
+    ) -> Result<(), AppError> {
+        self.follow_preview(&change);
         self.local.change(change, CAMERA_ANSWER_TIMEOUT).await
+    }
+
+    /// The microphone meter follows the same preview and meeting state as the local video.
+    fn follow_preview(&self, change: &impl Fn(&mut LocalVideoState)) {
+        let mut meter = lock(&self.mic_meter);
+        let mut mirror = LocalVideoState {
+            want_preview: meter.state.want_preview,
+            in_meeting: meter.state.in_meeting,
+            camera_on: true,
+            camera: Choice::SyntheticCamera,
+        };
+        change(&mut mirror);
+        meter.state.want_preview = mirror.want_preview;
+        meter.state.in_meeting = mirror.in_meeting;
+        meter.apply();
     }
 
     /// The same, for changes whose caller does not wait (Leave, the end of a session): the
     /// capture follows when it can, and a failure reaches the page as an `error` event.
     /// The change is queued before this returns, so it keeps its place before later ones.
-    fn update_local_later(&self, change: impl FnOnce(&mut LocalVideoState) + Send + 'static) {
+    fn update_local_later(&self, change: impl Fn(&mut LocalVideoState) + Clone + Send + 'static) {
+        self.follow_preview(&change);
         let events = self.events.clone();
         let report = move |e: AppError| events.emit(&UiEvent::Error((&e).into()));
         match self.local.queue(change) {
@@ -258,6 +283,7 @@ impl App {
             video: sel.video(),
             audio: sel.audio(),
             sink: sel.sink(),
+            voice: lock(&self.settings).stored.settings.voice_preferences(),
             mic_on: core.mic_on,
             camera_on: core.camera_on,
             local_video: true,
@@ -528,6 +554,9 @@ impl App {
             let microphone_changed = microphone.is_some();
             if let Some(m) = microphone {
                 settings.stored.microphone = Some(m.id());
+                let mut meter = lock(&self.mic_meter);
+                meter.state.microphone = m.clone();
+                meter.apply();
                 sel.microphone = m;
             }
             let video = camera.is_some().then(|| sel.video());
@@ -544,7 +573,7 @@ impl App {
         }
         self.switch_session_devices(switched).await?;
         match camera {
-            Some(c) => self.update_local(move |s| s.camera = c).await,
+            Some(c) => self.update_local(move |s| s.camera = c.clone()).await,
             None => Ok(()),
         }
     }
@@ -670,11 +699,25 @@ impl App {
         lock(&self.settings).stored.settings.clone()
     }
 
-    /// `save_settings`.
-    pub fn save_settings(&self, settings: Settings) -> Result<(), AppError> {
+    /// `save_settings`: the voice processing switches apply at once, to the level meter and to
+    /// a meeting in progress.
+    pub async fn save_settings(self: &Arc<Self>, settings: Settings) -> Result<(), AppError> {
         lock(&self.settings)
             .set_settings(&settings)
-            .map_err(|e| AppError::Internal(format!("cannot save the settings: {e}")))
+            .map_err(|e| AppError::Internal(format!("cannot save the settings: {e}")))?;
+        {
+            let mut meter = lock(&self.mic_meter);
+            meter.state.voice = settings.microphone_voice();
+            meter.apply();
+        }
+        let core = self.core.lock().await;
+        if let Some(live) = &core.live {
+            live.session
+                .set_voice_processing(settings.voice_preferences())
+                .await
+                .map_err(|e| AppError::from_session(&live.relay, e))?;
+        }
+        Ok(())
     }
 
     /// Stops everything: the session, the embedded relay, the preview. Called on exit.

@@ -204,5 +204,5 @@ pub fn get_settings(app: AppState<'_>) -> Settings {
 
 #[tauri::command]
 pub async fn save_settings(app: AppState<'_>, settings: Settings) -> Result<(), AppError> {
-    app.save_settings(settings)
+    app.save_settings(settings).await
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod frames;
 pub mod local_video;
+pub mod mic_meter;
 pub mod opened_links;
 pub mod payloads;
 pub mod relay;

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use client_core::media::{VoicePreferences, VoiceSettings};
 use client_core::stats::{FileDirection, TransferState};
 use client_core::StatsSnapshot as EngineStats;
 use protocol::control::{self as pc, ParticipantId};
@@ -140,12 +141,44 @@ pub struct DeviceChoice {
 }
 
 /// What the app remembers between runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
     pub display_name: String,
     /// The relay address last used to join, "host:port"; empty when none.
     pub last_relay_addr: String,
+    /// Cancel the echo of what the speaker plays in the microphone signal (on by default).
+    pub echo_cancellation: bool,
+    /// Suppress steady background noise in the microphone signal (on by default).
+    pub noise_suppression: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            display_name: String::new(),
+            last_relay_addr: String::new(),
+            echo_cancellation: true,
+            noise_suppression: true,
+        }
+    }
+}
+
+impl Settings {
+    /// The engine's voice processing for these settings: a stage switched off here is off;
+    /// otherwise the engine decides (on for a microphone). Gain control has no switch.
+    pub fn voice_preferences(&self) -> VoicePreferences {
+        VoicePreferences {
+            echo_cancellation: (!self.echo_cancellation).then_some(false),
+            noise_suppression: (!self.noise_suppression).then_some(false),
+            gain_control: None,
+        }
+    }
+
+    /// The stages that run on a microphone with these settings.
+    pub fn microphone_voice(&self) -> VoiceSettings {
+        self.voice_preferences().resolve(true)
+    }
 }
 
 /// Result of `create_meeting`.
@@ -360,6 +393,15 @@ pub struct StatsSnapshot {
     /// Index on the quality ladder: 0 = 144p, 1 = 240p, 2 = 360p, 3 = 480p.
     pub quality_level: usize,
     pub participants: Vec<ParticipantStats>,
+    /// The level of what the microphone sends (after voice processing), dBFS.
+    pub mic_level_dbfs: f32,
+    /// Whether echo cancellation and noise suppression run on the microphone.
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    /// The echo path delay the echo canceller estimated, ms; null while it has none.
+    pub aec_delay_ms: Option<i32>,
+    /// How much the echo canceller takes off the echo, dB; null while it has no estimate.
+    pub erle_db: Option<f64>,
 }
 
 impl StatsSnapshot {
@@ -401,6 +443,11 @@ impl StatsSnapshot {
             cwnd_bytes,
             quality_level: s.quality.level,
             participants,
+            mic_level_dbfs: s.audio_out.level_dbfs,
+            echo_cancellation: s.audio_out.echo_cancellation,
+            noise_suppression: s.audio_out.noise_suppression,
+            aec_delay_ms: s.audio_out.aec_delay_ms,
+            erle_db: s.audio_out.erle_db,
         }
     }
 }
@@ -452,6 +499,19 @@ pub enum UiEvent {
     /// An invitation link (`parlor://join?…`) was opened while the app runs: the page takes it
     /// with `take_opened_invitation`. No payload.
     InvitationOpened,
+    /// The microphone's level outside a meeting (home screen and waiting room), ten times a
+    /// second while the page shows a preview and a microphone is chosen.
+    MicLevel(MicLevel),
+}
+
+/// Payload of `mic-level`.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MicLevel {
+    /// RMS level of the last 100 ms after noise suppression, dBFS (-100 for silence).
+    pub dbfs: f32,
+    /// Whether that counts as speaking.
+    pub speaking: bool,
 }
 
 impl UiEvent {

@@ -66,6 +66,8 @@ impl SettingsStore {
         self.stored.settings = Settings {
             display_name: bounded(&settings.display_name),
             last_relay_addr: bounded(&settings.last_relay_addr),
+            echo_cancellation: settings.echo_cancellation,
+            noise_suppression: settings.noise_suppression,
         };
         self.save()
     }
@@ -96,7 +98,13 @@ mod tests {
         let mut s = SettingsStore::load(path.clone());
         assert_eq!(s.stored, Stored::default());
         s.stored.camera = Some("synthetic".into());
-        s.set_settings(&Settings { display_name: "Ada".into(), last_relay_addr: "10.0.0.2:5000".into() }).unwrap();
+        s.set_settings(&Settings {
+            display_name: "Ada".into(),
+            last_relay_addr: "10.0.0.2:5000".into(),
+            noise_suppression: false,
+            ..Default::default()
+        })
+        .unwrap();
         let again = SettingsStore::load(path.clone());
         assert_eq!(again.stored.settings.display_name, "Ada");
         assert_eq!(again.stored.camera.as_deref(), Some("synthetic"));
@@ -111,7 +119,7 @@ mod tests {
     fn fields_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SettingsStore::load(dir.path().join("s.json"));
-        s.set_settings(&Settings { display_name: "x".repeat(100_000), last_relay_addr: String::new() }).unwrap();
+        s.set_settings(&Settings { display_name: "x".repeat(100_000), ..Default::default() }).unwrap();
         assert_eq!(s.stored.settings.display_name.chars().count(), MAX_FIELD_CHARS);
     }
 }

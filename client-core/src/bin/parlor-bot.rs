@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use client_core::stats::{FileDirection, RemoteStreamStats};
 use client_core::media::{EchoPath, VoicePreferences};
+use client_core::stats::{FileDirection, RemoteStreamStats};
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
 
 #[derive(Parser, Debug)]

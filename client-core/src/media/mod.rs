@@ -20,6 +20,7 @@
 mod camera;
 mod codec;
 mod devices;
+mod mic_monitor;
 mod mix;
 mod pattern;
 mod resample;
@@ -38,6 +39,7 @@ pub use devices::{
     list_input_devices, list_output_devices, set_audio_callback_probe, DeviceStats, MicSource, SpeakerSink,
     AUDIO_HOST_ENV, STALL_TIMEOUT,
 };
+pub use mic_monitor::{MicLevelMonitor, MonitorReport, MONITOR_REPORT_EVERY};
 pub use mix::{rms_dbfs, AudioLevel, LevelMeter, Mixer, SILENCE_DBFS};
 pub use pattern::{PatternStamp, TestPattern};
 pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom};

@@ -85,7 +85,10 @@ fn open_source(
             match EchoLoopbackSource::open(loopback.clone(), *path, near) {
                 Ok(src) => Some((
                     Box::new(src),
-                    format!("echo loopback ({} ms, {} ms tail, {} dB){talker}", path.delay_ms, path.tail_ms, path.gain_db),
+                    format!(
+                        "echo loopback ({} ms, {} ms tail, {} dB){talker}",
+                        path.delay_ms, path.tail_ms, path.gain_db
+                    ),
                 )),
                 Err(e) => {
                     events.error(format!("echo loopback unavailable ({e}); sending no audio"));

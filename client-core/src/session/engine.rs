@@ -276,8 +276,10 @@ impl Engine {
                 voice: options.voice,
                 far_end: render_queue,
             };
-            engine_threads
-                .push(spawn("parlor-audio-tx", Box::new(move || super::audio::capture_thread(s, e, capture, sock, i)))?);
+            engine_threads.push(spawn(
+                "parlor-audio-tx",
+                Box::new(move || super::audio::capture_thread(s, e, capture, sock, i)),
+            )?);
         }
         {
             let (s, e) = (shared.clone(), events.clone());
@@ -287,7 +289,8 @@ impl Engine {
                 far_end: render_feed,
                 loopback: loopback_feed,
             };
-            engine_threads.push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, playout)))?);
+            engine_threads
+                .push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, playout)))?);
         }
         {
             let s = shared.clone();

@@ -197,7 +197,8 @@ const NOISE_TAIL_S: f64 = 3.0;
 /// whole length against the noise's), through a processor with `settings`.
 pub fn noise_run(signals: &Signals, noise: &[i16], colour: &str, snr_db: f64, settings: VoiceSettings) -> NoiseFigures {
     let lead = (NOISE_LEAD_S * RATE as f64) as usize;
-    let len = (lead + signals.far.len() + (NOISE_TAIL_S * RATE as f64) as usize).div_ceil(FRAME_SAMPLES) * FRAME_SAMPLES;
+    let len =
+        (lead + signals.far.len() + (NOISE_TAIL_S * RATE as f64) as usize).div_ceil(FRAME_SAMPLES) * FRAME_SAMPLES;
     let noise = looped(noise, len);
     let gain = rms(&signals.far) / rms(&noise) / 10f64.powf(snr_db / 20.0);
     let scaled: Vec<i16> = noise.iter().map(|&n| (f64::from(n) * gain).round() as i16).collect();
@@ -220,9 +221,8 @@ pub fn added_delay(input: &[i16], output: &[i16], max_lag: usize) -> usize {
     let n = input.len().min(output.len()).saturating_sub(max_lag);
     (0..=max_lag)
         .max_by(|&a, &b| {
-            let corr = |lag: usize| -> f64 {
-                (0..n).map(|i| f64::from(input[i]) * f64::from(output[i + lag])).sum::<f64>()
-            };
+            let corr =
+                |lag: usize| -> f64 { (0..n).map(|i| f64::from(input[i]) * f64::from(output[i + lag])).sum::<f64>() };
             corr(a).total_cmp(&corr(b))
         })
         .unwrap_or(0)

@@ -55,10 +55,11 @@ pub fn make_speech_saying(out: &Path, text: &str, voice: &str) -> Result<(), Lab
 /// Writes `seconds` of sox's `pinknoise` or `brownnoise` (fan-like noise) as a 16 kHz mono
 /// 16-bit WAV at `out`; sox's repeatable mode makes the same noise every time.
 pub fn make_noise(out: &Path, colour: &str, seconds: f64) -> Result<(), LabError> {
-    run(Command::new("sox")
-        .args(["-R", "-n", "-r", "16000", "-c", "1", "-b", "16"])
-        .arg(out)
-        .args(["synth", &seconds.to_string(), colour]))
+    run(Command::new("sox").args(["-R", "-n", "-r", "16000", "-c", "1", "-b", "16"]).arg(out).args([
+        "synth",
+        &seconds.to_string(),
+        colour,
+    ]))
     .map_err(|e| LabError::MissingTool(format!("sox (Debian package sox): {e}")))?;
     Ok(())
 }

@@ -8,6 +8,7 @@ import { describeError, toAppError } from "./errors";
 import { baseName, MAX_CHAT_CHARS, normalizeCode, normalizeName, normalizeRelayAddr } from "./format";
 import type { Ipc } from "./ipc";
 import type { Store } from "./store";
+import type { VoiceSetting } from "./state";
 import type { ShortcutAction } from "./shortcuts";
 import type { AppError, ParticipantId } from "./types";
 
@@ -372,6 +373,13 @@ export class Controller {
         else this.store.dispatch({ type: "panelClosed" });
         return;
     }
+  }
+
+  /** Switches echo cancellation or noise suppression: saved, and applied at once to the
+   * microphone meter and to a meeting in progress. */
+  async setVoiceProcessing(setting: VoiceSetting, on: boolean): Promise<void> {
+    this.store.dispatch({ type: "voiceToggled", setting, on });
+    await this.saveSettings();
   }
 
   private async saveSettings(): Promise<void> {

@@ -249,6 +249,19 @@ relayAddr: string,
 invitation: Invitation, participantId: ParticipantId, };
 
 /**
+ * Payload of `mic-level`.
+ */
+export type MicLevel = { 
+/**
+ * RMS level of the last 100 ms after noise suppression, dBFS (-100 for silence).
+ */
+dbfs: number, 
+/**
+ * Whether that counts as speaking.
+ */
+speaking: boolean, };
+
+/**
  * Someone in the meeting as the roster shows them.
  */
 export type Participant = { id: ParticipantId, displayName: string, isHost: boolean, micOn: boolean, cameraOn: boolean, speaking: boolean, 
@@ -331,7 +344,7 @@ attempts: number, };
  * Every event the shell emits: `name` is the event name the page listens to and `payload` what
  * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
  */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected } | { "name": "invitation-opened" };
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected } | { "name": "invitation-opened" } | { "name": "mic-level", "payload": MicLevel };
 
 /**
  * What the app remembers between runs.
@@ -340,7 +353,15 @@ export type Settings = { displayName: string,
 /**
  * The relay address last used to join, "host:port"; empty when none.
  */
-lastRelayAddr: string, };
+lastRelayAddr: string, 
+/**
+ * Cancel the echo of what the speaker plays in the microphone signal (on by default).
+ */
+echoCancellation: boolean, 
+/**
+ * Suppress steady background noise in the microphone signal (on by default).
+ */
+noiseSuppression: boolean, };
 
 /**
  * One stats sample; the shell emits one a second (`stats` event) and returns one (`get_stats`).
@@ -365,7 +386,23 @@ cwndBytes: number | null,
 /**
  * Index on the quality ladder: 0 = 144p, 1 = 240p, 2 = 360p, 3 = 480p.
  */
-qualityLevel: number, participants: Array<ParticipantStats>, };
+qualityLevel: number, participants: Array<ParticipantStats>, 
+/**
+ * The level of what the microphone sends (after voice processing), dBFS.
+ */
+micLevelDbfs: number, 
+/**
+ * Whether echo cancellation and noise suppression run on the microphone.
+ */
+echoCancellation: boolean, noiseSuppression: boolean, 
+/**
+ * The echo path delay the echo canceller estimated, ms; null while it has none.
+ */
+aecDelayMs: number | null, 
+/**
+ * How much the echo canceller takes off the echo, dB; null while it has no estimate.
+ */
+erleDb: number | null, };
 
 /**
  * Which way a file transfer goes, from this app's point of view.

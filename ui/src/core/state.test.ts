@@ -47,7 +47,7 @@ function inMeeting(): AppState {
 describe("home → waiting → meeting", () => {
   it("fills the form from saved settings without overwriting typing", () => {
     const typed = run([{ type: "homeInput", field: "name", value: "Typed" }]);
-    const s = reduce(typed, { type: "settingsLoaded", settings: { displayName: "Saved", lastRelayAddr: "10.0.0.2:7878" } }, T0);
+    const s = reduce(typed, { type: "settingsLoaded", settings: { displayName: "Saved", lastRelayAddr: "10.0.0.2:7878", echoCancellation: true, noiseSuppression: false } }, T0);
     expect(s.home.name).toBe("Typed");
     expect(s.home.relayAddr).toBe("10.0.0.2:7878");
   });
@@ -447,5 +447,21 @@ describe("stats and toasts", () => {
     expect(last(s.toasts)!.text).toBe("t9");
     s = reduce(s, { type: "toastDismissed", id: s.toasts[0]!.id }, T0);
     expect(s.toasts).toHaveLength(LIMITS.toasts - 1);
+  });
+});
+
+describe("microphone level and voice processing", () => {
+  it("keeps the newest level and flips one voice switch at a time", () => {
+    let s = run([]);
+    expect(s.micLevel).toBeNull();
+    expect(s.settings.echoCancellation && s.settings.noiseSuppression).toBe(true);
+    s = reduce(s, { type: "event", event: { name: "mic-level", payload: { dbfs: -31.5, speaking: true } } }, T0);
+    expect(s.micLevel).toEqual({ dbfs: -31.5, speaking: true });
+    s = reduce(s, { type: "voiceToggled", setting: "noiseSuppression", on: false }, T0);
+    expect(s.settings.noiseSuppression).toBe(false);
+    expect(s.settings.echoCancellation).toBe(true);
+    // Starting a meeting remembers the name and address without losing the switches.
+    s = reduce(s, { type: "createStarted", name: "Ada", relayAddr: "" }, T0);
+    expect(s.settings).toMatchObject({ displayName: "Ada", noiseSuppression: false, echoCancellation: true });
   });
 });

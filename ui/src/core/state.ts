@@ -19,6 +19,7 @@ import type {
   Invitation,
   InvitationFields,
   MeetingCreated,
+  MicLevel,
   Participant,
   ParticipantId,
   Rejoin,
@@ -29,6 +30,9 @@ import type {
   TransferDirection,
   UpdateInfo,
 } from "./types";
+
+/** The voice-processing switches of the device settings. */
+export type VoiceSetting = "echoCancellation" | "noiseSuppression";
 
 /** Which screen is up. */
 export type Screen = "home" | "waiting" | "meeting" | "ended";
@@ -176,6 +180,8 @@ export interface AppState {
   /** The participant whose removal awaits confirmation in a dialog. */
   confirmRemove: ParticipantId | null;
   nextToastId: number;
+  /** The microphone's level on the home screen (from `mic-level`); null before the first. */
+  micLevel: MicLevel | null;
 }
 
 /** Bounds of every list in the state. */
@@ -187,7 +193,7 @@ export const TOAST_MS = { info: 5000, error: 9000 } as const;
 export function initialState(): AppState {
   return {
     screen: "home",
-    settings: { displayName: "", lastRelayAddr: "" },
+    settings: { displayName: "", lastRelayAddr: "", echoCancellation: true, noiseSuppression: true },
     home: { name: "", code: "", relayAddr: "", hostOnRelay: false, fingerprint: null, busy: null, error: null, trustOffer: null, update: null, updating: false },
     devices: { cameras: [], microphones: [], speakers: [] },
     micOn: true,
@@ -202,6 +208,7 @@ export function initialState(): AppState {
     lastJoin: null,
     confirmRemove: null,
     nextToastId: 1,
+    micLevel: null,
   };
 }
 
@@ -210,6 +217,7 @@ export type Action =
   | { type: "settingsLoaded"; settings: Settings }
   | { type: "devicesListed"; devices: DeviceList }
   | { type: "deviceChosen"; kind: "camera" | "microphone" | "speaker"; id: string }
+  | { type: "voiceToggled"; setting: VoiceSetting; on: boolean }
   | { type: "downloadDirChanged"; dir: string }
   | { type: "homeInput"; field: "name" | "code" | "relayAddr"; value: string }
   | { type: "invitationRead"; fields: InvitationFields }
@@ -246,6 +254,8 @@ export type Action =
 /** Applies one action at wall-clock time `nowMs` and returns the next state. */
 export function reduce(state: AppState, action: Action, nowMs: number): AppState {
   switch (action.type) {
+    case "voiceToggled":
+      return { ...state, settings: { ...state.settings, [action.setting]: action.on } };
     case "settingsLoaded": {
       const s = action.settings;
       return {
@@ -289,7 +299,7 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
         ...state,
         home: { ...state.home, busy: "create", error: null, trustOffer: null },
         lastJoin: { kind: "create", name: action.name, code: "", relayAddr: action.relayAddr, fingerprint: null },
-        settings: { displayName: action.name, lastRelayAddr: action.relayAddr || state.settings.lastRelayAddr },
+        settings: { ...state.settings, displayName: action.name, lastRelayAddr: action.relayAddr || state.settings.lastRelayAddr },
       };
     case "createSucceeded":
       return onCreated(state, action.created, nowMs);
@@ -298,7 +308,7 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
         ...state,
         home: { ...state.home, busy: "join", error: null, trustOffer: null },
         lastJoin: { kind: "join", name: action.name, code: action.code, relayAddr: action.relayAddr, fingerprint: action.fingerprint },
-        settings: { displayName: action.name, lastRelayAddr: action.relayAddr },
+        settings: { ...state.settings, displayName: action.name, lastRelayAddr: action.relayAddr },
       };
     case "startFailed": {
       const ctx = { relayAddr: state.lastJoin?.relayAddr, code: state.lastJoin?.code ? displayCode(state.lastJoin.code) : undefined };
@@ -549,6 +559,8 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
     case "invitation-opened":
       // The controller takes the link from the shell and reads it; nothing to show yet.
       return state;
+    case "mic-level":
+      return { ...state, micLevel: event.payload };
     case "chat":
       return onChat(state, event.payload.message, nowMs);
     case "file-offer": {

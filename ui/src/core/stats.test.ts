@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chartSeries, connectionQuality, HISTORY_MAX_SAMPLES, HISTORY_WINDOW_MS, pushSample, qualityWords } from "./stats";
+import { chartSeries, connectionQuality, HISTORY_MAX_SAMPLES, HISTORY_WINDOW_MS, pushSample, qualityWords, voiceWords } from "./stats";
 import { sample } from "./test-fixtures";
 import type { StatsSnapshot } from "./types";
 
@@ -47,5 +47,13 @@ describe("connection quality", () => {
     expect(connectionQuality(null, 20)).toBe("unknown");
     expect(connectionQuality(Number.NaN, 20)).toBe("unknown");
     expect(qualityWords("poor")).toMatch(/poor/);
+  });
+});
+
+describe("voice processing words", () => {
+  it("names the stages and the canceller's estimates once it has them", () => {
+    expect(voiceWords(sample(0, { erleDb: 31.4, aecDelayMs: 132 }))).toBe("Echo cancellation on (31 dB of echo removed, echo delay 132 ms) · noise cancellation on");
+    expect(voiceWords(sample(0, { erleDb: null, aecDelayMs: null }))).toBe("Echo cancellation on · noise cancellation on");
+    expect(voiceWords(sample(0, { echoCancellation: false, noiseSuppression: false, erleDb: null, aecDelayMs: null }))).toBe("Echo cancellation off · noise cancellation off");
   });
 });

@@ -79,3 +79,20 @@ export function qualityWords(q: Quality): string {
       return "Connection quality not measured yet";
   }
 }
+
+/** What the voice processing does to the microphone, in words for the stats panel: which
+ * stages run, and the echo canceller's own estimates once it has them. */
+export function voiceWords(s: StatsSnapshot): string {
+  const parts: string[] = [];
+  if (s.echoCancellation) {
+    const estimates = [
+      s.erleDb !== null ? `${Math.round(s.erleDb)} dB of echo removed` : null,
+      s.aecDelayMs !== null ? `echo delay ${s.aecDelayMs} ms` : null,
+    ].filter((x): x is string => x !== null);
+    parts.push(estimates.length ? `Echo cancellation on (${estimates.join(", ")})` : "Echo cancellation on");
+  } else {
+    parts.push("Echo cancellation off");
+  }
+  parts.push(s.noiseSuppression ? "noise cancellation on" : "noise cancellation off");
+  return parts.join(" · ");
+}

@@ -15,6 +15,11 @@ export function sample(timestampMs: number, over: Partial<StatsSnapshot> = {}): 
     cwndBytes: null,
     qualityLevel: 2,
     participants: [],
+    micLevelDbfs: -30,
+    echoCancellation: true,
+    noiseSuppression: true,
+    aecDelayMs: 120,
+    erleDb: 30,
     ...over,
   };
 }

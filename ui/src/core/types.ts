@@ -12,6 +12,7 @@
 import type { ParticipantId, SessionEvent as ShellEvent } from "./ipc-types";
 
 export type {
+  MicLevel,
   ActiveSpeaker,
   AppError,
   CertificateMismatch,
@@ -90,6 +91,7 @@ const EVENT_NAMES: Record<SessionEventName, true> = {
   resumed: true,
   disconnected: true,
   "invitation-opened": true,
+  "mic-level": true,
 };
 
 /** Every event name, for subscribing to all of them at once. */

@@ -107,7 +107,7 @@ const PALETTE: Array<[string, string]> = [
 /** Installs the mock. Call before the app's modules run. */
 export function installMockBackend(): MockControl {
   mockWindows("main");
-  const settings: Settings = { displayName: "", lastRelayAddr: "192.168.1.20:7878" };
+  const settings: Settings = { displayName: "", lastRelayAddr: "192.168.1.20:7878", echoCancellation: true, noiseSuppression: true };
   const devices = {
     cameras: [dev("cam-hd", "HD Webcam", true), dev("cam-test", "Test pattern")],
     microphones: [dev("mic-built-in", "Built-in Microphone", true), dev("mic-usb", "USB Headset Microphone")],
@@ -402,6 +402,18 @@ export function installMockBackend(): MockControl {
     for (const r of remotes.values()) if (r.p.cameraOn) pushFrame(r.p.id, r.colors, r.format, t);
   }, 1000 / FPS);
 
+  // ---- The home screen's microphone meter: a talker, over a noise floor that noise
+  // suppression takes down, ten times a second while a preview shows outside a meeting. ----
+
+  setInterval(() => {
+    if (!previewing || self) return;
+    const t = performance.now() / 1000;
+    const floor = settings.noiseSuppression ? -72 : -48;
+    const talking = Math.sin(t / 1.7) > 0;
+    const dbfs = talking ? -24 + 6 * Math.sin(t * 7) : floor + 2 * Math.sin(t * 3);
+    void send("mic-level", { dbfs, speaking: talking });
+  }, 100);
+
   // ---- Stats and active speaker, once a second. ----
 
   setInterval(() => {
@@ -437,6 +449,11 @@ export function installMockBackend(): MockControl {
       cwndBytes: uploadCwnd,
       qualityLevel: spike ? 1 : 2,
       participants: rows,
+      micLevelDbfs: micOn ? -26 + 4 * Math.sin(s) : -100,
+      echoCancellation: settings.echoCancellation,
+      noiseSuppression: settings.noiseSuppression,
+      aecDelayMs: settings.echoCancellation ? 132 : null,
+      erleDb: settings.echoCancellation ? 31 + 3 * Math.sin(s / 7) : null,
     };
     void send("stats", latest);
     if (Math.floor(s) % 4 === 0) {

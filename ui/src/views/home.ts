@@ -1,11 +1,11 @@
 /**
  * The home screen: name, "New meeting", join with a code and a relay address, the camera
- * preview and the device pickers.
+ * preview, the device pickers, the microphone's level and the voice-processing switches.
  */
 import type { Controller } from "../core/controller";
 import { groupedFingerprint } from "../core/errors";
 import { normalizeCode } from "../core/format";
-import type { AppState } from "../core/state";
+import type { AppState, VoiceSetting } from "../core/state";
 import type { Store } from "../core/store";
 import type { Device } from "../core/types";
 import { h, setText, show } from "./dom";
@@ -33,6 +33,9 @@ export class HomeView {
   private readonly updateText: HTMLElement;
   private readonly updateButton: HTMLButtonElement;
   private readonly selects: Record<DeviceKind, HTMLSelectElement>;
+  private readonly voice: Record<VoiceSetting, HTMLInputElement>;
+  private readonly meter: HTMLElement;
+  private readonly meterFill: HTMLElement;
   private prev: AppState | null = null;
 
   constructor(
@@ -110,6 +113,13 @@ export class HomeView {
       microphone: this.deviceSelect("microphone"),
       speaker: this.deviceSelect("speaker"),
     };
+    this.voice = { echoCancellation: this.voiceSwitch("echoCancellation"), noiseSuppression: this.voiceSwitch("noiseSuppression") };
+    this.meterFill = h("div", { class: "mic-meter-fill" });
+    this.meter = h(
+      "div",
+      { class: "mic-meter", testid: "mic-meter", title: "Microphone level", attrs: { role: "meter", "aria-label": "Microphone level", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0" } },
+      this.meterFill,
+    );
     this.previewSlot = h("div", { class: "preview-slot" });
     this.el = h(
       "div",
@@ -128,6 +138,13 @@ export class HomeView {
             this.labelled("cam", "Camera", this.selects.camera),
             this.labelled("mic", "Microphone", this.selects.microphone),
             this.labelled("speaker", "Speaker", this.selects.speaker),
+          ),
+          h("div", { class: "mic-row" }, icon("mic", 18), this.meter),
+          h(
+            "div",
+            { class: "voice-row" },
+            h("label", { class: "check" }, this.voice.noiseSuppression, h("span", { text: "Noise cancellation" })),
+            h("label", { class: "check" }, this.voice.echoCancellation, h("span", { text: "Echo cancellation" })),
           ),
         ),
         h(
@@ -163,6 +180,15 @@ export class HomeView {
   update(s: AppState): void {
     const p = this.prev;
     this.prev = s;
+    // A muted microphone shows an empty meter, as it sends nothing.
+    if (!p || p.micLevel !== s.micLevel || p.micOn !== s.micOn) {
+      const level = s.micOn ? s.micLevel : null;
+      this.showLevel(level?.dbfs ?? null, level?.speaking ?? false);
+    }
+    if (!p || p.settings !== s.settings) {
+      this.voice.echoCancellation.checked = s.settings.echoCancellation;
+      this.voice.noiseSuppression.checked = s.settings.noiseSuppression;
+    }
     if (p && p.home === s.home && p.devices === s.devices) return;
     syncInput(this.name, s.home.name);
     syncInput(this.code, s.home.code);
@@ -191,6 +217,22 @@ export class HomeView {
     fillSelect(this.selects.camera, s.devices.cameras, "No camera found");
     fillSelect(this.selects.microphone, s.devices.microphones, "No microphone found");
     fillSelect(this.selects.speaker, s.devices.speakers, "No speaker found");
+  }
+
+  /** The meter's bar: -60 dBFS (and below) empty, 0 dBFS full. */
+  private showLevel(dbfs: number | null, speaking: boolean): void {
+    const percent = dbfs === null ? 0 : Math.round(Math.min(100, Math.max(0, ((dbfs + 60) / 60) * 100)));
+    this.meterFill.style.width = `${percent}%`;
+    this.meter.setAttribute("aria-valuenow", String(percent));
+    this.meter.classList.toggle("speaking", speaking);
+  }
+
+  private voiceSwitch(setting: VoiceSetting): HTMLInputElement {
+    return h("input", {
+      testid: setting === "echoCancellation" ? "check-echo-cancellation" : "check-noise-cancellation",
+      attrs: { type: "checkbox" },
+      on: { change: (e) => void this.ctl.setVoiceProcessing(setting, (e.target as HTMLInputElement).checked) },
+    });
   }
 
   private deviceSelect(kind: DeviceKind): HTMLSelectElement {

@@ -6,7 +6,7 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { formatPercent, qualityLabel } from "../core/format";
-import { HISTORY_WINDOW_MS, chartSeries, type ChartSeries } from "../core/stats";
+import { HISTORY_WINDOW_MS, chartSeries, voiceWords, type ChartSeries } from "../core/stats";
 import { latestStats, type AppState, type MeetingState } from "../core/state";
 import type { Store } from "../core/store";
 import type { StatsSnapshot } from "../core/types";
@@ -77,6 +77,7 @@ interface LiveChart {
 export class StatsPanel {
   readonly el: HTMLElement;
   private readonly quality: HTMLDivElement;
+  private readonly voice: HTMLDivElement;
   private readonly chartsEl: HTMLDivElement;
   private readonly rows: HTMLTableSectionElement;
   private readonly empty: HTMLDivElement;
@@ -110,6 +111,7 @@ export class StatsPanel {
       }),
     );
     this.rows = h("tbody", { testid: "stats-rows" });
+    this.voice = h("div", { class: "voice-stats", testid: "stat-voice" });
     this.resizer.observe(this.chartsEl);
     this.el = h(
       "section",
@@ -119,6 +121,7 @@ export class StatsPanel {
         "div",
         { class: "panel-scroll" },
         h("div", { class: "quality-row" }, h("span", { class: "quality-label", text: "Your video is sent at" }), this.quality),
+        this.voice,
         this.empty,
         this.chartsEl,
         h("h3", { class: "section-title", text: "Receiving from" }),
@@ -145,6 +148,7 @@ export class StatsPanel {
     const latest = latestStats(m);
     show(this.empty, latest === null);
     setText(this.quality, latest ? qualityLabel(latest.qualityLevel) : "–");
+    setText(this.voice, latest ? voiceWords(latest) : "");
     const series = chartSeries(m.stats);
     const newest = series.t[series.t.length - 1] ?? 0;
     const xs = series.t.map((t) => t - newest);
