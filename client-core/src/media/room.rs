@@ -222,7 +222,7 @@ mod tests {
     fn the_loopback_hears_what_was_played_and_gives_its_queue_back() {
         let (mut feed, queue) = render_reference();
         let slot: LoopbackSlot = Arc::new(Mutex::new(Some(queue)));
-        let path = EchoPath { delay_ms: 0, tail_ms: 1, gain_db: 0 };
+        let path = EchoPath { delay_ms: 0, tail_ms: 0, gain_db: 0 };
         feed.push(&[123; FRAME_SAMPLES]);
         let mut source = EchoLoopbackSource::open(slot.clone(), path, None).unwrap();
         assert!(EchoLoopbackSource::open(slot.clone(), path, None).is_err(), "two loopbacks at once");

@@ -182,7 +182,7 @@ fn module_config(settings: VoiceSettings) -> Config {
         echo_canceller: settings.echo_cancellation.then(EchoCanceller::default),
         noise_suppression: settings
             .noise_suppression
-            .then(|| NoiseSuppression { level: NoiseSuppressionLevel::High, ..Default::default() }),
+            .then(|| NoiseSuppression { level: NoiseSuppressionLevel::VeryHigh, ..Default::default() }),
         gain_controller2: settings
             .gain_control
             .then(|| GainController2 { adaptive_digital: Some(AdaptiveDigital::default()), ..Default::default() }),
