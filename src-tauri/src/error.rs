@@ -151,6 +151,16 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A device of `kind` that could not be opened or stopped working, in the page's terms.
+    pub fn from_device(kind: DeviceKind, error: client_core::media::MediaError) -> Self {
+        use client_core::media::MediaError;
+        match error {
+            MediaError::NoDevice(message) => AppError::DeviceNotFound { kind, message },
+            MediaError::NotAllowed(message) => AppError::DeviceNotAllowed { kind, message },
+            other => AppError::DeviceBusy { kind, message: other.to_string() },
+        }
+    }
+
     /// The code the page shows words for.
     pub fn code(&self) -> ErrorCode {
         match self {

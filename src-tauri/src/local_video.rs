@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use client_core::media::{self, MediaError, RgbFrame, TestPattern, VideoSource};
+use client_core::media::{self, RgbFrame, TestPattern, VideoSource};
 use tokio::sync::oneshot;
 
 use crate::devices::Choice;
@@ -205,11 +205,7 @@ impl Drop for LocalVideoWorker {
 /// Opens a real camera, or the test pattern for every other choice.
 pub fn open_source(choice: &Choice) -> Result<Box<dyn VideoSource>, AppError> {
     match choice {
-        Choice::Camera(index) => media::open_camera(*index).map_err(|e| match e {
-            MediaError::NoDevice(m) => AppError::DeviceNotFound { kind: DeviceKind::Camera, message: m },
-            MediaError::NotAllowed(m) => AppError::DeviceNotAllowed { kind: DeviceKind::Camera, message: m },
-            other => AppError::DeviceBusy { kind: DeviceKind::Camera, message: other.to_string() },
-        }),
+        Choice::Camera(index) => media::open_camera(*index).map_err(|e| AppError::from_device(DeviceKind::Camera, e)),
         _ => Ok(Box::new(TestPattern::new(PATTERN_SIZE.0, PATTERN_SIZE.1))),
     }
 }
@@ -289,7 +285,7 @@ mod tests {
     }
 
     impl VideoSource for SlowCamera {
-        fn next_frame(&mut self, out: &mut RgbFrame) -> Result<(), MediaError> {
+        fn next_frame(&mut self, out: &mut RgbFrame) -> Result<(), media::MediaError> {
             self.pattern.next_frame(out)
         }
         fn describe(&self) -> String {

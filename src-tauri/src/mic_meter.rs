@@ -12,7 +12,7 @@ use std::sync::Arc;
 use client_core::media::{MicLevelMonitor, MonitorReport, VoiceSettings};
 
 use crate::devices::Choice;
-use crate::error::AppError;
+use crate::error::{AppError, DeviceKind};
 use crate::payloads::{MicLevel, UiEvent};
 use crate::EventSink;
 
@@ -73,8 +73,7 @@ impl MicMeter {
                 events.emit(&UiEvent::MicLevel(MicLevel { dbfs: level.rms_dbfs, speaking: level.speaking }))
             }
             MonitorReport::Failed(e) => {
-                let error = AppError::Internal(format!("the microphone level meter stopped: {e}"));
-                events.emit(&UiEvent::Error((&error).into()))
+                events.emit(&UiEvent::Error((&AppError::from_device(DeviceKind::Microphone, e)).into()))
             }
         };
         match MicLevelMonitor::start(device, self.state.voice, report) {
@@ -86,5 +85,50 @@ impl MicMeter {
     /// Whether a monitor runs.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Sends every event the meter emits to the test.
+    struct Events(Mutex<mpsc::Sender<UiEvent>>);
+
+    impl EventSink for Events {
+        fn emit(&self, event: &UiEvent) {
+            let _ = self.0.lock().unwrap().send(event.clone());
+        }
+    }
+
+    #[test]
+    fn runs_only_for_a_microphone_while_a_preview_shows_outside_a_meeting() {
+        let (tx, rx) = mpsc::channel();
+        let mut meter = MicMeter::new(Arc::new(Events(Mutex::new(tx))), Choice::Tone, VoiceSettings::ALL_ON);
+        meter.state.want_preview = true;
+        meter.apply();
+        assert!(!meter.is_running(), "a tone is not a microphone");
+
+        meter.state.microphone = Choice::Mic("parlor-no-such-microphone".into());
+        meter.state.in_meeting = true;
+        meter.apply();
+        assert!(!meter.is_running(), "the meeting owns the microphone");
+
+        meter.state.in_meeting = false;
+        meter.apply();
+        assert!(meter.is_running());
+        // That microphone does not exist: the page is told in its device terms.
+        match rx.recv_timeout(Duration::from_secs(10)).expect("an event") {
+            UiEvent::Error(e) => assert!(format!("{e:?}").contains("parlor-no-such-microphone"), "{e:?}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+
+        meter.state.want_preview = false;
+        meter.apply();
+        assert!(!meter.is_running());
     }
 }
