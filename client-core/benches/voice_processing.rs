@@ -34,7 +34,6 @@ fn describe(s: VoiceSettings) -> String {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` passes nothing and only wants it to run.
     let signals = voice_lab::prepare("bench");
     let aec_only = VoiceSettings { echo_cancellation: true, ..VoiceSettings::OFF };
     let ns_only = VoiceSettings { noise_suppression: true, ..VoiceSettings::OFF };

@@ -5,6 +5,7 @@
 //! -25 dB relative to A's original; with it off it does not (so the test can fail).
 
 mod common;
+mod voice_lab;
 
 use std::path::Path;
 
@@ -16,14 +17,6 @@ use common::{admit, create, start_relay, Bot};
 /// measured: the canceller converges in the first.
 const SETTLE_SNAPSHOTS: usize = 4;
 const MEASURED_SECONDS: usize = 5;
-
-fn read_wav(path: &Path) -> Vec<i16> {
-    hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
-        .samples::<i16>()
-        .collect::<Result<_, _>>()
-        .expect("read the samples")
-}
 
 fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
@@ -73,9 +66,9 @@ async fn echo_returned(dir: &Path, speech: &Path, voice: VoiceSettings) -> (f64,
     b.close().await;
     relay.shutdown().await;
 
-    let heard = read_wav(&recording);
+    let heard = voice_lab::read_wav(&recording);
     let measured = &heard[heard.len().saturating_sub(MEASURED_SECONDS * 16_000)..];
-    let original = read_wav(speech);
+    let original = voice_lab::read_wav(speech);
     (20.0 * (rms(measured).max(1.0) / rms(&original)).log10(), b_stats)
 }
 
