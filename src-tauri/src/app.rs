@@ -29,7 +29,7 @@ use crate::error::{AppError, DeviceKind};
 use crate::events::{upload_transfer_id, Translator};
 use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
-use crate::mic_meter::MicMeter;
+use crate::mic_meter::{MicMeter, MicMeterState};
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
     TransferStarted, UiEvent,
@@ -244,16 +244,24 @@ impl App {
 
     /// The microphone meter follows the same preview and meeting state as the local video.
     fn follow_preview(&self, change: &impl Fn(&mut LocalVideoState)) {
+        self.update_mic_meter(|m| {
+            let mut mirror = LocalVideoState {
+                want_preview: m.want_preview,
+                in_meeting: m.in_meeting,
+                camera_on: true,
+                camera: Choice::SyntheticCamera,
+            };
+            change(&mut mirror);
+            m.want_preview = mirror.want_preview;
+            m.in_meeting = mirror.in_meeting;
+        });
+    }
+
+    /// Changes what the microphone meter depends on, and starts or stops it to match. Call it
+    /// with no other lock of the app held (stopping waits a moment for the device to close).
+    fn update_mic_meter(&self, change: impl FnOnce(&mut MicMeterState)) {
         let mut meter = lock(&self.mic_meter);
-        let mut mirror = LocalVideoState {
-            want_preview: meter.state.want_preview,
-            in_meeting: meter.state.in_meeting,
-            camera_on: true,
-            camera: Choice::SyntheticCamera,
-        };
-        change(&mut mirror);
-        meter.state.want_preview = mirror.want_preview;
-        meter.state.in_meeting = mirror.in_meeting;
+        change(&mut meter.state);
         meter.apply();
     }
 
@@ -299,6 +307,7 @@ impl App {
             self.pump.forget_remote();
             close_session(live.session).await;
         }
+        self.update_mic_meter(|m| m.session_open = false);
     }
 
     /// Connects a new session to `relay`, trusting exactly the certificate `expected` (from an
@@ -315,6 +324,8 @@ impl App {
             trust: RelayTrust { expected, ..RelayTrust::with_pins(self.pins.clone()) },
             ..self.session_options(core)
         };
+        // The session's engine opens the microphone once in the meeting: the meter lets go first.
+        self.update_mic_meter(|m| m.session_open = true);
         let (session, rx) = Session::connect(relay, options).await.map_err(|e| AppError::from_session(relay, e))?;
         let session = Arc::new(session);
         let generation = core.next_generation;
@@ -554,9 +565,6 @@ impl App {
             let microphone_changed = microphone.is_some();
             if let Some(m) = microphone {
                 settings.stored.microphone = Some(m.id());
-                let mut meter = lock(&self.mic_meter);
-                meter.state.microphone = m.clone();
-                meter.apply();
                 sel.microphone = m;
             }
             let video = camera.is_some().then(|| sel.video());
@@ -570,6 +578,10 @@ impl App {
             if let Err(e) = settings.save() {
                 tracing::warn!("cannot save the device choice: {e}");
             }
+        }
+        if switched.1.is_some() {
+            let microphone = lock(&self.selection).microphone.clone();
+            self.update_mic_meter(|m| m.microphone = microphone);
         }
         self.switch_session_devices(switched).await?;
         match camera {
@@ -705,11 +717,7 @@ impl App {
         lock(&self.settings)
             .set_settings(&settings)
             .map_err(|e| AppError::Internal(format!("cannot save the settings: {e}")))?;
-        {
-            let mut meter = lock(&self.mic_meter);
-            meter.state.voice = settings.microphone_voice();
-            meter.apply();
-        }
+        self.update_mic_meter(|m| m.voice = settings.microphone_voice());
         let core = self.core.lock().await;
         if let Some(live) = &core.live {
             live.session

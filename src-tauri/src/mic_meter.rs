@@ -2,14 +2,16 @@
 //! while the page shows a preview outside a meeting, its levels sent to the page as
 //! `mic-level` events.
 //!
-//! In a meeting the session's capture thread owns the microphone (two readers of one device
-//! would each get half its frames on some hosts), so the meter stops and the engine's own
-//! level of what it sends takes over (`micLevelDbfs` in the stats). The meter follows the
-//! person's noise suppression choice, so the toggle's effect shows on the bar.
+//! Once a session is open (it may be admitted any moment, and then its engine opens the
+//! microphone; two readers of one device fail on some hosts) the meter stops, and in a meeting
+//! the engine's own level of what it sends takes over (`micLevelDbfs` in the stats). The meter
+//! follows the person's noise suppression choice, so the toggle's effect shows on the bar. When
+//! it stops, or its microphone fails, the page gets one last level of silence, so the bar does
+//! not freeze at the last one.
 
 use std::sync::Arc;
 
-use client_core::media::{MicLevelMonitor, MonitorReport, VoiceSettings};
+use client_core::media::{MicLevelMonitor, MonitorReport, VoiceSettings, SILENCE_DBFS};
 
 use crate::devices::Choice;
 use crate::error::{AppError, DeviceKind};
@@ -22,6 +24,8 @@ pub struct MicMeterState {
     /// The page shows the home screen's or the waiting room's preview.
     pub want_preview: bool,
     pub in_meeting: bool,
+    /// A session is connected (waiting, or about to be in a meeting).
+    pub session_open: bool,
     pub microphone: Choice,
     pub voice: VoiceSettings,
 }
@@ -36,7 +40,7 @@ pub struct MicMeter {
 impl MicMeter {
     pub fn new(events: Arc<dyn EventSink>, microphone: Choice, voice: VoiceSettings) -> Self {
         Self {
-            state: MicMeterState { want_preview: false, in_meeting: false, microphone, voice },
+            state: MicMeterState { want_preview: false, in_meeting: false, session_open: false, microphone, voice },
             running: None,
             events,
         }
@@ -44,7 +48,7 @@ impl MicMeter {
 
     /// The microphone to meter now: a real one, while a preview shows outside a meeting.
     fn wanted(&self) -> Option<Option<String>> {
-        if !self.state.want_preview || self.state.in_meeting {
+        if !self.state.want_preview || self.state.in_meeting || self.state.session_open {
             return None;
         }
         match &self.state.microphone {
@@ -53,19 +57,21 @@ impl MicMeter {
         }
     }
 
-    /// Starts, stops or switches the meter to match the state. Does not block: the monitor
-    /// opens the microphone on its own thread.
+    /// Starts, stops or switches the meter to match the state; a meter whose microphone failed
+    /// is started again. Stopping waits at most `MONITOR_STOP_WAIT` for the device to close.
     pub fn apply(&mut self) {
         let wanted = self.wanted();
-        let running = self.running.as_ref().map(|m| m.device().map(str::to_owned));
-        if running == wanted {
+        let running = self.running.as_ref().filter(|m| m.is_running()).map(|m| m.device().map(str::to_owned));
+        if running.is_some() && running == wanted {
             if let Some(monitor) = &self.running {
                 monitor.set_voice(self.state.voice);
             }
             return;
         }
         // Close the old device first: a meeting may be about to open it.
-        self.running = None;
+        if self.running.take().is_some() {
+            self.events.emit(&silence());
+        }
         let Some(device) = wanted else { return };
         let events = self.events.clone();
         let report = move |report| match report {
@@ -73,6 +79,7 @@ impl MicMeter {
                 events.emit(&UiEvent::MicLevel(MicLevel { dbfs: level.rms_dbfs, speaking: level.speaking }))
             }
             MonitorReport::Failed(e) => {
+                events.emit(&silence());
                 events.emit(&UiEvent::Error((&AppError::from_device(DeviceKind::Microphone, e)).into()))
             }
         };
@@ -86,6 +93,11 @@ impl MicMeter {
     pub fn is_running(&self) -> bool {
         self.running.is_some()
     }
+}
+
+/// The level the page shows when the meter stops.
+fn silence() -> UiEvent {
+    UiEvent::MicLevel(MicLevel { dbfs: SILENCE_DBFS, speaking: false })
 }
 
 #[cfg(test)]
@@ -121,11 +133,22 @@ mod tests {
         meter.state.in_meeting = false;
         meter.apply();
         assert!(meter.is_running());
-        // That microphone does not exist: the page is told in its device terms.
+        // That microphone does not exist: the bar drops to silence and the page is told why, in
+        // its device terms.
+        let silent = UiEvent::MicLevel(MicLevel { dbfs: SILENCE_DBFS, speaking: false });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).expect("an event"), silent);
         match rx.recv_timeout(Duration::from_secs(10)).expect("an event") {
             UiEvent::Error(e) => assert!(format!("{e:?}").contains("parlor-no-such-microphone"), "{e:?}"),
             other => panic!("expected an error, got {other:?}"),
         }
+        // A failed meter is started again on the next change (here: the same state).
+        meter.apply();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).expect("an event"), silent);
+
+        meter.state.session_open = true;
+        meter.apply();
+        assert!(!meter.is_running(), "a session may open the microphone any moment");
+        meter.state.session_open = false;
 
         meter.state.want_preview = false;
         meter.apply();

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use client_core::media::{VoicePreferences, VoiceSettings};
+use client_core::media::{VoicePreferences, VoiceSettings, SILENCE_DBFS};
 use client_core::stats::{FileDirection, TransferState};
 use client_core::StatsSnapshot as EngineStats;
 use protocol::control::{self as pc, ParticipantId};
@@ -443,7 +443,8 @@ impl StatsSnapshot {
             cwnd_bytes,
             quality_level: s.quality.level,
             participants,
-            mic_level_dbfs: s.audio_out.level_dbfs,
+            // Nothing is sent while muted (or before the first frame): silence.
+            mic_level_dbfs: if s.audio_out.enabled { s.audio_out.level_dbfs } else { SILENCE_DBFS },
             echo_cancellation: s.audio_out.echo_cancellation,
             noise_suppression: s.audio_out.noise_suppression,
             aec_delay_ms: s.audio_out.aec_delay_ms,
@@ -508,7 +509,8 @@ pub enum UiEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct MicLevel {
-    /// RMS level of the last 100 ms after noise suppression, dBFS (-100 for silence).
+    /// RMS level of the last 100 ms after voice processing (noise suppression and gain control
+    /// as set), dBFS (-100 for silence).
     pub dbfs: f32,
     /// Whether that counts as speaking.
     pub speaking: bool,

@@ -107,12 +107,24 @@ mod tests {
         .unwrap();
         let again = SettingsStore::load(path.clone());
         assert_eq!(again.stored.settings.display_name, "Ada");
+        assert!(!again.stored.settings.noise_suppression && again.stored.settings.echo_cancellation);
         assert_eq!(again.stored.camera.as_deref(), Some("synthetic"));
         let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(json["lastRelayAddr"], "10.0.0.2:5000");
 
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(SettingsStore::load(path).stored, Stored::default());
+    }
+
+    #[test]
+    fn a_settings_file_from_before_voice_processing_has_both_switches_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, br#"{"displayName":"Ada","lastRelayAddr":"10.0.0.2:5000","camera":"synthetic"}"#)
+            .unwrap();
+        let s = SettingsStore::load(path);
+        assert_eq!(s.stored.settings.display_name, "Ada");
+        assert!(s.stored.settings.echo_cancellation && s.stored.settings.noise_suppression);
     }
 
     #[test]

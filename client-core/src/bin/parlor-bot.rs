@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use client_core::media::{EchoPath, VoicePreferences};
+use client_core::media::{EchoPath, VoicePreferences, MAX_ECHO_MS};
 use client_core::stats::{FileDirection, RemoteStreamStats};
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
 
@@ -61,10 +61,12 @@ struct Cli {
     #[arg(long, global = true, default_value = "tone", value_parser = parse_audio)]
     audio: AudioChoice,
     /// Echo loopback: delay of the direct path from the speaker to the microphone.
-    #[arg(long, global = true, default_value_t = EchoPath::default().delay_ms)]
+    #[arg(long, global = true, default_value_t = EchoPath::default().delay_ms,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ECHO_MS)))]
     echo_delay_ms: u32,
     /// Echo loopback: length of the room's reverberation tail (60 dB decay).
-    #[arg(long, global = true, default_value_t = EchoPath::default().tail_ms)]
+    #[arg(long, global = true, default_value_t = EchoPath::default().tail_ms,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ECHO_MS)))]
     echo_tail_ms: u32,
     /// Echo loopback: gain of the whole echo path, dB.
     #[arg(long, global = true, default_value_t = EchoPath::default().gain_db, allow_negative_numbers = true)]

@@ -4,24 +4,31 @@
 //! [`MicLevelMonitor`] opens a microphone on a thread of its own (opening a device can block),
 //! runs each 20 ms frame through the noise suppression and gain control the person chose
 //! (there is no far end to cancel here), so what the meter shows is what the others will get,
-//! and reports the level every [`MONITOR_REPORT_EVERY`]. Dropping it stops the thread and
-//! closes the device, so a meeting can open the same microphone next.
+//! and reports the level of each [`MONITOR_REPORT_EVERY`]. Dropping it stops the thread and
+//! waits up to [`MONITOR_STOP_WAIT`] for the device to close, so a meeting can open the same
+//! microphone next; a thread still stuck in the device (a driver that does not answer) is left
+//! to finish on its own rather than blocking the caller.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{AudioLevel, AudioSource, LevelMeter, MediaError, MicSource, VoiceProcessor, VoiceSettings, FRAME_SAMPLES};
+use super::{
+    rms_dbfs, AudioLevel, AudioSource, LevelMeter, MediaError, MicSource, VoiceProcessor, VoiceSettings, FRAME_SAMPLES,
+};
 
-/// How often the level is reported: five frames.
+/// How often the level is reported, over what it measures: five frames.
 pub const MONITOR_REPORT_EVERY: Duration = Duration::from_millis(100);
-const REPORT_EVERY_FRAMES: u32 = 5;
+const REPORT_EVERY_FRAMES: usize = 5;
+/// How long dropping a monitor waits for its thread to close the device.
+pub const MONITOR_STOP_WAIT: Duration = Duration::from_millis(250);
 
 /// What a monitor tells its owner, on the monitor's thread.
 #[derive(Debug)]
 pub enum MonitorReport {
-    /// The level of the last 100 ms of processed microphone signal.
+    /// The level of the last 100 ms of processed microphone signal (RMS over all of it), and
+    /// the speaking decision after its last frame.
     Level(AudioLevel),
     /// The microphone could not be opened or stopped working; the monitor has stopped.
     Failed(MediaError),
@@ -31,7 +38,11 @@ pub enum MonitorReport {
 pub struct MicLevelMonitor {
     device: Option<String>,
     stop: Arc<AtomicBool>,
+    /// Cleared by the thread when it ends (stopped, or the microphone failed).
+    alive: Arc<AtomicBool>,
     voice: Arc<Mutex<VoiceSettings>>,
+    /// Receives nothing; disconnects when the thread ends, so a drop can wait with a timeout.
+    ended: mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -52,35 +63,27 @@ impl MicLevelMonitor {
         mut report: impl FnMut(MonitorReport) + Send + 'static,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicBool::new(true));
         let voice = Arc::new(Mutex::new(voice));
-        let (thread_stop, thread_voice, thread_device) = (stop.clone(), voice.clone(), device.clone());
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let (thread_stop, thread_alive, thread_voice, thread_device) =
+            (stop.clone(), alive.clone(), voice.clone(), device.clone());
         let thread = std::thread::Builder::new().name("parlor-mic-meter".into()).spawn(move || {
-            let mut mic = match MicSource::open(thread_device.as_deref()) {
-                Ok(mic) => mic,
-                Err(e) => return report(MonitorReport::Failed(e)),
-            };
-            let current = |v: &Mutex<VoiceSettings>| {
-                let wanted = v.lock().map(|v| *v).unwrap_or_default();
-                VoiceSettings { echo_cancellation: false, ..wanted }
-            };
-            let mut processor = VoiceProcessor::new(current(&thread_voice));
-            let mut meter = LevelMeter::new();
-            let mut frame = [0i16; FRAME_SAMPLES];
-            let mut frames = 0u32;
-            while !thread_stop.load(Ordering::Relaxed) {
-                if let Err(e) = mic.read_frame(&mut frame) {
-                    return report(MonitorReport::Failed(e));
-                }
-                processor.set_settings(current(&thread_voice));
-                processor.process_capture(&mut frame);
-                let level = meter.update(&frame);
-                frames += 1;
-                if frames.is_multiple_of(REPORT_EVERY_FRAMES) {
-                    report(MonitorReport::Level(level));
-                }
+            let _ended = ended_tx;
+            let result = meter_loop(thread_device.as_deref(), &thread_stop, &thread_voice, &mut report);
+            // Not running any more before the owner hears why, so it can start a new one.
+            thread_alive.store(false, Ordering::Release);
+            if let Err(e) = result {
+                report(MonitorReport::Failed(e));
             }
         })?;
-        Ok(Self { device, stop, voice, thread: Some(thread) })
+        Ok(Self { device, stop, alive, voice, ended, thread: Some(thread) })
+    }
+
+    /// False once the thread has ended: the microphone failed (after a
+    /// [`MonitorReport::Failed`]).
+    pub fn is_running(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
     }
 
     /// The microphone this monitor meters (`None`: the default one).
@@ -99,8 +102,44 @@ impl MicLevelMonitor {
 impl Drop for MicLevelMonitor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // The thread's end disconnects the channel; a device that does not answer in time is
+        // left to its thread, which exits once it does.
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.ended.recv_timeout(MONITOR_STOP_WAIT) {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        } else {
+            tracing::debug!("the microphone meter's device is slow to close; not waiting for it");
         }
     }
+}
+
+/// Opens the microphone and reports its processed level until `stop` is set or it fails.
+fn meter_loop(
+    device: Option<&str>,
+    stop: &AtomicBool,
+    voice: &Mutex<VoiceSettings>,
+    report: &mut impl FnMut(MonitorReport),
+) -> Result<(), MediaError> {
+    let mut mic = MicSource::open(device)?;
+    // Nothing plays here: no far end to cancel.
+    let current = || VoiceSettings { echo_cancellation: false, ..voice.lock().map(|v| *v).unwrap_or_default() };
+    let mut processor = VoiceProcessor::new(current());
+    let mut meter = LevelMeter::new();
+    let mut window = [0i16; FRAME_SAMPLES * REPORT_EVERY_FRAMES];
+    let mut filled = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let frame: &mut [i16; FRAME_SAMPLES] =
+            (&mut window[filled * FRAME_SAMPLES..(filled + 1) * FRAME_SAMPLES]).try_into().expect("one frame");
+        mic.read_frame(frame)?;
+        processor.set_settings(current());
+        processor.process_capture(frame);
+        let speaking = meter.update(frame).speaking;
+        filled += 1;
+        if filled == REPORT_EVERY_FRAMES {
+            filled = 0;
+            report(MonitorReport::Level(AudioLevel { rms_dbfs: rms_dbfs(&window), speaking }));
+        }
+    }
+    Ok(())
 }

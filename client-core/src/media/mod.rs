@@ -39,10 +39,10 @@ pub use devices::{
     list_input_devices, list_output_devices, set_audio_callback_probe, DeviceStats, MicSource, SpeakerSink,
     AUDIO_HOST_ENV, STALL_TIMEOUT,
 };
-pub use mic_monitor::{MicLevelMonitor, MonitorReport, MONITOR_REPORT_EVERY};
+pub use mic_monitor::{MicLevelMonitor, MonitorReport, MONITOR_REPORT_EVERY, MONITOR_STOP_WAIT};
 pub use mix::{rms_dbfs, AudioLevel, LevelMeter, Mixer, SILENCE_DBFS};
 pub use pattern::{PatternStamp, TestPattern};
-pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom};
+pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom, MAX_ECHO_MS};
 pub use sinks::{NullSink, WavRecorder};
 pub use sources::{ToneSource, WavSource, MAX_WAV_SECONDS};
 pub use voice::{

@@ -22,6 +22,9 @@ use super::{AudioSource, MediaError, RenderQueue, WavSource, FRAME_SAMPLES, SAMP
 /// Frames of the speaker's output the loopback may hold before it skips the oldest, so two
 /// 20 ms timers drifting apart cannot build up delay.
 const LOOPBACK_MAX_BACKLOG_FRAMES: usize = 3;
+/// Longest delay and tail a room takes; longer ones are cut to this (a bot's flags are not
+/// allowed to ask for gigabytes of history).
+pub const MAX_ECHO_MS: u32 = 1_000;
 /// Direct-to-reverberant ratio: the direct path's energy over all reflections', dB. A laptop's
 /// speaker sits a few centimetres from its microphone, so the direct path dominates.
 const DIRECT_TO_REVERBERANT_DB: f32 = 3.0;
@@ -57,9 +60,10 @@ pub struct SimulatedRoom {
 }
 
 impl SimulatedRoom {
-    /// A room for `path`, its reflections drawn from `seed`.
+    /// A room for `path` (delay and tail cut to [`MAX_ECHO_MS`]), its reflections drawn from
+    /// `seed`.
     pub fn new(path: EchoPath, seed: u64) -> Self {
-        let samples = |ms: u32| (u64::from(ms) * u64::from(SAMPLE_RATE) / 1000) as usize;
+        let samples = |ms: u32| (u64::from(ms.min(MAX_ECHO_MS)) * u64::from(SAMPLE_RATE) / 1000) as usize;
         let delay = samples(path.delay_ms);
         let tail = samples(path.tail_ms).max(1);
         let mut state = seed | 1;

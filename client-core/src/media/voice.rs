@@ -130,7 +130,9 @@ impl VoiceProcessor {
         self.settings
     }
 
-    /// Switches stages on or off; the others keep their adapted state.
+    /// Switches stages on or off. The module starts over when its set of stages changes (its
+    /// `apply_config` re-initialises every stage), so after a switch the echo canceller
+    /// converges again, which takes a second or two of far-end speech.
     pub fn set_settings(&mut self, settings: VoiceSettings) {
         if settings != self.settings {
             self.settings = settings;

@@ -161,6 +161,9 @@ pub fn echo_run(signals: &Signals, path: EchoPath, settings: VoiceSettings, far_
         *m = m.saturating_add(n);
     }
     let (out, processor) = process(settings, &far, &mic);
+    // Kept for listening, and for trying other cancellers on the very same signals.
+    write_wav(&signals.dir.join(format!("echo-{}ms.far.wav", path.delay_ms)), &far);
+    write_wav(&signals.dir.join(format!("echo-{}ms.mic.wav", path.delay_ms)), &mic);
     let counted = (CONVERGENCE_S * RATE as f64) as usize..near_start;
     let erle_db = db(energy(&echo[counted.clone()]) / energy(&out[counted]).max(1.0));
     let label = format!("echo-{}ms", path.delay_ms);

@@ -253,7 +253,8 @@ invitation: Invitation, participantId: ParticipantId, };
  */
 export type MicLevel = { 
 /**
- * RMS level of the last 100 ms after noise suppression, dBFS (-100 for silence).
+ * RMS level of the last 100 ms after voice processing (noise suppression and gain control
+ * as set), dBFS (-100 for silence).
  */
 dbfs: number, 
 /**
