@@ -463,6 +463,26 @@ async function walk(page, base) {
     await hidden(page, "panel-stats");
   });
 
+  await step(page, "settings in the meeting: devices, a live microphone meter, noise and echo cancellation", async () => {
+    await click(page, "btn-settings");
+    await visible(page, "panel-settings");
+    await text(page, "settings-select-microphone", /USB Headset Microphone/);
+    const widths = new Set();
+    await until("the meeting's microphone meter to move", async () => {
+      widths.add(await page.$eval(sel("settings-mic-meter"), (el) => el.getAttribute("aria-valuenow")));
+      return widths.size >= 3;
+    });
+    await page.click(sel("settings-check-echo-cancellation"));
+    const last = (await calls(page, "save_settings")).at(-1)?.settings;
+    check(last && last.echoCancellation === false && last.noiseSuppression === true, `save_settings args ${JSON.stringify(last)}`);
+    await page.click(sel("settings-check-echo-cancellation"));
+    await page.selectOption(sel("settings-select-speaker"), "spk-usb");
+    check(JSON.stringify((await calls(page, "choose_devices")).at(-1)) === JSON.stringify({ speaker: "spk-usb" }), "speaker chosen in the meeting");
+    await shot(page, "17b-settings");
+    await click(page, "btn-settings");
+    await hidden(page, "panel-settings");
+  });
+
   await step(page, "people: everyone with mic and camera state, no remove for guests", async () => {
     await click(page, "btn-participants");
     await text(page, "in-meeting-count", /In the meeting \(3\)/i);

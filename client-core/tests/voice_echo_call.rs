@@ -10,7 +10,7 @@ mod voice_lab;
 use std::path::Path;
 
 use client_core::media::{EchoPath, VoicePreferences, VoiceSettings};
-use client_core::{AudioChoice, SessionOptions, StatsSnapshot, VideoChoice};
+use client_core::{AudioChoice, SessionEvent, SessionOptions, StatsSnapshot, VideoChoice};
 use common::{admit, create, start_relay, Bot};
 
 /// Seconds of call, in the session's stats intervals, before and while A's recording is
@@ -62,6 +62,17 @@ async fn echo_returned(dir: &Path, speech: &Path, voice: VoiceSettings) -> (f64,
     let settle = a.mark();
     a.nth_stats(settle, SETTLE_SNAPSHOTS + MEASURED_SECONDS).await;
     let b_stats = b.next_stats().await;
+    // A's own meter: ten levels a second of what it sends, its speech well above silence.
+    let a_levels: Vec<f32> = a
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::MicLevel { rms_dbfs, .. } => Some(*rms_dbfs),
+            _ => None,
+        })
+        .collect();
+    assert!(a_levels.len() >= 50, "{} levels of A's microphone in more than 9 s", a_levels.len());
+    assert!(a_levels.iter().any(|&l| l > -40.0), "A's speech never showed on its meter: {a_levels:?}");
     a.close().await;
     b.close().await;
     relay.shutdown().await;

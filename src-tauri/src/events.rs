@@ -220,6 +220,9 @@ impl Translator {
                     fingerprint: self.invitation_pin.map(|f| f.to_string()),
                 }),
             }),
+            SessionEvent::MicLevel { rms_dbfs, speaking } => {
+                UiEvent::MicLevel(p::MicLevel { dbfs: rms_dbfs, speaking })
+            }
             SessionEvent::Connected { .. }
             | SessionEvent::Left
             | SessionEvent::AudioLevel { .. }
@@ -435,6 +438,15 @@ mod tests {
             sender_name: "Bob".into(),
         };
         assert!(t.remote_upload_done(&SessionEvent::FileOffer { file }).is_none());
+    }
+
+    #[test]
+    fn the_microphone_level_in_a_meeting_feeds_the_same_meter_as_the_home_screen() {
+        let mut t = Translator::new(String::new(), String::new(), None);
+        let ui = t.translate(SessionEvent::MicLevel { rms_dbfs: -23.5, speaking: true }, Instant::now());
+        let (name, payload) = ui.expect("a page event").to_page();
+        assert_eq!(name, "mic-level");
+        assert_eq!(payload, serde_json::json!({ "dbfs": -23.5, "speaking": true }));
     }
 
     #[test]

@@ -136,6 +136,12 @@ pub enum SessionEvent {
     AudioLevel {
         levels: Vec<ParticipantLevel>,
     },
+    /// The level of what our microphone sends (after voice processing) over the last 100 ms,
+    /// ten times a second while a source is open; silence while muted.
+    MicLevel {
+        rms_dbfs: f32,
+        speaking: bool,
+    },
     /// The loudest remote participant who is speaking changed (`None`: nobody speaks).
     ActiveSpeaker {
         participant_id: Option<ParticipantId>,

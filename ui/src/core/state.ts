@@ -38,7 +38,7 @@ export type VoiceSetting = "echoCancellation" | "noiseSuppression";
 export type Screen = "home" | "waiting" | "meeting" | "ended";
 
 /** Which side panel of the meeting is open. */
-export type Panel = "chat" | "participants" | "stats";
+export type Panel = "chat" | "participants" | "stats" | "settings";
 
 /** A transient notice at the bottom-left. */
 export interface Toast {

@@ -402,12 +402,14 @@ export function installMockBackend(): MockControl {
     for (const r of remotes.values()) if (r.p.cameraOn) pushFrame(r.p.id, r.colors, r.format, t);
   }, 1000 / FPS);
 
-  // ---- The home screen's microphone meter: a talker, over a noise floor that noise
-  // suppression takes down, ten times a second while a preview shows outside a meeting. ----
+  // ---- The microphone meter: a talker, over a noise floor that noise suppression takes
+  // down, ten times a second on the home screen and in a meeting. ----
 
   setInterval(() => {
-    if (!previewing || self) return;
+    // On the home screen while it previews; in a meeting, what the microphone sends.
+    if (!(previewing || self)) return;
     const t = performance.now() / 1000;
+    if (self && !micOn) return void send("mic-level", { dbfs: -100, speaking: false });
     const floor = settings.noiseSuppression ? -72 : -48;
     const talking = Math.sin(t / 1.7) > 0;
     const dbfs = talking ? -24 + 6 * Math.sin(t * 7) : floor + 2 * Math.sin(t * 3);

@@ -5,14 +5,12 @@
 import type { Controller } from "../core/controller";
 import { groupedFingerprint } from "../core/errors";
 import { normalizeCode } from "../core/format";
-import type { AppState, VoiceSetting } from "../core/state";
+import type { AppState } from "../core/state";
 import type { Store } from "../core/store";
-import type { Device } from "../core/types";
 import { h, setText, show } from "./dom";
-import { icon, type IconName } from "./icons";
+import { DeviceControls } from "./devices";
+import { icon } from "./icons";
 import type { PreviewView } from "./preview";
-
-type DeviceKind = "camera" | "microphone" | "speaker";
 
 export class HomeView {
   readonly el: HTMLDivElement;
@@ -32,10 +30,7 @@ export class HomeView {
   private readonly updateBar: HTMLElement;
   private readonly updateText: HTMLElement;
   private readonly updateButton: HTMLButtonElement;
-  private readonly selects: Record<DeviceKind, HTMLSelectElement>;
-  private readonly voice: Record<VoiceSetting, HTMLInputElement>;
-  private readonly meter: HTMLElement;
-  private readonly meterFill: HTMLElement;
+  private readonly devices: DeviceControls;
   private prev: AppState | null = null;
 
   constructor(
@@ -108,18 +103,7 @@ export class HomeView {
       on: { click: () => void this.ctl.installUpdate() },
     });
     this.updateBar = h("div", { class: "update-bar", testid: "update-bar", attrs: { role: "status" } }, icon("download", 20), this.updateText, this.updateButton);
-    this.selects = {
-      camera: this.deviceSelect("camera"),
-      microphone: this.deviceSelect("microphone"),
-      speaker: this.deviceSelect("speaker"),
-    };
-    this.voice = { echoCancellation: this.voiceSwitch("echoCancellation"), noiseSuppression: this.voiceSwitch("noiseSuppression") };
-    this.meterFill = h("div", { class: "mic-meter-fill" });
-    this.meter = h(
-      "div",
-      { class: "mic-meter", testid: "mic-meter", title: "Microphone level", attrs: { role: "meter", "aria-label": "Microphone level", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0" } },
-      this.meterFill,
-    );
+    this.devices = new DeviceControls(ctl, "");
     this.previewSlot = h("div", { class: "preview-slot" });
     this.el = h(
       "div",
@@ -132,20 +116,7 @@ export class HomeView {
           "section",
           { class: "home-left" },
           this.previewSlot,
-          h(
-            "div",
-            { class: "device-row" },
-            this.labelled("cam", "Camera", this.selects.camera),
-            this.labelled("mic", "Microphone", this.selects.microphone),
-            this.labelled("speaker", "Speaker", this.selects.speaker),
-          ),
-          h("div", { class: "mic-row" }, icon("mic", 18), this.meter),
-          h(
-            "div",
-            { class: "voice-row" },
-            h("label", { class: "check" }, this.voice.noiseSuppression, h("span", { text: "Noise cancellation" })),
-            h("label", { class: "check" }, this.voice.echoCancellation, h("span", { text: "Echo cancellation" })),
-          ),
+          this.devices.el,
         ),
         h(
           "section",
@@ -180,15 +151,7 @@ export class HomeView {
   update(s: AppState): void {
     const p = this.prev;
     this.prev = s;
-    // A muted microphone shows an empty meter, as it sends nothing.
-    if (!p || p.micLevel !== s.micLevel || p.micOn !== s.micOn) {
-      const level = s.micOn ? s.micLevel : null;
-      this.showLevel(level?.dbfs ?? null, level?.speaking ?? false);
-    }
-    if (!p || p.settings !== s.settings) {
-      this.voice.echoCancellation.checked = s.settings.echoCancellation;
-      this.voice.noiseSuppression.checked = s.settings.noiseSuppression;
-    }
+    this.devices.update(s);
     if (p && p.home === s.home && p.devices === s.devices) return;
     syncInput(this.name, s.home.name);
     syncInput(this.code, s.home.code);
@@ -214,43 +177,8 @@ export class HomeView {
     setText(this.updateText, update ? `Parlor ${update.version} is available (you have ${update.currentVersion}).${update.notes ? ` ${update.notes}` : ""}` : "");
     this.updateButton.disabled = s.home.updating;
     setText(this.updateButton, s.home.updating ? "Updating…" : "Update and restart");
-    fillSelect(this.selects.camera, s.devices.cameras, "No camera found");
-    fillSelect(this.selects.microphone, s.devices.microphones, "No microphone found");
-    fillSelect(this.selects.speaker, s.devices.speakers, "No speaker found");
   }
 
-  /** The meter's bar: -60 dBFS (and below) empty, 0 dBFS full. */
-  private showLevel(dbfs: number | null, speaking: boolean): void {
-    const percent = dbfs === null ? 0 : Math.round(Math.min(100, Math.max(0, ((dbfs + 60) / 60) * 100)));
-    this.meterFill.style.width = `${percent}%`;
-    this.meter.setAttribute("aria-valuenow", String(percent));
-    this.meter.classList.toggle("speaking", speaking);
-  }
-
-  private voiceSwitch(setting: VoiceSetting): HTMLInputElement {
-    return h("input", {
-      testid: setting === "echoCancellation" ? "check-echo-cancellation" : "check-noise-cancellation",
-      attrs: { type: "checkbox" },
-      on: { change: (e) => void this.ctl.setVoiceProcessing(setting, (e.target as HTMLInputElement).checked) },
-    });
-  }
-
-  private deviceSelect(kind: DeviceKind): HTMLSelectElement {
-    return h("select", {
-      class: "device-select",
-      testid: `select-${kind}`,
-      attrs: { "aria-label": kind },
-      on: {
-        change: (e) => void this.ctl.chooseDevice(kind, (e.target as HTMLSelectElement).value),
-        // Opening a picker lists devices again, so a camera plugged in just now shows up.
-        focus: () => void this.ctl.refreshDevices(),
-      },
-    });
-  }
-
-  private labelled(iconName: IconName, label: string, select: HTMLSelectElement): HTMLElement {
-    return h("label", { class: "device", title: label }, icon(iconName, 18), select);
-  }
 }
 
 function syncInput(el: HTMLInputElement, value: string): void {
@@ -258,13 +186,3 @@ function syncInput(el: HTMLInputElement, value: string): void {
   if (el.value !== value) el.value = value;
 }
 
-function fillSelect(select: HTMLSelectElement, devices: readonly Device[], empty: string): void {
-  const wanted = devices.length ? devices.map((d) => `${d.id}\u0000${d.label}`).join("\u0001") : "";
-  if (select.dataset.options !== wanted) {
-    select.dataset.options = wanted;
-    select.replaceChildren(...(devices.length ? devices.map((d) => h("option", { text: d.label, attrs: { value: d.id } })) : [h("option", { text: empty, attrs: { value: "" } })]));
-  }
-  select.disabled = devices.length === 0;
-  const sel = devices.find((d) => d.selected);
-  if (sel && select.value !== sel.id) select.value = sel.id;
-}

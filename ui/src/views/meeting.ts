@@ -18,6 +18,7 @@ import type { VideoHub } from "./video";
 import { ChatPanel } from "./chat";
 import { PeoplePanel } from "./people";
 import { StatsPanel } from "./stats";
+import { SettingsPanel } from "./settings";
 
 /** What a tile shows. */
 interface TileModel {
@@ -203,6 +204,7 @@ export class MeetingView {
   private readonly chat: ChatPanel;
   private readonly people: PeoplePanel;
   private readonly stats: StatsPanel;
+  private readonly settings: SettingsPanel;
   private readonly clock: HTMLSpanElement;
   private readonly code: HTMLSpanElement;
   private readonly relay: HTMLSpanElement;
@@ -226,7 +228,8 @@ export class MeetingView {
     this.chat = new ChatPanel(ctl, store);
     this.people = new PeoplePanel(ctl, store);
     this.stats = new StatsPanel(store, hub);
-    this.side = h("aside", { class: "side-panel", testid: "side-panel" }, this.chat.el, this.people.el, this.stats.el);
+    this.settings = new SettingsPanel(ctl, store);
+    this.side = h("aside", { class: "side-panel", testid: "side-panel" }, this.chat.el, this.people.el, this.stats.el, this.settings.el);
     this.clock = h("span", { class: "clock" });
     this.code = h("span", { class: "meeting-code", testid: "meeting-code" });
     this.relay = h("span", { class: "relay-addr", testid: "relay-addr" });
@@ -258,6 +261,7 @@ export class MeetingView {
       chat: panelBtn("chat", "chat", "Chat with everyone"),
       participants: panelBtn("participants", "people", "Show everyone"),
       stats: panelBtn("stats", "stats", "Connection stats"),
+      settings: panelBtn("settings", "settings", "Settings: devices, noise and echo cancellation"),
     };
     this.chatBadge = h("span", { class: "badge dot", testid: "chat-unread" });
     this.panelButtons.chat.append(this.chatBadge);
@@ -281,7 +285,7 @@ export class MeetingView {
         { class: "bottom-bar" },
         h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy, this.e2ee, this.e2eeInfo),
         h("div", { class: "bar-center" }, this.mic, this.cam, leave),
-        h("div", { class: "bar-right" }, this.panelButtons.chat, this.panelButtons.participants, this.panelButtons.stats),
+        h("div", { class: "bar-right" }, this.panelButtons.chat, this.panelButtons.participants, this.panelButtons.stats, this.panelButtons.settings),
       ),
     );
     this.tick();
@@ -335,6 +339,7 @@ export class MeetingView {
     this.chat.update(s, s.panel === "chat");
     this.people.update(s, s.panel === "participants");
     this.stats.update(s, s.panel === "stats");
+    this.settings.update(s, s.panel === "settings");
   }
 
   private toggle(btn: HTMLButtonElement, on: boolean, onIcon: IconName, offIcon: IconName, what: string): void {
