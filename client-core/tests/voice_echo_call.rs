@@ -2,7 +2,8 @@
 //! without headphones, its "microphone" an echo loopback that hears what B's playout thread
 //! plays, A's voice, through a simulated room (120 ms, 200 ms tail, -6 dB). What A then
 //! receives from B is its own voice coming back. With B's voice processing on it stays below
-//! -25 dB relative to A's original; with it off it does not (so the test can fail).
+//! -25 dB relative to A's original, and B — who says nothing — never counts as speaking (its
+//! speaking flag reads the processed signal); with it off, neither holds (so the test can fail).
 
 mod common;
 mod voice_lab;
@@ -22,9 +23,18 @@ fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
 }
 
-/// Runs one call; returns A's own voice as it came back, in dB relative to the original, and
-/// B's last stats.
-async fn echo_returned(dir: &Path, speech: &Path, voice: VoiceSettings) -> (f64, StatsSnapshot) {
+/// What one call showed.
+struct EchoCall {
+    /// A's own voice as it came back from B, dB relative to the original.
+    returned_db: f64,
+    /// B's last stats.
+    b_stats: StatsSnapshot,
+    /// Of B's microphone levels over the measured seconds, the share that counted as speaking.
+    b_speaking: f64,
+}
+
+/// Runs one call with B's voice processing set to `voice`.
+async fn echo_call(dir: &Path, speech: &Path, voice: VoiceSettings) -> EchoCall {
     let relay = start_relay().await;
     let addr = relay.tcp_addr().to_string();
     let recording = dir.join(format!("a-hears-{}.wav", voice.echo_cancellation));
@@ -60,8 +70,19 @@ async fn echo_returned(dir: &Path, speech: &Path, voice: VoiceSettings) -> (f64,
     })
     .await;
     let settle = a.mark();
-    a.nth_stats(settle, SETTLE_SNAPSHOTS + MEASURED_SECONDS).await;
+    a.nth_stats(settle, SETTLE_SNAPSHOTS).await;
+    let measured_from = (a.mark(), b.mark());
+    a.nth_stats(measured_from.0, MEASURED_SECONDS).await;
     let b_stats = b.next_stats().await;
+    let b_levels: Vec<bool> = b.events()[measured_from.1..]
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::MicLevel { speaking, .. } => Some(*speaking),
+            _ => None,
+        })
+        .collect();
+    assert!(b_levels.len() >= 30, "{} levels of B's microphone in the measured seconds", b_levels.len());
+    let b_speaking = b_levels.iter().filter(|s| **s).count() as f64 / b_levels.len() as f64;
     // A's own meter: ten levels a second of what it sends, its speech well above silence.
     let a_levels: Vec<f32> = a
         .events()
@@ -80,7 +101,7 @@ async fn echo_returned(dir: &Path, speech: &Path, voice: VoiceSettings) -> (f64,
     let heard = voice_lab::read_wav(&recording);
     let measured = &heard[heard.len().saturating_sub(MEASURED_SECONDS * 16_000)..];
     let original = voice_lab::read_wav(speech);
-    (20.0 * (rms(measured).max(1.0) / rms(&original)).log10(), b_stats)
+    EchoCall { returned_db: 20.0 * (rms(measured).max(1.0) / rms(&original)).log10(), b_stats, b_speaking }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,18 +110,30 @@ async fn a_does_not_hear_itself_back_through_a_participant_without_headphones() 
     let speech = dir.path().join("speech.wav");
     netlab::lab::pesq::make_speech(&speech).expect("speech from espeak-ng");
 
-    let (without, b_off) = echo_returned(dir.path(), &speech, VoiceSettings::OFF).await;
-    assert!(!b_off.audio_out.echo_cancellation);
-    assert!(without > -25.0, "without the canceller A's voice came back at only {without:.1} dB: no echo to cancel");
+    let off = echo_call(dir.path(), &speech, VoiceSettings::OFF).await;
+    assert!(!off.b_stats.audio_out.echo_cancellation);
+    assert!(
+        off.returned_db > -25.0,
+        "without the canceller A's voice came back at only {:.1} dB: no echo",
+        off.returned_db
+    );
+    assert!(off.b_speaking > 0.3, "the echo made B look like speaking only {:.0}% of the time", off.b_speaking * 100.0);
 
-    let (with, b_on) = echo_returned(dir.path(), &speech, VoiceSettings::ALL_ON).await;
+    let on = echo_call(dir.path(), &speech, VoiceSettings::ALL_ON).await;
+    let b_on = &on.b_stats;
     eprintln!(
-        "A's voice came back at {without:.1} dB without voice processing, {with:.1} dB with it; \
-         B's canceller estimated {:?} ms and ERLE {:?} dB",
-        b_on.audio_out.aec_delay_ms, b_on.audio_out.erle_db
+        "A's voice came back at {:.1} dB without voice processing, {:.1} dB with it; B looked like speaking \
+         {:.0}% / {:.0}% of the time; B's canceller estimated {:?} ms and ERLE {:?} dB",
+        off.returned_db,
+        on.returned_db,
+        off.b_speaking * 100.0,
+        on.b_speaking * 100.0,
+        b_on.audio_out.aec_delay_ms,
+        b_on.audio_out.erle_db
     );
     assert!(b_on.audio_out.echo_cancellation && b_on.audio_out.noise_suppression && b_on.audio_out.gain_control);
-    assert!(with <= -25.0, "A's voice came back at {with:.1} dB with B's canceller on");
+    assert!(on.returned_db <= -25.0, "A's voice came back at {:.1} dB with B's canceller on", on.returned_db);
+    assert_eq!(on.b_speaking, 0.0, "the echo lit B's speaking flag through the canceller");
     let delay = b_on.audio_out.aec_delay_ms.expect("B's canceller estimated the echo path's delay");
     // The room's 120 ms, give or take the 20 ms frames the two threads' timers hand over.
     assert!((60..=240).contains(&delay), "estimated {delay} ms for a 120 ms room");
