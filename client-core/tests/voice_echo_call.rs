@@ -19,6 +19,17 @@ use common::{admit, create, start_relay, Bot};
 const SETTLE_SNAPSHOTS: usize = 4;
 const MEASURED_SECONDS: usize = 5;
 
+/// The (level, speaking) of every `MicLevel` among `events`.
+fn mic_levels(events: &[SessionEvent]) -> Vec<(f32, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::MicLevel { rms_dbfs, speaking } => Some((*rms_dbfs, *speaking)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
 }
@@ -74,26 +85,13 @@ async fn echo_call(dir: &Path, speech: &Path, voice: VoiceSettings) -> EchoCall 
     let measured_from = (a.mark(), b.mark());
     a.nth_stats(measured_from.0, MEASURED_SECONDS).await;
     let b_stats = b.next_stats().await;
-    let b_levels: Vec<bool> = b.events()[measured_from.1..]
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::MicLevel { speaking, .. } => Some(*speaking),
-            _ => None,
-        })
-        .collect();
+    let b_levels = mic_levels(&b.events()[measured_from.1..]);
     assert!(b_levels.len() >= 30, "{} levels of B's microphone in the measured seconds", b_levels.len());
-    let b_speaking = b_levels.iter().filter(|s| **s).count() as f64 / b_levels.len() as f64;
+    let b_speaking = b_levels.iter().filter(|(_, speaking)| *speaking).count() as f64 / b_levels.len() as f64;
     // A's own meter: ten levels a second of what it sends, its speech well above silence.
-    let a_levels: Vec<f32> = a
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::MicLevel { rms_dbfs, .. } => Some(*rms_dbfs),
-            _ => None,
-        })
-        .collect();
+    let a_levels = mic_levels(&a.events());
     assert!(a_levels.len() >= 50, "{} levels of A's microphone in more than 9 s", a_levels.len());
-    assert!(a_levels.iter().any(|&l| l > -40.0), "A's speech never showed on its meter: {a_levels:?}");
+    assert!(a_levels.iter().any(|(l, _)| *l > -40.0), "A's speech never showed on its meter: {a_levels:?}");
     a.close().await;
     b.close().await;
     relay.shutdown().await;
