@@ -15,12 +15,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{
-    rms_dbfs, AudioLevel, AudioSource, LevelMeter, MediaError, MicSource, VoiceProcessor, VoiceSettings, FRAME_SAMPLES,
+    AudioLevel, AudioSource, LevelMeter, LevelWindow, MediaError, MicSource, VoiceProcessor, VoiceSettings,
+    FRAME_SAMPLES,
 };
 
-/// How often the level is reported, over what it measures: five frames.
+/// How often the level is reported, over what it measures: a [`LevelWindow`] of five frames.
 pub const MONITOR_REPORT_EVERY: Duration = Duration::from_millis(100);
-const REPORT_EVERY_FRAMES: usize = 5;
 /// How long dropping a monitor waits for its thread to close the device.
 pub const MONITOR_STOP_WAIT: Duration = Duration::from_millis(250);
 
@@ -126,19 +126,15 @@ fn meter_loop(
     let current = || VoiceSettings { echo_cancellation: false, ..voice.lock().map(|v| *v).unwrap_or_default() };
     let mut processor = VoiceProcessor::new(current());
     let mut meter = LevelMeter::new();
-    let mut window = [0i16; FRAME_SAMPLES * REPORT_EVERY_FRAMES];
-    let mut filled = 0;
+    let mut window = LevelWindow::default();
+    let mut frame = [0i16; FRAME_SAMPLES];
     while !stop.load(Ordering::Relaxed) {
-        let frame: &mut [i16; FRAME_SAMPLES] =
-            (&mut window[filled * FRAME_SAMPLES..(filled + 1) * FRAME_SAMPLES]).try_into().expect("one frame");
-        mic.read_frame(frame)?;
+        mic.read_frame(&mut frame)?;
         processor.set_settings(current());
-        processor.process_capture(frame);
-        let speaking = meter.update(frame).speaking;
-        filled += 1;
-        if filled == REPORT_EVERY_FRAMES {
-            filled = 0;
-            report(MonitorReport::Level(AudioLevel { rms_dbfs: rms_dbfs(&window), speaking }));
+        processor.process_capture(&mut frame);
+        let speaking = meter.update(&frame).speaking;
+        if let Some(rms_dbfs) = window.push(&frame) {
+            report(MonitorReport::Level(AudioLevel { rms_dbfs, speaking }));
         }
     }
     Ok(())

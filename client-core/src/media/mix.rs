@@ -98,6 +98,36 @@ impl LevelMeter {
     }
 }
 
+/// Frames a [`LevelWindow`] measures over: 100 ms.
+pub const LEVEL_WINDOW_FRAMES: usize = 5;
+
+/// The level of a microphone over 100 ms windows, for a level meter: frames go in one by one,
+/// and every fifth returns the RMS of the five.
+#[derive(Debug, Clone)]
+pub struct LevelWindow {
+    samples: [i16; FRAME_SAMPLES * LEVEL_WINDOW_FRAMES],
+    filled: usize,
+}
+
+impl Default for LevelWindow {
+    fn default() -> Self {
+        Self { samples: [0; FRAME_SAMPLES * LEVEL_WINDOW_FRAMES], filled: 0 }
+    }
+}
+
+impl LevelWindow {
+    /// Adds one frame; the window's level in dBFS when this frame completes it.
+    pub fn push(&mut self, frame: &[i16; FRAME_SAMPLES]) -> Option<f32> {
+        self.samples[self.filled * FRAME_SAMPLES..(self.filled + 1) * FRAME_SAMPLES].copy_from_slice(frame);
+        self.filled += 1;
+        if self.filled < LEVEL_WINDOW_FRAMES {
+            return None;
+        }
+        self.filled = 0;
+        Some(rms_dbfs(&self.samples))
+    }
+}
+
 /// RMS level of `samples` in dBFS, [`SILENCE_DBFS`] at the quietest.
 pub fn rms_dbfs(samples: &[i16]) -> f32 {
     if samples.is_empty() {
@@ -115,6 +145,20 @@ pub fn rms_dbfs(samples: &[i16]) -> f32 {
 mod tests {
     use super::super::{AudioSource, ToneSource};
     use super::*;
+
+    #[test]
+    fn a_level_window_reports_every_fifth_frame_over_all_five() {
+        let mut window = LevelWindow::default();
+        let loud = [16_384i16; FRAME_SAMPLES];
+        let quiet = [0i16; FRAME_SAMPLES];
+        for _ in 0..4 {
+            assert_eq!(window.push(&quiet), None);
+        }
+        // One loud frame in five: a fifth of the power, 7 dB under the frame's -6 dBFS.
+        let level = window.push(&loud).expect("the fifth frame completes the window");
+        assert!((level - (-6.02 - 6.99)).abs() < 0.1, "{level}");
+        assert_eq!(window.push(&loud), None, "a new window starts");
+    }
 
     #[test]
     fn mixer_sums_and_saturates() {

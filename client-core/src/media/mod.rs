@@ -40,7 +40,7 @@ pub use devices::{
     AUDIO_HOST_ENV, STALL_TIMEOUT,
 };
 pub use mic_monitor::{MicLevelMonitor, MonitorReport, MONITOR_REPORT_EVERY, MONITOR_STOP_WAIT};
-pub use mix::{rms_dbfs, AudioLevel, LevelMeter, Mixer, SILENCE_DBFS};
+pub use mix::{rms_dbfs, AudioLevel, LevelMeter, LevelWindow, Mixer, LEVEL_WINDOW_FRAMES, SILENCE_DBFS};
 pub use pattern::{PatternStamp, TestPattern};
 pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom, MAX_ECHO_MS};
 pub use sinks::{NullSink, WavRecorder};

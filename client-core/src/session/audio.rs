@@ -33,8 +33,9 @@ use super::events::{EventSender, ParticipantLevel, SessionEvent};
 use super::options::{AudioChoice, SinkChoice};
 use super::take_switch;
 use crate::media::{
-    now_us, rms_dbfs, AudioSink, AudioSource, EchoLoopbackSource, LevelMeter, LoopbackSlot, MicSource, Mixer, NullSink,
-    RenderFeed, RenderQueue, SpeakerSink, ToneSource, VoicePreferences, VoiceProcessor, WavRecorder, WavSource,
+    now_us, AudioSink, AudioSource, EchoLoopbackSource, LevelMeter, LevelWindow, LoopbackSlot, MicSource, Mixer,
+    NullSink, RenderFeed, RenderQueue, SpeakerSink, ToneSource, VoicePreferences, VoiceProcessor, WavRecorder,
+    WavSource,
 };
 use crate::net::udp::send_datagram;
 
@@ -47,8 +48,6 @@ const MAX_LAG: Duration = Duration::from_millis(100);
 const LEVEL_EVERY_FRAMES: u64 = 10;
 /// The voice processing's estimates are read every this many frames (1 s).
 const VOICE_STATS_EVERY_FRAMES: u64 = 50;
-/// Our own microphone level is reported over windows of this many frames (100 ms).
-const MIC_LEVEL_FRAMES: usize = 5;
 
 fn open_source(
     choice: &AudioChoice,
@@ -154,7 +153,8 @@ pub(crate) fn capture_thread(
     publish_voice(&voice);
     let mut frames_read: u64 = 0;
     // What we sent over the last 100 ms (silence while muted), for `SessionEvent::MicLevel`.
-    let mut level_window = [0i16; FRAME_SAMPLES * MIC_LEVEL_FRAMES];
+    let mut level_window = LevelWindow::default();
+    let silence = [0i16; FRAME_SAMPLES];
     let mut next = Instant::now();
     let mut frame = [0i16; FRAME_SAMPLES];
     let mut payload = [0u8; FRAME_SAMPLES * 2];
@@ -229,15 +229,8 @@ pub(crate) fn capture_thread(
             counters.speaking.store(speaking, Ordering::Relaxed);
             let _ = internal.try_send(Internal::Speaking(speaking));
         }
-        let slot = (frames_read as usize - 1) % MIC_LEVEL_FRAMES;
-        let window_frame = &mut level_window[slot * FRAME_SAMPLES..(slot + 1) * FRAME_SAMPLES];
-        if mic_on {
-            window_frame.copy_from_slice(&frame);
-        } else {
-            window_frame.fill(0);
-        }
-        if slot == MIC_LEVEL_FRAMES - 1 {
-            events.emit(SessionEvent::MicLevel { rms_dbfs: rms_dbfs(&level_window), speaking });
+        if let Some(rms_dbfs) = level_window.push(if mic_on { &frame } else { &silence }) {
+            events.emit(SessionEvent::MicLevel { rms_dbfs, speaking });
         }
         if !mic_on {
             // The frames before the next packet were never sent: no copies of them either.

@@ -526,6 +526,7 @@ fn local_readings(shared: &EngineShared) -> LocalReadings {
         send_errors: vo.send_errors.load(Ordering::Relaxed),
     };
     let ao = &shared.audio_out;
+    let (voice, voice_stats) = ao.voice.lock().map(|v| *v).unwrap_or_default();
     let audio_out = AudioOutTotals {
         active: ao.active.load(Ordering::Relaxed),
         source: ao.source.lock().map(|s| s.clone()).unwrap_or_default(),
@@ -533,8 +534,8 @@ fn local_readings(shared: &EngineShared) -> LocalReadings {
         bytes: ao.bytes.load(Ordering::Relaxed),
         level_dbfs: f32::from_bits(ao.level_dbfs_bits.load(Ordering::Relaxed)),
         speaking: ao.speaking.load(Ordering::Relaxed),
-        voice: ao.voice.lock().map(|v| v.0).unwrap_or_default(),
-        voice_stats: ao.voice.lock().map(|v| v.1).unwrap_or_default(),
+        voice,
+        voice_stats,
     };
     let jitter = shared.jitter.lock().map(|j| j.iter().map(|(id, b)| (*id, b.stats())).collect()).unwrap_or_default();
     let decoded = shared
