@@ -71,7 +71,7 @@ async fn a_stalled_consumer_costs_one_frame_per_sender() {
     stalled.join(&code, "Stalled").await.unwrap();
     let request = a
         .wait_from(mark, "the stalled session's knock", LONG, |e| match e {
-            SessionEvent::Knock { request_id, display_name } if display_name == "Stalled" => Some(*request_id),
+            SessionEvent::Knock { request_id, display_name, .. } if display_name == "Stalled" => Some(*request_id),
             _ => None,
         })
         .await;

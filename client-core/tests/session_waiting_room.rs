@@ -28,7 +28,7 @@ async fn knock_deny_admit_cancel_and_remove() {
         .await;
     let request = host
         .wait_from(mark, "Knock", LONG, |e| match e {
-            SessionEvent::Knock { request_id, display_name } if display_name == "Guest" => Some(*request_id),
+            SessionEvent::Knock { request_id, display_name, .. } if display_name == "Guest" => Some(*request_id),
             _ => None,
         })
         .await;
@@ -61,7 +61,7 @@ async fn knock_deny_admit_cancel_and_remove() {
     other.session.join(&code, "Other").await.unwrap();
     let request = host
         .wait_from(mark, "Knock", LONG, |e| match e {
-            SessionEvent::Knock { request_id, display_name } if display_name == "Other" => Some(*request_id),
+            SessionEvent::Knock { request_id, display_name, .. } if display_name == "Other" => Some(*request_id),
             _ => None,
         })
         .await;

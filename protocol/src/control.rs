@@ -69,6 +69,21 @@ pub struct Participant {
     /// when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reconnecting: bool,
+    /// A co-host: may admit, deny, mute, ask to unmute, lower hands and remove, like the host.
+    /// Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_cohost: bool,
+    /// Set while the participant's hand is raised: the meeting's count of raised hands when it
+    /// went up (1, 2, 3…), so everyone orders the hands the same way, first raised first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_raised: Option<u64>,
+}
+
+impl Participant {
+    /// The host or a co-host: may admit, deny, mute and remove.
+    pub fn is_moderator(&self) -> bool {
+        self.is_host || self.is_cohost
+    }
 }
 
 /// One chat message as the relay stamped it.
@@ -123,6 +138,13 @@ pub struct MeetingWelcome {
     /// `ADMIT`); absent for the participant who created the meeting, which makes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_key: Option<String>,
+    /// Who sealed `media_key`: the host or the co-host who admitted this participant. Absent
+    /// when the host did (and with no `media_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_key_from: Option<ParticipantId>,
+    /// The host locked the meeting: new knocks are refused. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 /// The secrets (`session_token`, `resume_secret`) are never printed.
@@ -160,6 +182,56 @@ pub enum LeaveReason {
     Removed,
 }
 
+/// What the host makes someone with `SET_ROLE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// The host role moves to them; the sender becomes a participant.
+    Host,
+    /// A co-host: admits, denies, mutes, asks to unmute, lowers hands and removes.
+    CoHost,
+    /// No moderator rights (takes a co-host's away).
+    Participant,
+}
+
+/// A device a moderator asks a participant to turn on (`REQUEST_MEDIA`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MediaDevice {
+    Mic,
+    Camera,
+}
+
+/// The reactions a participant can send (`REACT`), one emoji each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reaction {
+    ThumbsUp,
+    Heart,
+    Laugh,
+    Surprised,
+    Clap,
+    Party,
+}
+
+impl Reaction {
+    /// Every reaction, in the order the app shows them.
+    pub const ALL: [Reaction; 6] =
+        [Reaction::ThumbsUp, Reaction::Heart, Reaction::Laugh, Reaction::Surprised, Reaction::Clap, Reaction::Party];
+
+    /// The emoji people see.
+    pub fn emoji(self) -> &'static str {
+        match self {
+            Reaction::ThumbsUp => "\u{1F44D}",
+            Reaction::Heart => "\u{2764}\u{FE0F}",
+            Reaction::Laugh => "\u{1F602}",
+            Reaction::Surprised => "\u{1F62E}",
+            Reaction::Clap => "\u{1F44F}",
+            Reaction::Party => "\u{1F389}",
+        }
+    }
+}
+
 /// Why someone's upload stopped before its file was offered (`FILE_UPLOAD_STOPPED.reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -185,6 +257,8 @@ pub enum JoinRefusal {
     MeetingEnded,
     /// The meeting is at its participant limit.
     MeetingFull,
+    /// The host locked the meeting.
+    Locked,
 }
 
 /// Why a knock disappeared from the host's queue without the host answering it.
@@ -197,7 +271,7 @@ pub enum KnockWithdrawal {
     Expired,
     /// The joiner's connection closed.
     Disconnected,
-    /// Another host answered it (after a host change).
+    /// Another moderator (the host or a co-host) answered it.
     Answered,
 }
 
@@ -215,7 +289,7 @@ pub enum ErrorCode {
     UnknownMeeting,
     /// The code is not six digits.
     InvalidCode,
-    /// Only the host may do this.
+    /// Only the host (or, for moderation, a co-host) may do this.
     NotHost,
     /// The referenced participant or knock does not exist.
     UnknownParticipant,
@@ -265,14 +339,15 @@ pub enum ControlMessage {
     Waiting { code: MeetingCode, request_id: u64 },
     /// C→R: the joiner leaves the waiting room.
     CancelJoin,
-    /// R→C (host): someone asks to join. Knocks queue; each is answered by id.
-    Knock { request_id: u64, display_name: String, media_public_key: String },
-    /// R→C (host): a knock went away unanswered.
+    /// R→C (host and co-hosts): someone asks to join. Knocks queue; each is answered by id.
+    /// `waiting_since_ms`: server time of the `JOIN_REQUEST`.
+    Knock { request_id: u64, display_name: String, media_public_key: String, waiting_since_ms: u64 },
+    /// R→C (host and co-hosts): a knock went away unanswered (or another moderator answered it).
     KnockWithdrawn { request_id: u64, reason: KnockWithdrawal },
-    /// C→R (host): let the knocker in, with the meeting key sealed to the knock's public key
-    /// (the relay hands it over in `JOINED`).
+    /// C→R (host or co-host): let the knocker in, with the meeting key sealed to the knock's
+    /// public key (the relay hands it over in `JOINED`).
     Admit { request_id: u64, media_key: String },
-    /// C→R (host): refuse the knocker.
+    /// C→R (host or co-host): refuse the knocker.
     Deny { request_id: u64 },
     /// R→C (joiner): the join did not happen, and why.
     JoinRefused { reason: JoinRefusal },
@@ -301,7 +376,7 @@ pub enum ControlMessage {
     MediaState { mic_on: bool, camera_on: bool, speaking: bool },
     /// R→C: the host role moved.
     HostChanged { host_id: ParticipantId },
-    /// C→R (host): remove a participant.
+    /// C→R (host or co-host): remove a participant.
     RemoveParticipant { participant_id: ParticipantId },
     /// R→C: the receiver was removed by the host; its connection closes after this.
     Removed,
@@ -309,6 +384,36 @@ pub enum ControlMessage {
     MediaKeys { keys: Vec<KeyDelivery> },
     /// R→C: a meeting key sealed to the receiver by participant `from` (the host).
     MediaKey { from: ParticipantId, media_key: String },
+
+    /// C→R (host): lock (new knocks are refused) or unlock the meeting.
+    LockMeeting { locked: bool },
+    /// R→C (everyone): the meeting was locked or unlocked by participant `by`.
+    MeetingLocked { locked: bool, by: ParticipantId },
+    /// C→R (host or co-host): turn one participant's microphone off.
+    MuteParticipant { participant_id: ParticipantId },
+    /// C→R (host or co-host): turn everyone's microphone off but the sender's.
+    MuteAll,
+    /// R→C: moderator `by` turned the receiver's microphone off; the relay forwards none of
+    /// its audio until it reports the mic off and then on again (`MEDIA_STATE`).
+    MutedByHost { by: ParticipantId },
+    /// C→R (host or co-host): ask a participant to turn a device on.
+    RequestMedia { participant_id: ParticipantId, device: MediaDevice },
+    /// R→C: moderator `by` asks the receiver to turn `device` on (nothing turns on by itself).
+    MediaRequested { by: ParticipantId, device: MediaDevice },
+    /// C→R (host): make a participant host, co-host or a plain participant again.
+    SetRole { participant_id: ParticipantId, role: Role },
+    /// C→R (host): end the meeting for everyone.
+    EndMeeting,
+    /// R→C (everyone): host `by` ended the meeting; the relay closes the connection after this.
+    MeetingEnded { by: ParticipantId },
+    /// C→R: raise (or lower) the sender's own hand.
+    RaiseHand { raised: bool },
+    /// C→R (host, co-host, or the participant itself): lower a participant's hand.
+    LowerHand { participant_id: ParticipantId },
+    /// C→R: send a reaction to everyone.
+    React { reaction: Reaction },
+    /// R→C (everyone, the sender included): participant `participant_id` reacted.
+    Reaction { participant_id: ParticipantId, reaction: Reaction },
 
     /// C→R: send a chat message.
     ChatSend {
@@ -404,6 +509,20 @@ impl ControlMessage {
             Removed => "REMOVED",
             MediaKeys { .. } => "MEDIA_KEYS",
             MediaKey { .. } => "MEDIA_KEY",
+            LockMeeting { .. } => "LOCK_MEETING",
+            MeetingLocked { .. } => "MEETING_LOCKED",
+            MuteParticipant { .. } => "MUTE_PARTICIPANT",
+            MuteAll => "MUTE_ALL",
+            MutedByHost { .. } => "MUTED_BY_HOST",
+            RequestMedia { .. } => "REQUEST_MEDIA",
+            MediaRequested { .. } => "MEDIA_REQUESTED",
+            SetRole { .. } => "SET_ROLE",
+            EndMeeting => "END_MEETING",
+            MeetingEnded { .. } => "MEETING_ENDED",
+            RaiseHand { .. } => "RAISE_HAND",
+            LowerHand { .. } => "LOWER_HAND",
+            React { .. } => "REACT",
+            Reaction { .. } => "REACTION",
             ChatSend { .. } => "CHAT_SEND",
             Chat { .. } => "CHAT",
             FileUpload { .. } => "FILE_UPLOAD",
@@ -597,6 +716,8 @@ mod tests {
             roster: Vec::new(),
             chat_history: Vec::new(),
             media_key: None,
+            media_key_from: None,
+            locked: false,
         };
         for printed in [format!("{welcome:?}"), format!("{:?}", ControlMessage::Resumed(welcome.clone()))] {
             assert!(printed.contains("123456") && !printed.contains("token-abc") && !printed.contains("resume-xyz"));
@@ -695,7 +816,12 @@ mod tests {
             matches!(&offer, ControlMessage::FileOffer { file } if file.name == "gnp.exe" && file.sender_name == "gnp.exe")
         );
         let mut knock =
-            ControlMessage::Knock { request_id: 1, display_name: "\u{2066}".into(), media_public_key: String::new() };
+            ControlMessage::Knock {
+            request_id: 1,
+            display_name: "\u{2066}".into(),
+            media_public_key: String::new(),
+            waiting_since_ms: 0,
+        };
         knock.sanitize_names();
         assert!(matches!(&knock, ControlMessage::Knock { display_name, .. } if display_name == "?"));
         let mut chat = ControlMessage::Chat {

@@ -532,20 +532,23 @@ pub enum KeyringError {
 impl MeetingKeyring {
     /// The keyring of participant `me`, entering a meeting whose host is `host`, with the
     /// roster's public keys. The host's own keyring makes the first key (epoch 1); anyone
-    /// else's opens `sealed_key`, the host's blob from `JOINED`.
+    /// else's opens `sealed_key`, the blob from `JOINED` sealed by the moderator who admitted
+    /// it (`JOINED.media_key_from`; `None`: the host).
     pub fn join(
         identity: MediaIdentity,
         me: ParticipantId,
         host: ParticipantId,
         roster: impl IntoIterator<Item = (ParticipantId, MediaPublicKey)>,
         sealed_key: Option<&str>,
+        sealed_by: Option<ParticipantId>,
     ) -> Result<(Self, MeetingKey), KeyringError> {
         let members: BTreeMap<_, _> = roster.into_iter().collect();
         let mut ring = Self { me, identity, host, members, knocks: VecDeque::new(), key: None };
         let key = match sealed_key {
             Some(blob) => {
-                let host_public = *ring.members.get(&host).ok_or(KeyringError::UnknownParticipant(host))?;
-                open_meeting_key(&ring.identity, &host_public, blob)?
+                let sealer = sealed_by.unwrap_or(host);
+                let sealer_public = *ring.members.get(&sealer).ok_or(KeyringError::UnknownParticipant(sealer))?;
+                open_meeting_key(&ring.identity, &sealer_public, blob)?
             }
             None if host == me => MeetingKey::generate(1)?,
             None => return Err(KeyringError::MissingKey),
@@ -568,7 +571,7 @@ impl MeetingKeyring {
         self.key.as_ref().map(|k| safety_code(k, &self.members))
     }
 
-    /// (host) A knock's public key, remembered until it is admitted.
+    /// (host or co-host) A knock's public key, remembered until it is admitted.
     pub fn on_knock(&mut self, request_id: u64, public: MediaPublicKey) {
         self.knocks.retain(|(id, _)| *id != request_id);
         if self.knocks.len() >= MAX_REMEMBERED_KNOCKS {
@@ -577,12 +580,12 @@ impl MeetingKeyring {
         self.knocks.push_back((request_id, public));
     }
 
-    /// (host) A knock went away.
+    /// (host or co-host) A knock went away.
     pub fn on_knock_withdrawn(&mut self, request_id: u64) {
         self.knocks.retain(|(id, _)| *id != request_id);
     }
 
-    /// (host) The current key sealed to knock `request_id`, for `ADMIT`.
+    /// (host or co-host) The current key sealed to knock `request_id`, for `ADMIT`.
     pub fn admit(&mut self, request_id: u64) -> Result<String, KeyringError> {
         let public = self
             .knocks

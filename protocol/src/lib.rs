@@ -61,4 +61,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 10;
+pub const PROTOCOL_VERSION: u16 = 11;

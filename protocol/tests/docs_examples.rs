@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 
 use bytes::{Bytes, BytesMut};
 use protocol::control::{
-    JoinRefusal, KnockWithdrawal, LeaveReason, UploadStopReason, MAX_CHAT_CHARS, MAX_DISPLAY_NAME_CHARS,
+    JoinRefusal, KnockWithdrawal, LeaveReason, MediaDevice, Reaction, Role, UploadStopReason, MAX_CHAT_CHARS,
+    MAX_DISPLAY_NAME_CHARS,
 };
 use protocol::e2ee::{
     open_meeting_key, safety_code, MediaIdentity, MediaOpener, MeetingKey, KEY_BLOB_INFO, SAFETY_CODE_INFO,
@@ -181,7 +182,7 @@ fn every_enum_value_and_error_code_is_documented() {
         [UploadStopReason::Disconnected, UploadStopReason::HashMismatch, UploadStopReason::Refused].iter().map(json),
     );
     values.extend(
-        [JoinRefusal::Denied, JoinRefusal::Expired, JoinRefusal::MeetingEnded, JoinRefusal::MeetingFull]
+        [JoinRefusal::Denied, JoinRefusal::Expired, JoinRefusal::MeetingEnded, JoinRefusal::MeetingFull, JoinRefusal::Locked]
             .iter()
             .map(json),
     );
@@ -195,10 +196,17 @@ fn every_enum_value_and_error_code_is_documented() {
         .iter()
         .map(json),
     );
+    values.extend([Role::Host, Role::CoHost, Role::Participant].iter().map(json));
+    values.extend([MediaDevice::Mic, MediaDevice::Camera].iter().map(json));
     for v in values {
         // Each value is a row of its table: | `"VALUE"` | meaning |
         let cell = format!("| `{v}` |");
         assert!(text.contains(&cell), "{cell} missing from docs/protocol.md");
+    }
+    for reaction in Reaction::ALL {
+        // The reactions' table shows each value with the emoji a client shows for it.
+        let row = format!("| `{}` | {} |", json(&reaction), reaction.emoji());
+        assert!(text.contains(&row), "{row} missing from docs/protocol.md");
     }
 }
 

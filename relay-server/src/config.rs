@@ -97,6 +97,10 @@ pub struct RelayConfig {
     pub media_state_burst: u32,
     /// …and per second after the burst.
     pub media_state_per_second: u32,
+    /// Reactions a participant may send in a burst…
+    pub reaction_burst: u32,
+    /// …and per second after the burst.
+    pub reaction_per_second: u32,
     /// Messages queued for one connection before it counts as too slow and is disconnected.
     pub outbound_queue_len: usize,
     /// How often the relay sends each sender a receiver report about each of its streams.
@@ -155,6 +159,8 @@ impl Default for RelayConfig {
             chat_per_second: 20,
             media_state_burst: 20,
             media_state_per_second: 10,
+            reaction_burst: 5,
+            reaction_per_second: 1,
             outbound_queue_len: 1024,
             report_interval: Duration::from_secs(1),
             thinning: ThinningConfig::default(),

@@ -358,6 +358,7 @@ impl Session {
                 })?;
                 match meeting.knock(shared, &display_name, media_public_key, self.conn.clone(), self.from)? {
                     KnockOutcome::Full => Ok(Some(M::JoinRefused { reason: JoinRefusal::MeetingFull })),
+                    KnockOutcome::Locked => Ok(Some(M::JoinRefused { reason: JoinRefusal::Locked })),
                     KnockOutcome::Waiting(request_id) => {
                         let deadline = Some(Instant::now() + shared.config.knock_timeout);
                         self.state = State::Waiting { meeting, request_id, deadline, cancelled: false };
@@ -412,6 +413,52 @@ impl Session {
             M::RemoveParticipant { participant_id } => {
                 let (meeting, id) = self.require_meeting()?;
                 meeting.remove_participant(shared, id, participant_id)?;
+                Ok(None)
+            }
+            M::LockMeeting { locked } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.lock(shared, id, locked)?;
+                Ok(None)
+            }
+            M::SetRole { participant_id, role } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.set_role(shared, id, participant_id, role)?;
+                Ok(None)
+            }
+            M::MuteParticipant { participant_id } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.mute(shared, id, Some(participant_id))?;
+                Ok(None)
+            }
+            M::MuteAll => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.mute(shared, id, None)?;
+                Ok(None)
+            }
+            M::RequestMedia { participant_id, device } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.request_media(shared, id, participant_id, device)?;
+                Ok(None)
+            }
+            M::RaiseHand { raised } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.raise_hand(shared, id, raised)?;
+                Ok(None)
+            }
+            M::LowerHand { participant_id } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.lower_hand(shared, id, participant_id)?;
+                Ok(None)
+            }
+            M::React { reaction } => {
+                let (meeting, id) = self.require_meeting()?;
+                meeting.react(shared, id, reaction)?;
+                Ok(None)
+            }
+            M::EndMeeting => {
+                let (meeting, id) = self.require_meeting()?;
+                // The meeting's own `MEETING_ENDED` reaches this connection too and closes it.
+                meeting.end_for_all(shared, id).await?;
                 Ok(None)
             }
             M::MediaState { mic_on, camera_on, speaking } => {
@@ -576,6 +623,12 @@ impl Session {
                 // The meeting already took this participant off its roster.
                 self.state = State::Idle;
                 self.send(&ControlMessage::Removed).await?;
+                Err(Exit::Removed)
+            }
+            Outbound::MeetingEnded { by } => {
+                // The meeting ended with everyone off its roster.
+                self.state = State::Idle;
+                self.send(&ControlMessage::MeetingEnded { by }).await?;
                 Err(Exit::Removed)
             }
         }

@@ -125,6 +125,12 @@ struct Args {
     /// …and per second after that.
     #[arg(long, env = "PARLOR_MEDIA_STATE_PER_SECOND", default_value_t = D.media_state_per_second)]
     media_state_per_second: u32,
+    /// Reactions a participant may send at once…
+    #[arg(long, env = "PARLOR_REACTION_BURST", default_value_t = D.reaction_burst)]
+    reaction_burst: u32,
+    /// …and per second after that.
+    #[arg(long, env = "PARLOR_REACTION_PER_SECOND", default_value_t = D.reaction_per_second)]
+    reaction_per_second: u32,
     /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`) over HTTP on this
     /// address, e.g. 127.0.0.1:9464 [default: off]. Keep it private.
     #[arg(long, env = "PARLOR_METRICS_ADDR")]
@@ -177,6 +183,8 @@ async fn main() -> anyhow::Result<()> {
         chat_history_bytes: args.chat_history_bytes,
         media_state_burst: args.media_state_burst,
         media_state_per_second: args.media_state_per_second,
+        reaction_burst: args.reaction_burst,
+        reaction_per_second: args.reaction_per_second,
         metrics_addr: args.metrics_addr,
         ..RelayConfig::default()
     };

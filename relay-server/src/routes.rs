@@ -27,6 +27,9 @@ pub(crate) enum RouteUpdate {
     Reroute { meeting_id: u64, participant_id: u32, hop: Arc<HopSecret> },
     /// A participant left.
     Remove { participant_id: u32 },
+    /// A moderator muted a participant (`muted`: its audio is dropped, not forwarded), or it
+    /// unmuted itself since.
+    Mute { participant_id: u32, muted: bool },
 }
 
 /// Updates not yet applied, in order, with never-applied adds cancelled by their removes and
@@ -65,6 +68,11 @@ impl PendingRoutes {
                         return;
                     }
                 }
+                self.updates.push(update);
+            }
+            RouteUpdate::Mute { participant_id, .. } => {
+                // Only the newest mute state of a participant matters: one entry each.
+                self.updates.retain(|u| !matches!(u, RouteUpdate::Mute { participant_id: id, .. } if *id == participant_id));
                 self.updates.push(update);
             }
             RouteUpdate::Add { .. } => self.updates.push(update),
@@ -178,6 +186,24 @@ mod tests {
         p.push(reroute(2, 9));
         p.push(RouteUpdate::Remove { participant_id: 2 });
         assert!(p.take().is_empty(), "the router never saw participant 2");
+    }
+
+    #[test]
+    fn only_the_newest_mute_state_of_a_participant_is_kept() {
+        let mut p = PendingRoutes::default();
+        p.push(add(1));
+        for muted in [true, false, true] {
+            p.push(RouteUpdate::Mute { participant_id: 1, muted });
+            p.push(RouteUpdate::Mute { participant_id: 2, muted: !muted });
+        }
+        assert_eq!(
+            p.take(),
+            vec![
+                add(1),
+                RouteUpdate::Mute { participant_id: 1, muted: true },
+                RouteUpdate::Mute { participant_id: 2, muted: false }
+            ]
+        );
     }
 
     #[test]

@@ -42,11 +42,14 @@ pub enum DropReason {
     UnexpectedKind,
     /// A receiver report about a source that is not in the reporter's meeting.
     ForeignReport,
+    /// Audio from a participant a moderator muted, which has not turned its microphone off
+    /// and on again since (a client ignoring the mute).
+    MutedByHost,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`StatsSnapshot::drops`].
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::TooShort,
         DropReason::TooLong,
         DropReason::BadMagic,
@@ -61,6 +64,7 @@ impl DropReason {
         DropReason::WrongAddress,
         DropReason::UnexpectedKind,
         DropReason::ForeignReport,
+        DropReason::MutedByHost,
     ];
 
     /// Number of reasons.
@@ -83,6 +87,7 @@ impl DropReason {
             DropReason::WrongAddress => "wrong_address",
             DropReason::UnexpectedKind => "unexpected_kind",
             DropReason::ForeignReport => "foreign_report",
+            DropReason::MutedByHost => "muted_by_host",
         }
     }
 
@@ -173,8 +178,10 @@ struct UdpAtomics {
 pub enum LimitHit {
     /// A participant's chat (or file offers) over its rate.
     Chat,
-    /// A participant's `MEDIA_STATE` changes over their rate.
+    /// A participant's `MEDIA_STATE` changes (or hand raises) over their rate.
     MediaState,
+    /// A participant's reactions over their rate.
+    Reactions,
     /// An address over its failed joins (unknown codes).
     FailedJoins,
     /// An address over its knock rate.
@@ -197,9 +204,10 @@ pub enum LimitHit {
 
 impl LimitHit {
     /// Every limit, in the order of [`StatsSnapshot::limits_hit`].
-    pub const ALL: [LimitHit; 11] = [
+    pub const ALL: [LimitHit; 12] = [
         LimitHit::Chat,
         LimitHit::MediaState,
+        LimitHit::Reactions,
         LimitHit::FailedJoins,
         LimitHit::Knocks,
         LimitHit::PendingKnocksPerAddress,
@@ -219,6 +227,7 @@ impl LimitHit {
         match self {
             LimitHit::Chat => "chat",
             LimitHit::MediaState => "media_state",
+            LimitHit::Reactions => "reactions",
             LimitHit::FailedJoins => "failed_joins",
             LimitHit::Knocks => "knocks",
             LimitHit::PendingKnocksPerAddress => "pending_knocks_per_address",

@@ -129,6 +129,8 @@ struct Route {
     addr: Option<SocketAddr>,
     video: StreamStats,
     audio: StreamStats,
+    /// A moderator muted it and it has not unmuted itself since: its audio is not forwarded.
+    audio_blocked: bool,
     /// Video loss the relay itself saw arriving from this sender in the last report interval,
     /// in thousandths. A receiver's report includes this upstream loss; only the rest is the
     /// receiver's own downlink, and only that may thin its copy.
@@ -217,11 +219,17 @@ impl Router {
                         addr: None,
                         video: StreamStats::new(),
                         audio: StreamStats::new(),
+                        audio_blocked: false,
                         video_uplink_loss_permille: 0,
                     },
                 );
             }
             RouteUpdate::Remove { participant_id } => self.remove(participant_id),
+            RouteUpdate::Mute { participant_id, muted } => {
+                if let Some(route) = self.routes.get_mut(&participant_id) {
+                    route.audio_blocked = muted;
+                }
+            }
         }
     }
 
@@ -306,6 +314,7 @@ impl Router {
                 route.video.on_packet(now, header.seq, header.capture_ts_us);
                 self.forward_video(buf, group, sender, header.frame_id, header.seq, send);
             }
+            MediaPacket::Audio { .. } if route.audio_blocked => self.counters.drop(DropReason::MutedByHost),
             MediaPacket::Audio { header, .. } => {
                 route.audio.on_packet(now, header.seq, header.capture_ts_us);
                 self.forward_all(buf, group, sender, send);
@@ -733,6 +742,32 @@ mod tests {
         r.handle(&mut old.clone(), addr(1), Instant::now(), &mut sent.sender());
         assert_eq!(r.counters.drops[DropReason::Stale.index()], 1);
         assert!(sent.0.is_empty(), "no replay reaches anyone");
+    }
+
+    /// A participant a moderator muted keeps sending audio (a client that ignores the mute):
+    /// none of it is forwarded, each datagram is counted, its video still goes through; once
+    /// it unmuted itself its audio flows again.
+    #[test]
+    fn a_muted_participants_audio_is_dropped_and_counted_until_it_unmutes() {
+        let (mut r, clients) = router();
+        let mut sent = Sent(Vec::new());
+        let audio = |seq| {
+            let header = AudioHeader { seq, capture_ts_us: 0, sample_rate: 16000, channels: 1 };
+            clients.seal(MediaPacket::Audio { sender_id: 1, header, sealed: &[0u8; 40] })
+        };
+        r.apply(RouteUpdate::Mute { participant_id: 1, muted: true });
+        for seq in 0..3 {
+            r.handle(&mut audio(seq), addr(1), Instant::now(), &mut sent.sender());
+        }
+        assert!(sent.0.is_empty(), "no audio of a muted participant is forwarded");
+        assert_eq!(r.counters.drops[DropReason::MutedByHost.index()], 3);
+        r.handle(&mut clients.seal(video(1, 0, 0, 0, 1)), addr(1), Instant::now(), &mut sent.sender());
+        assert_eq!(sent.0.len(), 2, "its video still reaches 2 and 3");
+        sent.0.clear();
+        r.apply(RouteUpdate::Mute { participant_id: 1, muted: false });
+        r.handle(&mut audio(3), addr(1), Instant::now(), &mut sent.sender());
+        assert_eq!(sent.0.len(), 2, "unmuted: its audio reaches 2 and 3 again");
+        assert_eq!(r.counters.drops[DropReason::MutedByHost.index()], 3);
     }
 
     #[test]

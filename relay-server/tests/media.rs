@@ -394,3 +394,41 @@ async fn a_removed_participant_still_sending_and_listening_gets_nothing_and_reac
     assert_eq!(relay.stats().drops(DropReason::UnknownSender), before + 4);
     relay.shutdown().await;
 }
+
+/// A client that ignores the host's mute and keeps sending audio (what a modified client
+/// could do): none of it reaches anyone and each packet is counted; its video still does.
+/// Reporting its microphone on again changes nothing; off and then on (its own unmute click)
+/// lets its audio through again.
+#[tokio::test]
+async fn a_muted_client_that_keeps_sending_audio_is_not_heard_until_it_unmutes_itself() {
+    let relay = start_default().await;
+    let mut m = meeting(&relay, &["Host", "Loud"]).await;
+    let host = Media::register(&relay, &m[0]).await;
+    let mut loud = Media::register(&relay, &m[1]).await;
+    let state = |mic_on| ControlMessage::MediaState { mic_on, camera_on: true, speaking: false };
+    m[1].client.send(state(true)).await;
+    m[0].client.recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on)).await;
+    let sent = loud.send_audio().await;
+    assert_eq!(host.drain_media(QUIET).await, vec![sent], "heard before the mute");
+
+    let loud_id = m[1].id();
+    m[0].client.send(ControlMessage::MuteParticipant { participant_id: loud_id }).await;
+    m[1].client.recv_until(|msg| matches!(msg, ControlMessage::MutedByHost { .. })).await;
+    let before = relay.stats().drops(DropReason::MutedByHost);
+    for _ in 0..5 {
+        loud.send_audio().await;
+    }
+    m[1].client.send(state(true)).await;
+    loud.send_audio().await;
+    let video = loud.send_frame(1, 1).await;
+    assert_eq!(host.drain_media(QUIET).await, video, "only its video gets through");
+    eventually("six muted audio packets counted", || relay.stats().drops(DropReason::MutedByHost) - before >= 6).await;
+
+    m[1].client.send(state(false)).await;
+    m[1].client.send(state(true)).await;
+    m[0].client.recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on)).await;
+    let sent = loud.send_audio().await;
+    assert_eq!(host.drain_media(QUIET).await, vec![sent], "heard again after its own unmute");
+    assert_eq!(relay.stats().drops(DropReason::MutedByHost) - before, 6);
+    relay.shutdown().await;
+}

@@ -12,6 +12,9 @@
 //!   once, so a script can start joiners), then `INVITE parlor://join?…`, the invitation with
 //!   the relay's certificate fingerprint;
 //! - `JOINED code=… participant=…`, `CHAT …`, `FILE_SAVED …`, `FILE_SENT …`, `FILE_FAILED …`;
+//! - host controls as they reach the bot: `MEETING_LOCKED locked=… by=…`, `MUTED_BY_HOST by=…`,
+//!   `MEDIA_REQUESTED by=… device=…`, `HAND id=… raised=…`, `REACTION from=… reaction=…`, and
+//!   `MEETING_ENDED by=…` when the host ends the meeting for everyone (the bot then stops);
 //! - at the end, the summary: one `SUMMARY …` line about this bot, then one
 //!   `SUMMARY_STREAM …` line per remote participant (frames received, loss, jitter-buffer
 //!   delay, one-way latency percentiles from the capture timestamps — meaningful when the
@@ -30,6 +33,7 @@ use clap::{Parser, Subcommand};
 use client_core::media::{EchoPath, VoicePreferences, MAX_ECHO_MS};
 use client_core::stats::{FileDirection, RemoteStreamStats};
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
+use protocol::control::Reaction;
 
 #[derive(Parser, Debug)]
 #[command(name = "parlor-bot", version, about = "A headless Parlor client")]
@@ -108,6 +112,18 @@ struct Cli {
     /// Send this chat message once in the meeting.
     #[arg(long, global = true)]
     chat: Option<String>,
+    /// Raise a hand once in the meeting.
+    #[arg(long, global = true)]
+    raise_hand: bool,
+    /// Send this reaction once in the meeting (thumbs_up, heart, laugh, surprised, clap, party).
+    #[arg(long, global = true, value_parser = parse_reaction)]
+    react: Option<Reaction>,
+    /// Send the `--react` reaction again at this interval (e.g. 2s) while in the meeting.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, requires = "react")]
+    react_every: Option<Duration>,
+    /// (host) Lock the meeting once it exists (new knocks are refused).
+    #[arg(long, global = true)]
+    lock: bool,
     /// Start at this quality level (0 = 144p … 3 = 480p).
     #[arg(long, global = true)]
     start_level: Option<usize>,
@@ -186,6 +202,15 @@ fn parse_sink(s: &str) -> Result<SinkChoice, String> {
 }
 
 /// Prints one line to stdout and flushes it, so a script sees it at once.
+/// A reaction by its protocol name, in any case (`clap`, `THUMBS_UP`).
+fn parse_reaction(s: &str) -> Result<Reaction, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_uppercase().replace('-', "_"))).map_err(|_| {
+        let names: Vec<String> =
+            Reaction::ALL.iter().map(|r| serde_json::to_string(r).unwrap_or_default().to_lowercase()).collect();
+        format!("not a reaction; one of {}", names.join(", "))
+    })
+}
+
 fn out(line: impl AsRef<str>) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", line.as_ref());
@@ -203,6 +228,8 @@ struct Tally {
     files_saved: u64,
     files_sent: u64,
     files_failed: u64,
+    /// `MUTED_BY_HOST` received.
+    muted_by_host: u64,
 }
 
 impl Tally {
@@ -290,14 +317,25 @@ async fn run(mut cli: Cli) -> Result<i32> {
     tokio::pin!(ctrl_c);
     // Who the relay shows as reconnecting, to print each change once.
     let mut reconnecting = std::collections::BTreeSet::new();
+    // Whose hands are up, to print each change once.
+    let mut hands = std::collections::BTreeSet::new();
+    let mut next_reaction: Option<Instant> = None;
 
     loop {
         let deadline = match joined_at {
             Some(t) => t + cli.duration,
             None => started + cli.join_timeout,
         };
+        let react_at = next_reaction.unwrap_or(deadline);
         let event = tokio::select! {
             ev = events.recv() => ev,
+            _ = tokio::time::sleep_until(react_at.into()), if next_reaction.is_some() => {
+                if let (Some(reaction), Some(every)) = (cli.react, cli.react_every) {
+                    session.react(reaction).await?;
+                    next_reaction = Some(Instant::now() + every);
+                }
+                continue;
+            }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 if joined_at.is_none() {
                     eprintln!("parlor-bot: not admitted within {}", humantime::format_duration(cli.join_timeout));
@@ -332,6 +370,16 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 if let Some(path) = &cli.send_file {
                     session.send_file(path.clone()).await?;
                 }
+                if cli.raise_hand {
+                    session.raise_hand(true).await?;
+                }
+                if let Some(reaction) = cli.react {
+                    session.react(reaction).await?;
+                    next_reaction = cli.react_every.map(|every| Instant::now() + every);
+                }
+                if cli.lock && matches!(cli.command, Mode::Create) {
+                    session.lock_meeting(true).await?;
+                }
             }
             SessionEvent::Waiting { code, request_id } => out(format!("WAITING code={code} request={request_id}")),
             SessionEvent::JoinRefused { reason } => {
@@ -339,7 +387,7 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 exit_code = 2;
                 break;
             }
-            SessionEvent::Knock { request_id, display_name } => {
+            SessionEvent::Knock { request_id, display_name, .. } => {
                 out(format!("KNOCK request={request_id} name={display_name:?}"));
                 if cli.auto_admit {
                     session.admit(request_id).await?;
@@ -356,6 +404,15 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 out(format!("PARTICIPANT_LEFT id={participant_id} reason={reason:?}"))
             }
             SessionEvent::ParticipantUpdated { participant } => {
+                let raised = participant.hand_raised.is_some();
+                if raised != hands.contains(&participant.id) {
+                    out(format!("HAND id={} raised={raised}", participant.id));
+                    if raised {
+                        hands.insert(participant.id);
+                    } else {
+                        hands.remove(&participant.id);
+                    }
+                }
                 if participant.reconnecting && reconnecting.insert(participant.id) {
                     out(format!("PARTICIPANT_RECONNECTING id={}", participant.id));
                 } else if !participant.reconnecting && reconnecting.remove(&participant.id) {
@@ -417,6 +474,19 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 exit_code = 2;
                 break;
             }
+            SessionEvent::MeetingEnded { by } => {
+                out(format!("MEETING_ENDED by={by}"));
+                break;
+            }
+            SessionEvent::MeetingLocked { locked, by } => out(format!("MEETING_LOCKED locked={locked} by={by}")),
+            SessionEvent::MutedByHost { by } => {
+                tally.muted_by_host += 1;
+                out(format!("MUTED_BY_HOST by={by}"));
+            }
+            SessionEvent::MediaRequested { by, device } => out(format!("MEDIA_REQUESTED by={by} device={device:?}")),
+            SessionEvent::Reaction { participant_id, reaction } => {
+                out(format!("REACTION from={participant_id} reaction={reaction:?}"))
+            }
             SessionEvent::Error { code, message, retry_after_ms } => match retry_after_ms {
                 Some(ms) => eprintln!("parlor-bot: error {code:?}: {message} (retry after {ms} ms)"),
                 None => eprintln!("parlor-bot: error {code:?}: {message}"),
@@ -441,8 +511,9 @@ async fn run(mut cli: Cli) -> Result<i32> {
     if let Some(s) = &final_stats {
         tally.merge(s);
     }
+    let mic_on = session.mic_on();
     session.close().await;
-    print_summary(&tally, final_stats.as_ref(), in_meeting_for, cpu_percent);
+    print_summary(&tally, final_stats.as_ref(), in_meeting_for, cpu_percent, mic_on);
     Ok(exit_code)
 }
 
@@ -493,10 +564,17 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "na".to_string(), |v| format!("{v:.0}"))
 }
 
-fn print_summary(tally: &Tally, stats: Option<&StatsSnapshot>, in_meeting: Duration, cpu_percent: Option<f64>) {
+fn print_summary(
+    tally: &Tally,
+    stats: Option<&StatsSnapshot>,
+    in_meeting: Duration,
+    cpu_percent: Option<f64>,
+    mic_on: bool,
+) {
     let (rss, peak) = rss_mib();
     let cost = format!(
-        "cpu_percent={} rss_mib={} peak_rss_mib={}",
+        "mic_on={mic_on} muted_by_host={} cpu_percent={} rss_mib={} peak_rss_mib={}",
+        tally.muted_by_host,
         cpu_percent.map_or_else(|| "na".into(), |c| format!("{c:.1}")),
         rss.map_or_else(|| "na".into(), |r| format!("{r:.1}")),
         peak.map_or_else(|| "na".into(), |r| format!("{r:.1}")),

@@ -62,6 +62,8 @@ struct Meeting {
     keyring: Option<MeetingKeyring>,
     /// Chat seen and chat sent but not yet seen back, for exactly-once across resumes.
     chat: ChatLedger,
+    /// (moderator) Knocks waiting, oldest first, for "admit all".
+    knocks: Vec<u64>,
 }
 
 struct Transfer {
@@ -271,19 +273,42 @@ impl ControlTask {
                 self.phase = Phase::Waiting;
                 self.events.emit(SessionEvent::Waiting { code, request_id });
             }
-            M::Knock { request_id, display_name, media_public_key } => {
+            M::Knock { request_id, display_name, media_public_key, waiting_since_ms } => {
                 match (MediaPublicKey::from_hex(&media_public_key), self.keyring()) {
                     (Ok(public), Some(keyring)) => keyring.on_knock(request_id, public),
                     (Err(e), _) => tracing::warn!(request_id, "knock without a usable public key: {e}"),
                     (_, None) => {}
                 }
-                self.events.emit(SessionEvent::Knock { request_id, display_name })
+                if let Phase::InMeeting(m) = &mut self.phase {
+                    m.knocks.retain(|id| *id != request_id);
+                    m.knocks.push(request_id);
+                }
+                self.events.emit(SessionEvent::Knock { request_id, display_name, waiting_since_ms })
             }
             M::KnockWithdrawn { request_id, reason } => {
-                if let Some(keyring) = self.keyring() {
-                    keyring.on_knock_withdrawn(request_id);
-                }
+                self.forget_knock(request_id);
                 self.events.emit(SessionEvent::KnockWithdrawn { request_id, reason })
+            }
+            M::MeetingLocked { locked, by } => {
+                if let Phase::InMeeting(m) = &mut self.phase {
+                    m.welcome.locked = locked;
+                }
+                self.events.emit(SessionEvent::MeetingLocked { locked, by });
+            }
+            M::MutedByHost { by } => {
+                // The relay holds the mute: our microphone goes off, and our own click turns it on.
+                self.shared.mic_on.store(false, Ordering::Relaxed);
+                self.send_media_state().await?;
+                self.events.emit(SessionEvent::MutedByHost { by });
+            }
+            M::MediaRequested { by, device } => self.events.emit(SessionEvent::MediaRequested { by, device }),
+            M::MeetingEnded { by } => {
+                self.stop_engine().await;
+                self.phase = Phase::Idle;
+                self.events.emit(SessionEvent::MeetingEnded { by });
+            }
+            M::Reaction { participant_id, reaction } => {
+                self.events.emit(SessionEvent::Reaction { participant_id, reaction })
             }
             M::JoinRefused { reason } => {
                 self.phase = Phase::Idle;
@@ -370,6 +395,29 @@ impl ControlTask {
             other => {
                 tracing::debug!(kind = other.type_name(), "ignoring unexpected message");
             }
+        }
+        Ok(())
+    }
+
+    /// A knock left the waiting room (answered, withdrawn).
+    fn forget_knock(&mut self, request_id: u64) {
+        if let Some(keyring) = self.keyring() {
+            keyring.on_knock_withdrawn(request_id);
+        }
+        if let Phase::InMeeting(m) = &mut self.phase {
+            m.knocks.retain(|id| *id != request_id);
+        }
+    }
+
+    /// (moderator) Admits knock `request_id` with the meeting key sealed to it.
+    async fn admit(&mut self, request_id: u64) -> Result<(), Exit> {
+        match self.keyring().map(|k| k.admit(request_id)) {
+            Some(Ok(media_key)) => {
+                self.forget_knock(request_id);
+                self.send(ControlMessage::Admit { request_id, media_key }).await?
+            }
+            Some(Err(e)) => self.events.error(format!("cannot admit: {e}")),
+            None => self.events.error("cannot admit without the meeting key"),
         }
         Ok(())
     }
@@ -497,6 +545,7 @@ impl ControlTask {
                 welcome.host_id,
                 roster,
                 welcome.media_key.as_deref(),
+                welcome.media_key_from,
             )
         });
         let (keyring, media_key) = match keyring {
@@ -537,7 +586,14 @@ impl ControlTask {
             }
         };
         self.phase =
-            Phase::InMeeting(Box::new(Meeting { welcome: welcome.clone(), engine, speaking: false, keyring, chat }));
+            Phase::InMeeting(Box::new(Meeting {
+            welcome: welcome.clone(),
+            engine,
+            speaking: false,
+            keyring,
+            chat,
+            knocks: Vec::new(),
+        }));
         self.events.emit(SessionEvent::Joined { welcome });
         self.emit_encryption();
         self.send_media_state().await
@@ -598,13 +654,25 @@ impl ControlTask {
                     self.phase = Phase::Idle;
                 }
             }
-            Command::Admit(request_id) => match self.keyring().map(|k| k.admit(request_id)) {
-                Some(Ok(media_key)) => self.send(M::Admit { request_id, media_key }).await?,
-                Some(Err(e)) => self.events.error(format!("cannot admit: {e}")),
-                None => self.events.error("cannot admit without the meeting key"),
-            },
-            Command::Deny(request_id) => self.send(M::Deny { request_id }).await?,
+            Command::Admit(request_id) => self.admit(request_id).await?,
+            Command::AdmitAll => {
+                let waiting = self.in_meeting().map(|m| m.knocks.clone()).unwrap_or_default();
+                for request_id in waiting {
+                    self.admit(request_id).await?;
+                }
+            }
+            Command::Deny(request_id) => {
+                self.forget_knock(request_id);
+                self.send(M::Deny { request_id }).await?
+            }
             Command::Remove(participant_id) => self.send(M::RemoveParticipant { participant_id }).await?,
+            Command::Request(message) => {
+                if self.in_meeting().is_some() {
+                    self.send(message).await?;
+                } else {
+                    self.events.error("not in a meeting");
+                }
+            }
             Command::Leave => {
                 if self.in_meeting().is_some() {
                     self.leave_meeting().await;
@@ -823,6 +891,10 @@ impl ControlTask {
     /// our unacknowledged chat is sent again, and our media state goes out.
     async fn on_resumed(&mut self, welcome: MeetingWelcome, after: Duration, attempts: u32) -> Result<(), Exit> {
         use ControlMessage as M;
+        // A moderator is shown the knocks waiting again right after `RESUMED`.
+        if let Phase::InMeeting(m) = &mut self.phase {
+            m.knocks.clear();
+        }
         let Some(meeting) = self.in_meeting() else { return Ok(()) };
         // What changed while we were away, handled as the messages we missed would have been.
         let before = &meeting.welcome;
@@ -834,6 +906,9 @@ impl ControlTask {
             .collect();
         if welcome.host_id != before.host_id {
             missed.push(M::HostChanged { host_id: welcome.host_id });
+        }
+        if welcome.locked != before.locked {
+            missed.push(M::MeetingLocked { locked: welcome.locked, by: welcome.host_id });
         }
         for participant in welcome.roster {
             match before.roster.iter().find(|p| p.id == participant.id) {

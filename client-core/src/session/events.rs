@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use protocol::control::{
-    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MeetingWelcome, Participant,
-    ParticipantId, UploadStopReason,
+    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KnockWithdrawal, LeaveReason, MediaDevice, MeetingWelcome,
+    Participant, ParticipantId, Reaction, UploadStopReason,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -38,12 +38,14 @@ pub enum SessionEvent {
         code: String,
         request_id: u64,
     },
-    /// (host) Someone asks to join; answer with `admit` or `deny`.
+    /// (host or co-host) Someone asks to join; answer with `admit` or `deny`. `waiting_since_ms`:
+    /// the relay's time of the knock (ms since the Unix epoch).
     Knock {
         request_id: u64,
         display_name: String,
+        waiting_since_ms: u64,
     },
-    /// (host) A knock went away unanswered.
+    /// (host or co-host) A knock went away unanswered by us (or another moderator answered it).
     KnockWithdrawn {
         request_id: u64,
         reason: KnockWithdrawal,
@@ -78,6 +80,29 @@ pub enum SessionEvent {
     },
     /// The host removed us; we are out of the meeting (the relay closes the connection).
     Removed,
+    /// The host (`by`) locked or unlocked the meeting.
+    MeetingLocked {
+        locked: bool,
+        by: ParticipantId,
+    },
+    /// A moderator (`by`) muted us: the microphone is already off (`set_mic(true)` unmutes).
+    MutedByHost {
+        by: ParticipantId,
+    },
+    /// A moderator (`by`) asks us to turn `device` on; nothing turns on by itself.
+    MediaRequested {
+        by: ParticipantId,
+        device: MediaDevice,
+    },
+    /// The host (`by`) ended the meeting for everyone; we are out of it.
+    MeetingEnded {
+        by: ParticipantId,
+    },
+    /// Someone (us included) reacted.
+    Reaction {
+        participant_id: ParticipantId,
+        reaction: Reaction,
+    },
     /// We left the meeting after `leave()`.
     Left,
     Chat {

@@ -27,7 +27,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use protocol::control::ParticipantId;
+use protocol::control::{MediaDevice, ParticipantId, Reaction, Role};
+use protocol::ControlMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -61,8 +62,12 @@ pub(crate) enum Command {
     },
     CancelJoin,
     Admit(u64),
+    /// Admit every knock waiting.
+    AdmitAll,
     Deny(u64),
     Remove(ParticipantId),
+    /// A request the relay answers to everyone (host controls, hands, reactions): sent as it is.
+    Request(ControlMessage),
     Leave,
     /// The mic or camera flag changed (already stored in the shared state).
     MediaStateChanged,
@@ -232,19 +237,70 @@ impl Session {
         self.send(Command::CancelJoin).await
     }
 
-    /// (host) Lets a knocker in.
+    /// (host or co-host) Lets a knocker in.
     pub async fn admit(&self, request_id: u64) -> Result<(), SessionError> {
         self.send(Command::Admit(request_id)).await
     }
 
-    /// (host) Refuses a knocker.
+    /// (host or co-host) Lets everyone waiting in.
+    pub async fn admit_all(&self) -> Result<(), SessionError> {
+        self.send(Command::AdmitAll).await
+    }
+
+    /// (host or co-host) Refuses a knocker.
     pub async fn deny(&self, request_id: u64) -> Result<(), SessionError> {
         self.send(Command::Deny(request_id)).await
     }
 
-    /// (host) Removes a participant from the meeting.
+    /// (host or co-host) Removes a participant from the meeting.
     pub async fn remove(&self, participant_id: ParticipantId) -> Result<(), SessionError> {
         self.send(Command::Remove(participant_id)).await
+    }
+
+    /// (host) Locks the meeting (new knocks are refused) or unlocks it; `MeetingLocked` follows.
+    pub async fn lock_meeting(&self, locked: bool) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::LockMeeting { locked })).await
+    }
+
+    /// (host) Makes a participant host (we become a participant), co-host or participant.
+    pub async fn set_role(&self, participant_id: ParticipantId, role: Role) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::SetRole { participant_id, role })).await
+    }
+
+    /// (host or co-host) Turns a participant's microphone off; the relay holds the mute until
+    /// the participant unmutes itself.
+    pub async fn mute_participant(&self, participant_id: ParticipantId) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::MuteParticipant { participant_id })).await
+    }
+
+    /// (host or co-host) Turns everyone's microphone off but ours.
+    pub async fn mute_all(&self) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::MuteAll)).await
+    }
+
+    /// (host or co-host) Asks a participant to turn its microphone or camera on.
+    pub async fn request_media(&self, participant_id: ParticipantId, device: MediaDevice) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::RequestMedia { participant_id, device })).await
+    }
+
+    /// (host) Ends the meeting for everyone; `MeetingEnded` follows.
+    pub async fn end_meeting(&self) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::EndMeeting)).await
+    }
+
+    /// Raises or lowers our hand.
+    pub async fn raise_hand(&self, raised: bool) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::RaiseHand { raised })).await
+    }
+
+    /// Lowers a participant's hand: ours, or (host or co-host) anyone's.
+    pub async fn lower_hand(&self, participant_id: ParticipantId) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::LowerHand { participant_id })).await
+    }
+
+    /// Sends a reaction to everyone; it comes back as a `Reaction` event like everyone's.
+    pub async fn react(&self, reaction: Reaction) -> Result<(), SessionError> {
+        self.send(Command::Request(ControlMessage::React { reaction })).await
     }
 
     /// Leaves the meeting (the connection stays open for another one); `Left` follows.
@@ -256,6 +312,11 @@ impl Session {
     pub async fn set_mic(&self, on: bool) -> Result<(), SessionError> {
         self.shared.mic_on.store(on, Ordering::Relaxed);
         self.send(Command::MediaStateChanged).await
+    }
+
+    /// Whether the microphone is on (a moderator's mute turns it off).
+    pub fn mic_on(&self) -> bool {
+        self.shared.mic_on.load(Ordering::Relaxed)
     }
 
     /// Turns the camera on or off; off stops sending video.

@@ -300,7 +300,7 @@ pub async fn admit(host: &Bot, guest: &Bot, code: &str, name: &str) -> u32 {
     let name = name.to_string();
     let request = host
         .wait_from(mark, "Knock", LONG, |e| match e {
-            SessionEvent::Knock { request_id, display_name } if *display_name == name => Some(*request_id),
+            SessionEvent::Knock { request_id, display_name, .. } if *display_name == name => Some(*request_id),
             _ => None,
         })
         .await;

@@ -12,7 +12,7 @@ fn identity() -> MediaIdentity {
 /// the way the relay relays it: knock → admit blob → JOINED → PARTICIPANT_JOINED to the others.
 fn meeting(joiners: u32) -> Vec<MeetingKeyring> {
     let host_id = identity();
-    let (host, _) = MeetingKeyring::join(host_id, 1, 1, [], None).unwrap();
+    let (host, _) = MeetingKeyring::join(host_id, 1, 1, [], None, None).unwrap();
     let mut rings = vec![host];
     for id in 2..2 + joiners {
         let me = identity();
@@ -20,7 +20,7 @@ fn meeting(joiners: u32) -> Vec<MeetingKeyring> {
         rings[0].on_knock(u64::from(id), public);
         let blob = rings[0].admit(u64::from(id)).unwrap();
         let roster: Vec<_> = rings.iter().map(|r| (r.me, r.identity.public())).collect();
-        let (ring, key) = MeetingKeyring::join(me, id, 1, roster, Some(&blob)).unwrap();
+        let (ring, key) = MeetingKeyring::join(me, id, 1, roster, Some(&blob), None).unwrap();
         assert_eq!(Some(key.epoch()), rings[0].epoch());
         for other in &mut rings {
             let out = other.on_participant_joined(id, public).unwrap();
@@ -254,7 +254,7 @@ fn a_joiner_admitted_across_a_rotation_gets_the_current_key() {
     let out = rings[0].on_participant_left(2).unwrap();
     assert!(out.deliveries.is_empty());
     let roster = [(1, rings[0].identity.public())];
-    let (mut joiner, key) = MeetingKeyring::join(late, 3, 1, roster, Some(&stale_blob)).unwrap();
+    let (mut joiner, key) = MeetingKeyring::join(late, 3, 1, roster, Some(&stale_blob), None).unwrap();
     assert_eq!(key.epoch(), 1);
     // PARTICIPANT_JOINED reaches the host, which sends the current key.
     let resend = rings[0].on_participant_joined(3, late_public).unwrap();
@@ -265,13 +265,13 @@ fn a_joiner_admitted_across_a_rotation_gets_the_current_key() {
 
 #[test]
 fn admitting_needs_the_knocks_key_and_secrets_never_print() {
-    let (mut host, key) = MeetingKeyring::join(identity(), 1, 1, [], None).unwrap();
+    let (mut host, key) = MeetingKeyring::join(identity(), 1, 1, [], None, None).unwrap();
     assert_eq!(host.admit(4), Err(KeyringError::UnknownKnock(4)));
     host.on_knock(4, identity().public());
     host.on_knock_withdrawn(4);
     assert_eq!(host.admit(4), Err(KeyringError::UnknownKnock(4)));
     assert_eq!(
-        MeetingKeyring::join(identity(), 2, 1, [(1, identity().public())], None).err(),
+        MeetingKeyring::join(identity(), 2, 1, [(1, identity().public())], None, None).err(),
         Some(KeyringError::MissingKey)
     );
     let printed = format!("{key:?} {host:?} {:?}", MediaSealer::new(1));
@@ -280,4 +280,23 @@ fn admitting_needs_the_knocks_key_and_secrets_never_print() {
     assert_eq!(MediaPublicKey::from_hex("zz"), Err(E2eeError::BadPublicKey));
     let p = identity().public();
     assert_eq!(MediaPublicKey::from_hex(&p.to_hex()), Ok(p));
+}
+
+#[test]
+fn a_cohost_admits_with_the_key_it_holds_and_the_joiner_opens_it_with_the_cohosts_public_key() {
+    let mut rings = meeting(1);
+    let cohost_public = rings[1].identity.public();
+    let late = identity();
+    let late_public = late.public();
+    rings[1].on_knock(9, late_public);
+    let blob = rings[1].admit(9).unwrap();
+    let roster: Vec<_> = rings.iter().map(|r| (r.me, r.identity.public())).collect();
+    assert!(
+        MeetingKeyring::join(MediaIdentity { private: clone_private(&late), public: late.public }, 3, 1, roster.clone(), Some(&blob), None)
+            .is_err(),
+        "the host did not seal it"
+    );
+    let (joiner, key) = MeetingKeyring::join(late, 3, 1, roster, Some(&blob), Some(2)).unwrap();
+    assert_eq!(Some(key.epoch()), rings[0].epoch());
+    assert_eq!(joiner.members.get(&2), Some(&cohost_public));
 }

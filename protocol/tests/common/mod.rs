@@ -11,8 +11,8 @@ pub mod checks;
 use proptest::prelude::*;
 use proptest::sample::SizeRange;
 use protocol::control::{
-    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MeetingWelcome,
-    Participant, Secret, StatsReport, UploadStopReason,
+    ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MediaDevice,
+    MeetingWelcome, Participant, Reaction, Role, Secret, StatsReport, UploadStopReason,
 };
 use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::media::{
@@ -22,7 +22,7 @@ use protocol::media::{
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 40;
+pub const VARIANT_COUNT: usize = 54;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -52,22 +52,36 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         Removed => 21,
         MediaKeys { .. } => 22,
         MediaKey { .. } => 23,
-        ChatSend { .. } => 24,
-        Chat { .. } => 25,
-        FileUpload { .. } => 26,
-        FileUploadResume { .. } => 27,
-        FileUploadReady { .. } => 28,
-        FileUploadComplete { .. } => 29,
-        FileDownload { .. } => 30,
-        FileDownloadReady { .. } => 31,
-        FileProgress { .. } => 32,
-        FileUploadStopped { .. } => 33,
-        FileOffer { .. } => 34,
-        StatsReport { .. } => 35,
-        Ping { .. } => 36,
-        Pong { .. } => 37,
-        Leave => 38,
-        Error { .. } => 39,
+        LockMeeting { .. } => 24,
+        MeetingLocked { .. } => 25,
+        MuteParticipant { .. } => 26,
+        MuteAll => 27,
+        MutedByHost { .. } => 28,
+        RequestMedia { .. } => 29,
+        MediaRequested { .. } => 30,
+        SetRole { .. } => 31,
+        EndMeeting => 32,
+        MeetingEnded { .. } => 33,
+        RaiseHand { .. } => 34,
+        LowerHand { .. } => 35,
+        React { .. } => 36,
+        Reaction { .. } => 37,
+        ChatSend { .. } => 38,
+        Chat { .. } => 39,
+        FileUpload { .. } => 40,
+        FileUploadResume { .. } => 41,
+        FileUploadReady { .. } => 42,
+        FileUploadComplete { .. } => 43,
+        FileDownload { .. } => 44,
+        FileDownloadReady { .. } => 45,
+        FileProgress { .. } => 46,
+        FileUploadStopped { .. } => 47,
+        FileOffer { .. } => 48,
+        StatsReport { .. } => 49,
+        Ping { .. } => 50,
+        Pong { .. } => 51,
+        Leave => 52,
+        Error { .. } => 53,
     }
 }
 
@@ -144,7 +158,20 @@ pub fn join_refusal() -> impl Strategy<Value = JoinRefusal> {
         Just(JoinRefusal::Expired),
         Just(JoinRefusal::MeetingEnded),
         Just(JoinRefusal::MeetingFull),
+        Just(JoinRefusal::Locked),
     ]
+}
+
+pub fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![Just(Role::Host), Just(Role::CoHost), Just(Role::Participant)]
+}
+
+pub fn media_device() -> impl Strategy<Value = MediaDevice> {
+    prop_oneof![Just(MediaDevice::Mic), Just(MediaDevice::Camera)]
+}
+
+pub fn reaction() -> impl Strategy<Value = Reaction> {
+    proptest::sample::select(Reaction::ALL.to_vec())
 }
 
 pub fn knock_withdrawal() -> impl Strategy<Value = KnockWithdrawal> {
@@ -183,19 +210,29 @@ pub fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 pub fn participant() -> impl Strategy<Value = Participant> {
-    (any::<u32>(), text(0..24), any::<[bool; 4]>(), wide_u64(), public_key()).prop_map(
-        |(id, display_name, [is_host, mic_on, camera_on, speaking], joined_at_ms, media_public_key)| Participant {
-            id,
-            display_name,
-            is_host,
-            mic_on,
-            camera_on,
-            speaking,
-            joined_at_ms,
-            media_public_key,
-            reconnecting: id % 2 == 0,
-        },
-    )
+    (any::<u32>(), text(0..24), any::<[bool; 5]>(), wide_u64(), public_key(), proptest::option::of(wide_u64()))
+        .prop_map(
+            |(
+                id,
+                display_name,
+                [is_host, mic_on, camera_on, speaking, is_cohost],
+                joined_at_ms,
+                media_public_key,
+                hand_raised,
+            )| Participant {
+                id,
+                display_name,
+                is_host,
+                mic_on,
+                camera_on,
+                speaking,
+                joined_at_ms,
+                media_public_key,
+                reconnecting: id % 2 == 0,
+                is_cohost,
+                hand_raised,
+            },
+        )
 }
 
 /// A public key as the wire carries it, or any text (a relay must refuse what is not one).
@@ -250,10 +287,18 @@ pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
         any::<u32>(),
         proptest::collection::vec(participant(), 0..6),
         proptest::collection::vec(chat_message(), 0..6),
-        proptest::option::of(key_blob()),
+        (proptest::option::of(key_blob()), proptest::option::of(any::<u32>()), any::<bool>()),
     )
         .prop_map(
-            |(code, participant_id, (session_token, resume_secret), host_id, roster, chat_history, media_key)| {
+            |(
+                code,
+                participant_id,
+                (session_token, resume_secret),
+                host_id,
+                roster,
+                chat_history,
+                (media_key, media_key_from, locked),
+            )| {
                 let resume_secret = Secret::new(resume_secret);
                 MeetingWelcome {
                     code,
@@ -264,6 +309,8 @@ pub fn meeting_welcome() -> impl Strategy<Value = MeetingWelcome> {
                     roster,
                     chat_history,
                     media_key,
+                    media_key_from,
+                    locked,
                 }
             },
         )
@@ -312,11 +359,14 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         }),
         (code(), wide_u64()).prop_map(|(code, request_id)| M::Waiting { code, request_id }),
         Just(M::CancelJoin),
-        (wide_u64(), text(0..32), public_key()).prop_map(|(request_id, display_name, media_public_key)| M::Knock {
-            request_id,
-            display_name,
-            media_public_key
-        }),
+        (wide_u64(), text(0..32), public_key(), wide_u64()).prop_map(
+            |(request_id, display_name, media_public_key, waiting_since_ms)| M::Knock {
+                request_id,
+                display_name,
+                media_public_key,
+                waiting_since_ms
+            }
+        ),
         (wide_u64(), knock_withdrawal()).prop_map(|(request_id, reason)| M::KnockWithdrawn { request_id, reason }),
         (wide_u64(), key_blob()).prop_map(|(request_id, media_key)| M::Admit { request_id, media_key }),
         wide_u64().prop_map(|request_id| M::Deny { request_id }),
@@ -347,6 +397,20 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         )
         .prop_map(|keys| M::MediaKeys { keys }),
         (any::<u32>(), key_blob()).prop_map(|(from, media_key)| M::MediaKey { from, media_key }),
+        any::<bool>().prop_map(|locked| M::LockMeeting { locked }),
+        (any::<bool>(), any::<u32>()).prop_map(|(locked, by)| M::MeetingLocked { locked, by }),
+        any::<u32>().prop_map(|participant_id| M::MuteParticipant { participant_id }),
+        Just(M::MuteAll),
+        any::<u32>().prop_map(|by| M::MutedByHost { by }),
+        (any::<u32>(), media_device()).prop_map(|(participant_id, device)| M::RequestMedia { participant_id, device }),
+        (any::<u32>(), media_device()).prop_map(|(by, device)| M::MediaRequested { by, device }),
+        (any::<u32>(), role()).prop_map(|(participant_id, role)| M::SetRole { participant_id, role }),
+        Just(M::EndMeeting),
+        any::<u32>().prop_map(|by| M::MeetingEnded { by }),
+        any::<bool>().prop_map(|raised| M::RaiseHand { raised }),
+        any::<u32>().prop_map(|participant_id| M::LowerHand { participant_id }),
+        reaction().prop_map(|reaction| M::React { reaction }),
+        (any::<u32>(), reaction()).prop_map(|(participant_id, reaction)| M::Reaction { participant_id, reaction }),
         (text(0..64), proptest::option::of(wide_u64()))
             .prop_map(|(text, client_msg_id)| M::ChatSend { text, client_msg_id }),
         chat_message().prop_map(|message| M::Chat { message }),
@@ -399,6 +463,8 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         joined_at_ms: 1_700_000_000_000,
         media_public_key: "0f".repeat(32),
         reconnecting: false,
+        is_cohost: false,
+        hand_raised: None,
     };
     let file = FileInfo {
         file_id: 9,
@@ -424,7 +490,12 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::JoinRequest { code: "123456".into(), display_name: "Grace".into(), media_public_key: "0f".repeat(32) },
         M::Waiting { code: "123456".into(), request_id: 3 },
         M::CancelJoin,
-        M::Knock { request_id: 3, display_name: "Grace".into(), media_public_key: "0f".repeat(32) },
+        M::Knock {
+            request_id: 3,
+            display_name: "Grace".into(),
+            media_public_key: "0f".repeat(32),
+            waiting_since_ms: 1_700_000_000_000,
+        },
         M::KnockWithdrawn { request_id: 3, reason: KnockWithdrawal::Cancelled },
         M::Admit { request_id: 3, media_key: "5a".repeat(68) },
         M::Deny { request_id: 3 },
@@ -438,6 +509,8 @@ pub fn one_of_each() -> Vec<ControlMessage> {
             roster: vec![participant.clone()],
             chat_history: vec![chat.clone()],
             media_key: Some("5a".repeat(68)),
+            media_key_from: Some(1),
+            locked: false,
         }),
         M::Resume {
             code: "123456".into(),
@@ -454,6 +527,8 @@ pub fn one_of_each() -> Vec<ControlMessage> {
             roster: vec![Participant { reconnecting: true, ..participant.clone() }],
             chat_history: Vec::new(),
             media_key: None,
+            media_key_from: None,
+            locked: true,
         }),
         M::RelayRestarting { resume_within_ms: 30_000 },
         M::ParticipantJoined { participant: participant.clone() },
@@ -465,6 +540,20 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::Removed,
         M::MediaKeys { keys: vec![KeyDelivery { participant_id: 2, media_key: "5a".repeat(68) }] },
         M::MediaKey { from: 1, media_key: "5a".repeat(68) },
+        M::LockMeeting { locked: true },
+        M::MeetingLocked { locked: true, by: 1 },
+        M::MuteParticipant { participant_id: 2 },
+        M::MuteAll,
+        M::MutedByHost { by: 1 },
+        M::RequestMedia { participant_id: 2, device: MediaDevice::Camera },
+        M::MediaRequested { by: 1, device: MediaDevice::Camera },
+        M::SetRole { participant_id: 2, role: Role::CoHost },
+        M::EndMeeting,
+        M::MeetingEnded { by: 1 },
+        M::RaiseHand { raised: true },
+        M::LowerHand { participant_id: 2 },
+        M::React { reaction: Reaction::Clap },
+        M::Reaction { participant_id: 2, reaction: Reaction::Clap },
         M::ChatSend { text: "hi".into(), client_msg_id: None },
         M::Chat { message: chat },
         M::FileUpload { session_token: "token".into(), name: "notes.pdf".into(), size: 10, sha256: "ab".repeat(32) },

@@ -1,5 +1,6 @@
 //! One meeting as a state machine: the waiting room, admission, the roster, host hand-over,
-//! chat with its rate limit, and the files offered in it.
+//! the host's controls (lock, co-hosts, mutes enforced on the media path, ending the meeting for
+//! everyone), raised hands and reactions, chat with its rate limit, and the files offered in it.
 //!
 //! Sans-IO in the style of str0m and quinn-proto: no sockets, tasks, locks or clock. Every
 //! operation is a method call given the time ([`Now`]) and the new participant's credentials
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use protocol::control::{
     sanitize_display_text, ChatMessage, ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason,
-    MeetingWelcome, Participant, ParticipantId, Secret, MAX_DISPLAY_NAME_CHARS,
+    MediaDevice, MeetingWelcome, Participant, ParticipantId, Reaction, Role, Secret, MAX_DISPLAY_NAME_CHARS,
 };
 use protocol::e2ee::is_valid_key_blob;
 use protocol::ControlMessage;
@@ -81,6 +82,8 @@ pub(crate) struct MeetingLimits {
     pub chat_per_second: u32,
     pub media_state_burst: u32,
     pub media_state_per_second: u32,
+    pub reaction_burst: u32,
+    pub reaction_per_second: u32,
     pub max_files: usize,
     pub max_uploads_per_participant: usize,
     pub max_downloads_per_participant: usize,
@@ -105,6 +108,8 @@ impl From<&RelayConfig> for MeetingLimits {
             chat_per_second: c.chat_per_second,
             media_state_burst: c.media_state_burst,
             media_state_per_second: c.media_state_per_second,
+            reaction_burst: c.reaction_burst,
+            reaction_per_second: c.reaction_per_second,
             max_files: c.max_files_per_meeting,
             max_uploads_per_participant: c.max_uploads_per_participant,
             max_downloads_per_participant: c.max_downloads_per_participant,
@@ -125,6 +130,13 @@ pub(crate) enum Effect<C> {
     Refused { to: C, request_id: u64, reason: JoinRefusal },
     /// The host removed the participant on `to` (already off the roster).
     Removed { to: C },
+    /// Host `by` ended the meeting: tell the participant on `to` and close its connection
+    /// (it is already off the roster).
+    EndedBy { to: C, by: ParticipantId },
+    /// A moderator muted participant `participant_id` (`blocked`): its audio datagrams are
+    /// dropped, not forwarded, until it turns its microphone off and on again (then this comes
+    /// with `blocked: false`). Also comes after a `Rerouted` of a muted participant.
+    AudioBlocked { participant_id: ParticipantId, blocked: bool },
     /// The participant on `to` resumed on another connection: close this one without a leave.
     Superseded { to: C },
     /// A participant entered: make its session token and media route valid. Comes before
@@ -151,6 +163,18 @@ pub(crate) enum KnockOutcome {
     Waiting(u64),
     /// The meeting is at its participant limit.
     Full,
+    /// The host locked the meeting.
+    Locked,
+}
+
+/// How a moderator's mute lifts: the participant's own `MEDIA_STATE` must say the microphone is
+/// off, then on (a click on its own unmute), so a client that ignores the mute stays muted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MuteLift {
+    /// Waiting for the participant to report its microphone off.
+    AwaitingOff,
+    /// Reported off since the mute: the next "on" lifts it.
+    AwaitingOn,
 }
 
 #[derive(Debug)]
@@ -164,6 +188,12 @@ struct Member<C> {
     media_state: TokenBucket,
     /// `MEDIA_KEYS` (the host's key rotations).
     media_keys: TokenBucket,
+    reactions: TokenBucket,
+    /// The microphone state the participant itself last reported (`info.mic_on` shows it off
+    /// while a moderator's mute holds).
+    reported_mic_on: bool,
+    /// Set while a moderator's mute holds: its audio is not forwarded.
+    mute: Option<MuteLift>,
     /// Set while the participant's connection is gone and its seat is held for a resume.
     dropped: Option<Dropped>,
     /// The newest `client_msg_id` accepted from it: a chat it sends again after a resume with
@@ -185,8 +215,21 @@ struct Knock<C> {
     request_id: u64,
     display_name: String,
     media_public_key: String,
+    /// Server time of the knock, so a moderator sees how long it has waited.
+    since_ms: u64,
     conn: C,
     from: AddressKey,
+}
+
+impl<C> Knock<C> {
+    fn message(&self) -> ControlMessage {
+        ControlMessage::Knock {
+            request_id: self.request_id,
+            display_name: self.display_name.clone(),
+            media_public_key: self.media_public_key.clone(),
+            waiting_since_ms: self.since_ms,
+        }
+    }
 }
 
 /// A chat message kept for late joiners, with its encoded size.
@@ -215,6 +258,10 @@ pub(crate) struct MeetingCore<C> {
     limits: MeetingLimits,
     ended: bool,
     host_id: ParticipantId,
+    /// New knocks are refused (`JOIN_REFUSED {reason: LOCKED}`); those waiting stay.
+    locked: bool,
+    /// Hands raised so far: each raised hand gets the next number, so everyone orders them alike.
+    hands_raised: u64,
     /// In join order: the earliest-joined remaining participant inherits the host role.
     members: Vec<Member<C>>,
     knocks: VecDeque<Knock<C>>,
@@ -262,6 +309,8 @@ impl<C: Connection> MeetingCore<C> {
             limits,
             ended: false,
             host_id,
+            locked: false,
+            hands_raised: 0,
             members: Vec::new(),
             knocks: VecDeque::new(),
             chat: VecDeque::new(),
@@ -297,11 +346,13 @@ impl<C: Connection> MeetingCore<C> {
                     session_token: Secret::new(m.credentials.session_token.clone()),
                     resume_secret: Secret::new(m.credentials.resume_secret.clone()),
                     last_client_msg_id: m.last_client_msg_id,
+                    muted_by_moderator: m.mute.is_some(),
                 })
                 .collect(),
             chat: self.chat.iter().map(|kept| kept.message.clone()).collect(),
             files,
             uploads,
+            locked: self.locked,
         }
     }
 
@@ -320,6 +371,8 @@ impl<C: Connection> MeetingCore<C> {
             return None;
         }
         let mut core = Self::empty(record.code, limits, record.host_id, record.next_chat_id);
+        core.locked = record.locked;
+        core.hands_raised = record.members.iter().filter_map(|m| m.participant.hand_raised).max().unwrap_or(0);
         for message in record.chat {
             let bytes = message.encoded_len();
             core.chat_bytes += bytes;
@@ -345,6 +398,8 @@ impl<C: Connection> MeetingCore<C> {
             core.members.push(Member {
                 dropped: Some(Dropped { until, reason: LeaveReason::Disconnected }),
                 last_client_msg_id: seat.last_client_msg_id,
+                // Strict: the resumed client must report its microphone off, then on.
+                mute: seat.muted_by_moderator.then_some(MuteLift::AwaitingOff),
                 ..member
             });
         }
@@ -424,13 +479,37 @@ impl<C: Connection> MeetingCore<C> {
         Ok(())
     }
 
+    /// The host or a co-host.
+    fn require_moderator(&self, id: ParticipantId) -> Result<(), OpError> {
+        if !self.require_member(id)?.info.is_moderator() {
+            return Err(OpError::new(ErrorCode::NotHost, "only the host or a co-host may do this"));
+        }
+        Ok(())
+    }
+
+    /// A member other than `by`, for a moderator's action on it.
+    fn require_other(&self, by: ParticipantId, target: ParticipantId, action: &str) -> Result<&Member<C>, OpError> {
+        if by == target {
+            return Err(OpError::new(ErrorCode::InvalidState, format!("{action} acts on someone else")));
+        }
+        self.member(target).ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such participant"))
+    }
+
     fn deliver(&mut self, to: C, message: Arc<ControlMessage>) {
         self.effects.push_back(Effect::Deliver { to, message });
     }
 
-    fn tell_host(&mut self, message: ControlMessage) {
-        if let Some(to) = self.member(self.host_id).and_then(|host| host.conn.clone()) {
-            self.deliver(to, Arc::new(message));
+    /// Sends `message` to the host and the co-hosts, but `except`.
+    fn tell_moderators(&mut self, message: ControlMessage, except: Option<ParticipantId>) {
+        let message = Arc::new(message);
+        let to: Vec<C> = self
+            .members
+            .iter()
+            .filter(|m| m.info.is_moderator() && Some(m.info.id) != except)
+            .filter_map(|m| m.conn.clone())
+            .collect();
+        for to in to {
+            self.deliver(to, message.clone());
         }
     }
 
@@ -463,6 +542,8 @@ impl<C: Connection> MeetingCore<C> {
             roster: self.roster(),
             chat_history: Vec::new(),
             media_key,
+            media_key_from: None,
+            locked: self.locked,
         };
         let base = ControlMessage::Joined(welcome.clone()).encoded_len();
         let mut room = self.limits.max_welcome_bytes.saturating_sub(base + WELCOME_MARGIN);
@@ -503,6 +584,8 @@ impl<C: Connection> MeetingCore<C> {
             joined_at_ms: now.unix_ms,
             media_public_key,
             reconnecting: false,
+            is_cohost: false,
+            hand_raised: None,
         };
         let member = self.member_with_fresh_limits(now, info, Some(conn), credentials);
         self.members.push(member);
@@ -518,12 +601,15 @@ impl<C: Connection> MeetingCore<C> {
     ) -> Member<C> {
         let bucket = |burst, per_second: u32| TokenBucket::new(now.at, burst, f64::from(per_second));
         Member {
-            info,
             conn,
             credentials,
             chat: bucket(self.limits.chat_burst, self.limits.chat_per_second),
             media_state: bucket(self.limits.media_state_burst, self.limits.media_state_per_second),
             media_keys: bucket(self.limits.media_state_burst, self.limits.media_state_per_second),
+            reactions: bucket(self.limits.reaction_burst, self.limits.reaction_per_second),
+            reported_mic_on: info.mic_on,
+            mute: None,
+            info,
             dropped: None,
             last_client_msg_id: None,
         }
@@ -533,6 +619,7 @@ impl<C: Connection> MeetingCore<C> {
     /// a connection from address `from`, showing the host the knock's public key.
     pub fn knock(
         &mut self,
+        now: Now,
         request_id: u64,
         display_name: &str,
         media_public_key: String,
@@ -542,6 +629,9 @@ impl<C: Connection> MeetingCore<C> {
         let display_name = validate_display_name(display_name)?;
         if self.ended {
             return Err(OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"));
+        }
+        if self.locked {
+            return Ok(KnockOutcome::Locked);
         }
         if self.members.len() >= self.limits.max_participants {
             return Ok(KnockOutcome::Full);
@@ -558,26 +648,24 @@ impl<C: Connection> MeetingCore<C> {
             ));
         }
         info!(meeting = %self.code, request_id, name = %display_name, "knock");
-        self.tell_host(ControlMessage::Knock {
-            request_id,
-            display_name: display_name.clone(),
-            media_public_key: media_public_key.clone(),
-        });
-        self.knocks.push_back(Knock { request_id, display_name, media_public_key, conn, from });
+        let knock = Knock { request_id, display_name, media_public_key, since_ms: now.unix_ms, conn, from };
+        self.tell_moderators(knock.message(), None);
+        self.knocks.push_back(knock);
         Ok(KnockOutcome::Waiting(request_id))
     }
 
-    /// The host lets knock `request_id` in, handing it `media_key` (the meeting key sealed to
-    /// the knock's public key) in `JOINED`; `credentials` is called only if it does.
+    /// A moderator (`by`: the host or a co-host) lets knock `request_id` in, handing it
+    /// `media_key` (the meeting key it sealed to the knock's public key) in `JOINED`;
+    /// `credentials` is called only if it does. The other moderators hear it was answered.
     pub fn admit(
         &mut self,
         now: Now,
-        host: ParticipantId,
+        by: ParticipantId,
         request_id: u64,
         media_key: String,
         credentials: impl FnOnce() -> Credentials,
     ) -> Result<ParticipantId, OpError> {
-        self.require_host(host)?;
+        self.require_moderator(by)?;
         if !is_valid_key_blob(&media_key) {
             return Err(bad_key_blob());
         }
@@ -598,18 +686,21 @@ impl<C: Connection> MeetingCore<C> {
         if let Some(participant) = self.member(participant_id).map(|m| m.info.clone()) {
             self.broadcast(ControlMessage::ParticipantJoined { participant }, Some(participant_id));
         }
-        info!(meeting = %self.code, request_id, participant = participant_id, "knock admitted");
-        let welcome = Box::new(self.welcome(participant_id, Some(media_key)));
+        info!(meeting = %self.code, request_id, participant = participant_id, by, "knock admitted");
+        self.tell_moderators(ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Answered }, Some(by));
+        let mut welcome = Box::new(self.welcome(participant_id, Some(media_key)));
+        welcome.media_key_from = Some(by);
         self.effects.push_back(Effect::Admitted { to: knock.conn, request_id, participant_id, welcome });
         Ok(participant_id)
     }
 
-    /// The host refuses knock `request_id`.
-    pub fn deny(&mut self, host: ParticipantId, request_id: u64) -> Result<(), OpError> {
-        self.require_host(host)?;
+    /// A moderator (`by`) refuses knock `request_id`.
+    pub fn deny(&mut self, by: ParticipantId, request_id: u64) -> Result<(), OpError> {
+        self.require_moderator(by)?;
         let knock =
             self.take_knock(request_id).ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such knock"))?;
-        info!(meeting = %self.code, request_id, "knock denied");
+        info!(meeting = %self.code, request_id, by, "knock denied");
+        self.tell_moderators(ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Answered }, Some(by));
         self.effects.push_back(Effect::Refused { to: knock.conn, request_id, reason: JoinRefusal::Denied });
         Ok(())
     }
@@ -626,7 +717,7 @@ impl<C: Connection> MeetingCore<C> {
             return false;
         }
         info!(meeting = %self.code, request_id, ?reason, "knock withdrawn");
-        self.tell_host(ControlMessage::KnockWithdrawn { request_id, reason });
+        self.tell_moderators(ControlMessage::KnockWithdrawn { request_id, reason }, None);
         true
     }
 
@@ -693,42 +784,42 @@ impl<C: Connection> MeetingCore<C> {
         let was_dropped = member.dropped.take().is_some();
         member.info.reconnecting = false;
         let participant = member.info.clone();
+        let muted = member.mute.is_some();
         info!(meeting = %self.code, participant = id, "seat resumed");
         self.effects.push_back(Effect::Rerouted { participant_id: id, conn });
+        if muted {
+            self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: true });
+        }
         if was_dropped {
             self.broadcast(ControlMessage::ParticipantUpdated { participant }, Some(id));
         } else if let Some(old) = old {
             // The client saw its path die before the relay did.
             self.effects.push_back(Effect::Superseded { to: old });
         }
-        if self.host_id == id {
-            self.show_knocks_to_host();
+        if self.member(id).is_some_and(|m| m.info.is_moderator()) {
+            self.show_knocks_to(id);
         }
         Ok(self.welcome_after(id, None, last_chat_id))
     }
 
-    /// Sends the host every knock still waiting (a new host, or one back from a drop, has not
-    /// seen them).
-    fn show_knocks_to_host(&mut self) {
-        let waiting: Vec<_> = self
-            .knocks
-            .iter()
-            .map(|k| ControlMessage::Knock {
-                request_id: k.request_id,
-                display_name: k.display_name.clone(),
-                media_public_key: k.media_public_key.clone(),
-            })
-            .collect();
+    /// Sends participant `id` every knock still waiting (a new moderator, or one back from a
+    /// drop, has not seen them).
+    fn show_knocks_to(&mut self, id: ParticipantId) {
+        let Some(to) = self.member(id).and_then(|m| m.conn.clone()) else { return };
+        let waiting: Vec<_> = self.knocks.iter().map(Knock::message).collect();
         for knock in waiting {
-            self.tell_host(knock);
+            self.deliver(to.clone(), Arc::new(knock));
         }
     }
 
-    /// The host removes participant `target`.
-    pub fn remove_participant(&mut self, host: ParticipantId, target: ParticipantId) -> Result<(), OpError> {
-        self.require_host(host)?;
-        if target == host {
-            return Err(OpError::new(ErrorCode::InvalidState, "the host leaves with LEAVE"));
+    /// A moderator (`by`) removes participant `target`. A co-host cannot remove the host.
+    pub fn remove_participant(&mut self, by: ParticipantId, target: ParticipantId) -> Result<(), OpError> {
+        self.require_moderator(by)?;
+        if target == by {
+            return Err(OpError::new(ErrorCode::InvalidState, "to leave, send LEAVE"));
+        }
+        if target == self.host_id {
+            return Err(OpError::new(ErrorCode::NotHost, "nobody removes the host"));
         }
         let conn = self
             .member(target)
@@ -761,14 +852,207 @@ impl<C: Connection> MeetingCore<C> {
             // nobody is.
             let heir = self.members.iter().position(|m| m.dropped.is_none()).unwrap_or(0);
             let new_host = &mut self.members[heir];
+            let saw_knocks = new_host.info.is_cohost;
             new_host.info.is_host = true;
+            new_host.info.is_cohost = false;
             let host_id = new_host.info.id;
             self.host_id = host_id;
             info!(meeting = %self.code, host = host_id, "host role handed over");
             self.broadcast(ControlMessage::HostChanged { host_id }, None);
-            self.show_knocks_to_host();
+            if !saw_knocks {
+                self.show_knocks_to(host_id);
+            }
         }
         true
+    }
+
+    /// The host locks or unlocks the meeting: while locked, new knocks are refused at once
+    /// (those already waiting stay). Everyone hears of a change.
+    pub fn lock(&mut self, host: ParticipantId, locked: bool) -> Result<(), OpError> {
+        self.require_host(host)?;
+        if self.locked == locked {
+            return Ok(());
+        }
+        self.locked = locked;
+        self.changes += 1;
+        info!(meeting = %self.code, locked, "meeting lock changed");
+        self.broadcast(ControlMessage::MeetingLocked { locked, by: host }, None);
+        Ok(())
+    }
+
+    /// The host makes `target` host (the sender becomes a participant), co-host, or a plain
+    /// participant again.
+    pub fn set_role(&mut self, host: ParticipantId, target: ParticipantId, role: Role) -> Result<(), OpError> {
+        self.require_host(host)?;
+        self.require_other(host, target, "SET_ROLE")?;
+        let was_cohost = self.member(target).is_some_and(|m| m.info.is_cohost);
+        match role {
+            Role::Host => {
+                for m in self.members.iter_mut().filter(|m| m.info.id == host || m.info.id == target) {
+                    m.info.is_host = m.info.id == target;
+                    m.info.is_cohost = false;
+                }
+                self.host_id = target;
+                info!(meeting = %self.code, host = target, "host role handed on");
+                self.broadcast(ControlMessage::HostChanged { host_id: target }, None);
+            }
+            Role::CoHost | Role::Participant => {
+                let is_cohost = role == Role::CoHost;
+                if was_cohost == is_cohost {
+                    return Ok(());
+                }
+                self.member_mut(target)?.info.is_cohost = is_cohost;
+                info!(meeting = %self.code, participant = target, is_cohost, "co-host role changed");
+            }
+        }
+        self.changes += 1;
+        for id in [host, target] {
+            if let Some(participant) = self.member(id).map(|m| m.info.clone()) {
+                self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
+            }
+        }
+        if role != Role::Participant && !was_cohost {
+            self.show_knocks_to(target);
+        }
+        Ok(())
+    }
+
+    /// A moderator (`by`) turns `target`'s microphone off. The relay stops forwarding its
+    /// audio at once and keeps it stopped until the participant reports its microphone off and
+    /// then on (its own click); the participant is told who muted it if its microphone was on.
+    pub fn mute(&mut self, now: Now, by: ParticipantId, target: ParticipantId) -> Result<(), OpError> {
+        self.require_moderator(by)?;
+        self.require_other(by, target, "MUTE_PARTICIPANT")?;
+        self.spend_moderation(now, by)?;
+        self.mute_one(by, target);
+        Ok(())
+    }
+
+    /// A moderator (`by`) turns everyone's microphone off but its own.
+    pub fn mute_all(&mut self, now: Now, by: ParticipantId) -> Result<(), OpError> {
+        self.require_moderator(by)?;
+        self.spend_moderation(now, by)?;
+        let others: Vec<ParticipantId> = self.members.iter().map(|m| m.info.id).filter(|id| *id != by).collect();
+        for target in others {
+            self.mute_one(by, target);
+        }
+        Ok(())
+    }
+
+    /// Moderators' actions on others (mute, ask to unmute, lower a hand) share the moderator's
+    /// `MEDIA_STATE` rate, so none of them can flood a participant.
+    fn spend_moderation(&mut self, now: Now, by: ParticipantId) -> Result<(), OpError> {
+        self.member_mut(by)?.media_state.take(now.at).map_err(|retry_after| {
+            OpError::rate_limited(LimitHit::MediaState, "moderating too fast", retry_after)
+        })
+    }
+
+    fn mute_one(&mut self, by: ParticipantId, target: ParticipantId) {
+        let Ok(member) = self.member_mut(target) else { return };
+        if member.mute.is_some() {
+            return;
+        }
+        let mic_was_on = member.reported_mic_on;
+        member.mute = Some(if mic_was_on { MuteLift::AwaitingOff } else { MuteLift::AwaitingOn });
+        let shown_before = (member.info.mic_on, member.info.speaking);
+        member.info.mic_on = false;
+        member.info.speaking = false;
+        let participant = member.info.clone();
+        let conn = member.conn.clone();
+        self.changes += 1;
+        info!(meeting = %self.code, participant = target, by, "muted by a moderator");
+        self.effects.push_back(Effect::AudioBlocked { participant_id: target, blocked: true });
+        if let (true, Some(to)) = (mic_was_on, conn) {
+            self.deliver(to, Arc::new(ControlMessage::MutedByHost { by }));
+        }
+        if shown_before != (false, false) {
+            self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
+        }
+    }
+
+    /// A moderator (`by`) asks `target` to turn `device` on; only the participant's own click
+    /// does it.
+    pub fn request_media(
+        &mut self,
+        now: Now,
+        by: ParticipantId,
+        target: ParticipantId,
+        device: MediaDevice,
+    ) -> Result<(), OpError> {
+        self.require_moderator(by)?;
+        let conn = self.require_other(by, target, "REQUEST_MEDIA")?.conn.clone();
+        self.spend_moderation(now, by)?;
+        if let Some(to) = conn {
+            self.deliver(to, Arc::new(ControlMessage::MediaRequested { by, device }));
+        }
+        Ok(())
+    }
+
+    /// Participant `id` raises or lowers its own hand. A raised hand gets the meeting's next
+    /// number, so everyone lists hands first raised first.
+    pub fn raise_hand(&mut self, now: Now, id: ParticipantId, raised: bool) -> Result<(), OpError> {
+        let next = self.hands_raised + 1;
+        let member = self.member_mut(id)?;
+        if member.info.hand_raised.is_some() == raised {
+            return Ok(());
+        }
+        if let Err(retry_after) = member.media_state.take(now.at) {
+            return Err(OpError::rate_limited(LimitHit::MediaState, "raising and lowering a hand too fast", retry_after));
+        }
+        member.info.hand_raised = raised.then_some(next);
+        let participant = member.info.clone();
+        if raised {
+            self.hands_raised = next;
+        }
+        self.changes += 1;
+        self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
+        Ok(())
+    }
+
+    /// `by` lowers `target`'s hand: its own, or anyone's for a moderator.
+    pub fn lower_hand(&mut self, now: Now, by: ParticipantId, target: ParticipantId) -> Result<(), OpError> {
+        if by == target {
+            return self.raise_hand(now, by, false);
+        }
+        self.require_moderator(by)?;
+        self.require_other(by, target, "LOWER_HAND")?;
+        self.spend_moderation(now, by)?;
+        let member = self.member_mut(target)?;
+        if member.info.hand_raised.take().is_none() {
+            return Ok(());
+        }
+        let participant = member.info.clone();
+        self.changes += 1;
+        self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
+        Ok(())
+    }
+
+    /// Participant `id` reacts: everyone, the sender included, hears it, within the
+    /// participant's reaction rate.
+    pub fn react(&mut self, now: Now, id: ParticipantId, reaction: Reaction) -> Result<(), OpError> {
+        if let Err(retry_after) = self.member_mut(id)?.reactions.take(now.at) {
+            return Err(OpError::rate_limited(LimitHit::Reactions, "reacting too fast", retry_after));
+        }
+        self.broadcast(ControlMessage::Reaction { participant_id: id, reaction }, None);
+        Ok(())
+    }
+
+    /// The host ends the meeting for everyone: each participant hears `MEETING_ENDED` and its
+    /// connection closes, the waiting room is refused, the files are deleted.
+    pub fn end_for_all(&mut self, host: ParticipantId) -> Result<(), OpError> {
+        self.require_host(host)?;
+        info!(meeting = %self.code, by = host, "meeting ended for everyone by the host");
+        for member in std::mem::take(&mut self.members) {
+            let participant_id = member.info.id;
+            self.effects
+                .push_back(Effect::MemberRemoved { participant_id, session_token: member.credentials.session_token });
+            if let Some(to) = member.conn {
+                self.effects.push_back(Effect::EndedBy { to, by: host });
+            }
+        }
+        self.changes += 1;
+        self.end();
+        Ok(())
     }
 
     /// The last participant left: the code is freed, the waiting room refused, the files
@@ -894,7 +1178,27 @@ impl<C: Connection> MeetingCore<C> {
         speaking: bool,
     ) -> Result<(), OpError> {
         let member = self.member_mut(id)?;
-        if (member.info.mic_on, member.info.camera_on, member.info.speaking) == (mic_on, camera_on, speaking) {
+        // A moderator's mute lifts once the participant reports its microphone off, then on.
+        let lifted = match member.mute {
+            Some(MuteLift::AwaitingOff) if !mic_on => {
+                member.mute = Some(MuteLift::AwaitingOn);
+                false
+            }
+            Some(MuteLift::AwaitingOn) if mic_on => {
+                member.mute = None;
+                true
+            }
+            _ => false,
+        };
+        if lifted {
+            self.changes += 1;
+            info!(meeting = %self.code, participant = id, "unmuted itself after a moderator's mute");
+            self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: false });
+        }
+        let member = self.member_mut(id)?;
+        if (member.reported_mic_on, member.info.camera_on, member.info.speaking) == (mic_on, camera_on, speaking)
+            && !lifted
+        {
             return Ok(());
         }
         if let Err(retry_after) = member.media_state.take(now.at) {
@@ -904,11 +1208,16 @@ impl<C: Connection> MeetingCore<C> {
                 retry_after,
             ));
         }
+        member.reported_mic_on = mic_on;
+        // While muted by a moderator the others hear nothing: show it so.
+        let audible = member.mute.is_none();
+        let shown = (mic_on && audible, camera_on, speaking && audible);
+        if (member.info.mic_on, member.info.camera_on, member.info.speaking) == shown {
+            return Ok(());
+        }
         // Speaking comes and goes every few seconds and is not kept across a restart.
-        let recorded_change = (member.info.mic_on, member.info.camera_on) != (mic_on, camera_on);
-        member.info.mic_on = mic_on;
-        member.info.camera_on = camera_on;
-        member.info.speaking = speaking;
+        let recorded_change = (member.info.mic_on, member.info.camera_on) != (shown.0, shown.1);
+        (member.info.mic_on, member.info.camera_on, member.info.speaking) = shown;
         let participant = member.info.clone();
         self.changes += u64::from(recorded_change);
         self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
@@ -1105,6 +1414,8 @@ mod tests {
             chat_per_second: 2,
             media_state_burst: 2,
             media_state_per_second: 1,
+            reaction_burst: 5,
+            reaction_per_second: 1,
             max_files: 2,
             max_uploads_per_participant: 1,
             max_downloads_per_participant: 1,
@@ -1181,7 +1492,7 @@ mod tests {
     /// Knocks from `conn` and lets the host admit it as `id`.
     fn join(core: &mut MeetingCore<Conn>, clock: &Clock, request_id: u64, id: ParticipantId, conn: Conn) {
         assert_eq!(
-            core.knock(request_id, &format!("Guest {id}"), key(), conn, addr(conn.0)).unwrap(),
+            core.knock(clock.now(), request_id, &format!("Guest {id}"), key(), conn, addr(conn.0)).unwrap(),
             KnockOutcome::Waiting(request_id)
         );
         let host = core.host_id();
@@ -1240,7 +1551,7 @@ mod tests {
     fn the_knock_shows_the_joiners_key_and_joined_carries_the_hosts_seal() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "Ada", "ab".repeat(32), Conn(2), addr(2)).unwrap();
+        core.knock(clock.now(), 1, "Ada", "ab".repeat(32), Conn(2), addr(2)).unwrap();
         let effects = drain(&mut core);
         assert!(matches!(&sent_to(&effects, HOST)[..],
             [ControlMessage::Knock { media_public_key, .. }] if *media_public_key == "ab".repeat(32)));
@@ -1259,11 +1570,16 @@ mod tests {
     fn a_knock_reaches_the_host_and_admission_adds_the_member_before_telling_anyone() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(7, "  Ada\u{7}  ", key(), Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
+        assert_eq!(core.knock(clock.now(), 7, "  Ada\u{7}  ", key(), Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
         let effects = drain(&mut core);
         assert_eq!(
             sent_to(&effects, HOST),
-            vec![ControlMessage::Knock { request_id: 7, display_name: "Ada".into(), media_public_key: key() }]
+            vec![ControlMessage::Knock {
+                request_id: 7,
+                display_name: "Ada".into(),
+                media_public_key: key(),
+                waiting_since_ms: clock.now().unix_ms
+            }]
         );
         assert_eq!(core.waiting(), vec![7]);
 
@@ -1288,7 +1604,7 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.knock(5, "Eve", key(), Conn(3), addr(3)).unwrap();
+        core.knock(clock.now(), 5, "Eve", key(), Conn(3), addr(3)).unwrap();
         drain(&mut core);
 
         let never = || -> Credentials { panic!("credentials are drawn only for an admission") };
@@ -1309,13 +1625,13 @@ mod tests {
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
         // Two knocks while one seat is left: the first admitted fills the meeting.
-        core.knock(2, "A", key(), Conn(3), addr(3)).unwrap();
-        core.knock(3, "B", key(), Conn(4), addr(4)).unwrap();
+        core.knock(clock.now(), 2, "A", key(), Conn(3), addr(3)).unwrap();
+        core.knock(clock.now(), 3, "B", key(), Conn(4), addr(4)).unwrap();
         core.admit(clock.now(), 1, 2, blob(), || creds(3)).unwrap();
         drain(&mut core);
         assert_eq!(core.admit(clock.now(), 1, 3, blob(), || creds(4)).unwrap_err().code, ErrorCode::MeetingFull);
         assert_eq!(core.waiting(), vec![3], "a refused admission leaves the knock for the host to deny");
-        assert_eq!(core.knock(4, "C", key(), Conn(5), addr(5)).unwrap(), KnockOutcome::Full);
+        assert_eq!(core.knock(clock.now(), 4, "C", key(), Conn(5), addr(5)).unwrap(), KnockOutcome::Full);
         assert!(drain(&mut core).is_empty(), "a knock on a full meeting bothers nobody");
     }
 
@@ -1323,21 +1639,21 @@ mod tests {
     fn the_waiting_room_is_bounded() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "A", key(), Conn(2), addr(2)).unwrap();
-        core.knock(2, "B", key(), Conn(3), addr(3)).unwrap();
-        assert_eq!(core.knock(3, "C", key(), Conn(4), addr(4)).unwrap_err().code, ErrorCode::ServerBusy);
+        core.knock(clock.now(), 1, "A", key(), Conn(2), addr(2)).unwrap();
+        core.knock(clock.now(), 2, "B", key(), Conn(3), addr(3)).unwrap();
+        assert_eq!(core.knock(clock.now(), 3, "C", key(), Conn(4), addr(4)).unwrap_err().code, ErrorCode::ServerBusy);
         assert_eq!(core.waiting(), vec![1, 2]);
         assert!(core.withdraw_knock(1, KnockWithdrawal::Cancelled));
-        assert_eq!(core.knock(3, "C", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(3));
+        assert_eq!(core.knock(clock.now(), 3, "C", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(3));
     }
 
     #[test]
     fn bad_display_names_are_refused_before_anything_happens() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(1, " \u{0}\t ", key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(core.knock(clock.now(), 1, " \u{0}\t ", key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
         let long = "x".repeat(MAX_DISPLAY_NAME_CHARS + 1);
-        assert_eq!(core.knock(2, &long, key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(core.knock(clock.now(), 2, &long, key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
         assert!(core.waiting().is_empty());
         assert!(drain(&mut core).is_empty());
     }
@@ -1346,8 +1662,8 @@ mod tests {
     fn a_withdrawn_or_disconnected_knock_is_taken_back_from_the_host() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        core.knock(1, "A", key(), Conn(2), addr(2)).unwrap();
-        core.knock(2, "B", key(), Conn(3), addr(3)).unwrap();
+        core.knock(clock.now(), 1, "A", key(), Conn(2), addr(2)).unwrap();
+        core.knock(clock.now(), 2, "B", key(), Conn(3), addr(3)).unwrap();
         drain(&mut core);
 
         assert!(core.withdraw_knock(1, KnockWithdrawal::Expired));
@@ -1493,14 +1809,19 @@ mod tests {
         let mut core = meeting(&clock, held(limits()));
         join(&mut core, &clock, 1, 2, Conn(2));
         core.remove_conn(clock.now(), HOST.0, LeaveReason::Disconnected);
-        core.knock(8, "Late", key(), Conn(4), addr(4)).unwrap();
+        core.knock(clock.now(), 8, "Late", key(), Conn(4), addr(4)).unwrap();
         drain(&mut core);
         assert_eq!(core.host_id(), 1, "a reconnecting host stays host");
         core.resume(1, &secret(1), Conn(6), 0).unwrap();
         let effects = drain(&mut core);
         assert_eq!(
             sent_to(&effects, Conn(6)),
-            vec![ControlMessage::Knock { request_id: 8, display_name: "Late".into(), media_public_key: key() }]
+            vec![ControlMessage::Knock {
+                request_id: 8,
+                display_name: "Late".into(),
+                media_public_key: key(),
+                waiting_since_ms: clock.now().unix_ms
+            }]
         );
     }
 
@@ -1521,7 +1842,7 @@ mod tests {
         let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
         join(&mut core, &clock, 1, 2, Conn(2));
         join(&mut core, &clock, 2, 3, Conn(3));
-        assert_eq!(core.knock(9, "Late", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(9));
+        assert_eq!(core.knock(clock.now(), 9, "Late", key(), Conn(4), addr(4)).unwrap(), KnockOutcome::Waiting(9));
         drain(&mut core);
 
         core.remove_conn(clock.now(), HOST.0, LeaveReason::Disconnected);
@@ -1534,7 +1855,12 @@ mod tests {
             vec![
                 ControlMessage::ParticipantLeft { participant_id: 1, reason: LeaveReason::Disconnected },
                 ControlMessage::HostChanged { host_id: 2 },
-                ControlMessage::Knock { request_id: 9, display_name: "Late".into(), media_public_key: key() },
+                ControlMessage::Knock {
+                    request_id: 9,
+                    display_name: "Late".into(),
+                    media_public_key: key(),
+                    waiting_since_ms: clock.now().unix_ms
+                },
             ]
         );
         assert_eq!(
@@ -1550,13 +1876,298 @@ mod tests {
         assert_eq!(core.admit(clock.now(), 2, 9, blob(), || creds(4)).unwrap(), 4);
     }
 
+    /// The blocked/unblocked effects among `effects`, as (participant, blocked).
+    fn audio_blocks(effects: &[Effect<Conn>]) -> Vec<(ParticipantId, bool)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::AudioBlocked { participant_id, blocked } => Some((*participant_id, *blocked)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn shown(core: &MeetingCore<Conn>, id: ParticipantId) -> Participant {
+        core.roster().into_iter().find(|p| p.id == id).expect("in the roster")
+    }
+
+    #[test]
+    fn a_locked_meeting_refuses_new_knocks_at_once_and_keeps_those_waiting() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.knock(clock.now(), 5, "Early", key(), Conn(5), addr(5)).unwrap();
+        drain(&mut core);
+        assert_eq!(core.lock(2, true).unwrap_err().code, ErrorCode::NotHost);
+        core.lock(1, true).unwrap();
+        let effects = drain(&mut core);
+        for conn in [HOST, Conn(2)] {
+            assert_eq!(sent_to(&effects, conn), vec![ControlMessage::MeetingLocked { locked: true, by: 1 }]);
+        }
+        core.lock(1, true).unwrap();
+        assert!(drain(&mut core).is_empty(), "locking a locked meeting changes nothing");
+        assert_eq!(core.knock(clock.now(), 6, "Late", key(), Conn(6), addr(6)).unwrap(), KnockOutcome::Locked);
+        assert!(sent_to(&drain(&mut core), HOST).is_empty(), "a refused knock never reaches the host");
+        assert_eq!(core.waiting(), vec![5], "the knock from before the lock still waits");
+        assert!(core.welcome(2, None).locked);
+        // A restart keeps the lock.
+        clock.advance(Duration::from_secs(1));
+        let record = core.record(1, Vec::new());
+        let restored = MeetingCore::<Conn>::restore(record, limits(), clock.now(), clock.now().at, Path::new("/x"));
+        assert!(restored.unwrap().welcome(2, None).locked);
+        core.lock(1, false).unwrap();
+        assert_eq!(sent_to(&drain(&mut core), Conn(2)), vec![ControlMessage::MeetingLocked { locked: false, by: 1 }]);
+        assert_eq!(core.knock(clock.now(), 7, "Later", key(), Conn(7), addr(7)).unwrap(), KnockOutcome::Waiting(7));
+    }
+
+    #[test]
+    fn a_cohost_sees_knocks_admits_with_its_own_seal_and_the_others_hear_it_was_answered() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.knock(clock.now(), 7, "Grace", key(), Conn(7), addr(7)).unwrap();
+        drain(&mut core);
+        // Only the host hands out roles; a plain participant moderates nothing.
+        assert_eq!(core.set_role(2, 3, Role::CoHost).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.admit(clock.now(), 2, 7, blob(), || creds(4)).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.remove_participant(2, 3).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.set_role(1, 1, Role::CoHost).unwrap_err().code, ErrorCode::InvalidState);
+        assert_eq!(core.set_role(1, 9, Role::CoHost).unwrap_err().code, ErrorCode::UnknownParticipant);
+
+        core.set_role(1, 2, Role::CoHost).unwrap();
+        let effects = drain(&mut core);
+        let mut cohost = shown(&core, 2);
+        assert!(cohost.is_cohost && !cohost.is_host);
+        assert_eq!(sent_to(&effects, Conn(3)), vec![updated(&shown(&core, 1)), updated(&cohost)]);
+        let to_cohost = sent_to(&effects, Conn(2));
+        assert!(matches!(to_cohost.last(), Some(ControlMessage::Knock { request_id: 7, .. })), "{to_cohost:?}");
+
+        core.admit(clock.now(), 2, 7, blob(), || creds(4)).unwrap();
+        let effects = drain(&mut core);
+        let Some(Effect::Admitted { welcome, .. }) = effects.last() else { panic!("not admitted: {effects:?}") };
+        assert_eq!(welcome.media_key_from, Some(2), "the joiner opens the key with the co-host's public key");
+        assert!(sent_to(&effects, HOST)
+            .contains(&ControlMessage::KnockWithdrawn { request_id: 7, reason: KnockWithdrawal::Answered }));
+        assert!(!sent_to(&effects, Conn(2)).iter().any(|m| matches!(m, ControlMessage::KnockWithdrawn { .. })));
+        // A co-host moderates but neither locks, hands out roles, ends the meeting nor removes the host.
+        assert_eq!(core.lock(2, true).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.set_role(2, 3, Role::CoHost).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.end_for_all(2).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.remove_participant(2, 1).unwrap_err().code, ErrorCode::NotHost);
+        core.remove_participant(2, 4).unwrap();
+        drain(&mut core);
+        core.set_role(1, 2, Role::Participant).unwrap();
+        cohost = shown(&core, 2);
+        assert!(!cohost.is_cohost);
+        assert_eq!(core.remove_participant(2, 3).unwrap_err().code, ErrorCode::NotHost);
+    }
+
+    #[test]
+    fn the_host_hands_its_role_on_and_becomes_a_participant() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.knock(clock.now(), 7, "Grace", key(), Conn(7), addr(7)).unwrap();
+        drain(&mut core);
+        core.set_role(1, 2, Role::Host).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(core.host_id(), 2);
+        let (old, new) = (shown(&core, 1), shown(&core, 2));
+        assert!(!old.is_host && !old.is_cohost && new.is_host);
+        let to_new = sent_to(&effects, Conn(2));
+        assert_eq!(to_new[..3], [ControlMessage::HostChanged { host_id: 2 }, updated(&old), updated(&new)]);
+        assert!(matches!(to_new[3], ControlMessage::Knock { request_id: 7, .. }), "the new host sees the waiting room");
+        assert_eq!(core.lock(1, true).unwrap_err().code, ErrorCode::NotHost);
+        core.lock(2, true).unwrap();
+    }
+
+    #[test]
+    fn a_mute_holds_at_the_relay_until_the_participant_turns_its_mic_off_and_on_itself() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, media_state_burst: 20, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.media_state(clock.now(), 2, true, true, true).unwrap();
+        drain(&mut core);
+        assert_eq!(core.mute(clock.now(), 3, 2).unwrap_err().code, ErrorCode::NotHost);
+        assert_eq!(core.mute(clock.now(), 1, 1).unwrap_err().code, ErrorCode::InvalidState);
+        core.mute(clock.now(), 1, 2).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(audio_blocks(&effects), vec![(2, true)]);
+        let muted = shown(&core, 2);
+        assert!(!muted.mic_on && !muted.speaking && muted.camera_on);
+        assert_eq!(sent_to(&effects, Conn(2)), vec![ControlMessage::MutedByHost { by: 1 }, updated(&muted)]);
+        assert_eq!(sent_to(&effects, Conn(3)), vec![updated(&muted)]);
+        // A client that ignores the mute and says its mic is on stays muted, shown muted.
+        core.media_state(clock.now(), 2, true, true, false).unwrap();
+        assert!(audio_blocks(&drain(&mut core)).is_empty());
+        assert!(!shown(&core, 2).mic_on);
+        // Its own click: off, then on.
+        core.media_state(clock.now(), 2, false, true, false).unwrap();
+        assert!(audio_blocks(&drain(&mut core)).is_empty());
+        core.media_state(clock.now(), 2, true, true, false).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(audio_blocks(&effects), vec![(2, false)]);
+        assert!(shown(&core, 2).mic_on);
+        assert_eq!(sent_to(&effects, Conn(3)), vec![updated(&shown(&core, 2))]);
+    }
+
+    #[test]
+    fn mute_all_mutes_everyone_but_the_sender_and_tells_only_those_whose_mic_was_on() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.media_state(clock.now(), 1, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        drain(&mut core);
+        core.mute_all(clock.now(), 1).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(audio_blocks(&effects), vec![(2, true), (3, true)]);
+        assert!(shown(&core, 1).mic_on, "the sender keeps its microphone");
+        assert_eq!(sent_to(&effects, Conn(2))[0], ControlMessage::MutedByHost { by: 1 });
+        assert!(sent_to(&effects, Conn(3)).iter().all(|m| !matches!(m, ControlMessage::MutedByHost { .. })));
+        // Participant 3's mic was off: the next "on" is its own click and lifts the mute.
+        core.media_state(clock.now(), 3, true, false, false).unwrap();
+        assert_eq!(audio_blocks(&drain(&mut core)), vec![(3, false)]);
+    }
+
+    #[test]
+    fn a_muted_participant_that_resumes_stays_muted_on_its_new_route() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.mute(clock.now(), 1, 2).unwrap();
+        drain(&mut core);
+        core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
+        core.resume(2, &secret(2), Conn(5), 0).unwrap();
+        let effects = drain(&mut core);
+        let rerouted = effects.iter().position(|e| matches!(e, Effect::Rerouted { participant_id: 2, .. }));
+        let blocked = effects.iter().position(|e| matches!(e, Effect::AudioBlocked { participant_id: 2, blocked: true }));
+        assert!(rerouted < blocked && rerouted.is_some(), "{effects:?}");
+        // A restart keeps it too: the seat must report off, then on.
+        let record = core.record(1, Vec::new());
+        assert!(record.members[1].muted_by_moderator);
+        let mut restored =
+            MeetingCore::<Conn>::restore(record, limits(), clock.now(), clock.now().at, Path::new("/x")).unwrap();
+        drain(&mut restored);
+        restored.resume(2, &secret(2), Conn(6), 0).unwrap();
+        assert_eq!(audio_blocks(&drain(&mut restored)), vec![(2, true)]);
+        restored.media_state(clock.now(), 2, true, false, false).unwrap();
+        assert!(audio_blocks(&drain(&mut restored)).is_empty(), "on without off first lifts nothing");
+    }
+
+    #[test]
+    fn a_moderator_asks_for_a_device_and_only_the_participant_hears_it() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        assert_eq!(core.request_media(clock.now(), 3, 2, MediaDevice::Mic).unwrap_err().code, ErrorCode::NotHost);
+        core.request_media(clock.now(), 1, 2, MediaDevice::Camera).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(sent_to(&effects, Conn(2)), vec![ControlMessage::MediaRequested { by: 1, device: MediaDevice::Camera }]);
+        assert!(sent_to(&effects, Conn(3)).is_empty());
+        assert!(!shown(&core, 2).camera_on, "nothing turns on by itself");
+        // Asking is within the moderator's rate.
+        let refused = (0..10).filter(|_| core.request_media(clock.now(), 1, 2, MediaDevice::Mic).is_err()).count();
+        assert!(refused > 0);
+    }
+
+    #[test]
+    fn hands_are_numbered_in_the_order_raised_and_lowered_by_their_owner_or_a_moderator() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.raise_hand(clock.now(), 3, true).unwrap();
+        core.raise_hand(clock.now(), 2, true).unwrap();
+        core.raise_hand(clock.now(), 2, true).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(sent_to(&effects, HOST), vec![updated(&shown(&core, 3)), updated(&shown(&core, 2))]);
+        assert_eq!((shown(&core, 3).hand_raised, shown(&core, 2).hand_raised), (Some(1), Some(2)));
+        assert_eq!(core.lower_hand(clock.now(), 2, 3).unwrap_err().code, ErrorCode::NotHost);
+        core.lower_hand(clock.now(), 1, 3).unwrap();
+        assert_eq!(shown(&core, 3).hand_raised, None);
+        clock.advance(Duration::from_secs(2));
+        core.lower_hand(clock.now(), 2, 2).unwrap();
+        assert_eq!(shown(&core, 2).hand_raised, None);
+        clock.advance(Duration::from_secs(2));
+        core.raise_hand(clock.now(), 3, true).unwrap();
+        assert_eq!(shown(&core, 3).hand_raised, Some(3), "a hand raised again goes to the end of the line");
+        // Raising and lowering shares the MEDIA_STATE rate.
+        let flips = (0..6).filter(|i| core.raise_hand(clock.now(), 2, i % 2 == 0).is_err()).count();
+        assert!(flips > 0);
+    }
+
+    #[test]
+    fn reactions_reach_everyone_within_a_burst_of_five_then_one_a_second() {
+        let mut clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        for _ in 0..5 {
+            core.react(clock.now(), 2, Reaction::Clap).unwrap();
+        }
+        let effects = drain(&mut core);
+        let clap = ControlMessage::Reaction { participant_id: 2, reaction: Reaction::Clap };
+        assert_eq!(sent_to(&effects, HOST), vec![clap.clone(); 5]);
+        assert_eq!(sent_to(&effects, Conn(2)), vec![clap; 5], "the sender sees its own reactions as everyone does");
+        let refused = core.react(clock.now(), 2, Reaction::Heart).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(refused.hit, Some(LimitHit::Reactions));
+        assert!(drain(&mut core).is_empty());
+        clock.advance(Duration::from_secs(1));
+        core.react(clock.now(), 2, Reaction::Heart).unwrap();
+        assert!(core.react(clock.now(), 2, Reaction::Heart).is_err());
+    }
+
+    #[test]
+    fn the_host_ends_the_meeting_for_everyone() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.set_role(1, 2, Role::CoHost).unwrap();
+        core.publish_file(clock.now(), file(1, 300, 1)).unwrap();
+        core.knock(clock.now(), 9, "Late", key(), Conn(9), addr(9)).unwrap();
+        drain(&mut core);
+        assert_eq!(core.end_for_all(3).unwrap_err().code, ErrorCode::NotHost);
+        core.end_for_all(1).unwrap();
+        let effects = drain(&mut core);
+        let removed: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::MemberRemoved { participant_id, .. } => Some(*participant_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(removed, vec![1, 2, 3]);
+        let told: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::EndedBy { to, by: 1 } => Some(*to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told, vec![HOST, Conn(2), Conn(3)]);
+        assert!(effects.iter().any(|e| matches!(e, Effect::Ended { spool_bytes: 300 })));
+        assert!(matches!(
+            effects.last(),
+            Some(Effect::Refused { request_id: 9, reason: JoinRefusal::MeetingEnded, .. })
+        ));
+        assert!(effects.iter().all(|e| !matches!(e, Effect::Deliver { .. })), "no PARTICIPANT_LEFT for anyone");
+        assert!(core.is_ended() && core.roster().is_empty());
+    }
+
     #[test]
     fn the_last_leave_ends_the_meeting_gives_back_the_spool_and_refuses_the_waiting_room() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         core.publish_file(clock.now(), file(1, 300, 1)).unwrap();
         core.publish_file(clock.now(), file(2, 45, 1)).unwrap();
-        core.knock(4, "A", key(), Conn(2), addr(2)).unwrap();
+        core.knock(clock.now(), 4, "A", key(), Conn(2), addr(2)).unwrap();
         drain(&mut core);
 
         assert!(core.leave(1, LeaveReason::Left));
@@ -1569,7 +2180,7 @@ mod tests {
         ));
         assert!(core.is_ended());
         assert!(!core.leave(1, LeaveReason::Left), "nobody is left to leave");
-        assert_eq!(core.knock(5, "B", key(), Conn(3), addr(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
+        assert_eq!(core.knock(clock.now(), 5, "B", key(), Conn(3), addr(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
         assert_eq!(core.publish_file(clock.now(), file(3, 1, 1)).unwrap_err().code, ErrorCode::UnknownFile);
     }
 
@@ -1717,7 +2328,7 @@ mod tests {
             clock.advance(Duration::from_secs(1));
             core.chat(clock.now(), 1, format!("m{n}"), None).unwrap();
         }
-        core.knock(1, "Late", key(), Conn(2), addr(2)).unwrap();
+        core.knock(clock.now(), 1, "Late", key(), Conn(2), addr(2)).unwrap();
         core.admit(clock.now(), 1, 1, blob(), || creds(2)).unwrap();
         let effects = drain(&mut core);
         let Some(Effect::Admitted { welcome, .. }) = effects.last() else { panic!("no welcome in {effects:?}") };
@@ -1818,15 +2429,15 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, MeetingLimits { max_pending_knocks: 10, ..limits() });
         let from = addr(66);
-        core.knock(1, "A", key(), Conn(2), from).unwrap();
-        core.knock(2, "B", key(), Conn(3), from).unwrap();
-        let refused = core.knock(3, "C", key(), Conn(4), from).unwrap_err();
+        core.knock(clock.now(), 1, "A", key(), Conn(2), from).unwrap();
+        core.knock(clock.now(), 2, "B", key(), Conn(3), from).unwrap();
+        let refused = core.knock(clock.now(), 3, "C", key(), Conn(4), from).unwrap_err();
         assert_eq!((refused.code, refused.hit), (ErrorCode::ServerBusy, Some(LimitHit::PendingKnocksPerAddress)));
         assert_eq!(refused.retry_after, None, "a quota, not a rate");
         // Someone else still gets in line, and an answered knock frees its address's place.
-        assert_eq!(core.knock(4, "Guest", key(), Conn(5), addr(5)).unwrap(), KnockOutcome::Waiting(4));
+        assert_eq!(core.knock(clock.now(), 4, "Guest", key(), Conn(5), addr(5)).unwrap(), KnockOutcome::Waiting(4));
         core.deny(1, 1).unwrap();
-        assert_eq!(core.knock(3, "C", key(), Conn(4), from).unwrap(), KnockOutcome::Waiting(3));
+        assert_eq!(core.knock(clock.now(), 3, "C", key(), Conn(4), from).unwrap(), KnockOutcome::Waiting(3));
     }
 
     #[test]
@@ -1843,7 +2454,7 @@ mod tests {
         // A full roster of the longest names, each character a 4-byte emoji.
         let long_name = "\u{1F600}".repeat(MAX_DISPLAY_NAME_CHARS);
         for n in 2..=50u32 {
-            core.knock(u64::from(n), &long_name, key(), Conn(u64::from(n)), addr(u64::from(n))).unwrap();
+            core.knock(clock.now(), u64::from(n), &long_name, key(), Conn(u64::from(n)), addr(u64::from(n))).unwrap();
             core.admit(clock.now(), 1, u64::from(n), blob(), || creds(n)).unwrap();
         }
         drain(&mut core);

@@ -28,7 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::control::{
-    ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MeetingWelcome, ParticipantId,
+    ErrorCode, FileInfo, JoinRefusal, KeyDelivery, KnockWithdrawal, LeaveReason, MediaDevice, MeetingWelcome,
+    ParticipantId, Reaction, Role,
 };
 use protocol::hop::HopSecret;
 use protocol::ControlMessage;
@@ -107,6 +108,8 @@ pub(crate) enum Outbound {
     Refused { request_id: u64, reason: JoinRefusal },
     /// The host removed this participant; write `REMOVED` and close.
     Removed,
+    /// Host `by` ended the meeting for everyone; write `MEETING_ENDED` and close.
+    MeetingEnded { by: ParticipantId },
 }
 
 /// How a meeting reaches one connection.
@@ -238,6 +241,10 @@ impl Meeting {
             }
             Effect::Refused { to, request_id, reason } => to.deliver(stats, Outbound::Refused { request_id, reason }),
             Effect::Removed { to } => to.deliver(stats, Outbound::Removed),
+            Effect::EndedBy { to, by } => to.deliver(stats, Outbound::MeetingEnded { by }),
+            Effect::AudioBlocked { participant_id, blocked } => {
+                shared.routes.push(RouteUpdate::Mute { participant_id, muted: blocked });
+            }
             // Its task ends; its cleanup finds the seat on the new connection and leaves it be.
             Effect::Superseded { to } => to.kill.cancel(),
             Effect::MemberAdded { credentials, conn } => {
@@ -300,7 +307,7 @@ impl Meeting {
     ) -> Result<KnockOutcome, OpError> {
         let request_id = shared.next_request_id();
         let (outcome, _) =
-            self.run(shared, |core, _| core.knock(request_id, display_name, media_public_key, conn, from));
+            self.run(shared, |core, now| core.knock(now, request_id, display_name, media_public_key, conn, from));
         if matches!(outcome, Ok(KnockOutcome::Waiting(_))) {
             Stats::inc(&shared.stats.knocks);
         }
@@ -408,6 +415,76 @@ impl Meeting {
         target: ParticipantId,
     ) -> Result<(), OpError> {
         self.run(shared, |core, _| core.remove_participant(host, target)).0
+    }
+
+    /// The host locks or unlocks the meeting.
+    pub fn lock(self: &Arc<Self>, shared: &Shared, host: ParticipantId, locked: bool) -> Result<(), OpError> {
+        self.run(shared, |core, _| core.lock(host, locked)).0
+    }
+
+    /// The host makes `target` host, co-host or a plain participant.
+    pub fn set_role(
+        self: &Arc<Self>,
+        shared: &Shared,
+        host: ParticipantId,
+        target: ParticipantId,
+        role: Role,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, _| core.set_role(host, target, role)).0
+    }
+
+    /// A moderator mutes `target`, or everyone else with `None`.
+    pub fn mute(
+        self: &Arc<Self>,
+        shared: &Shared,
+        by: ParticipantId,
+        target: Option<ParticipantId>,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, now| match target {
+            Some(target) => core.mute(now, by, target),
+            None => core.mute_all(now, by),
+        })
+        .0
+    }
+
+    /// A moderator asks `target` to turn `device` on.
+    pub fn request_media(
+        self: &Arc<Self>,
+        shared: &Shared,
+        by: ParticipantId,
+        target: ParticipantId,
+        device: MediaDevice,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.request_media(now, by, target, device)).0
+    }
+
+    /// Participant `id` raises or lowers its hand.
+    pub fn raise_hand(self: &Arc<Self>, shared: &Shared, id: ParticipantId, raised: bool) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.raise_hand(now, id, raised)).0
+    }
+
+    /// `by` lowers `target`'s hand.
+    pub fn lower_hand(
+        self: &Arc<Self>,
+        shared: &Shared,
+        by: ParticipantId,
+        target: ParticipantId,
+    ) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.lower_hand(now, by, target)).0
+    }
+
+    /// Participant `id` reacts.
+    pub fn react(self: &Arc<Self>, shared: &Shared, id: ParticipantId, reaction: Reaction) -> Result<(), OpError> {
+        self.run(shared, |core, now| core.react(now, id, reaction)).0
+    }
+
+    /// The host ends the meeting for everyone; its spool is deleted.
+    pub async fn end_for_all(self: &Arc<Self>, shared: &Shared, host: ParticipantId) -> Result<(), OpError> {
+        let (result, ended) = self.run(shared, |core, _| core.end_for_all(host));
+        if ended {
+            self.delete_spool().await;
+        }
+        result
     }
 
     /// Stamps and broadcasts a chat message from `sender`.

@@ -1,5 +1,5 @@
 //! What a relay restart must keep of a meeting, as plain data: the roster with each seat's
-//! secrets, the host, the chat history, the files offered and the uploads in progress.
+//! secrets, raised hands and mutes, the host, whether it is locked, the chat history, the files offered and the uploads in progress.
 //!
 //! The meeting core makes a [`MeetingRecord`] ([`super::core::MeetingCore::record`]) and
 //! is rebuilt from one ([`super::core::MeetingCore::restore`]); [`crate::persist`] writes it
@@ -32,6 +32,9 @@ pub(crate) struct MeetingRecord {
     pub files: Vec<FileInfo>,
     /// Uploads not yet complete, each with what arrived in `<file_id>.part`.
     pub uploads: Vec<UploadRecord>,
+    /// The host locked the meeting (absent in records of relays before locking existed).
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// One seat.
@@ -41,6 +44,10 @@ pub(crate) struct MemberRecord {
     pub session_token: Secret,
     pub resume_secret: Secret,
     pub last_client_msg_id: Option<u64>,
+    /// A moderator muted the seat and it has not turned its microphone off and on again since:
+    /// its audio stays unforwarded after the restart too.
+    #[serde(default)]
+    pub muted_by_moderator: bool,
 }
 
 /// An upload in progress: what its `FILE_UPLOAD` said.
