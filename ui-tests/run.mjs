@@ -3,9 +3,11 @@
 // Serves ui/dist-mock (built by `vite build --mode mock`) from 127.0.0.1, opens it in Debian's
 // Chromium through playwright-core, and walks: home → wrong code → waiting room → denial →
 // admitted → meeting with video → shortcuts → chat → file drop with progress → received file
-// (Save, verified, Open) → clip button → people → stats charts → someone reconnecting → own
+// (Save, verified, Open) → clip button → people → hands and reactions → muted by the host, asked
+// for the camera, notified in the background → co-host menu → stats charts → someone reconnecting → own
 // connection dropping and resuming (banner, charts kept) → connection lost → Rejoin → leave →
-// hosting with queued knocks (Admit, Deny, withdrawn) → remove → removed → device busy → relay
+// hosting with queued knocks (Admit, Deny, withdrawn) → lock, admit all, mute all, co-host →
+// remove → removed → the host ends the call for everyone → device busy → relay
 // unreachable; then opened with an invitation link (and another while running), and an update
 // offered and installed.
 // Each step asserts visible text; screenshots go to ui-tests/screenshots/. With
@@ -491,8 +493,82 @@ async function walk(page, base) {
     check((await page.getAttribute(sel("person-mic-2"), "data-on")) === "false", "Linus's mic should show off");
     check((await page.getAttribute(sel("person-camera-2"), "data-on")) === "true", "Linus's camera should show on");
     check(!(await page.locator(sel("btn-remove-1")).isVisible()), "a guest must not see Remove");
+    check(!(await page.locator(sel("person-menu-1")).isVisible()), "a guest has no menu on others");
+    check(!(await page.locator(sel("host-controls")).isVisible()), "a guest has no host controls");
     await page.locator(`${sel("panel-participants")} ${sel("btn-close-panel")}`).click();
     await hidden(page, "panel-participants");
+  });
+
+  await step(page, "hands go up in order, reactions float over tiles, Ctrl+Alt+H raises and lowers", async () => {
+    await click(page, "btn-hand");
+    await visible(page, "hand-badge-3");
+    check((await page.getAttribute(sel("btn-hand"), "aria-pressed")) === "true", "the hand button shows the hand up");
+    await mock(page, "setHand", 2, true);
+    await visible(page, "hand-badge-2");
+    await click(page, "btn-participants");
+    await text(page, "hands-count", /Raised hands \(2\)/i);
+    await text(page, "hands-list", /Ada Lovelace \(You\)[\s\S]*Linus Torvalds/);
+    check(!(await page.locator(sel("lower-hand-2")).isVisible()), "a guest cannot lower someone else's hand");
+    await page.keyboard.press("Control+Alt+KeyH");
+    await hidden(page, "hand-badge-3");
+    await text(page, "hands-count", /Raised hands \(1\)/i);
+    check(JSON.stringify(await calls(page, "raise_hand")) === JSON.stringify([{ raised: true }, { raised: false }]), "raise_hand args");
+    await click(page, "btn-reactions");
+    await visible(page, "reaction-picker");
+    await click(page, "react-party");
+    await text(page, "reactions-3", /🎉/);
+    await mock(page, "reactFrom", 1, "heart");
+    await text(page, "reactions-1", /❤️/);
+    check(JSON.stringify(await calls(page, "react")) === JSON.stringify([{ reaction: "party" }]), "react args");
+    await shot(page, "08b-hands-and-reactions");
+    // Reactions float away after a few seconds.
+    await page.waitForFunction(() => document.querySelector('[data-testid="reactions-1"]')?.childElementCount === 0, null, { timeout: 8000 });
+    await mock(page, "setHand", 2, false);
+    await hidden(page, "hand-badge-2");
+    await page.locator(`${sel("panel-participants")} ${sel("btn-close-panel")}`).click();
+  });
+
+  await step(page, "muted by the host, asked for the camera (nothing turns on), notified in the background", async () => {
+    check(!(await page.locator(sel("btn-mic")).evaluate((b) => b.classList.contains("off"))), "the mic starts on");
+    await mock(page, "muteMe", 1);
+    await text(page, "toasts", /Grace Hopper muted you/);
+    await page.waitForFunction(() => document.querySelector('[data-testid="btn-mic"]')?.classList.contains("off"));
+    const cameraCalls = (await calls(page, "set_camera")).length;
+    await mock(page, "askMe", 1, "camera");
+    await text(page, "request-title", /Grace Hopper asks you to turn on your camera/);
+    await click(page, "btn-request-decline");
+    await hidden(page, "dialog-media-request");
+    check((await calls(page, "set_camera")).length === cameraCalls, "declining turns nothing on");
+    // In the background a chat message is a desktop notification and the chat button counts it.
+    await page.evaluate(() => window.dispatchEvent(new Event("blur")));
+    await mock(page, "chatFrom", 1, "Can you share the slides?");
+    await text(page, "chat-unread", /^1$/);
+    await until("a notification", async () => (await page.evaluate(() => window.__parlorMock.notifications)).some((n) => n.title === "Grace Hopper" && n.body === "Can you share the slides?"));
+    await page.evaluate(() => window.dispatchEvent(new Event("focus")));
+    await mock(page, "chatFrom", 1, "Never mind");
+    await text(page, "chat-unread", /^2$/);
+    check((await page.evaluate(() => window.__parlorMock.notifications)).length === 1, "no notification while the window has the focus");
+    await click(page, "btn-chat");
+    await hidden(page, "chat-unread");
+    await click(page, "btn-chat");
+  });
+
+  await step(page, "a co-host gets a menu on others: ask to unmute", async () => {
+    await mock(page, "makeMeCohost", 1, true);
+    await text(page, "toasts", /You are now a co-host/);
+    await click(page, "btn-participants");
+    await text(page, "person-3", /Co-host/);
+    await click(page, "person-menu-2");
+    await visible(page, "menu-2");
+    check(!(await page.locator(sel("menu-make-host-2")).isVisible()), "only the host hands out roles");
+    await click(page, "menu-ask-mic-2");
+    await hidden(page, "menu-2");
+    check(JSON.stringify(await calls(page, "request_media")) === JSON.stringify([{ participantId: 2, device: "mic" }]), "request_media args");
+    await text(page, "toasts", /Asked Linus Torvalds to turn on their microphone/);
+    await mock(page, "makeMeCohost", 1, false);
+    await text(page, "toasts", /You are no longer a co-host/);
+    await hidden(page, "person-menu-2");
+    await page.locator(`${sel("panel-participants")} ${sel("btn-close-panel")}`).click();
   });
 
   await step(page, "the meeting with four people, one speaking, one camera off", async () => {
@@ -617,7 +693,32 @@ async function walk(page, base) {
     check(katherine, "Katherine not in the people list");
   });
 
+  await step(page, "host controls: lock, admit all with the time waited, mute all, make a co-host", async () => {
+    await page.check(sel("check-lock"));
+    await text(page, "toasts", /You locked the meeting/);
+    await visible(page, "locked-badge");
+    check(JSON.stringify(await calls(page, "lock_meeting")) === JSON.stringify([{ locked: true }]), "lock_meeting args");
+    await page.uncheck(sel("check-lock"));
+    await text(page, "toasts", /You unlocked the meeting/);
+    await hidden(page, "locked-badge");
+    const late = [await mock(page, "knock", "Hedy Lamarr"), await mock(page, "knock", "Radia Perlman")];
+    await text(page, `waited-${late[0]}`, /Waiting \d+ s/);
+    await click(page, "btn-admit-all");
+    await text(page, "toasts", /Hedy Lamarr joined|Radia Perlman joined/);
+    check((await calls(page, "admit_all")).length === 1, "admit_all called");
+    await hidden(page, "btn-admit-all");
+    await click(page, "btn-mute-all");
+    await text(page, "toasts", /Everyone else is muted/);
+    check((await calls(page, "mute_all")).length === 1, "mute_all called");
+    await click(page, `person-menu-${katherine}`);
+    await click(page, `menu-cohost-${katherine}`);
+    await text(page, `person-${katherine}`, /Katherine Johnson[\s\S]*Co-host/);
+    check(JSON.stringify(await calls(page, "set_role")) === JSON.stringify([{ participantId: Number(katherine), role: "coHost" }]), "set_role args");
+    await shot(page, "09b-host-controls");
+  });
+
   await step(page, "the host removes someone after confirming", async () => {
+    await click(page, `person-menu-${katherine}`);
     await click(page, `btn-remove-${katherine}`);
     await text(page, "dialog-title", /Remove Katherine Johnson from the meeting\?/);
     await click(page, "btn-confirm-remove");
@@ -631,6 +732,22 @@ async function walk(page, base) {
     await mock(page, "removeMe");
     await text(page, "ended-title", /You've been removed from the meeting/);
     check(!(await page.locator(sel("btn-rejoin")).isVisible()), "no rejoin after removal");
+    await click(page, "btn-return-home");
+  });
+
+  await step(page, "the host's Leave offers to end the call for everyone", async () => {
+    await click(page, "btn-new-meeting");
+    await visible(page, "screen-meeting");
+    await mock(page, "addParticipant", "Barbara Liskov");
+    await click(page, "btn-leave");
+    await visible(page, "dialog-leave");
+    await click(page, "btn-cancel-leave");
+    await hidden(page, "dialog-leave");
+    await click(page, "btn-leave");
+    await click(page, "btn-end-for-all");
+    await text(page, "ended-title", /You ended the meeting for everyone/);
+    check((await calls(page, "end_meeting")).length === 1, "end_meeting called");
+    check(!(await page.locator(sel("btn-rejoin")).isVisible()), "no rejoin after ending the meeting");
     await click(page, "btn-return-home");
   });
 

@@ -57,7 +57,9 @@ async fn lock_cohost_admission_and_admit_all() {
     .await;
     guest.session.join(&code, "Guest").await.unwrap();
     guest
-        .wait("JoinRefused", LONG, |e| matches!(e, SessionEvent::JoinRefused { reason: JoinRefusal::Locked }).then_some(()))
+        .wait("JoinRefused", LONG, |e| {
+            matches!(e, SessionEvent::JoinRefused { reason: JoinRefusal::Locked }).then_some(())
+        })
         .await;
     assert!(!host.events()[mark..].iter().any(|e| matches!(e, SessionEvent::Knock { .. })));
 
@@ -149,7 +151,8 @@ async fn mute_ask_hands_reactions_handover_and_end_for_all() {
     host.session.request_media(guest_id, MediaDevice::Camera).await.unwrap();
     guest
         .wait("MediaRequested", LONG, |e| {
-            matches!(e, SessionEvent::MediaRequested { device: MediaDevice::Camera, by } if *by == host_id).then_some(())
+            matches!(e, SessionEvent::MediaRequested { device: MediaDevice::Camera, by } if *by == host_id)
+                .then_some(())
         })
         .await;
     assert!(!host.events()[asked..].iter().any(|e| matches!(e,

@@ -815,8 +815,7 @@ mod tests {
         assert!(
             matches!(&offer, ControlMessage::FileOffer { file } if file.name == "gnp.exe" && file.sender_name == "gnp.exe")
         );
-        let mut knock =
-            ControlMessage::Knock {
+        let mut knock = ControlMessage::Knock {
             request_id: 1,
             display_name: "\u{2066}".into(),
             media_public_key: String::new(),

@@ -182,9 +182,15 @@ fn every_enum_value_and_error_code_is_documented() {
         [UploadStopReason::Disconnected, UploadStopReason::HashMismatch, UploadStopReason::Refused].iter().map(json),
     );
     values.extend(
-        [JoinRefusal::Denied, JoinRefusal::Expired, JoinRefusal::MeetingEnded, JoinRefusal::MeetingFull, JoinRefusal::Locked]
-            .iter()
-            .map(json),
+        [
+            JoinRefusal::Denied,
+            JoinRefusal::Expired,
+            JoinRefusal::MeetingEnded,
+            JoinRefusal::MeetingFull,
+            JoinRefusal::Locked,
+        ]
+        .iter()
+        .map(json),
     );
     values.extend(
         [

@@ -72,7 +72,8 @@ impl PendingRoutes {
             }
             RouteUpdate::Mute { participant_id, .. } => {
                 // Only the newest mute state of a participant matters: one entry each.
-                self.updates.retain(|u| !matches!(u, RouteUpdate::Mute { participant_id: id, .. } if *id == participant_id));
+                self.updates
+                    .retain(|u| !matches!(u, RouteUpdate::Mute { participant_id: id, .. } if *id == participant_id));
                 self.updates.push(update);
             }
             RouteUpdate::Add { .. } => self.updates.push(update),

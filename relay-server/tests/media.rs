@@ -407,7 +407,9 @@ async fn a_muted_client_that_keeps_sending_audio_is_not_heard_until_it_unmutes_i
     let mut loud = Media::register(&relay, &m[1]).await;
     let state = |mic_on| ControlMessage::MediaState { mic_on, camera_on: true, speaking: false };
     m[1].client.send(state(true)).await;
-    m[0].client.recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on)).await;
+    m[0].client
+        .recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on))
+        .await;
     let sent = loud.send_audio().await;
     assert_eq!(host.drain_media(QUIET).await, vec![sent], "heard before the mute");
 
@@ -426,7 +428,9 @@ async fn a_muted_client_that_keeps_sending_audio_is_not_heard_until_it_unmutes_i
 
     m[1].client.send(state(false)).await;
     m[1].client.send(state(true)).await;
-    m[0].client.recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on)).await;
+    m[0].client
+        .recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on))
+        .await;
     let sent = loud.send_audio().await;
     assert_eq!(host.drain_media(QUIET).await, vec![sent], "heard again after its own unmute");
     assert_eq!(relay.stats().drops(DropReason::MutedByHost) - before, 6);

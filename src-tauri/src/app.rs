@@ -31,8 +31,8 @@ use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
 use crate::mic_meter::{MicMeter, MicMeterState};
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
-    TransferStarted, UiEvent,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MediaDevice, MeetingCreated, Reaction, Role,
+    Settings, StatsSnapshot, TransferStarted, UiEvent,
 };
 use crate::relay::{BindPlan, EmbeddedRelay};
 use crate::settings::SettingsStore;
@@ -498,6 +498,47 @@ impl App {
         self.with_session(async |l| l.session.remove(participant_id).await).await
     }
 
+    pub async fn admit_all(self: &Arc<Self>) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.admit_all().await).await
+    }
+
+    pub async fn lock_meeting(self: &Arc<Self>, locked: bool) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.lock_meeting(locked).await).await
+    }
+
+    pub async fn set_role(self: &Arc<Self>, participant_id: u32, role: Role) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.set_role(participant_id, role.into()).await).await
+    }
+
+    /// `mute_participant`; `None` mutes everyone but this app.
+    pub async fn mute(self: &Arc<Self>, participant_id: Option<u32>) -> Result<(), AppError> {
+        self.with_session(async |l| match participant_id {
+            Some(id) => l.session.mute_participant(id).await,
+            None => l.session.mute_all().await,
+        })
+        .await
+    }
+
+    pub async fn request_media(self: &Arc<Self>, participant_id: u32, device: MediaDevice) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.request_media(participant_id, device.into()).await).await
+    }
+
+    pub async fn end_meeting(self: &Arc<Self>) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.end_meeting().await).await
+    }
+
+    pub async fn raise_hand(self: &Arc<Self>, raised: bool) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.raise_hand(raised).await).await
+    }
+
+    pub async fn lower_hand(self: &Arc<Self>, participant_id: u32) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.lower_hand(participant_id).await).await
+    }
+
+    pub async fn react(self: &Arc<Self>, reaction: Reaction) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.react(reaction.into()).await).await
+    }
+
     /// `leave_meeting`: the embedded relay, if any, keeps running for the others.
     pub async fn leave_meeting(self: &Arc<Self>) -> Result<(), AppError> {
         let mut core = self.core.lock().await;
@@ -895,7 +936,13 @@ fn layout_of(format: PixelFormat) -> Layout {
 /// session is repairing (`Reconnecting`, then `Resumed`) is not: the meeting goes on, and only
 /// the `Disconnected` that follows a failed repair ends it.
 fn ends_session(event: &SessionEvent) -> bool {
-    matches!(event, SessionEvent::Removed | SessionEvent::Disconnected { .. } | SessionEvent::JoinRefused { .. })
+    matches!(
+        event,
+        SessionEvent::Removed
+            | SessionEvent::MeetingEnded { .. }
+            | SessionEvent::Disconnected { .. }
+            | SessionEvent::JoinRefused { .. }
+    )
 }
 
 /// Forwards one session's events to the page (and a participant who left to the pump).
@@ -907,6 +954,8 @@ async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translat
         }
         match event {
             SessionEvent::ParticipantLeft { participant_id, .. } => app.pump.forget(participant_id),
+            // The engine turned the microphone off; later sessions start with it off too.
+            SessionEvent::MutedByHost { .. } => app.core.lock().await.mic_on = false,
             SessionEvent::FileDone { direction: FileDirection::Download, ref path, verified: true, .. } => {
                 app.remember_download(path.clone())
             }

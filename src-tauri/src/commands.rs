@@ -13,8 +13,8 @@ use crate::app::App;
 use crate::error::AppError;
 use crate::opened_links::OpenedLinks;
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, StatsSnapshot,
-    TransferStarted, UpdateInfo,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MediaDevice, MeetingCreated, Reaction, Role,
+    Settings, StatsSnapshot, TransferStarted, UpdateInfo,
 };
 use crate::updates::{self, PendingUpdate};
 
@@ -89,6 +89,69 @@ pub async fn deny(app: AppState<'_>, request_id: u64) -> Result<(), AppError> {
 #[tauri::command]
 pub async fn remove_participant(app: AppState<'_>, participant_id: u32) -> Result<(), AppError> {
     app.remove_participant(participant_id).await
+}
+
+#[tauri::command]
+pub async fn admit_all(app: AppState<'_>) -> Result<(), AppError> {
+    app.admit_all().await
+}
+
+#[tauri::command]
+pub async fn lock_meeting(app: AppState<'_>, locked: bool) -> Result<(), AppError> {
+    app.lock_meeting(locked).await
+}
+
+#[tauri::command]
+pub async fn set_role(app: AppState<'_>, participant_id: u32, role: Role) -> Result<(), AppError> {
+    app.set_role(participant_id, role).await
+}
+
+#[tauri::command]
+pub async fn mute_participant(app: AppState<'_>, participant_id: u32) -> Result<(), AppError> {
+    app.mute(Some(participant_id)).await
+}
+
+#[tauri::command]
+pub async fn mute_all(app: AppState<'_>) -> Result<(), AppError> {
+    app.mute(None).await
+}
+
+#[tauri::command]
+pub async fn request_media(app: AppState<'_>, participant_id: u32, device: MediaDevice) -> Result<(), AppError> {
+    app.request_media(participant_id, device).await
+}
+
+#[tauri::command]
+pub async fn end_meeting(app: AppState<'_>) -> Result<(), AppError> {
+    app.end_meeting().await
+}
+
+#[tauri::command]
+pub async fn raise_hand(app: AppState<'_>, raised: bool) -> Result<(), AppError> {
+    app.raise_hand(raised).await
+}
+
+#[tauri::command]
+pub async fn lower_hand(app: AppState<'_>, participant_id: u32) -> Result<(), AppError> {
+    app.lower_hand(participant_id).await
+}
+
+#[tauri::command]
+pub async fn react(app: AppState<'_>, reaction: Reaction) -> Result<(), AppError> {
+    app.react(reaction).await
+}
+
+/// A desktop notification (the page asks while its window is not focused).
+#[tauri::command]
+pub fn notify(handle: tauri::AppHandle, title: String, body: String) -> Result<(), AppError> {
+    use tauri_plugin_notification::NotificationExt;
+    handle
+        .notification()
+        .builder()
+        .title(title)
+        .body(body)
+        .show()
+        .map_err(|e| AppError::Internal(format!("cannot show a notification: {e}")))
 }
 
 #[tauri::command]

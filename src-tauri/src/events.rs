@@ -97,8 +97,8 @@ impl Translator {
     pub fn translate(&mut self, event: SessionEvent, now: Instant) -> Option<UiEvent> {
         Some(match event {
             SessionEvent::Waiting { code, request_id } => UiEvent::Waiting(p::Waiting { code, request_id }),
-            SessionEvent::Knock { request_id, display_name } => {
-                UiEvent::Knock(p::Knock { request_id, name: display_name })
+            SessionEvent::Knock { request_id, display_name, waiting_since_ms } => {
+                UiEvent::Knock(p::Knock { request_id, name: display_name, waiting_since_ms })
             }
             SessionEvent::KnockWithdrawn { request_id, reason } => {
                 UiEvent::KnockWithdrawn(p::KnockWithdrawn { request_id, reason: reason.into() })
@@ -117,6 +117,7 @@ impl Translator {
                 relay_addr: self.share_addr.clone(),
                 roster: welcome.roster.into_iter().map(Into::into).collect(),
                 chat_history: welcome.chat_history.into_iter().map(Into::into).collect(),
+                locked: welcome.locked,
             }),
             SessionEvent::Encryption { epoch, safety_code } => {
                 UiEvent::Encryption(p::Encryption { epoch, safety_code })
@@ -132,6 +133,15 @@ impl Translator {
             }
             SessionEvent::HostChanged { host_id } => UiEvent::HostChanged(p::HostChanged { host_id }),
             SessionEvent::Removed => UiEvent::Removed,
+            SessionEvent::MeetingLocked { locked, by } => UiEvent::MeetingLocked(p::MeetingLocked { locked, by }),
+            SessionEvent::MutedByHost { by } => UiEvent::MutedByHost(p::ByModerator { by }),
+            SessionEvent::MediaRequested { by, device } => {
+                UiEvent::MediaRequested(p::MediaRequested { by, device: device.into() })
+            }
+            SessionEvent::MeetingEnded { by } => UiEvent::MeetingEnded(p::ByModerator { by }),
+            SessionEvent::Reaction { participant_id, reaction } => {
+                UiEvent::Reaction(p::ReactionSent { participant_id, reaction: reaction.into() })
+            }
             SessionEvent::Chat { message } => UiEvent::Chat(p::ChatWrap { message: message.into() }),
             SessionEvent::FileOffer { file } => UiEvent::FileOffer(p::FileOffer { file: file.into() }),
             SessionEvent::FileProgress(fp) => {
@@ -462,6 +472,8 @@ mod tests {
             roster: vec![],
             chat_history: vec![],
             media_key: None,
+            media_key_from: None,
+            locked: true,
         };
         let Some(UiEvent::Joined(j)) = t.translate(SessionEvent::Joined { welcome }, Instant::now()) else {
             panic!("expected joined")
@@ -515,6 +527,8 @@ mod tests {
             joined_at_ms: 1,
             media_public_key: "00".repeat(32),
             reconnecting: true,
+            is_cohost: true,
+            hand_raised: Some(4),
         };
         let Some(UiEvent::ParticipantUpdated(u)) =
             t.translate(SessionEvent::ParticipantUpdated { participant }, Instant::now())
@@ -522,6 +536,38 @@ mod tests {
             panic!("expected participant-updated")
         };
         assert!(u.participant.reconnecting);
-        assert_eq!(UiEvent::ParticipantUpdated(u).to_page().1["participant"]["reconnecting"], true);
+        assert_eq!(u.participant.hand_raised, Some(4));
+        assert_eq!(UiEvent::ParticipantUpdated(u).to_page().1["participant"]["isCohost"], true);
+    }
+
+    #[test]
+    fn host_controls_reach_the_page_by_name() {
+        use protocol::control::{MediaDevice, Reaction};
+        let mut t = Translator::new(String::new(), String::new(), None);
+        let mut page = |event| t.translate(event, Instant::now()).expect("the page has it").to_page();
+        assert_eq!(
+            page(SessionEvent::MeetingLocked { locked: true, by: 1 }),
+            ("meeting-locked".to_string(), serde_json::json!({"locked": true, "by": 1}))
+        );
+        assert_eq!(
+            page(SessionEvent::MutedByHost { by: 1 }),
+            ("muted-by-host".to_string(), serde_json::json!({"by": 1}))
+        );
+        assert_eq!(
+            page(SessionEvent::MediaRequested { by: 1, device: MediaDevice::Camera }),
+            ("media-requested".to_string(), serde_json::json!({"by": 1, "device": "camera"}))
+        );
+        assert_eq!(
+            page(SessionEvent::MeetingEnded { by: 1 }),
+            ("meeting-ended".to_string(), serde_json::json!({"by": 1}))
+        );
+        assert_eq!(
+            page(SessionEvent::Reaction { participant_id: 2, reaction: Reaction::ThumbsUp }),
+            ("reaction".to_string(), serde_json::json!({"participantId": 2, "reaction": "thumbsUp"}))
+        );
+        assert_eq!(
+            page(SessionEvent::Knock { request_id: 5, display_name: "Grace".into(), waiting_since_ms: 9 }).1,
+            serde_json::json!({"requestId": 5, "name": "Grace", "waitingSinceMs": 9})
+        );
     }
 }

@@ -138,6 +138,7 @@ pub fn run() {
         .manage(OpenedLinks::default())
         .manage(updates::PendingUpdate::default())
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri::plugin::Builder::<tauri::Wry>::new("parlor-page").js_init_script(LANGUAGE_FIX).build())
         .setup(|tauri_app| {
@@ -168,6 +169,17 @@ pub fn run() {
             commands::admit,
             commands::deny,
             commands::remove_participant,
+            commands::admit_all,
+            commands::lock_meeting,
+            commands::set_role,
+            commands::mute_participant,
+            commands::mute_all,
+            commands::request_media,
+            commands::end_meeting,
+            commands::raise_hand,
+            commands::lower_hand,
+            commands::react,
+            commands::notify,
             commands::leave_meeting,
             commands::set_mic,
             commands::set_camera,

@@ -31,6 +31,12 @@ pub struct Participant {
     /// (30 s by default): a `participant-updated` with false when they are back, a
     /// `participant-left` when the window ends without them.
     pub reconnecting: bool,
+    /// A co-host: admits, denies, mutes and removes like the host.
+    pub is_cohost: bool,
+    /// Set while their hand is up: the meeting's count of raised hands when it went up, so
+    /// listing hands by it, lowest first, puts the first raised first.
+    #[ts(type = "number | null")]
+    pub hand_raised: Option<u64>,
 }
 
 impl From<pc::Participant> for Participant {
@@ -44,6 +50,92 @@ impl From<pc::Participant> for Participant {
             speaking: p.speaking,
             joined_at_ms: p.joined_at_ms,
             reconnecting: p.reconnecting,
+            is_cohost: p.is_cohost,
+            hand_raised: p.hand_raised,
+        }
+    }
+}
+
+/// What the host makes someone (`set_role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// The host role moves to them; this app becomes a participant.
+    Host,
+    CoHost,
+    Participant,
+}
+
+impl From<Role> for pc::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Host => Self::Host,
+            Role::CoHost => Self::CoHost,
+            Role::Participant => Self::Participant,
+        }
+    }
+}
+
+/// A device the host asks someone to turn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum MediaDevice {
+    Mic,
+    Camera,
+}
+
+impl From<MediaDevice> for pc::MediaDevice {
+    fn from(d: MediaDevice) -> Self {
+        match d {
+            MediaDevice::Mic => Self::Mic,
+            MediaDevice::Camera => Self::Camera,
+        }
+    }
+}
+
+impl From<pc::MediaDevice> for MediaDevice {
+    fn from(d: pc::MediaDevice) -> Self {
+        match d {
+            pc::MediaDevice::Mic => Self::Mic,
+            pc::MediaDevice::Camera => Self::Camera,
+        }
+    }
+}
+
+/// A reaction (👍 ❤️ 😂 😮 👏 🎉, in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Reaction {
+    ThumbsUp,
+    Heart,
+    Laugh,
+    Surprised,
+    Clap,
+    Party,
+}
+
+impl From<Reaction> for pc::Reaction {
+    fn from(r: Reaction) -> Self {
+        match r {
+            Reaction::ThumbsUp => Self::ThumbsUp,
+            Reaction::Heart => Self::Heart,
+            Reaction::Laugh => Self::Laugh,
+            Reaction::Surprised => Self::Surprised,
+            Reaction::Clap => Self::Clap,
+            Reaction::Party => Self::Party,
+        }
+    }
+}
+
+impl From<pc::Reaction> for Reaction {
+    fn from(r: pc::Reaction) -> Self {
+        match r {
+            pc::Reaction::ThumbsUp => Self::ThumbsUp,
+            pc::Reaction::Heart => Self::Heart,
+            pc::Reaction::Laugh => Self::Laugh,
+            pc::Reaction::Surprised => Self::Surprised,
+            pc::Reaction::Clap => Self::Clap,
+            pc::Reaction::Party => Self::Party,
         }
     }
 }
@@ -151,6 +243,11 @@ pub struct Settings {
     pub echo_cancellation: bool,
     /// Suppress steady background noise in the microphone signal (on by default).
     pub noise_suppression: bool,
+    /// A desktop notification, while the window is not focused, for a knock, a raised hand
+    /// (host) and a chat message (on by default).
+    pub notifications: bool,
+    /// A short sound when someone joins, leaves or knocks (off by default).
+    pub sounds: bool,
 }
 
 impl Default for Settings {
@@ -160,6 +257,8 @@ impl Default for Settings {
             last_relay_addr: String::new(),
             echo_cancellation: true,
             noise_suppression: true,
+            notifications: true,
+            sounds: false,
         }
     }
 }
@@ -321,6 +420,8 @@ pub enum JoinRefusal {
     Expired,
     MeetingEnded,
     MeetingFull,
+    /// The host locked the meeting.
+    Locked,
 }
 
 impl From<pc::JoinRefusal> for JoinRefusal {
@@ -330,6 +431,7 @@ impl From<pc::JoinRefusal> for JoinRefusal {
             pc::JoinRefusal::Expired => Self::Expired,
             pc::JoinRefusal::MeetingEnded => Self::MeetingEnded,
             pc::JoinRefusal::MeetingFull => Self::MeetingFull,
+            pc::JoinRefusal::Locked => Self::Locked,
         }
     }
 }
@@ -461,9 +563,9 @@ impl StatsSnapshot {
 pub enum UiEvent {
     /// The joiner is in the waiting room; the host has been asked.
     Waiting(Waiting),
-    /// (Host) someone asks to join. Knocks queue; each is answered by `requestId`.
+    /// (Host or co-host) someone asks to join. Knocks queue; each is answered by `requestId`.
     Knock(Knock),
-    /// (Host) a knock went away unanswered.
+    /// (Host or co-host) a knock went away unanswered by this app.
     KnockWithdrawn(KnockWithdrawn),
     /// (Joiner) the join did not happen.
     JoinRefused(JoinRefused),
@@ -478,6 +580,17 @@ pub enum UiEvent {
     HostChanged(HostChanged),
     /// This app was removed by the host; the session is over.
     Removed,
+    /// The host locked or unlocked the meeting.
+    MeetingLocked(MeetingLocked),
+    /// A moderator turned this app's microphone off (it is off already); the person may turn
+    /// it on again.
+    MutedByHost(ByModerator),
+    /// A moderator asks the person to turn a device on; nothing turns on by itself.
+    MediaRequested(MediaRequested),
+    /// The host ended the meeting for everyone; the session is over.
+    MeetingEnded(ByModerator),
+    /// Someone (this app included) reacted: show the emoji over their tile for a few seconds.
+    Reaction(ReactionSent),
     Chat(ChatWrap),
     FileOffer(FileOffer),
     FileProgress(FileProgress),
@@ -539,6 +652,40 @@ pub struct Waiting {
 pub struct Knock {
     pub request_id: u64,
     pub name: String,
+    /// Relay time (ms since the Unix epoch) of the knock, to show how long they have waited.
+    pub waiting_since_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingLocked {
+    pub locked: bool,
+    #[ts(type = "ParticipantId")]
+    pub by: ParticipantId,
+}
+
+/// Who (the host or a co-host) did it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ByModerator {
+    #[ts(type = "ParticipantId")]
+    pub by: ParticipantId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaRequested {
+    #[ts(type = "ParticipantId")]
+    pub by: ParticipantId,
+    pub device: MediaDevice,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionSent {
+    #[ts(type = "ParticipantId")]
+    pub participant_id: ParticipantId,
+    pub reaction: Reaction,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -570,6 +717,8 @@ pub struct Joined {
     pub roster: Vec<Participant>,
     /// Most recent chat messages, oldest first.
     pub chat_history: Vec<ChatMessage>,
+    /// The host locked the meeting: new knocks are refused.
+    pub locked: bool,
 }
 
 /// The meeting's end-to-end encryption, as the meeting info shows it.
@@ -757,10 +906,12 @@ mod tests {
             speaking: false,
             joined_at_ms: 7,
             reconnecting: true,
+            is_cohost: false,
+            hand_raised: Some(2),
         };
         assert_eq!(
             serde_json::to_value(&p).unwrap(),
-            json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7,"reconnecting":true})
+            json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7,"reconnecting":true,"isCohost":false,"handRaised":2})
         );
         let e =
             UiEvent::ParticipantLeft(ParticipantLeft { participant_id: 3, reason: pc::LeaveReason::TimedOut.into() });

@@ -1,6 +1,6 @@
 //! What the app remembers between runs, in `settings.json` in the app's config directory: the
-//! display name and last relay address the page shows, the download folder and the chosen
-//! devices.
+//! display name and last relay address the page shows, the voice, notification and sound
+//! switches, the download folder and the chosen devices.
 //!
 //! A missing or unreadable file means defaults (the page then asks for a name), never a failed
 //! start. Writes go to a temporary file that is renamed over the old one, so a crash mid-write
@@ -68,6 +68,8 @@ impl SettingsStore {
             last_relay_addr: bounded(&settings.last_relay_addr),
             echo_cancellation: settings.echo_cancellation,
             noise_suppression: settings.noise_suppression,
+            notifications: settings.notifications,
+            sounds: settings.sounds,
         };
         self.save()
     }
@@ -117,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn a_settings_file_from_before_voice_processing_has_both_switches_on() {
+    fn a_settings_file_from_before_voice_processing_and_notifications_has_their_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
         std::fs::write(&path, br#"{"displayName":"Ada","lastRelayAddr":"10.0.0.2:5000","camera":"synthetic"}"#)
@@ -125,6 +127,7 @@ mod tests {
         let s = SettingsStore::load(path);
         assert_eq!(s.stored.settings.display_name, "Ada");
         assert!(s.stored.settings.echo_cancellation && s.stored.settings.noise_suppression);
+        assert!(s.stored.settings.notifications && !s.stored.settings.sounds, "notifications on, sounds off");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use ts_rs::{Config, TS};
 
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Settings, TransferStarted,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Role, Settings, TransferStarted,
     UiEvent, UpdateInfo,
 };
 
@@ -65,6 +65,7 @@ pub fn generate() -> String {
     d.visit::<FileOpened>();
     d.visit::<InvitationFields>();
     d.visit::<UpdateInfo>();
+    d.visit::<Role>();
     d.visit::<UiEvent>();
     let mut out = String::from(
         "// Generated from src-tauri/src/payloads.rs and error.rs by src-tauri/src/typescript.rs.\n\

@@ -585,8 +585,7 @@ impl ControlTask {
                 None
             }
         };
-        self.phase =
-            Phase::InMeeting(Box::new(Meeting {
+        self.phase = Phase::InMeeting(Box::new(Meeting {
             welcome: welcome.clone(),
             engine,
             speaking: false,

@@ -292,8 +292,15 @@ fn a_cohost_admits_with_the_key_it_holds_and_the_joiner_opens_it_with_the_cohost
     let blob = rings[1].admit(9).unwrap();
     let roster: Vec<_> = rings.iter().map(|r| (r.me, r.identity.public())).collect();
     assert!(
-        MeetingKeyring::join(MediaIdentity { private: clone_private(&late), public: late.public }, 3, 1, roster.clone(), Some(&blob), None)
-            .is_err(),
+        MeetingKeyring::join(
+            MediaIdentity { private: clone_private(&late), public: late.public },
+            3,
+            1,
+            roster.clone(),
+            Some(&blob),
+            None
+        )
+        .is_err(),
         "the host did not seal it"
     );
     let (joiner, key) = MeetingKeyring::join(late, 3, 1, roster, Some(&blob), Some(2)).unwrap();

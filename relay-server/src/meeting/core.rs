@@ -687,7 +687,10 @@ impl<C: Connection> MeetingCore<C> {
             self.broadcast(ControlMessage::ParticipantJoined { participant }, Some(participant_id));
         }
         info!(meeting = %self.code, request_id, participant = participant_id, by, "knock admitted");
-        self.tell_moderators(ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Answered }, Some(by));
+        self.tell_moderators(
+            ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Answered },
+            Some(by),
+        );
         let mut welcome = Box::new(self.welcome(participant_id, Some(media_key)));
         welcome.media_key_from = Some(by);
         self.effects.push_back(Effect::Admitted { to: knock.conn, request_id, participant_id, welcome });
@@ -700,7 +703,10 @@ impl<C: Connection> MeetingCore<C> {
         let knock =
             self.take_knock(request_id).ok_or_else(|| OpError::new(ErrorCode::UnknownParticipant, "no such knock"))?;
         info!(meeting = %self.code, request_id, by, "knock denied");
-        self.tell_moderators(ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Answered }, Some(by));
+        self.tell_moderators(
+            ControlMessage::KnockWithdrawn { request_id, reason: KnockWithdrawal::Answered },
+            Some(by),
+        );
         self.effects.push_back(Effect::Refused { to: knock.conn, request_id, reason: JoinRefusal::Denied });
         Ok(())
     }
@@ -942,9 +948,10 @@ impl<C: Connection> MeetingCore<C> {
     /// Moderators' actions on others (mute, ask to unmute, lower a hand) share the moderator's
     /// `MEDIA_STATE` rate, so none of them can flood a participant.
     fn spend_moderation(&mut self, now: Now, by: ParticipantId) -> Result<(), OpError> {
-        self.member_mut(by)?.media_state.take(now.at).map_err(|retry_after| {
-            OpError::rate_limited(LimitHit::MediaState, "moderating too fast", retry_after)
-        })
+        self.member_mut(by)?
+            .media_state
+            .take(now.at)
+            .map_err(|retry_after| OpError::rate_limited(LimitHit::MediaState, "moderating too fast", retry_after))
     }
 
     fn mute_one(&mut self, by: ParticipantId, target: ParticipantId) {
@@ -997,7 +1004,11 @@ impl<C: Connection> MeetingCore<C> {
             return Ok(());
         }
         if let Err(retry_after) = member.media_state.take(now.at) {
-            return Err(OpError::rate_limited(LimitHit::MediaState, "raising and lowering a hand too fast", retry_after));
+            return Err(OpError::rate_limited(
+                LimitHit::MediaState,
+                "raising and lowering a hand too fast",
+                retry_after,
+            ));
         }
         member.info.hand_raised = raised.then_some(next);
         let participant = member.info.clone();
@@ -1570,7 +1581,10 @@ mod tests {
     fn a_knock_reaches_the_host_and_admission_adds_the_member_before_telling_anyone() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(clock.now(), 7, "  Ada\u{7}  ", key(), Conn(2), addr(2)).unwrap(), KnockOutcome::Waiting(7));
+        assert_eq!(
+            core.knock(clock.now(), 7, "  Ada\u{7}  ", key(), Conn(2), addr(2)).unwrap(),
+            KnockOutcome::Waiting(7)
+        );
         let effects = drain(&mut core);
         assert_eq!(
             sent_to(&effects, HOST),
@@ -1651,9 +1665,15 @@ mod tests {
     fn bad_display_names_are_refused_before_anything_happens() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
-        assert_eq!(core.knock(clock.now(), 1, " \u{0}\t ", key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(
+            core.knock(clock.now(), 1, " \u{0}\t ", key(), Conn(2), addr(2)).unwrap_err().code,
+            ErrorCode::InvalidName
+        );
         let long = "x".repeat(MAX_DISPLAY_NAME_CHARS + 1);
-        assert_eq!(core.knock(clock.now(), 2, &long, key(), Conn(2), addr(2)).unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(
+            core.knock(clock.now(), 2, &long, key(), Conn(2), addr(2)).unwrap_err().code,
+            ErrorCode::InvalidName
+        );
         assert!(core.waiting().is_empty());
         assert!(drain(&mut core).is_empty());
     }
@@ -2045,7 +2065,8 @@ mod tests {
         core.resume(2, &secret(2), Conn(5), 0).unwrap();
         let effects = drain(&mut core);
         let rerouted = effects.iter().position(|e| matches!(e, Effect::Rerouted { participant_id: 2, .. }));
-        let blocked = effects.iter().position(|e| matches!(e, Effect::AudioBlocked { participant_id: 2, blocked: true }));
+        let blocked =
+            effects.iter().position(|e| matches!(e, Effect::AudioBlocked { participant_id: 2, blocked: true }));
         assert!(rerouted < blocked && rerouted.is_some(), "{effects:?}");
         // A restart keeps it too: the seat must report off, then on.
         let record = core.record(1, Vec::new());
@@ -2068,7 +2089,10 @@ mod tests {
         assert_eq!(core.request_media(clock.now(), 3, 2, MediaDevice::Mic).unwrap_err().code, ErrorCode::NotHost);
         core.request_media(clock.now(), 1, 2, MediaDevice::Camera).unwrap();
         let effects = drain(&mut core);
-        assert_eq!(sent_to(&effects, Conn(2)), vec![ControlMessage::MediaRequested { by: 1, device: MediaDevice::Camera }]);
+        assert_eq!(
+            sent_to(&effects, Conn(2)),
+            vec![ControlMessage::MediaRequested { by: 1, device: MediaDevice::Camera }]
+        );
         assert!(sent_to(&effects, Conn(3)).is_empty());
         assert!(!shown(&core, 2).camera_on, "nothing turns on by itself");
         // Asking is within the moderator's rate.
@@ -2180,7 +2204,10 @@ mod tests {
         ));
         assert!(core.is_ended());
         assert!(!core.leave(1, LeaveReason::Left), "nobody is left to leave");
-        assert_eq!(core.knock(clock.now(), 5, "B", key(), Conn(3), addr(3)).unwrap_err().code, ErrorCode::UnknownMeeting);
+        assert_eq!(
+            core.knock(clock.now(), 5, "B", key(), Conn(3), addr(3)).unwrap_err().code,
+            ErrorCode::UnknownMeeting
+        );
         assert_eq!(core.publish_file(clock.now(), file(3, 1, 1)).unwrap_err().code, ErrorCode::UnknownFile);
     }
 

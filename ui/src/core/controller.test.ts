@@ -268,6 +268,59 @@ describe("hosting", () => {
     expect(argsOf("remove_participant")).toEqual([{ participantId: 2 }]);
     expect(store.state.confirmRemove).toBeNull();
   });
+
+  it("sends the host's controls, hands and reactions by the contract's names", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", invitation: INVITATION, participantId: 1 });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    await emit("knock", { requestId: 10, name: "Linus", waitingSinceMs: 1 });
+    await emit("knock", { requestId: 11, name: "Margaret", waitingSinceMs: 2 });
+    await ctl.admitAll();
+    expect(store.state.knocks).toEqual([]);
+    await ctl.setLocked(true);
+    await ctl.setRole(2, "coHost");
+    await ctl.mute(2);
+    await ctl.muteAll();
+    await ctl.requestMedia(2, "camera");
+    await ctl.lowerHand(2);
+    await ctl.react("heart");
+    await ctl.toggleHand();
+    expect(commands().slice(-9)).toEqual(["admit_all", "lock_meeting", "set_role", "mute_participant", "mute_all", "request_media", "lower_hand", "react", "raise_hand"]);
+    expect(argsOf("lock_meeting")).toEqual([{ locked: true }]);
+    expect(argsOf("set_role")).toEqual([{ participantId: 2, role: "coHost" }]);
+    expect(argsOf("request_media")).toEqual([{ participantId: 2, device: "camera" }]);
+    expect(argsOf("react")).toEqual([{ reaction: "heart" }]);
+    expect(argsOf("raise_hand")).toEqual([{ raised: true }]);
+  });
+
+  it("asks a host with company whether to end the call for everyone", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", invitation: INVITATION, participantId: 1 });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    await emit("participant-joined", { participant: { id: 2, displayName: "Grace", isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: 5, reconnecting: false, isCohost: false, handRaised: null } });
+    await ctl.leaveClicked();
+    expect(store.state.leaveAsked).toBe(true);
+    expect(commands()).not.toContain("leave_meeting");
+    await ctl.endForEveryone();
+    expect(commands()).toContain("end_meeting");
+    await emit("meeting-ended", { by: 1 });
+    expect(store.state.ended!.title).toBe("You ended the meeting for everyone");
+  });
+
+  it("turns a device on only when the person accepts a moderator's request", async () => {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", invitation: INVITATION, participantId: 1 });
+    const { store, ctl } = await started();
+    await ctl.createMeeting();
+    await ctl.toggleCamera();
+    expect(store.state.cameraOn).toBe(false);
+    await emit("media-requested", { by: 2, device: "camera" });
+    await ctl.answerMediaRequest(false);
+    expect(store.state.cameraOn).toBe(false);
+    await emit("media-requested", { by: 2, device: "camera" });
+    await ctl.answerMediaRequest(true);
+    expect(store.state.cameraOn).toBe(true);
+    expect(argsOf("set_camera")).toEqual([{ on: false }, { on: true }]);
+  });
 });
 
 describe("devices and media", () => {

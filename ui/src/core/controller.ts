@@ -8,9 +8,9 @@ import { describeError, toAppError } from "./errors";
 import { baseName, MAX_CHAT_CHARS, normalizeCode, normalizeName, normalizeRelayAddr } from "./format";
 import type { Ipc } from "./ipc";
 import type { Store } from "./store";
-import type { VoiceSetting } from "./state";
+import type { SettingSwitch } from "./state";
 import type { ShortcutAction } from "./shortcuts";
-import type { AppError, ParticipantId } from "./types";
+import type { AppError, MediaDevice, ParticipantId, Reaction, Role } from "./types";
 
 /** The operations the views call. */
 export class Controller {
@@ -240,6 +240,85 @@ export class Controller {
     if (id !== null) await this.call(() => this.ipc.removeParticipant(id));
   }
 
+  /** "Admit all": everyone waiting comes in. */
+  async admitAll(): Promise<void> {
+    for (const k of this.store.state.knocks) this.store.dispatch({ type: "knockAnswered", requestId: k.requestId });
+    await this.call(() => this.ipc.admitAll());
+  }
+
+  /** (Host) locks or unlocks the meeting; `meeting-locked` confirms it. */
+  async setLocked(locked: boolean): Promise<void> {
+    await this.call(() => this.ipc.lockMeeting(locked));
+  }
+
+  async setRole(participantId: ParticipantId, role: Role): Promise<void> {
+    await this.call(() => this.ipc.setRole(participantId, role));
+  }
+
+  async mute(participantId: ParticipantId): Promise<void> {
+    await this.call(() => this.ipc.muteParticipant(participantId));
+  }
+
+  async muteAll(): Promise<void> {
+    await this.call(() => this.ipc.muteAll());
+    this.store.dispatch({ type: "toast", kind: "info", text: "Everyone else is muted", detail: "They can unmute themselves." });
+  }
+
+  async requestMedia(participantId: ParticipantId, device: MediaDevice): Promise<void> {
+    await this.call(() => this.ipc.requestMedia(participantId, device));
+    const name = this.store.state.meeting?.roster.find((p) => p.id === participantId)?.displayName ?? "They";
+    this.store.dispatch({ type: "toast", kind: "info", text: `Asked ${name} to turn on their ${device === "mic" ? "microphone" : "camera"}` });
+  }
+
+  /** The answer to a moderator's request: "Turn on" turns the device on, "Not now" does nothing. */
+  async answerMediaRequest(turnOn: boolean): Promise<void> {
+    const request = this.store.state.mediaRequest;
+    this.store.dispatch({ type: "mediaRequestAnswered" });
+    if (!request || !turnOn) return;
+    if (request.device === "mic" && !this.store.state.micOn) await this.toggleMic();
+    if (request.device === "camera" && !this.store.state.cameraOn) await this.toggleCamera();
+  }
+
+  /** Raises this app's hand, or lowers it. */
+  async toggleHand(): Promise<void> {
+    const m = this.store.state.meeting;
+    if (!m) return;
+    const up = m.roster.some((p) => p.id === m.selfId && p.handRaised !== null);
+    await this.call(() => this.ipc.raiseHand(!up));
+  }
+
+  async lowerHand(participantId: ParticipantId): Promise<void> {
+    await this.call(() => this.ipc.lowerHand(participantId));
+  }
+
+  async react(reaction: Reaction): Promise<void> {
+    await this.call(() => this.ipc.react(reaction));
+  }
+
+  /** A desktop notification; one that cannot be shown is logged, not shown as an error. */
+  async notify(title: string, body: string): Promise<void> {
+    try {
+      await this.ipc.notify(title, body);
+    } catch (e) {
+      console.warn("notification not shown", toAppError(e).message);
+    }
+  }
+
+  /** The Leave button: the host chooses between leaving and ending the call for everyone. */
+  async leaveClicked(): Promise<void> {
+    if (this.store.state.meeting && this.store.state.meeting.hostId === this.store.state.meeting.selfId && this.store.state.meeting.roster.length > 1) {
+      this.store.dispatch({ type: "leaveAsked", on: true });
+      return;
+    }
+    await this.leave();
+  }
+
+  /** (Host) "End the call for everyone". */
+  async endForEveryone(): Promise<void> {
+    this.store.dispatch({ type: "leaveAsked", on: false });
+    await this.call(() => this.ipc.endMeeting());
+  }
+
   async leave(): Promise<void> {
     this.store.dispatch({ type: "left" });
     await this.call(() => this.ipc.leaveMeeting());
@@ -368,17 +447,21 @@ export class Controller {
         return this.toggleMic();
       case "toggleCamera":
         return this.toggleCamera();
+      case "toggleHand":
+        return this.toggleHand();
       case "closePanel":
         if (this.store.state.confirmRemove !== null) this.askRemove(null);
+        else if (this.store.state.leaveAsked) this.store.dispatch({ type: "leaveAsked", on: false });
+        else if (this.store.state.mediaRequest) this.store.dispatch({ type: "mediaRequestAnswered" });
         else this.store.dispatch({ type: "panelClosed" });
         return;
     }
   }
 
-  /** Switches echo cancellation or noise suppression: saved, and applied at once to the
-   * microphone meter and to a meeting in progress. */
-  async setVoiceProcessing(setting: VoiceSetting, on: boolean): Promise<void> {
-    this.store.dispatch({ type: "voiceToggled", setting, on });
+  /** Switches echo cancellation, noise suppression, notifications or sounds: saved, and applied
+   * at once (voice processing to the microphone meter and to a meeting in progress). */
+  async setSwitch(setting: SettingSwitch, on: boolean): Promise<void> {
+    this.store.dispatch({ type: "settingToggled", setting, on });
     await this.saveSettings();
   }
 

@@ -203,6 +203,8 @@ export function describeRefusal(reason: JoinRefusal): UserMessage {
       return { title: "The meeting has ended", detail: "It ended while you were waiting to be let in." };
     case "meetingFull":
       return { title: "This meeting is full", detail: "Ask the host to make room, then try again." };
+    case "locked":
+      return { title: "This meeting is locked", detail: "The host locked it, so no one can ask to join. Ask the host to unlock it, then try again." };
   }
 }
 

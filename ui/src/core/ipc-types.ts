@@ -29,6 +29,11 @@ retryAfterMs?: number,
 certificate?: CertificateMismatch, };
 
 /**
+ * Who (the host or a co-host) did it.
+ */
+export type ByModerator = { by: ParticipantId, };
+
+/**
  * With `relayCertificateChanged` and `notTheInvitedRelay`: the certificate the app expected
  * and the one the relay presented, as SHA-256 fingerprints (64 hex digits).
  */
@@ -195,7 +200,7 @@ fingerprint: string | null, };
 /**
  * Why a join request did not lead into the meeting.
  */
-export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull";
+export type JoinRefusal = "denied" | "expired" | "meetingEnded" | "meetingFull" | "locked";
 
 export type JoinRefused = { reason: JoinRefusal, };
 
@@ -215,9 +220,17 @@ roster: Array<Participant>,
 /**
  * Most recent chat messages, oldest first.
  */
-chatHistory: Array<ChatMessage>, };
+chatHistory: Array<ChatMessage>, 
+/**
+ * The host locked the meeting: new knocks are refused.
+ */
+locked: boolean, };
 
-export type Knock = { requestId: number, name: string, };
+export type Knock = { requestId: number, name: string, 
+/**
+ * Relay time (ms since the Unix epoch) of the knock, to show how long they have waited.
+ */
+waitingSinceMs: number, };
 
 /**
  * Why a knock vanished from the host's queue without the host answering it.
@@ -230,6 +243,13 @@ export type KnockWithdrawn = { requestId: number, reason: KnockWithdrawal, };
  * Why a participant left the roster.
  */
 export type LeaveReason = "left" | "disconnected" | "timedOut" | "removed";
+
+/**
+ * A device the host asks someone to turn on.
+ */
+export type MediaDevice = "mic" | "camera";
+
+export type MediaRequested = { by: ParticipantId, device: MediaDevice, };
 
 /**
  * Result of `create_meeting`.
@@ -247,6 +267,8 @@ relayAddr: string,
  * The invitation "Copy invite" copies (as in the `joined` event).
  */
 invitation: Invitation, participantId: ParticipantId, };
+
+export type MeetingLocked = { locked: boolean, by: ParticipantId, };
 
 /**
  * Payload of `mic-level`.
@@ -275,7 +297,16 @@ joinedAtMs: number,
  * (30 s by default): a `participant-updated` with false when they are back, a
  * `participant-left` when the window ends without them.
  */
-reconnecting: boolean, };
+reconnecting: boolean, 
+/**
+ * A co-host: admits, denies, mutes and removes like the host.
+ */
+isCohost: boolean, 
+/**
+ * Set while their hand is up: the meeting's count of raised hands when it went up, so
+ * listing hands by it, lowest first, puts the first raised first.
+ */
+handRaised: number | null, };
 
 export type ParticipantLeft = { participantId: ParticipantId, reason: LeaveReason, };
 
@@ -301,6 +332,13 @@ width: number,
 height: number, };
 
 export type ParticipantWrap = { participant: Participant, };
+
+/**
+ * A reaction (👍 ❤️ 😂 😮 👏 🎉, in this order).
+ */
+export type Reaction = "thumbsUp" | "heart" | "laugh" | "surprised" | "clap" | "party";
+
+export type ReactionSent = { participantId: ParticipantId, reaction: Reaction, };
 
 export type Reconnecting = { 
 /**
@@ -342,10 +380,15 @@ afterMs: number,
 attempts: number, };
 
 /**
+ * What the host makes someone (`set_role`).
+ */
+export type Role = "host" | "coHost" | "participant";
+
+/**
  * Every event the shell emits: `name` is the event name the page listens to and `payload` what
  * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
  */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected } | { "name": "invitation-opened" } | { "name": "mic-level", "payload": MicLevel };
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "meeting-locked", "payload": MeetingLocked } | { "name": "muted-by-host", "payload": ByModerator } | { "name": "media-requested", "payload": MediaRequested } | { "name": "meeting-ended", "payload": ByModerator } | { "name": "reaction", "payload": ReactionSent } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected } | { "name": "invitation-opened" } | { "name": "mic-level", "payload": MicLevel };
 
 /**
  * What the app remembers between runs.
@@ -362,7 +405,16 @@ echoCancellation: boolean,
 /**
  * Suppress steady background noise in the microphone signal (on by default).
  */
-noiseSuppression: boolean, };
+noiseSuppression: boolean, 
+/**
+ * A desktop notification, while the window is not focused, for a knock, a raised hand
+ * (host) and a chat message (on by default).
+ */
+notifications: boolean, 
+/**
+ * A short sound when someone joins, leaves or knocks (off by default).
+ */
+sounds: boolean, };
 
 /**
  * One stats sample; the shell emits one a second (`stats` event) and returns one (`get_stats`).

@@ -18,8 +18,11 @@ import {
   type DeviceList,
   type FileOpened,
   type InvitationFields,
+  type MediaDevice,
   type MeetingCreated,
   type ParticipantId,
+  type Reaction,
+  type Role,
   type SessionEvent,
   type SessionEventName,
   type SessionEvents,
@@ -58,6 +61,26 @@ export interface Ipc {
   admit(requestId: number): Promise<void>;
   deny(requestId: number): Promise<void>;
   removeParticipant(participantId: ParticipantId): Promise<void>;
+  /** (Host or co-host) lets everyone waiting in. */
+  admitAll(): Promise<void>;
+  /** (Host) locks the meeting (new knocks are refused) or unlocks it. */
+  lockMeeting(locked: boolean): Promise<void>;
+  /** (Host) makes someone host (this app becomes a participant), co-host or participant. */
+  setRole(participantId: ParticipantId, role: Role): Promise<void>;
+  /** (Host or co-host) turns someone's microphone off. */
+  muteParticipant(participantId: ParticipantId): Promise<void>;
+  /** (Host or co-host) turns everyone's microphone off but this app's. */
+  muteAll(): Promise<void>;
+  /** (Host or co-host) asks someone to turn a device on. */
+  requestMedia(participantId: ParticipantId, device: MediaDevice): Promise<void>;
+  /** (Host) ends the meeting for everyone. */
+  endMeeting(): Promise<void>;
+  raiseHand(raised: boolean): Promise<void>;
+  /** Lowers someone's hand: this app's, or (host or co-host) anyone's. */
+  lowerHand(participantId: ParticipantId): Promise<void>;
+  react(reaction: Reaction): Promise<void>;
+  /** A desktop notification (asked for while the window is not focused). */
+  notify(title: string, body: string): Promise<void>;
   leaveMeeting(): Promise<void>;
   setMic(on: boolean): Promise<void>;
   setCamera(on: boolean): Promise<void>;
@@ -116,6 +139,17 @@ export function tauriIpc(): Ipc {
     admit: (requestId) => invoke<void>("admit", { requestId }),
     deny: (requestId) => invoke<void>("deny", { requestId }),
     removeParticipant: (participantId) => invoke<void>("remove_participant", { participantId }),
+    admitAll: () => invoke<void>("admit_all"),
+    lockMeeting: (locked) => invoke<void>("lock_meeting", { locked }),
+    setRole: (participantId, role) => invoke<void>("set_role", { participantId, role }),
+    muteParticipant: (participantId) => invoke<void>("mute_participant", { participantId }),
+    muteAll: () => invoke<void>("mute_all"),
+    requestMedia: (participantId, device) => invoke<void>("request_media", { participantId, device }),
+    endMeeting: () => invoke<void>("end_meeting"),
+    raiseHand: (raised) => invoke<void>("raise_hand", { raised }),
+    lowerHand: (participantId) => invoke<void>("lower_hand", { participantId }),
+    react: (reaction) => invoke<void>("react", { reaction }),
+    notify: (title, body) => invoke<void>("notify", { title, body }),
     leaveMeeting: () => invoke<void>("leave_meeting"),
     setMic: (on) => invoke<void>("set_mic", { on }),
     setCamera: (on) => invoke<void>("set_camera", { on }),

@@ -32,3 +32,13 @@ describe("shortcuts", () => {
     expect(shortcutLabel("d", false)).toBe("Ctrl+D");
   });
 });
+
+describe("raise hand", () => {
+  it("is Ctrl+Alt+H, or ⌘⌥H on a Mac whose ⌥H types another character", () => {
+    expect(shortcutFor(key("h", { ctrlKey: true, altKey: true }), false)).toBe("toggleHand");
+    expect(shortcutFor(key("˙", { metaKey: true, altKey: true, code: "KeyH" }), true)).toBe("toggleHand");
+    expect(shortcutFor(key("h", { ctrlKey: true }), false)).toBeNull();
+    expect(shortcutFor(key("h", { altKey: true }), false)).toBeNull();
+    expect(shortcutFor(key("h", { ctrlKey: true, altKey: true, shiftKey: true }), false)).toBeNull();
+  });
+});

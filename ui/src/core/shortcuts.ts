@@ -1,14 +1,17 @@
 /**
  * Keyboard shortcuts, Meet's: Ctrl+D (⌘+D on macOS) toggles the microphone, Ctrl+E (⌘+E)
- * the camera. The mapping is a pure function of the key event's fields so it is unit-tested.
+ * the camera, Ctrl+Alt+H (⌘+⌥+H) raises or lowers the hand. The mapping is a pure function of
+ * the key event's fields so it is unit-tested.
  */
 
 /** What a shortcut does. */
-export type ShortcutAction = "toggleMic" | "toggleCamera" | "closePanel";
+export type ShortcutAction = "toggleMic" | "toggleCamera" | "toggleHand" | "closePanel";
 
 /** The fields of a KeyboardEvent the mapping reads. */
 export interface KeyLike {
   key: string;
+  /** The physical key ("KeyH"), when known. */
+  code?: string;
   ctrlKey: boolean;
   metaKey: boolean;
   altKey: boolean;
@@ -27,7 +30,9 @@ export function isApplePlatform(platform: string): boolean {
 export function shortcutFor(e: KeyLike, apple: boolean): ShortcutAction | null {
   if (e.key === "Escape" && !e.ctrlKey && !e.metaKey && !e.altKey) return "closePanel";
   const primary = apple ? e.metaKey && !e.ctrlKey : e.ctrlKey && !e.metaKey;
-  if (!primary || e.altKey || e.shiftKey) return null;
+  if (!primary || e.shiftKey) return null;
+  // With Alt the key may come out as another character (⌥H is "˙" on a Mac): read `code`'s letter.
+  if (e.altKey) return (e.code ?? "") === "KeyH" || e.key.toLowerCase() === "h" ? "toggleHand" : null;
   switch (e.key.toLowerCase()) {
     case "d":
       return "toggleMic";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activeTransfers, initialState, isHost, latestStats, LIMITS, reconnectingSeconds, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
+import { activeTransfers, handRaised, initialState, isHost, isModerator, latestStats, LIMITS, raisedHands, REACTION_MS, reconnectingSeconds, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
 import { last, sample } from "./test-fixtures";
 import type { ChatMessage, FileInfo, Invitation, Participant, SessionEvent } from "./types";
 
@@ -10,7 +10,7 @@ function run(actions: Array<Action | SessionEvent>, start: AppState = initialSta
 }
 
 function person(id: number, name: string, over: Partial<Participant> = {}): Participant {
-  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, ...over };
+  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, isCohost: false, handRaised: null, ...over };
 }
 
 function chat(id: number, senderId: number, text: string, over: Partial<ChatMessage> = {}): ChatMessage {
@@ -39,6 +39,7 @@ function inMeeting(): AppState {
         invitation: invitation("482913", "192.168.1.20:7878"),
         roster: [person(2, "Grace"), person(1, "Ada")],
         chatHistory: [chat(3, 2, "earlier"), chat(1, 2, "first")],
+        locked: false,
       },
     },
   ]);
@@ -47,7 +48,7 @@ function inMeeting(): AppState {
 describe("home → waiting → meeting", () => {
   it("fills the form from saved settings without overwriting typing", () => {
     const typed = run([{ type: "homeInput", field: "name", value: "Typed" }]);
-    const s = reduce(typed, { type: "settingsLoaded", settings: { displayName: "Saved", lastRelayAddr: "10.0.0.2:7878", echoCancellation: true, noiseSuppression: false } }, T0);
+    const s = reduce(typed, { type: "settingsLoaded", settings: { displayName: "Saved", lastRelayAddr: "10.0.0.2:7878", echoCancellation: true, noiseSuppression: false, notifications: true, sounds: false } }, T0);
     expect(s.home.name).toBe("Typed");
     expect(s.home.relayAddr).toBe("10.0.0.2:7878");
   });
@@ -122,7 +123,7 @@ describe("hosting", () => {
   const created = { code: "111222", relayAddr: "192.168.1.5:7878", invitation: invitation("111222", "192.168.1.5:7878"), participantId: 1 };
   const joined: SessionEvent = {
     name: "joined",
-    payload: { code: "111222", participantId: 1, hostId: 1, relayAddr: "192.168.1.5:7878", invitation: created.invitation, roster: [person(1, "Ada", { isHost: true })], chatHistory: [] },
+    payload: { code: "111222", participantId: 1, hostId: 1, relayAddr: "192.168.1.5:7878", invitation: created.invitation, roster: [person(1, "Ada", { isHost: true })], chatHistory: [], locked: false },
   };
 
   it("enters the meeting whichever of the reply and the joined event comes first", () => {
@@ -163,10 +164,10 @@ describe("hosting", () => {
     let s = run([{ type: "createStarted", name: "Ada", relayAddr: "" }, joined]);
     s = run(
       [
-        { name: "knock", payload: { requestId: 10, name: "Linus" } },
-        { name: "knock", payload: { requestId: 11, name: "Margaret" } },
-        { name: "knock", payload: { requestId: 12, name: "Ken" } },
-        { name: "knock", payload: { requestId: 10, name: "Linus" } },
+        { name: "knock", payload: { requestId: 10, name: "Linus", waitingSinceMs: T0 } },
+        { name: "knock", payload: { requestId: 11, name: "Margaret", waitingSinceMs: T0 } },
+        { name: "knock", payload: { requestId: 12, name: "Ken", waitingSinceMs: T0 } },
+        { name: "knock", payload: { requestId: 10, name: "Linus", waitingSinceMs: T0 } },
       ],
       s,
     );
@@ -180,14 +181,14 @@ describe("hosting", () => {
 
   it("bounds the knock queue", () => {
     let s = run([{ type: "createStarted", name: "Ada", relayAddr: "" }, joined]);
-    for (let i = 0; i < LIMITS.knocks + 20; i++) s = reduce(s, { type: "event", event: { name: "knock", payload: { requestId: i, name: `K${i}` } } }, T0);
+    for (let i = 0; i < LIMITS.knocks + 20; i++) s = reduce(s, { type: "event", event: { name: "knock", payload: { requestId: i, name: `K${i}`, waitingSinceMs: T0 } } }, T0);
     expect(s.knocks).toHaveLength(LIMITS.knocks);
     expect(s.knocks[0]!.requestId).toBe(20);
   });
 
   it("drops the old host's knocks when the host role moves away", () => {
     let s = run([{ type: "createStarted", name: "Ada", relayAddr: "" }, joined, { name: "participant-joined", payload: { participant: person(2, "Grace") } }]);
-    s = run([{ name: "knock", payload: { requestId: 10, name: "Linus" } }, { name: "host-changed", payload: { hostId: 2 } }], s);
+    s = run([{ name: "knock", payload: { requestId: 10, name: "Linus", waitingSinceMs: T0 } }, { name: "host-changed", payload: { hostId: 2 } }], s);
     expect(s.knocks).toEqual([]);
     expect(isHost(s)).toBe(false);
     expect(s.meeting!.roster.find((p) => p.id === 2)!.isHost).toBe(true);
@@ -457,11 +458,108 @@ describe("microphone level and voice processing", () => {
     expect(s.settings.echoCancellation && s.settings.noiseSuppression).toBe(true);
     s = reduce(s, { type: "event", event: { name: "mic-level", payload: { dbfs: -31.5, speaking: true } } }, T0);
     expect(s.micLevel).toEqual({ dbfs: -31.5, speaking: true });
-    s = reduce(s, { type: "voiceToggled", setting: "noiseSuppression", on: false }, T0);
+    s = reduce(s, { type: "settingToggled", setting: "noiseSuppression", on: false }, T0);
     expect(s.settings.noiseSuppression).toBe(false);
     expect(s.settings.echoCancellation).toBe(true);
     // Starting a meeting remembers the name and address without losing the switches.
     s = reduce(s, { type: "createStarted", name: "Ada", relayAddr: "" }, T0);
     expect(s.settings).toMatchObject({ displayName: "Ada", noiseSuppression: false, echoCancellation: true });
+  });
+});
+
+describe("host controls, hands and reactions", () => {
+  /** Ada (1) hosts; Grace (2) and Linus (3) are in. */
+  function hosting(): AppState {
+    return run([
+      { type: "createStarted", name: "Ada", relayAddr: "" },
+      {
+        name: "joined",
+        payload: {
+          code: "111222",
+          participantId: 1,
+          hostId: 1,
+          relayAddr: "r:1",
+          invitation: invitation("111222", "r:1"),
+          roster: [person(1, "Ada", { isHost: true }), person(2, "Grace"), person(3, "Linus")],
+          chatHistory: [],
+          locked: false,
+        },
+      },
+    ]);
+  }
+
+  it("shows the lock, says who locked it, and a joiner hears it is locked", () => {
+    let s = run([{ name: "meeting-locked", payload: { locked: true, by: 1 } }], hosting());
+    expect(s.meeting!.locked).toBe(true);
+    expect(last(s.toasts)!.text).toBe("You locked the meeting");
+    s = run([{ name: "meeting-locked", payload: { locked: false, by: 1 } }], s);
+    expect(s.meeting!.locked).toBe(false);
+    const refused = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1", fingerprint: null },
+      { name: "join-refused", payload: { reason: "locked" } },
+    ]);
+    expect(refused.ended).toMatchObject({ title: "This meeting is locked", canRejoin: true });
+  });
+
+  it("orders raised hands first raised first and tells the host, not a participant", () => {
+    let s = run(
+      [
+        { name: "participant-updated", payload: { participant: person(3, "Linus", { handRaised: 1 }) } },
+        { name: "participant-updated", payload: { participant: person(2, "Grace", { handRaised: 2 }) } },
+      ],
+      hosting(),
+    );
+    expect(raisedHands(s.meeting!).map((p) => p.displayName)).toEqual(["Linus", "Grace"]);
+    expect(s.toasts.map((t) => t.text)).toEqual(["Linus raised a hand", "Grace raised a hand"]);
+    s = run([{ name: "participant-updated", payload: { participant: person(3, "Linus") } }], s);
+    expect(raisedHands(s.meeting!).map((p) => p.id)).toEqual([2]);
+    const guest = run([{ name: "participant-updated", payload: { participant: person(2, "Grace", { isHost: true, handRaised: 1 }) } }], inMeeting());
+    expect(guest.toasts).toEqual([]);
+    expect(handRaised(guest.meeting!)).toBe(false);
+  });
+
+  it("a co-host sees knocks with the relay's waiting time and loses them when demoted", () => {
+    const guest = inMeeting();
+    expect(isModerator(guest)).toBe(false);
+    let s = run([{ name: "participant-updated", payload: { participant: person(1, "Ada", { isCohost: true }) } }], guest);
+    expect(isModerator(s)).toBe(true);
+    expect(last(s.toasts)!.text).toBe("You are now a co-host");
+    s = run([{ name: "knock", payload: { requestId: 9, name: "Ken", waitingSinceMs: T0 - 30_000 } }], s);
+    expect(s.knocks[0]!.sinceMs).toBe(T0 - 30_000);
+    s = run([{ name: "participant-updated", payload: { participant: person(1, "Ada") } }], s);
+    expect(isModerator(s)).toBe(false);
+    expect(s.knocks).toEqual([]);
+  });
+
+  it("turns the microphone off when a moderator mutes this app, and asks before turning anything on", () => {
+    let s = run([{ type: "micChanged", on: true }, { name: "muted-by-host", payload: { by: 2 } }], inMeeting());
+    expect(s.micOn).toBe(false);
+    expect(last(s.toasts)!.text).toBe("Grace muted you");
+    s = run([{ name: "media-requested", payload: { by: 2, device: "camera" } }], s);
+    expect(s.mediaRequest).toEqual({ by: 2, device: "camera" });
+    expect(s.cameraOn).toBe(true);
+    s = reduce(s, { type: "mediaRequestAnswered" }, T0);
+    expect(s.mediaRequest).toBeNull();
+  });
+
+  it("floats reactions over their sender's tile for a few seconds, bounded", () => {
+    let s = run([{ name: "reaction", payload: { participantId: 2, reaction: "clap" } }], hosting());
+    expect(s.meeting!.reactions).toMatchObject([{ participantId: 2, reaction: "clap", untilMs: T0 + REACTION_MS }]);
+    s = reduce(s, { type: "tick" }, T0 + REACTION_MS - 1);
+    expect(s.meeting!.reactions).toHaveLength(1);
+    s = reduce(s, { type: "tick" }, T0 + REACTION_MS);
+    expect(s.meeting!.reactions).toEqual([]);
+    for (let i = 0; i < LIMITS.reactions + 5; i++) s = reduce(s, { type: "event", event: { name: "reaction", payload: { participantId: 3, reaction: "party" } } }, T0);
+    expect(s.meeting!.reactions).toHaveLength(LIMITS.reactions);
+    expect(new Set(s.meeting!.reactions.map((r) => r.id)).size).toBe(LIMITS.reactions);
+  });
+
+  it("ends the session with the host's words when the meeting is ended for everyone", () => {
+    const s = run([{ name: "meeting-ended", payload: { by: 2 } }], inMeeting());
+    expect(s.screen).toBe("ended");
+    expect(s.ended).toMatchObject({ title: "The host ended the meeting", canRejoin: false });
+    const mine = run([{ type: "leaveAsked", on: true }, { name: "meeting-ended", payload: { by: 1 } }], hosting());
+    expect(mine.ended!.title).toBe("You ended the meeting for everyone");
+    expect(mine.leaveAsked).toBe(false);
   });
 });

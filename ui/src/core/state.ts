@@ -18,10 +18,12 @@ import type {
   FileInfo,
   Invitation,
   InvitationFields,
+  MediaDevice,
   MeetingCreated,
   MicLevel,
   Participant,
   ParticipantId,
+  Reaction,
   Rejoin,
   SessionEvent,
   SessionEvents,
@@ -33,6 +35,9 @@ import type {
 
 /** The voice-processing switches of the device settings. */
 export type VoiceSetting = "echoCancellation" | "noiseSuppression";
+
+/** Every on/off setting: voice processing, desktop notifications, sounds. */
+export type SettingSwitch = VoiceSetting | "notifications" | "sounds";
 
 /** Which screen is up. */
 export type Screen = "home" | "waiting" | "meeting" | "ended";
@@ -55,6 +60,20 @@ export interface Knock {
   requestId: number;
   name: string;
   sinceMs: number;
+}
+
+/** A reaction floating over someone's tile until `untilMs`. */
+export interface FloatingReaction {
+  id: number;
+  participantId: ParticipantId;
+  reaction: Reaction;
+  untilMs: number;
+}
+
+/** A moderator's request to turn a device on, waiting for the person's answer. */
+export interface MediaRequest {
+  by: ParticipantId;
+  device: MediaDevice;
 }
 
 /** A chat message sent but not yet echoed by the relay. */
@@ -119,6 +138,11 @@ export interface MeetingState {
   /** Set while the connection to the relay is being repaired (`reconnecting` until `resumed`):
    * when it broke, on the page's clock, and why. The meeting, its chat and its stats stay. */
   reconnecting: { sinceMs: number; reason: string } | null;
+  /** The host locked the meeting: new knocks are refused. */
+  locked: boolean;
+  /** Reactions floating over tiles, oldest first. */
+  reactions: FloatingReaction[];
+  nextReactionId: number;
 }
 
 /** The home screen's form. */
@@ -179,21 +203,27 @@ export interface AppState {
   lastJoin: LastJoin | null;
   /** The participant whose removal awaits confirmation in a dialog. */
   confirmRemove: ParticipantId | null;
+  /** The host clicked Leave: "Just leave" or "End the call for everyone". */
+  leaveAsked: boolean;
+  /** A moderator asks this person to turn a device on. */
+  mediaRequest: MediaRequest | null;
   nextToastId: number;
   /** The microphone's level on the home screen (from `mic-level`); null before the first. */
   micLevel: MicLevel | null;
 }
 
 /** Bounds of every list in the state. */
-export const LIMITS = { chat: 500, pendingChat: 50, toasts: 4, knocks: 100, files: 500, transfers: 100 } as const;
+export const LIMITS = { chat: 500, pendingChat: 50, toasts: 4, knocks: 100, files: 500, transfers: 100, reactions: 30 } as const;
 /** How long toasts stay up. */
 export const TOAST_MS = { info: 5000, error: 9000 } as const;
+/** How long a reaction floats over its sender's tile. */
+export const REACTION_MS = 4000;
 
 /** The state at start-up, before settings and devices are loaded. */
 export function initialState(): AppState {
   return {
     screen: "home",
-    settings: { displayName: "", lastRelayAddr: "", echoCancellation: true, noiseSuppression: true },
+    settings: { displayName: "", lastRelayAddr: "", echoCancellation: true, noiseSuppression: true, notifications: true, sounds: false },
     home: { name: "", code: "", relayAddr: "", hostOnRelay: false, fingerprint: null, busy: null, error: null, trustOffer: null, update: null, updating: false },
     devices: { cameras: [], microphones: [], speakers: [] },
     micOn: true,
@@ -207,6 +237,8 @@ export function initialState(): AppState {
     downloadDir: "",
     lastJoin: null,
     confirmRemove: null,
+    leaveAsked: false,
+    mediaRequest: null,
     nextToastId: 1,
     micLevel: null,
   };
@@ -217,7 +249,7 @@ export type Action =
   | { type: "settingsLoaded"; settings: Settings }
   | { type: "devicesListed"; devices: DeviceList }
   | { type: "deviceChosen"; kind: "camera" | "microphone" | "speaker"; id: string }
-  | { type: "voiceToggled"; setting: VoiceSetting; on: boolean }
+  | { type: "settingToggled"; setting: SettingSwitch; on: boolean }
   | { type: "downloadDirChanged"; dir: string }
   | { type: "homeInput"; field: "name" | "code" | "relayAddr"; value: string }
   | { type: "invitationRead"; fields: InvitationFields }
@@ -248,13 +280,15 @@ export type Action =
   | { type: "downloadStarted"; fileId: number; transferId: string }
   | { type: "downloadFailed"; fileId: number; error: AppError }
   | { type: "removeAsked"; participantId: ParticipantId | null }
+  | { type: "leaveAsked"; on: boolean }
+  | { type: "mediaRequestAnswered" }
   | { type: "left" }
   | { type: "returnedHome" };
 
 /** Applies one action at wall-clock time `nowMs` and returns the next state. */
 export function reduce(state: AppState, action: Action, nowMs: number): AppState {
   switch (action.type) {
-    case "voiceToggled":
+    case "settingToggled":
       return { ...state, settings: { ...state.settings, [action.setting]: action.on } };
     case "settingsLoaded": {
       const s = action.settings;
@@ -343,7 +377,11 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     }
     case "tick": {
       const toasts = state.toasts.filter((t) => t.expiresAtMs > nowMs);
-      return toasts.length === state.toasts.length ? state : { ...state, toasts };
+      const next = toasts.length === state.toasts.length ? state : { ...state, toasts };
+      return withMeeting(next, (m) => {
+        const reactions = m.reactions.filter((r) => r.untilMs > nowMs);
+        return reactions.length === m.reactions.length ? m : { ...m, reactions };
+      });
     }
     case "knockAnswered":
       return { ...state, knocks: state.knocks.filter((k) => k.requestId !== action.requestId) };
@@ -397,6 +435,10 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
     }
     case "removeAsked":
       return { ...state, confirmRemove: action.participantId };
+    case "leaveAsked":
+      return { ...state, leaveAsked: action.on };
+    case "mediaRequestAnswered":
+      return { ...state, mediaRequest: null };
     case "left":
       return endSession(state, { title: "You left the meeting", detail: "", canRejoin: true, rejoin: null });
     case "returnedHome":
@@ -419,6 +461,8 @@ function onCreated(state: AppState, created: MeetingCreated, nowMs: number): App
     speaking: false,
     joinedAtMs: nowMs,
     reconnecting: false,
+    isCohost: false,
+    handRaised: null,
   };
   return {
     ...state,
@@ -459,6 +503,9 @@ function newMeeting(
     stats: [],
     encryption: null,
     reconnecting: null,
+    locked: false,
+    reactions: [],
+    nextReactionId: 1,
   };
 }
 
@@ -489,9 +536,12 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       };
     }
     case "knock": {
-      const { requestId, name } = event.payload;
+      const { requestId, name, waitingSinceMs } = event.payload;
       if (state.knocks.some((k) => k.requestId === requestId)) return state;
-      return { ...state, knocks: bounded([...state.knocks, { requestId, name, sinceMs: nowMs }], LIMITS.knocks) };
+      // The relay's time of the knock, so a knock shown late (to a new co-host) says how long it
+      // has really waited; never in the page's future.
+      const sinceMs = Math.min(waitingSinceMs, nowMs);
+      return { ...state, knocks: bounded([...state.knocks, { requestId, name, sinceMs }], LIMITS.knocks) };
     }
     case "knock-withdrawn": {
       const knock = state.knocks.find((k) => k.requestId === event.payload.requestId);
@@ -519,9 +569,38 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       const closed = next.confirmRemove === gone.id ? { ...next, confirmRemove: null } : next;
       return addToast(closed, "info", describeLeave(gone.displayName, event.payload.reason), null, nowMs);
     }
-    case "participant-updated": {
-      const p = event.payload.participant;
-      return withMeeting(state, (m) => (m.roster.some((r) => r.id === p.id) ? { ...m, roster: upsertParticipant(m.roster, p, m.hostId) } : m));
+    case "participant-updated":
+      return onParticipantUpdated(state, event.payload.participant, nowMs);
+    case "meeting-locked": {
+      const m = state.meeting;
+      if (!m) return state;
+      const { locked, by } = event.payload;
+      const next = withMeeting(state, (mm) => ({ ...mm, locked }));
+      const who = by === m.selfId ? "You" : nameOf(m, by);
+      const text = locked ? `${who} locked the meeting` : `${who} unlocked the meeting`;
+      const detail = locked ? "No one else can ask to join." : "People can ask to join again.";
+      return addToast(next, "info", text, detail, nowMs);
+    }
+    case "muted-by-host": {
+      const m = state.meeting;
+      if (!m) return state;
+      return addToast({ ...state, micOn: false }, "info", `${nameOf(m, event.payload.by)} muted you`, "Turn your microphone back on when you want to talk.", nowMs);
+    }
+    case "media-requested":
+      return state.meeting ? { ...state, mediaRequest: event.payload } : state;
+    case "meeting-ended": {
+      const m = state.meeting;
+      const byMe = m !== null && event.payload.by === m.selfId;
+      const title = byMe ? "You ended the meeting for everyone" : "The host ended the meeting";
+      return endSession(state, { title, detail: byMe ? "" : "The meeting is over for everyone.", canRejoin: false, rejoin: null });
+    }
+    case "reaction": {
+      const { participantId, reaction } = event.payload;
+      return withMeeting(state, (m) => ({
+        ...m,
+        reactions: bounded([...m.reactions, { id: m.nextReactionId, participantId, reaction, untilMs: nowMs + REACTION_MS }], LIMITS.reactions),
+        nextReactionId: m.nextReactionId + 1,
+      }));
     }
     case "host-changed": {
       const m = state.meeting;
@@ -530,8 +609,9 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       const next = withMeeting(state, (mm) => ({ ...mm, hostId, roster: mm.roster.map((r) => ({ ...r, isHost: r.id === hostId })) }));
       const name = m.roster.find((r) => r.id === hostId)?.displayName;
       const text = hostId === m.selfId ? "You are now the host" : name ? `${name} is now the host` : "The host changed";
-      // Knocks were addressed to the old host; a new host gets fresh ones from the relay.
-      return addToast(hostId === m.selfId ? next : { ...next, knocks: [] }, "info", text, null, nowMs);
+      // Knocks go to the moderators; one who no longer is one sees them no more.
+      const stillModerator = hostId === m.selfId || m.roster.some((r) => r.id === m.selfId && r.isCohost);
+      return addToast(stillModerator ? next : { ...next, knocks: [] }, "info", text, null, nowMs);
     }
     case "removed":
       return endSession(state, { title: "You've been removed from the meeting", detail: "The host removed you.", canRejoin: false, rejoin: null });
@@ -606,9 +686,30 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
   }
 }
 
+function onParticipantUpdated(state: AppState, p: Participant, nowMs: number): AppState {
+  const m = state.meeting;
+  const before = m?.roster.find((r) => r.id === p.id);
+  if (!m || !before) return state;
+  const next = withMeeting(state, (mm) => ({ ...mm, roster: upsertParticipant(mm.roster, p, mm.hostId) }));
+  if (p.id === m.selfId) {
+    if (p.isCohost && !before.isCohost) return addToast(next, "info", "You are now a co-host", "You can admit people, mute and remove others.", nowMs);
+    if (!p.isCohost && before.isCohost && p.id !== m.hostId) return addToast({ ...next, knocks: [] }, "info", "You are no longer a co-host", null, nowMs);
+    return next;
+  }
+  if (p.handRaised !== null && before.handRaised === null && isModerator(state)) {
+    return addToast(next, "info", `${p.displayName} raised a hand`, null, nowMs);
+  }
+  return next;
+}
+
+function nameOf(m: MeetingState, id: ParticipantId): string {
+  return m.roster.find((r) => r.id === id)?.displayName ?? "The host";
+}
+
 function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
   const prev = state.meeting;
   const meeting = newMeeting(p.code, p.relayAddr, p.invitation, p.participantId, p.hostId, p.roster, p.chatHistory);
+  meeting.locked = p.locked;
   // create_meeting may have answered first: keep what the page already added since.
   if (prev && prev.code === p.code && prev.selfId === p.participantId) {
     meeting.chat = mergeChat(prev.chat, meeting.chat);
@@ -617,6 +718,8 @@ function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
     meeting.files = { ...prev.files, ...meeting.files };
     meeting.stats = prev.stats;
     meeting.encryption = prev.encryption;
+    meeting.reactions = prev.reactions;
+    meeting.nextReactionId = prev.nextReactionId;
   }
   return {
     ...state,
@@ -744,6 +847,8 @@ function endSession(state: AppState, ended: EndedState): AppState {
     knocks: [],
     panel: null,
     confirmRemove: null,
+    leaveAsked: false,
+    mediaRequest: null,
     home: { ...state.home, busy: null },
     // News about the meeting (joins, chat) is stale once it is over; errors may still matter.
     toasts: state.toasts.filter((t) => t.kind === "error"),
@@ -813,6 +918,22 @@ function omit<V>(rec: Record<string, V>, key: string): Record<string, V> {
 /** True when this app hosts the meeting. */
 export function isHost(state: AppState): boolean {
   return state.meeting !== null && state.meeting.hostId === state.meeting.selfId;
+}
+
+/** True when this app hosts the meeting or is a co-host: it admits, mutes and removes. */
+export function isModerator(state: AppState): boolean {
+  const m = state.meeting;
+  return m !== null && (m.hostId === m.selfId || m.roster.some((r) => r.id === m.selfId && r.isCohost));
+}
+
+/** Everyone with a hand up, first raised first. */
+export function raisedHands(m: MeetingState): Participant[] {
+  return m.roster.filter((p) => p.handRaised !== null).sort((a, b) => (a.handRaised ?? 0) - (b.handRaised ?? 0));
+}
+
+/** Whether this app's own hand is up. */
+export function handRaised(m: MeetingState): boolean {
+  return m.roster.some((p) => p.id === m.selfId && p.handRaised !== null);
 }
 
 /** Tile order on the stage: self first, then others in join order. */

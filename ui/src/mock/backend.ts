@@ -63,6 +63,20 @@ export interface MockControl {
   updateInstalled: boolean;
   /** The next call of `cmd` rejects with `error`. */
   failNext(cmd: string, error: AppError): void;
+  /** Someone raises (or lowers) a hand. */
+  setHand(id: number, raised: boolean): void;
+  /** Someone reacts. */
+  reactFrom(id: number, reaction: SessionEvents["reaction"]["reaction"]): void;
+  /** The host (participant `by`) mutes this app. */
+  muteMe(by: number): void;
+  /** A moderator (`by`) asks this app to turn a device on. */
+  askMe(by: number, device: SessionEvents["media-requested"]["device"]): void;
+  /** The host (`by`) makes this app a co-host (or takes it back). */
+  makeMeCohost(by: number, on: boolean): void;
+  /** The host (`by`) ends the meeting for everyone. */
+  endMeeting(by: number): void;
+  /** The desktop notifications the page asked for, in order. */
+  notifications: Array<{ title: string; body: string }>;
   /** Frames pushed per participant since start. */
   framesSent: Record<number, number>;
 }
@@ -107,7 +121,7 @@ const PALETTE: Array<[string, string]> = [
 /** Installs the mock. Call before the app's modules run. */
 export function installMockBackend(): MockControl {
   mockWindows("main");
-  const settings: Settings = { displayName: "", lastRelayAddr: "192.168.1.20:7878", echoCancellation: true, noiseSuppression: true };
+  const settings: Settings = { displayName: "", lastRelayAddr: "192.168.1.20:7878", echoCancellation: true, noiseSuppression: true, notifications: true, sounds: false };
   const devices = {
     cameras: [dev("cam-hd", "HD Webcam", true), dev("cam-test", "Test pattern")],
     microphones: [dev("mic-built-in", "Built-in Microphone", true), dev("mic-usb", "USB Headset Microphone")],
@@ -147,6 +161,9 @@ export function installMockBackend(): MockControl {
   let latest: StatsSnapshot | null = null;
   let uploadCwnd: number | null = null;
   let speakerTurn = 0;
+  /** Hands raised so far in the meeting (the relay's count). */
+  let handsRaised = 0;
+  let locked = false;
 
   const control: MockControl = {
     calls: [],
@@ -172,7 +189,7 @@ export function installMockBackend(): MockControl {
     knock: (name) => {
       const requestId = nextRequest++;
       knocks.set(requestId, name);
-      void send("knock", { requestId, name });
+      void send("knock", { requestId, name, waitingSinceMs: Date.now() });
       return requestId;
     },
     withdraw: (requestId, reason) => {
@@ -252,6 +269,33 @@ export function installMockBackend(): MockControl {
       });
     },
     failNext: (cmd, error) => failures.set(cmd, error),
+    notifications: [],
+    setHand: (id, raised) => {
+      const r = remotes.get(id);
+      if (!r || (r.p.handRaised !== null) === raised) return;
+      r.p = { ...r.p, handRaised: raised ? ++handsRaised : null };
+      void send("participant-updated", { participant: r.p });
+    },
+    reactFrom: (id, reaction) => void send("reaction", { participantId: id, reaction }),
+    muteMe: (by) => {
+      if (!self) return;
+      micOn = false;
+      self = { ...self, micOn: false };
+      void send("muted-by-host", { by });
+      void send("participant-updated", { participant: self });
+    },
+    askMe: (by, device) => void send("media-requested", { by, device }),
+    makeMeCohost: (by, on) => {
+      if (!self) return;
+      self = { ...self, isCohost: on };
+      void by;
+      void send("participant-updated", { participant: self });
+    },
+    endMeeting: (by) => {
+      if (!self) return;
+      endSession();
+      void send("meeting-ended", { by });
+    },
   };
   window.__parlorMock = control;
 
@@ -265,7 +309,7 @@ export function installMockBackend(): MockControl {
 
   function addRemote(name: string, format: "i420" | "rgba"): Participant {
     const id = nextId++;
-    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now(), reconnecting: false };
+    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null };
     remotes.set(id, { p, format, colors: PALETTE[id % PALETTE.length] ?? PALETTE[0]! });
     return p;
   }
@@ -283,20 +327,23 @@ export function installMockBackend(): MockControl {
     remotes.clear();
     nextId = 1;
     if (asHost) {
-      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false };
+      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null };
       hostId = self.id;
     } else {
       // A meeting in progress: Grace hosts, Linus sends RGBA frames, Grace I420.
       hostId = 1;
       addRemote("Grace Hopper", "i420");
       addRemote("Linus Torvalds", "rgba");
-      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false };
+      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null };
       const grace = remotes.get(1)!.p;
       chat.length = 0;
       chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000, clientMsgId: null, file: null });
     }
-    const roster = [...[...remotes.values()].map((r) => r.p), self];
-    void send("joined", { code, participantId: self.id, hostId, relayAddr, invitation: invitation(code, relayAddr), roster, chatHistory: asHost ? [] : chat.slice() });
+    const me = self;
+    const roster = [...[...remotes.values()].map((r) => r.p), me];
+    locked = false;
+    handsRaised = 0;
+    void send("joined", { code, participantId: me.id, hostId, relayAddr, invitation: invitation(code, relayAddr), roster, chatHistory: asHost ? [] : chat.slice(), locked });
     // The meeting key of epoch 1 with this roster: docs/protocol.md §6.10's example code.
     void send("encryption", { epoch: 1, safetyCode: "2534 6208 6676" });
   }
@@ -602,6 +649,82 @@ export function installMockBackend(): MockControl {
           return null;
         case "remove_participant":
           control.leave(Number(args.participantId), "removed");
+          return null;
+        case "admit_all":
+          for (const [requestId, name] of [...knocks]) {
+            knocks.delete(requestId);
+            control.addParticipant(name, "rgba");
+          }
+          return null;
+        case "lock_meeting": {
+          if (!self || self.id !== hostId) throw { code: "notHost", message: "NOT_HOST: only the host may do this" } satisfies AppError;
+          const want = Boolean(args.locked);
+          if (want !== locked) {
+            locked = want;
+            void send("meeting-locked", { locked, by: self.id });
+          }
+          return null;
+        }
+        case "set_role": {
+          if (!self || self.id !== hostId) throw { code: "notHost", message: "NOT_HOST: only the host may do this" } satisfies AppError;
+          const r = remotes.get(Number(args.participantId));
+          if (!r) throw { code: "unknownParticipant", message: "no such participant" } satisfies AppError;
+          const role = String(args.role);
+          if (role === "host") {
+            hostId = r.p.id;
+            r.p = { ...r.p, isHost: true, isCohost: false };
+            self = { ...self, isHost: false };
+            void send("host-changed", { hostId });
+            void send("participant-updated", { participant: self });
+          } else {
+            r.p = { ...r.p, isCohost: role === "coHost" };
+          }
+          void send("participant-updated", { participant: r.p });
+          return null;
+        }
+        case "mute_participant":
+        case "mute_all": {
+          const targets = cmd === "mute_all" ? [...remotes.values()] : [remotes.get(Number(args.participantId))].filter((r) => r !== undefined);
+          for (const r of targets) {
+            if (!r.p.micOn) continue;
+            r.p = { ...r.p, micOn: false, speaking: false };
+            void send("participant-updated", { participant: r.p });
+          }
+          return null;
+        }
+        case "request_media":
+          if (!remotes.has(Number(args.participantId))) throw { code: "unknownParticipant", message: "no such participant" } satisfies AppError;
+          return null;
+        case "end_meeting": {
+          if (!self || self.id !== hostId) throw { code: "notHost", message: "NOT_HOST: only the host may do this" } satisfies AppError;
+          const by = self.id;
+          endSession();
+          void send("meeting-ended", { by });
+          return null;
+        }
+        case "raise_hand": {
+          if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
+          const raised = Boolean(args.raised);
+          if ((self.handRaised !== null) !== raised) {
+            self = { ...self, handRaised: raised ? ++handsRaised : null };
+            void send("participant-updated", { participant: self });
+          }
+          return null;
+        }
+        case "lower_hand": {
+          const id = Number(args.participantId);
+          if (self && id === self.id) {
+            self = { ...self, handRaised: null };
+            void send("participant-updated", { participant: self });
+          } else control.setHand(id, false);
+          return null;
+        }
+        case "react":
+          if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
+          void send("reaction", { participantId: self.id, reaction: args.reaction as SessionEvents["reaction"]["reaction"] });
+          return null;
+        case "notify":
+          control.notifications.push({ title: String(args.title), body: String(args.body) });
           return null;
         case "leave_meeting":
           endSession();

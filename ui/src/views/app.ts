@@ -7,6 +7,7 @@ import type { Ipc } from "../core/ipc";
 import { isApplePlatform, shortcutFor } from "../core/shortcuts";
 import type { AppState, Screen } from "../core/state";
 import type { Store } from "../core/store";
+import { Alerts } from "./alerts";
 import { h, show } from "./dom";
 import { EndedView } from "./ended";
 import { HomeView } from "./home";
@@ -45,8 +46,11 @@ export class AppView {
       this.overlays.knocks,
       this.overlays.toasts,
       this.overlays.dialog,
+      this.overlays.leaveDialog,
+      this.overlays.requestDialog,
       this.overlays.drop,
     );
+    new Alerts(store, ctl);
     store.subscribe((s) => this.render(s));
     this.render(store.state);
     document.addEventListener("keydown", (e) => {

@@ -93,7 +93,7 @@ export class DeviceControls {
     return h("input", {
       testid: `${this.testidPrefix}${setting === "echoCancellation" ? "check-echo-cancellation" : "check-noise-cancellation"}`,
       attrs: { type: "checkbox" },
-      on: { change: (e) => void this.ctl.setVoiceProcessing(setting, (e.target as HTMLInputElement).checked) },
+      on: { change: (e) => void this.ctl.setSwitch(setting, (e.target as HTMLInputElement).checked) },
     });
   }
 

@@ -1,18 +1,21 @@
 /**
  * The meeting screen: the tile stage, the side panel (chat, people or stats) and the bottom bar
- * with the meeting code, the relay address to share, and the round controls. While the
+ * with the meeting code, the relay address to share, a lock while the host has locked the
+ * meeting, and the round controls (microphone, camera, raise hand, reactions, leave). While the
  * connection to the relay is being repaired a "Reconnecting…" banner counts the seconds; tiles
- * of others whose connection dropped are greyed out with the same words.
+ * of others whose connection dropped are greyed out with the same words. A raised hand shows on
+ * its tile, and reactions float up over their sender's tile for a few seconds.
  */
 import type { Controller } from "../core/controller";
 import { avatarColor, displayCode, formatClock, formatElapsed, initialOf } from "../core/format";
 import { stageLayout, type Rect } from "../core/layout";
 import { isApplePlatform, shortcutLabel } from "../core/shortcuts";
-import { latestStats, reconnectingSeconds, stageOrder, type AppState, type MeetingState, type Panel } from "../core/state";
+import { REACTION_EMOJI, REACTION_LABEL, REACTIONS } from "../core/reactions";
+import { handRaised, isHost, latestStats, reconnectingSeconds, stageOrder, type AppState, type FloatingReaction, type MeetingState, type Panel } from "../core/state";
 import type { Store } from "../core/store";
 import { connectionQuality, qualityWords, type Quality } from "../core/stats";
 import { LOCAL_VIDEO_ID, type Participant } from "../core/types";
-import { h, setAttr, setText, show } from "./dom";
+import { h, reconcile, setAttr, setText, show } from "./dom";
 import { icon, setIcon, signalBars, type IconName } from "./icons";
 import type { VideoHub } from "./video";
 import { ChatPanel } from "./chat";
@@ -31,6 +34,9 @@ interface TileModel {
   quality: Quality;
   /** Their connection dropped; the relay holds their seat for now. */
   reconnecting: boolean;
+  handRaised: boolean;
+  /** Their reactions floating now, oldest first. */
+  reactions: FloatingReaction[];
 }
 
 /** One participant's tile with its canvas. */
@@ -42,6 +48,8 @@ class TileView {
   private readonly micOff: HTMLDivElement;
   private readonly quality: HTMLDivElement;
   private readonly reconnecting: HTMLDivElement;
+  private readonly hand: HTMLDivElement;
+  private readonly reactions: HTMLDivElement;
   private attachedAs: number | null = null;
 
   constructor(
@@ -55,12 +63,16 @@ class TileView {
     this.quality = h("div", { class: "quality", testid: `quality-${id}` }, signalBars());
     this.reconnecting = h("div", { class: "reconnecting-label", testid: `reconnecting-${id}` }, h("span", { class: "spinner small" }), h("span", { text: "Reconnecting…" }));
     show(this.reconnecting, false);
+    this.hand = h("div", { class: "hand-badge", testid: `hand-badge-${id}`, title: "Hand raised" }, icon("hand", 18));
+    this.reactions = h("div", { class: "tile-reactions", testid: `reactions-${id}`, attrs: { "aria-live": "polite" } });
     this.el = h(
       "div",
       { class: "tile", testid: `tile-${id}` },
       this.canvas,
       h("div", { class: "camera-off" }, this.avatar),
       this.reconnecting,
+      this.reactions,
+      this.hand,
       this.quality,
       this.micOff,
       this.name,
@@ -85,6 +97,14 @@ class TileView {
     setText(this.avatar, initialOf(m.name));
     this.avatar.style.backgroundColor = avatarColor(m.name);
     show(this.micOff, !m.micOn);
+    show(this.hand, m.handRaised);
+    reconcile(
+      this.reactions,
+      m.reactions,
+      (r) => String(r.id),
+      (r) => h("span", { class: "floating-reaction", testid: `reaction-${r.id}`, text: REACTION_EMOJI[r.reaction], title: REACTION_LABEL[r.reaction] }),
+      () => undefined,
+    );
     this.quality.dataset.quality = m.quality;
     setAttr(this.quality, "title", qualityWords(m.quality));
   }
@@ -147,6 +167,8 @@ class Stage {
           quality,
           // Our own dropped connection shows as the banner instead.
           reconnecting: !self && p.reconnecting,
+          handRaised: p.handRaised !== null,
+          reactions: m.reactions.filter((r) => r.participantId === id),
         },
       ];
     });
@@ -210,6 +232,10 @@ export class MeetingView {
   private readonly relay: HTMLSpanElement;
   private readonly mic: HTMLButtonElement;
   private readonly cam: HTMLButtonElement;
+  private readonly hand: HTMLButtonElement;
+  private readonly react: HTMLButtonElement;
+  private readonly picker: HTMLDivElement;
+  private readonly locked: HTMLSpanElement;
   private readonly panelButtons: Record<Panel, HTMLButtonElement>;
   private readonly peopleCount: HTMLSpanElement;
   private readonly chatBadge: HTMLSpanElement;
@@ -254,7 +280,34 @@ export class MeetingView {
     this.cam = h("button", { class: "round-btn", testid: "btn-camera", on: { click: () => void ctl.toggleCamera() } });
     this.mic.dataset.shortcut = shortcutLabel("d", apple);
     this.cam.dataset.shortcut = shortcutLabel("e", apple);
-    const leave = h("button", { class: "round-btn leave", testid: "btn-leave", title: "Leave call", attrs: { "aria-label": "Leave call" }, on: { click: () => void ctl.leave() } }, icon("callEnd"));
+    this.hand = h("button", { class: "round-btn", testid: "btn-hand", on: { click: () => void ctl.toggleHand() } }, icon("hand"));
+    this.hand.dataset.shortcut = apple ? "⌘⌥H" : "Ctrl+Alt+H";
+    this.picker = h(
+      "div",
+      { class: "reaction-picker", testid: "reaction-picker", attrs: { role: "menu", "aria-label": "Send a reaction" } },
+      ...REACTIONS.map((r) =>
+        h("button", {
+          class: "reaction-btn",
+          testid: `react-${r}`,
+          text: REACTION_EMOJI[r],
+          title: REACTION_LABEL[r],
+          attrs: { role: "menuitem", "aria-label": REACTION_LABEL[r] },
+          on: { click: () => void ctl.react(r) },
+        }),
+      ),
+    );
+    show(this.picker, false);
+    // A click anywhere but on the picker or its button closes the picker.
+    document.addEventListener("click", (e) => {
+      if (!this.picker.hidden && !(e.target as Element).closest?.(".reaction-wrap")) show(this.picker, false);
+    });
+    this.react = h(
+      "button",
+      { class: "round-btn", testid: "btn-reactions", title: "Send a reaction", attrs: { "aria-label": "Send a reaction", "aria-haspopup": "menu" }, on: { click: () => show(this.picker, this.picker.hidden) } },
+      icon("mood"),
+    );
+    this.locked = h("span", { class: "locked-badge", testid: "locked-badge", title: "The host locked the meeting: no one else can ask to join" }, icon("lock", 16), h("span", { text: "Locked" }));
+    const leave = h("button", { class: "round-btn leave", testid: "btn-leave", title: "Leave call", attrs: { "aria-label": "Leave call" }, on: { click: () => void ctl.leaveClicked() } }, icon("callEnd"));
     const panelBtn = (panel: Panel, iconName: IconName, label: string) =>
       h("button", { class: "icon-round", testid: `btn-${panel}`, title: label, attrs: { "aria-label": label }, on: { click: () => store.dispatch({ type: "panelToggled", panel }) } }, icon(iconName));
     this.panelButtons = {
@@ -263,7 +316,7 @@ export class MeetingView {
       stats: panelBtn("stats", "stats", "Connection stats"),
       settings: panelBtn("settings", "settings", "Settings: devices, noise and echo cancellation"),
     };
-    this.chatBadge = h("span", { class: "badge dot", testid: "chat-unread" });
+    this.chatBadge = h("span", { class: "badge count", testid: "chat-unread" });
     this.panelButtons.chat.append(this.chatBadge);
     this.peopleCount = h("span", { class: "badge count", testid: "people-count" });
     this.panelButtons.participants.append(this.peopleCount);
@@ -283,8 +336,8 @@ export class MeetingView {
       h(
         "footer",
         { class: "bottom-bar" },
-        h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy, this.e2ee, this.e2eeInfo),
-        h("div", { class: "bar-center" }, this.mic, this.cam, leave),
+        h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy, this.e2ee, this.e2eeInfo, this.locked),
+        h("div", { class: "bar-center" }, this.mic, this.cam, this.hand, h("div", { class: "reaction-wrap" }, this.react, this.picker), leave),
         h("div", { class: "bar-right" }, this.panelButtons.chat, this.panelButtons.participants, this.panelButtons.stats, this.panelButtons.settings),
       ),
     );
@@ -296,6 +349,7 @@ export class MeetingView {
     const now = Date.now();
     setText(this.clock, formatClock(now));
     this.updateBanner(this.prev?.meeting ?? null, now);
+    this.people.tick(now);
   }
 
   private updateBanner(m: MeetingState | null, nowMs: number): void {
@@ -325,11 +379,21 @@ export class MeetingView {
     setAttr(this.e2ee, "aria-label", lockLabel);
     this.toggle(this.mic, s.micOn, "mic", "micOff", "microphone");
     this.toggle(this.cam, s.cameraOn, "cam", "camOff", "camera");
+    const up = handRaised(m);
+    this.hand.classList.toggle("raised", up);
+    setAttr(this.hand, "aria-pressed", up ? "true" : "false");
+    const handLabel = `${up ? "Lower" : "Raise"} hand (${this.hand.dataset.shortcut ?? ""})`;
+    setAttr(this.hand, "aria-label", handLabel);
+    setAttr(this.hand, "title", handLabel);
+    show(this.locked, m.locked);
+    setAttr(this.locked, "title", isHost(s) ? "You locked the meeting: no one else can ask to join" : "The host locked the meeting: no one else can ask to join");
     for (const [panel, btn] of Object.entries(this.panelButtons) as Array<[Panel, HTMLButtonElement]>) {
       btn.classList.toggle("active", s.panel === panel);
       setAttr(btn, "aria-pressed", s.panel === panel ? "true" : "false");
     }
     show(this.chatBadge, m.unread > 0);
+    setText(this.chatBadge, m.unread > 99 ? "99+" : String(m.unread));
+    setAttr(this.panelButtons.chat, "aria-label", m.unread > 0 ? `Chat with everyone (${m.unread} unread)` : "Chat with everyone");
     setText(this.peopleCount, String(m.roster.length + s.knocks.length));
     this.peopleCount.classList.toggle("attention", s.knocks.length > 0);
     this.el.classList.toggle("panel-open", s.panel !== null);

@@ -1,11 +1,13 @@
 /**
  * What floats above the screens: toasts (joins, leaves, chat previews, errors in words), the
- * host's knock cards with Admit and Deny (several queue), the remove confirmation, and the drop
- * target shown while files are dragged over the window.
+ * knock cards the host and co-hosts answer with Admit and Deny (several queue), the remove
+ * confirmation, the host's choice between leaving and ending the call for everyone, a
+ * moderator's request to turn the microphone or camera on (nothing turns on without a click),
+ * and the drop target shown while files are dragged over the window.
  */
 import type { Controller } from "../core/controller";
-import { avatarColor, initialOf } from "../core/format";
-import { isHost, type AppState, type Knock, type Toast } from "../core/state";
+import { avatarColor, formatClock, initialOf } from "../core/format";
+import { isModerator, type AppState, type Knock, type Toast } from "../core/state";
 import type { Store } from "../core/store";
 import { h, reconcile, setText, show } from "./dom";
 import { icon } from "./icons";
@@ -17,7 +19,11 @@ export class Overlays {
   readonly toasts: HTMLDivElement;
   readonly knocks: HTMLDivElement;
   readonly dialog: HTMLDivElement;
+  readonly leaveDialog: HTMLDivElement;
+  readonly requestDialog: HTMLDivElement;
   readonly drop: HTMLDivElement;
+  private readonly requestTitle: HTMLHeadingElement;
+  private readonly requestYes: HTMLButtonElement;
   private readonly knockList: HTMLDivElement;
   private readonly knockMore: HTMLDivElement;
   private readonly dialogTitle: HTMLHeadingElement;
@@ -48,6 +54,43 @@ export class Overlays {
         ),
       ),
     );
+    this.leaveDialog = h(
+      "div",
+      { class: "scrim", testid: "dialog-leave", on: { click: (e) => e.target === this.leaveDialog && this.store.dispatch({ type: "leaveAsked", on: false }) } },
+      h(
+        "div",
+        { class: "dialog", attrs: { role: "dialog", "aria-modal": "true" } },
+        h("h2", { text: "Leave the call?" }),
+        h("p", { text: "You can leave and let the others go on (the host role passes to someone else), or end the call for everyone." }),
+        h(
+          "div",
+          { class: "dialog-actions" },
+          h("button", { class: "btn btn-text", testid: "btn-cancel-leave", text: "Cancel", on: { click: () => this.store.dispatch({ type: "leaveAsked", on: false }) } }),
+          h("button", { class: "btn btn-text", testid: "btn-just-leave", text: "Just leave the call", on: { click: () => void this.ctl.leave() } }),
+          h("button", { class: "btn btn-text danger", testid: "btn-end-for-all", text: "End the call for everyone", on: { click: () => void this.ctl.endForEveryone() } }),
+        ),
+      ),
+    );
+    show(this.leaveDialog, false);
+    this.requestTitle = h("h2", { testid: "request-title" });
+    this.requestYes = h("button", { class: "btn btn-text primary-text", testid: "btn-request-accept", on: { click: () => void this.ctl.answerMediaRequest(true) } });
+    this.requestDialog = h(
+      "div",
+      { class: "scrim", testid: "dialog-media-request" },
+      h(
+        "div",
+        { class: "dialog", attrs: { role: "alertdialog", "aria-modal": "true" } },
+        this.requestTitle,
+        h("p", { text: "Nothing turns on unless you choose to." }),
+        h(
+          "div",
+          { class: "dialog-actions" },
+          h("button", { class: "btn btn-text", testid: "btn-request-decline", text: "Not now", on: { click: () => void this.ctl.answerMediaRequest(false) } }),
+          this.requestYes,
+        ),
+      ),
+    );
+    show(this.requestDialog, false);
     this.drop = h(
       "div",
       { class: "drop-overlay", testid: "drop-overlay" },
@@ -67,8 +110,8 @@ export class Overlays {
     if (!p || p.toasts !== s.toasts) {
       reconcile(this.toasts, s.toasts, (t) => String(t.id), (t) => this.toastEl(t), () => undefined);
     }
-    if (!p || p.knocks !== s.knocks || p.meeting?.hostId !== s.meeting?.hostId || p.screen !== s.screen) {
-      const knocks = s.screen === "meeting" && isHost(s) ? s.knocks : [];
+    if (!p || p.knocks !== s.knocks || p.meeting !== s.meeting || p.screen !== s.screen) {
+      const knocks = s.screen === "meeting" && isModerator(s) ? s.knocks : [];
       reconcile(this.knockList, knocks.slice(0, VISIBLE_KNOCKS), (k) => String(k.requestId), (k) => this.knockEl(k), () => undefined);
       const more = knocks.length - VISIBLE_KNOCKS;
       show(this.knockMore, more > 0);
@@ -78,6 +121,14 @@ export class Overlays {
     const asked = s.confirmRemove !== null ? s.meeting?.roster.find((r) => r.id === s.confirmRemove) : undefined;
     show(this.dialog, asked !== undefined);
     if (asked) setText(this.dialogTitle, `Remove ${asked.displayName} from the meeting?`);
+    show(this.leaveDialog, s.leaveAsked && s.screen === "meeting");
+    const request = s.screen === "meeting" ? s.mediaRequest : null;
+    show(this.requestDialog, request !== null);
+    if (request) {
+      const who = s.meeting?.roster.find((r) => r.id === request.by)?.displayName ?? "The host";
+      setText(this.requestTitle, request.device === "mic" ? `${who} asks you to unmute` : `${who} asks you to turn on your camera`);
+      setText(this.requestYes, request.device === "mic" ? "Unmute" : "Turn on camera");
+    }
   }
 
   private toastEl(t: Toast): HTMLElement {
@@ -97,6 +148,7 @@ export class Overlays {
       "div",
       { class: "knock", testid: `knock-${k.requestId}`, attrs: { role: "alertdialog" } },
       h("div", { class: "knock-head" }, av, h("div", {}, h("div", { class: "knock-title", text: "Someone wants to join this meeting" }), h("div", { class: "knock-name", text: k.name }))),
+      h("div", { class: "knock-waited", text: `Asked ${formatClock(k.sinceMs)}` }),
       h(
         "div",
         { class: "knock-actions" },
