@@ -221,3 +221,37 @@ async fn mute_ask_hands_reactions_handover_and_end_for_all() {
         bot.close().await;
     }
 }
+
+/// As in Meet, a raised hand comes down by itself once its owner has spoken for a few seconds
+/// (the test tone is speech to the voice-activity detector); a silent participant's stays up.
+#[tokio::test]
+async fn a_raised_hand_lowers_itself_after_its_owner_speaks() {
+    let relay = start_relay().await;
+    let addr = relay.tcp_addr().to_string();
+    let host = Bot::connect(&addr, quiet()).await;
+    let talker = Bot::connect(
+        &addr,
+        client_core::SessionOptions { video: client_core::VideoChoice::None, ..Default::default() },
+    )
+    .await;
+    let silent = Bot::connect(&addr, quiet()).await;
+    let (code, _) = create(&host, "Host").await;
+    let talker_id = admit(&host, &talker, &code, "Talker").await;
+    let silent_id = admit(&host, &silent, &code, "Silent").await;
+    updated(&host, 0, talker_id, "the talker speaking", |p| p.speaking).await;
+    let mark = host.mark();
+    silent.session.raise_hand(true).await.unwrap();
+    talker.session.raise_hand(true).await.unwrap();
+    updated(&host, mark, talker_id, "the talker's hand up", |p| p.hand_raised.is_some()).await;
+    let raised_at = std::time::Instant::now();
+    updated(&host, mark, talker_id, "the talker's hand down by itself", |p| p.hand_raised.is_none()).await;
+    assert!(raised_at.elapsed() >= std::time::Duration::from_secs(2), "only after a few seconds of speech");
+    let silent_now = host.events().into_iter().rev().find_map(|e| match e {
+        SessionEvent::ParticipantUpdated { participant } if participant.id == silent_id => Some(participant),
+        _ => None,
+    });
+    assert!(silent_now.is_some_and(|p| p.hand_raised.is_some()), "the silent participant's hand stays up");
+    for bot in [silent, talker, host] {
+        bot.close().await;
+    }
+}

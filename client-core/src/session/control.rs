@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::engine::{Engine, EngineParams, Internal};
 use super::events::{EventSender, FileFailure, SessionEvent};
+use super::hand::HandAutoLower;
 use super::options::SessionOptions;
 use super::{Command, DeviceSwitch, SessionShared};
 use crate::files::{self, FileContext};
@@ -64,6 +65,8 @@ struct Meeting {
     chat: ChatLedger,
     /// (moderator) Knocks waiting, oldest first, for "admit all".
     knocks: Vec<u64>,
+    /// Lowers our raised hand once we have spoken for a few seconds.
+    hand: HandAutoLower,
 }
 
 struct Transfer {
@@ -198,7 +201,13 @@ impl ControlTask {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let hand_due = self.in_meeting().and_then(|m| m.hand.deadline());
             tokio::select! {
+                () = tokio::time::sleep_until(hand_due.unwrap_or_else(std::time::Instant::now).into()), if hand_due.is_some() => {
+                    if let Err(exit) = self.lower_hand_if_due().await {
+                        return exit;
+                    }
+                }
                 frame = self.conn.next() => match frame {
                     None => return Exit::Disconnected("the relay closed the connection".into()),
                     Some(Err(e)) => return Exit::Disconnected(format!("control connection failed: {e}")),
@@ -422,10 +431,23 @@ impl ControlTask {
         Ok(())
     }
 
+    /// We have spoken long enough with our hand up: it comes down, as in Meet.
+    async fn lower_hand_if_due(&mut self) -> Result<(), Exit> {
+        let Phase::InMeeting(m) = &mut self.phase else { return Ok(()) };
+        if m.hand.poll(std::time::Instant::now()) {
+            tracing::debug!("spoke with the hand up: lowering it");
+            self.send(ControlMessage::RaiseHand { raised: false }).await?;
+        }
+        Ok(())
+    }
+
     /// Keeps our copy of the roster current (what a resume compares the relay's with); returns
     /// the participant's previous entry.
     fn track_roster(&mut self, participant: &Participant) -> Option<Participant> {
         let Phase::InMeeting(m) = &mut self.phase else { return None };
+        if participant.id == m.welcome.participant_id {
+            m.hand.set_raised(participant.hand_raised.is_some(), std::time::Instant::now());
+        }
         match m.welcome.roster.iter_mut().find(|p| p.id == participant.id) {
             Some(entry) => Some(std::mem::replace(entry, participant.clone())),
             None => {
@@ -592,6 +614,7 @@ impl ControlTask {
             keyring,
             chat,
             knocks: Vec::new(),
+            hand: HandAutoLower::default(),
         }));
         self.events.emit(SessionEvent::Joined { welcome });
         self.emit_encryption();
@@ -599,13 +622,12 @@ impl ControlTask {
     }
 
     async fn send_media_state(&mut self) -> Result<(), Exit> {
-        let Some(meeting) = self.in_meeting() else { return Ok(()) };
-        let msg = ControlMessage::MediaState {
-            mic_on: self.shared.mic_on.load(Ordering::Relaxed),
-            camera_on: self.shared.camera_on.load(Ordering::Relaxed),
-            speaking: meeting.speaking && self.shared.mic_on.load(Ordering::Relaxed),
-        };
-        self.send(msg).await
+        let mic_on = self.shared.mic_on.load(Ordering::Relaxed);
+        let camera_on = self.shared.camera_on.load(Ordering::Relaxed);
+        let Phase::InMeeting(meeting) = &mut self.phase else { return Ok(()) };
+        let speaking = meeting.speaking && mic_on;
+        meeting.hand.set_speaking(speaking, std::time::Instant::now());
+        self.send(ControlMessage::MediaState { mic_on, camera_on, speaking }).await
     }
 
     async fn stop_engine(&mut self) {

@@ -19,6 +19,7 @@ pub mod options;
 mod audio;
 mod control;
 mod engine;
+mod hand;
 mod receive;
 mod video;
 
