@@ -14,7 +14,7 @@
 //   6. clicks Save on the file the bot sent, waits for the verified mark, and compares the
 //      SHA-256 of the downloaded file with the original;
 //   7. opens the stats panel and sees figures; checks that the content security policy blocked
-//      nothing of the app's and does block an injected inline script; then leaves.
+//      nothing of the app's and does block an injected inline script; then leaves ("Just leave the call": the bot stays).
 // The bot's file name starts with a right-to-left override, which the app must not show.
 // Screenshots of home, meeting and stats go to e2e/screenshots/ (and to docs/screenshots/ with
 // UPDATE_DOCS_SCREENSHOTS=1). Every process it starts is killed, whatever happens.
@@ -24,22 +24,20 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  WebDriver,
   appEnv,
   cargoBin,
   check,
   decodePng,
   distinctColours,
-  freePort,
   log,
-  repo,
+  reportFailure,
+  requireBuilt,
   saveShot,
   selectHeadlessDevices,
+  startDriver,
   startProcess,
   stopProcess,
-  tauriDriverPath,
   waitFor,
-  waitForPort,
 } from "./lib.mjs";
 
 const profile = process.env.PARLOR_PROFILE || "debug";
@@ -91,14 +89,7 @@ function readTilePixels(selector, done) {
 }
 
 async function main() {
-  for (const [what, file] of [
-    ["the app (cargo build -p parlor-app)", appBin],
-    ["parlor-bot (cargo build -p client-core)", botBin],
-    ["tauri-driver (cargo install tauri-driver --locked)", tauriDriverPath()],
-    ["the built UI (npm run build)", path.join(repo, "ui", "dist", "index.html")],
-  ]) {
-    check(fs.existsSync(file), `missing ${what}: ${file}`);
-  }
+  requireBuilt(appBin, botBin);
 
   // The app runs with a private home: fresh settings, downloads in a known folder.
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-e2e-"));
@@ -111,16 +102,11 @@ async function main() {
   const sent = path.join(home, "\u202Ereport-e2e.bin");
   fs.writeFileSync(sent, crypto.randomBytes(300_000 + Math.floor(Math.random() * 1000)));
 
-  const port = await freePort();
-  const nativePort = await freePort();
-  const driver = startProcess(tauriDriverPath(), ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], { env, name: "tauri-driver" });
+  const { driver, wd, ready } = await startDriver(env);
   let bot = null;
-  const wd = new WebDriver(`http://127.0.0.1:${port}`);
   try {
     step = "driver";
-    // tauri-driver listens at once; WebKitWebDriver behind it may take a moment.
-    await waitForPort(port);
-    await waitForPort(nativePort);
+    await ready();
     step = "launch";
     await wd.start(appBin);
     await wd.setTimeouts(15_000);
@@ -266,27 +252,14 @@ async function main() {
 
     step = "leave";
     await wd.click('[data-testid="btn-leave"]');
+    // The host with company chooses between leaving and ending the call for everyone.
+    await wd.click('[data-testid="btn-just-leave"]');
     await wd.waitVisible('[data-testid="screen-ended"]');
     log("left the meeting");
     await wd.quit();
     console.log("\napp e2e: 1 passed, 0 failed");
   } catch (e) {
-    console.error(`\napp e2e FAILED at step "${step}": ${e.stack || e}`);
-    try {
-      if (wd.id) saveShot(`failure-${step.replace(/\W+/g, "-")}.png`, await wd.screenshot());
-    } catch {
-      // the app may be gone
-    }
-    try {
-      const appLog = fs.readFileSync(env.PARLOR_LOG_FILE, "utf8").trimEnd().split("\n");
-      console.error(`--- last lines of the app's log:\n${appLog.slice(-60).join("\n")}`);
-    } catch {
-      // no log written
-    }
-    for (const p of [driver, bot]) {
-      if (p) console.error(`--- last output of ${p.name}:\n${p.lines.slice(-40).join("\n")}`);
-    }
-    process.exitCode = 1;
+    await reportFailure("app", step, e, { screenshot: async () => wd.id && (await wd.screenshot()), env, procs: [driver, bot] });
   } finally {
     await wd.quit().catch(() => {});
     await stopProcess(bot);

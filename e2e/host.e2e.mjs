@@ -16,20 +16,18 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  WebDriver,
   appEnv,
   cargoBin,
   check,
-  freePort,
   log,
-  repo,
+  reportFailure,
+  requireBuilt,
   saveShot,
   selectHeadlessDevices,
+  startDriver,
   startProcess,
   stopProcess,
-  tauriDriverPath,
   waitFor,
-  waitForPort,
 } from "./lib.mjs";
 
 const profile = process.env.PARLOR_PROFILE || "debug";
@@ -48,25 +46,14 @@ function startBot(name, code, relayAddr, extra) {
 }
 
 async function main() {
-  for (const [what, file] of [
-    ["the app (cargo build -p parlor-app)", appBin],
-    ["parlor-bot (cargo build -p client-core)", botBin],
-    ["tauri-driver (cargo install tauri-driver --locked)", tauriDriverPath()],
-    ["the built UI (npm run build)", path.join(repo, "ui", "dist", "index.html")],
-  ]) {
-    check(fs.existsSync(file), `missing ${what}: ${file}`);
-  }
+  requireBuilt(appBin, botBin);
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-e2e-host-"));
   const env = appEnv(home);
-  const port = await freePort();
-  const nativePort = await freePort();
-  const driver = startProcess(tauriDriverPath(), ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], { env, name: "tauri-driver" });
+  const { driver, wd, ready } = await startDriver(env);
   const bots = [];
-  const wd = new WebDriver(`http://127.0.0.1:${port}`);
   try {
     step = "launch";
-    await waitForPort(port);
-    await waitForPort(nativePort);
+    await ready();
     await wd.start(appBin);
     await wd.setTimeouts(15_000);
     await wd.waitVisible('[data-testid="screen-home"]');
@@ -156,20 +143,7 @@ async function main() {
     await wd.quit();
     console.log("\nhost e2e: 1 passed, 0 failed");
   } catch (e) {
-    console.error(`\nhost e2e FAILED at step "${step}": ${e.stack || e}`);
-    try {
-      if (wd.id) saveShot(`failure-host-${step.replace(/\W+/g, "-")}.png`, await wd.screenshot());
-    } catch {
-      // the app may be gone
-    }
-    try {
-      const appLog = fs.readFileSync(env.PARLOR_LOG_FILE, "utf8").trimEnd().split("\n");
-      console.error(`--- last lines of the app's log:\n${appLog.slice(-60).join("\n")}`);
-    } catch {
-      // no log written
-    }
-    for (const p of [driver, ...bots]) console.error(`--- last output of ${p.name}:\n${p.lines.slice(-40).join("\n")}`);
-    process.exitCode = 1;
+    await reportFailure("host", step, e, { screenshot: async () => wd.id && (await wd.screenshot()), env, procs: [driver, ...bots] });
   } finally {
     await wd.quit().catch(() => {});
     for (const b of bots) await stopProcess(b);

@@ -49,6 +49,61 @@ export function saveShot(name, png) {
 }
 
 /**
+ * Starts tauri-driver (in front of Debian's WebKitWebDriver) on free ports with the app's
+ * environment `env`. Returns it, a WebDriver client for it, and `ready()`, which waits until
+ * both drivers listen (tauri-driver at once; WebKitWebDriver behind it may take a moment).
+ */
+export async function startDriver(env) {
+  const port = await freePort();
+  const nativePort = await freePort();
+  const driver = startProcess(tauriDriverPath(), ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], { env, name: "tauri-driver" });
+  const ready = async () => {
+    await waitForPort(port);
+    await waitForPort(nativePort);
+  };
+  return { driver, wd: new WebDriver(`http://127.0.0.1:${port}`), ready };
+}
+
+/**
+ * Fails unless what an app test runs is built: the app, parlor-bot, tauri-driver, the UI, and
+ * `more` (`[what, file]` pairs).
+ */
+export function requireBuilt(appBin, botBin, more = []) {
+  for (const [what, file] of [
+    ["the app (cargo build -p parlor-app)", appBin],
+    ["parlor-bot (cargo build -p client-core)", botBin],
+    ["tauri-driver (cargo install tauri-driver --locked)", tauriDriverPath()],
+    ["the built UI (npm run build)", path.join(repo, "ui", "dist", "index.html")],
+    ...more,
+  ]) {
+    check(fs.existsSync(file), `missing ${what}: ${file}`);
+  }
+}
+
+/**
+ * Says why test `name` failed at `step`: the error, a screenshot taken with `screenshot` (if
+ * the app is still there), the last lines of the app's log and of each child's output; and sets
+ * the exit code.
+ */
+export async function reportFailure(name, step, error, { screenshot, env, procs }) {
+  console.error(`\n${name} e2e FAILED at step "${step}": ${error.stack || error}`);
+  try {
+    const png = await screenshot();
+    if (png) saveShot(`failure-${name}-${step.replace(/\W+/g, "-")}.png`, png);
+  } catch {
+    // the app may be gone
+  }
+  try {
+    const appLog = fs.readFileSync(env.PARLOR_LOG_FILE, "utf8").trimEnd().split("\n");
+    console.error(`--- last lines of the app's log:\n${appLog.slice(-60).join("\n")}`);
+  } catch {
+    // no log written
+  }
+  for (const p of procs.filter(Boolean)) console.error(`--- last output of ${p.name}:\n${p.lines.slice(-40).join("\n")}`);
+  process.exitCode = 1;
+}
+
+/**
  * The environment the app runs in for a test: a private home (fresh settings, downloads in a
  * known folder), its embedded relay on loopback at any free port, its log in `home`/app.log.
  */

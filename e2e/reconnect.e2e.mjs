@@ -15,21 +15,20 @@ import os from "node:os";
 import path from "node:path";
 import {
   BlackHolePath,
-  WebDriver,
   appEnv,
   cargoBin,
   check,
   freePort,
   log,
-  repo,
+  reportFailure,
+  requireBuilt,
   saveShot,
   selectHeadlessDevices,
   sleep,
+  startDriver,
   startProcess,
   stopProcess,
-  tauriDriverPath,
   waitFor,
-  waitForPort,
 } from "./lib.mjs";
 
 const profile = process.env.PARLOR_PROFILE || "debug";
@@ -45,15 +44,7 @@ let step = "start";
 const fpsOf = async (wd, id) => (await wd.exec(() => window.__parlorFps()))[id] ?? 0;
 
 async function main() {
-  for (const [what, file] of [
-    ["the app (cargo build -p parlor-app)", appBin],
-    ["parlor-bot (cargo build -p client-core)", botBin],
-    ["relay-server (cargo build -p relay-server)", relayBin],
-    ["tauri-driver (cargo install tauri-driver --locked)", tauriDriverPath()],
-    ["the built UI (npm run build)", path.join(repo, "ui", "dist", "index.html")],
-  ]) {
-    check(fs.existsSync(file), `missing ${what}: ${file}`);
-  }
+  requireBuilt(appBin, botBin, [["relay-server (cargo build -p relay-server)", relayBin]]);
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "parlor-e2e-reconnect-"));
   const env = appEnv(home);
 
@@ -87,13 +78,11 @@ async function main() {
     check(viaPath !== invite, `an invitation with a relay: ${invite}`);
 
     step = "app joins";
-    const port = await freePort();
-    const nativePort = await freePort();
-    driver = startProcess(tauriDriverPath(), ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], { env, name: "tauri-driver" });
-    const session = new WebDriver(`http://127.0.0.1:${port}`);
+    const started = await startDriver(env);
+    driver = started.driver;
+    const session = started.wd;
     Object.assign(wd, { session });
-    await waitForPort(port);
-    await waitForPort(nativePort);
+    await started.ready();
     await session.start(appBin);
     wd.id = session.id;
     await session.setTimeouts(15_000);
@@ -163,22 +152,7 @@ async function main() {
     await session.quit();
     console.log("\nreconnect e2e: 1 passed, 0 failed");
   } catch (e) {
-    console.error(`\nreconnect e2e FAILED at step "${step}": ${e.stack || e}`);
-    try {
-      if (wd.id) saveShot(`failure-reconnect-${step.replace(/\W+/g, "-")}.png`, await wd.session.screenshot());
-    } catch {
-      // the app may be gone
-    }
-    try {
-      const appLog = fs.readFileSync(env.PARLOR_LOG_FILE, "utf8").trimEnd().split("\n");
-      console.error(`--- last lines of the app's log:\n${appLog.slice(-60).join("\n")}`);
-    } catch {
-      // no log written
-    }
-    for (const p of [driver, bot, relay]) {
-      if (p) console.error(`--- last output of ${p.name}:\n${p.lines.slice(-40).join("\n")}`);
-    }
-    process.exitCode = 1;
+    await reportFailure("reconnect", step, e, { screenshot: async () => wd.id && (await wd.session.screenshot()), env, procs: [driver, bot, relay] });
   } finally {
     if (wd.session) await wd.session.quit().catch(() => {});
     blackHole?.close();
