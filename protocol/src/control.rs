@@ -138,8 +138,8 @@ pub struct MeetingWelcome {
     /// `ADMIT`); absent for the participant who created the meeting, which makes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_key: Option<String>,
-    /// Who sealed `media_key`: the host or the co-host who admitted this participant. Absent
-    /// when the host did (and with no `media_key`).
+    /// Who sealed `media_key`: the host or the co-host who admitted this participant (the
+    /// reference relay always names it). Absent: the host, or no `media_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_key_from: Option<ParticipantId>,
     /// The host locked the meeting: new knocks are refused. Absent when false.

@@ -201,7 +201,6 @@ fn parse_sink(s: &str) -> Result<SinkChoice, String> {
     }
 }
 
-/// Prints one line to stdout and flushes it, so a script sees it at once.
 /// A reaction by its protocol name, in any case (`clap`, `THUMBS_UP`).
 fn parse_reaction(s: &str) -> Result<Reaction, String> {
     serde_json::from_value(serde_json::Value::String(s.to_ascii_uppercase().replace('-', "_"))).map_err(|_| {
@@ -211,6 +210,7 @@ fn parse_reaction(s: &str) -> Result<Reaction, String> {
     })
 }
 
+/// Prints one line to stdout and flushes it, so a script sees it at once.
 fn out(line: impl AsRef<str>) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", line.as_ref());

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use protocol::control::{ErrorCode, FileInfo, MeetingWelcome, Participant};
-use protocol::e2ee::{KeyringError, KeyringOutput, MediaIdentity, MediaPublicKey, MeetingKey, MeetingKeyring};
+use protocol::e2ee::{
+    KeyringError, KeyringOutput, MediaIdentity, MediaPublicKey, MeetingKey, MeetingKeyring, MAX_REMEMBERED_KNOCKS,
+};
 use protocol::resume::ChatLedger;
 use protocol::ControlMessage;
 use tokio::sync::{mpsc, oneshot};
@@ -63,7 +65,8 @@ struct Meeting {
     keyring: Option<MeetingKeyring>,
     /// Chat seen and chat sent but not yet seen back, for exactly-once across resumes.
     chat: ChatLedger,
-    /// (moderator) Knocks waiting, oldest first, for "admit all".
+    /// (moderator) Knocks waiting, oldest first, for "admit all"; at most
+    /// [`MAX_REMEMBERED_KNOCKS`], as the keyring keeps their keys.
     knocks: Vec<u64>,
     /// Lowers our raised hand once we have spoken for a few seconds.
     hand: HandAutoLower,
@@ -290,6 +293,9 @@ impl ControlTask {
                 }
                 if let Phase::InMeeting(m) = &mut self.phase {
                     m.knocks.retain(|id| *id != request_id);
+                    if m.knocks.len() >= MAX_REMEMBERED_KNOCKS {
+                        m.knocks.remove(0);
+                    }
                     m.knocks.push(request_id);
                 }
                 self.events.emit(SessionEvent::Knock { request_id, display_name, waiting_since_ms })
@@ -356,6 +362,11 @@ impl ControlTask {
             M::HostChanged { host_id } => {
                 if let Phase::InMeeting(m) = &mut self.phase {
                     m.welcome.host_id = host_id;
+                    let cohost = m.welcome.roster.iter().any(|p| p.id == m.welcome.participant_id && p.is_cohost);
+                    if host_id != m.welcome.participant_id && !cohost {
+                        // Knocks go to the moderators only; the ones we were shown are not ours.
+                        m.knocks.clear();
+                    }
                 }
                 self.events.emit(SessionEvent::HostChanged { host_id });
                 self.on_keyring(|k| k.on_host_changed(host_id)).await?;
@@ -447,6 +458,9 @@ impl ControlTask {
         let Phase::InMeeting(m) = &mut self.phase else { return None };
         if participant.id == m.welcome.participant_id {
             m.hand.set_raised(participant.hand_raised.is_some(), std::time::Instant::now());
+            if !participant.is_moderator() {
+                m.knocks.clear();
+            }
         }
         match m.welcome.roster.iter_mut().find(|p| p.id == participant.id) {
             Some(entry) => Some(std::mem::replace(entry, participant.clone())),

@@ -177,6 +177,14 @@ enum MuteLift {
     AwaitingOn,
 }
 
+/// A moderator's mute that holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mute {
+    lift: MuteLift,
+    /// The moderator who muted, named again to a participant that resumes still muted.
+    by: ParticipantId,
+}
+
 #[derive(Debug)]
 struct Member<C> {
     info: Participant,
@@ -189,11 +197,12 @@ struct Member<C> {
     /// `MEDIA_KEYS` (the host's key rotations).
     media_keys: TokenBucket,
     reactions: TokenBucket,
-    /// The microphone state the participant itself last reported (`info.mic_on` shows it off
-    /// while a moderator's mute holds).
+    /// The microphone and speaking state the participant itself last reported (`info` shows
+    /// both off while a moderator's mute holds).
     reported_mic_on: bool,
+    reported_speaking: bool,
     /// Set while a moderator's mute holds: its audio is not forwarded.
-    mute: Option<MuteLift>,
+    mute: Option<Mute>,
     /// Set while the participant's connection is gone and its seat is held for a resume.
     dropped: Option<Dropped>,
     /// The newest `client_msg_id` accepted from it: a chat it sends again after a resume with
@@ -346,7 +355,7 @@ impl<C: Connection> MeetingCore<C> {
                     session_token: Secret::new(m.credentials.session_token.clone()),
                     resume_secret: Secret::new(m.credentials.resume_secret.clone()),
                     last_client_msg_id: m.last_client_msg_id,
-                    muted_by_moderator: m.mute.is_some(),
+                    muted_by: m.mute.map(|mute| mute.by),
                 })
                 .collect(),
             chat: self.chat.iter().map(|kept| kept.message.clone()).collect(),
@@ -373,6 +382,10 @@ impl<C: Connection> MeetingCore<C> {
         let mut core = Self::empty(record.code, limits, record.host_id, record.next_chat_id);
         core.locked = record.locked;
         core.hands_raised = record.members.iter().filter_map(|m| m.participant.hand_raised).max().unwrap_or(0);
+        // A record that says so (damaged, or edited by hand) cannot make the count overflow.
+        if core.hands_raised == u64::MAX {
+            core.hands_raised = 0;
+        }
         for message in record.chat {
             let bytes = message.encoded_len();
             core.chat_bytes += bytes;
@@ -399,7 +412,7 @@ impl<C: Connection> MeetingCore<C> {
                 dropped: Some(Dropped { until, reason: LeaveReason::Disconnected }),
                 last_client_msg_id: seat.last_client_msg_id,
                 // Strict: the resumed client must report its microphone off, then on.
-                mute: seat.muted_by_moderator.then_some(MuteLift::AwaitingOff),
+                mute: seat.muted_by.map(|by| Mute { lift: MuteLift::AwaitingOff, by }),
                 ..member
             });
         }
@@ -608,6 +621,7 @@ impl<C: Connection> MeetingCore<C> {
             media_keys: bucket(self.limits.media_state_burst, self.limits.media_state_per_second),
             reactions: bucket(self.limits.reaction_burst, self.limits.reaction_per_second),
             reported_mic_on: info.mic_on,
+            reported_speaking: info.speaking,
             mute: None,
             info,
             dropped: None,
@@ -790,11 +804,16 @@ impl<C: Connection> MeetingCore<C> {
         let was_dropped = member.dropped.take().is_some();
         member.info.reconnecting = false;
         let participant = member.info.clone();
-        let muted = member.mute.is_some();
+        let mute = member.mute;
         info!(meeting = %self.code, participant = id, "seat resumed");
-        self.effects.push_back(Effect::Rerouted { participant_id: id, conn });
-        if muted {
+        self.effects.push_back(Effect::Rerouted { participant_id: id, conn: conn.clone() });
+        if let Some(mute) = mute {
             self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: true });
+            // A mute that came while it was away (or before a restart) is said again, after
+            // `RESUMED`: its client turns the microphone off, and its own click lifts the mute.
+            if mute.lift == MuteLift::AwaitingOff {
+                self.deliver(conn, Arc::new(ControlMessage::MutedByHost { by: mute.by }));
+            }
         }
         if was_dropped {
             self.broadcast(ControlMessage::ParticipantUpdated { participant }, Some(id));
@@ -862,10 +881,14 @@ impl<C: Connection> MeetingCore<C> {
             new_host.info.is_host = true;
             new_host.info.is_cohost = false;
             let host_id = new_host.info.id;
+            let participant = new_host.info.clone();
             self.host_id = host_id;
             info!(meeting = %self.code, host = host_id, "host role handed over");
             self.broadcast(ControlMessage::HostChanged { host_id }, None);
-            if !saw_knocks {
+            if saw_knocks {
+                // Its co-host flag went with the role; everyone sees it, as after SET_ROLE.
+                self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
+            } else {
                 self.show_knocks_to(host_id);
             }
         }
@@ -890,8 +913,12 @@ impl<C: Connection> MeetingCore<C> {
     /// participant again.
     pub fn set_role(&mut self, host: ParticipantId, target: ParticipantId, role: Role) -> Result<(), OpError> {
         self.require_host(host)?;
-        self.require_other(host, target, "SET_ROLE")?;
-        let was_cohost = self.member(target).is_some_and(|m| m.info.is_cohost);
+        let member = self.require_other(host, target, "SET_ROLE")?;
+        if role == Role::Host && member.dropped.is_some() {
+            // Nobody connected would hold the role until it came back, if it does.
+            return Err(OpError::new(ErrorCode::InvalidState, "the host role goes to someone connected"));
+        }
+        let was_cohost = member.info.is_cohost;
         match role {
             Role::Host => {
                 for m in self.members.iter_mut().filter(|m| m.info.id == host || m.info.id == target) {
@@ -960,7 +987,8 @@ impl<C: Connection> MeetingCore<C> {
             return;
         }
         let mic_was_on = member.reported_mic_on;
-        member.mute = Some(if mic_was_on { MuteLift::AwaitingOff } else { MuteLift::AwaitingOn });
+        let lift = if mic_was_on { MuteLift::AwaitingOff } else { MuteLift::AwaitingOn };
+        member.mute = Some(Mute { lift, by });
         let shown_before = (member.info.mic_on, member.info.speaking);
         member.info.mic_on = false;
         member.info.speaking = false;
@@ -998,7 +1026,7 @@ impl<C: Connection> MeetingCore<C> {
     /// Participant `id` raises or lowers its own hand. A raised hand gets the meeting's next
     /// number, so everyone lists hands first raised first.
     pub fn raise_hand(&mut self, now: Now, id: ParticipantId, raised: bool) -> Result<(), OpError> {
-        let next = self.hands_raised + 1;
+        let next = self.hands_raised.saturating_add(1);
         let member = self.member_mut(id)?;
         if member.info.hand_raised.is_some() == raised {
             return Ok(());
@@ -1189,37 +1217,41 @@ impl<C: Connection> MeetingCore<C> {
         speaking: bool,
     ) -> Result<(), OpError> {
         let member = self.member_mut(id)?;
+        let unchanged =
+            (member.reported_mic_on, member.info.camera_on, member.reported_speaking) == (mic_on, camera_on, speaking);
         // A moderator's mute lifts once the participant reports its microphone off, then on.
-        let lifted = match member.mute {
-            Some(MuteLift::AwaitingOff) if !mic_on => {
-                member.mute = Some(MuteLift::AwaitingOn);
-                false
+        // Each step happens once per mute (and mutes are within the moderator's rate), so
+        // neither is refused by the participant's own rate: the state it reports must hold.
+        let step = match member.mute {
+            Some(Mute { lift: MuteLift::AwaitingOff, by }) if !mic_on => {
+                Some(Some(Mute { lift: MuteLift::AwaitingOn, by }))
             }
-            Some(MuteLift::AwaitingOn) if mic_on => {
-                member.mute = None;
-                true
-            }
-            _ => false,
+            Some(Mute { lift: MuteLift::AwaitingOn, .. }) if mic_on => Some(None),
+            _ => None,
         };
-        if lifted {
-            self.changes += 1;
-            info!(meeting = %self.code, participant = id, "unmuted itself after a moderator's mute");
-            self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: false });
-        }
-        let member = self.member_mut(id)?;
-        if (member.reported_mic_on, member.info.camera_on, member.info.speaking) == (mic_on, camera_on, speaking)
-            && !lifted
-        {
+        if step.is_none() && unchanged {
             return Ok(());
         }
-        if let Err(retry_after) = member.media_state.take(now.at) {
-            return Err(OpError::rate_limited(
-                LimitHit::MediaState,
-                "changing mic, camera or speaking state too fast",
-                retry_after,
-            ));
+        if step.is_none() {
+            if let Err(retry_after) = member.media_state.take(now.at) {
+                return Err(OpError::rate_limited(
+                    LimitHit::MediaState,
+                    "changing mic, camera or speaking state too fast",
+                    retry_after,
+                ));
+            }
         }
+        if let Some(next) = step {
+            member.mute = next;
+            if next.is_none() {
+                self.changes += 1;
+                info!(meeting = %self.code, participant = id, "unmuted itself after a moderator's mute");
+                self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: false });
+            }
+        }
+        let member = self.member_mut(id)?;
         member.reported_mic_on = mic_on;
+        member.reported_speaking = speaking;
         // While muted by a moderator the others hear nothing: show it so.
         let audible = member.mute.is_none();
         let shown = (mic_on && audible, camera_on, speaking && audible);
@@ -1984,6 +2016,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cohost_who_inherits_the_host_role_is_shown_as_host_only_and_the_role_never_goes_to_someone_away() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..held(limits()) });
+        join(&mut core, &clock, 1, 2, Conn(2));
+        join(&mut core, &clock, 2, 3, Conn(3));
+        core.set_role(1, 2, Role::CoHost).unwrap();
+        core.remove_conn(clock.now(), 3, LeaveReason::Disconnected);
+        assert_eq!(core.set_role(1, 3, Role::Host).unwrap_err().code, ErrorCode::InvalidState);
+        drain(&mut core);
+        core.leave(1, LeaveReason::Left);
+        let effects = drain(&mut core);
+        let heir = shown(&core, 2);
+        assert!(heir.is_host && !heir.is_cohost);
+        assert_eq!(
+            sent_to(&effects, Conn(2)),
+            vec![
+                ControlMessage::ParticipantLeft { participant_id: 1, reason: LeaveReason::Left },
+                ControlMessage::HostChanged { host_id: 2 },
+                updated(&heir),
+            ]
+        );
+    }
+
+    #[test]
     fn the_host_hands_its_role_on_and_becomes_a_participant() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
@@ -2034,6 +2090,43 @@ mod tests {
     }
 
     #[test]
+    fn a_mute_that_comes_while_the_participant_is_away_is_told_when_it_resumes() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, held(limits()));
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
+        core.mute(clock.now(), 1, 2).unwrap();
+        drain(&mut core);
+        core.resume(2, &secret(2), Conn(5), 0).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(sent_to(&effects, Conn(5)), vec![ControlMessage::MutedByHost { by: 1 }]);
+        // Its client turns the microphone off and the person unmutes: heard again.
+        core.media_state(clock.now(), 2, false, false, false).unwrap();
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        assert_eq!(audio_blocks(&drain(&mut core)), vec![(2, false)]);
+    }
+
+    #[test]
+    fn unmuting_oneself_is_never_refused_by_the_rate_and_everyone_sees_it() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.mute(clock.now(), 1, 2).unwrap();
+        // The participant spends its whole MEDIA_STATE allowance (burst 2).
+        core.media_state(clock.now(), 2, true, false, true).unwrap();
+        assert_eq!(core.media_state(clock.now(), 2, true, true, false).unwrap_err().code, ErrorCode::RateLimited);
+        drain(&mut core);
+        core.media_state(clock.now(), 2, false, false, false).unwrap();
+        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        let effects = drain(&mut core);
+        assert_eq!(audio_blocks(&effects), vec![(2, false)]);
+        assert!(shown(&core, 2).mic_on);
+        assert_eq!(sent_to(&effects, HOST), vec![updated(&shown(&core, 2))], "everyone sees it unmuted");
+    }
+
+    #[test]
     fn mute_all_mutes_everyone_but_the_sender_and_tells_only_those_whose_mic_was_on() {
         let clock = Clock::new();
         let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
@@ -2068,14 +2161,21 @@ mod tests {
         let blocked =
             effects.iter().position(|e| matches!(e, Effect::AudioBlocked { participant_id: 2, blocked: true }));
         assert!(rerouted < blocked && rerouted.is_some(), "{effects:?}");
+        assert_eq!(
+            sent_to(&effects, Conn(5)),
+            vec![ControlMessage::MutedByHost { by: 1 }],
+            "told again on its new connection"
+        );
         // A restart keeps it too: the seat must report off, then on.
         let record = core.record(1, Vec::new());
-        assert!(record.members[1].muted_by_moderator);
+        assert_eq!(record.members[1].muted_by, Some(1));
         let mut restored =
             MeetingCore::<Conn>::restore(record, limits(), clock.now(), clock.now().at, Path::new("/x")).unwrap();
         drain(&mut restored);
         restored.resume(2, &secret(2), Conn(6), 0).unwrap();
-        assert_eq!(audio_blocks(&drain(&mut restored)), vec![(2, true)]);
+        let effects = drain(&mut restored);
+        assert_eq!(audio_blocks(&effects), vec![(2, true)]);
+        assert_eq!(sent_to(&effects, Conn(6)), vec![ControlMessage::MutedByHost { by: 1 }]);
         restored.media_state(clock.now(), 2, true, false, false).unwrap();
         assert!(audio_blocks(&drain(&mut restored)).is_empty(), "on without off first lifts nothing");
     }

@@ -44,10 +44,10 @@ pub(crate) struct MemberRecord {
     pub session_token: Secret,
     pub resume_secret: Secret,
     pub last_client_msg_id: Option<u64>,
-    /// A moderator muted the seat and it has not turned its microphone off and on again since:
-    /// its audio stays unforwarded after the restart too.
+    /// The moderator who muted the seat, which has not turned its microphone off and on again
+    /// since: its audio stays unforwarded after the restart too.
     #[serde(default)]
-    pub muted_by_moderator: bool,
+    pub muted_by: Option<ParticipantId>,
 }
 
 /// An upload in progress: what its `FILE_UPLOAD` said.

@@ -40,12 +40,13 @@ describe("alerts", () => {
   it("notifies a knock, a raised hand (moderators only) and chat from others; chimes joins, leaves and knocks", () => {
     const s = meeting(1);
     const knock = apply(s, { name: "knock", payload: { requestId: 5, name: "Ken", waitingSinceMs: T0 } });
-    expect(alertsFor(s, knock)).toEqual({ notices: [{ title: "Ken wants to join", body: "Open Parlor to admit or deny." }], sounds: ["knock"] });
+    expect(alertsFor(s, knock)).toEqual({ notices: [{ title: "Ken wants to join", body: "Open Parlor to admit or deny.", chat: false }], sounds: ["knock"] });
     const hand = apply(knock, { name: "participant-updated", payload: { participant: person(2, "Grace", { handRaised: 1 }) } });
     expect(alertsFor(knock, hand).notices.map((n) => n.title)).toEqual(["Grace raised a hand"]);
     const chat = apply(hand, { name: "chat", payload: { message: { id: 2, senderId: 2, senderName: "Grace", text: "x".repeat(300), timestampMs: T0, clientMsgId: null, file: null } } });
     const [notice] = alertsFor(hand, chat).notices;
     expect(notice!.title).toBe("Grace");
+    expect(notice!.chat).toBe(true);
     expect([...notice!.body]).toHaveLength(140);
     const own = apply(chat, { name: "chat", payload: { message: { id: 3, senderId: 1, senderName: "Ada", text: "mine", timestampMs: T0, clientMsgId: 1, file: null } } });
     expect(alertsFor(chat, own).notices).toEqual([]);
@@ -53,6 +54,16 @@ describe("alerts", () => {
     expect(alertsFor(own, joined).sounds).toEqual(["join"]);
     const left = apply(joined, { name: "participant-left", payload: { participantId: 3, reason: "left" } });
     expect(alertsFor(joined, left).sounds).toEqual(["leave"]);
+  });
+
+  it("does not announce again the knocks a moderator is shown after a reconnect", () => {
+    let s = apply(meeting(1), { name: "knock", payload: { requestId: 5, name: "Ken", waitingSinceMs: T0 } });
+    s = apply(s, { name: "reconnecting", payload: { reason: "gone", unheardMs: 0 } });
+    const resumed = apply(s, { name: "resumed", payload: { afterMs: 900, attempts: 1 } });
+    expect(resumed.knocks).toEqual([]);
+    const again = apply(resumed, { name: "knock", payload: { requestId: 5, name: "Ken", waitingSinceMs: T0 } });
+    expect(again.knocks.map((k) => k.requestId)).toEqual([5]);
+    expect(alertsFor(resumed, again)).toEqual({ notices: [], sounds: [] });
   });
 
   it("tells a participant who is not a moderator nothing about hands", () => {

@@ -7,10 +7,11 @@
  */
 import { isModerator, type AppState } from "./state";
 
-/** A desktop notification's words. */
+/** A desktop notification's words; `chat` ones may be thinned out by the caller. */
 export interface Notice {
   title: string;
   body: string;
+  chat: boolean;
 }
 
 /** The sounds the meeting makes, when sounds are on. */
@@ -31,12 +32,13 @@ export function alertsFor(prev: AppState, next: AppState): Alerts {
   const before = prev.meeting;
   const m = next.meeting;
   // Nothing before the meeting is on screen, nor for what its own arrival brings (the roster,
-  // the chat history, the knocks a new host is shown).
+  // the chat history).
   if (!m || !before || before.code !== m.code) return { notices, sounds };
   if (next.knocks !== prev.knocks) {
-    const known = new Set(prev.knocks.map((k) => k.requestId));
+    // A knock shown again (after a reconnect) is not news.
+    const known = new Set(prev.knockIdsSeen);
     for (const k of next.knocks.filter((k) => !known.has(k.requestId))) {
-      notices.push({ title: `${k.name} wants to join`, body: "Open Parlor to admit or deny." });
+      notices.push({ title: `${k.name} wants to join`, body: "Open Parlor to admit or deny.", chat: false });
       sounds.push("knock");
     }
   }
@@ -48,7 +50,7 @@ export function alertsFor(prev: AppState, next: AppState): Alerts {
       if (!old) {
         if (p.id !== m.selfId) sounds.push("join");
       } else if (p.id !== m.selfId && p.handRaised !== null && old.handRaised === null && isModerator(next)) {
-        notices.push({ title: `${p.displayName} raised a hand`, body: "Open Parlor to see who wants to speak." });
+        notices.push({ title: `${p.displayName} raised a hand`, body: "Open Parlor to see who wants to speak.", chat: false });
       }
     }
     if (before.roster.some((p) => !has.has(p.id))) sounds.push("leave");
@@ -58,7 +60,7 @@ export function alertsFor(prev: AppState, next: AppState): Alerts {
     for (const c of m.chat.filter((c) => !seen.has(c.id) && c.senderId !== m.selfId)) {
       const text = c.file ? `shared ${c.file.name}` : c.text;
       const body = [...text].length > NOTICE_TEXT_CHARS ? `${[...text].slice(0, NOTICE_TEXT_CHARS - 1).join("")}…` : text;
-      notices.push({ title: c.senderName, body });
+      notices.push({ title: c.senderName, body, chat: true });
     }
   }
   return { notices, sounds };

@@ -232,7 +232,7 @@ export function describeWithdrawal(name: string, reason: KnockWithdrawal): strin
     case "disconnected":
       return `${name} lost connection while waiting`;
     case "answered":
-      return `${name}'s request was answered by another host`;
+      return `${name}'s request was answered by another host or co-host`;
   }
 }
 

@@ -554,6 +554,16 @@ describe("host controls, hands and reactions", () => {
     expect(new Set(s.meeting!.reactions.map((r) => r.id)).size).toBe(LIMITS.reactions);
   });
 
+  it("a knock another moderator answered goes without a toast; a new host is not also a co-host", () => {
+    let s = run([{ name: "knock", payload: { requestId: 9, name: "Ken", waitingSinceMs: T0 } }], hosting());
+    const toasts = s.toasts.length;
+    s = run([{ name: "knock-withdrawn", payload: { requestId: 9, reason: "answered" } }], s);
+    expect(s.knocks).toEqual([]);
+    expect(s.toasts).toHaveLength(toasts);
+    s = run([{ name: "participant-updated", payload: { participant: person(2, "Grace", { isCohost: true }) } }, { name: "host-changed", payload: { hostId: 2 } }], s);
+    expect(s.meeting!.roster.find((p) => p.id === 2)).toMatchObject({ isHost: true, isCohost: false });
+  });
+
   it("ends the session with the host's words when the meeting is ended for everyone", () => {
     const s = run([{ name: "meeting-ended", payload: { by: 2 } }], inMeeting());
     expect(s.screen).toBe("ended");

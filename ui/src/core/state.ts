@@ -196,6 +196,9 @@ export interface AppState {
   waiting: { code: string; relayAddr: string; requestId: number | null } | null;
   meeting: MeetingState | null;
   knocks: Knock[];
+  /** Request ids of every knock shown in this meeting (bounded), so one shown again after a
+   * reconnect is not news. */
+  knockIdsSeen: number[];
   panel: Panel | null;
   toasts: Toast[];
   ended: EndedState | null;
@@ -231,6 +234,7 @@ export function initialState(): AppState {
     waiting: null,
     meeting: null,
     knocks: [],
+    knockIdsSeen: [],
     panel: null,
     toasts: [],
     ended: null,
@@ -541,12 +545,15 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       // The relay's time of the knock, so a knock shown late (to a new co-host) says how long it
       // has really waited; never in the page's future.
       const sinceMs = Math.min(waitingSinceMs, nowMs);
-      return { ...state, knocks: bounded([...state.knocks, { requestId, name, sinceMs }], LIMITS.knocks) };
+      const knockIdsSeen = state.knockIdsSeen.includes(requestId) ? state.knockIdsSeen : bounded([...state.knockIdsSeen, requestId], 2 * LIMITS.knocks);
+      return { ...state, knocks: bounded([...state.knocks, { requestId, name, sinceMs }], LIMITS.knocks), knockIdsSeen };
     }
     case "knock-withdrawn": {
       const knock = state.knocks.find((k) => k.requestId === event.payload.requestId);
       if (!knock) return state;
       const next = { ...state, knocks: state.knocks.filter((k) => k !== knock) };
+      // Another moderator answered: the "joined" (or nothing, for a denial) says enough.
+      if (event.payload.reason === "answered") return next;
       return addToast(next, "info", describeWithdrawal(knock.name, event.payload.reason), null, nowMs);
     }
     case "participant-joined": {
@@ -606,7 +613,8 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       const m = state.meeting;
       if (!m) return state;
       const hostId = event.payload.hostId;
-      const next = withMeeting(state, (mm) => ({ ...mm, hostId, roster: mm.roster.map((r) => ({ ...r, isHost: r.id === hostId })) }));
+      // The new host is not also a co-host.
+      const next = withMeeting(state, (mm) => ({ ...mm, hostId, roster: mm.roster.map((r) => ({ ...r, isHost: r.id === hostId, isCohost: r.id === hostId ? false : r.isCohost })) }));
       const name = m.roster.find((r) => r.id === hostId)?.displayName;
       const text = hostId === m.selfId ? "You are now the host" : name ? `${name} is now the host` : "The host changed";
       // Knocks go to the moderators; one who no longer is one sees them no more.
@@ -624,7 +632,10 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
     }
     case "resumed": {
       if (!state.meeting?.reconnecting) return state;
-      return addToast(withMeeting(state, (m) => ({ ...m, reconnecting: null })), "info", "Reconnected", null, nowMs);
+      // Knocks answered or withdrawn while away were never heard of: the relay shows a
+      // moderator every knock still waiting right after this, so the list starts again.
+      const next = isModerator(state) ? { ...state, knocks: [] } : state;
+      return addToast(withMeeting(next, (m) => ({ ...m, reconnecting: null })), "info", "Reconnected", null, nowMs);
     }
     case "disconnected": {
       if (state.screen !== "meeting" && state.screen !== "waiting") return state;
@@ -729,6 +740,7 @@ function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
     ended: null,
     panel: prev ? state.panel : null,
     knocks: prev ? state.knocks : [],
+    knockIdsSeen: prev ? state.knockIdsSeen : [],
     home: { ...state.home, busy: null, error: null },
   };
 }
@@ -845,6 +857,7 @@ function endSession(state: AppState, ended: EndedState): AppState {
     meeting: null,
     waiting: null,
     knocks: [],
+    knockIdsSeen: [],
     panel: null,
     confirmRemove: null,
     leaveAsked: false,

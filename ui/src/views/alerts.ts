@@ -1,12 +1,15 @@
 /**
  * Carries out what core/alerts.ts finds worth telling: desktop notifications while the window
- * is in the background (when the setting is on), and short sounds for joins, leaves and knocks
+ * is in the background (when the setting is on; chat at most one every few seconds), and short sounds for joins, leaves and knocks
  * (when that setting is on; off by default). The sounds are made with Web Audio, so the app
  * ships no audio files.
  */
 import { alertsFor, type Sound } from "../core/alerts";
 import type { Controller } from "../core/controller";
 import type { Store } from "../core/store";
+
+/** Chat notifications at most this often; the unread count on the chat button says the rest. */
+const CHAT_NOTICE_GAP_MS = 5000;
 
 /** Each sound's notes (Hz) and their length. */
 const NOTES: Record<Sound, number[]> = { join: [660, 880], leave: [880, 660], knock: [784, 784] };
@@ -16,13 +19,23 @@ export class Alerts {
   /** Whether the window has the focus, from its focus and blur events. */
   private focused = document.hasFocus();
   private audio: AudioContext | null = null;
+  private lastChatNoticeMs = -Infinity;
 
   constructor(store: Store, ctl: Controller) {
     window.addEventListener("focus", () => (this.focused = true));
     window.addEventListener("blur", () => (this.focused = false));
     store.subscribe((next, prev) => {
       const { notices, sounds } = alertsFor(prev, next);
-      if (next.settings.notifications && !this.focused) for (const n of notices) void ctl.notify(n.title, n.body);
+      if (next.settings.notifications && !this.focused) {
+        for (const n of notices) {
+          if (n.chat) {
+            // A busy chat does not become a stream of notifications.
+            if (Date.now() - this.lastChatNoticeMs < CHAT_NOTICE_GAP_MS) continue;
+            this.lastChatNoticeMs = Date.now();
+          }
+          void ctl.notify(n.title, n.body);
+        }
+      }
       if (next.settings.sounds) for (const sound of new Set(sounds)) this.play(sound);
     });
   }

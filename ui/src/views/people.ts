@@ -202,7 +202,13 @@ export class PeoplePanel {
     const menu = el.querySelector(".person-menu") as HTMLElement;
     const open = this.menuFor === p.id && items.length > 0;
     show(menu, open);
-    if (open) menu.replaceChildren(...items);
+    // Rebuilt only when what it offers changes: a button replaced under the pointer (the
+    // roster changes several times a second while people talk) would lose the click.
+    const offered = open ? items.map((i) => `${i.dataset.testid}:${i.textContent}`).join("|") : "";
+    if (menu.dataset.offered !== offered) {
+      menu.dataset.offered = offered;
+      menu.replaceChildren(...(open ? items : []));
+    }
   }
 
   /** What a moderator (or, for the roles, the host) may do to `p`, as menu items. */
@@ -231,8 +237,9 @@ export class PeoplePanel {
         p.isCohost
           ? item(`menu-cohost-${p.id}`, "Remove co-host", () => this.ctl.setRole(p.id, "participant"))
           : item(`menu-cohost-${p.id}`, "Make co-host", () => this.ctl.setRole(p.id, "coHost")),
-        item(`menu-make-host-${p.id}`, "Make host", () => this.ctl.setRole(p.id, "host")),
       );
+      // The role goes to someone connected only (the relay refuses it otherwise).
+      if (!p.reconnecting) items.push(item(`menu-make-host-${p.id}`, "Make host", () => this.ctl.setRole(p.id, "host")));
     }
     if (!p.isHost) items.push(item(`btn-remove-${p.id}`, "Remove from the meeting", () => this.ctl.askRemove(p.id)));
     return items;
