@@ -185,6 +185,17 @@ struct Mute {
     by: ParticipantId,
 }
 
+impl Mute {
+    /// The mute after the participant reports its microphone `mic_on`; `None`: lifted.
+    fn after_report(self, mic_on: bool) -> Option<Mute> {
+        match (self.lift, mic_on) {
+            (MuteLift::AwaitingOff, false) => Some(Mute { lift: MuteLift::AwaitingOn, ..self }),
+            (MuteLift::AwaitingOn, true) => None,
+            _ => Some(self),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Member<C> {
     info: Participant,
@@ -1222,17 +1233,12 @@ impl<C: Connection> MeetingCore<C> {
         // A moderator's mute lifts once the participant reports its microphone off, then on.
         // Each step happens once per mute (and mutes are within the moderator's rate), so
         // neither is refused by the participant's own rate: the state it reports must hold.
-        let step = match member.mute {
-            Some(Mute { lift: MuteLift::AwaitingOff, by }) if !mic_on => {
-                Some(Some(Mute { lift: MuteLift::AwaitingOn, by }))
+        let mute = member.mute.and_then(|mute| mute.after_report(mic_on));
+        let stepped = mute != member.mute;
+        if !stepped {
+            if unchanged {
+                return Ok(());
             }
-            Some(Mute { lift: MuteLift::AwaitingOn, .. }) if mic_on => Some(None),
-            _ => None,
-        };
-        if step.is_none() && unchanged {
-            return Ok(());
-        }
-        if step.is_none() {
             if let Err(retry_after) = member.media_state.take(now.at) {
                 return Err(OpError::rate_limited(
                     LimitHit::MediaState,
@@ -1241,13 +1247,11 @@ impl<C: Connection> MeetingCore<C> {
                 ));
             }
         }
-        if let Some(next) = step {
-            member.mute = next;
-            if next.is_none() {
-                self.changes += 1;
-                info!(meeting = %self.code, participant = id, "unmuted itself after a moderator's mute");
-                self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: false });
-            }
+        member.mute = mute;
+        if stepped && mute.is_none() {
+            self.changes += 1;
+            info!(meeting = %self.code, participant = id, "unmuted itself after a moderator's mute");
+            self.effects.push_back(Effect::AudioBlocked { participant_id: id, blocked: false });
         }
         let member = self.member_mut(id)?;
         member.reported_mic_on = mic_on;

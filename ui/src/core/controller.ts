@@ -8,7 +8,7 @@ import { describeError, toAppError } from "./errors";
 import { baseName, MAX_CHAT_CHARS, normalizeCode, normalizeName, normalizeRelayAddr } from "./format";
 import type { Ipc } from "./ipc";
 import type { Store } from "./store";
-import type { SettingSwitch } from "./state";
+import { handRaised, isHost, type SettingSwitch } from "./state";
 import type { ShortcutAction } from "./shortcuts";
 import type { AppError, MediaDevice, ParticipantId, Reaction, Role } from "./types";
 
@@ -283,7 +283,7 @@ export class Controller {
   async toggleHand(): Promise<void> {
     const m = this.store.state.meeting;
     if (!m) return;
-    const up = m.roster.some((p) => p.id === m.selfId && p.handRaised !== null);
+    const up = handRaised(m);
     await this.call(() => this.ipc.raiseHand(!up));
   }
 
@@ -306,7 +306,8 @@ export class Controller {
 
   /** The Leave button: the host chooses between leaving and ending the call for everyone. */
   async leaveClicked(): Promise<void> {
-    if (this.store.state.meeting && this.store.state.meeting.hostId === this.store.state.meeting.selfId && this.store.state.meeting.roster.length > 1) {
+    const s = this.store.state;
+    if (isHost(s) && (s.meeting?.roster.length ?? 0) > 1) {
       this.store.dispatch({ type: "leaveAsked", on: true });
       return;
     }
