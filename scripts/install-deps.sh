@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Parlor needs on Debian 12 / Ubuntu 24.04, skipping what is already there:
-# the Debian packages (Tauri's WebKitGTK stack, ALSA/PulseAudio, camera headers, Xvfb and the
+# the Debian packages (Tauri's WebKitGTK stack, ALSA/PulseAudio, camera headers, PipeWire and
+# GBM for screen capture, Xvfb and the
 # WebDriver for the end-to-end test, Chromium for the UI tests, espeak-ng/sox for the audio
 # lab, rpm/D-Bus/desktop-file-utils for the package test) and the npm packages of the UI. Safe
 # to run again.
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential pkg-config file curl
   libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
-  libasound2-dev libclang-dev libv4l-dev
+  libasound2-dev libclang-dev libv4l-dev libpipewire-0.3-dev libgbm-dev
   pulseaudio pulseaudio-utils libasound2-plugins
   xvfb webkit2gtk-driver chromium
   espeak-ng sox iproute2 python3-venv python3-dev

@@ -16,8 +16,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 pub use protocol::stats::{
-    AudioInStats, AudioOutStats, FileDirection, FileTransferStats, QualityInfo, RemoteStreamStats, StatsSnapshot,
-    TransferState, VideoInStats, VideoOutStats,
+    AudioInStats, AudioOutStats, FileDirection, FileTransferStats, QualityInfo, RemoteStreamStats, ScreenInStats,
+    ScreenOutStats, StatsSnapshot, TransferState, VideoInStats, VideoOutStats,
 };
 use serde::Serialize;
 

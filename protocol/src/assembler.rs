@@ -329,6 +329,7 @@ mod tests {
     /// The fragments `fragment_frame` makes for `jpeg`, decoded back into header and payload.
     fn fragments(frame_id: u32, jpeg: &[u8]) -> Vec<(VideoHeader, Vec<u8>)> {
         let meta = VideoFrameMeta {
+            stream: crate::media::VideoStream::Camera,
             sender_id: 7,
             frame_id,
             capture_ts_us: 1_000 + u64::from(frame_id),

@@ -77,6 +77,9 @@ pub struct Participant {
     /// went up (1, 2, 3…), so everyone orders the hands the same way, first raised first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hand_raised: Option<u64>,
+    /// Sharing a screen (its screen stream is on). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub presenting: bool,
 }
 
 impl Participant {
@@ -372,8 +375,15 @@ pub enum ControlMessage {
     ParticipantLeft { participant_id: ParticipantId, reason: LeaveReason },
     /// R→C: someone's mic, camera or speaking state changed.
     ParticipantUpdated { participant: Participant },
-    /// C→R: the sender's own media state.
-    MediaState { mic_on: bool, camera_on: bool, speaking: bool },
+    /// C→R: the sender's own media state (`presenting`: it shares a screen; absent when
+    /// false).
+    MediaState {
+        mic_on: bool,
+        camera_on: bool,
+        speaking: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        presenting: bool,
+    },
     /// R→C: the host role moved.
     HostChanged { host_id: ParticipantId },
     /// C→R (host or co-host): remove a participant.

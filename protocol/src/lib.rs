@@ -51,6 +51,7 @@ pub mod redundancy;
 pub mod reno;
 pub mod replay;
 pub mod resume;
+pub mod screen;
 pub mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -61,4 +62,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 11;
+pub const PROTOCOL_VERSION: u16 = 12;

@@ -5,7 +5,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `"PR"` (0x50 0x52) |
-//! | 2 | 1 | version (3) |
+//! | 2 | 1 | version (5) |
 //! | 3 | 1 | kind ([`PacketKind`]) |
 //! | 4 | 4 | sender id (0 = the relay) |
 //!
@@ -22,20 +22,22 @@ use thiserror::Error;
 
 use crate::e2ee::SEAL_OVERHEAD;
 use crate::hop::{HopSender, HOP_TRAILER_LEN};
+use crate::screen::{TileRun, MAX_REFRESH_RANGES};
 
 /// First two bytes of every media packet.
 pub const MAGIC: [u8; 2] = *b"PR";
 /// Media packet format version: 2 added the authentication trailer and dropped the
 /// keepalive's token; 3 carries video frames and audio end-to-end sealed ([`crate::e2ee`]);
-/// 4 adds loss runs to receiver reports and up to four redundant copies to audio.
-pub const MEDIA_VERSION: u8 = 4;
+/// 4 adds loss runs to receiver reports and up to four redundant copies to audio; 5 adds the
+/// screen stream (screen fragments, refresh requests, screen receiver reports).
+pub const MEDIA_VERSION: u8 = 5;
 /// Largest datagram Parlor sends; fits an IPv4/IPv6 path MTU of 1280 with room for headers.
 pub const MAX_DATAGRAM_LEN: usize = 1200;
 /// Largest packet: a datagram without its authentication trailer.
 pub const MAX_PACKET_LEN: usize = MAX_DATAGRAM_LEN - HOP_TRAILER_LEN;
 /// Length of the header shared by every kind.
 pub const COMMON_HEADER_LEN: usize = 8;
-/// Length of a video fragment's header, common header included.
+/// Length of a video (or screen) fragment's header, common header included.
 pub const VIDEO_HEADER_LEN: usize = COMMON_HEADER_LEN + 26;
 /// Length of an audio packet's header, common header included.
 pub const AUDIO_HEADER_LEN: usize = COMMON_HEADER_LEN + 19;
@@ -60,6 +62,8 @@ pub enum PacketKind {
     RttReply = 4,
     ReceiverReport = 5,
     Keepalive = 6,
+    ScreenFragment = 7,
+    RefreshRequest = 8,
 }
 
 impl PacketKind {
@@ -71,6 +75,8 @@ impl PacketKind {
             4 => Self::RttReply,
             5 => Self::ReceiverReport,
             6 => Self::Keepalive,
+            7 => Self::ScreenFragment,
+            8 => Self::RefreshRequest,
             _ => return None,
         })
     }
@@ -80,8 +86,11 @@ impl PacketKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum MediaKind {
+    /// The camera.
     Video = 1,
     Audio = 2,
+    /// The shared screen.
+    Screen = 3,
 }
 
 impl MediaKind {
@@ -89,7 +98,35 @@ impl MediaKind {
         match b {
             1 => Some(Self::Video),
             2 => Some(Self::Audio),
+            3 => Some(Self::Screen),
             _ => None,
+        }
+    }
+}
+
+/// Which of a participant's two picture streams a fragment belongs to. Both are cut and
+/// reassembled alike; they differ in their packet kind, their sequence numbers (one counter
+/// each) and what the frame holds (a JPEG, or a [`crate::screen`] update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoStream {
+    Camera,
+    Screen,
+}
+
+impl VideoStream {
+    /// The packet kind its fragments carry.
+    pub fn packet_kind(self) -> PacketKind {
+        match self {
+            Self::Camera => PacketKind::VideoFragment,
+            Self::Screen => PacketKind::ScreenFragment,
+        }
+    }
+
+    /// The receiver-report media kind that is about it.
+    pub fn media_kind(self) -> MediaKind {
+        match self {
+            Self::Camera => MediaKind::Video,
+            Self::Screen => MediaKind::Screen,
         }
     }
 }
@@ -201,7 +238,48 @@ pub enum MediaPacket<'a> {
     Keepalive {
         sender_id: u32,
     },
+    /// One slice of one sealed screen update ([`crate::screen`]); the header is a video
+    /// fragment's.
+    ScreenFragment {
+        sender_id: u32,
+        header: VideoHeader,
+        payload: &'a [u8],
+    },
+    /// A receiver asks `source_id` to send these tiles of its screen again (it joined late,
+    /// or lost part of an update). The relay forwards it to the source, at most one per
+    /// receiver per [`REFRESH_REQUEST_INTERVAL_MS`].
+    RefreshRequest {
+        sender_id: u32,
+        source_id: u32,
+        ranges: RefreshRanges,
+    },
 }
+
+/// The tile ranges of a refresh request: 1 to [`MAX_REFRESH_RANGES`], none empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshRanges {
+    len: u8,
+    runs: [TileRun; MAX_REFRESH_RANGES],
+}
+
+impl RefreshRanges {
+    /// The ranges, or `None` if there are none, too many, or one is empty.
+    pub fn new(runs: &[TileRun]) -> Option<Self> {
+        if runs.is_empty() || runs.len() > MAX_REFRESH_RANGES || runs.iter().any(|r| r.count == 0) {
+            return None;
+        }
+        let mut all = [TileRun { first: 0, count: 0 }; MAX_REFRESH_RANGES];
+        all[..runs.len()].copy_from_slice(runs);
+        Some(Self { len: runs.len() as u8, runs: all })
+    }
+
+    pub fn as_slice(&self) -> &[TileRun] {
+        &self.runs[..usize::from(self.len)]
+    }
+}
+
+/// The relay forwards at most one refresh request per receiver in this many milliseconds.
+pub const REFRESH_REQUEST_INTERVAL_MS: u64 = 250;
 
 /// Reads big-endian fields with bounds checks; every read returns `TooShort` past the end.
 struct Reader<'a> {
@@ -289,7 +367,7 @@ impl<'a> MediaPacket<'a> {
         let (kind, sender_id) = common_header(buf)?;
         let mut r = Reader { buf, pos: COMMON_HEADER_LEN };
         let packet = match kind {
-            PacketKind::VideoFragment => {
+            PacketKind::VideoFragment | PacketKind::ScreenFragment => {
                 let header = VideoHeader {
                     frame_id: r.u32()?,
                     capture_ts_us: r.u64()?,
@@ -306,7 +384,12 @@ impl<'a> MediaPacket<'a> {
                 if len != r.rest() {
                     return Err(PacketError::LengthMismatch);
                 }
-                MediaPacket::VideoFragment { sender_id, header, payload: r.take(len)? }
+                let payload = r.take(len)?;
+                if kind == PacketKind::VideoFragment {
+                    MediaPacket::VideoFragment { sender_id, header, payload }
+                } else {
+                    MediaPacket::ScreenFragment { sender_id, header, payload }
+                }
             }
             PacketKind::Audio => {
                 let header =
@@ -346,6 +429,17 @@ impl<'a> MediaPacket<'a> {
                 MediaPacket::ReceiverReport { sender_id, report }
             }
             PacketKind::Keepalive => MediaPacket::Keepalive { sender_id },
+            PacketKind::RefreshRequest => {
+                let source_id = r.u32()?;
+                let count = usize::from(r.u8()?);
+                let mut runs = [TileRun { first: 0, count: 0 }; MAX_REFRESH_RANGES];
+                for run in runs.iter_mut().take(count.min(MAX_REFRESH_RANGES)) {
+                    *run = TileRun { first: r.u16()?, count: r.u16()? };
+                }
+                let ranges = RefreshRanges::new(runs.get(..count).ok_or(PacketError::InvalidField)?)
+                    .ok_or(PacketError::InvalidField)?;
+                MediaPacket::RefreshRequest { sender_id, source_id, ranges }
+            }
         };
         if r.rest() != 0 {
             return Err(PacketError::LengthMismatch);
@@ -361,6 +455,8 @@ impl<'a> MediaPacket<'a> {
             MediaPacket::RttReply { .. } => PacketKind::RttReply,
             MediaPacket::ReceiverReport { .. } => PacketKind::ReceiverReport,
             MediaPacket::Keepalive { .. } => PacketKind::Keepalive,
+            MediaPacket::ScreenFragment { .. } => PacketKind::ScreenFragment,
+            MediaPacket::RefreshRequest { .. } => PacketKind::RefreshRequest,
         }
     }
 
@@ -371,7 +467,9 @@ impl<'a> MediaPacket<'a> {
             | MediaPacket::RttRequest { sender_id, .. }
             | MediaPacket::RttReply { sender_id, .. }
             | MediaPacket::ReceiverReport { sender_id, .. }
-            | MediaPacket::Keepalive { sender_id, .. } => sender_id,
+            | MediaPacket::Keepalive { sender_id, .. }
+            | MediaPacket::ScreenFragment { sender_id, .. }
+            | MediaPacket::RefreshRequest { sender_id, .. } => sender_id,
         }
     }
 
@@ -379,11 +477,14 @@ impl<'a> MediaPacket<'a> {
     pub fn encoded_len(&self) -> usize {
         COMMON_HEADER_LEN
             + match self {
-                MediaPacket::VideoFragment { payload, .. } => VIDEO_HEADER_LEN - COMMON_HEADER_LEN + payload.len(),
+                MediaPacket::VideoFragment { payload, .. } | MediaPacket::ScreenFragment { payload, .. } => {
+                    VIDEO_HEADER_LEN - COMMON_HEADER_LEN + payload.len()
+                }
                 MediaPacket::Audio { sealed, .. } => AUDIO_HEADER_LEN - COMMON_HEADER_LEN + sealed.len(),
                 MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } => 12,
                 MediaPacket::ReceiverReport { .. } => 27,
                 MediaPacket::Keepalive { .. } => 0,
+                MediaPacket::RefreshRequest { ranges, .. } => 5 + 4 * ranges.as_slice().len(),
             }
     }
 
@@ -394,7 +495,8 @@ impl<'a> MediaPacket<'a> {
             return Err(PacketError::TooLong);
         }
         let valid = match self {
-            MediaPacket::VideoFragment { header: h, payload, .. } => {
+            MediaPacket::VideoFragment { header: h, payload, .. }
+            | MediaPacket::ScreenFragment { header: h, payload, .. } => {
                 payload.len() <= usize::from(u16::MAX) && h.frag_count != 0 && h.frag_index < h.frag_count
             }
             MediaPacket::Audio { header: h, sealed, .. } => {
@@ -404,7 +506,10 @@ impl<'a> MediaPacket<'a> {
                     && h.sample_rate != 0
             }
             MediaPacket::ReceiverReport { report, .. } => report.loss_permille <= 1000,
-            MediaPacket::RttRequest { .. } | MediaPacket::RttReply { .. } | MediaPacket::Keepalive { .. } => true,
+            MediaPacket::RttRequest { .. }
+            | MediaPacket::RttReply { .. }
+            | MediaPacket::Keepalive { .. }
+            | MediaPacket::RefreshRequest { .. } => true,
         };
         if valid {
             Ok(())
@@ -428,7 +533,8 @@ impl<'a> MediaPacket<'a> {
         w.put(&[MEDIA_VERSION, self.kind() as u8]);
         w.put(&self.sender_id().to_be_bytes());
         match self {
-            MediaPacket::VideoFragment { header: h, payload, .. } => {
+            MediaPacket::VideoFragment { header: h, payload, .. }
+            | MediaPacket::ScreenFragment { header: h, payload, .. } => {
                 // Checked by `validate`.
                 let plen = payload.len() as u16;
                 w.put(&h.frame_id.to_be_bytes());
@@ -465,6 +571,14 @@ impl<'a> MediaPacket<'a> {
                 }
             }
             MediaPacket::Keepalive { .. } => {}
+            MediaPacket::RefreshRequest { source_id, ranges, .. } => {
+                w.put(&source_id.to_be_bytes());
+                w.put(&[ranges.len]);
+                for run in ranges.as_slice() {
+                    w.put(&run.first.to_be_bytes());
+                    w.put(&run.count.to_be_bytes());
+                }
+            }
         }
         debug_assert_eq!(w.pos, len);
         Ok(len)
@@ -631,6 +745,7 @@ pub fn fragment_count(len: usize) -> usize {
 /// What every fragment of one video frame shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoFrameMeta {
+    pub stream: VideoStream,
     pub sender_id: u32,
     pub frame_id: u32,
     pub capture_ts_us: u64,
@@ -639,12 +754,13 @@ pub struct VideoFrameMeta {
 }
 
 impl VideoFrameMeta {
-    /// The associated data a frame is sealed with: kind (1), sender id, frame id, capture
-    /// time, width, height (21 bytes): the fields every fragment repeats and the relay never
-    /// rewrites (it does rewrite the sequence number).
+    /// The associated data a frame is sealed with: kind (1 camera, 7 screen), sender id,
+    /// frame id, capture time, width, height (21 bytes): the fields every fragment repeats and
+    /// the relay never rewrites (it does rewrite the sequence number). The kind keeps a camera
+    /// frame from being passed off as a screen update, and back.
     pub fn aad(&self) -> [u8; VIDEO_AAD_LEN] {
         let mut a = [0u8; VIDEO_AAD_LEN];
-        a[0] = PacketKind::VideoFragment as u8;
+        a[0] = self.stream.packet_kind() as u8;
         a[1..5].copy_from_slice(&self.sender_id.to_be_bytes());
         a[5..9].copy_from_slice(&self.frame_id.to_be_bytes());
         a[9..17].copy_from_slice(&self.capture_ts_us.to_be_bytes());
@@ -666,16 +782,16 @@ pub fn fragment_frame(
     out: &mut [u8; MAX_DATAGRAM_LEN],
     mut emit: impl FnMut(&[u8]),
 ) -> Result<usize, PacketError> {
-    let VideoFrameMeta { sender_id, frame_id, capture_ts_us, width, height } = meta;
+    let VideoFrameMeta { stream, sender_id, frame_id, capture_ts_us, width, height } = meta;
     let count = fragment_count(jpeg.len());
     let frag_count = u16::try_from(count).map_err(|_| PacketError::InvalidField)?;
     let mut chunks = jpeg.chunks(MAX_VIDEO_FRAGMENT_PAYLOAD);
     for frag_index in 0..frag_count {
         let payload = chunks.next().unwrap_or(&[]);
-        let packet = MediaPacket::VideoFragment {
-            sender_id,
-            header: VideoHeader { frame_id, capture_ts_us, seq: *next_seq, width, height, frag_index, frag_count },
-            payload,
+        let header = VideoHeader { frame_id, capture_ts_us, seq: *next_seq, width, height, frag_index, frag_count };
+        let packet = match stream {
+            VideoStream::Camera => MediaPacket::VideoFragment { sender_id, header, payload },
+            VideoStream::Screen => MediaPacket::ScreenFragment { sender_id, header, payload },
         };
         let len = hop.encode(&packet, out)?;
         *next_seq = next_seq.wrapping_add(1);
@@ -705,7 +821,7 @@ mod tests {
             payload: &payload,
         };
         let bytes = p.to_vec().unwrap();
-        assert_eq!(&bytes[0..8], &[b'P', b'R', 4, 1, 1, 2, 3, 4]);
+        assert_eq!(&bytes[0..8], &[b'P', b'R', 5, 1, 1, 2, 3, 4]);
         assert_eq!(&bytes[8..12], &5u32.to_be_bytes());
         assert_eq!(&bytes[24..26], &854u16.to_be_bytes());
         assert_eq!(bytes.len(), VIDEO_HEADER_LEN + 3);
@@ -746,7 +862,14 @@ mod tests {
         let mut out = [0u8; MAX_DATAGRAM_LEN];
         let mut rebuilt = Vec::new();
         let mut n = 0;
-        let meta = VideoFrameMeta { sender_id: 3, frame_id: 9, capture_ts_us: 1, width: 854, height: 480 };
+        let meta = VideoFrameMeta {
+            stream: VideoStream::Camera,
+            sender_id: 3,
+            frame_id: 9,
+            capture_ts_us: 1,
+            width: 854,
+            height: 480,
+        };
         let hop = test_hop();
         let mut receiver = crate::hop::HopReceiver::new(test_secret().to_relay());
         let count = fragment_frame(meta, &jpeg, &mut seq, &hop, &mut out, |d| {
@@ -781,10 +904,32 @@ mod tests {
         assert_eq!(too_short.to_vec(), Err(PacketError::InvalidField), "a body shorter than its seal");
         assert_eq!(MediaPacket::decode(b"PR"), Err(PacketError::TooShort));
         assert_eq!(MediaPacket::decode(b"XX\x01\x01\0\0\0\0"), Err(PacketError::BadMagic));
-        assert_eq!(MediaPacket::decode(b"PR\x03\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(3)));
-        assert_eq!(MediaPacket::decode(b"PR\x04\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
-        assert_eq!(MediaPacket::decode(b"PR\x04\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
-        assert_eq!(MediaPacket::decode(b"PR\x04\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
+        assert_eq!(MediaPacket::decode(b"PR\x04\x01\0\0\0\0"), Err(PacketError::UnsupportedVersion(4)));
+        assert_eq!(MediaPacket::decode(b"PR\x05\x09\0\0\0\0"), Err(PacketError::UnknownKind(9)));
+        assert_eq!(MediaPacket::decode(b"PR\x05\x06\0\0\0\x07"), Ok(MediaPacket::Keepalive { sender_id: 7 }));
+        assert_eq!(MediaPacket::decode(b"PR\x05\x06\0\0\0\x07\0"), Err(PacketError::LengthMismatch));
+    }
+
+    #[test]
+    fn refresh_requests_carry_one_to_eight_non_empty_ranges() {
+        let runs = [TileRun { first: 3, count: 2 }, TileRun { first: 100, count: 1 }];
+        let p = MediaPacket::RefreshRequest { sender_id: 8, source_id: 7, ranges: RefreshRanges::new(&runs).unwrap() };
+        let bytes = p.to_vec().unwrap();
+        assert_eq!(&bytes[8..], &[0, 0, 0, 7, 2, 0, 3, 0, 2, 0, 100, 0, 1]);
+        assert_eq!(MediaPacket::decode(&bytes), Ok(p));
+        let with_count = |count: u8, body: &[u8]| {
+            let mut b = bytes[..12].to_vec();
+            b.push(count);
+            b.extend_from_slice(body);
+            MediaPacket::decode(&b).map(|_| ())
+        };
+        assert_eq!(with_count(0, &[]), Err(PacketError::InvalidField), "no range");
+        assert_eq!(with_count(1, &[0, 1, 0, 0]), Err(PacketError::InvalidField), "an empty range");
+        assert_eq!(with_count(9, &[0, 1, 0, 1].repeat(9)), Err(PacketError::InvalidField), "too many");
+        assert_eq!(with_count(2, &[0, 1, 0, 1]), Err(PacketError::TooShort));
+        assert_eq!(with_count(1, &[0, 1, 0, 1, 0]), Err(PacketError::LengthMismatch));
+        assert!(RefreshRanges::new(&[]).is_none());
+        assert!(RefreshRanges::new(&[TileRun { first: 0, count: 1 }; MAX_REFRESH_RANGES + 1]).is_none());
     }
 
     #[test]

@@ -39,9 +39,20 @@ pub const LADDER: [QualityLevel; 4] = [
     QualityLevel { name: "480p", width: 854, height: 480, max_fps: 20, jpeg_quality: 70 },
 ];
 
+/// The screen stream's ladder, smallest first: sharpness before frame rate. Each rung's size
+/// is a box the shared picture is scaled to fit, keeping its aspect ratio.
+pub const SCREEN_LADDER: [QualityLevel; 4] = [
+    QualityLevel { name: "720p 2 fps", width: 1280, height: 720, max_fps: 2, jpeg_quality: 70 },
+    QualityLevel { name: "720p", width: 1280, height: 720, max_fps: 5, jpeg_quality: 80 },
+    QualityLevel { name: "1080p 5 fps", width: 1920, height: 1080, max_fps: 5, jpeg_quality: 85 },
+    QualityLevel { name: "1080p", width: 1920, height: 1080, max_fps: 10, jpeg_quality: 85 },
+];
+
 /// Tuning of [`QualityController`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct QualityConfig {
+    /// The rungs to choose from, smallest first (not empty).
+    pub ladder: &'static [QualityLevel],
     /// Evaluation period; calls closer together are ignored.
     pub interval: Duration,
     /// Loss fraction above which the level steps down.
@@ -62,9 +73,24 @@ pub struct QualityConfig {
     pub fps_step: u8,
 }
 
+impl QualityConfig {
+    /// The screen stream's tuning: [`SCREEN_LADDER`], starting at its top, and frame-rate
+    /// steps that suit its 2 to 10 fps.
+    pub fn screen() -> Self {
+        Self {
+            ladder: &SCREEN_LADDER,
+            start_level: SCREEN_LADDER.len() - 1,
+            min_fps: 2,
+            fps_step: 2,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for QualityConfig {
     fn default() -> Self {
         Self {
+            ladder: &LADDER,
             interval: Duration::from_secs(1),
             loss_down: 0.10,
             loss_up: 0.02,
@@ -90,7 +116,7 @@ pub struct QualityInput {
 /// What the sender should produce.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QualitySetting {
-    /// Index into [`LADDER`].
+    /// Index into the ladder ([`LADDER`] or [`SCREEN_LADDER`]).
     pub level: usize,
     /// Frame width in pixels.
     pub width: u16,
@@ -128,10 +154,11 @@ impl QualityController {
     /// A controller at `start_level`, full frame rate, whose first evaluation is one interval
     /// after `now`.
     pub fn new(config: QualityConfig, now: Instant) -> Self {
-        let level = config.start_level.min(LADDER.len() - 1);
+        assert!(!config.ladder.is_empty(), "a quality ladder has at least one rung");
+        let level = config.start_level.min(config.ladder.len() - 1);
         let required_good = config.good_intervals_to_step_up.max(1);
         Self {
-            fps: LADDER[level].max_fps,
+            fps: config.ladder[level].max_fps,
             level,
             good_streak: 0,
             required_good,
@@ -173,7 +200,7 @@ impl QualityController {
                 self.since_step_up = None;
                 self.level -= 1;
                 self.level_changes += 1;
-                self.fps = self.fps.min(LADDER[self.level].max_fps);
+                self.fps = self.fps.min(self.config.ladder[self.level].max_fps);
             }
         } else {
             if loss < self.config.loss_up && !rtt_high {
@@ -181,22 +208,22 @@ impl QualityController {
             } else {
                 self.good_streak = 0;
             }
-            if self.good_streak >= self.required_good && self.level + 1 < LADDER.len() {
-                let was_full_rate = self.fps >= LADDER[self.level].max_fps;
+            if self.good_streak >= self.required_good && self.level + 1 < self.config.ladder.len() {
+                let was_full_rate = self.fps >= self.config.ladder[self.level].max_fps;
                 self.level += 1;
                 self.level_changes += 1;
                 self.good_streak = 0;
                 self.since_step_up = Some(0);
                 if was_full_rate {
-                    self.fps = LADDER[self.level].max_fps;
+                    self.fps = self.config.ladder[self.level].max_fps;
                 }
             }
             if rtt_low {
-                self.fps = self.fps.saturating_add(self.config.fps_step).min(LADDER[self.level].max_fps);
+                self.fps = self.fps.saturating_add(self.config.fps_step).min(self.config.ladder[self.level].max_fps);
             }
         }
         if rtt_high {
-            let floor = self.config.min_fps.min(LADDER[self.level].max_fps);
+            let floor = self.config.min_fps.min(self.config.ladder[self.level].max_fps);
             self.fps = self.fps.saturating_sub(self.config.fps_step).max(floor);
         }
 
@@ -206,7 +233,7 @@ impl QualityController {
 
     /// The current setting.
     pub fn setting(&self) -> QualitySetting {
-        let l = LADDER[self.level];
+        let l = self.config.ladder[self.level];
         QualitySetting {
             level: self.level,
             width: l.width,
@@ -241,6 +268,21 @@ mod tests {
                 c.setting().level
             })
             .collect()
+    }
+
+    #[test]
+    fn the_screen_ladder_gives_up_frame_rate_before_sharpness() {
+        let mut t = Instant::now();
+        let mut c = QualityController::new(QualityConfig::screen(), t);
+        assert_eq!((c.setting().width, c.setting().fps, c.setting().jpeg_quality), (1920, 10, 85));
+        let levels = run(&mut c, &mut t, &[(0.15, 50), (0.15, 50), (0.15, 50), (0.15, 50)]);
+        assert_eq!(levels, [2, 1, 0, 0]);
+        let s = c.setting();
+        assert_eq!((s.width, s.height, s.fps, s.jpeg_quality), (1280, 720, 2, 70));
+        // The first step down keeps 1080p and halves the frame rate.
+        let mut c = QualityController::new(QualityConfig::screen(), t);
+        run(&mut c, &mut t, &[(0.15, 50)]);
+        assert_eq!((c.setting().width, c.setting().fps), (1920, 5));
     }
 
     #[test]

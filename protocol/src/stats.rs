@@ -33,6 +33,9 @@ pub struct StatsSnapshot {
     pub video_out: VideoOutStats,
     /// Outgoing audio.
     pub audio_out: AudioOutStats,
+    /// Our shared screen, while we present.
+    #[serde(default)]
+    pub screen_out: ScreenOutStats,
     /// Everything received, per remote participant.
     pub streams: Vec<RemoteStreamStats>,
     /// Total received media bitrate, kbit/s.
@@ -125,13 +128,69 @@ pub struct AudioOutStats {
     pub erle_db: Option<f64>,
 }
 
+/// Our outgoing screen stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScreenOutStats {
+    /// Whether a screen is being shared.
+    pub enabled: bool,
+    /// What is shared (e.g. "screen :99.0", "synthetic slides 1920x1080").
+    pub source: String,
+    /// The screen ladder's current level.
+    pub quality: QualityInfo,
+    /// Size of the pictures sent (the capture scaled to fit the level).
+    pub width: u16,
+    pub height: u16,
+    /// Updates sent per second (a capture in which nothing changed sends none).
+    pub fps: f64,
+    pub updates_sent: u64,
+    pub slices_sent: u64,
+    pub bitrate_kbps: f64,
+    /// Fraction of the picture that changed per capture over the interval (0..=1).
+    pub changed_fraction: f64,
+    /// Mean time to scale, compare, pack and encode one update over the interval, ms.
+    pub encode_ms: f64,
+    /// Loss the relay reported on our screen uplink, and the median of our receivers'.
+    pub uplink_loss: Option<f64>,
+    pub receivers_loss: Option<f64>,
+}
+
 /// What we receive from one remote participant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteStreamStats {
     pub participant_id: u32,
     pub video: VideoInStats,
     pub audio: AudioInStats,
+    /// Their shared screen, once any of it arrived.
+    #[serde(default)]
+    pub screen: Option<ScreenInStats>,
     pub bitrate_kbps: f64,
+}
+
+/// One remote screen stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScreenInStats {
+    pub width: u32,
+    pub height: u32,
+    /// Slices applied to the canvas since the share started.
+    pub slices_received: u64,
+    pub packets_received: u64,
+    /// Slices per second over the interval.
+    pub slices_per_second: f64,
+    pub bitrate_kbps: f64,
+    /// Packet loss over the interval (0..=1).
+    pub loss: f64,
+    pub jitter_ms: f64,
+    /// Tiles that may be out of date now (lost, or never received).
+    pub stale_tiles: u32,
+    /// How long the oldest stale tile has been stale, ms.
+    pub stale_ms: f64,
+    /// Longest time a tile stayed stale since the picture was first whole, ms.
+    pub longest_stale_ms: f64,
+    /// Refresh requests sent to the sharer.
+    pub refreshes_requested: u64,
+    /// Capture-to-display latency of the updates, ms (needs a shared clock).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
 }
 
 /// One remote video stream.

@@ -26,10 +26,11 @@ use protocol::file::{FileFrame, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_FILE_FRA
 use protocol::framing::DEFAULT_MAX_FRAME_LEN;
 use protocol::hop::{HopSecret, EXPORTER_LABEL, HOP_TRAILER_LEN};
 use protocol::media::{
-    AudioPayload, VideoFrameMeta, AUDIO_AAD_LEN, AUDIO_HEADER_LEN, COMMON_HEADER_LEN, MAX_DATAGRAM_LEN,
+    AudioPayload, VideoFrameMeta, VideoStream, AUDIO_AAD_LEN, AUDIO_HEADER_LEN, COMMON_HEADER_LEN, MAX_DATAGRAM_LEN,
     MAX_VIDEO_FRAGMENT_PAYLOAD, VIDEO_AAD_LEN, VIDEO_HEADER_LEN,
 };
 use protocol::replay::REPLAY_WINDOW;
+use protocol::screen::{ScreenSlice, TileGrid};
 use protocol::{ControlMessage, FrameCodec, MediaPacket, PROTOCOL_VERSION};
 use serde_json::Value;
 
@@ -162,7 +163,7 @@ fn every_hex_example_decodes_and_re_encodes_exactly() {
             });
         }
     }
-    assert_eq!(media_kinds, (1..=6).collect(), "a media packet kind has no hex example");
+    assert_eq!(media_kinds, (1..=8).collect(), "a media packet kind has no hex example");
     assert!(file_frames.contains("DATA") && file_frames.contains("ACK"), "DATA and ACK need hex examples");
 }
 
@@ -329,7 +330,7 @@ fn the_end_to_end_examples_open_with_the_documented_keys() {
     let mut opener = MediaOpener::new();
     opener.install(example_key(1));
     let mut opened = Vec::new();
-    let (mut video, mut audio) = (0, 0);
+    let (mut video, mut audio, mut screen) = (0, 0, 0);
     for block in fenced_blocks(&text).into_iter().filter(|b| b.lang == "hex") {
         let bytes = parse_hex(&block);
         if !bytes.starts_with(b"PR") {
@@ -338,6 +339,7 @@ fn the_end_to_end_examples_open_with_the_documented_keys() {
         match MediaPacket::decode(&bytes[..bytes.len() - HOP_TRAILER_LEN]).unwrap() {
             MediaPacket::VideoFragment { sender_id, header, payload } => {
                 let meta = VideoFrameMeta {
+                    stream: VideoStream::Camera,
                     sender_id,
                     frame_id: header.frame_id,
                     capture_ts_us: header.capture_ts_us,
@@ -348,6 +350,22 @@ fn the_end_to_end_examples_open_with_the_documented_keys() {
                 assert!(opened.starts_with(&[0xff, 0xd8, 0xff]), "line {}: not a JPEG", block.line);
                 video += 1;
             }
+            MediaPacket::ScreenFragment { sender_id, header, payload } => {
+                let meta = VideoFrameMeta {
+                    stream: VideoStream::Screen,
+                    sender_id,
+                    frame_id: header.frame_id,
+                    capture_ts_us: header.capture_ts_us,
+                    width: header.width,
+                    height: header.height,
+                };
+                opener.open(sender_id, &meta.aad(), payload, &mut opened).unwrap();
+                let grid = TileGrid::new(header.width.into(), header.height.into()).unwrap();
+                let slice = ScreenSlice::decode(&opened, &grid).unwrap();
+                assert_eq!(slice.tiles().collect::<Vec<_>>(), [1234, 1235], "line {}", block.line);
+                assert!(slice.jpeg.starts_with(&[0xff, 0xd8, 0xff]), "line {}: not a JPEG", block.line);
+                screen += 1;
+            }
             MediaPacket::Audio { sender_id, header, sealed } => {
                 opener.open(sender_id, &header.aad(sender_id), sealed, &mut opened).unwrap();
                 let payload = AudioPayload::decode(&opened, header.channels).unwrap();
@@ -357,7 +375,7 @@ fn the_end_to_end_examples_open_with_the_documented_keys() {
             _ => {}
         }
     }
-    assert_eq!((video, audio), (1, 2));
+    assert_eq!((video, audio, screen), (1, 2, 1));
 }
 
 /// The `"type"` of a JSON example.

@@ -231,7 +231,7 @@ proptest! {
         order_seed in any::<u64>(),
     ) {
         let jpeg: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
-        let meta = VideoFrameMeta { sender_id, frame_id, capture_ts_us, width: 854, height: 480 };
+        let meta = VideoFrameMeta { stream: protocol::media::VideoStream::Camera, sender_id, frame_id, capture_ts_us, width: 854, height: 480 };
         let mut next_seq = first_seq;
         let mut out = [0u8; MAX_DATAGRAM_LEN];
         let mut datagrams: Vec<Vec<u8>> = Vec::new();
@@ -279,7 +279,14 @@ proptest! {
 #[test]
 fn fragment_boundaries_are_exact() {
     let mut out = [0u8; MAX_DATAGRAM_LEN];
-    let meta = VideoFrameMeta { sender_id: 1, frame_id: 1, capture_ts_us: 0, width: 2, height: 2 };
+    let meta = VideoFrameMeta {
+        stream: protocol::media::VideoStream::Camera,
+        sender_id: 1,
+        frame_id: 1,
+        capture_ts_us: 0,
+        width: 2,
+        height: 2,
+    };
     for (len, expect) in [
         (0, 1),
         (1, 1),
@@ -306,7 +313,14 @@ fn a_frame_needing_more_than_65535_fragments_is_refused_before_sending_any() {
     let mut out = [0u8; MAX_DATAGRAM_LEN];
     let mut seq = 5;
     let mut emitted = 0;
-    let meta = VideoFrameMeta { sender_id: 1, frame_id: 1, capture_ts_us: 0, width: 2, height: 2 };
+    let meta = VideoFrameMeta {
+        stream: protocol::media::VideoStream::Camera,
+        sender_id: 1,
+        frame_id: 1,
+        capture_ts_us: 0,
+        width: 2,
+        height: 2,
+    };
     let (hop, _) = common::hop_pair();
     let r = fragment_frame(meta, &too_big, &mut seq, &hop, &mut out, |_| emitted += 1);
     assert_eq!(r, Err(PacketError::InvalidField));

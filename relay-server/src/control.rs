@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::limits::{AddressKey, AddressRate};
-use crate::meeting::{ConnHandle, KnockOutcome, Meeting, OpError, Outbound, Shared};
+use crate::meeting::{ConnHandle, KnockOutcome, MediaReport, Meeting, OpError, Outbound, Shared};
 use crate::stats::{LimitHit, Stats};
 use crate::Stream;
 
@@ -461,9 +461,9 @@ impl Session {
                 meeting.end_for_all(shared, id).await?;
                 Ok(None)
             }
-            M::MediaState { mic_on, camera_on, speaking } => {
+            M::MediaState { mic_on, camera_on, speaking, presenting } => {
                 let (meeting, id) = self.require_meeting()?;
-                meeting.media_state(shared, id, mic_on, camera_on, speaking)?;
+                meeting.media_state(shared, id, MediaReport { mic_on, camera_on, speaking, presenting })?;
                 Ok(None)
             }
             M::ChatSend { text, client_msg_id } => {

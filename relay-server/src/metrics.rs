@@ -42,7 +42,7 @@ struct RelayCollector {
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.stats.snapshot();
-        let counters: [(&str, &str, u64); 25] = [
+        let counters: [(&str, &str, u64); 26] = [
             ("parlor_meetings_created", "Meetings created", s.meetings_created),
             ("parlor_participants_joined", "Participants admitted (hosts included)", s.participants_joined),
             ("parlor_knocks", "Knocks that reached a host", s.knocks),
@@ -72,6 +72,7 @@ impl Collector for RelayCollector {
             ("parlor_rtt_replies", "RTT echoes answered", s.rtt_replies),
             ("parlor_reports_sent", "Receiver reports the relay wrote", s.reports_sent),
             ("parlor_reports_forwarded", "Receivers' own reports forwarded to their source", s.reports_forwarded),
+            ("parlor_refreshes_forwarded", "Screen refresh requests forwarded to the sharer", s.refreshes_forwarded),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);

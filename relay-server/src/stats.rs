@@ -40,16 +40,20 @@ pub enum DropReason {
     WrongAddress,
     /// A kind clients never send (an RTT reply).
     UnexpectedKind,
-    /// A receiver report about a source that is not in the reporter's meeting.
+    /// A receiver report or refresh request about a source that is not in the sender's
+    /// meeting.
     ForeignReport,
     /// Audio from a participant a moderator muted, which has not turned its microphone off
     /// and on again since (a client ignoring the mute).
     MutedByHost,
+    /// A screen refresh request within [`protocol::media::REFRESH_REQUEST_INTERVAL_MS`] of the
+    /// previous one forwarded for the same receiver.
+    RefreshLimited,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`StatsSnapshot::drops`].
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::TooShort,
         DropReason::TooLong,
         DropReason::BadMagic,
@@ -65,6 +69,7 @@ impl DropReason {
         DropReason::UnexpectedKind,
         DropReason::ForeignReport,
         DropReason::MutedByHost,
+        DropReason::RefreshLimited,
     ];
 
     /// Number of reasons.
@@ -88,6 +93,7 @@ impl DropReason {
             DropReason::UnexpectedKind => "unexpected_kind",
             DropReason::ForeignReport => "foreign_report",
             DropReason::MutedByHost => "muted_by_host",
+            DropReason::RefreshLimited => "refresh_limited",
         }
     }
 
@@ -150,6 +156,7 @@ pub(crate) struct UdpCounters {
     pub rtt_replies: u64,
     pub reports_sent: u64,
     pub reports_forwarded: u64,
+    pub refreshes_forwarded: u64,
 }
 
 impl UdpCounters {
@@ -171,6 +178,7 @@ struct UdpAtomics {
     rtt_replies: AtomicU64,
     reports_sent: AtomicU64,
     reports_forwarded: AtomicU64,
+    refreshes_forwarded: AtomicU64,
 }
 
 /// A limit the relay enforced: each refusal is counted by which limit it was.
@@ -295,6 +303,7 @@ impl Stats {
         u.rtt_replies.store(c.rtt_replies, Relaxed);
         u.reports_sent.store(c.reports_sent, Relaxed);
         u.reports_forwarded.store(c.reports_forwarded, Relaxed);
+        u.refreshes_forwarded.store(c.refreshes_forwarded, Relaxed);
     }
 
     pub fn inc(counter: &AtomicU64) {
@@ -327,6 +336,7 @@ impl Stats {
             rtt_replies: u.rtt_replies.load(Relaxed),
             reports_sent: u.reports_sent.load(Relaxed),
             reports_forwarded: u.reports_forwarded.load(Relaxed),
+            refreshes_forwarded: u.refreshes_forwarded.load(Relaxed),
             meetings_created: self.meetings_created.load(Relaxed),
             meetings_live: self.meetings_live.load(Relaxed),
             participants_joined: self.participants_joined.load(Relaxed),
@@ -374,6 +384,8 @@ pub struct StatsSnapshot {
     pub reports_sent: u64,
     /// Receivers' own reports forwarded to the source they are about.
     pub reports_forwarded: u64,
+    /// Screen refresh requests forwarded to the sharer they are about.
+    pub refreshes_forwarded: u64,
     pub meetings_created: u64,
     pub meetings_live: u64,
     pub participants_joined: u64,

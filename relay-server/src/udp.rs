@@ -13,12 +13,14 @@
 //! receive buffer is reused, and the fan-out rewrites only its trailer.
 //!
 //! Per receiver, video may be thinned (see [`crate::thinning`]); a thinned receiver's video
-//! sequence numbers are rewritten in the buffer right before its `send_to`. Audio is never
-//! thinned nor rewritten.
+//! sequence numbers are rewritten in the buffer right before its `send_to`. Audio and screen
+//! fragments are never thinned nor rewritten (a screen update depends on the ones before it).
 //!
-//! The relay measures loss and jitter on each sender's video and audio streams and sends the
-//! sender a [`ReceiverReport`] (sender id 0) about each active stream every report interval.
-//! Receivers' own reports are forwarded to the source they are about and drive thinning.
+//! The relay measures loss and jitter on each sender's video, audio and screen streams and
+//! sends the sender a [`ReceiverReport`] (sender id 0) about each active stream every report
+//! interval. Receivers' own reports are forwarded to the source they are about and drive
+//! thinning; their screen refresh requests are forwarded to the sharer, at most one per
+//! receiver per [`REFRESH_REQUEST_INTERVAL_MS`].
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -29,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use protocol::estimators::{InterarrivalJitter, LossEstimator};
 use protocol::hop::{HopReceiver, HopSender, HOP_TRAILER_LEN};
-use protocol::media::{peek_header, MediaKind, PacketKind, ReceiverReport, RELAY_SENDER_ID};
+use protocol::media::{
+    peek_header, MediaKind, PacketKind, ReceiverReport, REFRESH_REQUEST_INTERVAL_MS, RELAY_SENDER_ID,
+};
 use protocol::MediaPacket;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -129,6 +133,7 @@ struct Route {
     addr: Option<SocketAddr>,
     video: StreamStats,
     audio: StreamStats,
+    screen: StreamStats,
     /// A moderator muted it and it has not unmuted itself since: its audio is not forwarded.
     audio_blocked: bool,
     /// Video loss the relay itself saw arriving from this sender in the last report interval,
@@ -147,6 +152,8 @@ struct Receiver {
     /// Thinning state per video source, created on the first congested report about it.
     /// Bounded by the meeting's participant limit.
     thinners: Vec<(u32, Thinner)>,
+    /// When a refresh request of this receiver was last forwarded.
+    last_refresh: Option<Instant>,
 }
 
 /// The participants of one meeting.
@@ -209,6 +216,7 @@ impl Router {
                         addr: None,
                         hop_out: HopSender::new(hop.from_relay()),
                         thinners: Vec::new(),
+                        last_refresh: None,
                     });
                 }
                 self.routes.insert(
@@ -219,6 +227,7 @@ impl Router {
                         addr: None,
                         video: StreamStats::new(),
                         audio: StreamStats::new(),
+                        screen: StreamStats::new(),
                         audio_blocked: false,
                         video_uplink_loss_permille: 0,
                     },
@@ -328,7 +337,14 @@ impl Router {
                     self.transmit(&out[..len], from, send);
                 }
             }
+            MediaPacket::ScreenFragment { header, .. } => {
+                route.screen.on_packet(now, header.seq, header.capture_ts_us);
+                self.forward_all(buf, group, sender, send);
+            }
             MediaPacket::ReceiverReport { report, .. } => self.on_receiver_report(buf, group, sender, report, send),
+            MediaPacket::RefreshRequest { source_id, .. } => {
+                self.on_refresh_request(buf, group, sender, source_id, now, send)
+            }
             MediaPacket::Keepalive { .. } | MediaPacket::RttReply { .. } => {}
         }
     }
@@ -464,6 +480,36 @@ impl Router {
         }
     }
 
+    /// Forwards a receiver's refresh request to the sharer it names, if that sharer is in the
+    /// receiver's meeting and the receiver's previous request is old enough.
+    fn on_refresh_request(
+        &mut self,
+        buf: &mut [u8],
+        group: usize,
+        requester: u32,
+        source_id: u32,
+        now: Instant,
+        send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
+    ) {
+        let source_addr = match self.routes.get(&source_id) {
+            Some(source) if source.group == group && source_id != requester => source.addr,
+            _ => return self.counters.drop(DropReason::ForeignReport),
+        };
+        let Some(Some(g)) = self.groups.get_mut(group) else { return };
+        let Some(r) = g.members.iter_mut().find(|r| r.id == requester) else { return };
+        let spacing = Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS);
+        if r.last_refresh.is_some_and(|at| now.saturating_duration_since(at) < spacing) {
+            return self.counters.drop(DropReason::RefreshLimited);
+        }
+        r.last_refresh = Some(now);
+        let Some(addr) = source_addr else { return };
+        let Some(source) = self.receiver(group, source_id) else { return };
+        if source.hop_out.seal(buf).is_ok() {
+            self.counters.refreshes_forwarded += 1;
+            self.transmit(buf, addr, send);
+        }
+    }
+
     /// Sends every sender a report about each of its streams that was active in the interval.
     pub fn send_reports(&mut self, send: &mut impl FnMut(&[u8], SocketAddr) -> bool) {
         let mut out = [0u8; 64];
@@ -472,8 +518,11 @@ impl Router {
             let Some(addr) = route.addr else { continue };
             let Some(Some(group)) = self.groups.get(route.group) else { continue };
             let Some(receiver) = group.members.iter().find(|r| r.id == *id) else { continue };
-            let reports =
-                [route.video.take_report(*id, MediaKind::Video), route.audio.take_report(*id, MediaKind::Audio)];
+            let reports = [
+                route.video.take_report(*id, MediaKind::Video),
+                route.audio.take_report(*id, MediaKind::Audio),
+                route.screen.take_report(*id, MediaKind::Screen),
+            ];
             if let Some(video) = &reports[0] {
                 route.video_uplink_loss_permille = video.loss_permille;
             }
@@ -578,7 +627,8 @@ pub(crate) async fn run(
 mod tests {
     use super::*;
     use protocol::hop::{HopError, HopSecret, HOP_SECRET_LEN};
-    use protocol::media::{AudioHeader, RttEcho, VideoHeader};
+    use protocol::media::{AudioHeader, RefreshRanges, RttEcho, VideoHeader};
+    use protocol::screen::TileRun;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -909,6 +959,98 @@ mod tests {
         r.handle(&mut rr, addr(1), Instant::now(), &mut sent.sender());
         assert!(sent.0.is_empty());
         assert_eq!(r.counters.drops[DropReason::ForeignReport.index()], 1);
+    }
+
+    fn screen(id: u32, frame_id: u32, seq: u32) -> MediaPacket<'static> {
+        let header =
+            VideoHeader { frame_id, capture_ts_us: 1, seq, width: 1920, height: 1080, frag_index: 0, frag_count: 1 };
+        MediaPacket::ScreenFragment { sender_id: id, header, payload: &[9u8; 10] }
+    }
+
+    fn refresh(from: u32, source_id: u32) -> MediaPacket<'static> {
+        let ranges = RefreshRanges::new(&[TileRun { first: 0, count: 120 }]).unwrap();
+        MediaPacket::RefreshRequest { sender_id: from, source_id, ranges }
+    }
+
+    /// A receiver whose camera copy of a source is thinned still gets every screen fragment
+    /// of that source, and the sharer gets an uplink report about its screen stream.
+    #[test]
+    fn screen_fragments_reach_everyone_unthinned_and_are_reported_on() {
+        let (mut r, mut clients) = router();
+        let report = ReceiverReport {
+            source_id: 1,
+            media: MediaKind::Video,
+            loss_permille: 400,
+            highest_seq: 0,
+            cumulative_lost: 0,
+            jitter_us: 0,
+            loss_runs: [0; 4],
+        };
+        let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
+        r.handle(&mut rr, addr(3), Instant::now(), &mut |_, _| true);
+        let mut sent = Sent(Vec::new());
+        for frame in 0..10u32 {
+            let mut pkt = clients.seal(screen(1, frame, frame));
+            r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+        }
+        let to_3: Vec<u32> = sent
+            .0
+            .iter()
+            .filter(|(_, a)| *a == addr(3))
+            .map(|(d, _)| match clients.open(3, d) {
+                MediaPacket::ScreenFragment { header, .. } => header.frame_id,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(to_3, (0..10).collect::<Vec<_>>(), "every screen fragment, in order");
+        assert_eq!(r.counters.thinned, 0);
+
+        let mut reports = Sent(Vec::new());
+        r.send_reports(&mut reports.sender());
+        let about_screen: Vec<ReceiverReport> = reports
+            .0
+            .iter()
+            .filter(|(_, a)| *a == addr(1))
+            .filter_map(|(d, _)| match clients.open(1, d) {
+                MediaPacket::ReceiverReport { sender_id: RELAY_SENDER_ID, report }
+                    if report.media == MediaKind::Screen =>
+                {
+                    Some(report)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(about_screen.len(), 1);
+        assert_eq!((about_screen[0].highest_seq, about_screen[0].loss_permille), (9, 0));
+    }
+
+    /// A refresh request goes to the sharer it names, sealed for it; a second one from the
+    /// same receiver within the spacing is dropped and counted, one after it goes through; a
+    /// request about someone in another meeting goes nowhere.
+    #[test]
+    fn refresh_requests_are_forwarded_to_the_sharer_at_a_bounded_rate() {
+        let (mut r, mut clients) = router();
+        let t0 = Instant::now();
+        let mut sent = Sent(Vec::new());
+        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), t0, &mut sent.sender());
+        assert_eq!(sent.0.len(), 1);
+        assert_eq!(sent.0[0].1, addr(1));
+        assert_eq!(clients.open(1, &sent.0[0].0), refresh(2, 1));
+        let soon = t0 + Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS / 2);
+        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), soon, &mut sent.sender());
+        assert_eq!(sent.0.len(), 1);
+        assert_eq!(r.counters.drops[DropReason::RefreshLimited.index()], 1);
+        // Another receiver has its own allowance.
+        r.handle(&mut clients.seal(refresh(3, 1)), addr(3), soon, &mut sent.sender());
+        assert_eq!(sent.0.len(), 2);
+        let later = t0 + Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS);
+        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), later, &mut sent.sender());
+        assert_eq!(sent.0.len(), 3);
+        assert_eq!(r.counters.refreshes_forwarded, 3);
+        r.handle(&mut clients.seal(refresh(2, 4)), addr(2), later + Duration::from_secs(1), &mut sent.sender());
+        r.handle(&mut clients.seal(refresh(2, 2)), addr(2), later + Duration::from_secs(2), &mut sent.sender());
+        assert_eq!(sent.0.len(), 3, "not to another meeting, nor back to the asker");
+        assert_eq!(r.counters.drops[DropReason::ForeignReport.index()], 2);
     }
 
     #[test]

@@ -179,7 +179,8 @@ async fn a_media_state_flood_is_refused_and_the_others_keep_their_connections() 
     const TOGGLES: usize = 20_000;
     let sender = tokio::spawn(async move {
         for n in 0..TOGGLES {
-            let msg = ControlMessage::MediaState { mic_on: n % 2 == 0, camera_on: false, speaking: false };
+            let msg =
+                ControlMessage::MediaState { mic_on: n % 2 == 0, camera_on: false, speaking: false, presenting: false };
             tx.feed(msg).await.unwrap();
         }
         // The relay answers in order: its PONG says every toggle was handled.

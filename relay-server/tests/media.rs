@@ -405,7 +405,7 @@ async fn a_muted_client_that_keeps_sending_audio_is_not_heard_until_it_unmutes_i
     let mut m = meeting(&relay, &["Host", "Loud"]).await;
     let host = Media::register(&relay, &m[0]).await;
     let mut loud = Media::register(&relay, &m[1]).await;
-    let state = |mic_on| ControlMessage::MediaState { mic_on, camera_on: true, speaking: false };
+    let state = |mic_on| ControlMessage::MediaState { mic_on, camera_on: true, speaking: false, presenting: false };
     m[1].client.send(state(true)).await;
     m[0].client
         .recv_until(|msg| matches!(msg, ControlMessage::ParticipantUpdated { participant } if participant.mic_on))

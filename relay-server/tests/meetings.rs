@@ -60,7 +60,7 @@ async fn join_and_admit() {
     let relay = start_default().await;
     let mut host = Client::connect(&relay).await;
     let hw = host.create("Host").await;
-    host.send(ControlMessage::MediaState { mic_on: true, camera_on: false, speaking: false }).await;
+    host.send(ControlMessage::MediaState { mic_on: true, camera_on: false, speaking: false, presenting: false }).await;
     host.recv_until(|m| matches!(m, ControlMessage::ParticipantUpdated { .. })).await;
 
     let mut joiner = Client::connect(&relay).await;
@@ -87,7 +87,7 @@ async fn join_and_admit() {
     }
 
     // Roster updates reach everyone.
-    joiner.send(ControlMessage::MediaState { mic_on: true, camera_on: true, speaking: true }).await;
+    joiner.send(ControlMessage::MediaState { mic_on: true, camera_on: true, speaking: true, presenting: false }).await;
     for c in [&mut host, &mut joiner] {
         match c.recv().await {
             ControlMessage::ParticipantUpdated { participant } => {

@@ -12,6 +12,9 @@
 //!   once, so a script can start joiners), then `INVITE parlor://join?…`, the invitation with
 //!   the relay's certificate fingerprint;
 //! - `JOINED code=… participant=…`, `CHAT …`, `FILE_SAVED …`, `FILE_SENT …`, `FILE_FAILED …`;
+//! - screen sharing: `SCREEN_SHOWN from=… after_join_ms=…` when a participant's shared screen
+//!   is first shown whole (`--screen` shares one), `PRESENTING id=… on=…` as people start and
+//!   stop, `SCREEN_SHARE_ENDED reason=…` if our share stopped by itself;
 //! - host controls as they reach the bot: `MEETING_LOCKED locked=… by=…`, `MUTED_BY_HOST by=…`,
 //!   `MEDIA_REQUESTED by=… device=…`, `HAND id=… raised=…`, `REACTION from=… reaction=…`, and
 //!   `MEETING_ENDED by=…` when the host ends the meeting for everyone (the bot then stops);
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use client_core::media::{EchoPath, VoicePreferences, MAX_ECHO_MS};
+use client_core::media::{EchoPath, ScreenChoice, VoicePreferences, MAX_ECHO_MS};
 use client_core::stats::{FileDirection, RemoteStreamStats};
 use client_core::{AudioChoice, Session, SessionEvent, SessionOptions, SinkChoice, StatsSnapshot, VideoChoice};
 use protocol::control::Reaction;
@@ -124,6 +127,15 @@ struct Cli {
     /// (host) Lock the meeting once it exists (new knocks are refused).
     #[arg(long, global = true)]
     lock: bool,
+    /// Share a screen once in the meeting: synthetic (slides whose text is typed into, a new
+    /// slide every 6 s), x11 (the primary screen of $DISPLAY, or any platform's primary
+    /// screen) or x11:ID (a screen by its id).
+    #[arg(long, global = true, value_parser = parse_screen)]
+    screen: Option<ScreenChoice>,
+    /// Compare every shared screen received with the synthetic slides it should show (PSNR),
+    /// for senders sharing `--screen synthetic`; the figures go in the summary.
+    #[arg(long, global = true)]
+    screen_check: bool,
     /// Start at this quality level (0 = 144p … 3 = 480p).
     #[arg(long, global = true)]
     start_level: Option<usize>,
@@ -166,6 +178,17 @@ fn parse_video(s: &str) -> Result<VideoChoice, String> {
             Some(i) => i.parse().map(VideoChoice::Camera).map_err(|e| format!("bad camera index: {e}")),
             None if s == "camera" => Ok(VideoChoice::Camera(0)),
             None => Err("expected synthetic, none or camera:INDEX".into()),
+        },
+    }
+}
+
+fn parse_screen(s: &str) -> Result<ScreenChoice, String> {
+    match s {
+        "synthetic" => Ok(ScreenChoice::Synthetic),
+        "x11" => Ok(ScreenChoice::Monitor(None)),
+        _ => match s.strip_prefix("x11:") {
+            Some(id) => id.parse().map(|id| ScreenChoice::Monitor(Some(id))).map_err(|e| format!("bad screen id: {e}")),
+            None => Err("expected synthetic, x11 or x11:ID".into()),
         },
     }
 }
@@ -230,6 +253,8 @@ struct Tally {
     files_failed: u64,
     /// `MUTED_BY_HOST` received.
     muted_by_host: u64,
+    /// Who is presenting now, to print each change once.
+    presenting: std::collections::BTreeSet<u32>,
 }
 
 impl Tally {
@@ -309,6 +334,7 @@ async fn run(mut cli: Cli) -> Result<i32> {
 
     let mut tally = Tally::default();
     let mut joined_at: Option<Instant> = None;
+    let checker = ScreenChecker::start(session.video_feed(), cli.screen_check);
     let mut cpu = CpuMeter { start: None };
     let started = Instant::now();
     let mut attempts: BTreeMap<u64, u32> = BTreeMap::new();
@@ -380,6 +406,10 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 if cli.lock && matches!(cli.command, Mode::Create) {
                     session.lock_meeting(true).await?;
                 }
+                if let Some(choice) = &cli.screen {
+                    session.start_screen_share(choice.clone()).await?;
+                }
+                checker.joined();
             }
             SessionEvent::Waiting { code, request_id } => out(format!("WAITING code={code} request={request_id}")),
             SessionEvent::JoinRefused { reason } => {
@@ -404,6 +434,14 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 out(format!("PARTICIPANT_LEFT id={participant_id} reason={reason:?}"))
             }
             SessionEvent::ParticipantUpdated { participant } => {
+                if participant.presenting != tally.presenting.contains(&participant.id) {
+                    out(format!("PRESENTING id={} on={}", participant.id, participant.presenting));
+                    if participant.presenting {
+                        tally.presenting.insert(participant.id);
+                    } else {
+                        tally.presenting.remove(&participant.id);
+                    }
+                }
                 let raised = participant.hand_raised.is_some();
                 if raised != hands.contains(&participant.id) {
                     out(format!("HAND id={} raised={raised}", participant.id));
@@ -484,6 +522,7 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 out(format!("MUTED_BY_HOST by={by}"));
             }
             SessionEvent::MediaRequested { by, device } => out(format!("MEDIA_REQUESTED by={by} device={device:?}")),
+            SessionEvent::ScreenShareEnded { reason } => out(format!("SCREEN_SHARE_ENDED reason={reason:?}")),
             SessionEvent::Reaction { participant_id, reaction } => {
                 out(format!("REACTION from={participant_id} reaction={reaction:?}"))
             }
@@ -513,7 +552,8 @@ async fn run(mut cli: Cli) -> Result<i32> {
     }
     let mic_on = session.mic_on();
     session.close().await;
-    print_summary(&tally, final_stats.as_ref(), in_meeting_for, cpu_percent, mic_on);
+    let screens = checker.finish().await;
+    print_summary(&tally, final_stats.as_ref(), in_meeting_for, cpu_percent, mic_on, &screens);
     Ok(exit_code)
 }
 
@@ -570,6 +610,7 @@ fn print_summary(
     in_meeting: Duration,
     cpu_percent: Option<f64>,
     mic_on: bool,
+    screens: &BTreeMap<u32, ScreenCheck>,
 ) {
     let (rss, peak) = rss_mib();
     let cost = format!(
@@ -590,7 +631,8 @@ fn print_summary(
     out(format!(
         "SUMMARY participant={} duration_s={:.1} video_frames_sent={} video_bytes_last_frame={} audio_frames_sent={} \
          quality={} level_changes={} rtt_ms={} streams={} chats_received={} files_sent={} files_saved={} files_failed={} \
-         echo_cancellation={} noise_suppression={} gain_control={} aec_delay_ms={} erle_db={} {cost}",
+         echo_cancellation={} noise_suppression={} gain_control={} aec_delay_ms={} erle_db={} \
+         screen_updates_sent={} screen_slices_sent={} screen_size={}x{} screen_quality={:?} {cost}",
         s.participant_id,
         in_meeting.as_secs_f64(),
         s.video_out.frames_sent,
@@ -609,6 +651,11 @@ fn print_summary(
         s.audio_out.gain_control,
         s.audio_out.aec_delay_ms.map_or_else(|| "na".into(), |d| d.to_string()),
         fmt_opt(s.audio_out.erle_db),
+        s.screen_out.updates_sent,
+        s.screen_out.slices_sent,
+        s.screen_out.width,
+        s.screen_out.height,
+        s.screen_out.quality.name,
     ));
     for r in tally.streams.values() {
         let v = &r.video;
@@ -619,7 +666,7 @@ fn print_summary(
             "SUMMARY_STREAM participant={} name={:?} video_frames_received={} video_size={}x{} video_loss={video_loss:.4} \
              video_latency_p50_ms={} video_latency_p95_ms={} audio_packets_received={} audio_loss={audio_loss:.4} \
              jitter_buffer_ms={:.0} jitter_target_ms={:.0} concealed_frames={} underruns={} \
-             audio_latency_p50_ms={} audio_latency_p95_ms={}",
+             audio_latency_p50_ms={} audio_latency_p95_ms={} {}",
             r.participant_id,
             tally.names.get(&r.participant_id).map_or("", |n| n.as_str()),
             v.frames_received,
@@ -634,8 +681,126 @@ fn print_summary(
             a.underruns,
             fmt_opt(a.latency_p50_ms),
             fmt_opt(a.latency_p95_ms),
+            screen_summary(r, screens.get(&r.participant_id)),
         ));
     }
+}
+
+/// The `screen_…` fields of a stream's summary line.
+fn screen_summary(r: &RemoteStreamStats, check: Option<&ScreenCheck>) -> String {
+    let Some(sc) = &r.screen else { return "screen_slices_received=0".to_string() };
+    let mut line = format!(
+        "screen_slices_received={} screen_size={}x{} screen_refreshes={} screen_longest_stale_ms={:.0} \
+         screen_latency_p50_ms={} screen_latency_p95_ms={}",
+        sc.slices_received,
+        sc.width,
+        sc.height,
+        sc.refreshes_requested,
+        sc.longest_stale_ms,
+        fmt_opt(sc.latency_p50_ms),
+        fmt_opt(sc.latency_p95_ms),
+    );
+    if let Some(c) = check {
+        line.push_str(&format!(
+            " screen_frames_shown={} screen_first_ms={} screen_psnr_min={:.1} screen_psnr_mean={:.1}",
+            c.frames,
+            c.first_after_join_ms.map_or_else(|| "na".into(), |ms| ms.to_string()),
+            c.psnr_min,
+            if c.frames > 0 { c.psnr_sum / c.frames as f64 } else { 0.0 },
+        ));
+    }
+    line
+}
+
+/// What the bot saw of one participant's shared screen.
+#[derive(Debug, Clone, Default)]
+struct ScreenCheck {
+    /// Screen pictures shown (one per completed update).
+    frames: u64,
+    /// From our `JOINED` to the first picture.
+    first_after_join_ms: Option<u64>,
+    /// PSNR of each picture against the synthetic slides at its capture time (with
+    /// `--screen-check`), dB.
+    psnr_min: f64,
+    psnr_sum: f64,
+}
+
+/// Watches the session's video feed for shared screens: prints when each is first shown and,
+/// with `--screen-check`, compares each picture with the synthetic slides it should be.
+struct ScreenChecker {
+    joined: tokio::sync::watch::Sender<Option<Instant>>,
+    task: tokio::task::JoinHandle<BTreeMap<u32, ScreenCheck>>,
+}
+
+impl ScreenChecker {
+    fn start(mut feed: client_core::VideoFeed, compare: bool) -> Self {
+        let (joined, joined_rx) = tokio::sync::watch::channel(None::<Instant>);
+        let task = tokio::spawn(async move {
+            let mut checks: BTreeMap<u32, ScreenCheck> = BTreeMap::new();
+            let mut slides = client_core::media::SyntheticSlides::new();
+            let mut expected = client_core::media::RgbFrame::default();
+            let mut scaler = client_core::media::VideoEncoder::new();
+            while feed.changed().await {
+                for frame in feed.take_new() {
+                    let client_core::FrameSource::Screen(id) = frame.source else { continue };
+                    let check = checks
+                        .entry(id)
+                        .or_insert_with(|| ScreenCheck { psnr_min: f64::INFINITY, ..Default::default() });
+                    if check.frames == 0 {
+                        let after = (*joined_rx.borrow()).map(|t| t.elapsed().as_millis() as u64);
+                        check.first_after_join_ms = after;
+                        out(format!(
+                            "SCREEN_SHOWN from={id} after_join_ms={}",
+                            after.map_or_else(|| "na".into(), |ms| ms.to_string())
+                        ));
+                    }
+                    check.frames += 1;
+                    if compare {
+                        slides.render(frame.capture_ts_us, &mut expected);
+                        let Ok((w, h, pixels)) =
+                            scaler.scale_to_fit(&expected, frame.width as u16, frame.height as u16)
+                        else {
+                            continue;
+                        };
+                        if (u32::from(w), u32::from(h)) == (frame.width, frame.height) {
+                            let psnr = psnr_rgb_rgba(pixels, &frame.pixels);
+                            check.psnr_min = check.psnr_min.min(psnr);
+                            check.psnr_sum += psnr;
+                        }
+                    }
+                }
+            }
+            checks
+        });
+        Self { joined, task }
+    }
+
+    fn joined(&self) {
+        self.joined.send_replace(Some(Instant::now()));
+    }
+
+    /// The figures, once the session (and so the feed) closed.
+    async fn finish(self) -> BTreeMap<u32, ScreenCheck> {
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// PSNR of an RGBA picture against the RGB one it should be, dB (99 if identical).
+fn psnr_rgb_rgba(rgb: &[u8], rgba: &[u8]) -> f64 {
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
+        for c in 0..3 {
+            let d = i64::from(a[c]) - i64::from(b[c]);
+            sum += (d * d) as u64;
+        }
+        n += 3;
+    }
+    if sum == 0 || n == 0 {
+        return 99.0;
+    }
+    let mse = sum as f64 / n as f64;
+    10.0 * (255.0 * 255.0 / mse).log10()
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {

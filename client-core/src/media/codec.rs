@@ -17,7 +17,7 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use jpeg_encoder::{ColorType, Encoder};
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
@@ -81,6 +81,49 @@ impl VideoEncoder {
             .map_err(|e| MediaError::Codec(format!("JPEG encode {width}x{height}: {e}")))
     }
 
+    /// Compresses an RGB picture as it is (no scaling) into `out`, cleared first: what screen
+    /// sharing does with its tile atlases. `full_chroma` keeps the colour at full resolution
+    /// (4:4:4: small coloured text stays sharp); otherwise it is halved both ways (4:2:0, as
+    /// for camera frames). At 4:4:4 the Huffman tables are optimised for the picture (atlases
+    /// are small, so the tables are a good part of each one); not at 4:2:0, where
+    /// `jpeg-encoder` 0.7's optimised tables come out as pictures `zune-jpeg` decodes to
+    /// noise (PSNR ~3 dB: `session::screen`'s composition test catches it).
+    pub fn encode_rgb(
+        pixels: &[u8],
+        width: u16,
+        height: u16,
+        quality: u8,
+        full_chroma: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MediaError> {
+        if width == 0 || height == 0 || pixels.len() < usize::from(width) * usize::from(height) * 3 {
+            return Err(MediaError::InvalidArgument(format!(
+                "{} bytes are not a {width}x{height} RGB picture",
+                pixels.len()
+            )));
+        }
+        out.clear();
+        let mut encoder = Encoder::new(&mut *out, quality.clamp(1, 100));
+        encoder.set_sampling_factor(if full_chroma { SamplingFactor::R_4_4_4 } else { SamplingFactor::R_4_2_0 });
+        encoder.set_optimized_huffman_tables(full_chroma);
+        encoder
+            .encode(&pixels[..usize::from(width) * usize::from(height) * 3], width, height, ColorType::Rgb)
+            .map_err(|e| MediaError::Codec(format!("JPEG encode {width}x{height}: {e}")))
+    }
+
+    /// Scales `src` to fit in `max_width` x `max_height` keeping its aspect ratio (never up),
+    /// and returns the size and the pixels: `src`'s own when it already fits.
+    pub fn scale_to_fit<'a>(
+        &'a mut self,
+        src: &'a RgbFrame,
+        max_width: u16,
+        max_height: u16,
+    ) -> Result<(u16, u16, &'a [u8]), MediaError> {
+        let (width, height) = fit_within(src.width, src.height, u32::from(max_width), u32::from(max_height));
+        let pixels = self.scale(src, width, height)?;
+        Ok((width, height, pixels))
+    }
+
     /// Scales `src` to `width` x `height` RGB (cropping the centre to that aspect if it
     /// differs) into the encoder's own buffer and returns it; `src`'s pixels as they are when
     /// the size already matches. What [`VideoEncoder::encode`] compresses; also a local preview.
@@ -129,11 +172,17 @@ impl Default for VideoDecoder {
 impl VideoDecoder {
     /// A decoder that accepts pictures up to [`MAX_DECODE_WIDTH`] x [`MAX_DECODE_HEIGHT`].
     pub fn new() -> Self {
+        Self::with_limits(MAX_DECODE_WIDTH, MAX_DECODE_HEIGHT)
+    }
+
+    /// A decoder that accepts pictures up to `max_width` x `max_height` (a screen's tile
+    /// atlas can be a little taller than the screen: it is padded to whole tiles).
+    pub fn with_limits(max_width: u32, max_height: u32) -> Self {
         Self {
             options: DecoderOptions::default()
                 .jpeg_set_out_colorspace(ColorSpace::RGBA)
-                .set_max_width(MAX_DECODE_WIDTH as usize)
-                .set_max_height(MAX_DECODE_HEIGHT as usize),
+                .set_max_width(max_width as usize)
+                .set_max_height(max_height as usize),
         }
     }
 
@@ -157,6 +206,15 @@ impl VideoDecoder {
         out.height = height as u32;
         Ok(())
     }
+}
+
+/// The largest size with `width`'s aspect ratio within `max_width` x `max_height` (never
+/// larger than the picture itself; even, at least 2 x 2).
+pub fn fit_within(width: u32, height: u32, max_width: u32, max_height: u32) -> (u16, u16) {
+    let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+    let scale = (max_width as f64 / w).min(max_height as f64 / h).min(1.0);
+    let even = |v: f64| ((v.round() as u32) & !1).clamp(2, u32::from(u16::MAX) & !1) as u16;
+    (even(w * scale), even(h * scale))
 }
 
 /// Bytes of an RGB24 picture, `None` on overflow.
@@ -203,6 +261,30 @@ mod tests {
         }
         assert_eq!(enc.scaled.as_ptr(), scaled_ptr);
         assert_eq!(out.rgba.as_ptr(), out_ptr);
+    }
+
+    #[test]
+    fn screens_fit_their_box_keeping_the_aspect_ratio() {
+        assert_eq!(fit_within(1920, 1080, 1920, 1080), (1920, 1080));
+        assert_eq!(fit_within(1920, 1080, 1280, 720), (1280, 720));
+        assert_eq!(fit_within(2560, 1600, 1920, 1080), (1728, 1080));
+        assert_eq!(fit_within(800, 600, 1920, 1080), (800, 600), "never scaled up");
+        assert_eq!(fit_within(3, 1, 1920, 1080), (2, 2));
+        let frame = pattern_frame(854, 480);
+        let mut enc = VideoEncoder::new();
+        let (w, h, pixels) = enc.scale_to_fit(&frame, 428, 428).unwrap();
+        assert_eq!((w, h, pixels.len()), (428, 240, 428 * 240 * 3));
+        let mut jpeg = Vec::new();
+        VideoEncoder::encode_rgb(&frame.data, 854, 480, 90, true, &mut jpeg).unwrap();
+        let mut out = DecodedFrame::default();
+        VideoDecoder::new().decode(&jpeg, &mut out).unwrap();
+        assert_eq!((out.width, out.height), (854, 480));
+        assert!(VideoEncoder::encode_rgb(&frame.data[..10], 854, 480, 90, true, &mut jpeg).is_err());
+        // A tile atlas of a 1080p screen is 1088 high: refused by the camera's limits only.
+        let tall = RgbFrame { width: 64, height: 1088, data: vec![128; 64 * 1088 * 3], capture_ts_us: 0 };
+        VideoEncoder::encode_rgb(&tall.data, 64, 1088, 80, true, &mut jpeg).unwrap();
+        assert!(VideoDecoder::new().decode(&jpeg, &mut out).is_err());
+        VideoDecoder::with_limits(1920, 1088).decode(&jpeg, &mut out).unwrap();
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod mix;
 mod pattern;
 mod resample;
 mod room;
+mod screen;
 mod sinks;
 mod sources;
 mod voice;
@@ -34,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use protocol::jitter::{FRAME_SAMPLES, SAMPLE_RATE};
 
 pub use camera::{list_cameras, open_camera, CameraInfo};
-pub use codec::{VideoDecoder, VideoEncoder, MAX_DECODE_HEIGHT, MAX_DECODE_WIDTH};
+pub use codec::{fit_within, VideoDecoder, VideoEncoder, MAX_DECODE_HEIGHT, MAX_DECODE_WIDTH};
 pub use devices::{
     list_input_devices, list_output_devices, set_audio_callback_probe, DeviceStats, MicSource, SpeakerSink,
     AUDIO_HOST_ENV, STALL_TIMEOUT,
@@ -43,6 +44,10 @@ pub use mic_monitor::{MicLevelMonitor, MonitorReport, MONITOR_REPORT_EVERY, MONI
 pub use mix::{rms_dbfs, AudioLevel, LevelMeter, LevelWindow, Mixer, LEVEL_WINDOW_FRAMES, SILENCE_DBFS};
 pub use pattern::{PatternStamp, TestPattern};
 pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom, MAX_ECHO_MS};
+pub use screen::{
+    list_screen_sources, open_screen, ScreenChoice, ScreenSourceInfo, SyntheticSlides, SLIDES_HEIGHT, SLIDES_WIDTH,
+    SLIDE_PERIOD_US, THUMBNAIL_WIDTH, TYPING_PERIOD_US,
+};
 pub use sinks::{NullSink, WavRecorder};
 pub use sources::{ToneSource, WavSource, MAX_WAV_SECONDS};
 pub use voice::{

@@ -350,8 +350,14 @@ impl ControlTask {
                 self.on_keyring(|k| k.on_participant_left(participant_id)).await?;
             }
             M::ParticipantUpdated { participant } => {
-                let was_reconnecting = self.track_roster(&participant).is_some_and(|old| old.reconnecting);
+                let old = self.track_roster(&participant);
+                let was_reconnecting = old.as_ref().is_some_and(|old| old.reconnecting);
                 let back = was_reconnecting && !participant.reconnecting;
+                if old.is_some_and(|old| old.presenting) && !participant.presenting {
+                    if let Some(engine) = self.in_meeting().and_then(|m| m.engine.as_ref()) {
+                        engine.screen_stopped(participant.id);
+                    }
+                }
                 let (id, public) = (participant.id, MediaPublicKey::from_hex(&participant.media_public_key));
                 self.events.emit(SessionEvent::ParticipantUpdated { participant });
                 // Back from a drop, it may have missed a rotation: as host we send the current key.
@@ -638,13 +644,17 @@ impl ControlTask {
     async fn send_media_state(&mut self) -> Result<(), Exit> {
         let mic_on = self.shared.mic_on.load(Ordering::Relaxed);
         let camera_on = self.shared.camera_on.load(Ordering::Relaxed);
+        let presenting = self.shared.presenting.load(Ordering::Relaxed);
         let Phase::InMeeting(meeting) = &mut self.phase else { return Ok(()) };
         let speaking = meeting.speaking && mic_on;
         meeting.hand.set_speaking(speaking, std::time::Instant::now());
-        self.send(ControlMessage::MediaState { mic_on, camera_on, speaking }).await
+        self.send(ControlMessage::MediaState { mic_on, camera_on, speaking, presenting }).await
     }
 
     async fn stop_engine(&mut self) {
+        // A share ends with the meeting; the next meeting starts without one.
+        self.shared.presenting.store(false, Ordering::Relaxed);
+        super::take_switch(&self.shared.switches.screen);
         if let Phase::InMeeting(m) = &mut self.phase {
             if let Some(engine) = m.engine.take() {
                 engine.stop().await;
@@ -717,6 +727,17 @@ impl ControlTask {
                 }
             }
             Command::MediaStateChanged => self.send_media_state().await?,
+            Command::ShareScreen(choice) => {
+                if self.in_meeting().is_none() {
+                    self.events.error("not in a meeting");
+                } else {
+                    self.shared.presenting.store(choice.is_some(), Ordering::Relaxed);
+                    if let Some(choice) = choice {
+                        super::put_switch(&self.shared.switches.screen, choice);
+                    }
+                    self.send_media_state().await?;
+                }
+            }
             Command::SwitchDevice(switch) => {
                 // Later meetings start with it; a running engine takes it at its next frame.
                 let switches = &self.shared.switches;
@@ -768,6 +789,12 @@ impl ControlTask {
             Internal::Report(report) => {
                 if self.in_meeting().is_some() {
                     self.send(ControlMessage::StatsReport { report }).await?;
+                }
+            }
+            Internal::ScreenShareEnded(reason) => {
+                if self.in_meeting().is_some() {
+                    self.events.emit(SessionEvent::ScreenShareEnded { reason });
+                    self.send_media_state().await?;
                 }
             }
             Internal::RelaySilent => {
@@ -862,6 +889,13 @@ impl ControlTask {
             }
             // Sent with the resume.
             Some(Command::MediaStateChanged) => Ok(()),
+            Some(Command::ShareScreen(choice)) => {
+                self.shared.presenting.store(choice.is_some(), Ordering::Relaxed);
+                if let Some(choice) = choice {
+                    super::put_switch(&self.shared.switches.screen, choice);
+                }
+                Ok(())
+            }
             Some(
                 cmd @ (Command::SwitchDevice(_)
                 | Command::SendFile { .. }

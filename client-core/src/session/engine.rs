@@ -3,7 +3,9 @@
 //! ```text
 //!  video capture thread ──JPEG fragments──▶ UDP ──▶ relay
 //!  audio capture thread ──20 ms PCM───────▶ UDP ──▶ relay
+//!  screen share thread ───slice fragments──▶ UDP ──▶ relay
 //!  relay ──▶ UDP ──▶ network task ──complete JPEG──▶ decode worker ──▶ latest-frame slots
+//!                         ├──screen slices──▶ decode worker (composer) ──▶ screen slots
 //!                         └──PCM──▶ jitter buffers ◀── playout thread (mix → sink, WAV)
 //! ```
 //!
@@ -14,7 +16,7 @@
 //! with datagrams and timeouts and drains. It never decodes anything itself: complete frames
 //! are handed to the decode worker, which only ever keeps the newest pending frame per sender.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -34,8 +36,10 @@ use super::events::{EventSender, SessionEvent};
 use super::frames::FrameSource;
 use super::options::SessionOptions;
 use super::receive::{
-    AudioOutTotals, DecodedTotals, LocalReadings, ReceiveConfig, ReceiveCore, ReceiveEvent, VideoOutTotals,
+    AudioOutTotals, DecodedTotals, LocalReadings, ReceiveConfig, ReceiveCore, ReceiveEvent, ScreenOutTotals,
+    VideoOutTotals,
 };
+use super::screen::{RefreshQueue, SliceJob};
 use super::SessionShared;
 use crate::media::{now_us, render_reference, LoopbackSlot, VoiceSettings, VoiceStats};
 use crate::net::udp;
@@ -52,6 +56,8 @@ pub(crate) enum Internal {
     Report(StatsReport),
     /// Nothing authentic from the relay for a few seconds: the path broke (reconnect).
     RelaySilent,
+    /// The screen share stopped by itself (the capture failed, the window closed): why.
+    ScreenShareEnded(String),
 }
 
 /// What the control task asks of the network task.
@@ -62,6 +68,8 @@ enum NetCommand {
     /// The seat resumed on a new control connection: its keys, and the relay's UDP address
     /// it announced.
     Rekey { hop: HopSecret, udp_addr: SocketAddr },
+    /// A participant stopped sharing its screen.
+    ScreenStopped(u32),
 }
 
 /// What the engine needs to start.
@@ -93,6 +101,49 @@ pub(crate) struct VideoOutCounters {
     pub source: Mutex<String>,
 }
 
+/// Counters of the outgoing screen stream, written by the share thread.
+#[derive(Debug, Default)]
+pub(crate) struct ScreenOutCounters {
+    pub active: AtomicBool,
+    pub updates: AtomicU64,
+    pub slices: AtomicU64,
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub encode_us: AtomicU64,
+    pub tiles_compared: AtomicU64,
+    pub tiles_changed: AtomicU64,
+    /// width << 16 | height of the last update.
+    pub last_dims: AtomicU32,
+    pub source: Mutex<String>,
+}
+
+impl ScreenOutCounters {
+    /// One update went out.
+    pub(crate) fn record_update(
+        &self,
+        plan: &protocol::screen::UpdatePlan,
+        slices: u64,
+        packets: u64,
+        bytes: u64,
+        errors: u64,
+    ) {
+        self.updates.fetch_add(1, Ordering::Relaxed);
+        self.slices.fetch_add(slices, Ordering::Relaxed);
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.send_errors.fetch_add(errors, Ordering::Relaxed);
+        self.record_capture(plan.grid.tile_count(), plan.changed);
+        self.last_dims.store(plan.grid.width << 16 | plan.grid.height, Ordering::Relaxed);
+    }
+
+    /// A capture of `tiles` tiles found `changed` of them changed (whether it sent anything).
+    pub(crate) fn record_capture(&self, tiles: u32, changed: u32) {
+        self.tiles_compared.fetch_add(u64::from(tiles), Ordering::Relaxed);
+        self.tiles_changed.fetch_add(u64::from(changed), Ordering::Relaxed);
+    }
+}
+
 /// Counters of the outgoing audio stream, written by the capture thread.
 #[derive(Debug, Default)]
 pub(crate) struct AudioOutCounters {
@@ -118,14 +169,33 @@ pub(crate) struct DecodedCounters {
     pub last_width: u32,
     pub last_height: u32,
     pub latency: LatencyHistogram,
+    /// Screen slices that did not decode, and the capture-to-display latency of updates.
+    pub screen_errors: u64,
+    pub screen_latency: LatencyHistogram,
 }
 
-/// Frames waiting for the decode worker: at most one per sender, the newest.
+/// Screen slices waiting for the composer at most; more are dropped (their tiles stay as
+/// they were until the refresh band or a refresh brings them again).
+const MAX_PENDING_SLICES: usize = 1024;
+
+/// Frames waiting for the decode worker: at most one camera frame per sender, the newest,
+/// and every screen slice in order (each holds different tiles).
 #[derive(Debug, Default)]
 pub(crate) struct DecodeState {
     pub pending: BTreeMap<u32, AssembledFrame>,
+    pub screen_pending: VecDeque<(u32, Box<SliceJob>)>,
+    /// Sharers whose canvas the composer should drop.
+    pub screen_forget: Vec<u32>,
+    pub screen_dropped: u64,
     pub senders: BTreeMap<u32, DecodedCounters>,
     pub closed: bool,
+}
+
+impl DecodeState {
+    /// Whether the decode worker has anything to do.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.pending.is_empty() || !self.screen_pending.is_empty() || !self.screen_forget.is_empty()
+    }
 }
 
 /// State shared by the network task and the engine's threads.
@@ -142,6 +212,11 @@ pub(crate) struct EngineShared {
     pub session: Arc<SessionShared>,
     pub video_out: VideoOutCounters,
     pub audio_out: AudioOutCounters,
+    pub screen_out: ScreenOutCounters,
+    /// The screen ladder's setting, for the share thread.
+    pub screen_setting: Mutex<QualitySetting>,
+    /// Tiles receivers asked for, for the share thread.
+    pub screen_requests: Mutex<RefreshQueue>,
     pub jitter: Mutex<BTreeMap<u32, JitterBuffer>>,
     /// Latest level and speaking flag per remote participant, from the playout thread.
     pub remote_levels: Mutex<BTreeMap<u32, (f32, bool)>>,
@@ -177,6 +252,39 @@ impl EngineShared {
             Ok(s) => s.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    pub(crate) fn screen_setting(&self) -> QualitySetting {
+        match self.screen_setting.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Hands a screen slice to the composer (every one, in order, within a bound).
+    fn submit_slice(&self, sender: u32, job: Box<SliceJob>) {
+        let Ok(mut d) = self.decode.lock() else { return };
+        if !d.senders.contains_key(&sender) && d.senders.len() >= MAX_REMOTES {
+            return;
+        }
+        d.senders.entry(sender).or_default();
+        if d.screen_pending.len() >= MAX_PENDING_SLICES {
+            d.screen_dropped += 1;
+            return;
+        }
+        d.screen_pending.push_back((sender, job));
+        drop(d);
+        self.decode_ready.notify_one();
+    }
+
+    /// The composer drops `sender`'s canvas and the UI its screen.
+    fn forget_screen(&self, sender: u32) {
+        if let Ok(mut d) = self.decode.lock() {
+            d.screen_pending.retain(|(s, _)| *s != sender);
+            d.screen_forget.push(sender);
+        }
+        self.decode_ready.notify_one();
+        self.session.video.forget(FrameSource::Screen(sender));
     }
 
     fn close_decoder(&self) {
@@ -250,6 +358,9 @@ impl Engine {
             session,
             video_out: VideoOutCounters::default(),
             audio_out: AudioOutCounters::default(),
+            screen_out: ScreenOutCounters::default(),
+            screen_setting: Mutex::new(core.screen_setting()),
+            screen_requests: Mutex::new(RefreshQueue::default()),
             jitter: Mutex::new(BTreeMap::new()),
             remote_levels: Mutex::new(BTreeMap::new()),
             decode: Mutex::new(DecodeState::default()),
@@ -293,6 +404,11 @@ impl Engine {
                 .push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, playout)))?);
         }
         {
+            let (s, e, sock, i) = (shared.clone(), events.clone(), sender.try_clone()?, internal.clone());
+            engine_threads
+                .push(spawn("parlor-screen-tx", Box::new(move || super::screen::share_thread(s, e, sock, i)))?);
+        }
+        {
             let s = shared.clone();
             engine_threads.push(spawn("parlor-video-rx", Box::new(move || super::video::decode_thread(s)))?);
         }
@@ -318,6 +434,11 @@ impl Engine {
     /// Forgets everything about a participant who left.
     pub(crate) fn participant_left(&self, id: u32) {
         let _ = self.net_cmd.try_send(NetCommand::Forget(id));
+    }
+
+    /// A participant stopped sharing its screen: its canvas and its screen slot go.
+    pub(crate) fn screen_stopped(&self, id: u32) {
+        let _ = self.net_cmd.try_send(NetCommand::ScreenStopped(id));
     }
 
     /// The seat resumed on a new control connection (after a broken path or a relay restart):
@@ -423,6 +544,10 @@ impl NetTask {
                 Some(command) = commands.recv() => match command {
                     NetCommand::Forget(id) => self.forget(id),
                     NetCommand::Rekey { hop, udp_addr } => self.rekey(&hop, udp_addr).await,
+                    NetCommand::ScreenStopped(id) => {
+                        self.core.screen_stopped(id);
+                        self.shared.forget_screen(id);
+                    }
                 },
                 Ok(()) = media_key.changed() => {
                     if let Some(key) = media_key.borrow_and_update().clone() {
@@ -443,6 +568,17 @@ impl NetTask {
         while let Some(event) = self.core.poll_event() {
             match event {
                 ReceiveEvent::Frame { sender, frame } => self.shared.submit_frame(sender, frame),
+                ReceiveEvent::ScreenSlice { sender, job } => self.shared.submit_slice(sender, job),
+                ReceiveEvent::ScreenQualityChanged(setting) => {
+                    if let Ok(mut s) = self.shared.screen_setting.lock() {
+                        *s = setting;
+                    }
+                }
+                ReceiveEvent::RefreshRequested(runs) => {
+                    if let Ok(mut q) = self.shared.screen_requests.lock() {
+                        q.push(&runs);
+                    }
+                }
                 ReceiveEvent::Audio(arrival) => {
                     if let Ok(mut buffers) = self.shared.jitter.lock() {
                         arrival.deliver(&mut buffers);
@@ -504,6 +640,7 @@ impl NetTask {
         if let Ok(mut l) = self.shared.remote_levels.lock() {
             l.remove(&id);
         }
+        self.shared.forget_screen(id);
         self.shared.session.video.forget(FrameSource::Remote(id));
     }
 }
@@ -524,6 +661,20 @@ fn local_readings(shared: &EngineShared) -> LocalReadings {
         last_height: (dims & 0xffff) as u16,
         encode_us: vo.encode_us.load(Ordering::Relaxed),
         send_errors: vo.send_errors.load(Ordering::Relaxed),
+    };
+    let so = &shared.screen_out;
+    let screen_dims = so.last_dims.load(Ordering::Relaxed);
+    let screen_out = ScreenOutTotals {
+        active: so.active.load(Ordering::Relaxed),
+        source: so.source.lock().map(|s| s.clone()).unwrap_or_default(),
+        updates: so.updates.load(Ordering::Relaxed),
+        slices: so.slices.load(Ordering::Relaxed),
+        bytes: so.bytes.load(Ordering::Relaxed),
+        encode_us: so.encode_us.load(Ordering::Relaxed),
+        tiles_compared: so.tiles_compared.load(Ordering::Relaxed),
+        tiles_changed: so.tiles_changed.load(Ordering::Relaxed),
+        last_width: (screen_dims >> 16) as u16,
+        last_height: (screen_dims & 0xffff) as u16,
     };
     let ao = &shared.audio_out;
     let (voice, voice_stats) = ao.voice.lock().map(|v| *v).unwrap_or_default();
@@ -553,6 +704,9 @@ fn local_readings(shared: &EngineShared) -> LocalReadings {
                         last_height: c.last_height,
                         latency_p50_ms: c.latency.percentile_ms(0.5),
                         latency_p95_ms: c.latency.percentile_ms(0.95),
+                        screen_errors: c.screen_errors,
+                        screen_latency_p50_ms: c.screen_latency.percentile_ms(0.5),
+                        screen_latency_p95_ms: c.screen_latency.percentile_ms(0.95),
                     };
                     (*id, totals)
                 })
@@ -561,6 +715,7 @@ fn local_readings(shared: &EngineShared) -> LocalReadings {
         .unwrap_or_default();
     LocalReadings {
         video_out,
+        screen_out,
         audio_out,
         jitter,
         decoded,

@@ -98,6 +98,10 @@ pub enum SessionEvent {
     MeetingEnded {
         by: ParticipantId,
     },
+    /// Our screen share stopped by itself: the capture failed or the shared window closed.
+    ScreenShareEnded {
+        reason: String,
+    },
     /// Someone (us included) reacted.
     Reaction {
         participant_id: ParticipantId,

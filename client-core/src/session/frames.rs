@@ -21,8 +21,8 @@ use tokio::sync::watch;
 
 use super::receive::MAX_REMOTES;
 
-/// Sources with a slot at most: every remote sender and our own camera.
-pub const MAX_SOURCES: usize = MAX_REMOTES + 1;
+/// Sources with a slot at most: every remote sender's camera and screen, and our own camera.
+pub const MAX_SOURCES: usize = 2 * MAX_REMOTES + 1;
 
 /// Whose picture a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,6 +31,8 @@ pub enum FrameSource {
     Remote(ParticipantId),
     /// Our own camera as captured, before scaling and encoding.
     Local,
+    /// A participant's shared screen, as composed from its updates.
+    Screen(ParticipantId),
 }
 
 /// How a frame's pixels are laid out (row-major, no padding).

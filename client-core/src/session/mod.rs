@@ -21,6 +21,7 @@ mod control;
 mod engine;
 mod hand;
 mod receive;
+mod screen;
 mod video;
 
 use std::net::SocketAddr;
@@ -34,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::files::TransferTable;
-use crate::media::VoicePreferences;
+use crate::media::{ScreenChoice, VoicePreferences};
 use crate::net::control::{ConnectError, Handshake};
 use crate::net::tls::RelayCertificate;
 use crate::stats::StatsSnapshot;
@@ -72,6 +73,8 @@ pub(crate) enum Command {
     Leave,
     /// The mic or camera flag changed (already stored in the shared state).
     MediaStateChanged,
+    /// Start sharing what `Some` names (or switch to it), or stop (`None`).
+    ShareScreen(Option<ScreenChoice>),
     /// Capture from / play to other devices, now and in later meetings of this session.
     SwitchDevice(DeviceSwitch),
     Chat {
@@ -106,6 +109,8 @@ pub(crate) struct PendingSwitches {
     pub audio: Mutex<Option<AudioChoice>>,
     pub sink: Mutex<Option<SinkChoice>>,
     pub voice: Mutex<Option<VoicePreferences>>,
+    /// What to share next (taken by the share thread).
+    pub screen: Mutex<Option<ScreenChoice>>,
 }
 
 /// Puts a switch in its slot, replacing one not taken yet.
@@ -133,6 +138,8 @@ pub(crate) struct SessionShared {
     pub switches: PendingSwitches,
     pub mic_on: AtomicBool,
     pub camera_on: AtomicBool,
+    /// We share a screen (the share thread sends while it is set).
+    pub presenting: AtomicBool,
     pub loss_override: Mutex<Option<f64>>,
     pub latest_stats: Mutex<Option<StatsSnapshot>>,
     pub files: Arc<TransferTable>,
@@ -175,6 +182,7 @@ impl Session {
         let shared = Arc::new(SessionShared {
             mic_on: AtomicBool::new(options.mic_on),
             camera_on: AtomicBool::new(options.camera_on),
+            presenting: AtomicBool::new(false),
             loss_override: Mutex::new(options.loss_override),
             latest_stats: Mutex::new(None),
             files: Arc::new(TransferTable::default()),
@@ -324,6 +332,23 @@ impl Session {
     pub async fn set_camera(&self, on: bool) -> Result<(), SessionError> {
         self.shared.camera_on.store(on, Ordering::Relaxed);
         self.send(Command::MediaStateChanged).await
+    }
+
+    /// Shares a screen, a window or the synthetic slides in the meeting (or switches to it if
+    /// already sharing); everyone sees us `presenting`. If it cannot be captured, or the
+    /// window closes, the share stops with a `ScreenShareEnded` event. Leaving stops it.
+    pub async fn start_screen_share(&self, choice: ScreenChoice) -> Result<(), SessionError> {
+        self.send(Command::ShareScreen(Some(choice))).await
+    }
+
+    /// Stops sharing.
+    pub async fn stop_screen_share(&self) -> Result<(), SessionError> {
+        self.send(Command::ShareScreen(None)).await
+    }
+
+    /// Whether we are sharing a screen.
+    pub fn presenting(&self) -> bool {
+        self.shared.presenting.load(Ordering::Relaxed)
     }
 
     /// Captures video from `choice` from now on (in a meeting, within a frame; also in later

@@ -33,17 +33,19 @@ use protocol::estimators::{InterarrivalJitter, LossEstimator, LossInterval, RttE
 use protocol::hop::{HopError, HopReceiver, HopSecret, HopSender};
 use protocol::jitter::{JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES, SAMPLE_RATE};
 use protocol::media::{
-    AudioCopy, AudioHeader, AudioPayload, CopyEncoding, MediaKind, MediaPacket, ReceiverReport, RttEcho,
-    VideoFrameMeta, VideoHeader, MAX_AUDIO_COPIES, MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
+    AudioCopy, AudioHeader, AudioPayload, CopyEncoding, MediaKind, MediaPacket, ReceiverReport, RefreshRanges, RttEcho,
+    VideoFrameMeta, VideoHeader, VideoStream, MAX_AUDIO_COPIES, MAX_DATAGRAM_LEN, RELAY_SENDER_ID,
 };
-use protocol::quality::{QualityConfig, QualityController, QualityInput, QualitySetting, LADDER};
+use protocol::quality::{QualityConfig, QualityController, QualityInput, QualityLevel, QualitySetting, LADDER};
 use protocol::redundancy::{self, AudioRedundancy, RedundancyConfig};
 use protocol::resume::RELAY_SILENCE;
+use protocol::screen::{ScreenReceiver, ScreenSlice, TileGrid, TileRun};
 
+use super::screen::SliceJob;
 use crate::media::{VoiceSettings, VoiceStats};
 use crate::stats::{
-    AudioInStats, AudioOutStats, FileTransferStats, LatencyHistogram, QualityInfo, RemoteStreamStats, StatsSnapshot,
-    VideoInStats, VideoOutStats,
+    AudioInStats, AudioOutStats, FileTransferStats, LatencyHistogram, QualityInfo, RemoteStreamStats, ScreenInStats,
+    ScreenOutStats, StatsSnapshot, VideoInStats, VideoOutStats,
 };
 
 /// Remote senders tracked at once (the relay's participant limit is below this).
@@ -63,6 +65,9 @@ const TICK_LATE_SLACK: Duration = Duration::from_millis(5);
 const RELAY_REPORT_EVERY: u64 = 5;
 /// A receiver's report on our video counts for adaptation this long.
 const REPORT_FRESHNESS: Duration = Duration::from_secs(3);
+/// A sharer whose screen sent nothing for this long is not asked for refreshes (it stopped,
+/// or its path is down).
+const SCREEN_IDLE: Duration = Duration::from_secs(3);
 /// A remote sender nothing was heard from for this long is forgotten.
 const REMOTE_IDLE: Duration = Duration::from_secs(30);
 /// How long media from a participant who left is ignored.
@@ -105,6 +110,22 @@ pub(crate) struct VideoOutTotals {
     pub send_errors: u64,
 }
 
+/// Totals of the outgoing screen stream, as the share thread has counted them so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ScreenOutTotals {
+    pub active: bool,
+    pub source: String,
+    pub updates: u64,
+    pub slices: u64,
+    pub bytes: u64,
+    pub encode_us: u64,
+    /// Tiles compared and tiles found changed, over every capture.
+    pub tiles_compared: u64,
+    pub tiles_changed: u64,
+    pub last_width: u16,
+    pub last_height: u16,
+}
+
 /// Totals of the outgoing audio stream, as the capture thread has counted them so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct AudioOutTotals {
@@ -128,12 +149,17 @@ pub(crate) struct DecodedTotals {
     pub last_height: u32,
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
+    /// Screen slices that did not decode, and the capture-to-display latency of updates.
+    pub screen_errors: u64,
+    pub screen_latency_p50_ms: Option<f64>,
+    pub screen_latency_p95_ms: Option<f64>,
 }
 
 /// What the core reads from the rest of the engine once a second, for adaptation and stats.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LocalReadings {
     pub video_out: VideoOutTotals,
+    pub screen_out: ScreenOutTotals,
     pub audio_out: AudioOutTotals,
     /// Per sender, the jitter buffer's figures.
     pub jitter: BTreeMap<u32, JitterStats>,
@@ -212,6 +238,12 @@ pub(crate) enum ReceiveEvent {
     Audio(Box<AudioArrival>),
     /// The quality controller moved to another level: capture should use `setting`.
     QualityChanged { setting: QualitySetting, info: QualityInfo },
+    /// A screen slice for the composer (opened, checked, and not older than what it shows).
+    ScreenSlice { sender: u32, job: Box<SliceJob> },
+    /// The screen ladder moved: the share thread should use `setting`.
+    ScreenQualityChanged(QualitySetting),
+    /// A receiver asked for these tiles of our screen again.
+    RefreshRequested(Vec<TileRun>),
     /// How many earlier frames our audio packets should carry copies of changed (0: none).
     Redundancy(usize),
     /// The once-a-second stats snapshot.
@@ -238,6 +270,39 @@ struct Remote {
     last_video_interval: Option<LossInterval>,
     last_audio_interval: Option<LossInterval>,
     prev_decoded: u64,
+    screen: RemoteScreen,
+}
+
+/// Receive state of one remote participant's screen stream.
+struct RemoteScreen {
+    assembler: FrameAssembler,
+    loss: LossEstimator,
+    jitter: InterarrivalJitter,
+    packets: u64,
+    bytes_interval: u64,
+    last_interval: Option<LossInterval>,
+    receiver: ScreenReceiver,
+    slices: u64,
+    prev_slices: u64,
+    /// When the last slice arrived (`None`: never, or since the share stopped).
+    last_slice: Option<Instant>,
+}
+
+impl RemoteScreen {
+    fn new() -> Self {
+        Self {
+            assembler: FrameAssembler::new(AssemblerConfig::default()),
+            loss: LossEstimator::new(),
+            jitter: InterarrivalJitter::new(),
+            packets: 0,
+            bytes_interval: 0,
+            last_interval: None,
+            receiver: ScreenReceiver::new(),
+            slices: 0,
+            prev_slices: 0,
+            last_slice: None,
+        }
+    }
 }
 
 impl Remote {
@@ -256,6 +321,7 @@ impl Remote {
             last_video_interval: None,
             last_audio_interval: None,
             prev_decoded: 0,
+            screen: RemoteScreen::new(),
         }
     }
 }
@@ -276,6 +342,7 @@ struct PreviousTotals {
     video_bytes: u64,
     audio_bytes: u64,
     encode_us: u64,
+    screen: ScreenOutTotals,
 }
 
 /// The receive side of one meeting's media; see the module documentation.
@@ -294,6 +361,11 @@ pub(crate) struct ReceiveCore {
     /// Participants who left recently, and when.
     departed: BTreeMap<u32, Instant>,
     controller: QualityController,
+    /// The screen ladder's controller, on what the relay and receivers report about our screen.
+    screen_controller: QualityController,
+    uplink_screen: Option<(f64, Instant)>,
+    screen_reports: BTreeMap<u32, (f64, Instant)>,
+    last_screen_receivers_loss: Option<f64>,
     redundancy: AudioRedundancy,
     /// The redundancy decision last announced with [`ReceiveEvent::Redundancy`].
     redundancy_depth: usize,
@@ -340,6 +412,10 @@ impl ReceiveCore {
             receiver_reports: BTreeMap::new(),
             departed: BTreeMap::new(),
             controller: QualityController::new(config.quality, now),
+            screen_controller: QualityController::new(QualityConfig::screen(), now),
+            uplink_screen: None,
+            screen_reports: BTreeMap::new(),
+            last_screen_receivers_loss: None,
             redundancy: AudioRedundancy::new(RedundancyConfig::default()),
             redundancy_depth: 0,
             timers: Timers {
@@ -370,6 +446,11 @@ impl ReceiveCore {
     /// The capture settings the quality controller currently asks for.
     pub(crate) fn setting(&self) -> QualitySetting {
         self.controller.setting()
+    }
+
+    /// The screen ladder's setting the share thread should use.
+    pub(crate) fn screen_setting(&self) -> QualitySetting {
+        self.screen_controller.setting()
     }
 
     /// The next datagram to send to the relay.
@@ -438,6 +519,22 @@ impl ReceiveCore {
             MediaPacket::Audio { sender_id, header, sealed } => {
                 self.on_audio(now, unix_us, sender_id, &header, sealed, len)
             }
+            MediaPacket::ScreenFragment { sender_id, header, payload } => {
+                self.on_screen(now, sender_id, &header, payload, len)
+            }
+            MediaPacket::RefreshRequest { source_id, ranges, .. } if source_id == self.my_id => {
+                self.emit(ReceiveEvent::RefreshRequested(ranges.as_slice().to_vec()));
+            }
+            MediaPacket::ReceiverReport { sender_id, report }
+                if report.source_id == self.my_id && report.media == MediaKind::Screen =>
+            {
+                let loss = f64::from(report.loss_permille) / 1000.0;
+                if sender_id == RELAY_SENDER_ID {
+                    self.uplink_screen = Some((loss, now));
+                } else if self.screen_reports.contains_key(&sender_id) || self.screen_reports.len() < MAX_REMOTES {
+                    self.screen_reports.insert(sender_id, (loss, now));
+                }
+            }
             MediaPacket::ReceiverReport { report, .. }
                 if report.source_id == self.my_id && report.media == MediaKind::Audio =>
             {
@@ -481,8 +578,19 @@ impl ReceiveCore {
             self.send_keepalive();
         }
         if now >= self.timers.assembler {
-            for r in self.remotes.values_mut() {
+            let mut requests = Vec::new();
+            for (id, r) in self.remotes.iter_mut() {
                 r.assembler.handle_timeout(now);
+                r.screen.assembler.handle_timeout(now);
+                let sharing = r.screen.last_slice.is_some_and(|t| now.saturating_duration_since(t) < SCREEN_IDLE);
+                if sharing {
+                    if let Some(ranges) = r.screen.receiver.poll_refresh(now).as_deref().and_then(RefreshRanges::new) {
+                        requests.push((*id, ranges));
+                    }
+                }
+            }
+            for (source_id, ranges) in requests {
+                self.transmit(MediaPacket::RefreshRequest { sender_id: self.my_id, source_id, ranges });
             }
             while self.timers.assembler <= now {
                 self.timers.assembler += ASSEMBLER_TICK;
@@ -503,6 +611,7 @@ impl ReceiveCore {
         }
         self.remotes.remove(&id);
         self.receiver_reports.remove(&id);
+        self.screen_reports.remove(&id);
         self.opener.forget_sender(id);
     }
 
@@ -570,6 +679,7 @@ impl ReceiveCore {
         r.bytes_interval += len;
         let Some(mut frame) = r.assembler.push(now, header, payload) else { return };
         let meta = VideoFrameMeta {
+            stream: VideoStream::Camera,
             sender_id: sender,
             frame_id: frame.frame_id,
             capture_ts_us: frame.capture_ts_us,
@@ -583,6 +693,66 @@ impl ReceiveCore {
         }
         std::mem::swap(&mut frame.data, &mut self.opened);
         self.emit(ReceiveEvent::Frame { sender, frame });
+    }
+
+    /// A participant stopped sharing its screen: its canvas state goes, and it is asked for
+    /// nothing more.
+    pub(crate) fn screen_stopped(&mut self, id: u32) {
+        if let Some(r) = self.remotes.get_mut(&id) {
+            r.screen = RemoteScreen::new();
+        }
+    }
+
+    fn on_screen(&mut self, now: Instant, sender: u32, header: &VideoHeader, payload: &[u8], len: u64) {
+        let Some(r) = self.remote(sender, now) else { return };
+        let screen = &mut r.screen;
+        screen.loss.on_packet(header.seq);
+        screen.jitter.on_packet(now, header.capture_ts_us);
+        screen.packets += 1;
+        screen.bytes_interval += len;
+        r.bytes_interval += len;
+        let Some(frame) = screen.assembler.push(now, header, payload) else { return };
+        let meta = VideoFrameMeta {
+            stream: VideoStream::Screen,
+            sender_id: sender,
+            frame_id: frame.frame_id,
+            capture_ts_us: frame.capture_ts_us,
+            width: frame.width,
+            height: frame.height,
+        };
+        if let Err(e) = self.opener.open(sender, &meta.aad(), &frame.data, &mut self.opened) {
+            self.undecryptable += 1;
+            tracing::trace!(sender, "screen slice does not open: {e}");
+            return;
+        }
+        let Ok(grid) = TileGrid::new(frame.width.into(), frame.height.into()) else {
+            self.malformed += 1;
+            return;
+        };
+        let slice = match ScreenSlice::decode(&self.opened, &grid) {
+            Ok(slice) => slice,
+            Err(e) => {
+                self.malformed += 1;
+                tracing::trace!(sender, "malformed screen slice: {e}");
+                return;
+            }
+        };
+        let Some(r) = self.remotes.get_mut(&sender) else { return };
+        let screen = &mut r.screen;
+        screen.last_slice = Some(now);
+        let Some(reset) = screen.receiver.on_slice(now, frame.frame_id, grid, &slice) else { return };
+        screen.slices += 1;
+        let job = SliceJob {
+            grid,
+            reset,
+            frame_id: frame.frame_id,
+            capture_ts_us: frame.capture_ts_us,
+            tiles: slice.tiles().collect(),
+            jpeg: slice.jpeg.to_vec(),
+            ends_update: slice.header.slice_index + 1 == slice.header.slice_count,
+            has_picture: screen.receiver.has_picture(),
+        };
+        self.emit(ReceiveEvent::ScreenSlice { sender, job: Box::new(job) });
     }
 
     /// The seat resumed on a new control connection at `now`: datagrams are sealed and opened
@@ -695,6 +865,7 @@ impl ReceiveCore {
             for (media, loss, jitter, last) in [
                 (MediaKind::Video, &mut r.video_loss, &r.video_jitter, &mut r.last_video_interval),
                 (MediaKind::Audio, &mut r.audio_loss, &r.audio_jitter, &mut r.last_audio_interval),
+                (MediaKind::Screen, &mut r.screen.loss, &r.screen.jitter, &mut r.screen.last_interval),
             ] {
                 let Some(highest_seq) = loss.highest_seq() else { continue };
                 let interval = loss.take_interval();
@@ -732,8 +903,22 @@ impl ReceiveCore {
         let input = QualityInput { loss, rtt: self.rtt.smoothed() };
         if let Some(setting) = self.controller.on_interval(scheduled, input) {
             tracing::info!(level = setting.level, loss, "quality level changed");
-            let info = quality_info(&setting, self.controller.level_changes());
+            let info = quality_info(&setting, self.controller.level_changes(), &LADDER);
             self.emit(ReceiveEvent::QualityChanged { setting, info });
+        }
+
+        // The screen ladder, the same way on the screen stream's reports.
+        let uplink =
+            self.uplink_screen.filter(|(_, at)| now.saturating_duration_since(*at) < REPORT_FRESHNESS).map(|(l, _)| l);
+        self.screen_reports.retain(|_, (_, at)| now.saturating_duration_since(*at) < REPORT_FRESHNESS);
+        let mut fresh: Vec<f64> = self.screen_reports.values().map(|(l, _)| *l).collect();
+        let receivers = median(&mut fresh);
+        self.last_screen_receivers_loss = receivers;
+        let loss = uplink.unwrap_or(0.0).max(receivers.unwrap_or(0.0));
+        let input = QualityInput { loss, rtt: self.rtt.smoothed() };
+        if let Some(setting) = self.screen_controller.on_interval(scheduled, input) {
+            tracing::info!(level = setting.level, loss, "screen quality level changed");
+            self.emit(ReceiveEvent::ScreenQualityChanged(setting));
         }
     }
 
@@ -776,12 +961,44 @@ impl ReceiveCore {
             aec_delay_ms: ao.voice_stats.aec_delay_ms,
             erle_db: ao.voice_stats.erle_db,
         };
-        let bitrate_out_kbps = video_out.bitrate_kbps + audio_out.bitrate_kbps;
+        let so = local.screen_out;
+        let prev = &self.previous.screen;
+        let new_updates = so.updates.saturating_sub(prev.updates);
+        let compared = so.tiles_compared.saturating_sub(prev.tiles_compared);
+        let screen_out = ScreenOutStats {
+            enabled: so.active,
+            source: so.source.clone(),
+            quality: quality_info(
+                &self.screen_controller.setting(),
+                self.screen_controller.level_changes(),
+                &protocol::quality::SCREEN_LADDER,
+            ),
+            width: so.last_width,
+            height: so.last_height,
+            fps: new_updates as f64 / secs,
+            updates_sent: so.updates,
+            slices_sent: so.slices,
+            bitrate_kbps: kbps(so.bytes.saturating_sub(prev.bytes)),
+            changed_fraction: if compared > 0 {
+                so.tiles_changed.saturating_sub(prev.tiles_changed) as f64 / compared as f64
+            } else {
+                0.0
+            },
+            encode_ms: if new_updates > 0 {
+                so.encode_us.saturating_sub(prev.encode_us) as f64 / 1000.0 / new_updates as f64
+            } else {
+                0.0
+            },
+            uplink_loss: self.uplink_screen.map(|(l, _)| l),
+            receivers_loss: self.last_screen_receivers_loss,
+        };
+        let bitrate_out_kbps = video_out.bitrate_kbps + audio_out.bitrate_kbps + screen_out.bitrate_kbps;
         self.previous = PreviousTotals {
             video_frames: vo.frames,
             video_bytes: vo.bytes,
             audio_bytes: ao.bytes,
             encode_us: vo.encode_us,
+            screen: so,
         };
 
         let mut streams = Vec::with_capacity(self.remotes.len());
@@ -825,10 +1042,29 @@ impl ReceiveCore {
                 level_dbfs,
                 speaking,
             };
+            let sc = &mut r.screen;
+            let screen = sc.receiver.grid().map(|grid| ScreenInStats {
+                width: grid.width,
+                height: grid.height,
+                slices_received: sc.slices,
+                packets_received: sc.packets,
+                slices_per_second: sc.slices.saturating_sub(sc.prev_slices) as f64 / secs,
+                bitrate_kbps: kbps(sc.bytes_interval),
+                loss: sc.last_interval.as_ref().map_or(0.0, |i| i.fraction),
+                jitter_ms: sc.jitter.jitter().as_secs_f64() * 1000.0,
+                stale_tiles: sc.receiver.stale_tiles(),
+                stale_ms: sc.receiver.stale_for(now).as_secs_f64() * 1000.0,
+                longest_stale_ms: sc.receiver.longest_stale.as_secs_f64() * 1000.0,
+                refreshes_requested: sc.receiver.refreshes_requested,
+                latency_p50_ms: dec.and_then(|d| d.screen_latency_p50_ms),
+                latency_p95_ms: dec.and_then(|d| d.screen_latency_p95_ms),
+            });
+            sc.prev_slices = sc.slices;
+            sc.bytes_interval = 0;
             let bitrate_kbps = kbps(r.bytes_interval);
             r.bytes_interval = 0;
             bitrate_in_kbps += bitrate_kbps;
-            streams.push(RemoteStreamStats { participant_id: id, video, audio, bitrate_kbps });
+            streams.push(RemoteStreamStats { participant_id: id, video, audio, screen, bitrate_kbps });
         }
 
         StatsSnapshot {
@@ -836,12 +1072,13 @@ impl ReceiveCore {
             participant_id: self.my_id,
             rtt_ms: self.rtt.smoothed().map(|d| d.as_secs_f64() * 1000.0),
             rtt_latest_ms: self.rtt.latest().map(|d| d.as_secs_f64() * 1000.0),
-            quality: quality_info(&self.controller.setting(), self.controller.level_changes()),
+            quality: quality_info(&self.controller.setting(), self.controller.level_changes(), &LADDER),
             quality_input_loss: self.last_input_loss,
             uplink_video_loss: self.uplink_video.map(|(l, _)| l),
             receivers_video_loss: self.last_receivers_loss,
             video_out,
             audio_out,
+            screen_out,
             streams,
             bitrate_in_kbps,
             bitrate_out_kbps,
@@ -872,10 +1109,10 @@ fn median(values: &mut [f64]) -> Option<f64> {
     Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
 }
 
-pub(crate) fn quality_info(s: &QualitySetting, level_changes: u32) -> QualityInfo {
+pub(crate) fn quality_info(s: &QualitySetting, level_changes: u32, ladder: &[QualityLevel]) -> QualityInfo {
     QualityInfo {
         level: s.level,
-        name: LADDER.get(s.level).map(|l| l.name.to_string()).unwrap_or_default(),
+        name: ladder.get(s.level).map(|l| l.name.to_string()).unwrap_or_default(),
         width: s.width,
         height: s.height,
         fps: s.fps,

@@ -7,7 +7,9 @@
 //!
 //! The **decode worker** takes the newest complete frame of each sender (older ones were
 //! already replaced and counted as skipped) and decodes it to RGBA off the network task, into
-//! that sender's latest-frame slot ([`super::frames`]).
+//! that sender's latest-frame slot ([`super::frames`]). It also puts every received screen
+//! slice on its sharer's canvas ([`super::screen::Composer`]) and shows the canvas in the
+//! sharer's screen slot at the end of each update.
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use protocol::e2ee::SEAL_OVERHEAD;
-use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, MAX_DATAGRAM_LEN};
+use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, VideoStream, MAX_DATAGRAM_LEN};
 
 use super::engine::{EngineShared, VideoOutCounters};
 use super::events::EventSender;
@@ -80,7 +82,7 @@ fn describe(counters: &VideoOutCounters, source: &Option<Box<dyn VideoSource>>) 
 }
 
 /// Sleeps until `deadline` in slices, returning early (false) if the engine stops.
-fn sleep_until(shared: &EngineShared, deadline: Instant) -> bool {
+pub(crate) fn sleep_until(shared: &EngineShared, deadline: Instant) -> bool {
     loop {
         if !shared.running() {
             return false;
@@ -169,6 +171,7 @@ pub(crate) fn capture_thread(
         counters.encode_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
 
         let meta = VideoFrameMeta {
+            stream: VideoStream::Camera,
             sender_id: shared.my_id,
             frame_id,
             capture_ts_us: if frame.capture_ts_us > 0 { frame.capture_ts_us } else { now_us() },
@@ -217,11 +220,12 @@ pub(crate) fn capture_thread(
 
 pub(crate) fn decode_thread(shared: Arc<EngineShared>) {
     let mut decoder = VideoDecoder::new();
+    let mut composer = super::screen::Composer::default();
     let mut out = DecodedFrame { width: 0, height: 0, rgba: Vec::new() };
     loop {
-        let batch: Vec<_> = {
+        let (batch, slices, forget): (Vec<_>, Vec<_>, Vec<_>) = {
             let Ok(mut state) = shared.decode.lock() else { return };
-            while state.pending.is_empty() && !state.closed {
+            while !state.has_work() && !state.closed {
                 state = match shared.decode_ready.wait(state) {
                     Ok(s) => s,
                     Err(_) => return,
@@ -230,8 +234,31 @@ pub(crate) fn decode_thread(shared: Arc<EngineShared>) {
             if state.closed {
                 return;
             }
-            std::mem::take(&mut state.pending).into_iter().collect()
+            (
+                std::mem::take(&mut state.pending).into_iter().collect(),
+                std::mem::take(&mut state.screen_pending).into_iter().collect(),
+                std::mem::take(&mut state.screen_forget),
+            )
         };
+        for sender in forget {
+            composer.forget(sender);
+        }
+        for (sender, job) in slices {
+            let applied = composer.apply(sender, &job);
+            let shown = if applied.is_ok() { composer.take_frame(sender, job.ends_update) } else { None };
+            let now = now_us();
+            let Ok(mut state) = shared.decode.lock() else { return };
+            let Some(counters) = state.senders.get_mut(&sender) else { continue };
+            if let Err(e) = applied {
+                counters.screen_errors += 1;
+                tracing::debug!(sender, "cannot apply screen slice {}: {e}", job.frame_id);
+            }
+            if let Some(frame) = shown {
+                counters.screen_latency.record_us(frame.capture_ts_us, now);
+                drop(state);
+                shared.session.video.put(frame);
+            }
+        }
         for (sender, frame) in batch {
             let ok = decoder.decode(&frame.data, &mut out);
             let now = now_us();

@@ -91,7 +91,8 @@ fn sealed_body(packet: &MediaPacket<'_>) {
     use protocol::e2ee::{E2eeError, MediaOpener, MeetingKey};
     use protocol::media::AudioPayload;
     let (sender, body) = match *packet {
-        MediaPacket::VideoFragment { sender_id, payload, .. } => (sender_id, payload),
+        MediaPacket::VideoFragment { sender_id, payload, .. }
+        | MediaPacket::ScreenFragment { sender_id, payload, .. } => (sender_id, payload),
         MediaPacket::Audio { sender_id, sealed, header } => {
             if let Ok(p) = AudioPayload::decode(sealed, header.channels) {
                 assert_eq!(p.encoded_len(), sealed.len());

@@ -16,9 +16,10 @@ use protocol::control::{
 };
 use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::media::{
-    AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader, AUDIO_HEADER_LEN, MAX_PACKET_LEN,
+    AudioHeader, MediaKind, ReceiverReport, RefreshRanges, RttEcho, VideoHeader, AUDIO_HEADER_LEN, MAX_PACKET_LEN,
     MAX_VIDEO_FRAGMENT_PAYLOAD,
 };
+use protocol::screen::{TileRun, MAX_REFRESH_RANGES};
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
@@ -210,12 +211,12 @@ pub fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 pub fn participant() -> impl Strategy<Value = Participant> {
-    (any::<u32>(), text(0..24), any::<[bool; 5]>(), wide_u64(), public_key(), proptest::option::of(wide_u64()))
+    (any::<u32>(), text(0..24), any::<[bool; 6]>(), wide_u64(), public_key(), proptest::option::of(wide_u64()))
         .prop_map(
             |(
                 id,
                 display_name,
-                [is_host, mic_on, camera_on, speaking, is_cohost],
+                [is_host, mic_on, camera_on, speaking, is_cohost, presenting],
                 joined_at_ms,
                 media_public_key,
                 hand_raised,
@@ -231,6 +232,7 @@ pub fn participant() -> impl Strategy<Value = Participant> {
                 reconnecting: id % 2 == 0,
                 is_cohost,
                 hand_raised,
+                presenting,
             },
         )
 }
@@ -386,7 +388,12 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
         (any::<u32>(), leave_reason())
             .prop_map(|(participant_id, reason)| M::ParticipantLeft { participant_id, reason }),
         participant().prop_map(|participant| M::ParticipantUpdated { participant }),
-        any::<[bool; 3]>().prop_map(|[mic_on, camera_on, speaking]| M::MediaState { mic_on, camera_on, speaking }),
+        any::<[bool; 4]>().prop_map(|[mic_on, camera_on, speaking, presenting]| M::MediaState {
+            mic_on,
+            camera_on,
+            speaking,
+            presenting
+        }),
         any::<u32>().prop_map(|host_id| M::HostChanged { host_id }),
         any::<u32>().prop_map(|participant_id| M::RemoveParticipant { participant_id }),
         Just(M::Removed),
@@ -465,6 +472,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         reconnecting: false,
         is_cohost: false,
         hand_raised: None,
+        presenting: false,
     };
     let file = FileInfo {
         file_id: 9,
@@ -534,7 +542,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::ParticipantJoined { participant: participant.clone() },
         M::ParticipantLeft { participant_id: 2, reason: LeaveReason::Left },
         M::ParticipantUpdated { participant },
-        M::MediaState { mic_on: true, camera_on: false, speaking: false },
+        M::MediaState { mic_on: true, camera_on: false, speaking: false, presenting: true },
         M::HostChanged { host_id: 2 },
         M::RemoveParticipant { participant_id: 2 },
         M::Removed,
@@ -598,6 +606,8 @@ pub enum OwnedPacket {
     RttReply { sender_id: u32, echo: RttEcho },
     Report { sender_id: u32, report: ReceiverReport },
     Keepalive { sender_id: u32 },
+    Screen { sender_id: u32, header: VideoHeader, payload: Vec<u8> },
+    Refresh { sender_id: u32, source_id: u32, ranges: RefreshRanges },
 }
 
 impl OwnedPacket {
@@ -617,12 +627,18 @@ impl OwnedPacket {
                 MediaPacket::ReceiverReport { sender_id: *sender_id, report: *report }
             }
             OwnedPacket::Keepalive { sender_id } => MediaPacket::Keepalive { sender_id: *sender_id },
+            OwnedPacket::Screen { sender_id, header, payload } => {
+                MediaPacket::ScreenFragment { sender_id: *sender_id, header: *header, payload }
+            }
+            OwnedPacket::Refresh { sender_id, source_id, ranges } => {
+                MediaPacket::RefreshRequest { sender_id: *sender_id, source_id: *source_id, ranges: *ranges }
+            }
         }
     }
 }
 
 pub fn media_kind() -> impl Strategy<Value = MediaKind> {
-    prop_oneof![Just(MediaKind::Video), Just(MediaKind::Audio)]
+    prop_oneof![Just(MediaKind::Video), Just(MediaKind::Audio), Just(MediaKind::Screen)]
 }
 
 fn rtt_echo() -> impl Strategy<Value = RttEcho> {
@@ -690,7 +706,19 @@ pub fn valid_packet() -> impl Strategy<Value = OwnedPacket> {
                 },
             ),
         any::<u32>().prop_map(|sender_id| OwnedPacket::Keepalive { sender_id }),
+        (any::<u32>(), video_header(), proptest::collection::vec(any::<u8>(), 0..=MAX_VIDEO_FRAGMENT_PAYLOAD))
+            .prop_map(|(sender_id, header, payload)| OwnedPacket::Screen { sender_id, header, payload }),
+        (any::<u32>(), any::<u32>(), refresh_ranges())
+            .prop_map(|(sender_id, source_id, ranges)| OwnedPacket::Refresh { sender_id, source_id, ranges }),
     ]
+}
+
+/// Valid refresh ranges: 1 to 8 non-empty tile runs.
+pub fn refresh_ranges() -> impl Strategy<Value = RefreshRanges> {
+    proptest::collection::vec((any::<u16>(), 1..=u16::MAX), 1..=MAX_REFRESH_RANGES).prop_map(|runs| {
+        let runs: Vec<TileRun> = runs.into_iter().map(|(first, count)| TileRun { first, count }).collect();
+        RefreshRanges::new(&runs).expect("1 to 8 non-empty runs")
+    })
 }
 
 /// A media packet whose fields may be out of range (zero channels, `frag_index >= frag_count`,

@@ -119,6 +119,15 @@ impl From<&RelayConfig> for MeetingLimits {
     }
 }
 
+/// What a participant's `MEDIA_STATE` says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaReport {
+    pub mic_on: bool,
+    pub camera_on: bool,
+    pub speaking: bool,
+    pub presenting: bool,
+}
+
 /// What the meeting asks its driver to do, in the order it must happen.
 #[derive(Debug)]
 pub(crate) enum Effect<C> {
@@ -610,6 +619,7 @@ impl<C: Connection> MeetingCore<C> {
             reconnecting: false,
             is_cohost: false,
             hand_raised: None,
+            presenting: false,
         };
         let member = self.member_with_fresh_limits(now, info, Some(conn), credentials);
         self.members.push(member);
@@ -1217,19 +1227,14 @@ impl<C: Connection> MeetingCore<C> {
         Ok(())
     }
 
-    /// Participant `id` reports its mic, camera and speaking state; a change is broadcast,
-    /// within the participant's rate.
-    pub fn media_state(
-        &mut self,
-        now: Now,
-        id: ParticipantId,
-        mic_on: bool,
-        camera_on: bool,
-        speaking: bool,
-    ) -> Result<(), OpError> {
+    /// Participant `id` reports its mic, camera, speaking and presenting state; a change is
+    /// broadcast, within the participant's rate.
+    pub fn media_state(&mut self, now: Now, id: ParticipantId, report: MediaReport) -> Result<(), OpError> {
+        let MediaReport { mic_on, camera_on, speaking, presenting } = report;
         let member = self.member_mut(id)?;
         let unchanged =
-            (member.reported_mic_on, member.info.camera_on, member.reported_speaking) == (mic_on, camera_on, speaking);
+            (member.reported_mic_on, member.info.camera_on, member.reported_speaking, member.info.presenting)
+                == (mic_on, camera_on, speaking, presenting);
         // A moderator's mute lifts once the participant reports its microphone off, then on.
         // Each step happens once per mute (and mutes are within the moderator's rate), so
         // neither is refused by the participant's own rate: the state it reports must hold.
@@ -1258,13 +1263,13 @@ impl<C: Connection> MeetingCore<C> {
         member.reported_speaking = speaking;
         // While muted by a moderator the others hear nothing: show it so.
         let audible = member.mute.is_none();
-        let shown = (mic_on && audible, camera_on, speaking && audible);
-        if (member.info.mic_on, member.info.camera_on, member.info.speaking) == shown {
+        let shown = (mic_on && audible, camera_on, speaking && audible, presenting);
+        if (member.info.mic_on, member.info.camera_on, member.info.speaking, member.info.presenting) == shown {
             return Ok(());
         }
         // Speaking comes and goes every few seconds and is not kept across a restart.
         let recorded_change = (member.info.mic_on, member.info.camera_on) != (shown.0, shown.1);
-        (member.info.mic_on, member.info.camera_on, member.info.speaking) = shown;
+        (member.info.mic_on, member.info.camera_on, member.info.speaking, member.info.presenting) = shown;
         let participant = member.info.clone();
         self.changes += u64::from(recorded_change);
         self.broadcast(ControlMessage::ParticipantUpdated { participant }, None);
@@ -1428,6 +1433,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A `MEDIA_STATE` without a shared screen.
+    fn report(mic_on: bool, camera_on: bool, speaking: bool) -> MediaReport {
+        MediaReport { mic_on, camera_on, speaking, presenting: false }
+    }
 
     /// A connection in the tests is just its number.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2068,7 +2078,7 @@ mod tests {
         let mut core = meeting(&clock, MeetingLimits { max_participants: 4, media_state_burst: 20, ..limits() });
         join(&mut core, &clock, 1, 2, Conn(2));
         join(&mut core, &clock, 2, 3, Conn(3));
-        core.media_state(clock.now(), 2, true, true, true).unwrap();
+        core.media_state(clock.now(), 2, report(true, true, true)).unwrap();
         drain(&mut core);
         assert_eq!(core.mute(clock.now(), 3, 2).unwrap_err().code, ErrorCode::NotHost);
         assert_eq!(core.mute(clock.now(), 1, 1).unwrap_err().code, ErrorCode::InvalidState);
@@ -2080,13 +2090,13 @@ mod tests {
         assert_eq!(sent_to(&effects, Conn(2)), vec![ControlMessage::MutedByHost { by: 1 }, updated(&muted)]);
         assert_eq!(sent_to(&effects, Conn(3)), vec![updated(&muted)]);
         // A client that ignores the mute and says its mic is on stays muted, shown muted.
-        core.media_state(clock.now(), 2, true, true, false).unwrap();
+        core.media_state(clock.now(), 2, report(true, true, false)).unwrap();
         assert!(audio_blocks(&drain(&mut core)).is_empty());
         assert!(!shown(&core, 2).mic_on);
         // Its own click: off, then on.
-        core.media_state(clock.now(), 2, false, true, false).unwrap();
+        core.media_state(clock.now(), 2, report(false, true, false)).unwrap();
         assert!(audio_blocks(&drain(&mut core)).is_empty());
-        core.media_state(clock.now(), 2, true, true, false).unwrap();
+        core.media_state(clock.now(), 2, report(true, true, false)).unwrap();
         let effects = drain(&mut core);
         assert_eq!(audio_blocks(&effects), vec![(2, false)]);
         assert!(shown(&core, 2).mic_on);
@@ -2098,7 +2108,7 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, held(limits()));
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
         core.mute(clock.now(), 1, 2).unwrap();
         drain(&mut core);
@@ -2106,8 +2116,8 @@ mod tests {
         let effects = drain(&mut core);
         assert_eq!(sent_to(&effects, Conn(5)), vec![ControlMessage::MutedByHost { by: 1 }]);
         // Its client turns the microphone off and the person unmutes: heard again.
-        core.media_state(clock.now(), 2, false, false, false).unwrap();
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(false, false, false)).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         assert_eq!(audio_blocks(&drain(&mut core)), vec![(2, false)]);
     }
 
@@ -2116,14 +2126,17 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         core.mute(clock.now(), 1, 2).unwrap();
         // The participant spends its whole MEDIA_STATE allowance (burst 2).
-        core.media_state(clock.now(), 2, true, false, true).unwrap();
-        assert_eq!(core.media_state(clock.now(), 2, true, true, false).unwrap_err().code, ErrorCode::RateLimited);
+        core.media_state(clock.now(), 2, report(true, false, true)).unwrap();
+        assert_eq!(
+            core.media_state(clock.now(), 2, report(true, true, false)).unwrap_err().code,
+            ErrorCode::RateLimited
+        );
         drain(&mut core);
-        core.media_state(clock.now(), 2, false, false, false).unwrap();
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(false, false, false)).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         let effects = drain(&mut core);
         assert_eq!(audio_blocks(&effects), vec![(2, false)]);
         assert!(shown(&core, 2).mic_on);
@@ -2136,8 +2149,8 @@ mod tests {
         let mut core = meeting(&clock, MeetingLimits { max_participants: 4, ..limits() });
         join(&mut core, &clock, 1, 2, Conn(2));
         join(&mut core, &clock, 2, 3, Conn(3));
-        core.media_state(clock.now(), 1, true, false, false).unwrap();
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 1, report(true, false, false)).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         drain(&mut core);
         core.mute_all(clock.now(), 1).unwrap();
         let effects = drain(&mut core);
@@ -2146,7 +2159,7 @@ mod tests {
         assert_eq!(sent_to(&effects, Conn(2))[0], ControlMessage::MutedByHost { by: 1 });
         assert!(sent_to(&effects, Conn(3)).iter().all(|m| !matches!(m, ControlMessage::MutedByHost { .. })));
         // Participant 3's mic was off: the next "on" is its own click and lifts the mute.
-        core.media_state(clock.now(), 3, true, false, false).unwrap();
+        core.media_state(clock.now(), 3, report(true, false, false)).unwrap();
         assert_eq!(audio_blocks(&drain(&mut core)), vec![(3, false)]);
     }
 
@@ -2155,7 +2168,7 @@ mod tests {
         let clock = Clock::new();
         let mut core = meeting(&clock, held(limits()));
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         core.mute(clock.now(), 1, 2).unwrap();
         drain(&mut core);
         core.remove_conn(clock.now(), 2, LeaveReason::Disconnected);
@@ -2180,7 +2193,7 @@ mod tests {
         let effects = drain(&mut restored);
         assert_eq!(audio_blocks(&effects), vec![(2, true)]);
         assert_eq!(sent_to(&effects, Conn(6)), vec![ControlMessage::MutedByHost { by: 1 }]);
-        restored.media_state(clock.now(), 2, true, false, false).unwrap();
+        restored.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         assert!(audio_blocks(&drain(&mut restored)).is_empty(), "on without off first lifts nothing");
     }
 
@@ -2468,13 +2481,39 @@ mod tests {
     }
 
     #[test]
+    fn presenting_is_shown_to_everyone_and_survives_a_moderators_mute() {
+        let clock = Clock::new();
+        let mut core = meeting(&clock, limits());
+        join(&mut core, &clock, 1, 2, Conn(2));
+        let sharing = MediaReport { mic_on: true, camera_on: true, speaking: false, presenting: true };
+        core.media_state(clock.now(), 2, sharing).unwrap();
+        core.mute(clock.now(), 1, 2).unwrap();
+        let effects = drain(&mut core);
+        let shown: Vec<(bool, bool)> = sent_to(&effects, HOST)
+            .into_iter()
+            .filter_map(|m| match m {
+                ControlMessage::ParticipantUpdated { participant } => {
+                    Some((participant.presenting, participant.mic_on))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, vec![(true, true), (true, false)], "muted, still presenting");
+        core.media_state(clock.now(), 2, MediaReport { presenting: false, ..sharing }).unwrap();
+        let effects = drain(&mut core);
+        assert!(
+            matches!(&sent_to(&effects, HOST)[..], [ControlMessage::ParticipantUpdated { participant }] if !participant.presenting)
+        );
+    }
+
+    #[test]
     fn media_state_is_broadcast_only_when_it_changes() {
         let clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
-        core.media_state(clock.now(), 2, true, false, true).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, true)).unwrap();
         let effects = drain(&mut core);
         let updates: Vec<_> = sent_to(&effects, HOST)
             .into_iter()
@@ -2485,7 +2524,10 @@ mod tests {
             .collect();
         assert_eq!(updates, vec![(true, false), (true, true)]);
         assert_eq!(sent_to(&effects, Conn(2)).len(), 2, "the sender hears its own change too");
-        assert_eq!(core.media_state(clock.now(), 9, true, true, true).unwrap_err().code, ErrorCode::InvalidState);
+        assert_eq!(
+            core.media_state(clock.now(), 9, report(true, true, true)).unwrap_err().code,
+            ErrorCode::InvalidState
+        );
     }
 
     #[test]
@@ -2540,18 +2582,18 @@ mod tests {
         let mut clock = Clock::new();
         let mut core = meeting(&clock, limits());
         join(&mut core, &clock, 1, 2, Conn(2));
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
-        core.media_state(clock.now(), 2, false, false, false).unwrap();
-        let refused = core.media_state(clock.now(), 2, true, false, false).unwrap_err();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
+        core.media_state(clock.now(), 2, report(false, false, false)).unwrap();
+        let refused = core.media_state(clock.now(), 2, report(true, false, false)).unwrap_err();
         assert_eq!((refused.code, refused.hit), (ErrorCode::RateLimited, Some(LimitHit::MediaState)));
         assert_eq!(refused.retry_after, Some(Duration::from_secs(1)));
         // Repeating the current state costs nothing and says nothing.
-        core.media_state(clock.now(), 2, false, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(false, false, false)).unwrap();
         // The host's own changes have their own allowance.
-        core.media_state(clock.now(), 1, true, true, false).unwrap();
+        core.media_state(clock.now(), 1, report(true, true, false)).unwrap();
         assert_eq!(sent_to(&drain(&mut core), HOST).len(), 3);
         clock.advance(Duration::from_secs(1));
-        core.media_state(clock.now(), 2, true, false, false).unwrap();
+        core.media_state(clock.now(), 2, report(true, false, false)).unwrap();
         assert!(core.roster()[1].mic_on);
     }
 

@@ -37,8 +37,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub(crate) use self::core::KnockOutcome;
 use self::core::{Connection, Effect, MeetingCore, Now};
+pub(crate) use self::core::{KnockOutcome, MediaReport};
 use self::record::{MeetingRecord, UploadRecord};
 pub(crate) use self::registry::{IdCounters, Shared};
 use self::uploads::{Claim, UploadBook};
@@ -502,16 +502,14 @@ impl Meeting {
         result
     }
 
-    /// Participant `id` reports its mic, camera and speaking state.
+    /// Participant `id` reports its mic, camera, speaking and presenting state.
     pub fn media_state(
         self: &Arc<Self>,
         shared: &Shared,
         id: ParticipantId,
-        mic_on: bool,
-        camera_on: bool,
-        speaking: bool,
+        report: MediaReport,
     ) -> Result<(), OpError> {
-        self.run(shared, |core, now| core.media_state(now, id, mic_on, camera_on, speaking)).0
+        self.run(shared, |core, now| core.media_state(now, id, report)).0
     }
 
     /// Registers an upload of `size` bytes by `id`; returns the uploader's display name. A

@@ -390,6 +390,7 @@ impl Media {
             .map(|i| (i as u32).wrapping_mul(31).wrapping_add(frame_id) as u8)
             .collect();
         let meta = VideoFrameMeta {
+            stream: protocol::media::VideoStream::Camera,
             sender_id: self.id,
             frame_id,
             capture_ts_us: u64::from(frame_id) * 33_000,

@@ -258,8 +258,14 @@ fn sealed_video_with(
     plain: &[u8],
     count: u16,
 ) -> Vec<Vec<u8>> {
-    let meta =
-        VideoFrameMeta { sender_id, frame_id, capture_ts_us: 1_000 * u64::from(frame_id), width: 640, height: 480 };
+    let meta = VideoFrameMeta {
+        stream: protocol::media::VideoStream::Camera,
+        sender_id,
+        frame_id,
+        capture_ts_us: 1_000 * u64::from(frame_id),
+        width: 640,
+        height: 480,
+    };
     let sealed = seal_with(key, sender_id, &meta.aad(), plain);
     let piece = sealed.len().div_ceil(usize::from(count));
     sealed

@@ -1,0 +1,324 @@
+//! What a screen share captures: a whole screen or one window through `xcap`, or synthetic
+//! slides for bots and tests.
+//!
+//! `xcap` is the maintained cross-platform capture crate: X11 (XCB) and Wayland (the desktop
+//! portal through PipeWire, or wlroots' screencopy) on Linux, Windows Graphics Capture / GDI
+//! on Windows, ScreenCaptureKit / CoreGraphics on macOS, behind one `Monitor` / `Window` API.
+//! (`scap` covers fewer platforms' windows and needs a running portal session even on X11.)
+//! A capture that fails (no display, a Wayland compositor without a portal, a window that
+//! closed) is a [`MediaError`] saying so; the share then stops.
+//!
+//! [`SyntheticSlides`] draws 1920 × 1080 "slides": a title bar and lines of 12-pixel glyphs
+//! (text-like detail), a new slide every [`SLIDE_PERIOD_US`], and a line that is typed into,
+//! a character every [`TYPING_PERIOD_US`]. The picture is a pure function of the capture
+//! time, so a receiver can draw what the sender captured and compare it with what it shows.
+
+use serde::{Deserialize, Serialize};
+
+use super::{now_us, MediaError, RgbFrame, VideoSource};
+
+/// Size of the synthetic slides.
+pub const SLIDES_WIDTH: u32 = 1920;
+pub const SLIDES_HEIGHT: u32 = 1080;
+/// A new slide this often (µs).
+pub const SLIDE_PERIOD_US: u64 = 6_000_000;
+/// One more character typed this often (µs).
+pub const TYPING_PERIOD_US: u64 = 150_000;
+/// Glyph cell: 6 × 10 pixels of ink in a 7 × 16 advance (about 12-pixel text).
+const GLYPH_W: u32 = 6;
+const GLYPH_H: u32 = 10;
+const ADVANCE_X: u32 = 7;
+const LINE_H: u32 = 16;
+const MARGIN: u32 = 64;
+const BODY_TOP: u32 = 150;
+/// Where the typed line is, below the body.
+const TYPED_TOP: u32 = 1000;
+
+/// What to share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum ScreenChoice {
+    /// [`SyntheticSlides`].
+    Synthetic,
+    /// A whole screen by its id ([`list_screen_sources`]); `None`: the primary one.
+    Monitor(Option<u32>),
+    /// One window by its id ([`list_screen_sources`]).
+    Window(u32),
+}
+
+/// A screen or window that can be shared, for the picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScreenSourceInfo {
+    pub choice: ScreenChoice,
+    /// The screen's or window's name (a window's title, with its application's name).
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// A small JPEG of what it shows now (at most [`THUMBNAIL_WIDTH`] wide), if it could be
+    /// captured.
+    pub thumbnail_jpeg: Option<Vec<u8>>,
+}
+
+/// Width of the picker's thumbnails.
+pub const THUMBNAIL_WIDTH: u16 = 320;
+
+/// The screens and windows there are to share, with thumbnails. Windows are listed only
+/// where the platform lets them be (on X11 that takes a window manager); screens not at all
+/// is an error (no display, or a session `xcap` cannot capture).
+pub fn list_screen_sources() -> Result<Vec<ScreenSourceInfo>, MediaError> {
+    let monitors = xcap::Monitor::all().map_err(unsupported)?;
+    let mut sources = Vec::new();
+    for monitor in monitors {
+        let (Ok(id), Ok(width), Ok(height)) = (monitor.id(), monitor.width(), monitor.height()) else { continue };
+        let name = monitor.friendly_name().or_else(|_| monitor.name()).unwrap_or_else(|_| format!("Screen {id}"));
+        let thumbnail_jpeg = monitor.capture_image().ok().and_then(|image| thumbnail(&image));
+        sources.push(ScreenSourceInfo { choice: ScreenChoice::Monitor(Some(id)), name, width, height, thumbnail_jpeg });
+    }
+    if sources.is_empty() {
+        return Err(MediaError::NoDevice("no screen to share".to_string()));
+    }
+    // Without a window manager (X11 under Xvfb) there is no window list: screens only.
+    for window in xcap::Window::all().unwrap_or_default() {
+        if window.is_minimized().unwrap_or(true) {
+            continue;
+        }
+        let (Ok(id), Ok(width), Ok(height)) = (window.id(), window.width(), window.height()) else { continue };
+        if width < 32 || height < 32 {
+            continue;
+        }
+        let title = window.title().unwrap_or_default();
+        let app = window.app_name().unwrap_or_default();
+        let name = match (title.is_empty(), app.is_empty()) {
+            (false, false) if title != app => format!("{title} — {app}"),
+            (false, _) => title,
+            (true, false) => app,
+            (true, true) => format!("Window {id}"),
+        };
+        let thumbnail_jpeg = window.capture_image().ok().and_then(|image| thumbnail(&image));
+        sources.push(ScreenSourceInfo { choice: ScreenChoice::Window(id), name, width, height, thumbnail_jpeg });
+    }
+    Ok(sources)
+}
+
+/// Opens what `choice` names.
+pub fn open_screen(choice: &ScreenChoice) -> Result<Box<dyn VideoSource>, MediaError> {
+    match choice {
+        ScreenChoice::Synthetic => Ok(Box::new(SyntheticSlides::new())),
+        ScreenChoice::Monitor(id) => {
+            let monitors = xcap::Monitor::all().map_err(unsupported)?;
+            let monitor = match id {
+                Some(id) => monitors.into_iter().find(|m| m.id().ok() == Some(*id)),
+                None => {
+                    let primary = monitors.iter().position(|m| m.is_primary().unwrap_or(false)).unwrap_or(0);
+                    monitors.into_iter().nth(primary)
+                }
+            };
+            let monitor = monitor.ok_or_else(|| MediaError::NoDevice("that screen is not connected".to_string()))?;
+            let name = monitor.name().unwrap_or_else(|_| "screen".to_string());
+            Ok(Box::new(XcapSource { target: XcapTarget::Monitor(monitor), name }))
+        }
+        ScreenChoice::Window(id) => {
+            let window = xcap::Window::all()
+                .map_err(unsupported)?
+                .into_iter()
+                .find(|w| w.id().ok() == Some(*id))
+                .ok_or_else(|| MediaError::NoDevice("that window is closed".to_string()))?;
+            let name = window.title().unwrap_or_else(|_| "window".to_string());
+            Ok(Box::new(XcapSource { target: XcapTarget::Window(window, *id), name }))
+        }
+    }
+}
+
+fn unsupported(e: xcap::XCapError) -> MediaError {
+    MediaError::Device(format!("screen capture is not supported on this session ({e})"))
+}
+
+/// A thumbnail of a captured RGBA image, as a JPEG.
+fn thumbnail(image: &xcap::image::RgbaImage) -> Option<Vec<u8>> {
+    let mut frame = RgbFrame::default();
+    rgba_to_frame(image.as_raw(), image.width(), image.height(), &mut frame);
+    let mut encoder = super::VideoEncoder::new();
+    let (w, h, pixels) = encoder.scale_to_fit(&frame, THUMBNAIL_WIDTH, THUMBNAIL_WIDTH).ok()?;
+    let mut jpeg = Vec::new();
+    super::VideoEncoder::encode_rgb(pixels, w, h, 70, false, &mut jpeg).ok()?;
+    Some(jpeg)
+}
+
+fn rgba_to_frame(rgba: &[u8], width: u32, height: u32, out: &mut RgbFrame) {
+    out.width = width;
+    out.height = height;
+    out.data.clear();
+    out.data.reserve(width as usize * height as usize * 3);
+    for px in rgba.chunks_exact(4) {
+        out.data.extend_from_slice(&px[..3]);
+    }
+    out.capture_ts_us = now_us();
+}
+
+enum XcapTarget {
+    Monitor(xcap::Monitor),
+    /// The window and its id, to tell "closed" from a failed capture.
+    Window(xcap::Window, u32),
+}
+
+/// A screen or window captured with `xcap`, one picture per call.
+struct XcapSource {
+    target: XcapTarget,
+    name: String,
+}
+
+impl VideoSource for XcapSource {
+    fn next_frame(&mut self, out: &mut RgbFrame) -> Result<(), MediaError> {
+        let image = match &self.target {
+            XcapTarget::Monitor(m) => m.capture_image(),
+            XcapTarget::Window(w, id) => {
+                let open = xcap::Window::all().map(|all| all.iter().any(|w| w.id().ok() == Some(*id))).unwrap_or(true);
+                if !open {
+                    return Err(MediaError::NoDevice("the shared window was closed".to_string()));
+                }
+                w.capture_image()
+            }
+        }
+        .map_err(|e| MediaError::Device(format!("screen capture failed: {e}")))?;
+        rgba_to_frame(image.as_raw(), image.width(), image.height(), out);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        match self.target {
+            XcapTarget::Monitor(_) => format!("screen {}", self.name),
+            XcapTarget::Window(..) => format!("window {}", self.name),
+        }
+    }
+}
+
+/// Synthetic slides; see the module docs.
+#[derive(Debug, Default)]
+pub struct SyntheticSlides {
+    /// The last slide drawn, without its typed line: (slide number, pixels).
+    cached: Option<(u64, Vec<u8>)>,
+}
+
+impl SyntheticSlides {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Draws the picture captured at `capture_ts_us` into `out`.
+    pub fn render(&mut self, capture_ts_us: u64, out: &mut RgbFrame) {
+        let slide = capture_ts_us / SLIDE_PERIOD_US;
+        let typed = ((capture_ts_us % SLIDE_PERIOD_US) / TYPING_PERIOD_US) as u32;
+        if self.cached.as_ref().is_none_or(|(n, _)| *n != slide) {
+            self.cached = Some((slide, draw_slide(slide)));
+        }
+        let Some((_, base)) = &self.cached else { return };
+        out.width = SLIDES_WIDTH;
+        out.height = SLIDES_HEIGHT;
+        out.data.clear();
+        out.data.extend_from_slice(base);
+        out.capture_ts_us = capture_ts_us;
+        for i in 0..typed {
+            let x = MARGIN + i * ADVANCE_X;
+            if x + GLYPH_W > SLIDES_WIDTH - MARGIN {
+                break;
+            }
+            draw_glyph(&mut out.data, x, TYPED_TOP, glyph_bits(slide, 999, i), [20, 20, 120]);
+        }
+    }
+}
+
+impl VideoSource for SyntheticSlides {
+    fn next_frame(&mut self, out: &mut RgbFrame) -> Result<(), MediaError> {
+        self.render(now_us(), out);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("synthetic slides {SLIDES_WIDTH}x{SLIDES_HEIGHT}")
+    }
+}
+
+/// A 64-bit mix (SplitMix64's finaliser), for deterministic "text".
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The 6 × 10 ink pattern of character `column` of line `line` on slide `slide`.
+fn glyph_bits(slide: u64, line: u32, column: u32) -> u64 {
+    mix(slide.wrapping_mul(1_000_003) ^ (u64::from(line) << 20) ^ u64::from(column))
+}
+
+fn draw_glyph(pixels: &mut [u8], x: u32, y: u32, bits: u64, ink: [u8; 3]) {
+    for row in 0..GLYPH_H {
+        for col in 0..GLYPH_W {
+            if bits >> (row * GLYPH_W + col) & 1 == 1 {
+                let i = ((y + row) * SLIDES_WIDTH + x + col) as usize * 3;
+                pixels[i..i + 3].copy_from_slice(&ink);
+            }
+        }
+    }
+}
+
+fn fill(pixels: &mut [u8], x: u32, y: u32, w: u32, h: u32, colour: [u8; 3]) {
+    for row in y..y + h {
+        let start = (row * SLIDES_WIDTH + x) as usize * 3;
+        for px in pixels[start..start + w as usize * 3].chunks_exact_mut(3) {
+            px.copy_from_slice(&colour);
+        }
+    }
+}
+
+/// One slide: a background, a title bar with a title, and lines of text of varied lengths.
+fn draw_slide(slide: u64) -> Vec<u8> {
+    const BACKGROUNDS: [[u8; 3]; 4] = [[250, 250, 247], [236, 244, 252], [252, 246, 232], [240, 250, 240]];
+    let mut pixels = vec![0u8; (SLIDES_WIDTH * SLIDES_HEIGHT * 3) as usize];
+    fill(&mut pixels, 0, 0, SLIDES_WIDTH, SLIDES_HEIGHT, BACKGROUNDS[(slide % 4) as usize]);
+    fill(&mut pixels, 0, 0, SLIDES_WIDTH, 96, [32, 56, 100]);
+    for column in 0..40 {
+        draw_glyph(&mut pixels, MARGIN + column * 2 * ADVANCE_X, 40, glyph_bits(slide, 0, column), [255, 255, 255]);
+    }
+    let lines = (TYPED_TOP - BODY_TOP - LINE_H) / LINE_H;
+    for line in 0..lines {
+        let seed = mix(slide ^ u64::from(line) << 32);
+        let length = 40 + (seed % 220) as u32;
+        let ink = if line % 7 == 0 { [150, 30, 30] } else { [30, 30, 30] };
+        for column in 0..length {
+            // A space every few characters, like words.
+            if mix(seed ^ u64::from(column)) % 6 == 0 {
+                continue;
+            }
+            let x = MARGIN + column * ADVANCE_X;
+            if x + GLYPH_W > SLIDES_WIDTH - MARGIN {
+                break;
+            }
+            draw_glyph(&mut pixels, x, BODY_TOP + line * LINE_H, glyph_bits(slide, line + 1, column), ink);
+        }
+    }
+    pixels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slides_are_a_function_of_the_capture_time() {
+        let (mut a, mut b) = (SyntheticSlides::new(), SyntheticSlides::new());
+        let (mut fa, mut fb) = (RgbFrame::default(), RgbFrame::default());
+        let t = 1_765_000_000_000_000;
+        a.render(t, &mut fa);
+        b.render(t, &mut fb);
+        assert_eq!((fa.width, fa.height), (1920, 1080));
+        assert!(fa.data == fb.data, "two renderers draw the same picture");
+        // One character later, only the typed line changed; a slide later, most of it.
+        b.render(t + TYPING_PERIOD_US, &mut fb);
+        let differing =
+            |x: &RgbFrame, y: &RgbFrame| x.data.chunks(3).zip(y.data.chunks(3)).filter(|(p, q)| p != q).count();
+        let typed = differing(&fa, &fb);
+        assert!(typed > 0 && typed <= (GLYPH_W * GLYPH_H) as usize, "{typed} pixels");
+        b.render(t + SLIDE_PERIOD_US, &mut fb);
+        assert!(differing(&fa, &fb) > 20_000);
+    }
+}

@@ -1,0 +1,416 @@
+//! Screen sharing's threads: the **share thread** (capture → tiles that changed → slices →
+//! sealed fragments) and the **composer** the decode worker uses to put received slices on a
+//! canvas per sharer. The decisions (which tiles, which are stale, what to ask for) are the
+//! sans-IO [`protocol::screen`] types'; this module does the pixels, the JPEGs and the sockets.
+//!
+//! The share thread runs at the frame rate of the screen ladder's current level
+//! ([`protocol::quality::SCREEN_LADDER`]), scales the capture to fit the level (keeping its
+//! aspect), and sends each update's slices paced over half a frame interval, so a full 1080p
+//! update (a few hundred fragments) never hits the network, or the audio sharing the uplink,
+//! as one burst. While more than half the picture changes capture after capture (a video
+//! played full screen) updates are coded like the camera (quality 70, 4:2:0); every other
+//! update at the level's quality with full-resolution colour, so small text stays sharp.
+
+use std::net::UdpSocket;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protocol::e2ee::SEAL_OVERHEAD;
+use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, VideoStream, MAX_DATAGRAM_LEN};
+use protocol::screen::{
+    encode_slice, pack_tiles, slice_runs, ScreenSender, ScreenSenderConfig, SliceHeader, SliceSizer, TileGrid, TileRun,
+};
+use tokio::sync::mpsc;
+
+use super::engine::{EngineShared, Internal};
+use super::events::EventSender;
+use super::frames::{FrameSource, PixelFormat, VideoFrame};
+use super::take_switch;
+use crate::media::{now_us, open_screen, DecodedFrame, RgbFrame, VideoDecoder, VideoEncoder, VideoSource};
+use crate::net::udp::send_datagram;
+
+/// Bytes of JPEG a slice aims at: five or six fragments.
+pub(crate) const SLICE_BUDGET: usize = 6_000;
+/// First guess of a tile's JPEG size, before any was measured.
+const INITIAL_BYTES_PER_TILE: f64 = 250.0;
+/// Captures in a row whose changed area is larger than this are coded like camera video
+/// (from the [`VIDEO_MODE_AFTER`]th on): a video plays. A single large change (a new slide, a
+/// window brought to the front) stays sharp.
+const VIDEO_MODE_FRACTION: f64 = 0.5;
+const VIDEO_MODE_AFTER: u32 = 3;
+/// Quality and colour of updates in video mode: the camera's top rung.
+const VIDEO_MODE_QUALITY: u8 = 70;
+/// An update's fragments are spread over this fraction of the frame interval.
+const PACING_FRACTION: u32 = 2;
+/// How often an idle share thread looks for something to do.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+/// Refresh requests waiting for the share thread, at most (more ask for everything).
+const MAX_PENDING_REQUESTS: usize = 64;
+/// Largest atlas a receiver decodes: a 4K screen padded to whole tiles.
+const MAX_ATLAS_WIDTH: u32 = protocol::screen::MAX_SCREEN_WIDTH;
+const MAX_ATLAS_HEIGHT: u32 = protocol::screen::MAX_SCREEN_HEIGHT + protocol::screen::TILE_SIZE;
+
+/// Tiles receivers asked for, waiting for the share thread's next update.
+#[derive(Debug, Default)]
+pub(crate) struct RefreshQueue {
+    runs: Vec<TileRun>,
+    /// More was asked than fits: send everything.
+    everything: bool,
+}
+
+impl RefreshQueue {
+    pub(crate) fn push(&mut self, runs: &[TileRun]) {
+        if self.runs.len() + runs.len() > MAX_PENDING_REQUESTS {
+            self.everything = true;
+            self.runs.clear();
+        } else if !self.everything {
+            self.runs.extend_from_slice(runs);
+        }
+    }
+
+    /// Hands what is queued to `sender` and empties the queue.
+    fn drain_into(&mut self, sender: &mut ScreenSender) {
+        if std::mem::take(&mut self.everything) {
+            sender.request_tiles(&[TileRun { first: 0, count: u16::MAX }]);
+        }
+        sender.request_tiles(&self.runs);
+        self.runs.clear();
+    }
+}
+
+/// Why a share stopped by itself.
+fn share_failed(shared: &EngineShared, events: &EventSender, internal: &mpsc::Sender<Internal>, reason: String) {
+    shared.session.presenting.store(false, Ordering::Relaxed);
+    events.error(format!("screen sharing stopped: {reason}"));
+    let _ = internal.try_send(Internal::ScreenShareEnded(reason));
+}
+
+/// The share thread; idle while nothing is shared.
+pub(crate) fn share_thread(
+    shared: Arc<EngineShared>,
+    events: EventSender,
+    socket: UdpSocket,
+    internal: mpsc::Sender<Internal>,
+) {
+    let counters = &shared.screen_out;
+    let mut source: Option<Box<dyn VideoSource>> = None;
+    let mut planner = ScreenSender::new(ScreenSenderConfig::default());
+    let mut sizer = SliceSizer::new(SLICE_BUDGET, INITIAL_BYTES_PER_TILE);
+    let mut encoder = VideoEncoder::new();
+    let mut frame = RgbFrame::default();
+    let (mut atlas, mut jpeg, mut slice, mut sealed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut datagram = [0u8; MAX_DATAGRAM_LEN];
+    let (mut seq, mut frame_id) = (0u32, 0u32);
+    let mut large_changes_in_a_row = 0u32;
+    let mut next = Instant::now();
+
+    while shared.running() {
+        if let Some(choice) = take_switch(&shared.session.switches.screen) {
+            source = None;
+            match open_screen(&choice) {
+                Ok(s) => {
+                    if let Ok(mut d) = counters.source.lock() {
+                        *d = s.describe();
+                    }
+                    source = Some(s);
+                    // Receivers start over with a full update.
+                    planner = ScreenSender::new(ScreenSenderConfig::default());
+                    next = Instant::now();
+                }
+                Err(e) => share_failed(&shared, &events, &internal, e.to_string()),
+            }
+        }
+        let presenting = shared.session.presenting.load(Ordering::Relaxed);
+        let Some(src) = source.as_mut().filter(|_| presenting) else {
+            if !presenting {
+                source = None;
+            }
+            counters.active.store(false, Ordering::Relaxed);
+            std::thread::sleep(IDLE_POLL);
+            continue;
+        };
+        counters.active.store(true, Ordering::Relaxed);
+        let setting = shared.screen_setting();
+        let interval = Duration::from_secs(1) / u32::from(setting.fps.max(1));
+        if !super::video::sleep_until(&shared, next) {
+            break;
+        }
+        let now = Instant::now();
+        next += interval;
+        if next + interval < now {
+            next = now + interval;
+        }
+        if let Err(e) = src.next_frame(&mut frame) {
+            source = None;
+            share_failed(&shared, &events, &internal, e.to_string());
+            continue;
+        }
+        let capture_ts_us = if frame.capture_ts_us > 0 { frame.capture_ts_us } else { now_us() };
+        let started = Instant::now();
+        let Ok((width, height, pixels)) = encoder.scale_to_fit(&frame, setting.width, setting.height) else { continue };
+        if let Ok(mut q) = shared.screen_requests.lock() {
+            q.drain_into(&mut planner);
+        }
+        let Some(plan) = planner.plan(now, pixels, u32::from(width), u32::from(height), 3) else {
+            // Nothing changed and no refresh band was due.
+            if let Ok(grid) = TileGrid::new(u32::from(width), u32::from(height)) {
+                counters.record_capture(grid.tile_count(), 0);
+            }
+            continue;
+        };
+        large_changes_in_a_row =
+            if plan.changed_fraction() > VIDEO_MODE_FRACTION { large_changes_in_a_row + 1 } else { 0 };
+        let video_mode = large_changes_in_a_row >= VIDEO_MODE_AFTER;
+        let (quality, full_chroma) =
+            if video_mode { (VIDEO_MODE_QUALITY, false) } else { (setting.jpeg_quality, true) };
+        let slices = slice_runs(&plan.tiles, sizer.tiles_per_slice());
+        let slice_count = u16::try_from(slices.len()).unwrap_or(u16::MAX);
+        let mut frames: Vec<(VideoFrameMeta, Vec<u8>)> = Vec::with_capacity(slices.len());
+        for (index, runs) in slices.iter().take(usize::from(slice_count)).enumerate() {
+            let tiles: Vec<u32> =
+                runs.iter().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).collect();
+            let Ok((aw, ah)) = pack_tiles(pixels, 3, &plan.grid, &tiles, &mut atlas) else { continue };
+            if let Err(e) = VideoEncoder::encode_rgb(&atlas, aw as u16, ah as u16, quality, full_chroma, &mut jpeg) {
+                tracing::warn!("screen slice encode failed: {e}");
+                continue;
+            }
+            sizer.on_encoded(tiles.len(), jpeg.len());
+            let header =
+                SliceHeader { full: plan.full, update_id: plan.update_id, slice_index: index as u16, slice_count };
+            encode_slice(&header, runs, &jpeg, &mut slice);
+            let meta = VideoFrameMeta {
+                stream: VideoStream::Screen,
+                sender_id: shared.my_id,
+                frame_id,
+                capture_ts_us,
+                width,
+                height,
+            };
+            frame_id = frame_id.wrapping_add(1);
+            if !shared.seal(&meta.aad(), &slice, &mut sealed) {
+                continue;
+            }
+            frames.push((meta, std::mem::take(&mut sealed)));
+        }
+        counters.encode_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+
+        let total: usize = frames.iter().map(|(_, f)| fragment_count(f.len() + SEAL_OVERHEAD)).sum();
+        let gap = interval / PACING_FRACTION / total.max(1) as u32;
+        let burst_start = Instant::now();
+        let (mut index, mut bytes, mut errors, mut packets) = (0u32, 0u64, 0u64, 0u64);
+        for (meta, body) in &frames {
+            let result = fragment_frame(*meta, body, &mut seq, &shared.hop_out, &mut datagram, |d| {
+                let due = burst_start + gap * index;
+                let now = Instant::now();
+                if due > now + Duration::from_micros(200) {
+                    std::thread::sleep(due - now);
+                }
+                if send_datagram(&socket, d) {
+                    bytes += d.len() as u64;
+                } else {
+                    errors += 1;
+                }
+                index += 1;
+            });
+            match result {
+                Ok(n) => packets += n as u64,
+                Err(e) => tracing::warn!("cannot fragment a {} byte screen slice: {e}", body.len()),
+            }
+        }
+        counters.record_update(&plan, frames.len() as u64, packets, bytes, errors);
+    }
+    counters.active.store(false, Ordering::Relaxed);
+}
+
+/// One received slice for the composer, opened and checked by the receive core.
+#[derive(Debug, Clone)]
+pub(crate) struct SliceJob {
+    pub grid: TileGrid,
+    /// The picture's size changed: start a new canvas.
+    pub reset: bool,
+    pub frame_id: u32,
+    pub capture_ts_us: u64,
+    /// Its tiles, in atlas order.
+    pub tiles: Vec<u32>,
+    pub jpeg: Vec<u8>,
+    /// It ends its update: the canvas is worth showing afterwards.
+    pub ends_update: bool,
+    /// The receiver has had every tile at least once (else the canvas is not shown yet).
+    pub has_picture: bool,
+}
+
+/// One sharer's canvas.
+#[derive(Debug, Default)]
+struct Canvas {
+    grid: Option<TileGrid>,
+    rgba: Vec<u8>,
+    /// Updates applied since the canvas was last shown.
+    dirty: bool,
+    last_capture_ts_us: u64,
+    last_frame_id: u32,
+    show: bool,
+}
+
+/// Puts slices on the canvas of their sharer, for the decode worker.
+#[derive(Debug)]
+pub(crate) struct Composer {
+    decoder: VideoDecoder,
+    atlas: DecodedFrame,
+    canvases: std::collections::BTreeMap<u32, Canvas>,
+}
+
+impl Default for Composer {
+    fn default() -> Self {
+        Self {
+            decoder: VideoDecoder::with_limits(MAX_ATLAS_WIDTH, MAX_ATLAS_HEIGHT),
+            atlas: DecodedFrame::default(),
+            canvases: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl Composer {
+    /// Decodes a slice and copies its tiles to the sharer's canvas. An atlas that does not
+    /// decode, or not to the size its tiles need, is an error (its tiles are left as they
+    /// were).
+    pub(crate) fn apply(&mut self, sender: u32, job: &SliceJob) -> Result<(), String> {
+        let canvas = self.canvases.entry(sender).or_default();
+        if job.reset || canvas.grid != Some(job.grid) {
+            canvas.grid = Some(job.grid);
+            canvas.rgba = vec![0; job.grid.width as usize * job.grid.height as usize * 4];
+            canvas.show = false;
+        }
+        self.decoder.decode(&job.jpeg, &mut self.atlas).map_err(|e| e.to_string())?;
+        let (aw, ah) = job.grid.atlas_size(job.tiles.len() as u32);
+        if (self.atlas.width, self.atlas.height) != (aw, ah) {
+            return Err(format!("atlas is {}x{}, its tiles need {aw}x{ah}", self.atlas.width, self.atlas.height));
+        }
+        protocol::screen::blit_tiles(
+            &self.atlas.rgba,
+            aw,
+            ah,
+            4,
+            &job.grid,
+            job.tiles.iter().copied(),
+            &mut canvas.rgba,
+        )
+        .map_err(|e| e.to_string())?;
+        canvas.dirty = true;
+        canvas.last_capture_ts_us = job.capture_ts_us;
+        canvas.last_frame_id = job.frame_id;
+        canvas.show |= job.has_picture;
+        Ok(())
+    }
+
+    /// The canvas of `sender` as a frame, if it changed since last taken, ends an update
+    /// (or `force`) and has been whole once.
+    pub(crate) fn take_frame(&mut self, sender: u32, ends_update: bool) -> Option<VideoFrame> {
+        let canvas = self.canvases.get_mut(&sender)?;
+        let grid = canvas.grid?;
+        if !canvas.dirty || !canvas.show || !ends_update {
+            return None;
+        }
+        canvas.dirty = false;
+        Some(VideoFrame {
+            source: FrameSource::Screen(sender),
+            frame_id: canvas.last_frame_id,
+            width: grid.width,
+            height: grid.height,
+            capture_ts_us: canvas.last_capture_ts_us,
+            format: PixelFormat::Rgba,
+            pixels: Bytes::copy_from_slice(&canvas.rgba),
+        })
+    }
+
+    /// The sharer stopped or left.
+    pub(crate) fn forget(&mut self, sender: u32) {
+        self.canvases.remove(&sender);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::SyntheticSlides;
+    use protocol::screen::ScreenSlice;
+
+    fn psnr(rgb: &[u8], rgba: &[u8]) -> f64 {
+        let (mut sum, mut n) = (0f64, 0f64);
+        for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
+            for c in 0..3 {
+                let d = f64::from(a[c]) - f64::from(b[c]);
+                sum += d * d;
+                n += 1.0;
+            }
+        }
+        10.0 * (255.0 * 255.0 / (sum / n).max(1e-9)).log10()
+    }
+
+    /// Slides through the real coding path: plan, slice, pack, JPEG, slice bytes, decode
+    /// and compose. The composed picture is the slide within JPEG error, after the first
+    /// (full) update and after a typed character.
+    #[test]
+    fn composed_slides_equal_the_source_within_jpeg_error() {
+        let mut slides = SyntheticSlides::new();
+        let mut frame = RgbFrame::default();
+        let mut planner = ScreenSender::new(ScreenSenderConfig::default());
+        let mut composer = Composer::default();
+        let t0 = Instant::now();
+        let ts = 1_765_000_000_000_000u64;
+        let (mut atlas, mut jpeg, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut frame_id = 0;
+        // A typed character, then a new slide (more than half the screen: coded as video).
+        for (step, at) in [0, crate::media::TYPING_PERIOD_US, crate::media::SLIDE_PERIOD_US].into_iter().enumerate() {
+            let step = step as u64;
+            slides.render(ts + at, &mut frame);
+            let plan = planner
+                .plan(t0 + Duration::from_millis(100 * step), &frame.data, frame.width, frame.height, 3)
+                .unwrap();
+            // The new slide is coded as video here (the thread would after three in a row).
+            let video_mode = step == 2;
+            let slices = slice_runs(&plan.tiles, if video_mode { 300 } else { 24 });
+            let mut shown = None;
+            for (i, runs) in slices.iter().enumerate() {
+                let tiles: Vec<u32> =
+                    runs.iter().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).collect();
+                let (aw, ah) = pack_tiles(&frame.data, 3, &plan.grid, &tiles, &mut atlas).unwrap();
+                VideoEncoder::encode_rgb(
+                    &atlas,
+                    aw as u16,
+                    ah as u16,
+                    if video_mode { 70 } else { 85 },
+                    !video_mode,
+                    &mut jpeg,
+                )
+                .unwrap();
+                let header = SliceHeader {
+                    full: plan.full,
+                    update_id: plan.update_id,
+                    slice_index: i as u16,
+                    slice_count: slices.len() as u16,
+                };
+                encode_slice(&header, runs, &jpeg, &mut bytes);
+                let slice = ScreenSlice::decode(&bytes, &plan.grid).unwrap();
+                let job = SliceJob {
+                    grid: plan.grid,
+                    reset: step == 0 && i == 0,
+                    frame_id,
+                    capture_ts_us: frame.capture_ts_us,
+                    tiles: slice.tiles().collect(),
+                    jpeg: slice.jpeg.to_vec(),
+                    ends_update: i + 1 == slices.len(),
+                    has_picture: true,
+                };
+                frame_id += 1;
+                composer.apply(7, &job).unwrap();
+                shown = composer.take_frame(7, job.ends_update).or(shown);
+            }
+            let shown = shown.expect("the update ends with a picture");
+            assert_eq!((shown.width, shown.height), (1920, 1080));
+            let db = psnr(&frame.data, &shown.pixels);
+            assert!(db >= 30.0, "step {step}: PSNR {db:.1} dB");
+        }
+    }
+}

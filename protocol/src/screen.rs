@@ -1,0 +1,639 @@
+//! Screen sharing: what a screen update carries, which tiles it sends, and when a receiver asks
+//! for a whole picture. Sans-IO: pixels and the time come in, tile lists and decisions go out;
+//! the JPEG coding is the client's.
+//!
+//! A shared screen is mostly still, so the sender does not send pictures but **updates**: the
+//! 16×16-pixel tiles that changed since the previous capture ([`ScreenSender::plan`]), plus a
+//! thin band of unchanged ones that sweeps the screen every [`ScreenSenderConfig::refresh_period`]
+//! (so a receiver that missed something is repaired even if it never asks), the tiles
+//! receivers asked for in **refresh requests** (they joined late or lost part of an update),
+//! or every tile when the picture's size changed (a **full** update).
+//!
+//! An update is cut into **slices** of a few kilobytes ([`slice_runs`]) so that a lost
+//! datagram costs only its slice's tiles, not the update: each slice is one sealed frame on
+//! the wire (its own `frame_id`), holding its tiles as runs of tile indices and one JPEG, the
+//! **atlas**, in which those tiles sit side by side in reading order ([`pack_tiles`],
+//! [`blit_tiles`]). Tiles are multiples of the JPEG's 16-pixel blocks, so no tile's pixels
+//! bleed into its neighbour's in the atlas.
+//!
+//! The receiver keeps a canvas per sender and copies each slice's tiles in. [`ScreenReceiver`]
+//! tracks which tiles may be out of date (**stale**): all of them until they first arrive,
+//! and, after a gap in frame ids (lost slices), the range the lost slices must have covered.
+//! While any is stale it asks the sender for those tiles (a refresh request naming up to
+//! [`MAX_REFRESH_RANGES`] tile ranges) at most once per [`REFRESH_RETRY`]; the sender adds
+//! them to its next update.
+//!
+//! Wire layout of a slice (the plaintext of the sealed frame), big-endian:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | flags: bit 0 = part of a full update (every tile) |
+//! | 1 | 4 | update id, +1 per update |
+//! | 5 | 2 | slice index, `0 .. slice count` |
+//! | 7 | 2 | slice count of the update, ≥ 1 |
+//! | 9 | 1 | tile size in pixels (16) |
+//! | 10 | 2 | run count, ≥ 1 |
+//! | 12 | 4 × runs | runs: first tile index (u16), tile count (u16) |
+//! | … | rest | the atlas JPEG |
+
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+/// Side of a tile in pixels.
+pub const TILE_SIZE: u32 = 16;
+/// Largest screen picture: a 4K screen is 240 × 135 = 32,400 tiles, within a u16 index.
+pub const MAX_SCREEN_WIDTH: u32 = 3840;
+pub const MAX_SCREEN_HEIGHT: u32 = 2160;
+/// Bytes of a slice before its runs.
+pub const SLICE_HEADER_LEN: usize = 12;
+/// Bytes of one run.
+pub const RUN_LEN: usize = 4;
+/// Flag bit: the slice belongs to a full update.
+const FLAG_FULL: u8 = 1;
+/// A receiver with stale tiles asks for them again after this long.
+pub const REFRESH_RETRY: Duration = Duration::from_millis(700);
+
+/// Why a slice is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ScreenError {
+    #[error("slice shorter than its header and runs")]
+    TooShort,
+    #[error("unsupported tile size {0}")]
+    TileSize(u8),
+    #[error("picture size out of range")]
+    PictureSize,
+    #[error("slice index or count out of range")]
+    SliceIndex,
+    #[error("runs empty, out of order, overlapping or past the last tile")]
+    Runs,
+    #[error("no JPEG after the runs")]
+    NoImage,
+    #[error("atlas smaller than its tiles")]
+    AtlasSize,
+}
+
+/// The tiles of a picture: `cols × rows`, the last column and row cut by the picture's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileGrid {
+    pub width: u32,
+    pub height: u32,
+    pub cols: u32,
+    pub rows: u32,
+}
+
+impl TileGrid {
+    /// The grid of a `width × height` picture, or an error if it is empty or too large.
+    pub fn new(width: u32, height: u32) -> Result<Self, ScreenError> {
+        if width == 0 || height == 0 || width > MAX_SCREEN_WIDTH || height > MAX_SCREEN_HEIGHT {
+            return Err(ScreenError::PictureSize);
+        }
+        Ok(Self { width, height, cols: width.div_ceil(TILE_SIZE), rows: height.div_ceil(TILE_SIZE) })
+    }
+
+    pub fn tile_count(&self) -> u32 {
+        self.cols * self.rows
+    }
+
+    /// Pixel rectangle of tile `index`: x, y, width, height (cut at the picture's edge).
+    pub fn tile_rect(&self, index: u32) -> (u32, u32, u32, u32) {
+        let x = (index % self.cols) * TILE_SIZE;
+        let y = (index / self.cols) * TILE_SIZE;
+        (x, y, TILE_SIZE.min(self.width - x), TILE_SIZE.min(self.height - y))
+    }
+
+    /// Size of the atlas holding `tiles` tiles: as many columns as the grid has (or fewer,
+    /// for fewer tiles), and as many rows as that takes. An atlas of every tile is the
+    /// picture itself, padded to whole tiles.
+    pub fn atlas_size(&self, tiles: u32) -> (u32, u32) {
+        let cols = tiles.clamp(1, self.cols);
+        (cols * TILE_SIZE, tiles.div_ceil(cols).max(1) * TILE_SIZE)
+    }
+}
+
+/// Consecutive tiles, in reading order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRun {
+    pub first: u16,
+    pub count: u16,
+}
+
+/// What a slice says about the update it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceHeader {
+    /// The update covers every tile (a refresh, the first picture, or a new size).
+    pub full: bool,
+    pub update_id: u32,
+    pub slice_index: u16,
+    pub slice_count: u16,
+}
+
+/// A decoded slice; runs and JPEG borrow from the plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScreenSlice<'a> {
+    pub header: SliceHeader,
+    runs: &'a [u8],
+    pub jpeg: &'a [u8],
+}
+
+impl<'a> ScreenSlice<'a> {
+    /// Reads a slice of a picture laid out as `grid`, checking every run against it.
+    pub fn decode(bytes: &'a [u8], grid: &TileGrid) -> Result<Self, ScreenError> {
+        let head = bytes.get(..SLICE_HEADER_LEN).ok_or(ScreenError::TooShort)?;
+        let header = SliceHeader {
+            full: head[0] & FLAG_FULL != 0,
+            update_id: u32::from_be_bytes([head[1], head[2], head[3], head[4]]),
+            slice_index: u16::from_be_bytes([head[5], head[6]]),
+            slice_count: u16::from_be_bytes([head[7], head[8]]),
+        };
+        if u32::from(head[9]) != TILE_SIZE {
+            return Err(ScreenError::TileSize(head[9]));
+        }
+        if header.slice_count == 0 || header.slice_index >= header.slice_count {
+            return Err(ScreenError::SliceIndex);
+        }
+        let run_count = usize::from(u16::from_be_bytes([head[10], head[11]]));
+        let runs_end = SLICE_HEADER_LEN + run_count * RUN_LEN;
+        let runs = bytes.get(SLICE_HEADER_LEN..runs_end).ok_or(ScreenError::TooShort)?;
+        let slice = Self { header, runs, jpeg: &bytes[runs_end..] };
+        if run_count == 0 {
+            return Err(ScreenError::Runs);
+        }
+        let mut next_free = 0u32;
+        for run in slice.runs() {
+            let first = u32::from(run.first);
+            if run.count == 0 || first < next_free || first + u32::from(run.count) > grid.tile_count() {
+                return Err(ScreenError::Runs);
+            }
+            next_free = first + u32::from(run.count);
+        }
+        if slice.jpeg.is_empty() {
+            return Err(ScreenError::NoImage);
+        }
+        Ok(slice)
+    }
+
+    pub fn runs(&self) -> impl Iterator<Item = TileRun> + 'a {
+        self.runs
+            .chunks_exact(RUN_LEN)
+            .map(|r| TileRun { first: u16::from_be_bytes([r[0], r[1]]), count: u16::from_be_bytes([r[2], r[3]]) })
+    }
+
+    /// The slice's tile indices, in reading order (its atlas order).
+    pub fn tiles(&self) -> impl Iterator<Item = u32> + 'a {
+        self.runs().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count))
+    }
+
+    pub fn tile_count(&self) -> u32 {
+        self.runs().map(|r| u32::from(r.count)).sum()
+    }
+}
+
+/// Writes a slice into `out` (cleared first).
+pub fn encode_slice(header: &SliceHeader, runs: &[TileRun], jpeg: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.push(if header.full { FLAG_FULL } else { 0 });
+    out.extend_from_slice(&header.update_id.to_be_bytes());
+    out.extend_from_slice(&header.slice_index.to_be_bytes());
+    out.extend_from_slice(&header.slice_count.to_be_bytes());
+    out.push(TILE_SIZE as u8);
+    out.extend_from_slice(&(runs.len() as u16).to_be_bytes());
+    for run in runs {
+        out.extend_from_slice(&run.first.to_be_bytes());
+        out.extend_from_slice(&run.count.to_be_bytes());
+    }
+    out.extend_from_slice(jpeg);
+}
+
+/// Copies `tiles` of a picture (`bpp` bytes a pixel, rows without padding) into `atlas`, in
+/// order, and returns the atlas's width and height. The part of an edge tile outside the
+/// picture repeats the tile's last column and row, so the JPEG sees no hard edge there.
+pub fn pack_tiles(
+    picture: &[u8],
+    bpp: usize,
+    grid: &TileGrid,
+    tiles: &[u32],
+    atlas: &mut Vec<u8>,
+) -> Result<(u32, u32), ScreenError> {
+    let (aw, ah) = grid.atlas_size(tiles.len() as u32);
+    if picture.len() < grid.width as usize * grid.height as usize * bpp {
+        return Err(ScreenError::AtlasSize);
+    }
+    atlas.clear();
+    atlas.resize(aw as usize * ah as usize * bpp, 0);
+    let atlas_cols = aw / TILE_SIZE;
+    let stride = grid.width as usize * bpp;
+    let atlas_stride = aw as usize * bpp;
+    for (slot, &tile) in tiles.iter().enumerate() {
+        let (x, y, w, h) = grid.tile_rect(tile);
+        let ax = (slot as u32 % atlas_cols) * TILE_SIZE;
+        let ay = (slot as u32 / atlas_cols) * TILE_SIZE;
+        for row in 0..TILE_SIZE {
+            let src_row = (y + row.min(h - 1)) as usize;
+            let src = src_row * stride + x as usize * bpp;
+            let dst = (ay + row) as usize * atlas_stride + ax as usize * bpp;
+            let width = w as usize * bpp;
+            atlas[dst..dst + width].copy_from_slice(&picture[src..src + width]);
+            let last = src + width - bpp;
+            for col in w..TILE_SIZE {
+                let d = dst + col as usize * bpp;
+                atlas.copy_within(dst + width - bpp..dst + width, d);
+                debug_assert_eq!(&atlas[d..d + bpp], &picture[last..last + bpp]);
+            }
+        }
+    }
+    Ok((aw, ah))
+}
+
+/// Copies the tiles of a decoded atlas (`aw × ah`, `bpp` bytes a pixel) to their places on
+/// `canvas` (the picture of `grid`, same pixel format).
+pub fn blit_tiles(
+    atlas: &[u8],
+    aw: u32,
+    ah: u32,
+    bpp: usize,
+    grid: &TileGrid,
+    tiles: impl Iterator<Item = u32>,
+    canvas: &mut [u8],
+) -> Result<(), ScreenError> {
+    let stride = grid.width as usize * bpp;
+    let atlas_stride = aw as usize * bpp;
+    if canvas.len() < stride * grid.height as usize || atlas.len() < atlas_stride * ah as usize {
+        return Err(ScreenError::AtlasSize);
+    }
+    let atlas_cols = aw / TILE_SIZE;
+    let atlas_rows = ah / TILE_SIZE;
+    for (slot, tile) in tiles.enumerate() {
+        let slot = slot as u32;
+        if atlas_cols == 0 || slot / atlas_cols >= atlas_rows {
+            return Err(ScreenError::AtlasSize);
+        }
+        let (x, y, w, h) = grid.tile_rect(tile);
+        let ax = (slot % atlas_cols) * TILE_SIZE;
+        let ay = (slot / atlas_cols) * TILE_SIZE;
+        for row in 0..h {
+            let src = (ay + row) as usize * atlas_stride + ax as usize * bpp;
+            let dst = (y + row) as usize * stride + x as usize * bpp;
+            let width = w as usize * bpp;
+            canvas[dst..dst + width].copy_from_slice(&atlas[src..src + width]);
+        }
+    }
+    Ok(())
+}
+
+/// Cuts a sorted tile list into slices of at most `per_slice` tiles, each as runs.
+pub fn slice_runs(tiles: &[u32], per_slice: usize) -> Vec<Vec<TileRun>> {
+    tiles
+        .chunks(per_slice.max(1))
+        .map(|chunk| {
+            let mut runs: Vec<TileRun> = Vec::new();
+            for &t in chunk {
+                match runs.last_mut() {
+                    Some(r) if u32::from(r.first) + u32::from(r.count) == t && r.count < u16::MAX => r.count += 1,
+                    _ => runs.push(TileRun { first: t as u16, count: 1 }),
+                }
+            }
+            runs
+        })
+        .collect()
+}
+
+/// Tuning of [`ScreenSender`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScreenSenderConfig {
+    /// The refresh band sweeps every tile once in this long.
+    pub refresh_period: Duration,
+}
+
+impl Default for ScreenSenderConfig {
+    fn default() -> Self {
+        Self { refresh_period: Duration::from_secs(10) }
+    }
+}
+
+/// Which tiles one capture sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdatePlan {
+    /// Every tile: the receivers can start over from this update.
+    pub full: bool,
+    pub update_id: u32,
+    /// Tiles to send, sorted.
+    pub tiles: Vec<u32>,
+    /// Tiles whose pixels changed since the previous capture.
+    pub changed: u32,
+    pub grid: TileGrid,
+}
+
+impl UpdatePlan {
+    /// Fraction of the picture that changed, 0.0–1.0.
+    pub fn changed_fraction(&self) -> f64 {
+        f64::from(self.changed) / f64::from(self.grid.tile_count().max(1))
+    }
+}
+
+/// The sender's side: compares each capture with the previous one; see the module docs.
+#[derive(Debug)]
+pub struct ScreenSender {
+    config: ScreenSenderConfig,
+    grid: Option<TileGrid>,
+    /// The previous capture, as sent.
+    previous: Vec<u8>,
+    bpp: usize,
+    next_update: u32,
+    /// Next tile of the refresh band, and the fraction of a tile owed to it.
+    refresh_cursor: u32,
+    refresh_credit: f64,
+    last_plan: Option<Instant>,
+    /// Tiles receivers asked for since the last plan (for the current grid).
+    requested: Vec<bool>,
+}
+
+impl ScreenSender {
+    pub fn new(config: ScreenSenderConfig) -> Self {
+        Self {
+            config,
+            grid: None,
+            previous: Vec::new(),
+            bpp: 0,
+            next_update: 0,
+            refresh_cursor: 0,
+            refresh_credit: 0.0,
+            last_plan: None,
+            requested: Vec::new(),
+        }
+    }
+
+    /// A receiver asked for these tiles: the next update carries them. Tiles past the
+    /// current picture (it was smaller when the receiver asked) are ignored; a request before
+    /// the first picture changes nothing, as the first update is full anyway.
+    pub fn request_tiles(&mut self, runs: &[TileRun]) {
+        for run in runs {
+            let from = usize::from(run.first);
+            let to = (from + usize::from(run.count)).min(self.requested.len());
+            for flag in self.requested.iter_mut().take(to).skip(from) {
+                *flag = true;
+            }
+        }
+    }
+
+    /// Plans the update for `picture` (`width × height`, `bpp` bytes a pixel) captured at
+    /// `now`, and remembers the picture for the next comparison. `None` if there is nothing
+    /// to send (no change, no refresh band due) or the size is out of range.
+    pub fn plan(&mut self, now: Instant, picture: &[u8], width: u32, height: u32, bpp: usize) -> Option<UpdatePlan> {
+        let grid = TileGrid::new(width, height).ok()?;
+        if picture.len() < width as usize * height as usize * bpp {
+            return None;
+        }
+        let picture = &picture[..width as usize * height as usize * bpp];
+        let elapsed = self.last_plan.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.last_plan = Some(now);
+        let new_size = self.grid != Some(grid) || self.bpp != bpp;
+        let count = grid.tile_count() as usize;
+        let (changed, mut send) = if new_size {
+            self.requested = vec![false; count];
+            self.refresh_credit = 0.0;
+            self.refresh_cursor = 0;
+            (grid.tile_count(), vec![true; count])
+        } else {
+            let send: Vec<bool> = (0..grid.tile_count()).map(|t| self.tile_differs(&grid, picture, t)).collect();
+            (send.iter().filter(|c| **c).count() as u32, send)
+        };
+        // The refresh band: the tiles owed for the time since the last plan.
+        let period = self.config.refresh_period.as_secs_f64().max(0.001);
+        self.refresh_credit += f64::from(grid.tile_count()) * elapsed.as_secs_f64() / period;
+        let band = (self.refresh_credit.floor() as u32).min(grid.tile_count());
+        self.refresh_credit -= f64::from(band);
+        for _ in 0..band {
+            send[self.refresh_cursor as usize] = true;
+            self.refresh_cursor = (self.refresh_cursor + 1) % grid.tile_count();
+        }
+        for (flag, asked) in send.iter_mut().zip(self.requested.iter_mut()) {
+            *flag |= std::mem::take(asked);
+        }
+        let tiles: Vec<u32> = send.iter().enumerate().filter(|(_, s)| **s).map(|(t, _)| t as u32).collect();
+        let full = tiles.len() == count;
+        self.grid = Some(grid);
+        self.bpp = bpp;
+        self.previous.clear();
+        self.previous.extend_from_slice(picture);
+        if tiles.is_empty() {
+            return None;
+        }
+        let update_id = self.next_update;
+        self.next_update = self.next_update.wrapping_add(1);
+        Some(UpdatePlan { full, update_id, tiles, changed, grid })
+    }
+
+    /// Whether tile `tile` of `picture` differs from the previous capture (same grid).
+    fn tile_differs(&self, grid: &TileGrid, picture: &[u8], tile: u32) -> bool {
+        let (x, y, w, h) = grid.tile_rect(tile);
+        let stride = grid.width as usize * self.bpp;
+        (y..y + h).any(|row| {
+            let start = row as usize * stride + x as usize * self.bpp;
+            let end = start + w as usize * self.bpp;
+            picture[start..end] != self.previous[start..end]
+        })
+    }
+}
+
+/// Picks how many tiles a slice holds so that it stays near a byte budget, from the sizes the
+/// previous slices came out at.
+#[derive(Debug, Clone)]
+pub struct SliceSizer {
+    budget: usize,
+    /// Smoothed JPEG bytes per tile.
+    bytes_per_tile: f64,
+}
+
+impl SliceSizer {
+    /// A sizer aiming at `budget` bytes a slice, first guessing `initial_bytes_per_tile`.
+    pub fn new(budget: usize, initial_bytes_per_tile: f64) -> Self {
+        Self { budget, bytes_per_tile: initial_bytes_per_tile.max(1.0) }
+    }
+
+    pub fn tiles_per_slice(&self) -> usize {
+        ((self.budget as f64 / self.bytes_per_tile) as usize).max(1)
+    }
+
+    /// A slice of `tiles` tiles came out at `bytes`.
+    pub fn on_encoded(&mut self, tiles: usize, bytes: usize) {
+        if tiles == 0 {
+            return;
+        }
+        let sample = bytes as f64 / tiles as f64;
+        self.bytes_per_tile = 0.7 * self.bytes_per_tile + 0.3 * sample.max(1.0);
+    }
+}
+
+/// Most tile ranges one refresh request names.
+pub const MAX_REFRESH_RANGES: usize = 8;
+
+/// The receiver's side for one sender's screen; see the module docs.
+///
+/// Every tile of the canvas is either fresh or **stale**: never received since the picture
+/// started (or changed size), or possibly missed. A slice's tiles are in reading order and
+/// an update's slices follow each other in frame-id order, so when frame ids skip, the lost
+/// slices' tiles lay between the last tile received before the gap and the first one after
+/// it: that range turns stale (all of it, if whole updates went missing). Every tile that
+/// arrives is fresh again. While tiles are stale, [`poll_refresh`](Self::poll_refresh) asks
+/// the sender for them, at most once per [`REFRESH_RETRY`].
+#[derive(Debug, Clone, Default)]
+pub struct ScreenReceiver {
+    grid: Option<TileGrid>,
+    /// Per tile: stale since when (`None`: fresh).
+    stale: Vec<Option<Instant>>,
+    stale_count: u32,
+    /// The newest frame id, its update, and the tile after that slice's last tile.
+    last: Option<(u32, u32, u32)>,
+    last_request: Option<Instant>,
+    /// Longest time a tile stayed stale once the picture was first whole.
+    pub longest_stale: Duration,
+    /// Whether every tile has been fresh at once (the canvas is worth showing).
+    whole_once: bool,
+    pub refreshes_requested: u64,
+    /// Slices dropped because they came after a newer one.
+    pub late_slices: u64,
+}
+
+/// True if serial number `a` is newer than `b`.
+fn is_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < u32::MAX / 2
+}
+
+impl ScreenReceiver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The canvas's grid, once a slice arrived.
+    pub fn grid(&self) -> Option<TileGrid> {
+        self.grid
+    }
+
+    /// Whether every tile is fresh.
+    pub fn is_whole(&self) -> bool {
+        self.grid.is_some() && self.stale_count == 0
+    }
+
+    /// Whether the picture has been whole at least once (the canvas is worth showing).
+    pub fn has_picture(&self) -> bool {
+        self.whole_once
+    }
+
+    /// Tiles stale now.
+    pub fn stale_tiles(&self) -> u32 {
+        self.stale_count
+    }
+
+    /// A slice of frame `frame_id` of a `grid`-sized picture arrived at `now`. Returns
+    /// `None` if it is to be dropped (older than one already applied), else whether the
+    /// canvas must start over at the new size before its tiles are copied in.
+    pub fn on_slice(&mut self, now: Instant, frame_id: u32, grid: TileGrid, slice: &ScreenSlice<'_>) -> Option<bool> {
+        let reset = self.grid != Some(grid);
+        if reset {
+            self.grid = Some(grid);
+            self.stale = vec![Some(now); grid.tile_count() as usize];
+            self.stale_count = grid.tile_count();
+            self.last = None;
+            self.whole_once = false;
+        } else if let Some((last_frame, _, _)) = self.last {
+            if !is_newer(frame_id, last_frame) {
+                self.late_slices += 1;
+                return None;
+            }
+        }
+        let first_tile = slice.runs().next().map_or(0, |r| u32::from(r.first));
+        if let Some((last_frame, last_update, after_last)) = self.last {
+            if frame_id != last_frame.wrapping_add(1) {
+                let update = slice.header.update_id;
+                if update == last_update {
+                    self.mark_stale(now, after_last, first_tile);
+                } else if update == last_update.wrapping_add(1) {
+                    self.mark_stale(now, after_last, grid.tile_count());
+                    self.mark_stale(now, 0, first_tile);
+                } else {
+                    self.mark_stale(now, 0, grid.tile_count());
+                }
+            }
+        }
+        let mut after = first_tile;
+        for run in slice.runs() {
+            let end = u32::from(run.first) + u32::from(run.count);
+            for tile in u32::from(run.first)..end {
+                if let Some(since) = self.stale[tile as usize].take() {
+                    self.stale_count -= 1;
+                    if self.whole_once {
+                        self.longest_stale = self.longest_stale.max(now.saturating_duration_since(since));
+                    }
+                }
+            }
+            after = end;
+        }
+        self.last = Some((frame_id, slice.header.update_id, after));
+        if self.stale_count == 0 {
+            self.whole_once = true;
+        }
+        Some(reset)
+    }
+
+    fn mark_stale(&mut self, now: Instant, from: u32, to: u32) {
+        for slot in self.stale.iter_mut().take(to as usize).skip(from as usize) {
+            if slot.is_none() {
+                *slot = Some(now);
+                self.stale_count += 1;
+            }
+        }
+    }
+
+    /// The tiles to ask the sender for now, as at most [`MAX_REFRESH_RANGES`] ranges
+    /// covering every stale tile (the closest ranges merged when there are more), or `None`
+    /// if nothing is stale or a request went out less than [`REFRESH_RETRY`] ago.
+    pub fn poll_refresh(&mut self, now: Instant) -> Option<Vec<TileRun>> {
+        if self.stale_count == 0 || self.last_request.is_some_and(|t| now.saturating_duration_since(t) < REFRESH_RETRY)
+        {
+            return None;
+        }
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for (tile, slot) in self.stale.iter().enumerate() {
+            if slot.is_none() {
+                continue;
+            }
+            let tile = tile as u32;
+            match ranges.last_mut() {
+                Some((_, end)) if *end == tile => *end += 1,
+                _ => ranges.push((tile, tile + 1)),
+            }
+        }
+        while ranges.len() > MAX_REFRESH_RANGES {
+            // Merge the two neighbours with the smallest gap between them.
+            let i = (0..ranges.len() - 1).min_by_key(|&i| ranges[i + 1].0 - ranges[i].1).unwrap_or(0);
+            ranges[i].1 = ranges[i + 1].1;
+            ranges.remove(i + 1);
+        }
+        self.last_request = Some(now);
+        self.refreshes_requested += 1;
+        Some(ranges.into_iter().flat_map(|(from, to)| split_run(from, to)).collect())
+    }
+
+    /// How long the oldest stale tile has been stale, zero if none is.
+    pub fn stale_for(&self, now: Instant) -> Duration {
+        self.stale.iter().flatten().map(|t| now.saturating_duration_since(*t)).max().unwrap_or_default()
+    }
+}
+
+/// The tiles `from..to` as runs (one, unless it is longer than a run can count).
+fn split_run(from: u32, to: u32) -> impl Iterator<Item = TileRun> {
+    let mut at = from;
+    std::iter::from_fn(move || {
+        if at >= to {
+            return None;
+        }
+        let count = (to - at).min(u32::from(u16::MAX));
+        let run = TileRun { first: at as u16, count: count as u16 };
+        at += count;
+        Some(run)
+    })
+}
+
+#[cfg(test)]
+mod tests;
