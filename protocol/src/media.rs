@@ -279,7 +279,7 @@ impl RefreshRanges {
 }
 
 /// The relay forwards at most one refresh request per receiver in this many milliseconds.
-pub const REFRESH_REQUEST_INTERVAL_MS: u64 = 250;
+pub const REFRESH_REQUEST_INTERVAL_MS: u64 = 150;
 
 /// Reads big-endian fields with bounds checks; every read returns `TooShort` past the end.
 struct Reader<'a> {

@@ -42,10 +42,10 @@ pub const LADDER: [QualityLevel; 4] = [
 /// The screen stream's ladder, smallest first: sharpness before frame rate. Each rung's size
 /// is a box the shared picture is scaled to fit, keeping its aspect ratio.
 pub const SCREEN_LADDER: [QualityLevel; 4] = [
-    QualityLevel { name: "720p 2 fps", width: 1280, height: 720, max_fps: 2, jpeg_quality: 70 },
-    QualityLevel { name: "720p", width: 1280, height: 720, max_fps: 5, jpeg_quality: 80 },
-    QualityLevel { name: "1080p 5 fps", width: 1920, height: 1080, max_fps: 5, jpeg_quality: 85 },
-    QualityLevel { name: "1080p", width: 1920, height: 1080, max_fps: 10, jpeg_quality: 85 },
+    QualityLevel { name: "720p 2 fps", width: 1280, height: 720, max_fps: 2, jpeg_quality: 75 },
+    QualityLevel { name: "720p", width: 1280, height: 720, max_fps: 5, jpeg_quality: 85 },
+    QualityLevel { name: "1080p 5 fps", width: 1920, height: 1080, max_fps: 5, jpeg_quality: 90 },
+    QualityLevel { name: "1080p", width: 1920, height: 1080, max_fps: 10, jpeg_quality: 90 },
 ];
 
 /// Tuning of [`QualityController`].
@@ -274,11 +274,11 @@ mod tests {
     fn the_screen_ladder_gives_up_frame_rate_before_sharpness() {
         let mut t = Instant::now();
         let mut c = QualityController::new(QualityConfig::screen(), t);
-        assert_eq!((c.setting().width, c.setting().fps, c.setting().jpeg_quality), (1920, 10, 85));
+        assert_eq!((c.setting().width, c.setting().fps, c.setting().jpeg_quality), (1920, 10, 90));
         let levels = run(&mut c, &mut t, &[(0.15, 50), (0.15, 50), (0.15, 50), (0.15, 50)]);
         assert_eq!(levels, [2, 1, 0, 0]);
         let s = c.setting();
-        assert_eq!((s.width, s.height, s.fps, s.jpeg_quality), (1280, 720, 2, 70));
+        assert_eq!((s.width, s.height, s.fps, s.jpeg_quality), (1280, 720, 2, 75));
         // The first step down keeps 1080p and halves the frame rate.
         let mut c = QualityController::new(QualityConfig::screen(), t);
         run(&mut c, &mut t, &[(0.15, 50)]);

@@ -18,7 +18,8 @@
 //!
 //! The receiver keeps a canvas per sender and copies each slice's tiles in. [`ScreenReceiver`]
 //! tracks which tiles may be out of date (**stale**): all of them until they first arrive,
-//! and, after a gap in frame ids (lost slices), the range the lost slices must have covered.
+//! and, after a gap in frame ids (lost slices), the spans the lost slices covered, which the
+//! next slice repeats for the four slices before it.
 //! While any is stale it asks the sender for those tiles (a refresh request naming up to
 //! [`MAX_REFRESH_RANGES`] tile ranges) at most once per [`REFRESH_RETRY`]; the sender adds
 //! them to its next update.
@@ -32,8 +33,9 @@
 //! | 5 | 2 | slice index, `0 .. slice count` |
 //! | 7 | 2 | slice count of the update, ≥ 1 |
 //! | 9 | 1 | tile size in pixels (16) |
-//! | 10 | 2 | run count, ≥ 1 |
-//! | 12 | 4 × runs | runs: first tile index (u16), tile count (u16) |
+//! | 10 | 16 | the spans of the 4 slices before this one on the stream, newest first: first tile (u16), end (u16, exclusive); 0, 0 for none |
+//! | 26 | 2 | run count, ≥ 1 |
+//! | 28 | 4 × runs | runs: first tile index (u16), tile count (u16) |
 //! | … | rest | the atlas JPEG |
 
 use std::time::{Duration, Instant};
@@ -46,13 +48,15 @@ pub const TILE_SIZE: u32 = 16;
 pub const MAX_SCREEN_WIDTH: u32 = 3840;
 pub const MAX_SCREEN_HEIGHT: u32 = 2160;
 /// Bytes of a slice before its runs.
-pub const SLICE_HEADER_LEN: usize = 12;
+pub const SLICE_HEADER_LEN: usize = 28;
+/// Slices before it whose spans a slice repeats.
+pub const RECENT_SPANS: usize = 4;
 /// Bytes of one run.
 pub const RUN_LEN: usize = 4;
 /// Flag bit: the slice belongs to a full update.
 const FLAG_FULL: u8 = 1;
 /// A receiver with stale tiles asks for them again after this long.
-pub const REFRESH_RETRY: Duration = Duration::from_millis(700);
+pub const REFRESH_RETRY: Duration = Duration::from_millis(200);
 
 /// Why a slice is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -118,7 +122,14 @@ pub struct TileRun {
     pub count: u16,
 }
 
-/// What a slice says about the update it belongs to.
+/// The tiles `first .. end` (end exclusive); empty (0, 0) for "no slice".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TileSpan {
+    pub first: u16,
+    pub end: u16,
+}
+
+/// What a slice says about the update it belongs to and the slices before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SliceHeader {
     /// The update covers every tile (a refresh, the first picture, or a new size).
@@ -126,6 +137,35 @@ pub struct SliceHeader {
     pub update_id: u32,
     pub slice_index: u16,
     pub slice_count: u16,
+    /// The spans of the [`RECENT_SPANS`] slices sent before this one on the stream, newest
+    /// first: what a receiver that lost them must count as stale.
+    pub recent: [TileSpan; RECENT_SPANS],
+}
+
+/// The sender's memory of its last slices' spans, for [`SliceHeader::recent`].
+#[derive(Debug, Clone, Default)]
+pub struct RecentSpans {
+    spans: [TileSpan; RECENT_SPANS],
+}
+
+impl RecentSpans {
+    /// The spans to put in the next slice's header.
+    pub fn current(&self) -> [TileSpan; RECENT_SPANS] {
+        self.spans
+    }
+
+    /// A slice with these runs went out.
+    pub fn sent(&mut self, runs: &[TileRun]) {
+        let (Some(first), Some(last)) = (runs.first(), runs.last()) else { return };
+        let end = (u32::from(last.first) + u32::from(last.count)).min(u32::from(u16::MAX)) as u16;
+        self.spans.rotate_right(1);
+        self.spans[0] = TileSpan { first: first.first, end };
+    }
+
+    /// The picture changed size: earlier spans mean nothing any more.
+    pub fn clear(&mut self) {
+        self.spans = Default::default();
+    }
 }
 
 /// A decoded slice; runs and JPEG borrow from the plaintext.
@@ -145,6 +185,7 @@ impl<'a> ScreenSlice<'a> {
             update_id: u32::from_be_bytes([head[1], head[2], head[3], head[4]]),
             slice_index: u16::from_be_bytes([head[5], head[6]]),
             slice_count: u16::from_be_bytes([head[7], head[8]]),
+            recent: [TileSpan::default(); RECENT_SPANS],
         };
         if u32::from(head[9]) != TILE_SIZE {
             return Err(ScreenError::TileSize(head[9]));
@@ -152,7 +193,18 @@ impl<'a> ScreenSlice<'a> {
         if header.slice_count == 0 || header.slice_index >= header.slice_count {
             return Err(ScreenError::SliceIndex);
         }
-        let run_count = usize::from(u16::from_be_bytes([head[10], head[11]]));
+        let mut header = header;
+        for (i, span) in header.recent.iter_mut().enumerate() {
+            let at = 10 + 4 * i;
+            *span = TileSpan {
+                first: u16::from_be_bytes([head[at], head[at + 1]]),
+                end: u16::from_be_bytes([head[at + 2], head[at + 3]]),
+            };
+            if span.first > span.end {
+                return Err(ScreenError::Runs);
+            }
+        }
+        let run_count = usize::from(u16::from_be_bytes([head[26], head[27]]));
         let runs_end = SLICE_HEADER_LEN + run_count * RUN_LEN;
         let runs = bytes.get(SLICE_HEADER_LEN..runs_end).ok_or(ScreenError::TooShort)?;
         let slice = Self { header, runs, jpeg: &bytes[runs_end..] };
@@ -197,6 +249,10 @@ pub fn encode_slice(header: &SliceHeader, runs: &[TileRun], jpeg: &[u8], out: &m
     out.extend_from_slice(&header.slice_index.to_be_bytes());
     out.extend_from_slice(&header.slice_count.to_be_bytes());
     out.push(TILE_SIZE as u8);
+    for span in &header.recent {
+        out.extend_from_slice(&span.first.to_be_bytes());
+        out.extend_from_slice(&span.end.to_be_bytes());
+    }
     out.extend_from_slice(&(runs.len() as u16).to_be_bytes());
     for run in runs {
         out.extend_from_slice(&run.first.to_be_bytes());
@@ -425,6 +481,30 @@ impl ScreenSender {
     }
 
     /// Whether tile `tile` of `picture` differs from the previous capture (same grid).
+    /// The previous capture (what the last plan was made from), `bpp` bytes a pixel.
+    pub fn picture(&self) -> &[u8] {
+        &self.previous
+    }
+
+    /// An update of only the tiles receivers asked for since the last plan, from the previous
+    /// capture: a repair sent without waiting for the next capture. `None` if nothing was
+    /// asked for or there is no picture yet.
+    pub fn repair(&mut self) -> Option<UpdatePlan> {
+        let grid = self.grid?;
+        let tiles: Vec<u32> = self
+            .requested
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(t, asked)| std::mem::take(asked).then_some(t as u32))
+            .collect();
+        if tiles.is_empty() {
+            return None;
+        }
+        let update_id = self.next_update;
+        self.next_update = self.next_update.wrapping_add(1);
+        Some(UpdatePlan { full: tiles.len() as u32 == grid.tile_count(), update_id, tiles, changed: 0, grid })
+    }
+
     fn tile_differs(&self, grid: &TileGrid, picture: &[u8], tile: u32) -> bool {
         let (x, y, w, h) = grid.tile_rect(tile);
         let stride = grid.width as usize * self.bpp;
@@ -451,6 +531,11 @@ impl SliceSizer {
         Self { budget, bytes_per_tile: initial_bytes_per_tile.max(1.0) }
     }
 
+    /// Aims at `budget` bytes a slice from now on.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
     pub fn tiles_per_slice(&self) -> usize {
         ((self.budget as f64 / self.bytes_per_tile) as usize).max(1)
     }
@@ -466,16 +551,15 @@ impl SliceSizer {
 }
 
 /// Most tile ranges one refresh request names.
-pub const MAX_REFRESH_RANGES: usize = 8;
+pub const MAX_REFRESH_RANGES: usize = 32;
 
 /// The receiver's side for one sender's screen; see the module docs.
 ///
 /// Every tile of the canvas is either fresh or **stale**: never received since the picture
-/// started (or changed size), or possibly missed. A slice's tiles are in reading order and
-/// an update's slices follow each other in frame-id order, so when frame ids skip, the lost
-/// slices' tiles lay between the last tile received before the gap and the first one after
-/// it: that range turns stale (all of it, if whole updates went missing). Every tile that
-/// arrives is fresh again. While tiles are stale, [`poll_refresh`](Self::poll_refresh) asks
+/// started (or changed size), or possibly missed. When frame ids skip (slices lost), the next
+/// slice's [`SliceHeader::recent`] says which tiles the lost ones covered: those spans turn
+/// stale (every tile, if more than [`RECENT_SPANS`] slices in a row were lost). Every tile
+/// that arrives is fresh again. While tiles are stale, [`poll_refresh`](Self::poll_refresh) asks
 /// the sender for them, at most once per [`REFRESH_RETRY`].
 #[derive(Debug, Clone, Default)]
 pub struct ScreenReceiver {
@@ -483,13 +567,14 @@ pub struct ScreenReceiver {
     /// Per tile: stale since when (`None`: fresh).
     stale: Vec<Option<Instant>>,
     stale_count: u32,
-    /// The newest frame id, its update, and the tile after that slice's last tile.
-    last: Option<(u32, u32, u32)>,
+    /// The newest frame id applied.
+    last: Option<u32>,
     last_request: Option<Instant>,
-    /// Longest time a tile stayed stale once the picture was first whole.
+    /// Longest time a tile stayed stale once every tile had arrived.
     pub longest_stale: Duration,
-    /// Whether every tile has been fresh at once (the canvas is worth showing).
-    whole_once: bool,
+    /// Per tile: it has arrived at least once since the picture started.
+    received: Vec<bool>,
+    never_received: u32,
     pub refreshes_requested: u64,
     /// Slices dropped because they came after a newer one.
     pub late_slices: u64,
@@ -515,9 +600,10 @@ impl ScreenReceiver {
         self.grid.is_some() && self.stale_count == 0
     }
 
-    /// Whether the picture has been whole at least once (the canvas is worth showing).
+    /// Whether every tile has arrived at least once (the canvas is worth showing: some tiles
+    /// may be out of date, none is blank).
     pub fn has_picture(&self) -> bool {
-        self.whole_once
+        self.grid.is_some() && self.never_received == 0
     }
 
     /// Tiles stale now.
@@ -534,45 +620,41 @@ impl ScreenReceiver {
             self.grid = Some(grid);
             self.stale = vec![Some(now); grid.tile_count() as usize];
             self.stale_count = grid.tile_count();
+            self.received = vec![false; grid.tile_count() as usize];
+            self.never_received = grid.tile_count();
             self.last = None;
-            self.whole_once = false;
-        } else if let Some((last_frame, _, _)) = self.last {
+        } else if let Some(last_frame) = self.last {
             if !is_newer(frame_id, last_frame) {
                 self.late_slices += 1;
                 return None;
             }
         }
-        let first_tile = slice.runs().next().map_or(0, |r| u32::from(r.first));
-        if let Some((last_frame, last_update, after_last)) = self.last {
-            if frame_id != last_frame.wrapping_add(1) {
-                let update = slice.header.update_id;
-                if update == last_update {
-                    self.mark_stale(now, after_last, first_tile);
-                } else if update == last_update.wrapping_add(1) {
-                    self.mark_stale(now, after_last, grid.tile_count());
-                    self.mark_stale(now, 0, first_tile);
-                } else {
-                    self.mark_stale(now, 0, grid.tile_count());
+        if let Some(last) = self.last {
+            let missing = frame_id.wrapping_sub(last).wrapping_sub(1);
+            if missing as usize <= RECENT_SPANS {
+                for span in slice.header.recent.iter().take(missing as usize) {
+                    self.mark_stale(now, u32::from(span.first), u32::from(span.end).min(grid.tile_count()));
                 }
+            } else {
+                self.mark_stale(now, 0, grid.tile_count());
             }
         }
-        let mut after = first_tile;
         for run in slice.runs() {
             let end = u32::from(run.first) + u32::from(run.count);
             for tile in u32::from(run.first)..end {
+                let complete = self.never_received == 0;
                 if let Some(since) = self.stale[tile as usize].take() {
                     self.stale_count -= 1;
-                    if self.whole_once {
+                    if complete {
                         self.longest_stale = self.longest_stale.max(now.saturating_duration_since(since));
                     }
                 }
+                if !std::mem::replace(&mut self.received[tile as usize], true) {
+                    self.never_received -= 1;
+                }
             }
-            after = end;
         }
-        self.last = Some((frame_id, slice.header.update_id, after));
-        if self.stale_count == 0 {
-            self.whole_once = true;
-        }
+        self.last = Some(frame_id);
         Some(reset)
     }
 

@@ -27,12 +27,12 @@ use tokio::sync::oneshot;
 use crate::devices::{Choice, Inventory, Selection};
 use crate::error::{AppError, DeviceKind};
 use crate::events::{upload_transfer_id, Translator};
-use crate::frames::{FramePump, Layout, SourceFrame, LOCAL_ID};
+use crate::frames::{screen_tile_id, FramePump, Layout, SourceFrame, LOCAL_ID};
 use crate::local_video::{LocalVideo, LocalVideoState, LocalVideoWorker};
 use crate::mic_meter::{MicMeter, MicMeterState};
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MediaDevice, MeetingCreated, Reaction, Role,
-    Settings, StatsSnapshot, TransferStarted, UiEvent,
+    ScreenChoice, Settings, StatsSnapshot, TransferStarted, UiEvent,
 };
 use crate::relay::{BindPlan, EmbeddedRelay};
 use crate::settings::SettingsStore;
@@ -539,6 +539,16 @@ impl App {
         self.with_session(async |l| l.session.react(reaction.into()).await).await
     }
 
+    /// `start_screen_share`: shares `choice` in the meeting (or switches to it).
+    pub async fn start_screen_share(self: &Arc<Self>, choice: ScreenChoice) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.start_screen_share(choice.into()).await).await
+    }
+
+    /// `stop_screen_share`.
+    pub async fn stop_screen_share(self: &Arc<Self>) -> Result<(), AppError> {
+        self.with_session(async |l| l.session.stop_screen_share().await).await
+    }
+
     /// `leave_meeting`: the embedded relay, if any, keeps running for the others.
     pub async fn leave_meeting(self: &Arc<Self>) -> Result<(), AppError> {
         let mut core = self.core.lock().await;
@@ -917,6 +927,7 @@ async fn pump_video(app: Arc<App>, generation: u64, mut feed: VideoFeed) {
             let id = match frame.source {
                 FrameSource::Remote(id) => id,
                 FrameSource::Local => LOCAL_ID,
+                FrameSource::Screen(id) => screen_tile_id(id),
             };
             let layout = layout_of(frame.format);
             let source = SourceFrame { width: frame.width, height: frame.height, layout, pixels: frame.pixels };
@@ -953,7 +964,13 @@ async fn forward(app: Arc<App>, generation: u64, mut rx: EventReceiver, translat
             continue;
         }
         match event {
-            SessionEvent::ParticipantLeft { participant_id, .. } => app.pump.forget(participant_id),
+            SessionEvent::ParticipantLeft { participant_id, .. } => {
+                app.pump.forget(participant_id);
+                app.pump.forget(screen_tile_id(participant_id));
+            }
+            SessionEvent::ParticipantUpdated { ref participant } if !participant.presenting => {
+                app.pump.forget(screen_tile_id(participant.id))
+            }
             // The engine turned the microphone off; later sessions start with it off too.
             SessionEvent::MutedByHost { .. } => app.core.lock().await.mic_on = false,
             SessionEvent::FileDone { direction: FileDirection::Download, ref path, verified: true, .. } => {

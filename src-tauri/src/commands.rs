@@ -10,11 +10,11 @@ use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
 
 use crate::app::App;
-use crate::error::AppError;
+use crate::error::{AppError, DeviceKind};
 use crate::opened_links::OpenedLinks;
 use crate::payloads::{
     ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MediaDevice, MeetingCreated, Reaction, Role,
-    Settings, StatsSnapshot, TransferStarted, UpdateInfo,
+    ScreenChoice, ScreenSource, Settings, StatsSnapshot, TransferStarted, UpdateInfo,
 };
 use crate::updates::{self, PendingUpdate};
 
@@ -139,6 +139,27 @@ pub async fn lower_hand(app: AppState<'_>, participant_id: u32) -> Result<(), Ap
 #[tauri::command]
 pub async fn react(app: AppState<'_>, reaction: Reaction) -> Result<(), AppError> {
     app.react(reaction).await
+}
+
+/// The screens and windows there are to share, with thumbnails (captured off the async
+/// runtime: a capture takes tens of milliseconds).
+#[tauri::command]
+pub async fn list_screen_sources() -> Result<Vec<ScreenSource>, AppError> {
+    let sources = tokio::task::spawn_blocking(client_core::media::list_screen_sources)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::from_device(DeviceKind::Screen, e))?;
+    Ok(sources.into_iter().map(ScreenSource::from).collect())
+}
+
+#[tauri::command]
+pub async fn start_screen_share(app: AppState<'_>, choice: ScreenChoice) -> Result<(), AppError> {
+    app.start_screen_share(choice).await
+}
+
+#[tauri::command]
+pub async fn stop_screen_share(app: AppState<'_>) -> Result<(), AppError> {
+    app.stop_screen_share().await
 }
 
 /// A desktop notification (the page asks while its window is not focused).

@@ -44,6 +44,8 @@ impl Choice {
             DeviceKind::Speaker => {
                 id.strip_prefix("speaker:").map(|n| Choice::Speaker(n.to_string())).ok_or_else(not_found)
             }
+            // Screens are chosen with `ScreenChoice`, never by a device id.
+            DeviceKind::Screen => Err(not_found()),
         }
     }
 

@@ -93,6 +93,8 @@ pub enum DeviceKind {
     Camera,
     Microphone,
     Speaker,
+    /// A screen or window to share.
+    Screen,
 }
 
 /// Why a command (or something the session did on its own) failed.

@@ -135,6 +135,7 @@ impl Translator {
             SessionEvent::Removed => UiEvent::Removed,
             SessionEvent::MeetingLocked { locked, by } => UiEvent::MeetingLocked(p::MeetingLocked { locked, by }),
             SessionEvent::MutedByHost { by } => UiEvent::MutedByHost(p::ByModerator { by }),
+            SessionEvent::ScreenShareEnded { reason } => UiEvent::ScreenShareEnded(p::ScreenShareEnded { reason }),
             SessionEvent::MediaRequested { by, device } => {
                 UiEvent::MediaRequested(p::MediaRequested { by, device: device.into() })
             }
@@ -529,6 +530,7 @@ mod tests {
             reconnecting: true,
             is_cohost: true,
             hand_raised: Some(4),
+            presenting: true,
         };
         let Some(UiEvent::ParticipantUpdated(u)) =
             t.translate(SessionEvent::ParticipantUpdated { participant }, Instant::now())

@@ -32,6 +32,14 @@ pub const FORMAT_RGBA: u8 = 1;
 pub const FORMAT_I420: u8 = 2;
 /// The participant id of this app's own camera in frame messages.
 pub const LOCAL_ID: u32 = 0;
+/// Set in the id of a participant's shared screen in frame messages (the page's
+/// `screenTileId`); participant ids never have it (the relay counts them from 1).
+pub const SCREEN_TILE_FLAG: u32 = 1 << 31;
+
+/// The frame-message id of participant `participant_id`'s shared screen.
+pub fn screen_tile_id(participant_id: u32) -> u32 {
+    participant_id | SCREEN_TILE_FLAG
+}
 /// Participants with a slot at most (the relay admits 50 a meeting; the page asks for fewer).
 pub const MAX_SLOTS: usize = 128;
 /// Largest tile side honoured, in device pixels; the page's numbers are clamped to it.
@@ -113,6 +121,23 @@ pub fn fit(src_w: u32, src_h: u32, tile_w: u32, tile_h: u32) -> Option<Fit> {
     })
 }
 
+/// Scales all of `src` to fit in the tile, never up and never cropped: a shared screen is
+/// drawn whole (`object-fit: contain`). Sizes are even and at least 2.
+pub fn fit_whole(src_w: u32, src_h: u32, tile_w: u32, tile_h: u32) -> Option<Fit> {
+    if src_w < 2 || src_h < 2 || tile_w == 0 || tile_h == 0 {
+        return None;
+    }
+    let (tw, th) = (f64::from(tile_w.min(MAX_TILE_SIDE)), f64::from(tile_h.min(MAX_TILE_SIDE)));
+    let (sw, sh) = (f64::from(src_w), f64::from(src_h));
+    let scale = (tw / sw).min(th / sh).min(1.0);
+    let even = |x: f64| ((x.round() as u32) & !1).max(2);
+    Some(Fit {
+        crop: (0.0, 0.0, sw, sh),
+        width: even(sw * scale).min(u32::from(u16::MAX) - 1),
+        height: even(sh * scale).min(u32::from(u16::MAX) - 1),
+    })
+}
+
 /// Writes the 12-byte header of the contract.
 pub fn write_header(out: &mut [u8], participant_id: u32, width: u16, height: u16, format: u8) {
     if out.len() < HEADER_LEN {
@@ -159,7 +184,12 @@ impl Renderer {
                 expected,
             });
         }
-        let fit = fit(frame.width, frame.height, tile.0, tile.1).ok_or(RenderError::Empty)?;
+        let fit = if participant_id & SCREEN_TILE_FLAG != 0 {
+            fit_whole(frame.width, frame.height, tile.0, tile.1)
+        } else {
+            fit(frame.width, frame.height, tile.0, tile.1)
+        }
+        .ok_or(RenderError::Empty)?;
         let (w, h) = (fit.width, fit.height);
         let src: &[u8] = if (w, h) == (frame.width, frame.height) {
             &frame.pixels[..expected]
@@ -541,6 +571,19 @@ mod tests {
         // Absurd tiles are clamped and still give even, bounded sizes.
         let f = fit(640, 480, u32::MAX, 1).unwrap();
         assert!(f.width <= 640 && f.height >= 2 && f.width.is_multiple_of(2));
+    }
+
+    #[test]
+    fn a_shared_screen_is_fitted_whole_never_cropped() {
+        // A 16:9 screen in a 4:3 tile: letterboxed, all of it sent.
+        let f = fit_whole(1920, 1080, 800, 600).unwrap();
+        assert_eq!(f.crop, (0.0, 0.0, 1920.0, 1080.0));
+        assert_eq!((f.width, f.height), (800, 450));
+        let f = fit_whole(1280, 720, 4000, 4000).unwrap();
+        assert_eq!((f.width, f.height), (1280, 720), "never scaled up");
+        let mut r = Renderer::new();
+        let msg = r.render(screen_tile_id(5), &solid(1920, 1080, Layout::Rgba, [200, 10, 10]), (960, 960)).unwrap();
+        assert_eq!(parse(&msg), (screen_tile_id(5), 960, 540, FORMAT_I420));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct Participant {
     /// listing hands by it, lowest first, puts the first raised first.
     #[ts(type = "number | null")]
     pub hand_raised: Option<u64>,
+    /// Sharing a screen: its frames come with the tile id `screenTileId(id)`.
+    pub presenting: bool,
 }
 
 impl From<pc::Participant> for Participant {
@@ -52,6 +54,7 @@ impl From<pc::Participant> for Participant {
             reconnecting: p.reconnecting,
             is_cohost: p.is_cohost,
             hand_raised: p.hand_raised,
+            presenting: p.presenting,
         }
     }
 }
@@ -473,6 +476,40 @@ pub struct ParticipantStats {
     pub width: u32,
     /// Height of the last decoded frame (0 when none).
     pub height: u32,
+    /// Their shared screen, while any of it arrives.
+    pub screen: Option<ScreenInStats>,
+}
+
+/// A remote shared screen in the stats panel.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenInStats {
+    pub width: u32,
+    pub height: u32,
+    /// Slices (parts of updates) received per second.
+    pub slices_per_second: f64,
+    pub bitrate_kbps: f64,
+    pub loss: f64,
+    /// Tiles possibly out of date now, and for how long the oldest has been, ms.
+    pub stale_tiles: u32,
+    pub stale_ms: f64,
+    pub refreshes_requested: u64,
+}
+
+/// This app's own shared screen in the stats panel.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenOutStats {
+    pub width: u16,
+    pub height: u16,
+    /// Updates sent per second (a still screen sends only its slow refresh).
+    pub fps: f64,
+    pub bitrate_kbps: f64,
+    /// Fraction 0..=1 of the picture that changed per capture.
+    pub changed_fraction: f64,
+    /// The screen ladder's level, e.g. "1080p".
+    pub quality: String,
+    pub encode_ms: f64,
 }
 
 /// One stats sample; the shell emits one a second (`stats` event) and returns one (`get_stats`).
@@ -504,6 +541,8 @@ pub struct StatsSnapshot {
     pub aec_delay_ms: Option<i32>,
     /// How much the echo canceller takes off the echo, dB; null while it has no estimate.
     pub erle_db: Option<f64>,
+    /// This app's shared screen, while it presents.
+    pub screen_out: Option<ScreenOutStats>,
 }
 
 impl StatsSnapshot {
@@ -523,6 +562,16 @@ impl StatsSnapshot {
                 jitter_ms: r.video.jitter_ms.max(r.audio.jitter_ms),
                 width: r.video.last_width,
                 height: r.video.last_height,
+                screen: r.screen.as_ref().map(|sc| ScreenInStats {
+                    width: sc.width,
+                    height: sc.height,
+                    slices_per_second: sc.slices_per_second,
+                    bitrate_kbps: sc.bitrate_kbps,
+                    loss: sc.loss,
+                    stale_tiles: sc.stale_tiles,
+                    stale_ms: sc.stale_ms,
+                    refreshes_requested: sc.refreshes_requested,
+                }),
             })
             .collect();
         let n = participants.len().max(1) as f64;
@@ -551,6 +600,15 @@ impl StatsSnapshot {
             noise_suppression: s.audio_out.noise_suppression,
             aec_delay_ms: s.audio_out.aec_delay_ms,
             erle_db: s.audio_out.erle_db,
+            screen_out: s.screen_out.enabled.then(|| ScreenOutStats {
+                width: s.screen_out.width,
+                height: s.screen_out.height,
+                fps: s.screen_out.fps,
+                bitrate_kbps: s.screen_out.bitrate_kbps,
+                changed_fraction: s.screen_out.changed_fraction,
+                quality: s.screen_out.quality.name.clone(),
+                encode_ms: s.screen_out.encode_ms,
+            }),
         }
     }
 }
@@ -591,6 +649,9 @@ pub enum UiEvent {
     MeetingEnded(ByModerator),
     /// Someone (this app included) reacted: show the emoji over their tile for a few seconds.
     Reaction(ReactionSent),
+    /// This app's screen share stopped by itself (the capture failed, the shared window
+    /// closed); `participant-updated` shows it not presenting.
+    ScreenShareEnded(ScreenShareEnded),
     Chat(ChatWrap),
     FileOffer(FileOffer),
     FileProgress(FileProgress),
@@ -678,6 +739,70 @@ pub struct MediaRequested {
     #[ts(type = "ParticipantId")]
     pub by: ParticipantId,
     pub device: MediaDevice,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenShareEnded {
+    pub reason: String,
+}
+
+/// What can be shared: a screen or a window (`list_screen_sources`), for the picker.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenSource {
+    pub choice: ScreenChoice,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// A small picture of it (`data:image/jpeg;base64,…`), null if it could not be captured.
+    pub thumbnail: Option<String>,
+}
+
+/// What to share (`start_screen_share`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", content = "id", rename_all = "camelCase")]
+pub enum ScreenChoice {
+    /// A whole screen (null: the primary one).
+    Screen(Option<u32>),
+    Window(u32),
+    /// Synthetic slides (for demos and tests).
+    Synthetic,
+}
+
+impl From<ScreenChoice> for client_core::media::ScreenChoice {
+    fn from(c: ScreenChoice) -> Self {
+        match c {
+            ScreenChoice::Screen(id) => Self::Monitor(id),
+            ScreenChoice::Window(id) => Self::Window(id),
+            ScreenChoice::Synthetic => Self::Synthetic,
+        }
+    }
+}
+
+impl From<client_core::media::ScreenChoice> for ScreenChoice {
+    fn from(c: client_core::media::ScreenChoice) -> Self {
+        match c {
+            client_core::media::ScreenChoice::Monitor(id) => Self::Screen(id),
+            client_core::media::ScreenChoice::Window(id) => Self::Window(id),
+            client_core::media::ScreenChoice::Synthetic => Self::Synthetic,
+        }
+    }
+}
+
+impl From<client_core::media::ScreenSourceInfo> for ScreenSource {
+    fn from(s: client_core::media::ScreenSourceInfo) -> Self {
+        use base64::Engine as _;
+        Self {
+            choice: s.choice.into(),
+            name: s.name,
+            width: s.width,
+            height: s.height,
+            thumbnail: s.thumbnail_jpeg.map(|jpeg| {
+                format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -908,10 +1033,11 @@ mod tests {
             reconnecting: true,
             is_cohost: false,
             hand_raised: Some(2),
+            presenting: true,
         };
         assert_eq!(
             serde_json::to_value(&p).unwrap(),
-            json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7,"reconnecting":true,"isCohost":false,"handRaised":2})
+            json!({"id":3,"displayName":"Ada","isHost":true,"micOn":false,"cameraOn":true,"speaking":false,"joinedAtMs":7,"reconnecting":true,"isCohost":false,"handRaised":2,"presenting":true})
         );
         let e =
             UiEvent::ParticipantLeft(ParticipantLeft { participant_id: 3, reason: pc::LeaveReason::TimedOut.into() });

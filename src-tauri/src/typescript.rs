@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use ts_rs::{Config, TS};
 
 use crate::payloads::{
-    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Role, Settings, TransferStarted,
-    UiEvent, UpdateInfo,
+    ChatSent, DeviceChoice, DeviceList, FileOpened, InvitationFields, MeetingCreated, Role, ScreenChoice, ScreenSource,
+    Settings, TransferStarted, UiEvent, UpdateInfo,
 };
 
 /// Collects the declarations of a type and of everything it refers to, each once, keyed by
@@ -66,6 +66,8 @@ pub fn generate() -> String {
     d.visit::<InvitationFields>();
     d.visit::<UpdateInfo>();
     d.visit::<Role>();
+    d.visit::<ScreenSource>();
+    d.visit::<ScreenChoice>();
     d.visit::<UiEvent>();
     let mut out = String::from(
         "// Generated from src-tauri/src/payloads.rs and error.rs by src-tauri/src/typescript.rs.\n\

@@ -13,9 +13,20 @@
 //! a character every [`TYPING_PERIOD_US`]. The picture is a pure function of the capture
 //! time, so a receiver can draw what the sender captured and compare it with what it shows.
 
+use protocol::screen::{encode_slice, pack_tiles, slice_runs, RecentSpans, SliceHeader, SliceSizer, UpdatePlan};
 use serde::{Deserialize, Serialize};
 
-use super::{now_us, MediaError, RgbFrame, VideoSource};
+use super::{now_us, MediaError, RgbFrame, VideoEncoder, VideoSource};
+
+/// Bytes of JPEG a slice aims at: five or six fragments.
+pub const SLICE_BUDGET: usize = 6_000;
+/// ... and on a lossy path: one fragment, so that at 10 % loss a slice is lost one time in
+/// ten rather than one in two (each slice's JPEG headers then cost about a third of it).
+pub const LOSSY_SLICE_BUDGET: usize = 1_000;
+/// First guess of a tile's JPEG size, before any was measured.
+const INITIAL_BYTES_PER_TILE: f64 = 250.0;
+/// Quality of updates coded as video (4:2:0): the camera's top rung.
+pub const VIDEO_MODE_QUALITY: u8 = 70;
 
 /// Size of the synthetic slides.
 pub const SLIDES_WIDTH: u32 = 1920;
@@ -188,6 +199,79 @@ impl VideoSource for XcapSource {
         match self.target {
             XcapTarget::Monitor(_) => format!("screen {}", self.name),
             XcapTarget::Window(..) => format!("window {}", self.name),
+        }
+    }
+}
+
+/// Codes screen updates into slices (the plaintext the share thread seals and sends): each
+/// slice's tiles packed into an atlas and compressed to one JPEG, its header naming the spans
+/// of the slices before it. Keeps its buffers and its estimate of a tile's size between
+/// updates.
+#[derive(Debug)]
+pub struct ScreenEncoder {
+    sizer: SliceSizer,
+    recent: RecentSpans,
+    atlas: Vec<u8>,
+    jpeg: Vec<u8>,
+}
+
+impl Default for ScreenEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScreenEncoder {
+    pub fn new() -> Self {
+        Self {
+            sizer: SliceSizer::new(SLICE_BUDGET, INITIAL_BYTES_PER_TILE),
+            recent: RecentSpans::default(),
+            atlas: Vec::new(),
+            jpeg: Vec::new(),
+        }
+    }
+
+    /// Cuts small slices ([`LOSSY_SLICE_BUDGET`]) while the path loses packets.
+    pub fn set_lossy(&mut self, lossy: bool) {
+        self.sizer.set_budget(if lossy { LOSSY_SLICE_BUDGET } else { SLICE_BUDGET });
+    }
+
+    /// Codes `plan`'s tiles of `pixels` (RGB, the plan's grid) into slices appended to `out`.
+    /// `quality`: the JPEG quality with full-resolution colour (4:4:4), or `None` for video
+    /// ([`VIDEO_MODE_QUALITY`], 4:2:0).
+    pub fn encode(&mut self, plan: &UpdatePlan, pixels: &[u8], quality: Option<u8>, out: &mut Vec<Vec<u8>>) {
+        let (quality, full_chroma) = match quality {
+            Some(q) => (q, true),
+            None => (VIDEO_MODE_QUALITY, false),
+        };
+        let slices = slice_runs(&plan.tiles, self.sizer.tiles_per_slice());
+        let slice_count = u16::try_from(slices.len()).unwrap_or(u16::MAX);
+        for (index, runs) in slices.iter().take(usize::from(slice_count)).enumerate() {
+            let tiles: Vec<u32> =
+                runs.iter().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).collect();
+            let Ok((aw, ah)) = pack_tiles(pixels, 3, &plan.grid, &tiles, &mut self.atlas) else { continue };
+            if let Err(e) =
+                VideoEncoder::encode_rgb(&self.atlas, aw as u16, ah as u16, quality, full_chroma, &mut self.jpeg)
+            {
+                tracing::warn!("screen slice encode failed: {e}");
+                continue;
+            }
+            self.sizer.on_encoded(tiles.len(), self.jpeg.len());
+            if plan.full && index == 0 {
+                // A full update starts the picture over (perhaps at a new size).
+                self.recent.clear();
+            }
+            let header = SliceHeader {
+                full: plan.full,
+                update_id: plan.update_id,
+                slice_index: index as u16,
+                slice_count,
+                recent: self.recent.current(),
+            };
+            let mut slice = Vec::with_capacity(self.jpeg.len() + 64);
+            encode_slice(&header, runs, &self.jpeg, &mut slice);
+            self.recent.sent(runs);
+            out.push(slice);
         }
     }
 }

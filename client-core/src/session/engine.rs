@@ -217,6 +217,8 @@ pub(crate) struct EngineShared {
     pub screen_setting: Mutex<QualitySetting>,
     /// Tiles receivers asked for, for the share thread.
     pub screen_requests: Mutex<RefreshQueue>,
+    /// Loss reported on our screen stream, thousandths (the share thread's slice size).
+    pub screen_loss_permille: AtomicU32,
     pub jitter: Mutex<BTreeMap<u32, JitterBuffer>>,
     /// Latest level and speaking flag per remote participant, from the playout thread.
     pub remote_levels: Mutex<BTreeMap<u32, (f32, bool)>>,
@@ -361,6 +363,7 @@ impl Engine {
             screen_out: ScreenOutCounters::default(),
             screen_setting: Mutex::new(core.screen_setting()),
             screen_requests: Mutex::new(RefreshQueue::default()),
+            screen_loss_permille: AtomicU32::new(0),
             jitter: Mutex::new(BTreeMap::new()),
             remote_levels: Mutex::new(BTreeMap::new()),
             decode: Mutex::new(DecodeState::default()),
@@ -573,6 +576,9 @@ impl NetTask {
                     if let Ok(mut s) = self.shared.screen_setting.lock() {
                         *s = setting;
                     }
+                }
+                ReceiveEvent::ScreenLoss(permille) => {
+                    self.shared.screen_loss_permille.store(u32::from(permille), Ordering::Relaxed)
                 }
                 ReceiveEvent::RefreshRequested(runs) => {
                     if let Ok(mut q) = self.shared.screen_requests.lock() {

@@ -242,6 +242,9 @@ pub(crate) enum ReceiveEvent {
     ScreenSlice { sender: u32, job: Box<SliceJob> },
     /// The screen ladder moved: the share thread should use `setting`.
     ScreenQualityChanged(QualitySetting),
+    /// The loss reported on our screen stream changed (the worse of the relay's and the
+    /// receivers' median, in thousandths): the share thread cuts smaller slices under loss.
+    ScreenLoss(u16),
     /// A receiver asked for these tiles of our screen again.
     RefreshRequested(Vec<TileRun>),
     /// How many earlier frames our audio packets should carry copies of changed (0: none).
@@ -366,6 +369,7 @@ pub(crate) struct ReceiveCore {
     uplink_screen: Option<(f64, Instant)>,
     screen_reports: BTreeMap<u32, (f64, Instant)>,
     last_screen_receivers_loss: Option<f64>,
+    last_screen_loss_permille: u16,
     redundancy: AudioRedundancy,
     /// The redundancy decision last announced with [`ReceiveEvent::Redundancy`].
     redundancy_depth: usize,
@@ -416,6 +420,7 @@ impl ReceiveCore {
             uplink_screen: None,
             screen_reports: BTreeMap::new(),
             last_screen_receivers_loss: None,
+            last_screen_loss_permille: 0,
             redundancy: AudioRedundancy::new(RedundancyConfig::default()),
             redundancy_depth: 0,
             timers: Timers {
@@ -585,6 +590,12 @@ impl ReceiveCore {
                 let sharing = r.screen.last_slice.is_some_and(|t| now.saturating_duration_since(t) < SCREEN_IDLE);
                 if sharing {
                     if let Some(ranges) = r.screen.receiver.poll_refresh(now).as_deref().and_then(RefreshRanges::new) {
+                        eprintln!(
+                            "DBGRX stale {} oldest {:?} ranges {:?}",
+                            r.screen.receiver.stale_tiles(),
+                            r.screen.receiver.stale_for(now),
+                            ranges.as_slice()
+                        );
                         requests.push((*id, ranges));
                     }
                 }
@@ -915,6 +926,11 @@ impl ReceiveCore {
         let receivers = median(&mut fresh);
         self.last_screen_receivers_loss = receivers;
         let loss = uplink.unwrap_or(0.0).max(receivers.unwrap_or(0.0));
+        let permille = (loss * 1000.0).round() as u16;
+        if permille != self.last_screen_loss_permille {
+            self.last_screen_loss_permille = permille;
+            self.emit(ReceiveEvent::ScreenLoss(permille));
+        }
         let input = QualityInput { loss, rtt: self.rtt.smoothed() };
         if let Some(setting) = self.screen_controller.on_interval(scheduled, input) {
             tracing::info!(level = setting.level, loss, "screen quality level changed");

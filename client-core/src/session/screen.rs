@@ -19,29 +19,25 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use protocol::e2ee::SEAL_OVERHEAD;
 use protocol::media::{fragment_count, fragment_frame, VideoFrameMeta, VideoStream, MAX_DATAGRAM_LEN};
-use protocol::screen::{
-    encode_slice, pack_tiles, slice_runs, ScreenSender, ScreenSenderConfig, SliceHeader, SliceSizer, TileGrid, TileRun,
-};
+use protocol::screen::{ScreenSender, ScreenSenderConfig, TileGrid, TileRun, UpdatePlan};
 use tokio::sync::mpsc;
 
 use super::engine::{EngineShared, Internal};
 use super::events::EventSender;
 use super::frames::{FrameSource, PixelFormat, VideoFrame};
 use super::take_switch;
-use crate::media::{now_us, open_screen, DecodedFrame, RgbFrame, VideoDecoder, VideoEncoder, VideoSource};
+use crate::media::{
+    now_us, open_screen, DecodedFrame, RgbFrame, ScreenEncoder, VideoDecoder, VideoEncoder, VideoSource,
+};
 use crate::net::udp::send_datagram;
 
-/// Bytes of JPEG a slice aims at: five or six fragments.
-pub(crate) const SLICE_BUDGET: usize = 6_000;
-/// First guess of a tile's JPEG size, before any was measured.
-const INITIAL_BYTES_PER_TILE: f64 = 250.0;
 /// Captures in a row whose changed area is larger than this are coded like camera video
 /// (from the [`VIDEO_MODE_AFTER`]th on): a video plays. A single large change (a new slide, a
 /// window brought to the front) stays sharp.
 const VIDEO_MODE_FRACTION: f64 = 0.5;
 const VIDEO_MODE_AFTER: u32 = 3;
-/// Quality and colour of updates in video mode: the camera's top rung.
-const VIDEO_MODE_QUALITY: u8 = 70;
+/// Receivers report this much loss (thousandths) or more: slices are cut small.
+const LOSSY_FROM_PERMILLE: u32 = 20;
 /// An update's fragments are spread over this fraction of the frame interval.
 const PACING_FRACTION: u32 = 2;
 /// How often an idle share thread looks for something to do.
@@ -87,6 +83,120 @@ fn share_failed(shared: &EngineShared, events: &EventSender, internal: &mpsc::Se
     let _ = internal.try_send(Internal::ScreenShareEnded(reason));
 }
 
+/// The screen stream is never sent faster than this (bytes a second, 32 Mbit/s): a new slide
+/// or a repair of the whole screen is spread out rather than overflowing a queue on the way.
+const MAX_SEND_RATE: f64 = 4_000_000.0;
+/// A repair (tiles receivers asked for) goes out at most this often between captures.
+const REPAIR_SPACING: Duration = Duration::from_millis(40);
+/// How often the share thread, waiting for its next capture, looks for refresh requests.
+const REQUEST_POLL: Duration = Duration::from_millis(5);
+
+/// What the share thread keeps between updates to code and send them.
+struct SliceSender {
+    shared: Arc<EngineShared>,
+    socket: UdpSocket,
+    coder: ScreenEncoder,
+    slices: Vec<Vec<u8>>,
+    datagram: [u8; MAX_DATAGRAM_LEN],
+    seq: u32,
+    frame_id: u32,
+}
+
+impl SliceSender {
+    /// Codes `plan`'s tiles of `pixels` (RGB) in slices, seals them and sends their fragments
+    /// paced over `pace`.
+    fn send(&mut self, plan: &UpdatePlan, pixels: &[u8], capture_ts_us: u64, video_mode: bool, pace: Duration) {
+        let counters = &self.shared.screen_out;
+        let started = Instant::now();
+        let setting = self.shared.screen_setting();
+        let lossy = self.shared.screen_loss_permille.load(Ordering::Relaxed) >= LOSSY_FROM_PERMILLE;
+        self.coder.set_lossy(lossy);
+        let quality = if video_mode { None } else { Some(setting.jpeg_quality) };
+        let (width, height) = (plan.grid.width as u16, plan.grid.height as u16);
+        self.coder.encode(plan, pixels, quality, &mut self.slices);
+        let mut frames: Vec<(VideoFrameMeta, Vec<u8>)> = Vec::with_capacity(self.slices.len());
+        for slice in self.slices.drain(..) {
+            let meta = VideoFrameMeta {
+                stream: VideoStream::Screen,
+                sender_id: self.shared.my_id,
+                frame_id: self.frame_id,
+                capture_ts_us,
+                width,
+                height,
+            };
+            let mut sealed = Vec::new();
+            if !self.shared.seal(&meta.aad(), &slice, &mut sealed) {
+                continue;
+            }
+            self.frame_id = self.frame_id.wrapping_add(1);
+            frames.push((meta, sealed));
+        }
+        counters.encode_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+
+        let total: usize = frames.iter().map(|(_, f)| fragment_count(f.len() + SEAL_OVERHEAD)).sum();
+        let bytes_out: usize = frames.iter().map(|(_, f)| f.len()).sum();
+        let pace = pace.max(Duration::from_secs_f64(bytes_out as f64 / MAX_SEND_RATE));
+        let gap = pace / total.max(1) as u32;
+        let burst_start = Instant::now();
+        let (mut index, mut bytes, mut errors, mut packets) = (0u32, 0u64, 0u64, 0u64);
+        let socket = &self.socket;
+        for (meta, body) in &frames {
+            let result = fragment_frame(*meta, body, &mut self.seq, &self.shared.hop_out, &mut self.datagram, |d| {
+                let due = burst_start + gap * index;
+                let now = Instant::now();
+                if due > now + Duration::from_micros(200) {
+                    std::thread::sleep(due - now);
+                }
+                if send_datagram(socket, d) {
+                    bytes += d.len() as u64;
+                } else {
+                    errors += 1;
+                }
+                index += 1;
+            });
+            match result {
+                Ok(n) => packets += n as u64,
+                Err(e) => tracing::warn!("cannot fragment a {} byte screen slice: {e}", body.len()),
+            }
+        }
+        counters.record_update(plan, frames.len() as u64, packets, bytes, errors);
+    }
+}
+
+/// Waits for `deadline` (false if the engine stops meanwhile), sending a repair whenever
+/// receivers ask for tiles in between.
+fn wait_repairing(
+    shared: &EngineShared,
+    planner: &mut ScreenSender,
+    sender: &mut SliceSender,
+    deadline: Instant,
+    last_capture_ts_us: u64,
+) -> bool {
+    let mut last_repair = Instant::now();
+    loop {
+        if !shared.running() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        if now >= last_repair + REPAIR_SPACING {
+            if let Ok(mut q) = shared.screen_requests.lock() {
+                q.drain_into(planner);
+            }
+            if let Some(plan) = planner.repair() {
+                eprintln!("DBGTX repair {} tiles", plan.tiles.len());
+                last_repair = now;
+                let pixels = planner.picture().to_vec();
+                sender.send(&plan, &pixels, last_capture_ts_us, false, REPAIR_SPACING);
+                continue;
+            }
+        }
+        std::thread::sleep((deadline - now).min(REQUEST_POLL));
+    }
+}
+
 /// The share thread; idle while nothing is shared.
 pub(crate) fn share_thread(
     shared: Arc<EngineShared>,
@@ -97,13 +207,19 @@ pub(crate) fn share_thread(
     let counters = &shared.screen_out;
     let mut source: Option<Box<dyn VideoSource>> = None;
     let mut planner = ScreenSender::new(ScreenSenderConfig::default());
-    let mut sizer = SliceSizer::new(SLICE_BUDGET, INITIAL_BYTES_PER_TILE);
+    let mut sender = SliceSender {
+        shared: shared.clone(),
+        socket,
+        coder: ScreenEncoder::new(),
+        slices: Vec::new(),
+        datagram: [0u8; MAX_DATAGRAM_LEN],
+        seq: 0,
+        frame_id: 0,
+    };
     let mut encoder = VideoEncoder::new();
     let mut frame = RgbFrame::default();
-    let (mut atlas, mut jpeg, mut slice, mut sealed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut datagram = [0u8; MAX_DATAGRAM_LEN];
-    let (mut seq, mut frame_id) = (0u32, 0u32);
     let mut large_changes_in_a_row = 0u32;
+    let mut last_capture_ts_us = 0u64;
     let mut next = Instant::now();
 
     while shared.running() {
@@ -134,7 +250,7 @@ pub(crate) fn share_thread(
         counters.active.store(true, Ordering::Relaxed);
         let setting = shared.screen_setting();
         let interval = Duration::from_secs(1) / u32::from(setting.fps.max(1));
-        if !super::video::sleep_until(&shared, next) {
+        if !wait_repairing(&shared, &mut planner, &mut sender, next, last_capture_ts_us) {
             break;
         }
         let now = Instant::now();
@@ -148,7 +264,6 @@ pub(crate) fn share_thread(
             continue;
         }
         let capture_ts_us = if frame.capture_ts_us > 0 { frame.capture_ts_us } else { now_us() };
-        let started = Instant::now();
         let Ok((width, height, pixels)) = encoder.scale_to_fit(&frame, setting.width, setting.height) else { continue };
         if let Ok(mut q) = shared.screen_requests.lock() {
             q.drain_into(&mut planner);
@@ -160,66 +275,11 @@ pub(crate) fn share_thread(
             }
             continue;
         };
+        last_capture_ts_us = capture_ts_us;
         large_changes_in_a_row =
             if plan.changed_fraction() > VIDEO_MODE_FRACTION { large_changes_in_a_row + 1 } else { 0 };
         let video_mode = large_changes_in_a_row >= VIDEO_MODE_AFTER;
-        let (quality, full_chroma) =
-            if video_mode { (VIDEO_MODE_QUALITY, false) } else { (setting.jpeg_quality, true) };
-        let slices = slice_runs(&plan.tiles, sizer.tiles_per_slice());
-        let slice_count = u16::try_from(slices.len()).unwrap_or(u16::MAX);
-        let mut frames: Vec<(VideoFrameMeta, Vec<u8>)> = Vec::with_capacity(slices.len());
-        for (index, runs) in slices.iter().take(usize::from(slice_count)).enumerate() {
-            let tiles: Vec<u32> =
-                runs.iter().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).collect();
-            let Ok((aw, ah)) = pack_tiles(pixels, 3, &plan.grid, &tiles, &mut atlas) else { continue };
-            if let Err(e) = VideoEncoder::encode_rgb(&atlas, aw as u16, ah as u16, quality, full_chroma, &mut jpeg) {
-                tracing::warn!("screen slice encode failed: {e}");
-                continue;
-            }
-            sizer.on_encoded(tiles.len(), jpeg.len());
-            let header =
-                SliceHeader { full: plan.full, update_id: plan.update_id, slice_index: index as u16, slice_count };
-            encode_slice(&header, runs, &jpeg, &mut slice);
-            let meta = VideoFrameMeta {
-                stream: VideoStream::Screen,
-                sender_id: shared.my_id,
-                frame_id,
-                capture_ts_us,
-                width,
-                height,
-            };
-            frame_id = frame_id.wrapping_add(1);
-            if !shared.seal(&meta.aad(), &slice, &mut sealed) {
-                continue;
-            }
-            frames.push((meta, std::mem::take(&mut sealed)));
-        }
-        counters.encode_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-
-        let total: usize = frames.iter().map(|(_, f)| fragment_count(f.len() + SEAL_OVERHEAD)).sum();
-        let gap = interval / PACING_FRACTION / total.max(1) as u32;
-        let burst_start = Instant::now();
-        let (mut index, mut bytes, mut errors, mut packets) = (0u32, 0u64, 0u64, 0u64);
-        for (meta, body) in &frames {
-            let result = fragment_frame(*meta, body, &mut seq, &shared.hop_out, &mut datagram, |d| {
-                let due = burst_start + gap * index;
-                let now = Instant::now();
-                if due > now + Duration::from_micros(200) {
-                    std::thread::sleep(due - now);
-                }
-                if send_datagram(&socket, d) {
-                    bytes += d.len() as u64;
-                } else {
-                    errors += 1;
-                }
-                index += 1;
-            });
-            match result {
-                Ok(n) => packets += n as u64,
-                Err(e) => tracing::warn!("cannot fragment a {} byte screen slice: {e}", body.len()),
-            }
-        }
-        counters.record_update(&plan, frames.len() as u64, packets, bytes, errors);
+        sender.send(&plan, pixels, capture_ts_us, video_mode, interval / PACING_FRACTION);
     }
     counters.active.store(false, Ordering::Relaxed);
 }
@@ -348,51 +408,34 @@ mod tests {
         10.0 * (255.0 * 255.0 / (sum / n).max(1e-9)).log10()
     }
 
-    /// Slides through the real coding path: plan, slice, pack, JPEG, slice bytes, decode
-    /// and compose. The composed picture is the slide within JPEG error, after the first
-    /// (full) update and after a typed character.
+    /// Slides through the real coding path: plan, [`ScreenEncoder`] slices, decode and
+    /// compose. The composed picture is the slide within JPEG error, after the first (full)
+    /// update, after a typed character, and after a new slide coded as video.
     #[test]
     fn composed_slides_equal_the_source_within_jpeg_error() {
         let mut slides = SyntheticSlides::new();
         let mut frame = RgbFrame::default();
         let mut planner = ScreenSender::new(ScreenSenderConfig::default());
+        let mut coder = ScreenEncoder::new();
         let mut composer = Composer::default();
         let t0 = Instant::now();
         let ts = 1_765_000_000_000_000u64;
-        let (mut atlas, mut jpeg, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
         let mut frame_id = 0;
-        // A typed character, then a new slide (more than half the screen: coded as video).
-        for (step, at) in [0, crate::media::TYPING_PERIOD_US, crate::media::SLIDE_PERIOD_US].into_iter().enumerate() {
-            let step = step as u64;
+        let steps = [
+            (0, Some(90), 35.0),
+            (crate::media::TYPING_PERIOD_US, Some(90), 35.0),
+            (crate::media::SLIDE_PERIOD_US, None, 24.0),
+        ];
+        for (step, (at, quality, min_db)) in steps.into_iter().enumerate() {
             slides.render(ts + at, &mut frame);
             let plan = planner
-                .plan(t0 + Duration::from_millis(100 * step), &frame.data, frame.width, frame.height, 3)
+                .plan(t0 + Duration::from_millis(100 * step as u64), &frame.data, frame.width, frame.height, 3)
                 .unwrap();
-            // The new slide is coded as video here (the thread would after three in a row).
-            let video_mode = step == 2;
-            let slices = slice_runs(&plan.tiles, if video_mode { 300 } else { 24 });
+            let mut slices = Vec::new();
+            coder.encode(&plan, &frame.data, quality, &mut slices);
             let mut shown = None;
-            for (i, runs) in slices.iter().enumerate() {
-                let tiles: Vec<u32> =
-                    runs.iter().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).collect();
-                let (aw, ah) = pack_tiles(&frame.data, 3, &plan.grid, &tiles, &mut atlas).unwrap();
-                VideoEncoder::encode_rgb(
-                    &atlas,
-                    aw as u16,
-                    ah as u16,
-                    if video_mode { 70 } else { 85 },
-                    !video_mode,
-                    &mut jpeg,
-                )
-                .unwrap();
-                let header = SliceHeader {
-                    full: plan.full,
-                    update_id: plan.update_id,
-                    slice_index: i as u16,
-                    slice_count: slices.len() as u16,
-                };
-                encode_slice(&header, runs, &jpeg, &mut bytes);
-                let slice = ScreenSlice::decode(&bytes, &plan.grid).unwrap();
+            for (i, bytes) in slices.iter().enumerate() {
+                let slice = ScreenSlice::decode(bytes, &plan.grid).unwrap();
                 let job = SliceJob {
                     grid: plan.grid,
                     reset: step == 0 && i == 0,
@@ -410,7 +453,7 @@ mod tests {
             let shown = shown.expect("the update ends with a picture");
             assert_eq!((shown.width, shown.height), (1920, 1080));
             let db = psnr(&frame.data, &shown.pixels);
-            assert!(db >= 30.0, "step {step}: PSNR {db:.1} dB");
+            assert!(db >= min_db, "step {step}: PSNR {db:.1} dB");
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct Log {
     /// Frames of our own camera seen, and the newest one (width, height, RGB).
     pub local_frames: usize,
     pub last_local: Option<(u32, u32, Bytes)>,
+    /// Shared-screen pictures per sharer, each with its PSNR against the synthetic slides at
+    /// its capture time (what a sharer of `ScreenChoice::Synthetic` captured).
+    pub screens: HashMap<u32, Vec<(SeenFrame, f64)>>,
 }
 
 pub struct Bot {
@@ -185,12 +188,33 @@ impl Bot {
 
 /// Logs every frame the feed offers, as a consumer that keeps up would see them.
 async fn collect_video(mut feed: VideoFeed, sink: Arc<Mutex<Log>>) {
+    let mut slides = client_core::media::SyntheticSlides::new();
+    let mut expected = client_core::media::RgbFrame::default();
+    let mut scaler = client_core::media::VideoEncoder::new();
     while feed.changed().await {
         let frames = feed.take_new();
         let at = Instant::now();
         let mut log = sink.lock().unwrap();
         for f in frames {
             match f.source {
+                FrameSource::Screen(id) => {
+                    // What the sharer captured, scaled as it scaled it to its ladder's level.
+                    slides.render(f.capture_ts_us, &mut expected);
+                    let psnr = match scaler.scale_to_fit(&expected, f.width as u16, f.height as u16) {
+                        Ok((w, h, pixels)) if (u32::from(w), u32::from(h)) == (f.width, f.height) => {
+                            psnr_rgb_rgba(pixels, &f.pixels)
+                        }
+                        _ => 0.0,
+                    };
+                    let seen = SeenFrame {
+                        frame_id: f.frame_id,
+                        width: f.width,
+                        height: f.height,
+                        capture_ts_us: f.capture_ts_us,
+                        at,
+                    };
+                    log.screens.entry(id).or_default().push((seen, psnr));
+                }
                 FrameSource::Remote(id) => {
                     let seen = SeenFrame {
                         frame_id: f.frame_id,
@@ -209,6 +233,22 @@ async fn collect_video(mut feed: VideoFeed, sink: Arc<Mutex<Log>>) {
             }
         }
     }
+}
+
+/// PSNR of an RGBA picture against the RGB picture it should be, dB.
+pub fn psnr_rgb_rgba(rgb: &[u8], rgba: &[u8]) -> f64 {
+    let (mut sum, mut n) = (0u64, 0u64);
+    for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
+        for c in 0..3 {
+            let d = i64::from(a[c]) - i64::from(b[c]);
+            sum += (d * d) as u64;
+        }
+        n += 3;
+    }
+    if sum == 0 {
+        return 99.0;
+    }
+    10.0 * (255.0 * 255.0 * n as f64 / sum as f64).log10()
 }
 
 /// A one-line description of an event for failure messages.
@@ -447,6 +487,16 @@ impl Path {
     /// A path whose TCP carries at most `bytes_per_second` each way (if given), so a transfer
     /// over it takes long enough to be cut in the middle.
     pub async fn start_limited(relay: &RelayHandle, bytes_per_second: Option<u64>) -> Path {
+        Self::start_with(relay, bytes_per_second, 0.0).await
+    }
+
+    /// A path that also loses `downlink_loss` (0..=1) of the datagrams from the relay to the
+    /// participant, at random (a fixed seed: every run loses the same ones).
+    pub async fn start_lossy(relay: &RelayHandle, downlink_loss: f64) -> Path {
+        Self::start_with(relay, None, downlink_loss).await
+    }
+
+    async fn start_with(relay: &RelayHandle, bytes_per_second: Option<u64>, downlink_loss: f64) -> Path {
         let (blocked, watch) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind((TAP_ADDR, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -462,7 +512,17 @@ impl Path {
                 tokio::spawn(held_pipe(sr, cw, tcp_watch.clone(), bytes_per_second));
             }
         });
-        udp_forwarder(relay.udp_addr(), move |_, _, _| !*watch.borrow()).await;
+        let rng = std::sync::atomic::AtomicU64::new(0x5eed_1234_abcd_0001);
+        let lose = move || {
+            let mut x = rng.load(std::sync::atomic::Ordering::Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            rng.store(x, std::sync::atomic::Ordering::Relaxed);
+            (x >> 11) as f64 / (1u64 << 53) as f64 <= downlink_loss
+        };
+        udp_forwarder(relay.udp_addr(), move |up, _, _| !*watch.borrow() && (up || downlink_loss <= 0.0 || !lose()))
+            .await;
         Path { addr, blocked }
     }
 

@@ -5,6 +5,7 @@
 use super::*;
 
 const BPP: usize = 3;
+const NONE: [TileSpan; RECENT_SPANS] = [TileSpan { first: 0, end: 0 }; RECENT_SPANS];
 
 /// A small deterministic generator (xorshift64*), for pictures and loss.
 struct Rng(u64);
@@ -87,7 +88,7 @@ fn packed_tiles_land_back_where_they_came_from() {
 #[test]
 fn slices_round_trip_and_bad_ones_are_refused() {
     let grid = TileGrid::new(64, 64).unwrap();
-    let header = SliceHeader { full: false, update_id: 9, slice_index: 1, slice_count: 3 };
+    let header = SliceHeader { full: false, update_id: 9, slice_index: 1, slice_count: 3, recent: NONE };
     let runs = [TileRun { first: 1, count: 2 }, TileRun { first: 8, count: 1 }];
     let mut bytes = Vec::new();
     encode_slice(&header, &runs, b"jpeg", &mut bytes);
@@ -193,7 +194,7 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
     let t0 = Instant::now();
     let mut rx = ScreenReceiver::new();
     let pic = picture(160, 160, 1);
-    let delta = SliceHeader { full: false, update_id: 7, slice_index: 0, slice_count: 1 };
+    let delta = SliceHeader { full: false, update_id: 7, slice_index: 0, slice_count: 1, recent: NONE };
     let bytes = slice_bytes(&pic, &grid, delta, &[TileRun { first: 10, count: 2 }]);
     let slice = ScreenSlice::decode(&bytes, &grid).unwrap();
     assert_eq!(rx.on_slice(t0, 50, grid, &slice), Some(true));
@@ -205,7 +206,7 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
 
     // The full update, in two slices, with frame ids following on.
     for (i, runs) in [[TileRun { first: 0, count: 50 }], [TileRun { first: 50, count: 50 }]].iter().enumerate() {
-        let header = SliceHeader { full: true, update_id: 8, slice_index: i as u16, slice_count: 2 };
+        let header = SliceHeader { full: true, update_id: 8, slice_index: i as u16, slice_count: 2, recent: NONE };
         let bytes = slice_bytes(&pic, &grid, header, runs);
         let slice = ScreenSlice::decode(&bytes, &grid).unwrap();
         assert_eq!(rx.on_slice(t0 + Duration::from_millis(60), 51 + i as u32, grid, &slice), Some(false));
@@ -213,26 +214,39 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
     assert!(rx.is_whole() && rx.has_picture());
     assert_eq!(rx.poll_refresh(t0 + Duration::from_secs(5)), None);
 
-    // Update 9 had three slices; the middle one (frame 54) is lost: the tiles between the
-    // first slice's last tile and the third's first turn stale.
+    // Frames 53..=55 carry tiles 5, 20 and 40; 54 is lost. Frame 55 says the slice before it
+    // spanned tiles 20..21: that tile alone turns stale.
     let t1 = t0 + Duration::from_secs(1);
-    let up9 = |i| SliceHeader { full: false, update_id: 9, slice_index: i, slice_count: 3 };
-    let b = slice_bytes(&pic, &grid, up9(0), &[TileRun { first: 5, count: 1 }]);
+    let span = |first, end| TileSpan { first, end };
+    let header = |recent: [TileSpan; RECENT_SPANS]| SliceHeader {
+        full: false,
+        update_id: 9,
+        slice_index: 0,
+        slice_count: 1,
+        recent,
+    };
+    let b = slice_bytes(&pic, &grid, header(NONE), &[TileRun { first: 5, count: 1 }]);
     rx.on_slice(t1, 53, grid, &ScreenSlice::decode(&b, &grid).unwrap());
-    let b = slice_bytes(&pic, &grid, up9(2), &[TileRun { first: 40, count: 1 }]);
+    let recent = [span(20, 21), span(5, 6), span(50, 100), span(0, 50)];
+    let b = slice_bytes(&pic, &grid, header(recent), &[TileRun { first: 40, count: 1 }]);
     rx.on_slice(t1, 55, grid, &ScreenSlice::decode(&b, &grid).unwrap());
-    assert_eq!(rx.stale_tiles(), 34, "tiles 6..40");
-    assert_eq!(rx.poll_refresh(t1), Some(vec![TileRun { first: 6, count: 34 }]));
+    assert_eq!(rx.stale_tiles(), 1, "tile 20");
+    assert_eq!(rx.poll_refresh(t1), Some(vec![TileRun { first: 20, count: 1 }]));
     // The lost slice turns up late: dropped, it is older than what was applied.
-    let b = slice_bytes(&pic, &grid, up9(1), &[TileRun { first: 20, count: 1 }]);
+    let b = slice_bytes(&pic, &grid, header(NONE), &[TileRun { first: 20, count: 1 }]);
     assert_eq!(rx.on_slice(t1, 54, grid, &ScreenSlice::decode(&b, &grid).unwrap()), None);
     assert_eq!(rx.late_slices, 1);
 
-    // A gap across an update boundary: the rest of update 9 and the start of update 10.
-    let up10 = SliceHeader { full: false, update_id: 10, slice_index: 1, slice_count: 2 };
-    let b = slice_bytes(&pic, &grid, up10, &[TileRun { first: 6, count: 34 }]);
-    rx.on_slice(t1 + Duration::from_millis(100), 57, grid, &ScreenSlice::decode(&b, &grid).unwrap());
-    assert_eq!(rx.stale_tiles(), 59 + 6, "41..100 (the rest of update 9) and 0..6 (the start of update 10)");
+    // Two lost (56, 57): both spans named by 58 turn stale.
+    let recent = [span(60, 64), span(30, 32), span(40, 41), span(20, 21)];
+    let b = slice_bytes(&pic, &grid, header(recent), &[TileRun { first: 70, count: 1 }]);
+    rx.on_slice(t1 + Duration::from_millis(100), 58, grid, &ScreenSlice::decode(&b, &grid).unwrap());
+    assert_eq!(rx.stale_tiles(), 1 + 4 + 2);
+    // Five lost in a row: more than the spans a slice names, so every tile may be stale.
+    let b = slice_bytes(&pic, &grid, header(NONE), &[TileRun { first: 0, count: 10 }]);
+    rx.on_slice(t1 + Duration::from_millis(200), 64, grid, &ScreenSlice::decode(&b, &grid).unwrap());
+    assert_eq!(rx.stale_tiles(), 90);
+    assert!(rx.has_picture(), "every tile arrived once: the canvas still shows, some of it old");
 }
 
 #[test]
@@ -243,7 +257,7 @@ fn many_stale_spots_are_asked_for_in_at_most_eight_ranges() {
     let mut rx = ScreenReceiver::new();
     // Every third tile arrives: 133 stale runs.
     let runs: Vec<TileRun> = (0..400).step_by(3).map(|t| TileRun { first: t as u16, count: 1 }).collect();
-    let header = SliceHeader { full: false, update_id: 0, slice_index: 0, slice_count: 1 };
+    let header = SliceHeader { full: false, update_id: 0, slice_index: 0, slice_count: 1, recent: NONE };
     let b = slice_bytes(&pic, &grid, header, &runs);
     rx.on_slice(t0, 0, grid, &ScreenSlice::decode(&b, &grid).unwrap());
     let ask = rx.poll_refresh(t0).unwrap();
@@ -273,6 +287,7 @@ fn a_lossy_share_is_repaired_by_refresh_requests_and_ends_equal() {
     let t0 = Instant::now();
     let mut frame_id = 0u32;
     let mut pending_requests: Vec<(Instant, Vec<TileRun>)> = Vec::new();
+    let mut recent = RecentSpans::default();
     let tick = Duration::from_millis(200);
     let mut worst_stale = Duration::ZERO;
     for i in 0..150u32 {
@@ -299,7 +314,9 @@ fn a_lossy_share_is_repaired_by_refresh_requests_and_ends_equal() {
                 update_id: plan.update_id,
                 slice_index: index as u16,
                 slice_count: count,
+                recent: recent.current(),
             };
+            recent.sent(runs);
             let bytes = slice_bytes(&pic, &plan.grid, header, runs);
             let id = frame_id;
             frame_id = frame_id.wrapping_add(1);

@@ -92,7 +92,7 @@ export type DeviceChoice = { camera?: string, microphone?: string, speaker?: str
 /**
  * Which device a device error is about.
  */
-export type DeviceKind = "camera" | "microphone" | "speaker";
+export type DeviceKind = "camera" | "microphone" | "speaker" | "screen";
 
 /**
  * Result of `list_devices`.
@@ -306,7 +306,11 @@ isCohost: boolean,
  * Set while their hand is up: the meeting's count of raised hands when it went up, so
  * listing hands by it, lowest first, puts the first raised first.
  */
-handRaised: number | null, };
+handRaised: number | null, 
+/**
+ * Sharing a screen: its frames come with the tile id `screenTileId(id)`.
+ */
+presenting: boolean, };
 
 export type ParticipantLeft = { participantId: ParticipantId, reason: LeaveReason, };
 
@@ -329,7 +333,11 @@ width: number,
 /**
  * Height of the last decoded frame (0 when none).
  */
-height: number, };
+height: number, 
+/**
+ * Their shared screen, while any of it arrives.
+ */
+screen: ScreenInStats | null, };
 
 export type ParticipantWrap = { participant: Participant, };
 
@@ -385,10 +393,56 @@ attempts: number, };
 export type Role = "host" | "coHost" | "participant";
 
 /**
+ * What to share (`start_screen_share`).
+ */
+export type ScreenChoice = { "kind": "screen", "id": number | null } | { "kind": "window", "id": number } | { "kind": "synthetic" };
+
+/**
+ * A remote shared screen in the stats panel.
+ */
+export type ScreenInStats = { width: number, height: number, 
+/**
+ * Slices (parts of updates) received per second.
+ */
+slicesPerSecond: number, bitrateKbps: number, loss: number, 
+/**
+ * Tiles possibly out of date now, and for how long the oldest has been, ms.
+ */
+staleTiles: number, staleMs: number, refreshesRequested: number, };
+
+/**
+ * This app's own shared screen in the stats panel.
+ */
+export type ScreenOutStats = { width: number, height: number, 
+/**
+ * Updates sent per second (a still screen sends only its slow refresh).
+ */
+fps: number, bitrateKbps: number, 
+/**
+ * Fraction 0..=1 of the picture that changed per capture.
+ */
+changedFraction: number, 
+/**
+ * The screen ladder's level, e.g. "1080p".
+ */
+quality: string, encodeMs: number, };
+
+export type ScreenShareEnded = { reason: string, };
+
+/**
+ * What can be shared: a screen or a window (`list_screen_sources`), for the picker.
+ */
+export type ScreenSource = { choice: ScreenChoice, name: string, width: number, height: number, 
+/**
+ * A small picture of it (`data:image/jpeg;base64,…`), null if it could not be captured.
+ */
+thumbnail: string | null, };
+
+/**
  * Every event the shell emits: `name` is the event name the page listens to and `payload` what
  * it receives (`removed` has none: the page gets null). `UiEvent::to_page` splits the two.
  */
-export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "meeting-locked", "payload": MeetingLocked } | { "name": "muted-by-host", "payload": ByModerator } | { "name": "media-requested", "payload": MediaRequested } | { "name": "meeting-ended", "payload": ByModerator } | { "name": "reaction", "payload": ReactionSent } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected } | { "name": "invitation-opened" } | { "name": "mic-level", "payload": MicLevel };
+export type SessionEvent = { "name": "waiting", "payload": Waiting } | { "name": "knock", "payload": Knock } | { "name": "knock-withdrawn", "payload": KnockWithdrawn } | { "name": "join-refused", "payload": JoinRefused } | { "name": "joined", "payload": Joined } | { "name": "encryption", "payload": Encryption } | { "name": "participant-joined", "payload": ParticipantWrap } | { "name": "participant-left", "payload": ParticipantLeft } | { "name": "participant-updated", "payload": ParticipantWrap } | { "name": "host-changed", "payload": HostChanged } | { "name": "removed" } | { "name": "meeting-locked", "payload": MeetingLocked } | { "name": "muted-by-host", "payload": ByModerator } | { "name": "media-requested", "payload": MediaRequested } | { "name": "meeting-ended", "payload": ByModerator } | { "name": "reaction", "payload": ReactionSent } | { "name": "screen-share-ended", "payload": ScreenShareEnded } | { "name": "chat", "payload": ChatWrap } | { "name": "file-offer", "payload": FileOffer } | { "name": "file-progress", "payload": FileProgress } | { "name": "file-done", "payload": FileDone } | { "name": "file-failed", "payload": FileFailed } | { "name": "active-speaker", "payload": ActiveSpeaker } | { "name": "stats", "payload": StatsSnapshot } | { "name": "error", "payload": AppError } | { "name": "reconnecting", "payload": Reconnecting } | { "name": "resumed", "payload": Resumed } | { "name": "disconnected", "payload": Disconnected } | { "name": "invitation-opened" } | { "name": "mic-level", "payload": MicLevel };
 
 /**
  * What the app remembers between runs.
@@ -455,7 +509,11 @@ aecDelayMs: number | null,
 /**
  * How much the echo canceller takes off the echo, dB; null while it has no estimate.
  */
-erleDb: number | null, };
+erleDb: number | null, 
+/**
+ * This app's shared screen, while it presents.
+ */
+screenOut: ScreenOutStats | null, };
 
 /**
  * Which way a file transfer goes, from this app's point of view.
