@@ -4,7 +4,10 @@
 // Chromium through playwright-core, and walks: home → wrong code → waiting room → denial →
 // admitted → meeting with video → shortcuts → chat → file drop with progress → received file
 // (Save, verified, Open) → clip button → people → hands and reactions → muted by the host, asked
-// for the camera, notified in the background → co-host menu → stats charts → someone reconnecting → own
+// for the camera, notified in the background → co-host menu → presenting (the picker with
+// thumbnails, You are presenting, Stop, Ctrl+Alt+S, a share ending by itself) → someone else's
+// presentation as the main tile with the cameras in a strip, pinned tiles, the layout menu, full
+// screen, two presenters → stats charts → someone reconnecting → own
 // connection dropping and resuming (banner, charts kept) → connection lost → Rejoin → leave →
 // hosting with queued knocks (Admit, Deny, withdrawn) → lock, admit all, mute all, co-host →
 // remove → removed → the host ends the call for everyone → device busy → relay
@@ -118,6 +121,20 @@ async function calls(page, cmd) {
   return page.evaluate((c) => window.__parlorMock.calls.filter((x) => x.cmd === c).map((x) => x.args), cmd);
 }
 
+/** The video id of participant `id`'s shared screen: core/types.ts's screenTileId (the id with
+ * the top bit set, as the frame header's u32 carries it). */
+const screenTile = (id) => 2147483648 + id;
+
+async function box(page, id) {
+  const b = await page.locator(sel(id)).first().boundingBox();
+  check(b, `${id} has no box`);
+  return b;
+}
+
+async function hasClass(page, id, name) {
+  return page.locator(sel(id)).first().evaluate((el, c) => el.classList.contains(c), name);
+}
+
 async function waitFps(page, id, min) {
   await page.waitForFunction(([i, m]) => (window.__parlorFps?.()[i] ?? 0) >= m, [id, min], { timeout: TIMEOUT });
 }
@@ -165,8 +182,10 @@ async function until(what, probe) {
   }
 }
 
-/** Screenshots the page once every finite animation and transition has finished. */
+/** Screenshots the page once every finite animation and transition has finished, with the
+ * pointer in the corner so that no hover overlay (a tile's pin button) covers the picture. */
 async function shot(page, name, docsName) {
+  await page.mouse.move(0, 0);
   await page.waitForFunction(
     () => document.getAnimations().every((a) => a.playState !== "running" || a.effect?.getTiming().iterations === Infinity),
     null,
@@ -571,6 +590,177 @@ async function walk(page, base) {
     await page.locator(`${sel("panel-participants")} ${sel("btn-close-panel")}`).click();
   });
 
+  await step(page, "Present now lists screens and windows with thumbnails; a refusal to list is said in the dialog; Escape closes it", async () => {
+    const present = page.getByRole("button", { name: "Present now", exact: true });
+    check((await present.getAttribute("title")) === "Present now (Ctrl+Alt+S)", `present tooltip ${await present.getAttribute("title")}`);
+    await mock(page, "failNext", "list_screen_sources", { code: "deviceBusy", message: "device error: screen capture is not supported on this session", device: "screen" });
+    await present.click();
+    await visible(page, "screen-picker");
+    await text(page, "screen-picker-status", /Your screen can't be shared[\s\S]*screen capture is not supported on this session/);
+    check(await page.locator(sel("btn-share-screen")).isDisabled(), "Share is offered with nothing to share");
+    await page.keyboard.press("Escape");
+    await hidden(page, "screen-picker");
+    await present.click();
+    await visible(page, "screen-picker");
+    await text(page, "screen-picker", /Entire screen[\s\S]*Window/);
+    await text(page, "screen-group-screens", /Built-in Display[\s\S]*2560 × 1600[\s\S]*DELL U2720Q/);
+    await text(page, "screen-group-windows", /Q3 roadmap — Slides[\s\S]*Terminal/);
+    // The shell's thumbnails are JPEG data URLs, each one a picture; a window without one gets a placeholder.
+    const pictures = () => page.$$eval(`${sel("screen-picker")} img`, (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0 && i.src.startsWith("data:image/jpeg")).length);
+    await until("the thumbnails to show", async () => (await pictures()) === 3);
+    check((await page.locator(`${sel("screen-source-window:4102")} img`).count()) === 0, "the window without a thumbnail shows one");
+    check((await page.getByRole("radio", { name: /Built-in Display/ }).getAttribute("aria-checked")) === "true", "the first screen is not chosen");
+    await shot(page, "13-screen-picker");
+    await click(page, "btn-cancel-share");
+    await hidden(page, "screen-picker");
+    check((await calls(page, "start_screen_share")).length === 0, "something was shared before Share");
+  });
+
+  await step(page, "sharing a window: You are presenting, the stats say what is sent, Stop presenting stops", async () => {
+    await page.getByRole("button", { name: "Present now", exact: true }).click();
+    await page.getByRole("radio", { name: /Q3 roadmap — Slides/ }).click();
+    check((await page.getAttribute(sel("screen-source-window:4101"), "aria-checked")) === "true", "the window is not chosen");
+    await click(page, "btn-share-screen");
+    await hidden(page, "screen-picker");
+    await text(page, "presenting-banner", /You are presenting/);
+    const started = await calls(page, "start_screen_share");
+    check(JSON.stringify(started) === JSON.stringify([{ choice: { kind: "window", id: 4101 } }]), `start_screen_share ${JSON.stringify(started)}`);
+    check((await page.getAttribute(sel("btn-present"), "aria-pressed")) === "true", "the present button is not pressed");
+    check((await page.getAttribute(sel("btn-present"), "aria-label")) === "Stop presenting", "the present button does not offer to stop");
+    // The roster confirms it for everyone; this app's own screen gets no tile.
+    await click(page, "btn-participants");
+    await text(page, "person-3", /Ada Lovelace \(You\)[\s\S]*Presenting/);
+    check((await page.locator(".screen-tile").count()) === 0, "a tile of this app's own screen");
+    await page.locator(`${sel("panel-participants")} ${sel("btn-close-panel")}`).click();
+    await click(page, "btn-stats");
+    await text(page, "stat-screen-out", /^Your presentation: 1600×900 \(1080p\) · \d+ fps · \d+ kbps · [\d.]+% of the picture changing · encoded in \d+ ms$/);
+    await shot(page, "13b-presenting");
+    await page.keyboard.press("Escape");
+    await hidden(page, "panel-stats");
+    // Switching to another source keeps presenting.
+    await click(page, "btn-share-other");
+    await page.getByRole("radio", { name: /DELL U2720Q/ }).click();
+    await click(page, "btn-share-screen");
+    await hidden(page, "screen-picker");
+    const switched = (await calls(page, "start_screen_share")).at(-1);
+    check(JSON.stringify(switched) === JSON.stringify({ choice: { kind: "screen", id: 2 } }), `start_screen_share ${JSON.stringify(switched)}`);
+    await visible(page, "presenting-banner");
+    await click(page, "btn-stop-presenting");
+    await hidden(page, "presenting-banner");
+    check((await calls(page, "stop_screen_share")).length === 1, "stop_screen_share not called");
+    check((await page.getAttribute(sel("btn-present"), "aria-label")) === "Present now", "the present button still offers to stop");
+  });
+
+  await step(page, "Ctrl+Alt+S opens the choice and stops presenting; a share that ends by itself says why", async () => {
+    const shareReady = () => page.waitForFunction(() => document.querySelector('[data-testid="btn-share-screen"]')?.disabled === false);
+    await page.keyboard.press("Control+Alt+KeyS");
+    await visible(page, "screen-picker");
+    await shareReady();
+    await click(page, "btn-share-screen");
+    await visible(page, "presenting-banner");
+    const started = (await calls(page, "start_screen_share")).at(-1);
+    check(JSON.stringify(started) === JSON.stringify({ choice: { kind: "screen", id: 1 } }), `start_screen_share ${JSON.stringify(started)}`);
+    await page.keyboard.press("Control+Alt+KeyS");
+    await hidden(page, "presenting-banner");
+    check((await calls(page, "stop_screen_share")).length === 2, "Ctrl+Alt+S did not stop presenting");
+    await page.keyboard.press("Control+Alt+KeyS");
+    await shareReady();
+    await click(page, "btn-share-screen");
+    await visible(page, "presenting-banner");
+    await mock(page, "endMyShare", "no device: that window is closed");
+    await text(page, "toasts", /Screen sharing stopped: no device: that window is closed/);
+    check(!(await page.innerText(sel("toasts"))).includes("Something went wrong"), "the stop is also told as a generic error");
+    await hidden(page, "presenting-banner");
+    check((await page.getAttribute(sel("btn-present"), "aria-pressed")) === "false", "still shown presenting");
+  });
+
+  await step(page, "someone else's presentation is the main tile, whole and letterboxed, with the cameras in a strip beside it", async () => {
+    await mock(page, "present", 1, true);
+    await visible(page, "screen-1");
+    await text(page, "screen-name-1", /^Grace Hopper \(presentation\)$/);
+    await page.waitForFunction(() => document.querySelector('[data-testid="stage"]')?.dataset.layout === "sidebar");
+    await waitFps(page, screenTile(1), 3);
+    await notBlank(page, "screen-1");
+    const main = await box(page, "screen-1");
+    for (const id of [1, 2, 3]) {
+      const b = await box(page, `tile-${id}`);
+      check(b.x >= main.x + main.width, `camera ${id} is not in the strip on the right: ${JSON.stringify(b)} vs ${JSON.stringify(main)}`);
+      check(b.width * b.height * 4 < main.width * main.height, `camera ${id} is not small beside the presentation`);
+    }
+    // The shell hears the tile's size under the screen's id and fits the whole screen inside:
+    // the canvas keeps the screen's 16:9 within that size and is drawn contained, not cropped.
+    const drawn = (await calls(page, "video_frame_drawn")).filter((d) => d.participantId === screenTile(1)).at(-1);
+    check(drawn && Math.abs(drawn.width - Math.round(main.width)) <= 2 && Math.abs(drawn.height - Math.round(main.height)) <= 2, `video_frame_drawn ${JSON.stringify(drawn)} vs tile ${JSON.stringify(main)}`);
+    const canvas = await page.$eval(sel("screen-video-1"), (c) => ({ w: c.width, h: c.height, fit: getComputedStyle(c).objectFit }));
+    check(canvas.fit === "contain", `the presentation is drawn with object-fit ${canvas.fit}`);
+    check(Math.abs(canvas.w / canvas.h - 16 / 9) < 0.02 && canvas.w <= drawn.width && canvas.h <= drawn.height, `frame ${canvas.w}×${canvas.h} in a ${drawn.width}×${drawn.height} tile`);
+    await shot(page, "14-presentation");
+    await click(page, "btn-stats");
+    await text(page, "stats-screen-row-1", /Grace Hopper\s+1920×1080\s+\d+\s+\d+\s+[\d.]+%\s+0/);
+    await page.keyboard.press("Escape");
+    await hidden(page, "panel-stats");
+  });
+
+  await step(page, "pinning a camera makes it the main tile; unpinning gives the stage back to the presentation", async () => {
+    await page.locator(sel("tile-2")).hover();
+    await page.getByRole("button", { name: "Pin Linus Torvalds", exact: true }).click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="tile-2"]')?.classList.contains("main"));
+    check(await hasClass(page, "screen-1", "strip"), "the presentation did not move to the strip");
+    check((await page.getAttribute(sel("pin-2"), "aria-pressed")) === "true", "the pin button is not pressed");
+    await page.getByRole("button", { name: "Unpin Linus Torvalds", exact: true }).click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="screen-1"]')?.classList.contains("main"));
+    check(await hasClass(page, "tile-2", "strip"), "the unpinned camera did not go back to the strip");
+  });
+
+  await step(page, "the layout menu: Tiled puts the presentation in the grid, Spotlight shows it alone, Auto brings the strip back", async () => {
+    await page.getByRole("button", { name: "Change layout" }).click();
+    await visible(page, "layout-menu");
+    check((await page.getAttribute(sel("layout-auto"), "aria-checked")) === "true", "Auto is not the default");
+    await page.getByRole("menuitemradio", { name: "Tiled" }).click();
+    await hidden(page, "layout-menu");
+    await page.waitForFunction(() => document.querySelector('[data-testid="stage"]')?.dataset.layout === "grid");
+    await until("the presentation to be a grid tile like the cameras", async () => {
+      const [s, c] = [await box(page, "screen-1"), await box(page, "tile-1")];
+      return Math.abs(s.width - c.width) <= 1 && Math.abs(s.height - c.height) <= 1;
+    });
+    await shot(page, "14b-tiled");
+    await click(page, "btn-layout");
+    check((await page.getAttribute(sel("layout-tiled"), "aria-checked")) === "true", "Tiled is not checked");
+    await page.getByRole("menuitemradio", { name: "Spotlight" }).click();
+    for (const id of [1, 2, 3]) await hidden(page, `tile-${id}`);
+    await visible(page, "screen-1");
+    // Tiles not shown are not drawn, so the shell is asked for none of their frames.
+    await page.waitForFunction(() => (window.__parlorFps?.()[2] ?? 0) === 0);
+    await click(page, "btn-layout");
+    await page.getByRole("menuitemradio", { name: "Auto" }).click();
+    await visible(page, "tile-2");
+    await waitFps(page, 2, 5);
+    await page.waitForFunction(() => document.querySelector('[data-testid="screen-1"]')?.classList.contains("main"));
+  });
+
+  await step(page, "the presentation goes full screen and back", async () => {
+    await page.locator(sel("screen-1")).hover();
+    await page.getByRole("button", { name: "Full screen", exact: true }).click();
+    await page.waitForFunction(() => document.fullscreenElement?.getAttribute("data-testid") === "screen-1");
+    await page.getByRole("button", { name: "Exit full screen", exact: true }).click();
+    await page.waitForFunction(() => document.fullscreenElement === null && document.querySelector('[data-testid="fullscreen-1"]')?.getAttribute("aria-label") === "Full screen");
+  });
+
+  await step(page, "a second presenter's screen becomes the main tile; when both stop the grid is back", async () => {
+    await mock(page, "present", 2, true);
+    await visible(page, "screen-2");
+    await page.waitForFunction(() => document.querySelector('[data-testid="screen-2"]')?.classList.contains("main") && document.querySelector('[data-testid="screen-1"]')?.classList.contains("strip"));
+    await waitFps(page, screenTile(2), 3);
+    await mock(page, "present", 2, false);
+    await hidden(page, "screen-2");
+    await page.waitForFunction(() => document.querySelector('[data-testid="screen-1"]')?.classList.contains("main"));
+    await mock(page, "present", 1, false);
+    await hidden(page, "screen-1");
+    await page.waitForFunction(() => document.querySelector('[data-testid="stage"]')?.dataset.layout === "grid");
+    for (const id of [1, 2, 3]) await visible(page, `tile-${id}`);
+    check((await page.locator(".screen-tile").count()) === 0, "a presentation tile is left");
+  });
+
   await step(page, "the meeting with four people, one speaking, one camera off", async () => {
     const id = await mock(page, "addParticipant", "Margaret Hamilton");
     await text(page, "toasts", /Margaret Hamilton joined/);
@@ -811,6 +1001,13 @@ async function fallbackWalk(page, base) {
     const renderers = await page.evaluate(() => [...document.querySelectorAll("canvas[data-renderer]")].map((c) => c.dataset.renderer));
     check(renderers.length >= 3 && renderers.every((r) => r === "2d"), `renderers ${renderers.join(",")}`);
     await shot(page, "11-no-webgl");
+  });
+
+  await step(page, "without WebGL, a presentation draws through the 2D fallback too", async () => {
+    await mock(page, "present", 1, true);
+    await waitFps(page, screenTile(1), 3);
+    await notBlank(page, "screen-1");
+    check((await page.getAttribute(sel("screen-video-1"), "data-renderer")) === "2d", "the presentation is not drawn in 2D");
   });
 }
 

@@ -5,6 +5,7 @@
 //! A shared screen is mostly still, so the sender does not send pictures but **updates**: the
 //! 16×16-pixel tiles that changed since the previous capture ([`ScreenSender::plan`]), plus a
 //! thin band of unchanged ones that sweeps the screen every [`ScreenSenderConfig::refresh_period`]
+//! (30 s)
 //! (so a receiver that missed something is repaired even if it never asks), the tiles
 //! receivers asked for in **refresh requests** (they joined late or lost part of an update),
 //! or every tile when the picture's size changed (a **full** update).
@@ -339,31 +340,31 @@ pub fn blit_tiles(
 
 /// Cuts a sorted tile list into slices of at most `per_slice` tiles, each as runs.
 pub fn slice_runs(tiles: &[u32], per_slice: usize) -> Vec<Vec<TileRun>> {
-    tiles
-        .chunks(per_slice.max(1))
-        .map(|chunk| {
-            let mut runs: Vec<TileRun> = Vec::new();
-            for &t in chunk {
-                match runs.last_mut() {
-                    Some(r) if u32::from(r.first) + u32::from(r.count) == t && r.count < u16::MAX => r.count += 1,
-                    _ => runs.push(TileRun { first: t as u16, count: 1 }),
-                }
-            }
-            runs
-        })
-        .collect()
+    tiles.chunks(per_slice.max(1)).map(runs_of).collect()
+}
+
+/// A sorted tile list as runs of consecutive tiles.
+pub fn runs_of(tiles: &[u32]) -> Vec<TileRun> {
+    let mut runs: Vec<TileRun> = Vec::new();
+    for &t in tiles {
+        match runs.last_mut() {
+            Some(r) if u32::from(r.first) + u32::from(r.count) == t && r.count < u16::MAX => r.count += 1,
+            _ => runs.push(TileRun { first: t as u16, count: 1 }),
+        }
+    }
+    runs
 }
 
 /// Tuning of [`ScreenSender`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScreenSenderConfig {
-    /// The refresh band sweeps every tile once in this long.
+    /// The refresh band sweeps every tile once in this long, a second's worth at a time.
     pub refresh_period: Duration,
 }
 
 impl Default for ScreenSenderConfig {
     fn default() -> Self {
-        Self { refresh_period: Duration::from_secs(10) }
+        Self { refresh_period: Duration::from_secs(30) }
     }
 }
 
@@ -454,10 +455,16 @@ impl ScreenSender {
             let send: Vec<bool> = (0..grid.tile_count()).map(|t| self.tile_differs(&grid, picture, t)).collect();
             (send.iter().filter(|c| **c).count() as u32, send)
         };
-        // The refresh band: the tiles owed for the time since the last plan.
+        // The refresh band: the tiles owed for the time since the last plan, sent once they
+        // add up to a second's worth (one slice's JPEG headers a second, not one a capture).
         let period = self.config.refresh_period.as_secs_f64().max(0.001);
-        self.refresh_credit += f64::from(grid.tile_count()) * elapsed.as_secs_f64() / period;
-        let band = (self.refresh_credit.floor() as u32).min(grid.tile_count());
+        let per_second = f64::from(grid.tile_count()) / period;
+        self.refresh_credit += per_second * elapsed.as_secs_f64();
+        let band = if self.refresh_credit >= per_second.min(f64::from(grid.tile_count())) {
+            (self.refresh_credit.floor() as u32).min(grid.tile_count())
+        } else {
+            0
+        };
         self.refresh_credit -= f64::from(band);
         for _ in 0..band {
             send[self.refresh_cursor as usize] = true;
@@ -546,7 +553,7 @@ impl SliceSizer {
             return;
         }
         let sample = bytes as f64 / tiles as f64;
-        self.bytes_per_tile = 0.7 * self.bytes_per_tile + 0.3 * sample.max(1.0);
+        self.bytes_per_tile = 0.5 * self.bytes_per_tile + 0.5 * sample.max(1.0);
     }
 }
 

@@ -14,7 +14,8 @@ import { VideoHub } from "./views/video";
 
 declare global {
   interface Window {
-    /** Frames drawn per second over the last second, keyed by participant id (0 = own camera). */
+    /** Frames drawn per second over the last second, keyed by video id (0 = own camera; a
+     * shared screen under its `screenTileId`). */
     __parlorFps?: () => Record<number, number>;
     /** What the content security policy blocked since the page loaded ("directive: what"). */
     __parlorCspViolations?: string[];

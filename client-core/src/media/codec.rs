@@ -84,10 +84,10 @@ impl VideoEncoder {
     /// Compresses an RGB picture as it is (no scaling) into `out`, cleared first: what screen
     /// sharing does with its tile atlases. `full_chroma` keeps the colour at full resolution
     /// (4:4:4: small coloured text stays sharp); otherwise it is halved both ways (4:2:0, as
-    /// for camera frames). At 4:4:4 the Huffman tables are optimised for the picture (atlases
-    /// are small, so the tables are a good part of each one); not at 4:2:0, where
-    /// `jpeg-encoder` 0.7's optimised tables come out as pictures `zune-jpeg` decodes to
-    /// noise (PSNR ~3 dB: `session::screen`'s composition test catches it).
+    /// for camera frames). The standard Huffman tables are used: `jpeg-encoder` 0.7's optimised
+    /// tables come out, at 4:2:0 always and at 4:4:4 for some small atlases, as pictures
+    /// `zune-jpeg` decodes wrongly (PSNR ~3 dB at 4:2:0; `session::screen`'s composition test
+    /// and `media::screen`'s atlas test catch it).
     pub fn encode_rgb(
         pixels: &[u8],
         width: u16,
@@ -105,7 +105,6 @@ impl VideoEncoder {
         out.clear();
         let mut encoder = Encoder::new(&mut *out, quality.clamp(1, 100));
         encoder.set_sampling_factor(if full_chroma { SamplingFactor::R_4_4_4 } else { SamplingFactor::R_4_2_0 });
-        encoder.set_optimized_huffman_tables(full_chroma);
         encoder
             .encode(&pixels[..usize::from(width) * usize::from(height) * 3], width, height, ColorType::Rgb)
             .map_err(|e| MediaError::Codec(format!("JPEG encode {width}x{height}: {e}")))

@@ -8,12 +8,13 @@
 //! A capture that fails (no display, a Wayland compositor without a portal, a window that
 //! closed) is a [`MediaError`] saying so; the share then stops.
 //!
-//! [`SyntheticSlides`] draws 1920 × 1080 "slides": a title bar and lines of 12-pixel glyphs
-//! (text-like detail), a new slide every [`SLIDE_PERIOD_US`], and a line that is typed into,
+//! [`SyntheticSlides`] draws 1920 × 1080 "slides": a title bar, bullet lines of 12-pixel glyphs
+//! (text-like detail) and on every other slide a code block, a new slide every
+//! [`SLIDE_PERIOD_US`], and a line that is typed into,
 //! a character every [`TYPING_PERIOD_US`]. The picture is a pure function of the capture
 //! time, so a receiver can draw what the sender captured and compare it with what it shows.
 
-use protocol::screen::{encode_slice, pack_tiles, slice_runs, RecentSpans, SliceHeader, SliceSizer, UpdatePlan};
+use protocol::screen::{encode_slice, pack_tiles, runs_of, RecentSpans, SliceHeader, SliceSizer, TileRun, UpdatePlan};
 use serde::{Deserialize, Serialize};
 
 use super::{now_us, MediaError, RgbFrame, VideoEncoder, VideoSource};
@@ -244,12 +245,15 @@ impl ScreenEncoder {
             Some(q) => (q, true),
             None => (VIDEO_MODE_QUALITY, false),
         };
-        let slices = slice_runs(&plan.tiles, self.sizer.tiles_per_slice());
-        let slice_count = u16::try_from(slices.len()).unwrap_or(u16::MAX);
-        for (index, runs) in slices.iter().take(usize::from(slice_count)).enumerate() {
-            let tiles: Vec<u32> =
-                runs.iter().flat_map(|r| u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).collect();
-            let Ok((aw, ah)) = pack_tiles(pixels, 3, &plan.grid, &tiles, &mut self.atlas) else { continue };
+        // Slices are cut as they are coded, each from the size the previous ones came out
+        // at, so the first slices of a picture already tell how big its tiles are.
+        let mut parts: Vec<(Vec<TileRun>, Vec<u8>)> = Vec::new();
+        let mut start = 0;
+        while start < plan.tiles.len() && parts.len() < usize::from(u16::MAX) {
+            let n = self.sizer.tiles_per_slice().min(plan.tiles.len() - start);
+            let tiles = &plan.tiles[start..start + n];
+            start += n;
+            let Ok((aw, ah)) = pack_tiles(pixels, 3, &plan.grid, tiles, &mut self.atlas) else { continue };
             if let Err(e) =
                 VideoEncoder::encode_rgb(&self.atlas, aw as u16, ah as u16, quality, full_chroma, &mut self.jpeg)
             {
@@ -257,6 +261,10 @@ impl ScreenEncoder {
                 continue;
             }
             self.sizer.on_encoded(tiles.len(), self.jpeg.len());
+            parts.push((runs_of(tiles), self.jpeg.clone()));
+        }
+        let slice_count = parts.len() as u16;
+        for (index, (runs, jpeg)) in parts.iter().enumerate() {
             if plan.full && index == 0 {
                 // A full update starts the picture over (perhaps at a new size).
                 self.recent.clear();
@@ -268,8 +276,8 @@ impl ScreenEncoder {
                 slice_count,
                 recent: self.recent.current(),
             };
-            let mut slice = Vec::with_capacity(self.jpeg.len() + 64);
-            encode_slice(&header, runs, &self.jpeg, &mut slice);
+            let mut slice = Vec::with_capacity(jpeg.len() + 64);
+            encode_slice(&header, runs, jpeg, &mut slice);
             self.recent.sent(runs);
             out.push(slice);
         }
@@ -354,7 +362,8 @@ fn fill(pixels: &mut [u8], x: u32, y: u32, w: u32, h: u32, colour: [u8; 3]) {
     }
 }
 
-/// One slide: a background, a title bar with a title, and lines of text of varied lengths.
+/// One slide as slides are: a background, a title bar with a title, and a dozen or so bullet
+/// lines of varied lengths and indents, with a code block in every other slide.
 fn draw_slide(slide: u64) -> Vec<u8> {
     const BACKGROUNDS: [[u8; 3]; 4] = [[250, 250, 247], [236, 244, 252], [252, 246, 232], [240, 250, 240]];
     let mut pixels = vec![0u8; (SLIDES_WIDTH * SLIDES_HEIGHT * 3) as usize];
@@ -363,22 +372,37 @@ fn draw_slide(slide: u64) -> Vec<u8> {
     for column in 0..40 {
         draw_glyph(&mut pixels, MARGIN + column * 2 * ADVANCE_X, 40, glyph_bits(slide, 0, column), [255, 255, 255]);
     }
-    let lines = (TYPED_TOP - BODY_TOP - LINE_H) / LINE_H;
-    for line in 0..lines {
+    // Bullets 2.5 lines apart; the second half of an odd slide is a code block, tighter.
+    let mut y = BODY_TOP;
+    let mut line = 0u32;
+    while y + LINE_H < TYPED_TOP - LINE_H {
+        let code = slide % 2 == 1 && y > 560;
         let seed = mix(slide ^ u64::from(line) << 32);
-        let length = 40 + (seed % 220) as u32;
-        let ink = if line % 7 == 0 { [150, 30, 30] } else { [30, 30, 30] };
-        for column in 0..length {
+        let indent = if code { 2 + (seed % 4) as u32 * 2 } else { (seed % 2) as u32 * 4 };
+        let length = if code { 10 + (seed % 50) as u32 } else { 30 + (seed % 110) as u32 };
+        let ink = if code {
+            [20, 90, 40]
+        } else if line % 5 == 0 {
+            [150, 30, 30]
+        } else {
+            [30, 30, 30]
+        };
+        if !code {
+            fill(&mut pixels, MARGIN, y + 3, 5, 5, [60, 60, 60]);
+        }
+        for column in indent..indent + length {
             // A space every few characters, like words.
             if mix(seed ^ u64::from(column)) % 6 == 0 {
                 continue;
             }
-            let x = MARGIN + column * ADVANCE_X;
+            let x = MARGIN + 16 + column * ADVANCE_X;
             if x + GLYPH_W > SLIDES_WIDTH - MARGIN {
                 break;
             }
-            draw_glyph(&mut pixels, x, BODY_TOP + line * LINE_H, glyph_bits(slide, line + 1, column), ink);
+            draw_glyph(&mut pixels, x, y, glyph_bits(slide, line + 1, column), ink);
         }
+        y += if code { LINE_H } else { LINE_H * 5 / 2 };
+        line += 1;
     }
     pixels
 }
@@ -404,5 +428,46 @@ mod tests {
         assert!(typed > 0 && typed <= (GLYPH_W * GLYPH_H) as usize, "{typed} pixels");
         b.render(t + SLIDE_PERIOD_US, &mut fb);
         assert!(differing(&fa, &fb) > 20_000);
+    }
+}
+
+#[cfg(test)]
+mod atlas_tests {
+    use super::*;
+    use crate::media::{DecodedFrame, VideoDecoder};
+    use protocol::screen::TileGrid;
+
+    #[test]
+    fn small_atlases_decode_to_their_tiles() {
+        let mut slides = SyntheticSlides::new();
+        let mut frame = RgbFrame::default();
+        slides.render(1_765_000_000_000_000, &mut frame);
+        let grid = TileGrid::new(1920, 1080).unwrap();
+        let mut atlas = Vec::new();
+        let mut jpeg = Vec::new();
+        let mut out = DecodedFrame::default();
+        let mut worst = f64::INFINITY;
+        for n in 1..40u32 {
+            let tiles: Vec<u32> = (240..240 + n).collect();
+            let (aw, ah) = protocol::screen::pack_tiles(&frame.data, 3, &grid, &tiles, &mut atlas).unwrap();
+            for (q, full) in [(90, true), (75, true), (70, false)] {
+                VideoEncoder::encode_rgb(&atlas, aw as u16, ah as u16, q, full, &mut jpeg).unwrap();
+                VideoDecoder::with_limits(4000, 4000).decode(&jpeg, &mut out).unwrap();
+                let (mut sum, mut cnt) = (0f64, 0f64);
+                for (a, b) in atlas.chunks_exact(3).zip(out.rgba.chunks_exact(4)) {
+                    for c in 0..3 {
+                        let d = f64::from(a[c]) - f64::from(b[c]);
+                        sum += d * d;
+                        cnt += 1.0;
+                    }
+                }
+                let db = 10.0 * (255.0 * 255.0 / (sum / cnt).max(1e-9)).log10();
+                if db < 30.0 {
+                    eprintln!("n {n} q {q} full {full}: {db:.1} dB ({aw}x{ah})");
+                }
+                worst = worst.min(db);
+            }
+        }
+        assert!(worst > 30.0, "worst {worst:.1}");
     }
 }

@@ -590,12 +590,6 @@ impl ReceiveCore {
                 let sharing = r.screen.last_slice.is_some_and(|t| now.saturating_duration_since(t) < SCREEN_IDLE);
                 if sharing {
                     if let Some(ranges) = r.screen.receiver.poll_refresh(now).as_deref().and_then(RefreshRanges::new) {
-                        eprintln!(
-                            "DBGRX stale {} oldest {:?} ranges {:?}",
-                            r.screen.receiver.stale_tiles(),
-                            r.screen.receiver.stale_for(now),
-                            ranges.as_slice()
-                        );
                         requests.push((*id, ranges));
                     }
                 }

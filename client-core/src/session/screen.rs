@@ -186,7 +186,6 @@ fn wait_repairing(
                 q.drain_into(planner);
             }
             if let Some(plan) = planner.repair() {
-                eprintln!("DBGTX repair {} tiles", plan.tiles.len());
                 last_repair = now;
                 let pixels = planner.picture().to_vec();
                 sender.send(&plan, &pixels, last_capture_ts_us, false, REPAIR_SPACING);

@@ -477,6 +477,8 @@ pub struct Path {
     /// What the participant connects to (`HOST:PORT`).
     pub addr: String,
     blocked: tokio::sync::watch::Sender<bool>,
+    /// Fraction of the relay's datagrams to the participant that are lost, in millionths.
+    downlink_loss: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Path {
@@ -513,17 +515,19 @@ impl Path {
             }
         });
         let rng = std::sync::atomic::AtomicU64::new(0x5eed_1234_abcd_0001);
+        let loss = Arc::new(std::sync::atomic::AtomicU64::new((downlink_loss * 1e6) as u64));
+        let path_loss = loss.clone();
         let lose = move || {
+            let p = path_loss.load(std::sync::atomic::Ordering::Relaxed);
             let mut x = rng.load(std::sync::atomic::Ordering::Relaxed);
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             rng.store(x, std::sync::atomic::Ordering::Relaxed);
-            (x >> 11) as f64 / (1u64 << 53) as f64 <= downlink_loss
+            p > 0 && (x >> 11) % 1_000_000 < p
         };
-        udp_forwarder(relay.udp_addr(), move |up, _, _| !*watch.borrow() && (up || downlink_loss <= 0.0 || !lose()))
-            .await;
-        Path { addr, blocked }
+        udp_forwarder(relay.udp_addr(), move |up, _, _| !*watch.borrow() && (up || !lose())).await;
+        Path { addr, blocked, downlink_loss: loss }
     }
 
     /// Nothing gets through from now on.
@@ -534,6 +538,11 @@ impl Path {
     /// Everything gets through again.
     pub fn restore(&self) {
         self.blocked.send_replace(false);
+    }
+
+    /// Loses `loss` (0..=1) of the datagrams to the participant from now on.
+    pub fn set_downlink_loss(&self, loss: f64) {
+        self.downlink_loss.store((loss.clamp(0.0, 1.0) * 1e6) as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

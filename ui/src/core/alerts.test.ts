@@ -6,7 +6,7 @@ import type { Participant, SessionEvent } from "./types";
 const T0 = 1_700_000_000_000;
 
 function person(id: number, name: string, over: Partial<Participant> = {}): Participant {
-  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, isCohost: false, handRaised: null, ...over };
+  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, isCohost: false, handRaised: null, presenting: false, ...over };
 }
 
 function apply(s: AppState, event: SessionEvent): AppState {

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { clearMocks, mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { Controller } from "./controller";
+import { isPresenting } from "./state";
 import { encodeFrame, parseFrame, PixelFormat, type Frame } from "./frame";
 import { tauriIpc, toArrayBuffer } from "./ipc";
 import { Store } from "./store";
@@ -512,5 +513,92 @@ describe("opened invitations and updates", () => {
     expect(store.state.home.update).toBeNull();
     await ctl.installUpdate();
     expect(commands()).not.toContain("install_update");
+  });
+});
+
+describe("presenting", () => {
+  const SOURCES = [
+    { choice: { kind: "screen", id: 1 }, name: "Built-in Display", width: 2560, height: 1600, thumbnail: "data:image/jpeg;base64,AA==" },
+    { choice: { kind: "window", id: 42 }, name: "Slides", width: 1600, height: 900, thumbnail: null },
+  ];
+  const ada = (presenting: boolean) => ({ id: 1, displayName: "Ada", isHost: true, micOn: true, cameraOn: true, speaking: false, joinedAtMs: 5, reconnecting: false, isCohost: false, handRaised: null, presenting });
+
+  async function hosting() {
+    handlers.create_meeting = () => ({ code: "111222", relayAddr: "192.168.1.5:7878", invitation: INVITATION, participantId: 1 });
+    handlers.list_screen_sources = () => SOURCES;
+    const app = await started();
+    await app.ctl.createMeeting();
+    return app;
+  }
+
+  it("lists what to share, shares the chosen source, and shows it before the roster does", async () => {
+    const { store, ctl } = await hosting();
+    await ctl.togglePresenting();
+    expect(commands()).toContain("list_screen_sources");
+    expect(store.state.screenPicker).toMatchObject({ selected: "screen:1" });
+    expect(store.state.screenPicker!.sources).toHaveLength(2);
+    store.dispatch({ type: "screenSourceSelected", key: "window:42" });
+    await ctl.shareChosenScreen();
+    expect(argsOf("start_screen_share")).toEqual([{ choice: { kind: "window", id: 42 } }]);
+    expect(store.state.screenPicker).toBeNull();
+    expect(isPresenting(store.state.meeting!)).toBe(true);
+    await emit("participant-updated", { participant: ada(true) });
+    expect(store.state.meeting!.presentingWanted).toBeNull();
+    // The same button (or Ctrl+Alt+S) stops.
+    await ctl.shortcut("togglePresenting");
+    expect(commands()).toContain("stop_screen_share");
+    expect(isPresenting(store.state.meeting!)).toBe(false);
+  });
+
+  it("says in the dialog why nothing can be listed, and Escape closes it", async () => {
+    const { store, ctl } = await hosting();
+    handlers.list_screen_sources = () => {
+      throw { code: "deviceBusy", message: "device error: screen capture is not supported on this session", device: "screen" };
+    };
+    await ctl.openScreenPicker();
+    expect(store.state.screenPicker!.error!.title).toBe("Your screen can't be shared");
+    await ctl.shortcut("closePanel");
+    expect(store.state.screenPicker).toBeNull();
+    await ctl.shareChosenScreen();
+    expect(commands()).not.toContain("start_screen_share");
+  });
+
+  it("drops a list that arrives after the picker closed", async () => {
+    const { store, ctl } = await hosting();
+    let answer: (sources: unknown) => void = () => undefined;
+    handlers.list_screen_sources = () => new Promise((resolve) => (answer = resolve));
+    const opening = ctl.openScreenPicker();
+    await flush();
+    ctl.closeScreenPicker();
+    answer(SOURCES);
+    await opening;
+    expect(store.state.screenPicker).toBeNull();
+  });
+
+  it("puts the button back with a toast when sharing is refused", async () => {
+    const { store, ctl } = await hosting();
+    handlers.start_screen_share = () => {
+      throw { code: "invalidState", message: "not in a meeting" };
+    };
+    await ctl.openScreenPicker();
+    await ctl.shareChosenScreen();
+    expect(isPresenting(store.state.meeting!)).toBe(false);
+    expect(last(store.state.toasts)).toMatchObject({ text: "Couldn't present: That isn't possible right now", detail: "not in a meeting" });
+  });
+
+  it("shows the shell's reason when the share stops by itself", async () => {
+    const { store } = await hosting();
+    await emit("participant-updated", { participant: ada(true) });
+    expect(isPresenting(store.state.meeting!)).toBe(true);
+    await emit("screen-share-ended", { reason: "no device: that window is closed" });
+    expect(isPresenting(store.state.meeting!)).toBe(false);
+    expect(last(store.state.toasts)!.text).toBe("Screen sharing stopped: no device: that window is closed");
+  });
+
+  it("does nothing outside a meeting", async () => {
+    const { store, ctl } = await started();
+    await ctl.shortcut("togglePresenting");
+    expect(store.state.screenPicker).toBeNull();
+    expect(commands()).not.toContain("list_screen_sources");
   });
 });

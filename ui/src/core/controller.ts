@@ -8,7 +8,7 @@ import { describeError, toAppError } from "./errors";
 import { baseName, MAX_CHAT_CHARS, normalizeCode, normalizeName, normalizeRelayAddr } from "./format";
 import type { Ipc } from "./ipc";
 import type { Store } from "./store";
-import { handRaised, isHost, type SettingSwitch } from "./state";
+import { handRaised, isHost, isPresenting, screenChoiceKey, type SettingSwitch } from "./state";
 import type { ShortcutAction } from "./shortcuts";
 import type { AppError, MediaDevice, ParticipantId, Reaction, Role } from "./types";
 
@@ -16,6 +16,8 @@ import type { AppError, MediaDevice, ParticipantId, Reaction, Role } from "./typ
 export class Controller {
   private unlisten: (() => void) | null = null;
   private previewing = false;
+  /** Counts the picker's openings, so a list that arrives after it closed (or reopened) is dropped. */
+  private pickerOpenings = 0;
 
   constructor(
     private readonly store: Store,
@@ -295,6 +297,61 @@ export class Controller {
     await this.call(() => this.ipc.react(reaction));
   }
 
+  /** "Present now" (and "Share something else" while presenting): opens the choice of what to
+   * share and lists the screens and windows, or says in the dialog why they cannot be listed. */
+  async openScreenPicker(): Promise<void> {
+    if (!this.store.state.meeting) return;
+    const opening = ++this.pickerOpenings;
+    this.store.dispatch({ type: "screenPickerOpened" });
+    try {
+      const sources = await this.ipc.listScreenSources();
+      if (opening === this.pickerOpenings) this.store.dispatch({ type: "screenSourcesListed", sources });
+    } catch (e) {
+      if (opening === this.pickerOpenings) this.store.dispatch({ type: "screenSourcesFailed", error: toAppError(e) });
+    }
+  }
+
+  /** Cancel, Escape or a click beside the dialog. */
+  closeScreenPicker(): void {
+    this.pickerOpenings++;
+    this.store.dispatch({ type: "screenPickerClosed" });
+  }
+
+  /** "Share": presents what is chosen in the picker (or switches to it while presenting). The
+   * button shows it at once; the roster confirms it, or a failure puts it back with a toast. */
+  async shareChosenScreen(): Promise<void> {
+    const picker = this.store.state.screenPicker;
+    const source = picker?.sources?.find((src) => screenChoiceKey(src.choice) === picker.selected);
+    if (!source) return;
+    this.closeScreenPicker();
+    this.store.dispatch({ type: "presentingRequested", on: true });
+    try {
+      await this.ipc.startScreenShare(source.choice);
+    } catch (e) {
+      this.store.dispatch({ type: "presentingFailed", on: true, error: toAppError(e) });
+    }
+  }
+
+  /** "Stop presenting". */
+  async stopPresenting(): Promise<void> {
+    this.store.dispatch({ type: "presentingRequested", on: false });
+    try {
+      await this.ipc.stopScreenShare();
+    } catch (e) {
+      this.store.dispatch({ type: "presentingFailed", on: false, error: toAppError(e) });
+    }
+  }
+
+  /** The bar's present button and Ctrl+Alt+S: stops presenting, or else opens (or closes) the
+   * choice of what to present. */
+  async togglePresenting(): Promise<void> {
+    const m = this.store.state.meeting;
+    if (!m) return;
+    if (isPresenting(m)) return this.stopPresenting();
+    if (this.store.state.screenPicker) return this.closeScreenPicker();
+    return this.openScreenPicker();
+  }
+
   /** A desktop notification; one that cannot be shown is logged, not shown as an error. */
   async notify(title: string, body: string): Promise<void> {
     try {
@@ -450,8 +507,11 @@ export class Controller {
         return this.toggleCamera();
       case "toggleHand":
         return this.toggleHand();
+      case "togglePresenting":
+        return this.togglePresenting();
       case "closePanel":
-        if (this.store.state.confirmRemove !== null) this.askRemove(null);
+        if (this.store.state.screenPicker) this.closeScreenPicker();
+        else if (this.store.state.confirmRemove !== null) this.askRemove(null);
         else if (this.store.state.leaveAsked) this.store.dispatch({ type: "leaveAsked", on: false });
         else if (this.store.state.mediaRequest) this.store.dispatch({ type: "mediaRequestAnswered" });
         else this.store.dispatch({ type: "panelClosed" });

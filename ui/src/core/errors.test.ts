@@ -40,6 +40,18 @@ describe("describeError", () => {
   it("names the wrong code", () => {
     expect(describeError({ code: "unknownMeeting", message: "" }, { code: "123-456" }).title).toBe("No meeting with code 123-456");
   });
+  it("keeps a screen as the device, and says what stops sharing in a screen's own words", () => {
+    const err = toAppError({ code: "deviceBusy", message: "device error: screen capture is not supported on this session", device: "screen" });
+    expect(err.device).toBe("screen");
+    const busy = describeError(err);
+    expect(busy.title).toBe("Your screen can't be shared");
+    expect(busy.detail).toContain("screen capture is not supported on this session");
+    expect(describeError({ code: "deviceNotAllowed", message: "", device: "screen" }).detail).toMatch(/Screen Recording/);
+    expect(describeError({ code: "deviceNotFound", message: "", device: "screen" }).title).toBe("Nothing to share");
+    // Codes that mean the same for every device keep their words.
+    expect(describeError({ code: "invalidState", message: "not in a meeting", device: "screen" }).detail).toBe("not in a meeting");
+    expect(toAppError({ code: "deviceBusy", message: "m", device: "printer" }).device).toBeUndefined();
+  });
   it("names the busy device", () => {
     expect(describeError({ code: "deviceBusy", message: "", device: "microphone" }).title).toBe("Your microphone is in use");
     expect(describeError({ code: "deviceBusy", message: "" }).title).toBe("Your camera is in use");

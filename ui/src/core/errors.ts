@@ -6,7 +6,7 @@
  * {@link describeError} says what went wrong and what to do about it. Nothing is swallowed:
  * an unknown code still shows the shell's own message.
  */
-import type { AppError, ErrorCode, JoinRefusal, KnockWithdrawal, LeaveReason } from "./types";
+import type { AppError, DeviceKind, ErrorCode, JoinRefusal, KnockWithdrawal, LeaveReason } from "./types";
 
 /** An error as a screen shows it: a headline and a sentence on what to do. */
 export interface UserMessage {
@@ -48,6 +48,10 @@ const CODES: Record<ErrorCode, true> = {
 };
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
 
+/** Each device kind once, checked against the shell's type like the codes. */
+const DEVICE_KINDS: Record<DeviceKind, true> = { camera: true, microphone: true, speaker: true, screen: true };
+const KNOWN_DEVICES: ReadonlySet<string> = new Set(Object.keys(DEVICE_KINDS));
+
 /** Normalizes whatever a rejected `invoke` produced into an {@link AppError}. */
 export function toAppError(raw: unknown): AppError {
   if (raw !== null && typeof raw === "object") {
@@ -55,7 +59,7 @@ export function toAppError(raw: unknown): AppError {
     const message = typeof obj.message === "string" ? obj.message : JSON.stringify(raw);
     const code = typeof obj.code === "string" && KNOWN_CODES.has(obj.code) ? (obj.code as ErrorCode) : "internal";
     const error: AppError = { code, message };
-    if (obj.device === "camera" || obj.device === "microphone" || obj.device === "speaker") error.device = obj.device;
+    if (typeof obj.device === "string" && KNOWN_DEVICES.has(obj.device)) error.device = obj.device as DeviceKind;
     if (typeof obj.retryAfterMs === "number" && Number.isFinite(obj.retryAfterMs) && obj.retryAfterMs >= 0) {
       error.retryAfterMs = obj.retryAfterMs;
     }
@@ -77,6 +81,10 @@ export interface ErrorContext {
 
 /** The words for an error. */
 export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessage {
+  if (err.device === "screen") {
+    const screen = describeScreenError(err);
+    if (screen) return screen;
+  }
   const device = err.device ?? "camera";
   switch (err.code) {
     case "relayUnreachable":
@@ -189,6 +197,30 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       return { title: "The update didn't install", detail: `${capitalize(err.message || "it failed")}. This version keeps running; try again later.` };
     case "internal":
       return { title: "Something went wrong", detail: err.message || "Unknown error." };
+  }
+}
+
+/**
+ * The words for a failure to list what can be shared: a screen is not "in use" like a camera,
+ * and the shell's message says what the system refused (e.g. "screen capture is not supported
+ * on this session"). Null for codes that mean the same for every device.
+ */
+function describeScreenError(err: AppError): UserMessage | null {
+  switch (err.code) {
+    case "deviceBusy":
+      return {
+        title: "Your screen can't be shared",
+        detail: `${err.message ? capitalize(err.message) : "The system did not let Parlor capture it"}. Sharing needs a desktop session that allows screen capture.`,
+      };
+    case "deviceNotAllowed":
+      return {
+        title: "Parlor may not record your screen",
+        detail: "Allow Parlor in the privacy settings (Screen Recording), then present again.",
+      };
+    case "deviceNotFound":
+      return { title: "Nothing to share", detail: "Parlor found no screen on this computer to share." };
+    default:
+      return null;
   }
 }
 

@@ -23,6 +23,8 @@ import {
   type ParticipantId,
   type Reaction,
   type Role,
+  type ScreenChoice,
+  type ScreenSource,
   type SessionEvent,
   type SessionEventName,
   type SessionEvents,
@@ -79,6 +81,11 @@ export interface Ipc {
   /** Lowers someone's hand: this app's, or (host or co-host) anyone's. */
   lowerHand(participantId: ParticipantId): Promise<void>;
   react(reaction: Reaction): Promise<void>;
+  /** The screens and windows there are to share, with thumbnails. */
+  listScreenSources(): Promise<ScreenSource[]>;
+  /** Shares `choice` in the meeting (or switches to it); the roster then shows this app presenting. */
+  startScreenShare(choice: ScreenChoice): Promise<void>;
+  stopScreenShare(): Promise<void>;
   /** A desktop notification (asked for while the window is not focused). */
   notify(title: string, body: string): Promise<void>;
   leaveMeeting(): Promise<void>;
@@ -149,6 +156,9 @@ export function tauriIpc(): Ipc {
     raiseHand: (raised) => invoke<void>("raise_hand", { raised }),
     lowerHand: (participantId) => invoke<void>("lower_hand", { participantId }),
     react: (reaction) => invoke<void>("react", { reaction }),
+    listScreenSources: () => invoke<ScreenSource[]>("list_screen_sources"),
+    startScreenShare: (choice) => invoke<void>("start_screen_share", { choice }),
+    stopScreenShare: () => invoke<void>("stop_screen_share"),
     notify: (title, body) => invoke<void>("notify", { title, body }),
     leaveMeeting: () => invoke<void>("leave_meeting"),
     setMic: (on) => invoke<void>("set_mic", { on }),

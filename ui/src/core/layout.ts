@@ -1,7 +1,9 @@
 /**
  * Tile layout of the meeting stage, as Meet arranges it: 16:9 tiles as large as the stage
  * allows, the last row centred, and with exactly two people the other person fills the stage
- * while the self view floats in a corner.
+ * while the self view floats in a corner. With a main tile (a presentation, a pinned tile) it
+ * takes the stage and the others line up in a strip on its right, or below it on a stage taller
+ * than wide. Which tiles go where is core/stage.ts's decision; this file makes the rectangles.
  */
 
 /** A rectangle in CSS pixels relative to the stage's top-left corner. */
@@ -110,4 +112,64 @@ export function stageLayout(ids: readonly number[], selfId: number, width: numbe
     }),
     pip: null,
   };
+}
+
+/** Where the tiles go when one of them is the main tile. */
+export interface FocusLayout {
+  /** The main tile first, then the strip's tiles that have room, in order. */
+  tiles: Array<{ id: number } & Rect>;
+  /** How many strip tiles had no room, counted ("+3") in the strip's last place; null when all fit. */
+  more: ({ count: number } & Rect) | null;
+}
+
+/** The strip's thickness as a fraction of the stage, and its bounds in px. */
+const STRIP_FRACTION = 0.2;
+const STRIP_MIN = 120;
+const STRIP_MAX = 280;
+/** Strip tiles shrink to fit everyone down to this length along the strip, then overflow. */
+const STRIP_TILE_MIN = 72;
+
+/**
+ * Lays out a main tile and a strip of `strip` tiles in a `width` × `height` stage. The strip
+ * runs down the right side, or along the bottom when the stage is taller than wide; its 16:9
+ * tiles shrink to fit and, below {@link STRIP_TILE_MIN}, the last place counts those left out.
+ * With `fillMain` the main tile takes all the room left (a shared screen, drawn letterboxed
+ * inside it); otherwise it is the largest centred 16:9 tile (a camera). An empty strip leaves the
+ * whole stage to the main tile.
+ */
+export function focusLayout(main: number, strip: readonly number[], width: number, height: number, fillMain: boolean, gap = TILE_GAP, aspect = TILE_ASPECT): FocusLayout {
+  if (width <= 0 || height <= 0) return { tiles: [], more: null };
+  const right = width >= height;
+  const along = right ? height : width;
+  const across = right ? width : height;
+  // The strip's thickness: a share of the stage, within bounds, never more than half of it.
+  const thickness = strip.length === 0 ? 0 : Math.floor(Math.min(across / 2, Math.max(STRIP_MIN, Math.min(STRIP_MAX, across * STRIP_FRACTION))));
+  // A strip tile's full length along the strip (its height on the right, its width below).
+  const fullLength = right ? thickness / aspect : thickness * aspect;
+  const fitLength = strip.length === 0 ? 0 : (along - gap * (strip.length - 1)) / strip.length;
+  const length = Math.floor(Math.min(fullLength, Math.max(fitLength, Math.min(STRIP_TILE_MIN, fullLength))));
+  // The places along the strip; when not every tile has one, the last place holds the count.
+  const places = length > 0 ? Math.max(1, Math.floor((along + gap) / (length + gap))) : 0;
+  const shown = strip.length <= places ? strip.length : places - 1;
+  const slots = Math.min(strip.length, places);
+  const tileW = right ? Math.floor(length * aspect) : length;
+  const tileH = right ? length : Math.floor(length / aspect);
+  const run = slots * length + Math.max(0, slots - 1) * gap;
+  const start = Math.round((along - run) / 2);
+  const stripX = right ? width - tileW : 0;
+  const stripY = right ? 0 : height - tileH;
+  const place = (i: number): Rect => ({
+    x: right ? stripX : start + i * (length + gap),
+    y: right ? start + i * (length + gap) : stripY,
+    width: tileW,
+    height: tileH,
+  });
+  // The main tile has the top-left of the stage, up to the strip.
+  const mainW = right && slots > 0 ? width - tileW - gap : width;
+  const mainH = !right && slots > 0 ? height - tileH - gap : height;
+  const mainRect = fillMain ? { x: 0, y: 0, width: mainW, height: mainH } : gridLayout(1, mainW, mainH, gap, aspect).tiles[0];
+  const tiles: FocusLayout["tiles"] = mainRect ? [{ id: main, ...mainRect }] : [];
+  for (let i = 0; i < shown; i++) tiles.push({ id: strip[i]!, ...place(i) });
+  const more = shown < strip.length ? { count: strip.length - shown, ...place(shown) } : null;
+  return { tiles, more };
 }

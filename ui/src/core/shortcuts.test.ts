@@ -30,6 +30,8 @@ describe("shortcuts", () => {
     expect(isApplePlatform("Linux x86_64")).toBe(false);
     expect(shortcutLabel("d", true)).toBe("⌘D");
     expect(shortcutLabel("d", false)).toBe("Ctrl+D");
+    expect(shortcutLabel("h", true, true)).toBe("⌘⌥H");
+    expect(shortcutLabel("s", false, true)).toBe("Ctrl+Alt+S");
   });
 });
 
@@ -40,5 +42,26 @@ describe("raise hand", () => {
     expect(shortcutFor(key("h", { ctrlKey: true }), false)).toBeNull();
     expect(shortcutFor(key("h", { altKey: true }), false)).toBeNull();
     expect(shortcutFor(key("h", { ctrlKey: true, altKey: true, shiftKey: true }), false)).toBeNull();
+  });
+});
+
+describe("present", () => {
+  it("is Ctrl+Alt+S, or ⌘⌥S on a Mac whose ⌥S types ß", () => {
+    expect(shortcutFor(key("s", { ctrlKey: true, altKey: true }), false)).toBe("togglePresenting");
+    expect(shortcutFor(key("S", { ctrlKey: true, altKey: true, code: "KeyS" }), false)).toBe("togglePresenting");
+    expect(shortcutFor(key("ß", { metaKey: true, altKey: true, code: "KeyS" }), true)).toBe("togglePresenting");
+  });
+  it("leaves Ctrl+S (save), Alt+S and the other platform's modifier alone", () => {
+    expect(shortcutFor(key("s", { ctrlKey: true }), false)).toBeNull();
+    expect(shortcutFor(key("s", { altKey: true }), false)).toBeNull();
+    expect(shortcutFor(key("s", { ctrlKey: true, altKey: true, shiftKey: true }), false)).toBeNull();
+    expect(shortcutFor(key("s", { ctrlKey: true, altKey: true }), true)).toBeNull();
+    expect(shortcutFor(key("s", { metaKey: true, altKey: true }), false)).toBeNull();
+  });
+  it("goes by the physical key when the layout puts another letter there", () => {
+    // On a layout whose S key types another letter with Alt held, the key still presents; a
+    // key with no shortcut does nothing.
+    expect(shortcutFor(key("ś", { ctrlKey: true, altKey: true, code: "KeyS" }), false)).toBe("togglePresenting");
+    expect(shortcutFor(key("x", { ctrlKey: true, altKey: true, code: "KeyX" }), false)).toBeNull();
   });
 });

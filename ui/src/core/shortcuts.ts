@@ -1,11 +1,12 @@
 /**
  * Keyboard shortcuts, Meet's: Ctrl+D (⌘+D on macOS) toggles the microphone, Ctrl+E (⌘+E)
- * the camera, Ctrl+Alt+H (⌘+⌥+H) raises or lowers the hand. The mapping is a pure function of
- * the key event's fields so it is unit-tested.
+ * the camera, Ctrl+Alt+H (⌘+⌥+H) raises or lowers the hand, and Ctrl+Alt+S (⌘+⌥+S) starts
+ * presenting (it opens the choice of what to share) or stops. The mapping is a pure function
+ * of the key event's fields so it is unit-tested.
  */
 
 /** What a shortcut does. */
-export type ShortcutAction = "toggleMic" | "toggleCamera" | "toggleHand" | "closePanel";
+export type ShortcutAction = "toggleMic" | "toggleCamera" | "toggleHand" | "togglePresenting" | "closePanel";
 
 /** The fields of a KeyboardEvent the mapping reads. */
 export interface KeyLike {
@@ -17,6 +18,9 @@ export interface KeyLike {
   altKey: boolean;
   shiftKey: boolean;
 }
+
+/** The shortcuts held with Alt as well as Ctrl (⌘), by letter. */
+const WITH_ALT: Readonly<Record<string, ShortcutAction>> = { h: "toggleHand", s: "togglePresenting" };
 
 /** True on Apple platforms, where the command key plays Ctrl's part. */
 export function isApplePlatform(platform: string): boolean {
@@ -31,8 +35,12 @@ export function shortcutFor(e: KeyLike, apple: boolean): ShortcutAction | null {
   if (e.key === "Escape" && !e.ctrlKey && !e.metaKey && !e.altKey) return "closePanel";
   const primary = apple ? e.metaKey && !e.ctrlKey : e.ctrlKey && !e.metaKey;
   if (!primary || e.shiftKey) return null;
-  // With Alt the key may come out as another character (⌥H is "˙" on a Mac): read `code`'s letter.
-  if (e.altKey) return (e.code ?? "") === "KeyH" || e.key.toLowerCase() === "h" ? "toggleHand" : null;
+  if (e.altKey) {
+    // With Alt the key may come out as another character (⌥H is "˙", ⌥S "ß" on a Mac): read
+    // `code`'s letter too.
+    const physical = /^Key([A-Z])$/.exec(e.code ?? "")?.[1]?.toLowerCase();
+    return (physical !== undefined ? WITH_ALT[physical] : undefined) ?? WITH_ALT[e.key.toLowerCase()] ?? null;
+  }
   switch (e.key.toLowerCase()) {
     case "d":
       return "toggleMic";
@@ -43,7 +51,9 @@ export function shortcutFor(e: KeyLike, apple: boolean): ShortcutAction | null {
   }
 }
 
-/** The label of a shortcut for tooltips: "Ctrl+D" or "⌘D". */
-export function shortcutLabel(letter: string, apple: boolean): string {
-  return apple ? `⌘${letter.toUpperCase()}` : `Ctrl+${letter.toUpperCase()}`;
+/** The label of a shortcut for tooltips: "Ctrl+D" or "⌘D"; with `alt`, "Ctrl+Alt+H" or "⌘⌥H". */
+export function shortcutLabel(letter: string, apple: boolean, alt = false): string {
+  const l = letter.toUpperCase();
+  if (apple) return alt ? `⌘⌥${l}` : `⌘${l}`;
+  return alt ? `Ctrl+Alt+${l}` : `Ctrl+${l}`;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { activeTransfers, handRaised, initialState, isHost, isModerator, latestStats, LIMITS, raisedHands, REACTION_MS, reconnectingSeconds, reduce, stageOrder, TOAST_MS, type Action, type AppState } from "./state";
+import { activeTransfers, handRaised, initialState, isHost, isModerator, isPresenting, latestStats, LIMITS, raisedHands, REACTION_MS, reconnectingSeconds, reduce, screenChoiceKey, stageOrder, stagePlan, TOAST_MS, type Action, type AppState } from "./state";
 import { last, sample } from "./test-fixtures";
-import type { ChatMessage, FileInfo, Invitation, Participant, SessionEvent } from "./types";
+import { screenTileId, type ChatMessage, type FileInfo, type Invitation, type Participant, type ScreenSource, type SessionEvent } from "./types";
 
 const T0 = 1_700_000_000_000;
 
@@ -10,7 +10,7 @@ function run(actions: Array<Action | SessionEvent>, start: AppState = initialSta
 }
 
 function person(id: number, name: string, over: Partial<Participant> = {}): Participant {
-  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, isCohost: false, handRaised: null, ...over };
+  return { id, displayName: name, isHost: false, micOn: true, cameraOn: true, speaking: false, joinedAtMs: T0 + id, reconnecting: false, isCohost: false, handRaised: null, presenting: false, ...over };
 }
 
 function chat(id: number, senderId: number, text: string, over: Partial<ChatMessage> = {}): ChatMessage {
@@ -571,5 +571,128 @@ describe("host controls, hands and reactions", () => {
     const mine = run([{ type: "leaveAsked", on: true }, { name: "meeting-ended", payload: { by: 1 } }], hosting());
     expect(mine.ended!.title).toBe("You ended the meeting for everyone");
     expect(mine.leaveAsked).toBe(false);
+  });
+});
+
+describe("presenting", () => {
+  const updated = (p: Participant): SessionEvent => ({ name: "participant-updated", payload: { participant: p } });
+  const joined = (p: Participant): SessionEvent => ({ name: "participant-joined", payload: { participant: p } });
+  const sources: ScreenSource[] = [
+    { choice: { kind: "screen", id: 1 }, name: "Built-in Display", width: 2560, height: 1600, thumbnail: "data:image/jpeg;base64,AA==" },
+    { choice: { kind: "window", id: 42 }, name: "Slides", width: 1600, height: 900, thumbnail: null },
+  ];
+
+  it("shows a click at once and takes the roster's word once it agrees", () => {
+    let s = run([{ type: "presentingRequested", on: true }], inMeeting());
+    expect(isPresenting(s.meeting!)).toBe(true);
+    // Another change of this app (it speaks) before the relay echoes the share keeps the wish.
+    s = run([updated(person(1, "Ada", { speaking: true }))], s);
+    expect(isPresenting(s.meeting!)).toBe(true);
+    s = run([updated(person(1, "Ada", { presenting: true }))], s);
+    expect(s.meeting!.presentingWanted).toBeNull();
+    expect(isPresenting(s.meeting!)).toBe(true);
+    s = run([{ type: "presentingRequested", on: false }], s);
+    expect(isPresenting(s.meeting!)).toBe(false);
+    s = run([updated(person(1, "Ada", { presenting: false }))], s);
+    expect(s.meeting!.presentingWanted).toBeNull();
+    expect(isPresenting(s.meeting!)).toBe(false);
+  });
+
+  it("puts the button back and says why when the shell refuses", () => {
+    const s = run([{ type: "presentingRequested", on: true }, { type: "presentingFailed", on: true, error: { code: "invalidState", message: "not in a meeting" } }], inMeeting());
+    expect(isPresenting(s.meeting!)).toBe(false);
+    expect(last(s.toasts)).toMatchObject({ kind: "error", text: "Couldn't present: That isn't possible right now", detail: "not in a meeting" });
+  });
+
+  it("says why a share stopped by itself, once and at once, before the roster follows", () => {
+    let s = run([updated(person(1, "Ada", { presenting: true })), { name: "error", payload: { code: "internal", message: "the relay refused a chat message" } }], inMeeting());
+    expect(isPresenting(s.meeting!)).toBe(true);
+    // The engine's own report of the failure comes first, as an error event.
+    s = run([{ name: "error", payload: { code: "internal", message: "screen sharing stopped: the shared window was closed" } }], s);
+    const before = s.toasts.length;
+    s = run([{ name: "screen-share-ended", payload: { reason: "the shared window was closed" } }], s);
+    expect(isPresenting(s.meeting!)).toBe(false);
+    expect(s.toasts).toHaveLength(before);
+    expect(last(s.toasts)).toMatchObject({ kind: "error", text: "Screen sharing stopped: the shared window was closed" });
+    // Other errors stay.
+    expect(s.toasts.some((t) => t.detail === "the relay refused a chat message")).toBe(true);
+    s = run([updated(person(1, "Ada", { presenting: false }))], s);
+    expect(s.meeting!.presentingWanted).toBeNull();
+  });
+
+  it("keeps presenters in the order they started, whoever joins or leaves", () => {
+    let s = run([updated(person(2, "Grace", { presenting: true })), joined(person(3, "Linus", { presenting: true }))], inMeeting());
+    expect(s.meeting!.presenters).toEqual([2, 3]);
+    expect(stagePlan(s.meeting!).main).toBe(screenTileId(3));
+    s = run([updated(person(3, "Linus", { presenting: false })), updated(person(3, "Linus", { presenting: true }))], s);
+    expect(s.meeting!.presenters).toEqual([2, 3]);
+    s = run([updated(person(2, "Grace", { presenting: false })), updated(person(2, "Grace", { presenting: true }))], s);
+    expect(s.meeting!.presenters).toEqual([3, 2]);
+    expect(stagePlan(s.meeting!).main).toBe(screenTileId(2));
+    s = run([{ name: "participant-left", payload: { participantId: 2, reason: "left" } }], s);
+    expect(s.meeting!.presenters).toEqual([3]);
+    expect(stagePlan(s.meeting!).main).toBe(screenTileId(3));
+  });
+
+  it("takes the presenters from the roster on joining", () => {
+    const s = run([
+      { type: "joinStarted", name: "Ada", code: "482913", relayAddr: "r:1", fingerprint: null },
+      {
+        name: "joined",
+        payload: { code: "482913", participantId: 1, hostId: 2, relayAddr: "r:1", invitation: invitation("482913", "r:1"), roster: [person(2, "Grace", { presenting: true }), person(1, "Ada")], chatHistory: [], locked: false },
+      },
+    ]);
+    expect(s.meeting!.presenters).toEqual([2]);
+    expect(stagePlan(s.meeting!).main).toBe(screenTileId(2));
+  });
+
+  it("drops a pin when its tile goes, and goes back to the grid when the presentation ends", () => {
+    let s = run([updated(person(2, "Grace", { presenting: true })), { type: "tilePinned", tile: screenTileId(2) }], inMeeting());
+    expect(stagePlan(s.meeting!).main).toBe(screenTileId(2));
+    s = run([updated(person(2, "Grace", { presenting: false }))], s);
+    expect(s.meeting!.pinned).toBeNull();
+    expect(stagePlan(s.meeting!).main).toBeNull();
+    s = run([{ type: "tilePinned", tile: 2 }, { name: "participant-left", payload: { participantId: 2, reason: "left" } }], s);
+    expect(s.meeting!.pinned).toBeNull();
+  });
+
+  it("leaves Tiled for a pin, and forgets the pin when Tiled is chosen", () => {
+    let s = run([{ type: "layoutChosen", layout: "tiled" }, { type: "tilePinned", tile: 2 }], inMeeting());
+    expect(s.meeting).toMatchObject({ layout: "auto", pinned: 2 });
+    expect(stagePlan(s.meeting!).main).toBe(2);
+    s = run([{ type: "layoutChosen", layout: "spotlight" }], s);
+    expect(s.meeting).toMatchObject({ layout: "spotlight", pinned: 2 });
+    s = run([{ type: "layoutChosen", layout: "tiled" }], s);
+    expect(s.meeting).toMatchObject({ layout: "tiled", pinned: null });
+    expect(stagePlan(s.meeting!).main).toBeNull();
+  });
+
+  it("opens the picker only in a meeting, chooses the first source, and keeps a choice still listed", () => {
+    expect(run([{ type: "screenPickerOpened" }]).screenPicker).toBeNull();
+    let s = run([{ type: "screenPickerOpened" }], inMeeting());
+    expect(s.screenPicker).toEqual({ sources: null, error: null, selected: null });
+    s = run([{ type: "screenSourcesListed", sources }], s);
+    expect(s.screenPicker!.selected).toBe("screen:1");
+    s = run([{ type: "screenSourceSelected", key: "window:42" }, { type: "screenSourceSelected", key: "window:7" }], s);
+    expect(s.screenPicker!.selected).toBe("window:42");
+    s = run([{ type: "screenSourcesListed", sources: sources.slice().reverse() }], s);
+    expect(s.screenPicker!.selected).toBe("window:42");
+    s = run([{ type: "screenPickerClosed" }, { type: "screenSourcesListed", sources }], s);
+    expect(s.screenPicker).toBeNull();
+  });
+
+  it("says in the picker why nothing can be listed, and closes it with the meeting", () => {
+    let s = run([{ type: "screenPickerOpened" }, { type: "screenSourcesFailed", error: { code: "deviceBusy", message: "screen capture is not supported on this session", device: "screen" } }], inMeeting());
+    expect(s.screenPicker).toMatchObject({ sources: [], selected: null, error: { title: "Your screen can't be shared" } });
+    expect(s.screenPicker!.error!.detail).toBe("Screen capture is not supported on this session. Sharing needs a desktop session that allows screen capture.");
+    s = run([{ type: "left" }], s);
+    expect(s.screenPicker).toBeNull();
+  });
+
+  it("names sources by kind and id", () => {
+    expect(screenChoiceKey({ kind: "screen", id: 3 })).toBe("screen:3");
+    expect(screenChoiceKey({ kind: "screen", id: null })).toBe("screen:main");
+    expect(screenChoiceKey({ kind: "window", id: 77 })).toBe("window:77");
+    expect(screenChoiceKey({ kind: "synthetic" })).toBe("synthetic");
   });
 });

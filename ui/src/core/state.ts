@@ -8,6 +8,7 @@
  */
 import { describeError, describeLeave, describeRefusal, describeWithdrawal, type UserMessage } from "./errors";
 import { displayCode } from "./format";
+import { planStage, type LayoutMode, type StagePlan, type TileId } from "./stage";
 import { pushSample } from "./stats";
 import type {
   AppError,
@@ -25,6 +26,8 @@ import type {
   ParticipantId,
   Reaction,
   Rejoin,
+  ScreenChoice,
+  ScreenSource,
   SessionEvent,
   SessionEvents,
   Settings,
@@ -32,6 +35,7 @@ import type {
   TransferDirection,
   UpdateInfo,
 } from "./types";
+import { screenTileId } from "./types";
 
 /** The voice-processing switches of the device settings. */
 export type VoiceSetting = "echoCancellation" | "noiseSuppression";
@@ -143,6 +147,26 @@ export interface MeetingState {
   /** Reactions floating over tiles, oldest first. */
   reactions: FloatingReaction[];
   nextReactionId: number;
+  /** Who shares a screen, in the order they started (this app included): the newest
+   * presentation is the main tile. */
+  presenters: ParticipantId[];
+  /** This app's presenting as last asked for (Present now, Stop presenting), shown at once and
+   * kept until the roster says the same; null when the roster is the truth ({@link isPresenting}). */
+  presentingWanted: boolean | null;
+  /** The tile pinned as the main one (core/stage.ts); null when none. */
+  pinned: TileId | null;
+  /** The layout menu's choice. */
+  layout: LayoutMode;
+}
+
+/** The "Choose what to share" dialog. */
+export interface ScreenPicker {
+  /** The screens and windows to choose from; null while the shell lists them. */
+  sources: ScreenSource[] | null;
+  /** Why they could not be listed. */
+  error: UserMessage | null;
+  /** The chosen one's {@link screenChoiceKey}. */
+  selected: string | null;
 }
 
 /** The home screen's form. */
@@ -213,6 +237,8 @@ export interface AppState {
   nextToastId: number;
   /** The microphone's level on the home screen (from `mic-level`); null before the first. */
   micLevel: MicLevel | null;
+  /** The dialog choosing what to present, while it is open. */
+  screenPicker: ScreenPicker | null;
 }
 
 /** Bounds of every list in the state. */
@@ -245,6 +271,7 @@ export function initialState(): AppState {
     mediaRequest: null,
     nextToastId: 1,
     micLevel: null,
+    screenPicker: null,
   };
 }
 
@@ -286,6 +313,15 @@ export type Action =
   | { type: "removeAsked"; participantId: ParticipantId | null }
   | { type: "leaveAsked"; on: boolean }
   | { type: "mediaRequestAnswered" }
+  | { type: "screenPickerOpened" }
+  | { type: "screenSourcesListed"; sources: ScreenSource[] }
+  | { type: "screenSourcesFailed"; error: AppError }
+  | { type: "screenSourceSelected"; key: string }
+  | { type: "screenPickerClosed" }
+  | { type: "presentingRequested"; on: boolean }
+  | { type: "presentingFailed"; on: boolean; error: AppError }
+  | { type: "tilePinned"; tile: TileId | null }
+  | { type: "layoutChosen"; layout: LayoutMode }
   | { type: "left" }
   | { type: "returnedHome" };
 
@@ -443,6 +479,36 @@ export function reduce(state: AppState, action: Action, nowMs: number): AppState
       return { ...state, leaveAsked: action.on };
     case "mediaRequestAnswered":
       return { ...state, mediaRequest: null };
+    case "screenPickerOpened":
+      return state.meeting ? { ...state, screenPicker: { sources: null, error: null, selected: null } } : state;
+    case "screenSourcesListed": {
+      const picker = state.screenPicker;
+      if (!picker) return state;
+      const keys = action.sources.map((src) => screenChoiceKey(src.choice));
+      const selected = picker.selected !== null && keys.includes(picker.selected) ? picker.selected : (keys[0] ?? null);
+      return { ...state, screenPicker: { sources: action.sources, error: null, selected } };
+    }
+    case "screenSourcesFailed":
+      return state.screenPicker ? { ...state, screenPicker: { sources: [], error: describeError(action.error), selected: null } } : state;
+    case "screenSourceSelected": {
+      const picker = state.screenPicker;
+      if (!picker?.sources?.some((src) => screenChoiceKey(src.choice) === action.key)) return state;
+      return { ...state, screenPicker: { ...picker, selected: action.key } };
+    }
+    case "screenPickerClosed":
+      return state.screenPicker ? { ...state, screenPicker: null } : state;
+    case "presentingRequested":
+      return withMeeting(state, (m) => ({ ...m, presentingWanted: settled(m, action.on) }));
+    case "presentingFailed": {
+      const words = describeError(action.error, { relayAddr: state.meeting?.relayAddr });
+      const next = withMeeting(state, (m) => ({ ...m, presentingWanted: null }));
+      return addToast(next, "error", `${action.on ? "Couldn't present" : "Couldn't stop presenting"}: ${words.title}`, words.detail, nowMs);
+    }
+    case "tilePinned":
+      // Pinning asks for a main tile, which the grid of Tiled does not have.
+      return withMeeting(state, (m) => ({ ...m, pinned: action.tile, layout: action.tile !== null && m.layout === "tiled" ? "auto" : m.layout }));
+    case "layoutChosen":
+      return withMeeting(state, (m) => ({ ...m, layout: action.layout, pinned: action.layout === "tiled" ? null : m.pinned }));
     case "left":
       return endSession(state, { title: "You left the meeting", detail: "", canRejoin: true, rejoin: null });
     case "returnedHome":
@@ -467,6 +533,7 @@ function onCreated(state: AppState, created: MeetingCreated, nowMs: number): App
     reconnecting: false,
     isCohost: false,
     handRaised: null,
+    presenting: false,
   };
   return {
     ...state,
@@ -510,6 +577,10 @@ function newMeeting(
     locked: false,
     reactions: [],
     nextReactionId: 1,
+    presenters: roster.filter((p) => p.presenting).map((p) => p.id),
+    presentingWanted: null,
+    pinned: null,
+    layout: "auto",
   };
 }
 
@@ -560,7 +631,7 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       const p = event.payload.participant;
       if (!state.meeting) return state;
       const existed = state.meeting.roster.some((r) => r.id === p.id);
-      const next = withMeeting(state, (m) => ({ ...m, roster: upsertParticipant(m.roster, p, m.hostId) }));
+      const next = withMeeting(state, (m) => ({ ...m, roster: upsertParticipant(m.roster, p, m.hostId), presenters: trackPresenter(m.presenters, p) }));
       return existed || p.id === state.meeting.selfId ? next : addToast(next, "info", `${p.displayName} joined`, null, nowMs);
     }
     case "participant-left": {
@@ -572,6 +643,8 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
         ...mm,
         roster: mm.roster.filter((r) => r.id !== gone.id),
         activeSpeaker: mm.activeSpeaker === gone.id ? null : mm.activeSpeaker,
+        presenters: mm.presenters.filter((id) => id !== gone.id),
+        pinned: mm.pinned === gone.id || mm.pinned === screenTileId(gone.id) ? null : mm.pinned,
       }));
       const closed = next.confirmRemove === gone.id ? { ...next, confirmRemove: null } : next;
       return addToast(closed, "info", describeLeave(gone.displayName, event.payload.reason), null, nowMs);
@@ -600,6 +673,15 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       const byMe = m !== null && event.payload.by === m.selfId;
       const title = byMe ? "You ended the meeting for everyone" : "The host ended the meeting";
       return endSession(state, { title, detail: byMe ? "" : "The meeting is over for everyone.", canRejoin: false, rejoin: null });
+    }
+    case "screen-share-ended": {
+      const { reason } = event.payload;
+      // The engine also reports the failure as an `error` event just before this one, which
+      // shows as "Something went wrong"; this toast says it better, so that one goes.
+      const generic = describeError({ code: "internal", message: `screen sharing stopped: ${reason}` });
+      const toasts = state.toasts.filter((t) => !(t.kind === "error" && t.text === generic.title && t.detail === generic.detail));
+      const next = withMeeting({ ...state, toasts }, (m) => ({ ...m, presentingWanted: settled(m, false) }));
+      return addToast(next, "error", `Screen sharing stopped: ${reason}`, null, nowMs);
     }
     case "reaction": {
       const { participantId, reaction } = event.payload;
@@ -701,7 +783,15 @@ function onParticipantUpdated(state: AppState, p: Participant, nowMs: number): A
   const m = state.meeting;
   const before = m?.roster.find((r) => r.id === p.id);
   if (!m || !before) return state;
-  const next = withMeeting(state, (mm) => ({ ...mm, roster: upsertParticipant(mm.roster, p, mm.hostId) }));
+  const next = withMeeting(state, (mm) => ({
+    ...mm,
+    roster: upsertParticipant(mm.roster, p, mm.hostId),
+    presenters: trackPresenter(mm.presenters, p),
+    // A presentation that ends takes its pin with it.
+    pinned: !p.presenting && mm.pinned === screenTileId(p.id) ? null : mm.pinned,
+    // The roster now says what was asked for: it is the truth again.
+    presentingWanted: p.id === mm.selfId && mm.presentingWanted === p.presenting ? null : mm.presentingWanted,
+  }));
   if (p.id === m.selfId) {
     if (p.isCohost && !before.isCohost) return addToast(next, "info", "You are now a co-host", "You can admit people, mute and remove others.", nowMs);
     if (!p.isCohost && before.isCohost && p.id !== m.hostId) return addToast({ ...next, knocks: [] }, "info", "You are no longer a co-host", null, nowMs);
@@ -731,6 +821,9 @@ function onJoined(state: AppState, p: SessionEvents["joined"]): AppState {
     meeting.encryption = prev.encryption;
     meeting.reactions = prev.reactions;
     meeting.nextReactionId = prev.nextReactionId;
+    meeting.pinned = prev.pinned;
+    meeting.layout = prev.layout;
+    meeting.presentingWanted = settled(meeting, prev.presentingWanted);
   }
   return {
     ...state,
@@ -862,6 +955,7 @@ function endSession(state: AppState, ended: EndedState): AppState {
     confirmRemove: null,
     leaveAsked: false,
     mediaRequest: null,
+    screenPicker: null,
     home: { ...state.home, busy: null },
     // News about the meeting (joins, chat) is stale once it is over; errors may still matter.
     toasts: state.toasts.filter((t) => t.kind === "error"),
@@ -893,6 +987,19 @@ function upsertParticipant(roster: Participant[], p: Participant, hostId: Partic
   const next = roster.slice();
   next[i] = fixed;
   return next;
+}
+
+/** The presenters after `p`'s update: appended when they start, dropped when they stop. */
+function trackPresenter(presenters: ParticipantId[], p: Participant): ParticipantId[] {
+  const listed = presenters.includes(p.id);
+  if (p.presenting === listed) return presenters;
+  return p.presenting ? [...presenters, p.id] : presenters.filter((id) => id !== p.id);
+}
+
+/** What to keep of a wish to present (or stop): nothing once the roster already says it. */
+function settled(m: MeetingState, want: boolean | null): boolean | null {
+  const self = m.roster.find((r) => r.id === m.selfId);
+  return want === (self?.presenting ?? false) ? null : want;
 }
 
 function sortRoster(roster: Participant[]): Participant[] {
@@ -953,6 +1060,22 @@ export function handRaised(m: MeetingState): boolean {
 export function stageOrder(m: MeetingState): ParticipantId[] {
   const others = m.roster.filter((p) => p.id !== m.selfId).map((p) => p.id);
   return [m.selfId, ...others];
+}
+
+/** Whether this app presents, as far as the person can tell: what they last asked for until the
+ * roster confirms it, then the roster. */
+export function isPresenting(m: MeetingState): boolean {
+  return m.presentingWanted ?? m.roster.some((p) => p.id === m.selfId && p.presenting);
+}
+
+/** What the stage shows now (core/stage.ts). */
+export function stagePlan(m: MeetingState): StagePlan {
+  return planStage({ participants: stageOrder(m), selfId: m.selfId, presenters: m.presenters, activeSpeaker: m.activeSpeaker, pinned: m.pinned, layout: m.layout });
+}
+
+/** A source's identity in the picker: its kind and id ("screen:1", "window:42", "synthetic"). */
+export function screenChoiceKey(choice: ScreenChoice): string {
+  return choice.kind === "synthetic" ? "synthetic" : `${choice.kind}:${choice.id ?? "main"}`;
 }
 
 /** Whole seconds since the connection broke, while it is being repaired; null otherwise. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chartSeries, connectionQuality, HISTORY_MAX_SAMPLES, HISTORY_WINDOW_MS, pushSample, qualityWords, voiceWords } from "./stats";
+import { chartSeries, connectionQuality, formatResolution, HISTORY_MAX_SAMPLES, HISTORY_WINDOW_MS, pushSample, qualityWords, screenInCells, screenOutWords, voiceWords } from "./stats";
 import { sample } from "./test-fixtures";
 import type { StatsSnapshot } from "./types";
 
@@ -55,5 +55,21 @@ describe("voice processing words", () => {
     expect(voiceWords(sample(0, { erleDb: 31.4, aecDelayMs: 132 }))).toBe("Echo cancellation on (31 dB of echo removed, echo delay 132 ms) · noise cancellation on");
     expect(voiceWords(sample(0, { erleDb: null, aecDelayMs: null }))).toBe("Echo cancellation on · noise cancellation on");
     expect(voiceWords(sample(0, { echoCancellation: false, noiseSuppression: false, erleDb: null, aecDelayMs: null }))).toBe("Echo cancellation off · noise cancellation off");
+  });
+});
+
+describe("screen stats", () => {
+  it("says what this app's presentation sends", () => {
+    const words = screenOutWords({ width: 1728, height: 1080, fps: 4.6, bitrateKbps: 812.4, changedFraction: 0.032, quality: "1080p", encodeMs: 13.6 });
+    expect(words).toBe("1728×1080 (1080p) · 5 fps · 812 kbps · 3.2% of the picture changing · encoded in 14 ms");
+  });
+  it("fills a received presentation's row, with stale tiles and for how long", () => {
+    const row = { width: 1920, height: 1080, slicesPerSecond: 14.2, bitrateKbps: 640.6, loss: 0.004, staleTiles: 0, staleMs: 0, refreshesRequested: 0 };
+    expect(screenInCells(row)).toEqual(["1920×1080", "14", "641", "0.4%", "0"]);
+    expect(screenInCells({ ...row, staleTiles: 120, staleMs: 350.2 })[4]).toBe("120 for 350 ms");
+  });
+  it("shows no resolution before the first picture", () => {
+    expect(formatResolution(0, 0)).toBe("–");
+    expect(formatResolution(1280, 720)).toBe("1280×720");
   });
 });

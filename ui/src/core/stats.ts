@@ -1,8 +1,9 @@
 /**
- * Stats history for the charts (the last 60 seconds) and the connection-quality verdict shown
- * as signal bars on each tile.
+ * Stats history for the charts (the last 60 seconds), the connection-quality verdict shown
+ * as signal bars on each tile, and the words and figures of the panel's voice and screen lines.
  */
-import type { StatsSnapshot } from "./types";
+import { formatPercent } from "./format";
+import type { ScreenInStats, ScreenOutStats, StatsSnapshot } from "./types";
 
 /** How much history the charts show. */
 export const HISTORY_WINDOW_MS = 60_000;
@@ -95,4 +96,27 @@ export function voiceWords(s: StatsSnapshot): string {
   }
   parts.push(s.noiseSuppression ? "noise cancellation on" : "noise cancellation off");
   return parts.join(" · ");
+}
+
+/** "1920×1080", or "–" before the first picture. */
+export function formatResolution(width: number, height: number): string {
+  return width > 0 && height > 0 ? `${width}×${height}` : "–";
+}
+
+/** This app's shared screen in words for the stats panel: what is sent, how often, at what
+ * bitrate, how much of the picture changes and what encoding costs. */
+export function screenOutWords(out: ScreenOutStats): string {
+  return [
+    `${formatResolution(out.width, out.height)} (${out.quality})`,
+    `${Math.round(out.fps)} fps`,
+    `${Math.round(out.bitrateKbps)} kbps`,
+    `${formatPercent(out.changedFraction)} of the picture changing`,
+    `encoded in ${Math.round(out.encodeMs)} ms`,
+  ].join(" · ");
+}
+
+/** The cells of a received presentation's row: resolution, slices/s, kbps, loss, stale tiles. */
+export function screenInCells(s: ScreenInStats): string[] {
+  const stale = s.staleTiles === 0 ? "0" : `${s.staleTiles} for ${Math.round(s.staleMs)} ms`;
+  return [formatResolution(s.width, s.height), String(Math.round(s.slicesPerSecond)), String(Math.round(s.bitrateKbps)), formatPercent(s.loss), stale];
 }

@@ -20,6 +20,7 @@ export function sample(timestampMs: number, over: Partial<StatsSnapshot> = {}): 
     noiseSuppression: true,
     aecDelayMs: 120,
     erleDb: 30,
+    screenOut: null,
     ...over,
   };
 }

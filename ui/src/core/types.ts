@@ -43,6 +43,10 @@ export type {
   Reaction,
   Rejoin,
   Role,
+  ScreenChoice,
+  ScreenInStats,
+  ScreenOutStats,
+  ScreenSource,
   Settings,
   StatsSnapshot,
   TransferDirection,
@@ -55,6 +59,29 @@ export type {
  * 0 is the relay's own sender id in media packets, so no participant ever has it.
  */
 export const LOCAL_VIDEO_ID: ParticipantId = 0;
+
+/**
+ * Set in the video-frame id of a shared screen: participant `p`'s screen arrives as
+ * `p | 0x80000000` (the shell's `screen_tile_id`). Participant ids never have this bit (the relay
+ * counts them from 1), so camera and screen ids never collide. Written as a sum: JavaScript's
+ * `|` works on signed 32-bit integers and would make the id negative.
+ */
+export const SCREEN_TILE_FLAG = 0x80000000;
+
+/** The video-frame (and tile) id of participant `participantId`'s shared screen. */
+export function screenTileId(participantId: ParticipantId): number {
+  return SCREEN_TILE_FLAG + participantId;
+}
+
+/** Whether a video-frame or tile id is a shared screen's rather than a camera's. */
+export function isScreenTileId(id: number): boolean {
+  return id >= SCREEN_TILE_FLAG;
+}
+
+/** The participant a tile id belongs to: the presenter of a screen, or the camera's owner. */
+export function tileOwner(id: number): ParticipantId {
+  return isScreenTileId(id) ? id - SCREEN_TILE_FLAG : id;
+}
 
 /** The name of a session event. */
 export type SessionEventName = ShellEvent["name"];
@@ -87,6 +114,7 @@ const EVENT_NAMES: Record<SessionEventName, true> = {
   "media-requested": true,
   "meeting-ended": true,
   reaction: true,
+  "screen-share-ended": true,
   chat: true,
   "file-offer": true,
   "file-progress": true,

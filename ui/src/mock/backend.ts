@@ -2,8 +2,9 @@
  * A stand-in for the Tauri shell, for running the UI in a plain browser (Playwright tests,
  * `npm run dev:mock`). It answers every command of docs/app-ipc.md through Tauri's own
  * `mockIPC`, emits session events through the mocked event plugin, pushes synthetic video
- * frames through the Channel with the same flow control as the real shell, and turns HTML5
- * file drops into `tauri://drag-*` events the way the native webview does.
+ * frames through the Channel with the same flow control as the real shell (shared screens as
+ * slides under their screen tile id, fitted whole into the tile), and turns HTML5 file drops
+ * into `tauri://drag-*` events the way the native webview does.
  *
  * Only the test entry (ui/mock.html → src/mock/entry.ts, built into ui/dist-mock) imports this;
  * the app build (ui/dist) never contains it.
@@ -14,8 +15,8 @@ import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import type { Channel } from "@tauri-apps/api/core";
 import { encodeFrame, PixelFormat } from "../core/frame";
-import type { AppError, ChatMessage, Device, FileInfo, Invitation, Participant, SessionEvents, Settings, StatsSnapshot } from "../core/types";
-import { LOCAL_VIDEO_ID } from "../core/types";
+import type { AppError, ChatMessage, Device, FileInfo, Invitation, Participant, ParticipantStats, ScreenChoice, ScreenSource, SessionEvents, Settings, StatsSnapshot } from "../core/types";
+import { LOCAL_VIDEO_ID, screenTileId } from "../core/types";
 
 /** What tests can do to the mock. */
 export interface MockControl {
@@ -77,7 +78,11 @@ export interface MockControl {
   endMeeting(by: number): void;
   /** The desktop notifications the page asked for, in order. */
   notifications: Array<{ title: string; body: string }>;
-  /** Frames pushed per participant since start. */
+  /** Someone starts (or stops) sharing their screen: slides arrive under their screen tile id. */
+  present(id: number, on: boolean): void;
+  /** This app's share stops by itself (the shared window closed, capture failed). */
+  endMyShare(reason: string): void;
+  /** Frames pushed per video id (a participant's, or a screen tile's) since start. */
   framesSent: Record<number, number>;
 }
 
@@ -107,6 +112,14 @@ export const MOCK_FINGERPRINT = "5e".repeat(32);
 /** A relay address whose relay was reinstalled: its certificate changed until trusted. */
 export const REINSTALLED_RELAY = "192.168.1.99:7878";
 
+/** The synthetic slides a remote presenter shares, and how often they change. */
+const SCREEN_W = 1920;
+const SCREEN_H = 1080;
+const SCREEN_FPS = 5;
+/** The size this app's own screen is sent at: the screen ladder's top level. */
+const SHARE_FIT: [number, number] = [1920, 1080];
+/** How long the relay takes to echo a media state change back. */
+const ECHO_MS = 60;
 const SRC_W = 640;
 const SRC_H = 360;
 const FPS = 20;
@@ -143,6 +156,8 @@ export function installMockBackend(): MockControl {
   let openedLink: string | null = params.get("open");
   let offeredUpdate: string | null = params.get("update");
   let self: Participant | null = null;
+  /** What this app shares, while it presents. */
+  let sharing: ScreenSource | null = null;
   let code = "";
   let relayAddr = "";
   let hostId = 0;
@@ -204,6 +219,7 @@ export function installMockBackend(): MockControl {
     leave: (id, reason = "left") => {
       if (!remotes.delete(id)) return;
       flows.delete(id);
+      flows.delete(screenTileId(id));
       void send("participant-left", { participantId: id, reason });
     },
     chatFrom: (id, text) => {
@@ -296,6 +312,17 @@ export function installMockBackend(): MockControl {
       endSession();
       void send("meeting-ended", { by });
     },
+    present: (id, on) => {
+      const r = remotes.get(id);
+      if (!r || r.p.presenting === on) return;
+      r.p = { ...r.p, presenting: on };
+      // The shell forgets a screen's flow when it stops: a new share starts unacknowledged.
+      if (!on) flows.delete(screenTileId(id));
+      void send("participant-updated", { participant: r.p });
+    },
+    endMyShare: (reason) => {
+      if (self?.presenting) shareEnded(reason);
+    },
   };
   window.__parlorMock = control;
 
@@ -309,7 +336,7 @@ export function installMockBackend(): MockControl {
 
   function addRemote(name: string, format: "i420" | "rgba"): Participant {
     const id = nextId++;
-    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null };
+    const p: Participant = { id, displayName: name, isHost: id === hostId, micOn: true, cameraOn: true, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null, presenting: false };
     remotes.set(id, { p, format, colors: PALETTE[id % PALETTE.length] ?? PALETTE[0]! });
     return p;
   }
@@ -327,14 +354,14 @@ export function installMockBackend(): MockControl {
     remotes.clear();
     nextId = 1;
     if (asHost) {
-      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null };
+      self = { id: nextId++, displayName: name, isHost: true, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null, presenting: false };
       hostId = self.id;
     } else {
       // A meeting in progress: Grace hosts, Linus sends RGBA frames, Grace I420.
       hostId = 1;
       addRemote("Grace Hopper", "i420");
       addRemote("Linus Torvalds", "rgba");
-      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null };
+      self = { id: nextId++, displayName: name, isHost: false, micOn, cameraOn, speaking: false, joinedAtMs: Date.now(), reconnecting: false, isCohost: false, handRaised: null, presenting: false };
       const grace = remotes.get(1)!.p;
       chat.length = 0;
       chat.push({ id: nextChat++, senderId: grace.id, senderName: grace.displayName, text: "Welcome! The agenda is in the doc I'll drop here.", timestampMs: Date.now() - 120_000, clientMsgId: null, file: null });
@@ -350,11 +377,43 @@ export function installMockBackend(): MockControl {
 
   function endSession(): void {
     self = null;
+    sharing = null;
     droppedAt = null;
     remotes.clear();
     knocks.clear();
     for (const id of [...flows.keys()]) if (id !== LOCAL_VIDEO_ID) flows.delete(id);
     latest = null;
+  }
+
+  /** This app's MEDIA_STATE says `presenting`; the relay's echo updates the roster a moment later. */
+  function setPresenting(on: boolean): void {
+    if (!self || self.presenting === on) return;
+    self = { ...self, presenting: on };
+    const me = self;
+    setTimeout(() => {
+      if (self?.id === me.id) void send("participant-updated", { participant: self });
+    }, ECHO_MS);
+  }
+
+  /** This app's share stops by itself, as the engine tells it: its log line as an error event,
+   * the event, then the media state, whose echo updates the roster. */
+  function shareEnded(reason: string): void {
+    sharing = null;
+    void send("error", { code: "internal", message: `screen sharing stopped: ${reason}` });
+    void send("screen-share-ended", { reason });
+    setPresenting(false);
+  }
+
+  /** What `list_screen_sources` offers: two screens and two windows, one without a thumbnail. */
+  let screenSources: ScreenSource[] | null = null;
+  function listScreenSources(): ScreenSource[] {
+    screenSources ??= [
+      { choice: { kind: "screen", id: 1 }, name: "Built-in Display", width: 2560, height: 1600, thumbnail: thumbnail(2560, 1600, (c, w, h) => drawDesktop(c, w, h, "#1a73e8")) },
+      { choice: { kind: "screen", id: 2 }, name: "DELL U2720Q", width: 3840, height: 2160, thumbnail: thumbnail(3840, 2160, (c, w, h) => drawDesktop(c, w, h, "#188038")) },
+      { choice: { kind: "window", id: 4101 }, name: "Q3 roadmap — Slides", width: 1600, height: 900, thumbnail: thumbnail(1600, 900, (c, w, h) => drawSlide(c, w, h, 0)) },
+      { choice: { kind: "window", id: 4102 }, name: "Terminal", width: 1200, height: 800, thumbnail: null },
+    ];
+    return screenSources;
   }
 
   function pushChat(from: Participant, text: string, file: FileInfo | null, clientMsgId: number | null): void {
@@ -436,17 +495,46 @@ export function installMockBackend(): MockControl {
       format === "rgba"
         ? encodeFrame(id, w, hgt, PixelFormat.Rgba, rgba)
         : encodeFrame(id, w, hgt, PixelFormat.I420, rgbaToI420(rgba, w, hgt));
+    deliver(channel, id, f, msg);
+  }
+
+  const screenScratch = document.createElement("canvas");
+  const screenCtx = screenScratch.getContext("2d", { willReadFrequently: true });
+
+  /** A presenter's slide, fitted whole into the tile like the shell's screens (never cropped). */
+  function pushScreenFrame(presenter: number, t: number): void {
+    const id = screenTileId(presenter);
+    const f = flows.get(id);
+    if (!f || !f.ready || !channel || !screenCtx) return;
+    const scale = Math.min(1, f.width / SCREEN_W, f.height / SCREEN_H);
+    const w = Math.max(2, Math.round((SCREEN_W * scale) / 2) * 2);
+    const hgt = Math.max(2, Math.round((SCREEN_H * scale) / 2) * 2);
+    if (screenScratch.width !== w || screenScratch.height !== hgt) {
+      screenScratch.width = w;
+      screenScratch.height = hgt;
+    }
+    drawSlide(screenCtx, w, hgt, t);
+    const rgba = new Uint8Array(screenCtx.getImageData(0, 0, w, hgt).data.buffer);
+    deliver(channel, id, f, encodeFrame(id, w, hgt, PixelFormat.I420, rgbaToI420(rgba, w, hgt)));
+  }
+
+  function deliver(to: Channel<ArrayBuffer>, id: number, f: Flow, msg: ArrayBuffer): void {
     f.ready = false;
     f.sentThisSecond++;
     control.framesSent[id] = (control.framesSent[id] ?? 0) + 1;
     const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback(id: number, data: unknown): void } }).__TAURI_INTERNALS__;
-    internals.runCallback(channel.id, { index: channelIndex++, message: msg });
+    internals.runCallback(to.id, { index: channelIndex++, message: msg });
   }
 
+  let tick = 0;
   setInterval(() => {
     const t = performance.now() / 1000;
+    const screenTick = tick++ % Math.round(FPS / SCREEN_FPS) === 0;
     if (cameraOn && (previewing || self)) pushFrame(LOCAL_VIDEO_ID, ["#37474f", "#78909c"], "i420", t);
-    for (const r of remotes.values()) if (r.p.cameraOn) pushFrame(r.p.id, r.colors, r.format, t);
+    for (const r of remotes.values()) {
+      if (r.p.cameraOn) pushFrame(r.p.id, r.colors, r.format, t);
+      if (r.p.presenting && screenTick) pushScreenFrame(r.p.id, t);
+    }
   }, 1000 / FPS);
 
   // ---- The microphone meter: a talker, over a noise floor that noise suppression takes
@@ -473,8 +561,9 @@ export function installMockBackend(): MockControl {
     if (!self) return;
     const now = Date.now();
     const s = now / 1000;
-    const rows = [...remotes.values()].map((r) => {
+    const rows = [...remotes.values()].map((r): ParticipantStats => {
       const f = flows.get(r.p.id);
+      const screenFlow = flows.get(screenTileId(r.p.id));
       return {
         participantId: r.p.id,
         fps: r.p.cameraOn ? (f?.fps ?? 0) : 0,
@@ -483,6 +572,18 @@ export function installMockBackend(): MockControl {
         jitterMs: 4 + 2 * Math.sin(s / 4 + r.p.id),
         width: f && f.width ? Math.min(SRC_W, 640) : 0,
         height: f && f.height ? 360 : 0,
+        screen: r.p.presenting
+          ? {
+              width: SCREEN_W,
+              height: SCREEN_H,
+              slicesPerSecond: (screenFlow?.fps ?? 0) * 3,
+              bitrateKbps: Math.round(640 + 120 * Math.sin(s / 4 + r.p.id)),
+              loss: Math.max(0, 0.002 + 0.002 * Math.sin(s / 5)),
+              staleTiles: 0,
+              staleMs: 0,
+              refreshesRequested: 0,
+            }
+          : null,
       };
     });
     const spike = Math.sin(s / 9) > 0.93;
@@ -503,6 +604,7 @@ export function installMockBackend(): MockControl {
       noiseSuppression: settings.noiseSuppression,
       aecDelayMs: settings.echoCancellation ? 132 : null,
       erleDb: settings.echoCancellation ? 31 + 3 * Math.sin(s / 7) : null,
+      screenOut: sharing ? screenOut(sharing, s) : null,
     };
     void send("stats", latest);
     if (Math.floor(s) % 4 === 0) {
@@ -719,6 +821,23 @@ export function installMockBackend(): MockControl {
           } else control.setHand(id, false);
           return null;
         }
+        case "list_screen_sources":
+          return listScreenSources();
+        case "start_screen_share": {
+          if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
+          const choice = args.choice as ScreenChoice;
+          const source = listScreenSources().find((src) => sameChoice(src.choice, choice));
+          setPresenting(true);
+          sharing = source ?? null;
+          // As in the engine, a source that cannot be opened ends the share by itself.
+          if (!source) setTimeout(() => shareEnded("no device: that window is closed"), ECHO_MS);
+          return null;
+        }
+        case "stop_screen_share":
+          if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
+          sharing = null;
+          setPresenting(false);
+          return null;
         case "react":
           if (!self) throw { code: "invalidState", message: "not in a meeting" } satisfies AppError;
           void send("reaction", { participantId: self.id, reaction: args.reaction as SessionEvents["reaction"]["reaction"] });
@@ -792,6 +911,78 @@ export function installMockBackend(): MockControl {
     setInterval(() => waiting && control.admit(), Math.max(100, Number(auto) || 1500));
   }
   return control;
+}
+
+function sameChoice(a: ScreenChoice, b: ScreenChoice): boolean {
+  return a.kind === b.kind && (a.kind === "synthetic" || (b.kind !== "synthetic" && a.id === b.id));
+}
+
+/** What the stats say of this app's share: the source fitted to the screen ladder's top level. */
+function screenOut(source: ScreenSource, s: number): NonNullable<StatsSnapshot["screenOut"]> {
+  const scale = Math.min(1, SHARE_FIT[0] / source.width, SHARE_FIT[1] / source.height);
+  return {
+    width: Math.round((source.width * scale) / 2) * 2,
+    height: Math.round((source.height * scale) / 2) * 2,
+    fps: 5,
+    bitrateKbps: Math.round(520 + 160 * Math.sin(s / 3)),
+    changedFraction: 0.03 + 0.02 * Math.sin(s / 2),
+    quality: "1080p",
+    encodeMs: 11 + 3 * Math.sin(s),
+  };
+}
+
+/** A JPEG data URL of a picture of `width` × `height`, drawn small like the shell's thumbnails. */
+function thumbnail(width: number, height: number, draw: (ctx: CanvasRenderingContext2D, w: number, h: number) => void): string | null {
+  const canvas = document.createElement("canvas");
+  canvas.width = 320;
+  canvas.height = Math.round((320 * height) / width);
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return null;
+  draw(ctx, canvas.width, canvas.height);
+  return canvas.toDataURL("image/jpeg", 0.8);
+}
+
+/** A desktop: wallpaper in `accent`, a few windows and a taskbar. */
+function drawDesktop(ctx: CanvasRenderingContext2D, w: number, h: number, accent: string): void {
+  const g = ctx.createLinearGradient(0, 0, w, h);
+  g.addColorStop(0, "#202124");
+  g.addColorStop(1, accent);
+  ctx.fillStyle = g;
+  ctx.fillRect(0, 0, w, h);
+  ctx.fillStyle = "rgba(255,255,255,0.92)";
+  ctx.fillRect(w * 0.08, h * 0.1, w * 0.5, h * 0.55);
+  ctx.fillStyle = "rgba(232,234,237,0.85)";
+  ctx.fillRect(w * 0.45, h * 0.3, w * 0.45, h * 0.45);
+  ctx.fillStyle = "rgba(32,33,36,0.9)";
+  ctx.fillRect(0, h * 0.92, w, h * 0.08);
+}
+
+/** A slide of a presentation at time `t` (s): a title, bullets, a growing bar chart and a
+ * pointer moving over it, so that a shared screen changes a little at a time. */
+function drawSlide(ctx: CanvasRenderingContext2D, w: number, h: number, t: number): void {
+  ctx.save();
+  ctx.scale(w / SCREEN_W, h / SCREEN_H);
+  const g = ctx.createLinearGradient(0, 0, SCREEN_W, SCREEN_H);
+  g.addColorStop(0, "#0b3d91");
+  g.addColorStop(1, "#4285f4");
+  ctx.fillStyle = g;
+  ctx.fillRect(0, 0, SCREEN_W, SCREEN_H);
+  ctx.fillStyle = "#ffffff";
+  ctx.font = "bold 96px sans-serif";
+  ctx.fillText("Q3 roadmap", 120, 200);
+  ctx.font = "48px sans-serif";
+  ["Ship screen sharing", "Halve join time", "Relay on ARM boards"].forEach((line, i) => ctx.fillText(`• ${line}`, 140, 340 + i * 90));
+  const bars = ["#fbbc04", "#34a853", "#ea4335", "#e8eaed"];
+  bars.forEach((color, i) => {
+    const height = 160 + 120 * i + 40 * Math.sin(t / 2 + i);
+    ctx.fillStyle = color;
+    ctx.fillRect(1180 + i * 150, 900 - height, 110, height);
+  });
+  ctx.fillStyle = "#ea4335";
+  ctx.beginPath();
+  ctx.arc(1180 + 300 + 260 * Math.sin(t / 1.5), 520 + 120 * Math.cos(t / 1.5), 18, 0, 2 * Math.PI);
+  ctx.fill();
+  ctx.restore();
 }
 
 function fakeSha(name: string, size: number): string {

@@ -14,6 +14,7 @@ import { HomeView } from "./home";
 import { MeetingView } from "./meeting";
 import { Overlays } from "./overlays";
 import { PreviewView } from "./preview";
+import { ScreenPickerView } from "./screen-picker";
 import type { VideoHub } from "./video";
 import { WaitingView } from "./waiting";
 
@@ -24,6 +25,7 @@ export class AppView {
   private readonly ended: EndedView;
   private readonly preview: PreviewView;
   private readonly overlays: Overlays;
+  private readonly screenPicker: ScreenPickerView;
   private readonly screens: Record<Screen, HTMLElement>;
   private shown: Screen | null = null;
 
@@ -40,6 +42,7 @@ export class AppView {
     this.meeting = new MeetingView(ctl, store, hub);
     this.ended = new EndedView(ctl);
     this.overlays = new Overlays(ctl, store);
+    this.screenPicker = new ScreenPickerView(ctl, store);
     this.screens = { home: this.home.el, waiting: this.waiting.el, meeting: this.meeting.el, ended: this.ended.el };
     root.replaceChildren(
       h("div", { class: "app" }, this.home.el, this.waiting.el, this.meeting.el, this.ended.el),
@@ -48,6 +51,7 @@ export class AppView {
       this.overlays.dialog,
       this.overlays.leaveDialog,
       this.overlays.requestDialog,
+      this.screenPicker.el,
       this.overlays.drop,
     );
     new Alerts(store, ctl);
@@ -102,5 +106,6 @@ export class AppView {
     if (s.screen === "ended") this.ended.update(s);
     this.meeting.update(s);
     this.overlays.update(s);
+    this.screenPicker.update(s);
   }
 }

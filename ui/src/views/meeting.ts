@@ -1,222 +1,28 @@
 /**
- * The meeting screen: the tile stage, the side panel (chat, people or stats) and the bottom bar
- * with the meeting code, the relay address to share, a lock while the host has locked the
- * meeting, and the round controls (microphone, camera, raise hand, reactions, leave). While the
- * connection to the relay is being repaired a "Reconnecting…" banner counts the seconds; tiles
- * of others whose connection dropped are greyed out with the same words. A raised hand shows on
- * its tile, and reactions float up over their sender's tile for a few seconds.
+ * The meeting screen: the tile stage (views/stage.ts), the side panel (chat, people or stats)
+ * and the bottom bar with the meeting code, the relay address to share, a lock while the host
+ * has locked the meeting, and the round controls (microphone, camera, raise hand, reactions,
+ * present, layout, leave). While this app presents, a "You are presenting" bar above the stage
+ * offers to share something else or to stop. While the connection to the relay is being
+ * repaired a "Reconnecting…" banner counts the seconds; tiles of others whose connection
+ * dropped are greyed out with the same words. A raised hand shows on its tile, and reactions
+ * float up over their sender's tile for a few seconds.
  */
 import type { Controller } from "../core/controller";
-import { avatarColor, displayCode, formatClock, formatElapsed, initialOf } from "../core/format";
-import { stageLayout, type Rect } from "../core/layout";
+import { displayCode, formatClock, formatElapsed } from "../core/format";
 import { isApplePlatform, shortcutLabel } from "../core/shortcuts";
 import { REACTION_EMOJI, REACTION_LABEL, REACTIONS } from "../core/reactions";
-import { handRaised, isHost, latestStats, reconnectingSeconds, stageOrder, type AppState, type FloatingReaction, type MeetingState, type Panel } from "../core/state";
+import { LAYOUT_MODES } from "../core/stage";
+import { handRaised, isHost, isPresenting, reconnectingSeconds, type AppState, type MeetingState, type Panel } from "../core/state";
 import type { Store } from "../core/store";
-import { connectionQuality, qualityWords, type Quality } from "../core/stats";
-import { LOCAL_VIDEO_ID, type Participant } from "../core/types";
-import { h, reconcile, setAttr, setText, show } from "./dom";
-import { icon, setIcon, signalBars, type IconName } from "./icons";
+import { h, setAttr, setText, show } from "./dom";
+import { icon, setIcon, type IconName } from "./icons";
+import { Stage } from "./stage";
 import type { VideoHub } from "./video";
 import { ChatPanel } from "./chat";
 import { PeoplePanel } from "./people";
 import { StatsPanel } from "./stats";
 import { SettingsPanel } from "./settings";
-
-/** What a tile shows. */
-interface TileModel {
-  id: number;
-  self: boolean;
-  name: string;
-  micOn: boolean;
-  cameraOn: boolean;
-  speaking: boolean;
-  quality: Quality;
-  /** Their connection dropped; the relay holds their seat for now. */
-  reconnecting: boolean;
-  handRaised: boolean;
-  /** Their reactions floating now, oldest first. */
-  reactions: FloatingReaction[];
-}
-
-/** One participant's tile with its canvas. */
-class TileView {
-  readonly el: HTMLDivElement;
-  readonly canvas: HTMLCanvasElement;
-  private readonly avatar: HTMLDivElement;
-  private readonly name: HTMLDivElement;
-  private readonly micOff: HTMLDivElement;
-  private readonly quality: HTMLDivElement;
-  private readonly reconnecting: HTMLDivElement;
-  private readonly hand: HTMLDivElement;
-  private readonly reactions: HTMLDivElement;
-  private attachedAs: number | null = null;
-
-  constructor(
-    readonly id: number,
-    private readonly hub: VideoHub,
-  ) {
-    this.canvas = h("canvas", { class: "video", testid: `video-${id}` });
-    this.avatar = h("div", { class: "avatar" });
-    this.name = h("div", { class: "name-label", testid: `name-${id}` });
-    this.micOff = h("div", { class: "mic-off-badge", testid: `micoff-${id}`, title: "Microphone off" }, icon("micOff", 18));
-    this.quality = h("div", { class: "quality", testid: `quality-${id}` }, signalBars());
-    this.reconnecting = h("div", { class: "reconnecting-label", testid: `reconnecting-${id}` }, h("span", { class: "spinner small" }), h("span", { text: "Reconnecting…" }));
-    show(this.reconnecting, false);
-    this.hand = h("div", { class: "hand-badge", testid: `hand-badge-${id}`, title: "Hand raised" }, icon("hand", 18));
-    this.reactions = h("div", { class: "tile-reactions", testid: `reactions-${id}`, attrs: { "aria-live": "polite" } });
-    this.el = h(
-      "div",
-      { class: "tile", testid: `tile-${id}` },
-      this.canvas,
-      h("div", { class: "camera-off" }, this.avatar),
-      this.reconnecting,
-      this.reactions,
-      this.hand,
-      this.quality,
-      this.micOff,
-      this.name,
-    );
-    this.el.dataset.participantId = String(id);
-  }
-
-  update(m: TileModel): void {
-    // The self view draws the local camera (id 0), mirrored like a mirror, as Meet does.
-    const videoId = m.self ? LOCAL_VIDEO_ID : m.id;
-    if (this.attachedAs !== videoId) {
-      this.hub.attach(videoId, this.canvas, this.el);
-      this.attachedAs = videoId;
-    }
-    this.canvas.classList.toggle("mirrored", m.self);
-    this.el.classList.toggle("self", m.self);
-    this.el.classList.toggle("speaking", m.speaking);
-    this.el.classList.toggle("video-off", !m.cameraOn);
-    this.el.classList.toggle("reconnecting", m.reconnecting);
-    show(this.reconnecting, m.reconnecting);
-    setText(this.name, m.self ? "You" : m.name);
-    setText(this.avatar, initialOf(m.name));
-    this.avatar.style.backgroundColor = avatarColor(m.name);
-    show(this.micOff, !m.micOn);
-    show(this.hand, m.handRaised);
-    reconcile(
-      this.reactions,
-      m.reactions,
-      (r) => String(r.id),
-      (r) => h("span", { class: "floating-reaction", testid: `reaction-${r.id}`, text: REACTION_EMOJI[r.reaction], title: REACTION_LABEL[r.reaction] }),
-      () => undefined,
-    );
-    this.quality.dataset.quality = m.quality;
-    setAttr(this.quality, "title", qualityWords(m.quality));
-  }
-
-  place(r: Rect, pip: boolean): void {
-    const st = this.el.style;
-    const px = (n: number) => `${Math.round(n)}px`;
-    if (st.left !== px(r.x)) st.left = px(r.x);
-    if (st.top !== px(r.y)) st.top = px(r.y);
-    if (st.width !== px(r.width)) st.width = px(r.width);
-    if (st.height !== px(r.height)) st.height = px(r.height);
-    this.el.classList.toggle("pip", pip);
-  }
-
-  dispose(): void {
-    if (this.attachedAs !== null) this.hub.detach(this.attachedAs, this.canvas);
-    this.attachedAs = null;
-  }
-}
-
-/** The grid of tiles, laid out by core/layout.ts whenever the roster or the stage size changes. */
-class Stage {
-  readonly el: HTMLDivElement;
-  private readonly tiles = new Map<number, TileView>();
-  private models: TileModel[] = [];
-  private selfId = -1;
-  private width = 0;
-  private height = 0;
-
-  constructor(private readonly hub: VideoHub) {
-    this.el = h("div", { class: "stage", testid: "stage" });
-    new ResizeObserver(() => {
-      this.width = this.el.clientWidth;
-      this.height = this.el.clientHeight;
-      this.layout();
-    }).observe(this.el);
-  }
-
-  update(s: AppState, m: MeetingState): void {
-    const stats = latestStats(m);
-    const byId = new Map<number, Participant>(m.roster.map((p) => [p.id, p]));
-    const rows = new Map((stats?.participants ?? []).map((r) => [r.participantId, r]));
-    this.selfId = m.selfId;
-    this.models = stageOrder(m).flatMap((id) => {
-      const p = byId.get(id);
-      if (!p) return [];
-      const self = id === m.selfId;
-      const row = rows.get(id);
-      const quality = self
-        ? connectionQuality(stats?.loss ?? null, stats ? stats.rttMs + stats.jitterMs : null)
-        : connectionQuality(row?.loss ?? null, row && stats ? stats.rttMs + row.jitterMs : null);
-      return [
-        {
-          id,
-          self,
-          name: p.displayName,
-          micOn: self ? s.micOn : p.micOn,
-          cameraOn: self ? s.cameraOn : p.cameraOn,
-          speaking: m.activeSpeaker === id,
-          quality,
-          // Our own dropped connection shows as the banner instead.
-          reconnecting: !self && p.reconnecting,
-          handRaised: p.handRaised !== null,
-          reactions: m.reactions.filter((r) => r.participantId === id),
-        },
-      ];
-    });
-    const live = new Set(this.models.map((t) => t.id));
-    for (const [id, tile] of this.tiles) {
-      if (!live.has(id)) {
-        tile.dispose();
-        tile.el.remove();
-        this.tiles.delete(id);
-      }
-    }
-    for (const model of this.models) {
-      let tile = this.tiles.get(model.id);
-      if (!tile) {
-        tile = new TileView(model.id, this.hub);
-        this.tiles.set(model.id, tile);
-        this.el.append(tile.el);
-      }
-      tile.update(model);
-    }
-    this.layout();
-  }
-
-  /** Forgets every tile (the meeting ended). */
-  clear(): void {
-    for (const tile of this.tiles.values()) {
-      tile.dispose();
-      tile.el.remove();
-    }
-    this.tiles.clear();
-    this.models = [];
-  }
-
-  private layout(): void {
-    if (this.width === 0 || this.height === 0) return;
-    const ids = this.models.map((t) => t.id);
-    const lay = stageLayout(ids, this.selfId, this.width, this.height);
-    for (const t of lay.tiles) this.tiles.get(t.id)?.place(t, false);
-    if (lay.pip) {
-      const tile = this.tiles.get(lay.pip.id);
-      if (tile) {
-        tile.place(lay.pip, true);
-        // The floating self view stays on top of the big tile.
-        if (this.el.lastElementChild !== tile.el) this.el.append(tile.el);
-      }
-    }
-  }
-}
 
 /** The meeting screen. */
 export class MeetingView {
@@ -235,6 +41,13 @@ export class MeetingView {
   private readonly hand: HTMLButtonElement;
   private readonly react: HTMLButtonElement;
   private readonly picker: HTMLDivElement;
+  /** "Present now", pressed ("Stop presenting") while this app presents. */
+  private readonly present: HTMLButtonElement;
+  /** "Change layout" and its menu of layouts. */
+  private readonly layoutBtn: HTMLButtonElement;
+  private readonly layoutMenu: HTMLDivElement;
+  /** "You are presenting", above the stage while this app presents. */
+  private readonly presentingBar: HTMLDivElement;
   private readonly locked: HTMLSpanElement;
   private readonly panelButtons: Record<Panel, HTMLButtonElement>;
   private readonly peopleCount: HTMLSpanElement;
@@ -250,7 +63,7 @@ export class MeetingView {
 
   constructor(ctl: Controller, store: Store, hub: VideoHub) {
     const apple = isApplePlatform(navigator.platform);
-    this.stage = new Stage(hub);
+    this.stage = new Stage(hub, store);
     this.chat = new ChatPanel(ctl, store);
     this.people = new PeoplePanel(ctl, store);
     this.stats = new StatsPanel(store, hub);
@@ -281,7 +94,47 @@ export class MeetingView {
     this.mic.dataset.shortcut = shortcutLabel("d", apple);
     this.cam.dataset.shortcut = shortcutLabel("e", apple);
     this.hand = h("button", { class: "round-btn", testid: "btn-hand", on: { click: () => void ctl.toggleHand() } }, icon("hand"));
-    this.hand.dataset.shortcut = apple ? "⌘⌥H" : "Ctrl+Alt+H";
+    this.hand.dataset.shortcut = shortcutLabel("h", apple, true);
+    this.present = h("button", { class: "round-btn", testid: "btn-present", on: { click: () => void ctl.togglePresenting() } }, icon("present"));
+    this.present.dataset.shortcut = shortcutLabel("s", apple, true);
+    this.layoutMenu = h(
+      "div",
+      { class: "bar-menu", testid: "layout-menu", attrs: { role: "menu", "aria-label": "Layout" } },
+      ...LAYOUT_MODES.map(({ mode, label, hint }) =>
+        h(
+          "button",
+          {
+            class: "menu-item",
+            testid: `layout-${mode}`,
+            attrs: { role: "menuitemradio", "aria-checked": "false", "aria-label": label },
+            on: {
+              click: () => {
+                this.openLayoutMenu(false);
+                store.dispatch({ type: "layoutChosen", layout: mode });
+              },
+            },
+          },
+          h("span", { class: "menu-label", text: label }),
+          h("span", { class: "menu-hint", text: hint }),
+        ),
+      ),
+    );
+    show(this.layoutMenu, false);
+    this.layoutBtn = h(
+      "button",
+      { class: "round-btn", testid: "btn-layout", title: "Change layout", attrs: { "aria-label": "Change layout", "aria-haspopup": "menu", "aria-expanded": "false" }, on: { click: () => this.openLayoutMenu(this.layoutMenu.hidden) } },
+      icon("layout"),
+    );
+    this.presentingBar = h(
+      "div",
+      { class: "presenting-bar", testid: "presenting-banner", attrs: { role: "status" } },
+      icon("present", 20),
+      h("strong", { text: "You are presenting" }),
+      h("span", { class: "presenting-hint", text: "Everyone sees what you share." }),
+      h("button", { class: "btn btn-small btn-text", testid: "btn-share-other", text: "Share something else", on: { click: () => void ctl.openScreenPicker() } }),
+      h("button", { class: "btn btn-small stop-presenting", testid: "btn-stop-presenting", text: "Stop presenting", on: { click: () => void ctl.stopPresenting() } }),
+    );
+    show(this.presentingBar, false);
     this.picker = h(
       "div",
       { class: "reaction-picker", testid: "reaction-picker", attrs: { role: "menu", "aria-label": "Send a reaction" } },
@@ -297,9 +150,11 @@ export class MeetingView {
       ),
     );
     show(this.picker, false);
-    // A click anywhere but on the picker or its button closes the picker.
+    // A click anywhere but on a popup or its button closes the popup.
     document.addEventListener("click", (e) => {
-      if (!this.picker.hidden && !(e.target as Element).closest?.(".reaction-wrap")) show(this.picker, false);
+      const target = e.target as Element;
+      if (!this.picker.hidden && !target.closest?.(".reaction-wrap")) show(this.picker, false);
+      if (!this.layoutMenu.hidden && !target.closest?.(".layout-wrap")) this.openLayoutMenu(false);
     });
     this.react = h(
       "button",
@@ -332,12 +187,23 @@ export class MeetingView {
       "div",
       { class: "screen meeting", testid: "screen-meeting" },
       this.banner,
+      this.presentingBar,
       h("div", { class: "meeting-body" }, this.stage.el, this.side),
       h(
         "footer",
         { class: "bottom-bar" },
         h("div", { class: "bar-left" }, this.clock, h("span", { class: "bar-sep", text: "|" }), this.code, h("span", { class: "relay-wrap", title: "Address others enter to join" }, icon("lan", 16), this.relay), copy, this.e2ee, this.e2eeInfo, this.locked),
-        h("div", { class: "bar-center" }, this.mic, this.cam, this.hand, h("div", { class: "reaction-wrap" }, this.react, this.picker), leave),
+        h(
+          "div",
+          { class: "bar-center" },
+          this.mic,
+          this.cam,
+          this.hand,
+          h("div", { class: "reaction-wrap" }, this.react, this.picker),
+          this.present,
+          h("div", { class: "layout-wrap" }, this.layoutBtn, this.layoutMenu),
+          leave,
+        ),
         h("div", { class: "bar-right" }, this.panelButtons.chat, this.panelButtons.participants, this.panelButtons.stats, this.panelButtons.settings),
       ),
     );
@@ -385,6 +251,15 @@ export class MeetingView {
     const handLabel = `${up ? "Lower" : "Raise"} hand (${this.hand.dataset.shortcut ?? ""})`;
     setAttr(this.hand, "aria-label", handLabel);
     setAttr(this.hand, "title", handLabel);
+    const presenting = isPresenting(m);
+    this.present.classList.toggle("presenting", presenting);
+    setIcon(this.present, presenting ? "stopPresenting" : "present");
+    setAttr(this.present, "aria-pressed", presenting ? "true" : "false");
+    const presentLabel = presenting ? "Stop presenting" : "Present now";
+    setAttr(this.present, "aria-label", presentLabel);
+    setAttr(this.present, "title", `${presentLabel} (${this.present.dataset.shortcut ?? ""})`);
+    show(this.presentingBar, presenting);
+    for (const [i, item] of Array.from(this.layoutMenu.children).entries()) setAttr(item, "aria-checked", LAYOUT_MODES[i]?.mode === m.layout ? "true" : "false");
     show(this.locked, m.locked);
     setAttr(this.locked, "title", isHost(s) ? "You locked the meeting: no one else can ask to join" : "The host locked the meeting: no one else can ask to join");
     for (const [panel, btn] of Object.entries(this.panelButtons) as Array<[Panel, HTMLButtonElement]>) {
@@ -404,6 +279,11 @@ export class MeetingView {
     this.people.update(s, s.panel === "participants");
     this.stats.update(s, s.panel === "stats");
     this.settings.update(s, s.panel === "settings");
+  }
+
+  private openLayoutMenu(open: boolean): void {
+    show(this.layoutMenu, open);
+    setAttr(this.layoutBtn, "aria-expanded", open ? "true" : "false");
   }
 
   private toggle(btn: HTMLButtonElement, on: boolean, onIcon: IconName, offIcon: IconName, what: string): void {

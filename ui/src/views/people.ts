@@ -2,13 +2,13 @@
  * The people panel: the host's controls (lock the meeting, mute everyone), who is waiting to
  * join with how long each has waited (the host and co-hosts: Admit, Deny, Admit all), raised
  * hands first raised first, and everyone in the meeting with their mic, camera and hand,
- * greyed out with "Reconnecting…" while their connection (or this app's own) is being repaired.
+ * who presents, greyed out with "Reconnecting…" while their connection (or this app's own) is being repaired.
  * Each person's menu holds what a moderator may do to them: mute, ask to turn the microphone or
  * camera on, lower the hand, make co-host or host, remove.
  */
 import type { Controller } from "../core/controller";
 import { avatarColor, formatElapsed, initialOf } from "../core/format";
-import { isHost, isModerator, raisedHands, type AppState, type Knock } from "../core/state";
+import { isHost, isModerator, isPresenting, raisedHands, type AppState, type Knock } from "../core/state";
 import type { Store } from "../core/store";
 import type { Participant } from "../core/types";
 import { h, reconcile, setAttr, setText, show } from "./dom";
@@ -183,7 +183,8 @@ export class PeoplePanel {
     el.classList.toggle("reconnecting", reconnecting);
     const sub = el.querySelector(".person-sub") as HTMLElement;
     const role = p.isHost ? "Meeting host" : p.isCohost ? "Co-host" : "";
-    const subText = [role, reconnecting ? "Reconnecting…" : ""].filter((t) => t).join(" · ");
+    const presenting = self && s.meeting ? isPresenting(s.meeting) : p.presenting;
+    const subText = [role, presenting ? "Presenting" : "", reconnecting ? "Reconnecting…" : ""].filter((t) => t).join(" · ");
     setText(sub, subText);
     show(sub, subText !== "");
     const micOn = self ? s.micOn : p.micOn;

@@ -1,12 +1,13 @@
 /**
  * The stats panel: live uPlot charts of RTT, loss, jitter, FPS, bitrate and the file transfer's
- * congestion window over the last 60 s, the current quality level, and one row per participant.
- * Charts exist only while the panel is open, so a closed panel costs nothing.
+ * congestion window over the last 60 s, the current quality level, one row per participant,
+ * and, while screens are shared, this app's presentation as sent and one row per presentation
+ * received. Charts exist only while the panel is open, so a closed panel costs nothing.
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { formatPercent, qualityLabel } from "../core/format";
-import { HISTORY_WINDOW_MS, chartSeries, voiceWords, type ChartSeries } from "../core/stats";
+import { HISTORY_WINDOW_MS, chartSeries, screenInCells, screenOutWords, voiceWords, type ChartSeries } from "../core/stats";
 import { latestStats, type AppState, type MeetingState } from "../core/state";
 import type { Store } from "../core/store";
 import type { StatsSnapshot } from "../core/types";
@@ -80,6 +81,11 @@ export class StatsPanel {
   private readonly voice: HTMLDivElement;
   private readonly chartsEl: HTMLDivElement;
   private readonly rows: HTMLTableSectionElement;
+  /** This app's presentation as sent, while it presents. */
+  private readonly screenOut: HTMLDivElement;
+  /** Presentations received, one row each, while anyone else presents. */
+  private readonly screensIn: HTMLElement;
+  private readonly screenRows: HTMLTableSectionElement;
   private readonly empty: HTMLDivElement;
   private readonly nowEls = new Map<string, HTMLElement>();
   private readonly hosts = new Map<string, HTMLElement>();
@@ -112,6 +118,19 @@ export class StatsPanel {
     );
     this.rows = h("tbody", { testid: "stats-rows" });
     this.voice = h("div", { class: "voice-stats", testid: "stat-voice" });
+    this.screenOut = h("div", { class: "voice-stats", testid: "stat-screen-out" });
+    this.screenRows = h("tbody", { testid: "stats-screen-rows" });
+    this.screensIn = h(
+      "div",
+      {},
+      h("h3", { class: "section-title", text: "Presentations received" }),
+      h(
+        "table",
+        { class: "stats-table" },
+        h("thead", {}, h("tr", {}, ...["Name", "Res.", "slices/s", "kbps", "loss", "stale tiles"].map((t) => h("th", { text: t })))),
+        this.screenRows,
+      ),
+    );
     this.resizer.observe(this.chartsEl);
     this.el = h(
       "section",
@@ -122,6 +141,7 @@ export class StatsPanel {
         { class: "panel-scroll" },
         h("div", { class: "quality-row" }, h("span", { class: "quality-label", text: "Your video is sent at" }), this.quality),
         this.voice,
+        this.screenOut,
         this.empty,
         this.chartsEl,
         h("h3", { class: "section-title", text: "Receiving from" }),
@@ -131,6 +151,7 @@ export class StatsPanel {
           h("thead", {}, h("tr", {}, ...["Name", "Res.", "fps", "drawn", "kbps", "loss", "jitter"].map((t) => h("th", { text: t })))),
           this.rows,
         ),
+        this.screensIn,
       ),
     );
   }
@@ -176,6 +197,18 @@ export class StatsPanel {
         ];
         cells.forEach((text, i) => setText(el.children[i] as HTMLElement, text));
       },
+    );
+    const out = latest?.screenOut ?? null;
+    show(this.screenOut, out !== null);
+    setText(this.screenOut, out ? `Your presentation: ${screenOutWords(out)}` : "");
+    const screens = (latest?.participants ?? []).flatMap((r) => (r.screen && names.has(r.participantId) && r.participantId !== m.selfId ? [{ id: r.participantId, screen: r.screen }] : []));
+    show(this.screensIn, screens.length > 0);
+    reconcile(
+      this.screenRows,
+      screens,
+      (r) => String(r.id),
+      (r) => h("tr", { testid: `stats-screen-row-${r.id}` }, ...Array.from({ length: 6 }, () => h("td"))),
+      (el, r) => [names.get(r.id) ?? "?", ...screenInCells(r.screen)].forEach((text, i) => setText(el.children[i] as HTMLElement, text)),
     );
   }
 

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { encodeFrame, PixelFormat } from "../core/frame";
 import type { Ipc } from "../core/ipc";
+import { screenTileId } from "../core/types";
 import { VideoHub } from "./video";
 
 class FakeResizeObserver {
@@ -97,6 +98,25 @@ describe("VideoHub", () => {
       [7, 200, 100],
       [7, 200, 100],
     ]);
+  });
+
+  it("draws a shared screen into its own canvas beside the presenter's camera, acknowledged under the screen's id", async () => {
+    const h = hub();
+    await h.start();
+    const camera = fakeCanvas();
+    const screen = fakeCanvas();
+    const id = screenTileId(7);
+    expect(id).toBe(2147483655);
+    h.attach(7, camera.canvas, fakeTile(160, 90).el);
+    h.attach(id, screen.canvas, fakeTile(800, 600).el);
+    for (const o of FakeResizeObserver.all) o.fire();
+    acks = [];
+    // The header's u32 id with the top bit set, as the shell writes it.
+    onFrame(rgba(id, 8, 4));
+    expect(screen.putImageData).toHaveBeenCalledTimes(1);
+    expect(camera.putImageData).not.toHaveBeenCalled();
+    expect(acks).toEqual([[id, 1600, 1200]]);
+    expect(h.fps()[id]).toBe(1);
   });
 
   it("converts I420 on the CPU without WebGL", async () => {

@@ -3,8 +3,9 @@
  *
  * Frames arrive as raw binary on one Channel (see core/frame.ts for the layout). Each frame is
  * drawn the moment it arrives, outside any render loop, into the one canvas registered for its
- * participant: I420 through a WebGL shader that converts YUV on the GPU (three single-channel
- * textures), RGBA as a WebGL texture; when WebGL is unavailable, with putImageData.
+ * id (a participant's camera, or their shared screen's `screenTileId`): I420 through a WebGL
+ * shader that converts YUV on the GPU (three single-channel textures), RGBA as a WebGL texture;
+ * when WebGL is unavailable, with putImageData.
  *
  * Flow control: after drawing, the hub calls `video_frame_drawn` with the tile's on-screen size
  * in device pixels. The shell sends a participant's next frame only after that, scaled to that
