@@ -63,7 +63,7 @@ function checkDeb() {
   check(field("Package") === PACKAGE, `package name ${field("Package")}`);
   check(field("Version") === version, `package version ${field("Version")} (tauri.conf.json has ${version})`);
   const depends = field("Depends").split(",").map((d) => d.trim());
-  for (const dep of ["libwebkit2gtk-4.1-0", "libgtk-3-0", "libasound2"]) check(depends.includes(dep), `the .deb depends on ${dep}: ${depends.join(", ")}`);
+  for (const dep of ["libwebkit2gtk-4.1-0", "libgtk-3-0", "libasound2", "libgbm1"]) check(depends.includes(dep), `the .deb depends on ${dep}: ${depends.join(", ")}`);
   check(field("Description").startsWith(conf.bundle.shortDescription), `description: ${field("Description")}`);
   const files = execFileSync("dpkg-deb", ["-c", debFile], { encoding: "utf8" });
   for (const f of ["usr/bin/parlor-app", `usr/share/applications/${conf.productName}.desktop`, "usr/share/icons/hicolor/128x128/apps/parlor-app.png"]) {

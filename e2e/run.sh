@@ -4,7 +4,7 @@
 # tauri-driver (cargo install, v2) in front of Debian's WebKitWebDriver (package webkit2gtk-driver).
 #
 # Usage: bash e2e/run.sh            the end-to-end tests (e2e/app.e2e.mjs, e2e/host.e2e.mjs,
-#                                   e2e/reconnect.e2e.mjs)
+#                                   e2e/screen.e2e.mjs, e2e/reconnect.e2e.mjs)
 #        bash e2e/run.sh package    the desktop packages: `tauri build --debug --bundles deb,rpm`
 #                                   from the same build, then e2e/package.e2e.mjs installs the
 #                                   .deb, starts it from its desktop entry and removes it (root or
@@ -52,5 +52,6 @@ elif [ "$what" = package ]; then
 else
   "${xvfb[@]}" node e2e/app.e2e.mjs
   "${xvfb[@]}" node e2e/host.e2e.mjs
+  "${xvfb[@]}" node e2e/screen.e2e.mjs
   exec "${xvfb[@]}" node e2e/reconnect.e2e.mjs
 fi

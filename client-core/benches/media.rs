@@ -129,7 +129,14 @@ fn e2ee(c: &mut Criterion) {
 
     let key = MeetingKey::from_bytes(1, [0x4d; 32]);
     let jpeg = encoded(&pattern(854, 480), 854, 480, 70);
-    let meta = VideoFrameMeta { sender_id: 7, frame_id: 1, capture_ts_us: 2, width: 854, height: 480 };
+    let meta = VideoFrameMeta {
+        stream: protocol::media::VideoStream::Camera,
+        sender_id: 7,
+        frame_id: 1,
+        capture_ts_us: 2,
+        width: 854,
+        height: 480,
+    };
     let header = AudioHeader { seq: 1, capture_ts_us: 2, sample_rate: 16_000, channels: 1 };
     let (pcm, copy) = ([0x11u8; 640], [0x22u8; 320]);
     let mut audio = Vec::new();

@@ -6,17 +6,20 @@
 //! The pictures are the synthetic slides (12-pixel glyph "text", a character typed every
 //! 150 ms), a text page drawn with real 11–12 px strokes-like glyphs for SSIM, and a moving test
 //! pattern for video. With `DISPLAY` set (e.g. under `xvfb-run -a -s "-screen 0 1920x1080x24"`)
-//! the X11 screen is also captured through xcap to time a real capture; without it that row is
-//! skipped and says so.
+//! the X11 screen is also captured through xcap to time a real capture, and the text page is
+//! put on that screen (as its background) so its SSIM is measured through a real capture;
+//! without it those rows are skipped and say so.
 
 use std::time::{Duration, Instant};
 
 use client_core::media::{
-    DecodedFrame, RgbFrame, ScreenEncoder, SyntheticSlides, TestPattern, VideoDecoder, VideoEncoder, VideoSource,
-    TYPING_PERIOD_US,
+    psnr_rgb_rgba, DecodedFrame, RgbFrame, ScreenEncoder, SyntheticSlides, TestPattern, VideoDecoder, VideoEncoder,
+    VideoSource, TYPING_PERIOD_US,
 };
 use protocol::quality::{LADDER, SCREEN_LADDER};
-use protocol::screen::{blit_tiles, ScreenSender, ScreenSenderConfig, ScreenSlice, UpdatePlan, TILE_SIZE};
+use protocol::screen::{
+    blit_tiles, ScreenReceiver, ScreenSender, ScreenSenderConfig, ScreenSlice, UpdatePlan, TILE_SIZE,
+};
 
 const T0_US: u64 = 1_765_000_000_000_000;
 
@@ -35,18 +38,6 @@ fn bytes_of(slices: &[Vec<u8>]) -> usize {
     // What goes on the wire per slice besides its plaintext: the seal and, per fragment of at
     // most 1,142 bytes, a 34-byte header and a 24-byte trailer.
     slices.iter().map(|s| s.len() + 28 + (s.len() + 28).div_ceil(1142) * 58).sum()
-}
-
-fn psnr(rgb: &[u8], rgba: &[u8]) -> f64 {
-    let (mut sum, mut n) = (0f64, 0f64);
-    for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
-        for c in 0..3 {
-            let d = f64::from(a[c]) - f64::from(b[c]);
-            sum += d * d;
-            n += 1.0;
-        }
-    }
-    10.0 * (255.0 * 255.0 / (sum / n).max(1e-12)).log10()
 }
 
 /// Mean SSIM of the luma of two pictures over 8 × 8 windows (Wang et al. 2004, with the
@@ -121,6 +112,75 @@ fn text_page(width: u32, height: u32) -> RgbFrame {
     RgbFrame { width, height, data, capture_ts_us: T0_US }
 }
 
+/// Puts `page` on the X11 screen as the root window's background (the server paints it, so
+/// nothing can cover or repaint it), captures the screen through `screen` as a share does,
+/// codes and composes the capture at the top rung, and compares both with `page`: the
+/// captured size, SSIM of the capture, SSIM and PSNR of the composed picture.
+fn text_on_screen(page: &RgbFrame, screen: &mut dyn VideoSource) -> Result<((u32, u32), f64, f64, f64), String> {
+    use xcb::x;
+    let (conn, screen_index) = xcb::Connection::connect(None).map_err(|e| format!("X connection: {e}"))?;
+    let setup = conn.get_setup();
+    let root_screen = setup.roots().nth(screen_index as usize).ok_or("no X screen")?;
+    let (root, depth) = (root_screen.root(), root_screen.root_depth());
+    if (u32::from(root_screen.width_in_pixels()), u32::from(root_screen.height_in_pixels()))
+        != (page.width, page.height)
+        || depth != 24
+    {
+        return Err(format!(
+            "needs a {}x{} screen of depth 24 (xvfb-run -a -s \"-screen 0 {}x{}x24\")",
+            page.width, page.height, page.width, page.height
+        ));
+    }
+    let (width, height) = (page.width as u16, page.height as u16);
+    let pixmap: x::Pixmap = conn.generate_id();
+    conn.send_request(&x::CreatePixmap { depth, pid: pixmap, drawable: x::Drawable::Window(root), width, height });
+    let gc: x::Gcontext = conn.generate_id();
+    conn.send_request(&x::CreateGc { cid: gc, drawable: x::Drawable::Pixmap(pixmap), value_list: &[] });
+    // Depth 24 is 32 bits per pixel, B G R x in memory; 32 rows per request stays under the
+    // core protocol's 256 KiB request limit.
+    let row_bytes = usize::from(width) * 3;
+    for (band, rows) in page.data.chunks(row_bytes * 32).enumerate() {
+        let data: Vec<u8> = rows.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0], 0]).collect();
+        conn.send_request(&x::PutImage {
+            format: x::ImageFormat::ZPixmap,
+            drawable: x::Drawable::Pixmap(pixmap),
+            gc,
+            width,
+            height: (rows.len() / row_bytes) as u16,
+            dst_x: 0,
+            dst_y: (band * 32) as i16,
+            left_pad: 0,
+            depth,
+            data: &data,
+        });
+    }
+    conn.send_request(&x::ChangeWindowAttributes { window: root, value_list: &[x::Cw::BackPixmap(pixmap)] });
+    conn.send_request(&x::ClearArea { exposures: false, window: root, x: 0, y: 0, width: 0, height: 0 });
+    // A round trip: every request above has been handled once its reply is here.
+    conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).map_err(|e| format!("X: {e}"))?;
+
+    let mut shot = RgbFrame::default();
+    screen.next_frame(&mut shot).map_err(|e| format!("capture: {e}"))?;
+    if (shot.width, shot.height) != (page.width, page.height) {
+        return Err(format!("captured {}x{}, not the page's size", shot.width, shot.height));
+    }
+    let shot_rgba: Vec<u8> = shot.data.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    let ssim_captured = ssim(&page.data, &shot_rgba, page.width as usize, page.height as usize);
+    let top = SCREEN_LADDER[SCREEN_LADDER.len() - 1];
+    let mut sender = ScreenSender::new(ScreenSenderConfig::default());
+    let plan = sender.plan(Instant::now(), &shot.data, shot.width, shot.height, 3).ok_or("nothing to send")?;
+    let mut slices = Vec::new();
+    ScreenEncoder::new().encode(&plan, &shot.data, Some(top.jpeg_quality), &mut slices);
+    let mut canvas = vec![0u8; shot.data.len() / 3 * 4];
+    compose(&slices, &plan, &mut canvas, &mut VideoDecoder::with_limits(3840, 2176));
+    Ok((
+        (shot.width, shot.height),
+        ssim_captured,
+        ssim(&page.data, &canvas, page.width as usize, page.height as usize),
+        psnr_rgb_rgba(&page.data, &canvas),
+    ))
+}
+
 /// Sends `seconds` of captures at `fps` through the coding path; returns kbit/s on the wire
 /// and the mean changed fraction.
 fn stream_kbps(
@@ -158,6 +218,94 @@ fn stream_kbps(
     (bytes as f64 * 8.0 / 1000.0 / f64::from(seconds), changed / f64::from(captures.max(1)))
 }
 
+/// A share over a path losing `loss` of the datagrams towards the receiver, on a simulated
+/// clock: captures of the typing slides at 10 fps (a new slide every 6 s), slices through the
+/// real coder in its lossy mode, a slice lost when any of its fragments is, refresh requests
+/// polled every 50 ms and answered 40 ms later (20 ms each way) with a repair. Returns the
+/// longest time a tile stayed stale once the picture was whole, and the slices sent.
+fn lossy_share(loss: f64, seconds: u64) -> (Duration, usize) {
+    /// Loses each fragment with probability `loss` (xorshift, fixed seed).
+    struct Link {
+        seed: u64,
+        loss: f64,
+    }
+    impl Link {
+        fn loses(&mut self, fragments: usize) -> bool {
+            (0..fragments).fold(false, |lost, _| {
+                self.seed ^= self.seed << 13;
+                self.seed ^= self.seed >> 7;
+                self.seed ^= self.seed << 17;
+                lost | (((self.seed >> 11) as f64 / (1u64 << 53) as f64) < self.loss)
+            })
+        }
+    }
+    /// The receiving end: frame ids, the link, the receiver.
+    struct End {
+        link: Link,
+        rx: ScreenReceiver,
+        frame_id: u32,
+        sent: usize,
+    }
+    impl End {
+        fn deliver(&mut self, plan: &UpdatePlan, slices: &[Vec<u8>], at: Instant) {
+            for bytes in slices {
+                let id = self.frame_id;
+                self.frame_id = self.frame_id.wrapping_add(1);
+                self.sent += 1;
+                if self.link.loses((bytes.len() + 28).div_ceil(1142)) {
+                    continue;
+                }
+                let slice = ScreenSlice::decode(bytes, &plan.grid).expect("a slice we made");
+                self.rx.on_slice(at, id, plan.grid, &slice);
+            }
+        }
+    }
+    let mut slides = SyntheticSlides::new();
+    let mut frame = RgbFrame::default();
+    let mut sender = ScreenSender::new(ScreenSenderConfig::default());
+    let mut coder = ScreenEncoder::new();
+    coder.set_lossy(true);
+    let mut end =
+        End { link: Link { seed: 0x1234_5678_9abc_def1, loss }, rx: ScreenReceiver::new(), frame_id: 0, sent: 0 };
+    let t0 = Instant::now();
+    let mut pending: Vec<(Duration, Vec<protocol::screen::TileRun>)> = Vec::new();
+    let step = Duration::from_millis(10);
+    let mut t = Duration::ZERO;
+    while t < Duration::from_secs(seconds) {
+        let now = t0 + t;
+        if t.as_millis().is_multiple_of(100) {
+            slides.render(T0_US + t.as_micros() as u64, &mut frame);
+            if let Some(plan) = sender.plan(now, &frame.data, frame.width, frame.height, 3) {
+                let mut slices = Vec::new();
+                coder.encode(&plan, &frame.data, Some(90), &mut slices);
+                end.deliver(&plan, &slices, now + Duration::from_millis(20));
+            }
+        }
+        for (due, runs) in std::mem::take(&mut pending) {
+            if due <= t {
+                sender.request_tiles(&runs);
+                if let Some(plan) = sender.repair() {
+                    let pixels = sender.picture().to_vec();
+                    let mut slices = Vec::new();
+                    coder.encode(&plan, &pixels, Some(90), &mut slices);
+                    end.deliver(&plan, &slices, now + Duration::from_millis(20));
+                }
+            } else {
+                pending.push((due, runs));
+            }
+        }
+        if t.as_millis().is_multiple_of(50) {
+            if let Some(runs) = end.rx.poll_refresh(now) {
+                if !end.link.loses(1) {
+                    pending.push((t + Duration::from_millis(20), runs));
+                }
+            }
+        }
+        t += step;
+    }
+    (end.rx.longest_stale, end.sent)
+}
+
 fn main() {
     let top = SCREEN_LADDER[SCREEN_LADDER.len() - 1];
     let mut slides = SyntheticSlides::new();
@@ -192,7 +340,7 @@ fn main() {
             level.jpeg_quality,
             slices.len(),
             bytes_of(&slices) as f64 / 1000.0,
-            psnr(&pixels, &canvas),
+            psnr_rgb_rgba(&pixels, &canvas),
             encode.as_secs_f64() * 1000.0,
             decode.as_secs_f64() * 1000.0
         );
@@ -259,9 +407,20 @@ fn main() {
         "  small text page 1920x1080 q{}: SSIM {:.4}, PSNR {:.1} dB, {:.0} KB",
         top.jpeg_quality,
         ssim(&page.data, &canvas, 1920, 1080),
-        psnr(&page.data, &canvas),
+        psnr_rgb_rgba(&page.data, &canvas),
         bytes_of(&slices) as f64 / 1000.0
     );
+
+    // Loss: how long a tile stays stale before its repair arrives.
+    for loss in [0.02, 0.05, 0.10] {
+        let (longest, slices) = lossy_share(loss, 30);
+        println!(
+            "  {:.0} % loss (simulated, 30 s of typing and slides at 1080p, 20 ms each way): longest stale tile {:.0} ms, {} slices",
+            loss * 100.0,
+            longest.as_secs_f64() * 1000.0,
+            slices
+        );
+    }
 
     // Capture and code one 1080p frame: the X11 screen through xcap if there is one.
     if std::env::var_os("DISPLAY").is_some() {
@@ -271,7 +430,10 @@ fn main() {
                 let mut times = Vec::new();
                 for _ in 0..10 {
                     let started = Instant::now();
-                    screen.next_frame(&mut shot).unwrap();
+                    if let Err(e) = screen.next_frame(&mut shot) {
+                        println!("  X11 capture: {e}");
+                        break;
+                    }
                     times.push(started.elapsed());
                 }
                 times.sort();
@@ -281,6 +443,14 @@ fn main() {
                     shot.height,
                     times[times.len() / 2].as_secs_f64() * 1000.0
                 );
+                // The known text page put on the screen, captured, coded and composed.
+                match text_on_screen(&page, screen.as_mut()) {
+                    Ok((captured, ssim_captured, ssim_composed, psnr_composed)) => println!(
+                        "  small text page on the X11 screen, captured {}x{}: captured vs source SSIM {:.4}; composed (q{}) vs source SSIM {:.4}, PSNR {:.1} dB",
+                        captured.0, captured.1, ssim_captured, top.jpeg_quality, ssim_composed, psnr_composed
+                    ),
+                    Err(e) => println!("  small text page on the X11 screen: {e}"),
+                }
             }
             Err(e) => println!("  X11 capture: {e}"),
         }

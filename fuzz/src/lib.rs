@@ -40,6 +40,11 @@ pub fn media_packet(data: &[u8]) {
     checks::media(data);
 }
 
+/// `ScreenSlice::decode` on a screen frame's plaintext (a sharer in the meeting can send any).
+pub fn screen_slice(data: &[u8]) {
+    checks::screen_slice(data);
+}
+
 /// `FileFrame::decode` on a file connection's frame payload.
 pub fn file_frame(data: &[u8]) {
     checks::file_frame(data);

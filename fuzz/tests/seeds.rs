@@ -3,7 +3,8 @@
 
 use protocol::file::FileFrame;
 use protocol::hop::{HopSecret, HopSender, HOP_SECRET_LEN};
-use protocol::media::{AudioHeader, MediaKind, ReceiverReport, RttEcho, VideoHeader};
+use protocol::media::{AudioHeader, MediaKind, ReceiverReport, RefreshRanges, RttEcho, VideoHeader};
+use protocol::screen::TileRun;
 use protocol::{ControlMessage, FrameCodec, MediaPacket};
 
 /// A small xorshift generator: deterministic inputs without a dependency.
@@ -62,6 +63,25 @@ fn media_seeds() -> Vec<Vec<u8>> {
             },
         },
         MediaPacket::Keepalive { sender_id: 1 },
+        MediaPacket::ScreenFragment {
+            sender_id: 1,
+            header: VideoHeader {
+                frame_id: 9,
+                capture_ts_us: 3,
+                seq: 1,
+                width: 1920,
+                height: 1080,
+                frag_index: 0,
+                frag_count: 1,
+            },
+            payload: &payload[..200],
+        },
+        MediaPacket::RefreshRequest {
+            sender_id: 2,
+            source_id: 1,
+            ranges: RefreshRanges::new(&[TileRun { first: 0, count: 120 }, TileRun { first: 500, count: 3 }])
+                .expect("two ranges"),
+        },
     ];
     // Whole datagrams, as they travel: each packet sealed with a hop key.
     let hop = HopSender::new(HopSecret::new([1; HOP_SECRET_LEN]).to_relay());
@@ -157,6 +177,25 @@ fn control_json_target() {
 fn media_packet_target() {
     let mut rng = Rng(2);
     spray(&media_seeds(), &mut rng, parlor_fuzz::media_packet);
+}
+
+fn screen_slice_seeds() -> Vec<Vec<u8>> {
+    use protocol::screen::{encode_slice, SliceHeader, TileSpan, RECENT_SPANS};
+    let mut recent = [TileSpan::default(); RECENT_SPANS];
+    recent[0] = TileSpan { first: 3, end: 9 };
+    let header = SliceHeader { full: false, update_id: 7, slice_index: 1, slice_count: 2, recent };
+    let mut slice = Vec::new();
+    encode_slice(&header, &[TileRun { first: 120, count: 4 }, TileRun { first: 240, count: 2 }], &[0xff, 0xd8, 0xff, 0xe0], &mut slice);
+    // 1920 x 1080, then the slice.
+    let mut seed = vec![0x07, 0x7f, 0x04, 0x37];
+    seed.extend_from_slice(&slice);
+    vec![seed]
+}
+
+#[test]
+fn screen_slice_target() {
+    let mut rng = Rng(4);
+    spray(&screen_slice_seeds(), &mut rng, parlor_fuzz::screen_slice);
 }
 
 #[test]

@@ -247,7 +247,7 @@ pub enum MediaPacket<'a> {
     },
     /// A receiver asks `source_id` to send these tiles of its screen again (it joined late,
     /// or lost part of an update). The relay forwards it to the source, at most one per
-    /// receiver per [`REFRESH_REQUEST_INTERVAL_MS`].
+    /// receiver and source per [`REFRESH_REQUEST_INTERVAL_MS`].
     RefreshRequest {
         sender_id: u32,
         source_id: u32,
@@ -911,7 +911,7 @@ mod tests {
     }
 
     #[test]
-    fn refresh_requests_carry_one_to_eight_non_empty_ranges() {
+    fn refresh_requests_carry_one_to_thirty_two_non_empty_ranges() {
         let runs = [TileRun { first: 3, count: 2 }, TileRun { first: 100, count: 1 }];
         let p = MediaPacket::RefreshRequest { sender_id: 8, source_id: 7, ranges: RefreshRanges::new(&runs).unwrap() };
         let bytes = p.to_vec().unwrap();
@@ -925,7 +925,8 @@ mod tests {
         };
         assert_eq!(with_count(0, &[]), Err(PacketError::InvalidField), "no range");
         assert_eq!(with_count(1, &[0, 1, 0, 0]), Err(PacketError::InvalidField), "an empty range");
-        assert_eq!(with_count(9, &[0, 1, 0, 1].repeat(9)), Err(PacketError::InvalidField), "too many");
+        let too_many = MAX_REFRESH_RANGES as u8 + 1;
+        assert_eq!(with_count(too_many, &[0, 1, 0, 1].repeat(usize::from(too_many))), Err(PacketError::InvalidField));
         assert_eq!(with_count(2, &[0, 1, 0, 1]), Err(PacketError::TooShort));
         assert_eq!(with_count(1, &[0, 1, 0, 1, 0]), Err(PacketError::LengthMismatch));
         assert!(RefreshRanges::new(&[]).is_none());

@@ -459,7 +459,9 @@ impl ScreenSender {
         // add up to a second's worth (one slice's JPEG headers a second, not one a capture).
         let period = self.config.refresh_period.as_secs_f64().max(0.001);
         let per_second = f64::from(grid.tile_count()) / period;
-        self.refresh_credit += per_second * elapsed.as_secs_f64();
+        // Capped: after a long stall (a suspended laptop) one sweep is owed, not several.
+        self.refresh_credit =
+            (self.refresh_credit + per_second * elapsed.as_secs_f64()).min(f64::from(grid.tile_count()));
         let band = if self.refresh_credit >= per_second.min(f64::from(grid.tile_count())) {
             (self.refresh_credit.floor() as u32).min(grid.tile_count())
         } else {
@@ -487,7 +489,6 @@ impl ScreenSender {
         Some(UpdatePlan { full, update_id, tiles, changed, grid })
     }
 
-    /// Whether tile `tile` of `picture` differs from the previous capture (same grid).
     /// The previous capture (what the last plan was made from), `bpp` bytes a pixel.
     pub fn picture(&self) -> &[u8] {
         &self.previous
@@ -512,6 +513,7 @@ impl ScreenSender {
         Some(UpdatePlan { full: tiles.len() as u32 == grid.tile_count(), update_id, tiles, changed: 0, grid })
     }
 
+    /// Whether tile `tile` of `picture` differs from the previous capture (same grid).
     fn tile_differs(&self, grid: &TileGrid, picture: &[u8], tile: u32) -> bool {
         let (x, y, w, h) = grid.tile_rect(tile);
         let stride = grid.width as usize * self.bpp;
@@ -524,18 +526,22 @@ impl ScreenSender {
 }
 
 /// Picks how many tiles a slice holds so that it stays near a byte budget, from the sizes the
-/// previous slices came out at.
+/// previous slices came out at. A JPEG costs a fixed amount whatever it holds (its headers
+/// and tables, [`SliceSizer::new`]'s `overhead`) plus so much per tile: the estimate is of the
+/// latter, so small slices are not mistaken for expensive tiles.
 #[derive(Debug, Clone)]
 pub struct SliceSizer {
     budget: usize,
-    /// Smoothed JPEG bytes per tile.
+    overhead: f64,
+    /// Smoothed JPEG bytes per tile, headers aside.
     bytes_per_tile: f64,
 }
 
 impl SliceSizer {
-    /// A sizer aiming at `budget` bytes a slice, first guessing `initial_bytes_per_tile`.
-    pub fn new(budget: usize, initial_bytes_per_tile: f64) -> Self {
-        Self { budget, bytes_per_tile: initial_bytes_per_tile.max(1.0) }
+    /// A sizer aiming at `budget` bytes a slice, of which `overhead` is each JPEG's own,
+    /// first guessing `initial_bytes_per_tile`.
+    pub fn new(budget: usize, overhead: usize, initial_bytes_per_tile: f64) -> Self {
+        Self { budget, overhead: overhead as f64, bytes_per_tile: initial_bytes_per_tile.max(1.0) }
     }
 
     /// Aims at `budget` bytes a slice from now on.
@@ -544,7 +550,8 @@ impl SliceSizer {
     }
 
     pub fn tiles_per_slice(&self) -> usize {
-        ((self.budget as f64 / self.bytes_per_tile) as usize).max(1)
+        let for_tiles = (self.budget as f64 - self.overhead).max(self.budget as f64 / 4.0);
+        ((for_tiles / self.bytes_per_tile) as usize).max(1)
     }
 
     /// A slice of `tiles` tiles came out at `bytes`.
@@ -552,8 +559,8 @@ impl SliceSizer {
         if tiles == 0 {
             return;
         }
-        let sample = bytes as f64 / tiles as f64;
-        self.bytes_per_tile = 0.5 * self.bytes_per_tile + 0.5 * sample.max(1.0);
+        let sample = (bytes as f64 - self.overhead).max(tiles as f64) / tiles as f64;
+        self.bytes_per_tile = 0.5 * self.bytes_per_tile + 0.5 * sample;
     }
 }
 
@@ -622,6 +629,11 @@ impl ScreenReceiver {
     /// `None` if it is to be dropped (older than one already applied), else whether the
     /// canvas must start over at the new size before its tiles are copied in.
     pub fn on_slice(&mut self, now: Instant, frame_id: u32, grid: TileGrid, slice: &ScreenSlice<'_>) -> Option<bool> {
+        // A late slice (of the old size, perhaps) must not reset a newer picture.
+        if self.last.is_some_and(|last| !is_newer(frame_id, last)) {
+            self.late_slices += 1;
+            return None;
+        }
         let reset = self.grid != Some(grid);
         if reset {
             self.grid = Some(grid);
@@ -630,11 +642,6 @@ impl ScreenReceiver {
             self.received = vec![false; grid.tile_count() as usize];
             self.never_received = grid.tile_count();
             self.last = None;
-        } else if let Some(last_frame) = self.last {
-            if !is_newer(frame_id, last_frame) {
-                self.late_slices += 1;
-                return None;
-            }
         }
         if let Some(last) = self.last {
             let missing = frame_id.wrapping_sub(last).wrapping_sub(1);
@@ -665,6 +672,15 @@ impl ScreenReceiver {
         Some(reset)
     }
 
+    /// Tiles that arrived but could not be drawn (their JPEG did not decode, or the drawing
+    /// queue was full): stale again, and asked for.
+    pub fn on_tiles_lost(&mut self, now: Instant, tiles: &[u32]) {
+        let count = self.stale.len() as u32;
+        for &tile in tiles.iter().filter(|t| **t < count) {
+            self.mark_stale(now, tile, tile + 1);
+        }
+    }
+
     fn mark_stale(&mut self, now: Instant, from: u32, to: u32) {
         for slot in self.stale.iter_mut().take(to as usize).skip(from as usize) {
             if slot.is_none() {
@@ -693,11 +709,20 @@ impl ScreenReceiver {
                 _ => ranges.push((tile, tile + 1)),
             }
         }
-        while ranges.len() > MAX_REFRESH_RANGES {
-            // Merge the two neighbours with the smallest gap between them.
-            let i = (0..ranges.len() - 1).min_by_key(|&i| ranges[i + 1].0 - ranges[i].1).unwrap_or(0);
-            ranges[i].1 = ranges[i + 1].1;
-            ranges.remove(i + 1);
+        if ranges.len() > MAX_REFRESH_RANGES {
+            // Keep the widest gaps between ranges and close the others: sort the gaps once.
+            let mut gaps: Vec<(u32, usize)> =
+                ranges.windows(2).enumerate().map(|(i, w)| (w[1].0 - w[0].1, i)).collect();
+            gaps.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut kept: Vec<usize> = gaps.iter().take(MAX_REFRESH_RANGES - 1).map(|(_, i)| *i).collect();
+            kept.sort_unstable();
+            let mut merged = Vec::with_capacity(MAX_REFRESH_RANGES);
+            let mut from = 0;
+            for gap in kept.into_iter().chain(std::iter::once(ranges.len() - 1)) {
+                merged.push((ranges[from].0, ranges[gap].1));
+                from = gap + 1;
+            }
+            ranges = merged;
         }
         self.last_request = Some(now);
         self.refreshes_requested += 1;

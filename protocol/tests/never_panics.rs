@@ -234,6 +234,38 @@ proptest! {
     }
 
     #[test]
+    fn screen_slice_decode_survives_arbitrary_and_mutated_slices(
+        bytes in arbitrary_bytes(),
+        runs in proptest::collection::vec((0..8160u16, 1..40u16), 1..6),
+        muts in mutations(),
+    ) {
+        checks::screen_slice(&bytes);
+        // A valid slice of a 1080p picture (sorted, non-overlapping runs), then mutated.
+        let mut next = 0u16;
+        let runs: Vec<protocol::screen::TileRun> = runs
+            .into_iter()
+            .filter_map(|(gap, count)| {
+                let first = next.checked_add(gap % 200)?;
+                next = first.checked_add(count)?;
+                (next <= 8160).then_some(protocol::screen::TileRun { first, count })
+            })
+            .collect();
+        let header = protocol::screen::SliceHeader {
+            full: false,
+            update_id: 1,
+            slice_index: 0,
+            slice_count: 1,
+            recent: Default::default(),
+        };
+        let mut slice = vec![0x07, 0x7f, 0x04, 0x37];
+        let mut body = Vec::new();
+        protocol::screen::encode_slice(&header, &runs, b"jpeg", &mut body);
+        slice.extend_from_slice(&body);
+        checks::screen_slice(&slice);
+        checks::screen_slice(&apply(slice, &muts));
+    }
+
+    #[test]
     fn file_frame_decode_survives_arbitrary_bytes(bytes in arbitrary_bytes()) {
         checks::file_frame(&bytes);
     }

@@ -338,5 +338,5 @@ fn owned_packet_helper_covers_every_kind() {
         let p: OwnedPacket = strategy.new_tree(&mut runner).unwrap().current();
         kinds.insert(p.as_packet().kind() as u8);
     }
-    assert_eq!(kinds, (1..=6).collect());
+    assert_eq!(kinds, (1..=8).collect());
 }

@@ -20,7 +20,7 @@
 //! sends the sender a [`ReceiverReport`] (sender id 0) about each active stream every report
 //! interval. Receivers' own reports are forwarded to the source they are about and drive
 //! thinning; their screen refresh requests are forwarded to the sharer, at most one per
-//! receiver per [`REFRESH_REQUEST_INTERVAL_MS`].
+//! receiver and sharer per [`REFRESH_REQUEST_INTERVAL_MS`].
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -152,8 +152,9 @@ struct Receiver {
     /// Thinning state per video source, created on the first congested report about it.
     /// Bounded by the meeting's participant limit.
     thinners: Vec<(u32, Thinner)>,
-    /// When a refresh request of this receiver was last forwarded.
-    last_refresh: Option<Instant>,
+    /// When a refresh request of this receiver was last forwarded, per sharer (bounded by the
+    /// meeting's participant limit).
+    last_refresh: Vec<(u32, Instant)>,
 }
 
 /// The participants of one meeting.
@@ -216,7 +217,7 @@ impl Router {
                         addr: None,
                         hop_out: HopSender::new(hop.from_relay()),
                         thinners: Vec::new(),
-                        last_refresh: None,
+                        last_refresh: Vec::new(),
                     });
                 }
                 self.routes.insert(
@@ -249,6 +250,7 @@ impl Router {
         group.members.retain(|r| r.id != participant_id);
         for r in &mut group.members {
             r.thinners.retain(|(source, _)| *source != participant_id);
+            r.last_refresh.retain(|(source, _)| *source != participant_id);
         }
         if group.members.is_empty() {
             self.group_of_meeting.remove(&group.meeting_id);
@@ -498,10 +500,13 @@ impl Router {
         let Some(Some(g)) = self.groups.get_mut(group) else { return };
         let Some(r) = g.members.iter_mut().find(|r| r.id == requester) else { return };
         let spacing = Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS);
-        if r.last_refresh.is_some_and(|at| now.saturating_duration_since(at) < spacing) {
-            return self.counters.drop(DropReason::RefreshLimited);
+        match r.last_refresh.iter_mut().find(|(source, _)| *source == source_id) {
+            Some((_, at)) if now.saturating_duration_since(*at) < spacing => {
+                return self.counters.drop(DropReason::RefreshLimited);
+            }
+            Some((_, at)) => *at = now,
+            None => r.last_refresh.push((source_id, now)),
         }
-        r.last_refresh = Some(now);
         let Some(addr) = source_addr else { return };
         let Some(source) = self.receiver(group, source_id) else { return };
         if source.hop_out.seal(buf).is_ok() {
@@ -1040,16 +1045,19 @@ mod tests {
         r.handle(&mut clients.seal(refresh(2, 1)), addr(2), soon, &mut sent.sender());
         assert_eq!(sent.0.len(), 1);
         assert_eq!(r.counters.drops[DropReason::RefreshLimited.index()], 1);
-        // Another receiver has its own allowance.
+        // Another receiver has its own allowance, and so has a request about another sharer.
         r.handle(&mut clients.seal(refresh(3, 1)), addr(3), soon, &mut sent.sender());
         assert_eq!(sent.0.len(), 2);
+        r.handle(&mut clients.seal(refresh(2, 3)), addr(2), soon, &mut sent.sender());
+        assert_eq!(sent.0.len(), 3);
+        assert_eq!(sent.0[2].1, addr(3));
         let later = t0 + Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS);
         r.handle(&mut clients.seal(refresh(2, 1)), addr(2), later, &mut sent.sender());
-        assert_eq!(sent.0.len(), 3);
-        assert_eq!(r.counters.refreshes_forwarded, 3);
+        assert_eq!(sent.0.len(), 4);
+        assert_eq!(r.counters.refreshes_forwarded, 4);
         r.handle(&mut clients.seal(refresh(2, 4)), addr(2), later + Duration::from_secs(1), &mut sent.sender());
         r.handle(&mut clients.seal(refresh(2, 2)), addr(2), later + Duration::from_secs(2), &mut sent.sender());
-        assert_eq!(sent.0.len(), 3, "not to another meeting, nor back to the asker");
+        assert_eq!(sent.0.len(), 4, "not to another meeting, nor back to the asker");
         assert_eq!(r.counters.drops[DropReason::ForeignReport.index()], 2);
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use protocol::hop::{HopKey, HopSecret, HopSender, HOP_SECRET_LEN, HOP_TRAILER_LEN};
-use protocol::media::{MediaKind, ReceiverReport, RttEcho, VideoHeader};
+use protocol::media::{MediaKind, ReceiverReport, RttEcho, VideoHeader, MEDIA_VERSION};
 use protocol::{ControlMessage, MediaPacket};
 use relay_server::{DropReason, RelayConfig};
 
@@ -62,7 +62,7 @@ async fn bad_packets_are_dropped_and_counted_by_reason() {
     // Not media at all.
     a.send(b"hello").await;
     a.send(&[b"XX\x03\x01\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
-    a.send(&[b"PR\x04\x09\0\0\0\x01".as_slice(), &[0; 24]].concat()).await;
+    a.send(&[b"PR".as_slice(), &[MEDIA_VERSION, 9], b"\0\0\0\x01", &[0; 24]].concat()).await;
     // A video fragment whose length field disagrees with the packet, correctly sealed.
     let header =
         VideoHeader { frame_id: 1, capture_ts_us: 0, seq: 0, width: 1, height: 1, frag_index: 0, frag_count: 1 };

@@ -763,7 +763,7 @@ impl ScreenChecker {
                             continue;
                         };
                         if (u32::from(w), u32::from(h)) == (frame.width, frame.height) {
-                            let psnr = psnr_rgb_rgba(pixels, &frame.pixels);
+                            let psnr = client_core::media::psnr_rgb_rgba(pixels, &frame.pixels);
                             check.psnr_min = check.psnr_min.min(psnr);
                             check.psnr_sum += psnr;
                         }
@@ -783,24 +783,6 @@ impl ScreenChecker {
     async fn finish(self) -> BTreeMap<u32, ScreenCheck> {
         self.task.await.unwrap_or_default()
     }
-}
-
-/// PSNR of an RGBA picture against the RGB one it should be, dB (99 if identical).
-fn psnr_rgb_rgba(rgb: &[u8], rgba: &[u8]) -> f64 {
-    let mut sum = 0u64;
-    let mut n = 0u64;
-    for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
-        for c in 0..3 {
-            let d = i64::from(a[c]) - i64::from(b[c]);
-            sum += (d * d) as u64;
-        }
-        n += 3;
-    }
-    if sum == 0 || n == 0 {
-        return 99.0;
-    }
-    let mse = sum as f64 / n as f64;
-    10.0 * (255.0 * 255.0 / mse).log10()
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {

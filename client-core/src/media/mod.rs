@@ -45,7 +45,7 @@ pub use mix::{rms_dbfs, AudioLevel, LevelMeter, LevelWindow, Mixer, LEVEL_WINDOW
 pub use pattern::{PatternStamp, TestPattern};
 pub use room::{EchoLoopbackSource, EchoPath, LoopbackSlot, SimulatedRoom, MAX_ECHO_MS};
 pub use screen::{
-    list_screen_sources, open_screen, ScreenChoice, ScreenEncoder, ScreenSourceInfo, SyntheticSlides,
+    list_screen_sources, open_screen, psnr_rgb_rgba, ScreenChoice, ScreenEncoder, ScreenSourceInfo, SyntheticSlides,
     LOSSY_SLICE_BUDGET, SLICE_BUDGET, SLIDES_HEIGHT, SLIDES_WIDTH, SLIDE_PERIOD_US, THUMBNAIL_WIDTH, TYPING_PERIOD_US,
     VIDEO_MODE_QUALITY,
 };

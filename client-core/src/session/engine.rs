@@ -39,7 +39,7 @@ use super::receive::{
     AudioOutTotals, DecodedTotals, LocalReadings, ReceiveConfig, ReceiveCore, ReceiveEvent, ScreenOutTotals,
     VideoOutTotals,
 };
-use super::screen::{RefreshQueue, SliceJob};
+use super::screen::{LostTiles, RefreshQueue, SliceJob};
 use super::SessionShared;
 use crate::media::{now_us, render_reference, LoopbackSlot, VoiceSettings, VoiceStats};
 use crate::net::udp;
@@ -174,9 +174,10 @@ pub(crate) struct DecodedCounters {
     pub screen_latency: LatencyHistogram,
 }
 
-/// Screen slices waiting for the composer at most; more are dropped (their tiles stay as
-/// they were until the refresh band or a refresh brings them again).
+/// Screen slices (and their bytes) waiting for the composer at most; more are dropped and
+/// their tiles reported lost, so the receive core asks for them again.
 const MAX_PENDING_SLICES: usize = 1024;
+const MAX_PENDING_SLICE_BYTES: usize = 32 << 20;
 
 /// Frames waiting for the decode worker: at most one camera frame per sender, the newest,
 /// and every screen slice in order (each holds different tiles).
@@ -184,6 +185,7 @@ const MAX_PENDING_SLICES: usize = 1024;
 pub(crate) struct DecodeState {
     pub pending: BTreeMap<u32, AssembledFrame>,
     pub screen_pending: VecDeque<(u32, Box<SliceJob>)>,
+    pub screen_pending_bytes: usize,
     /// Sharers whose canvas the composer should drop.
     pub screen_forget: Vec<u32>,
     pub screen_dropped: u64,
@@ -219,6 +221,8 @@ pub(crate) struct EngineShared {
     pub screen_requests: Mutex<RefreshQueue>,
     /// Loss reported on our screen stream, thousandths (the share thread's slice size).
     pub screen_loss_permille: AtomicU32,
+    /// Received screen tiles that could not be drawn, for the receive core.
+    pub screen_lost: Mutex<LostTiles>,
     pub jitter: Mutex<BTreeMap<u32, JitterBuffer>>,
     /// Latest level and speaking flag per remote participant, from the playout thread.
     pub remote_levels: Mutex<BTreeMap<u32, (f32, bool)>>,
@@ -270,13 +274,25 @@ impl EngineShared {
             return;
         }
         d.senders.entry(sender).or_default();
-        if d.screen_pending.len() >= MAX_PENDING_SLICES {
+        if d.screen_pending.len() >= MAX_PENDING_SLICES
+            || d.screen_pending_bytes + job.jpeg.len() > MAX_PENDING_SLICE_BYTES
+        {
             d.screen_dropped += 1;
+            drop(d);
+            self.screen_tiles_lost(sender, &job.tiles);
             return;
         }
+        d.screen_pending_bytes += job.jpeg.len();
         d.screen_pending.push_back((sender, job));
         drop(d);
         self.decode_ready.notify_one();
+    }
+
+    /// Tiles of `sender`'s screen that arrived but will not be drawn.
+    pub(crate) fn screen_tiles_lost(&self, sender: u32, tiles: &[u32]) {
+        if let Ok(mut lost) = self.screen_lost.lock() {
+            lost.add(sender, tiles);
+        }
     }
 
     /// The composer drops `sender`'s canvas and the UI its screen.
@@ -364,6 +380,7 @@ impl Engine {
             screen_setting: Mutex::new(core.screen_setting()),
             screen_requests: Mutex::new(RefreshQueue::default()),
             screen_loss_permille: AtomicU32::new(0),
+            screen_lost: Mutex::new(LostTiles::default()),
             jitter: Mutex::new(BTreeMap::new()),
             remote_levels: Mutex::new(BTreeMap::new()),
             decode: Mutex::new(DecodeState::default()),
@@ -407,9 +424,8 @@ impl Engine {
                 .push(spawn("parlor-playout", Box::new(move || super::audio::playout_thread(s, e, playout)))?);
         }
         {
-            let (s, e, sock, i) = (shared.clone(), events.clone(), sender.try_clone()?, internal.clone());
-            engine_threads
-                .push(spawn("parlor-screen-tx", Box::new(move || super::screen::share_thread(s, e, sock, i)))?);
+            let (s, sock, i) = (shared.clone(), sender.try_clone()?, internal.clone());
+            engine_threads.push(spawn("parlor-screen-tx", Box::new(move || super::screen::share_thread(s, sock, i)))?);
         }
         {
             let s = shared.clone();
@@ -541,6 +557,10 @@ impl NetTask {
                     }
                 },
                 () = &mut timer => {
+                    let lost = self.shared.screen_lost.lock().map(|mut l| l.take()).unwrap_or_default();
+                    for (sender, tiles) in lost {
+                        self.core.screen_tiles_lost(Instant::now(), sender, &tiles);
+                    }
                     let shared = &self.shared;
                     self.core.handle_timeout(Instant::now(), now_us(), || local_readings(shared));
                 }

@@ -700,6 +700,13 @@ impl ReceiveCore {
         self.emit(ReceiveEvent::Frame { sender, frame });
     }
 
+    /// Tiles of `sender`'s screen that arrived but could not be drawn: stale, asked for again.
+    pub(crate) fn screen_tiles_lost(&mut self, now: Instant, sender: u32, tiles: &[u32]) {
+        if let Some(r) = self.remotes.get_mut(&sender) {
+            r.screen.receiver.on_tiles_lost(now, tiles);
+        }
+    }
+
     /// A participant stopped sharing its screen: its canvas state goes, and it is asked for
     /// nothing more.
     pub(crate) fn screen_stopped(&mut self, id: u32) {

@@ -8,8 +8,9 @@
 //! aspect), and sends each update's slices paced over half a frame interval, so a full 1080p
 //! update (a few hundred fragments) never hits the network, or the audio sharing the uplink,
 //! as one burst. While more than half the picture changes capture after capture (a video
-//! played full screen) updates are coded like the camera (quality 70, 4:2:0); every other
-//! update at the level's quality with full-resolution colour, so small text stays sharp.
+//! played full screen) updates are coded like the camera (quality 70, 4:2:0); all the others
+//! at the level's quality with full-resolution colour, so small text stays sharp. Tiles the
+//! decode worker could not draw go back to the receive core as lost ([`LostTiles`]).
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
@@ -23,7 +24,6 @@ use protocol::screen::{ScreenSender, ScreenSenderConfig, TileGrid, TileRun, Upda
 use tokio::sync::mpsc;
 
 use super::engine::{EngineShared, Internal};
-use super::events::EventSender;
 use super::frames::{FrameSource, PixelFormat, VideoFrame};
 use super::take_switch;
 use crate::media::{
@@ -42,44 +42,37 @@ const LOSSY_FROM_PERMILLE: u32 = 20;
 const PACING_FRACTION: u32 = 2;
 /// How often an idle share thread looks for something to do.
 const IDLE_POLL: Duration = Duration::from_millis(20);
-/// Refresh requests waiting for the share thread, at most (more ask for everything).
-const MAX_PENDING_REQUESTS: usize = 64;
+/// Tile runs receivers asked for, waiting for the share thread, at most; more are dropped
+/// (the receivers ask again 200 ms later).
+const MAX_PENDING_RUNS: usize = 1024;
 /// Largest atlas a receiver decodes: a 4K screen padded to whole tiles.
 const MAX_ATLAS_WIDTH: u32 = protocol::screen::MAX_SCREEN_WIDTH;
-const MAX_ATLAS_HEIGHT: u32 = protocol::screen::MAX_SCREEN_HEIGHT + protocol::screen::TILE_SIZE;
+const MAX_ATLAS_HEIGHT: u32 = protocol::screen::MAX_SCREEN_HEIGHT.next_multiple_of(protocol::screen::TILE_SIZE);
 
-/// Tiles receivers asked for, waiting for the share thread's next update.
+/// Tiles receivers asked for, waiting for the share thread's next update or repair.
 #[derive(Debug, Default)]
 pub(crate) struct RefreshQueue {
     runs: Vec<TileRun>,
-    /// More was asked than fits: send everything.
-    everything: bool,
 }
 
 impl RefreshQueue {
     pub(crate) fn push(&mut self, runs: &[TileRun]) {
-        if self.runs.len() + runs.len() > MAX_PENDING_REQUESTS {
-            self.everything = true;
-            self.runs.clear();
-        } else if !self.everything {
-            self.runs.extend_from_slice(runs);
-        }
+        let room = MAX_PENDING_RUNS.saturating_sub(self.runs.len());
+        self.runs.extend_from_slice(&runs[..runs.len().min(room)]);
     }
 
-    /// Hands what is queued to `sender` and empties the queue.
+    /// Hands what is queued to `sender` (which keeps one flag per tile) and empties the queue.
     fn drain_into(&mut self, sender: &mut ScreenSender) {
-        if std::mem::take(&mut self.everything) {
-            sender.request_tiles(&[TileRun { first: 0, count: u16::MAX }]);
-        }
         sender.request_tiles(&self.runs);
         self.runs.clear();
     }
 }
 
-/// Why a share stopped by itself.
-fn share_failed(shared: &EngineShared, events: &EventSender, internal: &mpsc::Sender<Internal>, reason: String) {
+/// The share stopped by itself: the control task says so (`ScreenShareEnded`) and sends the
+/// media state.
+fn share_failed(shared: &EngineShared, internal: &mpsc::Sender<Internal>, reason: String) {
     shared.session.presenting.store(false, Ordering::Relaxed);
-    events.error(format!("screen sharing stopped: {reason}"));
+    tracing::info!("screen sharing stopped: {reason}");
     let _ = internal.try_send(Internal::ScreenShareEnded(reason));
 }
 
@@ -124,11 +117,13 @@ impl SliceSender {
                 width,
                 height,
             };
+            // The frame id is used up even if the slice cannot be sealed: receivers then see a
+            // gap, and the next slice's spans name what it held.
+            self.frame_id = self.frame_id.wrapping_add(1);
             let mut sealed = Vec::new();
             if !self.shared.seal(&meta.aad(), &slice, &mut sealed) {
                 continue;
             }
-            self.frame_id = self.frame_id.wrapping_add(1);
             frames.push((meta, sealed));
         }
         counters.encode_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -187,8 +182,7 @@ fn wait_repairing(
             }
             if let Some(plan) = planner.repair() {
                 last_repair = now;
-                let pixels = planner.picture().to_vec();
-                sender.send(&plan, &pixels, last_capture_ts_us, false, REPAIR_SPACING);
+                sender.send(&plan, planner.picture(), last_capture_ts_us, false, REPAIR_SPACING);
                 continue;
             }
         }
@@ -197,12 +191,7 @@ fn wait_repairing(
 }
 
 /// The share thread; idle while nothing is shared.
-pub(crate) fn share_thread(
-    shared: Arc<EngineShared>,
-    events: EventSender,
-    socket: UdpSocket,
-    internal: mpsc::Sender<Internal>,
-) {
+pub(crate) fn share_thread(shared: Arc<EngineShared>, socket: UdpSocket, internal: mpsc::Sender<Internal>) {
     let counters = &shared.screen_out;
     let mut source: Option<Box<dyn VideoSource>> = None;
     let mut planner = ScreenSender::new(ScreenSenderConfig::default());
@@ -234,7 +223,7 @@ pub(crate) fn share_thread(
                     planner = ScreenSender::new(ScreenSenderConfig::default());
                     next = Instant::now();
                 }
-                Err(e) => share_failed(&shared, &events, &internal, e.to_string()),
+                Err(e) => share_failed(&shared, &internal, e.to_string()),
             }
         }
         let presenting = shared.session.presenting.load(Ordering::Relaxed);
@@ -259,7 +248,7 @@ pub(crate) fn share_thread(
         }
         if let Err(e) = src.next_frame(&mut frame) {
             source = None;
-            share_failed(&shared, &events, &internal, e.to_string());
+            share_failed(&shared, &internal, e.to_string());
             continue;
         }
         let capture_ts_us = if frame.capture_ts_us > 0 { frame.capture_ts_us } else { now_us() };
@@ -281,6 +270,33 @@ pub(crate) fn share_thread(
         sender.send(&plan, pixels, capture_ts_us, video_mode, interval / PACING_FRACTION);
     }
     counters.active.store(false, Ordering::Relaxed);
+}
+
+/// Tiles received but not drawn (their slice did not decode, or the queue to the decode worker
+/// was full), per sharer, for the receive core to count as stale again. Bounded: past
+/// [`MAX_LOST_TILES`] a sharer's whole picture is reported instead.
+#[derive(Debug, Default)]
+pub(crate) struct LostTiles {
+    by_sender: std::collections::BTreeMap<u32, Vec<u32>>,
+}
+
+/// Lost tiles remembered per sharer before the whole picture is reported instead.
+const MAX_LOST_TILES: usize = 36_000;
+
+impl LostTiles {
+    pub(crate) fn add(&mut self, sender: u32, tiles: &[u32]) {
+        let lost = self.by_sender.entry(sender).or_default();
+        if lost.len() + tiles.len() <= MAX_LOST_TILES {
+            lost.extend_from_slice(tiles);
+        } else {
+            lost.clear();
+            lost.extend(0..MAX_LOST_TILES as u32);
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> std::collections::BTreeMap<u32, Vec<u32>> {
+        std::mem::take(&mut self.by_sender)
+    }
 }
 
 /// One received slice for the composer, opened and checked by the receive core.
@@ -395,18 +411,6 @@ mod tests {
     use crate::media::SyntheticSlides;
     use protocol::screen::ScreenSlice;
 
-    fn psnr(rgb: &[u8], rgba: &[u8]) -> f64 {
-        let (mut sum, mut n) = (0f64, 0f64);
-        for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
-            for c in 0..3 {
-                let d = f64::from(a[c]) - f64::from(b[c]);
-                sum += d * d;
-                n += 1.0;
-            }
-        }
-        10.0 * (255.0 * 255.0 / (sum / n).max(1e-9)).log10()
-    }
-
     /// Slides through the real coding path: plan, [`ScreenEncoder`] slices, decode and
     /// compose. The composed picture is the slide within JPEG error, after the first (full)
     /// update, after a typed character, and after a new slide coded as video.
@@ -451,7 +455,7 @@ mod tests {
             }
             let shown = shown.expect("the update ends with a picture");
             assert_eq!((shown.width, shown.height), (1920, 1080));
-            let db = psnr(&frame.data, &shown.pixels);
+            let db = crate::media::psnr_rgb_rgba(&frame.data, &shown.pixels);
             assert!(db >= min_db, "step {step}: PSNR {db:.1} dB");
         }
     }

@@ -236,7 +236,10 @@ pub(crate) fn decode_thread(shared: Arc<EngineShared>) {
             }
             (
                 std::mem::take(&mut state.pending).into_iter().collect(),
-                std::mem::take(&mut state.screen_pending).into_iter().collect(),
+                {
+                    state.screen_pending_bytes = 0;
+                    std::mem::take(&mut state.screen_pending).into_iter().collect()
+                },
                 std::mem::take(&mut state.screen_forget),
             )
         };
@@ -249,14 +252,20 @@ pub(crate) fn decode_thread(shared: Arc<EngineShared>) {
             let now = now_us();
             let Ok(mut state) = shared.decode.lock() else { return };
             let Some(counters) = state.senders.get_mut(&sender) else { continue };
-            if let Err(e) = applied {
-                counters.screen_errors += 1;
-                tracing::debug!(sender, "cannot apply screen slice {}: {e}", job.frame_id);
-            }
-            if let Some(frame) = shown {
-                counters.screen_latency.record_us(frame.capture_ts_us, now);
-                drop(state);
-                shared.session.video.put(frame);
+            match (applied, shown) {
+                (Err(e), _) => {
+                    counters.screen_errors += 1;
+                    drop(state);
+                    // Its tiles were counted as received: the receive core asks for them again.
+                    shared.screen_tiles_lost(sender, &job.tiles);
+                    tracing::debug!(sender, "cannot apply screen slice {}: {e}", job.frame_id);
+                }
+                (Ok(()), Some(frame)) => {
+                    counters.screen_latency.record_us(frame.capture_ts_us, now);
+                    drop(state);
+                    shared.session.video.put(frame);
+                }
+                (Ok(()), None) => {}
             }
         }
         for (sender, frame) in batch {

@@ -202,7 +202,7 @@ async fn collect_video(mut feed: VideoFeed, sink: Arc<Mutex<Log>>) {
                     slides.render(f.capture_ts_us, &mut expected);
                     let psnr = match scaler.scale_to_fit(&expected, f.width as u16, f.height as u16) {
                         Ok((w, h, pixels)) if (u32::from(w), u32::from(h)) == (f.width, f.height) => {
-                            psnr_rgb_rgba(pixels, &f.pixels)
+                            client_core::media::psnr_rgb_rgba(pixels, &f.pixels)
                         }
                         _ => 0.0,
                     };
@@ -233,22 +233,6 @@ async fn collect_video(mut feed: VideoFeed, sink: Arc<Mutex<Log>>) {
             }
         }
     }
-}
-
-/// PSNR of an RGBA picture against the RGB picture it should be, dB.
-pub fn psnr_rgb_rgba(rgb: &[u8], rgba: &[u8]) -> f64 {
-    let (mut sum, mut n) = (0u64, 0u64);
-    for (a, b) in rgb.chunks_exact(3).zip(rgba.chunks_exact(4)) {
-        for c in 0..3 {
-            let d = i64::from(a[c]) - i64::from(b[c]);
-            sum += (d * d) as u64;
-        }
-        n += 3;
-    }
-    if sum == 0 {
-        return 99.0;
-    }
-    10.0 * (255.0 * 255.0 * n as f64 / sum as f64).log10()
 }
 
 /// A one-line description of an event for failure messages.

@@ -255,7 +255,28 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
 }
 
 #[test]
-fn many_stale_spots_are_asked_for_in_at_most_eight_ranges() {
+fn undrawn_tiles_turn_stale_and_a_late_slice_of_the_old_size_resets_nothing() {
+    let grid = TileGrid::new(160, 160).unwrap(); // 100 tiles
+    let pic = picture(160, 160, 9);
+    let t0 = Instant::now();
+    let mut rx = ScreenReceiver::new();
+    let full = SliceHeader { full: true, update_id: 0, slice_index: 0, slice_count: 1, recent: NONE };
+    let b = slice_bytes(&pic, &grid, full, &[TileRun { first: 0, count: 100 }]);
+    rx.on_slice(t0, 10, grid, &ScreenSlice::decode(&b, &grid).unwrap());
+    assert!(rx.is_whole());
+    rx.on_tiles_lost(t0, &[3, 4, 500]);
+    assert_eq!(rx.stale_tiles(), 2, "tiles past the grid are ignored");
+    assert_eq!(rx.poll_refresh(t0), Some(vec![TileRun { first: 3, count: 2 }]));
+    // A slice of another size, older than what was applied, is late: the picture stays.
+    let small = TileGrid::new(64, 64).unwrap();
+    let b = slice_bytes(&picture(64, 64, 1), &small, full, &[TileRun { first: 0, count: 16 }]);
+    assert_eq!(rx.on_slice(t0, 9, small, &ScreenSlice::decode(&b, &small).unwrap()), None);
+    assert_eq!(rx.grid(), Some(grid));
+    assert_eq!(rx.stale_tiles(), 2);
+}
+
+#[test]
+fn many_stale_spots_are_asked_for_in_at_most_thirty_two_ranges() {
     let grid = TileGrid::new(320, 320).unwrap(); // 400 tiles
     let pic = picture(320, 320, 2);
     let t0 = Instant::now();

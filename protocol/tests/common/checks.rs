@@ -129,3 +129,26 @@ pub fn control_json(bytes: &[u8]) {
         Err(e) => assert!(matches!(e, FrameError::NotUtf8 | FrameError::InvalidJson(_)), "{e:?}"),
     }
 }
+
+/// A screen slice (the plaintext of a sealed screen frame) of a picture whose size the first
+/// four bytes give: `ScreenSlice::decode` never panics, and a slice it accepts has tiles inside
+/// the grid, in increasing order, as many as its runs say, and encodes back to exactly its
+/// bytes.
+pub fn screen_slice(data: &[u8]) {
+    use protocol::screen::{encode_slice, ScreenSlice, TileGrid, TileRun};
+    let Some(size) = data.get(..4) else { return };
+    let width = u32::from(u16::from_be_bytes([size[0], size[1]])) % 4000 + 1;
+    let height = u32::from(u16::from_be_bytes([size[2], size[3]])) % 2300 + 1;
+    let Ok(grid) = TileGrid::new(width, height) else { return };
+    let bytes = &data[4..];
+    let Ok(slice) = ScreenSlice::decode(bytes, &grid) else { return };
+    let tiles: Vec<u32> = slice.tiles().collect();
+    assert_eq!(tiles.len() as u32, slice.tile_count());
+    assert!(tiles.windows(2).all(|w| w[0] < w[1]), "tiles in increasing order");
+    assert!(tiles.iter().all(|t| *t < grid.tile_count()), "tiles inside the grid");
+    let runs: Vec<TileRun> = slice.runs().collect();
+    let mut again = Vec::new();
+    encode_slice(&slice.header, &runs, slice.jpeg, &mut again);
+    // The flags byte may carry bits the decoder ignores; everything else is a checked field.
+    assert_eq!(again[1..], bytes[1..], "a decoded slice re-encodes to its bytes");
+}

@@ -676,11 +676,7 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
     }
     case "screen-share-ended": {
       const { reason } = event.payload;
-      // The engine also reports the failure as an `error` event just before this one, which
-      // shows as "Something went wrong"; this toast says it better, so that one goes.
-      const generic = describeError({ code: "internal", message: `screen sharing stopped: ${reason}` });
-      const toasts = state.toasts.filter((t) => !(t.kind === "error" && t.text === generic.title && t.detail === generic.detail));
-      const next = withMeeting({ ...state, toasts }, (m) => ({ ...m, presentingWanted: settled(m, false) }));
+      const next = withMeeting(state, (m) => ({ ...m, presentingWanted: settled(m, false) }));
       return addToast(next, "error", `Screen sharing stopped: ${reason}`, null, nowMs);
     }
     case "reaction": {

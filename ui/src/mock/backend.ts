@@ -395,11 +395,10 @@ export function installMockBackend(): MockControl {
     }, ECHO_MS);
   }
 
-  /** This app's share stops by itself, as the engine tells it: its log line as an error event,
-   * the event, then the media state, whose echo updates the roster. */
+  /** This app's share stops by itself, as the engine tells it: the event, then the media
+   * state, whose echo updates the roster. */
   function shareEnded(reason: string): void {
     sharing = null;
-    void send("error", { code: "internal", message: `screen sharing stopped: ${reason}` });
     void send("screen-share-ended", { reason });
     setPresenting(false);
   }
