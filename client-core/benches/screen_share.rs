@@ -160,7 +160,14 @@ fn text_on_screen(page: &RgbFrame, screen: &mut dyn VideoSource) -> Result<((u32
     conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).map_err(|e| format!("X: {e}"))?;
 
     let mut shot = RgbFrame::default();
-    screen.next_frame(&mut shot).map_err(|e| format!("capture: {e}"))?;
+    let mut captured = screen.next_frame(&mut shot);
+    for _ in 0..3 {
+        if captured.is_ok() {
+            break;
+        }
+        captured = screen.next_frame(&mut shot);
+    }
+    captured.map_err(|e| format!("capture: {e}"))?;
     if (shot.width, shot.height) != (page.width, page.height) {
         return Err(format!("captured {}x{}, not the page's size", shot.width, shot.height));
     }
@@ -284,7 +291,7 @@ fn lossy_share(loss: f64, seconds: u64) -> (Duration, usize) {
         for (due, runs) in std::mem::take(&mut pending) {
             if due <= t {
                 sender.request_tiles(&runs);
-                if let Some(plan) = sender.repair() {
+                if let Some(plan) = sender.repair(now) {
                     let pixels = sender.picture().to_vec();
                     let mut slices = Vec::new();
                     coder.encode(&plan, &pixels, Some(90), &mut slices);
@@ -295,7 +302,7 @@ fn lossy_share(loss: f64, seconds: u64) -> (Duration, usize) {
             }
         }
         if t.as_millis().is_multiple_of(50) {
-            if let Some(runs) = end.rx.poll_refresh(now) {
+            if let Some(runs) = end.rx.poll_refresh(now, Some(Duration::from_millis(40))) {
                 if !end.link.loses(1) {
                     pending.push((t + Duration::from_millis(20), runs));
                 }
@@ -430,18 +437,20 @@ fn main() {
                 let mut times = Vec::new();
                 for _ in 0..10 {
                     let started = Instant::now();
-                    if let Err(e) = screen.next_frame(&mut shot) {
-                        println!("  X11 capture: {e}");
-                        break;
+                    // A capture may fail for a moment, as the share thread allows (xcap opens
+                    // an X connection per capture).
+                    match screen.next_frame(&mut shot) {
+                        Ok(()) => times.push(started.elapsed()),
+                        Err(e) => println!("  X11 capture failed once: {e}"),
                     }
-                    times.push(started.elapsed());
                 }
                 times.sort();
                 println!(
-                    "  X11 capture {}x{} (xcap): median {:.1} ms",
+                    "  X11 capture {}x{} (xcap): median {:.1} ms of {} captures",
                     shot.width,
                     shot.height,
-                    times[times.len() / 2].as_secs_f64() * 1000.0
+                    times.get(times.len() / 2).map_or(f64::NAN, |t| t.as_secs_f64() * 1000.0),
+                    times.len()
                 );
                 // The known text page put on the screen, captured, coded and composed.
                 match text_on_screen(&page, screen.as_mut()) {

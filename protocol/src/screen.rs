@@ -23,7 +23,15 @@
 //! next slice repeats for the four slices before it.
 //! While any is stale it asks the sender for those tiles (a refresh request naming up to
 //! [`MAX_REFRESH_RANGES`] tile ranges) at most once per [`REFRESH_RETRY`]; the sender adds
-//! them to its next update.
+//! them to its next update. A tile already asked for is not asked again until its repair
+//! has had time to come back ([`repair_wait`], from the receiver's round trip) unless the
+//! next slices say the repair itself was lost.
+//!
+//! Repairs go to every receiver (the relay forwards one stream), so one receiver on a bad
+//! path could make everyone download the screen again and again. The sender therefore
+//! grants requested tiles from a budget of [`ScreenSenderConfig::repair_screens_per_second`]
+//! (one screen's worth of tiles a second, at most one screen banked); tiles over budget wait,
+//! oldest position first, and tiles the update sends anyway cost nothing.
 //!
 //! Wire layout of a slice (the plaintext of the sealed frame), big-endian:
 //!
@@ -56,8 +64,19 @@ pub const RECENT_SPANS: usize = 4;
 pub const RUN_LEN: usize = 4;
 /// Flag bit: the slice belongs to a full update.
 const FLAG_FULL: u8 = 1;
-/// A receiver with stale tiles asks for them again after this long.
+/// A receiver with stale tiles sends refresh requests at most this often.
 pub const REFRESH_RETRY: Duration = Duration::from_millis(200);
+/// How long a repair may take before the tiles are asked for again when the round trip is
+/// not known yet.
+pub const REPAIR_WAIT_UNKNOWN_RTT: Duration = Duration::from_millis(400);
+
+/// How long a receiver waits for the tiles it asked for before asking again, given its
+/// smoothed round trip to the relay: the request and the repair each cross the receiver's
+/// leg and the sender's (which the receiver cannot see; taken as equal to its own), plus
+/// 100 ms for the sender's capture gap and pacing. Never less than [`REFRESH_RETRY`].
+pub fn repair_wait(rtt: Option<Duration>) -> Duration {
+    rtt.map_or(REPAIR_WAIT_UNKNOWN_RTT, |rtt| rtt * 2 + Duration::from_millis(100)).max(REFRESH_RETRY)
+}
 
 /// Why a slice is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -360,11 +379,14 @@ pub fn runs_of(tiles: &[u32]) -> Vec<TileRun> {
 pub struct ScreenSenderConfig {
     /// The refresh band sweeps every tile once in this long, a second's worth at a time.
     pub refresh_period: Duration,
+    /// Requested tiles granted a second, in screens (tile counts of the picture); at most
+    /// one screen's worth is banked.
+    pub repair_screens_per_second: f64,
 }
 
 impl Default for ScreenSenderConfig {
     fn default() -> Self {
-        Self { refresh_period: Duration::from_secs(30) }
+        Self { refresh_period: Duration::from_secs(30), repair_screens_per_second: 1.0 }
     }
 }
 
@@ -401,8 +423,15 @@ pub struct ScreenSender {
     refresh_cursor: u32,
     refresh_credit: f64,
     last_plan: Option<Instant>,
-    /// Tiles receivers asked for since the last plan (for the current grid).
+    /// Tiles receivers asked for and not sent yet (for the current grid).
     requested: Vec<bool>,
+    /// Requested tiles that may be sent now (the repair budget), and when it was topped up.
+    repair_allowance: f64,
+    repair_refilled: Option<Instant>,
+    /// Where the next grant starts, so that tiles held back by the budget go first next time.
+    repair_cursor: usize,
+    /// Requested tiles held back by the budget, over the share (each time one waited).
+    pub repairs_deferred: u64,
 }
 
 impl ScreenSender {
@@ -417,6 +446,51 @@ impl ScreenSender {
             refresh_credit: 0.0,
             last_plan: None,
             requested: Vec::new(),
+            repair_allowance: 0.0,
+            repair_refilled: None,
+            repair_cursor: 0,
+            repairs_deferred: 0,
+        }
+    }
+
+    /// Tops the repair budget up for the time since it last was (a full screen's worth at
+    /// the first call).
+    fn refill_repairs(&mut self, now: Instant, grid: &TileGrid) {
+        let screen = f64::from(grid.tile_count());
+        let gained = self.repair_refilled.map_or(screen, |t| {
+            now.saturating_duration_since(t).as_secs_f64() * screen * self.config.repair_screens_per_second
+        });
+        self.repair_allowance = (self.repair_allowance + gained).min(screen);
+        self.repair_refilled = Some(now);
+    }
+
+    /// Adds the requested tiles to `send` as far as the budget goes: a tile `send` holds
+    /// already costs nothing; the others are granted from the cursor on, wrapping, while the
+    /// allowance lasts, and the rest stay requested.
+    fn grant_requests(&mut self, send: &mut [bool]) {
+        let count = send.len().min(self.requested.len());
+        if count == 0 {
+            return;
+        }
+        let start = self.repair_cursor % count;
+        let mut first_deferred = None;
+        for tile in (start..count).chain(0..start) {
+            if !self.requested[tile] {
+                continue;
+            }
+            if send[tile] {
+                self.requested[tile] = false;
+            } else if self.repair_allowance >= 1.0 {
+                self.repair_allowance -= 1.0;
+                self.requested[tile] = false;
+                send[tile] = true;
+            } else {
+                first_deferred.get_or_insert(tile);
+                self.repairs_deferred += 1;
+            }
+        }
+        if let Some(tile) = first_deferred {
+            self.repair_cursor = tile;
         }
     }
 
@@ -450,6 +524,7 @@ impl ScreenSender {
             self.requested = vec![false; count];
             self.refresh_credit = 0.0;
             self.refresh_cursor = 0;
+            self.repair_cursor = 0;
             (grid.tile_count(), vec![true; count])
         } else {
             let send: Vec<bool> = (0..grid.tile_count()).map(|t| self.tile_differs(&grid, picture, t)).collect();
@@ -472,9 +547,8 @@ impl ScreenSender {
             send[self.refresh_cursor as usize] = true;
             self.refresh_cursor = (self.refresh_cursor + 1) % grid.tile_count();
         }
-        for (flag, asked) in send.iter_mut().zip(self.requested.iter_mut()) {
-            *flag |= std::mem::take(asked);
-        }
+        self.refill_repairs(now, &grid);
+        self.grant_requests(&mut send);
         let tiles: Vec<u32> = send.iter().enumerate().filter(|(_, s)| **s).map(|(t, _)| t as u32).collect();
         let full = tiles.len() == count;
         self.grid = Some(grid);
@@ -494,17 +568,18 @@ impl ScreenSender {
         &self.previous
     }
 
-    /// An update of only the tiles receivers asked for since the last plan, from the previous
-    /// capture: a repair sent without waiting for the next capture. `None` if nothing was
-    /// asked for or there is no picture yet.
-    pub fn repair(&mut self) -> Option<UpdatePlan> {
+    /// An update of the tiles receivers asked for (as far as the repair budget allows at
+    /// `now`), from the previous capture: a repair sent without waiting for the next capture.
+    /// `None` if nothing was asked for, the budget is spent or there is no picture yet.
+    pub fn repair(&mut self, now: Instant) -> Option<UpdatePlan> {
         let grid = self.grid?;
-        let tiles: Vec<u32> = self
-            .requested
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(t, asked)| std::mem::take(asked).then_some(t as u32))
-            .collect();
+        if !self.requested.contains(&true) {
+            return None;
+        }
+        self.refill_repairs(now, &grid);
+        let mut send = vec![false; grid.tile_count() as usize];
+        self.grant_requests(&mut send);
+        let tiles: Vec<u32> = send.iter().enumerate().filter(|(_, s)| **s).map(|(t, _)| t as u32).collect();
         if tiles.is_empty() {
             return None;
         }
@@ -584,6 +659,9 @@ pub struct ScreenReceiver {
     /// The newest frame id applied.
     last: Option<u32>,
     last_request: Option<Instant>,
+    /// Per tile: when it was last asked for (`None`: not since it last turned stale, or the
+    /// slices after its repair said the repair was lost).
+    asked: Vec<Option<Instant>>,
     /// Longest time a tile stayed stale once every tile had arrived.
     pub longest_stale: Duration,
     /// Per tile: it has arrived at least once since the picture started.
@@ -640,6 +718,7 @@ impl ScreenReceiver {
             self.stale = vec![Some(now); grid.tile_count() as usize];
             self.stale_count = grid.tile_count();
             self.received = vec![false; grid.tile_count() as usize];
+            self.asked = vec![None; grid.tile_count() as usize];
             self.never_received = grid.tile_count();
             self.last = None;
         }
@@ -657,6 +736,7 @@ impl ScreenReceiver {
             let end = u32::from(run.first) + u32::from(run.count);
             for tile in u32::from(run.first)..end {
                 let complete = self.never_received == 0;
+                self.asked[tile as usize] = None;
                 if let Some(since) = self.stale[tile as usize].take() {
                     self.stale_count -= 1;
                     if complete {
@@ -681,7 +761,12 @@ impl ScreenReceiver {
         }
     }
 
+    /// Tiles `from..to` may be out of date (lost now, or their repair was): stale, and to be
+    /// asked for at the next request whenever they were last asked for.
     fn mark_stale(&mut self, now: Instant, from: u32, to: u32) {
+        for asked in self.asked.iter_mut().take(to as usize).skip(from as usize) {
+            *asked = None;
+        }
         for slot in self.stale.iter_mut().take(to as usize).skip(from as usize) {
             if slot.is_none() {
                 *slot = Some(now);
@@ -691,16 +776,18 @@ impl ScreenReceiver {
     }
 
     /// The tiles to ask the sender for now, as at most [`MAX_REFRESH_RANGES`] ranges
-    /// covering every stale tile (the closest ranges merged when there are more), or `None`
-    /// if nothing is stale or a request went out less than [`REFRESH_RETRY`] ago.
-    pub fn poll_refresh(&mut self, now: Instant) -> Option<Vec<TileRun>> {
+    /// covering every stale tile not asked for within [`repair_wait`]`(rtt)` (the closest
+    /// ranges merged when there are more), or `None` if there is none or a request went out
+    /// less than [`REFRESH_RETRY`] ago. `rtt` is the receiver's smoothed round trip.
+    pub fn poll_refresh(&mut self, now: Instant, rtt: Option<Duration>) -> Option<Vec<TileRun>> {
         if self.stale_count == 0 || self.last_request.is_some_and(|t| now.saturating_duration_since(t) < REFRESH_RETRY)
         {
             return None;
         }
+        let wait = repair_wait(rtt);
         let mut ranges: Vec<(u32, u32)> = Vec::new();
-        for (tile, slot) in self.stale.iter().enumerate() {
-            if slot.is_none() {
+        for (tile, (slot, asked)) in self.stale.iter().zip(&self.asked).enumerate() {
+            if slot.is_none() || asked.is_some_and(|t| now.saturating_duration_since(t) < wait) {
                 continue;
             }
             let tile = tile as u32;
@@ -723,6 +810,18 @@ impl ScreenReceiver {
                 from = gap + 1;
             }
             ranges = merged;
+        }
+        if ranges.is_empty() {
+            return None;
+        }
+        for &(from, to) in &ranges {
+            for (slot, asked) in
+                self.stale[from as usize..to as usize].iter().zip(&mut self.asked[from as usize..to as usize])
+            {
+                if slot.is_some() {
+                    *asked = Some(now);
+                }
+            }
         }
         self.last_request = Some(now);
         self.refreshes_requested += 1;

@@ -584,12 +584,15 @@ impl ReceiveCore {
         }
         if now >= self.timers.assembler {
             let mut requests = Vec::new();
+            let rtt = self.rtt.smoothed();
             for (id, r) in self.remotes.iter_mut() {
                 r.assembler.handle_timeout(now);
                 r.screen.assembler.handle_timeout(now);
                 let sharing = r.screen.last_slice.is_some_and(|t| now.saturating_duration_since(t) < SCREEN_IDLE);
                 if sharing {
-                    if let Some(ranges) = r.screen.receiver.poll_refresh(now).as_deref().and_then(RefreshRanges::new) {
+                    if let Some(ranges) =
+                        r.screen.receiver.poll_refresh(now, rtt).as_deref().and_then(RefreshRanges::new)
+                    {
                         requests.push((*id, ranges));
                     }
                 }

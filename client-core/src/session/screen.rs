@@ -27,7 +27,7 @@ use super::engine::{EngineShared, Internal};
 use super::frames::{FrameSource, PixelFormat, VideoFrame};
 use super::take_switch;
 use crate::media::{
-    now_us, open_screen, DecodedFrame, RgbFrame, ScreenEncoder, VideoDecoder, VideoEncoder, VideoSource,
+    now_us, open_screen, DecodedFrame, MediaError, RgbFrame, ScreenEncoder, VideoDecoder, VideoEncoder, VideoSource,
 };
 use crate::net::udp::send_datagram;
 
@@ -65,6 +65,37 @@ impl RefreshQueue {
     fn drain_into(&mut self, sender: &mut ScreenSender) {
         sender.request_tiles(&self.runs);
         self.runs.clear();
+    }
+}
+
+/// A screen capture may fail for a moment (X11 refuses a connection, a window is being
+/// resized): the share goes on, skipping those captures, until captures have failed for this
+/// long in a row.
+const CAPTURE_FAILURE_GRACE: Duration = Duration::from_secs(3);
+
+/// Whether failed captures end the share: a source that is gone (the window closed) ends it at
+/// once; one that fails otherwise ends it once it has failed for [`CAPTURE_FAILURE_GRACE`]
+/// without a capture succeeding in between.
+#[derive(Debug, Default)]
+struct CaptureHealth {
+    failing_since: Option<Instant>,
+}
+
+impl CaptureHealth {
+    fn captured(&mut self) {
+        self.failing_since = None;
+    }
+
+    /// A capture failed at `now` with `error`: true if the share should end.
+    fn failed(&mut self, now: Instant, error: &MediaError) -> bool {
+        if !matches!(error, MediaError::Device(_)) {
+            return true;
+        }
+        let since = *self.failing_since.get_or_insert(now);
+        if since == now {
+            tracing::warn!(%error, "screen capture failed; trying again");
+        }
+        now.saturating_duration_since(since) >= CAPTURE_FAILURE_GRACE
     }
 }
 
@@ -180,7 +211,7 @@ fn wait_repairing(
             if let Ok(mut q) = shared.screen_requests.lock() {
                 q.drain_into(planner);
             }
-            if let Some(plan) = planner.repair() {
+            if let Some(plan) = planner.repair(now) {
                 last_repair = now;
                 sender.send(&plan, planner.picture(), last_capture_ts_us, false, REPAIR_SPACING);
                 continue;
@@ -209,6 +240,7 @@ pub(crate) fn share_thread(shared: Arc<EngineShared>, socket: UdpSocket, interna
     let mut large_changes_in_a_row = 0u32;
     let mut last_capture_ts_us = 0u64;
     let mut next = Instant::now();
+    let mut health = CaptureHealth::default();
 
     while shared.running() {
         if let Some(choice) = take_switch(&shared.session.switches.screen) {
@@ -219,6 +251,7 @@ pub(crate) fn share_thread(shared: Arc<EngineShared>, socket: UdpSocket, interna
                         *d = s.describe();
                     }
                     source = Some(s);
+                    health = CaptureHealth::default();
                     // Receivers start over with a full update.
                     planner = ScreenSender::new(ScreenSenderConfig::default());
                     next = Instant::now();
@@ -247,10 +280,13 @@ pub(crate) fn share_thread(shared: Arc<EngineShared>, socket: UdpSocket, interna
             next = now + interval;
         }
         if let Err(e) = src.next_frame(&mut frame) {
-            source = None;
-            share_failed(&shared, &internal, e.to_string());
+            if health.failed(now, &e) {
+                source = None;
+                share_failed(&shared, &internal, e.to_string());
+            }
             continue;
         }
+        health.captured();
         let capture_ts_us = if frame.capture_ts_us > 0 { frame.capture_ts_us } else { now_us() };
         let Ok((width, height, pixels)) = encoder.scale_to_fit(&frame, setting.width, setting.height) else { continue };
         if let Ok(mut q) = shared.screen_requests.lock() {
@@ -408,6 +444,21 @@ impl Composer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capture_failing_for_a_moment_goes_on_and_a_closed_window_ends_the_share() {
+        let t0 = Instant::now();
+        let flaky = MediaError::Device("Connection error".into());
+        let mut health = CaptureHealth::default();
+        assert!(!health.failed(t0, &flaky));
+        assert!(!health.failed(t0 + Duration::from_secs(2), &flaky));
+        health.captured();
+        assert!(!health.failed(t0 + Duration::from_secs(4), &flaky), "the grace starts again after a capture");
+        assert!(!health.failed(t0 + Duration::from_millis(6_900), &flaky));
+        assert!(health.failed(t0 + Duration::from_secs(7), &flaky), "3 s of failures end it");
+        let closed = MediaError::NoDevice("the shared window was closed".into());
+        assert!(CaptureHealth::default().failed(t0, &closed));
+    }
     use crate::media::SyntheticSlides;
     use protocol::screen::ScreenSlice;
 

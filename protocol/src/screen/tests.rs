@@ -5,6 +5,8 @@
 use super::*;
 
 const BPP: usize = 3;
+/// The receiver's round trip in these tests (a repair waits 200 ms before it is asked again).
+const RTT: Option<Duration> = Some(Duration::from_millis(50));
 const NONE: [TileSpan; RECENT_SPANS] = [TileSpan { first: 0, end: 0 }; RECENT_SPANS];
 
 /// A small deterministic generator (xorshift64*), for pictures and loss.
@@ -136,7 +138,8 @@ fn a_still_screen_sends_only_the_refresh_band_which_sweeps_it_in_the_period() {
     let (w, h) = (320, 160);
     let grid = TileGrid::new(w, h).unwrap();
     let pic = picture(w, h, 3);
-    let mut sender = ScreenSender::new(ScreenSenderConfig { refresh_period: Duration::from_secs(10) });
+    let mut sender =
+        ScreenSender::new(ScreenSenderConfig { refresh_period: Duration::from_secs(10), ..Default::default() });
     let t0 = Instant::now();
     let first = sender.plan(t0, &pic, w, h, BPP).unwrap();
     assert!(first.full);
@@ -164,7 +167,8 @@ fn a_still_screen_sends_only_the_refresh_band_which_sweeps_it_in_the_period() {
 fn a_changed_pixel_sends_its_tile_and_requested_tiles_ride_along() {
     let (w, h) = (320, 160);
     let mut pic = picture(w, h, 4);
-    let mut sender = ScreenSender::new(ScreenSenderConfig { refresh_period: Duration::from_secs(3600) });
+    let mut sender =
+        ScreenSender::new(ScreenSenderConfig { refresh_period: Duration::from_secs(3600), ..Default::default() });
     let t0 = Instant::now();
     sender.plan(t0, &pic, w, h, BPP).unwrap();
     assert_eq!(sender.plan(t0 + Duration::from_millis(100), &pic, w, h, BPP), None, "nothing changed");
@@ -205,9 +209,9 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
     assert_eq!(rx.on_slice(t0, 50, grid, &slice), Some(true));
     assert_eq!(rx.stale_tiles(), 98);
     assert!(!rx.has_picture());
-    let ask = rx.poll_refresh(t0).unwrap();
+    let ask = rx.poll_refresh(t0, RTT).unwrap();
     assert_eq!(ask, [TileRun { first: 0, count: 10 }, TileRun { first: 12, count: 88 }]);
-    assert_eq!(rx.poll_refresh(t0 + Duration::from_millis(100)), None, "one request per retry period");
+    assert_eq!(rx.poll_refresh(t0 + Duration::from_millis(100), RTT), None, "one request per retry period");
 
     // The full update, in two slices, with frame ids following on.
     for (i, runs) in [[TileRun { first: 0, count: 50 }], [TileRun { first: 50, count: 50 }]].iter().enumerate() {
@@ -217,7 +221,7 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
         assert_eq!(rx.on_slice(t0 + Duration::from_millis(60), 51 + i as u32, grid, &slice), Some(false));
     }
     assert!(rx.is_whole() && rx.has_picture());
-    assert_eq!(rx.poll_refresh(t0 + Duration::from_secs(5)), None);
+    assert_eq!(rx.poll_refresh(t0 + Duration::from_secs(5), RTT), None);
 
     // Frames 53..=55 carry tiles 5, 20 and 40; 54 is lost. Frame 55 says the slice before it
     // spanned tiles 20..21: that tile alone turns stale.
@@ -236,7 +240,7 @@ fn a_late_joiner_asks_for_everything_and_a_gap_makes_only_its_range_stale() {
     let b = slice_bytes(&pic, &grid, header(recent), &[TileRun { first: 40, count: 1 }]);
     rx.on_slice(t1, 55, grid, &ScreenSlice::decode(&b, &grid).unwrap());
     assert_eq!(rx.stale_tiles(), 1, "tile 20");
-    assert_eq!(rx.poll_refresh(t1), Some(vec![TileRun { first: 20, count: 1 }]));
+    assert_eq!(rx.poll_refresh(t1, RTT), Some(vec![TileRun { first: 20, count: 1 }]));
     // The lost slice turns up late: dropped, it is older than what was applied.
     let b = slice_bytes(&pic, &grid, header(NONE), &[TileRun { first: 20, count: 1 }]);
     assert_eq!(rx.on_slice(t1, 54, grid, &ScreenSlice::decode(&b, &grid).unwrap()), None);
@@ -266,7 +270,7 @@ fn undrawn_tiles_turn_stale_and_a_late_slice_of_the_old_size_resets_nothing() {
     assert!(rx.is_whole());
     rx.on_tiles_lost(t0, &[3, 4, 500]);
     assert_eq!(rx.stale_tiles(), 2, "tiles past the grid are ignored");
-    assert_eq!(rx.poll_refresh(t0), Some(vec![TileRun { first: 3, count: 2 }]));
+    assert_eq!(rx.poll_refresh(t0, RTT), Some(vec![TileRun { first: 3, count: 2 }]));
     // A slice of another size, older than what was applied, is late: the picture stays.
     let small = TileGrid::new(64, 64).unwrap();
     let b = slice_bytes(&picture(64, 64, 1), &small, full, &[TileRun { first: 0, count: 16 }]);
@@ -286,7 +290,7 @@ fn many_stale_spots_are_asked_for_in_at_most_thirty_two_ranges() {
     let header = SliceHeader { full: false, update_id: 0, slice_index: 0, slice_count: 1, recent: NONE };
     let b = slice_bytes(&pic, &grid, header, &runs);
     rx.on_slice(t0, 0, grid, &ScreenSlice::decode(&b, &grid).unwrap());
-    let ask = rx.poll_refresh(t0).unwrap();
+    let ask = rx.poll_refresh(t0, RTT).unwrap();
     assert!(ask.len() <= MAX_REFRESH_RANGES);
     let covered: u32 = ask.iter().map(|r| u32::from(r.count)).sum();
     assert!(covered >= rx.stale_tiles());
@@ -295,6 +299,76 @@ fn many_stale_spots_are_asked_for_in_at_most_thirty_two_ranges() {
             assert!(ask.iter().any(|r| (u32::from(r.first)..u32::from(r.first) + u32::from(r.count)).contains(&t)));
         }
     }
+}
+
+#[test]
+fn requested_tiles_cost_at_most_a_screen_a_second_and_none_is_forgotten() {
+    let (w, h) = (320, 160); // 200 tiles
+    let mut pic = picture(w, h, 6);
+    let mut sender =
+        ScreenSender::new(ScreenSenderConfig { refresh_period: Duration::from_secs(3600), ..Default::default() });
+    let t0 = Instant::now();
+    assert!(sender.plan(t0, &pic, w, h, BPP).unwrap().full);
+    let everything = [TileRun { first: 0, count: 200 }];
+    // A receiver that lost it all asks for everything, again and again, every 100 ms.
+    let mut sent = vec![0u32; 200];
+    let mut granted_in_first_second = 0;
+    for step in 1..=30u32 {
+        let now = t0 + Duration::from_millis(100) * step;
+        sender.request_tiles(&everything);
+        if let Some(plan) = sender.repair(now) {
+            assert!(plan.tiles.windows(2).all(|p| p[0] < p[1]), "sorted");
+            for &tile in &plan.tiles {
+                sent[tile as usize] += 1;
+            }
+            if step <= 10 {
+                granted_in_first_second += plan.tiles.len();
+            }
+        }
+    }
+    // One screen banked and one screen's worth a second.
+    assert!(granted_in_first_second <= 200 + 200, "{granted_in_first_second} tiles in a second");
+    assert!(granted_in_first_second >= 350, "the budget is spent, not withheld ({granted_in_first_second})");
+    assert!(sender.repairs_deferred > 0);
+    let (least, most) = (sent.iter().min().unwrap(), sent.iter().max().unwrap());
+    assert!(*least >= 3 && most - least <= 1, "tiles held back go first next time: {least}..{most}");
+
+    // A tile the update sends anyway (it changed) costs nothing from the budget.
+    let spent = t0 + Duration::from_millis(3050);
+    sender.request_tiles(&everything);
+    assert!(sender.repair(spent).is_some_and(|p| p.tiles.len() < 200), "the budget is spent");
+    paint(&mut pic, w, (0, 0, 16, 16), 1);
+    sender.request_tiles(&[TileRun { first: 0, count: 1 }]);
+    let plan = sender.plan(spent, &pic, w, h, BPP).unwrap();
+    assert_eq!(plan.changed, 1);
+    assert!(plan.tiles.contains(&0));
+}
+
+#[test]
+fn a_tile_is_asked_again_once_its_repair_could_have_come_or_was_lost() {
+    assert_eq!(repair_wait(None), REPAIR_WAIT_UNKNOWN_RTT);
+    assert_eq!(repair_wait(Some(Duration::from_millis(10))), REFRESH_RETRY);
+    let slow = Some(Duration::from_millis(300));
+    assert_eq!(repair_wait(slow), Duration::from_millis(700));
+
+    let grid = TileGrid::new(160, 160).unwrap(); // 100 tiles
+    let pic = picture(160, 160, 3);
+    let t0 = Instant::now();
+    let mut rx = ScreenReceiver::new();
+    let full = SliceHeader { full: true, update_id: 0, slice_index: 0, slice_count: 1, recent: NONE };
+    let b = slice_bytes(&pic, &grid, full, &[TileRun { first: 0, count: 100 }]);
+    rx.on_slice(t0, 0, grid, &ScreenSlice::decode(&b, &grid).unwrap());
+    let ms = Duration::from_millis;
+    rx.on_tiles_lost(t0, &[3]);
+    assert_eq!(rx.poll_refresh(t0, slow), Some(vec![TileRun { first: 3, count: 1 }]));
+    rx.on_tiles_lost(t0 + ms(250), &[7]);
+    assert_eq!(rx.poll_refresh(t0 + ms(250), slow), Some(vec![TileRun { first: 7, count: 1 }]), "3 is on its way");
+    assert_eq!(rx.poll_refresh(t0 + ms(500), slow), None, "both are on their way");
+    assert_eq!(rx.poll_refresh(t0 + ms(700), slow), Some(vec![TileRun { first: 3, count: 1 }]), "3 is overdue");
+    // Tile 7's repair is lost (the next slices name it): asked again at once.
+    rx.on_tiles_lost(t0 + ms(900), &[7]);
+    assert_eq!(rx.poll_refresh(t0 + ms(900), slow), Some(vec![TileRun { first: 7, count: 1 }]));
+    assert_eq!(rx.refreshes_requested, 4);
 }
 
 /// A share over a lossy path, end to end but for the JPEG: a sender whose picture changes
@@ -361,7 +435,7 @@ fn a_lossy_share_is_repaired_by_refresh_requests_and_ends_equal() {
         }
         let after = now + Duration::from_millis(40);
         worst_stale = worst_stale.max(rx.stale_for(after));
-        if let Some(runs) = rx.poll_refresh(after) {
+        if let Some(runs) = rx.poll_refresh(after, RTT) {
             if !(lossy && rng.chance(0.10)) {
                 pending_requests.push((after + Duration::from_millis(30), runs));
             }
