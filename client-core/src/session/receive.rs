@@ -686,21 +686,32 @@ impl ReceiveCore {
         r.video_packets += 1;
         r.bytes_interval += len;
         let Some(mut frame) = r.assembler.push(now, header, payload) else { return };
+        if !self.open_frame(sender, VideoStream::Camera, &frame) {
+            return;
+        }
+        std::mem::swap(&mut frame.data, &mut self.opened);
+        self.emit(ReceiveEvent::Frame { sender, frame });
+    }
+
+    /// Opens `sender`'s assembled `frame` of `stream` into `self.opened`: false (and
+    /// counted as undecryptable) if it does not open.
+    fn open_frame(&mut self, sender: u32, stream: VideoStream, frame: &AssembledFrame) -> bool {
         let meta = VideoFrameMeta {
-            stream: VideoStream::Camera,
+            stream,
             sender_id: sender,
             frame_id: frame.frame_id,
             capture_ts_us: frame.capture_ts_us,
             width: frame.width,
             height: frame.height,
         };
-        if let Err(e) = self.opener.open(sender, &meta.aad(), &frame.data, &mut self.opened) {
-            self.undecryptable += 1;
-            tracing::trace!(sender, "video frame does not open: {e}");
-            return;
+        match self.opener.open(sender, &meta.aad(), &frame.data, &mut self.opened) {
+            Ok(_) => true,
+            Err(e) => {
+                self.undecryptable += 1;
+                tracing::trace!(sender, ?stream, "frame does not open: {e}");
+                false
+            }
         }
-        std::mem::swap(&mut frame.data, &mut self.opened);
-        self.emit(ReceiveEvent::Frame { sender, frame });
     }
 
     /// Tiles of `sender`'s screen that arrived but could not be drawn: stale, asked for again.
@@ -727,17 +738,7 @@ impl ReceiveCore {
         screen.bytes_interval += len;
         r.bytes_interval += len;
         let Some(frame) = screen.assembler.push(now, header, payload) else { return };
-        let meta = VideoFrameMeta {
-            stream: VideoStream::Screen,
-            sender_id: sender,
-            frame_id: frame.frame_id,
-            capture_ts_us: frame.capture_ts_us,
-            width: frame.width,
-            height: frame.height,
-        };
-        if let Err(e) = self.opener.open(sender, &meta.aad(), &frame.data, &mut self.opened) {
-            self.undecryptable += 1;
-            tracing::trace!(sender, "screen slice does not open: {e}");
+        if !self.open_frame(sender, VideoStream::Screen, &frame) {
             return;
         }
         let Ok(grid) = TileGrid::new(frame.width.into(), frame.height.into()) else {
