@@ -549,7 +549,7 @@ impl ScreenSender {
         }
         self.refill_repairs(now, &grid);
         self.grant_requests(&mut send);
-        let tiles: Vec<u32> = send.iter().enumerate().filter(|(_, s)| **s).map(|(t, _)| t as u32).collect();
+        let tiles = flagged_tiles(&send);
         let full = tiles.len() == count;
         self.grid = Some(grid);
         self.bpp = bpp;
@@ -579,7 +579,7 @@ impl ScreenSender {
         self.refill_repairs(now, &grid);
         let mut send = vec![false; grid.tile_count() as usize];
         self.grant_requests(&mut send);
-        let tiles: Vec<u32> = send.iter().enumerate().filter(|(_, s)| **s).map(|(t, _)| t as u32).collect();
+        let tiles = flagged_tiles(&send);
         if tiles.is_empty() {
             return None;
         }
@@ -598,6 +598,11 @@ impl ScreenSender {
             picture[start..end] != self.previous[start..end]
         })
     }
+}
+
+/// The indices of the tiles flagged in `send`, in order.
+fn flagged_tiles(send: &[bool]) -> Vec<u32> {
+    send.iter().enumerate().filter(|(_, s)| **s).map(|(t, _)| t as u32).collect()
 }
 
 /// Picks how many tiles a slice holds so that it stays near a byte budget, from the sizes the
