@@ -19,9 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{AudioSource, MediaError, RenderQueue, WavSource, FRAME_SAMPLES, SAMPLE_RATE};
 
-/// Frames of the speaker's output the loopback may hold before it skips the oldest, so two
-/// 20 ms timers drifting apart cannot build up delay.
-const LOOPBACK_MAX_BACKLOG_FRAMES: usize = 3;
+/// The loopback's playback buffer, frames: like a sound card's, it starts playing (and starts
+/// again after running dry) only once this much of the speaker's output is waiting, so a
+/// playout thread a frame or two late on a busy machine does not shift the echo in time.
+const LOOPBACK_PREFILL_FRAMES: usize = 3;
+/// Frames of the speaker's output the loopback may hold before it drops back to
+/// [`LOOPBACK_PREFILL_FRAMES`] (in one step: one shift of the echo, not many), so a capture
+/// thread that fell behind cannot build up delay.
+const LOOPBACK_MAX_BACKLOG_FRAMES: usize = 8;
 /// Longest delay and tail a room takes; longer ones are cut to this (a bot's flags are not
 /// allowed to ask for gigabytes of history).
 pub const MAX_ECHO_MS: u32 = 1_000;
@@ -131,6 +136,8 @@ pub struct EchoLoopbackSource {
     near_end: Option<WavSource>,
     played: [i16; FRAME_SAMPLES],
     near: [i16; FRAME_SAMPLES],
+    /// Waiting for [`LOOPBACK_PREFILL_FRAMES`] before playing (at the start and after running dry).
+    prefilling: bool,
 }
 
 impl std::fmt::Debug for EchoLoopbackSource {
@@ -156,6 +163,7 @@ impl EchoLoopbackSource {
             near_end,
             played: [0; FRAME_SAMPLES],
             near: [0; FRAME_SAMPLES],
+            prefilling: true,
         })
     }
 }
@@ -165,11 +173,17 @@ impl AudioSource for EchoLoopbackSource {
         let Some(queue) = self.queue.as_mut() else {
             return Err(MediaError::Device("the echo loopback was closed".into()));
         };
-        while queue.queued_frames() > LOOPBACK_MAX_BACKLOG_FRAMES {
-            queue.pop(&mut self.played);
+        if queue.queued_frames() > LOOPBACK_MAX_BACKLOG_FRAMES {
+            while queue.queued_frames() > LOOPBACK_PREFILL_FRAMES {
+                queue.pop(&mut self.played);
+            }
         }
-        if !queue.pop(&mut self.played) {
-            // The speaker has not played this frame yet: the room hears silence.
+        if self.prefilling && queue.queued_frames() >= LOOPBACK_PREFILL_FRAMES {
+            self.prefilling = false;
+        }
+        if self.prefilling || !queue.pop(&mut self.played) {
+            // Nothing to play yet, or the speaker ran dry: the room hears silence.
+            self.prefilling = true;
             self.played.fill(0);
         }
         self.room.process(&self.played, out);
@@ -198,7 +212,7 @@ impl Drop for EchoLoopbackSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::render_reference;
+    use crate::media::{render_reference, RenderFeed};
 
     fn energy(samples: &[i16]) -> f64 {
         samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum()
@@ -233,10 +247,61 @@ mod tests {
         let mut frame = [0i16; FRAME_SAMPLES];
         source.read_frame(&mut frame).unwrap();
         assert_eq!(frame, [0; FRAME_SAMPLES], "played before the source opened");
-        feed.push(&[1000; FRAME_SAMPLES]);
+        for n in 1..=LOOPBACK_PREFILL_FRAMES as i16 {
+            feed.push(&[n; FRAME_SAMPLES]);
+        }
         source.read_frame(&mut frame).unwrap();
-        assert_eq!(frame, [1000; FRAME_SAMPLES]);
+        assert_eq!(frame, [1; FRAME_SAMPLES], "played once the buffer held its prefill");
         drop(source);
         assert!(slot.lock().unwrap().is_some(), "the queue came back");
+    }
+
+    /// Reads one frame and returns its first sample (every pushed frame is one value).
+    fn read_value(source: &mut EchoLoopbackSource) -> i16 {
+        let mut frame = [0i16; FRAME_SAMPLES];
+        source.read_frame(&mut frame).unwrap();
+        frame[0]
+    }
+
+    #[test]
+    fn a_late_speaker_frame_does_not_shift_the_echo_but_running_dry_does() {
+        let (mut feed, queue) = render_reference();
+        let slot: LoopbackSlot = Arc::new(Mutex::new(Some(queue)));
+        let path = EchoPath { delay_ms: 0, tail_ms: 0, gain_db: 0 };
+        let mut source = EchoLoopbackSource::open(slot, path, None).unwrap();
+        let mut played = 0i16;
+        let mut play = |feed: &mut RenderFeed| {
+            played += 1;
+            feed.push(&[played; FRAME_SAMPLES]);
+        };
+        for _ in 0..LOOPBACK_PREFILL_FRAMES {
+            play(&mut feed);
+        }
+        let mut heard = vec![read_value(&mut source)];
+        // The playout thread misses a slot, then catches up with two frames at once.
+        heard.push(read_value(&mut source));
+        play(&mut feed);
+        play(&mut feed);
+        heard.push(read_value(&mut source));
+        heard.push(read_value(&mut source));
+        assert_eq!(heard, [1, 2, 3, 4], "the late frame was absorbed by the buffer");
+        // Nothing played for longer than the buffer: silence, then the prefill again.
+        heard.clear();
+        for _ in 0..2 {
+            heard.push(read_value(&mut source));
+        }
+        assert_eq!(heard, [5, 0]);
+        play(&mut feed);
+        assert_eq!(read_value(&mut source), 0, "one frame waiting is not the prefill");
+        for _ in 1..LOOPBACK_PREFILL_FRAMES {
+            play(&mut feed);
+        }
+        assert_eq!(read_value(&mut source), 6);
+        // A capture thread far behind: the backlog drops to the prefill in one step.
+        for _ in 0..LOOPBACK_MAX_BACKLOG_FRAMES + 2 {
+            play(&mut feed);
+        }
+        let newest = played;
+        assert_eq!(read_value(&mut source), newest - LOOPBACK_PREFILL_FRAMES as i16 + 1);
     }
 }
