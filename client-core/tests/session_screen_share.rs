@@ -111,20 +111,35 @@ async fn a_receiver_losing_ten_percent_is_repaired_by_refresh_requests() {
     wait_for_pictures(&lossy, host_id, 10, LONG).await;
     // Eight seconds under loss: at least one new slide and a lot of typing.
     let from = lossy.mark();
-    let mut losses = Vec::new();
-    for i in 1..=8 {
+    // Packets received and lost over the eight seconds (the stats give each second's loss
+    // fraction: a quiet second may lose none, so they are weighed by its packets).
+    let (mut received, mut lost) = (0.0, 0.0);
+    let mut before = None;
+    for i in 1..=9 {
         let stats = lossy.nth_stats(from, i).await;
-        losses.extend(stats.streams.iter().find_map(|s| s.screen.as_ref().map(|sc| sc.loss)));
+        let Some(sc) = stats.streams.iter().find_map(|s| s.screen.as_ref()) else { continue };
+        // The first second is the count to start from.
+        let Some(previous) = before.replace(sc.packets_received) else { continue };
+        let now_received = sc.packets_received.saturating_sub(previous);
+        received += now_received as f64;
+        lost += now_received as f64 * sc.loss / (1.0 - sc.loss).max(0.01);
     }
-    let stats = lossy.nth_stats(from, 8).await;
+    let stats = lossy.nth_stats(from, 9).await;
     let screen = stats.streams.iter().find_map(|s| s.screen.clone()).expect("screen stats");
-    let mean_loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
-    assert!(mean_loss > 0.05, "the path loses: {losses:?}");
+    let loss = lost / (received + lost).max(1.0);
+    eprintln!(
+        "lost {:.1}% of the screen's packets; {} refresh requests; longest stale tile {:.0} ms",
+        loss * 100.0,
+        screen.refreshes_requested,
+        screen.longest_stale_ms
+    );
+    assert!(loss > 0.04, "the path lost {lost:.0} of {:.0} packets", received + lost);
     assert!(screen.refreshes_requested >= 2, "lost tiles were asked for ({})", screen.refreshes_requested);
-    // Repaired by asking, not by the refresh band (which takes 30 s to come round): how
-    // long is measured, under the same 10 %, by the screen_share lab scenario (BENCHMARKS.md).
+    // Repaired by asking, not by the refresh band (which takes 30 s to come round). How long
+    // exactly is a figure, not a check (BENCHMARKS.md: 1.1-2.6 s in runs of this test, the
+    // goal 3 s); a tile waiting for the band, or for retries that never come, fails this.
     assert!(
-        screen.longest_stale_ms < 10_000.0,
+        screen.longest_stale_ms < 6_000.0,
         "a tile stayed stale for {:.0} ms (now {} stale for {:.0} ms)",
         screen.longest_stale_ms,
         screen.stale_tiles,

@@ -29,6 +29,8 @@ mod screen;
 mod sinks;
 mod sources;
 mod voice;
+#[cfg(all(target_os = "linux", not(target_env = "ohos")))]
+mod x11_capture;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

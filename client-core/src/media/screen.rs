@@ -5,8 +5,11 @@
 //! portal through PipeWire, or wlroots' screencopy) on Linux, Windows Graphics Capture / GDI
 //! on Windows, ScreenCaptureKit / CoreGraphics on macOS, behind one `Monitor` / `Window` API.
 //! (`scap` covers fewer platforms' windows and needs a running portal session even on X11.)
-//! A capture that fails (no display, a Wayland compositor without a portal, a window that
-//! closed) is a [`MediaError`] saying so; the share then stops.
+//! On an X11 session the captures themselves go through [`super::x11_capture`] (one
+//! long-lived connection; `xcap` opens four a capture and some fail under load), `xcap`
+//! still listing the screens and windows. A capture that fails (no display, a Wayland
+//! compositor without a portal, a window that closed) is a [`MediaError`] saying so; the
+//! share then stops.
 //!
 //! [`SyntheticSlides`] draws 1920 × 1080 "slides": a title bar, bullet lines of 12-pixel glyphs
 //! (text-like detail) and on every other slide a code block, a new slide every
@@ -130,6 +133,21 @@ pub fn open_screen(choice: &ScreenChoice) -> Result<Box<dyn VideoSource>, MediaE
             };
             let monitor = monitor.ok_or_else(|| MediaError::NoDevice("that screen is not connected".to_string()))?;
             let name = monitor.name().unwrap_or_else(|_| "screen".to_string());
+            #[cfg(all(target_os = "linux", not(target_env = "ohos")))]
+            if super::x11_capture::is_x11_session() {
+                let area = (monitor.x(), monitor.y(), monitor.width(), monitor.height());
+                let (Ok(x), Ok(y), Ok(width), Ok(height)) = area else {
+                    return Err(MediaError::Device("cannot read where that screen is".to_string()));
+                };
+                let coordinate = |v: i64| i16::try_from(v).map_err(|_| MediaError::Device(format!("a screen at {v}")));
+                let target = super::x11_capture::X11Target::Area {
+                    x: coordinate(i64::from(x))?,
+                    y: coordinate(i64::from(y))?,
+                    width: u16::try_from(width).map_err(|_| MediaError::Device(format!("a screen {width} wide")))?,
+                    height: u16::try_from(height).map_err(|_| MediaError::Device(format!("a screen {height} high")))?,
+                };
+                return Ok(Box::new(super::x11_capture::X11Capture::open(None, target, &name)?));
+            }
             Ok(Box::new(XcapSource { target: XcapTarget::Monitor(monitor), name }))
         }
         ScreenChoice::Window(id) => {
@@ -139,6 +157,11 @@ pub fn open_screen(choice: &ScreenChoice) -> Result<Box<dyn VideoSource>, MediaE
                 .find(|w| w.id().ok() == Some(*id))
                 .ok_or_else(|| MediaError::NoDevice("that window is closed".to_string()))?;
             let name = window.title().unwrap_or_else(|_| "window".to_string());
+            #[cfg(all(target_os = "linux", not(target_env = "ohos")))]
+            if super::x11_capture::is_x11_session() {
+                let target = super::x11_capture::X11Target::Window(*id);
+                return Ok(Box::new(super::x11_capture::X11Capture::open(None, target, &name)?));
+            }
             Ok(Box::new(XcapSource { target: XcapTarget::Window(window, *id), name }))
         }
     }
