@@ -30,12 +30,13 @@ import {
   decodePng,
   distinctColours,
   log,
+  newMeeting,
   reportFailure,
   requireBuilt,
   saveShot,
   selectHeadlessDevices,
+  startBot,
   startDriver,
-  startProcess,
   stopProcess,
   waitFor,
 } from "./lib.mjs";
@@ -127,26 +128,14 @@ async function main() {
     saveShot("home.png", await wd.screenshot());
 
     step = "create";
-    await wd.click('[data-testid="btn-new-meeting"]');
-    await wd.waitVisible('[data-testid="screen-meeting"]', 30_000);
-    const code = (await wd.text('[data-testid="meeting-code"]')).replace(/\D/g, "");
-    const relayAddr = (await wd.text('[data-testid="relay-addr"]')).trim().split(/\s+/).pop();
+    const { code, relayAddr } = await newMeeting(wd);
     check(/^\d{6}$/.test(code), `meeting code ${code}`);
     check(/^127\.0\.0\.1:\d+$/.test(relayAddr), `relay address shown: ${relayAddr}`);
     log(`meeting ${code} on the embedded relay at ${relayAddr}`);
 
     step = "bot joins";
     const botChat = `hello from the bot ${crypto.randomBytes(3).toString("hex")}`;
-    bot = startProcess(botBin, [
-      "join", code,
-      "--relay", relayAddr,
-      "--name", "Bot Bob",
-      "--video", "synthetic",
-      "--audio", "tone",
-      "--send-file", sent,
-      "--chat", botChat,
-      "--duration", "120s",
-    ], { env: { ...process.env, RUST_LOG: "info" }, name: "parlor-bot" });
+    bot = startBot(botBin, "Bot Bob", code, relayAddr, { extra: ["--send-file", sent, "--chat", botChat] });
     await wd.click('[data-testid^="knock-admit-"]', 20_000);
     log("admitted the bot");
     const botTile = await waitFor("the bot's tile", () =>

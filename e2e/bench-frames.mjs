@@ -19,9 +19,11 @@ import {
   WebDriver,
   cargoBin,
   freePort,
+  newMeeting,
   repo,
   selectHeadlessDevices,
   sleep,
+  startBot,
   startProcess,
   stopProcess,
   tauriDriverPath,
@@ -118,22 +120,14 @@ async function main() {
     // Own camera and microphone off: only the receive path is measured.
     await wd.click('[data-testid="preview-camera"]');
     await wd.click('[data-testid="preview-mic"]');
-    await wd.click('[data-testid="btn-new-meeting"]');
-    await wd.waitVisible('[data-testid="screen-meeting"]', 30_000);
-    const code = (await wd.text('[data-testid="meeting-code"]')).replace(/\D/g, "");
-    const relayAddr = (await wd.text('[data-testid="relay-addr"]')).trim().split(/\s+/).pop();
+    const { code, relayAddr } = await newMeeting(wd);
     const size = await wd.exec(() => [window.innerWidth, window.innerHeight, window.devicePixelRatio]);
     console.log(`meeting ${code} at ${relayAddr}, window ${size[0]}x${size[1]} (dpr ${size[2]})`);
 
     for (const n of COUNTS) {
       while (bots.length < n) {
         const i = bots.length + 1;
-        bots.push(
-          startProcess(botBin, ["join", code, "--relay", relayAddr, "--name", `Bot ${i}`, "--video", "synthetic", "--audio", "tone", "--duration", "600s"], {
-            env: { ...process.env, RUST_LOG: "warn" },
-            name: `bot${i}`,
-          }),
-        );
+        bots.push(startBot(botBin, `Bot ${i}`, code, relayAddr, { duration: "600s", logLevel: "warn" }));
         await wd.click('[data-testid^="knock-admit-"]', 30_000);
         await waitFor(`${i} remote tiles`, () =>
           wd.exec(() => document.querySelectorAll('[data-testid^="tile-"]:not(.self)').length),

@@ -19,13 +19,14 @@ import {
   appEnv,
   cargoBin,
   check,
+  launchApp,
   log,
+  newMeeting,
   reportFailure,
   requireBuilt,
   saveShot,
-  selectHeadlessDevices,
+  startBot,
   startDriver,
-  startProcess,
   stopProcess,
   waitFor,
 } from "./lib.mjs";
@@ -37,13 +38,8 @@ const botBin = process.env.PARLOR_BOT_BIN || cargoBin("parlor-bot", profile);
 let step = "start";
 
 /** A bot that knocks on `code` at `relayAddr` with `extra` flags. */
-function startBot(name, code, relayAddr, extra) {
-  return startProcess(
-    botBin,
-    ["join", code, "--relay", relayAddr, "--name", name, "--video", "synthetic", "--audio", "tone", "--duration", "120s", "--join-timeout", "60s", ...extra],
-    { env: { ...process.env, RUST_LOG: "info" }, name },
-  );
-}
+const knock = (name, code, relayAddr, extra) =>
+  startBot(botBin, name, code, relayAddr, { extra: ["--join-timeout", "60s", ...extra] });
 
 async function main() {
   requireBuilt(appBin, botBin);
@@ -54,17 +50,10 @@ async function main() {
   try {
     step = "launch";
     await ready();
-    await wd.start(appBin);
-    await wd.setTimeouts(15_000);
-    await wd.waitVisible('[data-testid="screen-home"]');
-    await selectHeadlessDevices(wd);
-    await wd.type('[data-testid="input-name"]', "Ada Host");
+    await launchApp(wd, appBin, "Ada Host");
 
     step = "create";
-    await wd.click('[data-testid="btn-new-meeting"]');
-    await wd.waitVisible('[data-testid="screen-meeting"]', 30_000);
-    const code = (await wd.text('[data-testid="meeting-code"]')).replace(/\D/g, "");
-    const relayAddr = (await wd.text('[data-testid="relay-addr"]')).trim().split(/\s+/).pop();
+    const { code, relayAddr } = await newMeeting(wd);
     check(/^\d{6}$/.test(code), `meeting code ${code}`);
     log(`meeting ${code} on the embedded relay at ${relayAddr}`);
 
@@ -80,7 +69,7 @@ async function main() {
     );
     await wd.click('[data-testid="label-lock"]');
     await wd.waitVisible('[data-testid="locked-badge"]', 10_000);
-    const locked = startBot("Bot Locked", code, relayAddr, []);
+    const locked = knock("Bot Locked", code, relayAddr, []);
     bots.push(locked);
     await waitFor("the locked bot's refusal", () => locked.lines.some((l) => l.startsWith("JOIN_REFUSED Locked")), 30_000);
     await waitFor("the locked bot to exit", () => locked.exited, 10_000);
@@ -92,7 +81,7 @@ async function main() {
     step = "unlock and admit";
     await wd.click('[data-testid="label-lock"]');
     await waitFor("the lock to go", () => wd.exec(() => document.querySelector('[data-testid="locked-badge"]')?.hidden === true), 10_000);
-    const bot = startBot("Bot Bob", code, relayAddr, ["--raise-hand", "--react", "clap", "--react-every", "2s"]);
+    const bot = knock("Bot Bob", code, relayAddr, ["--raise-hand", "--react", "clap", "--react-every", "2s"]);
     bots.push(bot);
     await wd.click('[data-testid^="knock-admit-"]', 30_000);
     const botId = Number(

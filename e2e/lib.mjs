@@ -152,6 +152,39 @@ export async function selectHeadlessDevices(wd) {
   }
 }
 
+/**
+ * Starts the app in the WebDriver session `wd`, waits for its home screen, picks the headless
+ * devices and types `name` as the display name.
+ */
+export async function launchApp(wd, appBin, name) {
+  await wd.start(appBin);
+  await wd.setTimeouts(15_000);
+  await wd.waitVisible('[data-testid="screen-home"]');
+  await selectHeadlessDevices(wd);
+  await wd.type('[data-testid="input-name"]', name);
+}
+
+/** Clicks New meeting and waits for it: the meeting code and the relay address the app shows. */
+export async function newMeeting(wd) {
+  await wd.click('[data-testid="btn-new-meeting"]');
+  await wd.waitVisible('[data-testid="screen-meeting"]', 30_000);
+  const code = (await wd.text('[data-testid="meeting-code"]')).replace(/\D/g, "");
+  const relayAddr = (await wd.text('[data-testid="relay-addr"]')).trim().split(/\s+/).pop();
+  return { code, relayAddr };
+}
+
+/**
+ * A parlor-bot named `name` that knocks on meeting `code` at `relayAddr` with synthetic video
+ * and `audio`, for `duration`, with `extra` flags.
+ */
+export function startBot(botBin, name, code, relayAddr, { audio = "tone", duration = "120s", extra = [], logLevel = "info" } = {}) {
+  return startProcess(
+    botBin,
+    ["join", code, "--relay", relayAddr, "--name", name, "--video", "synthetic", "--audio", audio, "--duration", duration, ...extra],
+    { env: { ...process.env, RUST_LOG: logLevel }, name },
+  );
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {

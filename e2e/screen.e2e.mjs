@@ -19,13 +19,14 @@ import {
   cargoBin,
   check,
   decodePng,
+  launchApp,
   log,
+  newMeeting,
   reportFailure,
   requireBuilt,
   saveShot,
-  selectHeadlessDevices,
+  startBot,
   startDriver,
-  startProcess,
   stopProcess,
   waitFor,
 } from "./lib.mjs";
@@ -38,13 +39,9 @@ const screenTileId = (id) => 2147483648 + id;
 
 let step = "start";
 
-function startBot(name, code, relayAddr, extra) {
-  return startProcess(
-    botBin,
-    ["join", code, "--relay", relayAddr, "--name", name, "--video", "synthetic", "--audio", "none", "--duration", "120s", "--join-timeout", "60s", ...extra],
-    { env: { ...process.env, RUST_LOG: "info" }, name },
-  );
-}
+/** A bot that knocks on `code` at `relayAddr`, silent, with `extra` flags. */
+const knock = (name, code, relayAddr, extra) =>
+  startBot(botBin, name, code, relayAddr, { audio: "none", extra: ["--join-timeout", "60s", ...extra] });
 
 async function main() {
   requireBuilt(appBin, botBin);
@@ -55,19 +52,12 @@ async function main() {
   try {
     step = "launch";
     await ready();
-    await wd.start(appBin);
-    await wd.setTimeouts(15_000);
-    await wd.waitVisible('[data-testid="screen-home"]');
-    await selectHeadlessDevices(wd);
-    await wd.type('[data-testid="input-name"]', "Ada Presenter");
-    await wd.click('[data-testid="btn-new-meeting"]');
-    await wd.waitVisible('[data-testid="screen-meeting"]', 30_000);
-    const code = (await wd.text('[data-testid="meeting-code"]')).replace(/\D/g, "");
-    const relayAddr = (await wd.text('[data-testid="relay-addr"]')).trim().split(/\s+/).pop();
+    await launchApp(wd, appBin, "Ada Presenter");
+    const { code, relayAddr } = await newMeeting(wd);
     check(/^\d{6}$/.test(code), `meeting code ${code}`);
 
     step = "a viewer joins";
-    const viewer = startBot("Bot Viewer", code, relayAddr, []);
+    const viewer = knock("Bot Viewer", code, relayAddr, []);
     bots.push(viewer);
     await wd.click('[data-testid^="knock-admit-"]', 30_000);
     await waitFor("the viewer in the meeting", () => viewer.lines.some((l) => l.startsWith("JOINED ")), 30_000);
@@ -97,7 +87,7 @@ async function main() {
     await waitFor("the banner to go", () => wd.exec(() => document.querySelector('[data-testid="presenting-banner"]')?.hidden !== false), 10_000);
 
     step = "a bot presents";
-    const presenter = startBot("Bot Slides", code, relayAddr, ["--screen", "synthetic"]);
+    const presenter = knock("Bot Slides", code, relayAddr, ["--screen", "synthetic"]);
     bots.push(presenter);
     await wd.click('[data-testid^="knock-admit-"]', 30_000);
     const presenterId = Number(
