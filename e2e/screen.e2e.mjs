@@ -6,11 +6,16 @@
 //      xcap, with a thumbnail), the app shares it: "You are presenting" shows, and the bot
 //      prints SCREEN_SHOWN for the app's screen (a whole picture reached it);
 //   2. the app stops presenting; the bot sees it stop (PRESENTING on=false);
-//   3. a second bot joins sharing its synthetic slides: the app shows them as the main tile
+//   3. with a window manager running (openbox: X11 lists windows through it), the picker lists
+//      an xmessage window; the app shares that window alone: a bot joining now is shown it,
+//      and the app's stats give the window's size; closing the window ends the share (the bot
+//      sees it stop, the app says why);
+//   4. a third bot joins sharing its synthetic slides: the app shows them as the main tile
 //      (drawn: frames counted under the screen's tile id) with the cameras in a strip beside;
 //      the stats panel lists the received screen; the bots' summaries show what they got.
 // Every process it starts is killed, whatever happens.
 
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,6 +32,7 @@ import {
   saveShot,
   startBot,
   startDriver,
+  startProcess,
   stopProcess,
   waitFor,
 } from "./lib.mjs";
@@ -51,6 +57,12 @@ async function main() {
   const bots = [];
   try {
     step = "launch";
+    // A window manager, so that X11 has a window list, and a window to share.
+    const windowManager = startProcess("openbox", ["--sm-disable"], { name: "openbox" });
+    bots.push(windowManager);
+    const windowTitle = "Parlor e2e window";
+    const sharedWindow = startProcess("xmessage", ["-title", windowTitle, "-geometry", "480x200+40+40", "A window to share"], { name: "xmessage" });
+    bots.push(sharedWindow);
     await ready();
     await launchApp(wd, appBin, "Ada Presenter");
     const { code, relayAddr } = await newMeeting(wd);
@@ -85,6 +97,42 @@ async function main() {
     await wd.click('[data-testid="btn-stop-presenting"]');
     await waitFor("the viewer to see the share stop", () => viewer.lines.some((l) => l === `PRESENTING id=${appId} on=false`), 20_000);
     await waitFor("the banner to go", () => wd.exec(() => document.querySelector('[data-testid="presenting-banner"]')?.hidden !== false), 10_000);
+
+    step = "present one window";
+    const windowViewer = knock("Bot Window Viewer", code, relayAddr, []);
+    bots.push(windowViewer);
+    await wd.click('[data-testid^="knock-admit-"]', 30_000);
+    await waitFor("the window viewer in the meeting", () => windowViewer.lines.some((l) => l.startsWith("JOINED ")), 30_000);
+    const size = execFileSync("xwininfo", ["-name", windowTitle], { encoding: "utf8" });
+    const [width, height] = ["Width", "Height"].map((k) => Number(size.match(new RegExp(`${k}: (\\d+)`))[1]));
+    await wd.click('[data-testid="btn-present"]');
+    await wd.waitVisible('[data-testid="screen-picker"]');
+    // xmessage sets no _NET_WM_NAME: the picker names it by its application, Xmessage.
+    const windowSource = await waitFor("the window in the picker", () =>
+      wd.exec(() => {
+        const el = [...document.querySelectorAll('[data-testid^="screen-source-window"]')].find((b) => b.textContent.includes("Xmessage"));
+        return el ? el.dataset.testid : null;
+      }),
+    20_000);
+    await wd.click(`[data-testid="${windowSource}"]`);
+    await wd.click('[data-testid="btn-share-screen"]');
+    await wd.waitVisible('[data-testid="presenting-banner"]', 20_000);
+    await waitFor("the window viewer to be shown the window", () => windowViewer.lines.some((l) => l.startsWith(`SCREEN_SHOWN from=${appId} `)), 30_000);
+    await wd.click('[data-testid="btn-stats"]');
+    await waitFor(`the app sending the window at its size, ${width}×${height}`, () =>
+      wd.exec((res) => (document.querySelector('[data-testid="stat-screen-out"]')?.textContent ?? "").includes(res), `${width}×${height}`),
+    20_000);
+    await wd.click('[data-testid="btn-stats"]');
+    log(`the app shares one ${width}x${height} window; a bot joining is shown it`);
+
+    step = "the shared window closes";
+    await stopProcess(sharedWindow);
+    await waitFor("the window viewer to see the share stop", () => windowViewer.lines.some((l) => l === `PRESENTING id=${appId} on=false`), 20_000);
+    await waitFor("the app to say why the share stopped", () =>
+      wd.exec(() => [...document.querySelectorAll('[data-testid^="toast-"]')].some((t) => t.textContent.includes("window was closed"))),
+    20_000);
+    await waitFor("the banner to go", () => wd.exec(() => document.querySelector('[data-testid="presenting-banner"]')?.hidden !== false), 10_000);
+    log("closing the shared window ended the share");
 
     step = "a bot presents";
     const presenter = knock("Bot Slides", code, relayAddr, ["--screen", "synthetic"]);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Parlor needs on Debian 12 / Ubuntu 24.04, skipping what is already there:
 # the Debian packages (Tauri's WebKitGTK stack, ALSA/PulseAudio, camera headers, PipeWire and
-# GBM for screen capture, Xvfb and the
-# WebDriver for the end-to-end test, Chromium for the UI tests, espeak-ng/sox for the audio
+# GBM for screen capture, Xvfb, a window manager (openbox: X11 lists windows to share through
+# it), xmessage/xwininfo and the WebDriver for the end-to-end test, Chromium for the UI tests, espeak-ng/sox for the audio
 # lab, rpm/D-Bus/desktop-file-utils for the package test) and the npm packages of the UI. Safe
 # to run again.
 set -euo pipefail
@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
   libasound2-dev libclang-dev libv4l-dev libpipewire-0.3-dev libgbm-dev
   pulseaudio pulseaudio-utils libasound2-plugins
-  xvfb webkit2gtk-driver chromium
+  xvfb openbox x11-utils webkit2gtk-driver chromium
   espeak-ng sox iproute2 python3-venv python3-dev
   rpm dbus-daemon desktop-file-utils
 )
