@@ -302,48 +302,41 @@ mod tests {
         assert!(frame.data == expected, "the capture is the monitor's part");
     }
 
-    #[test]
-    fn a_window_is_captured_at_its_size_until_it_is_destroyed() {
-        let xvfb = Xvfb::start(320, 240);
-        let (conn, index) = xcb::Connection::connect(Some(&xvfb.display)).unwrap();
-        let screen = conn.get_setup().roots().nth(index as usize).unwrap();
+    /// Creates and maps a top-level window at `(x, y, width, height)` filled with `rgb`, and
+    /// waits until the server has handled it.
+    fn show_window(conn: &xcb::Connection, screen: &x::Screen, area: (i16, i16, u16, u16), rgb: u32) -> x::Window {
+        let (x, y, width, height) = area;
         let window: x::Window = conn.generate_id();
         conn.send_request(&x::CreateWindow {
             depth: x::COPY_FROM_PARENT as u8,
             wid: window,
             parent: screen.root(),
-            x: 10,
-            y: 20,
-            width: 100,
-            height: 80,
+            x,
+            y,
+            width,
+            height,
             border_width: 0,
             class: x::WindowClass::InputOutput,
             visual: screen.root_visual(),
-            value_list: &[x::Cw::BackPixel(0x00_30_60_90)],
+            value_list: &[x::Cw::BackPixel(rgb)],
         });
         conn.send_request(&x::MapWindow { window });
         conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).unwrap();
+        window
+    }
+
+    #[test]
+    fn a_window_is_captured_at_its_size_until_it_is_destroyed() {
+        let xvfb = Xvfb::start(320, 240);
+        let (conn, index) = xcb::Connection::connect(Some(&xvfb.display)).unwrap();
+        let screen = conn.get_setup().roots().nth(index as usize).unwrap();
+        let window = show_window(&conn, &screen, (10, 20, 100, 80), 0x00_30_60_90);
 
         let id = xcb::Xid::resource_id(&window);
         let mut capture = X11Capture::open(Some(&xvfb.display), X11Target::Window(id), "editor").unwrap();
         assert_eq!(capture.describe(), "window editor");
         // Another window covers half of it.
-        let cover: x::Window = conn.generate_id();
-        conn.send_request(&x::CreateWindow {
-            depth: x::COPY_FROM_PARENT as u8,
-            wid: cover,
-            parent: screen.root(),
-            x: 60,
-            y: 0,
-            width: 200,
-            height: 200,
-            border_width: 0,
-            class: x::WindowClass::InputOutput,
-            visual: screen.root_visual(),
-            value_list: &[x::Cw::BackPixel(0x00_ff_00_00)],
-        });
-        conn.send_request(&x::MapWindow { window: cover });
-        conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).unwrap();
+        show_window(&conn, &screen, (60, 0, 200, 200), 0x00_ff_00_00);
         let mut frame = RgbFrame::default();
         capture.next_frame(&mut frame).unwrap();
         assert_eq!((frame.width, frame.height), (100, 80));
