@@ -330,13 +330,13 @@ mod tests {
         let xvfb = Xvfb::start(320, 240);
         let (conn, index) = xcb::Connection::connect(Some(&xvfb.display)).unwrap();
         let screen = conn.get_setup().roots().nth(index as usize).unwrap();
-        let window = show_window(&conn, &screen, (10, 20, 100, 80), 0x00_30_60_90);
+        let window = show_window(&conn, screen, (10, 20, 100, 80), 0x00_30_60_90);
 
         let id = xcb::Xid::resource_id(&window);
         let mut capture = X11Capture::open(Some(&xvfb.display), X11Target::Window(id), "editor").unwrap();
         assert_eq!(capture.describe(), "window editor");
         // Another window covers half of it.
-        show_window(&conn, &screen, (60, 0, 200, 200), 0x00_ff_00_00);
+        show_window(&conn, screen, (60, 0, 200, 200), 0x00_ff_00_00);
         let mut frame = RgbFrame::default();
         capture.next_frame(&mut frame).unwrap();
         assert_eq!((frame.width, frame.height), (100, 80));
