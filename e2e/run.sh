@@ -23,7 +23,7 @@ if [ "$what" = bench ]; then
   cargo_flags=(--release)
 fi
 
-for tool in xvfb-run /usr/bin/WebKitWebDriver; do
+for tool in xvfb-run /usr/bin/WebKitWebDriver openbox xmessage xwininfo; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-deps.sh" >&2; exit 1; }
 done
 

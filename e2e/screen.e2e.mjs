@@ -103,7 +103,14 @@ async function main() {
     bots.push(windowViewer);
     await wd.click('[data-testid^="knock-admit-"]', 30_000);
     await waitFor("the window viewer in the meeting", () => windowViewer.lines.some((l) => l.startsWith("JOINED ")), 30_000);
-    const size = execFileSync("xwininfo", ["-name", windowTitle], { encoding: "utf8" });
+    const size = await waitFor("the window to share, mapped", () => {
+      try {
+        const info = execFileSync("xwininfo", ["-name", windowTitle], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+        return info.includes("IsViewable") ? info : null;
+      } catch {
+        return null;
+      }
+    });
     const [width, height] = ["Width", "Height"].map((k) => Number(size.match(new RegExp(`${k}: (\\d+)`))[1]));
     await wd.click('[data-testid="btn-present"]');
     await wd.waitVisible('[data-testid="screen-picker"]');

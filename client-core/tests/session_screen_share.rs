@@ -136,10 +136,10 @@ async fn a_receiver_losing_ten_percent_is_repaired_by_refresh_requests() {
     assert!(loss > 0.04, "the path lost {lost:.0} of {:.0} packets", received + lost);
     assert!(screen.refreshes_requested >= 2, "lost tiles were asked for ({})", screen.refreshes_requested);
     // Repaired by asking, not by the refresh band (which takes 30 s to come round). How long
-    // exactly is a figure, not a check (BENCHMARKS.md: 1.1-2.6 s in runs of this test, the
+    // exactly is a figure, not a check (BENCHMARKS.md: 0.7-2.6 s in runs of this test, the
     // goal 3 s); a tile waiting for the band, or for retries that never come, fails this.
     assert!(
-        screen.longest_stale_ms < 6_000.0,
+        screen.longest_stale_ms < 8_000.0,
         "a tile stayed stale for {:.0} ms (now {} stale for {:.0} ms)",
         screen.longest_stale_ms,
         screen.stale_tiles,

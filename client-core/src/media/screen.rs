@@ -134,19 +134,10 @@ pub fn open_screen(choice: &ScreenChoice) -> Result<Box<dyn VideoSource>, MediaE
             let monitor = monitor.ok_or_else(|| MediaError::NoDevice("that screen is not connected".to_string()))?;
             let name = monitor.name().unwrap_or_else(|_| "screen".to_string());
             #[cfg(all(target_os = "linux", not(target_env = "ohos")))]
-            if super::x11_capture::is_x11_session() {
-                let area = (monitor.x(), monitor.y(), monitor.width(), monitor.height());
-                let (Ok(x), Ok(y), Ok(width), Ok(height)) = area else {
-                    return Err(MediaError::Device("cannot read where that screen is".to_string()));
-                };
-                let coordinate = |v: i64| i16::try_from(v).map_err(|_| MediaError::Device(format!("a screen at {v}")));
-                let target = super::x11_capture::X11Target::Area {
-                    x: coordinate(i64::from(x))?,
-                    y: coordinate(i64::from(y))?,
-                    width: u16::try_from(width).map_err(|_| MediaError::Device(format!("a screen {width} wide")))?,
-                    height: u16::try_from(height).map_err(|_| MediaError::Device(format!("a screen {height} high")))?,
-                };
-                return Ok(Box::new(super::x11_capture::X11Capture::open(None, target, &name)?));
+            if let Some(id) = monitor.id().ok().filter(|_| super::x11_capture::is_x11_session()) {
+                if let Some(source) = x11_source(super::x11_capture::X11Target::Monitor(id), &name)? {
+                    return Ok(source);
+                }
             }
             Ok(Box::new(XcapSource { target: XcapTarget::Monitor(monitor), name }))
         }
@@ -159,10 +150,26 @@ pub fn open_screen(choice: &ScreenChoice) -> Result<Box<dyn VideoSource>, MediaE
             let name = window.title().unwrap_or_else(|_| "window".to_string());
             #[cfg(all(target_os = "linux", not(target_env = "ohos")))]
             if super::x11_capture::is_x11_session() {
-                let target = super::x11_capture::X11Target::Window(*id);
-                return Ok(Box::new(super::x11_capture::X11Capture::open(None, target, &name)?));
+                if let Some(source) = x11_source(super::x11_capture::X11Target::Window(*id), &name)? {
+                    return Ok(source);
+                }
             }
             Ok(Box::new(XcapSource { target: XcapTarget::Window(window, *id), name }))
+        }
+    }
+}
+
+/// `target` captured through [`super::x11_capture`]; `None` where that cannot capture this
+/// display (a colour depth other than 24 bits, no RandR) and `xcap` is to try instead. A
+/// screen or window that is not there is an error.
+#[cfg(all(target_os = "linux", not(target_env = "ohos")))]
+fn x11_source(target: super::x11_capture::X11Target, name: &str) -> Result<Option<Box<dyn VideoSource>>, MediaError> {
+    match super::x11_capture::X11Capture::open(None, target, name) {
+        Ok(capture) => Ok(Some(Box::new(capture))),
+        Err(e @ MediaError::NoDevice(_)) => Err(e),
+        Err(e) => {
+            tracing::info!("capturing through xcap instead: {e}");
+            Ok(None)
         }
     }
 }

@@ -28,8 +28,11 @@ pub fn is_x11_session() -> bool {
 /// What is captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum X11Target {
-    /// A rectangle of the root window: one monitor of the screen.
-    Area { x: i16, y: i16, width: u16, height: u16 },
+    /// One monitor by its RandR output id (`xcap`'s monitor id). Its rectangle of the root
+    /// window is read at each capture, in real pixels, so a change of resolution or layout
+    /// during a share is followed (and `Xft.dpi` scaling, which `xcap` applies to the
+    /// coordinates it reports, does not crop the share).
+    Monitor(u32),
     /// One window by its id, at whatever size it has at each capture.
     Window(u32),
 }
@@ -42,10 +45,18 @@ struct PixelLayout {
     blue: usize,
 }
 
-/// A screen area or a window of one X display, captured on demand. See the module docs.
+/// An open connection to the display, its root window and pixel layout.
+struct Connected {
+    conn: xcb::Connection,
+    root: x::Window,
+    layout: PixelLayout,
+}
+
+/// A screen, a screen area or a window of one X display, captured on demand. See the module
+/// docs.
 pub struct X11Capture {
     display: Option<String>,
-    conn: Option<(xcb::Connection, x::Window, PixelLayout)>,
+    conn: Option<Connected>,
     target: X11Target,
     name: String,
 }
@@ -61,23 +72,22 @@ fn x_error(what: &str, e: impl std::fmt::Display) -> MediaError {
 }
 
 /// Connects to `display` (`None`: `$DISPLAY`) and finds its root window and pixel layout; a
-/// `target` window is redirected to keep its contents ([`keep_contents`]).
-fn connect(display: Option<&str>, target: X11Target) -> Result<(xcb::Connection, x::Window, PixelLayout), MediaError> {
-    let (conn, screen_index) = xcb::Connection::connect_with_extensions(display, &[], &[xcb::Extension::Composite])
+/// `target` window is redirected to keep its contents ([`keep_contents`]). A screen whose
+/// pixels are not 24-bit colour in 32-bit words is [`MediaError::Device`].
+fn connect(display: Option<&str>, target: X11Target) -> Result<Connected, MediaError> {
+    let optional = [xcb::Extension::Composite, xcb::Extension::RandR];
+    let (conn, screen_index) = xcb::Connection::connect_with_extensions(display, &[], &optional)
         .map_err(|e| x_error("cannot connect to X", e))?;
-    if let X11Target::Window(id) = target {
-        keep_contents(&conn, id);
-    }
     let setup = conn.get_setup();
     let screen = setup
         .roots()
         .nth(usize::try_from(screen_index).unwrap_or(0))
         .ok_or_else(|| MediaError::Device("the X display has no such screen".to_string()))?;
     let depth = screen.root_depth();
-    let bits = setup.pixmap_formats().iter().find(|f| f.depth() == depth).map(|f| f.bits_per_pixel());
-    if !matches!(depth, 24 | 32) || bits != Some(32) {
+    let bits = setup.pixmap_formats().iter().find(|f| f.depth() == depth).map_or(0, |f| f.bits_per_pixel());
+    if !matches!(depth, 24 | 32) || bits != 32 {
         return Err(MediaError::Device(format!(
-            "X screens of depth {depth} ({bits:?} bits a pixel) are not captured; 24-bit colour is"
+            "this X screen has {depth}-bit colour in {bits}-bit pixels; only 24-bit colour in 32-bit pixels is captured directly"
         )));
     }
     let layout = match setup.image_byte_order() {
@@ -85,7 +95,19 @@ fn connect(display: Option<&str>, target: X11Target) -> Result<(xcb::Connection,
         x::ImageOrder::MsbFirst => PixelLayout { red: 1, green: 2, blue: 3 },
     };
     let root = screen.root();
-    Ok((conn, root, layout))
+    if has_extension(&conn, xcb::Extension::RandR) {
+        // Monitors (GetMonitors) are RandR 1.5.
+        let version = conn.send_request(&xcb::randr::QueryVersion { major_version: 1, minor_version: 5 });
+        conn.wait_for_reply(version).map_err(|e| x_error("cannot use the X server's RandR", e))?;
+    }
+    if let X11Target::Window(id) = target {
+        keep_contents(&conn, id);
+    }
+    Ok(Connected { conn, root, layout })
+}
+
+fn has_extension(conn: &xcb::Connection, extension: xcb::Extension) -> bool {
+    conn.active_extensions().any(|e| e == extension)
 }
 
 /// Asks the server to keep all of window `id`'s contents off-screen (Composite's automatic
@@ -94,7 +116,7 @@ fn connect(display: Option<&str>, target: X11Target) -> Result<(xcb::Connection,
 /// capture as whatever covers them.
 fn keep_contents(conn: &xcb::Connection, id: u32) {
     use xcb::composite;
-    if !conn.active_extensions().any(|e| e == xcb::Extension::Composite) {
+    if !has_extension(conn, xcb::Extension::Composite) {
         return;
     }
     let version = conn.send_request(&composite::QueryVersion { client_major_version: 0, client_minor_version: 4 });
@@ -107,56 +129,80 @@ fn keep_contents(conn: &xcb::Connection, id: u32) {
     }
 }
 
+/// Where monitor `output` is on the root window now; [`MediaError::NoDevice`] if no active
+/// monitor shows that output any more.
+fn monitor_area(c: &Connected, output: u32) -> Result<(i16, i16, u16, u16), MediaError> {
+    if !has_extension(&c.conn, xcb::Extension::RandR) {
+        return Err(MediaError::Device("the X server has no RandR extension: its screens cannot be told apart".into()));
+    }
+    let cookie = c.conn.send_request(&xcb::randr::GetMonitors { window: c.root, get_active: true });
+    let reply = c.conn.wait_for_reply(cookie).map_err(|e| x_error("cannot read where the screens are", e))?;
+    reply
+        .monitors()
+        .find(|m| m.outputs().iter().any(|o| xcb::Xid::resource_id(o) == output))
+        .map(|m| (m.x(), m.y(), m.width(), m.height()))
+        .ok_or_else(|| MediaError::NoDevice("the shared screen was disconnected".to_string()))
+}
+
+/// A window's size if it is shown, `None` if it is minimised or otherwise not shown;
+/// [`MediaError::NoDevice`] if it was destroyed.
+fn shown_window_size(c: &Connected, id: u32) -> Result<Option<(u16, u16)>, MediaError> {
+    let window: x::Window = xcb::XidNew::new(id);
+    let closed = |e: &xcb::Error| {
+        matches!(e, xcb::Error::Protocol(xcb::ProtocolError::X(x::Error::Drawable(_) | x::Error::Window(_), _)))
+    };
+    let attributes = c.conn.send_request(&x::GetWindowAttributes { window });
+    let geometry = c.conn.send_request(&x::GetGeometry { drawable: x::Drawable::Window(window) });
+    let (attributes, geometry) = match (c.conn.wait_for_reply(attributes), c.conn.wait_for_reply(geometry)) {
+        (Ok(a), Ok(g)) => (a, g),
+        (Err(e), _) | (_, Err(e)) if closed(&e) => {
+            return Err(MediaError::NoDevice("the shared window was closed".to_string()))
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(x_error("cannot read the shared window's size", e)),
+    };
+    Ok((attributes.map_state() == x::MapState::Viewable).then(|| (geometry.width(), geometry.height())))
+}
+
 impl X11Capture {
     /// Captures `target` of `display` (`None`: `$DISPLAY`), called `name` in
     /// [`VideoSource::describe`]. Fails if the display cannot be reached, its pixels are not
-    /// 24-bit colour, or the window does not exist.
+    /// 24-bit colour ([`MediaError::Device`]: `xcap` may still capture it), or the monitor or
+    /// window does not exist ([`MediaError::NoDevice`]).
     pub fn open(display: Option<&str>, target: X11Target, name: &str) -> Result<Self, MediaError> {
-        let mut capture = Self {
-            display: display.map(str::to_string),
-            conn: Some(connect(display, target)?),
-            target,
-            name: name.to_string(),
-        };
-        if let X11Target::Window(id) = target {
-            capture.window_size(id)?;
-        }
-        Ok(capture)
-    }
-
-    /// The window's size now; [`MediaError::NoDevice`] if it was destroyed.
-    fn window_size(&mut self, id: u32) -> Result<(u16, u16), MediaError> {
-        let Some((conn, ..)) = &self.conn else { return Err(MediaError::Device("no X connection".into())) };
-        let window = xcb::XidNew::new(id);
-        let cookie = conn.send_request(&x::GetGeometry { drawable: x::Drawable::Window(window) });
-        match conn.wait_for_reply(cookie) {
-            Ok(geometry) => Ok((geometry.width(), geometry.height())),
-            Err(xcb::Error::Protocol(xcb::ProtocolError::X(x::Error::Drawable(_) | x::Error::Window(_), _))) => {
-                Err(MediaError::NoDevice("the shared window was closed".to_string()))
+        let connected = connect(display, target)?;
+        match target {
+            X11Target::Monitor(output) => {
+                monitor_area(&connected, output)?;
             }
-            Err(e) => Err(x_error("cannot read the shared window's size", e)),
+            X11Target::Window(id) => {
+                shown_window_size(&connected, id)?;
+            }
         }
+        Ok(Self { display: display.map(str::to_string), conn: Some(connected), target, name: name.to_string() })
     }
 }
 
 impl VideoSource for X11Capture {
+    /// Captures the target. A shared window that is minimised (or otherwise not shown) leaves
+    /// `out` as it was, the last picture of it, as long as there is one.
     fn next_frame(&mut self, out: &mut RgbFrame) -> Result<(), MediaError> {
-        if self.conn.as_ref().is_none_or(|(conn, ..)| conn.has_error().is_err()) {
+        if self.conn.as_ref().is_none_or(|c| c.conn.has_error().is_err()) {
             self.conn = None;
             self.conn = Some(connect(self.display.as_deref(), self.target)?);
         }
+        let Some(c) = self.conn.as_ref() else { return Err(MediaError::Device("no X connection".into())) };
         let (drawable, x, y, width, height) = match self.target {
-            X11Target::Area { x, y, width, height } => {
-                let root = self.conn.as_ref().map(|(_, root, _)| *root).expect("connected above");
-                (x::Drawable::Window(root), x, y, width, height)
+            X11Target::Monitor(output) => {
+                let (x, y, width, height) = monitor_area(c, output)?;
+                (x::Drawable::Window(c.root), x, y, width, height)
             }
-            X11Target::Window(id) => {
-                let (width, height) = self.window_size(id)?;
-                (x::Drawable::Window(xcb::XidNew::new(id)), 0, 0, width, height)
-            }
+            X11Target::Window(id) => match shown_window_size(c, id)? {
+                Some((width, height)) => (x::Drawable::Window(xcb::XidNew::new(id)), 0, 0, width, height),
+                None if !out.data.is_empty() => return Ok(()),
+                None => return Err(MediaError::Device("the shared window is minimised or hidden".to_string())),
+            },
         };
-        let (conn, _, layout) = self.conn.as_ref().expect("connected above");
-        let cookie = conn.send_request(&x::GetImage {
+        let cookie = c.conn.send_request(&x::GetImage {
             format: x::ImageFormat::ZPixmap,
             drawable,
             x,
@@ -165,13 +211,14 @@ impl VideoSource for X11Capture {
             height,
             plane_mask: u32::MAX,
         });
-        let image = conn.wait_for_reply(cookie).map_err(|e| x_error("screen capture failed", e))?;
+        let image = c.conn.wait_for_reply(cookie).map_err(|e| x_error("screen capture failed", e))?;
         let pixels = image.data();
         let count = usize::from(width) * usize::from(height);
-        if pixels.len() < count * 4 {
+        if !matches!(image.depth(), 24 | 32) || pixels.len() < count * 4 {
             return Err(MediaError::Device(format!(
-                "screen capture failed: {} bytes for {width}x{height} pixels",
-                pixels.len()
+                "screen capture failed: {} bytes of {}-bit colour for {width}x{height} pixels",
+                pixels.len(),
+                image.depth()
             )));
         }
         out.width = u32::from(width);
@@ -179,7 +226,7 @@ impl VideoSource for X11Capture {
         out.data.clear();
         out.data.reserve(count * 3);
         for px in pixels[..count * 4].chunks_exact(4) {
-            out.data.extend_from_slice(&[px[layout.red], px[layout.green], px[layout.blue]]);
+            out.data.extend_from_slice(&[px[c.layout.red], px[c.layout.green], px[c.layout.blue]]);
         }
         out.capture_ts_us = now_us();
         Ok(())
@@ -187,7 +234,7 @@ impl VideoSource for X11Capture {
 
     fn describe(&self) -> String {
         match self.target {
-            X11Target::Area { .. } => format!("screen {}", self.name),
+            X11Target::Monitor(_) => format!("screen {}", self.name),
             X11Target::Window(_) => format!("window {}", self.name),
         }
     }
@@ -206,19 +253,33 @@ mod tests {
         display: String,
     }
 
+    /// How long an Xvfb may take to start accepting connections.
+    const XVFB_START: std::time::Duration = std::time::Duration::from_secs(20);
+
     impl Xvfb {
         fn start(width: u16, height: u16) -> Self {
             // -displayfd 1: the server picks a free display and writes its number to stdout
-            // once it accepts connections.
+            // once it accepts connections. Its stderr goes to a file, to say why if it does not.
+            let log = tempfile::NamedTempFile::new().unwrap();
             let mut child = Command::new("Xvfb")
                 .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", &format!("{width}x{height}x24")])
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(log.reopen().unwrap())
                 .spawn()
                 .expect("Xvfb (scripts/install-deps.sh installs it)");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("Xvfb's display number");
-            let number: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?}"));
+            let stdout = child.stdout.take().expect("stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut line);
+                let _ = tx.send(line);
+            });
+            let line = rx.recv_timeout(XVFB_START).unwrap_or_default();
+            let Ok(number) = line.trim().parse::<u32>() else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("Xvfb did not start ({line:?}): {}", std::fs::read_to_string(log.path()).unwrap_or_default());
+            };
             Self { child, display: format!(":{number}") }
         }
     }
@@ -273,12 +334,20 @@ mod tests {
     }
 
     #[test]
-    fn a_screen_area_is_captured_exactly_capture_after_capture() {
+    fn a_monitor_is_found_by_its_output_and_captured_exactly_capture_after_capture() {
         let xvfb = Xvfb::start(320, 240);
         let _painter = paint_root(&xvfb.display, 320, 240);
-        let whole = X11Target::Area { x: 0, y: 0, width: 320, height: 240 };
-        let mut capture = X11Capture::open(Some(&xvfb.display), whole, "test").unwrap();
-        assert_eq!(capture.describe(), "screen test");
+        let (conn, index) =
+            xcb::Connection::connect_with_extensions(Some(&xvfb.display), &[xcb::Extension::RandR], &[]).unwrap();
+        let root = conn.get_setup().roots().nth(index as usize).unwrap().root();
+        conn.wait_for_reply(conn.send_request(&xcb::randr::QueryVersion { major_version: 1, minor_version: 5 }))
+            .unwrap();
+        let monitors =
+            conn.wait_for_reply(conn.send_request(&xcb::randr::GetMonitors { window: root, get_active: true }));
+        let output = xcb::Xid::resource_id(&monitors.unwrap().monitors().next().unwrap().outputs()[0]);
+
+        let mut capture = X11Capture::open(Some(&xvfb.display), X11Target::Monitor(output), "screen-0").unwrap();
+        assert_eq!(capture.describe(), "screen screen-0");
         let mut frame = RgbFrame::default();
         for _ in 0..30 {
             capture.next_frame(&mut frame).expect("every capture on one connection succeeds");
@@ -286,20 +355,11 @@ mod tests {
         assert_eq!((frame.width, frame.height), (320, 240));
         let expected: Vec<u8> = (0..240).flat_map(|y| (0..320).flat_map(move |x| colour_at(x, y))).collect();
         let first_wrong = frame.data.iter().zip(&expected).position(|(a, b)| a != b);
-        assert!(
-            frame.data == expected,
-            "the capture is the painted picture; first difference at byte {first_wrong:?}: {:?} for {:?}",
-            first_wrong.map(|i| &frame.data[i / 3 * 3..i / 3 * 3 + 3]),
-            first_wrong.map(|i| &expected[i / 3 * 3..i / 3 * 3 + 3])
-        );
-
-        // A second monitor to the right and below: its own part of the root window.
-        let part = X11Target::Area { x: 200, y: 100, width: 64, height: 48 };
-        let mut capture = X11Capture::open(Some(&xvfb.display), part, "right").unwrap();
-        capture.next_frame(&mut frame).unwrap();
-        assert_eq!((frame.width, frame.height), (64, 48));
-        let expected: Vec<u8> = (100..148).flat_map(|y| (200..264).flat_map(move |x| colour_at(x, y))).collect();
-        assert!(frame.data == expected, "the capture is the monitor's part");
+        assert!(frame.data == expected, "the capture is the painted picture; first difference at byte {first_wrong:?}");
+        match X11Capture::open(Some(&xvfb.display), X11Target::Monitor(output + 1000), "gone") {
+            Err(MediaError::NoDevice(why)) => assert!(why.contains("disconnected"), "{why}"),
+            other => panic!("a monitor that is not there: {other:?}"),
+        }
     }
 
     /// Creates and maps a top-level window at `(x, y, width, height)` filled with `rgb`, and
@@ -349,6 +409,22 @@ mod tests {
         capture.next_frame(&mut frame).unwrap();
         assert_eq!((frame.width, frame.height), (60, 80));
 
+        // Minimised (unmapped): the last picture stays; shown again, it is captured again.
+        conn.send_request(&x::UnmapWindow { window });
+        conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).unwrap();
+        frame.capture_ts_us = 1;
+        capture.next_frame(&mut frame).expect("a minimised window keeps its last picture");
+        assert_eq!((frame.width, frame.height, frame.capture_ts_us), (60, 80, 1));
+        let mut fresh = RgbFrame::default();
+        match capture.next_frame(&mut fresh) {
+            Err(MediaError::Device(why)) => assert!(why.contains("minimised"), "{why}"),
+            other => panic!("a minimised window with no picture yet: {other:?}"),
+        }
+        conn.send_request(&x::MapWindow { window });
+        conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).unwrap();
+        capture.next_frame(&mut frame).unwrap();
+        assert!(frame.capture_ts_us > 1, "captured again once shown");
+
         conn.send_request(&x::DestroyWindow { window });
         conn.wait_for_reply(conn.send_request(&x::GetInputFocus {})).unwrap();
         match capture.next_frame(&mut frame) {
@@ -363,7 +439,7 @@ mod tests {
 
     #[test]
     fn a_display_that_is_not_there_is_a_clear_error() {
-        match X11Capture::open(Some(":9999"), X11Target::Area { x: 0, y: 0, width: 1, height: 1 }, "none") {
+        match X11Capture::open(Some(":9999"), X11Target::Monitor(1), "none") {
             Err(MediaError::Device(why)) => assert!(why.contains("cannot connect to X"), "{why}"),
             other => panic!("{other:?}"),
         }
