@@ -318,6 +318,11 @@ pub enum ErrorCode {
     /// The sender (its participant or its address) is over a rate limit; `ERROR` carries
     /// `retry_after_ms`, after which the same request would be accepted.
     RateLimited,
+    /// The relay belongs to a cluster of relays (docs/protocol.md §3.9) and cannot reach the
+    /// directory they share, or the relay that hosts the meeting is not registered in it any
+    /// more: it cannot tell where the meeting is, nor make a new code unique. Nothing is wrong
+    /// with the request; send it again after a few seconds.
+    DirectoryUnavailable,
     /// Anything else; see the message text.
     Internal,
 }
@@ -364,6 +369,17 @@ pub enum ControlMessage {
     /// R→C: the seat is back (same participant id, no knock): the meeting as it is now, with
     /// the chat messages after `last_chat_id`.
     Resumed(MeetingWelcome),
+    /// R→C, instead of the answer to `CREATE_MEETING` or `JOIN_REQUEST`: another relay of the
+    /// same cluster takes this request (it hosts meeting `code`, or it is less loaded). The
+    /// client opens a control connection to `relay` ("HOST:PORT"), accepts it only if its
+    /// certificate's SHA-256 fingerprint is `fingerprint`, and sends the same request there.
+    /// `code` is the meeting's for a `JOIN_REQUEST`, absent for a `CREATE_MEETING`.
+    Redirect {
+        relay: String,
+        fingerprint: crate::fingerprint::Fingerprint,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<MeetingCode>,
+    },
     /// R→C: the relay is stopping and will be back: the meeting is kept, and the receiver's
     /// seat is held for `resume_within_ms`. The connection closes after this; the client
     /// resumes as after any drop.
@@ -509,6 +525,7 @@ impl ControlMessage {
             Joined(_) => "JOINED",
             Resume { .. } => "RESUME",
             Resumed(_) => "RESUMED",
+            Redirect { .. } => "REDIRECT",
             RelayRestarting { .. } => "RELAY_RESTARTING",
             ParticipantJoined { .. } => "PARTICIPANT_JOINED",
             ParticipantLeft { .. } => "PARTICIPANT_LEFT",

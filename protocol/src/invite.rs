@@ -98,10 +98,7 @@ impl Invite {
             }
         }
         let relay = relay.filter(|r| !r.is_empty()).ok_or(InviteError::NoRelay)?;
-        if relay.len() > MAX_RELAY_LEN
-            || !has_port(&relay)
-            || relay.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if !is_valid_relay_address(&relay) {
             return Err(InviteError::BadRelay);
         }
         let code = code.filter(|c| is_valid_meeting_code(c)).ok_or(InviteError::BadCode)?;
@@ -113,6 +110,12 @@ impl fmt::Display for Invite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.link())
     }
+}
+
+/// Whether `relay` is a relay address a client may connect to: "HOST:PORT" with a port other
+/// than 0, at most 260 characters, no blanks or control characters.
+pub fn is_valid_relay_address(relay: &str) -> bool {
+    relay.len() <= MAX_RELAY_LEN && has_port(relay) && !relay.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Whether `relay` ends in ":PORT" with a port other than 0 after a non-empty host.

@@ -47,6 +47,7 @@ pub mod jitter;
 pub mod media;
 pub mod mulaw;
 pub mod quality;
+pub mod redirect;
 pub mod redundancy;
 pub mod reno;
 pub mod replay;
@@ -62,4 +63,4 @@ pub use media::{MediaPacket, PacketError};
 
 /// Version of the control and media protocol. A relay refuses a client whose `HELLO`
 /// carries another major version.
-pub const PROTOCOL_VERSION: u16 = 12;
+pub const PROTOCOL_VERSION: u16 = 13;

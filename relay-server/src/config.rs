@@ -111,6 +111,17 @@ pub struct RelayConfig {
     pub udp_socket_buffer: usize,
     /// Where to serve `/metrics` and `/healthz` over HTTP ([`crate::metrics`]); `None`: nowhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The cluster directory ([`crate::directory`]): the URL of a Redis server shared by relays
+    /// that act as one service (`redis://HOST:6379/0`, `redis+unix:///PATH`). `None`: this relay
+    /// works alone, as the desktop app's embedded relay always does.
+    pub redis_url: Option<String>,
+    /// Where clients reach this relay's TCP port, "HOST:PORT": what other relays of the cluster
+    /// redirect them to. Without it, `host:tcp_port` (refused at start with a cluster directory
+    /// if `host` is a wildcard address).
+    pub public_address: Option<String>,
+    /// Participants this relay hosts before it places new meetings on a less loaded relay of
+    /// the cluster (with a directory; a relay alone refuses only at `max_meetings`).
+    pub capacity: usize,
 }
 
 impl Default for RelayConfig {
@@ -166,6 +177,11 @@ impl Default for RelayConfig {
             thinning: ThinningConfig::default(),
             udp_socket_buffer: 4 * 1024 * 1024,
             metrics_addr: None,
+            redis_url: None,
+            public_address: None,
+            // Half of what one core carried at under 0.5% loss (800 participants in meetings of 4,
+            // BENCHMARKS.md), so a cluster moves new meetings elsewhere well before.
+            capacity: 400,
         }
     }
 }

@@ -27,6 +27,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::directory::{DirectoryError, Lookup, RelayRecord};
 use crate::limits::{AddressKey, AddressRate};
 use crate::meeting::{ConnHandle, KnockOutcome, MediaReport, Meeting, OpError, Outbound, Shared};
 use crate::stats::{LimitHit, Stats};
@@ -339,10 +340,38 @@ impl Session {
             M::CreateMeeting { display_name, media_public_key } => {
                 self.require_idle()?;
                 validate_public_key(&media_public_key)?;
-                shared.address_take(self.from, AddressRate::NewMeeting).map_err(|retry_after| {
+                let over_rate = |retry_after| {
                     OpError::rate_limited(LimitHit::NewMeetings, "too many new meetings from this address", retry_after)
-                })?;
-                let (meeting, welcome) = shared.create_meeting(&display_name, media_public_key, self.conn.clone())?;
+                };
+                shared.address_check(self.from, AddressRate::NewMeeting).map_err(over_rate)?;
+                // In a cluster: on a less loaded relay if this one is full, else under a code
+                // claimed cluster-wide.
+                let claimed_code = match &shared.directory {
+                    None => None,
+                    Some(directory) => {
+                        if let Some(relay) = directory.placement() {
+                            Stats::inc(&shared.stats.redirects);
+                            info!(peer = %self.peer, to = %relay.address, "new meeting placed on a less loaded relay");
+                            return Ok(Some(M::Redirect { relay: relay.address, fingerprint: relay.fingerprint, code: None }));
+                        }
+                        Some(directory.claim_new_code(shared).await.map_err(directory_unavailable)?)
+                    }
+                };
+                let created = shared.address_take(self.from, AddressRate::NewMeeting).map_err(over_rate).and_then(|()| {
+                    shared.create_meeting(&display_name, media_public_key, self.conn.clone(), claimed_code.clone())
+                });
+                let (meeting, welcome) = match created {
+                    Ok(created) => created,
+                    Err(e) => {
+                        if let (Some(directory), Some(code)) = (&shared.directory, &claimed_code) {
+                            // Not if a meeting here holds the code (the claim is then its).
+                            if shared.find_meeting(code).is_none() {
+                                directory.release_later(code);
+                            }
+                        }
+                        return Err(e);
+                    }
+                };
                 self.state = State::InMeeting { meeting, id: welcome.participant_id };
                 Ok(Some(M::Joined(welcome)))
             }
@@ -352,7 +381,14 @@ impl Session {
                     return Err(OpError::new(ErrorCode::InvalidCode, "meeting codes are six digits"));
                 }
                 validate_public_key(&media_public_key)?;
-                let meeting = self.find_meeting(&code)?;
+                let meeting = match self.find_meeting(&code).await? {
+                    Found::Here(meeting) => meeting,
+                    Found::Elsewhere(relay) => {
+                        Stats::inc(&shared.stats.redirects);
+                        debug!(peer = %self.peer, meeting = %code, to = %relay.address, "join redirected");
+                        return Ok(Some(M::Redirect { relay: relay.address, fingerprint: relay.fingerprint, code: Some(code) }));
+                    }
+                };
                 shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
                     OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
                 })?;
@@ -507,7 +543,9 @@ impl Session {
 
     /// The meeting with `code`, charging a miss to this address's failed joins: an address
     /// out of them is refused before the lookup, so a scan learns nothing while locked out.
-    fn find_meeting(&self, code: &str) -> Result<Arc<Meeting>, OpError> {
+    /// The meeting `code`, here or (in a cluster) on the relay the directory names. A code no
+    /// relay hosts is charged as a failed join.
+    async fn find_meeting(&self, code: &str) -> Result<Found, OpError> {
         let shared = &self.shared;
         let locked_out = |retry_after| {
             OpError::rate_limited(
@@ -518,7 +556,20 @@ impl Session {
         };
         shared.address_check(self.from, AddressRate::FailedJoin).map_err(locked_out)?;
         if let Some(meeting) = shared.find_meeting(code) {
-            return Ok(meeting);
+            return Ok(Found::Here(meeting));
+        }
+        if let Some(directory) = &shared.directory {
+            match directory.lookup(code).await.map_err(directory_unavailable)? {
+                Lookup::Elsewhere(relay) => return Ok(Found::Elsewhere(relay)),
+                Lookup::OwnerGone => {
+                    return Err(OpError::new(
+                        ErrorCode::DirectoryUnavailable,
+                        "the relay hosting this meeting is not answering: try again in a few seconds",
+                    ))
+                }
+                // Ended a moment ago, or never existed.
+                Lookup::Here | Lookup::Unknown => {}
+            }
         }
         // The miss is charged; if it was the last one allowed, say so once.
         let charged = shared.address_take(self.from, AddressRate::FailedJoin);
@@ -674,6 +725,18 @@ impl Session {
         }
         debug!(peer = %self.peer, ?exit, "control connection closed");
     }
+}
+
+/// Where a meeting asked for is.
+enum Found {
+    Here(Arc<Meeting>),
+    /// On another relay of the cluster.
+    Elsewhere(RelayRecord),
+}
+
+/// The `ERROR` for a request the cluster directory could not answer.
+fn directory_unavailable(e: DirectoryError) -> OpError {
+    OpError::new(ErrorCode::DirectoryUnavailable, format!("{e}: try again in a few seconds"))
 }
 
 /// Refuses a `media_public_key` that is not an X25519 public key's 64 hex digits.

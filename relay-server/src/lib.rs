@@ -26,6 +26,9 @@
 //! - [`thinning`], per-receiver video frame thinning (sans-IO);
 //! - `files`: upload spooling with SHA-256 verification, Reno-paced downloads;
 //! - [`stats`], the counters behind [`RelayHandle::stats`];
+//! - `directory`: with `--redis`, the cluster directory several relays share (codes unique
+//!   across them, redirects to the relay hosting a meeting or with room for a new one);
+//! - [`test_redis`]: a private `redis-server` for the tests and benchmarks of clusters;
 //! - `metrics`: those counters as Prometheus metrics on their own HTTP port, and `/healthz`.
 //!
 //! Shutdown follows mini-redis: one cancellation token is broadcast to every task, each
@@ -34,6 +37,7 @@
 
 mod config;
 mod control;
+mod directory;
 mod files;
 mod limits;
 mod meeting;
@@ -42,6 +46,8 @@ mod persist;
 mod routes;
 mod stall;
 pub mod stats;
+#[cfg(unix)]
+pub mod test_redis;
 pub mod thinning;
 mod tls;
 mod udp;
@@ -76,6 +82,8 @@ pub enum RelayError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("TLS certificate: {0}")]
     Tls(#[from] TlsSetupError),
+    #[error("cluster directory: {0}")]
+    Cluster(String),
 }
 
 /// Entry point: `Relay::start(config)`.
@@ -135,8 +143,32 @@ impl Relay {
             tracker.spawn(metrics::serve(listener, stats.clone(), shutdown.clone()));
         }
         let max_connections = config.max_connections.max(1);
-        let shared =
-            Arc::new(Shared::new(config, spool_root, udp_addr.port(), stats.clone(), routes, shutdown.clone()));
+        let directory = match &config.redis_url {
+            None => None,
+            Some(url) => {
+                let address = public_address(&config, tcp_addr)?;
+                let (directory, releases) = directory::Directory::new(
+                    url,
+                    address,
+                    fingerprint,
+                    config.capacity,
+                    config.max_meetings,
+                    stats.clone(),
+                )
+                // The URL may hold a password: the error names neither.
+                .map_err(|e| RelayError::Cluster(format!("the Redis URL is not valid ({:?})", e.kind())))?;
+                Some((directory, releases))
+            }
+        };
+        let shared = Arc::new(Shared::new(
+            config,
+            spool_root,
+            udp_addr.port(),
+            stats.clone(),
+            routes,
+            shutdown.clone(),
+            directory.as_ref().map(|(d, _)| d.clone()),
+        ));
         let restored = match persist::restore(&shared) {
             Ok(restored) => restored,
             Err(source) => {
@@ -147,6 +179,9 @@ impl Relay {
         };
         if shared.keeps_meetings() {
             tracker.spawn(persist::run(shared.clone(), shutdown.clone()));
+        }
+        if let Some((directory, releases)) = directory {
+            tracker.spawn(directory::run(shared.clone(), directory, releases, shutdown.clone()));
         }
         tracker.spawn(accept_loop(
             listener,
@@ -170,6 +205,24 @@ impl Relay {
             _temp_dir: temp_dir,
         })
     }
+}
+
+/// Where clients reach this relay: the configured public address, or the bound one if it is
+/// a specific address.
+fn public_address(config: &RelayConfig, tcp_addr: SocketAddr) -> Result<String, RelayError> {
+    let address = match &config.public_address {
+        Some(address) => address.trim().to_string(),
+        None if tcp_addr.ip().is_unspecified() => {
+            return Err(RelayError::Cluster(format!(
+                "the relay listens on {tcp_addr}: say with --public-address where clients reach it"
+            )))
+        }
+        None => tcp_addr.to_string(),
+    };
+    if !protocol::invite::is_valid_relay_address(&address) {
+        return Err(RelayError::Cluster(format!("public address {address:?} is not HOST:PORT")));
+    }
+    Ok(address)
 }
 
 /// Name of the relay's own directory inside a configured data directory.
@@ -322,6 +375,17 @@ impl RelayHandle {
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// With a cluster directory: the address this relay registered, where the others redirect
+    /// clients to it.
+    pub fn public_address(&self) -> Option<&str> {
+        self.shared.directory.as_ref().map(|d| d.relay_id())
+    }
+
+    /// Whether the cluster directory answered this relay's last heartbeat (`false` without one).
+    pub fn directory_available(&self) -> bool {
+        self.shared.directory.as_ref().is_some_and(|d| d.is_available())
     }
 
     /// The SHA-256 fingerprint of the certificate the relay serves: what invitations carry

@@ -135,6 +135,18 @@ struct Args {
     /// address, e.g. 127.0.0.1:9464 [default: off]. Keep it private.
     #[arg(long, env = "PARLOR_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Join a cluster of relays that act as one service through this Redis server, e.g.
+    /// redis://10.0.0.5:6379/0 (a password goes in the URL: redis://:PASSWORD@HOST:6379)
+    /// [default: this relay works alone].
+    #[arg(long, env = "PARLOR_REDIS")]
+    redis: Option<String>,
+    /// With --redis: where clients reach this relay's TCP port, HOST:PORT, as the other relays
+    /// redirect them to it [default: --host:--tcp-port, if --host is a specific address].
+    #[arg(long, env = "PARLOR_PUBLIC_ADDRESS")]
+    public_address: Option<String>,
+    /// With --redis: participants this relay hosts before new meetings go to a less loaded relay.
+    #[arg(long, env = "PARLOR_CAPACITY", default_value_t = D.capacity)]
+    capacity: usize,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `relay_server=debug`.
     #[arg(long, env = "PARLOR_LOG", default_value = "info")]
     log: String,
@@ -186,12 +198,18 @@ async fn main() -> anyhow::Result<()> {
         reaction_burst: args.reaction_burst,
         reaction_per_second: args.reaction_per_second,
         metrics_addr: args.metrics_addr,
+        redis_url: args.redis,
+        public_address: args.public_address,
+        capacity: args.capacity,
         ..RelayConfig::default()
     };
     let relay = Relay::start(config).await.context("starting the relay")?;
     println!("parlor relay listening: control tcp://{}  media udp://{}", relay.tcp_addr(), relay.udp_addr());
     println!("certificate SHA-256 fingerprint: {}", relay.certificate_fingerprint());
     println!("spooling files under {}", relay.spool_dir().display());
+    if let Some(address) = relay.public_address() {
+        println!("one relay of a cluster: clients are redirected here at {address}");
+    }
     if let Some(addr) = relay.metrics_addr() {
         println!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
     }

@@ -42,7 +42,7 @@ struct RelayCollector {
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.stats.snapshot();
-        let counters: [(&str, &str, u64); 26] = [
+        let counters: [(&str, &str, u64); 30] = [
             ("parlor_meetings_created", "Meetings created", s.meetings_created),
             ("parlor_participants_joined", "Participants admitted (hosts included)", s.participants_joined),
             ("parlor_knocks", "Knocks that reached a host", s.knocks),
@@ -73,12 +73,17 @@ impl Collector for RelayCollector {
             ("parlor_reports_sent", "Receiver reports the relay wrote", s.reports_sent),
             ("parlor_reports_forwarded", "Receivers' own reports forwarded to their source", s.reports_forwarded),
             ("parlor_refreshes_forwarded", "Screen refresh requests forwarded to the sharer", s.refreshes_forwarded),
+            ("parlor_redirects", "Requests sent to another relay of the cluster", s.redirects),
+            ("parlor_directory_claims", "Meeting codes claimed in the cluster directory", s.directory_claims),
+            ("parlor_directory_conflicts", "Codes hosted here found claimed by another relay", s.directory_conflicts),
+            ("parlor_directory_failures", "Cluster directory operations that failed", s.directory_failures),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
-        let gauges: [(&str, &str, u64); 3] = [
+        let gauges: [(&str, &str, u64); 4] = [
+            ("parlor_directory_available", "1 while the cluster directory (Redis) answers", s.directory_available),
             ("parlor_meetings_live", "Meetings in progress", s.meetings_live),
             ("parlor_participants_live", "Participants in meetings now", s.participants_live),
             ("parlor_spool_bytes", "Bytes spooled (files and uploads in progress)", s.spool_bytes),

@@ -278,6 +278,16 @@ pub(crate) struct Stats {
     pub download_bytes: AtomicU64,
     pub hash_mismatches: AtomicU64,
     pub spool_bytes: AtomicU64,
+    /// Requests answered with `REDIRECT` (to the meeting's relay, or a less loaded one).
+    pub redirects: AtomicU64,
+    /// Codes this relay claimed in the cluster directory for new meetings.
+    pub directory_claims: AtomicU64,
+    /// Codes of meetings hosted here that the directory showed claimed by another relay.
+    pub directory_conflicts: AtomicU64,
+    /// Directory operations that failed (Redis unreachable, slow or answering nonsense).
+    pub directory_failures: AtomicU64,
+    /// 1 while the cluster directory answers (0 without one, or while it is lost).
+    pub directory_available: AtomicU64,
     limits_hit: [AtomicU64; LimitHit::COUNT],
 }
 
@@ -356,6 +366,11 @@ impl Stats {
             download_bytes: self.download_bytes.load(Relaxed),
             hash_mismatches: self.hash_mismatches.load(Relaxed),
             spool_bytes: self.spool_bytes.load(Relaxed),
+            redirects: self.redirects.load(Relaxed),
+            directory_claims: self.directory_claims.load(Relaxed),
+            directory_conflicts: self.directory_conflicts.load(Relaxed),
+            directory_failures: self.directory_failures.load(Relaxed),
+            directory_available: self.directory_available.load(Relaxed),
             limits_hit: std::array::from_fn(|i| self.limits_hit[i].load(Relaxed)),
         }
     }
@@ -414,6 +429,16 @@ pub struct StatsSnapshot {
     pub hash_mismatches: u64,
     /// Bytes currently spooled or reserved by uploads in progress.
     pub spool_bytes: u64,
+    /// Requests answered with `REDIRECT` (cumulative).
+    pub redirects: u64,
+    /// Codes claimed in the cluster directory for new meetings (cumulative).
+    pub directory_claims: u64,
+    /// Codes of meetings hosted here found claimed by another relay (cumulative).
+    pub directory_conflicts: u64,
+    /// Directory operations that failed (cumulative).
+    pub directory_failures: u64,
+    /// 1 while the cluster directory answers.
+    pub directory_available: u64,
     /// Requests refused by each limit, indexed like [`LimitHit::ALL`]; see [`Self::limit_hits`].
     pub limits_hit: [u64; LimitHit::COUNT],
 }

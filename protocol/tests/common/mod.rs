@@ -23,7 +23,7 @@ use protocol::screen::{TileRun, MAX_REFRESH_RANGES};
 use protocol::{ControlMessage, MediaPacket};
 
 /// Number of [`ControlMessage`] variants; [`variant_index`] returns `0..VARIANT_COUNT`.
-pub const VARIANT_COUNT: usize = 54;
+pub const VARIANT_COUNT: usize = 55;
 
 /// Position of `msg`'s variant in declaration order. No wildcard arm on purpose.
 pub fn variant_index(msg: &ControlMessage) -> usize {
@@ -83,6 +83,7 @@ pub fn variant_index(msg: &ControlMessage) -> usize {
         Pong { .. } => 51,
         Leave => 52,
         Error { .. } => 53,
+        Redirect { .. } => 54,
     }
 }
 
@@ -185,7 +186,7 @@ pub fn knock_withdrawal() -> impl Strategy<Value = KnockWithdrawal> {
 }
 
 /// Every [`ErrorCode`], in declaration order.
-pub const ALL_ERROR_CODES: [ErrorCode; 18] = [
+pub const ALL_ERROR_CODES: [ErrorCode; 19] = [
     ErrorCode::MalformedMessage,
     ErrorCode::UnsupportedVersion,
     ErrorCode::InvalidState,
@@ -203,6 +204,7 @@ pub const ALL_ERROR_CODES: [ErrorCode; 18] = [
     ErrorCode::ServerBusy,
     ErrorCode::ResumeRefused,
     ErrorCode::RateLimited,
+    ErrorCode::DirectoryUnavailable,
     ErrorCode::Internal,
 ];
 
@@ -383,6 +385,11 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
             }
         ),
         meeting_welcome().prop_map(M::Resumed),
+        (text(0..40), any::<[u8; 32]>(), proptest::option::of(code())).prop_map(|(relay, fp, code)| M::Redirect {
+            relay,
+            fingerprint: protocol::fingerprint::Fingerprint(fp),
+            code
+        }),
         wide_u64().prop_map(|resume_within_ms| M::RelayRestarting { resume_within_ms }),
         participant().prop_map(|participant| M::ParticipantJoined { participant }),
         (any::<u32>(), leave_reason())
@@ -589,6 +596,11 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         M::Pong { nonce: 1 },
         M::Leave,
         M::error(ErrorCode::Internal, "boom"),
+        M::Redirect {
+            relay: "relay-2.example.org:5000".into(),
+            fingerprint: protocol::fingerprint::Fingerprint([0xab; 32]),
+            code: Some("482913".into()),
+        },
     ]
 }
 

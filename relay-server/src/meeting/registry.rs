@@ -20,6 +20,7 @@ use super::core::{validate_display_name, Credentials, MeetingCore, MeetingLimits
 use super::record::MeetingRecord;
 use super::{lock, now, ConnHandle, Meeting, OpError};
 use crate::config::RelayConfig;
+use crate::directory::Directory;
 use crate::limits::{AddressKey, AddressLimiter, AddressRate, ConnectionCounts};
 use crate::routes::RouteQueue;
 use crate::stats::Stats;
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     pub routes: Arc<RouteQueue>,
     /// Cancelled when the relay stops.
     pub shutdown: CancellationToken,
+    /// The cluster directory, when the relay is one of several ([`crate::directory`]).
+    pub directory: Option<Arc<Directory>>,
     registry: Mutex<HashMap<String, Arc<Meeting>>>,
     sessions: Mutex<HashMap<String, (Arc<Meeting>, ParticipantId)>>,
     participant_ids: Mutex<ParticipantIds>,
@@ -104,6 +107,7 @@ impl Shared {
         stats: Arc<Stats>,
         routes: Arc<RouteQueue>,
         shutdown: CancellationToken,
+        directory: Option<Arc<Directory>>,
     ) -> Self {
         let addresses = AddressLimiter::new(config.address_rates, config.address_table_len);
         Self {
@@ -115,6 +119,7 @@ impl Shared {
             stats,
             routes,
             shutdown,
+            directory,
             registry: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             participant_ids: Mutex::new(ParticipantIds::starting_at(1)),
@@ -262,6 +267,9 @@ impl Shared {
         let mut registry = lock(&self.registry);
         if registry.get(&meeting.code).is_some_and(|m| m.id == meeting.id) {
             registry.remove(&meeting.code);
+            if let Some(directory) = &self.directory {
+                directory.release_later(&meeting.code);
+            }
         }
     }
 
@@ -298,12 +306,14 @@ impl Shared {
         let _ = self.stats.spool_bytes.fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(bytes)));
     }
 
-    /// Starts a meeting with `display_name` as its host.
+    /// Starts a meeting with `display_name` as its host, under `claimed_code` (claimed across
+    /// the cluster) or a fresh code drawn here.
     pub fn create_meeting(
         &self,
         display_name: &str,
         media_public_key: String,
         conn: ConnHandle,
+        claimed_code: Option<String>,
     ) -> Result<(Arc<Meeting>, MeetingWelcome), OpError> {
         let display_name = validate_display_name(display_name)?;
         let (meeting, welcome) = {
@@ -311,10 +321,18 @@ impl Shared {
             if registry.len() >= self.config.max_meetings {
                 return Err(OpError::new(ErrorCode::ServerBusy, "the relay hosts its maximum number of meetings"));
             }
-            let code = (0..CODE_ATTEMPTS)
-                .map(|_| format!("{:06}", OsRng.gen_range(0..1_000_000u32)))
-                .find(|code| !registry.contains_key(code))
-                .ok_or_else(|| OpError::new(ErrorCode::ServerBusy, "no free meeting code"))?;
+            let code = match claimed_code {
+                // Claimed with `SET … NX` after checking this registry; a meeting of this relay
+                // whose claim lapsed while Redis was away could only just have taken it.
+                Some(code) if registry.contains_key(&code) => {
+                    return Err(OpError::new(ErrorCode::ServerBusy, "the new meeting code is in use: try again"))
+                }
+                Some(code) => code,
+                None => (0..CODE_ATTEMPTS)
+                    .map(|_| format!("{:06}", OsRng.gen_range(0..1_000_000u32)))
+                    .find(|code| !registry.contains_key(code))
+                    .ok_or_else(|| OpError::new(ErrorCode::ServerBusy, "no free meeting code"))?,
+            };
             let meeting_id = self.next_meeting_id.fetch_add(1, Relaxed);
             let (core, welcome) = MeetingCore::new(
                 code.clone(),

@@ -48,7 +48,12 @@ pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 /// Runs the TLS handshake on `stream`, pinning the relay's certificate as a client that got it
 /// from an invitation does.
 pub async fn tls(relay: &RelayHandle, stream: TcpStream) -> Tls {
-    let config = protocol::tls::client_config(protocol::tls::pinned(relay.certificate_fingerprint()));
+    tls_pinned(relay.certificate_fingerprint(), stream).await
+}
+
+/// Runs the TLS handshake on `stream`, accepting only the certificate with fingerprint `pin`.
+pub async fn tls_pinned(pin: protocol::fingerprint::Fingerprint, stream: TcpStream) -> Tls {
+    let config = protocol::tls::client_config(protocol::tls::pinned(pin));
     let name = rustls::pki_types::ServerName::try_from("parlor-relay").expect("a DNS name");
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.expect("TLS handshake")
 }
@@ -96,6 +101,18 @@ impl Client {
         self.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "test".into() }).await;
         match self.recv().await {
             ControlMessage::Welcome { udp_port, .. } => assert_eq!(udp_port, relay.udp_addr().port()),
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    /// Connects to the relay at `addr` whose certificate is `pin` (no handle needed, for tasks)
+    /// and completes HELLO / WELCOME.
+    pub async fn connect_to(addr: SocketAddr, pin: protocol::fingerprint::Fingerprint) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut c = Client::new(tls_pinned(pin, stream).await);
+        c.send(ControlMessage::Hello { protocol_version: PROTOCOL_VERSION, client_name: "test".into() }).await;
+        match c.recv().await {
+            ControlMessage::Welcome { .. } => c,
             other => panic!("expected WELCOME, got {other:?}"),
         }
     }
