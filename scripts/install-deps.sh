@@ -3,7 +3,8 @@
 # the Debian packages (Tauri's WebKitGTK stack, ALSA/PulseAudio, camera headers, PipeWire and
 # GBM for screen capture, Xvfb, a window manager (openbox: X11 lists windows to share through
 # it), xmessage/xwininfo and the WebDriver for the end-to-end test, Chromium for the UI tests, espeak-ng/sox for the audio
-# lab, rpm/D-Bus/desktop-file-utils for the package test) and the npm packages of the UI. Safe
+# lab, rpm/D-Bus/desktop-file-utils for the package test, redis-server for the relay-cluster
+# tests, which start their own on a Unix socket) and the npm packages of the UI. Safe
 # to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ APT_PACKAGES=(
   xvfb openbox x11-utils webkit2gtk-driver chromium
   espeak-ng sox iproute2 python3-venv python3-dev
   rpm dbus-daemon desktop-file-utils
+  redis-server
 )
 
 missing=()

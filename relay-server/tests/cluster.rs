@@ -139,11 +139,7 @@ async fn codes_stay_unique_across_relays_under_concurrent_creates() {
         },
         ..cluster_config(&redis)
     };
-    let relays = [
-        start_registered(config()).await,
-        start_registered(config()).await,
-        start_registered(config()).await,
-    ];
+    let relays = [start_registered(config()).await, start_registered(config()).await, start_registered(config()).await];
     let mut tasks = tokio::task::JoinSet::new();
     for (r, relay) in relays.iter().enumerate() {
         for lane in 0..AT_ONCE_PER_RELAY {

@@ -49,6 +49,9 @@ pub enum ErrorCode {
     /// The relay had no seat to give back after a dropped connection (the grace window passed):
     /// knocking again is the way back in.
     ResumeRefused,
+    /// A relay of a cluster cannot reach the cluster's directory (or the meeting's relay is not
+    /// answering): it cannot tell where the meeting is, or make a new one. Retrying shortly helps.
+    DirectoryUnavailable,
     /// The relay presents another certificate than the one pinned for its address.
     RelayCertificateChanged,
     /// The relay is not the one the invitation names (its certificate differs).
@@ -81,6 +84,7 @@ impl From<RelayCode> for ErrorCode {
             RelayCode::ServerBusy => ErrorCode::ServerBusy,
             RelayCode::RateLimited => ErrorCode::RateLimited,
             RelayCode::ResumeRefused => ErrorCode::ResumeRefused,
+            RelayCode::DirectoryUnavailable => ErrorCode::DirectoryUnavailable,
             RelayCode::MalformedMessage | RelayCode::Internal => ErrorCode::Internal,
         }
     }

@@ -11,6 +11,10 @@
 //! [`ChatLedger`] sends what never came back (with its original `client_msg_id`, so the relay
 //! posts it once) and drops what the replay repeats; roster changes missed are replayed as
 //! events and fed to the keyring.
+//!
+//! A relay of a cluster may answer `CREATE_MEETING` or `JOIN_REQUEST` with `REDIRECT`: the task
+//! connects to the relay it names (accepting only the certificate it names), sends the same
+//! request there and goes on with that relay, bounded by a [`RedirectTrail`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -23,6 +27,7 @@ use protocol::control::{ErrorCode, FileInfo, MeetingWelcome, Participant};
 use protocol::e2ee::{
     KeyringError, KeyringOutput, MediaIdentity, MediaPublicKey, MeetingKey, MeetingKeyring, MAX_REMEMBERED_KNOCKS,
 };
+use protocol::redirect::RedirectTrail;
 use protocol::resume::ChatLedger;
 use protocol::ControlMessage;
 use tokio::sync::{mpsc, oneshot};
@@ -49,6 +54,8 @@ const MAX_OFFERS: usize = 1000;
 const MAX_ACTIVE_TRANSFERS: usize = 16;
 /// How long one resume attempt (connect, TLS, `HELLO`, `RESUME`) may take.
 const RESUME_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting to the relay a `REDIRECT` names may take.
+const REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the session is with respect to a meeting.
 enum Phase {
@@ -102,6 +109,15 @@ pub(crate) struct ControlTask {
     last_heard: Instant,
     /// Our X25519 key pair for the meeting we are creating or asking to join.
     identity: Option<MediaIdentity>,
+    /// The `CREATE_MEETING` or `JOIN_REQUEST` not yet answered, and the relays it went to:
+    /// what a `REDIRECT` sends elsewhere.
+    pending: Option<PendingRequest>,
+}
+
+/// A request a relay of a cluster may redirect (docs/protocol.md §3.9).
+struct PendingRequest {
+    request: ControlMessage,
+    trail: RedirectTrail,
 }
 
 /// Why the control loop ended.
@@ -157,6 +173,7 @@ impl ControlTask {
             next_nonce: 1,
             last_heard: Instant::now(),
             identity: None,
+            pending: None,
         }
     }
 
@@ -266,6 +283,14 @@ impl ControlTask {
         self.conn.send(msg).await.map_err(|e| Exit::Disconnected(format!("cannot send to the relay: {e}")))
     }
 
+    /// Sends `CREATE_MEETING` or `JOIN_REQUEST`, remembered until answered in case a relay of a
+    /// cluster redirects it.
+    async fn send_redirectable(&mut self, request: ControlMessage) -> Result<(), Exit> {
+        self.pending =
+            Some(PendingRequest { request: request.clone(), trail: RedirectTrail::starting_at(&self.relay) });
+        self.send(request).await
+    }
+
     fn in_meeting(&self) -> Option<&Meeting> {
         match &self.phase {
             Phase::InMeeting(m) => Some(m),
@@ -281,7 +306,9 @@ impl ControlTask {
         match msg {
             M::Ping { nonce } => self.send(M::Pong { nonce }).await?,
             M::Pong { .. } => {}
+            M::Redirect { relay, fingerprint, code } => self.follow_redirect(relay, fingerprint, code).await?,
             M::Waiting { code, request_id } => {
+                self.pending = None;
                 self.phase = Phase::Waiting;
                 self.events.emit(SessionEvent::Waiting { code, request_id });
             }
@@ -326,6 +353,7 @@ impl ControlTask {
                 self.events.emit(SessionEvent::Reaction { participant_id, reaction })
             }
             M::JoinRefused { reason } => {
+                self.pending = None;
                 self.phase = Phase::Idle;
                 self.events.emit(SessionEvent::JoinRefused { reason });
             }
@@ -574,7 +602,62 @@ impl ControlTask {
         }
     }
 
+    /// Sends the request a relay redirected to the relay it names, over a new control
+    /// connection that accepts only the certificate it names; the request stays as it was
+    /// (same key pair), and the session goes on with the new relay (media, files, resumes).
+    /// A redirect that cannot be followed is reported, and the session stays where it was.
+    async fn follow_redirect(
+        &mut self,
+        relay: String,
+        fingerprint: protocol::fingerprint::Fingerprint,
+        code: Option<String>,
+    ) -> Result<(), Exit> {
+        let Some(mut pending) = self.pending.take() else {
+            tracing::debug!(%relay, "REDIRECT without a request waiting for an answer: ignored");
+            return Ok(());
+        };
+        let asked = match &pending.request {
+            ControlMessage::JoinRequest { code, .. } => Some(code),
+            _ => None,
+        };
+        if asked != code.as_ref() {
+            self.events.error(format!(
+                "the relay redirected a request for meeting {} as one for {}: not followed",
+                asked.map_or("(new)", String::as_str),
+                code.as_deref().unwrap_or("(new)")
+            ));
+            return Ok(());
+        }
+        if let Err(e) = pending.trail.follow(&relay) {
+            self.events.error(format!("cannot reach the meeting: {e}"));
+            return Ok(());
+        }
+        let trust = RelayTrust { expected: Some(fingerprint), ..self.options.trust.clone() };
+        let connecting =
+            crate::net::control::connect(&relay, &trust, &self.options.client_name, REDIRECT_CONNECT_TIMEOUT);
+        match connecting.await {
+            Ok((conn, handshake)) => {
+                tracing::info!(from = %self.relay, to = %relay, "request redirected to another relay of the cluster");
+                let mut previous = std::mem::replace(&mut self.conn, conn);
+                // The previous relay closes an idle connection anyway; this tells it at once.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), SinkExt::<ControlMessage>::close(&mut previous)).await;
+                self.relay = relay;
+                self.handshake = handshake;
+                self.last_heard = Instant::now();
+                self.send(pending.request.clone()).await?;
+                self.pending = Some(pending);
+            }
+            Err(e) => {
+                let place = if code.is_some() { "The meeting is hosted on" } else { "The new meeting was placed on" };
+                self.events.error(format!("{place} relay {relay}, which cannot be reached: {e}"));
+            }
+        }
+        Ok(())
+    }
+
     async fn on_joined(&mut self, welcome: MeetingWelcome) -> Result<(), Exit> {
+        self.pending = None;
         self.stop_engine().await;
         let keyring = self.identity.take().ok_or(KeyringError::MissingKey).and_then(|identity| {
             let roster = welcome
@@ -683,14 +766,14 @@ impl ControlTask {
                 if self.in_meeting().is_some() {
                     self.events.error("already in a meeting; leave it first");
                 } else if let Some(media_public_key) = self.new_identity() {
-                    self.send(M::CreateMeeting { display_name, media_public_key }).await?;
+                    self.send_redirectable(M::CreateMeeting { display_name, media_public_key }).await?;
                 }
             }
             Command::Join { code, display_name } => {
                 if self.in_meeting().is_some() {
                     self.events.error("already in a meeting; leave it first");
                 } else if let Some(media_public_key) = self.new_identity() {
-                    self.send(M::JoinRequest { code, display_name, media_public_key }).await?;
+                    self.send_redirectable(M::JoinRequest { code, display_name, media_public_key }).await?;
                 }
             }
             Command::CancelJoin => {

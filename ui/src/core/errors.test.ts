@@ -60,7 +60,7 @@ describe("describeError", () => {
     const codes: ErrorCode[] = [
       "relayUnreachable", "unknownMeeting", "invalidCode", "invalidName", "invalidRelayAddr", "meetingFull",
       "deviceBusy", "deviceNotFound", "notHost", "unknownParticipant", "invalidState", "chatTooLong", "fileNotFound", "fileTooLarge",
-      "unknownFile", "hashMismatch", "downloadDirUnwritable", "serverBusy", "rateLimited", "unsupportedVersion", "unauthorized", "resumeRefused", "internal",
+      "unknownFile", "hashMismatch", "downloadDirUnwritable", "serverBusy", "rateLimited", "unsupportedVersion", "unauthorized", "resumeRefused", "directoryUnavailable", "internal",
     ];
     for (const code of codes) {
       const w = describeError({ code, message: "detail from the shell" });

@@ -39,6 +39,7 @@ const CODES: Record<ErrorCode, true> = {
   unsupportedVersion: true,
   unauthorized: true,
   resumeRefused: true,
+  directoryUnavailable: true,
   relayCertificateChanged: true,
   notTheInvitedRelay: true,
   invalidInvitation: true,
@@ -191,6 +192,11 @@ export function describeError(err: AppError, ctx: ErrorContext = {}): UserMessag
       return { title: "Not allowed", detail: "Your session is no longer valid. Rejoin the meeting." };
     case "resumeRefused":
       return { title: "Your place in the meeting is gone", detail: "You were away too long to get it back. Ask to join the meeting again." };
+    case "directoryUnavailable":
+      return {
+        title: "The meeting can't be found right now",
+        detail: "The relays can't reach the list of their meetings. Try again in a few seconds.",
+      };
     case "uploadStopped":
       return { title: "Upload stopped", detail: err.message ? `${capitalize(err.message)}.` : "It will not finish." };
     case "updateFailed":

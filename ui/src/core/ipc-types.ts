@@ -124,7 +124,7 @@ safetyCode: string, };
  * Machine-readable reason of a failure, carried by rejected commands and the `error` event,
  * one per row of the contract's error table. The UI turns each into words (core/errors.ts).
  */
-export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "deviceNotAllowed" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "resumeRefused" | "relayCertificateChanged" | "notTheInvitedRelay" | "invalidInvitation" | "uploadStopped" | "updateFailed" | "internal";
+export type ErrorCode = "relayUnreachable" | "unknownMeeting" | "invalidCode" | "invalidName" | "invalidRelayAddr" | "meetingFull" | "deviceBusy" | "deviceNotFound" | "deviceNotAllowed" | "notHost" | "unknownParticipant" | "invalidState" | "chatTooLong" | "fileNotFound" | "fileTooLarge" | "unknownFile" | "hashMismatch" | "downloadDirUnwritable" | "serverBusy" | "rateLimited" | "unsupportedVersion" | "unauthorized" | "resumeRefused" | "directoryUnavailable" | "relayCertificateChanged" | "notTheInvitedRelay" | "invalidInvitation" | "uploadStopped" | "updateFailed" | "internal";
 
 export type FileDone = { transferId: string, direction: TransferDirection, fileId: number, name: string, size: number, sha256: string, 
 /**
