@@ -839,6 +839,7 @@ mod tests {
             sha256: "ABCDEF0123456789abcdef".into(),
             sender_id: 1,
             sender_name: "a".into(),
+            lost: false,
         };
         let p = partial_path(Path::new("/d"), &info);
         assert_eq!(p, Path::new("/d/_x.bin.ABCDEF0123456789.part"));

@@ -118,6 +118,21 @@ pub struct FileInfo {
     pub sha256: String,
     pub sender_id: ParticipantId,
     pub sender_name: String,
+    /// The relay that held the file stopped and another relay of the cluster took the meeting
+    /// over (docs/protocol.md §3.9): the offer stays in the chat, but the file cannot be
+    /// downloaded any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
+}
+
+/// Another relay of the same cluster, as `WELCOME` lists them: where a client whose relay
+/// stops answering can take its seat back (docs/protocol.md §3.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRelay {
+    /// "HOST:PORT" of its TCP port.
+    pub relay: String,
+    /// Its certificate's SHA-256 fingerprint: accept no other.
+    pub fingerprint: crate::fingerprint::Fingerprint,
 }
 
 /// Everything a participant needs the moment it is admitted (or creates a meeting).
@@ -335,8 +350,15 @@ pub enum ErrorCode {
 pub enum ControlMessage {
     /// C→R, first message on a control connection.
     Hello { protocol_version: u16, client_name: String },
-    /// R→C, answer to `HELLO`: the UDP port the client sends media to.
-    Welcome { protocol_version: u16, udp_port: u16, server_name: String },
+    /// R→C, answer to `HELLO`: the UDP port the client sends media to, and (from a relay of a
+    /// cluster) the other relays of the cluster.
+    Welcome {
+        protocol_version: u16,
+        udp_port: u16,
+        server_name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        relays: Vec<ClusterRelay>,
+    },
 
     /// C→R: start a new meeting with the sender as host. `media_public_key`: the sender's
     /// X25519 public key for this meeting, 64 hex digits (also in `JOIN_REQUEST`).
@@ -836,6 +858,7 @@ mod tests {
             sha256: "00".repeat(32),
             sender_id: 2,
             sender_name: evil.clone(),
+            lost: false,
         };
         let mut offer = ControlMessage::FileOffer { file: info.clone() };
         offer.sanitize_names();

@@ -27,9 +27,9 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::directory::{DirectoryError, Lookup, RelayRecord};
+use crate::directory::{Directory, DirectoryError, Lookup, RelayRecord, ResumeLookup};
 use crate::limits::{AddressKey, AddressRate};
-use crate::meeting::{ConnHandle, KnockOutcome, MediaReport, Meeting, OpError, Outbound, Shared};
+use crate::meeting::{lock, ConnHandle, KnockOutcome, MediaReport, Meeting, OpError, Outbound, Shared};
 use crate::stats::{LimitHit, Stats};
 use crate::Stream;
 
@@ -82,6 +82,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr,
                     protocol_version: PROTOCOL_VERSION,
                     udp_port: shared.udp_port,
                     server_name: shared.config.server_name.clone(),
+                    relays: shared.directory.as_ref().map(|d| d.other_relays()).unwrap_or_default(),
                 };
                 if !send_bounded(&mut framed, &welcome, liveness).await {
                     return;
@@ -409,15 +410,33 @@ impl Session {
                 shared.address_check(self.from, AddressRate::FailedJoin).map_err(|retry_after| {
                     OpError::rate_limited(LimitHit::FailedJoins, "too many failed joins from this address", retry_after)
                 })?;
-                let resumed = match shared.find_meeting(&code) {
-                    Some(meeting) if is_valid_meeting_code(&code) => meeting
+                let mut meeting = shared.find_meeting(&code).filter(|_| is_valid_meeting_code(&code));
+                if let (None, Some(directory), true) = (&meeting, &shared.directory, is_valid_meeting_code(&code)) {
+                    match self.resume_in_cluster(directory, &code, participant_id, resume_secret.expose()).await? {
+                        InCluster::Elsewhere(relay) => {
+                            Stats::inc(&shared.stats.redirects);
+                            debug!(peer = %self.peer, meeting = %code, to = %relay.address, "resume redirected");
+                            let fingerprint = relay.fingerprint;
+                            return Ok(Some(M::Redirect { relay: relay.address, fingerprint, code: Some(code) }));
+                        }
+                        InCluster::TakenOver(taken) => meeting = Some(taken),
+                        InCluster::Nowhere => {}
+                    }
+                }
+                let resumed = match meeting {
+                    Some(meeting) => meeting
                         .resume(shared, participant_id, resume_secret.expose(), self.conn.clone(), last_chat_id)
                         .map(|welcome| (meeting, welcome)),
-                    _ => Err(refused()),
+                    None => Err(refused()),
                 };
                 match resumed {
                     Ok((meeting, welcome)) => {
                         info!(peer = %self.peer, meeting = %meeting.code, participant = participant_id, "resumed");
+                        // After RESUMED: the offers of files lost with the relay that died.
+                        for file in lock(&meeting.lost_files).iter().cloned() {
+                            let offer = Arc::new(M::FileOffer { file });
+                            let _ = self.conn.tx.try_send(Outbound::Message(offer));
+                        }
                         self.state = State::InMeeting { meeting, id: participant_id };
                         Ok(Some(M::Resumed(welcome)))
                     }
@@ -579,6 +598,50 @@ impl Session {
         Err(OpError::new(ErrorCode::UnknownMeeting, "no meeting has this code"))
     }
 
+    /// A `RESUME` for a meeting this relay does not host, in a cluster: the relay hosting it,
+    /// or the meeting itself, taken over from a relay that died (only for a participant whose
+    /// secret the meeting's state holds; of relays taking it over at once, one wins and the
+    /// others redirect to it).
+    async fn resume_in_cluster(
+        &self,
+        directory: &Directory,
+        code: &str,
+        participant_id: ParticipantId,
+        resume_secret: &str,
+    ) -> Result<InCluster, OpError> {
+        let (record, owner) = match directory.locate_for_resume(code).await.map_err(directory_unavailable)? {
+            ResumeLookup::Unknown => return Ok(InCluster::Nowhere),
+            ResumeLookup::Elsewhere(relay) => return Ok(InCluster::Elsewhere(relay)),
+            ResumeLookup::Orphaned { record, owner } => (record, owner),
+        };
+        let seat_holder = record.members.iter().any(|m| {
+            m.participant.id == participant_id
+                && protocol::resume::secrets_match(resume_secret, m.resume_secret.expose())
+        });
+        if !seat_holder {
+            return Ok(InCluster::Nowhere);
+        }
+        if !directory.take_over(code, owner.as_deref()).await.map_err(directory_unavailable)? {
+            return match directory.lookup(code).await.map_err(directory_unavailable)? {
+                Lookup::Elsewhere(relay) => Ok(InCluster::Elsewhere(relay)),
+                _ => Err(OpError::new(
+                    ErrorCode::DirectoryUnavailable,
+                    "the meeting is moving to another relay: try again in a few seconds",
+                )),
+            };
+        }
+        match self.shared.take_over_meeting(*record) {
+            Some(meeting) => {
+                info!(meeting = %code, from = owner.as_deref().unwrap_or("?"), "meeting taken over from a relay that is gone");
+                Ok(InCluster::TakenOver(meeting))
+            }
+            None => {
+                directory.release_later(code);
+                Err(OpError::new(ErrorCode::ServerBusy, "this relay cannot take the meeting over: try another"))
+            }
+        }
+    }
+
     fn require_idle(&self) -> Result<(), OpError> {
         match self.state {
             State::Idle => Ok(()),
@@ -732,6 +795,14 @@ enum Found {
     Here(Arc<Meeting>),
     /// On another relay of the cluster.
     Elsewhere(RelayRecord),
+}
+
+/// Where a meeting to resume is, in a cluster.
+enum InCluster {
+    Nowhere,
+    Elsewhere(RelayRecord),
+    /// Here now, taken over from a relay that is gone.
+    TakenOver(Arc<Meeting>),
 }
 
 /// The `ERROR` for a request the cluster directory could not answer.

@@ -39,8 +39,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::meeting::record::{MeetingRecord, RECORD_FORMAT};
 use crate::meeting::{lock, Shared};
 use crate::stats::Stats;
+use protocol::control::ClusterRelay;
 
 /// How long a registration or a code claim lives without being renewed: a relay that dies
 /// is out of the directory within this.
@@ -57,6 +59,10 @@ const CLAIM_ATTEMPTS: usize = 16;
 const RENEW_BATCH: usize = 500;
 /// Ended meetings' claims waiting to be deleted; beyond it, a claim expires with its lease.
 const RELEASE_QUEUE: usize = 1024;
+/// Relays `WELCOME` lists at most.
+const MAX_LISTED_RELAYS: usize = 16;
+/// How often the state of meetings that changed is copied to the directory.
+pub const STATE_FLUSH: Duration = Duration::from_millis(250);
 
 const RELAYS_KEY: &str = "parlor:relays";
 
@@ -68,27 +74,47 @@ fn meeting_key(code: &str) -> String {
     format!("parlor:meeting:{code}")
 }
 
-/// Renews this relay's claims: KEYS are meeting keys, ARGV[1] the relay's id, ARGV[2] the lease
-/// in ms. A key that expired is claimed again; returns the keys another relay holds.
+fn state_key(code: &str) -> String {
+    format!("parlor:state:{code}")
+}
+
+/// Renews this relay's claims: KEYS are pairs of a meeting key and its state key, ARGV[1] the
+/// relay's id, ARGV[2] the lease and ARGV[3] the state's lifetime in ms. A claim that expired
+/// is claimed again; returns the meeting keys another relay holds.
 const RENEW_SCRIPT: &str = r"
 local taken = {}
-for _, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
+for i = 1, #KEYS, 2 do
+  local owner = redis.call('GET', KEYS[i])
   if not owner then
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+    redis.call('PEXPIRE', KEYS[i + 1], ARGV[3])
   elseif owner == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    redis.call('PEXPIRE', KEYS[i + 1], ARGV[3])
   else
-    table.insert(taken, key)
+    table.insert(taken, KEYS[i])
   end
 end
 return taken
 ";
 
-/// Deletes a claim if it is still this relay's: KEYS[1] the meeting key, ARGV[1] the relay's id.
+/// Takes over a meeting whose relay is gone: KEYS[1] the meeting key, ARGV[1] this relay's id,
+/// ARGV[2] the lease in ms, ARGV[3] the owner the directory showed ('' for none). Claims the
+/// code only if it is still as it was seen, so of several relays taking over at once one wins.
+const TAKE_OVER_SCRIPT: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if (not owner and ARGV[3] == '') or owner == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Deletes a claim and the meeting's state if the claim is still this relay's: KEYS[1] the
+/// meeting key, KEYS[2] its state key, ARGV[1] the relay's id.
 const RELEASE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  return redis.call('DEL', KEYS[1], KEYS[2])
 end
 return 0
 ";
@@ -157,6 +183,22 @@ pub enum Lookup {
     OwnerGone,
 }
 
+/// Where a meeting a client wants to resume (and this relay does not host) is.
+#[derive(Debug)]
+pub enum ResumeLookup {
+    /// Nowhere: no relay claims it and no state is kept.
+    Unknown,
+    /// Another relay hosts it and is alive.
+    Elsewhere(RelayRecord),
+    /// Its relay is gone (or silent for [`OWNER_SILENCE`]) and its state is here: this relay
+    /// may take it over, if the claim is still held by `owner` (`None`: by nobody).
+    Orphaned { record: Box<MeetingRecord>, owner: Option<String> },
+}
+
+/// A relay whose registration was not renewed for this long counts as gone, before its lease
+/// runs out: three heartbeats missed.
+pub const OWNER_SILENCE: Duration = Duration::from_secs(6);
+
 /// One relay's handle on the cluster directory.
 #[derive(Debug)]
 pub struct Directory {
@@ -173,8 +215,12 @@ pub struct Directory {
     relays: Mutex<Vec<RelayRecord>>,
     releases: mpsc::Sender<String>,
     stats: Arc<Stats>,
+    /// How long a meeting's state outlives its relay's last renewal: long enough for its
+    /// participants to resume elsewhere within their grace window.
+    state_ttl: Duration,
     renew: redis::Script,
     release: redis::Script,
+    take_over: redis::Script,
 }
 
 impl Directory {
@@ -186,6 +232,7 @@ impl Directory {
         fingerprint: Fingerprint,
         capacity: usize,
         max_meetings: usize,
+        resume_grace: Duration,
         stats: Arc<Stats>,
     ) -> Result<(Arc<Self>, mpsc::Receiver<String>), redis::RedisError> {
         let client = redis::Client::open(redis_url)?;
@@ -201,8 +248,10 @@ impl Directory {
             relays: Mutex::new(Vec::new()),
             releases,
             stats,
+            state_ttl: resume_grace + 2 * LEASE,
             renew: redis::Script::new(RENEW_SCRIPT),
             release: redis::Script::new(RELEASE_SCRIPT),
+            take_over: redis::Script::new(TAKE_OVER_SCRIPT),
         };
         Ok((Arc::new(directory), release_rx))
     }
@@ -230,6 +279,16 @@ impl Directory {
             capacity: self.capacity,
             accepting: participants < self.capacity && meetings < self.max_meetings,
         }
+    }
+
+    /// The other relays of the cluster, as `WELCOME` lists them.
+    pub fn other_relays(&self) -> Vec<ClusterRelay> {
+        lock(&self.relays)
+            .iter()
+            .filter(|r| r.id != self.id)
+            .take(MAX_LISTED_RELAYS)
+            .map(|r| ClusterRelay { relay: r.address.clone(), fingerprint: r.fingerprint })
+            .collect()
     }
 
     /// The relay a new meeting should be created on instead of this one, if any.
@@ -303,6 +362,90 @@ impl Directory {
         .await
     }
 
+    /// Where meeting `code` (not hosted here) is, for a `RESUME`: with a relay that is alive, or
+    /// orphaned with the state to take it over.
+    pub async fn locate_for_resume(&self, code: &str) -> Result<ResumeLookup, DirectoryError> {
+        let id = self.id.as_str();
+        self.request(async |mut c| {
+            let owner: Option<String> = bounded(redis::cmd("GET").arg(meeting_key(code)).query_async(&mut c)).await?;
+            if let Some(owner) = owner.as_deref().filter(|o| *o != id) {
+                let (record, ttl_ms): (Option<String>, i64) = bounded(
+                    redis::pipe()
+                        .cmd("GET")
+                        .arg(relay_key(owner))
+                        .cmd("PTTL")
+                        .arg(relay_key(owner))
+                        .query_async(&mut c),
+                )
+                .await?;
+                let renewed_lately = ttl_ms > (LEASE - OWNER_SILENCE).as_millis() as i64;
+                if let (Some(record), true) = (record.as_deref().and_then(parse_record), renewed_lately) {
+                    return Ok(ResumeLookup::Elsewhere(record));
+                }
+            }
+            let state: Option<String> = bounded(redis::cmd("GET").arg(state_key(code)).query_async(&mut c)).await?;
+            let record = state.and_then(|json| match serde_json::from_str::<MeetingRecord>(&json) {
+                Ok(record) if record.format == RECORD_FORMAT && record.code == code => Some(record),
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(meeting = code, "the directory's state of this meeting cannot be read: {e}");
+                    None
+                }
+            });
+            Ok(match record {
+                Some(record) => ResumeLookup::Orphaned { record: Box::new(record), owner },
+                None => ResumeLookup::Unknown,
+            })
+        })
+        .await
+    }
+
+    /// Claims orphaned meeting `code` for this relay if the directory still shows `owner` as
+    /// its owner; `false` if another relay was quicker.
+    pub async fn take_over(&self, code: &str, owner: Option<&str>) -> Result<bool, DirectoryError> {
+        let (id, script) = (self.id.as_str(), &self.take_over);
+        let taken = self
+            .request(async |mut c| {
+                let lease_ms = LEASE.as_millis() as u64;
+                let won: i64 = bounded(
+                    script.key(meeting_key(code)).arg(id).arg(lease_ms).arg(owner.unwrap_or("")).invoke_async(&mut c),
+                )
+                .await?;
+                Ok(won == 1)
+            })
+            .await?;
+        if taken {
+            Stats::inc(&self.stats.directory_takeovers);
+        }
+        Ok(taken)
+    }
+
+    /// Copies the state of the meetings that changed since the last copy, so another relay can
+    /// take them over if this one dies.
+    async fn save_states(&self, shared: &Shared) {
+        let changed: Vec<_> = shared.meetings().into_iter().filter(|m| m.take_unsaved_in_directory()).collect();
+        if changed.is_empty() || !self.is_available() {
+            for meeting in &changed {
+                meeting.mark_unsaved_in_directory();
+            }
+            return;
+        }
+        let ttl_ms = self.state_ttl.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for meeting in &changed {
+            if let Some(record) = meeting.record() {
+                let json = serde_json::to_string(&record).expect("a meeting record serialises");
+                pipe.cmd("SET").arg(state_key(&meeting.code)).arg(json).arg("PX").arg(ttl_ms).ignore();
+            }
+        }
+        let saved = self.request(async |mut c| bounded(pipe.query_async::<()>(&mut c)).await).await;
+        if saved.is_err() {
+            for meeting in &changed {
+                meeting.mark_unsaved_in_directory();
+            }
+        }
+    }
+
     /// Draws a random code no relay of the cluster uses and claims it for this relay.
     pub async fn claim_new_code(&self, shared: &Shared) -> Result<String, DirectoryError> {
         let id = self.id.as_str();
@@ -343,8 +486,7 @@ impl Directory {
     /// available or away by the outcome.
     async fn heartbeat(&self, shared: &Shared, first: bool) {
         match self.try_heartbeat(shared).await {
-            Ok(relays) => {
-                *lock(&self.relays) = relays;
+            Ok(()) => {
                 self.stats.directory_available.store(1, Relaxed);
                 if !self.available.swap(true, Relaxed) {
                     info!(relay = %self.id, "meeting directory reachable: relay registered");
@@ -360,8 +502,28 @@ impl Directory {
         }
     }
 
-    async fn try_heartbeat(&self, shared: &Shared) -> Result<Vec<RelayRecord>, DirectoryError> {
+    /// Reads the other relays (kept before this relay registers, so that once it shows in the
+    /// directory it knows those that were there), registers this relay and renews its claims.
+    async fn try_heartbeat(&self, shared: &Shared) -> Result<(), DirectoryError> {
         let mut c = self.open_connection().await?;
+        let ids: Vec<String> = bounded(redis::cmd("SMEMBERS").arg(RELAYS_KEY).query_async(&mut c)).await?;
+        let mut relays = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let keys: Vec<String> = ids.iter().map(|id| relay_key(id)).collect();
+            let records: Vec<Option<String>> = bounded(redis::cmd("MGET").arg(&keys).query_async(&mut c)).await?;
+            let mut gone = Vec::new();
+            for (id, record) in ids.into_iter().zip(records) {
+                match record.as_deref().and_then(parse_record) {
+                    Some(record) => relays.push(record),
+                    None => gone.push(id),
+                }
+            }
+            if !gone.is_empty() {
+                let _: () = bounded(redis::cmd("SREM").arg(RELAYS_KEY).arg(&gone).query_async(&mut c)).await?;
+            }
+        }
+        *lock(&self.relays) = relays;
+
         let me = self.own_record();
         let json = serde_json::to_string(&me).expect("a relay record serialises");
         let lease_ms = LEASE.as_millis() as u64;
@@ -384,33 +546,16 @@ impl Directory {
         for batch in codes.chunks(RENEW_BATCH) {
             let mut invocation = self.renew.prepare_invoke();
             for code in batch {
-                invocation.key(meeting_key(code));
+                invocation.key(meeting_key(code)).key(state_key(code));
             }
-            invocation.arg(&self.id).arg(lease_ms);
+            invocation.arg(&self.id).arg(lease_ms).arg(self.state_ttl.as_millis() as u64);
             let taken: Vec<String> = bounded(invocation.invoke_async(&mut c)).await?;
             for key in taken {
                 Stats::inc(&self.stats.directory_conflicts);
                 warn!(meeting = key.trim_start_matches("parlor:meeting:"), "another relay claimed this meeting's code");
             }
         }
-        let ids: Vec<String> = bounded(redis::cmd("SMEMBERS").arg(RELAYS_KEY).query_async(&mut c)).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = ids.iter().map(|id| relay_key(id)).collect();
-        let records: Vec<Option<String>> = bounded(redis::cmd("MGET").arg(&keys).query_async(&mut c)).await?;
-        let mut relays = Vec::with_capacity(ids.len());
-        let mut gone = Vec::new();
-        for (id, record) in ids.into_iter().zip(records) {
-            match record.as_deref().and_then(parse_record) {
-                Some(record) => relays.push(record),
-                None => gone.push(id),
-            }
-        }
-        if !gone.is_empty() {
-            let _: () = bounded(redis::cmd("SREM").arg(RELAYS_KEY).arg(&gone).query_async(&mut c)).await?;
-        }
-        Ok(relays)
+        Ok(())
     }
 
     async fn release_claim(&self, code: &str) {
@@ -418,7 +563,8 @@ impl Directory {
         let release = &self.release;
         let _ = self
             .request(async |mut c| {
-                let _: i64 = bounded(release.key(meeting_key(code)).arg(id).invoke_async(&mut c)).await?;
+                let _: i64 =
+                    bounded(release.key(meeting_key(code)).key(state_key(code)).arg(id).invoke_async(&mut c)).await?;
                 Ok(())
             })
             .await;
@@ -469,8 +615,9 @@ async fn bounded<T>(op: impl std::future::Future<Output = redis::RedisResult<T>>
     }
 }
 
-/// The directory's task: a heartbeat every [`HEARTBEAT`] (the first at once), claims of ended
-/// meetings deleted as they come, and the relay's registration deleted when it stops.
+/// The directory's task: a heartbeat every [`HEARTBEAT`] (the first at once), the state of
+/// meetings that changed copied every [`STATE_FLUSH`], claims of ended meetings deleted as they
+/// come, and the relay's registration deleted when it stops.
 pub async fn run(
     shared: Arc<Shared>,
     directory: Arc<Directory>,
@@ -479,10 +626,13 @@ pub async fn run(
 ) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush = tokio::time::interval(STATE_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = flush.tick() => directory.save_states(&shared).await,
             _ = heartbeat.tick() => {
                 directory.heartbeat(&shared, first).await;
                 first = false;

@@ -392,6 +392,7 @@ impl FileConn {
             sha256: up.sha256.clone(),
             sender_id: up.participant,
             sender_name: up.sender_name.clone(),
+            lost: false,
         };
         if let Err(e) = meeting.publish_file(&self.shared, SpooledFile { info, path: path.clone() }) {
             remove_file(&path).await;

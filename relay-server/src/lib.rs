@@ -153,6 +153,7 @@ impl Relay {
                     fingerprint,
                     config.capacity,
                     config.max_meetings,
+                    config.resume_grace,
                     stats.clone(),
                 )
                 // The URL may hold a password: the error names neither.

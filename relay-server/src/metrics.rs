@@ -42,7 +42,7 @@ struct RelayCollector {
 impl Collector for RelayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.stats.snapshot();
-        let counters: [(&str, &str, u64); 30] = [
+        let counters: [(&str, &str, u64); 31] = [
             ("parlor_meetings_created", "Meetings created", s.meetings_created),
             ("parlor_participants_joined", "Participants admitted (hosts included)", s.participants_joined),
             ("parlor_knocks", "Knocks that reached a host", s.knocks),
@@ -77,6 +77,7 @@ impl Collector for RelayCollector {
             ("parlor_directory_claims", "Meeting codes claimed in the cluster directory", s.directory_claims),
             ("parlor_directory_conflicts", "Codes hosted here found claimed by another relay", s.directory_conflicts),
             ("parlor_directory_failures", "Cluster directory operations that failed", s.directory_failures),
+            ("parlor_failovers", "Meetings of a dead relay taken over here", s.directory_takeovers),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);

@@ -286,6 +286,8 @@ pub(crate) struct Stats {
     pub directory_conflicts: AtomicU64,
     /// Directory operations that failed (Redis unreachable, slow or answering nonsense).
     pub directory_failures: AtomicU64,
+    /// Meetings of a relay that died, taken over here when a participant resumed.
+    pub directory_takeovers: AtomicU64,
     /// 1 while the cluster directory answers (0 without one, or while it is lost).
     pub directory_available: AtomicU64,
     limits_hit: [AtomicU64; LimitHit::COUNT],
@@ -370,6 +372,7 @@ impl Stats {
             directory_claims: self.directory_claims.load(Relaxed),
             directory_conflicts: self.directory_conflicts.load(Relaxed),
             directory_failures: self.directory_failures.load(Relaxed),
+            directory_takeovers: self.directory_takeovers.load(Relaxed),
             directory_available: self.directory_available.load(Relaxed),
             limits_hit: std::array::from_fn(|i| self.limits_hit[i].load(Relaxed)),
         }
@@ -437,6 +440,8 @@ pub struct StatsSnapshot {
     pub directory_conflicts: u64,
     /// Directory operations that failed (cumulative).
     pub directory_failures: u64,
+    /// Meetings of a dead relay taken over here (cumulative): failovers.
+    pub directory_takeovers: u64,
     /// 1 while the cluster directory answers.
     pub directory_available: u64,
     /// Requests refused by each limit, indexed like [`LimitHit::ALL`]; see [`Self::limit_hits`].

@@ -415,6 +415,7 @@ mod tests {
             sha256: "ab".into(),
             sender_id: 2,
             sender_name: "Bob".into(),
+            lost: false,
         };
         let offer = SessionEvent::FileOffer { file };
         let Some(UiEvent::FileDone(d)) = t.remote_upload_done(&offer) else { panic!("expected done") };
@@ -447,6 +448,7 @@ mod tests {
             sha256: "ab".into(),
             sender_id: 2,
             sender_name: "Bob".into(),
+            lost: false,
         };
         assert!(t.remote_upload_done(&SessionEvent::FileOffer { file }).is_none());
     }

@@ -155,6 +155,9 @@ pub struct FileInfo {
     #[ts(type = "ParticipantId")]
     pub sender_id: ParticipantId,
     pub sender_name: String,
+    /// The relay that held it stopped and another took the meeting over: it cannot be
+    /// downloaded any more.
+    pub lost: bool,
 }
 
 impl From<pc::FileInfo> for FileInfo {
@@ -166,6 +169,7 @@ impl From<pc::FileInfo> for FileInfo {
             sha256: f.sha256,
             sender_id: f.sender_id,
             sender_name: f.sender_name,
+            lost: f.lost,
         }
     }
 }

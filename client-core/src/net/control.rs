@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use protocol::control::ErrorCode;
+use protocol::control::{ClusterRelay, ErrorCode};
 use protocol::fingerprint::Fingerprint;
 use protocol::framing::ControlFrames;
 use protocol::hop::HopSecret;
@@ -14,6 +14,9 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use super::tls::{RelayCertificate, RelayTrust, TlsStream};
+
+/// Relays of a cluster a client keeps, at most (a relay lists 16).
+const MAX_CLUSTER_RELAYS: usize = 16;
 
 /// A framed control connection.
 pub type ControlConn = Framed<TlsStream, ControlFrames>;
@@ -70,6 +73,8 @@ pub struct Handshake {
     pub certificate: RelayCertificate,
     /// The keys of our media datagrams, exported from this connection's TLS session.
     pub hop: HopSecret,
+    /// The other relays of its cluster (none for a relay alone): where to resume if it dies.
+    pub cluster: Vec<ClusterRelay>,
 }
 
 impl Handshake {
@@ -111,11 +116,12 @@ async fn connect_inner(
             Some(frame) => frame??,
         };
         match msg {
-            ControlMessage::Welcome { protocol_version, udp_port, server_name } => {
+            ControlMessage::Welcome { protocol_version, udp_port, server_name, relays } => {
                 if protocol_version != PROTOCOL_VERSION {
                     return Err(ConnectError::Version(protocol_version));
                 }
-                return Ok((conn, Handshake { relay_addr, udp_port, server_name, certificate, hop }));
+                let cluster = relays.into_iter().take(MAX_CLUSTER_RELAYS).collect();
+                return Ok((conn, Handshake { relay_addr, udp_port, server_name, certificate, hop, cluster }));
             }
             ControlMessage::Error { code, message, .. } => return Err(ConnectError::Refused { code, message }),
             ControlMessage::Ping { nonce } => conn.send(ControlMessage::Pong { nonce }).await?,

@@ -136,6 +136,13 @@ enum Exit {
     },
 }
 
+/// What a relay answered a `RESUME`.
+enum ResumeAnswer {
+    Resumed(ControlConn, Handshake, MeetingWelcome),
+    /// Another relay of the cluster hosts the meeting.
+    Redirected(String, protocol::fingerprint::Fingerprint),
+}
+
 /// Why one resume attempt did not take the seat back.
 enum AttemptError {
     /// The relay has no seat for us (the grace window passed): stop trying.
@@ -929,8 +936,12 @@ impl ControlTask {
             }
             schedule.on_attempt(Instant::now().into_std());
             match self.attempt_resume().await {
-                Ok((conn, handshake, welcome)) => {
+                Ok((conn, handshake, relay, welcome)) => {
+                    if relay != self.relay {
+                        tracing::info!(from = %self.relay, to = %relay, "seat taken back on another relay of the cluster");
+                    }
                     self.conn = conn;
+                    self.relay = relay;
                     self.handshake = handshake;
                     self.last_heard = Instant::now();
                     // The relay routes our datagrams under the new connection's keys now.
@@ -992,9 +1003,12 @@ impl ControlTask {
         }
     }
 
-    /// One attempt: a new control connection to the same relay (the same certificate), then
-    /// `RESUME` with our secret.
-    async fn attempt_resume(&mut self) -> Result<(ControlConn, Handshake, MeetingWelcome), AttemptError> {
+    /// One attempt: `RESUME` with our secret on a new control connection to the relay we were
+    /// on (the same certificate); if that fails, on each other relay of its cluster in turn
+    /// (each pinned to the certificate the cluster listed), following a `REDIRECT` to the relay
+    /// that hosts the meeting now. A relay of the cluster takes over the meeting of one that
+    /// died (docs/protocol.md §3.9). Returns the relay that took the seat back.
+    async fn attempt_resume(&mut self) -> Result<(ControlConn, Handshake, String, MeetingWelcome), AttemptError> {
         let Some(meeting) = self.in_meeting() else { return Err(AttemptError::Refused("not in a meeting".into())) };
         let resume = ControlMessage::Resume {
             code: meeting.welcome.code.clone(),
@@ -1002,16 +1016,44 @@ impl ControlTask {
             resume_secret: meeting.welcome.resume_secret.clone(),
             last_chat_id: meeting.chat.last_seen(),
         };
+        let pinned = |fingerprint| RelayTrust { expected: Some(fingerprint), ..self.options.trust.clone() };
         // The relay we were talking to, not whoever answers at its address now.
-        let trust = match self.handshake.certificate.invitation_pin() {
-            Some(pin) => RelayTrust { expected: Some(pin), ..self.options.trust.clone() },
+        let own_trust = match self.handshake.certificate.invitation_pin() {
+            Some(pin) => pinned(pin),
             None => self.options.trust.clone(),
         };
+        let mut candidates: std::collections::VecDeque<(String, RelayTrust)> =
+            std::iter::once((self.relay.clone(), own_trust))
+                .chain(self.handshake.cluster.iter().map(|r| (r.relay.clone(), pinned(r.fingerprint))))
+                .collect();
+        let mut tried: Vec<String> = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
+        while let Some((relay, trust)) = candidates.pop_front() {
+            if tried.iter().any(|t| t.eq_ignore_ascii_case(&relay)) {
+                continue;
+            }
+            tried.push(relay.clone());
+            match self.resume_at(&relay, &trust, &resume).await {
+                Ok(ResumeAnswer::Resumed(conn, handshake, welcome)) => return Ok((conn, handshake, relay, welcome)),
+                Ok(ResumeAnswer::Redirected(to, fingerprint)) => candidates.push_front((to, pinned(fingerprint))),
+                Err(AttemptError::Refused(why)) => return Err(AttemptError::Refused(why)),
+                Err(AttemptError::Failed(why)) => failures.push(format!("{relay}: {why}")),
+            }
+        }
+        Err(AttemptError::Failed(failures.join("; ")))
+    }
+
+    /// `RESUME` at one relay.
+    async fn resume_at(
+        &self,
+        relay: &str,
+        trust: &RelayTrust,
+        resume: &ControlMessage,
+    ) -> Result<ResumeAnswer, AttemptError> {
         let deadline = Instant::now() + RESUME_ATTEMPT_TIMEOUT;
-        let connecting =
-            crate::net::control::connect(&self.relay, &trust, &self.options.client_name, RESUME_ATTEMPT_TIMEOUT);
+        let connecting = crate::net::control::connect(relay, trust, &self.options.client_name, RESUME_ATTEMPT_TIMEOUT);
         let (mut conn, handshake) = connecting.await.map_err(|e| AttemptError::Failed(e.to_string()))?;
-        conn.send(resume).await.map_err(|e| AttemptError::Failed(format!("cannot send RESUME: {e}")))?;
+        conn.send(resume.clone()).await.map_err(|e| AttemptError::Failed(format!("cannot send RESUME: {e}")))?;
         loop {
             let frame = tokio::time::timeout_at(deadline, conn.next())
                 .await
@@ -1026,7 +1068,10 @@ impl ControlTask {
             let mut msg = msg;
             msg.sanitize_names();
             match msg {
-                ControlMessage::Resumed(welcome) => return Ok((conn, handshake, welcome)),
+                ControlMessage::Resumed(welcome) => return Ok(ResumeAnswer::Resumed(conn, handshake, welcome)),
+                ControlMessage::Redirect { relay, fingerprint, .. } => {
+                    return Ok(ResumeAnswer::Redirected(relay, fingerprint))
+                }
                 ControlMessage::Error { code: ErrorCode::ResumeRefused, message, .. } => {
                     return Err(AttemptError::Refused(message))
                 }
@@ -1138,6 +1183,10 @@ impl ControlTask {
             self.events.error(format!("no file {file_id} has been offered"));
             return;
         };
+        if info.lost {
+            self.events.error(format!("{} is no longer available: the relay that held it stopped", info.name));
+            return;
+        }
         if self
             .transfers
             .values()

@@ -250,16 +250,19 @@ pub fn key_blob() -> impl Strategy<Value = String> {
 }
 
 pub fn file_info() -> impl Strategy<Value = FileInfo> {
-    (wide_u64(), text(0..24), wide_u64(), prop_oneof!["[0-9a-f]{64}", text(0..8)], any::<u32>(), text(0..16)).prop_map(
-        |(file_id, name, size, sha256, sender_id, sender_name)| FileInfo {
+    (
+        (wide_u64(), text(0..24), wide_u64()),
+        (prop_oneof!["[0-9a-f]{64}", text(0..8)], any::<u32>(), text(0..16), any::<bool>()),
+    )
+        .prop_map(|((file_id, name, size), (sha256, sender_id, sender_name, lost))| FileInfo {
             file_id,
             name,
             size,
             sha256,
             sender_id,
             sender_name,
-        },
-    )
+            lost,
+        })
 }
 
 pub fn chat_message() -> impl Strategy<Value = ChatMessage> {
@@ -349,11 +352,19 @@ pub fn control_message() -> BoxedStrategy<ControlMessage> {
     prop_oneof![
         (any::<u16>(), text(0..32))
             .prop_map(|(protocol_version, client_name)| M::Hello { protocol_version, client_name }),
-        (any::<u16>(), any::<u16>(), text(0..32)).prop_map(|(protocol_version, udp_port, server_name)| M::Welcome {
-            protocol_version,
-            udp_port,
-            server_name
-        }),
+        (any::<u16>(), any::<u16>(), text(0..32), proptest::collection::vec((text(0..24), any::<[u8; 32]>()), 0..3))
+            .prop_map(|(protocol_version, udp_port, server_name, relays)| M::Welcome {
+                protocol_version,
+                udp_port,
+                server_name,
+                relays: relays
+                    .into_iter()
+                    .map(|(relay, fp)| protocol::control::ClusterRelay {
+                        relay,
+                        fingerprint: protocol::fingerprint::Fingerprint(fp)
+                    })
+                    .collect(),
+            }),
         (text(0..32), public_key())
             .prop_map(|(display_name, media_public_key)| M::CreateMeeting { display_name, media_public_key }),
         (code(), text(0..32), public_key()).prop_map(|(code, display_name, media_public_key)| M::JoinRequest {
@@ -488,6 +499,7 @@ pub fn one_of_each() -> Vec<ControlMessage> {
         sha256: "ab".repeat(32),
         sender_id: 1,
         sender_name: "Ada".into(),
+        lost: false,
     };
     let chat = ChatMessage {
         id: 1,
@@ -500,7 +512,15 @@ pub fn one_of_each() -> Vec<ControlMessage> {
     };
     vec![
         M::Hello { protocol_version: 1, client_name: "test".into() },
-        M::Welcome { protocol_version: 1, udp_port: 7001, server_name: "relay".into() },
+        M::Welcome {
+            protocol_version: 1,
+            udp_port: 7001,
+            server_name: "relay".into(),
+            relays: vec![protocol::control::ClusterRelay {
+                relay: "relay-2.example.org:5000".into(),
+                fingerprint: protocol::fingerprint::Fingerprint([0x3c; 32]),
+            }],
+        },
         M::CreateMeeting { display_name: "Ada".into(), media_public_key: "0e".repeat(32) },
         M::JoinRequest { code: "123456".into(), display_name: "Grace".into(), media_public_key: "0f".repeat(32) },
         M::Waiting { code: "123456".into(), request_id: 3 },

@@ -1566,6 +1566,7 @@ mod tests {
                 sha256: "00".repeat(32),
                 sender_id,
                 sender_name: "Host".into(),
+                lost: false,
             },
             path: PathBuf::from(format!("/nonexistent/{file_id}")),
         }

@@ -172,9 +172,14 @@ pub(crate) struct Meeting {
     uploads_in_flight: Mutex<BTreeMap<u64, UploadRecord>>,
     /// Set when something a restart must keep changed since the record was last taken.
     unsaved: AtomicBool,
+    /// The same mark for the copy a cluster directory keeps ([`crate::directory`]).
+    unsaved_in_directory: AtomicBool,
     /// Held while the meeting's record is written and while its spool is deleted, so the
     /// record of a meeting that ended is never written back.
     pub record_lock: tokio::sync::Mutex<()>,
+    /// Files offered before this relay took the meeting over from one that died: they stayed
+    /// there. Each participant resuming here is told so (`FILE_OFFER` with `lost`).
+    pub lost_files: Mutex<Vec<FileInfo>>,
 }
 
 impl Meeting {
@@ -189,7 +194,9 @@ impl Meeting {
             uploads_changed: Notify::new(),
             uploads_in_flight: Mutex::new(BTreeMap::new()),
             unsaved: AtomicBool::new(true),
+            unsaved_in_directory: AtomicBool::new(true),
             record_lock: tokio::sync::Mutex::new(()),
+            lost_files: Mutex::new(Vec::new()),
         }
     }
 
@@ -208,9 +215,20 @@ impl Meeting {
         self.unsaved.swap(false, Ordering::AcqRel)
     }
 
-    /// Marks the record as not yet written (a write failed).
+    /// Whether the record changed since the directory last copied it (which clears the mark).
+    pub fn take_unsaved_in_directory(&self) -> bool {
+        self.unsaved_in_directory.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the directory's copy as not yet written (a write failed).
+    pub fn mark_unsaved_in_directory(&self) {
+        self.unsaved_in_directory.store(true, Ordering::Release);
+    }
+
+    /// Marks the record as not yet written (it changed, or a write failed).
     pub fn mark_unsaved(&self) {
         self.unsaved.store(true, Ordering::Release);
+        self.unsaved_in_directory.store(true, Ordering::Release);
     }
 
     /// Runs `op` on the core and carries out what it asked for. Returns `op`'s result and

@@ -30,6 +30,9 @@ use crate::stats::Stats;
 /// nearly full.
 const CODE_ATTEMPTS: usize = 64;
 
+/// Offers of files lost in a failover that a resuming participant is told about, at most.
+const LOST_FILES_KEPT: usize = 1000;
+
 /// The relay-wide counters of ids, kept across a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IdCounters {
@@ -110,6 +113,7 @@ impl Shared {
         directory: Option<Arc<Directory>>,
     ) -> Self {
         let addresses = AddressLimiter::new(config.address_rates, config.address_table_len);
+        let first_participant_id = if directory.is_some() { OsRng.gen_range(1..=u32::MAX) } else { 1 };
         Self {
             addresses: Mutex::new(addresses),
             connections: Mutex::new(ConnectionCounts::default()),
@@ -122,7 +126,8 @@ impl Shared {
             directory,
             registry: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
-            participant_ids: Mutex::new(ParticipantIds::starting_at(1)),
+            // In a cluster a meeting may move here with its ids: relays count from far apart.
+            participant_ids: Mutex::new(ParticipantIds::starting_at(first_participant_id)),
             next_request_id: AtomicU64::new(1),
             next_meeting_id: AtomicU64::new(1),
             next_file_id: AtomicU64::new(1),
@@ -197,6 +202,36 @@ impl Shared {
         Stats::inc(&self.stats.meetings_live);
         meeting.run(self, |_, _| ());
         info!(meeting = %meeting.code, meeting_id, "meeting restored after a restart");
+        Some(meeting)
+    }
+
+    /// Brings a meeting of a relay that died here (a cluster's failover), its seats held for
+    /// the grace window. It gets an id of this relay; its files stayed on the dead relay, so
+    /// their offers are marked lost (in the chat too) and uploads in progress are dropped.
+    /// `None` if it cannot be hosted here (full, its code in use, a seat's id taken).
+    pub fn take_over_meeting(&self, mut record: MeetingRecord) -> Option<Arc<Meeting>> {
+        {
+            let ids = lock(&self.participant_ids);
+            if record.members.iter().any(|m| ids.live.contains(&m.participant.id)) {
+                tracing::warn!(meeting = %record.code, "a seat of the meeting to take over has an id in use here");
+                return None;
+            }
+        }
+        record.meeting_id = self.next_meeting_id.fetch_add(1, Relaxed);
+        for file in &mut record.files {
+            file.lost = true;
+        }
+        for message in &mut record.chat {
+            if let Some(file) = &mut message.file {
+                file.lost = true;
+            }
+        }
+        let mut lost_files = std::mem::take(&mut record.files);
+        lost_files.truncate(LOST_FILES_KEPT);
+        record.uploads.clear();
+        let until = Instant::now() + self.config.resume_grace;
+        let meeting = self.restore_meeting(record, until)?;
+        *lock(&meeting.lost_files) = lost_files;
         Some(meeting)
     }
 

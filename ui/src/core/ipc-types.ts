@@ -145,7 +145,12 @@ export type FileInfo = { fileId: number, name: string, size: number,
 /**
  * Lower-case hex SHA-256 of the whole file.
  */
-sha256: string, senderId: ParticipantId, senderName: string, };
+sha256: string, senderId: ParticipantId, senderName: string, 
+/**
+ * The relay that held it stopped and another took the meeting over: it cannot be
+ * downloaded any more.
+ */
+lost: boolean, };
 
 export type FileOffer = { file: FileInfo, };
 

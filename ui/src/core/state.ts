@@ -734,7 +734,12 @@ function onEvent(state: AppState, event: SessionEvent, nowMs: number): AppState 
       return onChat(state, event.payload.message, nowMs);
     case "file-offer": {
       const f = event.payload.file;
-      return withMeeting(state, (m) => (m.files[f.fileId] ? m : { ...m, files: boundedRecord({ ...m.files, [f.fileId]: offeredFile(f, m.selfId) }, LIMITS.files) }));
+      return withMeeting(state, (m) => {
+        const known = m.files[f.fileId];
+        // An offer seen again as lost (its relay died and another took the meeting over).
+        if (known) return f.lost && !known.info.lost ? { ...m, files: { ...m.files, [f.fileId]: { ...known, info: f } } } : m;
+        return { ...m, files: boundedRecord({ ...m.files, [f.fileId]: offeredFile(f, m.selfId) }, LIMITS.files) };
+      });
     }
     case "file-progress":
       return onFileProgress(state, event.payload);

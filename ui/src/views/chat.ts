@@ -213,7 +213,8 @@ function updateFileCard(card: HTMLElement, f: SharedFile): void {
           : f.status === "saved"
             ? " · Saved"
             : " · Not saved";
-  setText(q(".file-status"), status);
+  const lost = f.info.lost && f.status !== "saved" && f.status !== "sent";
+  setText(q(".file-status"), lost ? " · No longer available: the relay that held it stopped" : status);
   const verified = q<HTMLElement>(".verified");
   show(verified, f.verified && (f.status === "saved" || f.status === "sent"));
   setAttr(verified, "title", `SHA-256 ${f.info.sha256}${f.status === "sent" ? " (checked by the relay)" : " (checked on this computer)"}`);
@@ -225,7 +226,7 @@ function updateFileCard(card: HTMLElement, f: SharedFile): void {
   setText(err, f.error ? `${f.error.title}. ${f.error.detail}` : "");
   const save = card.querySelector<HTMLButtonElement>("[data-testid^=file-save]")!;
   const open = card.querySelector<HTMLButtonElement>("[data-testid^=file-open]")!;
-  show(save, f.status === "offered" || f.status === "failed");
+  show(save, !lost && (f.status === "offered" || f.status === "failed"));
   setText(save.lastElementChild!, f.status === "failed" ? "Try again" : "Save");
   show(open, f.status === "saved" && f.path !== null);
   if (f.path) {
