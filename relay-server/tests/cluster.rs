@@ -250,3 +250,110 @@ async fn without_redis_a_relay_keeps_its_meetings_and_registers_again_when_it_is
     wait_for_owner(&redis, &code, Some(&a)).await;
     expect_redirect(&mut joiner, join_request(&code, "Joiner"), &a).await;
 }
+
+/// The meeting state the directory keeps for `code`.
+async fn state_json(redis: &RedisServer, code: &str) -> Option<String> {
+    let mut c = redis_connection(redis).await;
+    redis::cmd("GET").arg(format!("parlor:state:{code}")).query_async(&mut c).await.expect("GET")
+}
+
+fn resume(welcome: &protocol::control::MeetingWelcome, secret: protocol::control::Secret) -> ControlMessage {
+    ControlMessage::Resume {
+        code: welcome.code.clone(),
+        participant_id: welcome.participant_id,
+        resume_secret: secret,
+        last_chat_id: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_resume_for_a_meeting_whose_relay_is_gone_moves_it_to_one_relay() {
+    let redis = RedisServer::start().expect("redis-server");
+    let a = start_registered(cluster_config(&redis)).await;
+    let b = start_registered(cluster_config(&redis)).await;
+    let c = start_registered(cluster_config(&redis)).await;
+    let members = common::meeting(&a, &["Host", "Member"]).await;
+    let (host, member) = (&members[0].welcome, &members[1].welcome);
+    let code = host.code.clone();
+    let (host, member) = (host.clone(), member.clone());
+    let (host, member) = (&host, &member);
+    let mut clients = members.into_iter().map(|m| m.client);
+    let (mut host_conn, mut member_conn) = (clients.next().unwrap(), clients.next().unwrap());
+    host_conn.chat("before the failover").await;
+    member_conn.recv_until(|m| matches!(m, ControlMessage::Chat { .. })).await;
+    // The directory holds the meeting's state once a flush followed the chat.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let state = loop {
+        if let Some(state) = state_json(&redis, &code).await.filter(|s| s.contains("before the failover")) {
+            break state;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no state of {code} in the directory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // While A lives, a RESUME through B is sent to A.
+    let mut probe = Client::connect(&b).await;
+    expect_redirect(&mut probe, resume(host, host.resume_secret.clone()), &a).await;
+
+    // A dies: what it leaves in the directory is its claim and the meeting's state (its
+    // registration is gone). A graceful stop would end the meeting, so the state is put back.
+    let a_address = a.public_address().unwrap().to_string();
+    drop((host_conn, member_conn));
+    a.shutdown().await;
+    let mut conn = redis_connection(&redis).await;
+    let _: () =
+        redis::cmd("SET").arg(format!("parlor:meeting:{code}")).arg(&a_address).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET").arg(format!("parlor:state:{code}")).arg(&state).query_async(&mut conn).await.unwrap();
+
+    // A wrong secret moves nothing.
+    let mut intruder = Client::connect(&b).await;
+    intruder.send(resume(host, protocol::control::Secret::new("00".repeat(32)))).await;
+    intruder.expect_error(ErrorCode::ResumeRefused).await;
+    assert!(b.live_meeting_codes().is_empty());
+
+    // Host and member resume through B and C at once: one relay takes the meeting over, the
+    // other sends its resumer there.
+    let mut via_b = Client::connect(&b).await;
+    let mut via_c = Client::connect(&c).await;
+    via_b.send(resume(host, host.resume_secret.clone())).await;
+    via_c.send(resume(member, member.resume_secret.clone())).await;
+    let (answer_b, answer_c) = tokio::join!(via_b.recv(), via_c.recv());
+    let takeovers = b.stats().directory_takeovers + c.stats().directory_takeovers;
+    assert_eq!(takeovers, 1, "one relay took the meeting over");
+    let (winner, winner_name) = if b.stats().directory_takeovers == 1 { (&b, "B") } else { (&c, "C") };
+    let mut resumed = Vec::new();
+    for (answer, who) in [(answer_b, host), (answer_c, member)] {
+        match answer {
+            ControlMessage::Resumed(welcome) => resumed.push(welcome),
+            ControlMessage::Redirect { relay, fingerprint, code: Some(redirected) } => {
+                assert_eq!(Some(relay.as_str()), winner.public_address(), "redirected to {winner_name}");
+                assert_eq!(redirected, code);
+                let mut follow = Client::connect_to(winner.tcp_addr(), fingerprint).await;
+                follow.send(resume(who, who.resume_secret.clone())).await;
+                match follow.recv().await {
+                    ControlMessage::Resumed(welcome) => resumed.push(welcome),
+                    other => panic!("expected RESUMED at {winner_name}, got {other:?}"),
+                }
+            }
+            // The loser saw the claim change before the winner's registration was read.
+            ControlMessage::Error { code: ErrorCode::DirectoryUnavailable, .. } => {
+                let mut again = Client::connect(winner).await;
+                again.send(resume(who, who.resume_secret.clone())).await;
+                match again.recv().await {
+                    ControlMessage::Resumed(welcome) => resumed.push(welcome),
+                    other => panic!("expected RESUMED at {winner_name}, got {other:?}"),
+                }
+            }
+            other => panic!("expected RESUMED or REDIRECT, got {other:?}"),
+        }
+    }
+    assert_eq!(winner.live_meeting_codes(), vec![code.clone()]);
+    for welcome in &resumed {
+        assert_eq!(welcome.code, code);
+        assert_eq!(welcome.host_id, host.participant_id, "the host is still host");
+        assert!(welcome.chat_history.iter().any(|m| m.text == "before the failover"), "the chat history came along");
+    }
+    let ids: std::collections::BTreeSet<_> = resumed.iter().map(|w| w.participant_id).collect();
+    assert_eq!(ids, [host.participant_id, member.participant_id].into_iter().collect());
+    wait_for_owner(&redis, &code, Some(winner)).await;
+}
