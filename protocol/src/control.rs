@@ -391,11 +391,11 @@ pub enum ControlMessage {
     /// R→C: the seat is back (same participant id, no knock): the meeting as it is now, with
     /// the chat messages after `last_chat_id`.
     Resumed(MeetingWelcome),
-    /// R→C, instead of the answer to `CREATE_MEETING` or `JOIN_REQUEST`: another relay of the
+    /// R→C, instead of the answer to `CREATE_MEETING`, `JOIN_REQUEST` or `RESUME`: another relay of the
     /// same cluster takes this request (it hosts meeting `code`, or it is less loaded). The
     /// client opens a control connection to `relay` ("HOST:PORT"), accepts it only if its
     /// certificate's SHA-256 fingerprint is `fingerprint`, and sends the same request there.
-    /// `code` is the meeting's for a `JOIN_REQUEST`, absent for a `CREATE_MEETING`.
+    /// `code` is the meeting's for a `JOIN_REQUEST` or `RESUME`, absent for a `CREATE_MEETING`.
     Redirect {
         relay: String,
         fingerprint: crate::fingerprint::Fingerprint,

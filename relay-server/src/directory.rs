@@ -8,12 +8,19 @@
 //! | `parlor:relay:<id>` | the relay's [`RelayRecord`] as JSON: where clients reach it, its certificate's fingerprint, its load | [`LEASE`], renewed every [`HEARTBEAT`] |
 //! | `parlor:relays` | set of the ids of the relays that registered (expired ones are pruned by whoever lists them) | — |
 //! | `parlor:meeting:<code>` | the id of the relay hosting meeting `code` | [`LEASE`], renewed every [`HEARTBEAT`] while the meeting lives |
+//! | `parlor:state:<code>` | the meeting's record as JSON (roster with seat secrets, host, chat, files offered: what a restart keeps, `meeting::record`), written [`STATE_FLUSH`] after a change | the grace window + 2 × [`LEASE`], renewed with the claim |
 //!
 //! A relay's id is its public address (two relays cannot share one). A new meeting's code is
 //! claimed with `SET … NX`, so it is unique across the cluster; the owner renews its claims at
 //! each heartbeat (re-claiming a code whose lease ran out while Redis was away, and counting a
 //! conflict if another relay took it meanwhile) and deletes a claim when the meeting ends; a
 //! relay that dies stops renewing, and its registration and claims are gone within [`LEASE`].
+//!
+//! **Failover.** A `RESUME` for a meeting this relay does not host is answered with a redirect
+//! while the meeting's relay renews its registration ([`Directory::locate_for_resume`]); once
+//! that relay has been silent for [`OWNER_SILENCE`], the relay the seat holder reached claims
+//! the code with a compare-and-set ([`Directory::take_over`]: of several, one wins) and restores
+//! the meeting from its state, every seat held for the grace window.
 //!
 //! The control tasks ask the directory where a meeting they do not host is
 //! ([`Directory::lookup`]) and whether a new meeting belongs on a less loaded relay

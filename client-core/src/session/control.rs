@@ -138,7 +138,7 @@ enum Exit {
 
 /// What a relay answered a `RESUME`.
 enum ResumeAnswer {
-    Resumed(ControlConn, Handshake, MeetingWelcome),
+    Resumed(Box<(ControlConn, Handshake, MeetingWelcome)>),
     /// Another relay of the cluster hosts the meeting.
     Redirected(String, protocol::fingerprint::Fingerprint),
 }
@@ -1034,7 +1034,10 @@ impl ControlTask {
             }
             tried.push(relay.clone());
             match self.resume_at(&relay, &trust, &resume).await {
-                Ok(ResumeAnswer::Resumed(conn, handshake, welcome)) => return Ok((conn, handshake, relay, welcome)),
+                Ok(ResumeAnswer::Resumed(resumed)) => {
+                    let (conn, handshake, welcome) = *resumed;
+                    return Ok((conn, handshake, relay, welcome));
+                }
                 Ok(ResumeAnswer::Redirected(to, fingerprint)) => candidates.push_front((to, pinned(fingerprint))),
                 Err(AttemptError::Refused(why)) => return Err(AttemptError::Refused(why)),
                 Err(AttemptError::Failed(why)) => failures.push(format!("{relay}: {why}")),
@@ -1068,7 +1071,9 @@ impl ControlTask {
             let mut msg = msg;
             msg.sanitize_names();
             match msg {
-                ControlMessage::Resumed(welcome) => return Ok(ResumeAnswer::Resumed(conn, handshake, welcome)),
+                ControlMessage::Resumed(welcome) => {
+                    return Ok(ResumeAnswer::Resumed(Box::new((conn, handshake, welcome))))
+                }
                 ControlMessage::Redirect { relay, fingerprint, .. } => {
                     return Ok(ResumeAnswer::Redirected(relay, fingerprint))
                 }

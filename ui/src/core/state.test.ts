@@ -22,7 +22,7 @@ function invitation(code: string, relayAddr: string): Invitation {
   return { link, text: `Join my Parlor meeting: ${link}\n`, fingerprint: null };
 }
 
-const file: FileInfo = { fileId: 5, name: "report.pdf", size: 2_000_000, sha256: "ab".repeat(32), senderId: 2, senderName: "Grace" };
+const file: FileInfo = { fileId: 5, name: "report.pdf", size: 2_000_000, sha256: "ab".repeat(32), senderId: 2, senderName: "Grace", lost: false };
 
 /** Ada (1) has joined a meeting hosted by Grace (2). */
 function inMeeting(): AppState {
@@ -384,6 +384,16 @@ describe("files", () => {
     expect(s.meeting!.files[5]).toMatchObject({ bytes: 1_000_000, rateBytesPerSec: 5e6 });
     s = run([{ name: "file-done", payload: { transferId: "d5", direction: "download", fileId: 5, name: "report.pdf", size: 2_000_000, sha256: file.sha256, verified: true, path: "/home/ada/Downloads/report.pdf" } }], s);
     expect(s.meeting!.files[5]).toMatchObject({ status: "saved", verified: true, path: "/home/ada/Downloads/report.pdf" });
+  });
+
+  it("marks an offer lost when it is offered again as lost after a failover", () => {
+    let s = run([{ name: "chat", payload: { message: chat(9, 2, "", { file }) } }, { name: "file-offer", payload: { file } }], inMeeting());
+    expect(s.meeting!.files[5]!.info.lost).toBe(false);
+    s = run([{ name: "file-offer", payload: { file: { ...file, lost: true } } }], s);
+    expect(s.meeting!.files[5]).toMatchObject({ status: "offered", info: { lost: true } });
+    // Offered again as it was (say, replayed), it stays lost.
+    s = run([{ name: "file-offer", payload: { file } }], s);
+    expect(s.meeting!.files[5]!.info.lost).toBe(true);
   });
 
   it("keeps a download saved when its events beat accept_file's reply", () => {

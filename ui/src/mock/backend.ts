@@ -230,7 +230,7 @@ export function installMockBackend(): MockControl {
       const r = remotes.get(id);
       const fileId = nextFile++;
       if (!r) return fileId;
-      const file: FileInfo = { fileId, name, size, sha256: fakeSha(name, size), senderId: id, senderName: r.p.displayName };
+      const file: FileInfo = { fileId, name, size, sha256: fakeSha(name, size), senderId: id, senderName: r.p.displayName, lost: false };
       files.set(fileId, file);
       void send("file-offer", { file });
       pushChat(r.p, "", file, null);
@@ -863,7 +863,7 @@ export function installMockBackend(): MockControl {
           const me = self;
           simulateTransfer(transferId, "upload", name, size, null, 4000, () => {
             const fileId = nextFile++;
-            const file: FileInfo = { fileId, name, size, sha256: fakeSha(name, size), senderId: me.id, senderName: me.displayName };
+            const file: FileInfo = { fileId, name, size, sha256: fakeSha(name, size), senderId: me.id, senderName: me.displayName, lost: false };
             files.set(fileId, file);
             void send("file-done", { transferId, direction: "upload", fileId, name, size, sha256: file.sha256, verified: true, path: null });
             pushChat(me, "", file, null);
