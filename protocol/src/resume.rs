@@ -5,7 +5,8 @@
 //! - [`ReconnectSchedule`]: when to try to reconnect and when to give up. The first attempt is
 //!   immediate, then about 1, 2 and 4 s apart (each delay ±25 %, so clients that lost the
 //!   same relay at once do not come back in lockstep), every 4 s after that, for at most
-//!   [`RESUME_WINDOW`] after the drop. The relay holds the seat for its own grace window
+//!   [`RESUME_WINDOW`] after the drop; a client of a cluster of relays retries at least every
+//!   [`CLUSTER_RETRY`] ([`ReconnectSchedule::retry_within`]). The relay holds the seat for its own grace window
 //!   (30 s by default) and answers a late `RESUME` with `RESUME_REFUSED`, which ends the
 //!   schedule early.
 //! - [`ChatLedger`]: exactly-once chat across a resume. It remembers the id of the newest
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use crate::control::ChatMessage;
 
+/// Longest wait between attempts for a client whose relay belongs to a cluster: another relay
+/// takes the meeting over 4–6 s after its relay died, and the client should be there soon after.
+pub const CLUSTER_RETRY: Duration = Duration::from_millis(1500);
 /// How long after a drop a client keeps trying to resume.
 pub const RESUME_WINDOW: Duration = Duration::from_secs(60);
 /// Without any datagram from the relay for this long while in a meeting, the client takes
@@ -79,6 +83,16 @@ impl ReconnectSchedule {
         let wait = nominal.mul_f64(1.0 + JITTER * (2.0 * self.unit() - 1.0));
         let at = now + wait;
         self.next = (at <= self.dropped_at + self.window).then_some(at);
+    }
+
+    /// Brings the next attempt forward to at most `max_wait` after `now` (still within the
+    /// window): a client of a cluster of relays retries this often while the relays are still
+    /// sending it back to the one that died, since another takes the meeting over within
+    /// seconds (docs/protocol.md §3.9).
+    pub fn retry_within(&mut self, now: Instant, max_wait: Duration) {
+        if let Some(next) = self.next {
+            self.next = Some(next.min(now + max_wait));
+        }
     }
 
     /// The relay said the seat is gone: no more attempts.
@@ -157,6 +171,28 @@ pub fn secrets_match(presented: &str, issued: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_client_retries_within_its_bound_and_never_past_the_window() {
+        let t0 = Instant::now();
+        let mut schedule = ReconnectSchedule::new(t0, 7);
+        let bound = Duration::from_millis(1500);
+        let mut now = t0;
+        while let Some(next) = schedule.next_attempt() {
+            assert!(next - now <= bound || now == t0, "an attempt {:?} after the last", next - now);
+            now = next;
+            schedule.on_attempt(now);
+            schedule.retry_within(now, bound);
+        }
+        assert!(schedule.attempts() >= 40, "{} attempts in 60 s", schedule.attempts());
+        assert!(now - t0 <= RESUME_WINDOW);
+        // Never later than planned: a bound longer than the backoff changes nothing.
+        let mut early = ReconnectSchedule::new(t0, 7);
+        early.on_attempt(t0);
+        let planned = early.next_attempt().unwrap();
+        early.retry_within(t0, Duration::from_secs(30));
+        assert_eq!(early.next_attempt(), Some(planned));
+    }
 
     #[test]
     fn attempts_come_at_once_then_about_1_2_4_4_seconds_apart_within_the_window() {

@@ -385,6 +385,10 @@ impl Session {
                 let meeting = match self.find_meeting(&code).await? {
                     Found::Here(meeting) => meeting,
                     Found::Elsewhere(relay) => {
+                        // Charged as a knock here would be: the answer says the code exists.
+                        shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
+                            OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
+                        })?;
                         Stats::inc(&shared.stats.redirects);
                         debug!(peer = %self.peer, meeting = %code, to = %relay.address, "join redirected");
                         return Ok(Some(M::Redirect { relay: relay.address, fingerprint: relay.fingerprint, code: Some(code) }));
@@ -414,6 +418,10 @@ impl Session {
                 if let (None, Some(directory), true) = (&meeting, &shared.directory, is_valid_meeting_code(&code)) {
                     match self.resume_in_cluster(directory, &code, participant_id, resume_secret.expose()).await? {
                         InCluster::Elsewhere(relay) => {
+                            // The secret is not checked here: the answer is charged as a knock.
+                            shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
+                                OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
+                            })?;
                             Stats::inc(&shared.stats.redirects);
                             debug!(peer = %self.peer, meeting = %code, to = %relay.address, "resume redirected");
                             let fingerprint = relay.fingerprint;
@@ -581,10 +589,11 @@ impl Session {
             match directory.lookup(code).await.map_err(directory_unavailable)? {
                 Lookup::Elsewhere(relay) => return Ok(Found::Elsewhere(relay)),
                 Lookup::OwnerGone => {
+                    let _ = shared.address_take(self.from, AddressRate::Knock);
                     return Err(OpError::new(
                         ErrorCode::DirectoryUnavailable,
                         "the relay hosting this meeting is not answering: try again in a few seconds",
-                    ))
+                    ));
                 }
                 // Ended a moment ago, or never existed.
                 Lookup::Here | Lookup::Unknown => {}
@@ -621,7 +630,12 @@ impl Session {
         if !seat_holder {
             return Ok(InCluster::Nowhere);
         }
-        if !directory.take_over(code, owner.as_deref()).await.map_err(directory_unavailable)? {
+        let won = directory.take_over(code, owner.as_deref()).await.map_err(directory_unavailable)?;
+        // Another seat holder's resume here took it over a moment ago.
+        if let Some(meeting) = self.shared.find_meeting(code) {
+            return Ok(InCluster::TakenOver(meeting));
+        }
+        if !won {
             return match directory.lookup(code).await.map_err(directory_unavailable)? {
                 Lookup::Elsewhere(relay) => Ok(InCluster::Elsewhere(relay)),
                 _ => Err(OpError::new(
@@ -635,10 +649,13 @@ impl Session {
                 info!(meeting = %code, from = owner.as_deref().unwrap_or("?"), "meeting taken over from a relay that is gone");
                 Ok(InCluster::TakenOver(meeting))
             }
-            None => {
-                directory.release_later(code);
-                Err(OpError::new(ErrorCode::ServerBusy, "this relay cannot take the meeting over: try another"))
-            }
+            // The claim lapses unrenewed and the state stays, for another relay to take it over.
+            None => match self.shared.find_meeting(code) {
+                Some(meeting) => Ok(InCluster::TakenOver(meeting)),
+                None => {
+                    Err(OpError::new(ErrorCode::ServerBusy, "this relay cannot take the meeting over: try another"))
+                }
+            },
         }
     }
 

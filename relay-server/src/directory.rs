@@ -13,8 +13,9 @@
 //! A relay's id is its public address (two relays cannot share one). A new meeting's code is
 //! claimed with `SET … NX`, so it is unique across the cluster; the owner renews its claims at
 //! each heartbeat (re-claiming a code whose lease ran out while Redis was away, and counting a
-//! conflict if another relay took it meanwhile) and deletes a claim when the meeting ends; a
-//! relay that dies stops renewing, and its registration and claims are gone within [`LEASE`].
+//! conflict if another relay took it meanwhile, and handing that meeting over) and deletes a
+//! claim and the state when the meeting ends (retried while Redis is away); a relay that dies
+//! stops renewing, and its registration and claims are gone within [`LEASE`].
 //!
 //! **Failover.** A `RESUME` for a meeting this relay does not host is answered with a redirect
 //! while the meeting's relay renews its registration ([`Directory::locate_for_resume`]); once
@@ -112,6 +113,16 @@ const TAKE_OVER_SCRIPT: &str = r"
 local owner = redis.call('GET', KEYS[1])
 if (not owner and ARGV[3] == '') or owner == ARGV[3] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Writes a meeting's state if its claim is this relay's: KEYS[1] the meeting key, KEYS[2] its
+/// state key, ARGV[1] the relay's id, ARGV[2] the state, ARGV[3] its lifetime in ms.
+const SAVE_STATE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
@@ -228,6 +239,10 @@ pub struct Directory {
     renew: redis::Script,
     release: redis::Script,
     take_over: redis::Script,
+    save_state: redis::Script,
+    /// Claims of ended meetings whose deletion failed, tried again at each heartbeat (at most
+    /// `max_meetings`; beyond, the oldest are left to expire).
+    unreleased: Mutex<Vec<String>>,
 }
 
 impl Directory {
@@ -259,6 +274,8 @@ impl Directory {
             renew: redis::Script::new(RENEW_SCRIPT),
             release: redis::Script::new(RELEASE_SCRIPT),
             take_over: redis::Script::new(TAKE_OVER_SCRIPT),
+            save_state: redis::Script::new(SAVE_STATE_SCRIPT),
+            unreleased: Mutex::new(Vec::new()),
         };
         Ok((Arc::new(directory), release_rx))
     }
@@ -344,8 +361,10 @@ impl Directory {
         op: impl AsyncFnOnce(MultiplexedConnection) -> Result<T, DirectoryError>,
     ) -> Result<T, DirectoryError> {
         let connection = self.request_connection().await?;
-        let result = op(connection).await;
-        if let Err(e) = &result {
+        // However many round trips `op` makes, it answers within this.
+        let result = tokio::time::timeout(2 * OP_TIMEOUT, op(connection)).await.unwrap_or(Err(DirectoryError::Timeout));
+        // Only Redis failing marks it away (not, say, running out of codes to draw).
+        if let Err(e @ (DirectoryError::Redis(_) | DirectoryError::Timeout)) = &result {
             self.failed(e).await;
         }
         result
@@ -428,26 +447,34 @@ impl Directory {
     }
 
     /// Copies the state of the meetings that changed since the last copy, so another relay can
-    /// take them over if this one dies.
+    /// take them over if this one dies; only where the claim is still this relay's.
     async fn save_states(&self, shared: &Shared) {
         let changed: Vec<_> = shared.meetings().into_iter().filter(|m| m.take_unsaved_in_directory()).collect();
-        if changed.is_empty() || !self.is_available() {
-            for meeting in &changed {
-                meeting.mark_unsaved_in_directory();
-            }
+        if changed.is_empty() {
             return;
         }
         let ttl_ms = self.state_ttl.as_millis() as u64;
-        let mut pipe = redis::pipe();
-        for meeting in &changed {
-            if let Some(record) = meeting.record() {
-                let json = serde_json::to_string(&record).expect("a meeting record serialises");
-                pipe.cmd("SET").arg(state_key(&meeting.code)).arg(json).arg("PX").arg(ttl_ms).ignore();
+        let (id, script) = (self.id.as_str(), &self.save_state);
+        let mut failed_from = None;
+        for (i, meeting) in changed.iter().enumerate() {
+            // `None`: it ended meanwhile, and its state goes with its claim.
+            let Some(record) = meeting.record() else { continue };
+            let json = serde_json::to_string(&record).expect("a meeting record serialises");
+            let code = meeting.code.as_str();
+            let saved = self
+                .request(async |mut c| {
+                    let mut invocation = script.key(meeting_key(code));
+                    invocation.key(state_key(code)).arg(id).arg(json).arg(ttl_ms);
+                    bounded(invocation.invoke_async::<i64>(&mut c)).await
+                })
+                .await;
+            if saved.is_err() {
+                failed_from = Some(i);
+                break;
             }
         }
-        let saved = self.request(async |mut c| bounded(pipe.query_async::<()>(&mut c)).await).await;
-        if saved.is_err() {
-            for meeting in &changed {
+        if let Some(i) = failed_from {
+            for meeting in &changed[i..] {
                 meeting.mark_unsaved_in_directory();
             }
         }
@@ -484,9 +511,16 @@ impl Directory {
         Ok(code)
     }
 
-    /// Deletes the claim of a meeting that ended (soon, by [`run`]; without Redis it expires).
+    /// Deletes the claim and state of a meeting that ended (soon, by [`run`]; retried while Redis
+    /// is away).
     pub fn release_later(&self, code: &str) {
-        let _ = self.releases.try_send(code.to_string());
+        if self.releases.try_send(code.to_string()).is_err() {
+            let mut unreleased = lock(&self.unreleased);
+            if unreleased.len() >= self.max_meetings as usize {
+                unreleased.remove(0);
+            }
+            unreleased.push(code.to_string());
+        }
     }
 
     /// Registers this relay, renews its claims and reads the other relays; marks the directory
@@ -559,22 +593,45 @@ impl Directory {
             let taken: Vec<String> = bounded(invocation.invoke_async(&mut c)).await?;
             for key in taken {
                 Stats::inc(&self.stats.directory_conflicts);
-                warn!(meeting = key.trim_start_matches("parlor:meeting:"), "another relay claimed this meeting's code");
+                shared.hand_over(key.trim_start_matches("parlor:meeting:"));
             }
         }
         Ok(())
     }
 
-    async fn release_claim(&self, code: &str) {
+    /// Deletes the claim and state of ended meeting `code`; kept for the next heartbeat if
+    /// Redis does not answer (else a participant who missed the end could resume it).
+    async fn release_claim(&self, shared: &Shared, code: &str) {
+        // A meeting here has the code again (restored, or taken over): the claim is its own.
+        if shared.find_meeting(code).is_some() {
+            return;
+        }
+        if self.try_release(code).await.is_err() {
+            let mut unreleased = lock(&self.unreleased);
+            if unreleased.len() >= self.max_meetings as usize {
+                unreleased.remove(0);
+            }
+            unreleased.push(code.to_string());
+        }
+    }
+
+    /// Tries again the releases that failed.
+    async fn retry_releases(&self, shared: &Shared) {
+        let pending = std::mem::take(&mut *lock(&self.unreleased));
+        for code in pending {
+            self.release_claim(shared, &code).await;
+        }
+    }
+
+    async fn try_release(&self, code: &str) -> Result<(), DirectoryError> {
         let id = self.id.as_str();
         let release = &self.release;
-        let _ = self
-            .request(async |mut c| {
-                let _: i64 =
-                    bounded(release.key(meeting_key(code)).key(state_key(code)).arg(id).invoke_async(&mut c)).await?;
-                Ok(())
-            })
-            .await;
+        self.request(async |mut c| {
+            let _: i64 =
+                bounded(release.key(meeting_key(code)).key(state_key(code)).arg(id).invoke_async(&mut c)).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Takes this relay out of the directory (it is stopping); its claims expire with their
@@ -622,32 +679,53 @@ async fn bounded<T>(op: impl std::future::Future<Output = redis::RedisResult<T>>
     }
 }
 
-/// The directory's task: a heartbeat every [`HEARTBEAT`] (the first at once), the state of
-/// meetings that changed copied every [`STATE_FLUSH`], claims of ended meetings deleted as they
-/// come, and the relay's registration deleted when it stops.
+/// The directory's tasks: a heartbeat every [`HEARTBEAT`] (the first at once) that also tries
+/// again the releases that failed, claims of ended meetings deleted as they come, and the
+/// relay's registration deleted when it stops (unless it keeps its meetings for a restart:
+/// then the others redirect to it meanwhile, and its participants resume here when it is
+/// back); and beside it the state of meetings that changed, copied every [`STATE_FLUSH`].
 pub async fn run(
     shared: Arc<Shared>,
     directory: Arc<Directory>,
     mut releases: mpsc::Receiver<String>,
     shutdown: CancellationToken,
 ) {
+    let flusher = tokio::spawn(flush_states(shared.clone(), directory.clone(), shutdown.clone()));
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut flush = tokio::time::interval(STATE_FLUSH);
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = flush.tick() => directory.save_states(&shared).await,
             _ = heartbeat.tick() => {
                 directory.heartbeat(&shared, first).await;
+                directory.retry_releases(&shared).await;
                 first = false;
             }
-            Some(code) = releases.recv() => directory.release_claim(&code).await,
+            Some(code) = releases.recv() => directory.release_claim(&shared, &code).await,
         }
     }
-    directory.deregister().await;
+    let _ = flusher.await;
+    // Meetings that ended as the relay stopped.
+    while let Ok(code) = releases.try_recv() {
+        if shared.find_meeting(&code).is_none() {
+            let _ = directory.try_release(&code).await;
+        }
+    }
+    if !shared.keeps_meetings() {
+        directory.deregister().await;
+    }
+}
+
+async fn flush_states(shared: Arc<Shared>, directory: Arc<Directory>, shutdown: CancellationToken) {
+    let mut flush = tokio::time::interval(STATE_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = flush.tick() => directory.save_states(&shared).await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -237,7 +237,7 @@ pub(crate) fn restore(shared: &Arc<Shared>) -> std::io::Result<Restored> {
         let uploads = record.uploads.clone();
         let seats = record.members.len();
         let until = Instant::now() + left;
-        match shared.restore_meeting(record, until) {
+        match shared.restore_meeting(record, until, "after a restart") {
             Some(meeting) => {
                 crate::files::restore_uploads(shared, &meeting, uploads, until);
                 meeting.expire_at(shared, until);

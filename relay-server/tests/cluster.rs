@@ -357,3 +357,48 @@ async fn a_resume_for_a_meeting_whose_relay_is_gone_moves_it_to_one_relay() {
     assert_eq!(ids, [host.participant_id, member.participant_id].into_iter().collect());
     wait_for_owner(&redis, &code, Some(winner)).await;
 }
+
+#[tokio::test]
+async fn a_relay_that_lost_its_meeting_s_code_sends_everyone_to_the_relay_that_has_it() {
+    let redis = RedisServer::start().expect("redis-server");
+    let a = start_registered(cluster_config(&redis)).await;
+    let b = start_registered(cluster_config(&redis)).await;
+    let members = common::meeting(&a, &["Host", "Member"]).await;
+    let code = members[0].welcome.code.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !state_json(&redis, &code).await.is_some_and(|s| s.contains("Member")) {
+        assert!(tokio::time::Instant::now() < deadline, "no state of {code} in the directory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // As if B had taken the meeting over while A was cut off from the directory.
+    let mut conn = redis_connection(&redis).await;
+    let b_address = b.public_address().unwrap().to_string();
+    let _: () =
+        redis::cmd("SET").arg(format!("parlor:meeting:{code}")).arg(&b_address).query_async(&mut conn).await.unwrap();
+
+    // A's next heartbeat sees it and closes the meeting's connections, without a leave.
+    let mut welcomes = Vec::new();
+    for member in members {
+        let mut client = member.client;
+        client.expect_closed().await;
+        welcomes.push(member.welcome);
+    }
+    assert!(a.live_meeting_codes().is_empty());
+    assert!(a.stats().directory_conflicts >= 1);
+
+    // Resuming at A: sent to B, which restores the meeting from its state; both are back.
+    let (host, member) = (&welcomes[0], &welcomes[1]);
+    let mut at_a = Client::connect(&a).await;
+    expect_redirect(&mut at_a, resume(host, host.resume_secret.clone()), &b).await;
+    for who in [host, member] {
+        let mut at_b = Client::connect(&b).await;
+        at_b.send(resume(who, who.resume_secret.clone())).await;
+        match at_b.recv().await {
+            ControlMessage::Resumed(welcome) => assert_eq!(welcome.participant_id, who.participant_id),
+            other => panic!("expected RESUMED, got {other:?}"),
+        }
+    }
+    assert_eq!(b.live_meeting_codes(), vec![code.clone()]);
+    assert_eq!(b.stats().directory_takeovers, 1);
+}

@@ -136,6 +136,17 @@ enum Exit {
     },
 }
 
+/// How a relay another relay of its cluster named is checked: by the fingerprint it named,
+/// and nothing is pinned (the user's pins stay theirs: the relay that named it vouches for this
+/// connection only).
+fn cluster_trust(trust: &RelayTrust, fingerprint: protocol::fingerprint::Fingerprint) -> RelayTrust {
+    RelayTrust {
+        expected: Some(fingerprint),
+        pins: crate::net::tls::PinStore::default(),
+        extra_roots: trust.extra_roots.clone(),
+    }
+}
+
 /// What a relay answered a `RESUME`.
 enum ResumeAnswer {
     Resumed(Box<(ControlConn, Handshake, MeetingWelcome)>),
@@ -639,7 +650,7 @@ impl ControlTask {
             self.events.error(format!("cannot reach the meeting: {e}"));
             return Ok(());
         }
-        let trust = RelayTrust { expected: Some(fingerprint), ..self.options.trust.clone() };
+        let trust = cluster_trust(&self.options.trust, fingerprint);
         let connecting =
             crate::net::control::connect(&relay, &trust, &self.options.client_name, REDIRECT_CONNECT_TIMEOUT);
         match connecting.await {
@@ -959,6 +970,10 @@ impl ControlTask {
                 Err(AttemptError::Failed(why)) => {
                     tracing::debug!(attempt = schedule.attempts(), "resume attempt failed: {why}");
                     last_failure = why;
+                    // In a cluster another relay takes the meeting over within seconds.
+                    if !self.handshake.cluster.is_empty() {
+                        schedule.retry_within(Instant::now().into_std(), protocol::resume::CLUSTER_RETRY);
+                    }
                 }
             }
         }
@@ -1016,8 +1031,9 @@ impl ControlTask {
             resume_secret: meeting.welcome.resume_secret.clone(),
             last_chat_id: meeting.chat.last_seen(),
         };
-        let pinned = |fingerprint| RelayTrust { expected: Some(fingerprint), ..self.options.trust.clone() };
-        // The relay we were talking to, not whoever answers at its address now.
+        let pinned = |fingerprint| cluster_trust(&self.options.trust, fingerprint);
+        // The relay we were talking to, not whoever answers at its address now (its pin, if
+        // it had to be pinned, was stored when we first reached it).
         let own_trust = match self.handshake.certificate.invitation_pin() {
             Some(pin) => pinned(pin),
             None => self.options.trust.clone(),
@@ -1028,9 +1044,17 @@ impl ControlTask {
                 .collect();
         let mut tried: Vec<String> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
+        // Redirects are bounded as a new request's are (at most 3, never back), and so is the
+        // whole attempt, whatever the relays answer.
+        let mut trail = RedirectTrail::starting_at(&self.relay);
+        let deadline = Instant::now() + RESUME_ATTEMPT_TIMEOUT * 3;
         while let Some((relay, trust)) = candidates.pop_front() {
             if tried.iter().any(|t| t.eq_ignore_ascii_case(&relay)) {
                 continue;
+            }
+            if Instant::now() >= deadline {
+                failures.push("out of time for this attempt".into());
+                break;
             }
             tried.push(relay.clone());
             match self.resume_at(&relay, &trust, &resume).await {
@@ -1038,7 +1062,10 @@ impl ControlTask {
                     let (conn, handshake, welcome) = *resumed;
                     return Ok((conn, handshake, relay, welcome));
                 }
-                Ok(ResumeAnswer::Redirected(to, fingerprint)) => candidates.push_front((to, pinned(fingerprint))),
+                Ok(ResumeAnswer::Redirected(to, fingerprint)) => match trail.follow(&to) {
+                    Ok(()) => candidates.push_front((to, pinned(fingerprint))),
+                    Err(e) => failures.push(format!("{relay}: {e}")),
+                },
                 Err(AttemptError::Refused(why)) => return Err(AttemptError::Refused(why)),
                 Err(AttemptError::Failed(why)) => failures.push(format!("{relay}: {why}")),
             }

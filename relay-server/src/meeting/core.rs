@@ -532,6 +532,12 @@ impl<C: Connection> MeetingCore<C> {
         self.effects.push_back(Effect::Deliver { to, message });
     }
 
+    /// The connections of the members (and knockers) connected now.
+    pub fn connections(&self) -> Vec<C> {
+        let members = self.members.iter().filter(|m| m.dropped.is_none()).filter_map(|m| m.conn.clone());
+        members.chain(self.knocks.iter().map(|k| k.conn.clone())).collect()
+    }
+
     /// Sends `message` to the host and the co-hosts, but `except`.
     fn tell_moderators(&mut self, message: ControlMessage, except: Option<ParticipantId>) {
         let message = Arc::new(message);

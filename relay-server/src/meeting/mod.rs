@@ -215,6 +215,15 @@ impl Meeting {
         self.unsaved.swap(false, Ordering::AcqRel)
     }
 
+    /// Closes every connection to this meeting (members keep their seats for a resume; knockers
+    /// knock again): what a relay does with a meeting another relay of the cluster now hosts,
+    /// after it took the meeting out of its registry, so that everyone resumes there.
+    pub fn disconnect_everyone(&self) {
+        for conn in lock(&self.core).connections() {
+            conn.kill.cancel();
+        }
+    }
+
     /// Whether the record changed since the directory last copied it (which clears the mark).
     pub fn take_unsaved_in_directory(&self) -> bool {
         self.unsaved_in_directory.swap(false, Ordering::AcqRel)

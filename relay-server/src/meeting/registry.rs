@@ -170,7 +170,7 @@ impl Shared {
     /// Brings back the meeting of `record` after a restart, its seats held until `until`.
     /// `None` (and the caller deletes its spool) if the record is unusable, its code is taken
     /// or the relay is full.
-    pub fn restore_meeting(&self, record: MeetingRecord, until: Instant) -> Option<Arc<Meeting>> {
+    pub fn restore_meeting(&self, record: MeetingRecord, until: Instant, why: &str) -> Option<Arc<Meeting>> {
         let meeting_id = record.meeting_id;
         let counters = IdCounters {
             next_meeting_id: meeting_id.saturating_add(1),
@@ -201,7 +201,7 @@ impl Shared {
         self.stats.spool_bytes.fetch_add(files_bytes, Relaxed);
         Stats::inc(&self.stats.meetings_live);
         meeting.run(self, |_, _| ());
-        info!(meeting = %meeting.code, meeting_id, "meeting restored after a restart");
+        info!(meeting = %meeting.code, meeting_id, "meeting restored: {why}");
         Some(meeting)
     }
 
@@ -230,7 +230,7 @@ impl Shared {
         lost_files.truncate(LOST_FILES_KEPT);
         record.uploads.clear();
         let until = Instant::now() + self.config.resume_grace;
-        let meeting = self.restore_meeting(record, until)?;
+        let meeting = self.restore_meeting(record, until, "taken over from a relay that is gone")?;
         *lock(&meeting.lost_files) = lost_files;
         Some(meeting)
     }
@@ -306,6 +306,16 @@ impl Shared {
                 directory.release_later(&meeting.code);
             }
         }
+    }
+
+    /// Hands meeting `code` over to the relay the directory says hosts it now (two relays
+    /// hosted it: one restored it, or took it over, while this one was cut off from the
+    /// directory): takes it out of the registry, so a `RESUME` here is redirected there, and
+    /// closes its connections, so everyone resumes. Its seats here lapse unannounced.
+    pub fn hand_over(&self, code: &str) {
+        let Some(meeting) = lock(&self.registry).remove(code) else { return };
+        tracing::warn!(meeting = %code, "another relay of the cluster hosts this meeting now: sending everyone there");
+        meeting.disconnect_everyone();
     }
 
     /// The meeting and participant a file connection's session token belongs to.
