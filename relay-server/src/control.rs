@@ -386,17 +386,13 @@ impl Session {
                     Found::Here(meeting) => meeting,
                     Found::Elsewhere(relay) => {
                         // Charged as a knock here would be: the answer says the code exists.
-                        shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
-                            OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
-                        })?;
+                        self.take_knock()?;
                         Stats::inc(&shared.stats.redirects);
                         debug!(peer = %self.peer, meeting = %code, to = %relay.address, "join redirected");
                         return Ok(Some(M::Redirect { relay: relay.address, fingerprint: relay.fingerprint, code: Some(code) }));
                     }
                 };
-                shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
-                    OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
-                })?;
+                self.take_knock()?;
                 match meeting.knock(shared, &display_name, media_public_key, self.conn.clone(), self.from)? {
                     KnockOutcome::Full => Ok(Some(M::JoinRefused { reason: JoinRefusal::MeetingFull })),
                     KnockOutcome::Locked => Ok(Some(M::JoinRefused { reason: JoinRefusal::Locked })),
@@ -419,9 +415,7 @@ impl Session {
                     match self.resume_in_cluster(directory, &code, participant_id, resume_secret.expose()).await? {
                         InCluster::Elsewhere(relay) => {
                             // The secret is not checked here: the answer is charged as a knock.
-                            shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
-                                OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
-                            })?;
+                            self.take_knock()?;
                             Stats::inc(&shared.stats.redirects);
                             debug!(peer = %self.peer, meeting = %code, to = %relay.address, "resume redirected");
                             let fingerprint = relay.fingerprint;
@@ -657,6 +651,13 @@ impl Session {
                 }
             },
         }
+    }
+
+    /// Spends one of the address's knocks (a knock, or an answer that tells a code is in use).
+    fn take_knock(&self) -> Result<(), OpError> {
+        self.shared.address_take(self.from, AddressRate::Knock).map_err(|retry_after| {
+            OpError::rate_limited(LimitHit::Knocks, "knocking too often from this address", retry_after)
+        })
     }
 
     fn require_idle(&self) -> Result<(), OpError> {
