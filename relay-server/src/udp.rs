@@ -589,20 +589,31 @@ pub(crate) async fn run(
     let mut router = Router::new(thinning);
     let mut buf = vec![0u8; RECV_BUFFER_LEN];
     let mut send = |datagram: &[u8], to: SocketAddr| sender.send_to(datagram, to).is_ok();
-    let mut reports = tokio::time::interval(report_interval.max(Duration::from_millis(10)));
-    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Reports are due by the clock, checked after every batch as well as waited for: a socket
+    // that is always readable never lets the runtime's timers fire, and a relay under
+    // overload would otherwise stop reporting just when its senders need to slow down.
+    let report_interval = report_interval.max(Duration::from_millis(10));
+    let mut reports_due = tokio::time::Instant::now() + report_interval;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             _ = routes.changed() => {}
-            _ = reports.tick() => router.send_reports(&mut send),
+            _ = tokio::time::sleep_until(reports_due) => {}
             ready = socket.readable() => {
                 if let Err(e) = ready {
                     warn!("media socket failed: {e}");
                     break;
                 }
             }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= reports_due {
+            router.send_reports(&mut send);
+            // The next one an interval after this one was due, or an interval from now if this
+            // one ran later than that: the rate holds, with no burst of catch-up reports.
+            let next = reports_due + report_interval;
+            reports_due = if next > now { next } else { now + report_interval };
         }
         // Route changes first, so a keepalive that follows a join finds its route.
         for update in routes.take() {
