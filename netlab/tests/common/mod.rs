@@ -9,24 +9,17 @@ pub fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_parlor-lab")).parent().expect("parlor-lab has a directory").to_path_buf()
 }
 
-/// Builds `relay-server` and `parlor-bot` with this test's profile into its target directory
-/// (a no-op when they are fresh; cargo has released its lock while tests run).
+/// Builds `relay-server` and `parlor-bot` with this test's profile into its target directory.
+///
+/// It asks for them the way `cargo test --workspace` (the README's test command) builds them,
+/// with the whole workspace's features and dev-dependencies, so that after that command this is a
+/// no-op: building only the two packages would resolve other features and recompile ~170 crates
+/// in the middle of the test run. Cargo has released its lock while tests run.
 pub fn ensure_bins() {
     let dir = bin_dir();
     let target = dir.parent().expect("target directory");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "relay-server",
-        "--bin",
-        "relay-server",
-        "-p",
-        "client-core",
-        "--bin",
-        "parlor-bot",
-    ]);
+    cmd.args(["test", "--quiet", "--workspace", "--no-run"]);
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
         Some("release") => {
@@ -38,7 +31,10 @@ pub fn ensure_bins() {
     }
     let status =
         cmd.env("CARGO_TARGET_DIR", target).current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("run cargo");
-    assert!(status.success(), "building relay-server and parlor-bot failed");
+    assert!(status.success(), "building relay-server and parlor-bot (cargo test --workspace --no-run) failed");
+    for bin in ["relay-server", "parlor-bot"] {
+        assert!(dir.join(bin).is_file(), "cargo test --workspace --no-run built no {bin} in {}", dir.display());
+    }
 }
 
 /// Runs `parlor-lab run SCENARIO --short` into `<target>/lab-tests/SCENARIO` (kept for
