@@ -42,6 +42,7 @@ mod files;
 mod limits;
 mod meeting;
 mod metrics;
+mod outbox;
 mod persist;
 mod routes;
 mod stall;

@@ -163,6 +163,14 @@ impl UdpCounters {
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason.index()] += 1;
     }
+
+    /// Datagrams counted out when they were queued that the socket then refused: they are
+    /// send errors, not packets out.
+    pub fn unsent(&mut self, datagrams: u64, bytes: u64) {
+        self.packets_out = self.packets_out.saturating_sub(datagrams);
+        self.bytes_out = self.bytes_out.saturating_sub(bytes);
+        self.send_errors += datagrams;
+    }
 }
 
 #[derive(Debug, Default)]

@@ -10,7 +10,13 @@
 //! and only then sends the receive buffer on to every other participant of that meeting, its
 //! trailer sealed again for each receiver with that receiver's key. Forged, replayed, stale
 //! and unknown datagrams are counted and go nowhere. Nothing is allocated per packet: the
-//! receive buffer is reused, and the fan-out rewrites only its trailer.
+//! receive buffers are reused, and the fan-out rewrites only the trailer before each copy goes
+//! into the [`Outbox`].
+//!
+//! The system calls are batched: datagrams are received up to [`quinn_udp::BATCH_SIZE`] at a
+//! time (`recvmmsg`, plus GRO where the kernel coalesces one sender's datagrams), and the
+//! copies for one receiver that a batch produces leave in one segmented send (UDP GSO): the
+//! fragments of a video frame arrive together and go to each receiver together.
 //!
 //! Per receiver, video may be thinned (see [`crate::thinning`]); a thinned receiver's video
 //! sequence numbers are rewritten in the buffer right before its `send_to`. Audio and screen
@@ -24,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +45,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::outbox::{Outbox, Segments};
 use crate::routes::{RouteQueue, RouteUpdate};
 use crate::stats::{DropReason, Stats, UdpCounters};
 use crate::thinning::{Thinner, ThinningConfig};
@@ -47,8 +54,9 @@ use crate::thinning::{Thinner, ThinningConfig};
 /// and `capture_ts_us`).
 const VIDEO_SEQ_RANGE: std::ops::Range<usize> = 20..24;
 
-/// Datagrams handled before the task looks at route updates and timers again.
-const RECV_BATCH: usize = 64;
+/// Receive calls (each up to [`quinn_udp::BATCH_SIZE`] datagrams, more with GRO) made before
+/// the task looks at route updates and timers again.
+const RECV_CALLS: usize = 2;
 
 /// Receive buffer size: one byte more than the protocol's datagram limit, so a longer datagram
 /// arrives truncated to this length and the decoder drops it as too long (counted under
@@ -577,6 +585,10 @@ pub(crate) fn bind(addr: SocketAddr, buffer: usize) -> io::Result<(UdpSocket, st
 }
 
 /// The UDP task: receives, forwards, applies route updates, sends periodic reports.
+///
+/// Datagrams come in batches (`recvmmsg`, and GRO where the kernel coalesces a sender's
+/// datagrams) and the copies each one fans out into go through an [`Outbox`], which sends a
+/// batch's datagrams for one receiver in one segmented send (GSO) once the batch is handled.
 pub(crate) async fn run(
     socket: UdpSocket,
     sender: std::net::UdpSocket,
@@ -586,9 +598,31 @@ pub(crate) async fn run(
     report_interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let state = match quinn_udp::UdpSocketState::new((&socket).into()) {
+        Ok(state) => state,
+        Err(e) => {
+            warn!("media socket cannot be set up for batched I/O: {e}");
+            return;
+        }
+    };
     let mut router = Router::new(thinning);
-    let mut buf = vec![0u8; RECV_BUFFER_LEN];
-    let mut send = |datagram: &[u8], to: SocketAddr| sender.send_to(datagram, to).is_ok();
+    let mut outbox = Outbox::new(state.max_gso_segments());
+    // One slot per datagram of a receive batch, each large enough for the most datagrams GRO
+    // may coalesce into it.
+    let slot_len = RECV_BUFFER_LEN * state.gro_segments().max(1);
+    let mut storage = vec![0u8; slot_len * quinn_udp::BATCH_SIZE];
+    let mut slots: Vec<IoSliceMut<'_>> = storage.chunks_mut(slot_len).map(IoSliceMut::new).collect();
+    let mut metas = vec![quinn_udp::RecvMeta::default(); slots.len()];
+    let mut transmit = |s: Segments<'_>| {
+        let t = quinn_udp::Transmit {
+            destination: s.destination,
+            ecn: None,
+            contents: s.contents,
+            segment_size: (s.count > 1).then_some(s.segment_len),
+            src_ip: None,
+        };
+        state.try_send((&sender).into(), &t).is_ok()
+    };
     // Reports are due by the clock, checked after every batch as well as waited for: a socket
     // that is always readable never lets the runtime's timers fire, and a relay under
     // overload would otherwise stop reporting just when its senders need to slow down.
@@ -609,7 +643,11 @@ pub(crate) async fn run(
         }
         let now = tokio::time::Instant::now();
         if now >= reports_due {
-            router.send_reports(&mut send);
+            router.send_reports(&mut |d: &[u8], to: SocketAddr| {
+                outbox.push(d, to, &mut transmit);
+                true
+            });
+            outbox.flush(&mut transmit);
             // The next one an interval after this one was due, or an interval from now if this
             // one ran later than that: the rate holds, with no burst of catch-up reports.
             let next = reports_due + report_interval;
@@ -619,12 +657,11 @@ pub(crate) async fn run(
         for update in routes.take() {
             router.apply(update);
         }
-        for _ in 0..RECV_BATCH {
-            match socket.try_recv_from(&mut buf) {
-                Ok((len, from)) => {
-                    let Some(datagram) = buf.get_mut(..len) else { continue };
-                    router.handle(datagram, from, Instant::now(), &mut send);
-                }
+        for _ in 0..RECV_CALLS {
+            let received =
+                socket.try_io(tokio::io::Interest::READABLE, || state.recv((&socket).into(), &mut slots, &mut metas));
+            let count = match received {
+                Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // Some platforms report an earlier send's ICMP error on the next receive
                 // (Windows: connection reset); it concerns one peer, never the socket.
@@ -632,8 +669,22 @@ pub(crate) async fn run(
                     debug!("media receive error: {e}");
                     break;
                 }
+            };
+            let mut queue = |d: &[u8], to: SocketAddr| {
+                outbox.push(d, to, &mut transmit);
+                true
+            };
+            for (slot, meta) in slots.iter_mut().zip(&metas).take(count) {
+                let Some(received) = slot.get_mut(..meta.len) else { continue };
+                // GRO: datagrams of one sender coalesced, each `stride` bytes but the last.
+                for datagram in received.chunks_mut(meta.stride.max(1)) {
+                    router.handle(datagram, meta.addr, Instant::now(), &mut queue);
+                }
             }
+            outbox.flush(&mut transmit);
         }
+        let unsent = outbox.take_unsent();
+        router.counters.unsent(unsent.datagrams, unsent.bytes);
         stats.publish_udp(&router.counters);
     }
     stats.publish_udp(&router.counters);
