@@ -196,6 +196,23 @@ impl LossEstimator {
         }
     }
 
+    /// Records that packet `seq` arrived but was thrown away on purpose (a relay shedding load):
+    /// it counts as expected and lost, as if it had never come. Only a packet ahead of the
+    /// highest moves anything; one behind it is already a gap.
+    pub fn on_discarded_ahead(&mut self, seq: u32) {
+        let Some(_) = self.base else { return };
+        let ahead = seq.wrapping_sub(self.highest as u32);
+        if ahead == 0 || ahead > MAX_DROPOUT {
+            return;
+        }
+        self.probation = None;
+        let new_highest = self.highest + u64::from(ahead);
+        for ext in (self.highest + 1)..=new_highest.min(self.highest + u64::from(LOSS_WINDOW)) {
+            self.set_bit(ext, false);
+        }
+        self.highest = new_highest;
+    }
+
     /// Loss since the previous call (or since the start), RFC 3550 6.4.1 style.
     pub fn take_interval(&mut self) -> LossInterval {
         let expected = self.expected();
@@ -427,6 +444,31 @@ mod tests {
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+
+    #[test]
+    fn packets_discarded_ahead_count_as_lost_in_their_interval() {
+        let mut l = LossEstimator::new();
+        for seq in 0..4 {
+            l.on_packet(seq);
+        }
+        l.take_interval();
+        for seq in 4..8 {
+            l.on_discarded_ahead(seq);
+        }
+        let interval = l.take_interval();
+        assert_eq!(
+            (interval.expected, interval.received, interval.lost),
+            (4, 0, 4),
+            "an interval of nothing but discards"
+        );
+        l.on_packet(8);
+        let interval = l.take_interval();
+        assert_eq!((interval.expected, interval.received, interval.lost), (1, 1, 0));
+        assert_eq!(l.cumulative_lost(), 4);
+        assert_eq!(l.highest_seq(), Some(8));
+        l.on_discarded_ahead(3);
+        assert_eq!(l.cumulative_lost(), 4, "one behind the highest changes nothing");
     }
 
     #[test]

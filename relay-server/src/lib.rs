@@ -45,6 +45,7 @@ mod metrics;
 mod outbox;
 mod persist;
 mod routes;
+mod shedding;
 mod stall;
 pub mod stats;
 #[cfg(unix)]

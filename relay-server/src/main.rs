@@ -86,6 +86,9 @@ struct Args {
     /// Seconds a connection may stay in no meeting and no waiting room before it is closed.
     #[arg(long, env = "PARLOR_IDLE_BEFORE_JOIN_SECS", default_value_t = D.idle_before_join_timeout.as_secs())]
     idle_before_join_secs: u64,
+    /// Open TCP connections (control and file) on this relay, all addresses together.
+    #[arg(long, env = "PARLOR_MAX_CONNECTIONS", default_value_t = D.max_connections)]
+    max_connections: usize,
     /// Open connections allowed from one address (IPv4, or an IPv6 /64).
     #[arg(long, env = "PARLOR_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = D.max_connections_per_address)]
     max_connections_per_address: usize,
@@ -183,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),
         idle_before_join_timeout: Duration::from_secs(args.idle_before_join_secs.max(1)),
         resume_grace: Duration::from_secs(args.resume_grace_secs),
+        max_connections: args.max_connections,
         max_connections_per_address: args.max_connections_per_address,
         max_pending_knocks_per_address: args.max_pending_knocks_per_address,
         address_rates: AddressRates {

@@ -49,11 +49,15 @@ pub enum DropReason {
     /// A screen refresh request within [`protocol::media::REFRESH_REQUEST_INTERVAL_MS`] of the
     /// previous one forwarded for the same receiver.
     RefreshLimited,
+    /// A video fragment of a frame shed while the relay was overloaded: it had waited longer
+    /// than [`crate::shedding::SHED_VIDEO_AFTER`] in the relay's receive queue (audio is never
+    /// shed).
+    Overloaded,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`StatsSnapshot::drops`].
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::TooShort,
         DropReason::TooLong,
         DropReason::BadMagic,
@@ -70,6 +74,7 @@ impl DropReason {
         DropReason::ForeignReport,
         DropReason::MutedByHost,
         DropReason::RefreshLimited,
+        DropReason::Overloaded,
     ];
 
     /// Number of reasons.
@@ -94,6 +99,7 @@ impl DropReason {
             DropReason::ForeignReport => "foreign_report",
             DropReason::MutedByHost => "muted_by_host",
             DropReason::RefreshLimited => "refresh_limited",
+            DropReason::Overloaded => "overloaded",
         }
     }
 

@@ -33,7 +33,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::estimators::{InterarrivalJitter, LossEstimator};
 use protocol::hop::{HopReceiver, HopSender, HOP_TRAILER_LEN};
@@ -47,6 +47,7 @@ use tracing::{debug, warn};
 
 use crate::outbox::{Outbox, Segments};
 use crate::routes::{RouteQueue, RouteUpdate};
+use crate::shedding::VideoShedding;
 use crate::stats::{DropReason, Stats, UdpCounters};
 use crate::thinning::{Thinner, ThinningConfig};
 
@@ -111,6 +112,13 @@ impl StreamStats {
         self.packets += 1;
     }
 
+    /// A packet the relay shed: lost as far as the report says, and the stream still reported
+    /// on (a sender whose whole second of video was shed hears it as loss, not silence).
+    fn on_shed(&mut self, seq: u32) {
+        self.loss.on_discarded_ahead(seq);
+        self.packets += 1;
+    }
+
     /// The report for the interval that just ended, or `None` if the stream was silent.
     fn take_report(&mut self, source_id: u32, media: MediaKind) -> Option<ReceiverReport> {
         if self.packets == 0 {
@@ -127,6 +135,22 @@ impl StreamStats {
             jitter_us: u32::try_from(self.jitter.jitter().as_micros()).unwrap_or(u32::MAX),
             loss_runs: interval.loss_runs,
         })
+    }
+}
+
+/// When a datagram was taken from the socket, and how long it had waited there (the kernel's
+/// receive timestamp, where the platform gives it; zero otherwise).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    pub at: Instant,
+    pub queued: Duration,
+}
+
+impl Arrival {
+    /// A datagram that did not wait.
+    #[cfg(test)]
+    pub fn fresh(at: Instant) -> Self {
+        Self { at, queued: Duration::ZERO }
     }
 }
 
@@ -148,6 +172,8 @@ struct Route {
     /// in thousandths. A receiver's report includes this upstream loss; only the rest is the
     /// receiver's own downlink, and only that may thin its copy.
     video_uplink_loss_permille: u16,
+    /// Which of its video frames the relay sheds while overloaded.
+    shedding: VideoShedding,
 }
 
 /// One participant as a receiver.
@@ -239,6 +265,7 @@ impl Router {
                         screen: StreamStats::new(),
                         audio_blocked: false,
                         video_uplink_loss_permille: 0,
+                        shedding: VideoShedding::default(),
                     },
                 );
             }
@@ -280,9 +307,10 @@ impl Router {
         &mut self,
         buf: &mut [u8],
         from: SocketAddr,
-        now: Instant,
+        arrival: Arrival,
         send: &mut impl FnMut(&[u8], SocketAddr) -> bool,
     ) {
+        let now = arrival.at;
         self.counters.packets_in += 1;
         self.counters.bytes_in += buf.len() as u64;
         let (kind, sender) = match peek_header(buf) {
@@ -330,6 +358,11 @@ impl Router {
         let group = route.group;
         match packet {
             MediaPacket::VideoFragment { header, .. } => {
+                // Shed, it counts as lost in the relay's report to the sender.
+                if route.shedding.shed(header.frame_id, arrival.queued) {
+                    route.video.on_shed(header.seq);
+                    return self.counters.drop(DropReason::Overloaded);
+                }
                 route.video.on_packet(now, header.seq, header.capture_ts_us);
                 self.forward_video(buf, group, sender, header.frame_id, header.seq, send);
             }
@@ -674,11 +707,15 @@ pub(crate) async fn run(
                 outbox.push(d, to, &mut transmit);
                 true
             };
+            // The kernel stamps each datagram as it arrives (Linux): how long it waited in the
+            // socket tells when the relay is falling behind.
+            let wall_clock = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
             for (slot, meta) in slots.iter_mut().zip(&metas).take(count) {
                 let Some(received) = slot.get_mut(..meta.len) else { continue };
+                let queued = meta.timestamp.map_or(Duration::ZERO, |stamp| wall_clock.saturating_sub(stamp));
                 // GRO: datagrams of one sender coalesced, each `stride` bytes but the last.
                 for datagram in received.chunks_mut(meta.stride.max(1)) {
-                    router.handle(datagram, meta.addr, Instant::now(), &mut queue);
+                    router.handle(datagram, meta.addr, Arrival { at: Instant::now(), queued }, &mut queue);
                 }
             }
             outbox.flush(&mut transmit);
@@ -753,7 +790,7 @@ mod tests {
             clients.senders.insert(id, HopSender::new(secret(id).to_relay()));
             clients.receivers.insert(id, HopReceiver::new(secret(id).from_relay()));
             let mut ka = clients.seal(MediaPacket::Keepalive { sender_id: id });
-            r.handle(&mut ka, addr(id as u16), Instant::now(), &mut |_, _| true);
+            r.handle(&mut ka, addr(id as u16), Arrival::fresh(Instant::now()), &mut |_, _| true);
         }
         (r, clients)
     }
@@ -764,7 +801,7 @@ mod tests {
         let mut sent = Sent(Vec::new());
         let original = video(1, 0, 0, 0, 1);
         let mut pkt = clients.seal(original);
-        r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut pkt, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         let to: Vec<_> = sent.0.iter().map(|(_, a)| *a).collect();
         assert_eq!(to, vec![addr(2), addr(3)]);
         for (datagram, to) in &sent.0 {
@@ -780,13 +817,13 @@ mod tests {
     fn drops_are_counted_by_reason() {
         let (mut r, clients) = router();
         let mut sent = Sent(Vec::new());
-        r.handle(&mut b"PR".to_vec(), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut b"PR".to_vec(), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         let mut unknown = HopSender::new(secret(99).to_relay()).to_vec(&video(99, 0, 0, 0, 1)).unwrap();
-        r.handle(&mut unknown, addr(1), Instant::now(), &mut sent.sender());
-        r.handle(&mut clients.seal(video(1, 0, 0, 0, 1)), addr(9), Instant::now(), &mut sent.sender());
+        r.handle(&mut unknown, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
+        r.handle(&mut clients.seal(video(1, 0, 0, 0, 1)), addr(9), Arrival::fresh(Instant::now()), &mut sent.sender());
         let mut oversized = clients.seal(video(1, 0, 0, 0, 1));
         oversized.resize(protocol::media::MAX_DATAGRAM_LEN + 1, 0);
-        r.handle(&mut oversized, addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut oversized, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert!(sent.0.is_empty());
         assert_eq!(r.counters.drops[DropReason::TooLong.index()], 1);
         assert_eq!(r.counters.drops[DropReason::TooShort.index()], 1);
@@ -820,14 +857,14 @@ mod tests {
             // From 1's own address (spoofed) and from the attacker's.
             for from in [addr(1), addr(66)] {
                 let mut d = impostor.to_vec(&forged).unwrap();
-                r.handle(&mut d, from, Instant::now(), &mut sent.sender());
+                r.handle(&mut d, from, Arrival::fresh(Instant::now()), &mut sent.sender());
             }
         }
         assert!(sent.0.is_empty(), "nothing forged is forwarded");
         assert_eq!(r.counters.drops[DropReason::Forged.index()], 6);
         assert_eq!(r.routes[&1].addr, Some(addr(1)), "1's media address did not move");
         // 2 was not thinned: all of 1's next frame reaches it.
-        r.handle(&mut clients.seal(video(1, 6, 6, 0, 1)), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut clients.seal(video(1, 6, 6, 0, 1)), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(sent.0.iter().filter(|(_, a)| *a == addr(2)).count(), 1);
         assert_eq!(r.counters.thinned, 0);
         let (d, _) = sent.0.iter().find(|(_, a)| *a == addr(2)).unwrap();
@@ -842,21 +879,21 @@ mod tests {
         let (mut r, clients) = router();
         let mut sent = Sent(Vec::new());
         let captured = clients.seal(video(1, 0, 0, 0, 1));
-        r.handle(&mut captured.clone(), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut captured.clone(), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(sent.0.len(), 2);
         sent.0.clear();
-        r.handle(&mut captured.clone(), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut captured.clone(), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         let keepalive = clients.seal(MediaPacket::Keepalive { sender_id: 1 });
-        r.handle(&mut keepalive.clone(), addr(1), Instant::now(), &mut sent.sender());
-        r.handle(&mut keepalive.clone(), addr(66), Instant::now(), &mut sent.sender());
+        r.handle(&mut keepalive.clone(), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
+        r.handle(&mut keepalive.clone(), addr(66), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(r.routes[&1].addr, Some(addr(1)));
         assert_eq!(r.counters.drops[DropReason::Replayed.index()], 2);
         let old = clients.seal(video(1, 1, 1, 0, 1));
         for n in 0..protocol::replay::REPLAY_WINDOW as u32 {
             let mut d = clients.seal(video(1, 2 + n, 2 + n, 0, 1));
-            r.handle(&mut d, addr(1), Instant::now(), &mut |_, _| true);
+            r.handle(&mut d, addr(1), Arrival::fresh(Instant::now()), &mut |_, _| true);
         }
-        r.handle(&mut old.clone(), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut old.clone(), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(r.counters.drops[DropReason::Stale.index()], 1);
         assert!(sent.0.is_empty(), "no replay reaches anyone");
     }
@@ -874,15 +911,15 @@ mod tests {
         };
         r.apply(RouteUpdate::Mute { participant_id: 1, muted: true });
         for seq in 0..3 {
-            r.handle(&mut audio(seq), addr(1), Instant::now(), &mut sent.sender());
+            r.handle(&mut audio(seq), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         }
         assert!(sent.0.is_empty(), "no audio of a muted participant is forwarded");
         assert_eq!(r.counters.drops[DropReason::MutedByHost.index()], 3);
-        r.handle(&mut clients.seal(video(1, 0, 0, 0, 1)), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut clients.seal(video(1, 0, 0, 0, 1)), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(sent.0.len(), 2, "its video still reaches 2 and 3");
         sent.0.clear();
         r.apply(RouteUpdate::Mute { participant_id: 1, muted: false });
-        r.handle(&mut audio(3), addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut audio(3), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(sent.0.len(), 2, "unmuted: its audio reaches 2 and 3 again");
         assert_eq!(r.counters.drops[DropReason::MutedByHost.index()], 3);
     }
@@ -893,7 +930,7 @@ mod tests {
         let mut sent = Sent(Vec::new());
         let echo = RttEcho { echo_id: 5, sent_ts_us: 77 };
         let mut req = clients.seal(MediaPacket::RttRequest { sender_id: 2, echo });
-        r.handle(&mut req, addr(2), Instant::now(), &mut sent.sender());
+        r.handle(&mut req, addr(2), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert_eq!(sent.0.len(), 1);
         assert_eq!(clients.open(2, &sent.0[0].0), MediaPacket::RttReply { sender_id: 0, echo });
         sent.0.clear();
@@ -901,7 +938,7 @@ mod tests {
         for seq in [0u32, 1, 3] {
             let h = AudioHeader { seq, ..header };
             let mut a = clients.seal(MediaPacket::Audio { sender_id: 4, header: h, sealed: &[0u8; 40] });
-            r.handle(&mut a, addr(4), Instant::now(), &mut |_, _| true);
+            r.handle(&mut a, addr(4), Arrival::fresh(Instant::now()), &mut |_, _| true);
         }
         r.send_reports(&mut sent.sender());
         assert_eq!(sent.0.len(), 1, "one report: participant 4's audio");
@@ -921,6 +958,64 @@ mod tests {
     }
 
     #[test]
+    fn an_overloaded_relay_sheds_whole_video_frames_never_audio_and_reports_them_lost() {
+        let (mut r, mut clients) = router();
+        let mut sent = Sent(Vec::new());
+        let late = Arrival { at: Instant::now(), queued: crate::shedding::SHED_VIDEO_AFTER };
+        // Frame 0 on time, frame 1 found late (all three fragments go, the later two on time),
+        // frame 2 on time again.
+        let fragments = [(0, 0, 0, false), (0, 1, 1, false), (1, 2, 0, true), (1, 3, 1, false), (1, 4, 2, false)];
+        for (frame, seq, index, is_late) in fragments {
+            let arrival = if is_late { late } else { Arrival::fresh(Instant::now()) };
+            let count = if frame == 0 { 2 } else { 3 };
+            r.handle(&mut clients.seal(video(1, frame, seq, index, count)), addr(1), arrival, &mut sent.sender());
+        }
+        r.handle(&mut clients.seal(video(1, 2, 5, 0, 1)), addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
+        let header = AudioHeader { seq: 0, capture_ts_us: 0, sample_rate: 16000, channels: 1 };
+        let mut audio = clients.seal(MediaPacket::Audio { sender_id: 1, header, sealed: &[0u8; 40] });
+        r.handle(&mut audio, addr(1), late, &mut sent.sender());
+        let to_2: Vec<MediaPacket<'static>> =
+            sent.0.iter().filter(|(_, to)| *to == addr(2)).map(|(d, _)| clients.open(2, d)).collect();
+        let video_seqs: Vec<u32> = to_2
+            .iter()
+            .filter_map(|p| match p {
+                MediaPacket::VideoFragment { header, .. } => Some(header.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(video_seqs, vec![0, 1, 5], "frame 1 shed whole, frames 0 and 2 forwarded");
+        assert!(to_2.iter().any(|p| matches!(p, MediaPacket::Audio { .. })), "late audio is forwarded all the same");
+        assert_eq!(r.counters.drops[DropReason::Overloaded.index()], 3);
+
+        // The relay's report on participant 1's video, from the reports it sends now.
+        let video_report_to_1 = |r: &mut Router, clients: &mut Clients| {
+            let mut sent = Sent(Vec::new());
+            r.send_reports(&mut sent.sender());
+            sent.0
+                .iter()
+                .filter(|(_, to)| *to == addr(1))
+                .find_map(|(d, _)| match clients.open(1, d) {
+                    MediaPacket::ReceiverReport { report, .. } if report.media == MediaKind::Video => Some(report),
+                    _ => None,
+                })
+                .expect("a report on the sender's video")
+        };
+        let video_report = video_report_to_1(&mut r, &mut clients);
+        assert_eq!(video_report.cumulative_lost, 3, "the shed fragments count as lost, so the sender steps down");
+
+        // A second in which all of its video is shed is reported as loss, not silence.
+        for (seq, index) in [(6, 0), (7, 1)] {
+            r.handle(&mut clients.seal(video(1, 3, seq, index, 2)), addr(1), late, &mut sent.sender());
+        }
+        let video_report = video_report_to_1(&mut r, &mut clients);
+        assert_eq!(
+            (video_report.loss_permille, video_report.cumulative_lost),
+            (1000, 5),
+            "though nothing of it went out"
+        );
+    }
+
+    #[test]
     fn congested_receiver_is_thinned_with_contiguous_seq() {
         let (mut r, mut clients) = router();
         let report = ReceiverReport {
@@ -934,7 +1029,7 @@ mod tests {
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
         let mut forwarded = Sent(Vec::new());
-        r.handle(&mut rr, addr(3), Instant::now(), &mut forwarded.sender());
+        r.handle(&mut rr, addr(3), Arrival::fresh(Instant::now()), &mut forwarded.sender());
         assert_eq!(forwarded.0.len(), 1, "report forwarded to the source");
         assert_eq!(forwarded.0[0].1, addr(1));
         assert_eq!(clients.open(1, &forwarded.0[0].0), MediaPacket::ReceiverReport { sender_id: 3, report });
@@ -944,7 +1039,7 @@ mod tests {
         for frame in 0..10u32 {
             for frag in 0..3u16 {
                 let mut pkt = clients.seal(video(1, frame, seq, frag, 3));
-                r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+                r.handle(&mut pkt, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
                 seq += 1;
             }
         }
@@ -985,7 +1080,7 @@ mod tests {
         let mut sent = Sent(Vec::new());
         for seq in (0..50u32).filter(|s| s % 5 != 4) {
             let mut pkt = clients.seal(video(1, seq, seq, 0, 1));
-            r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+            r.handle(&mut pkt, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         }
         r.send_reports(&mut sent.sender());
         // Receiver 3 reports the same 20 %: all of it upstream, so it keeps every frame.
@@ -999,11 +1094,11 @@ mod tests {
             loss_runs: [0; 4],
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
-        r.handle(&mut rr, addr(3), Instant::now(), &mut sent.sender());
+        r.handle(&mut rr, addr(3), Arrival::fresh(Instant::now()), &mut sent.sender());
         let mut after = Sent(Vec::new());
         for frame in 100..110u32 {
             let mut pkt = clients.seal(video(1, frame, frame, 0, 1));
-            r.handle(&mut pkt, addr(1), Instant::now(), &mut after.sender());
+            r.handle(&mut pkt, addr(1), Arrival::fresh(Instant::now()), &mut after.sender());
         }
         assert_eq!(after.0.iter().filter(|(_, a)| *a == addr(3)).count(), 10, "not thinned");
         assert_eq!(r.counters.thinned, 0);
@@ -1023,7 +1118,7 @@ mod tests {
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 1, report });
         let mut sent = Sent(Vec::new());
-        r.handle(&mut rr, addr(1), Instant::now(), &mut sent.sender());
+        r.handle(&mut rr, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         assert!(sent.0.is_empty());
         assert_eq!(r.counters.drops[DropReason::ForeignReport.index()], 1);
     }
@@ -1054,11 +1149,11 @@ mod tests {
             loss_runs: [0; 4],
         };
         let mut rr = clients.seal(MediaPacket::ReceiverReport { sender_id: 3, report });
-        r.handle(&mut rr, addr(3), Instant::now(), &mut |_, _| true);
+        r.handle(&mut rr, addr(3), Arrival::fresh(Instant::now()), &mut |_, _| true);
         let mut sent = Sent(Vec::new());
         for frame in 0..10u32 {
             let mut pkt = clients.seal(screen(1, frame, frame));
-            r.handle(&mut pkt, addr(1), Instant::now(), &mut sent.sender());
+            r.handle(&mut pkt, addr(1), Arrival::fresh(Instant::now()), &mut sent.sender());
         }
         let to_3: Vec<u32> = sent
             .0
@@ -1099,26 +1194,36 @@ mod tests {
         let (mut r, mut clients) = router();
         let t0 = Instant::now();
         let mut sent = Sent(Vec::new());
-        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), t0, &mut sent.sender());
+        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), Arrival::fresh(t0), &mut sent.sender());
         assert_eq!(sent.0.len(), 1);
         assert_eq!(sent.0[0].1, addr(1));
         assert_eq!(clients.open(1, &sent.0[0].0), refresh(2, 1));
         let soon = t0 + Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS / 2);
-        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), soon, &mut sent.sender());
+        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), Arrival::fresh(soon), &mut sent.sender());
         assert_eq!(sent.0.len(), 1);
         assert_eq!(r.counters.drops[DropReason::RefreshLimited.index()], 1);
         // Another receiver has its own allowance, and so has a request about another sharer.
-        r.handle(&mut clients.seal(refresh(3, 1)), addr(3), soon, &mut sent.sender());
+        r.handle(&mut clients.seal(refresh(3, 1)), addr(3), Arrival::fresh(soon), &mut sent.sender());
         assert_eq!(sent.0.len(), 2);
-        r.handle(&mut clients.seal(refresh(2, 3)), addr(2), soon, &mut sent.sender());
+        r.handle(&mut clients.seal(refresh(2, 3)), addr(2), Arrival::fresh(soon), &mut sent.sender());
         assert_eq!(sent.0.len(), 3);
         assert_eq!(sent.0[2].1, addr(3));
         let later = t0 + Duration::from_millis(REFRESH_REQUEST_INTERVAL_MS);
-        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), later, &mut sent.sender());
+        r.handle(&mut clients.seal(refresh(2, 1)), addr(2), Arrival::fresh(later), &mut sent.sender());
         assert_eq!(sent.0.len(), 4);
         assert_eq!(r.counters.refreshes_forwarded, 4);
-        r.handle(&mut clients.seal(refresh(2, 4)), addr(2), later + Duration::from_secs(1), &mut sent.sender());
-        r.handle(&mut clients.seal(refresh(2, 2)), addr(2), later + Duration::from_secs(2), &mut sent.sender());
+        r.handle(
+            &mut clients.seal(refresh(2, 4)),
+            addr(2),
+            Arrival::fresh(later + Duration::from_secs(1)),
+            &mut sent.sender(),
+        );
+        r.handle(
+            &mut clients.seal(refresh(2, 2)),
+            addr(2),
+            Arrival::fresh(later + Duration::from_secs(2)),
+            &mut sent.sender(),
+        );
         assert_eq!(sent.0.len(), 4, "not to another meeting, nor back to the asker");
         assert_eq!(r.counters.drops[DropReason::ForeignReport.index()], 2);
     }
@@ -1133,7 +1238,7 @@ mod tests {
         assert!(r.group_of_meeting.is_empty());
         assert_eq!(r.free_groups.len(), 2);
         // A removed participant's datagrams, however authentic, are from nobody now.
-        r.handle(&mut clients.seal(video(1, 9, 9, 0, 1)), addr(1), Instant::now(), &mut |_, _| true);
+        r.handle(&mut clients.seal(video(1, 9, 9, 0, 1)), addr(1), Arrival::fresh(Instant::now()), &mut |_, _| true);
         assert_eq!(r.counters.drops[DropReason::UnknownSender.index()], 1);
         r.apply(RouteUpdate::Add { meeting_id: 30, participant_id: 5, hop: Arc::new(secret(5)) });
         assert_eq!(r.free_groups.len(), 1, "a freed group slot is reused");
