@@ -26,12 +26,7 @@ pub fn current_tid() -> Option<u32> {
 
 /// CPU time (user + system) a thread of this process has used so far (Linux).
 pub fn thread_cpu(tid: u32) -> Option<Duration> {
-    cpu_from_stat(&format!("/proc/self/task/{tid}/stat"))
-}
-
-/// CPU time (user + system) from a `/proc/…/stat` file: a process's or one of its threads'.
-pub fn cpu_from_stat(path: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(path).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
     // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
